@@ -1,0 +1,65 @@
+// Capsule guest agent: PID 2 under tini (which reaps orphans and forwards signals to us). Serves
+// exec, files, info and clock requests multiplexed over one virtio-serial port.
+import { GuestRequest, Mux, type Channel } from '@capsule/protocol';
+import { findPortDevice, Port, AGENT_PORT_NAME } from './port.js';
+import { startExec, killForegroundExecs } from './exec/run.js';
+import { handleFileRequest, isFileRequest } from './files/handlers.js';
+import { applyHostnameFromCmdline, handleSystemRequest } from './system.js';
+import { replyError } from './reply.js';
+
+function log(message: string): void {
+  process.stderr.write(`capsule-agent: ${message}\n`);
+}
+
+function dispatch(channel: Channel, mux: Mux): void {
+  channel.events.message = (raw) => {
+    const parsed = GuestRequest.safeParse(raw);
+    if (!parsed.success) {
+      replyError(channel, 'BAD_REQUEST', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+      mux.release(channel);
+      return;
+    }
+    const done = (): void => mux.release(channel);
+    const request = parsed.data;
+    if (request.type === 'exec') startExec(channel, request, done);
+    else if (isFileRequest(request)) handleFileRequest(channel, request, done);
+    else if (request.type === 'signal') {
+      replyError(channel, 'BAD_REQUEST', 'signal is only valid on an exec channel');
+      done();
+    } else handleSystemRequest(channel, request, done);
+  };
+}
+
+function main(): void {
+  const device = findPortDevice(AGENT_PORT_NAME);
+  if (!device) {
+    log(`virtio port ${AGENT_PORT_NAME} not found`);
+    process.exit(1);
+  }
+  let mux: Mux;
+  const port = new Port(device, {
+    data(chunk) {
+      try {
+        mux.feed(chunk);
+      } catch (err) {
+        log(`corrupt stream from host, resetting: ${(err as Error).message}`);
+        mux.reset(err as Error);
+      }
+    },
+    disconnected() {
+      mux.reset(new Error('host disconnected'));
+      killForegroundExecs();
+    },
+  });
+  mux = new Mux((frame) => port.write(frame), (channel) => dispatch(channel, mux));
+  process.on('SIGTERM', () => {
+    killForegroundExecs();
+    process.exit(0);
+  });
+  process.on('uncaughtException', (err) => log(`uncaught: ${err.stack ?? err.message}`));
+  applyHostnameFromCmdline();
+  port.start();
+  log(`ready on ${device}`);
+}
+
+main();

@@ -1,0 +1,56 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import { execFile } from 'node:child_process';
+import { PROTOCOL_VERSION, type Channel, type GuestRequest } from '@capsule/protocol';
+import { reply, replyError } from './reply.js';
+
+export const AGENT_VERSION = '0.1.0';
+const bootedAt = new Date(Date.now() - os.uptime() * 1000);
+
+export function handleSystemRequest(channel: Channel, request: GuestRequest, done: () => void): void {
+  switch (request.type) {
+    case 'ping':
+      reply(channel, { type: 'pong', protocolVersion: PROTOCOL_VERSION });
+      return done();
+    case 'info':
+      reply(channel, {
+        type: 'info',
+        info: {
+          protocolVersion: PROTOCOL_VERSION,
+          agentVersion: AGENT_VERSION,
+          kernelRelease: os.release(),
+          nodeVersion: process.version,
+          hostname: os.hostname(),
+          uptimeMs: Math.round(os.uptime() * 1000),
+          memTotalBytes: os.totalmem(),
+          memFreeBytes: os.freemem(),
+          loadAvg: os.loadavg(),
+          bootedAt: bootedAt.toISOString(),
+        },
+      });
+      return done();
+    case 'setClock': {
+      // Node has no settimeofday; coreutils date does it in one syscall.
+      const seconds = (request.epochMs / 1000).toFixed(3);
+      execFile('/bin/date', ['-u', '-s', `@${seconds}`], (err) => {
+        if (err) replyError(channel, 'CLOCK_FAILED', err.message);
+        else reply(channel, { type: 'result' });
+        done();
+      });
+      return;
+    }
+    default:
+      replyError(channel, 'BAD_REQUEST', `unsupported request ${request.type}`);
+      done();
+  }
+}
+
+/** The host names the VM on the kernel command line (capsule.hostname=…); no udev/systemd to do it. */
+export function applyHostnameFromCmdline(): void {
+  try {
+    const match = /(?:^|\s)capsule\.hostname=([A-Za-z0-9.-]{1,63})(?:\s|$)/.exec(fs.readFileSync('/proc/cmdline', 'utf8'));
+    if (match) fs.writeFileSync('/proc/sys/kernel/hostname', match[1]);
+  } catch {
+    // keep the image's hostname
+  }
+}

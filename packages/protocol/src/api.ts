@@ -1,0 +1,100 @@
+// REST wire schemas (design.md section 2). The server validates every request with these and the SDK
+// validates every response with the same ones.
+import { z } from 'zod';
+import { SignalName } from './messages.js';
+
+/** MicroVM states (design.md section 1). */
+export const MicroVMState = z.enum([
+  'PENDING', //      record created, VM being launched
+  'RUNNING', //      QEMU up, agent answering
+  'SUSPENDING', //   snapshot being written
+  'SUSPENDED', //    no process, state on disk
+  'TERMINATING', //  being torn down
+  'TERMINATED', //   gone; record kept for history
+  'FAILED', //       gone with a reason (failureReason)
+]);
+export type MicroVMState = z.infer<typeof MicroVMState>;
+
+export const MAX_DURATION_CAP_SECONDS = 28_800;
+
+const Labels = z.record(z.string().min(1).max(63).regex(/^[A-Za-z0-9_.-]+$/), z.string().max(256));
+const EnvVars = z.record(z.string().min(1).max(256).regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid variable name'), z.string().max(32 * 1024).regex(/^[^\0]*$/));
+
+export const Egress = z.union([z.literal('none'), z.literal('all')]);
+
+export const IdlePolicy = z
+  .object({
+    maxIdleDurationSeconds: z.number().int().min(0).max(MAX_DURATION_CAP_SECONDS).optional(),
+    suspendedDurationSeconds: z.number().int().min(0).optional(),
+    autoResumeEnabled: z.boolean().optional(),
+  })
+  .strict();
+
+export const RunMicroVMRequest = z
+  .object({
+    imageName: z.string().min(1).max(64).regex(/^[a-z0-9][a-z0-9-]*$/, 'lowercase letters, digits and dashes'),
+    imageVersion: z.number().int().positive().optional(),
+    vcpuCount: z.number().int().min(1).max(16).optional(),
+    memoryMib: z.number().int().min(128).max(16384).optional(),
+    env: EnvVars.optional(),
+    metadata: Labels.optional(),
+    idlePolicy: IdlePolicy.optional(),
+    maximumDurationSeconds: z.number().int().min(1).optional(),
+    network: z.object({ egress: Egress }).strict().optional(),
+    runHookPayload: z.string().max(64 * 1024).optional(),
+  })
+  .strict();
+export type RunMicroVMRequest = z.infer<typeof RunMicroVMRequest>;
+
+export const MicroVM = z.object({
+  id: z.string(),
+  state: MicroVMState,
+  imageName: z.string(),
+  imageVersion: z.number().nullable(),
+  vcpuCount: z.number(),
+  memoryMib: z.number(),
+  metadata: Labels,
+  egress: Egress,
+  accelerator: z.enum(['kvm', 'tcg']).nullable(),
+  launchedFrom: z.enum(['boot', 'snapshot']).nullable(),
+  kernelRelease: z.string().nullable(),
+  failureReason: z.string().nullable(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  startedAt: z.string().nullable(),
+  terminatedAt: z.string().nullable(),
+  maximumDurationSeconds: z.number(),
+});
+export type MicroVM = z.infer<typeof MicroVM>;
+
+export const MicroVMList = z.object({ microvms: z.array(MicroVM), nextToken: z.string().nullable() });
+export type MicroVMList = z.infer<typeof MicroVMList>;
+
+export const ExecRequest = z
+  .object({
+    command: z.union([z.array(z.string().max(128 * 1024).regex(/^[^\0]*$/, 'must not contain NUL')).min(1).max(4096), z.string().min(1).max(128 * 1024)]),
+    cwd: z.string().min(1).max(4096).regex(/^\/[^\0]*$/, 'must be an absolute path without NUL').optional(),
+    env: EnvVars.optional(),
+    /** base64 */
+    stdin: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64').optional(),
+    timeoutMs: z.number().int().min(1).max(MAX_DURATION_CAP_SECONDS * 1000).optional(),
+    background: z.boolean().optional(),
+  })
+  .strict();
+export type ExecRequest = z.infer<typeof ExecRequest>;
+
+/** One NDJSON line of an exec response stream. The last line is `exit` (or `error`, or `started` for background). */
+export const ExecEvent = z.union([
+  z.object({ stdout: z.string() }).strict(),
+  z.object({ stderr: z.string() }).strict(),
+  z.object({ pid: z.number() }).strict(),
+  z.object({ exitCode: z.number().nullable(), signal: SignalName.or(z.string()).nullable(), timedOut: z.boolean().optional() }).strict(),
+  z.object({ error: z.object({ code: z.string(), message: z.string() }) }).strict(),
+]);
+export type ExecEvent = z.infer<typeof ExecEvent>;
+
+export const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
+export type ErrorBody = z.infer<typeof ErrorBody>;
+
+export const Health = z.object({ status: z.literal('ok'), accelerator: z.enum(['kvm', 'tcg']), acceleratorReason: z.string(), version: z.string() });
+export type Health = z.infer<typeof Health>;

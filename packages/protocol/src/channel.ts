@@ -1,0 +1,146 @@
+// One multiplexed request on the agent link, used by both the host and the guest agent.
+// Outgoing data waits for credit; incoming data is granted back once the consumer has taken it,
+// so neither side ever holds more than INITIAL_WINDOW_BYTES per stream in memory.
+import { encodeCredit, encodeFrame, FrameKind, INITIAL_WINDOW_BYTES, MAX_PAYLOAD_BYTES, type Frame } from './frame.js';
+
+export type FrameSink = (frame: Buffer) => void;
+
+export interface ChannelEvents {
+  message(msg: unknown): void;
+  /** Return a promise to delay the credit grant until the bytes are consumed. */
+  data(fd: number, chunk: Buffer): void | Promise<unknown>;
+  eof(fd: number): void;
+  /** The link went away or the channel was closed locally; pending work must stop. */
+  abort(reason: Error): void;
+}
+
+export class ChannelClosedError extends Error {
+  constructor(reason = 'channel closed') {
+    super(reason);
+    this.name = 'ChannelClosedError';
+  }
+}
+
+class Credit {
+  private waiters: Array<() => void> = [];
+  constructor(public available: number) {}
+  add(bytes: number): void {
+    this.available += bytes;
+    if (this.available > 0) this.release();
+  }
+  wait(): Promise<void> | undefined {
+    if (this.available > 0) return undefined;
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+  release(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+}
+
+export class Channel {
+  private credits = new Map<number, Credit>();
+  private closedReason: Error | null = null;
+  /** True while a sender is blocked waiting for the peer to grant credit. */
+  waitingForCredit = false;
+  events: ChannelEvents;
+
+  constructor(readonly id: number, private readonly sink: FrameSink, events?: Partial<ChannelEvents>) {
+    this.events = { message() {}, data() {}, eof() {}, abort() {}, ...events };
+  }
+
+  get closed(): boolean {
+    return this.closedReason !== null;
+  }
+
+  sendMessage(msg: unknown): void {
+    if (this.closed) return;
+    this.sink(encodeFrame(this.id, FrameKind.MSG, 0, Buffer.from(JSON.stringify(msg))));
+  }
+
+  async sendData(fd: number, chunk: Buffer): Promise<void> {
+    const credit = this.credit(fd);
+    for (let offset = 0; offset < chunk.length; offset += MAX_PAYLOAD_BYTES) {
+      const wait = credit.wait();
+      if (wait) {
+        this.waitingForCredit = true;
+        await wait;
+        this.waitingForCredit = false;
+      }
+      if (this.closedReason) throw new ChannelClosedError(this.closedReason.message);
+      const slice = chunk.subarray(offset, Math.min(chunk.length, offset + MAX_PAYLOAD_BYTES));
+      credit.available -= slice.length;
+      this.sink(encodeFrame(this.id, FrameKind.DATA, fd, slice));
+    }
+  }
+
+  /** Stream a source into `fd`, then EOF. Backpressure: the source is not read faster than credit allows. */
+  async pipeFrom(fd: number, source: AsyncIterable<Buffer | string>): Promise<void> {
+    for await (const chunk of source) {
+      await this.sendData(fd, typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+    }
+    this.sendEof(fd);
+  }
+
+  sendEof(fd: number): void {
+    if (!this.closed) this.sink(encodeFrame(this.id, FrameKind.EOF, fd));
+  }
+
+  /** Called by the link for every frame of this channel. */
+  deliver(frame: Frame): void {
+    if (this.closed) return;
+    switch (frame.kind) {
+      case FrameKind.MSG: {
+        let msg: unknown;
+        try {
+          msg = JSON.parse(frame.payload.toString('utf8'));
+        } catch {
+          msg = { type: 'invalid-json' };
+        }
+        this.events.message(msg);
+        return;
+      }
+      case FrameKind.DATA: {
+        const length = frame.payload.length;
+        const pending = this.events.data(frame.fd, frame.payload);
+        if (pending) pending.then(() => this.grant(frame.fd, length), () => undefined);
+        else this.grant(frame.fd, length);
+        return;
+      }
+      case FrameKind.CREDIT:
+        if (frame.payload.length === 4) this.credit(frame.fd).add(frame.payload.readUInt32BE(0));
+        return;
+      case FrameKind.EOF:
+        this.events.eof(frame.fd);
+        return;
+    }
+  }
+
+  /** Local close: no more frames are sent; blocked senders fail. Idempotent. */
+  close(reason: Error = new ChannelClosedError()): void {
+    if (this.closedReason) return;
+    this.closedReason = reason;
+    for (const credit of this.credits.values()) credit.release();
+  }
+
+  /** The link died: close and tell the owner. */
+  abort(reason: Error): void {
+    if (this.closed) return;
+    this.close(reason);
+    this.events.abort(reason);
+  }
+
+  private grant(fd: number, bytes: number): void {
+    if (!this.closed && bytes > 0) this.sink(encodeCredit(this.id, fd, bytes));
+  }
+
+  private credit(fd: number): Credit {
+    let credit = this.credits.get(fd);
+    if (!credit) {
+      credit = new Credit(INITIAL_WINDOW_BYTES);
+      this.credits.set(fd, credit);
+    }
+    return credit;
+  }
+}

@@ -1,0 +1,61 @@
+// The one error-code registry. Every code has exactly one HTTP status; the compiler checks the map is total.
+// Server, SDK and CLI all import from here, so a code never drifts between ends.
+export const ErrorCode = {
+  BAD_REQUEST: 'BAD_REQUEST',
+  VALIDATION_FAILED: 'VALIDATION_FAILED',
+  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  UNAUTHORIZED: 'UNAUTHORIZED',
+  NOT_FOUND: 'NOT_FOUND',
+  IMAGE_NOT_FOUND: 'IMAGE_NOT_FOUND',
+  INVALID_STATE: 'INVALID_STATE',
+  QUOTA_EXCEEDED: 'QUOTA_EXCEEDED',
+  VMM_UNAVAILABLE: 'VMM_UNAVAILABLE',
+  BOOT_FAILED: 'BOOT_FAILED',
+  BOOT_TIMEOUT: 'BOOT_TIMEOUT',
+  AGENT_UNREACHABLE: 'AGENT_UNREACHABLE',
+  AGENT_ERROR: 'AGENT_ERROR',
+  EXEC_FAILED: 'EXEC_FAILED',
+  FILE_ERROR: 'FILE_ERROR',
+  INTERNAL: 'INTERNAL',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export const ERROR_STATUS: Record<ErrorCode, number> = {
+  BAD_REQUEST: 400,
+  VALIDATION_FAILED: 400,
+  PAYLOAD_TOO_LARGE: 413,
+  UNAUTHORIZED: 401,
+  NOT_FOUND: 404,
+  IMAGE_NOT_FOUND: 404,
+  INVALID_STATE: 409,
+  QUOTA_EXCEEDED: 429,
+  VMM_UNAVAILABLE: 503,
+  BOOT_FAILED: 502,
+  BOOT_TIMEOUT: 504,
+  AGENT_UNREACHABLE: 502,
+  AGENT_ERROR: 502,
+  EXEC_FAILED: 502,
+  FILE_ERROR: 400,
+  INTERNAL: 500,
+};
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_STATUS, value);
+}
+
+/** A failure with a stable code. `step` names what was being done when it failed (Firecracker style). */
+export class CapsuleError extends Error {
+  readonly code: ErrorCode;
+  readonly step?: string;
+  readonly details?: Record<string, unknown>;
+  constructor(code: ErrorCode, message: string, opts: { cause?: unknown; step?: string; details?: Record<string, unknown> } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'CapsuleError';
+    this.code = code;
+    this.step = opts.step;
+    this.details = opts.details;
+  }
+  get status(): number {
+    return ERROR_STATUS[this.code];
+  }
+}

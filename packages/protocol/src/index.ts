@@ -1,0 +1,6 @@
+export * from './errors.js';
+export * from './frame.js';
+export * from './messages.js';
+export * from './api.js';
+export * from './channel.js';
+export * from './mux.js';

@@ -1,0 +1,79 @@
+// Guest-agent control messages (FrameKind.MSG payloads, JSON). Defined once; the host agent and the
+// guest agent both parse with these schemas. Any change here requires bumping PROTOCOL_VERSION.
+import { z } from 'zod';
+
+const Env = z.record(z.string().min(1).regex(/^[^=\0]+$/), z.string().regex(/^[^\0]*$/));
+const GuestPath = z.string().min(1).max(4096).regex(/^\//, 'must be absolute').regex(/^[^\0]*$/, 'must not contain NUL');
+
+export const SignalName = z.enum(['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGSTOP', 'SIGCONT']);
+export type SignalName = z.infer<typeof SignalName>;
+
+/** Host → guest: the first message on a channel says what the channel is for. */
+export const GuestRequest = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('ping') }),
+  z.object({ type: z.literal('info') }),
+  z.object({ type: z.literal('setClock'), epochMs: z.number().int().nonnegative() }),
+  z.object({
+    type: z.literal('exec'),
+    /** argv, or a string run by `/bin/sh -c`. */
+    command: z.union([z.array(z.string()).min(1), z.string().min(1)]),
+    env: Env.optional(),
+    cwd: GuestPath.optional(),
+    /** When true the host sends stdin as DATA frames on Fd.STDIN followed by EOF; otherwise stdin is /dev/null. */
+    stdin: z.boolean().default(false),
+    timeoutMs: z.number().int().positive().optional(),
+    /** Detach: the process outlives the request; the reply is `started` and the channel closes. */
+    background: z.boolean().default(false),
+  }),
+  /** Sent on an exec channel after `exec`: deliver a signal to the process group. */
+  z.object({ type: z.literal('signal'), signal: SignalName }),
+  z.object({ type: z.literal('fs.read'), path: GuestPath }),
+  /** Content follows as DATA on Fd.FILE, then EOF. Written to a temp file and renamed into place. */
+  z.object({ type: z.literal('fs.write'), path: GuestPath, mode: z.number().int().min(0).max(0o7777).optional() }),
+  z.object({ type: z.literal('fs.list'), path: GuestPath }),
+  z.object({ type: z.literal('fs.stat'), path: GuestPath }),
+  z.object({ type: z.literal('fs.mkdir'), path: GuestPath, recursive: z.boolean().default(true) }),
+  z.object({ type: z.literal('fs.remove'), path: GuestPath, recursive: z.boolean().default(false) }),
+]);
+export type GuestRequest = z.infer<typeof GuestRequest>;
+export type GuestRequestInput = z.input<typeof GuestRequest>;
+
+export const FileStat = z.object({
+  name: z.string(),
+  path: z.string(),
+  type: z.enum(['file', 'dir', 'symlink', 'other']),
+  sizeBytes: z.number(),
+  mode: z.number(),
+  modifiedAt: z.string(),
+});
+export type FileStat = z.infer<typeof FileStat>;
+
+export const AgentInfo = z.object({
+  protocolVersion: z.number(),
+  agentVersion: z.string(),
+  kernelRelease: z.string(),
+  nodeVersion: z.string(),
+  hostname: z.string(),
+  uptimeMs: z.number(),
+  memTotalBytes: z.number(),
+  memFreeBytes: z.number(),
+  loadAvg: z.array(z.number()),
+  bootedAt: z.string(),
+});
+export type AgentInfo = z.infer<typeof AgentInfo>;
+
+/** Guest → host. Every channel ends with exactly one of `exit`, `result` or `error` (or `started` for background). */
+export const GuestReply = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('pong'), protocolVersion: z.number() }),
+  z.object({ type: z.literal('info'), info: AgentInfo }),
+  z.object({ type: z.literal('started'), pid: z.number() }),
+  z.object({
+    type: z.literal('exit'),
+    exitCode: z.number().nullable(),
+    signal: z.string().nullable(),
+    timedOut: z.boolean(),
+  }),
+  z.object({ type: z.literal('result'), stat: FileStat.optional(), entries: z.array(FileStat).optional() }),
+  z.object({ type: z.literal('error'), code: z.string(), message: z.string() }),
+]);
+export type GuestReply = z.infer<typeof GuestReply>;

@@ -1,0 +1,61 @@
+// Server configuration: embedded defaults, overridden by environment, overridden by CLI flags.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type AcceleratorChoice = 'auto' | 'kvm' | 'tcg';
+
+export interface CapsuleConfig {
+  dataDir: string;
+  /** Where setup caches built runtimes (shared by every data dir on the machine). */
+  cacheDir: string;
+  host: string;
+  port: number;
+  accelerator: AcceleratorChoice;
+  qemuBinary: string;
+  qemuImgBinary: string;
+  agentBundlePath: string;
+  bootTimeoutMs: number;
+  defaultMemoryMib: number;
+  defaultVcpuCount: number;
+  maxDurationCapSeconds: number;
+  /** Unprivileged user QEMU drops to after start-up (-runas); null keeps the server's user. */
+  qemuUser: string | null;
+}
+
+/** Walk up from this file to the repository root (works from src/ under tsx and from the bundle). */
+export function repoRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (fs.existsSync(path.join(dir, 'packages', 'guest-agent'))) return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error('cannot locate the Capsule repository root');
+    dir = parent;
+  }
+}
+
+function intFromEnv(value: string | undefined, fallback: number): number {
+  const n = value === undefined ? NaN : Number(value);
+  return Number.isInteger(n) && n > 0 ? n : fallback;
+}
+
+export function loadConfig(overrides: Partial<CapsuleConfig> = {}, env: NodeJS.ProcessEnv = process.env): CapsuleConfig {
+  const root = repoRoot();
+  const accel = env.CAPSULE_ACCELERATOR;
+  const config: CapsuleConfig = {
+    dataDir: path.resolve(env.CAPSULE_DATA_DIR ?? '.capsule'),
+    cacheDir: env.CAPSULE_CACHE_DIR ?? '/var/cache/capsule',
+    host: env.CAPSULE_HOST ?? '127.0.0.1',
+    port: intFromEnv(env.CAPSULE_PORT, 7070),
+    accelerator: accel === 'kvm' || accel === 'tcg' ? accel : 'auto',
+    qemuBinary: env.CAPSULE_QEMU ?? 'qemu-system-x86_64',
+    qemuImgBinary: env.CAPSULE_QEMU_IMG ?? 'qemu-img',
+    agentBundlePath: path.join(root, 'packages', 'guest-agent', 'dist', 'agent.js'),
+    bootTimeoutMs: intFromEnv(env.CAPSULE_BOOT_TIMEOUT_MS, 90_000),
+    defaultMemoryMib: 512,
+    defaultVcpuCount: 1,
+    maxDurationCapSeconds: intFromEnv(env.CAPSULE_MAX_DURATION_CAP_SECONDS, 28_800),
+    qemuUser: env.CAPSULE_QEMU_USER === '' ? null : (env.CAPSULE_QEMU_USER ?? 'capsule-vm'),
+  };
+  return { ...config, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
+}

@@ -1,0 +1,253 @@
+// Host side of the guest-agent link: one unix socket to QEMU's virtio-serial chardev, multiplexed
+// into channels. Every call validates the guest's replies with the shared schemas.
+import net from 'node:net';
+import {
+  CapsuleError,
+  ErrorCode,
+  Fd,
+  GuestReply,
+  Mux,
+  type AgentInfo,
+  type Channel,
+  type FileStat,
+  type GuestRequestInput,
+  type SignalName,
+} from '@capsule/protocol';
+
+export interface ExecIo {
+  stdin?: AsyncIterable<Buffer>;
+  /** Return a promise to hold back the guest until the chunk is consumed (backpressure). */
+  onStdout?(chunk: Buffer): void | Promise<unknown>;
+  onStderr?(chunk: Buffer): void | Promise<unknown>;
+}
+
+export interface ExecResult {
+  exitCode: number | null;
+  signal: string | null;
+  timedOut: boolean;
+}
+
+export interface ExecHandle {
+  /** Resolves once the process is running (or rejects if it could not be started). */
+  readonly pid: Promise<number>;
+  readonly result: Promise<ExecResult>;
+  signal(signal: SignalName): void;
+}
+
+const AGENT_CODES: Record<string, ErrorCode> = {
+  BAD_REQUEST: ErrorCode.BAD_REQUEST,
+  NOT_FOUND: ErrorCode.NOT_FOUND,
+  FILE_ERROR: ErrorCode.FILE_ERROR,
+  EXEC_FAILED: ErrorCode.EXEC_FAILED,
+};
+
+function agentError(reply: Extract<GuestReply, { type: 'error' }>): CapsuleError {
+  return new CapsuleError(AGENT_CODES[reply.code] ?? ErrorCode.AGENT_ERROR, reply.message);
+}
+
+function linkLost(reason: Error): CapsuleError {
+  return new CapsuleError(ErrorCode.AGENT_UNREACHABLE, `lost the guest agent link: ${reason.message}`, { cause: reason });
+}
+
+export class AgentClient {
+  private readonly mux: Mux;
+  private closed = false;
+
+  private constructor(private readonly socket: net.Socket) {
+    this.mux = new Mux((frame) => socket.write(frame));
+    socket.on('data', (chunk) => {
+      try {
+        this.mux.feed(chunk);
+      } catch (err) {
+        socket.destroy(err as Error);
+      }
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      this.closed = true;
+      this.mux.reset(new Error('agent socket closed'));
+    });
+  }
+
+  static connect(socketPath: string): Promise<AgentClient> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(socketPath);
+      socket.once('connect', () => {
+        socket.removeListener('error', reject);
+        resolve(new AgentClient(socket));
+      });
+      socket.once('error', reject);
+    });
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  /** Ping until the agent answers. Pings sent before the agent runs are queued by QEMU and answered late. */
+  async waitReady(timeoutMs: number, attemptMs = 500): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let lastError: unknown;
+    while (Date.now() < deadline && !this.closed) {
+      try {
+        await this.ping(Math.min(attemptMs, Math.max(1, deadline - Date.now())));
+        return;
+      } catch (err) {
+        lastError = err;
+      }
+    }
+    throw new CapsuleError(ErrorCode.AGENT_UNREACHABLE, `guest agent did not answer within ${timeoutMs} ms`, { cause: lastError });
+  }
+
+  async ping(timeoutMs = 5000): Promise<void> {
+    await this.call({ type: 'ping' }, 'pong', timeoutMs);
+  }
+
+  async info(timeoutMs = 5000): Promise<AgentInfo> {
+    return (await this.call({ type: 'info' }, 'info', timeoutMs)).info;
+  }
+
+  async setClock(epochMs = Date.now()): Promise<void> {
+    await this.call({ type: 'setClock', epochMs }, 'result', 10_000);
+  }
+
+  async stat(path: string): Promise<FileStat> {
+    return (await this.call({ type: 'fs.stat', path }, 'result')).stat!;
+  }
+
+  async list(path: string): Promise<FileStat[]> {
+    return (await this.call({ type: 'fs.list', path }, 'result')).entries ?? [];
+  }
+
+  async mkdir(path: string): Promise<FileStat> {
+    return (await this.call({ type: 'fs.mkdir', path, recursive: true }, 'result')).stat!;
+  }
+
+  async remove(path: string, recursive = false): Promise<void> {
+    await this.call({ type: 'fs.remove', path, recursive }, 'result');
+  }
+
+  /** Stream a file into the guest; it appears atomically (temp file + fsync + rename). */
+  writeFile(path: string, content: AsyncIterable<Buffer>, mode?: number): Promise<FileStat> {
+    const channel = this.open();
+    const done = this.awaitReply(channel, 'result');
+    channel.sendMessage({ type: 'fs.write', path, mode } satisfies GuestRequestInput);
+    channel.pipeFrom(Fd.FILE, content).catch((err) => channel.abort(err as Error));
+    return done.then((reply) => reply.stat!);
+  }
+
+  /** Stream a file out of the guest: `result{stat}` first, then the bytes. `onData` may return a promise (backpressure). */
+  readFile(path: string, onData: (chunk: Buffer) => void | Promise<unknown>): { stat: Promise<FileStat>; done: Promise<void> } {
+    const channel = this.open();
+    let resolveStat!: (stat: FileStat) => void;
+    let rejectStat!: (err: Error) => void;
+    const stat = new Promise<FileStat>((res, rej) => ((resolveStat = res), (rejectStat = rej)));
+    const done = new Promise<void>((resolve, reject) => {
+      const fail = (err: Error): void => {
+        this.mux.release(channel);
+        rejectStat(err);
+        reject(err);
+      };
+      channel.events.abort = (reason) => fail(linkLost(reason));
+      channel.events.data = (fd, chunk) => (fd === Fd.FILE ? onData(chunk) : undefined);
+      channel.events.eof = () => {
+        this.mux.release(channel);
+        resolve();
+      };
+      channel.events.message = (raw) => {
+        const parsed = GuestReply.safeParse(raw);
+        if (!parsed.success) return fail(new CapsuleError(ErrorCode.AGENT_ERROR, 'malformed reply from guest agent'));
+        if (parsed.data.type === 'error') fail(agentError(parsed.data));
+        else if (parsed.data.type === 'result' && parsed.data.stat) resolveStat(parsed.data.stat);
+      };
+    });
+    // a failure rejects both; callers await `stat` first, then `done`
+    done.catch(() => undefined);
+    stat.catch(() => undefined);
+    channel.sendMessage({ type: 'fs.read', path } satisfies GuestRequestInput);
+    return { stat, done };
+  }
+
+  exec(request: Omit<Extract<GuestRequestInput, { type: 'exec' }>, 'type' | 'stdin'>, io: ExecIo = {}): ExecHandle {
+    const channel = this.open();
+    let resolvePid!: (pid: number) => void;
+    let rejectPid!: (err: Error) => void;
+    const pid = new Promise<number>((res, rej) => ((resolvePid = res), (rejectPid = rej)));
+    const result = new Promise<ExecResult>((resolve, reject) => {
+      const fail = (err: Error): void => {
+        this.mux.release(channel);
+        rejectPid(err);
+        reject(err);
+      };
+      channel.events.data = (fd, chunk) => (fd === Fd.STDOUT ? io.onStdout?.(chunk) : fd === Fd.STDERR ? io.onStderr?.(chunk) : undefined);
+      channel.events.abort = (reason) => fail(linkLost(reason));
+      channel.events.message = (raw) => {
+        const parsed = GuestReply.safeParse(raw);
+        if (!parsed.success) return fail(new CapsuleError(ErrorCode.AGENT_ERROR, 'malformed reply from guest agent'));
+        const reply = parsed.data;
+        if (reply.type === 'started') {
+          resolvePid(reply.pid);
+          if (request.background) {
+            this.mux.release(channel);
+            resolve({ exitCode: null, signal: null, timedOut: false });
+          }
+        } else if (reply.type === 'exit') {
+          this.mux.release(channel);
+          resolvePid(-1);
+          resolve({ exitCode: reply.exitCode, signal: reply.signal, timedOut: reply.timedOut });
+        } else if (reply.type === 'error') fail(agentError(reply));
+      };
+    });
+    pid.catch(() => undefined);
+    channel.sendMessage({ type: 'exec', ...request, stdin: io.stdin !== undefined } satisfies GuestRequestInput);
+    if (io.stdin) channel.pipeFrom(Fd.STDIN, io.stdin).catch(() => undefined);
+    return {
+      pid,
+      result,
+      signal: (signal) => channel.sendMessage({ type: 'signal', signal } satisfies GuestRequestInput),
+    };
+  }
+
+  private open(): Channel {
+    if (this.closed) throw linkLost(new Error('agent socket closed'));
+    return this.mux.open();
+  }
+
+  private async call<T extends GuestReply['type']>(request: GuestRequestInput, expect: T, timeoutMs = 30_000): Promise<Extract<GuestReply, { type: T }>> {
+    const channel = this.open();
+    const reply = this.awaitReply(channel, expect, timeoutMs);
+    channel.sendMessage(request);
+    return reply;
+  }
+
+  /** Wait for the reply `expect` (or an error) on a channel, then release the channel. */
+  private awaitReply<T extends GuestReply['type']>(channel: Channel, expect: T, timeoutMs?: number): Promise<Extract<GuestReply, { type: T }>> {
+    return new Promise((resolve, reject) => {
+      const timer = timeoutMs
+        ? setTimeout(() => {
+            this.mux.release(channel);
+            reject(new CapsuleError(ErrorCode.AGENT_UNREACHABLE, `guest agent did not answer ${expect} within ${timeoutMs} ms`));
+          }, timeoutMs)
+        : undefined;
+      const settle = (fn: () => void, releaseNow: boolean): void => {
+        clearTimeout(timer);
+        if (releaseNow) this.mux.release(channel);
+        fn();
+      };
+      channel.events.abort = (reason) => settle(() => reject(linkLost(reason)), true);
+      channel.events.message = (raw) => {
+        const parsed = GuestReply.safeParse(raw);
+        if (!parsed.success) return settle(() => reject(new CapsuleError(ErrorCode.AGENT_ERROR, 'malformed reply from guest agent')), true);
+        if (parsed.data.type === 'error') {
+          const err = agentError(parsed.data);
+          return settle(() => reject(err), true);
+        }
+        if (parsed.data.type === expect) settle(() => resolve(parsed.data as Extract<GuestReply, { type: T }>), true);
+      };
+    });
+  }
+}

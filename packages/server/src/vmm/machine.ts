@@ -1,0 +1,166 @@
+// One QEMU microVM process: start (dir → overlay → QEMU → QMP → agent ready), and stop.
+// Every step registers its undo on a LIFO cleanup stack, so any failure leaves nothing behind.
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import { promisify } from 'node:util';
+import { CapsuleError, ErrorCode } from '@capsule/protocol';
+import { AgentClient } from './agent-client.js';
+import { Cleanup } from './cleanup.js';
+import { QmpClient } from './qmp.js';
+import { qemuArgs, vmPaths, type MachineSpec } from './qemu-args.js';
+
+const execFileAsync = promisify(execFile);
+const SERIAL_TAIL_BYTES = 3000;
+
+/** The unprivileged identity QEMU runs as from its first instruction (spawned with uid/gid). */
+export interface QemuIdentity {
+  uid: number;
+  gid: number;
+}
+
+export interface LaunchOptions extends Omit<MachineSpec, 'overlayPath'> {
+  runAs: QemuIdentity | null;
+  rootfsPath: string;
+  qemuBinary: string;
+  qemuImgBinary: string;
+  bootTimeoutMs: number;
+}
+
+export function serialTail(vmDir: string, bytes = SERIAL_TAIL_BYTES): string {
+  try {
+    const text = fs.readFileSync(vmPaths(vmDir).serialLog, 'utf8');
+    return text.slice(-bytes).trim();
+  } catch {
+    return '';
+  }
+}
+
+function fileTail(file: string, bytes: number): string {
+  try {
+    return fs.readFileSync(file, 'utf8').slice(-bytes).trim();
+  } catch {
+    return '';
+  }
+}
+
+export class Machine {
+  private exitListeners: Array<(reason: string) => void> = [];
+  private exited = false;
+  private exitReason = '';
+  private stopping = false;
+
+  private constructor(
+    readonly vmDir: string,
+    readonly process: ChildProcess,
+    readonly qmp: QmpClient,
+    readonly agent: AgentClient,
+    private readonly cleanup: Cleanup,
+  ) {}
+
+  get pid(): number {
+    return this.process.pid!;
+  }
+
+  get isRunning(): boolean {
+    return !this.exited;
+  }
+
+  /** Called once if the QEMU process ends without stop() (crash, kill -9, guest panic). */
+  onUnexpectedExit(listener: (reason: string) => void): void {
+    if (this.exited && !this.stopping) listener(this.exitReason);
+    else this.exitListeners.push(listener);
+  }
+
+  static async launch(opts: LaunchOptions): Promise<Machine> {
+    const cleanup = new Cleanup();
+    const paths = vmPaths(opts.vmDir);
+    try {
+      fs.mkdirSync(opts.vmDir, { recursive: true, mode: 0o711 });
+      cleanup.push('vm directory', () => fs.rmSync(opts.vmDir, { recursive: true, force: true }));
+
+      await execFileAsync(opts.qemuImgBinary, ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', opts.rootfsPath, paths.overlay]).catch((err) => {
+        throw new CapsuleError(ErrorCode.BOOT_FAILED, 'could not create the disk overlay', { step: 'overlay', cause: err });
+      });
+      if (opts.runAs) {
+        // QEMU writes its sockets, logs and overlay here as the unprivileged user; nobody else may read them.
+        fs.chmodSync(opts.vmDir, 0o700);
+        for (const file of [opts.vmDir, paths.overlay]) fs.chownSync(file, opts.runAs.uid, opts.runAs.gid);
+      }
+
+      const log = fs.openSync(paths.qemuLog, 'w');
+      const child = spawn(opts.qemuBinary, qemuArgs({ ...opts, overlayPath: paths.overlay }), {
+        stdio: ['ignore', log, log],
+        ...(opts.runAs ?? {}),
+        detached: true, // its own process group: a signal to the server's group does not hit guests
+      });
+      fs.closeSync(log);
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+        child.once('exit', (code, signal) => resolve({ code, signal }));
+      });
+      const spawnError = await new Promise<Error | null>((resolve) => {
+        child.once('spawn', () => resolve(null));
+        child.once('error', resolve);
+      });
+      if (spawnError) {
+        const missing = (spawnError as NodeJS.ErrnoException).code === 'ENOENT';
+        throw new CapsuleError(missing ? ErrorCode.VMM_UNAVAILABLE : ErrorCode.BOOT_FAILED, missing ? `QEMU binary "${opts.qemuBinary}" not found: install qemu-system-x86 (the setup script does)` : `could not start QEMU: ${spawnError.message}`, { step: 'spawn', cause: spawnError });
+      }
+      let alive = true;
+      void exited.then(() => (alive = false));
+      cleanup.push('qemu process', async () => {
+        if (alive) {
+          try {
+            process.kill(child.pid!, 'SIGKILL');
+          } catch {
+            // raced with its exit
+          }
+        }
+        await exited;
+      });
+
+      const died = (step: string): Promise<never> =>
+        exited.then(({ code, signal }) => {
+          const why = signal ? `signal ${signal}` : `exit code ${code}`;
+          const qemuLog = fileTail(paths.qemuLog, 1500);
+          const serial = serialTail(opts.vmDir);
+          throw new CapsuleError(ErrorCode.BOOT_FAILED, `QEMU exited during ${step} (${why})${qemuLog ? `\n--- qemu ---\n${qemuLog}` : ''}${serial ? `\n--- serial console (tail) ---\n${serial}` : ''}`, { step });
+        });
+
+      const qmp = await Promise.race([QmpClient.connect(paths.qmp, 10_000, () => alive), died('QMP connect')]);
+      cleanup.push('qmp', () => qmp.close());
+      const agent = await Promise.race([AgentClient.connect(paths.agent), died('agent connect')]);
+      cleanup.push('agent link', () => agent.close());
+
+      const ready = agent.waitReady(opts.bootTimeoutMs).catch((err) => {
+        throw new CapsuleError(ErrorCode.BOOT_TIMEOUT, `guest agent not ready after ${opts.bootTimeoutMs} ms${alive ? '' : ' (QEMU exited)'}\n--- serial console (tail) ---\n${serialTail(opts.vmDir)}`, { step: 'agent ready', cause: err });
+      });
+      await Promise.race([ready, died('boot')]);
+      // rtc is off on microvm: the guest starts at 1970 until told otherwise.
+      await Promise.race([agent.setClock(), died('clock sync')]);
+
+      const machine = new Machine(opts.vmDir, child, qmp, agent, cleanup);
+      void exited.then(({ code, signal }) => machine.onExit(signal ? `QEMU process killed by ${signal}` : `QEMU process exited with code ${code}`));
+      return machine;
+    } catch (err) {
+      await cleanup.run().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Stop the VM: ask QEMU to quit, kill it if it does not, release everything. Idempotent. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (!this.exited) {
+      await Promise.race([this.qmp.execute('quit').catch(() => undefined), new Promise((r) => setTimeout(r, 2000))]);
+    }
+    await this.cleanup.run();
+  }
+
+  private onExit(reason: string): void {
+    this.exited = true;
+    this.exitReason = reason;
+    if (this.stopping) return;
+    for (const l of this.exitListeners) l(reason);
+    this.exitListeners = [];
+  }
+}
