@@ -1,1 +1,64 @@
-export {};
+// capsule — the command-line client (and `capsule serve`). Exit codes: 0 ok, 1 API/runtime error,
+// 2 usage error; `exec` and `run --rm` exit with the guest command's code.
+import { CapsuleError } from '@capsule/sdk';
+import { UsageError } from './args.js';
+import { connect } from './client.js';
+import { streamExec, EXEC_FLAGS } from './commands/exec.js';
+import { getCommand, listCommand, runCommand } from './commands/microvms.js';
+import { serveCommand } from './commands/serve.js';
+import { parseArgs } from './args.js';
+
+const USAGE = `usage: capsule <command> [options]
+  serve [--port 7070] [--data-dir .capsule]     run the API server
+  run IMAGE [--vcpus N] [--memory-mib M] [--max-duration 8h] [--egress none|all]
+            [--env K=V] [--label K=V] [--json] [--quiet] [--rm -- CMD...]
+  ls [--state S] [--label K=V] [--json]         list MicroVMs
+  get ID [--json]                               show one MicroVM
+  exec ID [--cwd D] [--env K=V] [--timeout 30s] [--no-stdin] -- CMD...
+  terminate ID                                  stop and discard a MicroVM
+Environment: CAPSULE_URL (default http://127.0.0.1:7070), CAPSULE_API_KEY (default: <data dir>/admin-key)`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...args] = argv;
+  switch (command) {
+    case 'serve':
+      return serveCommand(args);
+    case 'run':
+      return runCommand(connect(), args);
+    case 'ls':
+    case 'list':
+      return listCommand(connect(), args);
+    case 'get':
+      return getCommand(connect(), args, 'get');
+    case 'terminate':
+    case 'rm':
+      return getCommand(connect(), args, 'terminate');
+    case 'exec': {
+      const parsed = parseArgs(args, EXEC_FLAGS);
+      const [id] = parsed.positionals;
+      if (!id || parsed.positionals.length > 1) throw new UsageError('usage: capsule exec ID [options] -- CMD...');
+      return streamExec(await connect().microvms.get(id), parsed.rest, parsed);
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE + '\n');
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command "${command}"\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`capsule: ${err.message}\n`);
+      process.exit(2);
+    }
+    if (err instanceof CapsuleError) process.stderr.write(`capsule: ${err.code}: ${err.message}\n`);
+    else process.stderr.write(`capsule: ${(err as Error)?.stack ?? err}\n`);
+    process.exit(1);
+  },
+);

@@ -19,6 +19,8 @@ export interface CapsuleConfig {
   defaultMemoryMib: number;
   defaultVcpuCount: number;
   maxDurationCapSeconds: number;
+  /** Appended to every guest kernel command line (operators debugging a guest; tests injecting faults). */
+  extraKernelArgs: string;
   /** Unprivileged user QEMU drops to after start-up (-runas); null keeps the server's user. */
   qemuUser: string | null;
 }
@@ -55,6 +57,7 @@ export function loadConfig(overrides: Partial<CapsuleConfig> = {}, env: NodeJS.P
     defaultMemoryMib: 512,
     defaultVcpuCount: 1,
     maxDurationCapSeconds: intFromEnv(env.CAPSULE_MAX_DURATION_CAP_SECONDS, 28_800),
+    extraKernelArgs: env.CAPSULE_EXTRA_KERNEL_ARGS ?? '',
     qemuUser: env.CAPSULE_QEMU_USER === '' ? null : (env.CAPSULE_QEMU_USER ?? 'capsule-vm'),
   };
   return { ...config, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };

@@ -16,6 +16,8 @@ import {
 
 export interface ExecIo {
   stdin?: AsyncIterable<Buffer>;
+  /** The agent must report the process started within this long, or the exec fails AGENT_UNREACHABLE. */
+  startTimeoutMs?: number;
   /** Return a promise to hold back the guest until the chunk is consumed (backpressure). */
   onStdout?(chunk: Buffer): void | Promise<unknown>;
   onStderr?(chunk: Buffer): void | Promise<unknown>;
@@ -33,6 +35,8 @@ export interface ExecHandle {
   readonly result: Promise<ExecResult>;
   signal(signal: SignalName): void;
 }
+
+const DEFAULT_EXEC_START_TIMEOUT_MS = 15_000;
 
 const AGENT_CODES: Record<string, ErrorCode> = {
   BAD_REQUEST: ErrorCode.BAD_REQUEST,
@@ -177,18 +181,26 @@ export class AgentClient {
     let resolvePid!: (pid: number) => void;
     let rejectPid!: (err: Error) => void;
     const pid = new Promise<number>((res, rej) => ((resolvePid = res), (rejectPid = rej)));
+    let startTimer: NodeJS.Timeout | undefined;
     const result = new Promise<ExecResult>((resolve, reject) => {
       const fail = (err: Error): void => {
+        clearTimeout(startTimer);
         this.mux.release(channel);
         rejectPid(err);
         reject(err);
       };
+      const startTimeoutMs = io.startTimeoutMs ?? DEFAULT_EXEC_START_TIMEOUT_MS;
+      startTimer = setTimeout(
+        () => fail(new CapsuleError(ErrorCode.AGENT_UNREACHABLE, `guest agent did not start the command within ${startTimeoutMs} ms`)),
+        startTimeoutMs,
+      );
       channel.events.data = (fd, chunk) => (fd === Fd.STDOUT ? io.onStdout?.(chunk) : fd === Fd.STDERR ? io.onStderr?.(chunk) : undefined);
       channel.events.abort = (reason) => fail(linkLost(reason));
       channel.events.message = (raw) => {
         const parsed = GuestReply.safeParse(raw);
         if (!parsed.success) return fail(new CapsuleError(ErrorCode.AGENT_ERROR, 'malformed reply from guest agent'));
         const reply = parsed.data;
+        if (reply.type === 'started' || reply.type === 'exit') clearTimeout(startTimer);
         if (reply.type === 'started') {
           resolvePid(reply.pid);
           if (request.background) {

@@ -3,6 +3,7 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { promisify } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import { AgentClient } from './agent-client.js';
 import { Cleanup } from './cleanup.js';
@@ -131,10 +132,13 @@ export class Machine {
       const agent = await Promise.race([AgentClient.connect(paths.agent), died('agent connect')]);
       cleanup.push('agent link', () => agent.close());
 
-      const ready = agent.waitReady(opts.bootTimeoutMs).catch((err) => {
-        throw new CapsuleError(ErrorCode.BOOT_TIMEOUT, `guest agent not ready after ${opts.bootTimeoutMs} ms${alive ? '' : ' (QEMU exited)'}\n--- serial console (tail) ---\n${serialTail(opts.vmDir)}`, { step: 'agent ready', cause: err });
-      });
-      await Promise.race([ready, died('boot')]);
+      const ready = await Promise.race([agent.waitReady(opts.bootTimeoutMs).then(() => null, (err: Error) => err), died('boot')]);
+      if (ready) {
+        // The agent link gave up. If QEMU is on its way out (guest panic closes the socket first), say so.
+        const exitingSoon = await Promise.race([exited.then(() => true), sleep(1000).then(() => false)]);
+        if (exitingSoon) await died('boot');
+        throw new CapsuleError(ErrorCode.BOOT_TIMEOUT, `guest agent not ready after ${opts.bootTimeoutMs} ms\n--- serial console (tail) ---\n${serialTail(opts.vmDir)}`, { step: 'agent ready', cause: ready });
+      }
       // rtc is off on microvm: the guest starts at 1970 until told otherwise.
       await Promise.race([agent.setClock(), died('clock sync')]);
 

@@ -14,6 +14,7 @@ export interface MachineSpec {
   accelerator: Accelerator;
   egress: 'none' | 'all';
   hostname: string;
+  extraKernelArgs?: string;
 }
 
 export const vmPaths = (vmDir: string) => ({
@@ -25,10 +26,10 @@ export const vmPaths = (vmDir: string) => ({
   pid: path.join(vmDir, 'qemu.pid'),
 });
 
-export function kernelCmdline(spec: Pick<MachineSpec, 'hostname'>): string {
+export function kernelCmdline(spec: Pick<MachineSpec, 'hostname' | 'extraKernelArgs'>): string {
   // quiet: the serial port is slow under TCG; panics still print (KERN_EMERG).
   // panic=-1 + -no-reboot: a guest panic ends the QEMU process, which the host sees as a failure.
-  return ['console=ttyS0', 'quiet', 'panic=-1', 'reboot=t', 'pci=off', 'random.trust_cpu=on', `capsule.hostname=${spec.hostname}`].join(' ');
+  return ['console=ttyS0', 'quiet', 'panic=-1', 'reboot=t', 'pci=off', 'random.trust_cpu=on', `capsule.hostname=${spec.hostname}`, spec.extraKernelArgs ?? ''].join(' ').trim();
 }
 
 export function qemuArgs(spec: MachineSpec): string[] {

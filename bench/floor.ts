@@ -1,0 +1,90 @@
+// Raw floors for the benchmark, run with the same QEMU flags, kernel and initramfs as a real MicroVM:
+// a busybox /floor-init that prints one line as soon as it runs (boot floor) and then echoes bytes
+// on the same virtio-serial port the agent uses (channel floor).
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { newcArchive, S_IFREG } from '../packages/server/src/runtimes/cpio.js';
+import { qemuArgs, vmPaths, type MachineSpec } from '../packages/server/src/vmm/qemu-args.js';
+
+const FLOOR_INIT = `#!/bin/busybox sh
+/bin/busybox mount -t devtmpfs dev /dev
+/bin/busybox echo CAPSULE-FLOOR-READY > /dev/ttyS0
+/bin/busybox --install -s /bin
+mount -t proc proc /proc; mount -t sysfs sys /sys
+while read -r m; do insmod /modules/$m; done < /modules/order
+for p in /sys/class/virtio-ports/*; do [ "$(cat $p/name)" = org.capsule.agent ] && port=/dev/$(basename $p); done
+echo CAPSULE-ECHO-READY > /dev/ttyS0
+while true; do cat $port > $port; done
+`;
+
+export function floorInitrd(runtimeInitrd: string, outDir: string): string {
+  const file = path.join(outDir, 'floor-initrd.img');
+  const extra = newcArchive([{ name: 'floor-init', mode: S_IFREG | 0o755, data: Buffer.from(FLOOR_INIT) }]);
+  fs.writeFileSync(file, Buffer.concat([fs.readFileSync(runtimeInitrd), extra]));
+  return file;
+}
+
+async function waitForLine(file: string, line: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      if (fs.readFileSync(file, 'utf8').includes(line)) return;
+    } catch {
+      // not created yet
+    }
+    await sleep(2);
+  }
+  throw new Error(`"${line}" did not appear in ${file}`);
+}
+
+export interface FloorVm {
+  bootMs: number;
+  echo(bytes: Buffer): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** Boot the floor VM; resolves when the echo loop runs. bootMs = spawn → first line on the console. */
+export async function bootFloor(qemuBinary: string, spec: Omit<MachineSpec, 'extraKernelArgs'>, overlayFrom: string, qemuImg: string): Promise<FloorVm> {
+  fs.mkdirSync(spec.vmDir, { recursive: true });
+  const p = vmPaths(spec.vmDir);
+  await new Promise<void>((resolve, reject) =>
+    spawn(qemuImg, ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', overlayFrom, spec.overlayPath]).on('exit', (c) => (c === 0 ? resolve() : reject(new Error('qemu-img failed')))),
+  );
+  const started = performance.now();
+  const child = spawn(qemuBinary, qemuArgs({ ...spec, extraKernelArgs: 'rdinit=/floor-init' }), { stdio: 'ignore' });
+  await waitForLine(p.serialLog, 'CAPSULE-FLOOR-READY', 60_000);
+  const bootMs = performance.now() - started;
+  await waitForLine(p.serialLog, 'CAPSULE-ECHO-READY', 60_000);
+  const socket = await new Promise<net.Socket>((resolve, reject) => {
+    const s = net.connect(p.agent, () => resolve(s));
+    s.once('error', reject);
+  });
+  await sleep(200);
+  return {
+    bootMs,
+    echo(bytes) {
+      return new Promise((resolve) => {
+        const t0 = performance.now();
+        let got = 0;
+        const onData = (chunk: Buffer): void => {
+          got += chunk.length;
+          if (got >= bytes.length) {
+            socket.off('data', onData);
+            resolve(performance.now() - t0);
+          }
+        };
+        socket.on('data', onData);
+        socket.write(bytes);
+      });
+    },
+    async stop() {
+      socket.destroy();
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      fs.rmSync(spec.vmDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,128 @@
+// `npm run bench`: MicroVM core numbers beside raw floors measured in the same run, same flags.
+//   boot:  spawn → agent ready  vs  spawn → first console line of a bare busybox init (same kernel/initrd)
+//   ping / exec `true`  vs  a raw echo over the same virtio-serial port
+//   10 MiB file write + read throughput; host RSS of an idle VM
+// Writes bench/results/core-<timestamp>.json.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { loadConfig } from '../packages/server/src/config.js';
+import { RuntimeRegistry } from '../packages/server/src/runtimes/registry.js';
+import { Machine } from '../packages/server/src/vmm/machine.js';
+import { resolveQemuIdentity } from '../packages/server/src/vmm/identity.js';
+import { bootFloor, floorInitrd } from './floor.js';
+import { ratio, summarize } from './stats.js';
+
+const BOOT_RUNS = Number(process.env.BENCH_BOOT_RUNS ?? 5);
+const RTT_RUNS = Number(process.env.BENCH_RTT_RUNS ?? 200);
+const FILE_BYTES = 10 * 1024 * 1024;
+
+async function main(): Promise<void> {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-bench-'));
+  fs.chmodSync(work, 0o755);
+  const config = loadConfig({ dataDir: work });
+  const runtimes = new RuntimeRegistry(config.cacheDir, work, config.agentBundlePath);
+  runtimes.load();
+  const runtime = runtimes.get('base');
+  const { identity } = resolveQemuIdentity(config.qemuUser, [runtime.kernelPath, runtime.initrdPath, runtime.rootfsPath], path.join(work, 'vms'));
+  const spec = (name: string) => ({
+    vmDir: path.join(work, 'vms', name),
+    kernelPath: runtime.kernelPath,
+    initrdPath: runtime.initrdPath,
+    vcpuCount: 1,
+    memoryMib: 512,
+    accelerator: 'tcg' as const,
+    egress: 'none' as const,
+    hostname: name,
+  });
+  const launch = (name: string) =>
+    Machine.launch({ ...spec(name), rootfsPath: runtime.rootfsPath, runAs: identity, qemuBinary: config.qemuBinary, qemuImgBinary: config.qemuImgBinary, bootTimeoutMs: 120_000 });
+
+  console.log(`bench: ${BOOT_RUNS} boots each, ${RTT_RUNS} round trips each, accelerator tcg`);
+  const floorRd = floorInitrd(runtime.initrdPath, work);
+  const floorBoot: number[] = [];
+  const capsuleBoot: number[] = [];
+  for (let i = 0; i < BOOT_RUNS; i++) {
+    const floorSpec = { ...spec(`floor-${i}`), initrdPath: floorRd, overlayPath: path.join(work, `floor-${i}.qcow2`) };
+    const floor = await bootFloor(config.qemuBinary, floorSpec, runtime.rootfsPath, config.qemuImgBinary);
+    floorBoot.push(floor.bootMs);
+    await floor.stop();
+    fs.rmSync(floorSpec.overlayPath, { force: true });
+    const t0 = performance.now();
+    const machine = await launch(`boot-${i}`);
+    capsuleBoot.push(performance.now() - t0);
+    await machine.stop();
+    console.log(`  boot ${i + 1}/${BOOT_RUNS}: floor ${floorBoot[i].toFixed(0)} ms, capsule ${capsuleBoot[i].toFixed(0)} ms`);
+  }
+
+  // Channel floor: raw echo of a 32-byte message over the same port.
+  const floorSpec = { ...spec('floor-echo'), initrdPath: floorRd, overlayPath: path.join(work, 'floor-echo.qcow2') };
+  const floor = await bootFloor(config.qemuBinary, floorSpec, runtime.rootfsPath, config.qemuImgBinary);
+  const echo: number[] = [];
+  for (let i = 0; i < RTT_RUNS; i++) echo.push(await floor.echo(randomBytes(32)));
+  await floor.stop();
+
+  const machine = await launch('rtt');
+  const ping: number[] = [];
+  const exec: number[] = [];
+  for (let i = 0; i < RTT_RUNS; i++) {
+    let t0 = performance.now();
+    await machine.agent.ping();
+    ping.push(performance.now() - t0);
+    t0 = performance.now();
+    await machine.agent.exec({ command: ['true'] }).result;
+    exec.push(performance.now() - t0);
+  }
+
+  const payload = randomBytes(FILE_BYTES);
+  const writeMs: number[] = [];
+  const readMs: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    let t0 = performance.now();
+    await machine.agent.writeFile('/root/bench.bin', (async function* () {
+      for (let o = 0; o < payload.length; o += 256 * 1024) yield payload.subarray(o, o + 256 * 1024);
+    })());
+    writeMs.push(performance.now() - t0);
+    t0 = performance.now();
+    let got = 0;
+    const reader = machine.agent.readFile('/root/bench.bin', (chunk) => void (got += chunk.length));
+    await reader.stat;
+    await reader.done;
+    readMs.push(performance.now() - t0);
+    if (got !== FILE_BYTES) throw new Error(`read ${got} bytes, expected ${FILE_BYTES}`);
+  }
+
+  await sleep(5000); // let the guest settle to idle
+  const rssKib = Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${machine.pid}/status`, 'utf8'))?.[1] ?? NaN);
+  await machine.stop();
+
+  const boot = { floor: summarize(floorBoot), capsule: summarize(capsuleBoot) };
+  const rtt = { rawEcho: summarize(echo), ping: summarize(ping), execTrue: summarize(exec) };
+  const mibPerSecond = (ms: number[]) => Math.round((FILE_BYTES / 1024 / 1024 / (summarize(ms).p50 / 1000)) * 10) / 10;
+  const result = {
+    benchmark: 'microvm-core',
+    at: new Date().toISOString(),
+    accelerator: 'tcg',
+    host: { cpus: os.cpus().length, kernel: os.release() },
+    units: 'ms unless named',
+    bootMs: { ...boot, ratio: ratio(boot.capsule, boot.floor) },
+    roundTripMs: { ...rtt, pingRatio: ratio(rtt.ping, rtt.rawEcho), execRatio: ratio(rtt.execTrue, rtt.rawEcho) },
+    file10MiB: { writeMs: summarize(writeMs), readMs: summarize(readMs), writeMiBPerSecond: mibPerSecond(writeMs), readMiBPerSecond: mibPerSecond(readMs) },
+    idleVmHostRssMib: Math.round(rssKib / 1024),
+  };
+  const resultsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
+  fs.mkdirSync(resultsDir, { recursive: true });
+  const out = path.join(resultsDir, `core-${result.at.replace(/[:.]/g, '-')}.json`);
+  fs.writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
+  console.log(JSON.stringify(result, null, 2));
+  console.log(`wrote ${out}`);
+  fs.rmSync(work, { recursive: true, force: true });
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

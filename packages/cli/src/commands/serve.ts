@@ -1,0 +1,24 @@
+// `capsule serve [--port 7070] [--data-dir .capsule] [--host 127.0.0.1]`
+import path from 'node:path';
+import { startServer } from '@capsule/server';
+import { flag, parseArgs, parseInteger } from '../args.js';
+
+export async function serveCommand(argv: string[]): Promise<number> {
+  const parsed = parseArgs(argv, { values: ['port', 'data-dir', 'host'], booleans: [] });
+  const dataDir = flag(parsed, 'data-dir');
+  const server = await startServer({
+    port: parseInteger(flag(parsed, 'port'), '--port'),
+    host: flag(parsed, 'host'),
+    dataDir: dataDir ? path.resolve(dataDir) : undefined,
+  });
+  process.stdout.write(`capsule serving on ${server.url} (accelerator ${server.accelerator.accelerator}: ${server.accelerator.reason})\n`);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.stdout.write('capsule: shutting down\n');
+      void server.close().then(resolve);
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  return 0;
+}

@@ -1,0 +1,35 @@
+// Typed SDK errors: one class per code a caller branches on; everything else is a plain CapsuleError.
+import { CapsuleError, ErrorBody, ErrorCode, isErrorCode } from '@capsule/protocol';
+
+export { CapsuleError, ErrorCode };
+
+export class NotFoundError extends CapsuleError {}
+export class InvalidStateError extends CapsuleError {}
+export class QuotaExceededError extends CapsuleError {}
+export class TimeoutError extends CapsuleError {}
+
+const CLASSES: Partial<Record<ErrorCode, typeof CapsuleError>> = {
+  NOT_FOUND: NotFoundError,
+  IMAGE_NOT_FOUND: NotFoundError,
+  INVALID_STATE: InvalidStateError,
+  QUOTA_EXCEEDED: QuotaExceededError,
+  BOOT_TIMEOUT: TimeoutError,
+};
+
+export function errorFromCode(code: string, message: string): CapsuleError {
+  const known = isErrorCode(code) ? code : ErrorCode.INTERNAL;
+  const Class = CLASSES[known] ?? CapsuleError;
+  const error = new Class(known, message);
+  error.name = Class.name;
+  return error;
+}
+
+export async function errorFromResponse(response: Response): Promise<CapsuleError> {
+  const text = await response.text().catch(() => '');
+  try {
+    const body = ErrorBody.parse(JSON.parse(text));
+    return errorFromCode(body.error.code, body.error.message);
+  } catch {
+    return errorFromCode(ErrorCode.INTERNAL, `HTTP ${response.status} ${response.statusText}: ${text.slice(0, 200)}`);
+  }
+}

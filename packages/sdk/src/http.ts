@@ -1,0 +1,62 @@
+// fetch wrapper: auth header, JSON, typed errors, and retries — only for idempotent requests and only
+// on network failures or 502/503/504 (a POST that may have run is never repeated).
+import type { z } from 'zod';
+import { CapsuleError, ErrorCode } from '@capsule/protocol';
+import { errorFromResponse } from './errors.js';
+
+export interface HttpOptions {
+  baseUrl: string;
+  apiKey: string;
+  fetch?: typeof fetch;
+  maxRetries?: number;
+}
+
+const RETRY_STATUSES = new Set([502, 503, 504]);
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE']);
+
+export class Http {
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(private readonly options: HttpOptions) {
+    this.fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
+  }
+
+  /** Raw response (status already checked). */
+  async send(method: string, path: string, init: { json?: unknown; query?: Record<string, string | undefined>; signal?: AbortSignal } = {}): Promise<Response> {
+    const url = new URL(path, this.options.baseUrl);
+    for (const [k, v] of Object.entries(init.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
+    const headers: Record<string, string> = { authorization: `Bearer ${this.options.apiKey}` };
+    if (init.json !== undefined) headers['content-type'] = 'application/json';
+    const retries = IDEMPOTENT.has(method) ? (this.options.maxRetries ?? 3) : 0;
+    for (let attempt = 0; ; attempt++) {
+      let response: Response;
+      try {
+        response = await this.fetchImpl(url, { method, headers, body: init.json === undefined ? undefined : JSON.stringify(init.json), signal: init.signal });
+      } catch (err) {
+        if (attempt < retries && !init.signal?.aborted) {
+          await delay(attempt);
+          continue;
+        }
+        throw new CapsuleError(ErrorCode.INTERNAL, `cannot reach Capsule at ${this.options.baseUrl}: ${(err as Error).message}`, { cause: err });
+      }
+      if (response.ok) return response;
+      if (attempt < retries && RETRY_STATUSES.has(response.status)) {
+        await response.body?.cancel();
+        await delay(attempt);
+        continue;
+      }
+      throw await errorFromResponse(response);
+    }
+  }
+
+  async json<S extends z.ZodTypeAny>(schema: S, method: string, path: string, init: Parameters<Http['send']>[2] = {}): Promise<z.infer<S>> {
+    const response = await this.send(method, path, init);
+    const parsed = schema.safeParse(await response.json());
+    if (!parsed.success) throw new CapsuleError(ErrorCode.INTERNAL, `unexpected response from ${method} ${path}: ${parsed.error.message}`);
+    return parsed.data;
+  }
+}
+
+function delay(attempt: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 200 * 2 ** attempt));
+}

@@ -1,0 +1,43 @@
+// @capsule/sdk — the Capsule client for Node 20 and browsers. No server dependencies.
+import { MicroVM as MicroVMSchema, MicroVMList, type MicroVMState, type RunMicroVMRequest } from '@capsule/protocol';
+import { Http, type HttpOptions } from './http.js';
+import { MicroVM } from './microvm.js';
+
+export * from './errors.js';
+export { MicroVM, type ExecOptions, type ExecResult, type ExecStreamEvent, type MicroVMInfo } from './microvm.js';
+export type { RunMicroVMRequest, MicroVMState } from '@capsule/protocol';
+
+export interface ListOptions {
+  state?: MicroVMState;
+  imageName?: string;
+  metadata?: Record<string, string>;
+  limit?: number;
+  nextToken?: string;
+}
+
+export class Capsule {
+  readonly microvms: {
+    run(request: RunMicroVMRequest): Promise<MicroVM>;
+    get(id: string): Promise<MicroVM>;
+    list(options?: ListOptions): Promise<{ microvms: MicroVM[]; nextToken: string | null }>;
+  };
+
+  constructor(options: HttpOptions) {
+    const http = new Http(options);
+    this.microvms = {
+      run: async (request) => new MicroVM(http, await http.json(MicroVMSchema, 'POST', '/v1/microvms', { json: request })),
+      get: async (id) => new MicroVM(http, await http.json(MicroVMSchema, 'GET', `/v1/microvms/${encodeURIComponent(id)}`)),
+      list: async (options = {}) => {
+        const query: Record<string, string | undefined> = {
+          state: options.state,
+          imageName: options.imageName,
+          limit: options.limit?.toString(),
+          nextToken: options.nextToken,
+        };
+        for (const [k, v] of Object.entries(options.metadata ?? {})) query[`metadata.${k}`] = v;
+        const page = await http.json(MicroVMList, 'GET', '/v1/microvms', { query });
+        return { microvms: page.microvms.map((info) => new MicroVM(http, info)), nextToken: page.nextToken };
+      },
+    };
+  }
+}

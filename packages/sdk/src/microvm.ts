@@ -1,0 +1,105 @@
+// A handle on one MicroVM: exec, execStream, refresh, terminate. Composed by Capsule.microvms.
+import { CapsuleError, ErrorCode, ExecEvent, MicroVM as MicroVMSchema, type ExecRequest, type MicroVM as MicroVMInfo } from '@capsule/protocol';
+import { errorFromCode } from './errors.js';
+import type { Http } from './http.js';
+import { base64ToBytes, bytesToBase64, ndjsonLines } from './ndjson.js';
+
+export type { MicroVMInfo };
+
+export interface ExecOptions {
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Bytes or text fed to the process's stdin. */
+  stdin?: Uint8Array | string;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export type ExecStreamEvent =
+  | { type: 'stdout'; data: Uint8Array }
+  | { type: 'stderr'; data: Uint8Array }
+  | { type: 'exit'; exitCode: number | null; signal: string | null; timedOut: boolean };
+
+export interface ExecResult {
+  exitCode: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  stdout: string;
+  stderr: string;
+}
+
+export class MicroVM {
+  constructor(private readonly http: Http, public info: MicroVMInfo) {}
+
+  get id(): string {
+    return this.info.id;
+  }
+
+  get state(): MicroVMInfo['state'] {
+    return this.info.state;
+  }
+
+  async refresh(): Promise<MicroVMInfo> {
+    this.info = await this.http.json(MicroVMSchema, 'GET', `/v1/microvms/${this.id}`);
+    return this.info;
+  }
+
+  async terminate(): Promise<MicroVMInfo> {
+    this.info = await this.http.json(MicroVMSchema, 'DELETE', `/v1/microvms/${this.id}`);
+    return this.info;
+  }
+
+  /** Stream a command's output as it is produced; the last event is `exit`. */
+  async *execStream(command: string[] | string, options: ExecOptions = {}): AsyncGenerator<ExecStreamEvent> {
+    const body: ExecRequest = { command, cwd: options.cwd, env: options.env, timeoutMs: options.timeoutMs };
+    if (options.stdin !== undefined) {
+      body.stdin = bytesToBase64(typeof options.stdin === 'string' ? new TextEncoder().encode(options.stdin) : options.stdin);
+    }
+    const response = await this.http.send('POST', `/v1/microvms/${this.id}/exec`, { json: body, signal: options.signal });
+    if (!response.body) throw new CapsuleError(ErrorCode.INTERNAL, 'exec response has no body');
+    let exited = false;
+    for await (const raw of ndjsonLines(response.body)) {
+      const event = ExecEvent.parse(raw);
+      if ('stdout' in event) yield { type: 'stdout', data: base64ToBytes(event.stdout) };
+      else if ('stderr' in event) yield { type: 'stderr', data: base64ToBytes(event.stderr) };
+      else if ('error' in event) throw errorFromCode(event.error.code, event.error.message);
+      else if ('exitCode' in event) {
+        exited = true;
+        yield { type: 'exit', exitCode: event.exitCode, signal: event.signal, timedOut: event.timedOut ?? false };
+      }
+    }
+    if (!exited) throw new CapsuleError(ErrorCode.AGENT_UNREACHABLE, 'exec stream ended before the process exited');
+  }
+
+  /** Run a command to completion and collect its output (UTF-8). */
+  async exec(command: string[] | string, options: ExecOptions = {}): Promise<ExecResult> {
+    const out: Uint8Array[] = [];
+    const err: Uint8Array[] = [];
+    let exit: Extract<ExecStreamEvent, { type: 'exit' }> | undefined;
+    for await (const event of this.execStream(command, options)) {
+      if (event.type === 'stdout') out.push(event.data);
+      else if (event.type === 'stderr') err.push(event.data);
+      else exit = event;
+    }
+    return { exitCode: exit!.exitCode, signal: exit!.signal, timedOut: exit!.timedOut, stdout: decode(out), stderr: decode(err) };
+  }
+
+  /** Start a process that outlives the request; returns its pid in the guest. */
+  async execBackground(command: string[] | string, options: Omit<ExecOptions, 'stdin'> = {}): Promise<number> {
+    const response = await this.http.send('POST', `/v1/microvms/${this.id}/exec`, {
+      json: { command, cwd: options.cwd, env: options.env, background: true } satisfies ExecRequest,
+      signal: options.signal,
+    });
+    for await (const raw of ndjsonLines(response.body!)) {
+      const event = ExecEvent.parse(raw);
+      if ('pid' in event) return event.pid;
+      if ('error' in event) throw errorFromCode(event.error.code, event.error.message);
+    }
+    throw new CapsuleError(ErrorCode.AGENT_UNREACHABLE, 'background exec ended without a pid');
+  }
+}
+
+function decode(chunks: Uint8Array[]): string {
+  const decoder = new TextDecoder();
+  return chunks.map((c) => decoder.decode(c, { stream: true })).join('') + decoder.decode();
+}

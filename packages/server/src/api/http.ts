@@ -1,0 +1,67 @@
+// HTTP plumbing shared by every route: bounded body reading, zod validation, the error envelope.
+// Internal errors become API codes here, once: CapsuleError keeps its code; anything else is INTERNAL.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { CapsuleError, ERROR_STATUS, ErrorCode } from '@capsule/protocol';
+import type { z } from 'zod';
+
+export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
+
+export async function readBody(req: IncomingMessage, limitBytes: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limitBytes) {
+    req.resume();
+    throw new CapsuleError(ErrorCode.PAYLOAD_TOO_LARGE, `request body of ${declared} bytes exceeds the limit of ${limitBytes} bytes`);
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > limitBytes) {
+      req.resume();
+      throw new CapsuleError(ErrorCode.PAYLOAD_TOO_LARGE, `request body exceeds the limit of ${limitBytes} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+export function formatIssues(error: z.ZodError): string {
+  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : 'body'}: ${i.message}`).join('; ');
+}
+
+export async function readJson<S extends z.ZodTypeAny>(req: IncomingMessage, schema: S, limitBytes = DEFAULT_BODY_LIMIT_BYTES): Promise<z.infer<S>> {
+  const type = req.headers['content-type'] ?? '';
+  if (!/^application\/json\b/i.test(type)) {
+    throw new CapsuleError(ErrorCode.BAD_REQUEST, 'Content-Type must be application/json');
+  }
+  const body = await readBody(req, limitBytes);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    throw new CapsuleError(ErrorCode.BAD_REQUEST, `malformed JSON: ${(err as Error).message}`);
+  }
+  const result = schema.safeParse(parsed);
+  if (!result.success) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, formatIssues(result.error));
+  return result.data;
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+export function toCapsuleError(err: unknown): CapsuleError {
+  if (err instanceof CapsuleError) return err;
+  return new CapsuleError(ErrorCode.INTERNAL, 'internal error', { cause: err });
+}
+
+export function sendError(res: ServerResponse, err: unknown): void {
+  const error = toCapsuleError(err);
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  sendJson(res, ERROR_STATUS[error.code], { error: { code: error.code, message: error.message } });
+}

@@ -1,0 +1,60 @@
+// POST /v1/microvms/:id/exec → NDJSON stream: {"stdout":b64} / {"stderr":b64} lines, then
+// {"exitCode":N,"signal":null} (or {"pid":N} for background). Backpressure: a slow reader stops the
+// guest process's output at the agent's window, never buffering it here.
+import { once } from 'node:events';
+import { ExecRequest, type ExecEvent } from '@capsule/protocol';
+import type { MicroVMService } from '../../lifecycle/microvm-service.js';
+import { readJson, sendError, toCapsuleError } from '../http.js';
+import type { Route } from '../router.js';
+import { checkId } from './microvms.js';
+
+/** base64 stdin up to 64 MiB of JSON; larger inputs belong on the WebSocket exec. */
+export const EXEC_BODY_LIMIT_BYTES = 64 * 1024 * 1024;
+const STDIN_CHUNK_BYTES = 64 * 1024;
+
+async function* chunksOf(buffer: Buffer): AsyncGenerator<Buffer> {
+  for (let i = 0; i < buffer.length; i += STDIN_CHUNK_BYTES) yield buffer.subarray(i, i + STDIN_CHUNK_BYTES);
+}
+
+export function execRoute(service: MicroVMService): Route {
+  return {
+    method: 'POST',
+    pattern: '/v1/microvms/:id/exec',
+    async handle({ req, res, params, tenantId }) {
+      const id = checkId(params.id);
+      const request = await readJson(req, ExecRequest, EXEC_BODY_LIMIT_BYTES);
+      let finished = false;
+      const begin = (): void => {
+        if (!res.headersSent) res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+      };
+      const line = (event: ExecEvent): void | Promise<unknown> => {
+        begin();
+        if (!res.write(JSON.stringify(event) + '\n')) return once(res, 'drain');
+      };
+      const handle = await service.exec(tenantId, id, request, {
+        stdin: request.stdin ? chunksOf(Buffer.from(request.stdin, 'base64')) : undefined,
+        onStdout: (chunk) => line({ stdout: chunk.toString('base64') }),
+        onStderr: (chunk) => line({ stderr: chunk.toString('base64') }),
+      });
+      // the client hung up: stop the process rather than run it unobserved
+      res.once('close', () => {
+        if (!finished) handle.signal('SIGKILL');
+      });
+      try {
+        const pid = await handle.pid;
+        begin();
+        const result = await handle.result;
+        finished = true;
+        if (request.background) line({ pid });
+        else line({ exitCode: result.exitCode, signal: result.signal, timedOut: result.timedOut });
+        res.end();
+      } catch (err) {
+        finished = true;
+        if (!res.headersSent) return sendError(res, err);
+        const error = toCapsuleError(err);
+        line({ error: { code: error.code, message: error.message } });
+        res.end();
+      }
+    },
+  };
+}

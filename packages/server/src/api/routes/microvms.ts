@@ -1,0 +1,71 @@
+// /v1/microvms: run, list, get, terminate.
+import { CapsuleError, ErrorCode, MicroVMState, RunMicroVMRequest } from '@capsule/protocol';
+import type { MicroVMService } from '../../lifecycle/microvm-service.js';
+import { toApi } from '../../lifecycle/microvm-service.js';
+import { readJson, sendJson } from '../http.js';
+import type { Route } from '../router.js';
+
+const ID_PATTERN = /^mvm-[a-z2-7]{16}$/;
+const MAX_PAGE = 100;
+
+export function checkId(id: string): string {
+  if (!ID_PATTERN.test(id)) throw new CapsuleError(ErrorCode.NOT_FOUND, `MicroVM ${JSON.stringify(id.slice(0, 64))} not found`);
+  return id;
+}
+
+function pageLimit(raw: string | null): number {
+  if (raw === null) return MAX_PAGE;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_PAGE) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, `limit must be an integer from 1 to ${MAX_PAGE}`);
+  return n;
+}
+
+export function microvmRoutes(service: MicroVMService): Route[] {
+  return [
+    {
+      method: 'POST',
+      pattern: '/v1/microvms',
+      async handle({ req, res, tenantId }) {
+        const request = await readJson(req, RunMicroVMRequest);
+        sendJson(res, 201, toApi(await service.run(tenantId, request)));
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/v1/microvms',
+      async handle({ res, query, tenantId }) {
+        const state = query.get('state');
+        if (state !== null && !MicroVMState.safeParse(state).success) {
+          throw new CapsuleError(ErrorCode.VALIDATION_FAILED, `state must be one of ${MicroVMState.options.join(', ')}`);
+        }
+        const metadata: Record<string, string> = {};
+        for (const [key, value] of query) if (key.startsWith('metadata.')) metadata[key.slice('metadata.'.length)] = value;
+        const limit = pageLimit(query.get('limit'));
+        const records = await service.list({
+          tenantId,
+          state: (state as MicroVMState | null) ?? undefined,
+          imageName: query.get('imageName') ?? undefined,
+          metadata,
+          limit: limit + 1,
+          after: query.get('nextToken') ?? undefined,
+        });
+        const page = records.slice(0, limit);
+        sendJson(res, 200, { microvms: page.map(toApi), nextToken: records.length > limit ? page[page.length - 1].id : null });
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/v1/microvms/:id',
+      async handle({ res, params, tenantId }) {
+        sendJson(res, 200, toApi(await service.get(tenantId, checkId(params.id))));
+      },
+    },
+    {
+      method: 'DELETE',
+      pattern: '/v1/microvms/:id',
+      async handle({ res, params, tenantId }) {
+        sendJson(res, 200, toApi(await service.terminate(tenantId, checkId(params.id))));
+      },
+    },
+  ];
+}

@@ -1,0 +1,96 @@
+// `capsule serve`: wire config → store → runtimes → accelerator → lifecycle → REST API.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { loadConfig, type CapsuleConfig } from './config.js';
+import { createLogger, type Logger } from './log.js';
+import { RuntimeRegistry } from './runtimes/registry.js';
+import { SqliteStore } from './store/sqlite.js';
+import { chooseAccelerator, hostProbeEnv, type AcceleratorDecision } from './vmm/accelerator.js';
+import { resolveQemuIdentity } from './vmm/identity.js';
+import { Machine, type QemuIdentity } from './vmm/machine.js';
+import { MicroVMService } from './lifecycle/microvm-service.js';
+import { ensureAdminKey } from './api/auth.js';
+import { createApiServer } from './api/server.js';
+import { microvmRoutes } from './api/routes/microvms.js';
+import { execRoute } from './api/routes/microvm-exec.js';
+import { healthRoute } from './api/routes/health.js';
+
+export { loadConfig, type CapsuleConfig } from './config.js';
+
+export interface RunningServer {
+  url: string;
+  adminKey: string;
+  accelerator: AcceleratorDecision;
+  service: MicroVMService;
+  close(): Promise<void>;
+}
+
+const PROBE_TIMEOUT_MS = 20_000;
+
+async function probeKvm(config: CapsuleConfig, runtimes: RuntimeRegistry, runAs: QemuIdentity | null): Promise<void> {
+  const runtime = runtimes.get('base');
+  const machine = await Machine.launch({
+    vmDir: path.join(config.dataDir, 'vms', `probe-${process.pid}`),
+    kernelPath: runtime.kernelPath,
+    initrdPath: runtime.initrdPath,
+    rootfsPath: runtime.rootfsPath,
+    vcpuCount: 1,
+    memoryMib: 256,
+    accelerator: 'kvm',
+    egress: 'none',
+    hostname: 'probe',
+    runAs,
+    qemuBinary: config.qemuBinary,
+    qemuImgBinary: config.qemuImgBinary,
+    bootTimeoutMs: PROBE_TIMEOUT_MS,
+  });
+  await machine.stop();
+}
+
+export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: Logger = createLogger()): Promise<RunningServer> {
+  const config = loadConfig(overrides);
+  fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o755 });
+  fs.mkdirSync(path.join(config.dataDir, 'vms'), { recursive: true, mode: 0o711 });
+  const store = new SqliteStore(path.join(config.dataDir, 'capsule.db'));
+  const runtimes = new RuntimeRegistry(config.cacheDir, config.dataDir, config.agentBundlePath);
+  runtimes.load();
+  log.info('runtimes loaded', { runtimes: runtimes.list().map((r) => `${r.name}@${r.hash}`) });
+
+  const images = runtimes.list().flatMap((r) => [r.kernelPath, r.initrdPath, r.rootfsPath]);
+  const { identity, reason: identityReason } = resolveQemuIdentity(config.qemuUser, images, path.join(config.dataDir, 'vms'));
+  log.info(identityReason);
+
+  const accelerator = await chooseAccelerator(config.accelerator, hostProbeEnv(() => probeKvm(config, runtimes, identity)));
+  log.info(`accelerator: ${accelerator.accelerator}`, { reason: accelerator.reason });
+
+  const service = new MicroVMService({ config, store, runtimes, accelerator, qemuIdentity: identity, log });
+  await service.recover();
+  const adminKey = await ensureAdminKey(config.dataDir, store);
+
+  const server = createApiServer([healthRoute(accelerator), ...microvmRoutes(service), execRoute(service)], store, log);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const url = `http://${config.host}:${address.port}`;
+  log.info('capsule serving', { url, dataDir: config.dataDir });
+
+  let closing: Promise<void> | null = null;
+  return {
+    url,
+    adminKey,
+    accelerator,
+    service,
+    close() {
+      closing ??= (async () => {
+        server.close();
+        server.closeAllConnections();
+        await service.shutdown();
+        await store.close();
+      })();
+      return closing;
+    },
+  };
+}

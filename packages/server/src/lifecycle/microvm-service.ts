@@ -1,0 +1,245 @@
+// MicroVM lifecycle: launch, look up, exec, terminate, and react to a VM dying underneath us.
+// Owns the id → Machine map; every state change is validated (states.ts) and persisted first.
+import path from 'node:path';
+import fs from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { CapsuleError, ErrorCode, type ExecRequest, type MicroVM, type MicroVMState, type RunMicroVMRequest } from '@capsule/protocol';
+import type { CapsuleConfig } from '../config.js';
+import type { Logger } from '../log.js';
+import type { RuntimeRegistry } from '../runtimes/registry.js';
+import type { ListFilter, MicroVMRecord, Store } from '../store/types.js';
+import type { ExecHandle, ExecIo } from '../vmm/agent-client.js';
+import type { AcceleratorDecision } from '../vmm/accelerator.js';
+import { Machine, serialTail, type QemuIdentity } from '../vmm/machine.js';
+import { assertTransition, LIVE_STATES } from './states.js';
+
+export interface ServiceDeps {
+  config: CapsuleConfig;
+  store: Store;
+  runtimes: RuntimeRegistry;
+  accelerator: AcceleratorDecision;
+  qemuIdentity: QemuIdentity | null;
+  log: Logger;
+}
+
+const ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
+
+/** DNS-label-safe id: it is also the MicroVM's hostname and endpoint subdomain. */
+export function newMicroVMId(): string {
+  const bytes = randomBytes(16);
+  return 'mvm-' + Array.from(bytes, (b) => ID_ALPHABET[b & 31]).join('');
+}
+
+export function toApi(record: MicroVMRecord): MicroVM {
+  const { tenantId: _t, env: _e, qemuPid: _p, vmDir: _d, ...rest } = record;
+  return rest;
+}
+
+export class MicroVMService {
+  private readonly machines = new Map<string, Machine>();
+  private readonly maxDurationTimers = new Map<string, NodeJS.Timeout>();
+  private readonly vmsDir: string;
+
+  constructor(private readonly deps: ServiceDeps) {
+    this.vmsDir = path.join(deps.config.dataDir, 'vms');
+  }
+
+  /**
+   * At start-up: any VM the store thinks is live lost its QEMU process or its host link with the old server.
+   * Re-adoption needs snapshots (suspend/resume issue); until then such VMs are stopped and marked FAILED.
+   */
+  async recover(): Promise<void> {
+    for (const record of await this.deps.store.listMicroVMsInStates([...LIVE_STATES])) {
+      if (record.qemuPid && record.vmDir && isQemuOf(record.qemuPid, record.vmDir)) {
+        try {
+          process.kill(record.qemuPid, 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      }
+      if (record.vmDir) fs.rmSync(record.vmDir, { recursive: true, force: true });
+      await this.deps.store.updateMicroVM(record.id, null, {
+        state: 'FAILED',
+        failureReason: `the server restarted while this MicroVM was ${record.state}; its VM was stopped`,
+        qemuPid: null,
+      });
+      this.deps.log.warn('marked MicroVM failed after restart', { id: record.id, was: record.state });
+    }
+  }
+
+  async run(tenantId: string, request: RunMicroVMRequest): Promise<MicroVMRecord> {
+    const { config, store, runtimes, accelerator } = this.deps;
+    const runtime = runtimes.get(request.imageName);
+    const maximumDurationSeconds = request.maximumDurationSeconds ?? config.maxDurationCapSeconds;
+    if (maximumDurationSeconds > config.maxDurationCapSeconds) {
+      throw new CapsuleError(ErrorCode.VALIDATION_FAILED, `maximumDurationSeconds ${maximumDurationSeconds} exceeds the cap of ${config.maxDurationCapSeconds}`);
+    }
+    const now = new Date().toISOString();
+    const id = newMicroVMId();
+    const vmDir = path.join(this.vmsDir, id);
+    const record: MicroVMRecord = {
+      id,
+      tenantId,
+      state: 'PENDING',
+      imageName: request.imageName,
+      imageVersion: null,
+      vcpuCount: request.vcpuCount ?? config.defaultVcpuCount,
+      memoryMib: request.memoryMib ?? config.defaultMemoryMib,
+      metadata: request.metadata ?? {},
+      env: request.env ?? {},
+      egress: request.network?.egress ?? 'none',
+      maximumDurationSeconds,
+      accelerator: accelerator.accelerator,
+      launchedFrom: null,
+      kernelRelease: null,
+      failureReason: null,
+      qemuPid: null,
+      vmDir,
+      createdAt: now,
+      updatedAt: now,
+      startedAt: null,
+      terminatedAt: null,
+    };
+    await store.insertMicroVM(record);
+    this.deps.log.info('launching MicroVM', { id, image: record.imageName, accelerator: accelerator.accelerator });
+    let machine: Machine;
+    try {
+      machine = await Machine.launch({
+        vmDir,
+        kernelPath: runtime.kernelPath,
+        initrdPath: runtime.initrdPath,
+        rootfsPath: runtime.rootfsPath,
+        vcpuCount: record.vcpuCount,
+        memoryMib: record.memoryMib,
+        accelerator: accelerator.accelerator,
+        egress: record.egress,
+        hostname: id,
+        extraKernelArgs: config.extraKernelArgs,
+        runAs: this.deps.qemuIdentity,
+        qemuBinary: config.qemuBinary,
+        qemuImgBinary: config.qemuImgBinary,
+        bootTimeoutMs: config.bootTimeoutMs,
+      });
+    } catch (err) {
+      const reason = err instanceof CapsuleError ? `${err.code}: ${err.message}` : String(err);
+      await store.updateMicroVM(id, null, { state: 'FAILED', failureReason: reason, qemuPid: null });
+      this.deps.log.error('MicroVM launch failed', { id, reason: reason.split('\n')[0] });
+      throw err;
+    }
+    const info = await machine.agent.info().catch(() => null);
+    const running = await store.updateMicroVM(id, 'PENDING', {
+      state: 'RUNNING',
+      qemuPid: machine.pid,
+      kernelRelease: info?.kernelRelease ?? runtime.kernelRelease,
+      launchedFrom: 'boot',
+      startedAt: new Date().toISOString(),
+    });
+    if (!running) {
+      // terminated while it was booting
+      await machine.stop().catch(() => undefined);
+      await this.finishTermination(id);
+      return (await store.getMicroVM(id))!;
+    }
+    this.machines.set(id, machine);
+    machine.onUnexpectedExit((reason) => void this.onMachineLost(id, reason));
+    this.maxDurationTimers.set(
+      id,
+      setTimeout(() => void this.expire(id), maximumDurationSeconds * 1000),
+    );
+    return running;
+  }
+
+  /** The tenant's MicroVM, or NOT_FOUND (also for another tenant's id: never reveal it exists). */
+  async get(tenantId: string, id: string): Promise<MicroVMRecord> {
+    const record = await this.deps.store.getMicroVM(id);
+    if (!record || record.tenantId !== tenantId) throw new CapsuleError(ErrorCode.NOT_FOUND, `MicroVM ${id} not found`);
+    return record;
+  }
+
+  list(filter: ListFilter): Promise<MicroVMRecord[]> {
+    return this.deps.store.listMicroVMs(filter);
+  }
+
+  async exec(tenantId: string, id: string, request: ExecRequest, io: ExecIo): Promise<ExecHandle> {
+    const record = await this.get(tenantId, id);
+    const machine = this.machines.get(id);
+    if (record.state !== 'RUNNING' || !machine) {
+      throw new CapsuleError(ErrorCode.INVALID_STATE, `cannot exec in MicroVM ${id}: it is ${record.state}`, { details: { state: record.state } });
+    }
+    const { stdin: _stdin, ...rest } = request;
+    return machine.agent.exec({ ...rest, env: { ...record.env, ...request.env } }, io);
+  }
+
+  async terminate(tenantId: string, id: string): Promise<MicroVMRecord> {
+    const record = await this.get(tenantId, id);
+    await this.transition(record, 'TERMINATING', 'terminate');
+    const machine = this.machines.get(id);
+    if (!machine && record.state === 'PENDING') return (await this.deps.store.getMicroVM(id))!; // run() finishes it
+    if (machine) {
+      this.machines.delete(id);
+      await machine.stop().catch((err) => this.deps.log.warn('cleanup after terminate reported errors', { id, error: String(err) }));
+    }
+    return this.finishTermination(id);
+  }
+
+  /** Stop every VM (server shutdown). They cannot be re-adopted yet, so they end FAILED with the reason. */
+  async shutdown(): Promise<void> {
+    for (const timer of this.maxDurationTimers.values()) clearTimeout(timer);
+    await Promise.all(
+      [...this.machines.entries()].map(async ([id, machine]) => {
+        this.machines.delete(id);
+        await machine.stop().catch(() => undefined);
+        await this.deps.store.updateMicroVM(id, null, { state: 'FAILED', failureReason: 'the server shut down while this MicroVM was running', qemuPid: null });
+      }),
+    );
+  }
+
+  private async transition(record: MicroVMRecord, to: MicroVMState, action: string): Promise<MicroVMRecord> {
+    assertTransition(record.id, record.state, to, action);
+    const updated = await this.deps.store.updateMicroVM(record.id, record.state, { state: to });
+    if (!updated) {
+      const now = await this.deps.store.getMicroVM(record.id);
+      throw new CapsuleError(ErrorCode.INVALID_STATE, `cannot ${action} MicroVM ${record.id}: it is ${now?.state ?? 'gone'}`);
+    }
+    return updated;
+  }
+
+  private async finishTermination(id: string): Promise<MicroVMRecord> {
+    clearTimeout(this.maxDurationTimers.get(id));
+    this.maxDurationTimers.delete(id);
+    const done = await this.deps.store.updateMicroVM(id, null, { state: 'TERMINATED', terminatedAt: new Date().toISOString(), qemuPid: null });
+    this.deps.log.info('MicroVM terminated', { id });
+    return done!;
+  }
+
+  private async expire(id: string): Promise<void> {
+    const record = await this.deps.store.getMicroVM(id);
+    if (!record) return;
+    this.deps.log.info('MicroVM reached maximumDurationSeconds', { id });
+    await this.terminate(record.tenantId, id).catch(() => undefined);
+  }
+
+  private async onMachineLost(id: string, reason: string): Promise<void> {
+    const machine = this.machines.get(id);
+    this.machines.delete(id);
+    clearTimeout(this.maxDurationTimers.get(id));
+    this.maxDurationTimers.delete(id);
+    // read the console before cleanup removes it: a guest panic explains itself there
+    const console = machine ? serialTail(machine.vmDir, 1500) : '';
+    await machine?.stop().catch(() => undefined);
+    const record = await this.deps.store.getMicroVM(id);
+    if (!record || record.state === 'TERMINATED' || record.state === 'FAILED') return;
+    const failureReason = `${reason}; the VM's memory and processes are gone${console ? `\n--- serial console (tail) ---\n${console}` : ''}`;
+    await this.deps.store.updateMicroVM(id, null, { state: 'FAILED', failureReason, qemuPid: null });
+    this.deps.log.error('MicroVM lost its VM process', { id, reason });
+  }
+}
+
+/** Guard against pid reuse: only a QEMU whose command line names this VM's directory is ours. */
+function isQemuOf(pid: number, vmDir: string): boolean {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(vmDir);
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,38 @@
+// Versioned schema. Append only: never edit a migration that has shipped.
+export const MIGRATIONS: Array<{ version: number; sql: string }> = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE microvms (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        image_name TEXT NOT NULL,
+        image_version INTEGER,
+        vcpu_count INTEGER NOT NULL,
+        memory_mib INTEGER NOT NULL,
+        metadata_json TEXT NOT NULL,
+        env_json TEXT NOT NULL,
+        egress TEXT NOT NULL,
+        maximum_duration_seconds INTEGER NOT NULL,
+        accelerator TEXT,
+        launched_from TEXT,
+        kernel_release TEXT,
+        failure_reason TEXT,
+        qemu_pid INTEGER,
+        vm_dir TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        started_at TEXT,
+        terminated_at TEXT
+      );
+      CREATE INDEX microvms_tenant_state ON microvms (tenant_id, state);
+      CREATE TABLE api_keys (
+        key_hash TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        is_admin INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+      );
+    `,
+  },
+];

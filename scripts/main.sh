@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The main job: set everything up, start `capsule serve` on the embedded defaults, run the demo, and
+# keep serving until Ctrl-C.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+bash scripts/setup.sh
+capsule=$here/bin/capsule
+export CAPSULE_URL=${CAPSULE_URL:-http://127.0.0.1:7070}
+mkdir -p .capsule
+if curl -fsS "$CAPSULE_URL/healthz" >/dev/null 2>&1; then
+  echo "==> capsule serve already running at $CAPSULE_URL"
+  server_pid=""
+else
+  echo "==> starting capsule serve (log: .capsule/serve.log)"
+  "$capsule" serve >> .capsule/serve.log 2>&1 &
+  server_pid=$!
+  trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; wait 2>/dev/null' EXIT
+  for _ in $(seq 1 100); do
+    curl -fsS "$CAPSULE_URL/healthz" >/dev/null 2>&1 && break
+    kill -0 "$server_pid" 2>/dev/null || { tail -20 .capsule/serve.log; exit 1; }
+    sleep 0.2
+  done
+fi
+curl -fsS "$CAPSULE_URL/healthz"; echo
+demo() { printf '\n\033[1m$ capsule %s\033[0m\n' "$*"; "$capsule" "$@"; }
+demo run python --rm -- python3 -c 'import platform; print(6*7, platform.release())'
+echo "(host kernel: $(uname -r))"
+id=$("$capsule" run python --quiet)
+demo get "$id"
+set +e
+demo exec "$id" --no-stdin -- sh -c 'echo out; echo err >&2; exit 3'
+echo "(exit code $?)"
+set -e
+demo ls
+demo terminate "$id"
+if [ -n "$server_pid" ] && [ "${CAPSULE_DEMO_ONLY:-0}" != 1 ]; then
+  printf '\n==> demo done; capsule serve keeps running at %s (Ctrl-C to stop)\n' "$CAPSULE_URL"
+  wait "$server_pid"
+fi

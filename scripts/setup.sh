@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# One-shot, idempotent set-up on Debian 12 (as root): apt packages, the unprivileged QEMU user,
+# npm dependencies, the TypeScript bundles, and the runtimes (cached by content hash). A second run
+# takes seconds.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+APT_PACKAGES=(qemu-system-x86 qemu-utils mmdebstrap busybox-static e2fsprogs cpio zstd xz-utils ca-certificates curl)
+APT_PACKAGES+=(${CAPSULE_EXTRA_APT:-})
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  step "installing Debian packages: ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then echo "setup: need root to install ${missing[*]}" >&2; exit 1; fi
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [ "$(id -u)" -eq 0 ] && ! id capsule-vm >/dev/null 2>&1; then
+  step "creating the unprivileged user QEMU runs as (capsule-vm)"
+  useradd --system --no-create-home --shell /usr/sbin/nologin capsule-vm
+fi
+
+lock_hash=$(sha256sum package-lock.json | cut -c1-16)
+if [ "$(cat node_modules/.capsule-lock 2>/dev/null)" != "$lock_hash" ]; then
+  step "npm ci (builds better-sqlite3 from source when no prebuilt binary can be fetched)"
+  npm ci --no-audit --no-fund
+  echo "$lock_hash" > node_modules/.capsule-lock
+fi
+
+step "bundling guest agent and CLI"
+npm run --silent build
+
+export CAPSULE_CACHE_DIR=${CAPSULE_CACHE_DIR:-/var/cache/capsule}
+mkdir -p "$CAPSULE_CACHE_DIR"
+for runtime in base python node; do
+  step "runtime $runtime"
+  bash scripts/build-runtime.sh "$runtime"
+done
+# Keep only the newest build of each runtime: old hashes are dead weight (hundreds of MB each).
+for runtime in base python node; do
+  ls -dt "$CAPSULE_CACHE_DIR/runtimes/$runtime-"* 2>/dev/null | tail -n +2 | xargs -r rm -rf
+done
+step "setup complete"

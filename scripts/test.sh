@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Every test: set-up (idempotent), typecheck, then unit and e2e tests in one node:test run (real QEMU
+# microVMs; TCG on machines without hardware virtualization). Ends with the runner's summary line.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+bash scripts/setup.sh
+echo "==> typecheck"
+npx tsc -p tsconfig.json
+mapfile -t unit < <(find packages -path '*/node_modules' -prune -o -name '*.test.ts' -print | sort)
+mapfile -t e2e < <(find tests/e2e -name '*.test.ts' | sort)
+echo "==> ${#unit[@]} unit test files, ${#e2e[@]} e2e test files"
+# e2e files boot VMs: two files at a time keeps both cores busy without starving the guests.
+exec node --import tsx --test --test-concurrency="${CAPSULE_TEST_CONCURRENCY:-2}" --test-reporter=spec "${unit[@]}" "${e2e[@]}"

@@ -1,0 +1,75 @@
+// Shared e2e set-up: a real `capsule serve` in-process on a throwaway data dir and port, the SDK
+// pointed at it, and leak checks (no QEMU process, socket or VM directory may outlive a test).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import assert from 'node:assert/strict';
+import { startServer, type CapsuleConfig } from '@capsule/server';
+import { Capsule } from '@capsule/sdk';
+import { createLogger } from '../../packages/server/src/log.js';
+
+export interface TestServer {
+  url: string;
+  dataDir: string;
+  adminKey: string;
+  capsule: Capsule;
+  close(): Promise<void>;
+  /** fetch against the API with the admin key. */
+  api(method: string, route: string, body?: unknown, headers?: Record<string, string>): Promise<Response>;
+}
+
+export async function startTestServer(overrides: Partial<CapsuleConfig> = {}): Promise<TestServer> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-e2e-'));
+  fs.chmodSync(dataDir, 0o755);
+  const quiet = createLogger(process.stderr, true);
+  const server = await startServer({ dataDir, port: 0, ...overrides }, { ...quiet, warn() {}, error() {} });
+  const capsule = new Capsule({ baseUrl: server.url, apiKey: server.adminKey });
+  return {
+    url: server.url,
+    dataDir,
+    adminKey: server.adminKey,
+    capsule,
+    async close() {
+      await server.close();
+      assertNoLeaks(dataDir);
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+    api(method, route, body, headers = {}) {
+      return fetch(server.url + route, {
+        method,
+        headers: { authorization: `Bearer ${server.adminKey}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      });
+    },
+  };
+}
+
+/** QEMU processes whose command line mentions `needle` (a data dir or VM dir). */
+export function qemuProcesses(needle: string): number[] {
+  const pids: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmdline.startsWith('qemu-system') && cmdline.includes(needle)) pids.push(Number(entry));
+    } catch {
+      // exited while we looked
+    }
+  }
+  return pids;
+}
+
+export function vmDirs(dataDir: string): string[] {
+  const dir = path.join(dataDir, 'vms');
+  return fs.existsSync(dir) ? fs.readdirSync(dir) : [];
+}
+
+export function assertNoLeaks(dataDir: string): void {
+  assert.deepEqual(qemuProcesses(dataDir), [], 'no QEMU process may outlive its MicroVM');
+  assert.deepEqual(vmDirs(dataDir), [], 'no VM directory (sockets, overlay, logs) may outlive its MicroVM');
+}
+
+export async function errorOf(response: Response): Promise<{ status: number; code: string; message: string }> {
+  const body = (await response.json()) as { error: { code: string; message: string } };
+  return { status: response.status, code: body.error.code, message: body.error.message };
+}
