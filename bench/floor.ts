@@ -12,12 +12,19 @@ import { qemuArgs, vmPaths, type MachineSpec } from '../packages/server/src/vmm/
 const FLOOR_INIT = `#!/bin/busybox sh
 /bin/busybox mount -t devtmpfs dev /dev
 /bin/busybox echo CAPSULE-FLOOR-READY > /dev/ttyS0
+/bin/busybox mkdir -p /proc /sys
 /bin/busybox --install -s /bin
 mount -t proc proc /proc; mount -t sysfs sys /sys
 while read -r m; do insmod /modules/$m; done < /modules/order
-for p in /sys/class/virtio-ports/*; do [ "$(cat $p/name)" = org.capsule.agent ] && port=/dev/$(basename $p); done
+port=
+while [ -z "$port" ]; do
+  for p in /sys/class/virtio-ports/*; do [ "$(cat $p/name 2>/dev/null)" = org.capsule.agent ] && port=/dev/$(basename $p); done
+  [ -n "$port" ] && [ -e "$port" ] || { port=; usleep 10000; }
+done
 echo CAPSULE-ECHO-READY > /dev/ttyS0
-while true; do cat $port > $port; done
+# one open of the port (it is single-open); reads return 0 while the host is away, so loop
+exec 3<>$port
+while true; do cat <&3 >&3; usleep 10000; done
 `;
 
 export function floorInitrd(runtimeInitrd: string, outDir: string): string {
@@ -55,13 +62,26 @@ export async function bootFloor(qemuBinary: string, spec: Omit<MachineSpec, 'ext
   );
   const started = performance.now();
   const child = spawn(qemuBinary, qemuArgs({ ...spec, extraKernelArgs: 'rdinit=/floor-init' }), { stdio: 'ignore' });
-  await waitForLine(p.serialLog, 'CAPSULE-FLOOR-READY', 60_000);
-  const bootMs = performance.now() - started;
-  await waitForLine(p.serialLog, 'CAPSULE-ECHO-READY', 60_000);
-  const socket = await new Promise<net.Socket>((resolve, reject) => {
-    const s = net.connect(p.agent, () => resolve(s));
-    s.once('error', reject);
-  });
+  const exited = new Promise((r) => child.once('exit', r));
+  const kill = async (): Promise<void> => {
+    child.kill('SIGKILL');
+    await exited;
+    fs.rmSync(spec.vmDir, { recursive: true, force: true });
+  };
+  let bootMs: number;
+  let socket: net.Socket;
+  try {
+    await waitForLine(p.serialLog, 'CAPSULE-FLOOR-READY', 60_000);
+    bootMs = performance.now() - started;
+    await waitForLine(p.serialLog, 'CAPSULE-ECHO-READY', 60_000);
+    socket = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect(p.agent, () => resolve(s));
+      s.once('error', reject);
+    });
+  } catch (err) {
+    await kill();
+    throw err;
+  }
   await sleep(200);
   return {
     bootMs,
@@ -82,9 +102,7 @@ export async function bootFloor(qemuBinary: string, spec: Omit<MachineSpec, 'ext
     },
     async stop() {
       socket.destroy();
-      child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
-      fs.rmSync(spec.vmDir, { recursive: true, force: true });
+      await kill();
     },
   };
 }

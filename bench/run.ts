@@ -20,8 +20,9 @@ const BOOT_RUNS = Number(process.env.BENCH_BOOT_RUNS ?? 5);
 const RTT_RUNS = Number(process.env.BENCH_RTT_RUNS ?? 200);
 const FILE_BYTES = 10 * 1024 * 1024;
 
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-bench-'));
+
 async function main(): Promise<void> {
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-bench-'));
   fs.chmodSync(work, 0o755);
   const config = loadConfig({ dataDir: work });
   const runtimes = new RuntimeRegistry(config.cacheDir, work, config.agentBundlePath);
@@ -119,10 +120,11 @@ async function main(): Promise<void> {
   fs.writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
   console.log(JSON.stringify(result, null, 2));
   console.log(`wrote ${out}`);
-  fs.rmSync(work, { recursive: true, force: true });
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+main()
+  .catch((err) => {
+    console.error(err);
+    process.exitCode = 1;
+  })
+  .finally(() => fs.rmSync(work, { recursive: true, force: true }));

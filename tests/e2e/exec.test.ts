@@ -115,7 +115,9 @@ describe('exec in a running MicroVM', () => {
     fs.writeFileSync(marker, 'host');
     try {
       assert.notEqual((await vm.exec(['test', '-e', marker])).exitCode, 0);
-      assert.equal((await vm.exec(['sh', '-c', 'ls /mnt /media 2>/dev/null | wc -l'])).stdout.trim(), '0');
+      // nothing shared in: no 9p/virtiofs mounts, only the VM's own disk
+      assert.equal((await vm.exec(['sh', '-c', "grep -cE ' (9p|virtiofs) ' /proc/mounts || true"])).stdout.trim(), '0');
+      assert.equal((await vm.exec(['sh', '-c', "ls /sys/block | grep -v '^vda$' | grep -v -e '^loop' -e '^ram' | wc -l"])).stdout.trim(), '0');
     } finally {
       fs.rmSync(marker);
     }

@@ -23,8 +23,8 @@ function dispatch(channel: Channel, mux: Mux): void {
     const request = parsed.data;
     if (request.type === 'exec') startExec(channel, request, done);
     else if (isFileRequest(request)) handleFileRequest(channel, request, done);
-    else if (request.type === 'signal') {
-      replyError(channel, 'BAD_REQUEST', 'signal is only valid on an exec channel');
+    else if (request.type === 'signal' || request.type === 'cancel') {
+      replyError(channel, 'BAD_REQUEST', `${request.type} is only valid on an open exec or file channel`);
       done();
     } else handleSystemRequest(channel, request, done);
   };

@@ -1,7 +1,7 @@
 // REST wire schemas (design.md section 2). The server validates every request with these and the SDK
 // validates every response with the same ones.
 import { z } from 'zod';
-import { SignalName } from './messages.js';
+import { FileStat as FileStatSchema, SignalName } from './messages.js';
 
 /** MicroVM states (design.md section 1). */
 export const MicroVMState = z.enum([
@@ -98,3 +98,7 @@ export type ErrorBody = z.infer<typeof ErrorBody>;
 
 export const Health = z.object({ status: z.literal('ok'), accelerator: z.enum(['kvm', 'tcg']), acceleratorReason: z.string(), version: z.string() });
 export type Health = z.infer<typeof Health>;
+
+export { FileStat } from './messages.js';
+export const FileList = z.object({ entries: z.array(FileStatSchema) });
+export type FileList = z.infer<typeof FileList>;

@@ -25,6 +25,8 @@ export const GuestRequest = z.discriminatedUnion('type', [
     /** Detach: the process outlives the request; the reply is `started` and the channel closes. */
     background: z.boolean().default(false),
   }),
+  /** Sent on an open fs.read / fs.write channel: stop the transfer (a write leaves no file behind). */
+  z.object({ type: z.literal('cancel') }),
   /** Sent on an exec channel after `exec`: deliver a signal to the process group. */
   z.object({ type: z.literal('signal'), signal: SignalName }),
   z.object({ type: z.literal('fs.read'), path: GuestPath }),

@@ -22,16 +22,24 @@ export class Http {
   }
 
   /** Raw response (status already checked). */
-  async send(method: string, path: string, init: { json?: unknown; query?: Record<string, string | undefined>; signal?: AbortSignal } = {}): Promise<Response> {
+  async send(
+    method: string,
+    path: string,
+    init: { json?: unknown; body?: BodyInit; contentType?: string; query?: Record<string, string | undefined>; signal?: AbortSignal } = {},
+  ): Promise<Response> {
     const url = new URL(path, this.options.baseUrl);
     for (const [k, v] of Object.entries(init.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
     const headers: Record<string, string> = { authorization: `Bearer ${this.options.apiKey}` };
     if (init.json !== undefined) headers['content-type'] = 'application/json';
-    const retries = IDEMPOTENT.has(method) ? (this.options.maxRetries ?? 3) : 0;
+    else if (init.contentType) headers['content-type'] = init.contentType;
+    const body = init.json !== undefined ? JSON.stringify(init.json) : init.body;
+    // a streamed body cannot be replayed, so such a request is never retried
+    const replayable = !(typeof ReadableStream !== 'undefined' && body instanceof ReadableStream);
+    const retries = IDEMPOTENT.has(method) && replayable ? (this.options.maxRetries ?? 3) : 0;
     for (let attempt = 0; ; attempt++) {
       let response: Response;
       try {
-        response = await this.fetchImpl(url, { method, headers, body: init.json === undefined ? undefined : JSON.stringify(init.json), signal: init.signal });
+        response = await this.fetchImpl(url, { method, headers, body, signal: init.signal, ...(replayable ? {} : { duplex: 'half' }) } as RequestInit);
       } catch (err) {
         if (attempt < retries && !init.signal?.aborted) {
           await delay(attempt);

@@ -4,6 +4,7 @@ import { Http, type HttpOptions } from './http.js';
 import { MicroVM } from './microvm.js';
 
 export * from './errors.js';
+export { Files, type FileStat } from './files.js';
 export { MicroVM, type ExecOptions, type ExecResult, type ExecStreamEvent, type MicroVMInfo } from './microvm.js';
 export type { RunMicroVMRequest, MicroVMState } from '@capsule/protocol';
 

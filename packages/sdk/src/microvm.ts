@@ -1,6 +1,7 @@
 // A handle on one MicroVM: exec, execStream, refresh, terminate. Composed by Capsule.microvms.
 import { CapsuleError, ErrorCode, ExecEvent, MicroVM as MicroVMSchema, type ExecRequest, type MicroVM as MicroVMInfo } from '@capsule/protocol';
 import { errorFromCode } from './errors.js';
+import { Files } from './files.js';
 import type { Http } from './http.js';
 import { base64ToBytes, bytesToBase64, ndjsonLines } from './ndjson.js';
 
@@ -29,7 +30,11 @@ export interface ExecResult {
 }
 
 export class MicroVM {
-  constructor(private readonly http: Http, public info: MicroVMInfo) {}
+  readonly files: Files;
+
+  constructor(private readonly http: Http, public info: MicroVMInfo) {
+    this.files = new Files(http, info.id);
+  }
 
   get id(): string {
     return this.info.id;

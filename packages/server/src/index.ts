@@ -15,6 +15,7 @@ import { createApiServer } from './api/server.js';
 import { microvmRoutes } from './api/routes/microvms.js';
 import { execRoute } from './api/routes/microvm-exec.js';
 import { healthRoute } from './api/routes/health.js';
+import { fileRoutes } from './api/routes/microvm-files.js';
 
 export { loadConfig, type CapsuleConfig } from './config.js';
 
@@ -68,7 +69,7 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
   await service.recover();
   const adminKey = await ensureAdminKey(config.dataDir, store);
 
-  const server = createApiServer([healthRoute(accelerator), ...microvmRoutes(service), execRoute(service)], store, log);
+  const server = createApiServer([healthRoute(accelerator), ...microvmRoutes(service), execRoute(service), ...fileRoutes(service)], store, log);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());

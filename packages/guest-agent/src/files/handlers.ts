@@ -19,6 +19,9 @@ export function isFileRequest(request: GuestRequest): request is FileRequest {
 }
 
 export function handleFileRequest(channel: Channel, request: FileRequest, done: () => void): void {
+  channel.events.message = (raw) => {
+    if ((raw as { type?: unknown })?.type === 'cancel') channel.abort(new Error('cancelled by the host'));
+  };
   const run = async (): Promise<void> => {
     switch (request.type) {
       case 'fs.read':
@@ -41,7 +44,7 @@ export function handleFileRequest(channel: Channel, request: FileRequest, done: 
     }
   };
   run().then(done, (err) => {
-    errnoReply(channel, err, `${request.type} ${request.path}`);
+    if (!channel.closed) errnoReply(channel, err, `${request.type} ${request.path}`);
     done();
   });
 }
@@ -62,31 +65,33 @@ async function readFile(channel: Channel, filePath: string): Promise<void> {
   }
 }
 
+/** Handlers are attached before the first await: the content may arrive in the same read as the request. */
 async function writeFile(channel: Channel, filePath: string, mode: number | undefined): Promise<void> {
   const tmp = path.join(path.dirname(filePath), `.${path.basename(filePath)}.capsule-${randomBytes(4).toString('hex')}`);
-  const handle = await fsp.open(tmp, 'wx', mode ?? 0o644);
-  let writes = Promise.resolve();
+  const opened = fsp.open(tmp, 'wx', mode ?? 0o644);
+  opened.catch(() => undefined); // surfaced through `received` below
+  let writes: Promise<unknown> = opened;
+  const received = new Promise<void>((resolve, reject) => {
+    channel.events.data = (fd, chunk) => {
+      if (fd !== Fd.FILE) return undefined;
+      writes = writes.then(async () => (await opened).write(chunk));
+      writes.catch(reject);
+      return writes;
+    };
+    channel.events.abort = reject;
+    channel.events.eof = (fd) => {
+      if (fd === Fd.FILE) writes.then(() => resolve(), reject);
+    };
+  });
   try {
-    await new Promise<void>((resolve, reject) => {
-      channel.events.data = (fd, chunk) => {
-        if (fd !== Fd.FILE) return undefined;
-        writes = writes.then(async () => {
-          await handle.write(chunk);
-        });
-        writes.catch(reject);
-        return writes;
-      };
-      channel.events.abort = reject;
-      channel.events.eof = (fd) => {
-        if (fd === Fd.FILE) writes.then(resolve, reject);
-      };
-    });
+    await received;
+    const handle = await opened;
     await handle.sync();
     await handle.close();
     await fsp.rename(tmp, filePath);
     if (mode !== undefined) await fsp.chmod(filePath, mode);
   } catch (err) {
-    await handle.close().catch(() => undefined);
+    await opened.then((h) => h.close()).catch(() => undefined);
     await fsp.rm(tmp, { force: true });
     throw err;
   }

@@ -8,7 +8,7 @@ import type { CapsuleConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import type { RuntimeRegistry } from '../runtimes/registry.js';
 import type { ListFilter, MicroVMRecord, Store } from '../store/types.js';
-import type { ExecHandle, ExecIo } from '../vmm/agent-client.js';
+import type { AgentClient, ExecHandle, ExecIo } from '../vmm/agent-client.js';
 import type { AcceleratorDecision } from '../vmm/accelerator.js';
 import { Machine, serialTail, type QemuIdentity } from '../vmm/machine.js';
 import { assertTransition, LIVE_STATES } from './states.js';
@@ -160,14 +160,20 @@ export class MicroVMService {
     return this.deps.store.listMicroVMs(filter);
   }
 
-  async exec(tenantId: string, id: string, request: ExecRequest, io: ExecIo): Promise<ExecHandle> {
+  /** The guest agent of a RUNNING MicroVM; INVALID_STATE in any other state. */
+  async agentFor(tenantId: string, id: string, action: string): Promise<{ agent: AgentClient; record: MicroVMRecord }> {
     const record = await this.get(tenantId, id);
     const machine = this.machines.get(id);
     if (record.state !== 'RUNNING' || !machine) {
-      throw new CapsuleError(ErrorCode.INVALID_STATE, `cannot exec in MicroVM ${id}: it is ${record.state}`, { details: { state: record.state } });
+      throw new CapsuleError(ErrorCode.INVALID_STATE, `cannot ${action} MicroVM ${id}: it is ${record.state}`, { details: { state: record.state } });
     }
+    return { agent: machine.agent, record };
+  }
+
+  async exec(tenantId: string, id: string, request: ExecRequest, io: ExecIo): Promise<ExecHandle> {
+    const { agent, record } = await this.agentFor(tenantId, id, 'exec in');
     const { stdin: _stdin, ...rest } = request;
-    return machine.agent.exec({ ...rest, env: { ...record.env, ...request.env } }, io);
+    return agent.exec({ ...rest, env: { ...record.env, ...request.env } }, io);
   }
 
   async terminate(tenantId: string, id: string): Promise<MicroVMRecord> {

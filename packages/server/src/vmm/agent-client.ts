@@ -140,12 +140,16 @@ export class AgentClient {
     const channel = this.open();
     const done = this.awaitReply(channel, 'result');
     channel.sendMessage({ type: 'fs.write', path, mode } satisfies GuestRequestInput);
-    channel.pipeFrom(Fd.FILE, content).catch((err) => channel.abort(err as Error));
+    channel.pipeFrom(Fd.FILE, content).catch((err) => {
+      // the source failed (client went away): the guest drops its temp file
+      channel.sendMessage({ type: 'cancel' } satisfies GuestRequestInput);
+      channel.abort(new Error(`upload aborted: ${(err as Error).message}`));
+    });
     return done.then((reply) => reply.stat!);
   }
 
   /** Stream a file out of the guest: `result{stat}` first, then the bytes. `onData` may return a promise (backpressure). */
-  readFile(path: string, onData: (chunk: Buffer) => void | Promise<unknown>): { stat: Promise<FileStat>; done: Promise<void> } {
+  readFile(path: string, onData: (chunk: Buffer) => void | Promise<unknown>): { stat: Promise<FileStat>; done: Promise<void>; cancel(): void } {
     const channel = this.open();
     let resolveStat!: (stat: FileStat) => void;
     let rejectStat!: (err: Error) => void;
@@ -173,7 +177,13 @@ export class AgentClient {
     done.catch(() => undefined);
     stat.catch(() => undefined);
     channel.sendMessage({ type: 'fs.read', path } satisfies GuestRequestInput);
-    return { stat, done };
+    const cancel = (): void => {
+      if (channel.closed) return;
+      channel.sendMessage({ type: 'cancel' } satisfies GuestRequestInput);
+      channel.abort(new Error('download cancelled'));
+      this.mux.release(channel);
+    };
+    return { stat, done, cancel };
   }
 
   exec(request: Omit<Extract<GuestRequestInput, { type: 'exec' }>, 'type' | 'stdin'>, io: ExecIo = {}): ExecHandle {
@@ -214,7 +224,9 @@ export class AgentClient {
         } else if (reply.type === 'error') fail(agentError(reply));
       };
     });
+    // callers may await only one of the two; neither may surface as an unhandled rejection
     pid.catch(() => undefined);
+    result.catch(() => undefined);
     channel.sendMessage({ type: 'exec', ...request, stdin: io.stdin !== undefined } satisfies GuestRequestInput);
     if (io.stdin) channel.pipeFrom(Fd.STDIN, io.stdin).catch(() => undefined);
     return {

@@ -1,0 +1,77 @@
+// Files in a MicroVM, streamed both ways through the agent (never buffered whole here):
+//   GET    /v1/microvms/:id/files?path=       raw download (Content-Length from the guest's stat)
+//   PUT    /v1/microvms/:id/files?path=       raw upload; atomic in the guest (temp + fsync + rename)
+//   DELETE /v1/microvms/:id/files?path=[&recursive=true]
+//   GET    /v1/microvms/:id/files/list?path=  · GET …/files/stat?path=  · POST …/files/mkdir?path=
+import { once } from 'node:events';
+import { CapsuleError, ErrorCode } from '@capsule/protocol';
+import type { MicroVMService } from '../../lifecycle/microvm-service.js';
+import { sendError, sendJson } from '../http.js';
+import type { Route, RouteContext } from '../router.js';
+import { checkId } from './microvms.js';
+
+const MAX_PATH_CHARS = 4096;
+
+/** An absolute guest path with no `..` segment and no NUL; 400 otherwise. */
+export function guestPath(query: URLSearchParams): string {
+  const value = query.get('path');
+  if (!value) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, 'query parameter "path" is required');
+  if (value.length > MAX_PATH_CHARS) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, `path is longer than ${MAX_PATH_CHARS} characters`);
+  if (!value.startsWith('/')) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, 'path must be absolute');
+  if (value.includes('\0')) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, 'path must not contain NUL');
+  if (value.split('/').includes('..')) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, 'path must not contain ".." segments');
+  return value;
+}
+
+function fileRoute(method: string, suffix: string, action: string, handle: (ctx: RouteContext, agent: Awaited<ReturnType<MicroVMService['agentFor']>>['agent'], path: string) => Promise<void>, service: MicroVMService): Route {
+  return {
+    method,
+    pattern: `/v1/microvms/:id/files${suffix}`,
+    async handle(ctx) {
+      const id = checkId(ctx.params.id);
+      const path = guestPath(ctx.query);
+      const { agent } = await service.agentFor(ctx.tenantId, id, action);
+      await handle(ctx, agent, path);
+    },
+  };
+}
+
+export function fileRoutes(service: MicroVMService): Route[] {
+  return [
+    fileRoute('GET', '', 'read files of', async ({ res }, agent, path) => {
+      const transfer = agent.readFile(path, (chunk) => (res.write(chunk) ? undefined : once(res, 'drain')));
+      res.once('close', () => {
+        if (!res.writableFinished) transfer.cancel();
+      });
+      let stat;
+      try {
+        stat = await transfer.stat;
+      } catch (err) {
+        return sendError(res, err);
+      }
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': stat.sizeBytes, 'last-modified': new Date(stat.modifiedAt).toUTCString() });
+      try {
+        await transfer.done;
+        res.end();
+      } catch {
+        res.destroy(); // mid-stream failure: the short body tells the client
+      }
+    }, service),
+    fileRoute('PUT', '', 'write files of', async ({ req, res }, agent, path) => {
+      sendJson(res, 200, await agent.writeFile(path, req as AsyncIterable<Buffer>));
+    }, service),
+    fileRoute('DELETE', '', 'delete files of', async ({ res, query }, agent, path) => {
+      await agent.remove(path, query.get('recursive') === 'true');
+      res.writeHead(204).end();
+    }, service),
+    fileRoute('GET', '/list', 'list files of', async ({ res }, agent, path) => {
+      sendJson(res, 200, { entries: await agent.list(path) });
+    }, service),
+    fileRoute('GET', '/stat', 'stat files of', async ({ res }, agent, path) => {
+      sendJson(res, 200, await agent.stat(path));
+    }, service),
+    fileRoute('POST', '/mkdir', 'create directories in', async ({ res }, agent, path) => {
+      sendJson(res, 200, await agent.mkdir(path));
+    }, service),
+  ];
+}
