@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../packages/server/src/config.js';
 import { RuntimeRegistry } from '../packages/server/src/runtimes/registry.js';
-import { Machine } from '../packages/server/src/vmm/machine.js';
+import { hostLaunchOptions, Machine } from '../packages/server/src/vmm/machine.js';
 import { resolveQemuIdentity } from '../packages/server/src/vmm/identity.js';
 import { bootFloor, floorInitrd } from './floor.js';
 import { ratio, summarize } from './stats.js';
@@ -39,8 +39,7 @@ async function main(): Promise<void> {
     egress: 'none' as const,
     hostname: name,
   });
-  const launch = (name: string) =>
-    Machine.launch({ ...spec(name), rootfsPath: runtime.rootfsPath, runAs: identity, qemuBinary: config.qemuBinary, qemuImgBinary: config.qemuImgBinary, bootTimeoutMs: 120_000 });
+  const launch = (name: string) => Machine.launch({ ...hostLaunchOptions(config, runtime), ...spec(name), runAs: identity });
 
   console.log(`bench: ${BOOT_RUNS} boots each, ${RTT_RUNS} round trips each, accelerator tcg`);
   const floorRd = floorInitrd(runtime.initrdPath, work);

@@ -1,23 +1,18 @@
 // Boot real microVMs (TCG here) and exercise exec end to end through the REST API and SDK.
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import os from 'node:os';
 import fs from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import type { MicroVM } from '@capsule/sdk';
-import { startTestServer, type TestServer } from './helpers.js';
+import { useTestServer } from './helpers.js';
 
 describe('exec in a running MicroVM', () => {
-  let server: TestServer;
+  const server = useTestServer();
   let vm: MicroVM;
 
   before(async () => {
-    server = await startTestServer();
-    vm = await server.capsule.microvms.run({ imageName: 'python' });
-  });
-  after(async () => {
-    await vm?.terminate().catch(() => undefined);
-    await server?.close();
+    vm = await server().capsule.microvms.run({ imageName: 'python' });
   });
 
   test('the VM is RUNNING on its own kernel, not the host one', async () => {

@@ -1,65 +1,48 @@
 // Launch faults and bad input: each gives a clear error with a stable code and leaves nothing behind.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertNoLeaks, errorOf, startTestServer } from './helpers.js';
+import { errorOf, withTestServer } from './helpers.js';
 
 describe('launch faults', () => {
   test('unknown image: 404 IMAGE_NOT_FOUND listing the runtimes', async () => {
-    const server = await startTestServer();
-    try {
+    await withTestServer({}, async (server) => {
       const error = await errorOf(await server.api('POST', '/v1/microvms', { imageName: 'no-such-image' }));
       assert.deepEqual([error.status, error.code], [404, 'IMAGE_NOT_FOUND']);
       assert.match(error.message, /built-in runtimes: .*python/);
-      assertNoLeaks(server.dataDir);
-    } finally {
-      await server.close();
-    }
+    });
   });
 
   test('QEMU missing: 503 VMM_UNAVAILABLE saying what to install; the record is FAILED', async () => {
-    const server = await startTestServer({ qemuBinary: '/nonexistent/qemu-system-x86_64' });
-    try {
+    await withTestServer({ qemuBinary: '/nonexistent/qemu-system-x86_64' }, async (server) => {
       const error = await errorOf(await server.api('POST', '/v1/microvms', { imageName: 'base' }));
       assert.deepEqual([error.status, error.code], [503, 'VMM_UNAVAILABLE']);
       assert.match(error.message, /install qemu-system-x86/);
       const { microvms } = await server.capsule.microvms.list();
       assert.equal(microvms[0].state, 'FAILED');
       assert.match(microvms[0].info.failureReason ?? '', /VMM_UNAVAILABLE/);
-      assertNoLeaks(server.dataDir);
-    } finally {
-      await server.close();
-    }
+    });
   });
 
   test('guest kernel panic: 502 BOOT_FAILED with the serial console tail', async () => {
-    const server = await startTestServer({ extraKernelArgs: 'rdinit=/no-such-init' });
-    try {
+    await withTestServer({ extraKernelArgs: 'rdinit=/no-such-init' }, async (server) => {
       const error = await errorOf(await server.api('POST', '/v1/microvms', { imageName: 'base' }));
       assert.deepEqual([error.status, error.code], [502, 'BOOT_FAILED']);
       assert.match(error.message, /Kernel panic/);
-      assertNoLeaks(server.dataDir);
-    } finally {
-      await server.close();
-    }
+    });
   });
 
   test('boot timeout: 504 BOOT_TIMEOUT with the serial console tail', async () => {
-    const server = await startTestServer({ bootTimeoutMs: 1500, extraKernelArgs: 'loglevel=7' });
-    try {
+    await withTestServer({ bootTimeoutMs: 1500, extraKernelArgs: 'loglevel=7' }, async (server) => {
       const error = await errorOf(await server.api('POST', '/v1/microvms', { imageName: 'base' }));
       assert.deepEqual([error.status, error.code], [504, 'BOOT_TIMEOUT']);
       assert.match(error.message, /not ready after 1500 ms[\s\S]*serial console/);
-      assertNoLeaks(server.dataDir);
-    } finally {
-      await server.close();
-    }
+    });
   });
 });
 
 describe('bad input', () => {
   test('malformed requests are 4xx with a message, never 500', async () => {
-    const server = await startTestServer();
-    try {
+    await withTestServer({}, async (server) => {
       const cases: Array<[string, string, unknown, number, string]> = [
         ['POST', '/v1/microvms', '{"imageName":', 400, 'BAD_REQUEST'],
         ['POST', '/v1/microvms', { imageName: 42 }, 400, 'VALIDATION_FAILED'],
@@ -75,6 +58,7 @@ describe('bad input', () => {
         ['POST', '/v1/microvms/mvm-aaaaaaaaaaaaaaaa/exec', { command: ['a\u0000b'] }, 400, 'VALIDATION_FAILED'],
         ['PATCH', '/v1/microvms', {}, 405, 'METHOD_NOT_ALLOWED'],
         ['GET', '/v1/nothing', undefined, 404, 'NOT_FOUND'],
+        ['GET', '/v1/microvms/%E0%A4%A', undefined, 400, 'BAD_REQUEST'],
       ];
       for (const [method, route, body, status, code] of cases) {
         const error = await errorOf(await server.api(method, route, body));
@@ -83,6 +67,8 @@ describe('bad input', () => {
       }
       const big = await errorOf(await server.api('POST', '/v1/microvms', JSON.stringify({ imageName: 'base', x: 'y'.repeat(2 * 1024 * 1024) })));
       assert.deepEqual([big.status, big.code], [413, 'PAYLOAD_TOO_LARGE']);
+      const wrongType = await errorOf(await server.api('POST', '/v1/microvms', '{"imageName":"base"}', { 'content-type': 'text/plain' }));
+      assert.deepEqual([wrongType.status, wrongType.code], [400, 'BAD_REQUEST']);
       const noKey = await errorOf(await fetch(`${server.url}/v1/microvms`));
       assert.deepEqual([noKey.status, noKey.code], [401, 'UNAUTHORIZED']);
       const badKey = await errorOf(await server.api('GET', '/v1/microvms', undefined, { authorization: 'Bearer cap_wrong' }));
@@ -90,9 +76,6 @@ describe('bad input', () => {
       const health = await fetch(`${server.url}/healthz`);
       assert.equal(health.status, 200);
       assert.equal(((await health.json()) as { accelerator: string }).accelerator, 'tcg');
-      assertNoLeaks(server.dataDir);
-    } finally {
-      await server.close();
-    }
+    });
   });
 });

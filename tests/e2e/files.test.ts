@@ -1,23 +1,18 @@
 // Files through the REST API and SDK: streamed upload/download, atomic writes, list/stat/mkdir/remove,
 // and the path rules.
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { NotFoundError, type MicroVM } from '@capsule/sdk';
-import { errorOf, startTestServer, type TestServer } from './helpers.js';
+import { errorOf, useTestServer } from './helpers.js';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
 describe('files in a MicroVM', () => {
-  let server: TestServer;
+  const server = useTestServer();
   let vm: MicroVM;
   before(async () => {
-    server = await startTestServer();
-    vm = await server.capsule.microvms.run({ imageName: 'base' });
-  });
-  after(async () => {
-    await vm?.terminate().catch(() => undefined);
-    await server?.close();
+    vm = await server().capsule.microvms.run({ imageName: 'base' });
   });
 
   test('write, read back, and see it from a process in the guest', async () => {
@@ -51,12 +46,12 @@ describe('files in a MicroVM', () => {
   test('missing files are 404; bad paths are 400; nothing half-written is left', async () => {
     await assert.rejects(vm.files.read('/root/nope'), NotFoundError);
     for (const path of ['relative/x', '/root/../etc/passwd', '']) {
-      const error = await errorOf(await server.api('GET', `/v1/microvms/${vm.id}/files?path=${encodeURIComponent(path)}`));
+      const error = await errorOf(await server().api('GET', `/v1/microvms/${vm.id}/files?path=${encodeURIComponent(path)}`));
       assert.equal(error.status, 400, `${path}: ${error.message}`);
     }
-    const nul = await errorOf(await server.api('GET', `/v1/microvms/${vm.id}/files?path=%2Froot%2Fa%00b`));
+    const nul = await errorOf(await server().api('GET', `/v1/microvms/${vm.id}/files?path=%2Froot%2Fa%00b`));
     assert.equal(nul.status, 400);
-    const noDir = await errorOf(await server.api('PUT', `/v1/microvms/${vm.id}/files?path=/no/such/dir/file`, 'x', { 'content-type': 'application/octet-stream' }));
+    const noDir = await errorOf(await server().api('PUT', `/v1/microvms/${vm.id}/files?path=/no/such/dir/file`, 'x', { 'content-type': 'application/octet-stream' }));
     assert.equal(noDir.status, 404);
     const leftovers = await vm.exec(['sh', '-c', 'ls -a /root | grep -c capsule- || true']);
     assert.equal(leftovers.stdout.trim(), '0');

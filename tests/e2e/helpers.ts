@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
 import { startServer, type CapsuleConfig } from '@capsule/server';
 import { Capsule } from '@capsule/sdk';
 import { createLogger } from '../../packages/server/src/log.js';
@@ -30,6 +31,9 @@ export async function startTestServer(overrides: Partial<CapsuleConfig> = {}): P
     adminKey: server.adminKey,
     capsule,
     async close() {
+      // terminate what the tests left running, through the API, so teardown exercises terminate too
+      const { microvms } = await capsule.microvms.list({ state: 'RUNNING' });
+      await Promise.all(microvms.map((vm) => vm.terminate()));
       await server.close();
       assertNoLeaks(dataDir);
       fs.rmSync(dataDir, { recursive: true, force: true });
@@ -42,6 +46,29 @@ export async function startTestServer(overrides: Partial<CapsuleConfig> = {}): P
       });
     },
   };
+}
+
+/** One server for the enclosing describe block, closed (and leak-checked) after it. */
+export function useTestServer(overrides: Partial<CapsuleConfig> = {}): () => TestServer {
+  let server: TestServer | undefined;
+  before(async () => {
+    server = await startTestServer(overrides);
+  });
+  after(async () => {
+    await server?.close();
+  });
+  return () => server!;
+}
+
+/** A server for one test; after `fn`, nothing of the VM layer may be left behind. */
+export async function withTestServer(overrides: Partial<CapsuleConfig>, fn: (server: TestServer) => Promise<void>): Promise<void> {
+  const server = await startTestServer(overrides);
+  try {
+    await fn(server);
+    assertNoLeaks(server.dataDir);
+  } finally {
+    await server.close();
+  }
 }
 
 /** QEMU processes whose command line mentions `needle` (a data dir or VM dir). */

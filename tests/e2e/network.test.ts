@@ -3,31 +3,29 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { startTestServer, type TestServer } from './helpers.js';
+import { useTestServer } from './helpers.js';
 
 // the host as seen from a slirp guest
 const HOST_FROM_GUEST = '10.0.2.2';
 
 describe('egress', () => {
-  let server: TestServer;
+  const server = useTestServer();
   let web: http.Server;
   let port: number;
   before(async () => {
-    server = await startTestServer();
     web = http.createServer((_req, res) => res.end('reachable'));
     await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
     port = (web.address() as AddressInfo).port;
   });
   after(async () => {
     web?.close();
-    await server?.close();
   });
 
   const probe = (): string =>
     `require('http').get('http://${HOST_FROM_GUEST}:${port}/', (r) => { r.pipe(process.stdout); }).on('error', (e) => { console.log('blocked:', e.code); process.exit(3); }).setTimeout(3000, function () { console.log('blocked: timeout'); process.exit(3); });`;
 
   test('egress none (default): the guest cannot open connections out', async () => {
-    const vm = await server.capsule.microvms.run({ imageName: 'base' });
+    const vm = await server().capsule.microvms.run({ imageName: 'base' });
     try {
       assert.equal(vm.info.egress, 'none');
       const result = await vm.exec(['node', '-e', probe()]);
@@ -39,7 +37,7 @@ describe('egress', () => {
   });
 
   test('egress all: the guest reaches the outside (here: a server on the host)', async () => {
-    const vm = await server.capsule.microvms.run({ imageName: 'base', network: { egress: 'all' } });
+    const vm = await server().capsule.microvms.run({ imageName: 'base', network: { egress: 'all' } });
     try {
       const result = await vm.exec(['node', '-e', probe()]);
       assert.equal(result.stdout, 'reachable', result.stderr);

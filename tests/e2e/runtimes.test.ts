@@ -1,19 +1,13 @@
 // Each built-in runtime boots with its own tools, the requested size, and the host's clock.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestServer, type TestServer } from './helpers.js';
+import { useTestServer } from './helpers.js';
 
 describe('built-in runtimes', () => {
-  let server: TestServer;
-  before(async () => {
-    server = await startTestServer();
-  });
-  after(async () => {
-    await server?.close();
-  });
+  const server = useTestServer();
 
   test('python carries Debian\'s flask and pytest (PyPI may be unreachable)', async () => {
-    const vm = await server.capsule.microvms.run({ imageName: 'python' });
+    const vm = await server().capsule.microvms.run({ imageName: 'python' });
     try {
       const result = await vm.exec(['python3', '-c', 'import flask, pytest, venv; print(flask.__name__, pytest.__version__.split(".")[0])']);
       assert.equal(result.exitCode, 0, result.stderr);
@@ -25,7 +19,7 @@ describe('built-in runtimes', () => {
   });
 
   test('node has npm; vCPUs and memory are what was asked for; the clock is the host\'s', async () => {
-    const vm = await server.capsule.microvms.run({ imageName: 'node', vcpuCount: 2, memoryMib: 768 });
+    const vm = await server().capsule.microvms.run({ imageName: 'node', vcpuCount: 2, memoryMib: 768 });
     try {
       assert.deepEqual([vm.info.vcpuCount, vm.info.memoryMib], [2, 768]);
       assert.equal((await vm.exec(['npm', '--version'])).exitCode, 0);
@@ -40,7 +34,7 @@ describe('built-in runtimes', () => {
   });
 
   test('base is minimal: no python, but the agent\'s node and a working shell', async () => {
-    const vm = await server.capsule.microvms.run({ imageName: 'base' });
+    const vm = await server().capsule.microvms.run({ imageName: 'base' });
     try {
       assert.equal((await vm.exec('command -v python3 || echo none')).stdout.trim(), 'none');
       assert.match((await vm.exec(['node', '--version'])).stdout, /^v\d+\./);

@@ -8,7 +8,7 @@ import { RuntimeRegistry } from './runtimes/registry.js';
 import { SqliteStore } from './store/sqlite.js';
 import { chooseAccelerator, hostProbeEnv, type AcceleratorDecision } from './vmm/accelerator.js';
 import { resolveQemuIdentity } from './vmm/identity.js';
-import { Machine, type QemuIdentity } from './vmm/machine.js';
+import { hostLaunchOptions, Machine, type QemuIdentity } from './vmm/machine.js';
 import { MicroVMService } from './lifecycle/microvm-service.js';
 import { ensureAdminKey } from './api/auth.js';
 import { createApiServer } from './api/server.js';
@@ -30,21 +30,15 @@ export interface RunningServer {
 const PROBE_TIMEOUT_MS = 20_000;
 
 async function probeKvm(config: CapsuleConfig, runtimes: RuntimeRegistry, runAs: QemuIdentity | null): Promise<void> {
-  const runtime = runtimes.get('base');
   const machine = await Machine.launch({
+    ...hostLaunchOptions({ ...config, bootTimeoutMs: PROBE_TIMEOUT_MS }, runtimes.get('base')),
     vmDir: path.join(config.dataDir, 'vms', `probe-${process.pid}`),
-    kernelPath: runtime.kernelPath,
-    initrdPath: runtime.initrdPath,
-    rootfsPath: runtime.rootfsPath,
     vcpuCount: 1,
     memoryMib: 256,
     accelerator: 'kvm',
     egress: 'none',
     hostname: 'probe',
     runAs,
-    qemuBinary: config.qemuBinary,
-    qemuImgBinary: config.qemuImgBinary,
-    bootTimeoutMs: PROBE_TIMEOUT_MS,
   });
   await machine.stop();
 }

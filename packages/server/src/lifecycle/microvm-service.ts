@@ -10,7 +10,7 @@ import type { RuntimeRegistry } from '../runtimes/registry.js';
 import type { ListFilter, MicroVMRecord, Store } from '../store/types.js';
 import type { AgentClient, ExecHandle, ExecIo } from '../vmm/agent-client.js';
 import type { AcceleratorDecision } from '../vmm/accelerator.js';
-import { Machine, serialTail, type QemuIdentity } from '../vmm/machine.js';
+import { hostLaunchOptions, Machine, serialTail, type QemuIdentity } from '../vmm/machine.js';
 import { assertTransition, LIVE_STATES } from './states.js';
 
 export interface ServiceDeps {
@@ -105,20 +105,14 @@ export class MicroVMService {
     let machine: Machine;
     try {
       machine = await Machine.launch({
+        ...hostLaunchOptions(config, runtime),
         vmDir,
-        kernelPath: runtime.kernelPath,
-        initrdPath: runtime.initrdPath,
-        rootfsPath: runtime.rootfsPath,
         vcpuCount: record.vcpuCount,
         memoryMib: record.memoryMib,
         accelerator: accelerator.accelerator,
         egress: record.egress,
         hostname: id,
-        extraKernelArgs: config.extraKernelArgs,
         runAs: this.deps.qemuIdentity,
-        qemuBinary: config.qemuBinary,
-        qemuImgBinary: config.qemuImgBinary,
-        bootTimeoutMs: config.bootTimeoutMs,
       });
     } catch (err) {
       const reason = err instanceof CapsuleError ? `${err.code}: ${err.message}` : String(err);

@@ -5,6 +5,8 @@ import fs from 'node:fs';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
+import type { CapsuleConfig } from '../config.js';
+import type { Runtime } from '../runtimes/registry.js';
 import { AgentClient } from './agent-client.js';
 import { Cleanup } from './cleanup.js';
 import { QmpClient } from './qmp.js';
@@ -25,6 +27,22 @@ export interface LaunchOptions extends Omit<MachineSpec, 'overlayPath'> {
   qemuBinary: string;
   qemuImgBinary: string;
   bootTimeoutMs: number;
+}
+
+/** The launch options that come from configuration and the runtime rather than from the request. */
+export function hostLaunchOptions(
+  config: Pick<CapsuleConfig, 'qemuBinary' | 'qemuImgBinary' | 'bootTimeoutMs' | 'extraKernelArgs'>,
+  runtime: Pick<Runtime, 'kernelPath' | 'initrdPath' | 'rootfsPath'>,
+): Pick<LaunchOptions, 'kernelPath' | 'initrdPath' | 'rootfsPath' | 'qemuBinary' | 'qemuImgBinary' | 'bootTimeoutMs' | 'extraKernelArgs'> {
+  return {
+    kernelPath: runtime.kernelPath,
+    initrdPath: runtime.initrdPath,
+    rootfsPath: runtime.rootfsPath,
+    qemuBinary: config.qemuBinary,
+    qemuImgBinary: config.qemuImgBinary,
+    bootTimeoutMs: config.bootTimeoutMs,
+    extraKernelArgs: config.extraKernelArgs,
+  };
 }
 
 export function serialTail(vmDir: string, bytes = SERIAL_TAIL_BYTES): string {
