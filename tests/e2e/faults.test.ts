@@ -51,6 +51,7 @@ describe('bad input', () => {
         ['POST', '/v1/microvms', { imageName: 'base', maximumDurationSeconds: 99999 }, 400, 'VALIDATION_FAILED'],
         ['GET', '/v1/microvms?state=SLEEPY', undefined, 400, 'VALIDATION_FAILED'],
         ['GET', '/v1/microvms?limit=0', undefined, 400, 'VALIDATION_FAILED'],
+        ['GET', '/v1/microvms?metadata.a%22b=v', undefined, 400, 'VALIDATION_FAILED'],
         ['GET', '/v1/microvms/not-an-id', undefined, 404, 'NOT_FOUND'],
         ['GET', '/v1/microvms/mvm-aaaaaaaaaaaaaaaa', undefined, 404, 'NOT_FOUND'],
         ['POST', '/v1/microvms/mvm-aaaaaaaaaaaaaaaa/exec', { command: [] }, 400, 'VALIDATION_FAILED'],

@@ -9,6 +9,9 @@ import { startServer, type CapsuleConfig } from '@capsule/server';
 import { Capsule } from '@capsule/sdk';
 import { createLogger } from '../../packages/server/src/log.js';
 
+/** The guest agent's command line, anchored so a shell running pgrep does not match itself. */
+export const AGENT_PROCESS = '^/usr/bin/node .*agent.js';
+
 export interface TestServer {
   url: string;
   dataDir: string;

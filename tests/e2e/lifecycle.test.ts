@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InvalidStateError } from '@capsule/sdk';
-import { errorOf, qemuProcesses, useTestServer, vmDirs } from './helpers.js';
+import { AGENT_PROCESS, errorOf, qemuProcesses, useTestServer, vmDirs } from './helpers.js';
 
 describe('MicroVM lifecycle', () => {
   const server = useTestServer();
@@ -65,7 +65,7 @@ describe('MicroVM lifecycle', () => {
 
   test('an agent that stops answering gives AGENT_UNREACHABLE, and terminate still cleans up', async () => {
     const vm = await server().capsule.microvms.run({ imageName: 'base' });
-    await vm.execBackground(['sh', '-c', 'sleep 0.3; kill -STOP $(pgrep -f agent.js)']);
+    await vm.execBackground(['sh', '-c', `sleep 0.3; kill -STOP $(pgrep -f '${AGENT_PROCESS}')`]);
     await sleep(1500);
     const started = Date.now();
     const res = await server().api('POST', `/v1/microvms/${vm.id}/exec`, { command: ['true'] });

@@ -17,7 +17,9 @@ export type MicroVMState = z.infer<typeof MicroVMState>;
 
 export const MAX_DURATION_CAP_SECONDS = 28_800;
 
-const Labels = z.record(z.string().min(1).max(63).regex(/^[A-Za-z0-9_.-]+$/), z.string().max(256));
+/** Metadata (label) keys: what `?metadata.KEY=` filters may name too. */
+export const LABEL_KEY = /^[A-Za-z0-9_.-]{1,63}$/;
+const Labels = z.record(z.string().regex(LABEL_KEY), z.string().max(256));
 const EnvVars = z.record(z.string().min(1).max(256).regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid variable name'), z.string().max(32 * 1024).regex(/^[^\0]*$/));
 
 export const Egress = z.union([z.literal('none'), z.literal('all')]);

@@ -62,8 +62,9 @@ export class Channel {
   async sendData(fd: number, chunk: Buffer): Promise<void> {
     const credit = this.credit(fd);
     for (let offset = 0; offset < chunk.length; offset += MAX_PAYLOAD_BYTES) {
-      const wait = credit.wait();
-      if (wait) {
+      // wait until there is credit, re-checking after every wake (another sender may have taken it),
+      // and never wait on a channel that is already closed
+      for (let wait = credit.wait(); wait && !this.closedReason; wait = credit.wait()) {
         this.waitingForCredit = true;
         await wait;
         this.waitingForCredit = false;

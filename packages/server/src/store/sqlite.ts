@@ -96,8 +96,9 @@ export class SqliteStore implements Store {
     if (filter.imageName) (where.push('image_name = @image'), (params.image = filter.imageName));
     if (filter.after) (where.push('id > @after'), (params.after = filter.after));
     Object.entries(filter.metadata ?? {}).forEach(([key, value], i) => {
-      where.push(`json_extract(metadata_json, @mk${i}) = @mv${i}`);
-      params[`mk${i}`] = `$."${key}"`;
+      // json_each compares the key as data: no JSON-path quoting for a caller-supplied key
+      where.push(`EXISTS (SELECT 1 FROM json_each(metadata_json) WHERE json_each.key = @mk${i} AND json_each.value = @mv${i})`);
+      params[`mk${i}`] = key;
       params[`mv${i}`] = value;
     });
     const rows = this.db.prepare(`SELECT * FROM microvms WHERE ${where.join(' AND ')} ORDER BY id LIMIT @limit`).all(params) as Row[];

@@ -1,5 +1,5 @@
 // /v1/microvms: run, list, get, terminate.
-import { CapsuleError, ErrorCode, MicroVMState, RunMicroVMRequest } from '@capsule/protocol';
+import { CapsuleError, ErrorCode, LABEL_KEY, MicroVMState, RunMicroVMRequest } from '@capsule/protocol';
 import type { MicroVMService } from '../../lifecycle/microvm-service.js';
 import { toApi } from '../../lifecycle/microvm-service.js';
 import { readJson, sendJson } from '../http.js';
@@ -40,6 +40,8 @@ export function microvmRoutes(service: MicroVMService): Route[] {
         }
         const metadata: Record<string, string> = {};
         for (const [key, value] of query) if (key.startsWith('metadata.')) metadata[key.slice('metadata.'.length)] = value;
+        const badKey = Object.keys(metadata).find((key) => !LABEL_KEY.test(key));
+        if (badKey !== undefined) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, `metadata filter key ${JSON.stringify(badKey)} must match ${LABEL_KEY}`);
         const limit = pageLimit(query.get('limit'));
         const records = await service.list({
           tenantId,
