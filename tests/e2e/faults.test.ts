@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { errorOf, withTestServer } from './helpers.js';
 
+// Cold-boot faults: snapshots off so every launch boots (a restore never reaches the kernel's early boot).
 describe('launch faults', () => {
   test('unknown image: 404 IMAGE_NOT_FOUND listing the runtimes', async () => {
     await withTestServer({}, async (server) => {
@@ -13,7 +14,7 @@ describe('launch faults', () => {
   });
 
   test('QEMU missing: 503 VMM_UNAVAILABLE saying what to install; the record is FAILED', async () => {
-    await withTestServer({ qemuBinary: '/nonexistent/qemu-system-x86_64' }, async (server) => {
+    await withTestServer({ qemuBinary: '/nonexistent/qemu-system-x86_64', snapshots: false }, async (server) => {
       const error = await errorOf(await server.api('POST', '/v1/microvms', { imageName: 'base' }));
       assert.deepEqual([error.status, error.code], [503, 'VMM_UNAVAILABLE']);
       assert.match(error.message, /install qemu-system-x86/);
@@ -24,7 +25,7 @@ describe('launch faults', () => {
   });
 
   test('guest kernel panic: 502 BOOT_FAILED with the serial console tail', async () => {
-    await withTestServer({ extraKernelArgs: 'rdinit=/no-such-init' }, async (server) => {
+    await withTestServer({ extraKernelArgs: 'rdinit=/no-such-init', snapshots: false }, async (server) => {
       const error = await errorOf(await server.api('POST', '/v1/microvms', { imageName: 'base' }));
       assert.deepEqual([error.status, error.code], [502, 'BOOT_FAILED']);
       assert.match(error.message, /Kernel panic/);
@@ -32,7 +33,7 @@ describe('launch faults', () => {
   });
 
   test('boot timeout: 504 BOOT_TIMEOUT with the serial console tail', async () => {
-    await withTestServer({ bootTimeoutMs: 1500, extraKernelArgs: 'loglevel=7' }, async (server) => {
+    await withTestServer({ bootTimeoutMs: 1500, extraKernelArgs: 'loglevel=7', snapshots: false }, async (server) => {
       const error = await errorOf(await server.api('POST', '/v1/microvms', { imageName: 'base' }));
       assert.deepEqual([error.status, error.code], [504, 'BOOT_TIMEOUT']);
       assert.match(error.message, /not ready after 1500 ms[\s\S]*serial console/);

@@ -13,6 +13,16 @@ export const GuestRequest = z.discriminatedUnion('type', [
   z.object({ type: z.literal('ping') }),
   z.object({ type: z.literal('info') }),
   z.object({ type: z.literal('setClock'), epochMs: z.number().int().nonnegative() }),
+  /**
+   * After a restore from a snapshot: this clone's identity and fresh host entropy (the snapshot's RNG
+   * state is shared by every clone; microvm has no VMGenID to tell the kernel), and the host's clock.
+   */
+  z.object({
+    type: z.literal('restore'),
+    hostname: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/),
+    epochMs: z.number().int().nonnegative(),
+    entropyHex: z.string().regex(/^([0-9a-f]{2}){32,512}$/),
+  }),
   z.object({
     type: z.literal('exec'),
     /** argv, or a string run by `/bin/sh -c`. */

@@ -19,6 +19,10 @@ export interface CapsuleConfig {
   defaultMemoryMib: number;
   defaultVcpuCount: number;
   maxDurationCapSeconds: number;
+  /** Launch from ready snapshots (built in the background at start); off = always cold boot. */
+  snapshots: boolean;
+  /** Where ready snapshots are kept (machine-wide, like the runtimes they are taken from). */
+  snapshotDir: string;
   /** Appended to every guest kernel command line (operators debugging a guest; tests injecting faults). */
   extraKernelArgs: string;
   /** Unprivileged user QEMU drops to after start-up (-runas); null keeps the server's user. */
@@ -58,6 +62,8 @@ export function loadConfig(overrides: Partial<CapsuleConfig> = {}, env: NodeJS.P
     defaultVcpuCount: 1,
     maxDurationCapSeconds: intFromEnv(env.CAPSULE_MAX_DURATION_CAP_SECONDS, 28_800),
     extraKernelArgs: env.CAPSULE_EXTRA_KERNEL_ARGS ?? '',
+    snapshots: env.CAPSULE_SNAPSHOTS !== 'off',
+    snapshotDir: env.CAPSULE_SNAPSHOT_DIR ?? path.join(env.CAPSULE_CACHE_DIR ?? '/var/cache/capsule', 'snapshots'),
     qemuUser: env.CAPSULE_QEMU_USER === '' ? null : (env.CAPSULE_QEMU_USER ?? 'capsule-vm'),
   };
   return { ...config, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };

@@ -10,6 +10,7 @@ import { chooseAccelerator, hostProbeEnv, type AcceleratorDecision } from './vmm
 import { resolveQemuIdentity } from './vmm/identity.js';
 import { hostLaunchOptions, Machine, type QemuIdentity } from './vmm/machine.js';
 import { MicroVMService } from './lifecycle/microvm-service.js';
+import { ReadySnapshots } from './snapshots/ready-snapshots.js';
 import { ensureAdminKey } from './api/auth.js';
 import { createApiServer } from './api/server.js';
 import { microvmRoutes } from './api/routes/microvms.js';
@@ -24,6 +25,8 @@ export interface RunningServer {
   adminKey: string;
   accelerator: AcceleratorDecision;
   service: MicroVMService;
+  /** Resolves when the start-up ready-snapshot builds have finished (or failed and been logged). */
+  snapshotsBuilt: Promise<void>;
   close(): Promise<void>;
 }
 
@@ -45,6 +48,11 @@ async function probeKvm(config: CapsuleConfig, runtimes: RuntimeRegistry, runAs:
 
 export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: Logger = createLogger()): Promise<RunningServer> {
   const config = loadConfig(overrides);
+  // QMP, agent and migration sockets live in <dataDir>/vms/<id>/; unix socket paths max out at 107 bytes
+  const longestSocket = path.join(path.resolve(config.dataDir), 'vms', 'mvm-xxxxxxxxxxxxxxxx', 'incoming.sock');
+  if (Buffer.byteLength(longestSocket) > 107) {
+    throw new Error(`data dir path too long (${config.dataDir}): VM sockets under it would exceed the 107-byte unix socket limit; use a shorter --data-dir`);
+  }
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o755 });
   fs.mkdirSync(path.join(config.dataDir, 'vms'), { recursive: true, mode: 0o711 });
   const store = new SqliteStore(path.join(config.dataDir, 'capsule.db'));
@@ -59,7 +67,8 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
   const accelerator = await chooseAccelerator(config.accelerator, hostProbeEnv(() => probeKvm(config, runtimes, identity)));
   log.info(`accelerator: ${accelerator.accelerator}`, { reason: accelerator.reason });
 
-  const service = new MicroVMService({ config, store, runtimes, accelerator, qemuIdentity: identity, log });
+  const snapshots = config.snapshots ? new ReadySnapshots(config, runtimes, accelerator.accelerator, identity, log) : null;
+  const service = new MicroVMService({ config, store, runtimes, accelerator, qemuIdentity: identity, snapshots, log });
   await service.recover();
   const adminKey = await ensureAdminKey(config.dataDir, store);
 
@@ -72,17 +81,25 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
   const url = `http://${config.host}:${address.port}`;
   log.info('capsule serving', { url, dataDir: config.dataDir });
 
+  // one at a time, after start-up: a launch before its snapshot exists cold-boots and says so
+  const defaultShape = { vcpuCount: config.defaultVcpuCount, memoryMib: config.defaultMemoryMib };
+  const snapshotsBuilt = (async () => {
+    for (const runtime of snapshots ? runtimes.list() : []) await snapshots!.ensure(runtime.name, defaultShape);
+  })();
+
   let closing: Promise<void> | null = null;
   return {
     url,
     adminKey,
     accelerator,
     service,
+    snapshotsBuilt,
     close() {
       closing ??= (async () => {
         server.close();
         server.closeAllConnections();
         await service.shutdown();
+        await snapshotsBuilt;
         await store.close();
       })();
       return closing;

@@ -10,8 +10,9 @@ import type { RuntimeRegistry } from '../runtimes/registry.js';
 import type { ListFilter, MicroVMRecord, Store } from '../store/types.js';
 import type { AgentClient, ExecHandle, ExecIo } from '../vmm/agent-client.js';
 import type { AcceleratorDecision } from '../vmm/accelerator.js';
-import { hostLaunchOptions, Machine, serialTail, type QemuIdentity } from '../vmm/machine.js';
+import { hostLaunchOptions, Machine, RESTORE_LOAD, serialTail, type QemuIdentity } from '../vmm/machine.js';
 import { assertTransition, LIVE_STATES } from './states.js';
+import type { ReadySnapshots } from '../snapshots/ready-snapshots.js';
 
 export interface ServiceDeps {
   config: CapsuleConfig;
@@ -19,6 +20,7 @@ export interface ServiceDeps {
   runtimes: RuntimeRegistry;
   accelerator: AcceleratorDecision;
   qemuIdentity: QemuIdentity | null;
+  snapshots: ReadySnapshots | null;
   log: Logger;
 }
 
@@ -103,8 +105,9 @@ export class MicroVMService {
     await store.insertMicroVM(record);
     this.deps.log.info('launching MicroVM', { id, image: record.imageName, accelerator: accelerator.accelerator });
     let machine: Machine;
+    let launchedFrom: 'boot' | 'snapshot' = 'boot';
     try {
-      machine = await Machine.launch({
+      const options = {
         ...hostLaunchOptions(config, runtime),
         vmDir,
         vcpuCount: record.vcpuCount,
@@ -113,7 +116,24 @@ export class MicroVMService {
         egress: record.egress,
         hostname: id,
         runAs: this.deps.qemuIdentity,
-      });
+      };
+      const snapshot = this.deps.snapshots?.get(runtime.name, record) ?? null;
+      if (snapshot) {
+        try {
+          machine = await Machine.launch({ ...options, restore: snapshot });
+          launchedFrom = 'snapshot';
+        } catch (err) {
+          // a failed restore must not fail the launch: boot instead. If the snapshot's files are what
+          // failed, discard it and rebuild it in the background.
+          const snapshotAtFault = err instanceof CapsuleError && err.step === RESTORE_LOAD;
+          this.deps.log.warn('restore from ready snapshot failed; cold booting', { id, key: snapshot.key, snapshotAtFault, error: String((err as Error).message).split('\n')[0] });
+          if (snapshotAtFault) this.deps.snapshots!.invalidate(snapshot);
+          machine = await Machine.launch(options);
+          if (snapshotAtFault) void this.deps.snapshots!.ensure(runtime.name, record);
+        }
+      } else {
+        machine = await Machine.launch(options);
+      }
     } catch (err) {
       const reason = err instanceof CapsuleError ? `${err.code}: ${err.message}` : String(err);
       await store.updateMicroVM(id, null, { state: 'FAILED', failureReason: reason, qemuPid: null });
@@ -125,7 +145,7 @@ export class MicroVMService {
       state: 'RUNNING',
       qemuPid: machine.pid,
       kernelRelease: info?.kernelRelease ?? runtime.kernelRelease,
-      launchedFrom: 'boot',
+      launchedFrom,
       startedAt: new Date().toISOString(),
     });
     if (!running) {

@@ -1,6 +1,7 @@
 // Host side of the guest-agent link: one unix socket to QEMU's virtio-serial chardev, multiplexed
 // into channels. Every call validates the guest's replies with the shared schemas.
 import net from 'node:net';
+import { randomBytes } from 'node:crypto';
 import {
   CapsuleError,
   ErrorCode,
@@ -117,6 +118,11 @@ export class AgentClient {
 
   async setClock(epochMs = Date.now()): Promise<void> {
     await this.call({ type: 'setClock', epochMs }, 'result', 10_000);
+  }
+
+  /** After a snapshot restore: fresh entropy + reseed, the host clock, this clone's hostname. */
+  async restoreIdentity(hostname: string): Promise<void> {
+    await this.call({ type: 'restore', hostname, epochMs: Date.now(), entropyHex: randomBytes(64).toString('hex') }, 'result', 30_000);
   }
 
   async stat(path: string): Promise<FileStat> {

@@ -2,6 +2,7 @@
 // Every step registers its undo on a LIFO cleanup stack, so any failure leaves nothing behind.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
@@ -10,10 +11,14 @@ import type { Runtime } from '../runtimes/registry.js';
 import { AgentClient } from './agent-client.js';
 import { Cleanup } from './cleanup.js';
 import { QmpClient } from './qmp.js';
+import { loadDeviceState, saveDeviceState } from './migration.js';
 import { qemuArgs, vmPaths, type MachineSpec } from './qemu-args.js';
 
 const execFileAsync = promisify(execFile);
 const SERIAL_TAIL_BYTES = 3000;
+const RESTORE_TIMEOUT_MS = 30_000;
+/** The failing step of a restore whose snapshot files could not be loaded. */
+export const RESTORE_LOAD = 'restore: load device state';
 
 /** The unprivileged identity QEMU runs as from its first instruction (spawned with uid/gid). */
 export interface QemuIdentity {
@@ -21,8 +26,19 @@ export interface QemuIdentity {
   gid: number;
 }
 
-export interface LaunchOptions extends Omit<MachineSpec, 'overlayPath'> {
+/** A ready snapshot's frozen files: guest RAM, device state, and the disk layer under every clone. */
+export interface SnapshotFiles {
+  memoryPath: string;
+  statePath: string;
+  diskPath: string;
+}
+
+export interface LaunchOptions extends Omit<MachineSpec, 'overlayPath' | 'incoming'> {
   runAs: QemuIdentity | null;
+  /** Restore from this snapshot instead of booting (memory mapped copy-on-write, disk chained on it). */
+  restore?: SnapshotFiles;
+  /** Where the disk overlay goes (default: in vmDir, removed with it). A snapshot build keeps it. */
+  overlayPath?: string;
   rootfsPath: string;
   qemuBinary: string;
   qemuImgBinary: string;
@@ -97,17 +113,21 @@ export class Machine {
       fs.mkdirSync(opts.vmDir, { recursive: true, mode: 0o711 });
       cleanup.push('vm directory', () => fs.rmSync(opts.vmDir, { recursive: true, force: true }));
 
-      await execFileAsync(opts.qemuImgBinary, ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', opts.rootfsPath, paths.overlay]).catch((err) => {
+      const overlayPath = opts.overlayPath ?? paths.overlay;
+      // the overlay chains on the snapshot's frozen layer, or on the runtime's read-only image: no copy
+      const [backingFormat, backing] = opts.restore ? ['qcow2', opts.restore.diskPath] : ['raw', opts.rootfsPath];
+      await execFileAsync(opts.qemuImgBinary, ['create', '-q', '-f', 'qcow2', '-F', backingFormat, '-b', backing, overlayPath]).catch((err) => {
         throw new CapsuleError(ErrorCode.BOOT_FAILED, 'could not create the disk overlay', { step: 'overlay', cause: err });
       });
       if (opts.runAs) {
         // QEMU writes its sockets, logs and overlay here as the unprivileged user; nobody else may read them.
         fs.chmodSync(opts.vmDir, 0o700);
-        for (const file of [opts.vmDir, paths.overlay]) fs.chownSync(file, opts.runAs.uid, opts.runAs.gid);
+        for (const file of [opts.vmDir, overlayPath]) fs.chownSync(file, opts.runAs.uid, opts.runAs.gid);
       }
+      const memory = opts.restore ? { kind: 'file' as const, path: opts.restore.memoryPath, share: false } : opts.memory;
 
       const log = fs.openSync(paths.qemuLog, 'w');
-      const child = spawn(opts.qemuBinary, qemuArgs({ ...opts, overlayPath: paths.overlay }), {
+      const child = spawn(opts.qemuBinary, qemuArgs({ ...opts, memory, overlayPath, incoming: opts.restore !== undefined }), {
         stdio: ['ignore', log, log],
         ...(opts.runAs ?? {}),
         detached: true, // its own process group: a signal to the server's group does not hit guests
@@ -150,6 +170,26 @@ export class Machine {
       const agent = await Promise.race([AgentClient.connect(paths.agent), died('agent connect')]);
       cleanup.push('agent link', () => agent.close());
 
+      if (opts.restore) {
+        const snapshot = opts.restore;
+        // RESTORE_LOAD failures are the snapshot's (a bad or missing file); later ones are the guest's or the host's
+        let step: string = RESTORE_LOAD;
+        const restored = async (): Promise<void> => {
+          await loadDeviceState(qmp, path.join(opts.vmDir, 'incoming.sock'), snapshot.statePath, { ignoreShared: true, timeoutMs: RESTORE_TIMEOUT_MS });
+          step = 'restore: agent';
+          await qmp.execute('cont');
+          await agent.waitReady(RESTORE_TIMEOUT_MS);
+          await agent.restoreIdentity(opts.hostname);
+        };
+        await Promise.race([
+          restored().catch((err: Error) => {
+            throw new CapsuleError(ErrorCode.BOOT_FAILED, `restoring the snapshot failed: ${err.message}`, { step, cause: err });
+          }),
+          exited.then(() => died(step)),
+        ]);
+        return Machine.started(opts.vmDir, child, exited, qmp, agent, cleanup);
+      }
+
       const ready = await Promise.race([agent.waitReady(opts.bootTimeoutMs).then(() => null, (err: Error) => err), died('boot')]);
       if (ready) {
         // The agent link gave up. If QEMU is on its way out (guest panic closes the socket first), say so.
@@ -160,13 +200,26 @@ export class Machine {
       // rtc is off on microvm: the guest starts at 1970 until told otherwise.
       await Promise.race([agent.setClock(), died('clock sync')]);
 
-      const machine = new Machine(opts.vmDir, child, qmp, agent, cleanup);
-      void exited.then(({ code, signal }) => machine.onExit(signal ? `QEMU process killed by ${signal}` : `QEMU process exited with code ${code}`));
-      return machine;
+      return Machine.started(opts.vmDir, child, exited, qmp, agent, cleanup);
     } catch (err) {
       await cleanup.run().catch(() => undefined);
       throw err;
     }
+  }
+
+  private static started(vmDir: string, child: ChildProcess, exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>, qmp: QmpClient, agent: AgentClient, cleanup: Cleanup): Machine {
+    const machine = new Machine(vmDir, child, qmp, agent, cleanup);
+    void exited.then(({ code, signal }) => machine.onExit(signal ? `QEMU process killed by ${signal}` : `QEMU process exited with code ${code}`));
+    return machine;
+  }
+
+  /**
+   * Pause the guest and write its device state (RAM stays in the shared memory file). The VM stays
+   * paused; the caller stops it. Only for a VM launched with a shared file memory backend.
+   */
+  async saveReadySnapshot(statePath: string): Promise<void> {
+    await this.qmp.execute('stop');
+    await saveDeviceState(this.qmp, path.join(this.vmDir, 'snapshot.sock'), statePath, { ignoreShared: true, timeoutMs: 60_000 });
   }
 
   /** Stop the VM: ask QEMU to quit, kill it if it does not, release everything. Idempotent. */

@@ -16,6 +16,14 @@ export interface MachineSpec {
   egress: 'none' | 'all';
   hostname: string;
   extraKernelArgs?: string;
+  /**
+   * Guest RAM: an anonymous memfd (cold boot), or a file — shared while a ready snapshot is being made
+   * (guest writes land in the file), private when cloning from one (copy-on-write, the file is never
+   * written). A memfd/file is shmem or page cache, so the host never backs it with 2 MiB THP pages.
+   */
+  memory?: { kind: 'memfd' } | { kind: 'file'; path: string; share: boolean };
+  /** Start paused, waiting for device state via QMP migrate-incoming. */
+  incoming?: boolean;
 }
 
 export const vmPaths = (vmDir: string) => ({
@@ -55,9 +63,7 @@ export function qemuArgs(spec: MachineSpec): string[] {
     '-M', `microvm,memory-backend=ram0${spec.accelerator === 'tcg' && tcgTimerArgs().length > 0 ? ',pit=off,pic=off' : ''}`,
     ...accel,
     '-m', `${spec.memoryMib}M`,
-    // Guest RAM in a memfd (shmem): no transparent huge pages, so the host only pays for pages the
-    // guest touched (anonymous RAM with THP costs a whole 2 MiB per touched page: ~3x the RSS here).
-    '-object', `memory-backend-memfd,id=ram0,size=${spec.memoryMib}M`,
+    '-object', memoryBackend(spec),
     '-smp', String(spec.vcpuCount),
     '-nodefaults', '-no-user-config', '-nographic', '-no-reboot', '-display', 'none',
     '-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
@@ -77,5 +83,13 @@ export function qemuArgs(spec: MachineSpec): string[] {
     '-device', 'virtserialport,chardev=agent,name=org.capsule.agent',
     '-qmp', `unix:${p.qmp},server=on,wait=off`,
     '-pidfile', p.pid,
+    ...(spec.incoming ? ['-incoming', 'defer'] : []),
   ];
+}
+
+function memoryBackend(spec: MachineSpec): string {
+  const memory = spec.memory ?? { kind: 'memfd' };
+  // anonymous RAM would get transparent huge pages: ~3x the host RSS for the same guest (measured)
+  if (memory.kind === 'memfd') return `memory-backend-memfd,id=ram0,size=${spec.memoryMib}M`;
+  return `memory-backend-file,id=ram0,size=${spec.memoryMib}M,mem-path=${memory.path},share=${memory.share ? 'on' : 'off'}`;
 }

@@ -11,7 +11,13 @@ export interface QmpCommands {
   cont: { args: undefined; ret: Record<string, never> };
   quit: { args: undefined; ret: Record<string, never> };
   system_powerdown: { args: undefined; ret: Record<string, never> };
+  'migrate-set-capabilities': { args: { capabilities: Array<{ capability: 'x-ignore-shared'; state: boolean }> }; ret: Record<string, never> };
+  migrate: { args: { uri: string }; ret: Record<string, never> };
+  'migrate-incoming': { args: { uri: string }; ret: Record<string, never> };
+  'query-migrate': { args: undefined; ret: { status?: MigrationStatus; 'error-desc'?: string } };
 }
+
+export type MigrationStatus = 'none' | 'setup' | 'active' | 'postcopy-active' | 'completed' | 'failed' | 'cancelling' | 'cancelled' | 'pre-switchover' | 'device' | 'wait-unplug';
 
 export interface QmpEvent {
   event: string;

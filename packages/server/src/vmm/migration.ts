@@ -1,0 +1,67 @@
+// Device-state save/load through QMP migration over a unix socket the host serves. An `exec:` URI
+// would need QEMU to spawn a shell, which `-sandbox spawn=deny` kills (SIGSYS); fd passing needs an
+// addon. With x-ignore-shared the guest RAM (already in its memory file) is not in the stream.
+import fs from 'node:fs';
+import net from 'node:net';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { QmpClient } from './qmp.js';
+
+const POLL_MS = 5;
+
+async function waitForMigration(qmp: QmpClient, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const status = await qmp.execute('query-migrate');
+    if (status.status === 'completed') return;
+    if (status.status === 'failed' || status.status === 'cancelled') {
+      throw new Error(`${what} ${status.status}${status['error-desc'] ? `: ${status['error-desc']}` : ''}`);
+    }
+    if (Date.now() > deadline) throw new Error(`${what} did not complete within ${timeoutMs} ms (status ${status.status ?? 'none'})`);
+    await sleep(POLL_MS);
+  }
+}
+
+/**
+ * Save device state of a *stopped* VM to `file` (fsynced, then renamed into place by the caller).
+ * `socketPath` goes in the VM's private directory; it is removed afterwards.
+ */
+export async function saveDeviceState(qmp: QmpClient, socketPath: string, file: string, opts: { ignoreShared: boolean; timeoutMs: number }): Promise<void> {
+  const server = net.createServer();
+  let written: Promise<void> | null = null;
+  server.on('connection', (socket) => {
+    const out = fs.createWriteStream(file, { flags: 'w', mode: 0o600 });
+    written ??= pipeline(socket, out);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => resolve());
+  });
+  try {
+    // QEMU (possibly an unprivileged user) must be able to connect; the VM directory (0700) guards it
+    fs.chmodSync(socketPath, 0o666);
+    await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: opts.ignoreShared }] });
+    await qmp.execute('migrate', { uri: `unix:${socketPath}` });
+    await waitForMigration(qmp, opts.timeoutMs, 'saving device state');
+    if (!written) throw new Error('QEMU never connected to the state socket');
+    await written;
+    const fd = fs.openSync(file, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } finally {
+    server.close();
+    fs.rmSync(socketPath, { force: true });
+  }
+}
+
+/** Load device state into a VM started with `-incoming defer`; the caller then sends `cont`. */
+export async function loadDeviceState(qmp: QmpClient, socketPath: string, file: string, opts: { ignoreShared: boolean; timeoutMs: number }): Promise<void> {
+  await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: opts.ignoreShared }] });
+  await qmp.execute('migrate-incoming', { uri: `unix:${socketPath}` });
+  const socket = net.connect(socketPath);
+  await pipeline(fs.createReadStream(file), socket);
+  await waitForMigration(qmp, opts.timeoutMs, 'loading device state');
+}
