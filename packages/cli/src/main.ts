@@ -15,6 +15,7 @@ const USAGE = `usage: capsule <command> [options]
   ls [--state S] [--label K=V] [--json]         list MicroVMs
   get ID [--json]                               show one MicroVM
   exec ID [--cwd D] [--env K=V] [--timeout 30s] [--no-stdin] -- CMD...
+  suspend ID | resume ID                        save to disk and stop / bring back exactly as it was
   terminate ID                                  stop and discard a MicroVM
 Environment: CAPSULE_URL (default http://127.0.0.1:7070), CAPSULE_API_KEY (default: <data dir>/admin-key)`;
 
@@ -33,6 +34,9 @@ async function main(argv: string[]): Promise<number> {
     case 'terminate':
     case 'rm':
       return getCommand(connect(), args, 'terminate');
+    case 'suspend':
+    case 'resume':
+      return getCommand(connect(), args, command);
     case 'exec': {
       const parsed = parseArgs(args, EXEC_FLAGS);
       const [id] = parsed.positionals;

@@ -49,6 +49,17 @@ export class MicroVM {
     return this.info;
   }
 
+  /** Save memory, processes and files to disk and stop the VM (no CPU, no RAM) until resume(). */
+  async suspend(): Promise<MicroVMInfo> {
+    this.info = await this.http.json(MicroVMSchema, 'POST', `/v1/microvms/${this.id}/suspend`);
+    return this.info;
+  }
+
+  async resume(): Promise<MicroVMInfo> {
+    this.info = await this.http.json(MicroVMSchema, 'POST', `/v1/microvms/${this.id}/resume`);
+    return this.info;
+  }
+
   async terminate(): Promise<MicroVMInfo> {
     this.info = await this.http.json(MicroVMSchema, 'DELETE', `/v1/microvms/${this.id}`);
     return this.info;

@@ -1,4 +1,4 @@
-// run, ls, get, terminate.
+// run, ls, get, suspend, resume, terminate.
 import type { Capsule, MicroVMInfo, MicroVMState } from '@capsule/sdk';
 import { flag, has, keyValues, parseArgs, parseDurationSeconds, parseInteger, UsageError } from '../args.js';
 import { microvmDetail, microvmTable } from '../format.js';
@@ -58,12 +58,12 @@ export async function listCommand(capsule: Capsule, argv: string[]): Promise<num
   return 0;
 }
 
-export async function getCommand(capsule: Capsule, argv: string[], action: 'get' | 'terminate'): Promise<number> {
+export async function getCommand(capsule: Capsule, argv: string[], action: 'get' | 'terminate' | 'suspend' | 'resume'): Promise<number> {
   const parsed = parseArgs(argv, { values: [], booleans: ['json'] });
   const [id] = parsed.positionals;
   if (!id || parsed.positionals.length > 1) throw new UsageError(`usage: capsule ${action} ID`);
   const vm = await capsule.microvms.get(id);
-  const info = action === 'terminate' ? await vm.terminate() : vm.info;
-  print(has(parsed, 'json'), info, action === 'terminate' ? `${info.id} ${info.state}` : microvmDetail(info));
+  const info = action === 'get' ? vm.info : await vm[action]();
+  print(has(parsed, 'json'), info, action === 'get' ? microvmDetail(info) : `${info.id} ${info.state}`);
   return 0;
 }

@@ -10,7 +10,7 @@ import type { RuntimeRegistry } from '../runtimes/registry.js';
 import type { ListFilter, MicroVMRecord, Store } from '../store/types.js';
 import type { AgentClient, ExecHandle, ExecIo } from '../vmm/agent-client.js';
 import type { AcceleratorDecision } from '../vmm/accelerator.js';
-import { hostLaunchOptions, Machine, RESTORE_LOAD, serialTail, type QemuIdentity } from '../vmm/machine.js';
+import { hostLaunchOptions, Machine, RESTORE_LOAD, serialTail, type LaunchOptions, type QemuIdentity } from '../vmm/machine.js';
 import { assertTransition, LIVE_STATES } from './states.js';
 import type { ReadySnapshots } from '../snapshots/ready-snapshots.js';
 
@@ -40,15 +40,101 @@ export function toApi(record: MicroVMRecord): MicroVM {
 export class MicroVMService {
   private readonly machines = new Map<string, Machine>();
   private readonly maxDurationTimers = new Map<string, NodeJS.Timeout>();
+  /** VMs with a suspend or resume under way: a second one is refused rather than interleaved. */
+  private readonly busy = new Set<string>();
   private readonly vmsDir: string;
+  private readonly suspendedDir: string;
 
   constructor(private readonly deps: ServiceDeps) {
     this.vmsDir = path.join(deps.config.dataDir, 'vms');
+    this.suspendedDir = path.join(deps.config.dataDir, 'suspended');
+  }
+
+  /** Where a suspended VM's state and disk live (and its disk keeps living after a resume). */
+  private suspendDirOf(id: string): string {
+    return path.join(this.suspendedDir, id);
+  }
+
+  private async exclusive<T>(id: string, action: string, fn: () => Promise<T>): Promise<T> {
+    if (this.busy.has(id)) throw new CapsuleError(ErrorCode.INVALID_STATE, `cannot ${action} MicroVM ${id}: another suspend or resume of it is in progress`);
+    this.busy.add(id);
+    try {
+      return await fn();
+    } finally {
+      this.busy.delete(id);
+    }
   }
 
   /**
-   * At start-up: any VM the store thinks is live lost its QEMU process or its host link with the old server.
-   * Re-adoption needs snapshots (suspend/resume issue); until then such VMs are stopped and marked FAILED.
+   * RUNNING → SUSPENDING → SUSPENDED: memory, devices and disk saved durably, QEMU gone (no CPU, no RAM).
+   * If the save fails (disk full…) the VM goes back to RUNNING untouched and the error says why.
+   */
+  suspend(tenantId: string, id: string): Promise<MicroVMRecord> {
+    return this.exclusive(id, 'suspend', async () => {
+      const record = await this.get(tenantId, id);
+      const machine = this.machines.get(id);
+      await this.transition(record, 'SUSPENDING', 'suspend');
+      if (!machine) {
+        await this.fail(id, 'no VM process was found to suspend');
+        throw new CapsuleError(ErrorCode.SUSPEND_FAILED, `cannot suspend MicroVM ${id}: its VM process is gone; it is now FAILED`);
+      }
+      const dir = this.suspendDirOf(id);
+      fs.mkdirSync(this.suspendedDir, { recursive: true, mode: 0o711 }); // QEMU's user traverses it, cannot list it
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      if (this.deps.qemuIdentity) fs.chownSync(dir, this.deps.qemuIdentity.uid, this.deps.qemuIdentity.gid);
+      try {
+        await machine.suspend(dir);
+      } catch (err) {
+        if (machine.isRunning) {
+          await this.deps.store.updateMicroVM(id, 'SUSPENDING', { state: 'RUNNING' });
+          throw new CapsuleError(ErrorCode.SUSPEND_FAILED, `could not suspend MicroVM ${id}; it is still RUNNING: ${(err as Error).message}`, { cause: err });
+        }
+        this.machines.delete(id);
+        await this.fail(id, `suspend failed after the VM stopped: ${(err as Error).message}`);
+        throw new CapsuleError(ErrorCode.SUSPEND_FAILED, `could not suspend MicroVM ${id}: ${(err as Error).message}`, { cause: err });
+      }
+      this.machines.delete(id);
+      this.deps.log.info('MicroVM suspended', { id });
+      return (await this.deps.store.updateMicroVM(id, 'SUSPENDING', { state: 'SUSPENDED', qemuPid: null }))!;
+    });
+  }
+
+  /** SUSPENDED → RUNNING: same memory, processes and files. A transient failure leaves it SUSPENDED. */
+  resume(tenantId: string, id: string): Promise<MicroVMRecord> {
+    return this.exclusive(id, 'resume', async () => {
+      const record = await this.get(tenantId, id);
+      assertTransition(id, record.state, 'RUNNING', 'resume');
+      if (record.state !== 'SUSPENDED') throw new CapsuleError(ErrorCode.INVALID_STATE, `cannot resume MicroVM ${id}: it is ${record.state}`);
+      const dir = this.suspendDirOf(id);
+      const statePath = path.join(dir, 'state');
+      const diskPath = path.join(dir, 'disk.qcow2');
+      const missing = [statePath, diskPath].filter((f) => !fs.existsSync(f));
+      if (missing.length > 0) {
+        await this.fail(id, `its suspended state is gone (missing ${missing.map((f) => path.basename(f)).join(', ')})`);
+        throw new CapsuleError(ErrorCode.RESUME_FAILED, `cannot resume MicroVM ${id}: its suspended state is missing; it is now FAILED`);
+      }
+      let machine: Machine;
+      try {
+        machine = await Machine.launch({ ...this.launchOptions(record), restore: { kind: 'suspended', statePath, diskPath } });
+      } catch (err) {
+        if (err instanceof CapsuleError && err.step === RESTORE_LOAD) {
+          await this.fail(id, `its suspended state could not be loaded: ${err.message}`);
+          throw new CapsuleError(ErrorCode.RESUME_FAILED, `cannot resume MicroVM ${id}: its suspended state is corrupt; it is now FAILED`, { cause: err });
+        }
+        throw new CapsuleError(ErrorCode.RESUME_FAILED, `could not resume MicroVM ${id}; it is still SUSPENDED and can be resumed again: ${(err as Error).message}`, { cause: err });
+      }
+      fs.rmSync(statePath, { force: true }); // stale from now on; the disk stays as the live overlay
+      const running = await this.deps.store.updateMicroVM(id, 'SUSPENDED', { state: 'RUNNING', qemuPid: machine.pid });
+      this.adopt(id, machine);
+      this.deps.log.info('MicroVM resumed', { id });
+      return running!;
+    });
+  }
+
+  /**
+   * At start-up: any VM the store thinks is live lost its host link with the old server. Re-adopting
+   * running QEMU processes is not built yet: they are stopped and marked FAILED. SUSPENDED VMs stay
+   * resumable; a suspend cut short is completed if its state was published, else the VM is FAILED.
    */
   async recover(): Promise<void> {
     for (const record of await this.deps.store.listMicroVMsInStates([...LIVE_STATES])) {
@@ -60,6 +146,14 @@ export class MicroVMService {
         }
       }
       if (record.vmDir) fs.rmSync(record.vmDir, { recursive: true, force: true });
+      const dir = this.suspendDirOf(record.id);
+      if (record.state === 'SUSPENDING' && fs.existsSync(path.join(dir, 'state')) && fs.existsSync(path.join(dir, 'disk.qcow2'))) {
+        // the state file is renamed into place last: if it is there, the suspend completed
+        await this.deps.store.updateMicroVM(record.id, null, { state: 'SUSPENDED', qemuPid: null });
+        this.deps.log.warn('completed an interrupted suspend after restart', { id: record.id });
+        continue;
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
       await this.deps.store.updateMicroVM(record.id, null, {
         state: 'FAILED',
         failureReason: `the server restarted while this MicroVM was ${record.state}; its VM was stopped`,
@@ -107,16 +201,7 @@ export class MicroVMService {
     let machine: Machine;
     let launchedFrom: 'boot' | 'snapshot' = 'boot';
     try {
-      const options = {
-        ...hostLaunchOptions(config, runtime),
-        vmDir,
-        vcpuCount: record.vcpuCount,
-        memoryMib: record.memoryMib,
-        accelerator: accelerator.accelerator,
-        egress: record.egress,
-        hostname: id,
-        runAs: this.deps.qemuIdentity,
-      };
+      const options = this.launchOptions(record);
       const snapshot = this.deps.snapshots?.get(runtime.name, record) ?? null;
       if (snapshot) {
         try {
@@ -154,13 +239,38 @@ export class MicroVMService {
       await this.finishTermination(id);
       return (await store.getMicroVM(id))!;
     }
-    this.machines.set(id, machine);
-    machine.onUnexpectedExit((reason) => void this.onMachineLost(id, reason));
+    this.adopt(id, machine);
     this.maxDurationTimers.set(
       id,
       setTimeout(() => void this.expire(id), maximumDurationSeconds * 1000),
     );
     return running;
+  }
+
+  private launchOptions(record: MicroVMRecord): LaunchOptions {
+    return {
+      ...hostLaunchOptions(this.deps.config, this.deps.runtimes.get(record.imageName)),
+      vmDir: path.join(this.vmsDir, record.id),
+      vcpuCount: record.vcpuCount,
+      memoryMib: record.memoryMib,
+      accelerator: this.deps.accelerator.accelerator,
+      egress: record.egress,
+      hostname: record.id,
+      runAs: this.deps.qemuIdentity,
+    };
+  }
+
+  /** Track a started VM: unexpected exits mark it FAILED. */
+  private adopt(id: string, machine: Machine): void {
+    this.machines.set(id, machine);
+    machine.onUnexpectedExit((reason) => void this.onMachineLost(id, reason));
+  }
+
+  /** → FAILED with a reason; a failed VM holds nothing, so its saved files go too. */
+  private async fail(id: string, failureReason: string): Promise<void> {
+    fs.rmSync(this.suspendDirOf(id), { recursive: true, force: true });
+    await this.deps.store.updateMicroVM(id, null, { state: 'FAILED', failureReason, qemuPid: null });
+    this.deps.log.error('MicroVM failed', { id, reason: failureReason.split('\n')[0] });
   }
 
   /** The tenant's MicroVM, or NOT_FOUND (also for another tenant's id: never reveal it exists). */
@@ -199,6 +309,7 @@ export class MicroVMService {
       this.machines.delete(id);
       await machine.stop().catch((err) => this.deps.log.warn('cleanup after terminate reported errors', { id, error: String(err) }));
     }
+    fs.rmSync(this.suspendDirOf(id), { recursive: true, force: true });
     return this.finishTermination(id);
   }
 
@@ -250,8 +361,7 @@ export class MicroVMService {
     const record = await this.deps.store.getMicroVM(id);
     if (!record || record.state === 'TERMINATED' || record.state === 'FAILED') return;
     const failureReason = `${reason}; the VM's memory and processes are gone${console ? `\n--- serial console (tail) ---\n${console}` : ''}`;
-    await this.deps.store.updateMicroVM(id, null, { state: 'FAILED', failureReason, qemuPid: null });
-    this.deps.log.error('MicroVM lost its VM process', { id, reason });
+    await this.fail(id, failureReason);
   }
 }
 

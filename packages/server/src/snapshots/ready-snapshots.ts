@@ -18,6 +18,7 @@ import { hostLaunchOptions, Machine, type QemuIdentity, type SnapshotFiles } fro
 const SNAPSHOT_FORMAT = 1;
 
 export interface ReadySnapshot extends SnapshotFiles {
+  kind: 'snapshot';
   key: string;
   runtime: string;
   vcpuCount: number;
@@ -60,7 +61,7 @@ export class ReadySnapshots {
     const key = this.key(runtime, shape);
     const dir = path.join(this.dir, key);
     if (!fs.existsSync(path.join(dir, 'manifest.json'))) return null;
-    return { key, runtime: runtimeName, ...shape, ...this.filesIn(dir) };
+    return { kind: 'snapshot', key, runtime: runtimeName, ...shape, ...this.filesIn(dir) };
   }
 
   /** Throw a snapshot away (it failed to restore); the next ensure() rebuilds it. */

@@ -33,10 +33,17 @@ export interface SnapshotFiles {
   diskPath: string;
 }
 
+/** What a VM is restored from instead of booting. */
+export type RestoreSource =
+  /** A ready snapshot: RAM mapped copy-on-write from its memory file, a new overlay chained on its disk. */
+  | ({ kind: 'snapshot' } & SnapshotFiles)
+  /** A suspended VM: RAM in the state stream, the VM's own overlay adopted as is. */
+  | { kind: 'suspended'; statePath: string; diskPath: string };
+
 export interface LaunchOptions extends Omit<MachineSpec, 'overlayPath' | 'incoming'> {
   runAs: QemuIdentity | null;
-  /** Restore from this snapshot instead of booting (memory mapped copy-on-write, disk chained on it). */
-  restore?: SnapshotFiles;
+  /** Restore instead of booting. */
+  restore?: RestoreSource;
   /** Where the disk overlay goes (default: in vmDir, removed with it). A snapshot build keeps it. */
   overlayPath?: string;
   rootfsPath: string;
@@ -61,6 +68,15 @@ export function hostLaunchOptions(
   };
 }
 
+function fsyncPath(file: string): void {
+  const fd = fs.openSync(file, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export function serialTail(vmDir: string, bytes = SERIAL_TAIL_BYTES): string {
   try {
     const text = fs.readFileSync(vmPaths(vmDir).serialLog, 'utf8');
@@ -80,13 +96,16 @@ function fileTail(file: string, bytes: number): string {
 
 export class Machine {
   private exitListeners: Array<(reason: string) => void> = [];
-  private exited = false;
+  private hasExited = false;
   private exitReason = '';
   private stopping = false;
 
   private constructor(
     readonly vmDir: string,
+    /** The VM's writable disk layer (in vmDir, or adopted from where a suspend left it). */
+    readonly overlayPath: string,
     readonly process: ChildProcess,
+    private readonly exited: Promise<unknown>,
     readonly qmp: QmpClient,
     readonly agent: AgentClient,
     private readonly cleanup: Cleanup,
@@ -97,12 +116,12 @@ export class Machine {
   }
 
   get isRunning(): boolean {
-    return !this.exited;
+    return !this.hasExited;
   }
 
   /** Called once if the QEMU process ends without stop() (crash, kill -9, guest panic). */
   onUnexpectedExit(listener: (reason: string) => void): void {
-    if (this.exited && !this.stopping) listener(this.exitReason);
+    if (this.hasExited && !this.stopping) listener(this.exitReason);
     else this.exitListeners.push(listener);
   }
 
@@ -113,18 +132,21 @@ export class Machine {
       fs.mkdirSync(opts.vmDir, { recursive: true, mode: 0o711 });
       cleanup.push('vm directory', () => fs.rmSync(opts.vmDir, { recursive: true, force: true }));
 
-      const overlayPath = opts.overlayPath ?? paths.overlay;
-      // the overlay chains on the snapshot's frozen layer, or on the runtime's read-only image: no copy
-      const [backingFormat, backing] = opts.restore ? ['qcow2', opts.restore.diskPath] : ['raw', opts.rootfsPath];
-      await execFileAsync(opts.qemuImgBinary, ['create', '-q', '-f', 'qcow2', '-F', backingFormat, '-b', backing, overlayPath]).catch((err) => {
-        throw new CapsuleError(ErrorCode.BOOT_FAILED, 'could not create the disk overlay', { step: 'overlay', cause: err });
-      });
+      const restore = opts.restore;
+      const overlayPath = restore?.kind === 'suspended' ? restore.diskPath : (opts.overlayPath ?? paths.overlay);
+      if (restore?.kind !== 'suspended') {
+        // the overlay chains on the snapshot's frozen layer, or on the runtime's read-only image: no copy
+        const [backingFormat, backing] = restore ? ['qcow2', restore.diskPath] : ['raw', opts.rootfsPath];
+        await execFileAsync(opts.qemuImgBinary, ['create', '-q', '-f', 'qcow2', '-F', backingFormat, '-b', backing, overlayPath]).catch((err) => {
+          throw new CapsuleError(ErrorCode.BOOT_FAILED, 'could not create the disk overlay', { step: 'overlay', cause: err });
+        });
+      }
       if (opts.runAs) {
         // QEMU writes its sockets, logs and overlay here as the unprivileged user; nobody else may read them.
         fs.chmodSync(opts.vmDir, 0o700);
         for (const file of [opts.vmDir, overlayPath]) fs.chownSync(file, opts.runAs.uid, opts.runAs.gid);
       }
-      const memory = opts.restore ? { kind: 'file' as const, path: opts.restore.memoryPath, share: false } : opts.memory;
+      const memory = restore?.kind === 'snapshot' ? { kind: 'file' as const, path: restore.memoryPath, share: false } : opts.memory;
 
       const log = fs.openSync(paths.qemuLog, 'w');
       const child = spawn(opts.qemuBinary, qemuArgs({ ...opts, memory, overlayPath, incoming: opts.restore !== undefined }), {
@@ -170,12 +192,12 @@ export class Machine {
       const agent = await Promise.race([AgentClient.connect(paths.agent), died('agent connect')]);
       cleanup.push('agent link', () => agent.close());
 
-      if (opts.restore) {
-        const snapshot = opts.restore;
+      if (restore) {
         // RESTORE_LOAD failures are the snapshot's (a bad or missing file); later ones are the guest's or the host's
         let step: string = RESTORE_LOAD;
         const restored = async (): Promise<void> => {
-          await loadDeviceState(qmp, path.join(opts.vmDir, 'incoming.sock'), snapshot.statePath, { ignoreShared: true, timeoutMs: RESTORE_TIMEOUT_MS });
+          // a ready snapshot's RAM is in its memory file; a suspended VM's is in the stream
+          await loadDeviceState(qmp, path.join(opts.vmDir, 'incoming.sock'), restore.statePath, { ignoreShared: restore.kind === 'snapshot', timeoutMs: RESTORE_TIMEOUT_MS });
           step = 'restore: agent';
           await qmp.execute('cont');
           await agent.waitReady(RESTORE_TIMEOUT_MS);
@@ -183,11 +205,11 @@ export class Machine {
         };
         await Promise.race([
           restored().catch((err: Error) => {
-            throw new CapsuleError(ErrorCode.BOOT_FAILED, `restoring the snapshot failed: ${err.message}`, { step, cause: err });
+            throw new CapsuleError(ErrorCode.BOOT_FAILED, `restoring ${restore.kind === 'snapshot' ? 'the ready snapshot' : 'the suspended state'} failed: ${err.message}`, { step, cause: err });
           }),
           exited.then(() => died(step)),
         ]);
-        return Machine.started(opts.vmDir, child, exited, qmp, agent, cleanup);
+        return Machine.started(opts.vmDir, overlayPath, child, exited, qmp, agent, cleanup);
       }
 
       const ready = await Promise.race([agent.waitReady(opts.bootTimeoutMs).then(() => null, (err: Error) => err), died('boot')]);
@@ -200,17 +222,48 @@ export class Machine {
       // rtc is off on microvm: the guest starts at 1970 until told otherwise.
       await Promise.race([agent.setClock(), died('clock sync')]);
 
-      return Machine.started(opts.vmDir, child, exited, qmp, agent, cleanup);
+      return Machine.started(opts.vmDir, overlayPath, child, exited, qmp, agent, cleanup);
     } catch (err) {
       await cleanup.run().catch(() => undefined);
       throw err;
     }
   }
 
-  private static started(vmDir: string, child: ChildProcess, exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>, qmp: QmpClient, agent: AgentClient, cleanup: Cleanup): Machine {
-    const machine = new Machine(vmDir, child, qmp, agent, cleanup);
+  private static started(vmDir: string, overlayPath: string, child: ChildProcess, exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>, qmp: QmpClient, agent: AgentClient, cleanup: Cleanup): Machine {
+    const machine = new Machine(vmDir, overlayPath, child, exited, qmp, agent, cleanup);
     void exited.then(({ code, signal }) => machine.onExit(signal ? `QEMU process killed by ${signal}` : `QEMU process exited with code ${code}`));
     return machine;
+  }
+
+  /**
+   * Suspend to `targetDir` (QEMU's user must be able to use it: a resume adopts the disk in place): pause, stream RAM + device state to `state` (fsynced, renamed into place
+   * last), quit QEMU, move the disk overlay beside it, release everything else. If saving fails the
+   * guest is resumed and the error thrown: the VM keeps running and loses nothing.
+   */
+  async suspend(targetDir: string): Promise<{ statePath: string; diskPath: string }> {
+    const statePath = path.join(targetDir, 'state');
+    const diskPath = path.join(targetDir, 'disk.qcow2');
+    const partial = `${statePath}.partial`;
+    await this.qmp.execute('stop');
+    try {
+      fs.mkdirSync(targetDir, { recursive: true, mode: 0o700 });
+      await saveDeviceState(this.qmp, path.join(this.vmDir, 'suspend.sock'), partial, { ignoreShared: false, timeoutMs: 10 * 60_000 });
+    } catch (err) {
+      fs.rmSync(partial, { force: true });
+      await this.qmp.execute('cont').catch(() => undefined);
+      throw err;
+    }
+    // from here the saved state is the VM: QEMU goes, its disk joins the state, then the state is published
+    this.stopping = true;
+    await Promise.race([this.qmp.execute('quit').catch(() => undefined), sleep(2000)]);
+    if (!this.hasExited) process.kill(this.pid, 'SIGKILL');
+    await this.exited;
+    if (this.overlayPath !== diskPath) fs.renameSync(this.overlayPath, diskPath);
+    fsyncPath(diskPath);
+    fs.renameSync(partial, statePath);
+    fsyncPath(targetDir);
+    await this.cleanup.run();
+    return { statePath, diskPath };
   }
 
   /**
@@ -225,14 +278,14 @@ export class Machine {
   /** Stop the VM: ask QEMU to quit, kill it if it does not, release everything. Idempotent. */
   async stop(): Promise<void> {
     this.stopping = true;
-    if (!this.exited) {
+    if (!this.hasExited) {
       await Promise.race([this.qmp.execute('quit').catch(() => undefined), new Promise((r) => setTimeout(r, 2000))]);
     }
     await this.cleanup.run();
   }
 
   private onExit(reason: string): void {
-    this.exited = true;
+    this.hasExited = true;
     this.exitReason = reason;
     if (this.stopping) return;
     for (const l of this.exitListeners) l(reason);

@@ -1,4 +1,4 @@
-// /v1/microvms: run, list, get, terminate.
+// /v1/microvms: run, list, get, suspend, resume, terminate.
 import { CapsuleError, ErrorCode, LABEL_KEY, MicroVMState, RunMicroVMRequest } from '@capsule/protocol';
 import type { MicroVMService } from '../../lifecycle/microvm-service.js';
 import { toApi } from '../../lifecycle/microvm-service.js';
@@ -60,6 +60,20 @@ export function microvmRoutes(service: MicroVMService): Route[] {
       pattern: '/v1/microvms/:id',
       async handle({ res, params, tenantId }) {
         sendJson(res, 200, toApi(await service.get(tenantId, checkId(params.id))));
+      },
+    },
+    {
+      method: 'POST',
+      pattern: '/v1/microvms/:id/suspend',
+      async handle({ res, params, tenantId }) {
+        sendJson(res, 200, toApi(await service.suspend(tenantId, checkId(params.id))));
+      },
+    },
+    {
+      method: 'POST',
+      pattern: '/v1/microvms/:id/resume',
+      async handle({ res, params, tenantId }) {
+        sendJson(res, 200, toApi(await service.resume(tenantId, checkId(params.id))));
       },
     },
     {

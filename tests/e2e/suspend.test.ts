@@ -1,0 +1,69 @@
+// Suspend and resume: the QEMU process goes away, and the VM comes back with the same processes,
+// memory and files — a live counter keeps counting from where it was.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { InvalidStateError } from '@capsule/sdk';
+import { errorOf, qemuProcesses, useTestServer } from './helpers.js';
+
+const CYCLES = Number(process.env.CAPSULE_SUSPEND_CYCLES ?? 50);
+
+describe('suspend and resume', () => {
+  const server = useTestServer();
+
+  test(`${CYCLES} suspend/resume cycles keep a live counter process and files`, async () => {
+    await server().snapshotsBuilt;
+    const vm = await server().capsule.microvms.run({ imageName: 'python' });
+    await vm.execBackground(['python3', '-c', 'import time, itertools\nfor i in itertools.count():\n    open("/tmp/n", "w").write(str(i)); time.sleep(0.05)']);
+    const counter = async (): Promise<number> => Number((await vm.exec(['cat', '/tmp/n'])).stdout);
+    await new Promise((r) => setTimeout(r, 500));
+    let last = await counter();
+    const pid = (await vm.exec(['pgrep', '-f', 'itertools'])).stdout.trim();
+    for (let cycle = 0; cycle < CYCLES; cycle++) {
+      await vm.files.write(`/root/cycle-${cycle}.txt`, `written before suspend ${cycle}`);
+      assert.equal((await vm.suspend()).state, 'SUSPENDED');
+      assert.deepEqual(qemuProcesses(vm.id), [], 'a SUSPENDED VM has no QEMU process');
+      assert.equal((await vm.resume()).state, 'RUNNING');
+      const now = await counter();
+      assert.ok(now >= last, `counter went backwards: ${last} → ${now} (cycle ${cycle})`);
+      last = now;
+      for (let earlier = 0; earlier <= cycle; earlier++) {
+        assert.equal(await vm.files.readText(`/root/cycle-${earlier}.txt`), `written before suspend ${earlier}`);
+      }
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok((await counter()) > last, 'the counter keeps counting after the last resume');
+    assert.equal((await vm.exec(['pgrep', '-f', 'itertools'])).stdout.trim(), pid, 'same process, not a restart');
+    const clock = Number((await vm.exec(['date', '+%s'])).stdout);
+    assert.ok(Math.abs(clock - Date.now() / 1000) < 10, 'clock set from the host after resume');
+  });
+
+  test('illegal transitions are 409 INVALID_STATE; a terminated suspended VM leaves nothing', async () => {
+    const vm = await server().capsule.microvms.run({ imageName: 'base' });
+    await assert.rejects(vm.resume(), (err: Error) => err instanceof InvalidStateError && /it is RUNNING/.test(err.message));
+    await vm.suspend();
+    await assert.rejects(vm.suspend(), (err: Error) => err instanceof InvalidStateError && /it is SUSPENDED/.test(err.message));
+    const exec = await errorOf(await server().api('POST', `/v1/microvms/${vm.id}/exec`, { command: ['true'] }));
+    assert.deepEqual([exec.status, exec.code], [409, 'INVALID_STATE']);
+    assert.ok(fs.existsSync(path.join(server().dataDir, 'suspended', vm.id, 'state')));
+    assert.equal((await vm.terminate()).state, 'TERMINATED');
+    assert.equal(fs.existsSync(path.join(server().dataDir, 'suspended', vm.id)), false);
+  });
+
+  test('resume with corrupt or missing state: FAILED with a reason, other VMs unaffected', async () => {
+    const [a, b, c] = await Promise.all([0, 1, 2].map(() => server().capsule.microvms.run({ imageName: 'base' })));
+    await Promise.all([a.suspend(), b.suspend(), c.suspend()]);
+    fs.writeFileSync(path.join(server().dataDir, 'suspended', a.id, 'state'), 'garbage');
+    fs.rmSync(path.join(server().dataDir, 'suspended', b.id, 'state'));
+    const corrupt = await errorOf(await server().api('POST', `/v1/microvms/${a.id}/resume`));
+    assert.deepEqual([corrupt.status, corrupt.code], [502, 'RESUME_FAILED']);
+    const missing = await errorOf(await server().api('POST', `/v1/microvms/${b.id}/resume`));
+    assert.deepEqual([missing.status, missing.code], [502, 'RESUME_FAILED']);
+    assert.equal((await a.refresh()).state, 'FAILED');
+    assert.match((await b.refresh()).failureReason ?? '', /suspended state is gone/);
+    assert.equal((await c.resume()).state, 'RUNNING');
+    assert.equal((await c.exec('echo alive')).stdout, 'alive\n');
+    assert.deepEqual([...qemuProcesses(a.id), ...qemuProcesses(b.id)], []);
+  });
+});
