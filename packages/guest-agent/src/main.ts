@@ -6,6 +6,7 @@ import { startExec, killForegroundExecs } from './exec/run.js';
 import { handleFileRequest, isFileRequest } from './files/handlers.js';
 import { applyHostnameFromCmdline, handleSystemRequest } from './system.js';
 import { replyError } from './reply.js';
+import { startFixupHelper } from './fixups.js';
 
 function log(message: string): void {
   process.stderr.write(`capsule-agent: ${message}\n`);
@@ -58,6 +59,7 @@ function main(): void {
   });
   process.on('uncaughtException', (err) => log(`uncaught: ${err.stack ?? err.message}`));
   applyHostnameFromCmdline();
+  startFixupHelper();
   port.start();
   log(`ready on ${device}`);
 }

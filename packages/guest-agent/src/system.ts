@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
-import { execFile } from 'node:child_process';
 import { PROTOCOL_VERSION, type Channel, type GuestRequest } from '@capsule/protocol';
 import { reply, replyError } from './reply.js';
+import { reseedAndSetClock, setClock } from './fixups.js';
 
 export const AGENT_VERSION = '0.1.0';
 const bootedAt = new Date(Date.now() - os.uptime() * 1000);
@@ -37,8 +37,7 @@ export function handleSystemRequest(channel: Channel, request: GuestRequest, don
       return;
     case 'restore':
       // entropy first: nothing random should be drawn from the snapshot's shared RNG state after this
-      reseedRandom(request.entropyHex)
-        .then(() => setClock(request.epochMs))
+      reseedAndSetClock(request.entropyHex, request.epochMs)
         .then(() => fs.writeFileSync('/proc/sys/kernel/hostname', request.hostname))
         .then(
           () => reply(channel, { type: 'result' }),
@@ -50,29 +49,6 @@ export function handleSystemRequest(channel: Channel, request: GuestRequest, don
       replyError(channel, 'BAD_REQUEST', `unsupported request ${request.type}`);
       done();
   }
-}
-
-function run(file: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => execFile(file, args, (err, _out, stderr) => (err ? reject(new Error(`${file}: ${stderr || err.message}`)) : resolve())));
-}
-
-/** Node has no settimeofday; coreutils date does it in one syscall. */
-function setClock(epochMs: number): Promise<void> {
-  return run('/bin/date', ['-u', '-s', `@${(epochMs / 1000).toFixed(3)}`]);
-}
-
-// RNDADDENTROPY = _IOW('R', 0x03, int[2]); RNDRESEEDCRNG = _IO('R', 0x07). Node cannot ioctl; perl-base
-// is Essential in Debian, so every runtime has it.
-const RESEED_SCRIPT = [
-  'open(my $f, "+<", "/dev/urandom") or die "open /dev/urandom: $!";',
-  'my $e = pack("H*", $ARGV[0]);',
-  'ioctl($f, 0x40085203, pack("ii", length($e) * 8, length($e)) . $e) or die "RNDADDENTROPY: $!";',
-  'ioctl($f, 0x5207, 0) or die "RNDRESEEDCRNG: $!";',
-].join(' ');
-
-/** Mix host entropy into the kernel pool (credited) and force the CRNG to reseed from it now. */
-function reseedRandom(entropyHex: string): Promise<void> {
-  return run('/usr/bin/perl', ['-e', RESEED_SCRIPT, entropyHex]);
 }
 
 /** The host names the VM on the kernel command line (capsule.hostname=…); no udev/systemd to do it. */

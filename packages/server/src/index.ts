@@ -22,6 +22,8 @@ export { loadConfig, type CapsuleConfig } from './config.js';
 
 export interface RunningServer {
   url: string;
+  config: CapsuleConfig;
+  runtimes: RuntimeRegistry;
   adminKey: string;
   accelerator: AcceleratorDecision;
   service: MicroVMService;
@@ -90,6 +92,8 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
   let closing: Promise<void> | null = null;
   return {
     url,
+    config,
+    runtimes,
     adminKey,
     accelerator,
     service,

@@ -155,7 +155,12 @@ export class AgentClient {
   }
 
   /** Stream a file out of the guest: `result{stat}` first, then the bytes. `onData` may return a promise (backpressure). */
-  readFile(path: string, onData: (chunk: Buffer) => void | Promise<unknown>): { stat: Promise<FileStat>; done: Promise<void>; cancel(): void } {
+  readFile(
+    path: string,
+    onData: (chunk: Buffer) => void | Promise<unknown>,
+    /** Called synchronously before the first byte: the place to write response headers. */
+    onStat?: (stat: FileStat) => void,
+  ): { stat: Promise<FileStat>; done: Promise<void>; cancel(): void } {
     const channel = this.open();
     let resolveStat!: (stat: FileStat) => void;
     let rejectStat!: (err: Error) => void;
@@ -176,7 +181,10 @@ export class AgentClient {
         const parsed = GuestReply.safeParse(raw);
         if (!parsed.success) return fail(new CapsuleError(ErrorCode.AGENT_ERROR, 'malformed reply from guest agent'));
         if (parsed.data.type === 'error') fail(agentError(parsed.data));
-        else if (parsed.data.type === 'result' && parsed.data.stat) resolveStat(parsed.data.stat);
+        else if (parsed.data.type === 'result' && parsed.data.stat) {
+          onStat?.(parsed.data.stat);
+          resolveStat(parsed.data.stat);
+        }
       };
     });
     // a failure rejects both; callers await `stat` first, then `done`

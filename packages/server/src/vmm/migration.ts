@@ -28,11 +28,11 @@ async function waitForMigration(qmp: QmpClient, timeoutMs: number, what: string)
  */
 export async function saveDeviceState(qmp: QmpClient, socketPath: string, file: string, opts: { ignoreShared: boolean; timeoutMs: number }): Promise<void> {
   const server = net.createServer();
-  let written: Promise<void> | null = null;
-  server.on('connection', (socket) => {
-    const out = fs.createWriteStream(file, { flags: 'w', mode: 0o600 });
-    written ??= pipeline(socket, out);
+  // QEMU may connect, write and report "completed" before Node has seen the connection: wait for it
+  const written = new Promise<void>((resolve, reject) => {
+    server.once('connection', (socket) => pipeline(socket, fs.createWriteStream(file, { flags: 'w', mode: 0o600 })).then(resolve, reject));
   });
+  written.catch(() => undefined);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(socketPath, () => resolve());
@@ -43,8 +43,7 @@ export async function saveDeviceState(qmp: QmpClient, socketPath: string, file: 
     await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: opts.ignoreShared }] });
     await qmp.execute('migrate', { uri: `unix:${socketPath}` });
     await waitForMigration(qmp, opts.timeoutMs, 'saving device state');
-    if (!written) throw new Error('QEMU never connected to the state socket');
-    await written;
+    await Promise.race([written, sleep(10_000).then(() => Promise.reject(new Error('QEMU never delivered the state stream')))]);
     const fd = fs.openSync(file, 'r');
     try {
       fs.fsyncSync(fd);

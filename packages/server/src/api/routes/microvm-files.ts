@@ -39,17 +39,20 @@ function fileRoute(method: string, suffix: string, action: string, handle: (ctx:
 export function fileRoutes(service: MicroVMService): Route[] {
   return [
     fileRoute('GET', '', 'read files of', async ({ res }, agent, path) => {
-      const transfer = agent.readFile(path, (chunk) => (res.write(chunk) ? undefined : once(res, 'drain')));
+      const transfer = agent.readFile(
+        path,
+        (chunk) => (res.write(chunk) ? undefined : once(res, 'drain')),
+        // headers go out when the size is known, before any byte (which may follow in the same read)
+        (stat) => res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': stat.sizeBytes, 'last-modified': new Date(stat.modifiedAt).toUTCString() }),
+      );
       res.once('close', () => {
         if (!res.writableFinished) transfer.cancel();
       });
-      let stat;
       try {
-        stat = await transfer.stat;
+        await transfer.stat;
       } catch (err) {
         return sendError(res, err);
       }
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': stat.sizeBytes, 'last-modified': new Date(stat.modifiedAt).toUTCString() });
       try {
         await transfer.done;
         res.end();

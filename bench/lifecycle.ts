@@ -1,0 +1,166 @@
+// Snapshot lifecycle numbers, each beside a raw floor measured in the same run with the same flags:
+//   launch  POST /v1/microvms → first exec answered   vs  bare QEMU restoring the same ready snapshot by
+//           hand (QMP migrate-incoming + cont) until the guest agent answers one raw ping frame
+//   resume  POST …/resume → RUNNING                   vs  bare QEMU restoring a copy of the same suspended state
+//   suspend POST …/suspend → QEMU gone, state durable (no floor: it is bounded by the bytes written)
+// plus 10 launches at once, host memory (PSS) per idle launched VM, disk per suspended VM.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { encodeFrame, FrameKind } from '../packages/protocol/src/index.js';
+import { startServer, type RunningServer } from '../packages/server/src/index.js';
+import { createLogger } from '../packages/server/src/log.js';
+import { loadDeviceState } from '../packages/server/src/vmm/migration.js';
+import { QmpClient } from '../packages/server/src/vmm/qmp.js';
+import { qemuArgs, vmPaths, type MachineSpec } from '../packages/server/src/vmm/qemu-args.js';
+import { ratio, summarize } from './stats.js';
+
+const RUNS = Number(process.env.BENCH_LIFECYCLE_RUNS ?? 10);
+
+async function api(server: RunningServer, method: string, route: string, body?: unknown): Promise<Record<string, unknown>> {
+  const response = await fetch(server.url + route, {
+    method,
+    headers: { authorization: `Bearer ${server.adminKey}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${method} ${route}: ${response.status} ${text}`);
+  return text.startsWith('{') && !text.includes('\n{') ? JSON.parse(text) : {};
+}
+
+/** Bare QEMU: same argv as a MicroVM, restore by hand, until the agent answers a raw ping frame. */
+async function rawRestore(spec: MachineSpec, statePath: string, ignoreShared: boolean): Promise<number> {
+  fs.mkdirSync(spec.vmDir, { recursive: true });
+  const p = vmPaths(spec.vmDir);
+  const t0 = performance.now();
+  const child = spawn('qemu-system-x86_64', qemuArgs({ ...spec, incoming: true }), { stdio: 'ignore' });
+  try {
+    const qmp = await QmpClient.connect(p.qmp, 10_000);
+    const agent = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect(p.agent, () => resolve(s));
+      s.once('error', reject);
+    });
+    await loadDeviceState(qmp, path.join(spec.vmDir, 'in.sock'), statePath, { ignoreShared, timeoutMs: 60_000 });
+    await qmp.execute('cont');
+    await new Promise<void>((resolve) => {
+      agent.once('data', () => resolve());
+      agent.write(encodeFrame(1, FrameKind.MSG, 0, Buffer.from('{"type":"ping"}')));
+    });
+    const ms = performance.now() - t0;
+    agent.destroy();
+    qmp.close();
+    return ms;
+  } finally {
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    fs.rmSync(spec.vmDir, { recursive: true, force: true });
+  }
+}
+
+function qemuPidOf(id: string): number {
+  for (const entry of fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    try {
+      const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmdline.startsWith('qemu-system') && cmdline.includes(`/${id}/`)) return Number(entry);
+    } catch {
+      // exited
+    }
+  }
+  throw new Error(`no QEMU process for ${id}`);
+}
+
+/** Proportional set size: pages shared with other clones (the snapshot's memory file) count once overall. */
+function pssKib(pid: number): number {
+  return Number(/^Pss:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? NaN);
+}
+
+export async function benchLifecycle(work: string): Promise<Record<string, unknown>> {
+  const server = await startServer({ dataDir: path.join(work, 'data'), port: 0 }, createLogger(process.stderr, true));
+  try {
+    await server.snapshotsBuilt;
+    const runtime = 'python';
+    const snapshotDir = fs.readdirSync(server.config.snapshotDir).find((d) => d.startsWith(`${runtime}-`) && d.includes('-1c-512m-'));
+    if (!snapshotDir) throw new Error('no ready snapshot for python');
+    const snap = path.join(server.config.snapshotDir, snapshotDir);
+    const spec = (name: string, memory: MachineSpec['memory'], overlayPath: string): MachineSpec => ({
+      vmDir: path.join(work, name),
+      kernelPath: server.runtimes.get(runtime).kernelPath,
+      initrdPath: server.runtimes.get(runtime).initrdPath,
+      overlayPath,
+      vcpuCount: 1,
+      memoryMib: 512,
+      accelerator: server.accelerator.accelerator,
+      egress: 'none',
+      hostname: name,
+      memory,
+    });
+
+    const launchFloor: number[] = [];
+    const launch: number[] = [];
+    const suspend: number[] = [];
+    const resumeFloor: number[] = [];
+    const resume: number[] = [];
+    let suspendedDiskKib = 0;
+    for (let i = 0; i < RUNS; i++) {
+      const overlay = path.join(work, `floor-${i}.qcow2`);
+      await new Promise((r) => spawn('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', path.join(snap, 'disk.qcow2'), overlay]).once('exit', r));
+      launchFloor.push(await rawRestore(spec(`floor-${i}`, { kind: 'file', path: path.join(snap, 'memory'), share: false }, overlay), path.join(snap, 'state'), true));
+      fs.rmSync(overlay);
+
+      let t0 = performance.now();
+      const vm = await api(server, 'POST', '/v1/microvms', { imageName: runtime });
+      await api(server, 'POST', `/v1/microvms/${vm.id}/exec`, { command: ['true'] });
+      launch.push(performance.now() - t0);
+      await api(server, 'POST', `/v1/microvms/${vm.id}/exec`, { command: ['sh', '-c', 'head -c 33554432 /dev/urandom > /tmp/dirty'] });
+
+      t0 = performance.now();
+      await api(server, 'POST', `/v1/microvms/${vm.id}/suspend`);
+      suspend.push(performance.now() - t0);
+      const suspended = path.join(server.config.dataDir, 'suspended', String(vm.id));
+      suspendedDiskKib = Math.round(fs.readdirSync(suspended).reduce((sum, f) => sum + fs.statSync(path.join(suspended, f)).blocks * 512, 0) / 1024);
+
+      const copy = path.join(work, `copy-${i}`);
+      fs.mkdirSync(copy);
+      for (const f of ['state', 'disk.qcow2']) fs.copyFileSync(path.join(suspended, f), path.join(copy, f));
+      resumeFloor.push(await rawRestore(spec(`rfloor-${i}`, { kind: 'memfd' }, path.join(copy, 'disk.qcow2')), path.join(copy, 'state'), false));
+      fs.rmSync(copy, { recursive: true });
+
+      t0 = performance.now();
+      await api(server, 'POST', `/v1/microvms/${vm.id}/resume`);
+      resume.push(performance.now() - t0);
+      await api(server, 'DELETE', `/v1/microvms/${vm.id}`);
+      console.log(`  cycle ${i + 1}/${RUNS}: launch ${launch[i].toFixed(0)} (floor ${launchFloor[i].toFixed(0)}), suspend ${suspend[i].toFixed(0)}, resume ${resume[i].toFixed(0)} (floor ${resumeFloor[i].toFixed(0)}) ms`);
+    }
+
+    const t0 = performance.now();
+    const ten = await Promise.all(Array.from({ length: 10 }, () => api(server, 'POST', '/v1/microvms', { imageName: runtime })));
+    const tenAtOnceMs = performance.now() - t0;
+    await new Promise((r) => setTimeout(r, 5000));
+    const pss = ten.map((vm) => pssKib(qemuPidOf(String(vm.id))));
+    await Promise.all(ten.map((vm) => api(server, 'DELETE', `/v1/microvms/${vm.id}`)));
+
+    const l = { floor: summarize(launchFloor), capsule: summarize(launch) };
+    const r = { floor: summarize(resumeFloor), capsule: summarize(resume) };
+    return {
+      launchMs: { ...l, ratio: ratio(l.capsule, l.floor) },
+      suspendMs: summarize(suspend),
+      suspendNote: '512 MiB guest with 32 MiB freshly dirtied before each suspend',
+      resumeMs: { ...r, ratio: ratio(r.capsule, r.floor) },
+      tenLaunchesAtOnceMs: Math.round(tenAtOnceMs),
+      idleLaunchedVmHostPssMib: summarize(pss.map((k) => k / 1024)),
+      suspendedVmDiskMib: Math.round(suspendedDiskKib / 1024),
+    };
+  } finally {
+    await server.close();
+  }
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-bench-lc-'));
+  fs.chmodSync(work, 0o755);
+  benchLifecycle(work)
+    .then((result) => console.log(JSON.stringify(result, null, 2)))
+    .finally(() => fs.rmSync(work, { recursive: true, force: true }));
+}
