@@ -2,6 +2,7 @@
 //   boot:  spawn → agent ready  vs  spawn → first console line of a bare busybox init (same kernel/initrd)
 //   ping / exec `true`  vs  a raw echo over the same virtio-serial port
 //   10 MiB file write + read throughput; host RSS of an idle VM
+//   launch / suspend / resume from snapshots (lifecycle.ts)
 // Writes bench/results/core-<timestamp>.json.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -15,6 +16,7 @@ import { hostLaunchOptions, Machine } from '../packages/server/src/vmm/machine.j
 import { resolveQemuIdentity } from '../packages/server/src/vmm/identity.js';
 import { bootFloor, floorInitrd } from './floor.js';
 import { ratio, summarize } from './stats.js';
+import { benchLifecycle } from './lifecycle.js';
 
 const BOOT_RUNS = Number(process.env.BENCH_BOOT_RUNS ?? 5);
 const RTT_RUNS = Number(process.env.BENCH_RTT_RUNS ?? 200);
@@ -112,6 +114,7 @@ async function main(): Promise<void> {
     roundTripMs: { ...rtt, pingRatio: ratio(rtt.ping, rtt.rawEcho), execRatio: ratio(rtt.execTrue, rtt.rawEcho) },
     file10MiB: { writeMs: summarize(writeMs), readMs: summarize(readMs), writeMiBPerSecond: mibPerSecond(writeMs), readMiBPerSecond: mibPerSecond(readMs) },
     idleVmHostRssMib: Math.round(rssKib / 1024),
+    lifecycle: await benchLifecycle(path.join(work, 'lifecycle')),
   };
   const resultsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
   fs.mkdirSync(resultsDir, { recursive: true });

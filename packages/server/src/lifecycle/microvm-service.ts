@@ -225,11 +225,10 @@ export class MicroVMService {
       this.deps.log.error('MicroVM launch failed', { id, reason: reason.split('\n')[0] });
       throw err;
     }
-    const info = await machine.agent.info().catch(() => null);
     const running = await store.updateMicroVM(id, 'PENDING', {
       state: 'RUNNING',
       qemuPid: machine.pid,
-      kernelRelease: info?.kernelRelease ?? runtime.kernelRelease,
+      kernelRelease: runtime.kernelRelease,
       launchedFrom,
       startedAt: new Date().toISOString(),
     });

@@ -121,8 +121,8 @@ export class AgentClient {
   }
 
   /** After a snapshot restore: fresh entropy + reseed, the host clock, this clone's hostname. */
-  async restoreIdentity(hostname: string): Promise<void> {
-    await this.call({ type: 'restore', hostname, epochMs: Date.now(), entropyHex: randomBytes(64).toString('hex') }, 'result', 30_000);
+  async restoreIdentity(hostname: string, timeoutMs = 30_000): Promise<void> {
+    await this.call({ type: 'restore', hostname, epochMs: Date.now(), entropyHex: randomBytes(64).toString('hex') }, 'result', timeoutMs);
   }
 
   async stat(path: string): Promise<FileStat> {

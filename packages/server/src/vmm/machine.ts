@@ -200,8 +200,8 @@ export class Machine {
           await loadDeviceState(qmp, path.join(opts.vmDir, 'incoming.sock'), restore.statePath, { ignoreShared: restore.kind === 'snapshot', timeoutMs: RESTORE_TIMEOUT_MS });
           step = 'restore: agent';
           await qmp.execute('cont');
-          await agent.waitReady(RESTORE_TIMEOUT_MS);
-          await agent.restoreIdentity(opts.hostname);
+          // the fix-up is the first request: its answer also proves the agent is back (no separate ping)
+          await agent.restoreIdentity(opts.hostname, RESTORE_TIMEOUT_MS);
         };
         await Promise.race([
           restored().catch((err: Error) => {
