@@ -1,6 +1,7 @@
 // `capsule serve` killed with -9 leaves its QEMU processes running (they are in their own process
 // group); the next start finds them, stops them and marks the MicroVMs FAILED with the reason.
-// (Re-adopting them as RUNNING comes with snapshots; this pins today's behaviour: nothing leaks.)
+// (Re-adopting them as RUNNING is not built yet; this pins today's behaviour: nothing leaks, and
+// SUSPENDED VMs, which live on disk, come back.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -23,7 +24,7 @@ async function serve(dataDir: string, port: number): Promise<ChildProcess> {
   throw new Error('server did not start');
 }
 
-test('after kill -9 of the server, a restart cleans up the orphaned VM and reports it FAILED', async () => {
+test('after kill -9 of the server, a restart cleans up the orphaned VM and reports it FAILED; a suspended one resumes', async () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-restart-'));
   fs.chmodSync(dataDir, 0o755);
   const port = 17000 + (process.pid % 1000);
@@ -32,6 +33,9 @@ test('after kill -9 of the server, a restart cleans up the orphaned VM and repor
     const capsule = new Capsule({ baseUrl: `http://127.0.0.1:${port}`, apiKey: fs.readFileSync(path.join(dataDir, 'admin-key'), 'utf8').trim() });
     const vm = await capsule.microvms.run({ imageName: 'base' });
     assert.equal(qemuProcesses(vm.id).length, 1);
+    const sleeper = await capsule.microvms.run({ imageName: 'base' });
+    await sleeper.files.write('/root/kept.txt', 'across a server crash');
+    await sleeper.suspend();
     server.kill('SIGKILL');
     await new Promise((r) => server.once('exit', r));
     assert.equal(qemuProcesses(vm.id).length, 1, 'the VM survives the server (own process group)');
@@ -43,6 +47,11 @@ test('after kill -9 of the server, a restart cleans up the orphaned VM and repor
     assert.deepEqual(qemuProcesses(vm.id), []);
     assert.deepEqual(vmDirs(dataDir), []);
     assert.equal((await vm.terminate()).state, 'TERMINATED');
+    // a SUSPENDED VM is on disk, not in the server: it survives the crash and resumes
+    assert.equal((await sleeper.refresh()).state, 'SUSPENDED');
+    assert.equal((await sleeper.resume()).state, 'RUNNING');
+    assert.equal(await sleeper.files.readText('/root/kept.txt'), 'across a server crash');
+    await sleeper.terminate();
 
     // a clean stop (SIGTERM) stops its VMs too
     const second = await capsule.microvms.run({ imageName: 'base' });

@@ -1,6 +1,7 @@
 // /v1/microvms: run, list, get, suspend, resume, terminate.
 import { CapsuleError, ErrorCode, LABEL_KEY, MicroVMState, RunMicroVMRequest } from '@capsule/protocol';
 import type { MicroVMService } from '../../lifecycle/microvm-service.js';
+import type { MicroVMRecord } from '../../store/types.js';
 import { toApi } from '../../lifecycle/microvm-service.js';
 import { readJson, sendJson } from '../http.js';
 import type { Route } from '../router.js';
@@ -18,6 +19,17 @@ function pageLimit(raw: string | null): number {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1 || n > MAX_PAGE) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, `limit must be an integer from 1 to ${MAX_PAGE}`);
   return n;
+}
+
+/** A route on one MicroVM that answers with the MicroVM object. */
+function vmRoute(method: string, suffix: string, act: (tenantId: string, id: string) => Promise<MicroVMRecord>): Route {
+  return {
+    method,
+    pattern: `/v1/microvms/:id${suffix}`,
+    async handle({ res, params, tenantId }) {
+      sendJson(res, 200, toApi(await act(tenantId, checkId(params.id))));
+    },
+  };
 }
 
 export function microvmRoutes(service: MicroVMService): Route[] {
@@ -55,33 +67,9 @@ export function microvmRoutes(service: MicroVMService): Route[] {
         sendJson(res, 200, { microvms: page.map(toApi), nextToken: records.length > limit ? page[page.length - 1].id : null });
       },
     },
-    {
-      method: 'GET',
-      pattern: '/v1/microvms/:id',
-      async handle({ res, params, tenantId }) {
-        sendJson(res, 200, toApi(await service.get(tenantId, checkId(params.id))));
-      },
-    },
-    {
-      method: 'POST',
-      pattern: '/v1/microvms/:id/suspend',
-      async handle({ res, params, tenantId }) {
-        sendJson(res, 200, toApi(await service.suspend(tenantId, checkId(params.id))));
-      },
-    },
-    {
-      method: 'POST',
-      pattern: '/v1/microvms/:id/resume',
-      async handle({ res, params, tenantId }) {
-        sendJson(res, 200, toApi(await service.resume(tenantId, checkId(params.id))));
-      },
-    },
-    {
-      method: 'DELETE',
-      pattern: '/v1/microvms/:id',
-      async handle({ res, params, tenantId }) {
-        sendJson(res, 200, toApi(await service.terminate(tenantId, checkId(params.id))));
-      },
-    },
+    vmRoute('GET', '', (tenantId, id) => service.get(tenantId, id)),
+    vmRoute('POST', '/suspend', (tenantId, id) => service.suspend(tenantId, id)),
+    vmRoute('POST', '/resume', (tenantId, id) => service.resume(tenantId, id)),
+    vmRoute('DELETE', '', (tenantId, id) => service.terminate(tenantId, id)),
   ];
 }
