@@ -10,7 +10,7 @@ import { parseArgs } from './args.js';
 
 const USAGE = `usage: capsule <command> [options]
   serve [--port 7070] [--data-dir .capsule]     run the API server
-  run IMAGE [--vcpus N] [--memory-mib M] [--max-duration 8h] [--egress none|all]
+  run IMAGE [--vcpus N] [--memory-mib M] [--max-duration 8h] [--idle 15m] [--no-auto-resume] [--egress none|all]
             [--env K=V] [--label K=V] [--json] [--quiet] [--rm -- CMD...]
   ls [--state S] [--label K=V] [--json]         list MicroVMs
   get ID [--json]                               show one MicroVM

@@ -32,6 +32,14 @@ export const IdlePolicy = z
   })
   .strict();
 
+/** The idle policy with defaults applied, as stored and returned. 0 means "never". */
+export const ResolvedIdlePolicy = z.object({
+  maxIdleDurationSeconds: z.number(),
+  suspendedDurationSeconds: z.number(),
+  autoResumeEnabled: z.boolean(),
+});
+export type ResolvedIdlePolicy = z.infer<typeof ResolvedIdlePolicy>;
+
 export const RunMicroVMRequest = z
   .object({
     imageName: z.string().min(1).max(64).regex(/^[a-z0-9][a-z0-9-]*$/, 'lowercase letters, digits and dashes'),
@@ -66,6 +74,9 @@ export const MicroVM = z.object({
   startedAt: z.string().nullable(),
   terminatedAt: z.string().nullable(),
   maximumDurationSeconds: z.number(),
+  idlePolicy: ResolvedIdlePolicy,
+  lastActivityAt: z.string().nullable(),
+  suspendedAt: z.string().nullable(),
 });
 export type MicroVM = z.infer<typeof MicroVM>;
 

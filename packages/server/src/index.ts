@@ -72,6 +72,7 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
   const snapshots = config.snapshots ? new ReadySnapshots(config, runtimes, accelerator.accelerator, identity, log) : null;
   const service = new MicroVMService({ config, store, runtimes, accelerator, qemuIdentity: identity, snapshots, log });
   await service.recover();
+  service.startPolicySweeper();
   const adminKey = await ensureAdminKey(config.dataDir, store);
 
   const server = createApiServer([healthRoute(accelerator), ...microvmRoutes(service), execRoute(service), ...fileRoutes(service)], store, log);

@@ -18,6 +18,7 @@ export async function runCommand(capsule: Capsule, argv: string[]): Promise<numb
   const egress = flag(parsed, 'egress') ?? 'none';
   if (egress !== 'none' && egress !== 'all') throw new UsageError('--egress must be none or all (allowlists are not supported yet)');
   const maxDuration = flag(parsed, 'max-duration');
+  const idle = flag(parsed, 'idle');
   if (has(parsed, 'rm') && parsed.rest.length === 0) throw new UsageError('--rm needs a command: capsule run IMAGE --rm -- CMD...');
   const vm = await capsule.microvms.run({
     imageName,
@@ -27,6 +28,10 @@ export async function runCommand(capsule: Capsule, argv: string[]): Promise<numb
     env: keyValues(parsed, 'env'),
     metadata: keyValues(parsed, 'label'),
     network: { egress },
+    idlePolicy: {
+      maxIdleDurationSeconds: idle ? parseDurationSeconds(idle, '--idle') : undefined,
+      autoResumeEnabled: has(parsed, 'no-auto-resume') ? false : undefined,
+    },
   });
   if (!has(parsed, 'rm')) {
     if (has(parsed, 'quiet')) process.stdout.write(vm.id + '\n');

@@ -12,6 +12,7 @@ import type { AgentClient, ExecHandle, ExecIo } from '../vmm/agent-client.js';
 import type { AcceleratorDecision } from '../vmm/accelerator.js';
 import { hostLaunchOptions, Machine, RESTORE_LOAD, serialTail, type LaunchOptions, type QemuIdentity } from '../vmm/machine.js';
 import { assertTransition, LIVE_STATES } from './states.js';
+import { decide } from './policy.js';
 import type { ReadySnapshots } from '../snapshots/ready-snapshots.js';
 
 export interface ServiceDeps {
@@ -39,7 +40,11 @@ export function toApi(record: MicroVMRecord): MicroVM {
 
 export class MicroVMService {
   private readonly machines = new Map<string, Machine>();
-  private readonly maxDurationTimers = new Map<string, NodeJS.Timeout>();
+  /** Last activity per VM (flushed to the store by the sweeper) and foreground execs in flight. */
+  private readonly lastActivity = new Map<string, number>();
+  private readonly activeExecs = new Map<string, number>();
+  private sweeper: NodeJS.Timeout | null = null;
+  private sweeping = false;
   /** VMs with a suspend or resume under way: a second one is refused rather than interleaved. */
   private readonly busy = new Set<string>();
   private readonly vmsDir: string;
@@ -95,7 +100,7 @@ export class MicroVMService {
       }
       this.machines.delete(id);
       this.deps.log.info('MicroVM suspended', { id });
-      return (await this.deps.store.updateMicroVM(id, 'SUSPENDING', { state: 'SUSPENDED', qemuPid: null }))!;
+      return (await this.deps.store.updateMicroVM(id, 'SUSPENDING', { state: 'SUSPENDED', qemuPid: null, suspendedAt: new Date().toISOString() }))!;
     });
   }
 
@@ -124,7 +129,8 @@ export class MicroVMService {
         throw new CapsuleError(ErrorCode.RESUME_FAILED, `could not resume MicroVM ${id}; it is still SUSPENDED and can be resumed again: ${(err as Error).message}`, { cause: err });
       }
       fs.rmSync(statePath, { force: true }); // stale from now on; the disk stays as the live overlay
-      const running = await this.deps.store.updateMicroVM(id, 'SUSPENDED', { state: 'RUNNING', qemuPid: machine.pid });
+      const running = await this.deps.store.updateMicroVM(id, 'SUSPENDED', { state: 'RUNNING', qemuPid: machine.pid, suspendedAt: null, lastActivityAt: new Date().toISOString() });
+      this.lastActivity.set(id, Date.now());
       this.adopt(id, machine);
       this.deps.log.info('MicroVM resumed', { id });
       return running!;
@@ -185,6 +191,13 @@ export class MicroVMService {
       env: request.env ?? {},
       egress: request.network?.egress ?? 'none',
       maximumDurationSeconds,
+      idlePolicy: {
+        maxIdleDurationSeconds: request.idlePolicy?.maxIdleDurationSeconds ?? 0,
+        suspendedDurationSeconds: request.idlePolicy?.suspendedDurationSeconds ?? 0,
+        autoResumeEnabled: request.idlePolicy?.autoResumeEnabled ?? true,
+      },
+      lastActivityAt: null,
+      suspendedAt: null,
       accelerator: accelerator.accelerator,
       launchedFrom: null,
       kernelRelease: null,
@@ -239,10 +252,6 @@ export class MicroVMService {
       return (await store.getMicroVM(id))!;
     }
     this.adopt(id, machine);
-    this.maxDurationTimers.set(
-      id,
-      setTimeout(() => void this.expire(id), maximumDurationSeconds * 1000),
-    );
     return running;
   }
 
@@ -276,6 +285,7 @@ export class MicroVMService {
   async get(tenantId: string, id: string): Promise<MicroVMRecord> {
     const record = await this.deps.store.getMicroVM(id);
     if (!record || record.tenantId !== tenantId) throw new CapsuleError(ErrorCode.NOT_FOUND, `MicroVM ${id} not found`);
+    this.lastActivity.set(id, Date.now()); // every API call for a VM is activity
     return record;
   }
 
@@ -285,7 +295,11 @@ export class MicroVMService {
 
   /** The guest agent of a RUNNING MicroVM; INVALID_STATE in any other state. */
   async agentFor(tenantId: string, id: string, action: string): Promise<{ agent: AgentClient; record: MicroVMRecord }> {
-    const record = await this.get(tenantId, id);
+    let record = await this.get(tenantId, id);
+    if (record.state === 'SUSPENDED' && record.idlePolicy.autoResumeEnabled) {
+      this.deps.log.info('auto-resuming MicroVM for a request', { id, action });
+      record = await this.resume(tenantId, id);
+    }
     const machine = this.machines.get(id);
     if (record.state !== 'RUNNING' || !machine) {
       throw new CapsuleError(ErrorCode.INVALID_STATE, `cannot ${action} MicroVM ${id}: it is ${record.state}`, { details: { state: record.state } });
@@ -296,7 +310,18 @@ export class MicroVMService {
   async exec(tenantId: string, id: string, request: ExecRequest, io: ExecIo): Promise<ExecHandle> {
     const { agent, record } = await this.agentFor(tenantId, id, 'exec in');
     const { stdin: _stdin, ...rest } = request;
-    return agent.exec({ ...rest, env: { ...record.env, ...request.env } }, io);
+    const handle = agent.exec({ ...rest, env: { ...record.env, ...request.env } }, io);
+    if (!request.background) {
+      // a running command is activity: the VM is not idle while it runs
+      this.activeExecs.set(id, (this.activeExecs.get(id) ?? 0) + 1);
+      void handle.result
+        .catch(() => undefined)
+        .finally(() => {
+          this.activeExecs.set(id, (this.activeExecs.get(id) ?? 1) - 1);
+          this.lastActivity.set(id, Date.now());
+        });
+    }
+    return handle;
   }
 
   async terminate(tenantId: string, id: string): Promise<MicroVMRecord> {
@@ -312,9 +337,40 @@ export class MicroVMService {
     return this.finishTermination(id);
   }
 
+  /** Enforce idle policy and maximum duration every `intervalMs` (policy.ts decides; this acts). */
+  startPolicySweeper(intervalMs = 1000): void {
+    this.sweeper = setInterval(() => void this.sweep(), intervalMs);
+    this.sweeper.unref();
+  }
+
+  private async sweep(): Promise<void> {
+    if (this.sweeping) return;
+    this.sweeping = true;
+    try {
+      const nowMs = Date.now();
+      for (const record of await this.deps.store.listMicroVMsInStates(['RUNNING', 'SUSPENDED'])) {
+        const seen = this.lastActivity.get(record.id);
+        if (seen !== undefined && (!record.lastActivityAt || Date.parse(record.lastActivityAt) < seen)) {
+          record.lastActivityAt = new Date(seen).toISOString();
+          await this.deps.store.updateMicroVM(record.id, null, { lastActivityAt: record.lastActivityAt });
+        }
+        if (this.busy.has(record.id)) continue;
+        const action = decide({ record, nowMs, activeExecs: this.activeExecs.get(record.id) ?? 0 });
+        if (!action) continue;
+        this.deps.log.info(`policy: ${action.kind}`, { id: record.id, reason: action.reason });
+        const act = action.kind === 'suspend' ? this.suspend(record.tenantId, record.id) : this.terminate(record.tenantId, record.id);
+        await act.catch((err: Error) => this.deps.log.warn(`policy ${action.kind} failed`, { id: record.id, error: err.message.split('\n')[0] }));
+      }
+    } catch (err) {
+      this.deps.log.error('policy sweep failed', { error: String(err) });
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
   /** Stop every VM (server shutdown). They cannot be re-adopted yet, so they end FAILED with the reason. */
   async shutdown(): Promise<void> {
-    for (const timer of this.maxDurationTimers.values()) clearTimeout(timer);
+    if (this.sweeper) clearInterval(this.sweeper);
     await Promise.all(
       [...this.machines.entries()].map(async ([id, machine]) => {
         this.machines.delete(id);
@@ -335,25 +391,15 @@ export class MicroVMService {
   }
 
   private async finishTermination(id: string): Promise<MicroVMRecord> {
-    clearTimeout(this.maxDurationTimers.get(id));
-    this.maxDurationTimers.delete(id);
+    this.lastActivity.delete(id);
     const done = await this.deps.store.updateMicroVM(id, null, { state: 'TERMINATED', terminatedAt: new Date().toISOString(), qemuPid: null });
     this.deps.log.info('MicroVM terminated', { id });
     return done!;
   }
 
-  private async expire(id: string): Promise<void> {
-    const record = await this.deps.store.getMicroVM(id);
-    if (!record) return;
-    this.deps.log.info('MicroVM reached maximumDurationSeconds', { id });
-    await this.terminate(record.tenantId, id).catch(() => undefined);
-  }
-
   private async onMachineLost(id: string, reason: string): Promise<void> {
     const machine = this.machines.get(id);
     this.machines.delete(id);
-    clearTimeout(this.maxDurationTimers.get(id));
-    this.maxDurationTimers.delete(id);
     // read the console before cleanup removes it: a guest panic explains itself there
     const console = machine ? serialTail(machine.vmDir, 1500) : '';
     await machine?.stop().catch(() => undefined);

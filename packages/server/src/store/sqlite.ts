@@ -28,6 +28,9 @@ const COLUMNS: Array<[keyof MicroVMRecord, string, 'json' | 'plain']> = [
   ['updatedAt', 'updated_at', 'plain'],
   ['startedAt', 'started_at', 'plain'],
   ['terminatedAt', 'terminated_at', 'plain'],
+  ['idlePolicy', 'idle_policy_json', 'json'],
+  ['lastActivityAt', 'last_activity_at', 'plain'],
+  ['suspendedAt', 'suspended_at', 'plain'],
 ];
 const COLUMN_OF = new Map(COLUMNS.map(([field, column, kind]) => [field, { column, kind }]));
 

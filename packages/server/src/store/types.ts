@@ -1,5 +1,5 @@
 // Persistence contract. Async so SQLite (default) and Postgres share one interface.
-import type { MicroVMState } from '@capsule/protocol';
+import type { MicroVMState, ResolvedIdlePolicy } from '@capsule/protocol';
 
 export interface MicroVMRecord {
   id: string;
@@ -13,6 +13,10 @@ export interface MicroVMRecord {
   env: Record<string, string>;
   egress: 'none' | 'all';
   maximumDurationSeconds: number;
+  idlePolicy: ResolvedIdlePolicy;
+  /** Last API/exec/file call for this VM (persisted by the policy sweeper, so idleness survives a restart). */
+  lastActivityAt: string | null;
+  suspendedAt: string | null;
   accelerator: 'kvm' | 'tcg' | null;
   launchedFrom: 'boot' | 'snapshot' | null;
   kernelRelease: string | null;
