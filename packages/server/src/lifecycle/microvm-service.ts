@@ -221,9 +221,9 @@ export class MicroVMService {
           machine = await Machine.launch({ ...options, restore: snapshot });
           launchedFrom = 'snapshot';
         } catch (err) {
-          // a failed restore must not fail the launch: boot instead. If the snapshot's files are what
-          // failed, discard it and rebuild it in the background.
-          const snapshotAtFault = err instanceof CapsuleError && err.step === RESTORE_LOAD;
+          // a failed restore must not fail the launch: boot instead. If the snapshot's files no longer
+          // verify, discard it and rebuild it in the background.
+          const snapshotAtFault = err instanceof CapsuleError && err.step === RESTORE_LOAD && !this.deps.snapshots!.verify(snapshot);
           this.deps.log.warn('restore from ready snapshot failed; cold booting', { id, key: snapshot.key, snapshotAtFault, error: String((err as Error).message).split('\n')[0] });
           if (snapshotAtFault) this.deps.snapshots!.invalidate(snapshot);
           machine = await Machine.launch(options);

@@ -15,7 +15,11 @@ import type { Accelerator } from '../vmm/qemu-args.js';
 import { hostLaunchOptions, Machine, type QemuIdentity, type SnapshotFiles } from '../vmm/machine.js';
 
 /** Bump when what a snapshot contains changes shape (QEMU device layout, agent restore contract). */
-const SNAPSHOT_FORMAT = 1;
+const SNAPSHOT_FORMAT = 2;
+
+function sha256Of(file: string): string {
+  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
 
 export interface ReadySnapshot extends SnapshotFiles {
   kind: 'snapshot';
@@ -62,6 +66,19 @@ export class ReadySnapshots {
     const dir = path.join(this.dir, key);
     if (!fs.existsSync(path.join(dir, 'manifest.json'))) return null;
     return { kind: 'snapshot', key, runtime: runtimeName, ...shape, ...this.filesIn(dir) };
+  }
+
+  /**
+   * Are the snapshot's files still what was taken? A restore can fail for reasons that are not the
+   * snapshot's (host load, a QEMU crash); only a snapshot that no longer verifies is thrown away.
+   */
+  verify(snapshot: ReadySnapshot): boolean {
+    try {
+      const manifest = JSON.parse(fs.readFileSync(path.join(path.dirname(snapshot.statePath), 'manifest.json'), 'utf8')) as { stateSha256?: string; memoryBytes?: number };
+      return manifest.stateSha256 === sha256Of(snapshot.statePath) && manifest.memoryBytes === fs.statSync(snapshot.memoryPath).size && fs.existsSync(snapshot.diskPath);
+    } catch {
+      return false;
+    }
   }
 
   /** Throw a snapshot away (it failed to restore); the next ensure() rebuilds it. */
@@ -148,7 +165,8 @@ export class ReadySnapshots {
       }
       fs.chmodSync(files.diskPath, 0o444);
       fs.chmodSync(files.statePath, 0o444);
-      fs.writeFileSync(path.join(tmp, 'manifest.json'), JSON.stringify({ key, runtime: runtimeName, ...shape, takenAt: new Date().toISOString() }) + '\n');
+      const manifest = { key, runtime: runtimeName, ...shape, stateSha256: sha256Of(files.statePath), memoryBytes: fs.statSync(files.memoryPath).size, takenAt: new Date().toISOString() };
+      fs.writeFileSync(path.join(tmp, 'manifest.json'), JSON.stringify(manifest) + '\n');
       if (this.runAs) fs.chownSync(tmp, 0, 0); // QEMU may use the files; it may not add, remove or rename them
       fs.chmodSync(tmp, 0o755);
       try {
