@@ -32,6 +32,10 @@ set +e
 demo exec "$id" --no-stdin -- sh -c 'echo out; echo err >&2; exit 3'
 echo "(exit code $?)"
 set -e
+demo exec "$id" --no-stdin -- sh -c 'echo "written at $(date +%T)" > /root/note.txt'
+demo suspend "$id"
+demo resume "$id"
+demo exec "$id" --no-stdin -- cat /root/note.txt
 demo ls
 demo terminate "$id"
 if [ -n "$server_pid" ] && [ "${CAPSULE_DEMO_ONLY:-0}" != 1 ]; then
