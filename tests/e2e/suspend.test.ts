@@ -40,7 +40,8 @@ describe('suspend and resume', () => {
   });
 
   test('illegal transitions are 409 INVALID_STATE; a terminated suspended VM leaves nothing', async () => {
-    const vm = await server().capsule.microvms.run({ imageName: 'base' });
+    // without auto-resume, so that exec on the SUSPENDED VM is refused rather than resuming it
+    const vm = await server().capsule.microvms.run({ imageName: 'base', idlePolicy: { autoResumeEnabled: false } });
     await assert.rejects(vm.resume(), (err: Error) => err instanceof InvalidStateError && /it is RUNNING/.test(err.message));
     await vm.suspend();
     await assert.rejects(vm.suspend(), (err: Error) => err instanceof InvalidStateError && /it is SUSPENDED/.test(err.message));
