@@ -10,7 +10,7 @@ import type { RuntimeRegistry } from '../runtimes/registry.js';
 import type { ListFilter, MicroVMRecord, Store } from '../store/types.js';
 import type { AgentClient, ExecHandle, ExecIo } from '../vmm/agent-client.js';
 import type { AcceleratorDecision } from '../vmm/accelerator.js';
-import { hostLaunchOptions, Machine, RESTORE_LOAD, serialTail, type LaunchOptions, type QemuIdentity } from '../vmm/machine.js';
+import { hostLaunchOptions, isQemuProcessOf, Machine, RESTORE_LOAD, serialTail, type LaunchOptions, type QemuIdentity } from '../vmm/machine.js';
 import { assertTransition, LIVE_STATES } from './states.js';
 import { decide } from './policy.js';
 import type { ReadySnapshots } from '../snapshots/ready-snapshots.js';
@@ -138,35 +138,55 @@ export class MicroVMService {
   }
 
   /**
-   * At start-up: any VM the store thinks is live lost its host link with the old server. Re-adopting
-   * running QEMU processes is not built yet: they are stopped and marked FAILED. SUSPENDED VMs stay
-   * resumable; a suspend cut short is completed if its state was published, else the VM is FAILED.
+   * At start-up, after a clean stop or a crash of the previous server: RUNNING VMs whose QEMU still runs
+   * are re-adopted; a suspend cut short is completed if its state was published, else the paused VM is
+   * resumed; SUSPENDED VMs (on disk) stay resumable. Only what cannot be taken back is FAILED.
    */
   async recover(): Promise<void> {
     for (const record of await this.deps.store.listMicroVMsInStates([...LIVE_STATES])) {
-      if (record.qemuPid && record.vmDir && isQemuOf(record.qemuPid, record.vmDir)) {
-        try {
-          process.kill(record.qemuPid, 'SIGKILL');
-        } catch {
-          // gone already
-        }
-      }
-      if (record.vmDir) fs.rmSync(record.vmDir, { recursive: true, force: true });
       const dir = this.suspendDirOf(record.id);
-      if (record.state === 'SUSPENDING' && fs.existsSync(path.join(dir, 'state')) && fs.existsSync(path.join(dir, 'disk.qcow2'))) {
+      const suspendPublished = fs.existsSync(path.join(dir, 'state')) && fs.existsSync(path.join(dir, 'disk.qcow2'));
+      if (record.state === 'SUSPENDING' && suspendPublished) {
         // the state file is renamed into place last: if it is there, the suspend completed
-        await this.deps.store.updateMicroVM(record.id, null, { state: 'SUSPENDED', qemuPid: null });
+        this.killLeftover(record);
+        await this.deps.store.updateMicroVM(record.id, null, { state: 'SUSPENDED', qemuPid: null, suspendedAt: new Date().toISOString() });
         this.deps.log.warn('completed an interrupted suspend after restart', { id: record.id });
         continue;
       }
+      if ((record.state === 'RUNNING' || record.state === 'SUSPENDING') && record.qemuPid && record.vmDir) {
+        // still running (or paused by a suspend cut short): take it back
+        const overlay = fs.existsSync(path.join(dir, 'disk.qcow2')) ? path.join(dir, 'disk.qcow2') : path.join(record.vmDir, 'disk.qcow2');
+        try {
+          const machine = await Machine.adopt(record.vmDir, record.qemuPid, overlay);
+          fs.rmSync(path.join(dir, 'state.partial'), { force: true });
+          await this.deps.store.updateMicroVM(record.id, null, { state: 'RUNNING' });
+          this.adopt(record.id, machine);
+          this.deps.log.info('re-adopted running MicroVM', { id: record.id, pid: record.qemuPid, was: record.state });
+          continue;
+        } catch (err) {
+          this.deps.log.warn('could not re-adopt MicroVM', { id: record.id, error: (err as Error).message });
+        }
+      }
+      this.killLeftover(record);
       fs.rmSync(dir, { recursive: true, force: true });
       await this.deps.store.updateMicroVM(record.id, null, {
         state: 'FAILED',
-        failureReason: `the server restarted while this MicroVM was ${record.state}; its VM was stopped`,
+        failureReason: `the server restarted while this MicroVM was ${record.state} and its VM could not be taken back; it was stopped`,
         qemuPid: null,
       });
       this.deps.log.warn('marked MicroVM failed after restart', { id: record.id, was: record.state });
     }
+  }
+
+  private killLeftover(record: MicroVMRecord): void {
+    if (record.qemuPid && record.vmDir && isQemuProcessOf(record.qemuPid, record.vmDir)) {
+      try {
+        process.kill(record.qemuPid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+    if (record.vmDir) fs.rmSync(record.vmDir, { recursive: true, force: true });
   }
 
   async run(tenantId: string, request: RunMicroVMRequest): Promise<MicroVMRecord> {
@@ -343,17 +363,25 @@ export class MicroVMService {
     this.sweeper.unref();
   }
 
+  /** Persist in-memory activity times (so idleness survives a restart); returns the live records. */
+  private async flushActivity(): Promise<MicroVMRecord[]> {
+    const records = await this.deps.store.listMicroVMsInStates(['RUNNING', 'SUSPENDED']);
+    for (const record of records) {
+      const seen = this.lastActivity.get(record.id);
+      if (seen !== undefined && (!record.lastActivityAt || Date.parse(record.lastActivityAt) < seen)) {
+        record.lastActivityAt = new Date(seen).toISOString();
+        await this.deps.store.updateMicroVM(record.id, null, { lastActivityAt: record.lastActivityAt });
+      }
+    }
+    return records;
+  }
+
   private async sweep(): Promise<void> {
     if (this.sweeping) return;
     this.sweeping = true;
     try {
       const nowMs = Date.now();
-      for (const record of await this.deps.store.listMicroVMsInStates(['RUNNING', 'SUSPENDED'])) {
-        const seen = this.lastActivity.get(record.id);
-        if (seen !== undefined && (!record.lastActivityAt || Date.parse(record.lastActivityAt) < seen)) {
-          record.lastActivityAt = new Date(seen).toISOString();
-          await this.deps.store.updateMicroVM(record.id, null, { lastActivityAt: record.lastActivityAt });
-        }
+      for (const record of await this.flushActivity()) {
         if (this.busy.has(record.id)) continue;
         const action = decide({ record, nowMs, activeExecs: this.activeExecs.get(record.id) ?? 0 });
         if (!action) continue;
@@ -368,16 +396,14 @@ export class MicroVMService {
     }
   }
 
-  /** Stop every VM (server shutdown). They cannot be re-adopted yet, so they end FAILED with the reason. */
+  /** Server shutdown: let go of every VM without stopping it; the next start re-adopts them. */
   async shutdown(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
-    await Promise.all(
-      [...this.machines.entries()].map(async ([id, machine]) => {
-        this.machines.delete(id);
-        await machine.stop().catch(() => undefined);
-        await this.deps.store.updateMicroVM(id, null, { state: 'FAILED', failureReason: 'the server shut down while this MicroVM was running', qemuPid: null });
-      }),
-    );
+    await this.flushActivity();
+    for (const [id, machine] of this.machines) {
+      machine.detach();
+      this.machines.delete(id);
+    }
   }
 
   private async transition(record: MicroVMRecord, to: MicroVMState, action: string): Promise<MicroVMRecord> {
@@ -407,14 +433,5 @@ export class MicroVMService {
     if (!record || record.state === 'TERMINATED' || record.state === 'FAILED') return;
     const failureReason = `${reason}; the VM's memory and processes are gone${console ? `\n--- serial console (tail) ---\n${console}` : ''}`;
     await this.fail(id, failureReason);
-  }
-}
-
-/** Guard against pid reuse: only a QEMU whose command line names this VM's directory is ours. */
-function isQemuOf(pid: number, vmDir: string): boolean {
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(vmDir);
-  } catch {
-    return false;
   }
 }

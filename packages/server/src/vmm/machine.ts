@@ -68,6 +68,18 @@ export function hostLaunchOptions(
   };
 }
 
+const ADOPTED_EXIT_POLL_MS = 500;
+
+/** Guard against pid reuse and zombies: only a live QEMU whose command line names this VM's directory. */
+export function isQemuProcessOf(pid: number, vmDir: string): boolean {
+  try {
+    const state = /\) (\S)/.exec(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1];
+    return state !== 'Z' && fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`${vmDir}/`);
+  } catch {
+    return false;
+  }
+}
+
 function fsyncPath(file: string): void {
   const fd = fs.openSync(file, 'r');
   try {
@@ -104,16 +116,12 @@ export class Machine {
     readonly vmDir: string,
     /** The VM's writable disk layer (in vmDir, or adopted from where a suspend left it). */
     readonly overlayPath: string,
-    readonly process: ChildProcess,
+    readonly pid: number,
     private readonly exited: Promise<unknown>,
     readonly qmp: QmpClient,
     readonly agent: AgentClient,
     private readonly cleanup: Cleanup,
   ) {}
-
-  get pid(): number {
-    return this.process.pid!;
-  }
 
   get isRunning(): boolean {
     return !this.hasExited;
@@ -230,9 +238,60 @@ export class Machine {
   }
 
   private static started(vmDir: string, overlayPath: string, child: ChildProcess, exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>, qmp: QmpClient, agent: AgentClient, cleanup: Cleanup): Machine {
-    const machine = new Machine(vmDir, overlayPath, child, exited, qmp, agent, cleanup);
+    const machine = new Machine(vmDir, overlayPath, child.pid!, exited, qmp, agent, cleanup);
     void exited.then(({ code, signal }) => machine.onExit(signal ? `QEMU process killed by ${signal}` : `QEMU process exited with code ${code}`));
     return machine;
+  }
+
+  /**
+   * Re-adopt a QEMU process a previous server started (it runs in its own process group and outlives
+   * the server). We are not its parent, so its exit is noticed by polling. Throws if it is not ours,
+   * not alive, or its agent does not answer; the caller then stops it.
+   */
+  static async adopt(vmDir: string, pid: number, overlayPath: string): Promise<Machine> {
+    if (!isQemuProcessOf(pid, vmDir)) throw new Error(`process ${pid} is not this VM's QEMU`);
+    const paths = vmPaths(vmDir);
+    const cleanup = new Cleanup();
+    const exited = new Promise<void>((resolve) => {
+      const timer = setInterval(() => {
+        if (!isQemuProcessOf(pid, vmDir)) {
+          clearInterval(timer);
+          resolve();
+        }
+      }, ADOPTED_EXIT_POLL_MS);
+      timer.unref();
+    });
+    cleanup.push('vm directory', () => fs.rmSync(vmDir, { recursive: true, force: true }));
+    cleanup.push('qemu process', async () => {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      await exited;
+    });
+    try {
+      const qmp = await QmpClient.connect(paths.qmp, 5000, () => isQemuProcessOf(pid, vmDir));
+      cleanup.push('qmp', () => qmp.close());
+      const agent = await AgentClient.connect(paths.agent);
+      cleanup.push('agent link', () => agent.close());
+      const status = await qmp.execute('query-status');
+      if (!status.running) await qmp.execute('cont'); // a suspend cut short before its state was published
+      await agent.waitReady(15_000);
+      const machine = new Machine(vmDir, overlayPath, pid, exited, qmp, agent, cleanup);
+      void exited.then(() => machine.onExit('QEMU process exited'));
+      return machine;
+    } catch (err) {
+      await cleanup.run().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Let go of the VM without stopping it (server shutdown): the next server re-adopts it. */
+  detach(): void {
+    this.stopping = true;
+    this.qmp.close();
+    this.agent.close();
   }
 
   /**
