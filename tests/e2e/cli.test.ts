@@ -2,11 +2,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { useTestServer, type TestServer } from './helpers.js';
+import { CAPSULE_BIN, useTestServer, type TestServer } from './helpers.js';
 
-const CAPSULE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/capsule');
 
 interface Run {
   code: number | null;
@@ -16,7 +13,7 @@ interface Run {
 
 function capsule(server: TestServer, args: string[], stdin = ''): Promise<Run> {
   return new Promise((resolve) => {
-    const child = spawn(CAPSULE, args, { env: { ...process.env, CAPSULE_URL: server.url, CAPSULE_API_KEY: server.adminKey } });
+    const child = spawn(CAPSULE_BIN, args, { env: { ...process.env, CAPSULE_URL: server.url, CAPSULE_API_KEY: server.adminKey } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c) => (stdout += c));

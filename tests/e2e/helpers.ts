@@ -4,6 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { after, before } from 'node:test';
 import { startServer, type CapsuleConfig } from '@capsule/server';
 import { Capsule } from '@capsule/sdk';
@@ -104,4 +106,26 @@ export function assertNoLeaks(dataDir: string): void {
 export async function errorOf(response: Response): Promise<{ status: number; code: string; message: string }> {
   const body = (await response.json()) as { error: { code: string; message: string } };
   return { status: response.status, code: body.error.code, message: body.error.message };
+}
+
+export const CAPSULE_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/capsule');
+
+/** `bin/capsule serve` as its own process (for tests that kill it), plus an SDK client for it. */
+export async function serveProcess(dataDir: string, port: number): Promise<{ child: ChildProcess; capsule: Capsule }> {
+  const child = spawn(CAPSULE_BIN, ['serve', '--port', String(port), '--data-dir', dataDir], { stdio: 'ignore', env: { ...process.env, CAPSULE_LOG: 'silent' } });
+  for (let i = 0; i < 400; i++) {
+    if (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false)) {
+      const apiKey = fs.readFileSync(path.join(dataDir, 'admin-key'), 'utf8').trim();
+      return { child, capsule: new Capsule({ baseUrl: `http://127.0.0.1:${port}`, apiKey }) };
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill('SIGKILL');
+  throw new Error('capsule serve did not start');
+}
+
+export async function stopProcess(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill(signal);
+  await new Promise((r) => child.once('exit', r));
 }

@@ -34,6 +34,15 @@ describe('lifecycle policy', () => {
     assert.equal((await vm.refresh()).state, 'RUNNING');
   });
 
+  test('parallel requests to a SUSPENDED VM share one auto-resume and all succeed', async () => {
+    const vm = await server().capsule.microvms.run({ imageName: 'base' });
+    await vm.exec('echo 1 > /root/one');
+    await vm.suspend();
+    const results = await Promise.all([vm.exec(['cat', '/root/one']), vm.exec('echo two'), vm.files.readText('/root/one'), vm.exec(['hostname'])]);
+    assert.deepEqual(results.map((r) => (typeof r === 'string' ? r : r.stdout)), ['1\n', 'two\n', '1\n', `${vm.id}\n`]);
+    assert.equal((await vm.refresh()).state, 'RUNNING');
+  });
+
   test('without auto-resume, exec on a SUSPENDED VM is 409', async () => {
     const vm = await server().capsule.microvms.run({ imageName: 'base', idlePolicy: { autoResumeEnabled: false } });
     await vm.suspend();

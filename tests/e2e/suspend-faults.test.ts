@@ -2,16 +2,12 @@
 // in a whole state — the VM still running, or a complete saved state — never half of one.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Capsule } from '@capsule/sdk';
-import { errorOf, qemuProcesses, useTestServer } from './helpers.js';
-
-const CAPSULE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/capsule');
+import { errorOf, qemuProcesses, serveProcess, stopProcess, useTestServer } from './helpers.js';
 
 describe('suspend faults', () => {
   const server = useTestServer();
@@ -64,21 +60,15 @@ test('server killed -9 mid-suspend: after restart the VM is RUNNING or SUSPENDED
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-midsuspend-'));
   fs.chmodSync(dataDir, 0o755);
   const port = 18000 + (process.pid % 1000);
-  const serve = async (): Promise<ChildProcess> => {
-    const child = spawn(CAPSULE, ['serve', '--port', String(port), '--data-dir', dataDir], { stdio: 'ignore', env: { ...process.env, CAPSULE_LOG: 'silent' } });
-    for (let i = 0; i < 400 && !(await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false)); i++) await sleep(50);
-    return child;
-  };
-  let server = await serve();
+  let { child: server, capsule } = await serveProcess(dataDir, port);
   try {
-    const capsule = new Capsule({ baseUrl: `http://127.0.0.1:${port}`, apiKey: fs.readFileSync(path.join(dataDir, 'admin-key'), 'utf8').trim() });
     const vm = await capsule.microvms.run({ imageName: 'base' });
     await vm.exec('echo survived > /root/mark; head -c 33554432 /dev/urandom > /tmp/dirty');
     const pending = vm.suspend().catch(() => undefined);
     await sleep(200);
-    server.kill('SIGKILL');
+    await stopProcess(server, 'SIGKILL');
     await pending;
-    server = await serve();
+    ({ child: server, capsule } = await serveProcess(dataDir, port));
     const info = await vm.refresh();
     assert.ok(info.state === 'RUNNING' || info.state === 'SUSPENDED', `state after restart: ${info.state} ${info.failureReason ?? ''}`);
     if (info.state === 'SUSPENDED') await vm.resume();
@@ -86,7 +76,7 @@ test('server killed -9 mid-suspend: after restart the VM is RUNNING or SUSPENDED
     await vm.terminate();
     assert.deepEqual(qemuProcesses(dataDir), []);
   } finally {
-    server.kill('SIGKILL');
+    await stopProcess(server, 'SIGKILL');
     for (const pid of qemuProcesses(dataDir)) process.kill(pid, 'SIGKILL');
     fs.rmSync(dataDir, { recursive: true, force: true });
   }

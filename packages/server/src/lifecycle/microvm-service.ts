@@ -45,8 +45,8 @@ export class MicroVMService {
   private readonly activeExecs = new Map<string, number>();
   private sweeper: NodeJS.Timeout | null = null;
   private sweeping = false;
-  /** VMs with a suspend or resume under way: a second one is refused rather than interleaved. */
-  private readonly busy = new Set<string>();
+  /** Suspends and resumes under way: a second explicit one is refused, a request waiting on one waits. */
+  private readonly busy = new Map<string, Promise<unknown>>();
   private readonly vmsDir: string;
   private readonly suspendedDir: string;
 
@@ -62,9 +62,10 @@ export class MicroVMService {
 
   private async exclusive<T>(id: string, action: string, fn: () => Promise<T>): Promise<T> {
     if (this.busy.has(id)) throw new CapsuleError(ErrorCode.INVALID_STATE, `cannot ${action} MicroVM ${id}: another suspend or resume of it is in progress`);
-    this.busy.add(id);
+    const run = fn();
+    this.busy.set(id, run);
     try {
-      return await fn();
+      return await run;
     } finally {
       this.busy.delete(id);
     }
@@ -244,7 +245,7 @@ export class MicroVMService {
           // a failed restore must not fail the launch: boot instead. If the snapshot's files no longer
           // verify, discard it and rebuild it in the background.
           const snapshotAtFault = err instanceof CapsuleError && err.step === RESTORE_LOAD && !this.deps.snapshots!.verify(snapshot);
-          this.deps.log.warn('restore from ready snapshot failed; cold booting', { id, key: snapshot.key, snapshotAtFault, error: String((err as Error).message).split('\n')[0] });
+          this.deps.log.warn('restore from ready snapshot failed; cold booting', { id, key: snapshot.key, snapshotAtFault, error: String((err as Error).message) });
           if (snapshotAtFault) this.deps.snapshots!.invalidate(snapshot);
           machine = await Machine.launch(options);
           if (snapshotAtFault) void this.deps.snapshots!.ensure(runtime.name, record);
@@ -315,10 +316,17 @@ export class MicroVMService {
 
   /** The guest agent of a RUNNING MicroVM; INVALID_STATE in any other state. */
   async agentFor(tenantId: string, id: string, action: string): Promise<{ agent: AgentClient; record: MicroVMRecord }> {
+    // a suspend or resume in flight (an auto-resume for a parallel request, say): wait for it first
+    await this.busy.get(id)?.catch(() => undefined);
     let record = await this.get(tenantId, id);
     if (record.state === 'SUSPENDED' && record.idlePolicy.autoResumeEnabled) {
-      this.deps.log.info('auto-resuming MicroVM for a request', { id, action });
-      record = await this.resume(tenantId, id);
+      const inflight = this.busy.get(id);
+      if (inflight) await inflight.catch(() => undefined);
+      else {
+        this.deps.log.info('auto-resuming MicroVM for a request', { id, action });
+        await this.resume(tenantId, id);
+      }
+      record = await this.get(tenantId, id);
     }
     const machine = this.machines.get(id);
     if (record.state !== 'RUNNING' || !machine) {

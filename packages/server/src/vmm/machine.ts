@@ -213,7 +213,9 @@ export class Machine {
         };
         await Promise.race([
           restored().catch((err: Error) => {
-            throw new CapsuleError(ErrorCode.BOOT_FAILED, `restoring ${restore.kind === 'snapshot' ? 'the ready snapshot' : 'the suspended state'} failed: ${err.message}`, { step, cause: err });
+            // QEMU's own complaint (a device state it rejects, say) is the useful part: give it with the error
+            const qemuSaid = fileTail(paths.qemuLog, 600);
+            throw new CapsuleError(ErrorCode.BOOT_FAILED, `restoring ${restore.kind === 'snapshot' ? 'the ready snapshot' : 'the suspended state'} failed: ${err.message}${qemuSaid ? ` (qemu: ${qemuSaid})` : ''}`, { step, cause: err });
           }),
           exited.then(() => died(step)),
         ]);

@@ -56,11 +56,27 @@ export async function saveDeviceState(qmp: QmpClient, socketPath: string, file: 
   }
 }
 
-/** Load device state into a VM started with `-incoming defer`; the caller then sends `cont`. */
+/**
+ * Load device state into a VM started with `-incoming defer`; the caller then sends `cont`.
+ * QEMU's migration status is the truth, not our socket: QEMU may read the last byte and close its end
+ * before our write side has finished, which Node reports as "Premature close" on a load that succeeded.
+ */
 export async function loadDeviceState(qmp: QmpClient, socketPath: string, file: string, opts: { ignoreShared: boolean; timeoutMs: number }): Promise<void> {
   await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: opts.ignoreShared }] });
   await qmp.execute('migrate-incoming', { uri: `unix:${socketPath}` });
-  const socket = net.connect(socketPath);
-  await pipeline(fs.createReadStream(file), socket);
-  await waitForMigration(qmp, opts.timeoutMs, 'loading device state');
+  const streamError = pipeline(fs.createReadStream(file), net.connect(socketPath)).then(
+    () => null,
+    (err: Error) => err,
+  );
+  const migrated = waitForMigration(qmp, opts.timeoutMs, 'loading device state');
+  migrated.catch(() => undefined);
+  const first = await Promise.race([migrated.then(() => null), streamError]);
+  if (first) {
+    // the stream broke: QEMU may still have had all it needed, so let its status decide
+    const outcome = await Promise.race([migrated.then(() => null, (err: Error) => err), sleep(STREAM_BREAK_GRACE_MS).then(() => first)]);
+    if (outcome) throw outcome;
+  }
+  await migrated;
 }
+
+const STREAM_BREAK_GRACE_MS = 3000;
