@@ -353,6 +353,8 @@ export class MicroVMService {
   }
 
   async terminate(tenantId: string, id: string): Promise<MicroVMRecord> {
+    // let a suspend or resume in flight finish first: it owns the VM's files until it does
+    await this.busy.get(id)?.catch(() => undefined);
     const record = await this.get(tenantId, id);
     await this.transition(record, 'TERMINATING', 'terminate');
     const machine = this.machines.get(id);
