@@ -12,6 +12,7 @@ import type { AgentClient, ExecHandle, ExecIo } from '../vmm/agent-client.js';
 import type { AcceleratorDecision } from '../vmm/accelerator.js';
 import { hostLaunchOptions, isQemuProcessOf, Machine, RESTORE_LOAD, serialTail, type LaunchOptions, type QemuIdentity } from '../vmm/machine.js';
 import { assertTransition, LIVE_STATES } from './states.js';
+import { vmPaths } from '../vmm/qemu-args.js';
 import { decide } from './policy.js';
 import type { ReadySnapshots } from '../snapshots/ready-snapshots.js';
 
@@ -58,6 +59,14 @@ export class MicroVMService {
   /** Where a suspended VM's state and disk live (and its disk keeps living after a resume). */
   private suspendDirOf(id: string): string {
     return path.join(this.suspendedDir, id);
+  }
+
+  /** The files a suspend publishes; both present means the suspend completed. */
+  private suspendFilesOf(id: string): { statePath: string; diskPath: string; published: boolean } {
+    const dir = this.suspendDirOf(id);
+    const statePath = path.join(dir, 'state');
+    const diskPath = path.join(dir, 'disk.qcow2');
+    return { statePath, diskPath, published: fs.existsSync(statePath) && fs.existsSync(diskPath) };
   }
 
   private async exclusive<T>(id: string, action: string, fn: () => Promise<T>): Promise<T> {
@@ -111,9 +120,7 @@ export class MicroVMService {
       const record = await this.get(tenantId, id);
       assertTransition(id, record.state, 'RUNNING', 'resume');
       if (record.state !== 'SUSPENDED') throw new CapsuleError(ErrorCode.INVALID_STATE, `cannot resume MicroVM ${id}: it is ${record.state}`);
-      const dir = this.suspendDirOf(id);
-      const statePath = path.join(dir, 'state');
-      const diskPath = path.join(dir, 'disk.qcow2');
+      const { statePath, diskPath } = this.suspendFilesOf(id);
       const missing = [statePath, diskPath].filter((f) => !fs.existsSync(f));
       if (missing.length > 0) {
         await this.fail(id, `its suspended state is gone (missing ${missing.map((f) => path.basename(f)).join(', ')})`);
@@ -146,8 +153,8 @@ export class MicroVMService {
   async recover(): Promise<void> {
     for (const record of await this.deps.store.listMicroVMsInStates([...LIVE_STATES])) {
       const dir = this.suspendDirOf(record.id);
-      const suspendPublished = fs.existsSync(path.join(dir, 'state')) && fs.existsSync(path.join(dir, 'disk.qcow2'));
-      if (record.state === 'SUSPENDING' && suspendPublished) {
+      const suspended = this.suspendFilesOf(record.id);
+      if (record.state === 'SUSPENDING' && suspended.published) {
         // the state file is renamed into place last: if it is there, the suspend completed
         this.killLeftover(record);
         await this.deps.store.updateMicroVM(record.id, null, { state: 'SUSPENDED', qemuPid: null, suspendedAt: new Date().toISOString() });
@@ -156,7 +163,8 @@ export class MicroVMService {
       }
       if ((record.state === 'RUNNING' || record.state === 'SUSPENDING') && record.qemuPid && record.vmDir) {
         // still running (or paused by a suspend cut short): take it back
-        const overlay = fs.existsSync(path.join(dir, 'disk.qcow2')) ? path.join(dir, 'disk.qcow2') : path.join(record.vmDir, 'disk.qcow2');
+        // after a resume the VM's disk stays where the suspend put it
+        const overlay = fs.existsSync(suspended.diskPath) ? suspended.diskPath : vmPaths(record.vmDir).overlay;
         try {
           const machine = await Machine.adopt(record.vmDir, record.qemuPid, overlay);
           fs.rmSync(path.join(dir, 'state.partial'), { force: true });

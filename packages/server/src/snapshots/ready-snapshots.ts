@@ -12,6 +12,7 @@ import type { CapsuleConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import type { Runtime, RuntimeRegistry } from '../runtimes/registry.js';
 import type { Accelerator } from '../vmm/qemu-args.js';
+import { fsyncPath } from '../vmm/durable.js';
 import { hostLaunchOptions, Machine, type QemuIdentity, type SnapshotFiles } from '../vmm/machine.js';
 
 /** Bump when what a snapshot contains changes shape (QEMU device layout, agent restore contract). */
@@ -158,11 +159,7 @@ export class ReadySnapshots {
       } finally {
         await machine.stop();
       }
-      for (const file of [files.memoryPath, files.diskPath]) {
-        const fd = fs.openSync(file, 'r');
-        fs.fsyncSync(fd);
-        fs.closeSync(fd);
-      }
+      for (const file of [files.memoryPath, files.diskPath]) fsyncPath(file);
       fs.chmodSync(files.diskPath, 0o444);
       fs.chmodSync(files.statePath, 0o444);
       const manifest = { key, runtime: runtimeName, ...shape, stateSha256: sha256Of(files.statePath), memoryBytes: fs.statSync(files.memoryPath).size, takenAt: new Date().toISOString() };

@@ -11,12 +11,14 @@ import type { Runtime } from '../runtimes/registry.js';
 import { AgentClient } from './agent-client.js';
 import { Cleanup } from './cleanup.js';
 import { QmpClient } from './qmp.js';
+import { fsyncPath } from './durable.js';
 import { loadDeviceState, saveDeviceState } from './migration.js';
 import { qemuArgs, vmPaths, type MachineSpec } from './qemu-args.js';
 
 const execFileAsync = promisify(execFile);
 const SERIAL_TAIL_BYTES = 3000;
 const RESTORE_TIMEOUT_MS = 30_000;
+const QUIT_GRACE_MS = 2000;
 /** The failing step of a restore whose snapshot files could not be loaded. */
 export const RESTORE_LOAD = 'restore: load device state';
 
@@ -77,15 +79,6 @@ export function isQemuProcessOf(pid: number, vmDir: string): boolean {
     return state !== 'Z' && fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`${vmDir}/`);
   } catch {
     return false;
-  }
-}
-
-function fsyncPath(file: string): void {
-  const fd = fs.openSync(file, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
   }
 }
 
@@ -297,9 +290,10 @@ export class Machine {
   }
 
   /**
-   * Suspend to `targetDir` (QEMU's user must be able to use it: a resume adopts the disk in place): pause, stream RAM + device state to `state` (fsynced, renamed into place
-   * last), quit QEMU, move the disk overlay beside it, release everything else. If saving fails the
-   * guest is resumed and the error thrown: the VM keeps running and loses nothing.
+   * Suspend to `targetDir` (QEMU's user must be able to use it: a resume adopts the disk in place):
+   * pause, stream RAM + device state to `state` (fsynced, renamed into place last), quit QEMU, move
+   * the disk overlay beside it, release everything else. If saving fails the guest is resumed and the
+   * error thrown: the VM keeps running and loses nothing.
    */
   async suspend(targetDir: string): Promise<{ statePath: string; diskPath: string }> {
     const statePath = path.join(targetDir, 'state');
@@ -316,9 +310,7 @@ export class Machine {
     }
     // from here the saved state is the VM: QEMU goes, its disk joins the state, then the state is published
     this.stopping = true;
-    await Promise.race([this.qmp.execute('quit').catch(() => undefined), sleep(2000)]);
-    if (!this.hasExited) process.kill(this.pid, 'SIGKILL');
-    await this.exited;
+    await this.quitQemu();
     if (this.overlayPath !== diskPath) fs.renameSync(this.overlayPath, diskPath);
     fsyncPath(diskPath);
     fs.renameSync(partial, statePath);
@@ -339,10 +331,21 @@ export class Machine {
   /** Stop the VM: ask QEMU to quit, kill it if it does not, release everything. Idempotent. */
   async stop(): Promise<void> {
     this.stopping = true;
-    if (!this.hasExited) {
-      await Promise.race([this.qmp.execute('quit').catch(() => undefined), new Promise((r) => setTimeout(r, 2000))]);
-    }
+    await this.quitQemu();
     await this.cleanup.run();
+  }
+
+  /** Ask QEMU to quit, SIGKILL it if it has not within QUIT_GRACE_MS, and wait until it is gone. */
+  private async quitQemu(): Promise<void> {
+    if (!this.hasExited) await Promise.race([this.qmp.execute('quit').catch(() => undefined), sleep(QUIT_GRACE_MS)]);
+    if (!this.hasExited) {
+      try {
+        process.kill(this.pid, 'SIGKILL');
+      } catch {
+        // exited meanwhile
+      }
+    }
+    await this.exited;
   }
 
   private onExit(reason: string): void {

@@ -6,6 +6,7 @@ import net from 'node:net';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { QmpClient } from './qmp.js';
+import { fsyncPath } from './durable.js';
 
 const POLL_MS = 5;
 
@@ -44,12 +45,7 @@ export async function saveDeviceState(qmp: QmpClient, socketPath: string, file: 
     await qmp.execute('migrate', { uri: `unix:${socketPath}` });
     await waitForMigration(qmp, opts.timeoutMs, 'saving device state');
     await Promise.race([written, sleep(10_000).then(() => Promise.reject(new Error('QEMU never delivered the state stream')))]);
-    const fd = fs.openSync(file, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    fsyncPath(file);
   } finally {
     server.close();
     fs.rmSync(socketPath, { force: true });
