@@ -5,6 +5,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { guestMacAddress } from '../../packages/server/src/vmm/qemu-args.js';
 import { useTestServer, withTestServer } from './helpers.js';
 
 describe('ready snapshots', () => {
@@ -27,17 +30,34 @@ describe('ready snapshots', () => {
     const vms = await Promise.all([0, 1, 2].map((i) => server().capsule.microvms.run({ imageName: 'python', metadata: { clone: String(i) } })));
     assert.deepEqual(vms.map((vm) => vm.info.launchedFrom), ['snapshot', 'snapshot', 'snapshot']);
     await Promise.all(vms.map((vm, i) => vm.exec(`echo clone-${i} > /root/who; sleep 300 >/dev/null 2>&1 &`)));
-    const seen = await Promise.all(vms.map((vm) => vm.exec('cat /root/who; pgrep -c -x sleep; hostname; head -c 32 /dev/urandom | od -An -tx1 | tr -d " \\n"')));
+    const seen = await Promise.all(vms.map((vm) => vm.exec('cat /root/who; pgrep -c -x sleep; hostname; head -c 32 /dev/urandom | od -An -tx1 | tr -d " \\n"; echo; cat /sys/class/net/eth0/address')));
     const rows = seen.map((r) => r.stdout.trim().split('\n'));
     rows.forEach((row, i) => {
       assert.equal(row[0], `clone-${i}`, 'each clone sees only its own file');
       assert.equal(row[1], '1', 'each clone runs only its own background process');
       assert.equal(row[2], vms[i].id);
+      assert.equal(row[4], guestMacAddress(vms[i].id), 'each clone has its own MAC');
     });
     const randoms = rows.map((row) => row[3]);
     assert.equal(new Set(randoms).size, 3, `random streams must differ: ${randoms.join(' ')}`);
     const python = await Promise.all(vms.map((vm) => vm.exec(['python3', '-c', 'import random, os; print(random.getrandbits(64), os.urandom(8).hex())'])));
     assert.equal(new Set(python.map((r) => r.stdout)).size, 3);
+  });
+
+  test('the network works after a restore renews the MAC', async () => {
+    await server().snapshotsBuilt;
+    const web = http.createServer((_req, res) => res.end('reachable'));
+    await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
+    try {
+      const vm = await server().capsule.microvms.run({ imageName: 'base', network: { egress: 'all' } });
+      assert.equal(vm.info.launchedFrom, 'snapshot');
+      const url = `http://10.0.2.2:${(web.address() as AddressInfo).port}/`;
+      const result = await vm.exec(['node', '-e', `require('http').get('${url}', (r) => r.pipe(process.stdout)).on('error', (e) => { console.log(e.code); process.exit(3); })`]);
+      assert.equal(result.stdout, 'reachable', result.stderr);
+      await vm.terminate();
+    } finally {
+      web.close();
+    }
   });
 });
 
@@ -60,6 +80,20 @@ describe('a broken snapshot', () => {
         for (let i = 0; i < 300 && !fs.existsSync(path.join(snapshotDir, base, 'manifest.json')); i++) await new Promise((r) => setTimeout(r, 100));
         const again = await server.capsule.microvms.run({ imageName: 'base' });
         assert.equal(again.info.launchedFrom, 'snapshot');
+        await again.terminate();
+
+        // a shape without a snapshot cold-boots once; its snapshot is built in the background for the next
+        const shaped = await server.capsule.microvms.run({ imageName: 'base', memoryMib: 640 });
+        assert.equal(shaped.info.launchedFrom, 'boot');
+        await shaped.terminate();
+        const isShaped = (d: string): boolean => d.startsWith('base-') && d.includes('-1c-640m-');
+        for (let i = 0; i < 600 && !fs.readdirSync(snapshotDir).some((d) => isShaped(d) && fs.existsSync(path.join(snapshotDir, d, 'manifest.json'))); i++) {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        const next = await server.capsule.microvms.run({ imageName: 'base', memoryMib: 640 });
+        assert.equal(next.info.launchedFrom, 'snapshot');
+        assert.equal((await next.exec('free -m | awk \'/Mem:/ { print ($2 > 560) }\'')).stdout.trim(), '1', 'the restored guest has the requested memory');
+        assert.ok(fs.readdirSync(snapshotDir).includes(base), 'the default shape is kept beside the new one');
       });
     } finally {
       fs.rmSync(snapshotDir, { recursive: true, force: true });

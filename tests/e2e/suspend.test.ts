@@ -67,4 +67,20 @@ describe('suspend and resume', () => {
     assert.equal((await c.exec('echo alive')).stdout, 'alive\n');
     assert.deepEqual([...qemuProcesses(a.id), ...qemuProcesses(b.id)], []);
   });
+
+  test('terminate racing a suspend or a resume in flight: TERMINATED, nothing left behind', async () => {
+    const [a, b] = await Promise.all([0, 1].map(() => server().capsule.microvms.run({ imageName: 'base' })));
+    await b.suspend();
+    const [suspended, terminatedA] = await Promise.allSettled([a.suspend(), a.terminate()]);
+    const [resumed, terminatedB] = await Promise.allSettled([b.resume(), b.terminate()]);
+    for (const [vm, transition, terminated] of [[a, suspended, terminatedA], [b, resumed, terminatedB]] as const) {
+      assert.equal(terminated.status, 'fulfilled', String((terminated as PromiseRejectedResult).reason));
+      // the transition either finished before terminate took over, or was refused because of it
+      if (transition.status === 'rejected') assert.ok(transition.reason instanceof InvalidStateError, String(transition.reason));
+      assert.equal((await vm.refresh()).state, 'TERMINATED');
+      assert.deepEqual(qemuProcesses(vm.id), []);
+      assert.equal(fs.existsSync(path.join(server().dataDir, 'suspended', vm.id)), false);
+      assert.equal(fs.existsSync(path.join(server().dataDir, 'vms', vm.id)), false);
+    }
+  });
 });

@@ -5,14 +5,22 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import readline from 'node:readline';
 
-// RNDADDENTROPY = _IOW('R', 0x03, int[2]); RNDRESEEDCRNG = _IO('R', 0x07); clock_settime = syscall 227.
+// RNDADDENTROPY = _IOW('R', 0x03, int[2]); RNDRESEEDCRNG = _IO('R', 0x07); clock_settime = syscall 227;
+// SIOCSIFHWADDR = 0x8924 with a 40-byte struct ifreq (name[16], sockaddr{family ARPHRD_ETHER, 6 bytes}).
+// virtio-net allows a live MAC change and tells the device through its control queue.
 const HELPER = String.raw`
 $| = 1;
 open(my $f, "+<", "/dev/urandom") or die "open /dev/urandom: $!";
 while (my $line = <STDIN>) {
   chomp $line;
-  my ($hex, $ms) = split / /, $line;
+  my ($hex, $ms, $mac) = split / /, $line;
   my $err = "";
+  if (defined $mac && $mac ne "-" && -e "/sys/class/net/eth0") {
+    socket(my $s, 2, 2, 0) or $err .= "socket: $! ";
+    my @b = map { hex } split /:/, $mac;
+    ioctl($s, 0x8924, pack("a16 S C6 x16", "eth0", 1, @b)) or $err .= "SIOCSIFHWADDR: $! ";
+    close($s);
+  }
   if ($hex ne "-") {
     my $e = pack("H*", $hex);
     ioctl($f, 0x40085203, pack("ii", length($e) * 8, length($e)) . $e) or $err .= "RNDADDENTROPY: $! ";
@@ -44,11 +52,11 @@ export function startFixupHelper(): void {
   helper ??= start();
 }
 
-function request(entropyHex: string | null, epochMs: number | null): Promise<void> {
+function request(entropyHex: string | null, epochMs: number | null, macAddress: string | null = null): Promise<void> {
   const run = async (): Promise<void> => {
     helper ??= start();
     const { child, lines } = helper;
-    child.stdin.write(`${entropyHex ?? '-'} ${epochMs ?? '-'}\n`);
+    child.stdin.write(`${entropyHex ?? '-'} ${epochMs ?? '-'} ${macAddress ?? '-'}\n`);
     const answer = await lines.next();
     if (answer.done) throw new Error('fix-up helper exited');
     if (answer.value !== 'ok') throw new Error(answer.value.replace(/^err /, '').trim());
@@ -62,7 +70,7 @@ export function setClock(epochMs: number): Promise<void> {
   return request(null, epochMs);
 }
 
-/** Mix host entropy into the pool (credited), force the CRNG to reseed from it, and set the clock. */
-export function reseedAndSetClock(entropyHex: string, epochMs: number): Promise<void> {
-  return request(entropyHex, epochMs);
+/** Mix host entropy into the pool (credited), force the CRNG to reseed from it, set the clock and eth0's MAC. */
+export function restoreFixups(entropyHex: string, epochMs: number, macAddress: string): Promise<void> {
+  return request(entropyHex, epochMs, macAddress);
 }

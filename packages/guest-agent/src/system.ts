@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { PROTOCOL_VERSION, type Channel, type GuestRequest } from '@capsule/protocol';
 import { reply, replyError } from './reply.js';
-import { reseedAndSetClock, setClock } from './fixups.js';
+import { restoreFixups, setClock } from './fixups.js';
 
 export const AGENT_VERSION = '0.1.0';
 const bootedAt = new Date(Date.now() - os.uptime() * 1000);
@@ -37,7 +37,7 @@ export function handleSystemRequest(channel: Channel, request: GuestRequest, don
       return;
     case 'restore':
       // entropy first: nothing random should be drawn from the snapshot's shared RNG state after this
-      reseedAndSetClock(request.entropyHex, request.epochMs)
+      restoreFixups(request.entropyHex, request.epochMs, request.macAddress)
         .then(() => fs.writeFileSync('/proc/sys/kernel/hostname', request.hostname))
         .then(
           () => reply(channel, { type: 'result' }),

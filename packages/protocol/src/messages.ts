@@ -8,6 +8,9 @@ const GuestPath = z.string().min(1).max(4096).regex(/^\//, 'must be absolute').r
 export const SignalName = z.enum(['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGSTOP', 'SIGCONT']);
 export type SignalName = z.infer<typeof SignalName>;
 
+/** A locally administered unicast MAC, lower-case, colon-separated. */
+export const MacAddress = z.string().regex(/^[0-9a-f][26ae](:[0-9a-f]{2}){5}$/);
+
 /** Host → guest: the first message on a channel says what the channel is for. */
 export const GuestRequest = z.discriminatedUnion('type', [
   z.object({ type: z.literal('ping') }),
@@ -22,6 +25,8 @@ export const GuestRequest = z.discriminatedUnion('type', [
     hostname: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/),
     epochMs: z.number().int().nonnegative(),
     entropyHex: z.string().regex(/^([0-9a-f]{2}){32,512}$/),
+    /** This clone's own MAC for eth0 (the snapshot's device state carries the MAC of the VM it was taken from). */
+    macAddress: MacAddress,
   }),
   z.object({
     type: z.literal('exec'),

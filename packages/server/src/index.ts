@@ -105,6 +105,7 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
         server.closeAllConnections();
         await service.shutdown();
         await snapshotsBuilt;
+        await snapshots?.idle();
         await store.close();
       })();
       return closing;

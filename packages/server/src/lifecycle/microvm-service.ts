@@ -260,6 +260,8 @@ export class MicroVMService {
         }
       } else {
         machine = await Machine.launch(options);
+        // the first launch of a shape cold-boots; the next ones restore (built in the background)
+        if (this.deps.snapshots) void this.deps.snapshots.ensure(runtime.name, record);
       }
     } catch (err) {
       const reason = err instanceof CapsuleError ? `${err.code}: ${err.message}` : String(err);

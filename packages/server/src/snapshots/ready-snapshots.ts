@@ -119,11 +119,15 @@ export class ReadySnapshots {
     await Promise.all(this.building.values());
   }
 
-  /** Snapshots of this runtime from older builds (runtime or agent changed) are dead weight: ~170 MB each. */
-  private pruneOlder(runtimeName: string, keep: string): void {
+  /**
+   * Snapshots of this runtime from older builds (runtime or agent changed) are dead weight: ~170 MB each.
+   * Other shapes of the current build stay.
+   */
+  private pruneOlder(runtime: Runtime): void {
     const cutoffMs = Date.now() - 60 * 60 * 1000; // leave a recently used one to a server still running older code
+    const current = `${path.basename(runtime.initrdPath, '.img')}-`;
     for (const entry of fs.readdirSync(this.dir)) {
-      if (entry === keep || !entry.startsWith(`${runtimeName}-`)) continue;
+      if ((entry.startsWith(current) && entry.endsWith(`-v${SNAPSHOT_FORMAT}`)) || !entry.startsWith(`${runtime.name}-`)) continue;
       const dir = path.join(this.dir, entry);
       if (fs.statSync(dir).mtimeMs < cutoffMs) fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -174,7 +178,7 @@ export class ReadySnapshots {
         fs.rmSync(tmp, { recursive: true, force: true });
       }
       this.log.info('ready snapshot taken', { key, ms: Date.now() - started });
-      this.pruneOlder(runtimeName, key);
+      this.pruneOlder(runtime);
       return this.get(runtimeName, shape);
     } catch (err) {
       fs.rmSync(tmp, { recursive: true, force: true });

@@ -14,6 +14,7 @@ import {
   type GuestRequestInput,
   type SignalName,
 } from '@capsule/protocol';
+import { guestMacAddress } from './qemu-args.js';
 
 export interface ExecIo {
   stdin?: AsyncIterable<Buffer>;
@@ -120,9 +121,10 @@ export class AgentClient {
     await this.call({ type: 'setClock', epochMs }, 'result', 10_000);
   }
 
-  /** After a snapshot restore: fresh entropy + reseed, the host clock, this clone's hostname. */
+  /** After a snapshot restore: fresh entropy + reseed, the host clock, this clone's hostname and MAC. */
   async restoreIdentity(hostname: string, timeoutMs = 30_000): Promise<void> {
-    await this.call({ type: 'restore', hostname, epochMs: Date.now(), entropyHex: randomBytes(64).toString('hex') }, 'result', timeoutMs);
+    const request = { type: 'restore', hostname, epochMs: Date.now(), entropyHex: randomBytes(64).toString('hex'), macAddress: guestMacAddress(hostname) } as const;
+    await this.call(request, 'result', timeoutMs);
   }
 
   async stat(path: string): Promise<FileStat> {

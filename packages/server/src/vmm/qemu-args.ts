@@ -1,5 +1,6 @@
 // The QEMU command line for one microVM. Hardened: no defaults, no user config, seccomp sandbox,
 // nothing from the host filesystem shared in (only the kernel/initrd/disk images are opened).
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { tcgTimerArgs } from './guest-timing.js';
 
@@ -24,6 +25,16 @@ export interface MachineSpec {
   memory?: { kind: 'memfd' } | { kind: 'file'; path: string; share: boolean };
   /** Start paused, waiting for device state via QMP migrate-incoming. */
   incoming?: boolean;
+}
+
+/**
+ * The guest NIC's MAC, derived from its hostname (the VM id): stable across suspend/resume, different for
+ * every clone of one snapshot. Locally administered (0x02 bit), unicast.
+ */
+export function guestMacAddress(hostname: string): string {
+  const bytes = createHash('sha256').update(hostname).digest().subarray(0, 6);
+  bytes[0] = (bytes[0] & 0xfc) | 0x02;
+  return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
 export const vmPaths = (vmDir: string) => ({
@@ -75,7 +86,7 @@ export function qemuArgs(spec: MachineSpec): string[] {
     '-drive', `id=root,file=${spec.overlayPath},format=qcow2,if=none,discard=unmap`,
     '-device', 'virtio-blk-device,drive=root',
     '-netdev', netdev,
-    '-device', 'virtio-net-device,netdev=net0',
+    '-device', `virtio-net-device,netdev=net0,mac=${guestMacAddress(spec.hostname)}`,
     '-object', 'rng-random,id=rng0,filename=/dev/urandom',
     '-device', 'virtio-rng-device,rng=rng0',
     '-device', 'virtio-serial-device,max_ports=2',
