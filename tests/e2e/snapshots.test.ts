@@ -70,6 +70,11 @@ describe('a broken snapshot', () => {
         await server.snapshotsBuilt;
         const [base] = fs.readdirSync(snapshotDir).filter((d) => d.startsWith('base-'));
         assert.ok(base, 'base snapshot built');
+        // a VM suspended from this snapshot must survive whatever happens to it below
+        const keeper = await server.capsule.microvms.run({ imageName: 'base' });
+        assert.equal(keeper.info.launchedFrom, 'snapshot');
+        await keeper.files.write('/root/keep.txt', 'kept');
+        await keeper.suspend();
         fs.chmodSync(path.join(snapshotDir, base, 'state'), 0o644);
         fs.writeFileSync(path.join(snapshotDir, base, 'state'), 'not a migration stream');
         const vm = await server.capsule.microvms.run({ imageName: 'base' });
@@ -94,6 +99,11 @@ describe('a broken snapshot', () => {
         assert.equal(next.info.launchedFrom, 'snapshot');
         assert.equal((await next.exec('free -m | awk \'/Mem:/ { print ($2 > 560) }\'')).stdout.trim(), '1', 'the restored guest has the requested memory');
         assert.ok(fs.readdirSync(snapshotDir).includes(base), 'the default shape is kept beside the new one');
+
+        // the snapshot the keeper was launched from is gone (corrupted, rebuilt, now deleted): it resumes
+        fs.rmSync(path.join(snapshotDir, base), { recursive: true, force: true });
+        assert.equal((await keeper.resume()).state, 'RUNNING');
+        assert.equal((await keeper.exec('cat /root/keep.txt; cat /etc/hostname >/dev/null && echo disk-ok')).stdout, 'keptdisk-ok\n');
       });
     } finally {
       fs.rmSync(snapshotDir, { recursive: true, force: true });

@@ -15,6 +15,7 @@ describe('suspend and resume', () => {
   test(`${CYCLES} suspend/resume cycles keep a live counter process and files`, async () => {
     await server().snapshotsBuilt;
     const vm = await server().capsule.microvms.run({ imageName: 'python' });
+    assert.equal(vm.info.launchedFrom, 'snapshot');
     await vm.execBackground(['python3', '-c', 'import time, itertools\nfor i in itertools.count():\n    open("/tmp/n", "w").write(str(i)); time.sleep(0.05)']);
     const counter = async (): Promise<number> => Number((await vm.exec(['cat', '/tmp/n'])).stdout);
     await new Promise((r) => setTimeout(r, 500));
@@ -24,6 +25,9 @@ describe('suspend and resume', () => {
       await vm.files.write(`/root/cycle-${cycle}.txt`, `written before suspend ${cycle}`);
       assert.equal((await vm.suspend()).state, 'SUSPENDED');
       assert.deepEqual(qemuProcesses(vm.id), [], 'a SUSPENDED VM has no QEMU process');
+      // launched from a snapshot: only RAM that differs from it is written (a whole-RAM save is ~150 MiB)
+      const stateBytes = fs.statSync(path.join(server().dataDir, 'suspended', vm.id, 'state')).size;
+      assert.ok(stateBytes < 64 * 2 ** 20, `suspended state is ${stateBytes} bytes`);
       assert.equal((await vm.resume()).state, 'RUNNING');
       const now = await counter();
       assert.ok(now >= last, `counter went backwards: ${last} → ${now} (cycle ${cycle})`);

@@ -97,8 +97,9 @@ export class MicroVMService {
       fs.mkdirSync(this.suspendedDir, { recursive: true, mode: 0o711 }); // QEMU's user traverses it, cannot list it
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
       if (this.deps.qemuIdentity) fs.chownSync(dir, this.deps.qemuIdentity.uid, this.deps.qemuIdentity.gid);
+      let saved: Awaited<ReturnType<Machine['suspend']>>;
       try {
-        await machine.suspend(dir);
+        saved = await machine.suspend(dir);
       } catch (err) {
         if (machine.isRunning) {
           await this.deps.store.updateMicroVM(id, 'SUSPENDING', { state: 'RUNNING' });
@@ -109,7 +110,8 @@ export class MicroVMService {
         throw new CapsuleError(ErrorCode.SUSPEND_FAILED, `could not suspend MicroVM ${id}: ${(err as Error).message}`, { cause: err });
       }
       this.machines.delete(id);
-      this.deps.log.info('MicroVM suspended', { id });
+      // RAM pages written vs left to the base snapshot (null: all of RAM was written)
+      this.deps.log.info('MicroVM suspended', { id, ramPagesWritten: saved.ram?.pagesKept ?? null, ramPagesFromBase: saved.ram?.pagesDropped ?? null });
       return (await this.deps.store.updateMicroVM(id, 'SUSPENDING', { state: 'SUSPENDED', qemuPid: null, suspendedAt: new Date().toISOString() }))!;
     });
   }

@@ -13,7 +13,9 @@ import { Cleanup } from './cleanup.js';
 import { QmpClient } from './qmp.js';
 import { fsyncPath } from './durable.js';
 import { loadDeviceState, saveDeviceState } from './migration.js';
-import { qemuArgs, vmPaths, type MachineSpec } from './qemu-args.js';
+import { qemuArgs, RAM_BACKEND_ID, vmPaths, type MachineSpec } from './qemu-args.js';
+import { baseMemoryBeside, linkBase, moveBase } from './base-layers.js';
+import { RamDeltaFilter, RamDeltaFormatError, type RamDeltaStats } from './ram-delta.js';
 
 const execFileAsync = promisify(execFile);
 const SERIAL_TAIL_BYTES = 3000;
@@ -135,9 +137,19 @@ export class Machine {
 
       const restore = opts.restore;
       const overlayPath = restore?.kind === 'suspended' ? restore.diskPath : (opts.overlayPath ?? paths.overlay);
-      if (restore?.kind !== 'suspended') {
+      let memory = opts.memory;
+      if (restore?.kind === 'suspended') {
+        // launched from a snapshot: the suspend saved only what differs from this base memory
+        const base = baseMemoryBeside(restore.diskPath);
+        if (base) memory = { kind: 'file', path: base, share: false };
+      } else {
         // the overlay chains on the snapshot's frozen layer, or on the runtime's read-only image: no copy
-        const [backingFormat, backing] = restore ? ['qcow2', restore.diskPath] : ['raw', opts.rootfsPath];
+        let [backingFormat, backing] = ['raw', opts.rootfsPath];
+        if (restore) {
+          const linked = linkBase(path.dirname(overlayPath), restore);
+          [backingFormat, backing] = ['qcow2', linked?.diskBacking ?? restore.diskPath];
+          memory = { kind: 'file', path: linked?.memoryPath ?? restore.memoryPath, share: false };
+        }
         await execFileAsync(opts.qemuImgBinary, ['create', '-q', '-f', 'qcow2', '-F', backingFormat, '-b', backing, overlayPath]).catch((err) => {
           throw new CapsuleError(ErrorCode.BOOT_FAILED, 'could not create the disk overlay', { step: 'overlay', cause: err });
         });
@@ -147,7 +159,6 @@ export class Machine {
         fs.chmodSync(opts.vmDir, 0o700);
         for (const file of [opts.vmDir, overlayPath]) fs.chownSync(file, opts.runAs.uid, opts.runAs.gid);
       }
-      const memory = restore?.kind === 'snapshot' ? { kind: 'file' as const, path: restore.memoryPath, share: false } : opts.memory;
 
       const log = fs.openSync(paths.qemuLog, 'w');
       const child = spawn(opts.qemuBinary, qemuArgs({ ...opts, memory, overlayPath, incoming: opts.restore !== undefined }), {
@@ -292,17 +303,29 @@ export class Machine {
   /**
    * Suspend to `targetDir` (QEMU's user must be able to use it: a resume adopts the disk in place):
    * pause, stream RAM + device state to `state` (fsynced, renamed into place last), quit QEMU, move
-   * the disk overlay beside it, release everything else. If saving fails the guest is resumed and the
-   * error thrown: the VM keeps running and loses nothing.
+   * the disk overlay and its base links beside it, release everything else. A VM launched from a
+   * snapshot writes only the RAM pages that differ from its base memory. If saving fails the guest is
+   * resumed and the error thrown: the VM keeps running and loses nothing.
    */
-  async suspend(targetDir: string): Promise<{ statePath: string; diskPath: string }> {
+  async suspend(targetDir: string): Promise<{ statePath: string; diskPath: string; ram: RamDeltaStats | null }> {
     const statePath = path.join(targetDir, 'state');
     const diskPath = path.join(targetDir, 'disk.qcow2');
     const partial = `${statePath}.partial`;
+    const base = baseMemoryBeside(this.overlayPath);
+    let ram: RamDeltaStats | null = null;
     await this.qmp.execute('stop');
     try {
       fs.mkdirSync(targetDir, { recursive: true, mode: 0o700 });
-      await saveDeviceState(this.qmp, path.join(this.vmDir, 'suspend.sock'), partial, { ignoreShared: false, timeoutMs: 10 * 60_000 });
+      const save = (filter?: RamDeltaFilter): Promise<void> => saveDeviceState(this.qmp, path.join(this.vmDir, 'suspend.sock'), partial, { ignoreShared: false, timeoutMs: 10 * 60_000, filter });
+      const filter = base ? new RamDeltaFilter(base, RAM_BACKEND_ID) : undefined;
+      ram = await save(filter).then(
+        () => filter?.stats ?? null,
+        (err: Error) => {
+          // a stream this filter does not understand is saved whole: slower, never lost
+          if (!(err instanceof RamDeltaFormatError)) throw err;
+          return save().then(() => null);
+        },
+      );
     } catch (err) {
       fs.rmSync(partial, { force: true });
       await this.qmp.execute('cont').catch(() => undefined);
@@ -311,12 +334,13 @@ export class Machine {
     // from here the saved state is the VM: QEMU goes, its disk joins the state, then the state is published
     this.stopping = true;
     await this.quitQemu();
+    moveBase(path.dirname(this.overlayPath), targetDir);
     if (this.overlayPath !== diskPath) fs.renameSync(this.overlayPath, diskPath);
     fsyncPath(diskPath);
     fs.renameSync(partial, statePath);
     fsyncPath(targetDir);
     await this.cleanup.run();
-    return { statePath, diskPath };
+    return { statePath, diskPath, ram };
   }
 
   /**

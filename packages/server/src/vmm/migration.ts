@@ -3,12 +3,14 @@
 // addon. With x-ignore-shared the guest RAM (already in its memory file) is not in the stream.
 import fs from 'node:fs';
 import net from 'node:net';
+import type { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { QmpClient } from './qmp.js';
 import { fsyncPath } from './durable.js';
 
 const POLL_MS = 5;
+const UNLIMITED_BYTES_PER_SECOND = 2 ** 53 - 1;
 
 async function waitForMigration(qmp: QmpClient, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -27,11 +29,14 @@ async function waitForMigration(qmp: QmpClient, timeoutMs: number, what: string)
  * Save device state of a *stopped* VM to `file` (fsynced, then renamed into place by the caller).
  * `socketPath` goes in the VM's private directory; it is removed afterwards.
  */
-export async function saveDeviceState(qmp: QmpClient, socketPath: string, file: string, opts: { ignoreShared: boolean; timeoutMs: number }): Promise<void> {
+export async function saveDeviceState(qmp: QmpClient, socketPath: string, file: string, opts: { ignoreShared: boolean; timeoutMs: number; filter?: Transform }): Promise<void> {
   const server = net.createServer();
   // QEMU may connect, write and report "completed" before Node has seen the connection: wait for it
   const written = new Promise<void>((resolve, reject) => {
-    server.once('connection', (socket) => pipeline(socket, fs.createWriteStream(file, { flags: 'w', mode: 0o600 })).then(resolve, reject));
+    server.once('connection', (socket) => {
+      const out = fs.createWriteStream(file, { flags: 'w', mode: 0o600 });
+      (opts.filter ? pipeline(socket, opts.filter, out) : pipeline(socket, out)).then(resolve, reject);
+    });
   });
   written.catch(() => undefined);
   await new Promise<void>((resolve, reject) => {
@@ -42,8 +47,13 @@ export async function saveDeviceState(qmp: QmpClient, socketPath: string, file: 
     // QEMU (possibly an unprivileged user) must be able to connect; the VM directory (0700) guards it
     fs.chmodSync(socketPath, 0o666);
     await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: opts.ignoreShared }] });
+    // the default cap (128 MiB/s) throttles a live migration; a paused VM's save should run at disk speed
+    await qmp.execute('migrate-set-parameters', { 'max-bandwidth': UNLIMITED_BYTES_PER_SECOND });
     await qmp.execute('migrate', { uri: `unix:${socketPath}` });
-    await waitForMigration(qmp, opts.timeoutMs, 'saving device state');
+    await waitForMigration(qmp, opts.timeoutMs, 'saving device state').catch(async (err: Error) => {
+      // our end may have broken the stream (a filter that rejects it): that is the cause to report
+      throw (await Promise.race([written.then(() => null, (cause: Error) => cause), sleep(1000).then(() => null)])) ?? err;
+    });
     await Promise.race([written, sleep(10_000).then(() => Promise.reject(new Error('QEMU never delivered the state stream')))]);
     fsyncPath(file);
   } finally {

@@ -37,6 +37,9 @@ export function guestMacAddress(hostname: string): string {
   return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
+/** The guest RAM backend's id, which is also its RAM block's name in a migration stream. */
+export const RAM_BACKEND_ID = 'ram0';
+
 export const vmPaths = (vmDir: string) => ({
   qmp: path.join(vmDir, 'qmp.sock'),
   agent: path.join(vmDir, 'agent.sock'),
@@ -71,7 +74,7 @@ export function qemuArgs(spec: MachineSpec): string[] {
   return [
     // TCG guests are told their TSC rate (guest-timing.ts), so the legacy PIT/PIC can go (~5% faster boot).
     // KVM guests keep them: untested here, and their clock comes from kvmclock anyway.
-    '-M', `microvm,memory-backend=ram0${spec.accelerator === 'tcg' && tcgTimerArgs().length > 0 ? ',pit=off,pic=off' : ''}`,
+    '-M', `microvm,memory-backend=${RAM_BACKEND_ID}${spec.accelerator === 'tcg' && tcgTimerArgs().length > 0 ? ',pit=off,pic=off' : ''}`,
     ...accel,
     '-m', `${spec.memoryMib}M`,
     '-object', memoryBackend(spec),
@@ -101,6 +104,6 @@ export function qemuArgs(spec: MachineSpec): string[] {
 function memoryBackend(spec: MachineSpec): string {
   const memory = spec.memory ?? { kind: 'memfd' };
   // anonymous RAM would get transparent huge pages: ~3x the host RSS for the same guest (measured)
-  if (memory.kind === 'memfd') return `memory-backend-memfd,id=ram0,size=${spec.memoryMib}M`;
-  return `memory-backend-file,id=ram0,size=${spec.memoryMib}M,mem-path=${memory.path},share=${memory.share ? 'on' : 'off'}`;
+  if (memory.kind === 'memfd') return `memory-backend-memfd,id=${RAM_BACKEND_ID},size=${spec.memoryMib}M`;
+  return `memory-backend-file,id=${RAM_BACKEND_ID},size=${spec.memoryMib}M,mem-path=${memory.path},share=${memory.share ? 'on' : 'off'}`;
 }

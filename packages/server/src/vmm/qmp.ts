@@ -12,6 +12,7 @@ export interface QmpCommands {
   quit: { args: undefined; ret: Record<string, never> };
   system_powerdown: { args: undefined; ret: Record<string, never> };
   'migrate-set-capabilities': { args: { capabilities: Array<{ capability: 'x-ignore-shared'; state: boolean }> }; ret: Record<string, never> };
+  'migrate-set-parameters': { args: { 'max-bandwidth': number }; ret: Record<string, never> };
   migrate: { args: { uri: string }; ret: Record<string, never> };
   'migrate-incoming': { args: { uri: string }; ret: Record<string, never> };
   'query-migrate': { args: undefined; ret: { status?: MigrationStatus; 'error-desc'?: string } };

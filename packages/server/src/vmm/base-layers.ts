@@ -1,0 +1,46 @@
+// A VM launched from a ready snapshot keeps its own hard links to the snapshot's memory file and disk
+// layer, beside its disk overlay. They cost nothing (no copy), they follow the overlay when a suspend
+// moves it, and they keep the exact bytes the VM depends on alive even if the snapshot is later pruned
+// or rebuilt: the overlay chains on its base by a relative name, and a suspend's memory delta is only
+// meaningful against the same base memory.
+import fs from 'node:fs';
+import path from 'node:path';
+
+const BASE_MEMORY = 'base-memory';
+const BASE_DISK = 'base-disk.qcow2';
+
+export interface LinkedBase {
+  memoryPath: string;
+  /** The overlay's backing file name, relative to the overlay's directory. */
+  diskBacking: string;
+}
+
+/**
+ * Link the snapshot's files into `dir` (the overlay's directory). Null when they are on another
+ * filesystem: the caller then uses the snapshot's own paths and a suspend saves all of RAM.
+ */
+export function linkBase(dir: string, snapshot: { memoryPath: string; diskPath: string }): LinkedBase | null {
+  try {
+    fs.linkSync(snapshot.memoryPath, path.join(dir, BASE_MEMORY));
+    fs.linkSync(snapshot.diskPath, path.join(dir, BASE_DISK));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+    fs.rmSync(path.join(dir, BASE_MEMORY), { force: true });
+    return null;
+  }
+  return { memoryPath: path.join(dir, BASE_MEMORY), diskBacking: BASE_DISK };
+}
+
+/** The base memory an overlay's VM was launched over, if it has one. */
+export function baseMemoryBeside(overlayPath: string): string | null {
+  const memoryPath = path.join(path.dirname(overlayPath), BASE_MEMORY);
+  return fs.existsSync(memoryPath) ? memoryPath : null;
+}
+
+/** Move the base links along with the overlay (same filesystem: renames). Before the overlay moves. */
+export function moveBase(fromDir: string, toDir: string): void {
+  if (fromDir === toDir) return;
+  for (const name of [BASE_MEMORY, BASE_DISK]) {
+    if (fs.existsSync(path.join(fromDir, name))) fs.renameSync(path.join(fromDir, name), path.join(toDir, name));
+  }
+}
