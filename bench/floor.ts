@@ -54,6 +54,8 @@ export interface FloorVm {
 }
 
 /** Boot the floor VM; resolves when the echo loop runs. bootMs = spawn → first line on the console. */
+const ECHO_TIMEOUT_MS = 10_000;
+
 export async function bootFloor(qemuBinary: string, spec: Omit<MachineSpec, 'extraKernelArgs'>, overlayFrom: string, qemuImg: string): Promise<FloorVm> {
   fs.mkdirSync(spec.vmDir, { recursive: true });
   const p = vmPaths(spec.vmDir);
@@ -86,12 +88,15 @@ export async function bootFloor(qemuBinary: string, spec: Omit<MachineSpec, 'ext
   return {
     bootMs,
     echo(bytes) {
-      return new Promise((resolve) => {
+      return new Promise((resolve, reject) => {
         const t0 = performance.now();
         let got = 0;
+        // a floor VM that died (or an echo that never comes) fails the bench instead of hanging it
+        const timer = setTimeout(() => reject(new Error(`floor echo: no answer within ${ECHO_TIMEOUT_MS} ms (QEMU ${child.exitCode === null && child.signalCode === null ? 'running' : 'exited'})`)), ECHO_TIMEOUT_MS);
         const onData = (chunk: Buffer): void => {
           got += chunk.length;
           if (got >= bytes.length) {
+            clearTimeout(timer);
             socket.off('data', onData);
             resolve(performance.now() - t0);
           }

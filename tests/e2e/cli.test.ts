@@ -1,27 +1,10 @@
 // The CLI as a user runs it: bin/capsule against a real server, checking output and exit codes.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { CAPSULE_BIN, useTestServer, type TestServer } from './helpers.js';
+import { runCli, useTestServer, type CliRun, type TestServer } from './helpers.js';
 
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function capsule(server: TestServer, args: string[], stdin = ''): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(CAPSULE_BIN, args, { env: { ...process.env, CAPSULE_URL: server.url, CAPSULE_API_KEY: server.adminKey } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(stdin);
-  });
-}
+const capsule = (server: TestServer, args: string[], stdin = ''): Promise<CliRun> => runCli(server.url, server.adminKey, args, stdin);
 
 describe('capsule CLI', () => {
   const server = useTestServer();

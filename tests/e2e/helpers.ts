@@ -110,6 +110,25 @@ export async function errorOf(response: Response): Promise<{ status: number; cod
 
 export const CAPSULE_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/capsule');
 
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** bin/capsule as a user runs it, against `url` with `apiKey`. */
+export function runCli(url: string, apiKey: string, args: string[], stdin = ''): Promise<CliRun> {
+  return new Promise((resolve) => {
+    const child = spawn(CAPSULE_BIN, args, { env: { ...process.env, CAPSULE_URL: url, CAPSULE_API_KEY: apiKey } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += c));
+    child.stderr.on('data', (c) => (stderr += c));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(stdin);
+  });
+}
+
 /** `bin/capsule serve` as its own process (for tests that kill it), plus an SDK client for it. */
 export async function serveProcess(dataDir: string, port: number): Promise<{ child: ChildProcess; capsule: Capsule }> {
   const child = spawn(CAPSULE_BIN, ['serve', '--port', String(port), '--data-dir', dataDir], { stdio: 'ignore', env: { ...process.env, CAPSULE_LOG: 'silent' } });

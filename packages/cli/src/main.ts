@@ -6,6 +6,7 @@ import { connect } from './client.js';
 import { streamExec, EXEC_FLAGS } from './commands/exec.js';
 import { getCommand, listCommand, runCommand } from './commands/microvms.js';
 import { serveCommand } from './commands/serve.js';
+import { keyCommand, tenantCommand } from './commands/tenants.js';
 import { parseArgs } from './args.js';
 
 const USAGE = `usage: capsule <command> [options]
@@ -17,6 +18,9 @@ const USAGE = `usage: capsule <command> [options]
   exec ID [--cwd D] [--env K=V] [--timeout 30s] [--no-stdin] -- CMD...
   suspend ID | resume ID                        save to disk and stop / bring back exactly as it was
   terminate ID                                  stop and discard a MicroVM
+  tenant create NAME [--max-microvms N] [--max-vcpus N] [--max-memory-mib M] [--json]   (admin key)
+  tenant ls | tenant quota ID [quota flags]     list tenants / change a tenant's quotas (admin key)
+  key create --tenant ID [--name N] [--json]    a new API key for a tenant, shown once (admin key)
 Environment: CAPSULE_URL (default http://127.0.0.1:7070), CAPSULE_API_KEY (default: <data dir>/admin-key)`;
 
 async function main(argv: string[]): Promise<number> {
@@ -37,6 +41,10 @@ async function main(argv: string[]): Promise<number> {
     case 'suspend':
     case 'resume':
       return getCommand(connect(), args, command);
+    case 'tenant':
+      return tenantCommand(connect(), args);
+    case 'key':
+      return keyCommand(connect(), args);
     case 'exec': {
       const parsed = parseArgs(args, EXEC_FLAGS);
       const [id] = parsed.positionals;

@@ -106,7 +106,8 @@ export const ExecEvent = z.union([
 ]);
 export type ExecEvent = z.infer<typeof ExecEvent>;
 
-export const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
+/** `details`: machine-readable facts about the failure (for QUOTA_EXCEEDED: quota, limit, used, requested). */
+export const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string(), details: z.record(z.unknown()).optional() }) });
 export type ErrorBody = z.infer<typeof ErrorBody>;
 
 export const Health = z.object({ status: z.literal('ok'), accelerator: z.enum(['kvm', 'tcg']), acceleratorReason: z.string(), version: z.string() });

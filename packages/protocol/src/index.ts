@@ -4,3 +4,4 @@ export * from './messages.js';
 export * from './api.js';
 export * from './channel.js';
 export * from './mux.js';
+export * from './tenants.js';

@@ -16,10 +16,10 @@ const CLASSES: Partial<Record<ErrorCode, typeof CapsuleError>> = {
   BOOT_TIMEOUT: TimeoutError,
 };
 
-export function errorFromCode(code: string, message: string): CapsuleError {
+export function errorFromCode(code: string, message: string, details?: Record<string, unknown>): CapsuleError {
   const known = isErrorCode(code) ? code : ErrorCode.INTERNAL;
   const Class = CLASSES[known] ?? CapsuleError;
-  const error = new Class(known, message);
+  const error = new Class(known, message, { details });
   error.name = Class.name;
   return error;
 }
@@ -28,7 +28,7 @@ export async function errorFromResponse(response: Response): Promise<CapsuleErro
   const text = await response.text().catch(() => '');
   try {
     const body = ErrorBody.parse(JSON.parse(text));
-    return errorFromCode(body.error.code, body.error.message);
+    return errorFromCode(body.error.code, body.error.message, body.error.details);
   } catch {
     return errorFromCode(ErrorCode.INTERNAL, `HTTP ${response.status} ${response.statusText}: ${text.slice(0, 200)}`);
   }

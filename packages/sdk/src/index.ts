@@ -2,11 +2,13 @@
 import { MicroVM as MicroVMSchema, MicroVMList, type MicroVMState, type RunMicroVMRequest } from '@capsule/protocol';
 import { Http, type HttpOptions } from './http.js';
 import { MicroVM } from './microvm.js';
+import { Tenants } from './tenants.js';
 
 export * from './errors.js';
 export { Files, type FileStat } from './files.js';
 export { MicroVM, type ExecOptions, type ExecResult, type ExecStreamEvent, type MicroVMInfo } from './microvm.js';
-export type { RunMicroVMRequest, MicroVMState } from '@capsule/protocol';
+export { Tenants } from './tenants.js';
+export type { RunMicroVMRequest, MicroVMState, Tenant, TenantQuotas, ApiKeyCreated } from '@capsule/protocol';
 
 export interface ListOptions {
   state?: MicroVMState;
@@ -22,9 +24,12 @@ export class Capsule {
     get(id: string): Promise<MicroVM>;
     list(options?: ListOptions): Promise<{ microvms: MicroVM[]; nextToken: string | null }>;
   };
+  /** Admin key only. */
+  readonly tenants: Tenants;
 
   constructor(options: HttpOptions) {
     const http = new Http(options);
+    this.tenants = new Tenants(http);
     this.microvms = {
       run: async (request) => new MicroVM(http, await http.json(MicroVMSchema, 'POST', '/v1/microvms', { json: request })),
       get: async (id) => new MicroVM(http, await http.json(MicroVMSchema, 'GET', `/v1/microvms/${encodeURIComponent(id)}`)),

@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { TenantQuotas } from '@capsule/protocol';
 
 export type AcceleratorChoice = 'auto' | 'kvm' | 'tcg';
 
@@ -27,6 +28,10 @@ export interface CapsuleConfig {
   extraKernelArgs: string;
   /** Unprivileged user QEMU drops to after start-up (-runas); null keeps the server's user. */
   qemuUser: string | null;
+  /** postgres://… to keep state in Postgres; null: SQLite in the data dir. */
+  databaseUrl: string | null;
+  /** Quotas of a tenant created without its own (and of the admin's default tenant). */
+  defaultQuotas: TenantQuotas;
 }
 
 /** Walk up from this file to the repository root (works from src/ under tsx and from the bundle). */
@@ -65,6 +70,12 @@ export function loadConfig(overrides: Partial<CapsuleConfig> = {}, env: NodeJS.P
     snapshots: env.CAPSULE_SNAPSHOTS !== 'off',
     snapshotDir: env.CAPSULE_SNAPSHOT_DIR ?? path.join(env.CAPSULE_CACHE_DIR ?? '/var/cache/capsule', 'snapshots'),
     qemuUser: env.CAPSULE_QEMU_USER === '' ? null : (env.CAPSULE_QEMU_USER ?? 'capsule-vm'),
+    databaseUrl: env.DATABASE_URL || null,
+    defaultQuotas: {
+      maxRunningMicroVMs: intFromEnv(env.CAPSULE_QUOTA_RUNNING_MICROVMS, 100),
+      maxVcpus: intFromEnv(env.CAPSULE_QUOTA_VCPUS, 200),
+      maxMemoryMib: intFromEnv(env.CAPSULE_QUOTA_MEMORY_MIB, 200 * 1024),
+    },
   };
   return { ...config, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
 }

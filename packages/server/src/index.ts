@@ -5,11 +5,12 @@ import type { AddressInfo } from 'node:net';
 import { loadConfig, type CapsuleConfig } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { RuntimeRegistry } from './runtimes/registry.js';
-import { SqliteStore } from './store/sqlite.js';
+import { openStore } from './store/open.js';
 import { chooseAccelerator, hostProbeEnv, type AcceleratorDecision } from './vmm/accelerator.js';
 import { resolveQemuIdentity } from './vmm/identity.js';
 import { hostLaunchOptions, Machine, type QemuIdentity } from './vmm/machine.js';
 import { MicroVMService } from './lifecycle/microvm-service.js';
+import { tenantRoutes } from './api/routes/tenants.js';
 import { ReadySnapshots } from './snapshots/ready-snapshots.js';
 import { ensureAdminKey } from './api/auth.js';
 import { createApiServer } from './api/server.js';
@@ -57,7 +58,8 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
   }
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o755 });
   fs.mkdirSync(path.join(config.dataDir, 'vms'), { recursive: true, mode: 0o711 });
-  const store = new SqliteStore(path.join(config.dataDir, 'capsule.db'));
+  const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  log.info('store opened', { database: store.dialect });
   const runtimes = new RuntimeRegistry(config.cacheDir, config.dataDir, config.agentBundlePath);
   runtimes.load();
   log.info('runtimes loaded', { runtimes: runtimes.list().map((r) => `${r.name}@${r.hash}`) });
@@ -73,9 +75,9 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
   const service = new MicroVMService({ config, store, runtimes, accelerator, qemuIdentity: identity, snapshots, log });
   await service.recover();
   service.startPolicySweeper();
-  const adminKey = await ensureAdminKey(config.dataDir, store);
+  const adminKey = await ensureAdminKey(config.dataDir, store, config.defaultQuotas);
 
-  const server = createApiServer([healthRoute(accelerator), ...microvmRoutes(service), execRoute(service), ...fileRoutes(service)], store, log);
+  const server = createApiServer([healthRoute(accelerator), ...microvmRoutes(service), execRoute(service), ...fileRoutes(service), ...tenantRoutes(store, config)], store, log);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());

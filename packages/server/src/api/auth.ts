@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { CapsuleError, ErrorCode } from '@capsule/protocol';
+import { CapsuleError, ErrorCode, type TenantQuotas } from '@capsule/protocol';
 import type { Store } from '../store/types.js';
 
 export const DEFAULT_TENANT = 'default';
@@ -17,7 +17,13 @@ export function newApiKey(): string {
   return 'cap_' + randomBytes(32).toString('base64url');
 }
 
-export async function ensureAdminKey(dataDir: string, store: Store): Promise<string> {
+export function newKeyId(): string {
+  return 'key-' + randomBytes(8).toString('hex');
+}
+
+/** The admin key and its tenant (`default`), created on first start. */
+export async function ensureAdminKey(dataDir: string, store: Store, defaultQuotas: TenantQuotas): Promise<string> {
+  await store.insertTenant({ id: DEFAULT_TENANT, name: DEFAULT_TENANT, quotas: defaultQuotas, createdAt: new Date().toISOString() });
   const file = path.join(dataDir, 'admin-key');
   let key: string;
   if (fs.existsSync(file)) key = fs.readFileSync(file, 'utf8').trim();
@@ -25,15 +31,20 @@ export async function ensureAdminKey(dataDir: string, store: Store): Promise<str
     key = newApiKey();
     fs.writeFileSync(file, key + '\n', { mode: 0o600, flag: 'wx' });
   }
-  await store.insertApiKey({ keyHash: hashKey(key), tenantId: DEFAULT_TENANT, isAdmin: true, createdAt: new Date().toISOString() });
+  await store.insertApiKey({ id: 'key-admin', keyHash: hashKey(key), tenantId: DEFAULT_TENANT, isAdmin: true, name: 'admin', createdAt: new Date().toISOString() });
   return key;
 }
 
-export async function authenticate(req: IncomingMessage, store: Store): Promise<{ tenantId: string; isAdmin: boolean }> {
+export interface Caller {
+  tenantId: string;
+  isAdmin: boolean;
+}
+
+export async function authenticate(req: IncomingMessage, store: Store): Promise<Caller> {
   const header = req.headers.authorization;
   const match = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
   if (!match) throw new CapsuleError(ErrorCode.UNAUTHORIZED, 'missing API key: send "Authorization: Bearer <key>"');
   const found = await store.findApiKey(hashKey(match[1]));
   if (!found) throw new CapsuleError(ErrorCode.UNAUTHORIZED, 'invalid API key');
-  return found;
+  return { tenantId: found.tenantId, isAdmin: found.isAdmin };
 }

@@ -29,19 +29,25 @@ export function formatIssues(error: z.ZodError): string {
   return error.issues.map((i) => `${i.path.length ? i.path.join('.') : 'body'}: ${i.message}`).join('; ');
 }
 
-export async function readJson<S extends z.ZodTypeAny>(req: IncomingMessage, schema: S, limitBytes = DEFAULT_BODY_LIMIT_BYTES): Promise<z.infer<S>> {
+/** A JSON body validated by `schema`; with `emptyIsObject`, no body at all reads as `{}` (all-optional requests). */
+export async function readJson<S extends z.ZodTypeAny>(req: IncomingMessage, schema: S, limitBytes = DEFAULT_BODY_LIMIT_BYTES, opts: { emptyIsObject?: boolean } = {}): Promise<z.infer<S>> {
   const type = req.headers['content-type'] ?? '';
+  const body = await readBody(req, limitBytes);
+  if (opts.emptyIsObject && body.length === 0 && type === '') return parseWith(schema, {});
   if (!/^application\/json\b/i.test(type)) {
     throw new CapsuleError(ErrorCode.BAD_REQUEST, 'Content-Type must be application/json');
   }
-  const body = await readBody(req, limitBytes);
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));
   } catch (err) {
     throw new CapsuleError(ErrorCode.BAD_REQUEST, `malformed JSON: ${(err as Error).message}`);
   }
-  const result = schema.safeParse(parsed);
+  return parseWith(schema, parsed);
+}
+
+function parseWith<S extends z.ZodTypeAny>(schema: S, value: unknown): z.infer<S> {
+  const result = schema.safeParse(value);
   if (!result.success) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, formatIssues(result.error));
   return result.data;
 }
@@ -63,5 +69,5 @@ export function sendError(res: ServerResponse, err: unknown): void {
     res.destroy();
     return;
   }
-  sendJson(res, ERROR_STATUS[error.code], { error: { code: error.code, message: error.message } });
+  sendJson(res, ERROR_STATUS[error.code], { error: { code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) } });
 }

@@ -8,6 +8,8 @@ export interface RouteContext {
   params: Record<string, string>;
   query: URLSearchParams;
   tenantId: string;
+  /** The admin key: may manage tenants and keys. */
+  isAdmin: boolean;
 }
 
 export interface Route {

@@ -13,8 +13,8 @@ export function createApiServer(routes: Route[], store: Store, log: Logger): htt
     try {
       const url = new URL(req.url ?? '/', 'http://localhost');
       const { route, params } = router.match(req.method ?? 'GET', url.pathname);
-      const tenantId = route.public ? '' : (await authenticate(req, store)).tenantId;
-      await route.handle({ req, res, params, query: url.searchParams, tenantId });
+      const caller = route.public ? { tenantId: '', isAdmin: false } : await authenticate(req, store);
+      await route.handle({ req, res, params, query: url.searchParams, ...caller });
     } catch (err) {
       const error = toCapsuleError(err);
       if (error.code === 'INTERNAL') log.error('request failed', { method: req.method, url: req.url, error: String((err as Error)?.stack ?? err) });

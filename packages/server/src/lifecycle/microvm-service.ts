@@ -13,7 +13,8 @@ import type { AcceleratorDecision } from '../vmm/accelerator.js';
 import { hostLaunchOptions, isQemuProcessOf, Machine, RESTORE_LOAD, serialTail, type LaunchOptions, type QemuIdentity } from '../vmm/machine.js';
 import { assertTransition, LIVE_STATES } from './states.js';
 import { vmPaths } from '../vmm/qemu-args.js';
-import { decide } from './policy.js';
+import { Activity, PolicySweeper } from './policy-sweeper.js';
+import { QuotaGate } from './quotas.js';
 import type { ReadySnapshots } from '../snapshots/ready-snapshots.js';
 
 export interface ServiceDeps {
@@ -41,11 +42,9 @@ export function toApi(record: MicroVMRecord): MicroVM {
 
 export class MicroVMService {
   private readonly machines = new Map<string, Machine>();
-  /** Last activity per VM (flushed to the store by the sweeper) and foreground execs in flight. */
-  private readonly lastActivity = new Map<string, number>();
-  private readonly activeExecs = new Map<string, number>();
-  private sweeper: NodeJS.Timeout | null = null;
-  private sweeping = false;
+  private readonly activity = new Activity();
+  private readonly sweeper: PolicySweeper;
+  private readonly quotas: QuotaGate;
   /** Suspends and resumes under way: a second explicit one is refused, a request waiting on one waits. */
   private readonly busy = new Map<string, Promise<unknown>>();
   private readonly vmsDir: string;
@@ -54,6 +53,8 @@ export class MicroVMService {
   constructor(private readonly deps: ServiceDeps) {
     this.vmsDir = path.join(deps.config.dataDir, 'vms');
     this.suspendedDir = path.join(deps.config.dataDir, 'suspended');
+    this.quotas = new QuotaGate(deps.store, deps.config.defaultQuotas);
+    this.sweeper = new PolicySweeper(deps.store, this.activity, { isBusy: (id) => this.busy.has(id), suspend: (t, id) => this.suspend(t, id), terminate: (t, id) => this.terminate(t, id) }, deps.log);
   }
 
   /** Where a suspended VM's state and disk live (and its disk keeps living after a resume). */
@@ -129,9 +130,11 @@ export class MicroVMService {
         throw new CapsuleError(ErrorCode.RESUME_FAILED, `cannot resume MicroVM ${id}: its suspended state is missing; it is now FAILED`);
       }
       let machine: Machine;
+      const release = await this.quotas.admit(record.tenantId, record);
       try {
         machine = await Machine.launch({ ...this.launchOptions(record), restore: { kind: 'suspended', statePath, diskPath } });
       } catch (err) {
+        release();
         if (err instanceof CapsuleError && err.step === RESTORE_LOAD) {
           await this.fail(id, `its suspended state could not be loaded: ${err.message}`);
           throw new CapsuleError(ErrorCode.RESUME_FAILED, `cannot resume MicroVM ${id}: its suspended state is corrupt; it is now FAILED`, { cause: err });
@@ -140,7 +143,8 @@ export class MicroVMService {
       }
       fs.rmSync(statePath, { force: true }); // stale from now on; the disk stays as the live overlay
       const running = await this.deps.store.updateMicroVM(id, 'SUSPENDED', { state: 'RUNNING', qemuPid: machine.pid, suspendedAt: null, lastActivityAt: new Date().toISOString() });
-      this.lastActivity.set(id, Date.now());
+      release();
+      this.activity.touch(id);
       this.adopt(id, machine);
       this.deps.log.info('MicroVM resumed', { id });
       return running!;
@@ -240,7 +244,12 @@ export class MicroVMService {
       startedAt: null,
       terminatedAt: null,
     };
-    await store.insertMicroVM(record);
+    const release = await this.quotas.admit(tenantId, record);
+    try {
+      await store.insertMicroVM(record);
+    } finally {
+      release(); // from here the PENDING record counts
+    }
     this.deps.log.info('launching MicroVM', { id, image: record.imageName, accelerator: accelerator.accelerator });
     let machine: Machine;
     let launchedFrom: 'boot' | 'snapshot' = 'boot';
@@ -318,7 +327,7 @@ export class MicroVMService {
   async get(tenantId: string, id: string): Promise<MicroVMRecord> {
     const record = await this.deps.store.getMicroVM(id);
     if (!record || record.tenantId !== tenantId) throw new CapsuleError(ErrorCode.NOT_FOUND, `MicroVM ${id} not found`);
-    this.lastActivity.set(id, Date.now()); // every API call for a VM is activity
+    this.activity.touch(id); // every API call for a VM is activity
     return record;
   }
 
@@ -353,13 +362,8 @@ export class MicroVMService {
     const handle = agent.exec({ ...rest, env: { ...record.env, ...request.env } }, io);
     if (!request.background) {
       // a running command is activity: the VM is not idle while it runs
-      this.activeExecs.set(id, (this.activeExecs.get(id) ?? 0) + 1);
-      void handle.result
-        .catch(() => undefined)
-        .finally(() => {
-          this.activeExecs.set(id, (this.activeExecs.get(id) ?? 1) - 1);
-          this.lastActivity.set(id, Date.now());
-        });
+      this.activity.execStarted(id);
+      void handle.result.catch(() => undefined).finally(() => this.activity.execEnded(id));
     }
     return handle;
   }
@@ -379,49 +383,15 @@ export class MicroVMService {
     return this.finishTermination(id);
   }
 
-  /** Enforce idle policy and maximum duration every `intervalMs` (policy.ts decides; this acts). */
+  /** Enforce idle policy and maximum duration every `intervalMs` (policy.ts decides; the sweeper acts). */
   startPolicySweeper(intervalMs = 1000): void {
-    this.sweeper = setInterval(() => void this.sweep(), intervalMs);
-    this.sweeper.unref();
-  }
-
-  /** Persist in-memory activity times (so idleness survives a restart); returns the live records. */
-  private async flushActivity(): Promise<MicroVMRecord[]> {
-    const records = await this.deps.store.listMicroVMsInStates(['RUNNING', 'SUSPENDED']);
-    for (const record of records) {
-      const seen = this.lastActivity.get(record.id);
-      if (seen !== undefined && (!record.lastActivityAt || Date.parse(record.lastActivityAt) < seen)) {
-        record.lastActivityAt = new Date(seen).toISOString();
-        await this.deps.store.updateMicroVM(record.id, null, { lastActivityAt: record.lastActivityAt });
-      }
-    }
-    return records;
-  }
-
-  private async sweep(): Promise<void> {
-    if (this.sweeping) return;
-    this.sweeping = true;
-    try {
-      const nowMs = Date.now();
-      for (const record of await this.flushActivity()) {
-        if (this.busy.has(record.id)) continue;
-        const action = decide({ record, nowMs, activeExecs: this.activeExecs.get(record.id) ?? 0 });
-        if (!action) continue;
-        this.deps.log.info(`policy: ${action.kind}`, { id: record.id, reason: action.reason });
-        const act = action.kind === 'suspend' ? this.suspend(record.tenantId, record.id) : this.terminate(record.tenantId, record.id);
-        await act.catch((err: Error) => this.deps.log.warn(`policy ${action.kind} failed`, { id: record.id, error: err.message.split('\n')[0] }));
-      }
-    } catch (err) {
-      this.deps.log.error('policy sweep failed', { error: String(err) });
-    } finally {
-      this.sweeping = false;
-    }
+    this.sweeper.start(intervalMs);
   }
 
   /** Server shutdown: let go of every VM without stopping it; the next start re-adopts them. */
   async shutdown(): Promise<void> {
-    if (this.sweeper) clearInterval(this.sweeper);
-    await this.flushActivity();
+    this.sweeper.stop();
+    await this.activity.flush(this.deps.store);
     for (const [id, machine] of this.machines) {
       machine.detach();
       this.machines.delete(id);
@@ -439,7 +409,7 @@ export class MicroVMService {
   }
 
   private async finishTermination(id: string): Promise<MicroVMRecord> {
-    this.lastActivity.delete(id);
+    this.activity.forget(id);
     const done = await this.deps.store.updateMicroVM(id, null, { state: 'TERMINATED', terminatedAt: new Date().toISOString(), qemuPid: null });
     this.deps.log.info('MicroVM terminated', { id });
     return done!;

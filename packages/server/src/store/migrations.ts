@@ -1,4 +1,4 @@
-// Versioned schema. Append only: never edit a migration that has shipped.
+// Versioned schema, the same SQL on SQLite and Postgres. Append only: never edit a migration that has shipped.
 export const MIGRATIONS: Array<{ version: number; sql: string }> = [
   {
     version: 1,
@@ -41,6 +41,20 @@ export const MIGRATIONS: Array<{ version: number; sql: string }> = [
       ALTER TABLE microvms ADD COLUMN idle_policy_json TEXT NOT NULL DEFAULT '{"maxIdleDurationSeconds":0,"suspendedDurationSeconds":0,"autoResumeEnabled":true}';
       ALTER TABLE microvms ADD COLUMN last_activity_at TEXT;
       ALTER TABLE microvms ADD COLUMN suspended_at TEXT;
+    `,
+  },
+  {
+    version: 3,
+    sql: `
+      CREATE TABLE tenants (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        quotas_json TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      );
+      ALTER TABLE api_keys ADD COLUMN id TEXT;
+      ALTER TABLE api_keys ADD COLUMN name TEXT;
+      CREATE INDEX api_keys_tenant ON api_keys (tenant_id);
     `,
   },
 ];

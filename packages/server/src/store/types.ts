@@ -1,5 +1,5 @@
 // Persistence contract. Async so SQLite (default) and Postgres share one interface.
-import type { MicroVMState, ResolvedIdlePolicy } from '@capsule/protocol';
+import type { MicroVMState, ResolvedIdlePolicy, TenantQuotas } from '@capsule/protocol';
 
 export interface MicroVMRecord {
   id: string;
@@ -39,6 +39,29 @@ export interface ListFilter {
   after?: string;
 }
 
+export interface TenantRecord {
+  id: string;
+  name: string;
+  quotas: TenantQuotas;
+  createdAt: string;
+}
+
+export interface ApiKeyRecord {
+  id: string;
+  keyHash: string;
+  tenantId: string;
+  isAdmin: boolean;
+  name: string | null;
+  createdAt: string;
+}
+
+/** What a tenant's MicroVMs in the given states hold. */
+export interface TenantUsage {
+  microvms: number;
+  vcpuCount: number;
+  memoryMib: number;
+}
+
 export interface Store {
   insertMicroVM(record: MicroVMRecord): Promise<void>;
   /** Apply a partial update, only if the VM is still in `expectedState` (optimistic transition). */
@@ -46,7 +69,14 @@ export interface Store {
   getMicroVM(id: string): Promise<MicroVMRecord | null>;
   listMicroVMs(filter: ListFilter): Promise<MicroVMRecord[]>;
   listMicroVMsInStates(states: MicroVMState[]): Promise<MicroVMRecord[]>;
-  findApiKey(keyHash: string): Promise<{ tenantId: string; isAdmin: boolean } | null>;
-  insertApiKey(key: { keyHash: string; tenantId: string; isAdmin: boolean; createdAt: string }): Promise<void>;
+  tenantUsage(tenantId: string, states: MicroVMState[]): Promise<TenantUsage>;
+  /** False if a tenant with that name exists (nothing is changed). */
+  insertTenant(tenant: TenantRecord): Promise<boolean>;
+  getTenant(id: string): Promise<TenantRecord | null>;
+  listTenants(): Promise<TenantRecord[]>;
+  updateTenantQuotas(id: string, quotas: TenantQuotas): Promise<TenantRecord | null>;
+  findApiKey(keyHash: string): Promise<Pick<ApiKeyRecord, 'id' | 'tenantId' | 'isAdmin'> | null>;
+  /** Inserting a hash that exists changes nothing. */
+  insertApiKey(key: ApiKeyRecord): Promise<void>;
   close(): Promise<void>;
 }

@@ -1,0 +1,67 @@
+// tenant create | ls | quota, key create — admin key only.
+import type { Capsule, Tenant, TenantQuotas } from '@capsule/sdk';
+import { flag, has, parseArgs, parseInteger, UsageError } from '../args.js';
+
+const QUOTA_FLAGS: Array<[string, keyof TenantQuotas]> = [
+  ['max-microvms', 'maxRunningMicroVMs'],
+  ['max-vcpus', 'maxVcpus'],
+  ['max-memory-mib', 'maxMemoryMib'],
+];
+
+function quotasFrom(parsed: ReturnType<typeof parseArgs>): Partial<TenantQuotas> {
+  const quotas: Partial<TenantQuotas> = {};
+  for (const [name, field] of QUOTA_FLAGS) {
+    const value = parseInteger(flag(parsed, name), `--${name}`);
+    if (value !== undefined) quotas[field] = value;
+  }
+  return quotas;
+}
+
+function tenantLine(t: Tenant): string {
+  const q = t.quotas;
+  return `${t.id.padEnd(22)} ${t.name.padEnd(20)} microvms ≤ ${q.maxRunningMicroVMs}, vcpus ≤ ${q.maxVcpus}, memory ≤ ${q.maxMemoryMib} MiB`;
+}
+
+export async function tenantCommand(capsule: Capsule, argv: string[]): Promise<number> {
+  const [sub, ...args] = argv;
+  const parsed = parseArgs(args, { values: QUOTA_FLAGS.map(([name]) => name), booleans: ['json'] });
+  const out = (value: unknown, human: string): void => void process.stdout.write((has(parsed, 'json') ? JSON.stringify(value, null, 2) : human) + '\n');
+  switch (sub) {
+    case 'create': {
+      const [name] = parsed.positionals;
+      if (!name || parsed.positionals.length > 1) throw new UsageError('usage: capsule tenant create NAME [--max-microvms N] [--max-vcpus N] [--max-memory-mib M]');
+      const tenant = await capsule.tenants.create({ name, quotas: quotasFrom(parsed) });
+      out(tenant, tenantLine(tenant));
+      return 0;
+    }
+    case 'ls':
+    case 'list': {
+      const tenants = await capsule.tenants.list();
+      out(tenants, tenants.map(tenantLine).join('\n'));
+      return 0;
+    }
+    case 'quota': {
+      const [id] = parsed.positionals;
+      if (!id || parsed.positionals.length > 1) throw new UsageError('usage: capsule tenant quota ID [--max-microvms N] [--max-vcpus N] [--max-memory-mib M]');
+      const tenant = await capsule.tenants.updateQuotas(id, quotasFrom(parsed));
+      out(tenant, tenantLine(tenant));
+      return 0;
+    }
+    default:
+      throw new UsageError('usage: capsule tenant create NAME [quota flags] | tenant ls | tenant quota ID [quota flags]');
+  }
+}
+
+export async function keyCommand(capsule: Capsule, argv: string[]): Promise<number> {
+  const [sub, ...args] = argv;
+  const parsed = parseArgs(args, { values: ['tenant', 'name'], booleans: ['json'] });
+  const tenantId = flag(parsed, 'tenant');
+  if (sub !== 'create' || !tenantId || parsed.positionals.length > 0) throw new UsageError('usage: capsule key create --tenant TENANT_ID [--name NAME]');
+  const created = await capsule.tenants.createApiKey(tenantId, { name: flag(parsed, 'name') });
+  if (has(parsed, 'json')) process.stdout.write(JSON.stringify(created, null, 2) + '\n');
+  else {
+    process.stdout.write(created.key + '\n');
+    process.stderr.write(`API key ${created.id} for tenant ${created.tenantId}: shown once, keep it (CAPSULE_API_KEY=…)\n`);
+  }
+  return 0;
+}

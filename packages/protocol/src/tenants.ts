@@ -1,0 +1,38 @@
+// Tenants, their quotas and API keys (admin routes). Shared by server, SDK and CLI.
+import { z } from 'zod';
+
+export const TenantQuotas = z
+  .object({
+    /** MicroVMs holding resources at once (PENDING, RUNNING, SUSPENDING); SUSPENDED ones do not count. */
+    maxRunningMicroVMs: z.number().int().min(0).max(100_000),
+    maxVcpus: z.number().int().min(0).max(1_000_000),
+    maxMemoryMib: z.number().int().min(0).max(1 << 30),
+  })
+  .strict();
+export type TenantQuotas = z.infer<typeof TenantQuotas>;
+
+export const TENANT_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+export const CreateTenantRequest = z
+  .object({
+    name: z.string().regex(TENANT_NAME, 'must be 1-63 lower-case letters, digits or dashes'),
+    quotas: TenantQuotas.partial().optional(),
+  })
+  .strict();
+export type CreateTenantRequest = z.infer<typeof CreateTenantRequest>;
+
+export const UpdateTenantQuotasRequest = TenantQuotas.partial();
+export type UpdateTenantQuotasRequest = z.infer<typeof UpdateTenantQuotasRequest>;
+
+export const Tenant = z.object({ id: z.string(), name: z.string(), quotas: TenantQuotas, createdAt: z.string() });
+export type Tenant = z.infer<typeof Tenant>;
+
+export const TenantList = z.object({ tenants: z.array(Tenant) });
+export type TenantList = z.infer<typeof TenantList>;
+
+export const CreateApiKeyRequest = z.object({ name: z.string().min(1).max(100).optional() }).strict();
+export type CreateApiKeyRequest = z.infer<typeof CreateApiKeyRequest>;
+
+/** The only time a key is shown: it is stored hashed. */
+export const ApiKeyCreated = z.object({ id: z.string(), tenantId: z.string(), name: z.string().nullable(), key: z.string(), createdAt: z.string() });
+export type ApiKeyCreated = z.infer<typeof ApiKeyCreated>;

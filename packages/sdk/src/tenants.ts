@@ -1,0 +1,28 @@
+// Admin operations (need the admin key): tenants, their quotas, and API keys for them.
+import { ApiKeyCreated, Tenant, TenantList, type CreateTenantRequest, type TenantQuotas } from '@capsule/protocol';
+import type { Http } from './http.js';
+
+export class Tenants {
+  constructor(private readonly http: Http) {}
+
+  create(request: CreateTenantRequest): Promise<Tenant> {
+    return this.http.json(Tenant, 'POST', '/v1/tenants', { json: request });
+  }
+
+  async list(): Promise<Tenant[]> {
+    return (await this.http.json(TenantList, 'GET', '/v1/tenants')).tenants;
+  }
+
+  get(id: string): Promise<Tenant> {
+    return this.http.json(Tenant, 'GET', `/v1/tenants/${encodeURIComponent(id)}`);
+  }
+
+  updateQuotas(id: string, quotas: Partial<TenantQuotas>): Promise<Tenant> {
+    return this.http.json(Tenant, 'PATCH', `/v1/tenants/${encodeURIComponent(id)}/quotas`, { json: quotas });
+  }
+
+  /** A new API key for the tenant. The key is in the answer only: it is stored hashed. */
+  createApiKey(tenantId: string, options: { name?: string } = {}): Promise<ApiKeyCreated> {
+    return this.http.json(ApiKeyCreated, 'POST', `/v1/tenants/${encodeURIComponent(tenantId)}/api-keys`, { json: options });
+  }
+}

@@ -1,0 +1,97 @@
+// Activity tracking and the policy sweeper: every `intervalMs`, persist the last activity of each VM
+// (so idleness survives a restart) and act on what policy.ts decides — auto-suspend an idle VM,
+// terminate one suspended too long or past its maximum duration.
+import type { Logger } from '../log.js';
+import type { MicroVMRecord, Store } from '../store/types.js';
+import { decide } from './policy.js';
+
+/** Last activity per VM (any API, exec, file or proxy call) and the foreground execs running in it. */
+export class Activity {
+  private readonly lastMs = new Map<string, number>();
+  private readonly execs = new Map<string, number>();
+
+  touch(id: string): void {
+    this.lastMs.set(id, Date.now());
+  }
+
+  /** A running foreground exec is activity until it ends. */
+  execStarted(id: string): void {
+    this.execs.set(id, (this.execs.get(id) ?? 0) + 1);
+  }
+
+  execEnded(id: string): void {
+    this.execs.set(id, (this.execs.get(id) ?? 1) - 1);
+    this.touch(id);
+  }
+
+  activeExecs(id: string): number {
+    return this.execs.get(id) ?? 0;
+  }
+
+  forget(id: string): void {
+    this.lastMs.delete(id);
+    this.execs.delete(id);
+  }
+
+  /** Persist in-memory activity times; returns the live (RUNNING, SUSPENDED) records, up to date. */
+  async flush(store: Store): Promise<MicroVMRecord[]> {
+    const records = await store.listMicroVMsInStates(['RUNNING', 'SUSPENDED']);
+    for (const record of records) {
+      const seen = this.lastMs.get(record.id);
+      if (seen !== undefined && (!record.lastActivityAt || Date.parse(record.lastActivityAt) < seen)) {
+        record.lastActivityAt = new Date(seen).toISOString();
+        await store.updateMicroVM(record.id, null, { lastActivityAt: record.lastActivityAt });
+      }
+    }
+    return records;
+  }
+}
+
+export interface PolicyActions {
+  /** A suspend or resume of this VM is in flight: leave it alone this round. */
+  isBusy(id: string): boolean;
+  suspend(tenantId: string, id: string): Promise<unknown>;
+  terminate(tenantId: string, id: string): Promise<unknown>;
+}
+
+export class PolicySweeper {
+  private timer: NodeJS.Timeout | null = null;
+  private sweeping = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly activity: Activity,
+    private readonly actions: PolicyActions,
+    private readonly log: Logger,
+  ) {}
+
+  start(intervalMs: number): void {
+    this.timer = setInterval(() => void this.sweep(), intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  private async sweep(): Promise<void> {
+    if (this.sweeping) return;
+    this.sweeping = true;
+    try {
+      const nowMs = Date.now();
+      for (const record of await this.activity.flush(this.store)) {
+        if (this.actions.isBusy(record.id)) continue;
+        const action = decide({ record, nowMs, activeExecs: this.activity.activeExecs(record.id) });
+        if (!action) continue;
+        this.log.info(`policy: ${action.kind}`, { id: record.id, reason: action.reason });
+        const act = action.kind === 'suspend' ? this.actions.suspend(record.tenantId, record.id) : this.actions.terminate(record.tenantId, record.id);
+        await act.catch((err: Error) => this.log.warn(`policy ${action.kind} failed`, { id: record.id, error: err.message.split('\n')[0] }));
+      }
+    } catch (err) {
+      this.log.error('policy sweep failed', { error: String(err) });
+    } finally {
+      this.sweeping = false;
+    }
+  }
+}

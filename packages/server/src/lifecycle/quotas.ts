@@ -1,0 +1,72 @@
+// Tenant quotas: running MicroVMs, vCPUs and memory held at once. A launch or resume is admitted only
+// if the tenant's usage plus what it asks for stays within every quota; otherwise 429 QUOTA_EXCEEDED
+// naming what was exceeded. Checks for one tenant are serialized, and an admitted request holds a
+// reservation until its VM shows in the store's usage, so concurrent requests cannot overshoot.
+import { CapsuleError, ErrorCode, type MicroVMState, type TenantQuotas } from '@capsule/protocol';
+import type { Store, TenantUsage } from '../store/types.js';
+
+/** States in which a MicroVM holds its vCPUs and memory. */
+export const HOLDING_STATES: MicroVMState[] = ['PENDING', 'RUNNING', 'SUSPENDING'];
+
+export interface Demand {
+  vcpuCount: number;
+  memoryMib: number;
+}
+
+export class QuotaGate {
+  private readonly chains = new Map<string, Promise<unknown>>();
+  private readonly reserved = new Map<string, Demand[]>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly fallback: TenantQuotas,
+  ) {}
+
+  /** Admit `demand` for the tenant or throw QUOTA_EXCEEDED; call the returned release once the VM is in the store's usage (or failed). */
+  admit(tenantId: string, demand: Demand): Promise<() => void> {
+    const check = async (): Promise<() => void> => {
+      const quotas = (await this.store.getTenant(tenantId))?.quotas ?? this.fallback;
+      const usage = this.withReservations(tenantId, await this.store.tenantUsage(tenantId, HOLDING_STATES));
+      const over = exceeded(quotas, usage, demand);
+      if (over) {
+        throw new CapsuleError(ErrorCode.QUOTA_EXCEEDED, `quota ${over.quota} exceeded: ${over.used} in use + ${over.requested} requested > ${over.limit}`, { details: over });
+      }
+      const list = this.reserved.get(tenantId) ?? [];
+      list.push(demand);
+      this.reserved.set(tenantId, list);
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        list.splice(list.indexOf(demand), 1);
+        if (list.length === 0 && this.reserved.get(tenantId) === list) this.reserved.delete(tenantId);
+      };
+    };
+    const result = (this.chains.get(tenantId) ?? Promise.resolve()).then(check, check);
+    const tail = result.catch(() => undefined);
+    this.chains.set(tenantId, tail);
+    void tail.then(() => {
+      if (this.chains.get(tenantId) === tail) this.chains.delete(tenantId);
+    });
+    return result;
+  }
+
+  private withReservations(tenantId: string, usage: TenantUsage): TenantUsage {
+    for (const d of this.reserved.get(tenantId) ?? []) {
+      usage = { microvms: usage.microvms + 1, vcpuCount: usage.vcpuCount + d.vcpuCount, memoryMib: usage.memoryMib + d.memoryMib };
+    }
+    return usage;
+  }
+}
+
+export function exceeded(quotas: TenantQuotas, usage: TenantUsage, demand: Demand): { quota: keyof TenantQuotas; limit: number; used: number; requested: number } | null {
+  const checks: Array<[keyof TenantQuotas, number, number]> = [
+    ['maxRunningMicroVMs', usage.microvms, 1],
+    ['maxVcpus', usage.vcpuCount, demand.vcpuCount],
+    ['maxMemoryMib', usage.memoryMib, demand.memoryMib],
+  ];
+  for (const [quota, used, requested] of checks) {
+    if (used + requested > quotas[quota]) return { quota, limit: quotas[quota], used, requested };
+  }
+  return null;
+}

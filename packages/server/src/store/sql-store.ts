@@ -1,0 +1,177 @@
+// The store, written once over a SqlDriver: SQLite by default, Postgres when DATABASE_URL is set.
+// Same schema (migrations.ts), same queries; only the JSON metadata lookup differs by dialect.
+import type { MicroVMState, TenantQuotas } from '@capsule/protocol';
+import type { Row, SqlDriver } from './driver.js';
+import { MIGRATIONS } from './migrations.js';
+import type { ApiKeyRecord, ListFilter, MicroVMRecord, Store, TenantRecord, TenantUsage } from './types.js';
+
+const COLUMNS: Array<[keyof MicroVMRecord, string, 'json' | 'plain']> = [
+  ['id', 'id', 'plain'],
+  ['tenantId', 'tenant_id', 'plain'],
+  ['state', 'state', 'plain'],
+  ['imageName', 'image_name', 'plain'],
+  ['imageVersion', 'image_version', 'plain'],
+  ['vcpuCount', 'vcpu_count', 'plain'],
+  ['memoryMib', 'memory_mib', 'plain'],
+  ['metadata', 'metadata_json', 'json'],
+  ['env', 'env_json', 'json'],
+  ['egress', 'egress', 'plain'],
+  ['maximumDurationSeconds', 'maximum_duration_seconds', 'plain'],
+  ['accelerator', 'accelerator', 'plain'],
+  ['launchedFrom', 'launched_from', 'plain'],
+  ['kernelRelease', 'kernel_release', 'plain'],
+  ['failureReason', 'failure_reason', 'plain'],
+  ['qemuPid', 'qemu_pid', 'plain'],
+  ['vmDir', 'vm_dir', 'plain'],
+  ['createdAt', 'created_at', 'plain'],
+  ['updatedAt', 'updated_at', 'plain'],
+  ['startedAt', 'started_at', 'plain'],
+  ['terminatedAt', 'terminated_at', 'plain'],
+  ['idlePolicy', 'idle_policy_json', 'json'],
+  ['lastActivityAt', 'last_activity_at', 'plain'],
+  ['suspendedAt', 'suspended_at', 'plain'],
+];
+const COLUMN_OF = new Map(COLUMNS.map(([field, column, kind]) => [field, { column, kind }]));
+
+function toColumns(patch: Partial<MicroVMRecord>): Array<[string, unknown]> {
+  const out: Array<[string, unknown]> = [];
+  for (const [field, value] of Object.entries(patch)) {
+    const spec = COLUMN_OF.get(field as keyof MicroVMRecord);
+    if (spec) out.push([spec.column, spec.kind === 'json' ? JSON.stringify(value) : value]);
+  }
+  return out;
+}
+
+function fromRow(row: Row): MicroVMRecord {
+  const record: Row = {};
+  for (const [field, column, kind] of COLUMNS) record[field] = kind === 'json' ? JSON.parse(row[column] as string) : row[column];
+  return record as unknown as MicroVMRecord;
+}
+
+const tenantFromRow = (row: Row): TenantRecord => ({
+  id: row.id as string,
+  name: row.name as string,
+  quotas: JSON.parse(row.quotas_json as string) as TenantQuotas,
+  createdAt: row.created_at as string,
+});
+
+const placeholders = (count: number, from = 1): string => Array.from({ length: count }, (_, i) => `$${from + i}`).join(', ');
+
+export class SqlStore implements Store {
+  private constructor(private readonly db: SqlDriver) {}
+
+  /** Open the store, applying any migrations not yet applied (each in its own transaction). */
+  static async open(db: SqlDriver): Promise<SqlStore> {
+    await db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)');
+    const applied = new Set((await db.query('SELECT version FROM schema_migrations')).map((r) => Number(r.version)));
+    for (const migration of MIGRATIONS) {
+      if (applied.has(migration.version)) continue;
+      await db.transaction(async (tx) => {
+        await tx.exec(migration.sql);
+        await tx.run('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)', [migration.version, new Date().toISOString()]);
+      });
+    }
+    return new SqlStore(db);
+  }
+
+  get dialect(): SqlDriver['dialect'] {
+    return this.db.dialect;
+  }
+
+  async insertMicroVM(record: MicroVMRecord): Promise<void> {
+    const columns = toColumns(record);
+    await this.db.run(`INSERT INTO microvms (${columns.map(([c]) => c).join(', ')}) VALUES (${placeholders(columns.length)})`, columns.map(([, v]) => v));
+  }
+
+  async updateMicroVM(id: string, expectedState: MicroVMState | null, patch: Partial<MicroVMRecord>): Promise<MicroVMRecord | null> {
+    const columns = toColumns({ ...patch, updatedAt: new Date().toISOString() });
+    const params = [...columns.map(([, v]) => v), id];
+    const sets = columns.map(([c], i) => `${c} = $${i + 1}`).join(', ');
+    const guard = expectedState ? ` AND state = $${params.push(expectedState)}` : '';
+    const changed = await this.db.run(`UPDATE microvms SET ${sets} WHERE id = $${columns.length + 1}${guard}`, params);
+    return changed === 1 ? this.getMicroVM(id) : null;
+  }
+
+  async getMicroVM(id: string): Promise<MicroVMRecord | null> {
+    const [row] = await this.db.query('SELECT * FROM microvms WHERE id = $1', [id]);
+    return row ? fromRow(row) : null;
+  }
+
+  async listMicroVMs(filter: ListFilter): Promise<MicroVMRecord[]> {
+    const params: unknown[] = [filter.tenantId];
+    const where = ['tenant_id = $1'];
+    const param = (value: unknown): string => `$${params.push(value)}`;
+    if (filter.state) where.push(`state = ${param(filter.state)}`);
+    if (filter.imageName) where.push(`image_name = ${param(filter.imageName)}`);
+    if (filter.after) where.push(`id > ${param(filter.after)}`);
+    for (const [key, value] of Object.entries(filter.metadata ?? {})) {
+      // the key is compared as data, never spliced into a JSON path
+      where.push(
+        this.db.dialect === 'sqlite'
+          ? `EXISTS (SELECT 1 FROM json_each(metadata_json) WHERE json_each.key = ${param(key)} AND json_each.value = ${param(value)})`
+          : `(metadata_json::jsonb ->> ${param(key)}::text) = ${param(value)}::text`,
+      );
+    }
+    const rows = await this.db.query(`SELECT * FROM microvms WHERE ${where.join(' AND ')} ORDER BY id LIMIT ${param(filter.limit)}`, params);
+    return rows.map(fromRow);
+  }
+
+  async listMicroVMsInStates(states: MicroVMState[]): Promise<MicroVMRecord[]> {
+    if (states.length === 0) return [];
+    const rows = await this.db.query(`SELECT * FROM microvms WHERE state IN (${placeholders(states.length)})`, states);
+    return rows.map(fromRow);
+  }
+
+  async tenantUsage(tenantId: string, states: MicroVMState[]): Promise<TenantUsage> {
+    if (states.length === 0) return { microvms: 0, vcpuCount: 0, memoryMib: 0 };
+    const [row] = await this.db.query(
+      `SELECT COUNT(*) AS n, COALESCE(SUM(vcpu_count), 0) AS vcpus, COALESCE(SUM(memory_mib), 0) AS mib FROM microvms WHERE tenant_id = $1 AND state IN (${placeholders(states.length, 2)})`,
+      [tenantId, ...states],
+    );
+    return { microvms: Number(row.n), vcpuCount: Number(row.vcpus), memoryMib: Number(row.mib) };
+  }
+
+  async insertTenant(tenant: TenantRecord): Promise<boolean> {
+    const changed = await this.db.run('INSERT INTO tenants (id, name, quotas_json, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING', [
+      tenant.id,
+      tenant.name,
+      JSON.stringify(tenant.quotas),
+      tenant.createdAt,
+    ]);
+    return changed === 1;
+  }
+
+  async getTenant(id: string): Promise<TenantRecord | null> {
+    const [row] = await this.db.query('SELECT * FROM tenants WHERE id = $1', [id]);
+    return row ? tenantFromRow(row) : null;
+  }
+
+  async listTenants(): Promise<TenantRecord[]> {
+    return (await this.db.query('SELECT * FROM tenants ORDER BY created_at, id')).map(tenantFromRow);
+  }
+
+  async updateTenantQuotas(id: string, quotas: TenantQuotas): Promise<TenantRecord | null> {
+    await this.db.run('UPDATE tenants SET quotas_json = $1 WHERE id = $2', [JSON.stringify(quotas), id]);
+    return this.getTenant(id);
+  }
+
+  async findApiKey(keyHash: string): Promise<Pick<ApiKeyRecord, 'id' | 'tenantId' | 'isAdmin'> | null> {
+    const [row] = await this.db.query('SELECT id, tenant_id, is_admin FROM api_keys WHERE key_hash = $1', [keyHash]);
+    return row ? { id: (row.id as string | null) ?? '', tenantId: row.tenant_id as string, isAdmin: Number(row.is_admin) === 1 } : null;
+  }
+
+  async insertApiKey(key: ApiKeyRecord): Promise<void> {
+    await this.db.run('INSERT INTO api_keys (key_hash, id, tenant_id, is_admin, name, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING', [
+      key.keyHash,
+      key.id,
+      key.tenantId,
+      key.isAdmin ? 1 : 0,
+      key.name,
+      key.createdAt,
+    ]);
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}

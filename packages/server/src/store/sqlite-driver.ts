@@ -1,0 +1,57 @@
+// SQLite through better-sqlite3 (v12; v13 crashes Node 20): WAL, fully synchronous commits.
+import Database from 'better-sqlite3';
+import type { Row, SqlDriver, SqlExecutor } from './driver.js';
+
+/** `$n` placeholders → `?`, with the parameters reordered (and repeated) to match. */
+function positional(sql: string, params: unknown[]): [string, unknown[]] {
+  const ordered: unknown[] = [];
+  const text = sql.replace(/\$(\d+)/g, (_, n: string) => {
+    ordered.push(params[Number(n) - 1]);
+    return '?';
+  });
+  return [text, ordered.map((value) => (typeof value === 'boolean' ? Number(value) : value))];
+}
+
+export class SqliteDriver implements SqlDriver {
+  readonly dialect = 'sqlite' as const;
+  private readonly db: Database.Database;
+
+  constructor(file: string) {
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+  }
+
+  async query(sql: string, params: unknown[] = []): Promise<Row[]> {
+    const [text, values] = positional(sql, params);
+    return this.db.prepare(text).all(...values) as Row[];
+  }
+
+  async run(sql: string, params: unknown[] = []): Promise<number> {
+    const [text, values] = positional(sql, params);
+    return this.db.prepare(text).run(...values).changes;
+  }
+
+  async exec(sql: string): Promise<void> {
+    this.db.exec(sql);
+  }
+
+  async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    // better-sqlite3 is synchronous: nothing else runs on this connection between BEGIN and COMMIT
+    // as long as `fn` only awaits this driver's own (synchronous) calls.
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = await fn(this);
+      this.db.exec('COMMIT');
+      return result;
+    } catch (err) {
+      this.db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}
