@@ -4,7 +4,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
-bash scripts/setup.sh
+# the store tests also run on a throwaway Postgres cluster (server binaries from Debian)
+CAPSULE_EXTRA_APT="postgresql-15 ${CAPSULE_EXTRA_APT:-}" bash scripts/setup.sh
 echo "==> typecheck"
 npx tsc -p tsconfig.json
 mapfile -t unit < <(find packages -path '*/node_modules' -prune -o -name '*.test.ts' -print | sort)

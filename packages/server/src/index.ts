@@ -11,12 +11,15 @@ import { resolveQemuIdentity } from './vmm/identity.js';
 import { hostLaunchOptions, Machine, type QemuIdentity } from './vmm/machine.js';
 import { MicroVMService } from './lifecycle/microvm-service.js';
 import { tenantRoutes } from './api/routes/tenants.js';
+import { openApiRoute } from './api/openapi.js';
+import type { Route } from './api/router.js';
 import { ReadySnapshots } from './snapshots/ready-snapshots.js';
 import { ensureAdminKey } from './api/auth.js';
 import { createApiServer } from './api/server.js';
 import { microvmRoutes } from './api/routes/microvms.js';
 import { execRoute } from './api/routes/microvm-exec.js';
-import { healthRoute } from './api/routes/health.js';
+import { healthRoute, metricsRoute, SERVER_VERSION } from './api/routes/health.js';
+import { Metrics } from './api/metrics.js';
 import { fileRoutes } from './api/routes/microvm-files.js';
 
 export { loadConfig, type CapsuleConfig } from './config.js';
@@ -72,12 +75,15 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
   log.info(`accelerator: ${accelerator.accelerator}`, { reason: accelerator.reason });
 
   const snapshots = config.snapshots ? new ReadySnapshots(config, runtimes, accelerator.accelerator, identity, log) : null;
-  const service = new MicroVMService({ config, store, runtimes, accelerator, qemuIdentity: identity, snapshots, log });
+  const metrics = new Metrics();
+  const service = new MicroVMService({ config, store, runtimes, accelerator, qemuIdentity: identity, snapshots, metrics, log });
   await service.recover();
   service.startPolicySweeper();
   const adminKey = await ensureAdminKey(config.dataDir, store, config.defaultQuotas);
 
-  const server = createApiServer([healthRoute(accelerator), ...microvmRoutes(service), execRoute(service), ...fileRoutes(service), ...tenantRoutes(store, config)], store, log);
+  const routes: Route[] = [healthRoute(accelerator), metricsRoute(metrics, store), ...microvmRoutes(service), execRoute(service), ...fileRoutes(service), ...tenantRoutes(store, config)];
+  routes.push(openApiRoute(() => routes, SERVER_VERSION));
+  const server = createApiServer(routes, store, metrics, log);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());

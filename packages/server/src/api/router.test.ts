@@ -4,7 +4,7 @@ import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import { Router, type Route } from './router.js';
 
 function route(method: string, pattern: string): Route {
-  return { method, pattern, async handle() {} };
+  return { method, pattern, doc: { summary: pattern, responses: {} }, async handle() {} };
 }
 
 function router(): { router: Router; routes: Record<string, Route> } {

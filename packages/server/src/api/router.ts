@@ -1,5 +1,6 @@
 // A small method + path router: `/v1/microvms/:id/exec` style patterns, params URL-decoded.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { z } from 'zod';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
 
 export interface RouteContext {
@@ -12,11 +13,22 @@ export interface RouteContext {
   isAdmin: boolean;
 }
 
+/** What /v1/openapi.json says about a route: the schemas here are the ones its handler validates with. */
+export interface RouteDoc {
+  summary: string;
+  /** A JSON body validated by this schema, or a raw byte stream. */
+  body?: z.ZodTypeAny | 'binary';
+  query?: Record<string, string>;
+  /** By status: a JSON schema, a content type (streams), or nothing (no body). */
+  responses: Record<number, z.ZodTypeAny | string | null>;
+}
+
 export interface Route {
   method: string;
   pattern: string;
   /** Routes that answer without an API key (health checks). */
   public?: boolean;
+  doc: RouteDoc;
   handle(ctx: RouteContext): Promise<void>;
 }
 

@@ -15,6 +15,7 @@ import { assertTransition, LIVE_STATES } from './states.js';
 import { vmPaths } from '../vmm/qemu-args.js';
 import { Activity, PolicySweeper } from './policy-sweeper.js';
 import { QuotaGate } from './quotas.js';
+import type { Metrics } from '../api/metrics.js';
 import type { ReadySnapshots } from '../snapshots/ready-snapshots.js';
 
 export interface ServiceDeps {
@@ -24,6 +25,7 @@ export interface ServiceDeps {
   accelerator: AcceleratorDecision;
   qemuIdentity: QemuIdentity | null;
   snapshots: ReadySnapshots | null;
+  metrics: Metrics;
   log: Logger;
 }
 
@@ -86,6 +88,10 @@ export class MicroVMService {
    * If the save fails (disk full…) the VM goes back to RUNNING untouched and the error says why.
    */
   suspend(tenantId: string, id: string): Promise<MicroVMRecord> {
+    return this.deps.metrics.time(this.deps.metrics.suspendSeconds, () => this.suspendNow(tenantId, id));
+  }
+
+  private suspendNow(tenantId: string, id: string): Promise<MicroVMRecord> {
     return this.exclusive(id, 'suspend', async () => {
       const record = await this.get(tenantId, id);
       const machine = this.machines.get(id);
@@ -119,6 +125,10 @@ export class MicroVMService {
 
   /** SUSPENDED → RUNNING: same memory, processes and files. A transient failure leaves it SUSPENDED. */
   resume(tenantId: string, id: string): Promise<MicroVMRecord> {
+    return this.deps.metrics.time(this.deps.metrics.resumeSeconds, () => this.resumeNow(tenantId, id));
+  }
+
+  private resumeNow(tenantId: string, id: string): Promise<MicroVMRecord> {
     return this.exclusive(id, 'resume', async () => {
       const record = await this.get(tenantId, id);
       assertTransition(id, record.state, 'RUNNING', 'resume');
@@ -204,7 +214,11 @@ export class MicroVMService {
     if (record.vmDir) fs.rmSync(record.vmDir, { recursive: true, force: true });
   }
 
-  async run(tenantId: string, request: RunMicroVMRequest): Promise<MicroVMRecord> {
+  run(tenantId: string, request: RunMicroVMRequest): Promise<MicroVMRecord> {
+    return this.deps.metrics.time(this.deps.metrics.launchSeconds, () => this.launch(tenantId, request), (vm) => ({ launched_from: vm.launchedFrom ?? 'none' }));
+  }
+
+  private async launch(tenantId: string, request: RunMicroVMRequest): Promise<MicroVMRecord> {
     const { config, store, runtimes, accelerator } = this.deps;
     const runtime = runtimes.get(request.imageName);
     const maximumDurationSeconds = request.maximumDurationSeconds ?? config.maxDurationCapSeconds;
@@ -365,6 +379,10 @@ export class MicroVMService {
       this.activity.execStarted(id);
       void handle.result.catch(() => undefined).finally(() => this.activity.execEnded(id));
     }
+    void handle.result.then(
+      (outcome) => this.deps.metrics.execs.inc({ outcome: request.background ? 'background' : outcome.signal ? 'signal' : 'exit' }),
+      () => this.deps.metrics.execs.inc({ outcome: 'error' }),
+    );
     return handle;
   }
 

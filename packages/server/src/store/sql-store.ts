@@ -131,6 +131,11 @@ export class SqlStore implements Store {
     return { microvms: Number(row.n), vcpuCount: Number(row.vcpus), memoryMib: Number(row.mib) };
   }
 
+  async countMicroVMsByState(): Promise<Partial<Record<MicroVMState, number>>> {
+    const rows = await this.db.query('SELECT state, COUNT(*) AS n FROM microvms GROUP BY state');
+    return Object.fromEntries(rows.map((r) => [r.state as MicroVMState, Number(r.n)]));
+  }
+
   async insertTenant(tenant: TenantRecord): Promise<boolean> {
     const changed = await this.db.run('INSERT INTO tenants (id, name, quotas_json, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING', [
       tenant.id,

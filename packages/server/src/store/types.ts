@@ -70,6 +70,8 @@ export interface Store {
   listMicroVMs(filter: ListFilter): Promise<MicroVMRecord[]>;
   listMicroVMsInStates(states: MicroVMState[]): Promise<MicroVMRecord[]>;
   tenantUsage(tenantId: string, states: MicroVMState[]): Promise<TenantUsage>;
+  /** All tenants' MicroVMs counted by state (metrics). */
+  countMicroVMsByState(): Promise<Partial<Record<MicroVMState, number>>>;
   /** False if a tenant with that name exists (nothing is changed). */
   insertTenant(tenant: TenantRecord): Promise<boolean>;
   getTenant(id: string): Promise<TenantRecord | null>;

@@ -1,3 +1,7 @@
+// /healthz (public) and /metrics (admin key).
+import { CapsuleError, ErrorCode, Health, MicroVMState } from '@capsule/protocol';
+import type { Store } from '../../store/types.js';
+import type { Metrics } from '../metrics.js';
 import type { AcceleratorDecision } from '../../vmm/accelerator.js';
 import { sendJson } from '../http.js';
 import type { Route } from '../router.js';
@@ -9,8 +13,23 @@ export function healthRoute(accelerator: AcceleratorDecision): Route {
     method: 'GET',
     pattern: '/healthz',
     public: true,
+    doc: { summary: 'Liveness, and which accelerator VMs run on', responses: { 200: Health } },
     async handle({ res }) {
       sendJson(res, 200, { status: 'ok', accelerator: accelerator.accelerator, acceleratorReason: accelerator.reason, version: SERVER_VERSION });
+    },
+  };
+}
+
+/** Prometheus metrics; the admin key only (counts span every tenant). */
+export function metricsRoute(metrics: Metrics, store: Store): Route {
+  return {
+    method: 'GET',
+    pattern: '/metrics',
+    doc: { summary: 'Prometheus metrics (admin key)', responses: { 200: 'text/plain; version=0.0.4' } },
+    async handle({ res, isAdmin }) {
+      if (!isAdmin) throw new CapsuleError(ErrorCode.FORBIDDEN, 'metrics need the admin key');
+      const body = metrics.render(await store.countMicroVMsByState(), MicroVMState.options);
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(body);
     },
   };
 }

@@ -20,6 +20,7 @@ export function execRoute(service: MicroVMService): Route {
   return {
     method: 'POST',
     pattern: '/v1/microvms/:id/exec',
+    doc: { summary: 'Run a command; the answer streams NDJSON ExecEvent lines, the last one the exit', body: ExecRequest, responses: { 200: 'application/x-ndjson' } },
     async handle({ req, res, params, tenantId }) {
       const id = checkId(params.id);
       const request = await readJson(req, ExecRequest, EXEC_BODY_LIMIT_BYTES);

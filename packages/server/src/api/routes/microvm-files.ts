@@ -4,10 +4,10 @@
 //   DELETE /v1/microvms/:id/files?path=[&recursive=true]
 //   GET    /v1/microvms/:id/files/list?path=  · GET …/files/stat?path=  · POST …/files/mkdir?path=
 import { once } from 'node:events';
-import { CapsuleError, ErrorCode } from '@capsule/protocol';
+import { CapsuleError, ErrorCode, FileList, FileStat } from '@capsule/protocol';
 import type { MicroVMService } from '../../lifecycle/microvm-service.js';
 import { sendError, sendJson } from '../http.js';
-import type { Route, RouteContext } from '../router.js';
+import type { Route, RouteContext, RouteDoc } from '../router.js';
 import { checkId } from './microvms.js';
 
 const MAX_PATH_CHARS = 4096;
@@ -23,10 +23,11 @@ export function guestPath(query: URLSearchParams): string {
   return value;
 }
 
-function fileRoute(method: string, suffix: string, action: string, handle: (ctx: RouteContext, agent: Awaited<ReturnType<MicroVMService['agentFor']>>['agent'], path: string) => Promise<void>, service: MicroVMService): Route {
+function fileRoute(method: string, suffix: string, action: string, doc: RouteDoc, handle: (ctx: RouteContext, agent: Awaited<ReturnType<MicroVMService['agentFor']>>['agent'], path: string) => Promise<void>, service: MicroVMService): Route {
   return {
     method,
     pattern: `/v1/microvms/:id/files${suffix}`,
+    doc: { ...doc, query: { path: 'absolute guest path, no ".." segment, no NUL', ...doc.query } },
     async handle(ctx) {
       const id = checkId(ctx.params.id);
       const path = guestPath(ctx.query);
@@ -38,7 +39,7 @@ function fileRoute(method: string, suffix: string, action: string, handle: (ctx:
 
 export function fileRoutes(service: MicroVMService): Route[] {
   return [
-    fileRoute('GET', '', 'read files of', async ({ res }, agent, path) => {
+    fileRoute('GET', '', 'read files of', { summary: 'Download a file (streamed)', responses: { 200: 'application/octet-stream' } }, async ({ res }, agent, path) => {
       const transfer = agent.readFile(
         path,
         (chunk) => (res.write(chunk) ? undefined : once(res, 'drain')),
@@ -60,20 +61,20 @@ export function fileRoutes(service: MicroVMService): Route[] {
         res.destroy(); // mid-stream failure: the short body tells the client
       }
     }, service),
-    fileRoute('PUT', '', 'write files of', async ({ req, res }, agent, path) => {
+    fileRoute('PUT', '', 'write files of', { summary: 'Upload a file (streamed; atomic in the guest)', body: 'binary', responses: { 200: FileStat } }, async ({ req, res }, agent, path) => {
       sendJson(res, 200, await agent.writeFile(path, req as AsyncIterable<Buffer>));
     }, service),
-    fileRoute('DELETE', '', 'delete files of', async ({ res, query }, agent, path) => {
+    fileRoute('DELETE', '', 'delete files of', { summary: 'Delete a file or directory', query: { recursive: 'true to delete a non-empty directory' }, responses: { 204: null } }, async ({ res, query }, agent, path) => {
       await agent.remove(path, query.get('recursive') === 'true');
       res.writeHead(204).end();
     }, service),
-    fileRoute('GET', '/list', 'list files of', async ({ res }, agent, path) => {
+    fileRoute('GET', '/list', 'list files of', { summary: 'List a directory', responses: { 200: FileList } }, async ({ res }, agent, path) => {
       sendJson(res, 200, { entries: await agent.list(path) });
     }, service),
-    fileRoute('GET', '/stat', 'stat files of', async ({ res }, agent, path) => {
+    fileRoute('GET', '/stat', 'stat files of', { summary: 'Stat a path', responses: { 200: FileStat } }, async ({ res }, agent, path) => {
       sendJson(res, 200, await agent.stat(path));
     }, service),
-    fileRoute('POST', '/mkdir', 'create directories in', async ({ res }, agent, path) => {
+    fileRoute('POST', '/mkdir', 'create directories in', { summary: 'Create a directory (and its parents)', responses: { 200: FileStat } }, async ({ res }, agent, path) => {
       sendJson(res, 200, await agent.mkdir(path));
     }, service),
   ];

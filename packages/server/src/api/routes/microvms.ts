@@ -1,5 +1,5 @@
 // /v1/microvms: run, list, get, suspend, resume, terminate.
-import { CapsuleError, ErrorCode, LABEL_KEY, MicroVMState, RunMicroVMRequest } from '@capsule/protocol';
+import { CapsuleError, ErrorCode, LABEL_KEY, MicroVM as MicroVMSchema, MicroVMList, MicroVMState, RunMicroVMRequest } from '@capsule/protocol';
 import type { MicroVMService } from '../../lifecycle/microvm-service.js';
 import type { MicroVMRecord } from '../../store/types.js';
 import { toApi } from '../../lifecycle/microvm-service.js';
@@ -22,10 +22,11 @@ function pageLimit(raw: string | null): number {
 }
 
 /** A route on one MicroVM that answers with the MicroVM object. */
-function vmRoute(method: string, suffix: string, act: (tenantId: string, id: string) => Promise<MicroVMRecord>): Route {
+function vmRoute(method: string, suffix: string, summary: string, act: (tenantId: string, id: string) => Promise<MicroVMRecord>): Route {
   return {
     method,
     pattern: `/v1/microvms/:id${suffix}`,
+    doc: { summary, responses: { 200: MicroVMSchema } },
     async handle({ res, params, tenantId }) {
       sendJson(res, 200, toApi(await act(tenantId, checkId(params.id))));
     },
@@ -37,6 +38,7 @@ export function microvmRoutes(service: MicroVMService): Route[] {
     {
       method: 'POST',
       pattern: '/v1/microvms',
+      doc: { summary: 'Launch a MicroVM (from its image\'s ready snapshot when there is one)', body: RunMicroVMRequest, responses: { 201: MicroVMSchema } },
       async handle({ req, res, tenantId }) {
         const request = await readJson(req, RunMicroVMRequest);
         sendJson(res, 201, toApi(await service.run(tenantId, request)));
@@ -45,6 +47,11 @@ export function microvmRoutes(service: MicroVMService): Route[] {
     {
       method: 'GET',
       pattern: '/v1/microvms',
+      doc: {
+        summary: 'List MicroVMs, newest id last, paginated',
+        query: { state: 'only this state', imageName: 'only this image', 'metadata.KEY': 'metadata KEY equals the value (repeatable)', limit: `page size, 1-${MAX_PAGE}`, nextToken: 'from the previous page' },
+        responses: { 200: MicroVMList },
+      },
       async handle({ res, query, tenantId }) {
         const state = query.get('state');
         if (state !== null && !MicroVMState.safeParse(state).success) {
@@ -67,9 +74,9 @@ export function microvmRoutes(service: MicroVMService): Route[] {
         sendJson(res, 200, { microvms: page.map(toApi), nextToken: records.length > limit ? page[page.length - 1].id : null });
       },
     },
-    vmRoute('GET', '', (tenantId, id) => service.get(tenantId, id)),
-    vmRoute('POST', '/suspend', (tenantId, id) => service.suspend(tenantId, id)),
-    vmRoute('POST', '/resume', (tenantId, id) => service.resume(tenantId, id)),
-    vmRoute('DELETE', '', (tenantId, id) => service.terminate(tenantId, id)),
+    vmRoute('GET', '', 'One MicroVM', (tenantId, id) => service.get(tenantId, id)),
+    vmRoute('POST', '/suspend', 'Suspend: save memory, devices and disk, stop the VM process', (tenantId, id) => service.suspend(tenantId, id)),
+    vmRoute('POST', '/resume', 'Resume exactly where it was suspended', (tenantId, id) => service.resume(tenantId, id)),
+    vmRoute('DELETE', '', 'Terminate and discard', (tenantId, id) => service.terminate(tenantId, id)),
   ];
 }

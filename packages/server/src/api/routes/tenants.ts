@@ -1,6 +1,6 @@
 // Admin routes: tenants, their quotas and API keys. Only the admin key may call them (403 otherwise).
 import { randomBytes } from 'node:crypto';
-import { ApiKeyCreated, CapsuleError, CreateApiKeyRequest, CreateTenantRequest, ErrorCode, UpdateTenantQuotasRequest, type Tenant } from '@capsule/protocol';
+import { ApiKeyCreated, CapsuleError, CreateApiKeyRequest, CreateTenantRequest, ErrorCode, Tenant as TenantSchema, TenantList, UpdateTenantQuotasRequest, type Tenant } from '@capsule/protocol';
 import type { CapsuleConfig } from '../../config.js';
 import type { Store, TenantRecord } from '../../store/types.js';
 import { hashKey, newApiKey, newKeyId } from '../auth.js';
@@ -24,6 +24,7 @@ export function tenantRoutes(store: Store, config: Pick<CapsuleConfig, 'defaultQ
     {
       method: 'POST',
       pattern: '/v1/tenants',
+      doc: { summary: 'Create a tenant (admin key)', body: CreateTenantRequest, responses: { 201: TenantSchema } },
       async handle(ctx) {
         requireAdmin(ctx);
         const request = await readJson(ctx.req, CreateTenantRequest);
@@ -40,6 +41,7 @@ export function tenantRoutes(store: Store, config: Pick<CapsuleConfig, 'defaultQ
     {
       method: 'GET',
       pattern: '/v1/tenants',
+      doc: { summary: 'List tenants (admin key)', responses: { 200: TenantList } },
       async handle(ctx) {
         requireAdmin(ctx);
         sendJson(ctx.res, 200, { tenants: (await store.listTenants()).map(toApi) });
@@ -48,6 +50,7 @@ export function tenantRoutes(store: Store, config: Pick<CapsuleConfig, 'defaultQ
     {
       method: 'GET',
       pattern: '/v1/tenants/:id',
+      doc: { summary: 'One tenant (admin key)', responses: { 200: TenantSchema } },
       async handle(ctx) {
         requireAdmin(ctx);
         sendJson(ctx.res, 200, toApi(await tenantOf(store, ctx.params.id)));
@@ -56,6 +59,7 @@ export function tenantRoutes(store: Store, config: Pick<CapsuleConfig, 'defaultQ
     {
       method: 'PATCH',
       pattern: '/v1/tenants/:id/quotas',
+      doc: { summary: "Change a tenant's quotas (admin key)", body: UpdateTenantQuotasRequest.strict(), responses: { 200: TenantSchema } },
       async handle(ctx) {
         requireAdmin(ctx);
         const tenant = await tenantOf(store, ctx.params.id);
@@ -66,6 +70,7 @@ export function tenantRoutes(store: Store, config: Pick<CapsuleConfig, 'defaultQ
     {
       method: 'POST',
       pattern: '/v1/tenants/:id/api-keys',
+      doc: { summary: 'Create an API key for a tenant, shown once (admin key)', body: CreateApiKeyRequest, responses: { 201: ApiKeyCreated } },
       async handle(ctx) {
         requireAdmin(ctx);
         const tenant = await tenantOf(store, ctx.params.id);
