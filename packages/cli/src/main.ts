@@ -7,6 +7,7 @@ import { streamExec, EXEC_FLAGS } from './commands/exec.js';
 import { getCommand, listCommand, runCommand } from './commands/microvms.js';
 import { serveCommand } from './commands/serve.js';
 import { keyCommand, tenantCommand } from './commands/tenants.js';
+import { tokenCommand, urlCommand } from './commands/endpoint.js';
 import { parseArgs } from './args.js';
 
 const USAGE = `usage: capsule <command> [options]
@@ -18,6 +19,8 @@ const USAGE = `usage: capsule <command> [options]
   exec ID [--cwd D] [--env K=V] [--timeout 30s] [--no-stdin] -- CMD...
   suspend ID | resume ID                        save to disk and stop / bring back exactly as it was
   terminate ID                                  stop and discard a MicroVM
+  url ID [--port 8080]                          the URL of a guest port on the MicroVM's endpoint
+  token ID --ports 8080[,9000] [--ttl 15m]      an endpoint auth token (send as X-Capsule-Auth)
   tenant create NAME [--max-microvms N] [--max-vcpus N] [--max-memory-mib M] [--json]   (admin key)
   tenant ls | tenant quota ID [quota flags]     list tenants / change a tenant's quotas (admin key)
   key create --tenant ID [--name N] [--json]    a new API key for a tenant, shown once (admin key)
@@ -41,6 +44,10 @@ async function main(argv: string[]): Promise<number> {
     case 'suspend':
     case 'resume':
       return getCommand(connect(), args, command);
+    case 'url':
+      return urlCommand(connect(), args);
+    case 'token':
+      return tokenCommand(connect(), args);
     case 'tenant':
       return tenantCommand(connect(), args);
     case 'key':

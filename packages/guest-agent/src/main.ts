@@ -1,5 +1,5 @@
 // Capsule guest agent: PID 2 under tini (which reaps orphans and forwards signals to us). Serves
-// exec, files, info and clock requests multiplexed over one virtio-serial port.
+// exec, files, TCP tunnels, info and clock requests multiplexed over one virtio-serial port.
 import { GuestRequest, Mux, type Channel } from '@capsule/protocol';
 import { findPortDevice, Port, AGENT_PORT_NAME } from './port.js';
 import { startExec, killForegroundExecs } from './exec/run.js';
@@ -7,6 +7,7 @@ import { handleFileRequest, isFileRequest } from './files/handlers.js';
 import { applyHostnameFromCmdline, handleSystemRequest } from './system.js';
 import { replyError } from './reply.js';
 import { startFixupHelper } from './fixups.js';
+import { startTunnel } from './tcp/tunnel.js';
 
 function log(message: string): void {
   process.stderr.write(`capsule-agent: ${message}\n`);
@@ -24,6 +25,7 @@ function dispatch(channel: Channel, mux: Mux): void {
     const request = parsed.data;
     if (request.type === 'exec') startExec(channel, request, done);
     else if (isFileRequest(request)) handleFileRequest(channel, request, done);
+    else if (request.type === 'tcp.connect') startTunnel(channel, request.port, done);
     else if (request.type === 'signal' || request.type === 'cancel') {
       replyError(channel, 'BAD_REQUEST', `${request.type} is only valid on an open exec or file channel`);
       done();

@@ -58,6 +58,8 @@ export type RunMicroVMRequest = z.infer<typeof RunMicroVMRequest>;
 
 export const MicroVM = z.object({
   id: z.string(),
+  /** http://{id}.{baseDomain}:{port}: the MicroVM's HTTP/WebSocket endpoint (guest port by X-Capsule-Port, default 8080). */
+  endpoint: z.string(),
   state: MicroVMState,
   imageName: z.string(),
   imageVersion: z.number().nullable(),
@@ -116,3 +118,20 @@ export type Health = z.infer<typeof Health>;
 export { FileStat } from './messages.js';
 export const FileList = z.object({ entries: z.array(FileStatSchema) });
 export type FileList = z.infer<typeof FileList>;
+
+/** The longest an endpoint auth token may live. */
+export const MAX_AUTH_TOKEN_TTL_SECONDS = 3600;
+/** The guest port an endpoint request goes to when it does not say (X-Capsule-Port). */
+export const DEFAULT_ENDPOINT_PORT = 8080;
+
+export const CreateAuthTokenRequest = z
+  .object({
+    allowedPorts: z.array(z.number().int().min(1).max(65535)).min(1).max(32).default([DEFAULT_ENDPOINT_PORT]),
+    ttlSeconds: z.number().int().min(1).max(MAX_AUTH_TOKEN_TTL_SECONDS).default(900),
+  })
+  .strict();
+export type CreateAuthTokenRequest = z.input<typeof CreateAuthTokenRequest>;
+
+/** Sent as `X-Capsule-Auth` to the MicroVM's endpoint. */
+export const AuthToken = z.object({ token: z.string(), expiresAt: z.string(), allowedPorts: z.array(z.number()) });
+export type AuthToken = z.infer<typeof AuthToken>;

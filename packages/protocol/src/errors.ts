@@ -21,6 +21,7 @@ export const ErrorCode = {
   SUSPEND_FAILED: 'SUSPEND_FAILED',
   RESUME_FAILED: 'RESUME_FAILED',
   FILE_ERROR: 'FILE_ERROR',
+  PORT_UNREACHABLE: 'PORT_UNREACHABLE',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -46,6 +47,7 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   SUSPEND_FAILED: 503,
   RESUME_FAILED: 502,
   FILE_ERROR: 400,
+  PORT_UNREACHABLE: 502,
   INTERNAL: 500,
 };
 

@@ -23,7 +23,8 @@ export const FrameKind = {
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 
 /** Stream ids inside a channel. */
-export const Fd = { STDIN: 0, STDOUT: 1, STDERR: 2, FILE: 3 } as const;
+/** Byte streams within a channel: exec stdio, a file's content, a TCP tunnel's bytes. */
+export const Fd = { STDIN: 0, STDOUT: 1, STDERR: 2, FILE: 3, TCP: 4 } as const;
 export type Fd = (typeof Fd)[keyof typeof Fd];
 
 export interface Frame {

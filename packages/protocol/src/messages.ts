@@ -51,6 +51,11 @@ export const GuestRequest = z.discriminatedUnion('type', [
   z.object({ type: z.literal('fs.stat'), path: GuestPath }),
   z.object({ type: z.literal('fs.mkdir'), path: GuestPath, recursive: z.boolean().default(true) }),
   z.object({ type: z.literal('fs.remove'), path: GuestPath, recursive: z.boolean().default(false) }),
+  /**
+   * Open a TCP connection to 127.0.0.1:port in the guest (the endpoint proxy). Reply `connected`, then
+   * the bytes flow both ways as DATA on Fd.TCP, EOF on Fd.TCP half-closes; `closed` ends the channel.
+   */
+  z.object({ type: z.literal('tcp.connect'), port: z.number().int().min(1).max(65535) }),
 ]);
 export type GuestRequest = z.infer<typeof GuestRequest>;
 export type GuestRequestInput = z.input<typeof GuestRequest>;
@@ -79,7 +84,7 @@ export const AgentInfo = z.object({
 });
 export type AgentInfo = z.infer<typeof AgentInfo>;
 
-/** Guest → host. Every channel ends with exactly one of `exit`, `result` or `error` (or `started` for background). */
+/** Guest → host. Every channel ends with exactly one of `exit`, `result`, `error` or `closed` (or `started` for background). */
 export const GuestReply = z.discriminatedUnion('type', [
   z.object({ type: z.literal('pong'), protocolVersion: z.number() }),
   z.object({ type: z.literal('info'), info: AgentInfo }),
@@ -92,5 +97,9 @@ export const GuestReply = z.discriminatedUnion('type', [
   }),
   z.object({ type: z.literal('result'), stat: FileStat.optional(), entries: z.array(FileStat).optional() }),
   z.object({ type: z.literal('error'), code: z.string(), message: z.string() }),
+  /** tcp.connect: the guest port accepted the connection; bytes follow on Fd.TCP. */
+  z.object({ type: z.literal('connected') }),
+  /** tcp.connect: the guest-side connection is gone; the channel ends. */
+  z.object({ type: z.literal('closed'), error: z.string().optional() }),
 ]);
 export type GuestReply = z.infer<typeof GuestReply>;

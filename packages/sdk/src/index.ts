@@ -8,7 +8,7 @@ export * from './errors.js';
 export { Files, type FileStat } from './files.js';
 export { MicroVM, type ExecOptions, type ExecResult, type ExecStreamEvent, type MicroVMInfo } from './microvm.js';
 export { Tenants } from './tenants.js';
-export type { RunMicroVMRequest, MicroVMState, Tenant, TenantQuotas, ApiKeyCreated } from '@capsule/protocol';
+export type { RunMicroVMRequest, MicroVMState, Tenant, TenantQuotas, ApiKeyCreated, AuthToken, CreateAuthTokenRequest } from '@capsule/protocol';
 
 export interface ListOptions {
   state?: MicroVMState;

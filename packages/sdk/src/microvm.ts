@@ -1,5 +1,16 @@
-// A handle on one MicroVM: exec, execStream, refresh, terminate. Composed by Capsule.microvms.
-import { CapsuleError, ErrorCode, ExecEvent, MicroVM as MicroVMSchema, type ExecRequest, type MicroVM as MicroVMInfo } from '@capsule/protocol';
+// A handle on one MicroVM: exec, execStream, files, suspend/resume, endpoint URL and tokens, terminate.
+import {
+  AuthToken as AuthTokenSchema,
+  CapsuleError,
+  DEFAULT_ENDPOINT_PORT,
+  ErrorCode,
+  ExecEvent,
+  MicroVM as MicroVMSchema,
+  type AuthToken,
+  type CreateAuthTokenRequest,
+  type ExecRequest,
+  type MicroVM as MicroVMInfo,
+} from '@capsule/protocol';
 import { errorFromCode } from './errors.js';
 import { Files } from './files.js';
 import type { Http } from './http.js';
@@ -58,6 +69,20 @@ export class MicroVM {
   async resume(): Promise<MicroVMInfo> {
     this.info = await this.http.json(MicroVMSchema, 'POST', `/v1/microvms/${this.id}/resume`);
     return this.info;
+  }
+
+  /**
+   * The URL of a guest port on this MicroVM's endpoint: http://{id}.{domain}:{apiPort} for 8080, else
+   * http://{port}-{id}.{domain}:{apiPort}. Requests need X-Capsule-Auth (createAuthToken, or the API key).
+   */
+  url(port: number = DEFAULT_ENDPOINT_PORT): string {
+    if (port === DEFAULT_ENDPOINT_PORT) return this.info.endpoint;
+    return this.info.endpoint.replace('://', `://${port}-`);
+  }
+
+  /** A token for this MicroVM's endpoint, limited to `allowedPorts` (default [8080]) and `ttlSeconds` (≤ 3600). */
+  createAuthToken(options: CreateAuthTokenRequest = {}): Promise<AuthToken> {
+    return this.http.json(AuthTokenSchema, 'POST', `/v1/microvms/${this.id}/auth-tokens`, { json: options });
   }
 
   async terminate(): Promise<MicroVMInfo> {

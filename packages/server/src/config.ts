@@ -28,6 +28,8 @@ export interface CapsuleConfig {
   extraKernelArgs: string;
   /** Unprivileged user QEMU drops to after start-up (-runas); null keeps the server's user. */
   qemuUser: string | null;
+  /** MicroVM endpoints answer at http://{id}.{baseDomain}:{port} (and {guestPort}-{id}.{baseDomain}). */
+  baseDomain: string;
   /** postgres://… to keep state in Postgres; null: SQLite in the data dir. */
   databaseUrl: string | null;
   /** Quotas of a tenant created without its own (and of the admin's default tenant). */
@@ -70,6 +72,7 @@ export function loadConfig(overrides: Partial<CapsuleConfig> = {}, env: NodeJS.P
     snapshots: env.CAPSULE_SNAPSHOTS !== 'off',
     snapshotDir: env.CAPSULE_SNAPSHOT_DIR ?? path.join(env.CAPSULE_CACHE_DIR ?? '/var/cache/capsule', 'snapshots'),
     qemuUser: env.CAPSULE_QEMU_USER === '' ? null : (env.CAPSULE_QEMU_USER ?? 'capsule-vm'),
+    baseDomain: env.CAPSULE_BASE_DOMAIN ?? 'localhost',
     databaseUrl: env.DATABASE_URL || null,
     defaultQuotas: {
       maxRunningMicroVMs: intFromEnv(env.CAPSULE_QUOTA_RUNNING_MICROVMS, 100),

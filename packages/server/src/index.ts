@@ -12,6 +12,9 @@ import { hostLaunchOptions, Machine, type QemuIdentity } from './vmm/machine.js'
 import { MicroVMService } from './lifecycle/microvm-service.js';
 import { tenantRoutes } from './api/routes/tenants.js';
 import { openApiRoute } from './api/openapi.js';
+import { AuthTokens } from './api/auth-tokens.js';
+import { EndpointProxy } from './api/proxy.js';
+import { authTokenRoute } from './api/routes/auth-tokens.js';
 import type { Route } from './api/router.js';
 import { ReadySnapshots } from './snapshots/ready-snapshots.js';
 import { ensureAdminKey } from './api/auth.js';
@@ -81,15 +84,18 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
   service.startPolicySweeper();
   const adminKey = await ensureAdminKey(config.dataDir, store, config.defaultQuotas);
 
-  const routes: Route[] = [healthRoute(accelerator), metricsRoute(metrics, store), ...microvmRoutes(service), execRoute(service), ...fileRoutes(service), ...tenantRoutes(store, config)];
+  const tokens = AuthTokens.load(config.dataDir);
+  const routes: Route[] = [healthRoute(accelerator), metricsRoute(metrics, store), ...microvmRoutes(service), execRoute(service), ...fileRoutes(service), ...tenantRoutes(store, config), authTokenRoute(service, tokens)];
   routes.push(openApiRoute(() => routes, SERVER_VERSION));
-  const server = createApiServer(routes, store, metrics, log);
+  const proxy = new EndpointProxy(service, store, tokens, config.baseDomain);
+  const server = createApiServer({ routes, store, metrics, proxy, log });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());
   });
   const address = server.address() as AddressInfo;
   const url = `http://${config.host}:${address.port}`;
+  service.publicPort = address.port;
   log.info('capsule serving', { url, dataDir: config.dataDir });
 
   // one at a time, after start-up: a launch before its snapshot exists cold-boots and says so

@@ -1,6 +1,7 @@
 // HTTP plumbing shared by every route: bounded body reading, zod validation, the error envelope.
 // Internal errors become API codes here, once: CapsuleError keeps its code; anything else is INTERNAL.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { CapsuleError, ERROR_STATUS, ErrorCode } from '@capsule/protocol';
 import type { z } from 'zod';
 
@@ -70,4 +71,11 @@ export function sendError(res: ServerResponse, err: unknown): void {
     return;
   }
   sendJson(res, ERROR_STATUS[error.code], { error: { code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) } });
+}
+
+/** Answer an Upgrade request that will not be upgraded: the usual error envelope, then close. */
+export function rejectUpgrade(socket: Duplex, err: unknown): void {
+  const error = toCapsuleError(err);
+  const body = JSON.stringify({ error: { code: error.code, message: error.message } });
+  socket.end(`HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 }

@@ -1,28 +1,60 @@
-// The REST API's HTTP server: routing, authentication, error envelope. Handlers live in routes/.
+// The REST API's HTTP server: MicroVM endpoints (by Host name or /v1/microvms/{id}/proxy/…) go to the
+// proxy; everything else is routed, authenticated and answered with the one error envelope. Handlers
+// live in routes/.
 import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/types.js';
 import { authenticate } from './auth.js';
 import type { Metrics } from './metrics.js';
-import { sendError, toCapsuleError } from './http.js';
+import { rejectUpgrade, sendError, toCapsuleError } from './http.js';
+import type { EndpointProxy } from './proxy.js';
 import { Router, type Route } from './router.js';
 
-export function createApiServer(routes: Route[], store: Store, metrics: Metrics, log: Logger): http.Server {
+export interface ApiServerDeps {
+  routes: Route[];
+  store: Store;
+  metrics: Metrics;
+  proxy: EndpointProxy;
+  log: Logger;
+}
+
+export function createApiServer({ routes, store, metrics, proxy, log }: ApiServerDeps): http.Server {
   const router = new Router();
   for (const route of routes) router.add(route);
-  return http.createServer(async (req, res) => {
+  const fail = (req: http.IncomingMessage, res: http.ServerResponse, err: unknown): void => {
+    const error = toCapsuleError(err);
+    if (error.code === 'INTERNAL') log.error('request failed', { method: req.method, url: req.url, error: String((err as Error)?.stack ?? err) });
+    sendError(res, error);
+  };
+  const server = http.createServer(async (req, res) => {
     let pattern = 'unmatched';
     res.once('finish', () => metrics.requests.inc({ method: req.method ?? '', route: pattern, status: String(res.statusCode) }));
     try {
+      const target = proxy.target(req);
+      if (target) {
+        pattern = 'endpoint';
+        return await proxy.handle(req, res, target);
+      }
       const url = new URL(req.url ?? '/', 'http://localhost');
       const { route, params } = router.match(req.method ?? 'GET', url.pathname);
       pattern = route.pattern;
       const caller = route.public ? { tenantId: '', isAdmin: false } : await authenticate(req, store);
       await route.handle({ req, res, params, query: url.searchParams, ...caller });
     } catch (err) {
-      const error = toCapsuleError(err);
-      if (error.code === 'INTERNAL') log.error('request failed', { method: req.method, url: req.url, error: String((err as Error)?.stack ?? err) });
-      sendError(res, error);
+      fail(req, res, err);
     }
   });
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => undefined);
+    try {
+      const target = proxy.target(req);
+      if (!target) throw new CapsuleError(ErrorCode.NOT_FOUND, `no WebSocket route for ${req.url}`);
+      void proxy.upgrade(req, socket, head, target).catch(() => socket.destroy());
+    } catch (err) {
+      rejectUpgrade(socket, err);
+    }
+  });
+  return server;
 }

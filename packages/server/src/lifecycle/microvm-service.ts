@@ -1,6 +1,7 @@
 // MicroVM lifecycle: launch, look up, exec, terminate, and react to a VM dying underneath us.
 // Owns the id → Machine map; every state change is validated (states.ts) and persisted first.
 import path from 'node:path';
+import type { Duplex } from 'node:stream';
 import fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { CapsuleError, ErrorCode, type ExecRequest, type MicroVM, type MicroVMState, type RunMicroVMRequest } from '@capsule/protocol';
@@ -37,9 +38,9 @@ export function newMicroVMId(): string {
   return 'mvm-' + Array.from(bytes, (b) => ID_ALPHABET[b & 31]).join('');
 }
 
-export function toApi(record: MicroVMRecord): MicroVM {
+export function toApi(record: MicroVMRecord, endpoint: string): MicroVM {
   const { tenantId: _t, env: _e, qemuPid: _p, vmDir: _d, ...rest } = record;
-  return rest;
+  return { ...rest, endpoint };
 }
 
 export class MicroVMService {
@@ -47,6 +48,8 @@ export class MicroVMService {
   private readonly activity = new Activity();
   private readonly sweeper: PolicySweeper;
   private readonly quotas: QuotaGate;
+  /** The port the API (and the endpoints) listen on, once known. */
+  publicPort = 0;
   /** Suspends and resumes under way: a second explicit one is refused, a request waiting on one waits. */
   private readonly busy = new Map<string, Promise<unknown>>();
   private readonly vmsDir: string;
@@ -376,14 +379,28 @@ export class MicroVMService {
     const handle = agent.exec({ ...rest, env: { ...record.env, ...request.env } }, io);
     if (!request.background) {
       // a running command is activity: the VM is not idle while it runs
-      this.activity.execStarted(id);
-      void handle.result.catch(() => undefined).finally(() => this.activity.execEnded(id));
+      this.activity.begin(id);
+      void handle.result.catch(() => undefined).finally(() => this.activity.end(id));
     }
     void handle.result.then(
       (outcome) => this.deps.metrics.execs.inc({ outcome: request.background ? 'background' : outcome.signal ? 'signal' : 'exit' }),
       () => this.deps.metrics.execs.inc({ outcome: 'error' }),
     );
     return handle;
+  }
+
+  /** A connection to a guest port (the endpoint proxy); an open connection is activity. */
+  async tunnel(tenantId: string, id: string, port: number): Promise<Duplex> {
+    const { agent } = await this.agentFor(tenantId, id, 'connect to');
+    const stream = await agent.openTunnel(port);
+    this.activity.begin(id);
+    stream.once('close', () => this.activity.end(id));
+    return stream;
+  }
+
+  /** Where a MicroVM's endpoint answers (the API port, by Host name). */
+  endpointFor(id: string): string {
+    return `http://${id}.${this.deps.config.baseDomain}:${this.publicPort}`;
   }
 
   async terminate(tenantId: string, id: string): Promise<MicroVMRecord> {

@@ -5,7 +5,7 @@ import type { Logger } from '../log.js';
 import type { MicroVMRecord, Store } from '../store/types.js';
 import { decide } from './policy.js';
 
-/** Last activity per VM (any API, exec, file or proxy call) and the foreground execs running in it. */
+/** Last activity per VM (any API, exec, file or proxy call) and the work in flight in it (foreground execs, open endpoint connections). */
 export class Activity {
   private readonly lastMs = new Map<string, number>();
   private readonly execs = new Map<string, number>();
@@ -14,17 +14,17 @@ export class Activity {
     this.lastMs.set(id, Date.now());
   }
 
-  /** A running foreground exec is activity until it ends. */
-  execStarted(id: string): void {
+  /** Work in flight (a foreground exec, an endpoint connection) is activity until it ends. */
+  begin(id: string): void {
     this.execs.set(id, (this.execs.get(id) ?? 0) + 1);
   }
 
-  execEnded(id: string): void {
+  end(id: string): void {
     this.execs.set(id, (this.execs.get(id) ?? 1) - 1);
     this.touch(id);
   }
 
-  activeExecs(id: string): number {
+  inFlight(id: string): number {
     return this.execs.get(id) ?? 0;
   }
 
@@ -82,7 +82,7 @@ export class PolicySweeper {
       const nowMs = Date.now();
       for (const record of await this.activity.flush(this.store)) {
         if (this.actions.isBusy(record.id)) continue;
-        const action = decide({ record, nowMs, activeExecs: this.activity.activeExecs(record.id) });
+        const action = decide({ record, nowMs, activeExecs: this.activity.inFlight(record.id) });
         if (!action) continue;
         this.log.info(`policy: ${action.kind}`, { id: record.id, reason: action.reason });
         const act = action.kind === 'suspend' ? this.actions.suspend(record.tenantId, record.id) : this.actions.terminate(record.tenantId, record.id);

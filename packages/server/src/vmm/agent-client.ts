@@ -1,6 +1,8 @@
 // Host side of the guest-agent link: one unix socket to QEMU's virtio-serial chardev, multiplexed
 // into channels. Every call validates the guest's replies with the shared schemas.
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { channelDuplex } from '@capsule/protocol/node';
 import { randomBytes } from 'node:crypto';
 import {
   CapsuleError,
@@ -45,6 +47,7 @@ const AGENT_CODES: Record<string, ErrorCode> = {
   NOT_FOUND: ErrorCode.NOT_FOUND,
   FILE_ERROR: ErrorCode.FILE_ERROR,
   EXEC_FAILED: ErrorCode.EXEC_FAILED,
+  CONNECTION_REFUSED: ErrorCode.PORT_UNREACHABLE,
 };
 
 function agentError(reply: Extract<GuestReply, { type: 'error' }>): CapsuleError {
@@ -250,6 +253,53 @@ export class AgentClient {
       result,
       signal: (signal) => channel.sendMessage({ type: 'signal', signal } satisfies GuestRequestInput),
     };
+  }
+
+  /**
+   * A TCP connection to 127.0.0.1:port inside the guest, as a stream (the endpoint proxy). Rejects with
+   * PORT_UNREACHABLE when nothing accepts there. Destroying the stream closes the guest-side socket.
+   */
+  openTunnel(port: number, timeoutMs = 15_000): Promise<Duplex> {
+    const channel = this.open();
+    return new Promise<Duplex>((resolve, reject) => {
+      let stream: Duplex | null = null;
+      let guestClosed = false;
+      const timer = setTimeout(() => {
+        channel.sendMessage({ type: 'cancel' } satisfies GuestRequestInput);
+        this.mux.release(channel);
+        reject(new CapsuleError(ErrorCode.AGENT_UNREACHABLE, `guest agent did not open port ${port} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      channel.events.abort = (reason) => {
+        clearTimeout(timer);
+        if (stream) stream.destroy(linkLost(reason));
+        else reject(linkLost(reason));
+      };
+      channel.events.message = (raw) => {
+        const reply = GuestReply.safeParse(raw);
+        if (!reply.success) return;
+        if (reply.data.type === 'connected') {
+          clearTimeout(timer);
+          stream = channelDuplex(channel, Fd.TCP);
+          stream.once('close', () => {
+            if (!guestClosed) channel.sendMessage({ type: 'cancel' } satisfies GuestRequestInput);
+            this.mux.release(channel);
+          });
+          resolve(stream);
+        } else if (reply.data.type === 'error') {
+          clearTimeout(timer);
+          this.mux.release(channel);
+          reject(agentError(reply.data));
+        } else if (reply.data.type === 'closed' && stream) {
+          guestClosed = true;
+          const s = stream;
+          // the guest sent EOF before `closed`: let the reader drain, then let go
+          if (reply.data.error) s.destroy(new Error(`guest connection: ${reply.data.error}`));
+          else if (s.readableEnded) s.destroy();
+          else s.once('end', () => s.destroy());
+        }
+      };
+      channel.sendMessage({ type: 'tcp.connect', port } satisfies GuestRequestInput);
+    });
   }
 
   private open(): Channel {

@@ -1,8 +1,8 @@
 // /v1/microvms: run, list, get, suspend, resume, terminate.
-import { CapsuleError, ErrorCode, LABEL_KEY, MicroVM as MicroVMSchema, MicroVMList, MicroVMState, RunMicroVMRequest } from '@capsule/protocol';
+import { CapsuleError, ErrorCode, LABEL_KEY, type MicroVM, MicroVM as MicroVMSchema, MicroVMList, MicroVMState, RunMicroVMRequest } from '@capsule/protocol';
 import type { MicroVMService } from '../../lifecycle/microvm-service.js';
 import type { MicroVMRecord } from '../../store/types.js';
-import { toApi } from '../../lifecycle/microvm-service.js';
+import { toApi as recordToApi } from '../../lifecycle/microvm-service.js';
 import { readJson, sendJson } from '../http.js';
 import type { Route } from '../router.js';
 
@@ -22,7 +22,7 @@ function pageLimit(raw: string | null): number {
 }
 
 /** A route on one MicroVM that answers with the MicroVM object. */
-function vmRoute(method: string, suffix: string, summary: string, act: (tenantId: string, id: string) => Promise<MicroVMRecord>): Route {
+function vmRoute(method: string, suffix: string, summary: string, toApi: (r: MicroVMRecord) => MicroVM, act: (tenantId: string, id: string) => Promise<MicroVMRecord>): Route {
   return {
     method,
     pattern: `/v1/microvms/:id${suffix}`,
@@ -34,6 +34,7 @@ function vmRoute(method: string, suffix: string, summary: string, act: (tenantId
 }
 
 export function microvmRoutes(service: MicroVMService): Route[] {
+  const toApi = (record: MicroVMRecord): MicroVM => recordToApi(record, service.endpointFor(record.id));
   return [
     {
       method: 'POST',
@@ -74,9 +75,9 @@ export function microvmRoutes(service: MicroVMService): Route[] {
         sendJson(res, 200, { microvms: page.map(toApi), nextToken: records.length > limit ? page[page.length - 1].id : null });
       },
     },
-    vmRoute('GET', '', 'One MicroVM', (tenantId, id) => service.get(tenantId, id)),
-    vmRoute('POST', '/suspend', 'Suspend: save memory, devices and disk, stop the VM process', (tenantId, id) => service.suspend(tenantId, id)),
-    vmRoute('POST', '/resume', 'Resume exactly where it was suspended', (tenantId, id) => service.resume(tenantId, id)),
-    vmRoute('DELETE', '', 'Terminate and discard', (tenantId, id) => service.terminate(tenantId, id)),
+    vmRoute('GET', '', 'One MicroVM', toApi, (tenantId, id) => service.get(tenantId, id)),
+    vmRoute('POST', '/suspend', 'Suspend: save memory, devices and disk, stop the VM process', toApi, (tenantId, id) => service.suspend(tenantId, id)),
+    vmRoute('POST', '/resume', 'Resume exactly where it was suspended', toApi, (tenantId, id) => service.resume(tenantId, id)),
+    vmRoute('DELETE', '', 'Terminate and discard', toApi, (tenantId, id) => service.terminate(tenantId, id)),
   ];
 }

@@ -1,0 +1,59 @@
+// Endpoint auth tokens: scoped to one MicroVM, a set of guest ports and a TTL (≤ 1 h). Stateless:
+// the claims are signed with HMAC-SHA256 under a server secret kept 0600 in the data dir, so checking
+// one costs no database read and a restart keeps them valid.
+import fs from 'node:fs';
+import path from 'node:path';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
+
+const PREFIX = 'cat_';
+const Claims = z.object({ v: z.string(), t: z.string(), p: z.array(z.number().int()), e: z.number() });
+export type TokenClaims = { microvmId: string; tenantId: string; allowedPorts: number[]; expiresAtMs: number };
+
+export class AuthTokens {
+  private constructor(private readonly secret: Buffer) {}
+
+  /** Load the signing secret from `<dataDir>/token-secret`, creating it on first start. */
+  static load(dataDir: string): AuthTokens {
+    const file = path.join(dataDir, 'token-secret');
+    if (!fs.existsSync(file)) {
+      try {
+        fs.writeFileSync(file, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+    }
+    return new AuthTokens(Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'hex'));
+  }
+
+  static looksLikeToken(value: string): boolean {
+    return value.startsWith(PREFIX);
+  }
+
+  issue(claims: TokenClaims): string {
+    const body = Buffer.from(JSON.stringify({ v: claims.microvmId, t: claims.tenantId, p: claims.allowedPorts, e: claims.expiresAtMs })).toString('base64url');
+    return `${PREFIX}${body}.${this.sign(body)}`;
+  }
+
+  /** The claims of a genuine, unexpired token; null otherwise (the caller answers 401). */
+  verify(token: string, nowMs = Date.now()): TokenClaims | null {
+    if (!token.startsWith(PREFIX) || token.length > 4096) return null;
+    const [body, signature, extra] = token.slice(PREFIX.length).split('.');
+    if (!body || !signature || extra !== undefined) return null;
+    const expected = Buffer.from(this.sign(body));
+    const given = Buffer.from(signature);
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null;
+    let parsed: z.infer<typeof Claims>;
+    try {
+      parsed = Claims.parse(JSON.parse(Buffer.from(body, 'base64url').toString('utf8')));
+    } catch {
+      return null;
+    }
+    if (parsed.e <= nowMs) return null;
+    return { microvmId: parsed.v, tenantId: parsed.t, allowedPorts: parsed.p, expiresAtMs: parsed.e };
+  }
+
+  private sign(body: string): string {
+    return createHmac('sha256', this.secret).update(body).digest('base64url');
+  }
+}

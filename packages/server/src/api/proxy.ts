@@ -1,0 +1,152 @@
+// The MicroVM endpoint: HTTP/1.1 and WebSocket to a guest port, through a TCP tunnel over the agent
+// link (no host port is opened, no guest network is exposed). Two ways in, on the API port:
+//   http://{id}.{baseDomain}/…  (guest port from X-Capsule-Port, default 8080) or {port}-{id}.{baseDomain}
+//   /v1/microvms/{id}/proxy/{port}/…
+// Authorised by an auth token (X-Capsule-Auth, limited to its VM, ports and TTL) or the owning
+// tenant's API key (X-Capsule-Auth or, on the /v1 path, Authorization: Bearer). Bodies stream both
+// ways; a SUSPENDED VM with auto-resume is resumed first. Capsule's own headers never reach the app.
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { CapsuleError, DEFAULT_ENDPOINT_PORT, ErrorCode } from '@capsule/protocol';
+import type { MicroVMService } from '../lifecycle/microvm-service.js';
+import type { Store } from '../store/types.js';
+import { hashKey } from './auth.js';
+import { AuthTokens } from './auth-tokens.js';
+import { rejectUpgrade, sendError } from './http.js';
+
+export interface ProxyTarget {
+  microvmId: string;
+  port: number;
+  /** The path and query to request from the app. */
+  path: string;
+  /** Authorization was consumed by Capsule (the /v1 form) and is not forwarded. */
+  apiForm: boolean;
+}
+
+const ID = 'mvm-[a-z2-7]{16}';
+const PATH_FORM = new RegExp(`^/v1/microvms/(${ID})/proxy/(\\d{1,5})(/[^?]*)?(\\?.*)?$`);
+// headers that describe one hop, not the message (RFC 9110 §7.6.1), plus Capsule's own
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'x-capsule-auth', 'x-capsule-port']);
+
+function parsePort(raw: string | undefined): number {
+  const port = raw === undefined ? DEFAULT_ENDPOINT_PORT : Number(raw);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, `guest port must be 1-65535, got ${JSON.stringify(String(raw).slice(0, 16))}`);
+  return port;
+}
+
+export class EndpointProxy {
+  private readonly hostForm: RegExp;
+
+  constructor(
+    private readonly service: MicroVMService,
+    private readonly store: Store,
+    private readonly tokens: AuthTokens,
+    baseDomain: string,
+  ) {
+    const domain = baseDomain.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    this.hostForm = new RegExp(`^(?:(\\d{1,5})-)?(${ID})\\.${domain}(?::\\d+)?$`, 'i');
+  }
+
+  /** The endpoint a request is for, or null if it is an ordinary API request. */
+  target(req: http.IncomingMessage): ProxyTarget | null {
+    const url = req.url ?? '/';
+    const host = this.hostForm.exec(req.headers.host ?? '');
+    if (host) {
+      const header = req.headers['x-capsule-port'];
+      return { microvmId: host[2].toLowerCase(), port: parsePort(host[1] ?? (Array.isArray(header) ? header[0] : header)), path: url, apiForm: false };
+    }
+    const path = PATH_FORM.exec(url);
+    if (path) return { microvmId: path[1], port: parsePort(path[2]), path: (path[3] ?? '/') + (path[4] ?? ''), apiForm: true };
+    return null;
+  }
+
+  /** Which tenant is asking, if it may reach this target at all (401 otherwise; a foreign VM is 404 later). */
+  private async authorize(req: http.IncomingMessage, target: ProxyTarget): Promise<string> {
+    const header = req.headers['x-capsule-auth'];
+    let credential = Array.isArray(header) ? header[0] : header;
+    if (!credential && target.apiForm) credential = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    if (!credential) throw new CapsuleError(ErrorCode.UNAUTHORIZED, 'this endpoint needs X-Capsule-Auth: an auth token (POST /v1/microvms/{id}/auth-tokens) or an API key');
+    if (AuthTokens.looksLikeToken(credential)) {
+      const claims = this.tokens.verify(credential);
+      if (!claims) throw new CapsuleError(ErrorCode.UNAUTHORIZED, 'the auth token is invalid or expired');
+      if (claims.microvmId !== target.microvmId) throw new CapsuleError(ErrorCode.UNAUTHORIZED, 'the auth token is for another MicroVM');
+      if (!claims.allowedPorts.includes(target.port)) throw new CapsuleError(ErrorCode.UNAUTHORIZED, `the auth token does not allow port ${target.port} (allowed: ${claims.allowedPorts.join(', ')})`);
+      return claims.tenantId;
+    }
+    const key = await this.store.findApiKey(hashKey(credential));
+    if (!key) throw new CapsuleError(ErrorCode.UNAUTHORIZED, 'invalid API key');
+    return key.tenantId;
+  }
+
+  private async open(req: http.IncomingMessage, target: ProxyTarget): Promise<Duplex> {
+    const tenantId = await this.authorize(req, target);
+    return this.service.tunnel(tenantId, target.microvmId, target.port);
+  }
+
+  private forwardedHeaders(req: http.IncomingMessage, target: ProxyTarget): http.OutgoingHttpHeaders {
+    const headers: http.OutgoingHttpHeaders = {};
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (HOP_BY_HOP.has(name) || (target.apiForm && name === 'authorization')) continue;
+      headers[name] = value;
+    }
+    headers['x-forwarded-for'] = req.socket.remoteAddress ?? '';
+    headers['x-forwarded-proto'] = 'http';
+    if (req.headers.host) headers['x-forwarded-host'] = req.headers.host;
+    return headers;
+  }
+
+  /** Plain HTTP: one tunnel per request, bodies piped both ways. */
+  async handle(req: http.IncomingMessage, res: http.ServerResponse, target: ProxyTarget): Promise<void> {
+    let tunnel: Duplex;
+    try {
+      tunnel = await this.open(req, target);
+    } catch (err) {
+      return sendError(res, err);
+    }
+    const upstream = http.request({ method: req.method, path: target.path, headers: this.forwardedHeaders(req, target), createConnection: () => tunnel as never }); // no agent: one tunnel per request
+    upstream.once('response', (answer) => {
+      const headers: http.OutgoingHttpHeaders = {};
+      for (const [name, value] of Object.entries(answer.headers)) if (!HOP_BY_HOP.has(name) || name === 'transfer-encoding') headers[name] = value;
+      delete headers['transfer-encoding']; // Node re-frames the body itself
+      res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers);
+      answer.pipe(res);
+      answer.once('error', () => res.destroy());
+    });
+    upstream.once('error', (err) => {
+      tunnel.destroy();
+      if (!res.headersSent) sendError(res, new CapsuleError(ErrorCode.PORT_UNREACHABLE, `guest port ${target.port} of ${target.microvmId} did not answer over HTTP: ${err.message}`));
+      else res.destroy();
+    });
+    res.once('close', () => {
+      if (!res.writableFinished) upstream.destroy();
+    });
+    req.pipe(upstream);
+  }
+
+  /** An Upgrade (WebSocket): the request head goes through the tunnel, then bytes flow both ways raw. */
+  async upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, target: ProxyTarget): Promise<void> {
+    let tunnel: Duplex;
+    try {
+      tunnel = await this.open(req, target);
+    } catch (err) {
+      return rejectUpgrade(socket, err);
+    }
+    const lines = [`${req.method} ${target.path} HTTP/1.1`];
+    for (let i = 0; i < req.rawHeaders.length; i += 2) {
+      const name = req.rawHeaders[i];
+      const lower = name.toLowerCase();
+      if (lower === 'x-capsule-auth' || lower === 'x-capsule-port' || (target.apiForm && lower === 'authorization')) continue;
+      lines.push(`${name}: ${req.rawHeaders[i + 1]}`);
+    }
+    tunnel.write(lines.join('\r\n') + '\r\n\r\n');
+    if (head.length > 0) tunnel.write(head);
+    const close = (): void => {
+      socket.destroy();
+      tunnel.destroy();
+    };
+    tunnel.once('error', close).once('close', close);
+    socket.once('error', close).once('close', close);
+    tunnel.pipe(socket);
+    socket.pipe(tunnel);
+  }
+}
