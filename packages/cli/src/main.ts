@@ -8,6 +8,7 @@ import { getCommand, listCommand, runCommand } from './commands/microvms.js';
 import { serveCommand } from './commands/serve.js';
 import { keyCommand, tenantCommand } from './commands/tenants.js';
 import { tokenCommand, urlCommand } from './commands/endpoint.js';
+import { shellCommand } from './commands/shell.js';
 import { parseArgs } from './args.js';
 
 const USAGE = `usage: capsule <command> [options]
@@ -17,6 +18,7 @@ const USAGE = `usage: capsule <command> [options]
   ls [--state S] [--label K=V] [--json]         list MicroVMs
   get ID [--json]                               show one MicroVM
   exec ID [--cwd D] [--env K=V] [--timeout 30s] [--no-stdin] -- CMD...
+  shell ID                                      an interactive shell in the MicroVM (PTY over WebSocket)
   suspend ID | resume ID                        save to disk and stop / bring back exactly as it was
   terminate ID                                  stop and discard a MicroVM
   url ID [--port 8080]                          the URL of a guest port on the MicroVM's endpoint
@@ -44,6 +46,8 @@ async function main(argv: string[]): Promise<number> {
     case 'suspend':
     case 'resume':
       return getCommand(connect(), args, command);
+    case 'shell':
+      return shellCommand(connect(), args);
     case 'url':
       return urlCommand(connect(), args);
     case 'token':

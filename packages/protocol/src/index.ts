@@ -5,3 +5,4 @@ export * from './api.js';
 export * from './channel.js';
 export * from './mux.js';
 export * from './tenants.js';
+export * from './ws.js';

@@ -11,6 +11,10 @@ export type SignalName = z.infer<typeof SignalName>;
 /** A locally administered unicast MAC, lower-case, colon-separated. */
 export const MacAddress = z.string().regex(/^[0-9a-f][26ae](:[0-9a-f]{2}){5}$/);
 
+/** A terminal's size in character cells. */
+export const PtySize = z.object({ rows: z.number().int().min(1).max(1000), cols: z.number().int().min(1).max(1000) });
+export type PtySize = z.infer<typeof PtySize>;
+
 /** Host → guest: the first message on a channel says what the channel is for. */
 export const GuestRequest = z.discriminatedUnion('type', [
   z.object({ type: z.literal('ping') }),
@@ -39,7 +43,11 @@ export const GuestRequest = z.discriminatedUnion('type', [
     timeoutMs: z.number().int().positive().optional(),
     /** Detach: the process outlives the request; the reply is `started` and the channel closes. */
     background: z.boolean().default(false),
+    /** Run on a new terminal of this size: output (stdout and stderr merged) comes on Fd.STDOUT. */
+    pty: PtySize.optional(),
   }),
+  /** Sent on an exec channel with a pty: the terminal's new size (the process gets SIGWINCH). */
+  z.object({ type: z.literal('resize'), rows: z.number().int().min(1).max(1000), cols: z.number().int().min(1).max(1000) }),
   /** Sent on an open fs.read / fs.write channel: stop the transfer (a write leaves no file behind). */
   z.object({ type: z.literal('cancel') }),
   /** Sent on an exec channel after `exec`: deliver a signal to the process group. */

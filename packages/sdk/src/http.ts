@@ -21,6 +21,13 @@ export class Http {
     this.fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
   }
 
+  /** The ws:// (or wss://) URL of an API path, and the key to open it with. */
+  socketTarget(path: string): { url: string; apiKey: string } {
+    const url = new URL(path, this.options.baseUrl);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    return { url: url.toString(), apiKey: this.options.apiKey };
+  }
+
   /** Raw response (status already checked). */
   async send(
     method: string,

@@ -8,6 +8,7 @@ export * from './errors.js';
 export { Files, type FileStat } from './files.js';
 export { MicroVM, type ExecOptions, type ExecResult, type ExecStreamEvent, type MicroVMInfo } from './microvm.js';
 export { Tenants } from './tenants.js';
+export { Session, type SessionExit } from './session.js';
 export type { RunMicroVMRequest, MicroVMState, Tenant, TenantQuotas, ApiKeyCreated, AuthToken, CreateAuthTokenRequest } from '@capsule/protocol';
 
 export interface ListOptions {

@@ -13,6 +13,7 @@ import {
 } from '@capsule/protocol';
 import { errorFromCode } from './errors.js';
 import { Files } from './files.js';
+import { Session } from './session.js';
 import type { Http } from './http.js';
 import { base64ToBytes, bytesToBase64, ndjsonLines } from './ndjson.js';
 
@@ -78,6 +79,18 @@ export class MicroVM {
   url(port: number = DEFAULT_ENDPOINT_PORT): string {
     if (port === DEFAULT_ENDPOINT_PORT) return this.info.endpoint;
     return this.info.endpoint.replace('://', `://${port}-`);
+  }
+
+  /** An interactive login shell on a terminal of this size (PTY over WebSocket). */
+  shell(size: { rows?: number; cols?: number } = {}): Promise<Session> {
+    const { url, apiKey } = this.http.socketTarget(`/v1/microvms/${this.id}/shell?rows=${size.rows ?? 24}&cols=${size.cols ?? 80}`);
+    return Session.open(url, apiKey);
+  }
+
+  /** A command with live stdin, signals and (with `pty`) a resizable terminal, over WebSocket. */
+  execInteractive(command: string[] | string, options: Omit<ExecOptions, 'stdin' | 'signal'> & { pty?: { rows: number; cols: number } } = {}): Promise<Session> {
+    const { url, apiKey } = this.http.socketTarget(`/v1/microvms/${this.id}/exec/ws`);
+    return Session.open(url, apiKey, { type: 'start', command, cwd: options.cwd, env: options.env, timeoutMs: options.timeoutMs, pty: options.pty });
   }
 
   /** A token for this MicroVM's endpoint, limited to `allowedPorts` (default [8080]) and `ttlSeconds` (≤ 3600). */

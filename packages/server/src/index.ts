@@ -14,6 +14,7 @@ import { tenantRoutes } from './api/routes/tenants.js';
 import { openApiRoute } from './api/openapi.js';
 import { AuthTokens } from './api/auth-tokens.js';
 import { EndpointProxy } from './api/proxy.js';
+import { InteractiveSessions } from './api/ws-sessions.js';
 import { authTokenRoute } from './api/routes/auth-tokens.js';
 import type { Route } from './api/router.js';
 import { ReadySnapshots } from './snapshots/ready-snapshots.js';
@@ -88,7 +89,8 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
   const routes: Route[] = [healthRoute(accelerator), metricsRoute(metrics, store), ...microvmRoutes(service), execRoute(service), ...fileRoutes(service), ...tenantRoutes(store, config), authTokenRoute(service, tokens)];
   routes.push(openApiRoute(() => routes, SERVER_VERSION));
   const proxy = new EndpointProxy(service, store, tokens, config.baseDomain);
-  const server = createApiServer({ routes, store, metrics, proxy, log });
+  const sessions = new InteractiveSessions(service, store);
+  const server = createApiServer({ routes, store, metrics, proxy, sessions, log });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());
@@ -117,6 +119,7 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
       closing ??= (async () => {
         server.close();
         server.closeAllConnections();
+        sessions.close();
         await service.shutdown();
         await snapshotsBuilt;
         await snapshots?.idle();

@@ -1,8 +1,10 @@
 // exec: spawn a process in its own process group, stream stdout/stderr with credit-based backpressure,
-// feed stdin, deliver signals, enforce the timeout, and report exit code or signal.
+// feed stdin, deliver signals, enforce the timeout, and report exit code or signal; optionally on a
+// terminal (pty.ts), resizable.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import { Fd, SignalName, type Channel, type GuestRequest } from '@capsule/protocol';
+import { Fd, GuestRequest, type Channel } from '@capsule/protocol';
+import { ptyCommand, resizeLine } from './pty.js';
 import { reply, replyError } from '../reply.js';
 
 type ExecRequest = Extract<GuestRequest, { type: 'exec' }>;
@@ -52,11 +54,13 @@ export function startExec(channel: Channel, request: ExecRequest, done: () => vo
     replyError(channel, 'BAD_REQUEST', cwdProblem);
     return done();
   }
-  const child = spawn(file, args, {
+  const pty = request.pty && !request.background ? request.pty : null;
+  const [command, argv] = pty ? ptyCommand(file, args, pty) : [file, args];
+  const child = spawn(command, argv, {
     cwd: request.cwd ?? '/root',
-    env: childEnv(request.env),
+    env: pty ? { TERM: 'xterm-256color', ...childEnv(request.env) } : childEnv(request.env),
     detached: true,
-    stdio: [request.stdin && !request.background ? 'pipe' : 'ignore', request.background ? 'ignore' : 'pipe', request.background ? 'ignore' : 'pipe'],
+    stdio: pty ? ['pipe', 'pipe', 'pipe', 'pipe'] : [request.stdin && !request.background ? 'pipe' : 'ignore', request.background ? 'ignore' : 'pipe', request.background ? 'ignore' : 'pipe'],
   });
 
   if (request.background) {
@@ -144,9 +148,14 @@ export function startExec(channel: Channel, request: ExecRequest, done: () => vo
       if (fd === Fd.STDIN) stdin.end();
     };
   }
+  const control = pty ? (child.stdio[3] as NodeJS.WritableStream | null) : null;
+  control?.on('error', () => undefined);
   channel.events.message = (raw) => {
-    const signal = SignalName.safeParse((raw as { signal?: unknown })?.signal);
-    if ((raw as { type?: unknown })?.type === 'signal' && signal.success) killGroup(child, signal.data);
+    const message = GuestRequest.safeParse(raw);
+    if (!message.success) return;
+    // with a pty the helper passes the signal on to the terminal's session
+    if (message.data.type === 'signal') killGroup(child, message.data.signal);
+    else if (message.data.type === 'resize' && control) control.write(resizeLine(message.data));
   };
   channel.events.abort = () => {
     killGroup(child, 'SIGKILL');

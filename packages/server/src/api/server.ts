@@ -1,5 +1,5 @@
 // The REST API's HTTP server: MicroVM endpoints (by Host name or /v1/microvms/{id}/proxy/…) go to the
-// proxy; everything else is routed, authenticated and answered with the one error envelope. Handlers
+// proxy, exec/shell WebSockets to the interactive sessions; everything else is routed, authenticated and answered with the one error envelope. Handlers
 // live in routes/.
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -10,6 +10,7 @@ import { authenticate } from './auth.js';
 import type { Metrics } from './metrics.js';
 import { rejectUpgrade, sendError, toCapsuleError } from './http.js';
 import type { EndpointProxy } from './proxy.js';
+import type { InteractiveSessions } from './ws-sessions.js';
 import { Router, type Route } from './router.js';
 
 export interface ApiServerDeps {
@@ -17,10 +18,11 @@ export interface ApiServerDeps {
   store: Store;
   metrics: Metrics;
   proxy: EndpointProxy;
+  sessions: InteractiveSessions;
   log: Logger;
 }
 
-export function createApiServer({ routes, store, metrics, proxy, log }: ApiServerDeps): http.Server {
+export function createApiServer({ routes, store, metrics, proxy, sessions, log }: ApiServerDeps): http.Server {
   const router = new Router();
   for (const route of routes) router.add(route);
   const fail = (req: http.IncomingMessage, res: http.ServerResponse, err: unknown): void => {
@@ -50,6 +52,7 @@ export function createApiServer({ routes, store, metrics, proxy, log }: ApiServe
     socket.on('error', () => undefined);
     try {
       const target = proxy.target(req);
+      if (!target && sessions.matches(req)) return void sessions.upgrade(req, socket, head);
       if (!target) throw new CapsuleError(ErrorCode.NOT_FOUND, `no WebSocket route for ${req.url}`);
       void proxy.upgrade(req, socket, head, target).catch(() => socket.destroy());
     } catch (err) {

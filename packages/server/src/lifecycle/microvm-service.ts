@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { CapsuleError, ErrorCode, type ExecRequest, type MicroVM, type MicroVMState, type RunMicroVMRequest } from '@capsule/protocol';
+import { CapsuleError, ErrorCode, type ExecRequest, type PtySize, type MicroVM, type MicroVMState, type RunMicroVMRequest } from '@capsule/protocol';
 import type { CapsuleConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import type { RuntimeRegistry } from '../runtimes/registry.js';
@@ -373,7 +373,7 @@ export class MicroVMService {
     return { agent: machine.agent, record };
   }
 
-  async exec(tenantId: string, id: string, request: ExecRequest, io: ExecIo): Promise<ExecHandle> {
+  async exec(tenantId: string, id: string, request: ExecRequest & { pty?: PtySize }, io: ExecIo): Promise<ExecHandle> {
     const { agent, record } = await this.agentFor(tenantId, id, 'exec in');
     const { stdin: _stdin, ...rest } = request;
     const handle = agent.exec({ ...rest, env: { ...record.env, ...request.env } }, io);

@@ -38,6 +38,8 @@ export interface ExecHandle {
   readonly pid: Promise<number>;
   readonly result: Promise<ExecResult>;
   signal(signal: SignalName): void;
+  /** The terminal's new size (an exec started with `pty`). */
+  resize(rows: number, cols: number): void;
 }
 
 const DEFAULT_EXEC_START_TIMEOUT_MS = 15_000;
@@ -252,6 +254,7 @@ export class AgentClient {
       pid,
       result,
       signal: (signal) => channel.sendMessage({ type: 'signal', signal } satisfies GuestRequestInput),
+      resize: (rows, cols) => channel.sendMessage({ type: 'resize', rows, cols } satisfies GuestRequestInput),
     };
   }
 
