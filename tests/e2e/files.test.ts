@@ -32,6 +32,15 @@ describe('files in a MicroVM', () => {
     assert.equal(sha(back), sha(data));
   });
 
+  test('files whose stat size means nothing (procfs) download whole, chunked', async () => {
+    const response = await server().api('GET', `/v1/microvms/${vm.id}/files?path=/proc/self/status`);
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get('content-length'), null);
+    assert.match(await response.text(), /^Name:/m);
+    const regular = await server().api('GET', `/v1/microvms/${vm.id}/files?path=/etc/hostname`);
+    assert.equal(Number(regular.headers.get('content-length')), (await regular.arrayBuffer()).byteLength);
+  });
+
   test('mkdir, list, stat, remove', async () => {
     await vm.files.mkdir('/root/tree/a/b');
     await vm.files.write('/root/tree/a/one.txt', '1');

@@ -31,6 +31,9 @@ describe('tenants', () => {
         ['GET', `/v1/microvms/${vm.id}/files/list?path=/`],
         ['GET', `/v1/microvms/${vm.id}/files/stat?path=/`],
         ['DELETE', `/v1/microvms/${vm.id}/files?path=/etc/hostname`],
+        ['POST', `/v1/microvms/${vm.id}/files/mkdir?path=/tmp/b-was-here`],
+        ['POST', `/v1/microvms/${vm.id}/auth-tokens`, {}],
+        ['GET', `/v1/microvms/${vm.id}/proxy/8080/`],
         ['DELETE', `/v1/microvms/${vm.id}`],
       ];
       for (const [method, route, body] of routes) {
@@ -38,8 +41,13 @@ describe('tenants', () => {
         const text = await response.text();
         assert.equal(response.status, 404, `${method} ${route}: ${text}`);
         assert.equal(JSON.parse(text).error.code, 'NOT_FOUND');
-        assert.ok(!text.includes('tenant-a') && !text.includes(a.id), `${method} ${route} leaks the owner: ${text}`);
+        const headers = JSON.stringify([...response.headers]);
+        for (const secret of ['tenant-a', a.id]) assert.ok(!text.includes(secret) && !headers.includes(secret), `${method} ${route} leaks the owner: ${text} ${headers}`);
       }
+      // a raw upload with the other tenant's key is refused too, and writes nothing
+      const upload = await fetch(`${server().url}/v1/microvms/${vm.id}/files?path=/tmp/b-upload`, { method: 'PUT', headers: { authorization: `Bearer ${b.key}` }, body: 'from b' });
+      assert.equal(upload.status, 404);
+      assert.equal((await vm.exec('ls /tmp/b-upload /tmp/b-was-here 2>/dev/null | wc -l')).stdout.trim(), '0');
       assert.deepEqual((await b.capsule.microvms.list()).microvms, []);
       assert.deepEqual((await b.capsule.microvms.list({ metadata: { owner: 'a' } })).microvms, []);
       // untouched, and still the owner's

@@ -40,11 +40,24 @@ function fileRoute(method: string, suffix: string, action: string, doc: RouteDoc
 export function fileRoutes(service: MicroVMService): Route[] {
   return [
     fileRoute('GET', '', 'read files of', { summary: 'Download a file (streamed)', responses: { 200: 'application/octet-stream' } }, async ({ res }, agent, path) => {
+      // A regular file's size is promised as Content-Length and the body held to it (a file growing
+      // while it is read is cut there; one shrinking ends the response short). Files whose stat size
+      // means nothing (procfs, devices, empty-looking) go chunked.
+      let remaining = Infinity;
       const transfer = agent.readFile(
         path,
-        (chunk) => (res.write(chunk) ? undefined : once(res, 'drain')),
+        (chunk) => {
+          const part = remaining === Infinity ? chunk : chunk.subarray(0, remaining);
+          remaining -= part.length;
+          if (part.length === 0) return undefined;
+          return res.write(part) ? undefined : once(res, 'drain');
+        },
         // headers go out when the size is known, before any byte (which may follow in the same read)
-        (stat) => res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': stat.sizeBytes, 'last-modified': new Date(stat.modifiedAt).toUTCString() }),
+        (stat) => {
+          const sized = stat.type === 'file' && stat.sizeBytes > 0;
+          if (sized) remaining = stat.sizeBytes;
+          res.writeHead(200, { 'content-type': 'application/octet-stream', ...(sized ? { 'content-length': stat.sizeBytes } : {}), 'last-modified': new Date(stat.modifiedAt).toUTCString() });
+        },
       );
       res.once('close', () => {
         if (!res.writableFinished) transfer.cancel();
@@ -56,7 +69,8 @@ export function fileRoutes(service: MicroVMService): Route[] {
       }
       try {
         await transfer.done;
-        res.end();
+        if (remaining !== Infinity && remaining > 0) res.destroy(); // the file shrank: a short body says so
+        else res.end();
       } catch {
         res.destroy(); // mid-stream failure: the short body tells the client
       }
