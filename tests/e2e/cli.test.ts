@@ -1,5 +1,9 @@
 // The CLI as a user runs it: bin/capsule against a real server, checking output and exit codes.
 import { describe, test } from 'node:test';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { runCli, useTestServer, type CliRun, type TestServer } from './helpers.js';
 
@@ -57,5 +61,42 @@ describe('capsule CLI', () => {
     const noImage = await capsule(server(), ['run', 'nope', '--rm', '--', 'true']);
     assert.equal(noImage.code, 1);
     assert.match(noImage.stderr, /IMAGE_NOT_FOUND/);
+  });
+
+  test('cp in and out (streamed, bytes intact), logs shows the console, url and token', async () => {
+    const run = await capsule(server(), ['run', 'base', '--quiet']);
+    const id = run.stdout.trim();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-cp-'));
+    try {
+      const local = path.join(dir, 'in.bin');
+      const payload = randomBytes(3 * 1024 * 1024 + 17);
+      fs.writeFileSync(local, payload);
+      const up = await capsule(server(), ['cp', local, `${id}:/root/copied.bin`, '--json']);
+      assert.equal(up.code, 0, up.stderr);
+      assert.equal(JSON.parse(up.stdout).bytes, payload.length);
+      const back = path.join(dir, 'out.bin');
+      const down = await capsule(server(), ['cp', `${id}:/root/copied.bin`, back]);
+      assert.equal(down.code, 0, down.stderr);
+      assert.ok(fs.readFileSync(back).equals(payload));
+      const missing = await capsule(server(), ['cp', `${id}:/root/nope`, path.join(dir, 'nope')]);
+      assert.equal(missing.code, 1);
+      assert.deepEqual(fs.readdirSync(dir).sort(), ['in.bin', 'out.bin'], 'a failed download leaves nothing');
+      assert.equal((await capsule(server(), ['cp', local, 'relative:path'])).code, 2);
+
+      await capsule(server(), ['exec', id, '--', 'sh', '-c', 'echo hello-console > /dev/console']);
+      const logs = await capsule(server(), ['logs', id]);
+      assert.equal(logs.code, 0, logs.stderr);
+      assert.match(logs.stdout, /hello-console/);
+
+      const url = await capsule(server(), ['url', id, '--port', '9000']);
+      assert.equal(url.stdout.trim(), `http://9000-${id}.localhost:${new URL(server().url).port}`);
+      const token = await capsule(server(), ['token', id, '--ports', '8080,9000', '--ttl', '5m', '--json']);
+      const parsed = JSON.parse(token.stdout) as { token: string; expiresAt: string };
+      assert.match(parsed.token, /^cat_/);
+      assert.ok(Math.abs(Date.parse(parsed.expiresAt) - Date.now() - 300_000) < 30_000);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+      await capsule(server(), ['terminate', id]);
+    }
   });
 });

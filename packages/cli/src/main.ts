@@ -9,6 +9,7 @@ import { serveCommand } from './commands/serve.js';
 import { keyCommand, tenantCommand } from './commands/tenants.js';
 import { tokenCommand, urlCommand } from './commands/endpoint.js';
 import { shellCommand } from './commands/shell.js';
+import { cpCommand, logsCommand } from './commands/files.js';
 import { parseArgs } from './args.js';
 
 const USAGE = `usage: capsule <command> [options]
@@ -18,6 +19,8 @@ const USAGE = `usage: capsule <command> [options]
   ls [--state S] [--label K=V] [--json]         list MicroVMs
   get ID [--json]                               show one MicroVM
   exec ID [--cwd D] [--env K=V] [--timeout 30s] [--no-stdin] -- CMD...
+  cp LOCAL ID:/PATH | ID:/PATH LOCAL            copy a file in or out (streamed)
+  logs ID                                       the MicroVM's serial console (kernel, init)
   shell ID                                      an interactive shell in the MicroVM (PTY over WebSocket)
   suspend ID | resume ID                        save to disk and stop / bring back exactly as it was
   terminate ID                                  stop and discard a MicroVM
@@ -46,6 +49,10 @@ async function main(argv: string[]): Promise<number> {
     case 'suspend':
     case 'resume':
       return getCommand(connect(), args, command);
+    case 'cp':
+      return cpCommand(connect(), args);
+    case 'logs':
+      return logsCommand(connect(), args);
     case 'shell':
       return shellCommand(connect(), args);
     case 'url':

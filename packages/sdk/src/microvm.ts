@@ -61,6 +61,11 @@ export class MicroVM {
     return this.info;
   }
 
+  /** The tail of the serial console (kernel and init messages) while the VM runs. */
+  async logs(): Promise<string> {
+    return (await this.http.send('GET', `/v1/microvms/${this.id}/logs`)).text();
+  }
+
   /** Save memory, processes and files to disk and stop the VM (no CPU, no RAM) until resume(). */
   async suspend(): Promise<MicroVMInfo> {
     this.info = await this.http.json(MicroVMSchema, 'POST', `/v1/microvms/${this.id}/suspend`);

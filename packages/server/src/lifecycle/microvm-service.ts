@@ -398,6 +398,14 @@ export class MicroVMService {
     return stream;
   }
 
+  /** The tail of the VM's serial console (kernel and init messages) while its VM process runs. */
+  async consoleLog(tenantId: string, id: string, maxBytes: number): Promise<string> {
+    const record = await this.get(tenantId, id);
+    const machine = this.machines.get(id);
+    if (!machine) throw new CapsuleError(ErrorCode.INVALID_STATE, `MicroVM ${id} is ${record.state}: its console log exists only while its VM runs`);
+    return serialTail(machine.vmDir, maxBytes);
+  }
+
   /** Where a MicroVM's endpoint answers (the API port, by Host name). */
   endpointFor(id: string): string {
     return `http://${id}.${this.deps.config.baseDomain}:${this.publicPort}`;

@@ -1,4 +1,4 @@
-// /v1/microvms: run, list, get, suspend, resume, terminate.
+// /v1/microvms: run, list, get, logs, suspend, resume, terminate.
 import { CapsuleError, ErrorCode, LABEL_KEY, type MicroVM, MicroVM as MicroVMSchema, MicroVMList, MicroVMState, RunMicroVMRequest } from '@capsule/protocol';
 import type { MicroVMService } from '../../lifecycle/microvm-service.js';
 import type { MicroVMRecord } from '../../store/types.js';
@@ -8,6 +8,7 @@ import type { Route } from '../router.js';
 
 const ID_PATTERN = /^mvm-[a-z2-7]{16}$/;
 const MAX_PAGE = 100;
+const CONSOLE_LOG_MAX_BYTES = 1 << 20;
 
 export function checkId(id: string): string {
   if (!ID_PATTERN.test(id)) throw new CapsuleError(ErrorCode.NOT_FOUND, `MicroVM ${JSON.stringify(id.slice(0, 64))} not found`);
@@ -73,6 +74,15 @@ export function microvmRoutes(service: MicroVMService): Route[] {
         });
         const page = records.slice(0, limit);
         sendJson(res, 200, { microvms: page.map(toApi), nextToken: records.length > limit ? page[page.length - 1].id : null });
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/v1/microvms/:id/logs',
+      doc: { summary: "The tail (≤ 1 MiB) of the MicroVM's serial console while it runs", responses: { 200: 'text/plain' } },
+      async handle({ res, params, tenantId }) {
+        const text = await service.consoleLog(tenantId, checkId(params.id), CONSOLE_LOG_MAX_BYTES);
+        res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) }).end(text);
       },
     },
     vmRoute('GET', '', 'One MicroVM', toApi, (tenantId, id) => service.get(tenantId, id)),
