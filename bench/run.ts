@@ -3,6 +3,7 @@
 //   ping / exec `true`  vs  a raw echo over the same virtio-serial port
 //   10 MiB file write + read throughput; host RSS of an idle VM
 //   launch / suspend / resume from snapshots (lifecycle.ts)
+//   API overhead: REST exec, endpoint proxy latency/throughput, GET requests per second (api.ts)
 // Writes bench/results/core-<timestamp>.json.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -17,6 +18,7 @@ import { resolveQemuIdentity } from '../packages/server/src/vmm/identity.js';
 import { bootFloor, floorInitrd } from './floor.js';
 import { ratio, summarize } from './stats.js';
 import { benchLifecycle } from './lifecycle.js';
+import { benchApi } from './api.js';
 
 const BOOT_RUNS = Number(process.env.BENCH_BOOT_RUNS ?? 5);
 const RTT_RUNS = Number(process.env.BENCH_RTT_RUNS ?? 200);
@@ -115,6 +117,7 @@ async function main(): Promise<void> {
     file10MiB: { writeMs: summarize(writeMs), readMs: summarize(readMs), writeMiBPerSecond: mibPerSecond(writeMs), readMiBPerSecond: mibPerSecond(readMs) },
     idleVmHostRssMib: Math.round(rssKib / 1024),
     lifecycle: await benchLifecycle(path.join(work, 'lifecycle')),
+    api: await benchApi(path.join(work, 'api')),
   };
   const resultsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
   fs.mkdirSync(resultsDir, { recursive: true });

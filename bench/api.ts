@@ -1,0 +1,143 @@
+// API overhead, each beside its floor in the same run:
+//   exec `true`   POST /v1/microvms/{id}/exec (NDJSON)         vs  agent.exec on a VM driven in-process
+//   endpoint GET  through the proxy (Host name + token)         vs  the same guest app via a QEMU hostfwd port
+//   endpoint MiB/s 64 MiB download through the proxy            vs  the same download via hostfwd
+//   GET /v1/microvms/{id} requests per second (10 in flight)    vs  GET /healthz (no auth, no store)
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import { startServer } from '../packages/server/src/index.js';
+import { createLogger } from '../packages/server/src/log.js';
+import { hostLaunchOptions, Machine } from '../packages/server/src/vmm/machine.js';
+import { ratio, summarize } from './stats.js';
+
+const EXEC_RUNS = Number(process.env.BENCH_API_EXEC_RUNS ?? 50);
+const GET_RUNS = Number(process.env.BENCH_API_GET_RUNS ?? 100);
+const RPS_REQUESTS = Number(process.env.BENCH_API_RPS_REQUESTS ?? 2000);
+const DOWNLOAD_MIB = 64;
+
+const APP = `require('http').createServer((req, res) => {
+  if (req.url !== '/big') return res.end('ok');
+  let left = ${DOWNLOAD_MIB} * 16; const chunk = Buffer.alloc(65536, 7);
+  const more = () => { while (left-- > 0) if (!res.write(chunk)) return res.once('drain', more); res.end(); };
+  more();
+}).listen(8080); // all addresses: hostfwd reaches the guest's 10.0.2.15, the tunnel its 127.0.0.1`;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** One GET; resolves with [ms, bytes]. */
+function get(port: number, pathName: string, headers: Record<string, string> = {}): Promise<[number, number]> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: pathName, headers, agent: false }, (res) => {
+      let bytes = 0;
+      res.on('data', (c: Buffer) => (bytes += c.length));
+      res.on('end', () => (res.statusCode === 200 ? resolve([performance.now() - t0, bytes]) : reject(new Error(`GET ${pathName}: ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function timed(runs: number, fn: () => Promise<unknown>): Promise<number[]> {
+  const samples: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await fn();
+    samples.push(performance.now() - t0);
+  }
+  return samples;
+}
+
+async function requestsPerSecond(total: number, inFlight: number, fn: () => Promise<unknown>): Promise<number> {
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: inFlight }, async () => {
+    while (next++ < total) await fn();
+  }));
+  return Math.round(total / ((performance.now() - t0) / 1000));
+}
+
+async function waitFor(fn: () => Promise<unknown>): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      return void (await fn());
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error('the guest app never answered');
+}
+
+export async function benchApi(work: string): Promise<Record<string, unknown>> {
+  const server = await startServer({ dataDir: path.join(work, 'data'), port: 0 }, createLogger(process.stderr, true));
+  const apiPort = Number(new URL(server.url).port);
+  const auth = { authorization: `Bearer ${server.adminKey}`, 'content-type': 'application/json' };
+  const api = (method: string, route: string, body?: unknown) => fetch(server.url + route, { method, headers: auth, body: body === undefined ? undefined : JSON.stringify(body) });
+  let direct: Machine | null = null;
+  try {
+    await server.snapshotsBuilt;
+    const vm = (await (await api('POST', '/v1/microvms', { imageName: 'base' })).json()) as { id: string };
+    await fetch(`${server.url}/v1/microvms/${vm.id}/files?path=/root/app.js`, { method: 'PUT', headers: { authorization: auth.authorization }, body: APP });
+    await api('POST', `/v1/microvms/${vm.id}/exec`, { command: ['node', '/root/app.js'], background: true });
+    const { token } = (await (await api('POST', `/v1/microvms/${vm.id}/auth-tokens`, {})).json()) as { token: string };
+    const endpoint = { host: `${vm.id}.localhost:${apiPort}`, 'x-capsule-auth': token };
+
+    // the floor VM: same image and shape, driven in-process, its app reached through a hostfwd port
+    const runtime = server.runtimes.get('base');
+    const hostPort = await freePort();
+    const vmDir = path.join(work, 'direct');
+    direct = await Machine.launch({
+      ...hostLaunchOptions(server.config, runtime),
+      vmDir,
+      vcpuCount: 1,
+      memoryMib: 512,
+      accelerator: server.accelerator.accelerator,
+      egress: 'none',
+      hostname: 'bench-direct',
+      runAs: null,
+      hostForwards: [{ hostPort, guestPort: 8080 }],
+    });
+    await direct.agent.writeFile('/root/app.js', (async function* () {
+      yield Buffer.from(APP);
+    })());
+    await direct.agent.exec({ command: ['node', '/root/app.js'], background: true }).result;
+    await waitFor(() => get(hostPort, '/'));
+    await waitFor(() => get(apiPort, '/', endpoint));
+
+    const restExec = await timed(EXEC_RUNS, async () => {
+      const response = await api('POST', `/v1/microvms/${vm.id}/exec`, { command: ['true'] });
+      await response.text();
+    });
+    const agentExec = await timed(EXEC_RUNS, () => direct!.agent.exec({ command: ['true'] }).result);
+    const proxied = await timed(GET_RUNS, () => get(apiPort, '/', endpoint));
+    const forwarded = await timed(GET_RUNS, () => get(hostPort, '/'));
+    const [proxiedMs] = await get(apiPort, '/big', endpoint);
+    const [forwardedMs] = await get(hostPort, '/big');
+    const mibPerSecond = (ms: number) => Math.round((DOWNLOAD_MIB / (ms / 1000)) * 10) / 10;
+    const getVm = await requestsPerSecond(RPS_REQUESTS, 10, async () => (await api('GET', `/v1/microvms/${vm.id}`)).text());
+    const health = await requestsPerSecond(RPS_REQUESTS, 10, async () => (await fetch(`${server.url}/healthz`)).text());
+    await api('DELETE', `/v1/microvms/${vm.id}`);
+
+    const exec = { rest: summarize(restExec), agentDirect: summarize(agentExec) };
+    const endpointGet = { proxy: summarize(proxied), hostForward: summarize(forwarded) };
+    return {
+      execTrueMs: { ...exec, ratio: ratio(exec.rest, exec.agentDirect) },
+      endpointGetMs: { ...endpointGet, ratio: ratio(endpointGet.proxy, endpointGet.hostForward) },
+      endpointDownloadMiBPerSecond: { proxy: mibPerSecond(proxiedMs), hostForward: mibPerSecond(forwardedMs) },
+      requestsPerSecond: { getMicroVM: getVm, healthz: health },
+    };
+  } finally {
+    await direct?.stop().catch(() => undefined);
+    await server.close();
+    fs.rmSync(path.join(work, 'direct'), { recursive: true, force: true });
+  }
+}
