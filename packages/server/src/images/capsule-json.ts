@@ -1,0 +1,46 @@
+// capsule.json: the no-Dockerfile way to describe an image — runtime, build commands, start command,
+// port, env, and the MicroVM shape it wants.
+import { z } from 'zod';
+import { BuildSpecError, DEFAULT_USER, DEFAULT_WORKDIR, type BuildPlan } from './build-plan.js';
+
+const FILE = 'capsule.json';
+
+export const CapsuleJson = z
+  .object({
+    runtime: z.string().min(1),
+    /** Shell commands run in order in the app directory at build time (with the build's egress). */
+    build: z.array(z.string().min(1)).max(200).default([]),
+    /** How the app starts: a shell command or an argv. */
+    start: z.union([z.string().min(1), z.array(z.string()).min(1)]).optional(),
+    port: z.number().int().min(1).max(65535).optional(),
+    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}),
+    memoryMib: z.number().int().min(128).max(65536).optional(),
+    vcpuCount: z.number().int().min(1).max(64).optional(),
+  })
+  .strict();
+
+export function parseCapsuleJson(text: string, runtimes: readonly string[]): BuildPlan {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new BuildSpecError(FILE, null, `not valid JSON: ${(err as Error).message}`);
+  }
+  const parsed = CapsuleJson.safeParse(raw);
+  if (!parsed.success) throw new BuildSpecError(FILE, null, parsed.error.issues.map((i) => `${i.path.join('.') || 'file'}: ${i.message}`).join('; '));
+  const spec = parsed.data;
+  if (!runtimes.includes(spec.runtime)) throw new BuildSpecError(FILE, null, `runtime: unknown runtime "${spec.runtime}" (available: ${runtimes.join(', ')})`);
+  const context = { env: spec.env, workdir: DEFAULT_WORKDIR, user: DEFAULT_USER };
+  return {
+    runtime: spec.runtime,
+    // the whole zip is the app: copied to the app directory first, then built there
+    steps: [{ kind: 'copy', sources: ['.'], dest: DEFAULT_WORKDIR + '/', line: 0, ...context }, ...spec.build.map((cmd, i) => ({ kind: 'run' as const, argv: ['/bin/sh', '-c', cmd], line: i + 1, ...context }))],
+    env: spec.env,
+    workdir: DEFAULT_WORKDIR,
+    user: DEFAULT_USER,
+    start: spec.start === undefined ? null : typeof spec.start === 'string' ? ['/bin/sh', '-c', spec.start] : spec.start,
+    port: spec.port ?? null,
+    memoryMib: spec.memoryMib ?? null,
+    vcpuCount: spec.vcpuCount ?? null,
+  };
+}
