@@ -1,0 +1,83 @@
+// The blob contract on a local directory and on a real S3-compatible server (s3rver on loopback).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import S3rver from 's3rver';
+import { BlobAccessError, BlobNotFoundError, LocalBlobStore, type BlobStore } from './blob-store.js';
+import { getObject, parseS3Uri, s3Client, S3BlobStore, type S3Config } from './s3-blob-store.js';
+
+const BUCKET = 'capsule-test';
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-blobs-'));
+let s3: S3rver;
+let config: S3Config;
+
+before(async () => {
+  s3 = new S3rver({ port: 0, address: '127.0.0.1', directory: path.join(dir, 's3'), silent: true, configureBuckets: [{ name: BUCKET, configs: [] }] });
+  const { address, port } = (await s3.run()) as unknown as { address: string; port: number };
+  config = { endpoint: `http://${address}:${port}`, region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', forcePathStyle: true };
+});
+after(async () => {
+  await s3?.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+async function drain(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+const stores: Array<[string, () => BlobStore]> = [
+  ['a local directory', () => new LocalBlobStore(path.join(dir, 'local'))],
+  ['S3 (s3rver)', () => new S3BlobStore(config, BUCKET, 'prefix')],
+];
+
+for (const [name, make] of stores) {
+  describe(`blobs in ${name}`, () => {
+    test('put (buffer and 12 MiB stream), head, get, overwrite, delete; missing keys', async () => {
+      const store = make();
+      assert.deepEqual(await store.put('zips/app.zip', Buffer.from('small')), { sizeBytes: 5 });
+      assert.equal((await drain(await store.get('zips/app.zip'))).toString(), 'small');
+      const big = randomBytes(12 << 20);
+      const stream = Readable.from((function* () {
+        for (let i = 0; i < big.length; i += 1 << 20) yield big.subarray(i, i + (1 << 20));
+      })());
+      assert.deepEqual(await store.put('snapshots/v1/memory', stream), { sizeBytes: big.length });
+      assert.deepEqual(await store.head('snapshots/v1/memory'), { sizeBytes: big.length });
+      const back = await drain(await store.get('snapshots/v1/memory'));
+      assert.equal(createHash('sha256').update(back).digest('hex'), createHash('sha256').update(big).digest('hex'));
+      await store.put('zips/app.zip', Buffer.from('replaced'));
+      assert.equal((await drain(await store.get('zips/app.zip'))).toString(), 'replaced');
+      await store.delete('zips/app.zip');
+      assert.equal(await store.head('zips/app.zip'), null);
+      await assert.rejects(store.get('zips/app.zip'), BlobNotFoundError);
+      await store.delete('never/there'); // deleting nothing is fine
+    });
+
+    test('keys that could escape are refused', async () => {
+      const store = make();
+      for (const key of ['../x', 'a/../../x', '/abs', 'a//b', 'sp ace', '', 'a/./b']) {
+        await assert.rejects(store.put(key, Buffer.from('x')), /invalid blob key/, key);
+      }
+    });
+  });
+}
+
+test('s3:// code URIs: parsed, read; a missing object and bad credentials are named plainly', async () => {
+  assert.deepEqual(parseS3Uri('s3://capsule-test/apps/flask.zip'), { bucket: 'capsule-test', key: 'apps/flask.zip' });
+  for (const bad of ['s3://', 's3://b', 'http://x/y', 's3://UPPER/key', 's3://bucket/']) assert.equal(parseS3Uri(bad), null, bad);
+  const store = new S3BlobStore(config, BUCKET);
+  await store.put('apps/flask.zip', Buffer.from('PK…'));
+  const client = s3Client(config);
+  assert.equal((await drain(await getObject(client, BUCKET, 'apps/flask.zip'))).toString(), 'PK…');
+  await assert.rejects(getObject(client, BUCKET, 'apps/missing.zip'), (err: Error) => err instanceof BlobNotFoundError && /s3:\/\/capsule-test: no object apps\/missing\.zip/.test(err.message));
+  await assert.rejects(getObject(client, 'no-such-bucket', 'x'), (err: Error) => err instanceof BlobAccessError || err instanceof BlobNotFoundError);
+  const wrong = s3Client({ ...config, accessKeyId: 'NOT-A-KEY', secretAccessKey: 'wrong-secret' });
+  await assert.rejects(getObject(wrong, BUCKET, 'apps/flask.zip'), (err: Error) => err instanceof BlobAccessError && /access refused .*check the S3 credentials/.test(err.message));
+  client.destroy();
+  wrong.destroy();
+});

@@ -1,0 +1,88 @@
+// One blob interface for zips, build outputs and snapshots: a local directory by default, or an
+// S3-compatible bucket. Keys are relative paths of [A-Za-z0-9._-] segments; a write is atomic (the
+// object appears whole or not at all).
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { fsyncPath } from '../vmm/durable.js';
+
+export class BlobNotFoundError extends Error {
+  constructor(readonly key: string, where: string) {
+    super(`${where}: no object ${key}`);
+    this.name = 'BlobNotFoundError';
+  }
+}
+
+/** S3 refused us (credentials, permissions, a missing bucket): the message says which. */
+export class BlobAccessError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'BlobAccessError';
+  }
+}
+
+export interface BlobStore {
+  /** Where objects live, for messages ("s3://bucket", "/var/lib/capsule/blobs"). */
+  readonly location: string;
+  put(key: string, body: Readable | Buffer): Promise<{ sizeBytes: number }>;
+  get(key: string): Promise<Readable>;
+  /** Size of an object, or null if there is none. */
+  head(key: string): Promise<{ sizeBytes: number } | null>;
+  delete(key: string): Promise<void>;
+}
+
+const KEY = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
+
+export function checkKey(key: string): string {
+  if (!KEY.test(key) || key.split('/').some((s) => s === '.' || s === '..') || key.length > 1024) throw new Error(`invalid blob key ${JSON.stringify(key.slice(0, 100))}`);
+  return key;
+}
+
+export class LocalBlobStore implements BlobStore {
+  constructor(private readonly dir: string) {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
+
+  get location(): string {
+    return this.dir;
+  }
+
+  private file(key: string): string {
+    return path.join(this.dir, checkKey(key));
+  }
+
+  async put(key: string, body: Readable | Buffer): Promise<{ sizeBytes: number }> {
+    const target = this.file(key);
+    fs.mkdirSync(path.dirname(target), { recursive: true, mode: 0o700 });
+    const partial = `${target}.${randomBytes(6).toString('hex')}.partial`;
+    try {
+      await pipeline(Buffer.isBuffer(body) ? Readable.from([body]) : body, fs.createWriteStream(partial, { mode: 0o600 }));
+      fsyncPath(partial);
+      fs.renameSync(partial, target);
+      fsyncPath(path.dirname(target));
+    } finally {
+      fs.rmSync(partial, { force: true });
+    }
+    return { sizeBytes: fs.statSync(target).size };
+  }
+
+  async get(key: string): Promise<Readable> {
+    const file = this.file(key);
+    if (!fs.existsSync(file)) throw new BlobNotFoundError(key, this.dir);
+    return fs.createReadStream(file);
+  }
+
+  async head(key: string): Promise<{ sizeBytes: number } | null> {
+    try {
+      return { sizeBytes: fs.statSync(this.file(key)).size };
+    } catch {
+      return null;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    fs.rmSync(this.file(key), { force: true });
+  }
+}

@@ -1,0 +1,111 @@
+// Blobs in an S3-compatible bucket (AWS S3, MinIO, s3rver…) through @aws-sdk/client-s3, and reading
+// an app's `s3://bucket/key` code URI with the same endpoint and credentials.
+import { Readable } from 'node:stream';
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { BlobAccessError, BlobNotFoundError, checkKey, type BlobStore } from './blob-store.js';
+
+export interface S3Config {
+  /** e.g. http://127.0.0.1:4569; null: AWS's own endpoint for the region. */
+  endpoint: string | null;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** Path-style addressing (most self-hosted servers need it). */
+  forcePathStyle: boolean;
+}
+
+export function s3Client(config: S3Config): S3Client {
+  return new S3Client({
+    region: config.region,
+    endpoint: config.endpoint ?? undefined,
+    forcePathStyle: config.forcePathStyle,
+    credentials: { accessKeyId: config.accessKeyId, secretAccessKey: config.secretAccessKey },
+    maxAttempts: 2,
+  });
+}
+
+/** S3's refusal as one of ours: a missing object, or access trouble named plainly. */
+function translate(err: unknown, bucket: string, key: string): Error {
+  if (err instanceof S3ServiceException) {
+    const code = err.name;
+    if (code === 'NoSuchKey' || code === 'NotFound' || err.$metadata?.httpStatusCode === 404) {
+      return code === 'NoSuchBucket' ? new BlobAccessError(`s3://${bucket} does not exist`) : new BlobNotFoundError(key, `s3://${bucket}`);
+    }
+    if (['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'Forbidden'].includes(code) || err.$metadata?.httpStatusCode === 403) {
+      return new BlobAccessError(`s3://${bucket}/${key}: access refused (${code}): check the S3 credentials`, { cause: err });
+    }
+    return new BlobAccessError(`s3://${bucket}/${key}: ${code}: ${err.message}`, { cause: err });
+  }
+  return new BlobAccessError(`s3://${bucket}/${key}: ${(err as Error).message}`, { cause: err });
+}
+
+export class S3BlobStore implements BlobStore {
+  private readonly client: S3Client;
+
+  constructor(config: S3Config, private readonly bucket: string, private readonly prefix = '') {
+    this.client = s3Client(config);
+  }
+
+  get location(): string {
+    return `s3://${this.bucket}${this.prefix ? `/${this.prefix}` : ''}`;
+  }
+
+  private key(key: string): string {
+    return this.prefix ? `${this.prefix}/${checkKey(key)}` : checkKey(key);
+  }
+
+  async put(key: string, body: Readable | Buffer): Promise<{ sizeBytes: number }> {
+    let sizeBytes = 0;
+    const counted = Buffer.isBuffer(body) ? ((sizeBytes = body.length), body) : body.on('data', (c: Buffer) => (sizeBytes += c.length));
+    try {
+      // multipart for large objects; an upload that fails is aborted, leaving no object
+      await new Upload({ client: this.client, params: { Bucket: this.bucket, Key: this.key(key), Body: counted } }).done();
+    } catch (err) {
+      throw translate(err, this.bucket, this.key(key));
+    }
+    return { sizeBytes };
+  }
+
+  async get(key: string): Promise<Readable> {
+    return getObject(this.client, this.bucket, this.key(key));
+  }
+
+  async head(key: string): Promise<{ sizeBytes: number } | null> {
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
+      return { sizeBytes: head.ContentLength ?? 0 };
+    } catch (err) {
+      const translated = translate(err, this.bucket, this.key(key));
+      if (translated instanceof BlobNotFoundError) return null;
+      throw translated;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
+    } catch (err) {
+      throw translate(err, this.bucket, this.key(key));
+    }
+  }
+
+  destroy(): void {
+    this.client.destroy();
+  }
+}
+
+export async function getObject(client: S3Client, bucket: string, key: string): Promise<Readable> {
+  try {
+    const object = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return object.Body as Readable;
+  } catch (err) {
+    throw translate(err, bucket, key);
+  }
+}
+
+/** `s3://bucket/key/with/slashes` → its parts; null if it is not one. */
+export function parseS3Uri(uri: string): { bucket: string; key: string } | null {
+  const match = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/(.+)$/.exec(uri);
+  return match ? { bucket: match[1], key: match[2] } : null;
+}
