@@ -6,3 +6,4 @@ export * from './channel.js';
 export * from './mux.js';
 export * from './tenants.js';
 export * from './ws.js';
+export * from './images.js';

@@ -57,4 +57,24 @@ export const MIGRATIONS: Array<{ version: number; sql: string }> = [
       CREATE INDEX api_keys_tenant ON api_keys (tenant_id);
     `,
   },
+  {
+    version: 4,
+    sql: `
+      CREATE TABLE image_versions (
+        tenant_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        runtime TEXT NOT NULL,
+        source TEXT NOT NULL,
+        plan_json TEXT NOT NULL,
+        failure_reason TEXT,
+        failed_step TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        finished_at TEXT,
+        PRIMARY KEY (tenant_id, name, version)
+      );
+    `,
+  },
 ];

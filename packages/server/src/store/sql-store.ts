@@ -1,9 +1,10 @@
 // The store, written once over a SqlDriver: SQLite by default, Postgres when DATABASE_URL is set.
 // Same schema (migrations.ts), same queries; only the JSON metadata lookup differs by dialect.
-import type { MicroVMState, TenantQuotas } from '@capsule/protocol';
+import type { ImageBuildState, MicroVMState, TenantQuotas } from '@capsule/protocol';
 import type { Row, SqlDriver } from './driver.js';
 import { MIGRATIONS } from './migrations.js';
-import type { ApiKeyRecord, ListFilter, MicroVMRecord, Store, TenantRecord, TenantUsage } from './types.js';
+import type { BuildPlan } from '../images/build-plan.js';
+import type { ApiKeyRecord, ImageVersionRecord, ListFilter, MicroVMRecord, Store, TenantRecord, TenantUsage } from './types.js';
 
 const COLUMNS: Array<[keyof MicroVMRecord, string, 'json' | 'plain']> = [
   ['id', 'id', 'plain'],
@@ -53,6 +54,21 @@ const tenantFromRow = (row: Row): TenantRecord => ({
   name: row.name as string,
   quotas: JSON.parse(row.quotas_json as string) as TenantQuotas,
   createdAt: row.created_at as string,
+});
+
+const imageFromRow = (row: Row): ImageVersionRecord => ({
+  tenantId: row.tenant_id as string,
+  name: row.name as string,
+  version: Number(row.version),
+  state: row.state as ImageVersionRecord['state'],
+  runtime: row.runtime as string,
+  source: row.source as string,
+  plan: JSON.parse(row.plan_json as string) as BuildPlan,
+  failureReason: (row.failure_reason as string | null) ?? null,
+  failedStep: (row.failed_step as string | null) ?? null,
+  createdAt: row.created_at as string,
+  updatedAt: row.updated_at as string,
+  finishedAt: (row.finished_at as string | null) ?? null,
 });
 
 const placeholders = (count: number, from = 1): string => Array.from({ length: count }, (_, i) => `$${from + i}`).join(', ');
@@ -174,6 +190,55 @@ export class SqlStore implements Store {
       key.name,
       key.createdAt,
     ]);
+  }
+
+  async insertImageVersion(record: Omit<ImageVersionRecord, 'version'>): Promise<ImageVersionRecord> {
+    // the next number in the same statement; a concurrent insert of the same number loses on the key
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.db.run(
+          `INSERT INTO image_versions (tenant_id, name, version, state, runtime, source, plan_json, failure_reason, failed_step, created_at, updated_at, finished_at)
+           SELECT $1, $2, COALESCE(MAX(version), 0) + 1, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM image_versions WHERE tenant_id = $1 AND name = $2`,
+          [record.tenantId, record.name, record.state, record.runtime, record.source, JSON.stringify(record.plan), record.failureReason, record.failedStep, record.createdAt, record.updatedAt, record.finishedAt],
+        );
+        break;
+      } catch (err) {
+        if (attempt >= 5 || !/UNIQUE|unique|PRIMARY/.test((err as Error).message)) throw err;
+      }
+    }
+    const [row] = await this.db.query('SELECT * FROM image_versions WHERE tenant_id = $1 AND name = $2 AND created_at = $3 ORDER BY version DESC LIMIT 1', [record.tenantId, record.name, record.createdAt]);
+    return imageFromRow(row);
+  }
+
+  async updateImageVersion(tenantId: string, name: string, version: number, patch: Partial<Pick<ImageVersionRecord, 'state' | 'failureReason' | 'failedStep' | 'finishedAt'>>): Promise<void> {
+    const columns: Array<[string, unknown]> = [['updated_at', new Date().toISOString()]];
+    if (patch.state !== undefined) columns.push(['state', patch.state]);
+    if (patch.failureReason !== undefined) columns.push(['failure_reason', patch.failureReason]);
+    if (patch.failedStep !== undefined) columns.push(['failed_step', patch.failedStep]);
+    if (patch.finishedAt !== undefined) columns.push(['finished_at', patch.finishedAt]);
+    const sets = columns.map(([c], i) => `${c} = $${i + 4}`).join(', ');
+    await this.db.run(`UPDATE image_versions SET ${sets} WHERE tenant_id = $1 AND name = $2 AND version = $3`, [tenantId, name, version, ...columns.map(([, v]) => v)]);
+  }
+
+  async getImageVersion(tenantId: string, name: string, version: number): Promise<ImageVersionRecord | null> {
+    const [row] = await this.db.query('SELECT * FROM image_versions WHERE tenant_id = $1 AND name = $2 AND version = $3', [tenantId, name, version]);
+    return row ? imageFromRow(row) : null;
+  }
+
+  async listImageVersions(tenantId: string, name?: string): Promise<ImageVersionRecord[]> {
+    const rows = name === undefined
+      ? await this.db.query('SELECT * FROM image_versions WHERE tenant_id = $1 ORDER BY name, version', [tenantId])
+      : await this.db.query('SELECT * FROM image_versions WHERE tenant_id = $1 AND name = $2 ORDER BY version', [tenantId, name]);
+    return rows.map(imageFromRow);
+  }
+
+  async deleteImageVersion(tenantId: string, name: string, version: number): Promise<void> {
+    await this.db.run('DELETE FROM image_versions WHERE tenant_id = $1 AND name = $2 AND version = $3', [tenantId, name, version]);
+  }
+
+  async listImageVersionsInStates(states: ImageBuildState[]): Promise<ImageVersionRecord[]> {
+    if (states.length === 0) return [];
+    return (await this.db.query(`SELECT * FROM image_versions WHERE state IN (${placeholders(states.length)})`, states)).map(imageFromRow);
   }
 
   async close(): Promise<void> {

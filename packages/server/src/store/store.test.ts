@@ -302,6 +302,26 @@ for (const backend of BACKENDS) {
     assert.deepEqual(await store.tenantUsage('tenant-a', []), { microvms: 0, vcpuCount: 0, memoryMib: 0 });
   });
 
+  test('image versions: numbered per image and tenant, updated, listed, deleted', async (t) => {
+    const store = await openStore(t);
+    const plan = { runtime: 'python', steps: [], env: { A: '1' }, workdir: '/app', user: 'root', start: ['python3', 'app.py'], port: 8080, memoryMib: null, vcpuCount: null };
+    const version = (tenantId: string, name: string, createdAt: string) =>
+      store.insertImageVersion({ tenantId, name, state: 'PENDING', runtime: 'python', source: 'upload', plan, failureReason: null, failedStep: null, createdAt, updatedAt: createdAt, finishedAt: null });
+    assert.equal((await version('tenant-a', 'flask', '2024-01-01T00:00:01.000Z')).version, 1);
+    assert.equal((await version('tenant-a', 'flask', '2024-01-01T00:00:02.000Z')).version, 2);
+    assert.equal((await version('tenant-a', 'other', '2024-01-01T00:00:03.000Z')).version, 1);
+    assert.equal((await version('tenant-b', 'flask', '2024-01-01T00:00:04.000Z')).version, 1, 'numbering is per tenant');
+    await store.updateImageVersion('tenant-a', 'flask', 1, { state: 'FAILED', failureReason: 'RUN failed', failedStep: 'line 3: RUN false', finishedAt: '2024-01-01T00:01:00.000Z' });
+    const failed = await store.getImageVersion('tenant-a', 'flask', 1);
+    assert.deepEqual([failed?.state, failed?.failureReason, failed?.failedStep, failed?.finishedAt, failed?.plan], ['FAILED', 'RUN failed', 'line 3: RUN false', '2024-01-01T00:01:00.000Z', plan]);
+    assert.deepEqual((await store.listImageVersions('tenant-a')).map((v) => `${v.name}:${v.version}`), ['flask:1', 'flask:2', 'other:1']);
+    assert.deepEqual((await store.listImageVersions('tenant-a', 'flask')).map((v) => v.version), [1, 2]);
+    assert.deepEqual((await store.listImageVersionsInStates(['PENDING'])).map((v) => `${v.tenantId}/${v.name}:${v.version}`).sort(), ['tenant-a/flask:2', 'tenant-a/other:1', 'tenant-b/flask:1']);
+    await store.deleteImageVersion('tenant-a', 'flask', 2);
+    assert.equal(await store.getImageVersion('tenant-a', 'flask', 2), null);
+    assert.equal((await version('tenant-a', 'flask', '2024-01-01T00:00:05.000Z')).version, 2, 'the highest remaining + 1');
+  });
+
   test('reopening the same database keeps data and does not re-run migrations', async (t) => {
     const location = await backend.location(t);
     const first = await backend.open(location);

@@ -1,5 +1,6 @@
 // Persistence contract. Async so SQLite (default) and Postgres share one interface.
-import type { MicroVMState, ResolvedIdlePolicy, TenantQuotas } from '@capsule/protocol';
+import type { ImageBuildState, MicroVMState, ResolvedIdlePolicy, TenantQuotas } from '@capsule/protocol';
+import type { BuildPlan } from '../images/build-plan.js';
 
 export interface MicroVMRecord {
   id: string;
@@ -62,6 +63,21 @@ export interface TenantUsage {
   memoryMib: number;
 }
 
+export interface ImageVersionRecord {
+  tenantId: string;
+  name: string;
+  version: number;
+  state: ImageBuildState;
+  runtime: string;
+  source: string;
+  plan: BuildPlan;
+  failureReason: string | null;
+  failedStep: string | null;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt: string | null;
+}
+
 export interface Store {
   insertMicroVM(record: MicroVMRecord): Promise<void>;
   /** Apply a partial update, only if the VM is still in `expectedState` (optimistic transition). */
@@ -80,5 +96,14 @@ export interface Store {
   findApiKey(keyHash: string): Promise<Pick<ApiKeyRecord, 'id' | 'tenantId' | 'isAdmin'> | null>;
   /** Inserting a hash that exists changes nothing. */
   insertApiKey(key: ApiKeyRecord): Promise<void>;
+  /** A new version numbered one past the image's highest (1 for a new image). */
+  insertImageVersion(record: Omit<ImageVersionRecord, 'version'>): Promise<ImageVersionRecord>;
+  updateImageVersion(tenantId: string, name: string, version: number, patch: Partial<Pick<ImageVersionRecord, 'state' | 'failureReason' | 'failedStep' | 'finishedAt'>>): Promise<void>;
+  getImageVersion(tenantId: string, name: string, version: number): Promise<ImageVersionRecord | null>;
+  /** A tenant's versions (of one image, or all), by name then version. */
+  listImageVersions(tenantId: string, name?: string): Promise<ImageVersionRecord[]>;
+  deleteImageVersion(tenantId: string, name: string, version: number): Promise<void>;
+  /** Versions in these states across tenants (builds cut short by a restart). */
+  listImageVersionsInStates(states: ImageBuildState[]): Promise<ImageVersionRecord[]>;
   close(): Promise<void>;
 }
