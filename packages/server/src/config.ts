@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TenantQuotas } from '@capsule/protocol';
+import type { S3Config } from './blobs/s3-blob-store.js';
 
 export type AcceleratorChoice = 'auto' | 'kvm' | 'tcg';
 
@@ -28,6 +29,12 @@ export interface CapsuleConfig {
   extraKernelArgs: string;
   /** Unprivileged user QEMU drops to after start-up (-runas); null keeps the server's user. */
   qemuUser: string | null;
+  /** S3-compatible storage for `s3://` code URIs; null when not configured. */
+  s3: S3Config | null;
+  /** The longest an image build may take. */
+  buildTimeoutMs: number;
+  /** How long a launched image's app gets to accept connections on its port. */
+  appReadyTimeoutMs: number;
   /** MicroVM endpoints answer at http://{id}.{baseDomain}:{port} (and {guestPort}-{id}.{baseDomain}). */
   baseDomain: string;
   /** postgres://… to keep state in Postgres; null: SQLite in the data dir. */
@@ -73,6 +80,17 @@ export function loadConfig(overrides: Partial<CapsuleConfig> = {}, env: NodeJS.P
     snapshotDir: env.CAPSULE_SNAPSHOT_DIR ?? path.join(env.CAPSULE_CACHE_DIR ?? '/var/cache/capsule', 'snapshots'),
     qemuUser: env.CAPSULE_QEMU_USER === '' ? null : (env.CAPSULE_QEMU_USER ?? 'capsule-vm'),
     baseDomain: env.CAPSULE_BASE_DOMAIN ?? 'localhost',
+    s3: env.CAPSULE_S3_ENDPOINT || env.CAPSULE_S3_ACCESS_KEY_ID
+      ? {
+          endpoint: env.CAPSULE_S3_ENDPOINT || null,
+          region: env.CAPSULE_S3_REGION ?? 'us-east-1',
+          accessKeyId: env.CAPSULE_S3_ACCESS_KEY_ID ?? '',
+          secretAccessKey: env.CAPSULE_S3_SECRET_ACCESS_KEY ?? '',
+          forcePathStyle: env.CAPSULE_S3_FORCE_PATH_STYLE !== 'false',
+        }
+      : null,
+    buildTimeoutMs: intFromEnv(env.CAPSULE_BUILD_TIMEOUT_MS, 20 * 60_000),
+    appReadyTimeoutMs: intFromEnv(env.CAPSULE_APP_READY_TIMEOUT_MS, 60_000),
     databaseUrl: env.DATABASE_URL || null,
     defaultQuotas: {
       maxRunningMicroVMs: intFromEnv(env.CAPSULE_QUOTA_RUNNING_MICROVMS, 100),

@@ -16,7 +16,9 @@ import { AuthTokens } from './api/auth-tokens.js';
 import { EndpointProxy } from './api/proxy.js';
 import { InteractiveSessions } from './api/ws-sessions.js';
 import { authTokenRoute } from './api/routes/auth-tokens.js';
+import { imageRoutes } from './api/routes/images.js';
 import type { Route } from './api/router.js';
+import { ImageService } from './images/image-service.js';
 import { ReadySnapshots } from './snapshots/ready-snapshots.js';
 import { ensureAdminKey } from './api/auth.js';
 import { createApiServer } from './api/server.js';
@@ -71,8 +73,8 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
   runtimes.load();
   log.info('runtimes loaded', { runtimes: runtimes.list().map((r) => `${r.name}@${r.hash}`) });
 
-  const images = runtimes.list().flatMap((r) => [r.kernelPath, r.initrdPath, r.rootfsPath]);
-  const { identity, reason: identityReason } = resolveQemuIdentity(config.qemuUser, images, path.join(config.dataDir, 'vms'));
+  const runtimeFiles = runtimes.list().flatMap((r) => [r.kernelPath, r.initrdPath, r.rootfsPath]);
+  const { identity, reason: identityReason } = resolveQemuIdentity(config.qemuUser, runtimeFiles, path.join(config.dataDir, 'vms'));
   log.info(identityReason);
 
   const accelerator = await chooseAccelerator(config.accelerator, hostProbeEnv(() => probeKvm(config, runtimes, identity)));
@@ -80,13 +82,24 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
 
   const snapshots = config.snapshots ? new ReadySnapshots(config, runtimes, accelerator.accelerator, identity, log) : null;
   const metrics = new Metrics();
-  const service = new MicroVMService({ config, store, runtimes, accelerator, qemuIdentity: identity, snapshots, metrics, log });
+  const images = new ImageService({
+    config,
+    store,
+    runtimes,
+    accelerator: accelerator.accelerator,
+    runAs: identity,
+    log,
+    inUse: async (tenantId, name, version) =>
+      (await store.listMicroVMs({ tenantId, imageName: name, limit: 10_000 })).some((vm) => vm.imageVersion === version && vm.state !== 'TERMINATED' && vm.state !== 'FAILED'),
+  });
+  await images.recover();
+  const service = new MicroVMService({ config, store, runtimes, accelerator, qemuIdentity: identity, snapshots, images, metrics, log });
   await service.recover();
   service.startPolicySweeper();
   const adminKey = await ensureAdminKey(config.dataDir, store, config.defaultQuotas);
 
   const tokens = AuthTokens.load(config.dataDir);
-  const routes: Route[] = [healthRoute(accelerator), metricsRoute(metrics, store), ...microvmRoutes(service), execRoute(service), ...fileRoutes(service), ...tenantRoutes(store, config), authTokenRoute(service, tokens)];
+  const routes: Route[] = [healthRoute(accelerator), metricsRoute(metrics, store), ...microvmRoutes(service), execRoute(service), ...fileRoutes(service), ...tenantRoutes(store, config), authTokenRoute(service, tokens), ...imageRoutes(images, config.s3)];
   routes.push(openApiRoute(() => routes, SERVER_VERSION));
   const proxy = new EndpointProxy(service, store, tokens, config.baseDomain);
   const sessions = new InteractiveSessions(service, store);
@@ -123,6 +136,7 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
         await service.shutdown();
         await snapshotsBuilt;
         await snapshots?.idle();
+        await images.idle();
         await store.close();
       })();
       return closing;

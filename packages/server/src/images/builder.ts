@@ -77,7 +77,7 @@ async function copyStep(agent: AgentClient, zip: AppZip, step: Extract<BuildStep
 }
 
 /** argv run as `user` (a name, or uid[:gid]); root runs it directly. */
-function asUser(user: string, argv: string[]): string[] {
+export function asUser(user: string, argv: string[]): string[] {
   if (user === 'root' || user === '0' || user === '0:0') return argv;
   const numeric = /^(\d+)(?::(\d+))?$/.exec(user);
   if (numeric) return ['setpriv', `--reuid=${numeric[1]}`, `--regid=${numeric[2] ?? numeric[1]}`, '--clear-groups', '--', ...argv];
@@ -127,6 +127,6 @@ export async function buildLayer(opts: BuildOptions): Promise<string> {
     await machine.stop();
   }
   fsyncPath(layer);
-  fs.chmodSync(layer, 0o444);
+  fs.chmodSync(layer, 0o400); // frozen; read by QEMU's user, which owns it
   return layer;
 }

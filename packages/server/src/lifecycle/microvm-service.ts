@@ -17,6 +17,8 @@ import { vmPaths } from '../vmm/qemu-args.js';
 import { Activity, PolicySweeper } from './policy-sweeper.js';
 import { QuotaGate } from './quotas.js';
 import type { Metrics } from '../api/metrics.js';
+import type { ImageService } from '../images/image-service.js';
+import { resolveSource, startApp, type LaunchSource } from './launch-source.js';
 import type { ReadySnapshots } from '../snapshots/ready-snapshots.js';
 
 export interface ServiceDeps {
@@ -26,6 +28,7 @@ export interface ServiceDeps {
   accelerator: AcceleratorDecision;
   qemuIdentity: QemuIdentity | null;
   snapshots: ReadySnapshots | null;
+  images: ImageService | null;
   metrics: Metrics;
   log: Logger;
 }
@@ -145,7 +148,8 @@ export class MicroVMService {
       let machine: Machine;
       const release = await this.quotas.admit(record.tenantId, record);
       try {
-        machine = await Machine.launch({ ...this.launchOptions(record), restore: { kind: 'suspended', statePath, diskPath } });
+        const source = await resolveSource(this.deps.runtimes, this.deps.images, record.tenantId, record.imageName, record.imageVersion ?? undefined);
+        machine = await Machine.launch({ ...this.launchOptions(record, source), restore: { kind: 'suspended', statePath, diskPath } });
       } catch (err) {
         release();
         if (err instanceof CapsuleError && err.step === RESTORE_LOAD) {
@@ -223,7 +227,9 @@ export class MicroVMService {
 
   private async launch(tenantId: string, request: RunMicroVMRequest): Promise<MicroVMRecord> {
     const { config, store, runtimes, accelerator } = this.deps;
-    const runtime = runtimes.get(request.imageName);
+    const source = await resolveSource(runtimes, this.deps.images, tenantId, request.imageName, request.imageVersion);
+    const { runtime, image } = source;
+    const plan = image?.record.plan;
     const maximumDurationSeconds = request.maximumDurationSeconds ?? config.maxDurationCapSeconds;
     if (maximumDurationSeconds > config.maxDurationCapSeconds) {
       throw new CapsuleError(ErrorCode.VALIDATION_FAILED, `maximumDurationSeconds ${maximumDurationSeconds} exceeds the cap of ${config.maxDurationCapSeconds}`);
@@ -236,11 +242,11 @@ export class MicroVMService {
       tenantId,
       state: 'PENDING',
       imageName: request.imageName,
-      imageVersion: null,
-      vcpuCount: request.vcpuCount ?? config.defaultVcpuCount,
-      memoryMib: request.memoryMib ?? config.defaultMemoryMib,
+      imageVersion: image?.record.version ?? null,
+      vcpuCount: request.vcpuCount ?? plan?.vcpuCount ?? config.defaultVcpuCount,
+      memoryMib: request.memoryMib ?? plan?.memoryMib ?? config.defaultMemoryMib,
       metadata: request.metadata ?? {},
-      env: request.env ?? {},
+      env: { ...plan?.env, ...request.env },
       egress: request.network?.egress ?? 'none',
       maximumDurationSeconds,
       idlePolicy: {
@@ -271,8 +277,9 @@ export class MicroVMService {
     let machine: Machine;
     let launchedFrom: 'boot' | 'snapshot' = 'boot';
     try {
-      const options = this.launchOptions(record);
-      const snapshot = this.deps.snapshots?.get(runtime.name, record) ?? null;
+      const options = this.launchOptions(record, source);
+      // images have no ready snapshot yet: they boot and start their app
+      const snapshot = image ? null : (this.deps.snapshots?.get(runtime.name, record) ?? null);
       if (snapshot) {
         try {
           machine = await Machine.launch({ ...options, restore: snapshot });
@@ -289,8 +296,12 @@ export class MicroVMService {
       } else {
         machine = await Machine.launch(options);
         // the first launch of a shape cold-boots; the next ones restore (built in the background)
-        if (this.deps.snapshots) void this.deps.snapshots.ensure(runtime.name, record);
+        if (this.deps.snapshots && !image) void this.deps.snapshots.ensure(runtime.name, record);
       }
+      if (plan) await startApp(machine.agent, plan, record.env, config.appReadyTimeoutMs).catch(async (err) => {
+        await machine.stop().catch(() => undefined);
+        throw err;
+      });
     } catch (err) {
       const reason = err instanceof CapsuleError ? `${err.code}: ${err.message}` : String(err);
       await store.updateMicroVM(id, null, { state: 'FAILED', failureReason: reason, qemuPid: null });
@@ -314,9 +325,10 @@ export class MicroVMService {
     return running;
   }
 
-  private launchOptions(record: MicroVMRecord): LaunchOptions {
+  private launchOptions(record: MicroVMRecord, source: LaunchSource): LaunchOptions {
     return {
-      ...hostLaunchOptions(this.deps.config, this.deps.runtimes.get(record.imageName)),
+      ...hostLaunchOptions(this.deps.config, source.runtime),
+      baseDisk: source.image?.layerPath,
       vmDir: path.join(this.vmsDir, record.id),
       vcpuCount: record.vcpuCount,
       memoryMib: record.memoryMib,

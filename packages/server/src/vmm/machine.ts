@@ -51,6 +51,8 @@ export interface LaunchOptions extends Omit<MachineSpec, 'overlayPath' | 'incomi
   /** Where the disk overlay goes (default: in vmDir, removed with it). A snapshot build keeps it. */
   overlayPath?: string;
   rootfsPath: string;
+  /** A qcow2 layer over the rootfs (an image version): the overlay chains on it instead. */
+  baseDisk?: string;
   qemuBinary: string;
   qemuImgBinary: string;
   bootTimeoutMs: number;
@@ -144,7 +146,7 @@ export class Machine {
         if (base) memory = { kind: 'file', path: base, share: false };
       } else {
         // the overlay chains on the snapshot's frozen layer, or on the runtime's read-only image: no copy
-        let [backingFormat, backing] = ['raw', opts.rootfsPath];
+        let [backingFormat, backing] = opts.baseDisk ? ['qcow2', opts.baseDisk] : ['raw', opts.rootfsPath];
         if (restore) {
           const linked = linkBase(path.dirname(overlayPath), restore);
           [backingFormat, backing] = ['qcow2', linked?.diskBacking ?? restore.diskPath];

@@ -1,0 +1,196 @@
+// MicroVM Images: accept a zip (uploaded, or from s3://), check it and its Dockerfile/capsule.json
+// before anything is created (bad input is a 400 naming the problem, and leaves nothing), then build
+// each version in a builder VM, one build at a time. Versions are immutable: PENDING → IN_PROGRESS →
+// SUCCESSFUL (with a frozen layer) or FAILED (with the step and its output). A version in use by a
+// MicroVM cannot be deleted.
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { CapsuleError, ErrorCode, type ImageVersion } from '@capsule/protocol';
+import type { CapsuleConfig } from '../config.js';
+import type { Logger } from '../log.js';
+import type { RuntimeRegistry } from '../runtimes/registry.js';
+import type { ImageVersionRecord, Store } from '../store/types.js';
+import type { QemuIdentity } from '../vmm/machine.js';
+import type { Accelerator } from '../vmm/qemu-args.js';
+import { BuildSpecError, type BuildPlan } from './build-plan.js';
+import { BuildFailure, buildLayer } from './builder.js';
+import { parseCapsuleJson } from './capsule-json.js';
+import { parseDockerfile } from './dockerfile.js';
+import { AppZip, ZipError } from './zip.js';
+
+export interface ImageServiceDeps {
+  config: CapsuleConfig;
+  store: Store;
+  runtimes: RuntimeRegistry;
+  accelerator: Accelerator;
+  runAs: QemuIdentity | null;
+  log: Logger;
+  /** Is any MicroVM (not terminated) using this image version? */
+  inUse(tenantId: string, name: string, version: number): Promise<boolean>;
+}
+
+/** A built version a MicroVM can launch from. */
+export interface LaunchableImage {
+  record: ImageVersionRecord;
+  layerPath: string;
+}
+
+export function toApiVersion(v: ImageVersionRecord): ImageVersion {
+  return { name: v.name, version: v.version, state: v.state, runtime: v.runtime, source: v.source, start: v.plan.start, port: v.plan.port, failureReason: v.failureReason, failedStep: v.failedStep, createdAt: v.createdAt, finishedAt: v.finishedAt };
+}
+
+export class ImageService {
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly root: string;
+
+  constructor(private readonly deps: ImageServiceDeps) {
+    this.root = path.join(deps.config.dataDir, 'images');
+  }
+
+  private dirOf(tenantId: string, name: string, version: number): string {
+    return path.join(this.root, tenantId, name, String(version));
+  }
+
+  /** Read the app description from the zip: a build plan, or a 400 that names the problem. */
+  private async planOf(zip: AppZip): Promise<BuildPlan> {
+    const runtimes = this.deps.runtimes.list().map((r) => r.name);
+    try {
+      if (zip.has('Dockerfile')) return parseDockerfile((await zip.read('Dockerfile')).toString('utf8'), runtimes);
+      if (zip.has('capsule.json')) return parseCapsuleJson((await zip.read('capsule.json')).toString('utf8'), runtimes);
+    } catch (err) {
+      if (err instanceof BuildSpecError || err instanceof ZipError) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, err.message);
+      throw err;
+    }
+    throw new CapsuleError(ErrorCode.VALIDATION_FAILED, 'the zip has neither a Dockerfile nor a capsule.json at its top level');
+  }
+
+  /**
+   * A new version of `name` from the zip in `body`: checked now, built in the background. The zip is
+   * kept with the version (its build input); nothing is kept if it is refused.
+   */
+  async create(tenantId: string, name: string, body: Readable, source: string): Promise<ImageVersionRecord> {
+    fs.mkdirSync(this.root, { recursive: true, mode: 0o711 }); // QEMU's user reaches layers by path, lists nothing
+    const upload = path.join(this.root, `.upload-${randomBytes(8).toString('hex')}.zip`);
+    let zip: AppZip | null = null;
+    try {
+      await pipeline(body, fs.createWriteStream(upload, { mode: 0o600 }));
+      try {
+        zip = await AppZip.open(upload);
+      } catch (err) {
+        if (err instanceof ZipError) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, err.message);
+        throw err;
+      }
+      const plan = await this.planOf(zip);
+      const now = new Date().toISOString();
+      const record = await this.deps.store.insertImageVersion({ tenantId, name, state: 'PENDING', runtime: plan.runtime, source, plan, failureReason: null, failedStep: null, createdAt: now, updatedAt: now, finishedAt: null });
+      const dir = this.dirOf(tenantId, name, record.version);
+      fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
+      fs.renameSync(upload, path.join(dir, 'app.zip'));
+      this.deps.log.info('image build queued', { tenantId, name, version: record.version, runtime: plan.runtime });
+      const run = (): Promise<void> => this.build(record);
+      this.queue = this.queue.then(run, run);
+      return record;
+    } finally {
+      zip?.close();
+      fs.rmSync(upload, { force: true });
+    }
+  }
+
+  /** Wait for queued builds (tests, shutdown). */
+  idle(): Promise<unknown> {
+    return this.queue;
+  }
+
+  private async build(record: ImageVersionRecord): Promise<void> {
+    const { tenantId, name, version } = record;
+    const dir = this.dirOf(tenantId, name, version);
+    const logFile = path.join(dir, 'build.log');
+    const log = fs.createWriteStream(logFile, { flags: 'a' });
+    // short: the builder VM's unix sockets live under it
+    const work = path.join(this.deps.config.dataDir, 'b', randomBytes(4).toString('hex'));
+    const started = Date.now();
+    let zip: AppZip | null = null;
+    try {
+      await this.deps.store.updateImageVersion(tenantId, name, version, { state: 'IN_PROGRESS' });
+      fs.mkdirSync(work, { recursive: true, mode: 0o711 });
+      if (this.deps.runAs) fs.chownSync(work, this.deps.runAs.uid, this.deps.runAs.gid);
+      zip = await AppZip.open(path.join(dir, 'app.zip'));
+      const layer = await buildLayer({
+        config: this.deps.config,
+        runtime: this.deps.runtimes.get(record.runtime),
+        accelerator: this.deps.accelerator,
+        runAs: this.deps.runAs,
+        zip,
+        plan: record.plan,
+        workDir: work,
+        log: (text) => log.write(text),
+        timeoutMs: this.deps.config.buildTimeoutMs,
+      });
+      fs.renameSync(layer, path.join(dir, 'layer.qcow2'));
+      log.write(`==> built in ${Date.now() - started} ms\n`);
+      await this.deps.store.updateImageVersion(tenantId, name, version, { state: 'SUCCESSFUL', finishedAt: new Date().toISOString() });
+      this.deps.log.info('image built', { tenantId, name, version, ms: Date.now() - started });
+    } catch (err) {
+      const failure = err instanceof BuildFailure ? err : null;
+      const reason = failure ? `${failure.message}${failure.outputTail ? `\n--- output (tail) ---\n${failure.outputTail}` : ''}` : `the build could not run: ${(err as Error).message}`;
+      log.write(`==> FAILED: ${reason}\n`);
+      fs.rmSync(path.join(dir, 'layer.qcow2'), { force: true });
+      await this.deps.store.updateImageVersion(tenantId, name, version, { state: 'FAILED', failureReason: reason, failedStep: failure?.step ?? null, finishedAt: new Date().toISOString() });
+      this.deps.log.warn('image build failed', { tenantId, name, version, reason: reason.split('\n')[0] });
+    } finally {
+      zip?.close();
+      await new Promise((resolve) => log.end(resolve));
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  }
+
+  /** Builds a restart cut short are failed (their builder VM died with the old server). */
+  async recover(): Promise<void> {
+    for (const v of await this.deps.store.listImageVersionsInStates(['PENDING', 'IN_PROGRESS'])) {
+      await this.deps.store.updateImageVersion(v.tenantId, v.name, v.version, { state: 'FAILED', failureReason: 'the server restarted during the build; create the image again', finishedAt: new Date().toISOString() });
+    }
+    fs.rmSync(path.join(this.deps.config.dataDir, 'b'), { recursive: true, force: true });
+  }
+
+  async versions(tenantId: string, name?: string): Promise<ImageVersionRecord[]> {
+    const versions = await this.deps.store.listImageVersions(tenantId, name);
+    if (name !== undefined && versions.length === 0) throw new CapsuleError(ErrorCode.IMAGE_NOT_FOUND, `image ${name} not found`);
+    return versions;
+  }
+
+  async version(tenantId: string, name: string, version: number): Promise<ImageVersionRecord> {
+    const found = await this.deps.store.getImageVersion(tenantId, name, version);
+    if (!found) throw new CapsuleError(ErrorCode.IMAGE_NOT_FOUND, `image ${name} version ${version} not found`);
+    return found;
+  }
+
+  async buildLog(tenantId: string, name: string, version: number): Promise<string> {
+    await this.version(tenantId, name, version);
+    const file = path.join(this.dirOf(tenantId, name, version), 'build.log');
+    return fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+  }
+
+  /** The version to launch: the one asked for, or the newest SUCCESSFUL one. */
+  async launchable(tenantId: string, name: string, version?: number): Promise<LaunchableImage> {
+    const candidates = version === undefined ? (await this.deps.store.listImageVersions(tenantId, name)).filter((v) => v.state === 'SUCCESSFUL') : [await this.version(tenantId, name, version)];
+    const record = candidates.at(-1);
+    if (!record) throw new CapsuleError(ErrorCode.IMAGE_NOT_FOUND, `image ${name} has no successfully built version`);
+    if (record.state !== 'SUCCESSFUL') throw new CapsuleError(ErrorCode.INVALID_STATE, `image ${name} version ${record.version} is ${record.state}`);
+    return { record, layerPath: path.join(this.dirOf(tenantId, name, record.version), 'layer.qcow2') };
+  }
+
+  async remove(tenantId: string, name: string, version?: number): Promise<void> {
+    const versions = version === undefined ? await this.versions(tenantId, name) : [await this.version(tenantId, name, version)];
+    for (const v of versions) {
+      if (v.state === 'PENDING' || v.state === 'IN_PROGRESS') throw new CapsuleError(ErrorCode.INVALID_STATE, `image ${name} version ${v.version} is still building`);
+      if (await this.deps.inUse(tenantId, name, v.version)) throw new CapsuleError(ErrorCode.INVALID_STATE, `image ${name} version ${v.version} is used by MicroVMs; terminate them first`);
+    }
+    for (const v of versions) {
+      await this.deps.store.deleteImageVersion(tenantId, name, v.version);
+      fs.rmSync(this.dirOf(tenantId, name, v.version), { recursive: true, force: true });
+    }
+  }
+}

@@ -1,0 +1,155 @@
+// MicroVM Images: a zip with a Dockerfile is built in a builder VM (COPY, RUN as its user, ENV,
+// WORKDIR), launched with its app started, refused while in use; bad zips and failing steps are clear
+// errors that leave nothing behind; s3:// sources come from a real S3-compatible server.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import http from 'node:http';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import S3rver from 's3rver';
+import { s3Client, type S3Config } from '../../packages/server/src/blobs/s3-blob-store.js';
+import { zipOf } from '../support/zip-writer.js';
+import { errorOf, startTestServer, type TestServer } from './helpers.js';
+
+const APP = `import http.server, os
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = f"{os.environ['GREETING']} from {os.getcwd()} as {os.getuid() != 0 and 'app' or 'root'}: {open('built.txt').read().strip()}".encode()
+        self.send_response(200); self.send_header("content-length", str(len(body))); self.end_headers(); self.wfile.write(body)
+http.server.HTTPServer(("127.0.0.1", 8080), Handler).serve_forever()
+`;
+
+const DOCKERFILE = `FROM python
+ENV GREETING=hello
+WORKDIR /srv/app
+COPY app.py ./
+COPY static/ ./static/
+RUN python3 -c "print('building step')" && echo built-ok > built.txt && chmod 644 built.txt
+RUN useradd --system --no-create-home appuser
+USER appuser
+RUN whoami > /tmp/whoami
+EXPOSE 8080
+CMD ["python3", "app.py"]
+`;
+
+const appZip = (dockerfile = DOCKERFILE): Buffer =>
+  zipOf([
+    { name: 'Dockerfile', data: dockerfile },
+    { name: 'app.py', data: APP, deflate: true },
+    { name: 'static/' },
+    { name: 'static/index.html', data: '<h1>hi</h1>' },
+  ]);
+
+function get(port: number, host: string, token: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: '/', headers: { host, 'x-capsule-auth': token } }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('images', () => {
+  let server: TestServer;
+  let s3: S3rver;
+  let s3Config: S3Config;
+  const s3Dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-images-s3-'));
+  before(async () => {
+    s3 = new S3rver({ port: 0, address: '127.0.0.1', directory: s3Dir, silent: true, configureBuckets: [{ name: 'apps', configs: [] }] });
+    const { address, port } = await s3.run();
+    s3Config = { endpoint: `http://${address}:${port}`, region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', forcePathStyle: true };
+    server = await startTestServer({ s3: s3Config });
+  });
+  after(async () => {
+    await server?.close();
+    await s3?.close();
+    fs.rmSync(s3Dir, { recursive: true, force: true });
+  });
+
+  const upload = (name: string, zip: Buffer): Promise<Response> =>
+    fetch(`${server.url}/v1/images?name=${name}`, { method: 'POST', headers: { authorization: `Bearer ${server.adminKey}`, 'content-type': 'application/zip' }, body: new Uint8Array(zip) });
+  async function built(name: string, version: number): Promise<{ state: string; failureReason: string | null; failedStep: string | null }> {
+    for (let i = 0; i < 1200; i++) {
+      const v = (await (await server.api('GET', `/v1/images/${name}/versions/${version}`)).json()) as { state: string; failureReason: string | null; failedStep: string | null };
+      if (v.state === 'SUCCESSFUL' || v.state === 'FAILED') return v;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(`${name}:${version} never finished building`);
+  }
+
+  test('a Dockerfile zip builds in a builder VM; a MicroVM of it starts with its app serving', async () => {
+    const created = await upload('web', appZip());
+    assert.equal(created.status, 202, await created.clone().text());
+    assert.deepEqual(await created.json().then((v: { version: number; state: string; runtime: string; start: string[]; port: number }) => [v.version, v.state, v.runtime, v.start, v.port]), [1, 'PENDING', 'python', ['python3', 'app.py'], 8080]);
+    const version = await built('web', 1);
+    assert.equal(version.state, 'SUCCESSFUL', version.failureReason ?? '');
+    const log = await (await server.api('GET', '/v1/images/web/versions/1/build')).text();
+    assert.match(log, /==> line 6: RUN python3 -c/);
+    assert.match(log, /building step/);
+
+    const vm = await server.capsule.microvms.run({ imageName: 'web' });
+    try {
+      assert.deepEqual([vm.info.imageName, vm.info.imageVersion, vm.info.state], ['web', 1, 'RUNNING']);
+      const { token } = await vm.createAuthToken();
+      const page = await get(Number(new URL(server.url).port), `${vm.id}.localhost`, token);
+      assert.deepEqual(page, { status: 200, body: 'hello from /srv/app as app: built-ok' });
+      assert.equal((await vm.exec(['cat', '/tmp/whoami', '/srv/app/static/index.html'])).stdout, 'appuser\n<h1>hi</h1>');
+      assert.equal((await vm.exec('echo $GREETING')).stdout, 'hello\n', 'execs see the image ENV');
+      const inUse = await errorOf(await server.api('DELETE', '/v1/images/web'));
+      assert.deepEqual([inUse.status, inUse.code], [409, 'INVALID_STATE']);
+    } finally {
+      await vm.terminate();
+    }
+    assert.equal((await server.api('DELETE', '/v1/images/web/versions/1')).status, 204);
+    assert.equal((await server.api('GET', '/v1/images/web')).status, 404);
+  });
+
+  test('a failing RUN step fails the build with the step and its output; nothing is left to launch', async () => {
+    const created = await upload('broken', appZip('FROM base\nRUN echo about-to-fail && false\nCMD ["true"]\n'));
+    assert.equal(created.status, 202);
+    const version = await built('broken', 1);
+    assert.equal(version.state, 'FAILED');
+    assert.match(version.failedStep ?? '', /^line 2: RUN echo about-to-fail && false/);
+    assert.match(version.failureReason ?? '', /exited with code 1[\s\S]*about-to-fail/);
+    const launch = await errorOf(await server.api('POST', '/v1/microvms', { imageName: 'broken' }));
+    assert.deepEqual([launch.status, launch.code], [404, 'IMAGE_NOT_FOUND']);
+    assert.deepEqual(fs.readdirSync(path.join(server.dataDir, 'images', 'default', 'broken', '1')).sort(), ['app.zip', 'build.log']);
+  });
+
+  test('bad zips are refused at once with what is wrong, and no version appears', async () => {
+    const cases: Array<[Buffer, RegExp]> = [
+      [appZip('FROM python\nARG X=1\n'), /Dockerfile:2: ARG is not supported/],
+      [appZip('FROM windows\n'), /Dockerfile:1: unknown runtime "windows"/],
+      [zipOf([{ name: 'app.py', data: 'x' }]), /neither a Dockerfile nor a capsule\.json/],
+      [zipOf([{ name: 'Dockerfile', data: 'FROM base\n' }, { name: '../../etc/evil', data: 'x' }]), /climbs out of the zip/],
+      [zipOf([{ name: 'Dockerfile', data: 'FROM base\n' }, { name: 'link', data: '/etc/shadow', mode: 0o120777 }]), /points outside the zip/],
+      [Buffer.from('definitely not a zip'), /not a readable zip/],
+    ];
+    for (const [zip, expected] of cases) {
+      const error = await errorOf(await upload('refused', zip));
+      assert.equal(error.status, 400, error.message);
+      assert.match(error.message, expected);
+    }
+    assert.equal((await server.api('GET', '/v1/images/refused')).status, 404);
+    assert.deepEqual(fs.readdirSync(path.join(server.dataDir, 'images')).filter((f) => f.startsWith('.upload')), []);
+  });
+
+  test('codeUri s3://: built from the bucket; a missing object and bad credentials are named', async () => {
+    const client = s3Client(s3Config);
+    await client.send(new PutObjectCommand({ Bucket: 'apps', Key: 'hello/app.zip', Body: zipOf([{ name: 'capsule.json', data: JSON.stringify({ runtime: 'base', build: ['echo from-s3 > /app/marker'], start: 'sleep infinity' }) }]) }));
+    client.destroy();
+    const created = await server.api('POST', '/v1/images', { name: 'from-s3', codeUri: 's3://apps/hello/app.zip' });
+    assert.equal(created.status, 202, await created.clone().text());
+    assert.equal(((await created.json()) as { source: string }).source, 's3://apps/hello/app.zip');
+    assert.equal((await built('from-s3', 1)).state, 'SUCCESSFUL');
+    const missing = await errorOf(await server.api('POST', '/v1/images', { name: 'from-s3', codeUri: 's3://apps/nope.zip' }));
+    assert.deepEqual([missing.status, missing.message], [400, 'codeUri s3://apps/nope.zip: no such object']);
+    const bad = await errorOf(await server.api('POST', '/v1/images', { name: 'from-s3', codeUri: 'http://elsewhere/app.zip' }));
+    assert.equal(bad.status, 400);
+  });
+});
