@@ -94,7 +94,7 @@ describe('images', () => {
 
     const vm = await server.capsule.microvms.run({ imageName: 'web' });
     try {
-      assert.deepEqual([vm.info.imageName, vm.info.imageVersion, vm.info.state], ['web', 1, 'RUNNING']);
+      assert.deepEqual([vm.info.imageName, vm.info.imageVersion, vm.info.state, vm.info.launchedFrom], ['web', 1, 'RUNNING', 'snapshot'], 'launched from the app-ready snapshot');
       const { token } = await vm.createAuthToken();
       const page = await get(Number(new URL(server.url).port), `${vm.id}.localhost`, token);
       assert.deepEqual(page, { status: 200, body: 'hello from /srv/app as app: built-ok' });

@@ -27,6 +27,9 @@ export interface BuildPlan {
   port: number | null;
   memoryMib: number | null;
   vcpuCount: number | null;
+  /** Where the app serves its lifecycle hooks (default 9000) and how long each may take (default 10 s). */
+  hookPort?: number;
+  hookTimeoutMs?: number;
 }
 
 /** A description the build cannot follow: names the line (or field) and what is wrong. */

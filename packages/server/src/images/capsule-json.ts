@@ -16,6 +16,7 @@ export const CapsuleJson = z
     env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}),
     memoryMib: z.number().int().min(128).max(65536).optional(),
     vcpuCount: z.number().int().min(1).max(64).optional(),
+    hooks: z.object({ port: z.number().int().min(1).max(65535).optional(), timeoutSeconds: z.number().int().min(1).max(60).optional() }).strict().optional(),
   })
   .strict();
 
@@ -42,5 +43,7 @@ export function parseCapsuleJson(text: string, runtimes: readonly string[]): Bui
     port: spec.port ?? null,
     memoryMib: spec.memoryMib ?? null,
     vcpuCount: spec.vcpuCount ?? null,
+    hookPort: spec.hooks?.port,
+    hookTimeoutMs: spec.hooks?.timeoutSeconds === undefined ? undefined : spec.hooks.timeoutSeconds * 1000,
   };
 }

@@ -20,6 +20,21 @@ import { BuildFailure, buildLayer } from './builder.js';
 import { parseCapsuleJson } from './capsule-json.js';
 import { parseDockerfile } from './dockerfile.js';
 import { AppZip, ZipError } from './zip.js';
+import { captureSnapshot, snapshotFilesIn } from '../snapshots/capture.js';
+import { startApp } from '../lifecycle/launch-source.js';
+import { hostLaunchOptions, type SnapshotFiles } from '../vmm/machine.js';
+import type { AgentClient } from '../vmm/agent-client.js';
+
+/** One GET / to the app before the snapshot, so its first real request finds everything warm. */
+async function warm(agent: AgentClient, port: number): Promise<void> {
+  const tunnel = await agent.openTunnel(port, 5000).catch(() => null);
+  if (!tunnel) return;
+  await new Promise<void>((resolve) => {
+    tunnel.on('data', () => undefined).on('close', () => resolve()).on('error', () => resolve());
+    tunnel.end('GET / HTTP/1.0\r\nHost: localhost\r\n\r\n');
+    setTimeout(() => (tunnel.destroy(), resolve()), 10_000).unref();
+  });
+}
 
 export interface ImageServiceDeps {
   config: CapsuleConfig;
@@ -32,10 +47,11 @@ export interface ImageServiceDeps {
   inUse(tenantId: string, name: string, version: number): Promise<boolean>;
 }
 
-/** A built version a MicroVM can launch from. */
+/** A built version a MicroVM can launch from: its layer, and its app-ready snapshot (for one shape). */
 export interface LaunchableImage {
   record: ImageVersionRecord;
   layerPath: string;
+  snapshot: (SnapshotFiles & { kind: 'snapshot'; vcpuCount: number; memoryMib: number }) | null;
 }
 
 export function toApiVersion(v: ImageVersionRecord): ImageVersion {
@@ -129,15 +145,19 @@ export class ImageService {
         log: (text) => log.write(text),
         timeoutMs: this.deps.config.buildTimeoutMs,
       });
-      fs.renameSync(layer, path.join(dir, 'layer.qcow2'));
-      log.write(`==> built in ${Date.now() - started} ms\n`);
+      const layerPath = path.join(dir, 'layer.qcow2');
+      fs.renameSync(layer, layerPath);
+      log.write(`==> layer built in ${Date.now() - started} ms; starting the app for its ready snapshot\n`);
+      const snapshotStarted = Date.now();
+      await this.takeAppSnapshot(record, layerPath, path.join(work, 's'), path.join(dir, 'snapshot'));
+      log.write(`==> app ready and snapshotted in ${Date.now() - snapshotStarted} ms\n`);
       await this.deps.store.updateImageVersion(tenantId, name, version, { state: 'SUCCESSFUL', finishedAt: new Date().toISOString() });
       this.deps.log.info('image built', { tenantId, name, version, ms: Date.now() - started });
     } catch (err) {
       const failure = err instanceof BuildFailure ? err : null;
       const reason = failure ? `${failure.message}${failure.outputTail ? `\n--- output (tail) ---\n${failure.outputTail}` : ''}` : `the build could not run: ${(err as Error).message}`;
       log.write(`==> FAILED: ${reason}\n`);
-      fs.rmSync(path.join(dir, 'layer.qcow2'), { force: true });
+      for (const built of ['layer.qcow2', 'snapshot']) fs.rmSync(path.join(dir, built), { recursive: true, force: true });
       await this.deps.store.updateImageVersion(tenantId, name, version, { state: 'FAILED', failureReason: reason, failedStep: failure?.step ?? null, finishedAt: new Date().toISOString() });
       this.deps.log.warn('image build failed', { tenantId, name, version, reason: reason.split('\n')[0] });
     } finally {
@@ -145,6 +165,31 @@ export class ImageService {
       await new Promise((resolve) => log.end(resolve));
       fs.rmSync(work, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * Boot the built image, start its app, wait until it is ready (ready hook or port), warm it with one
+   * request, and snapshot it: MicroVMs of this version then launch with the app already serving.
+   */
+  private async takeAppSnapshot(record: ImageVersionRecord, layerPath: string, work: string, target: string): Promise<void> {
+    const { config, runAs } = this.deps;
+    const plan = record.plan;
+    const shape = { vcpuCount: plan.vcpuCount ?? config.defaultVcpuCount, memoryMib: plan.memoryMib ?? config.defaultMemoryMib };
+    fs.mkdirSync(work, { mode: 0o700 });
+    if (runAs) fs.chownSync(work, runAs.uid, runAs.gid);
+    const launch = { ...hostLaunchOptions(config, this.deps.runtimes.get(record.runtime)), baseDisk: layerPath, ...shape, accelerator: this.deps.accelerator, egress: 'none' as const, hostname: 'capsule', runAs };
+    await captureSnapshot(
+      work,
+      launch,
+      async (machine) => {
+        await startApp(machine.agent, plan, plan.env, config.appReadyTimeoutMs);
+        if (plan.port !== null) await warm(machine.agent, plan.port);
+      },
+      { image: record.name, version: record.version, ...shape },
+    );
+    if (runAs) fs.chownSync(work, 0, 0); // QEMU may use the files; it may not add, remove or rename them
+    fs.chmodSync(work, 0o711);
+    fs.renameSync(work, target);
   }
 
   /** Builds a restart cut short are failed (their builder VM died with the old server). */
@@ -179,7 +224,18 @@ export class ImageService {
     const record = candidates.at(-1);
     if (!record) throw new CapsuleError(ErrorCode.IMAGE_NOT_FOUND, `image ${name} has no successfully built version`);
     if (record.state !== 'SUCCESSFUL') throw new CapsuleError(ErrorCode.INVALID_STATE, `image ${name} version ${record.version} is ${record.state}`);
-    return { record, layerPath: path.join(this.dirOf(tenantId, name, record.version), 'layer.qcow2') };
+    const dir = this.dirOf(tenantId, name, record.version);
+    return { record, layerPath: path.join(dir, 'layer.qcow2'), snapshot: this.snapshotOf(dir) };
+  }
+
+  private snapshotOf(versionDir: string): LaunchableImage['snapshot'] {
+    const dir = path.join(versionDir, 'snapshot');
+    try {
+      const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { vcpuCount: number; memoryMib: number };
+      return { kind: 'snapshot', ...snapshotFilesIn(dir), vcpuCount: manifest.vcpuCount, memoryMib: manifest.memoryMib };
+    } catch {
+      return null;
+    }
   }
 
   async remove(tenantId: string, name: string, version?: number): Promise<void> {

@@ -1,8 +1,11 @@
 // What a MicroVM boots from: a runtime (built-in image) or a built version of a tenant's image (a
-// frozen layer over its runtime), and, for an image, starting its app once the VM runs.
+// frozen layer over its runtime, and usually an app-ready snapshot), and starting an image's app:
+// run its start command, then wait until it is ready — its ready hook answers 200 or, without one,
+// its port accepts connections — giving up after a timeout with the app's own output.
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import type { BuildPlan } from '../images/build-plan.js';
 import { asUser } from '../images/builder.js';
+import { callHook } from '../images/hooks.js';
 import type { ImageService, LaunchableImage } from '../images/image-service.js';
 import type { Runtime, RuntimeRegistry } from '../runtimes/registry.js';
 import type { AgentClient } from '../vmm/agent-client.js';
@@ -12,8 +15,9 @@ export interface LaunchSource {
   image: LaunchableImage | null;
 }
 
-/** The app's output goes to this file in the guest (`capsule logs` shows the console). */
+/** The app's output goes to this file in the guest. */
 export const APP_LOG = '/var/log/capsule-app.log';
+const READY_POLL_MS = 250;
 
 export async function resolveSource(runtimes: RuntimeRegistry, images: ImageService | null, tenantId: string, imageName: string, imageVersion?: number): Promise<LaunchSource> {
   if (imageVersion === undefined && runtimes.list().some((r) => r.name === imageName)) return { runtime: runtimes.get(imageName), image: null };
@@ -22,20 +26,41 @@ export async function resolveSource(runtimes: RuntimeRegistry, images: ImageServ
   return { runtime: runtimes.get(image.record.runtime), image };
 }
 
-/** Start the image's app in the background (as its user, in its directory), then wait for its port. */
+async function appLogTail(agent: AgentClient): Promise<string> {
+  let text = '';
+  await agent.exec({ command: ['tail', '-c', '2000', APP_LOG] }, { onStdout: (c) => void (text += c.toString('utf8')) }).result.catch(() => undefined);
+  return text;
+}
+
+/** The app is ready: its ready hook says 200, or (no hook) its port accepts a connection. */
+async function waitReady(agent: AgentClient, plan: BuildPlan, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'nothing answered yet';
+  while (Date.now() < deadline) {
+    const hook = await callHook(agent, plan, 'ready').catch((err: Error) => ({ kind: 'failed' as const, message: err.message }));
+    if (hook.kind === 'answered') {
+      if (hook.status === 200) return;
+      if (hook.status !== 503) throw new CapsuleError(ErrorCode.BOOT_FAILED, `the app's ready hook answered ${hook.status}: ${hook.body.slice(0, 1000)}`);
+      last = 'the ready hook answered 503 (not ready yet)';
+    } else if (hook.kind === 'failed') last = hook.message;
+    else if (plan.port === null) return; // no hook, no port: started is all we can know
+    else {
+      try {
+        (await agent.openTunnel(plan.port, 5000)).destroy();
+        return;
+      } catch (err) {
+        last = (err as Error).message;
+      }
+    }
+    await new Promise((r) => setTimeout(r, READY_POLL_MS));
+  }
+  throw new CapsuleError(ErrorCode.BOOT_TIMEOUT, `the app was not ready within ${timeoutMs} ms (${last})\n--- app output (tail) ---\n${await appLogTail(agent)}`);
+}
+
+/** Start the image's app in the background (as its user, in its directory) and wait until it is ready. */
 export async function startApp(agent: AgentClient, plan: BuildPlan, env: Record<string, string>, readyTimeoutMs: number): Promise<void> {
   if (!plan.start) return;
   const argv = ['/bin/sh', '-c', `exec "$@" >>${APP_LOG} 2>&1`, 'capsule-app', ...asUser(plan.user, plan.start)];
   await agent.exec({ command: argv, env, cwd: plan.workdir, background: true }).result;
-  if (plan.port === null) return;
-  const deadline = Date.now() + readyTimeoutMs;
-  for (;;) {
-    try {
-      (await agent.openTunnel(plan.port, 5000)).destroy();
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) throw new CapsuleError(ErrorCode.BOOT_TIMEOUT, `the app did not accept connections on port ${plan.port} within ${readyTimeoutMs} ms: ${(err as Error).message}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
+  await waitReady(agent, plan, readyTimeoutMs);
 }

@@ -11,14 +11,16 @@ import type { RuntimeRegistry } from '../runtimes/registry.js';
 import type { ListFilter, MicroVMRecord, Store } from '../store/types.js';
 import type { AgentClient, ExecHandle, ExecIo } from '../vmm/agent-client.js';
 import type { AcceleratorDecision } from '../vmm/accelerator.js';
-import { hostLaunchOptions, isQemuProcessOf, Machine, RESTORE_LOAD, serialTail, type LaunchOptions, type QemuIdentity } from '../vmm/machine.js';
-import { assertTransition, LIVE_STATES } from './states.js';
-import { vmPaths } from '../vmm/qemu-args.js';
+import { Machine, RESTORE_LOAD, serialTail, type QemuIdentity } from '../vmm/machine.js';
+import { assertTransition } from './states.js';
 import { Activity, PolicySweeper } from './policy-sweeper.js';
 import { QuotaGate } from './quotas.js';
 import type { Metrics } from '../api/metrics.js';
 import type { ImageService } from '../images/image-service.js';
-import { resolveSource, startApp, type LaunchSource } from './launch-source.js';
+import { resolveSource } from './launch-source.js';
+import { notifyHook } from '../images/hooks.js';
+import { recoverMicroVMs, suspendDirOf, suspendFilesOf, type SuspendFiles } from './recovery.js';
+import { launchOptions, startMachine, type BootDeps } from './boot.js';
 import type { ReadySnapshots } from '../snapshots/ready-snapshots.js';
 
 export interface ServiceDeps {
@@ -51,6 +53,7 @@ export class MicroVMService {
   private readonly activity = new Activity();
   private readonly sweeper: PolicySweeper;
   private readonly quotas: QuotaGate;
+  private readonly bootDeps: BootDeps;
   /** The port the API (and the endpoints) listen on, once known. */
   publicPort = 0;
   /** Suspends and resumes under way: a second explicit one is refused, a request waiting on one waits. */
@@ -62,20 +65,16 @@ export class MicroVMService {
     this.vmsDir = path.join(deps.config.dataDir, 'vms');
     this.suspendedDir = path.join(deps.config.dataDir, 'suspended');
     this.quotas = new QuotaGate(deps.store, deps.config.defaultQuotas);
+    this.bootDeps = { ...deps, vmsDir: this.vmsDir };
     this.sweeper = new PolicySweeper(deps.store, this.activity, { isBusy: (id) => this.busy.has(id), suspend: (t, id) => this.suspend(t, id), terminate: (t, id) => this.terminate(t, id) }, deps.log);
   }
 
-  /** Where a suspended VM's state and disk live (and its disk keeps living after a resume). */
   private suspendDirOf(id: string): string {
-    return path.join(this.suspendedDir, id);
+    return suspendDirOf(this.suspendedDir, id);
   }
 
-  /** The files a suspend publishes; both present means the suspend completed. */
-  private suspendFilesOf(id: string): { statePath: string; diskPath: string; published: boolean } {
-    const dir = this.suspendDirOf(id);
-    const statePath = path.join(dir, 'state');
-    const diskPath = path.join(dir, 'disk.qcow2');
-    return { statePath, diskPath, published: fs.existsSync(statePath) && fs.existsSync(diskPath) };
+  private suspendFilesOf(id: string): SuspendFiles {
+    return suspendFilesOf(this.suspendedDir, id);
   }
 
   private async exclusive<T>(id: string, action: string, fn: () => Promise<T>): Promise<T> {
@@ -110,6 +109,7 @@ export class MicroVMService {
       fs.mkdirSync(this.suspendedDir, { recursive: true, mode: 0o711 }); // QEMU's user traverses it, cannot list it
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
       if (this.deps.qemuIdentity) fs.chownSync(dir, this.deps.qemuIdentity.uid, this.deps.qemuIdentity.gid);
+      await this.imageHook(record, machine, 'suspend');
       let saved: Awaited<ReturnType<Machine['suspend']>>;
       try {
         saved = await machine.suspend(dir);
@@ -149,7 +149,7 @@ export class MicroVMService {
       const release = await this.quotas.admit(record.tenantId, record);
       try {
         const source = await resolveSource(this.deps.runtimes, this.deps.images, record.tenantId, record.imageName, record.imageVersion ?? undefined);
-        machine = await Machine.launch({ ...this.launchOptions(record, source), restore: { kind: 'suspended', statePath, diskPath } });
+        machine = await Machine.launch({ ...launchOptions(this.bootDeps, record, source), restore: { kind: 'suspended', statePath, diskPath } });
       } catch (err) {
         release();
         if (err instanceof CapsuleError && err.step === RESTORE_LOAD) {
@@ -163,62 +163,15 @@ export class MicroVMService {
       release();
       this.activity.touch(id);
       this.adopt(id, machine);
+      await this.imageHook(record, machine, 'resume');
       this.deps.log.info('MicroVM resumed', { id });
       return running!;
     });
   }
 
-  /**
-   * At start-up, after a clean stop or a crash of the previous server: RUNNING VMs whose QEMU still runs
-   * are re-adopted; a suspend cut short is completed if its state was published, else the paused VM is
-   * resumed; SUSPENDED VMs (on disk) stay resumable. Only what cannot be taken back is FAILED.
-   */
-  async recover(): Promise<void> {
-    for (const record of await this.deps.store.listMicroVMsInStates([...LIVE_STATES])) {
-      const dir = this.suspendDirOf(record.id);
-      const suspended = this.suspendFilesOf(record.id);
-      if (record.state === 'SUSPENDING' && suspended.published) {
-        // the state file is renamed into place last: if it is there, the suspend completed
-        this.killLeftover(record);
-        await this.deps.store.updateMicroVM(record.id, null, { state: 'SUSPENDED', qemuPid: null, suspendedAt: new Date().toISOString() });
-        this.deps.log.warn('completed an interrupted suspend after restart', { id: record.id });
-        continue;
-      }
-      if ((record.state === 'RUNNING' || record.state === 'SUSPENDING') && record.qemuPid && record.vmDir) {
-        // still running (or paused by a suspend cut short): take it back
-        // after a resume the VM's disk stays where the suspend put it
-        const overlay = fs.existsSync(suspended.diskPath) ? suspended.diskPath : vmPaths(record.vmDir).overlay;
-        try {
-          const machine = await Machine.adopt(record.vmDir, record.qemuPid, overlay);
-          fs.rmSync(path.join(dir, 'state.partial'), { force: true });
-          await this.deps.store.updateMicroVM(record.id, null, { state: 'RUNNING' });
-          this.adopt(record.id, machine);
-          this.deps.log.info('re-adopted running MicroVM', { id: record.id, pid: record.qemuPid, was: record.state });
-          continue;
-        } catch (err) {
-          this.deps.log.warn('could not re-adopt MicroVM', { id: record.id, error: (err as Error).message });
-        }
-      }
-      this.killLeftover(record);
-      fs.rmSync(dir, { recursive: true, force: true });
-      await this.deps.store.updateMicroVM(record.id, null, {
-        state: 'FAILED',
-        failureReason: `the server restarted while this MicroVM was ${record.state} and its VM could not be taken back; it was stopped`,
-        qemuPid: null,
-      });
-      this.deps.log.warn('marked MicroVM failed after restart', { id: record.id, was: record.state });
-    }
-  }
-
-  private killLeftover(record: MicroVMRecord): void {
-    if (record.qemuPid && record.vmDir && isQemuProcessOf(record.qemuPid, record.vmDir)) {
-      try {
-        process.kill(record.qemuPid, 'SIGKILL');
-      } catch {
-        // gone already
-      }
-    }
-    if (record.vmDir) fs.rmSync(record.vmDir, { recursive: true, force: true });
+  /** At start-up: take back what the previous server left (recovery.ts). */
+  recover(): Promise<void> {
+    return recoverMicroVMs({ store: this.deps.store, log: this.deps.log, suspendedDir: this.suspendedDir, adopt: (id, machine) => this.adopt(id, machine) });
   }
 
   run(tenantId: string, request: RunMicroVMRequest): Promise<MicroVMRecord> {
@@ -275,33 +228,9 @@ export class MicroVMService {
     }
     this.deps.log.info('launching MicroVM', { id, image: record.imageName, accelerator: accelerator.accelerator });
     let machine: Machine;
-    let launchedFrom: 'boot' | 'snapshot' = 'boot';
+    let launchedFrom: 'boot' | 'snapshot';
     try {
-      const options = this.launchOptions(record, source);
-      // images have no ready snapshot yet: they boot and start their app
-      const snapshot = image ? null : (this.deps.snapshots?.get(runtime.name, record) ?? null);
-      if (snapshot) {
-        try {
-          machine = await Machine.launch({ ...options, restore: snapshot });
-          launchedFrom = 'snapshot';
-        } catch (err) {
-          // a failed restore must not fail the launch: boot instead. If the snapshot's files no longer
-          // verify, discard it and rebuild it in the background.
-          const snapshotAtFault = err instanceof CapsuleError && err.step === RESTORE_LOAD && !this.deps.snapshots!.verify(snapshot);
-          this.deps.log.warn('restore from ready snapshot failed; cold booting', { id, key: snapshot.key, snapshotAtFault, error: String((err as Error).message) });
-          if (snapshotAtFault) this.deps.snapshots!.invalidate(snapshot);
-          machine = await Machine.launch(options);
-          if (snapshotAtFault) void this.deps.snapshots!.ensure(runtime.name, record);
-        }
-      } else {
-        machine = await Machine.launch(options);
-        // the first launch of a shape cold-boots; the next ones restore (built in the background)
-        if (this.deps.snapshots && !image) void this.deps.snapshots.ensure(runtime.name, record);
-      }
-      if (plan) await startApp(machine.agent, plan, record.env, config.appReadyTimeoutMs).catch(async (err) => {
-        await machine.stop().catch(() => undefined);
-        throw err;
-      });
+      ({ machine, launchedFrom } = await startMachine(this.bootDeps, record, source, request.runHookPayload));
     } catch (err) {
       const reason = err instanceof CapsuleError ? `${err.code}: ${err.message}` : String(err);
       await store.updateMicroVM(id, null, { state: 'FAILED', failureReason: reason, qemuPid: null });
@@ -325,18 +254,11 @@ export class MicroVMService {
     return running;
   }
 
-  private launchOptions(record: MicroVMRecord, source: LaunchSource): LaunchOptions {
-    return {
-      ...hostLaunchOptions(this.deps.config, source.runtime),
-      baseDisk: source.image?.layerPath,
-      vmDir: path.join(this.vmsDir, record.id),
-      vcpuCount: record.vcpuCount,
-      memoryMib: record.memoryMib,
-      accelerator: this.deps.accelerator.accelerator,
-      egress: record.egress,
-      hostname: record.id,
-      runAs: this.deps.qemuIdentity,
-    };
+  /** An image's app hears about its VM's suspend, resume and terminate (hooks.ts); never fatal. */
+  private async imageHook(record: MicroVMRecord, machine: Machine, name: 'suspend' | 'resume' | 'terminate'): Promise<void> {
+    if (record.imageVersion === null) return;
+    const version = await this.deps.store.getImageVersion(record.tenantId, record.imageName, record.imageVersion);
+    if (version) await notifyHook(machine.agent, version.plan, name, this.deps.log, record.id);
   }
 
   /** Track a started VM: unexpected exits mark it FAILED. */
@@ -431,6 +353,7 @@ export class MicroVMService {
     const machine = this.machines.get(id);
     if (!machine && record.state === 'PENDING') return (await this.deps.store.getMicroVM(id))!; // run() finishes it
     if (machine) {
+      await this.imageHook(record, machine, 'terminate');
       this.machines.delete(id);
       await machine.stop().catch((err) => this.deps.log.warn('cleanup after terminate reported errors', { id, error: String(err) }));
     }

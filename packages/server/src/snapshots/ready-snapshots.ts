@@ -12,15 +12,11 @@ import type { CapsuleConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import type { Runtime, RuntimeRegistry } from '../runtimes/registry.js';
 import type { Accelerator } from '../vmm/qemu-args.js';
-import { fsyncPath } from '../vmm/durable.js';
-import { hostLaunchOptions, Machine, type QemuIdentity, type SnapshotFiles } from '../vmm/machine.js';
+import { hostLaunchOptions, type QemuIdentity, type SnapshotFiles } from '../vmm/machine.js';
+import { captureSnapshot, snapshotFilesIn, verifySnapshot } from './capture.js';
 
 /** Bump when what a snapshot contains changes shape (QEMU device layout, agent restore contract). */
 const SNAPSHOT_FORMAT = 2;
-
-function sha256Of(file: string): string {
-  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
-}
 
 export interface ReadySnapshot extends SnapshotFiles {
   kind: 'snapshot';
@@ -55,10 +51,6 @@ export class ReadySnapshots {
     return `${path.basename(runtime.initrdPath, '.img')}-${shape.vcpuCount}c-${shape.memoryMib}m-${this.accelerator}${extra}-v${SNAPSHOT_FORMAT}`;
   }
 
-  private filesIn(dir: string): SnapshotFiles {
-    return { memoryPath: path.join(dir, 'memory'), statePath: path.join(dir, 'state'), diskPath: path.join(dir, 'disk.qcow2') };
-  }
-
   /** A complete snapshot for this runtime and shape, or null (the caller cold-boots). */
   get(runtimeName: string, { vcpuCount, memoryMib }: Shape): ReadySnapshot | null {
     const shape = { vcpuCount, memoryMib };
@@ -66,7 +58,7 @@ export class ReadySnapshots {
     const key = this.key(runtime, shape);
     const dir = path.join(this.dir, key);
     if (!fs.existsSync(path.join(dir, 'manifest.json'))) return null;
-    return { kind: 'snapshot', key, runtime: runtimeName, ...shape, ...this.filesIn(dir) };
+    return { kind: 'snapshot', key, runtime: runtimeName, ...shape, ...snapshotFilesIn(dir) };
   }
 
   /**
@@ -74,12 +66,7 @@ export class ReadySnapshots {
    * snapshot's (host load, a QEMU crash); only a snapshot that no longer verifies is thrown away.
    */
   verify(snapshot: ReadySnapshot): boolean {
-    try {
-      const manifest = JSON.parse(fs.readFileSync(path.join(path.dirname(snapshot.statePath), 'manifest.json'), 'utf8')) as { stateSha256?: string; memoryBytes?: number };
-      return manifest.stateSha256 === sha256Of(snapshot.statePath) && manifest.memoryBytes === fs.statSync(snapshot.memoryPath).size && fs.existsSync(snapshot.diskPath);
-    } catch {
-      return false;
-    }
+    return verifySnapshot(snapshot);
   }
 
   /** Throw a snapshot away (it failed to restore); the next ensure() rebuilds it. */
@@ -143,31 +130,13 @@ export class ReadySnapshots {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o755 }); // the QEMU user must traverse it
     fs.mkdirSync(tmp, { mode: 0o700 });
     if (this.runAs) fs.chownSync(tmp, this.runAs.uid, this.runAs.gid);
-    const files = this.filesIn(tmp);
     try {
-      const machine = await Machine.launch({
-        ...hostLaunchOptions(this.config, runtime),
-        vmDir: path.join(tmp, 'vm'),
-        overlayPath: files.diskPath,
-        memory: { kind: 'file', path: files.memoryPath, share: true },
-        ...shape,
-        accelerator: this.accelerator,
-        egress: 'none',
-        hostname: 'capsule',
-        runAs: this.runAs,
-      });
-      try {
-        // warm the exec path once so every clone starts with it paged in
-        await machine.agent.exec({ command: ['true'] }).result;
-        await machine.saveReadySnapshot(files.statePath);
-      } finally {
-        await machine.stop();
-      }
-      for (const file of [files.memoryPath, files.diskPath]) fsyncPath(file);
-      fs.chmodSync(files.diskPath, 0o444);
-      fs.chmodSync(files.statePath, 0o444);
-      const manifest = { key, runtime: runtimeName, ...shape, stateSha256: sha256Of(files.statePath), memoryBytes: fs.statSync(files.memoryPath).size, takenAt: new Date().toISOString() };
-      fs.writeFileSync(path.join(tmp, 'manifest.json'), JSON.stringify(manifest) + '\n');
+      await captureSnapshot(
+        tmp,
+        { ...hostLaunchOptions(this.config, runtime), ...shape, accelerator: this.accelerator, egress: 'none', hostname: 'capsule', runAs: this.runAs },
+        async () => undefined,
+        { key, runtime: runtimeName, ...shape },
+      );
       if (this.runAs) fs.chownSync(tmp, 0, 0); // QEMU may use the files; it may not add, remove or rename them
       fs.chmodSync(tmp, 0o755);
       try {

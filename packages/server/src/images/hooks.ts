@@ -1,0 +1,54 @@
+// Lifecycle hooks: if the app serves them on its hook port (default 9000), Capsule calls
+// POST /capsule/v1/{ready,run,suspend,resume,terminate}. A hook the app does not serve (nothing
+// listening, or 404) is skipped; `ready` answering 503 means "not yet".
+import http from 'node:http';
+import type { Logger } from '../log.js';
+import type { AgentClient } from '../vmm/agent-client.js';
+import type { BuildPlan } from './build-plan.js';
+
+export const DEFAULT_HOOK_PORT = 9000;
+export const DEFAULT_HOOK_TIMEOUT_MS = 10_000;
+const MAX_HOOK_BODY_BYTES = 64 * 1024;
+
+export type HookName = 'ready' | 'run' | 'suspend' | 'resume' | 'terminate';
+export type HookOutcome = { kind: 'missing' } | { kind: 'answered'; status: number; body: string };
+
+export const hookPort = (plan: BuildPlan): number => plan.hookPort ?? DEFAULT_HOOK_PORT;
+export const hookTimeoutMs = (plan: BuildPlan): number => plan.hookTimeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS;
+
+/** One hook call through the agent tunnel. Rejects on a timeout or a broken answer. */
+export async function callHook(agent: AgentClient, plan: BuildPlan, name: HookName, payload = ''): Promise<HookOutcome> {
+  const timeoutMs = hookTimeoutMs(plan);
+  let tunnel;
+  try {
+    tunnel = await agent.openTunnel(hookPort(plan), timeoutMs);
+  } catch {
+    return { kind: 'missing' };
+  }
+  return new Promise<HookOutcome>((resolve, reject) => {
+    const body = Buffer.from(payload);
+    const req = http.request(
+      { method: 'POST', path: `/capsule/v1/${name}`, headers: { host: 'localhost', 'content-type': 'application/octet-stream', 'content-length': body.length }, createConnection: () => tunnel as never, timeout: timeoutMs },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text.length < MAX_HOOK_BODY_BYTES ? (text += chunk) : undefined));
+        res.on('end', () => resolve(res.statusCode === 404 ? { kind: 'missing' } : { kind: 'answered', status: res.statusCode ?? 0, body: text }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`hook ${name} did not answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** run / suspend / resume / terminate: called, logged if they fail, never fatal. */
+export async function notifyHook(agent: AgentClient, plan: BuildPlan, name: Exclude<HookName, 'ready'>, log: Logger, microvmId: string, payload?: string): Promise<void> {
+  try {
+    const outcome = await callHook(agent, plan, name, payload);
+    if (outcome.kind === 'answered' && (outcome.status < 200 || outcome.status > 299)) log.warn(`the ${name} hook failed`, { id: microvmId, status: outcome.status, body: outcome.body.slice(0, 500) });
+  } catch (err) {
+    log.warn(`the ${name} hook failed`, { id: microvmId, error: (err as Error).message });
+  }
+}

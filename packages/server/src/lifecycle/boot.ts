@@ -1,0 +1,74 @@
+// Getting a MicroVM's machine running: restore the ready snapshot of its image (app already serving)
+// or runtime when one exists for its shape, else boot (and, for an image, start its app); then call
+// the app's `run` hook with the launch's payload. A failed restore never fails the launch: it boots.
+import path from 'node:path';
+import { CapsuleError } from '@capsule/protocol';
+import type { CapsuleConfig } from '../config.js';
+import type { Logger } from '../log.js';
+import { notifyHook } from '../images/hooks.js';
+import type { ReadySnapshots } from '../snapshots/ready-snapshots.js';
+import type { MicroVMRecord } from '../store/types.js';
+import type { AcceleratorDecision } from '../vmm/accelerator.js';
+import { hostLaunchOptions, Machine, RESTORE_LOAD, type LaunchOptions, type QemuIdentity, type RestoreSource } from '../vmm/machine.js';
+import { startApp, type LaunchSource } from './launch-source.js';
+
+export interface BootDeps {
+  config: CapsuleConfig;
+  accelerator: AcceleratorDecision;
+  qemuIdentity: QemuIdentity | null;
+  snapshots: ReadySnapshots | null;
+  log: Logger;
+  vmsDir: string;
+}
+
+export function launchOptions(deps: BootDeps, record: MicroVMRecord, source: LaunchSource): LaunchOptions {
+  return {
+    ...hostLaunchOptions(deps.config, source.runtime),
+    baseDisk: source.image?.layerPath,
+    vmDir: path.join(deps.vmsDir, record.id),
+    vcpuCount: record.vcpuCount,
+    memoryMib: record.memoryMib,
+    accelerator: deps.accelerator.accelerator,
+    egress: record.egress,
+    hostname: record.id,
+    runAs: deps.qemuIdentity,
+  };
+}
+
+export async function startMachine(deps: BootDeps, record: MicroVMRecord, source: LaunchSource, runHookPayload?: string): Promise<{ machine: Machine; launchedFrom: 'boot' | 'snapshot' }> {
+  const { image, runtime } = source;
+  const options = launchOptions(deps, record, source);
+  const shaped = <T extends { vcpuCount: number; memoryMib: number }>(s: T | null | undefined): T | null => (s && s.vcpuCount === record.vcpuCount && s.memoryMib === record.memoryMib ? s : null);
+  const imageSnapshot = shaped(image?.snapshot);
+  const runtimeSnapshot = image ? null : (deps.snapshots?.get(runtime.name, record) ?? null);
+  const snapshot: RestoreSource | null = imageSnapshot ?? runtimeSnapshot;
+  let machine: Machine;
+  let launchedFrom: 'boot' | 'snapshot' = 'boot';
+  if (snapshot) {
+    try {
+      machine = await Machine.launch({ ...options, restore: snapshot });
+      launchedFrom = 'snapshot';
+    } catch (err) {
+      // If a runtime snapshot's files no longer verify, discard it and rebuild it in the background.
+      const snapshotAtFault = runtimeSnapshot !== null && err instanceof CapsuleError && err.step === RESTORE_LOAD && !deps.snapshots!.verify(runtimeSnapshot);
+      deps.log.warn('restore from ready snapshot failed; cold booting', { id: record.id, snapshot: runtimeSnapshot?.key ?? `${record.imageName}:${record.imageVersion}`, snapshotAtFault, error: String((err as Error).message) });
+      if (snapshotAtFault) deps.snapshots!.invalidate(runtimeSnapshot);
+      machine = await Machine.launch(options);
+      if (snapshotAtFault) void deps.snapshots!.ensure(runtime.name, record);
+    }
+  } else {
+    machine = await Machine.launch(options);
+    // the first launch of a shape cold-boots; the next ones restore (built in the background)
+    if (deps.snapshots && !image) void deps.snapshots.ensure(runtime.name, record);
+  }
+  if (image) {
+    try {
+      if (launchedFrom === 'boot') await startApp(machine.agent, image.record.plan, record.env, deps.config.appReadyTimeoutMs);
+      await notifyHook(machine.agent, image.record.plan, 'run', deps.log, record.id, runHookPayload);
+    } catch (err) {
+      await machine.stop().catch(() => undefined);
+      throw err;
+    }
+  }
+  return { machine, launchedFrom };
+}

@@ -1,0 +1,79 @@
+// Recovery at start-up, after a clean stop or a crash of the previous server, and where a suspended
+// VM's files live. RUNNING VMs whose QEMU still runs are re-adopted; a suspend cut short is completed if
+// its state was published, else the paused VM is resumed; SUSPENDED VMs (on disk) stay resumable. Only
+// what cannot be taken back is FAILED.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Logger } from '../log.js';
+import type { MicroVMRecord, Store } from '../store/types.js';
+import { isQemuProcessOf, Machine } from '../vmm/machine.js';
+import { vmPaths } from '../vmm/qemu-args.js';
+import { LIVE_STATES } from './states.js';
+
+export interface SuspendFiles {
+  statePath: string;
+  diskPath: string;
+  /** Both present: the suspend completed. */
+  published: boolean;
+}
+
+/** Where a suspended VM's state and disk live (and its disk keeps living after a resume). */
+export function suspendDirOf(suspendedDir: string, id: string): string {
+  return path.join(suspendedDir, id);
+}
+
+/** The files a suspend publishes; the state file is renamed into place last. */
+export function suspendFilesOf(suspendedDir: string, id: string): SuspendFiles {
+  const dir = suspendDirOf(suspendedDir, id);
+  const statePath = path.join(dir, 'state');
+  const diskPath = path.join(dir, 'disk.qcow2');
+  return { statePath, diskPath, published: fs.existsSync(statePath) && fs.existsSync(diskPath) };
+}
+
+function killLeftover(record: MicroVMRecord): void {
+  if (record.qemuPid && record.vmDir && isQemuProcessOf(record.qemuPid, record.vmDir)) {
+    try {
+      process.kill(record.qemuPid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+  if (record.vmDir) fs.rmSync(record.vmDir, { recursive: true, force: true });
+}
+
+export async function recoverMicroVMs(ctx: { store: Store; log: Logger; suspendedDir: string; adopt(id: string, machine: Machine): void }): Promise<void> {
+  const { store, log } = ctx;
+  for (const record of await store.listMicroVMsInStates([...LIVE_STATES])) {
+    const dir = suspendDirOf(ctx.suspendedDir, record.id);
+    const suspended = suspendFilesOf(ctx.suspendedDir, record.id);
+    if (record.state === 'SUSPENDING' && suspended.published) {
+      killLeftover(record);
+      await store.updateMicroVM(record.id, null, { state: 'SUSPENDED', qemuPid: null, suspendedAt: new Date().toISOString() });
+      log.warn('completed an interrupted suspend after restart', { id: record.id });
+      continue;
+    }
+    if ((record.state === 'RUNNING' || record.state === 'SUSPENDING') && record.qemuPid && record.vmDir) {
+      // still running (or paused by a suspend cut short): take it back; after a resume the VM's disk
+      // stays where the suspend put it
+      const overlay = fs.existsSync(suspended.diskPath) ? suspended.diskPath : vmPaths(record.vmDir).overlay;
+      try {
+        const machine = await Machine.adopt(record.vmDir, record.qemuPid, overlay);
+        fs.rmSync(path.join(dir, 'state.partial'), { force: true });
+        await store.updateMicroVM(record.id, null, { state: 'RUNNING' });
+        ctx.adopt(record.id, machine);
+        log.info('re-adopted running MicroVM', { id: record.id, pid: record.qemuPid, was: record.state });
+        continue;
+      } catch (err) {
+        log.warn('could not re-adopt MicroVM', { id: record.id, error: (err as Error).message });
+      }
+    }
+    killLeftover(record);
+    fs.rmSync(dir, { recursive: true, force: true });
+    await store.updateMicroVM(record.id, null, {
+      state: 'FAILED',
+      failureReason: `the server restarted while this MicroVM was ${record.state} and its VM could not be taken back; it was stopped`,
+      qemuPid: null,
+    });
+    log.warn('marked MicroVM failed after restart', { id: record.id, was: record.state });
+  }
+}

@@ -1,0 +1,50 @@
+// Taking a ready snapshot, for a runtime or for an image version's app: boot with RAM in a shared
+// memory file, get the guest ready (`prepare`), save the device state, stop, and freeze the files in
+// `dir` with a manifest that lets a later restore check them. The caller makes `dir` visible atomically.
+import fs from 'node:fs';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { fsyncPath } from '../vmm/durable.js';
+import { Machine, type LaunchOptions, type SnapshotFiles } from '../vmm/machine.js';
+
+export function sha256Of(file: string): string {
+  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+export function snapshotFilesIn(dir: string): SnapshotFiles {
+  return { memoryPath: path.join(dir, 'memory'), statePath: path.join(dir, 'state'), diskPath: path.join(dir, 'disk.qcow2') };
+}
+
+/** Are the snapshot's files still what was taken (checksum of the state, size of the memory)? */
+export function verifySnapshot(files: SnapshotFiles): boolean {
+  try {
+    const manifest = JSON.parse(fs.readFileSync(path.join(path.dirname(files.statePath), 'manifest.json'), 'utf8')) as { stateSha256?: string; memoryBytes?: number };
+    return manifest.stateSha256 === sha256Of(files.statePath) && manifest.memoryBytes === fs.statSync(files.memoryPath).size && fs.existsSync(files.diskPath);
+  } catch {
+    return false;
+  }
+}
+
+export async function captureSnapshot(
+  dir: string,
+  launch: Omit<LaunchOptions, 'vmDir' | 'overlayPath' | 'memory' | 'restore'>,
+  prepare: (machine: Machine) => Promise<void>,
+  manifest: Record<string, unknown>,
+): Promise<SnapshotFiles> {
+  const files = snapshotFilesIn(dir);
+  const machine = await Machine.launch({ ...launch, vmDir: path.join(dir, 'vm'), overlayPath: files.diskPath, memory: { kind: 'file', path: files.memoryPath, share: true } });
+  try {
+    await prepare(machine);
+    // warm the exec path once so every clone starts with it paged in
+    await machine.agent.exec({ command: ['true'] }).result;
+    await machine.saveReadySnapshot(files.statePath);
+  } finally {
+    await machine.stop();
+  }
+  for (const file of [files.memoryPath, files.diskPath]) fsyncPath(file);
+  fs.chmodSync(files.diskPath, 0o444);
+  fs.chmodSync(files.statePath, 0o444);
+  const full = { ...manifest, stateSha256: sha256Of(files.statePath), memoryBytes: fs.statSync(files.memoryPath).size, takenAt: new Date().toISOString() };
+  fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(full) + '\n');
+  return files;
+}
