@@ -10,10 +10,13 @@ import { keyCommand, tenantCommand } from './commands/tenants.js';
 import { tokenCommand, urlCommand } from './commands/endpoint.js';
 import { shellCommand } from './commands/shell.js';
 import { cpCommand, logsCommand } from './commands/files.js';
+import { imageCommand } from './commands/images.js';
 import { parseArgs } from './args.js';
 
 const USAGE = `usage: capsule <command> [options]
   serve [--port 7070] [--data-dir .capsule]     run the API server
+  image create NAME (--zip app.zip | --dir DIR | --code-uri s3://b/k) [--runtime python] [--start CMD] [--port 8080]
+  image ls | get NAME[:V] | logs NAME[:V] | rm NAME[:V]   MicroVM Images (built in a builder VM, app-ready snapshot)
   run IMAGE [--vcpus N] [--memory-mib M] [--max-duration 8h] [--idle 15m] [--no-auto-resume] [--egress none|all]
             [--env K=V] [--label K=V] [--json] [--quiet] [--rm -- CMD...]
   ls [--state S] [--label K=V] [--json]         list MicroVMs
@@ -49,6 +52,9 @@ async function main(argv: string[]): Promise<number> {
     case 'suspend':
     case 'resume':
       return getCommand(connect(), args, command);
+    case 'image':
+    case 'images':
+      return imageCommand(connect(), args);
     case 'cp':
       return cpCommand(connect(), args);
     case 'logs':

@@ -3,13 +3,15 @@ import { MicroVM as MicroVMSchema, MicroVMList, type MicroVMState, type RunMicro
 import { Http, type HttpOptions } from './http.js';
 import { MicroVM } from './microvm.js';
 import { Tenants } from './tenants.js';
+import { Images } from './images.js';
 
 export * from './errors.js';
 export { Files, type FileStat } from './files.js';
 export { MicroVM, type ExecOptions, type ExecResult, type ExecStreamEvent, type MicroVMInfo } from './microvm.js';
 export { Tenants } from './tenants.js';
+export { Images, type ImageSource } from './images.js';
 export { Session, type SessionExit } from './session.js';
-export type { RunMicroVMRequest, MicroVMState, Tenant, TenantQuotas, ApiKeyCreated, AuthToken, CreateAuthTokenRequest } from '@capsule/protocol';
+export type { Image, ImageVersion, RunMicroVMRequest, MicroVMState, Tenant, TenantQuotas, ApiKeyCreated, AuthToken, CreateAuthTokenRequest } from '@capsule/protocol';
 
 export interface ListOptions {
   state?: MicroVMState;
@@ -25,12 +27,14 @@ export class Capsule {
     get(id: string): Promise<MicroVM>;
     list(options?: ListOptions): Promise<{ microvms: MicroVM[]; nextToken: string | null }>;
   };
+  readonly images: Images;
   /** Admin key only. */
   readonly tenants: Tenants;
 
   constructor(options: HttpOptions) {
     const http = new Http(options);
     this.tenants = new Tenants(http);
+    this.images = new Images(http);
     this.microvms = {
       run: async (request) => new MicroVM(http, await http.json(MicroVMSchema, 'POST', '/v1/microvms', { json: request })),
       get: async (id) => new MicroVM(http, await http.json(MicroVMSchema, 'GET', `/v1/microvms/${encodeURIComponent(id)}`)),
