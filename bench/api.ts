@@ -83,9 +83,11 @@ export async function benchApi(work: string): Promise<Record<string, unknown>> {
   const auth = { authorization: `Bearer ${server.adminKey}`, 'content-type': 'application/json' };
   const api = (method: string, route: string, body?: unknown) => fetch(server.url + route, { method, headers: auth, body: body === undefined ? undefined : JSON.stringify(body) });
   let direct: Machine | null = null;
+  let vm: { id: string } | null = null;
   try {
     await server.snapshotsBuilt;
-    const vm = (await (await api('POST', '/v1/microvms', { imageName: 'base' })).json()) as { id: string };
+    const created = (await (await api('POST', '/v1/microvms', { imageName: 'base' })).json()) as { id: string };
+    vm = created;
     await fetch(`${server.url}/v1/microvms/${vm.id}/files?path=/root/app.js`, { method: 'PUT', headers: { authorization: auth.authorization }, body: APP });
     await api('POST', `/v1/microvms/${vm.id}/exec`, { command: ['node', '/root/app.js'], background: true });
     const { token } = (await (await api('POST', `/v1/microvms/${vm.id}/auth-tokens`, {})).json()) as { token: string };
@@ -114,7 +116,7 @@ export async function benchApi(work: string): Promise<Record<string, unknown>> {
     await waitFor(() => get(apiPort, '/', endpoint));
 
     const restExec = await timed(EXEC_RUNS, async () => {
-      const response = await api('POST', `/v1/microvms/${vm.id}/exec`, { command: ['true'] });
+      const response = await api('POST', `/v1/microvms/${created.id}/exec`, { command: ['true'] });
       await response.text();
     });
     const agentExec = await timed(EXEC_RUNS, () => direct!.agent.exec({ command: ['true'] }).result);
@@ -123,9 +125,8 @@ export async function benchApi(work: string): Promise<Record<string, unknown>> {
     const [proxiedMs] = await get(apiPort, '/big', endpoint);
     const [forwardedMs] = await get(hostPort, '/big');
     const mibPerSecond = (ms: number) => Math.round((DOWNLOAD_MIB / (ms / 1000)) * 10) / 10;
-    const getVm = await requestsPerSecond(RPS_REQUESTS, 10, async () => (await api('GET', `/v1/microvms/${vm.id}`)).text());
+    const getVm = await requestsPerSecond(RPS_REQUESTS, 10, async () => (await api('GET', `/v1/microvms/${created.id}`)).text());
     const health = await requestsPerSecond(RPS_REQUESTS, 10, async () => (await fetch(`${server.url}/healthz`)).text());
-    await api('DELETE', `/v1/microvms/${vm.id}`);
 
     const exec = { rest: summarize(restExec), agentDirect: summarize(agentExec) };
     const endpointGet = { proxy: summarize(proxied), hostForward: summarize(forwarded) };
@@ -136,6 +137,8 @@ export async function benchApi(work: string): Promise<Record<string, unknown>> {
       requestsPerSecond: { getMicroVM: getVm, healthz: health },
     };
   } finally {
+    // closing a server leaves its VMs running (a restart re-adopts them): end ours first
+    if (vm) await api('DELETE', `/v1/microvms/${vm.id}`).catch(() => undefined);
     await direct?.stop().catch(() => undefined);
     await server.close();
     fs.rmSync(path.join(work, 'direct'), { recursive: true, force: true });

@@ -4,6 +4,7 @@
 //   10 MiB file write + read throughput; host RSS of an idle VM
 //   launch / suspend / resume from snapshots (lifecycle.ts)
 //   API overhead: REST exec, endpoint proxy latency/throughput, GET requests per second (api.ts)
+//   images: Flask build time by phase; launch → first HTTP 200 through the endpoint (images.ts)
 // Writes bench/results/core-<timestamp>.json.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -19,6 +20,7 @@ import { bootFloor, floorInitrd } from './floor.js';
 import { ratio, summarize } from './stats.js';
 import { benchLifecycle } from './lifecycle.js';
 import { benchApi } from './api.js';
+import { benchImages } from './images.js';
 
 const BOOT_RUNS = Number(process.env.BENCH_BOOT_RUNS ?? 5);
 const RTT_RUNS = Number(process.env.BENCH_RTT_RUNS ?? 200);
@@ -118,6 +120,7 @@ async function main(): Promise<void> {
     idleVmHostRssMib: Math.round(rssKib / 1024),
     lifecycle: await benchLifecycle(path.join(work, 'lifecycle')),
     api: await benchApi(path.join(work, 'api')),
+    images: await benchImages(path.join(work, 'images')),
   };
   const resultsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
   fs.mkdirSync(resultsDir, { recursive: true });

@@ -38,7 +38,22 @@ demo resume "$id"
 demo exec "$id" --no-stdin -- cat /root/note.txt
 demo ls
 demo terminate "$id"
-if [ -n "$server_pid" ] && [ "${CAPSULE_DEMO_ONLY:-0}" != 1 ]; then
+
+# The Flask demo: package the app as a zip, build a MicroVM Image from it (in a builder VM; the app is
+# started and snapshotted once ready), launch it with the app already serving, and fetch its page
+# through the MicroVM's endpoint with a scoped token.
+port=${CAPSULE_URL##*:}
+port=${port%%/*}
+shell_demo() { printf '\n\033[1m$ %s\033[0m\n' "$1"; eval "$1"; }
+rm -f examples/flask-app.zip
+shell_demo 'cd examples/flask-app && zip -qr ../flask-app.zip . && cd - >/dev/null'
+demo image create flask-app --zip examples/flask-app.zip
+ID=$("$capsule" run flask-app --quiet)
+printf '\n\033[1m$ capsule run flask-app\033[0m\n%s\n' "$ID"
+shell_demo "curl -fsS -H \"X-Capsule-Auth: \$(bin/capsule token $ID --ports 8080)\" http://$ID.localhost:$port/"
+if [ "${CAPSULE_DEMO_ONLY:-0}" = 1 ]; then
+  "$capsule" terminate "$ID" >/dev/null
+elif [ -n "$server_pid" ]; then
   printf '\n==> demo done; capsule serve keeps running at %s (Ctrl-C to stop)\n' "$CAPSULE_URL"
   wait "$server_pid"
 fi

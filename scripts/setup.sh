@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
-APT_PACKAGES=(qemu-system-x86 qemu-utils mmdebstrap busybox-static e2fsprogs cpio zstd xz-utils ca-certificates curl)
+APT_PACKAGES=(qemu-system-x86 qemu-utils mmdebstrap busybox-static e2fsprogs cpio zstd xz-utils ca-certificates curl zip)
 APT_PACKAGES+=(${CAPSULE_EXTRA_APT:-})
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
