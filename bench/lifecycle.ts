@@ -2,7 +2,7 @@
 //   launch  POST /v1/microvms → first exec answered   vs  bare QEMU restoring the same ready snapshot by
 //           hand (QMP migrate-incoming + cont) until the guest agent answers one raw ping frame
 //   resume  POST …/resume → RUNNING                   vs  bare QEMU restoring a copy of the same suspended state
-//   suspend POST …/suspend → QEMU gone, state durable (no floor: it is bounded by the bytes written)
+//   suspend POST …/suspend → QEMU gone, state durable  vs  writing + fsyncing as many bytes (RAM state + dirtied disk)
 // plus 10 launches at once, host memory (PSS) per idle launched VM, disk per suspended VM.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -71,6 +71,19 @@ function qemuPidOf(id: string): number {
   throw new Error(`no QEMU process for ${id}`);
 }
 
+/** Write `bytes` to a new file and fsync it: what saving that much state costs on this disk at least. */
+function writeFloorMs(file: string, bytes: number): number {
+  const chunk = Buffer.alloc(1 << 20, 0x5a);
+  const t0 = performance.now();
+  const fd = fs.openSync(file, 'w');
+  for (let left = bytes; left > 0; left -= chunk.length) fs.writeSync(fd, chunk, 0, Math.min(chunk.length, left));
+  fs.fsyncSync(fd);
+  fs.closeSync(fd);
+  const ms = performance.now() - t0;
+  fs.rmSync(file);
+  return ms;
+}
+
 /** Proportional set size: pages shared with other clones (the snapshot's memory file) count once overall. */
 function pssKib(pid: number): number {
   return Number(/^Pss:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? NaN);
@@ -100,6 +113,7 @@ export async function benchLifecycle(work: string): Promise<Record<string, unkno
     const launchFloor: number[] = [];
     const launch: number[] = [];
     const suspend: number[] = [];
+    const suspendWriteFloor: number[] = [];
     const resumeFloor: number[] = [];
     const resume: number[] = [];
     let suspendedDiskKib = 0;
@@ -121,6 +135,8 @@ export async function benchLifecycle(work: string): Promise<Record<string, unkno
       const suspended = path.join(server.config.dataDir, 'suspended', String(vm.id));
       // what the suspend wrote: the state and the disk overlay (the base-* files are hard links to the snapshot)
       suspendedDiskKib = Math.round(['state', 'disk.qcow2'].reduce((sum, f) => sum + fs.statSync(path.join(suspended, f)).blocks * 512, 0) / 1024);
+      // the floor for that: writing and fsyncing as many bytes (RAM state + the disk the guest dirtied)
+      suspendWriteFloor.push(writeFloorMs(path.join(work, `wfloor-${i}`), fs.statSync(path.join(suspended, 'state')).size + 32 * 2 ** 20));
 
       // the same suspended files restored by hand: the state holds only the pages that differ from the
       // base memory, so the floor maps that base copy-on-write too
@@ -149,7 +165,7 @@ export async function benchLifecycle(work: string): Promise<Record<string, unkno
     const r = { floor: summarize(resumeFloor), capsule: summarize(resume) };
     return {
       launchMs: { ...l, ratio: ratio(l.capsule, l.floor) },
-      suspendMs: summarize(suspend),
+      suspendMs: { capsule: summarize(suspend), writeFloor: summarize(suspendWriteFloor), ratio: ratio(summarize(suspend), summarize(suspendWriteFloor)) },
       suspendNote: '512 MiB guest with 32 MiB freshly dirtied before each suspend; only pages differing from the launch snapshot are written',
       resumeMs: { ...r, ratio: ratio(r.capsule, r.floor) },
       tenLaunchesAtOnceMs: Math.round(tenAtOnceMs),

@@ -3,26 +3,14 @@
 // each serving its page through its endpoint; the app's hooks called in order, with the run payload.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MicroVM } from '@capsule/sdk';
-import { runCli, useTestServer } from './helpers.js';
+import { endpointGet, runCli, useTestServer } from './helpers.js';
 
 const EXAMPLES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../examples');
 
-function get(apiPort: number, vm: MicroVM, token: string, urlPath: string, port?: number): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = { host: `${vm.id}.localhost:${apiPort}`, 'x-capsule-auth': token, ...(port ? { 'x-capsule-port': String(port) } : {}) };
-    const req = http.request({ host: '127.0.0.1', port: apiPort, path: urlPath, headers }, (res) => {
-      let body = '';
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode!, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+const get = (apiPort: number, vm: MicroVM, token: string, urlPath: string, port?: number) => endpointGet(`http://127.0.0.1:${apiPort}`, vm.id, { 'x-capsule-auth': token }, urlPath, port);
 
 describe('examples', () => {
   const server = useTestServer();

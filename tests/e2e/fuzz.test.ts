@@ -5,22 +5,12 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
+import { prng } from '../support/prng.js';
 import { useTestServer } from './helpers.js';
 
 const REQUESTS = Number(process.env.CAPSULE_FUZZ_REQUESTS ?? 1200);
 const SEED = Number(process.env.CAPSULE_FUZZ_SEED ?? Date.now() % 2 ** 31);
 
-/** mulberry32: small, seedable, good enough to pick cases. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Sent {
   method: string;

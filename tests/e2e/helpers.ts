@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { after, before } from 'node:test';
 import { startServer, type CapsuleConfig } from '@capsule/server';
@@ -147,4 +148,19 @@ export async function stopProcess(child: ChildProcess, signal: NodeJS.Signals): 
   if (child.exitCode !== null || child.signalCode !== null) return;
   child.kill(signal);
   await new Promise((r) => child.once('exit', r));
+}
+
+/** GET through a MicroVM's endpoint (*.localhost need not resolve: connect to the API, name the VM in Host). */
+export function endpointGet(apiUrl: string, vmId: string, headers: Record<string, string>, urlPath = '/', guestPort?: number): Promise<{ status: number; body: string }> {
+  const { port } = new URL(apiUrl);
+  return new Promise((resolve, reject) => {
+    const host = `${guestPort && guestPort !== 8080 ? `${guestPort}-` : ''}${vmId}.localhost:${port}`;
+    const req = http.request({ host: '127.0.0.1', port, path: urlPath, headers: { host, ...headers } }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }

@@ -6,12 +6,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import http from 'node:http';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 import { s3Client, type S3Config } from '../../packages/server/src/blobs/s3-blob-store.js';
 import { zipOf } from '../support/zip-writer.js';
-import { errorOf, startTestServer, type TestServer } from './helpers.js';
+import { endpointGet, errorOf, startTestServer, type TestServer } from './helpers.js';
 
 const APP = `import http.server, os
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -41,18 +40,6 @@ const appZip = (dockerfile = DOCKERFILE): Buffer =>
     { name: 'static/' },
     { name: 'static/index.html', data: '<h1>hi</h1>' },
   ]);
-
-function get(port: number, host: string, token: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/', headers: { host, 'x-capsule-auth': token } }, (res) => {
-      let body = '';
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode!, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 describe('images', () => {
   let server: TestServer;
@@ -96,7 +83,7 @@ describe('images', () => {
     try {
       assert.deepEqual([vm.info.imageName, vm.info.imageVersion, vm.info.state, vm.info.launchedFrom], ['web', 1, 'RUNNING', 'snapshot'], 'launched from the app-ready snapshot');
       const { token } = await vm.createAuthToken();
-      const page = await get(Number(new URL(server.url).port), `${vm.id}.localhost`, token);
+      const page = await endpointGet(server.url, vm.id, { 'x-capsule-auth': token });
       assert.deepEqual(page, { status: 200, body: 'hello from /srv/app as app: built-ok' });
       assert.equal((await vm.exec(['cat', '/tmp/whoami', '/srv/app/static/index.html'])).stdout, 'appuser\n<h1>hi</h1>');
       assert.equal((await vm.exec('echo $GREETING')).stdout, 'hello\n', 'execs see the image ENV');
@@ -137,6 +124,20 @@ describe('images', () => {
     }
     assert.equal((await server.api('GET', '/v1/images/refused')).status, 404);
     assert.deepEqual(fs.readdirSync(path.join(server.dataDir, 'images')).filter((f) => f.startsWith('.upload')), []);
+  });
+
+  test('multipart: a zip part, the name, and a capsule.json as the config field', async () => {
+    const form = new FormData();
+    form.append('name', 'multi');
+    form.append('config', JSON.stringify({ runtime: 'base', build: ['test -f /app/data.txt'], start: 'sleep infinity' }));
+    form.append('zip', new Blob([new Uint8Array(zipOf([{ name: 'data.txt', data: 'x' }]))]), 'app.zip');
+    const created = await fetch(`${server.url}/v1/images`, { method: 'POST', headers: { authorization: `Bearer ${server.adminKey}` }, body: form });
+    assert.equal(created.status, 202, await created.clone().text());
+    assert.equal((await built('multi', 1)).state, 'SUCCESSFUL');
+    const noZip = new FormData();
+    noZip.append('name', 'multi');
+    const refused = await errorOf(await fetch(`${server.url}/v1/images`, { method: 'POST', headers: { authorization: `Bearer ${server.adminKey}` }, body: noZip }));
+    assert.deepEqual([refused.status, refused.message], [400, 'the multipart request has no "zip" file part']);
   });
 
   test('codeUri s3://: built from the bucket; a missing object and bad credentials are named', async () => {

@@ -3,22 +3,13 @@
 // in the VM through its endpoint with a scoped token → terminate. Then 20 clients × 10 execs at once.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { Capsule } from '@capsule/sdk';
-import { useTestServer } from './helpers.js';
+import { endpointGet, useTestServer } from './helpers.js';
 
+/** GET a path of a MicroVM's endpoint URL (vm.url(8080): http://{id}.localhost:{apiPort}). */
 function get(url: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
   const target = new URL(url);
-  return new Promise((resolve, reject) => {
-    // *.localhost does not resolve everywhere: connect to the API address, name the VM in Host
-    const req = http.request({ host: '127.0.0.1', port: target.port, path: target.pathname, headers: { host: target.host, ...headers } }, (res) => {
-      let body = '';
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode!, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  return endpointGet(`http://127.0.0.1:${target.port}`, target.hostname.split('.')[0], headers, target.pathname);
 }
 
 const JOB = `import csv, sys, time

@@ -11,18 +11,9 @@ import {
   MAX_PAYLOAD_BYTES,
   type Frame,
 } from './frame.js';
+import { prng } from '../../../tests/support/prng.js';
 
-/** Deterministic PRNG (mulberry32) so a failing chunking can be reproduced. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = prng;
 
 function bytes(n: number, seed: number): Buffer {
   const next = rng(seed);

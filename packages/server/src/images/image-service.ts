@@ -71,9 +71,10 @@ export class ImageService {
   }
 
   /** Read the app description from the zip: a build plan, or a 400 that names the problem. */
-  private async planOf(zip: AppZip): Promise<BuildPlan> {
+  private async planOf(zip: AppZip, config?: string): Promise<BuildPlan> {
     const runtimes = this.deps.runtimes.list().map((r) => r.name);
     try {
+      if (config !== undefined) return parseCapsuleJson(config, runtimes);
       if (zip.has('Dockerfile')) return parseDockerfile((await zip.read('Dockerfile')).toString('utf8'), runtimes);
       if (zip.has('capsule.json')) return parseCapsuleJson((await zip.read('capsule.json')).toString('utf8'), runtimes);
     } catch (err) {
@@ -84,10 +85,11 @@ export class ImageService {
   }
 
   /**
-   * A new version of `name` from the zip in `body`: checked now, built in the background. The zip is
-   * kept with the version (its build input); nothing is kept if it is refused.
+   * A new version of `name` from the zip in `body` (described by its Dockerfile or capsule.json, or by
+   * `config`, a capsule.json sent beside it): checked now, built in the background. The zip is kept
+   * with the version (its build input); nothing is kept if it is refused.
    */
-  async create(tenantId: string, name: string, body: Readable, source: string): Promise<ImageVersionRecord> {
+  async create(tenantId: string, name: string, body: Readable, source: string, config?: string): Promise<ImageVersionRecord> {
     fs.mkdirSync(this.root, { recursive: true, mode: 0o711 }); // QEMU's user reaches layers by path, lists nothing
     const upload = path.join(this.root, `.upload-${randomBytes(8).toString('hex')}.zip`);
     let zip: AppZip | null = null;
@@ -99,7 +101,7 @@ export class ImageService {
         if (err instanceof ZipError) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, err.message);
         throw err;
       }
-      const plan = await this.planOf(zip);
+      const plan = await this.planOf(zip, config);
       const now = new Date().toISOString();
       const record = await this.deps.store.insertImageVersion({ tenantId, name, state: 'PENDING', runtime: plan.runtime, source, plan, failureReason: null, failedStep: null, createdAt: now, updatedAt: now, finishedAt: null });
       const dir = this.dirOf(tenantId, name, record.version);

@@ -1,5 +1,10 @@
-// /v1/images: create a version from a zip (the body, `?name=`) or from s3:// (JSON), list, get, the
+// /v1/images: create a version from a zip (multipart `zip` + `name` [+ `config`], the raw body with
+// `?name=`, or JSON with an s3:// codeUri), list, get, the
 // build log, delete. Builds run in the background; poll the version's state.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { Transform } from 'node:stream';
 import { CapsuleError, CreateImageRequest, ErrorCode, IMAGE_NAME, Image, ImageList, ImageVersion } from '@capsule/protocol';
 import { BlobAccessError, BlobNotFoundError } from '../../blobs/blob-store.js';
@@ -7,6 +12,7 @@ import { getObject, parseS3Uri, s3Client, type S3Config } from '../../blobs/s3-b
 import { toApiVersion, type ImageService } from '../../images/image-service.js';
 import type { ImageVersionRecord } from '../../store/types.js';
 import { readJson, sendJson } from '../http.js';
+import { readMultipart } from '../multipart.js';
 import type { Route } from '../router.js';
 
 const MAX_ZIP_BYTES = 1 << 30;
@@ -43,9 +49,20 @@ export function imageRoutes(images: ImageService, s3: S3Config | null): Route[] 
     {
       method: 'POST',
       pattern: '/v1/images',
-      doc: { summary: 'Create an image version: the zip as the body (application/zip, ?name=), or JSON {name, codeUri: "s3://…"}; built in the background', body: CreateImageRequest, query: { name: 'the image name (zip body)' }, responses: { 202: ImageVersion } },
+      doc: { summary: 'Create an image version: multipart (a "zip" file, "name", optional "config" = capsule.json), the zip as the body (application/zip, ?name=), or JSON {name, codeUri: "s3://…"}; built in the background', body: CreateImageRequest, query: { name: 'the image name (zip body)' }, responses: { 202: ImageVersion } },
       async handle({ req, res, query, tenantId }) {
         const type = String(req.headers['content-type'] ?? '');
+        if (/^multipart\/form-data\b/i.test(type)) {
+          const temp = path.join(os.tmpdir(), `capsule-upload-${randomBytes(8).toString('hex')}.zip`);
+          try {
+            const upload = await readMultipart(req, temp, MAX_ZIP_BYTES);
+            if (!upload.file) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, 'the multipart request has no "zip" file part');
+            const name = imageName(upload.fields.name ?? null);
+            return sendJson(res, 202, toApiVersion(await images.create(tenantId, name, fs.createReadStream(upload.file), 'upload', upload.fields.config)));
+          } finally {
+            fs.rmSync(temp, { force: true });
+          }
+        }
         if (/^application\/(zip|octet-stream)\b/i.test(type)) {
           const name = imageName(query.get('name'));
           if (Number(req.headers['content-length'] ?? 0) > MAX_ZIP_BYTES) throw new CapsuleError(ErrorCode.PAYLOAD_TOO_LARGE, `the zip is larger than ${MAX_ZIP_BYTES} bytes`);
