@@ -9,8 +9,12 @@ import path from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 import { s3Client, type S3Config } from '../../packages/server/src/blobs/s3-blob-store.js';
+import { fileURLToPath } from 'node:url';
+import { zipDirectory } from '../../packages/cli/src/commands/images.js';
 import { zipOf } from '../support/zip-writer.js';
-import { endpointGet, errorOf, startTestServer, type TestServer } from './helpers.js';
+import { endpointGet, errorOf, startTestServer, withTestServer, type TestServer } from './helpers.js';
+
+const EXAMPLES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../examples');
 
 const APP = `import http.server, os
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -50,7 +54,7 @@ describe('images', () => {
     s3 = new S3rver({ port: 0, address: '127.0.0.1', directory: s3Dir, silent: true, configureBuckets: [{ name: 'apps', configs: [] }] });
     const { address, port } = await s3.run();
     s3Config = { endpoint: `http://${address}:${port}`, region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', forcePathStyle: true };
-    server = await startTestServer({ s3: s3Config });
+    server = await startTestServer({ s3: s3Config, appReadyTimeoutMs: 20_000 });
   });
   after(async () => {
     await server?.close();
@@ -126,6 +130,21 @@ describe('images', () => {
     assert.deepEqual(fs.readdirSync(path.join(server.dataDir, 'images')).filter((f) => f.startsWith('.upload')), []);
   });
 
+  test('an app that never becomes ready, or whose ready hook fails, fails the build with its output', async () => {
+    const never = zipOf([{ name: 'capsule.json', data: JSON.stringify({ runtime: 'base', start: ['sh', '-c', 'echo still-starting; sleep 1000'], port: 8080 }) }]);
+    assert.equal((await upload('never-ready', never)).status, 202);
+    const timedOut = await built('never-ready', 1);
+    assert.equal(timedOut.state, 'FAILED');
+    assert.match(timedOut.failureReason ?? '', /the app was not ready within 20000 ms[\s\S]*--- app output \(tail\) ---\nstill-starting/);
+    const hookApp = "require('http').createServer((q, s) => { s.statusCode = 500; s.end('database not configured'); }).listen(9000, '127.0.0.1')";
+    const failing = zipOf([{ name: 'capsule.json', data: JSON.stringify({ runtime: 'base', start: ['node', '-e', hookApp] }) }]);
+    assert.equal((await upload('bad-hook', failing)).status, 202);
+    const refused = await built('bad-hook', 1);
+    assert.equal(refused.state, 'FAILED');
+    assert.match(refused.failureReason ?? '', /ready hook answered 500: database not configured/);
+    assert.deepEqual(fs.readdirSync(path.join(server.dataDir, 'images', 'default', 'bad-hook', '1')).sort(), ['app.zip', 'build.log'], 'no layer or snapshot is left');
+  });
+
   test('multipart: a zip part, the name, and a capsule.json as the config field', async () => {
     const form = new FormData();
     form.append('name', 'multi');
@@ -142,7 +161,7 @@ describe('images', () => {
 
   test('codeUri s3://: built from the bucket; a missing object and bad credentials are named', async () => {
     const client = s3Client(s3Config);
-    await client.send(new PutObjectCommand({ Bucket: 'apps', Key: 'hello/app.zip', Body: zipOf([{ name: 'capsule.json', data: JSON.stringify({ runtime: 'base', build: ['echo from-s3 > /app/marker'], start: 'sleep infinity' }) }]) }));
+    await client.send(new PutObjectCommand({ Bucket: 'apps', Key: 'hello/app.zip', Body: zipDirectory(path.join(EXAMPLES, 'flask-app')) }));
     client.destroy();
     const created = await server.api('POST', '/v1/images', { name: 'from-s3', codeUri: 's3://apps/hello/app.zip' });
     assert.equal(created.status, 202, await created.clone().text());
@@ -152,5 +171,21 @@ describe('images', () => {
     assert.deepEqual([missing.status, missing.message], [400, 'codeUri s3://apps/nope.zip: no such object']);
     const bad = await errorOf(await server.api('POST', '/v1/images', { name: 'from-s3', codeUri: 'http://elsewhere/app.zip' }));
     assert.equal(bad.status, 400);
+  });
+});
+
+describe('image build timeout', () => {
+  test('a build that runs out of time fails with the step it was at, and leaves no VM', async () => {
+    await withTestServer({ buildTimeoutMs: 1 }, async (server) => {
+      const created = await fetch(`${server.url}/v1/images?name=slow`, { method: 'POST', headers: { authorization: `Bearer ${server.adminKey}`, 'content-type': 'application/zip' }, body: new Uint8Array(zipOf([{ name: 'Dockerfile', data: 'FROM base\nRUN sleep 60\n' }])) });
+      assert.equal(created.status, 202);
+      let version: { state: string; failureReason: string | null } = { state: 'PENDING', failureReason: null };
+      for (let i = 0; i < 600 && (version.state === 'PENDING' || version.state === 'IN_PROGRESS'); i++) {
+        await new Promise((r) => setTimeout(r, 250));
+        version = (await (await server.api('GET', '/v1/images/slow/versions/1')).json()) as typeof version;
+      }
+      assert.equal(version.state, 'FAILED');
+      assert.match(version.failureReason ?? '', /line 2: RUN sleep 60: the build ran out of time \(1 ms\)/);
+    });
   });
 });

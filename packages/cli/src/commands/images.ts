@@ -30,6 +30,27 @@ export function zipDirectory(dir: string, generated?: object): Buffer {
   return zipOf(specs);
 }
 
+/** The zip as the request body; on a terminal, streamed with a progress bar on stderr. */
+function uploadBody(zip: Buffer): Uint8Array | ReadableStream<Uint8Array> {
+  if (!process.stderr.isTTY) return new Uint8Array(zip);
+  const chunkBytes = 256 * 1024;
+  const mib = (n: number): string => (n / 2 ** 20).toFixed(1);
+  let sent = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent >= zip.length) {
+        process.stderr.write('\n');
+        return controller.close();
+      }
+      const part = zip.subarray(sent, sent + chunkBytes);
+      sent += part.length;
+      const filled = Math.round((sent / zip.length) * 30);
+      process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(30 - filled)}] ${Math.round((sent / zip.length) * 100)}% ${mib(sent)}/${mib(zip.length)} MiB`);
+      controller.enqueue(new Uint8Array(part));
+    },
+  });
+}
+
 function nameAndVersion(arg: string | undefined, what: string): [string, number | undefined] {
   if (!arg) throw new UsageError(`usage: capsule image ${what} NAME[:VERSION]`);
   const [name, version] = arg.split(':');
@@ -58,7 +79,7 @@ export async function imageCommand(capsule: Capsule, argv: string[]): Promise<nu
         const generated = needsSpec ? { runtime: flag(parsed, 'runtime') ?? 'python', ...(flag(parsed, 'start') ? { start: flag(parsed, 'start') } : {}), ...(port ? { port } : {}) } : undefined;
         const zip = dir !== undefined ? zipDirectory(dir, generated) : fs.readFileSync(flag(parsed, 'zip')!);
         if (!json) process.stderr.write(`uploading ${name} (${(zip.length / 1024).toFixed(0)} KiB)…\n`);
-        created = await capsule.images.create(name, { zip: new Uint8Array(zip) });
+        created = await capsule.images.create(name, { zip: uploadBody(zip) });
       }
       if (!json) process.stderr.write(`building ${name}:${created.version} on ${created.runtime}\n`);
       if (has(parsed, 'no-wait')) {
