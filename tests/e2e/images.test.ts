@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
-import { s3Client, type S3Config } from '../../packages/server/src/blobs/s3-blob-store.js';
+import { S3BlobStore, s3Client, type S3Config } from '../../packages/server/src/blobs/s3-blob-store.js';
 import { fileURLToPath } from 'node:url';
 import { zipDirectory } from '../../packages/cli/src/commands/images.js';
 import { zipOf } from '../support/zip-writer.js';
@@ -54,13 +54,23 @@ describe('images', () => {
     s3 = new S3rver({ port: 0, address: '127.0.0.1', directory: s3Dir, silent: true, configureBuckets: [{ name: 'apps', configs: [] }] });
     const { address, port } = await s3.run();
     s3Config = { endpoint: `http://${address}:${port}`, region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', forcePathStyle: true };
-    server = await startTestServer({ s3: s3Config, appReadyTimeoutMs: 20_000 });
+    // zips, layers and snapshots go to the S3 server too (QEMU gets local copies from the blob cache)
+    server = await startTestServer({ s3: s3Config, blobs: 's3://apps/capsule-blobs', appReadyTimeoutMs: 20_000 });
   });
   after(async () => {
     await server?.close();
     await s3?.close();
     fs.rmSync(s3Dir, { recursive: true, force: true });
   });
+
+  /** Which of a version's artifacts are in the S3 blob store. */
+  async function artifacts(name: string, version: number): Promise<string[]> {
+    const blobs = new S3BlobStore(s3Config, 'apps', 'capsule-blobs');
+    const files = ['app.zip', 'layer.qcow2', 'snapshot/memory', 'snapshot/state', 'snapshot/disk.qcow2', 'snapshot/manifest.json'];
+    const present = await Promise.all(files.map(async (f) => ((await blobs.head(`images/default/${name}/${version}/${f}`)) ? f : null)));
+    blobs.destroy();
+    return present.filter((f): f is string => f !== null);
+  }
 
   const upload = (name: string, zip: Buffer): Promise<Response> =>
     fetch(`${server.url}/v1/images?name=${name}`, { method: 'POST', headers: { authorization: `Bearer ${server.adminKey}`, 'content-type': 'application/zip' }, body: new Uint8Array(zip) });
@@ -79,6 +89,7 @@ describe('images', () => {
     assert.deepEqual(await created.json().then((v: { version: number; state: string; runtime: string; start: string[]; port: number }) => [v.version, v.state, v.runtime, v.start, v.port]), [1, 'PENDING', 'python', ['python3', 'app.py'], 8080]);
     const version = await built('web', 1);
     assert.equal(version.state, 'SUCCESSFUL', version.failureReason ?? '');
+    assert.deepEqual(await artifacts('web', 1), ['app.zip', 'layer.qcow2', 'snapshot/memory', 'snapshot/state', 'snapshot/disk.qcow2', 'snapshot/manifest.json']);
     const log = await (await server.api('GET', '/v1/images/web/versions/1/build')).text();
     assert.match(log, /==> line 6: RUN python3 -c/);
     assert.match(log, /building step/);
@@ -98,6 +109,7 @@ describe('images', () => {
     }
     assert.equal((await server.api('DELETE', '/v1/images/web/versions/1')).status, 204);
     assert.equal((await server.api('GET', '/v1/images/web')).status, 404);
+    assert.deepEqual(await artifacts('web', 1), [], 'deleting a version deletes its blobs');
   });
 
   test('a failing RUN step fails the build with the step and its output; nothing is left to launch', async () => {
@@ -109,7 +121,7 @@ describe('images', () => {
     assert.match(version.failureReason ?? '', /exited with code 1[\s\S]*about-to-fail/);
     const launch = await errorOf(await server.api('POST', '/v1/microvms', { imageName: 'broken' }));
     assert.deepEqual([launch.status, launch.code], [404, 'IMAGE_NOT_FOUND']);
-    assert.deepEqual(fs.readdirSync(path.join(server.dataDir, 'images', 'default', 'broken', '1')).sort(), ['app.zip', 'build.log']);
+    assert.deepEqual(await artifacts('broken', 1), ['app.zip'], 'the zip is kept with the version; no layer, no snapshot');
   });
 
   test('bad zips are refused at once with what is wrong, and no version appears', async () => {
@@ -142,7 +154,7 @@ describe('images', () => {
     const refused = await built('bad-hook', 1);
     assert.equal(refused.state, 'FAILED');
     assert.match(refused.failureReason ?? '', /ready hook answered 500: database not configured/);
-    assert.deepEqual(fs.readdirSync(path.join(server.dataDir, 'images', 'default', 'bad-hook', '1')).sort(), ['app.zip', 'build.log'], 'no layer or snapshot is left');
+    assert.deepEqual(await artifacts('bad-hook', 1), ['app.zip'], 'no layer or snapshot is left');
   });
 
   test('multipart: a zip part, the name, and a capsule.json as the config field', async () => {

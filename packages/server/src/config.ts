@@ -29,7 +29,9 @@ export interface CapsuleConfig {
   extraKernelArgs: string;
   /** Unprivileged user QEMU drops to after start-up (-runas); null keeps the server's user. */
   qemuUser: string | null;
-  /** S3-compatible storage for `s3://` code URIs; null when not configured. */
+  /** Where image zips, layers and snapshots are kept: null = <dataDir>/blobs; or s3://bucket[/prefix]. */
+  blobs: string | null;
+  /** S3-compatible storage for `s3://` code URIs (and s3:// blobs); null when not configured. */
   s3: S3Config | null;
   /** The longest an image build may take. */
   buildTimeoutMs: number;
@@ -89,6 +91,7 @@ export function loadConfig(overrides: Partial<CapsuleConfig> = {}, env: NodeJS.P
           forcePathStyle: env.CAPSULE_S3_FORCE_PATH_STYLE !== 'false',
         }
       : null,
+    blobs: env.CAPSULE_BLOBS || null,
     buildTimeoutMs: intFromEnv(env.CAPSULE_BUILD_TIMEOUT_MS, 20 * 60_000),
     appReadyTimeoutMs: intFromEnv(env.CAPSULE_APP_READY_TIMEOUT_MS, 60_000),
     databaseUrl: env.DATABASE_URL || null,

@@ -19,6 +19,7 @@ import { authTokenRoute } from './api/routes/auth-tokens.js';
 import { imageRoutes } from './api/routes/images.js';
 import type { Route } from './api/router.js';
 import { ImageService } from './images/image-service.js';
+import { openBlobStore } from './blobs/open.js';
 import { ReadySnapshots } from './snapshots/ready-snapshots.js';
 import { ensureAdminKey } from './api/auth.js';
 import { createApiServer } from './api/server.js';
@@ -85,6 +86,7 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
   const images = new ImageService({
     config,
     store,
+    blobs: openBlobStore(config, identity),
     runtimes,
     accelerator: accelerator.accelerator,
     runAs: identity,

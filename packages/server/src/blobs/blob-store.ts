@@ -31,6 +31,10 @@ export interface BlobStore {
   /** Size of an object, or null if there is none. */
   head(key: string): Promise<{ sizeBytes: number } | null>;
   delete(key: string): Promise<void>;
+  /** Move a local file in as `key` (local: a rename; S3: an upload, the file kept as the local copy). */
+  putFile(key: string, file: string): Promise<void>;
+  /** A local path with `key`'s bytes, for what needs a file (QEMU): the object itself, or a cached download. */
+  localFile(key: string): Promise<string>;
 }
 
 const KEY = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
@@ -41,8 +45,9 @@ export function checkKey(key: string): string {
 }
 
 export class LocalBlobStore implements BlobStore {
+  // 0711: QEMU's unprivileged user reaches image layers and snapshots by path; nobody may list them
   constructor(private readonly dir: string) {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
   }
 
   get location(): string {
@@ -55,7 +60,7 @@ export class LocalBlobStore implements BlobStore {
 
   async put(key: string, body: Readable | Buffer): Promise<{ sizeBytes: number }> {
     const target = this.file(key);
-    fs.mkdirSync(path.dirname(target), { recursive: true, mode: 0o700 });
+    fs.mkdirSync(path.dirname(target), { recursive: true, mode: 0o711 });
     const partial = `${target}.${randomBytes(6).toString('hex')}.partial`;
     try {
       await pipeline(Buffer.isBuffer(body) ? Readable.from([body]) : body, fs.createWriteStream(partial, { mode: 0o600 }));
@@ -84,5 +89,19 @@ export class LocalBlobStore implements BlobStore {
 
   async delete(key: string): Promise<void> {
     fs.rmSync(this.file(key), { force: true });
+  }
+
+  async putFile(key: string, file: string): Promise<void> {
+    const target = this.file(key);
+    fs.mkdirSync(path.dirname(target), { recursive: true, mode: 0o711 });
+    fsyncPath(file);
+    fs.renameSync(file, target); // same filesystem as the data dir: no copy, modes and owner kept
+    fsyncPath(path.dirname(target));
+  }
+
+  async localFile(key: string): Promise<string> {
+    const file = this.file(key);
+    if (!fs.existsSync(file)) throw new BlobNotFoundError(key, this.dir);
+    return file;
   }
 }

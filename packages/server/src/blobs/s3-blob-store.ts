@@ -1,6 +1,10 @@
 // Blobs in an S3-compatible bucket (AWS S3, MinIO, s3rver…) through @aws-sdk/client-s3, and reading
 // an app's `s3://bucket/key` code URI with the same endpoint and credentials.
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { BlobAccessError, BlobNotFoundError, checkKey, type BlobStore } from './blob-store.js';
@@ -43,8 +47,45 @@ function translate(err: unknown, bucket: string, key: string): Error {
 export class S3BlobStore implements BlobStore {
   private readonly client: S3Client;
 
-  constructor(config: S3Config, private readonly bucket: string, private readonly prefix = '') {
+  /**
+   * `cacheDir`: where objects needed as files are kept locally (uploads leave their file there);
+   * `owner`: who downloaded files belong to (QEMU's unprivileged user opens them).
+   */
+  constructor(
+    config: S3Config,
+    private readonly bucket: string,
+    private readonly prefix = '',
+    private readonly cacheDir = '',
+    private readonly owner: { uid: number; gid: number } | null = null,
+  ) {
     this.client = s3Client(config);
+  }
+
+  private cached(key: string): string {
+    if (!this.cacheDir) throw new Error('this S3 blob store has no local cache directory');
+    return path.join(this.cacheDir, checkKey(key));
+  }
+
+  async putFile(key: string, file: string): Promise<void> {
+    await this.put(key, fs.createReadStream(file));
+    const local = this.cached(key);
+    fs.mkdirSync(path.dirname(local), { recursive: true, mode: 0o711 });
+    fs.renameSync(file, local);
+  }
+
+  async localFile(key: string): Promise<string> {
+    const local = this.cached(key);
+    if (fs.existsSync(local)) return local;
+    fs.mkdirSync(path.dirname(local), { recursive: true, mode: 0o711 });
+    const partial = `${local}.${randomBytes(6).toString('hex')}.partial`;
+    try {
+      await pipeline(await this.get(key), fs.createWriteStream(partial, { mode: 0o600 }));
+      if (this.owner) fs.chownSync(partial, this.owner.uid, this.owner.gid);
+      fs.renameSync(partial, local);
+    } finally {
+      fs.rmSync(partial, { force: true });
+    }
+    return local;
   }
 
   get location(): string {
@@ -83,6 +124,7 @@ export class S3BlobStore implements BlobStore {
   }
 
   async delete(key: string): Promise<void> {
+    if (this.cacheDir) fs.rmSync(this.cached(key), { force: true });
     try {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
     } catch (err) {

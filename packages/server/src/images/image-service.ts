@@ -20,7 +20,8 @@ import { BuildFailure, buildLayer } from './builder.js';
 import { parseCapsuleJson } from './capsule-json.js';
 import { parseDockerfile } from './dockerfile.js';
 import { AppZip, ZipError } from './zip.js';
-import { captureSnapshot, snapshotFilesIn } from '../snapshots/capture.js';
+import { captureSnapshot } from '../snapshots/capture.js';
+import type { BlobStore } from '../blobs/blob-store.js';
 import { startApp } from '../lifecycle/launch-source.js';
 import { hostLaunchOptions, type SnapshotFiles } from '../vmm/machine.js';
 import type { AgentClient } from '../vmm/agent-client.js';
@@ -39,6 +40,8 @@ async function warm(agent: AgentClient, port: number): Promise<void> {
 export interface ImageServiceDeps {
   config: CapsuleConfig;
   store: Store;
+  /** Zips, layers and snapshots (QEMU gets local files of them through localFile). */
+  blobs: BlobStore;
   runtimes: RuntimeRegistry;
   accelerator: Accelerator;
   runAs: QemuIdentity | null;
@@ -58,6 +61,10 @@ export function toApiVersion(v: ImageVersionRecord): ImageVersion {
   return { name: v.name, version: v.version, state: v.state, runtime: v.runtime, source: v.source, start: v.plan.start, port: v.plan.port, failureReason: v.failureReason, failedStep: v.failedStep, createdAt: v.createdAt, finishedAt: v.finishedAt };
 }
 
+const LAYER = 'layer.qcow2';
+/** The manifest last: it is written once the others are in place. */
+const SNAPSHOT_FILES = ['snapshot/memory', 'snapshot/state', 'snapshot/disk.qcow2', 'snapshot/manifest.json'];
+
 export class ImageService {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly root: string;
@@ -66,8 +73,14 @@ export class ImageService {
     this.root = path.join(deps.config.dataDir, 'images');
   }
 
+  /** Where a version's build log is written (local: it is read while it grows). */
   private dirOf(tenantId: string, name: string, version: number): string {
     return path.join(this.root, tenantId, name, String(version));
+  }
+
+  /** A version's artifact in the blob store: app.zip, layer.qcow2, snapshot/{memory,state,disk.qcow2,manifest.json}. */
+  private key(v: Pick<ImageVersionRecord, 'tenantId' | 'name' | 'version'>, file: string): string {
+    return `images/${v.tenantId}/${v.name}/${v.version}/${file}`;
   }
 
   /** Read the app description from the zip: a build plan, or a 400 that names the problem. */
@@ -104,9 +117,10 @@ export class ImageService {
       const plan = await this.planOf(zip, config);
       const now = new Date().toISOString();
       const record = await this.deps.store.insertImageVersion({ tenantId, name, state: 'PENDING', runtime: plan.runtime, source, plan, failureReason: null, failedStep: null, createdAt: now, updatedAt: now, finishedAt: null });
-      const dir = this.dirOf(tenantId, name, record.version);
-      fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
-      fs.renameSync(upload, path.join(dir, 'app.zip'));
+      fs.mkdirSync(this.dirOf(tenantId, name, record.version), { recursive: true, mode: 0o700 });
+      zip.close();
+      zip = null;
+      await this.deps.blobs.putFile(this.key(record, 'app.zip'), upload);
       this.deps.log.info('image build queued', { tenantId, name, version: record.version, runtime: plan.runtime });
       const run = (): Promise<void> => this.build(record);
       this.queue = this.queue.then(run, run);
@@ -135,7 +149,7 @@ export class ImageService {
       await this.deps.store.updateImageVersion(tenantId, name, version, { state: 'IN_PROGRESS' });
       fs.mkdirSync(work, { recursive: true, mode: 0o711 });
       if (this.deps.runAs) fs.chownSync(work, this.deps.runAs.uid, this.deps.runAs.gid);
-      zip = await AppZip.open(path.join(dir, 'app.zip'));
+      zip = await AppZip.open(await this.deps.blobs.localFile(this.key(record, 'app.zip')));
       const layer = await buildLayer({
         config: this.deps.config,
         runtime: this.deps.runtimes.get(record.runtime),
@@ -147,11 +161,11 @@ export class ImageService {
         log: (text) => log.write(text),
         timeoutMs: this.deps.config.buildTimeoutMs,
       });
-      const layerPath = path.join(dir, 'layer.qcow2');
-      fs.renameSync(layer, layerPath);
+      await this.deps.blobs.putFile(this.key(record, LAYER), layer);
+      const layerPath = await this.deps.blobs.localFile(this.key(record, LAYER));
       log.write(`==> layer built in ${Date.now() - started} ms; starting the app for its ready snapshot\n`);
       const snapshotStarted = Date.now();
-      await this.takeAppSnapshot(record, layerPath, path.join(work, 's'), path.join(dir, 'snapshot'));
+      await this.takeAppSnapshot(record, layerPath, path.join(work, 's'));
       log.write(`==> app ready and snapshotted in ${Date.now() - snapshotStarted} ms\n`);
       await this.deps.store.updateImageVersion(tenantId, name, version, { state: 'SUCCESSFUL', finishedAt: new Date().toISOString() });
       this.deps.log.info('image built', { tenantId, name, version, ms: Date.now() - started });
@@ -159,7 +173,7 @@ export class ImageService {
       const failure = err instanceof BuildFailure ? err : null;
       const reason = failure ? `${failure.message}${failure.outputTail ? `\n--- output (tail) ---\n${failure.outputTail}` : ''}` : `the build could not run: ${(err as Error).message}`;
       log.write(`==> FAILED: ${reason}\n`);
-      for (const built of ['layer.qcow2', 'snapshot']) fs.rmSync(path.join(dir, built), { recursive: true, force: true });
+      for (const built of [LAYER, ...SNAPSHOT_FILES]) await this.deps.blobs.delete(this.key(record, built)).catch(() => undefined);
       await this.deps.store.updateImageVersion(tenantId, name, version, { state: 'FAILED', failureReason: reason, failedStep: failure?.step ?? null, finishedAt: new Date().toISOString() });
       this.deps.log.warn('image build failed', { tenantId, name, version, reason: reason.split('\n')[0] });
     } finally {
@@ -173,7 +187,7 @@ export class ImageService {
    * Boot the built image, start its app, wait until it is ready (ready hook or port), warm it with one
    * request, and snapshot it: MicroVMs of this version then launch with the app already serving.
    */
-  private async takeAppSnapshot(record: ImageVersionRecord, layerPath: string, work: string, target: string): Promise<void> {
+  private async takeAppSnapshot(record: ImageVersionRecord, layerPath: string, work: string): Promise<void> {
     const { config, runAs } = this.deps;
     const plan = record.plan;
     const shape = { vcpuCount: plan.vcpuCount ?? config.defaultVcpuCount, memoryMib: plan.memoryMib ?? config.defaultMemoryMib };
@@ -189,9 +203,8 @@ export class ImageService {
       },
       { image: record.name, version: record.version, ...shape },
     );
-    if (runAs) fs.chownSync(work, 0, 0); // QEMU may use the files; it may not add, remove or rename them
-    fs.chmodSync(work, 0o711);
-    fs.renameSync(work, target);
+    // the manifest last: a snapshot without one is not used
+    for (const file of SNAPSHOT_FILES) await this.deps.blobs.putFile(this.key(record, file), path.join(work, path.basename(file)));
   }
 
   /** Builds a restart cut short are failed (their builder VM died with the old server). */
@@ -226,15 +239,15 @@ export class ImageService {
     const record = candidates.at(-1);
     if (!record) throw new CapsuleError(ErrorCode.IMAGE_NOT_FOUND, `image ${name} has no successfully built version`);
     if (record.state !== 'SUCCESSFUL') throw new CapsuleError(ErrorCode.INVALID_STATE, `image ${name} version ${record.version} is ${record.state}`);
-    const dir = this.dirOf(tenantId, name, record.version);
-    return { record, layerPath: path.join(dir, 'layer.qcow2'), snapshot: this.snapshotOf(dir) };
+    return { record, layerPath: await this.deps.blobs.localFile(this.key(record, LAYER)), snapshot: await this.snapshotOf(record) };
   }
 
-  private snapshotOf(versionDir: string): LaunchableImage['snapshot'] {
-    const dir = path.join(versionDir, 'snapshot');
+  /** The version's app-ready snapshot as local files, or null (none, or not all of it there). */
+  private async snapshotOf(record: ImageVersionRecord): Promise<LaunchableImage['snapshot']> {
     try {
-      const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { vcpuCount: number; memoryMib: number };
-      return { kind: 'snapshot', ...snapshotFilesIn(dir), vcpuCount: manifest.vcpuCount, memoryMib: manifest.memoryMib };
+      const [memoryPath, statePath, diskPath, manifestPath] = await Promise.all(SNAPSHOT_FILES.map((file) => this.deps.blobs.localFile(this.key(record, file))));
+      const manifest = JSON.parse(fs.readFileSync(manifestPath, 'utf8')) as { vcpuCount: number; memoryMib: number };
+      return { kind: 'snapshot', memoryPath, statePath, diskPath, vcpuCount: manifest.vcpuCount, memoryMib: manifest.memoryMib };
     } catch {
       return null;
     }
@@ -248,6 +261,7 @@ export class ImageService {
     }
     for (const v of versions) {
       await this.deps.store.deleteImageVersion(tenantId, name, v.version);
+      for (const file of ['app.zip', LAYER, ...SNAPSHOT_FILES]) await this.deps.blobs.delete(this.key(v, file));
       fs.rmSync(this.dirOf(tenantId, name, v.version), { recursive: true, force: true });
     }
   }

@@ -18,6 +18,8 @@ export interface LaunchSource {
 /** The app's output goes to this file in the guest. */
 export const APP_LOG = '/var/log/capsule-app.log';
 const READY_POLL_MS = 250;
+/** An app with neither a port nor a ready hook is taken as ready once nothing has answered for this long. */
+const NO_SIGNAL_GRACE_MS = 10_000;
 
 export async function resolveSource(runtimes: RuntimeRegistry, images: ImageService | null, tenantId: string, imageName: string, imageVersion?: number): Promise<LaunchSource> {
   if (imageVersion === undefined && runtimes.list().some((r) => r.name === imageName)) return { runtime: runtimes.get(imageName), image: null };
@@ -35,6 +37,7 @@ async function appLogTail(agent: AgentClient): Promise<string> {
 /** The app is ready: its ready hook says 200, or (no hook) its port accepts a connection. */
 async function waitReady(agent: AgentClient, plan: BuildPlan, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  const quietUntil = Date.now() + Math.min(NO_SIGNAL_GRACE_MS, timeoutMs);
   let last = 'nothing answered yet';
   while (Date.now() < deadline) {
     const hook = await callHook(agent, plan, 'ready').catch((err: Error) => ({ kind: 'failed' as const, message: err.message }));
@@ -43,8 +46,10 @@ async function waitReady(agent: AgentClient, plan: BuildPlan, timeoutMs: number)
       if (hook.status !== 503) throw new CapsuleError(ErrorCode.BOOT_FAILED, `the app's ready hook answered ${hook.status}: ${hook.body.slice(0, 1000)}`);
       last = 'the ready hook answered 503 (not ready yet)';
     } else if (hook.kind === 'failed') last = hook.message;
-    else if (plan.port === null) return; // no hook, no port: started is all we can know
-    else {
+    else if (plan.port === null) {
+      // no port: the hook is the only signal; give it a moment to come up before "started" has to do
+      if (Date.now() > quietUntil) return;
+    } else {
       try {
         (await agent.openTunnel(plan.port, 5000)).destroy();
         return;
