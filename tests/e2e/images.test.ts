@@ -154,6 +154,7 @@ describe('images', () => {
     const refused = await built('bad-hook', 1);
     assert.equal(refused.state, 'FAILED');
     assert.match(refused.failureReason ?? '', /ready hook answered 500: database not configured/);
+    assert.match(refused.failedStep ?? '', /^start: node -e/);
     assert.deepEqual(await artifacts('bad-hook', 1), ['app.zip'], 'no layer or snapshot is left');
   });
 
@@ -186,9 +187,29 @@ describe('images', () => {
   });
 });
 
+describe('image sources with bad S3 credentials', () => {
+  test('a codeUri the configured credentials cannot read is a 400 that says so, and creates nothing', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-s3-creds-'));
+    const s3 = new S3rver({ port: 0, address: '127.0.0.1', directory: dir, silent: true, configureBuckets: [{ name: 'apps', configs: [] }] });
+    const { address, port } = await s3.run();
+    try {
+      const wrong = { endpoint: `http://${address}:${port}`, region: 'us-east-1', accessKeyId: 'NOT-A-KEY', secretAccessKey: 'nope', forcePathStyle: true };
+      await withTestServer({ s3: wrong, snapshots: false }, async (server) => {
+        const refused = await errorOf(await server.api('POST', '/v1/images', { name: 'creds', codeUri: 's3://apps/app.zip' }));
+        assert.equal(refused.status, 400);
+        assert.match(refused.message, /codeUri s3:\/\/apps\/app\.zip: .*access refused .*check the S3 credentials/);
+        assert.equal((await server.api('GET', '/v1/images/creds')).status, 404);
+      });
+    } finally {
+      await s3.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('image build timeout', () => {
   test('a build that runs out of time fails with the step it was at, and leaves no VM', async () => {
-    await withTestServer({ buildTimeoutMs: 1 }, async (server) => {
+    await withTestServer({ buildTimeoutMs: 1, snapshots: false }, async (server) => {
       const created = await fetch(`${server.url}/v1/images?name=slow`, { method: 'POST', headers: { authorization: `Bearer ${server.adminKey}`, 'content-type': 'application/zip' }, body: new Uint8Array(zipOf([{ name: 'Dockerfile', data: 'FROM base\nRUN sleep 60\n' }])) });
       assert.equal(created.status, 202);
       let version: { state: string; failureReason: string | null } = { state: 'PENDING', failureReason: null };

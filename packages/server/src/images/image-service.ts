@@ -165,7 +165,10 @@ export class ImageService {
       const layerPath = await this.deps.blobs.localFile(this.key(record, LAYER));
       log.write(`==> layer built in ${Date.now() - started} ms; starting the app for its ready snapshot\n`);
       const snapshotStarted = Date.now();
-      await this.takeAppSnapshot(record, layerPath, path.join(work, 's'));
+      await this.takeAppSnapshot(record, layerPath, path.join(work, 's')).catch((err: Error) => {
+        // the app's own failure (never ready, a refusing ready hook) is the step that failed
+        throw new BuildFailure(`start: ${(record.plan.start ?? ['(no start command)']).join(' ')}`.slice(0, 200), err.message);
+      });
       log.write(`==> app ready and snapshotted in ${Date.now() - snapshotStarted} ms\n`);
       await this.deps.store.updateImageVersion(tenantId, name, version, { state: 'SUCCESSFUL', finishedAt: new Date().toISOString() });
       this.deps.log.info('image built', { tenantId, name, version, ms: Date.now() - started });
@@ -235,8 +238,10 @@ export class ImageService {
 
   /** The version to launch: the one asked for, or the newest SUCCESSFUL one. */
   async launchable(tenantId: string, name: string, version?: number): Promise<LaunchableImage> {
-    const candidates = version === undefined ? (await this.deps.store.listImageVersions(tenantId, name)).filter((v) => v.state === 'SUCCESSFUL') : [await this.version(tenantId, name, version)];
-    const record = candidates.at(-1);
+    const all = version === undefined ? await this.deps.store.listImageVersions(tenantId, name) : [await this.version(tenantId, name, version)];
+    const runtimes = this.deps.runtimes.list().map((r) => r.name).join(', ');
+    if (all.length === 0) throw new CapsuleError(ErrorCode.IMAGE_NOT_FOUND, `no image or runtime named ${name} (built-in runtimes: ${runtimes})`);
+    const record = version === undefined ? all.filter((v) => v.state === 'SUCCESSFUL').at(-1) : all[0];
     if (!record) throw new CapsuleError(ErrorCode.IMAGE_NOT_FOUND, `image ${name} has no successfully built version`);
     if (record.state !== 'SUCCESSFUL') throw new CapsuleError(ErrorCode.INVALID_STATE, `image ${name} version ${record.version} is ${record.state}`);
     return { record, layerPath: await this.deps.blobs.localFile(this.key(record, LAYER)), snapshot: await this.snapshotOf(record) };
