@@ -38,6 +38,8 @@ describe('examples', () => {
         }),
       );
       const [first] = vms;
+      // `capsule logs` of an image VM: the console, then the app's own output (Werkzeug logs each request)
+      assert.match(await first.logs(), /--- app output ---\n[\s\S]*"GET \/ HTTP\/1\.[01]" 200/);
       await first.suspend();
       await first.resume();
       const { token } = await first.createAuthToken();

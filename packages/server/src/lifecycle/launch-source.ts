@@ -28,9 +28,10 @@ export async function resolveSource(runtimes: RuntimeRegistry, images: ImageServ
   return { runtime: runtimes.get(image.record.runtime), image };
 }
 
-async function appLogTail(agent: AgentClient): Promise<string> {
+/** The end of the app's output (the file its start command writes to). */
+export async function appLogTail(agent: AgentClient, maxBytes = 2000): Promise<string> {
   let text = '';
-  await agent.exec({ command: ['tail', '-c', '2000', APP_LOG] }, { onStdout: (c) => void (text += c.toString('utf8')) }).result.catch(() => undefined);
+  await agent.exec({ command: ['tail', '-c', String(maxBytes), APP_LOG] }, { onStdout: (c) => void (text += c.toString('utf8')) }).result.catch(() => undefined);
   return text;
 }
 

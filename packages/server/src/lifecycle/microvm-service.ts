@@ -3,8 +3,7 @@
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import fs from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { CapsuleError, ErrorCode, type ExecRequest, type PtySize, type MicroVM, type MicroVMState, type RunMicroVMRequest } from '@capsule/protocol';
+import { CapsuleError, ErrorCode, type ExecRequest, type PtySize, type MicroVMState, type RunMicroVMRequest } from '@capsule/protocol';
 import type { CapsuleConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import type { RuntimeRegistry } from '../runtimes/registry.js';
@@ -17,7 +16,8 @@ import { Activity, PolicySweeper } from './policy-sweeper.js';
 import { QuotaGate } from './quotas.js';
 import type { Metrics } from '../api/metrics.js';
 import type { ImageService } from '../images/image-service.js';
-import { resolveSource } from './launch-source.js';
+import { appLogTail, resolveSource } from './launch-source.js';
+import { newMicroVMId } from './records.js';
 import { notifyHook } from '../images/hooks.js';
 import { recoverMicroVMs, suspendDirOf, suspendFilesOf, type SuspendFiles } from './recovery.js';
 import { launchOptions, startMachine, type BootDeps } from './boot.js';
@@ -33,19 +33,6 @@ export interface ServiceDeps {
   images: ImageService | null;
   metrics: Metrics;
   log: Logger;
-}
-
-const ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
-
-/** DNS-label-safe id: it is also the MicroVM's hostname and endpoint subdomain. */
-export function newMicroVMId(): string {
-  const bytes = randomBytes(16);
-  return 'mvm-' + Array.from(bytes, (b) => ID_ALPHABET[b & 31]).join('');
-}
-
-export function toApi(record: MicroVMRecord, endpoint: string): MicroVM {
-  const { tenantId: _t, env: _e, qemuPid: _p, vmDir: _d, ...rest } = record;
-  return { ...rest, endpoint };
 }
 
 export class MicroVMService {
@@ -332,12 +319,14 @@ export class MicroVMService {
     return stream;
   }
 
-  /** The tail of the VM's serial console (kernel and init messages) while its VM process runs. */
+  /** While the VM runs: its serial console (kernel, init) and, for an image, its app's output. */
   async consoleLog(tenantId: string, id: string, maxBytes: number): Promise<string> {
     const record = await this.get(tenantId, id);
     const machine = this.machines.get(id);
-    if (!machine) throw new CapsuleError(ErrorCode.INVALID_STATE, `MicroVM ${id} is ${record.state}: its console log exists only while its VM runs`);
-    return serialTail(machine.vmDir, maxBytes);
+    if (!machine) throw new CapsuleError(ErrorCode.INVALID_STATE, `MicroVM ${id} is ${record.state}: its logs exist only while its VM runs`);
+    const console = serialTail(machine.vmDir, maxBytes);
+    if (record.imageVersion === null) return console;
+    return `${console}${console && !console.endsWith('\n') ? '\n' : ''}--- app output ---\n${await appLogTail(machine.agent, maxBytes)}`;
   }
 
   /** Where a MicroVM's endpoint answers (the API port, by Host name). */

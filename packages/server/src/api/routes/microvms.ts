@@ -2,7 +2,7 @@
 import { CapsuleError, ErrorCode, LABEL_KEY, type MicroVM, MicroVM as MicroVMSchema, MicroVMList, MicroVMState, RunMicroVMRequest } from '@capsule/protocol';
 import type { MicroVMService } from '../../lifecycle/microvm-service.js';
 import type { MicroVMRecord } from '../../store/types.js';
-import { toApi as recordToApi } from '../../lifecycle/microvm-service.js';
+import { toApi as recordToApi } from '../../lifecycle/records.js';
 import { readJson, sendJson } from '../http.js';
 import type { Route } from '../router.js';
 
