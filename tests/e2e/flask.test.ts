@@ -45,6 +45,13 @@ describe('examples', () => {
       const { token } = await first.createAuthToken();
       const hooks = JSON.parse((await get(apiPort, first, token, '/hooks')).body) as Array<{ hook: string }>;
       assert.deepEqual(hooks.map((h) => h.hook), ['ready', 'run', 'suspend', 'resume']);
+      // a shape the snapshot was not taken for boots, starts the app and waits for it, then serves the same
+      const big = await server().capsule.microvms.run({ imageName: 'flask-app', memoryMib: 640, runHookPayload: 'big' });
+      vms.push(big);
+      assert.equal(big.info.launchedFrom, 'boot');
+      const bigToken = (await big.createAuthToken()).token;
+      assert.match((await get(apiPort, big, bigToken, '/')).body, /<h1>Hello from a Capsule MicroVM<\/h1>/);
+      assert.deepEqual(JSON.parse((await get(apiPort, big, bigToken, '/hooks')).body), [{ hook: 'ready', payload: '' }, { hook: 'run', payload: 'big' }]);
     } finally {
       await Promise.all(vms.map((vm) => vm.terminate()));
     }
