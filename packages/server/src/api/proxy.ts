@@ -105,9 +105,9 @@ export class EndpointProxy {
     }
     const upstream = http.request({ method: req.method, path: target.path, headers: this.forwardedHeaders(req, target), createConnection: () => tunnel as never }); // no agent: one tunnel per request
     upstream.once('response', (answer) => {
+      // hop-by-hop headers (transfer-encoding among them) stay behind: Node frames the body itself
       const headers: http.OutgoingHttpHeaders = {};
-      for (const [name, value] of Object.entries(answer.headers)) if (!HOP_BY_HOP.has(name) || name === 'transfer-encoding') headers[name] = value;
-      delete headers['transfer-encoding']; // Node re-frames the body itself
+      for (const [name, value] of Object.entries(answer.headers)) if (!HOP_BY_HOP.has(name)) headers[name] = value;
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers);
       answer.pipe(res);
       answer.once('error', () => res.destroy());
