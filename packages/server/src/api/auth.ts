@@ -40,11 +40,21 @@ export interface Caller {
   isAdmin: boolean;
 }
 
-export async function authenticate(req: IncomingMessage, store: Store): Promise<Caller> {
+/** The key in `Authorization: Bearer <key>`, if there is one. */
+export function bearerKey(req: IncomingMessage): string | null {
   const header = req.headers.authorization;
-  const match = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
-  if (!match) throw new CapsuleError(ErrorCode.UNAUTHORIZED, 'missing API key: send "Authorization: Bearer <key>"');
-  const found = await store.findApiKey(hashKey(match[1]));
+  return (header && /^Bearer\s+(\S+)$/i.exec(header)?.[1]) || null;
+}
+
+/** Whose key this is: the one place a key is looked up (API, endpoints, sessions). */
+export async function callerOf(key: string, store: Store): Promise<Caller> {
+  const found = await store.findApiKey(hashKey(key));
   if (!found) throw new CapsuleError(ErrorCode.UNAUTHORIZED, 'invalid API key');
   return { tenantId: found.tenantId, isAdmin: found.isAdmin };
+}
+
+/** The caller of an API request, by its `Authorization: Bearer` key (or `key`, when the transport carries it elsewhere). */
+export async function authenticate(req: IncomingMessage, store: Store, key = bearerKey(req)): Promise<Caller> {
+  if (!key) throw new CapsuleError(ErrorCode.UNAUTHORIZED, 'missing API key: send "Authorization: Bearer <key>"');
+  return callerOf(key, store);
 }

@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import { CapsuleError, DEFAULT_ENDPOINT_PORT, ErrorCode } from '@capsule/protocol';
 import type { MicroVMService } from '../lifecycle/microvm-service.js';
 import type { Store } from '../store/types.js';
-import { hashKey } from './auth.js';
+import { bearerKey, callerOf } from './auth.js';
 import { AuthTokens } from './auth-tokens.js';
 import { rejectUpgrade, sendError } from './http.js';
 
@@ -64,7 +64,7 @@ export class EndpointProxy {
   private async authorize(req: http.IncomingMessage, target: ProxyTarget): Promise<string> {
     const header = req.headers['x-capsule-auth'];
     let credential = Array.isArray(header) ? header[0] : header;
-    if (!credential && target.apiForm) credential = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    if (!credential && target.apiForm) credential = bearerKey(req) ?? undefined;
     if (!credential) throw new CapsuleError(ErrorCode.UNAUTHORIZED, 'this endpoint needs X-Capsule-Auth: an auth token (POST /v1/microvms/{id}/auth-tokens) or an API key');
     if (AuthTokens.looksLikeToken(credential)) {
       const claims = this.tokens.verify(credential);
@@ -73,9 +73,7 @@ export class EndpointProxy {
       if (!claims.allowedPorts.includes(target.port)) throw new CapsuleError(ErrorCode.UNAUTHORIZED, `the auth token does not allow port ${target.port} (allowed: ${claims.allowedPorts.join(', ')})`);
       return claims.tenantId;
     }
-    const key = await this.store.findApiKey(hashKey(credential));
-    if (!key) throw new CapsuleError(ErrorCode.UNAUTHORIZED, 'invalid API key');
-    return key.tenantId;
+    return (await callerOf(credential, this.store)).tenantId;
   }
 
   private async open(req: http.IncomingMessage, target: ProxyTarget): Promise<Duplex> {

@@ -8,7 +8,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { CapsuleError, ErrorCode, Fd, PtySize, WS_BEARER_PREFIX, WS_SUBPROTOCOL, WsClientMessage, type WsServerMessage } from '@capsule/protocol';
 import type { MicroVMService } from '../lifecycle/microvm-service.js';
 import type { Store } from '../store/types.js';
-import { authenticate } from './auth.js';
+import { authenticate, bearerKey } from './auth.js';
 import { rejectUpgrade, toCapsuleError } from './http.js';
 import { checkId } from './routes/microvms.js';
 
@@ -47,8 +47,7 @@ export class InteractiveSessions {
       const id = checkId(decodeURIComponent(rawId));
       const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
       const bearer = offered.find((p) => p.startsWith(WS_BEARER_PREFIX));
-      if (bearer && !req.headers.authorization) req.headers.authorization = `Bearer ${bearer.slice(WS_BEARER_PREFIX.length)}`;
-      const { tenantId } = await authenticate(req, this.store);
+      const { tenantId } = await authenticate(req, this.store, bearerKey(req) ?? bearer?.slice(WS_BEARER_PREFIX.length));
       await this.service.get(tenantId, id); // 404 before the upgrade, not after
       let start: Start | null = null;
       if (kind === 'shell') {
