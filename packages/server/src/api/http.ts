@@ -2,7 +2,7 @@
 // Internal errors become API codes here, once: CapsuleError keeps its code; anything else is INTERNAL.
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { CapsuleError, ERROR_STATUS, ErrorCode } from '@capsule/protocol';
+import { CapsuleError, ERROR_STATUS, ErrorCode, type ErrorBody } from '@capsule/protocol';
 import type { z } from 'zod';
 
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
@@ -64,18 +64,23 @@ export function toCapsuleError(err: unknown): CapsuleError {
   return new CapsuleError(ErrorCode.INTERNAL, 'internal error', { cause: err });
 }
 
+/** The one error envelope: `{"error": {code, message, details?}}`. */
+function errorEnvelope(error: CapsuleError): ErrorBody {
+  return { error: { code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) } };
+}
+
 export function sendError(res: ServerResponse, err: unknown): void {
   const error = toCapsuleError(err);
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  sendJson(res, ERROR_STATUS[error.code], { error: { code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) } });
+  sendJson(res, ERROR_STATUS[error.code], errorEnvelope(error));
 }
 
 /** Answer an Upgrade request that will not be upgraded: the usual error envelope, then close. */
 export function rejectUpgrade(socket: Duplex, err: unknown): void {
   const error = toCapsuleError(err);
-  const body = JSON.stringify({ error: { code: error.code, message: error.message } });
+  const body = JSON.stringify(errorEnvelope(error));
   socket.end(`HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 }
