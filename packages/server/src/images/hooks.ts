@@ -1,14 +1,13 @@
 // Lifecycle hooks: if the app serves them on its hook port (default 9000), Capsule calls
 // POST /capsule/v1/{ready,run,suspend,resume,terminate}. A hook the app does not serve (nothing
 // listening, or 404) is skipped; `ready` answering 503 means "not yet".
-import http from 'node:http';
 import type { Logger } from '../log.js';
 import type { AgentClient } from '../vmm/agent-client.js';
 import type { BuildPlan } from './build-plan.js';
+import { guestRequest } from './guest-http.js';
 
 export const DEFAULT_HOOK_PORT = 9000;
 export const DEFAULT_HOOK_TIMEOUT_MS = 10_000;
-const MAX_HOOK_BODY_BYTES = 64 * 1024;
 
 export type HookName = 'ready' | 'run' | 'suspend' | 'resume' | 'terminate';
 export type HookOutcome = { kind: 'missing' } | { kind: 'answered'; status: number; body: string };
@@ -18,29 +17,8 @@ export const hookTimeoutMs = (plan: BuildPlan): number => plan.hookTimeoutMs ?? 
 
 /** One hook call through the agent tunnel. Rejects on a timeout or a broken answer. */
 export async function callHook(agent: AgentClient, plan: BuildPlan, name: HookName, payload = ''): Promise<HookOutcome> {
-  const timeoutMs = hookTimeoutMs(plan);
-  let tunnel;
-  try {
-    tunnel = await agent.openTunnel(hookPort(plan), timeoutMs);
-  } catch {
-    return { kind: 'missing' };
-  }
-  return new Promise<HookOutcome>((resolve, reject) => {
-    const body = Buffer.from(payload);
-    const req = http.request(
-      { method: 'POST', path: `/capsule/v1/${name}`, headers: { host: 'localhost', 'content-type': 'application/octet-stream', 'content-length': body.length }, createConnection: () => tunnel as never, timeout: timeoutMs },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text.length < MAX_HOOK_BODY_BYTES ? (text += chunk) : undefined));
-        res.on('end', () => resolve(res.statusCode === 404 ? { kind: 'missing' } : { kind: 'answered', status: res.statusCode ?? 0, body: text }));
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`hook ${name} did not answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end(body);
-  });
+  const answer = await guestRequest(agent, hookPort(plan), 'POST', `/capsule/v1/${name}`, payload, hookTimeoutMs(plan));
+  return !answer || answer.status === 404 ? { kind: 'missing' } : { kind: 'answered', ...answer };
 }
 
 /** run / suspend / resume / terminate: called, logged if they fail, never fatal. */

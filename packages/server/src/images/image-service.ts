@@ -24,18 +24,8 @@ import { captureSnapshot } from '../snapshots/capture.js';
 import type { BlobStore } from '../blobs/blob-store.js';
 import { startApp } from '../lifecycle/launch-source.js';
 import { hostLaunchOptions, type SnapshotFiles } from '../vmm/machine.js';
-import type { AgentClient } from '../vmm/agent-client.js';
+import { guestRequest } from './guest-http.js';
 
-/** One GET / to the app before the snapshot, so its first real request finds everything warm. */
-async function warm(agent: AgentClient, port: number): Promise<void> {
-  const tunnel = await agent.openTunnel(port, 5000).catch(() => null);
-  if (!tunnel) return;
-  await new Promise<void>((resolve) => {
-    tunnel.on('data', () => undefined).on('close', () => resolve()).on('error', () => resolve());
-    tunnel.end('GET / HTTP/1.0\r\nHost: localhost\r\n\r\n');
-    setTimeout(() => (tunnel.destroy(), resolve()), 10_000).unref();
-  });
-}
 
 export interface ImageServiceDeps {
   config: CapsuleConfig;
@@ -62,6 +52,7 @@ export function toApiVersion(v: ImageVersionRecord): ImageVersion {
 }
 
 const LAYER = 'layer.qcow2';
+const WARM_TIMEOUT_MS = 10_000;
 /** The manifest last: it is written once the others are in place. */
 const SNAPSHOT_FILES = ['snapshot/memory', 'snapshot/state', 'snapshot/disk.qcow2', 'snapshot/manifest.json'];
 
@@ -202,7 +193,8 @@ export class ImageService {
       launch,
       async (machine) => {
         await startApp(machine.agent, plan, plan.env, config.appReadyTimeoutMs);
-        if (plan.port !== null) await warm(machine.agent, plan.port);
+        // one GET / before the snapshot, so a clone's first real request finds everything warm
+        if (plan.port !== null) await guestRequest(machine.agent, plan.port, 'GET', '/', '', WARM_TIMEOUT_MS).catch(() => undefined);
       },
       { image: record.name, version: record.version, ...shape },
     );
