@@ -4,12 +4,11 @@
 //   endpoint MiB/s 64 MiB download through the proxy            vs  the same download via hostfwd
 //   GET /v1/microvms/{id} requests per second (10 in flight)    vs  GET /healthz (no auth, no store)
 import fs from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 import { startServer } from '../packages/server/src/index.js';
 import { createLogger } from '../packages/server/src/log.js';
 import { hostLaunchOptions, Machine } from '../packages/server/src/vmm/machine.js';
+import { api, freePort, httpGet, until200 } from './http.js';
 import { ratio, summarize } from './stats.js';
 
 const EXEC_RUNS = Number(process.env.BENCH_API_EXEC_RUNS ?? 50);
@@ -24,27 +23,11 @@ const APP = `require('http').createServer((req, res) => {
   more();
 }).listen(8080); // all addresses: hostfwd reaches the guest's 10.0.2.15, the tunnel its 127.0.0.1`;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** One GET; resolves with [ms, bytes]. */
-function get(port: number, pathName: string, headers: Record<string, string> = {}): Promise<[number, number]> {
-  const t0 = performance.now();
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: pathName, headers, agent: false }, (res) => {
-      let bytes = 0;
-      res.on('data', (c: Buffer) => (bytes += c.length));
-      res.on('end', () => (res.statusCode === 200 ? resolve([performance.now() - t0, bytes]) : reject(new Error(`GET ${pathName}: ${res.statusCode}`))));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+/** One GET that must answer 200; resolves with [ms, bytes]. */
+async function get(port: number, pathName: string, headers: Record<string, string> = {}): Promise<[number, number]> {
+  const answer = await httpGet(port, pathName, headers);
+  if (answer.status !== 200) throw new Error(`GET ${pathName}: ${answer.status}`);
+  return [answer.ms, answer.bytes];
 }
 
 async function timed(runs: number, fn: () => Promise<unknown>): Promise<number[]> {
@@ -66,31 +49,18 @@ async function requestsPerSecond(total: number, inFlight: number, fn: () => Prom
   return Math.round(total / ((performance.now() - t0) / 1000));
 }
 
-async function waitFor(fn: () => Promise<unknown>): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      return void (await fn());
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error('the guest app never answered');
-}
-
 export async function benchApi(work: string): Promise<Record<string, unknown>> {
   const server = await startServer({ dataDir: path.join(work, 'data'), port: 0 }, createLogger(process.stderr, true));
   const apiPort = Number(new URL(server.url).port);
-  const auth = { authorization: `Bearer ${server.adminKey}`, 'content-type': 'application/json' };
-  const api = (method: string, route: string, body?: unknown) => fetch(server.url + route, { method, headers: auth, body: body === undefined ? undefined : JSON.stringify(body) });
   let direct: Machine | null = null;
   let vm: { id: string } | null = null;
   try {
     await server.snapshotsBuilt;
-    const created = (await (await api('POST', '/v1/microvms', { imageName: 'base' })).json()) as { id: string };
+    const created = (await api(server, 'POST', '/v1/microvms', { imageName: 'base' })) as { id: string };
     vm = created;
-    await fetch(`${server.url}/v1/microvms/${vm.id}/files?path=/root/app.js`, { method: 'PUT', headers: { authorization: auth.authorization }, body: APP });
-    await api('POST', `/v1/microvms/${vm.id}/exec`, { command: ['node', '/root/app.js'], background: true });
-    const { token } = (await (await api('POST', `/v1/microvms/${vm.id}/auth-tokens`, {})).json()) as { token: string };
+    await fetch(`${server.url}/v1/microvms/${vm.id}/files?path=/root/app.js`, { method: 'PUT', headers: { authorization: `Bearer ${server.adminKey}` }, body: APP });
+    await api(server, 'POST', `/v1/microvms/${vm.id}/exec`, { command: ['node', '/root/app.js'], background: true });
+    const { token } = (await api(server, 'POST', `/v1/microvms/${vm.id}/auth-tokens`, {})) as { token: string };
     const endpoint = { host: `${vm.id}.localhost:${apiPort}`, 'x-capsule-auth': token };
 
     // the floor VM: same image and shape, driven in-process, its app reached through a hostfwd port
@@ -112,20 +82,17 @@ export async function benchApi(work: string): Promise<Record<string, unknown>> {
       yield Buffer.from(APP);
     })());
     await direct.agent.exec({ command: ['node', '/root/app.js'], background: true }).result;
-    await waitFor(() => get(hostPort, '/'));
-    await waitFor(() => get(apiPort, '/', endpoint));
+    await until200(hostPort);
+    await until200(apiPort, endpoint);
 
-    const restExec = await timed(EXEC_RUNS, async () => {
-      const response = await api('POST', `/v1/microvms/${created.id}/exec`, { command: ['true'] });
-      await response.text();
-    });
+    const restExec = await timed(EXEC_RUNS, () => api(server, 'POST', `/v1/microvms/${created.id}/exec`, { command: ['true'] }));
     const agentExec = await timed(EXEC_RUNS, () => direct!.agent.exec({ command: ['true'] }).result);
     const proxied = await timed(GET_RUNS, () => get(apiPort, '/', endpoint));
     const forwarded = await timed(GET_RUNS, () => get(hostPort, '/'));
     const [proxiedMs] = await get(apiPort, '/big', endpoint);
     const [forwardedMs] = await get(hostPort, '/big');
     const mibPerSecond = (ms: number) => Math.round((DOWNLOAD_MIB / (ms / 1000)) * 10) / 10;
-    const getVm = await requestsPerSecond(RPS_REQUESTS, 10, async () => (await api('GET', `/v1/microvms/${created.id}`)).text());
+    const getVm = await requestsPerSecond(RPS_REQUESTS, 10, () => api(server, 'GET', `/v1/microvms/${created.id}`));
     const health = await requestsPerSecond(RPS_REQUESTS, 10, async () => (await fetch(`${server.url}/healthz`)).text());
 
     const exec = { rest: summarize(restExec), agentDirect: summarize(agentExec) };
@@ -138,7 +105,7 @@ export async function benchApi(work: string): Promise<Record<string, unknown>> {
     };
   } finally {
     // closing a server leaves its VMs running (a restart re-adopts them): end ours first
-    if (vm) await api('DELETE', `/v1/microvms/${vm.id}`).catch(() => undefined);
+    if (vm) await api(server, 'DELETE', `/v1/microvms/${vm.id}`).catch(() => undefined);
     await direct?.stop().catch(() => undefined);
     await server.close();
     fs.rmSync(path.join(work, 'direct'), { recursive: true, force: true });

@@ -10,25 +10,15 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { encodeFrame, FrameKind } from '../packages/protocol/src/index.js';
-import { startServer, type RunningServer } from '../packages/server/src/index.js';
+import { startServer } from '../packages/server/src/index.js';
 import { createLogger } from '../packages/server/src/log.js';
 import { loadDeviceState } from '../packages/server/src/vmm/migration.js';
 import { QmpClient } from '../packages/server/src/vmm/qmp.js';
 import { qemuArgs, vmPaths, type MachineSpec } from '../packages/server/src/vmm/qemu-args.js';
+import { api } from './http.js';
 import { ratio, summarize } from './stats.js';
 
 const RUNS = Number(process.env.BENCH_LIFECYCLE_RUNS ?? 10);
-
-async function api(server: RunningServer, method: string, route: string, body?: unknown): Promise<Record<string, unknown>> {
-  const response = await fetch(server.url + route, {
-    method,
-    headers: { authorization: `Bearer ${server.adminKey}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`${method} ${route}: ${response.status} ${text}`);
-  return text.startsWith('{') && !text.includes('\n{') ? JSON.parse(text) : {};
-}
 
 /** Bare QEMU: same argv as a MicroVM, restore by hand, until the agent answers a raw ping frame. */
 async function rawRestore(spec: MachineSpec, statePath: string, ignoreShared: boolean): Promise<number> {
