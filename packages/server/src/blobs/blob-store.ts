@@ -23,6 +23,24 @@ export class BlobAccessError extends Error {
   }
 }
 
+/**
+ * Stream `source` into `target` so it appears whole or not at all: a temp file beside it (0600,
+ * given to `owner`), renamed into place; `durable` fsyncs the file and its directory first.
+ */
+export async function writeFileAtomically(target: string, source: Readable, opts: { durable?: boolean; owner?: { uid: number; gid: number } | null } = {}): Promise<void> {
+  fs.mkdirSync(path.dirname(target), { recursive: true, mode: 0o711 });
+  const partial = `${target}.${randomBytes(6).toString('hex')}.partial`;
+  try {
+    await pipeline(source, fs.createWriteStream(partial, { mode: 0o600 }));
+    if (opts.owner) fs.chownSync(partial, opts.owner.uid, opts.owner.gid);
+    if (opts.durable) fsyncPath(partial);
+    fs.renameSync(partial, target);
+    if (opts.durable) fsyncPath(path.dirname(target));
+  } finally {
+    fs.rmSync(partial, { force: true });
+  }
+}
+
 export interface BlobStore {
   /** Where objects live, for messages ("s3://bucket", "/var/lib/capsule/blobs"). */
   readonly location: string;
@@ -60,16 +78,7 @@ export class LocalBlobStore implements BlobStore {
 
   async put(key: string, body: Readable | Buffer): Promise<{ sizeBytes: number }> {
     const target = this.file(key);
-    fs.mkdirSync(path.dirname(target), { recursive: true, mode: 0o711 });
-    const partial = `${target}.${randomBytes(6).toString('hex')}.partial`;
-    try {
-      await pipeline(Buffer.isBuffer(body) ? Readable.from([body]) : body, fs.createWriteStream(partial, { mode: 0o600 }));
-      fsyncPath(partial);
-      fs.renameSync(partial, target);
-      fsyncPath(path.dirname(target));
-    } finally {
-      fs.rmSync(partial, { force: true });
-    }
+    await writeFileAtomically(target, Buffer.isBuffer(body) ? Readable.from([body]) : body, { durable: true });
     return { sizeBytes: fs.statSync(target).size };
   }
 

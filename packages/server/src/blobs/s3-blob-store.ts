@@ -2,12 +2,10 @@
 // an app's `s3://bucket/key` code URI with the same endpoint and credentials.
 import fs from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { BlobAccessError, BlobNotFoundError, checkKey, type BlobStore } from './blob-store.js';
+import { BlobAccessError, BlobNotFoundError, checkKey, writeFileAtomically, type BlobStore } from './blob-store.js';
 
 export interface S3Config {
   /** e.g. http://127.0.0.1:4569; null: AWS's own endpoint for the region. */
@@ -75,16 +73,7 @@ export class S3BlobStore implements BlobStore {
 
   async localFile(key: string): Promise<string> {
     const local = this.cached(key);
-    if (fs.existsSync(local)) return local;
-    fs.mkdirSync(path.dirname(local), { recursive: true, mode: 0o711 });
-    const partial = `${local}.${randomBytes(6).toString('hex')}.partial`;
-    try {
-      await pipeline(await this.get(key), fs.createWriteStream(partial, { mode: 0o600 }));
-      if (this.owner) fs.chownSync(partial, this.owner.uid, this.owner.gid);
-      fs.renameSync(partial, local);
-    } finally {
-      fs.rmSync(partial, { force: true });
-    }
+    if (!fs.existsSync(local)) await writeFileAtomically(local, await this.get(key), { owner: this.owner });
     return local;
   }
 
