@@ -94,11 +94,26 @@ export class ImageService {
    * with the version (its build input); nothing is kept if it is refused.
    */
   async create(tenantId: string, name: string, body: Readable, source: string, config?: string): Promise<ImageVersionRecord> {
-    fs.mkdirSync(this.root, { recursive: true, mode: 0o711 }); // QEMU's user reaches layers by path, lists nothing
-    const upload = path.join(this.root, `.upload-${randomBytes(8).toString('hex')}.zip`);
-    let zip: AppZip | null = null;
+    const upload = this.uploadPath();
     try {
       await pipeline(body, fs.createWriteStream(upload, { mode: 0o600 }));
+    } catch (err) {
+      fs.rmSync(upload, { force: true });
+      throw err;
+    }
+    return this.createFromUpload(tenantId, name, upload, source, config);
+  }
+
+  /** A fresh path for an upload on the data dir's filesystem (so keeping it is a rename, not a copy). */
+  uploadPath(): string {
+    fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
+    return path.join(this.root, `.upload-${randomBytes(8).toString('hex')}.zip`);
+  }
+
+  /** create() for a zip already written to `upload` (from uploadPath()); the file is taken over, or removed. */
+  async createFromUpload(tenantId: string, name: string, upload: string, source: string, config?: string): Promise<ImageVersionRecord> {
+    let zip: AppZip | null = null;
+    try {
       try {
         zip = await AppZip.open(upload);
       } catch (err) {

@@ -2,9 +2,6 @@
 // `?name=`, or JSON with an s3:// codeUri), list, get, the
 // build log, delete. Builds run in the background; poll the version's state.
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { Transform } from 'node:stream';
 import { CapsuleError, CreateImageRequest, ErrorCode, IMAGE_NAME, Image, ImageList, ImageVersion } from '@capsule/protocol';
 import { BlobAccessError, BlobNotFoundError } from '../../blobs/blob-store.js';
@@ -53,12 +50,13 @@ export function imageRoutes(images: ImageService, s3: S3Config | null): Route[] 
       async handle({ req, res, query, tenantId }) {
         const type = String(req.headers['content-type'] ?? '');
         if (/^multipart\/form-data\b/i.test(type)) {
-          const temp = path.join(os.tmpdir(), `capsule-upload-${randomBytes(8).toString('hex')}.zip`);
+          // the zip part goes straight to where the image service keeps uploads: written once
+          const temp = images.uploadPath();
           try {
             const upload = await readMultipart(req, temp, MAX_ZIP_BYTES);
             if (!upload.file) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, 'the multipart request has no "zip" file part');
             const name = imageName(upload.fields.name ?? null);
-            return sendJson(res, 202, toApiVersion(await images.create(tenantId, name, fs.createReadStream(upload.file), 'upload', upload.fields.config)));
+            return sendJson(res, 202, toApiVersion(await images.createFromUpload(tenantId, name, upload.file, 'upload', upload.fields.config)));
           } finally {
             fs.rmSync(temp, { force: true });
           }
