@@ -1,6 +1,5 @@
 // HTTP helpers the benchmarks share: the API with the admin key, timed GETs, a free loopback port.
 import http from 'node:http';
-import net from 'node:net';
 import type { RunningServer } from '../packages/server/src/index.js';
 
 /** One API call with the admin key; the JSON answer ({} for none or an NDJSON stream). Throws on an error status. */
@@ -41,11 +40,4 @@ export async function until200(port: number, headers: Record<string, string> = {
   throw new Error(`port ${port} never answered 200 within ${timeoutMs} ms`);
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../tests/support/free-port.js';

@@ -11,6 +11,7 @@ import { after, before } from 'node:test';
 import { startServer, type CapsuleConfig } from '@capsule/server';
 import { Capsule } from '@capsule/sdk';
 import { createLogger } from '../../packages/server/src/log.js';
+import { freePort } from '../support/free-port.js';
 
 /** The guest agent's command line, anchored so a shell running pgrep does not match itself. */
 export const AGENT_PROCESS = '^/usr/bin/node .*agent.js';
@@ -131,6 +132,13 @@ export function runCli(url: string, apiKey: string, args: string[], stdin = ''):
 }
 
 /** `bin/capsule serve` as its own process (for tests that kill it), plus an SDK client for it. */
+/** A fresh data dir and a free port for a `capsule serve` child (serveProcess), removed by the caller. */
+export async function serveSetup(prefix: string): Promise<{ dataDir: string; port: number }> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  fs.chmodSync(dataDir, 0o755);
+  return { dataDir, port: await freePort() };
+}
+
 export async function serveProcess(dataDir: string, port: number): Promise<{ child: ChildProcess; capsule: Capsule }> {
   const child = spawn(CAPSULE_BIN, ['serve', '--port', String(port), '--data-dir', dataDir], { stdio: 'ignore', env: { ...process.env, CAPSULE_LOG: 'silent' } });
   for (let i = 0; i < 400; i++) {

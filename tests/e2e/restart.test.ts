@@ -4,14 +4,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { qemuProcesses, serveProcess, stopProcess, vmDirs } from './helpers.js';
+import { qemuProcesses, serveProcess, serveSetup, stopProcess, vmDirs } from './helpers.js';
 
 test('kill -9 and SIGTERM of the server: running VMs are re-adopted with their processes; suspended ones resume', async () => {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-restart-'));
-  fs.chmodSync(dataDir, 0o755);
-  const port = 17000 + (process.pid % 1000);
+  const { dataDir, port } = await serveSetup('capsule-restart-');
   let { child: server, capsule } = await serveProcess(dataDir, port);
   try {
     const vm = await capsule.microvms.run({ imageName: 'base' });
@@ -48,9 +44,7 @@ test('kill -9 and SIGTERM of the server: running VMs are re-adopted with their p
 });
 
 test('a QEMU that died while the server was down: the VM is FAILED with the reason, nothing left', async () => {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-restart-'));
-  fs.chmodSync(dataDir, 0o755);
-  const port = 17500 + (process.pid % 400);
+  const { dataDir, port } = await serveSetup('capsule-restart-');
   let { child: server, capsule } = await serveProcess(dataDir, port);
   try {
     const vm = await capsule.microvms.run({ imageName: 'base' });

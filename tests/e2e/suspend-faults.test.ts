@@ -4,10 +4,9 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { errorOf, qemuProcesses, serveProcess, stopProcess, useTestServer } from './helpers.js';
+import { errorOf, qemuProcesses, serveProcess, serveSetup, stopProcess, useTestServer } from './helpers.js';
 
 describe('suspend faults', () => {
   const server = useTestServer();
@@ -57,9 +56,7 @@ describe('suspend faults', () => {
 });
 
 test('server killed -9 mid-suspend: after restart the VM is RUNNING or SUSPENDED, and usable', async () => {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-midsuspend-'));
-  fs.chmodSync(dataDir, 0o755);
-  const port = 18000 + (process.pid % 1000);
+  const { dataDir, port } = await serveSetup('capsule-midsuspend-');
   let { child: server, capsule } = await serveProcess(dataDir, port);
   try {
     const vm = await capsule.microvms.run({ imageName: 'base' });
