@@ -93,6 +93,10 @@ describe('images', () => {
     const log = await (await server.api('GET', '/v1/images/web/versions/1/build')).text();
     assert.match(log, /==> line 6: RUN python3 -c/);
     assert.match(log, /building step/);
+    // a follower asks only for what it has not read
+    const from = Buffer.byteLength(log) - 20;
+    assert.equal(await (await server.api('GET', `/v1/images/web/versions/1/build?offset=${from}`)).text(), Buffer.from(log).subarray(from).toString());
+    assert.equal((await server.api('GET', '/v1/images/web/versions/1/build?offset=-1')).status, 400);
 
     const vm = await server.capsule.microvms.run({ imageName: 'web' });
     try {

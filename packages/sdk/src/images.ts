@@ -32,13 +32,17 @@ export class Images {
   /** Poll until the build ends; `onLog` gets the build log as it grows. Resolves with the final version (SUCCESSFUL or FAILED). */
   async waitUntilBuilt(name: string, version: number, options: { timeoutMs?: number; onLog?: (text: string) => void; pollMs?: number } = {}): Promise<ImageVersion> {
     const deadline = Date.now() + (options.timeoutMs ?? 30 * 60_000);
-    let shown = 0;
+    const decoder = new TextDecoder();
+    let offsetBytes = 0;
     for (;;) {
       const current = await this.version(name, version);
       if (options.onLog) {
-        const log = await this.buildLog(name, version);
-        if (log.length > shown) options.onLog(log.slice(shown));
-        shown = Math.max(shown, log.length);
+        // only the bytes not seen yet; the decoder keeps a character split across two reads whole
+        const route = `/v1/images/${encodeURIComponent(name)}/versions/${version}/build`;
+        const bytes = new Uint8Array(await (await this.http.send('GET', route, { query: { offset: String(offsetBytes) } })).arrayBuffer());
+        offsetBytes += bytes.length;
+        const text = decoder.decode(bytes, { stream: true });
+        if (text) options.onLog(text);
       }
       if (current.state === 'SUCCESSFUL' || current.state === 'FAILED') return current;
       if (Date.now() > deadline) throw new CapsuleError(ErrorCode.BOOT_TIMEOUT, `image ${name}:${version} still ${current.state} after ${options.timeoutMs} ms`);

@@ -237,10 +237,19 @@ export class ImageService {
     return found;
   }
 
-  async buildLog(tenantId: string, name: string, version: number): Promise<string> {
+  /** The build log from byte `offsetBytes` on (a follower passes what it has, and gets only what is new). */
+  async buildLog(tenantId: string, name: string, version: number, offsetBytes = 0): Promise<Buffer> {
     await this.version(tenantId, name, version);
     const file = path.join(this.dirOf(tenantId, name, version), 'build.log');
-    return fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+    if (!fs.existsSync(file)) return Buffer.alloc(0);
+    const fd = fs.openSync(file, 'r');
+    try {
+      const rest = Math.max(0, fs.fstatSync(fd).size - offsetBytes);
+      const buffer = Buffer.alloc(rest);
+      return buffer.subarray(0, fs.readSync(fd, buffer, 0, rest, offsetBytes));
+    } finally {
+      fs.closeSync(fd);
+    }
   }
 
   /** The version to launch: the one asked for, or the newest SUCCESSFUL one. */

@@ -111,10 +111,12 @@ export function imageRoutes(images: ImageService, s3: S3Config | null): Route[] 
     {
       method: 'GET',
       pattern: '/v1/images/:name/versions/:version/build',
-      doc: { summary: "The version's build log", responses: { 200: 'text/plain' } },
-      async handle({ res, params, tenantId }) {
-        const text = await images.buildLog(tenantId, imageName(params.name), versionNumber(params.version));
-        res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) }).end(text);
+      doc: { summary: "The version's build log (from byte `offset`, to follow it as it grows)", query: { offset: 'bytes already read (default 0)' }, responses: { 200: 'text/plain' } },
+      async handle({ res, params, query, tenantId }) {
+        const offset = Number(query.get('offset') ?? 0);
+        if (!Number.isSafeInteger(offset) || offset < 0) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, 'offset must be a whole number of bytes');
+        const log = await images.buildLog(tenantId, imageName(params.name), versionNumber(params.version), offset);
+        res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': log.length }).end(log);
       },
     },
     {
