@@ -132,8 +132,13 @@ export function startExec(channel: Channel, request: ExecRequest, done: () => vo
   child.once('exit', (exitCode, signal) => {
     exit = { exitCode, signal };
     if (pumpsDone[Fd.STDOUT] && pumpsDone[Fd.STDERR]) return finish();
+    // The grace runs from the exit (the output may still sit unread in the pipe: a busy event loop can
+    // deliver the exit first), and only after a poll phase has passed: a timer tick can come before
+    // the I/O of the same loop turn, and finishing then would drop output the process did write.
+    lastOutputAt = Math.max(lastOutputAt, Date.now());
+    let ticks = 0;
     graceTimer = setInterval(() => {
-      if (!channel.waitingForCredit && Date.now() - lastOutputAt >= PIPE_GRACE_MS) finish();
+      if (++ticks >= 2 && !channel.waitingForCredit && Date.now() - lastOutputAt >= PIPE_GRACE_MS) finish();
     }, 50);
   });
 
