@@ -13,6 +13,8 @@ import type { EndpointProxy } from './proxy.js';
 import type { InteractiveSessions } from './ws-sessions.js';
 import { Router, type Route } from './router.js';
 
+const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+
 export interface ApiServerDeps {
   routes: Route[];
   store: Store;
@@ -59,5 +61,10 @@ export function createApiServer({ routes, store, metrics, proxy, sessions, log }
       rejectUpgrade(socket, err);
     }
   });
+  // Idle keep-alive connections stay open longer than clients keep them (fetch/undici keeps one for the
+  // server's hint minus 1 s): with Node's 5 s default, a client whose timers run late reuses a socket
+  // the server has just closed, and a POST fails with "other side closed" (seen once in CI, on resume).
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+  server.headersTimeout = KEEP_ALIVE_TIMEOUT_MS + 1000;
   return server;
 }
