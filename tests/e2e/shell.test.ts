@@ -47,7 +47,8 @@ describe('interactive sessions', () => {
     const first = await out.until(/READY-42/);
     assert.match(first, /30 100/);
     assert.match(first, /\/dev\/pts\/\d+/);
-    assert.match(out.text(), /[#$] $/m, 'a prompt is shown');
+    // the next prompt follows the output (it may come in a later chunk)
+    assert.match(await out.until(/READY-42[\s\S]*[#$] $/m), /[#$] $/m, 'a prompt is shown');
     const mark = out.text().length;
     shell.resize(40, 120);
     shell.write('stty size\n');
