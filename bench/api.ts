@@ -73,7 +73,6 @@ export async function benchApi(work: string): Promise<Record<string, unknown>> {
       vcpuCount: 1,
       memoryMib: 512,
       accelerator: server.accelerator.accelerator,
-      egress: 'none',
       hostname: 'bench-direct',
       runAs: null,
       hostForwards: [{ hostPort, guestPort: 8080 }],

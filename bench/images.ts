@@ -48,7 +48,7 @@ export async function benchImages(work: string): Promise<Record<string, unknown>
       const overlay = path.join(vmDir, 'disk.qcow2');
       await new Promise((r) => spawn('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', path.join(snap, 'disk.qcow2'), overlay]).once('exit', r));
       const hostPort = await freePort();
-      const spec = { vmDir, kernelPath: runtime.kernelPath, initrdPath: runtime.initrdPath, overlayPath: overlay, vcpuCount: 1, memoryMib: 512, accelerator: server.accelerator.accelerator, egress: 'none' as const, hostname: `floor-${i}`, memory: { kind: 'file' as const, path: path.join(snap, 'memory'), share: false }, hostForwards: [{ hostPort, guestPort: 8080 }] };
+      const spec = { vmDir, kernelPath: runtime.kernelPath, initrdPath: runtime.initrdPath, overlayPath: overlay, vcpuCount: 1, memoryMib: 512, accelerator: server.accelerator.accelerator, hostname: `floor-${i}`, memory: { kind: 'file' as const, path: path.join(snap, 'memory'), share: false }, hostForwards: [{ hostPort, guestPort: 8080 }] };
       const start = performance.now();
       const child = spawn('qemu-system-x86_64', qemuArgs({ ...spec, incoming: true }), { stdio: 'ignore' });
       try {

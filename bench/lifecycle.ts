@@ -95,7 +95,6 @@ export async function benchLifecycle(work: string): Promise<Record<string, unkno
       vcpuCount: 1,
       memoryMib: 512,
       accelerator: server.accelerator.accelerator,
-      egress: 'none',
       hostname: name,
       memory,
     });

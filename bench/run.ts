@@ -42,7 +42,6 @@ async function main(): Promise<void> {
     vcpuCount: 1,
     memoryMib: 512,
     accelerator: 'tcg' as const,
-    egress: 'none' as const,
     hostname: name,
   });
   const launch = (name: string) => Machine.launch({ ...hostLaunchOptions(config, runtime), ...spec(name), runAs: identity });

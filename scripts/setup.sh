@@ -8,6 +8,9 @@ cd "$here"
 step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 APT_PACKAGES=(qemu-system-x86 qemu-utils mmdebstrap busybox-static e2fsprogs cpio zstd xz-utils ca-certificates curl zip)
+# per-VM network namespaces: iproute2 (netns, veth, tap), nftables (policy), tcpdump (reads the NFLOG
+# egress verdicts), openssl (the network tests' TLS host)
+APT_PACKAGES+=(iproute2 nftables tcpdump openssl)
 APT_PACKAGES+=(${CAPSULE_EXTRA_APT:-})
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -25,7 +25,6 @@ describe('guest agent link', () => {
       vcpuCount: 1,
       memoryMib: 512,
       accelerator: 'tcg',
-      egress: 'none',
       hostname: 'agent-test',
       runAs: null,
     });

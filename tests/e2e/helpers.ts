@@ -100,9 +100,23 @@ export function vmDirs(dataDir: string): string[] {
   return fs.existsSync(dir) ? fs.readdirSync(dir) : [];
 }
 
+/** Network namespaces (with their veth, tap, rules) a server on `dataDir` made and still holds. */
+export function networkNamespaces(dataDir: string): string[] {
+  const owners = '/run/capsule/netns';
+  if (!fs.existsSync(owners)) return [];
+  return fs.readdirSync(owners).filter((name) => {
+    try {
+      return JSON.parse(fs.readFileSync(path.join(owners, name), 'utf8')).dataDir === path.resolve(dataDir);
+    } catch {
+      return false;
+    }
+  });
+}
+
 export function assertNoLeaks(dataDir: string): void {
   assert.deepEqual(qemuProcesses(dataDir), [], 'no QEMU process may outlive its MicroVM');
   assert.deepEqual(vmDirs(dataDir), [], 'no VM directory (sockets, overlay, logs) may outlive its MicroVM');
+  assert.deepEqual(networkNamespaces(dataDir), [], 'no network namespace may outlive its MicroVM');
 }
 
 export async function errorOf(response: Response): Promise<{ status: number; code: string; message: string }> {

@@ -11,20 +11,23 @@ import { tokenCommand, urlCommand } from './commands/endpoint.js';
 import { shellCommand } from './commands/shell.js';
 import { cpCommand, logsCommand } from './commands/files.js';
 import { imageCommand } from './commands/images.js';
+import { networkCommand } from './commands/network.js';
 import { parseArgs } from './args.js';
 
 const USAGE = `usage: capsule <command> [options]
   serve [--port 7070] [--data-dir .capsule]     run the API server
   image create NAME (--zip app.zip | --dir DIR | --code-uri s3://b/k) [--runtime python] [--start CMD] [--port 8080]
   image ls | get NAME[:V] | logs NAME[:V] | rm NAME[:V]   MicroVM Images (built in a builder VM, app-ready snapshot)
-  run IMAGE [--vcpus N] [--memory-mib M] [--max-duration 8h] [--idle 15m] [--no-auto-resume] [--egress none|all]
-            [--env K=V] [--label K=V] [--json] [--quiet] [--rm -- CMD...]
+  run IMAGE [--vcpus N] [--memory-mib M] [--max-duration 8h] [--idle 15m] [--no-auto-resume]
+            [--egress none|all|LIST] [--deny LIST] [--env K=V] [--label K=V] [--json] [--quiet] [--rm -- CMD...]
   ls [--state S] [--label K=V] [--json]         list MicroVMs
   get ID [--json]                               show one MicroVM
   exec ID [--cwd D] [--env K=V] [--timeout 30s] [--no-stdin] -- CMD...
   cp LOCAL ID:/PATH | ID:/PATH LOCAL            copy a file in or out (streamed)
   logs ID                                       the MicroVM's serial console (kernel, init)
   shell ID                                      an interactive shell in the MicroVM (PTY over WebSocket)
+  network set ID --egress none|all|LIST [--deny LIST]   change the egress policy (LIST: domains, *.wildcards, IPs, CIDRs)
+  network log ID [--limit N] [--json]           DNS queries and flows out, allowed or denied, and the rule
   suspend ID | resume ID                        save to disk and stop / bring back exactly as it was
   terminate ID                                  stop and discard a MicroVM
   url ID [--port 8080]                          the URL of a guest port on the MicroVM's endpoint
@@ -63,6 +66,8 @@ async function main(argv: string[]): Promise<number> {
       return shellCommand(connect(), args);
     case 'url':
       return urlCommand(connect(), args);
+    case 'network':
+      return networkCommand(connect(), args);
     case 'token':
       return tokenCommand(connect(), args);
     case 'tenant':

@@ -2,6 +2,7 @@
 // validates every response with the same ones.
 import { z } from 'zod';
 import { FileStat as FileStatSchema, SignalName } from './messages.js';
+import { EgressMode, NetworkPolicy, ResolvedNetworkPolicy } from './network.js';
 
 /** MicroVM states (design.md section 1). */
 export const MicroVMState = z.enum([
@@ -21,8 +22,6 @@ export const MAX_DURATION_CAP_SECONDS = 28_800;
 export const LABEL_KEY = /^[A-Za-z0-9_.-]{1,63}$/;
 const Labels = z.record(z.string().regex(LABEL_KEY), z.string().max(256));
 const EnvVars = z.record(z.string().min(1).max(256).regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid variable name'), z.string().max(32 * 1024).regex(/^[^\0]*$/));
-
-export const Egress = z.union([z.literal('none'), z.literal('all')]);
 
 export const IdlePolicy = z
   .object({
@@ -50,11 +49,13 @@ export const RunMicroVMRequest = z
     metadata: Labels.optional(),
     idlePolicy: IdlePolicy.optional(),
     maximumDurationSeconds: z.number().int().min(1).optional(),
-    network: z.object({ egress: Egress }).strict().optional(),
+    network: NetworkPolicy.optional(),
     runHookPayload: z.string().max(64 * 1024).optional(),
   })
   .strict();
 export type RunMicroVMRequest = z.infer<typeof RunMicroVMRequest>;
+/** What a client sends (defaults not yet applied). */
+export type RunMicroVMInput = z.input<typeof RunMicroVMRequest>;
 
 export const MicroVM = z.object({
   id: z.string(),
@@ -66,7 +67,9 @@ export const MicroVM = z.object({
   vcpuCount: z.number(),
   memoryMib: z.number(),
   metadata: Labels,
-  egress: Egress,
+  /** The egress mode (network.egress), kept at the top level for clients of the first API. */
+  egress: EgressMode,
+  network: ResolvedNetworkPolicy,
   accelerator: z.enum(['kvm', 'tcg']).nullable(),
   launchedFrom: z.enum(['boot', 'snapshot']).nullable(),
   kernelRelease: z.string().nullable(),

@@ -22,6 +22,7 @@ export const ErrorCode = {
   RESUME_FAILED: 'RESUME_FAILED',
   FILE_ERROR: 'FILE_ERROR',
   PORT_UNREACHABLE: 'PORT_UNREACHABLE',
+  NETWORK_FAILED: 'NETWORK_FAILED',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -48,6 +49,7 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   RESUME_FAILED: 502,
   FILE_ERROR: 400,
   PORT_UNREACHABLE: 502,
+  NETWORK_FAILED: 503,
   INTERNAL: 500,
 };
 

@@ -7,3 +7,4 @@ export * from './mux.js';
 export * from './tenants.js';
 export * from './ws.js';
 export * from './images.js';
+export * from './network.js';

@@ -1,5 +1,5 @@
 // @capsule/sdk — the Capsule client for Node 20 and browsers. No server dependencies.
-import { MicroVM as MicroVMSchema, MicroVMList, type MicroVMState, type RunMicroVMRequest } from '@capsule/protocol';
+import { MicroVM as MicroVMSchema, MicroVMList, type MicroVMState, type RunMicroVMInput as RunMicroVMRequest } from '@capsule/protocol';
 import { Http, type HttpOptions } from './http.js';
 import { MicroVM } from './microvm.js';
 import { Tenants } from './tenants.js';
@@ -11,7 +11,9 @@ export { MicroVM, type ExecOptions, type ExecResult, type ExecStreamEvent, type 
 export { Tenants } from './tenants.js';
 export { Images, type ImageSource } from './images.js';
 export { Session, type SessionExit } from './session.js';
-export type { Image, ImageVersion, RunMicroVMRequest, MicroVMState, Tenant, TenantQuotas, ApiKeyCreated, AuthToken, CreateAuthTokenRequest } from '@capsule/protocol';
+export { Network, type EgressLogEntry, type NetworkPolicyInput } from './network.js';
+export type { RunMicroVMInput as RunMicroVMRequest } from '@capsule/protocol';
+export type { Image, ImageVersion, MicroVMState, Tenant, TenantQuotas, ApiKeyCreated, AuthToken, CreateAuthTokenRequest } from '@capsule/protocol';
 
 export interface ListOptions {
   state?: MicroVMState;

@@ -13,6 +13,7 @@ import {
 } from '@capsule/protocol';
 import { errorFromCode } from './errors.js';
 import { Files } from './files.js';
+import { Network } from './network.js';
 import { Session } from './session.js';
 import type { Http } from './http.js';
 import { base64ToBytes, bytesToBase64, ndjsonLines } from './ndjson.js';
@@ -43,9 +44,12 @@ export interface ExecResult {
 
 export class MicroVM {
   readonly files: Files;
+  /** The egress policy (update) and the egress log. */
+  readonly network: Network;
 
   constructor(private readonly http: Http, public info: MicroVMInfo) {
     this.files = new Files(http, info.id);
+    this.network = new Network(http, info.id, (updated) => (this.info = updated));
   }
 
   get id(): string {

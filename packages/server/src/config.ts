@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { TenantQuotas } from '@capsule/protocol';
+import { parseCidr, type TenantQuotas } from '@capsule/protocol';
 import type { S3Config } from './blobs/s3-blob-store.js';
 
 export type AcceleratorChoice = 'auto' | 'kvm' | 'tcg';
@@ -41,6 +41,15 @@ export interface CapsuleConfig {
   baseDomain: string;
   /** postgres://… to keep state in Postgres; null: SQLite in the data dir. */
   databaseUrl: string | null;
+  /** Where VM uplink /30s come from (CAPSULE_NET_POOL), and how many namespaces are kept ready. */
+  netPool: string;
+  netPoolSize: number;
+  /** Private CIDRs the operator opens to every VM's egress (CAPSULE_EGRESS_PRIVATE_ALLOW, comma-separated). */
+  egressPrivateAllow: string[];
+  /** Endpoints reach guest ports through the VM's namespace when the app listens there (CAPSULE_ENDPOINT_DIRECT=off: always the agent tunnel). */
+  endpointDirect: boolean;
+  /** ip[:port] guests' names are resolved with (CAPSULE_DNS_UPSTREAM); null: the host's resolv.conf. */
+  dnsUpstream: string | null;
   /** Quotas of a tenant created without its own (and of the admin's default tenant). */
   defaultQuotas: TenantQuotas;
 }
@@ -59,6 +68,12 @@ export function repoRoot(): string {
 function intFromEnv(value: string | undefined, fallback: number): number {
   const n = value === undefined ? NaN : Number(value);
   return Number.isInteger(n) && n > 0 ? n : fallback;
+}
+
+function privateAllow(setting: string | undefined): string[] {
+  const entries = (setting ?? '').split(',').map((e) => e.trim()).filter(Boolean);
+  for (const e of entries) if (!parseCidr(e)) throw new Error(`CAPSULE_EGRESS_PRIVATE_ALLOW: "${e}" is not an IPv4 CIDR without host bits`);
+  return entries.map((e) => (e.includes('/') ? e : `${e}/32`));
 }
 
 export function loadConfig(overrides: Partial<CapsuleConfig> = {}, env: NodeJS.ProcessEnv = process.env): CapsuleConfig {
@@ -95,6 +110,11 @@ export function loadConfig(overrides: Partial<CapsuleConfig> = {}, env: NodeJS.P
     buildTimeoutMs: intFromEnv(env.CAPSULE_BUILD_TIMEOUT_MS, 20 * 60_000),
     appReadyTimeoutMs: intFromEnv(env.CAPSULE_APP_READY_TIMEOUT_MS, 60_000),
     databaseUrl: env.DATABASE_URL || null,
+    netPool: env.CAPSULE_NET_POOL ?? '10.200.0.0/16',
+    netPoolSize: env.CAPSULE_NET_POOL_SIZE === '0' ? 0 : intFromEnv(env.CAPSULE_NET_POOL_SIZE, 2),
+    egressPrivateAllow: privateAllow(env.CAPSULE_EGRESS_PRIVATE_ALLOW),
+    dnsUpstream: env.CAPSULE_DNS_UPSTREAM || null,
+    endpointDirect: env.CAPSULE_ENDPOINT_DIRECT !== 'off',
     defaultQuotas: {
       maxRunningMicroVMs: intFromEnv(env.CAPSULE_QUOTA_RUNNING_MICROVMS, 100),
       maxVcpus: intFromEnv(env.CAPSULE_QUOTA_VCPUS, 200),

@@ -28,6 +28,11 @@ import { execRoute } from './api/routes/microvm-exec.js';
 import { healthRoute, metricsRoute, SERVER_VERSION } from './api/routes/health.js';
 import { Metrics } from './api/metrics.js';
 import { fileRoutes } from './api/routes/microvm-files.js';
+import { networkRoutes } from './api/routes/microvm-network.js';
+import { EgressLogs } from './network/egress-log.js';
+import { VmNetworks } from './network/vm-networks.js';
+import { dnsUpstreams } from './network/resolver.js';
+import { LIVE_STATES } from './lifecycle/states.js';
 
 export { loadConfig, type CapsuleConfig } from './config.js';
 
@@ -52,7 +57,6 @@ async function probeKvm(config: CapsuleConfig, runtimes: RuntimeRegistry, runAs:
     vcpuCount: 1,
     memoryMib: 256,
     accelerator: 'kvm',
-    egress: 'none',
     hostname: 'probe',
     runAs,
   });
@@ -81,8 +85,18 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
   const accelerator = await chooseAccelerator(config.accelerator, hostProbeEnv(() => probeKvm(config, runtimes, identity)));
   log.info(`accelerator: ${accelerator.accelerator}`, { reason: accelerator.reason });
 
-  const snapshots = config.snapshots ? new ReadySnapshots(config, runtimes, accelerator.accelerator, identity, log) : null;
   const metrics = new Metrics();
+  const egressLogs = new EgressLogs(path.join(config.dataDir, 'egress-log'), (entry) => metrics.egress.inc({ protocol: entry.protocol, verdict: entry.verdict }));
+  const networks = new VmNetworks(
+    { pool: config.netPool, poolSize: config.netPoolSize, privateAllow: config.egressPrivateAllow, upstreams: dnsUpstreams(config.dnsUpstream ?? undefined), dataDir: path.resolve(config.dataDir) },
+    identity,
+    egressLogs,
+    log,
+  );
+  // namespaces of VMs that may be re-adopted stay; every other one this data dir made goes
+  const live = await store.listMicroVMsInStates([...LIVE_STATES]);
+  await networks.init(new Map(live.filter((r) => r.netSlot !== null).map((r) => [r.id, r.netSlot!])));
+  const snapshots = config.snapshots ? new ReadySnapshots(config, runtimes, accelerator.accelerator, identity, log) : null;
   const images = new ImageService({
     config,
     store,
@@ -91,17 +105,18 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
     accelerator: accelerator.accelerator,
     runAs: identity,
     log,
+    networks,
     inUse: async (tenantId, name, version) =>
       (await store.listMicroVMs({ tenantId, imageName: name, limit: 10_000 })).some((vm) => vm.imageVersion === version && vm.state !== 'TERMINATED' && vm.state !== 'FAILED'),
   });
   await images.recover();
-  const service = new MicroVMService({ config, store, runtimes, accelerator, qemuIdentity: identity, snapshots, images, metrics, log });
+  const service = new MicroVMService({ config, store, runtimes, accelerator, qemuIdentity: identity, snapshots, images, metrics, log, networks, egressLogs });
   await service.recover();
   service.startPolicySweeper();
   const adminKey = await ensureAdminKey(config.dataDir, store, config.defaultQuotas);
 
   const tokens = AuthTokens.load(config.dataDir);
-  const routes: Route[] = [healthRoute(accelerator), metricsRoute(metrics, store), ...microvmRoutes(service), execRoute(service), ...fileRoutes(service), ...tenantRoutes(store, config), authTokenRoute(service, tokens), ...imageRoutes(images, config.s3)];
+  const routes: Route[] = [healthRoute(accelerator), metricsRoute(metrics, store), ...microvmRoutes(service), execRoute(service), ...fileRoutes(service), ...networkRoutes(service), ...tenantRoutes(store, config), authTokenRoute(service, tokens), ...imageRoutes(images, config.s3)];
   routes.push(openApiRoute(() => routes, SERVER_VERSION));
   const proxy = new EndpointProxy(service, store, tokens, config.baseDomain);
   const sessions = new InteractiveSessions(service, store);
@@ -139,6 +154,7 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
         await snapshotsBuilt;
         await snapshots?.idle();
         await images.idle();
+        await networks.close();
         await store.close();
       })();
       return closing;

@@ -3,6 +3,7 @@ import type { Capsule, MicroVMInfo, MicroVMState } from '@capsule/sdk';
 import { flag, has, keyValues, parseArgs, parseDurationSeconds, parseInteger, UsageError } from '../args.js';
 import { microvmDetail, microvmTable } from '../format.js';
 import { EXEC_FLAGS, streamExec } from './exec.js';
+import { NETWORK_FLAGS, policyFromFlags } from './network.js';
 
 function print(json: boolean, value: unknown, human: string): void {
   process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : human + '\n');
@@ -10,13 +11,11 @@ function print(json: boolean, value: unknown, human: string): void {
 
 export async function runCommand(capsule: Capsule, argv: string[]): Promise<number> {
   const parsed = parseArgs(argv, {
-    values: ['vcpus', 'memory-mib', 'max-duration', 'idle', 'egress', 'env', 'label', ...EXEC_FLAGS.values],
+    values: ['vcpus', 'memory-mib', 'max-duration', 'idle', ...NETWORK_FLAGS, 'env', 'label', ...EXEC_FLAGS.values],
     booleans: ['rm', 'json', 'quiet', 'no-auto-resume', ...EXEC_FLAGS.booleans],
   });
   const [imageName] = parsed.positionals;
   if (!imageName || parsed.positionals.length > 1) throw new UsageError('usage: capsule run IMAGE [options] [--rm -- CMD...]');
-  const egress = flag(parsed, 'egress') ?? 'none';
-  if (egress !== 'none' && egress !== 'all') throw new UsageError('--egress must be none or all (allowlists are not supported yet)');
   const maxDuration = flag(parsed, 'max-duration');
   const idle = flag(parsed, 'idle');
   if (has(parsed, 'rm') && parsed.rest.length === 0) throw new UsageError('--rm needs a command: capsule run IMAGE --rm -- CMD...');
@@ -27,7 +26,7 @@ export async function runCommand(capsule: Capsule, argv: string[]): Promise<numb
     maximumDurationSeconds: maxDuration ? parseDurationSeconds(maxDuration, '--max-duration') : undefined,
     env: keyValues(parsed, 'env'),
     metadata: keyValues(parsed, 'label'),
-    network: { egress },
+    network: policyFromFlags(parsed, 'none'),
     idlePolicy: {
       maxIdleDurationSeconds: idle ? parseDurationSeconds(idle, '--idle') : undefined,
       autoResumeEnabled: has(parsed, 'no-auto-resume') ? false : undefined,

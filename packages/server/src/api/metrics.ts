@@ -59,6 +59,7 @@ export class Metrics {
   readonly resumeSeconds = new Histogram('capsule_microvm_resume_seconds', 'resume until RUNNING');
   readonly execs = new Counter('capsule_execs_total', 'commands run in MicroVMs, by outcome (exit, signal, error)');
   readonly requests = new Counter('capsule_http_requests_total', 'API requests by method, route pattern and status');
+  readonly egress = new Counter('capsule_egress_decisions_total', 'guest DNS queries and new flows out, by protocol and verdict (allow, deny)');
 
   /** Time `fn`, recording its duration in `histogram` (labels may depend on the result) when it succeeds. */
   async time<T>(histogram: Histogram, fn: () => Promise<T>, labels: (result: T) => Labels = () => ({})): Promise<T> {
@@ -70,6 +71,6 @@ export class Metrics {
 
   render(microvmsByState: Partial<Record<MicroVMState, number>>, states: readonly MicroVMState[]): string {
     const gauge = ['# HELP capsule_microvms MicroVMs by state (all tenants)', '# TYPE capsule_microvms gauge', ...states.map((state) => `capsule_microvms${labelText({ state })} ${microvmsByState[state] ?? 0}`)];
-    return [...gauge, ...this.launchSeconds.render(), ...this.suspendSeconds.render(), ...this.resumeSeconds.render(), ...this.execs.render(), ...this.requests.render()].join('\n') + '\n';
+    return [...gauge, ...this.launchSeconds.render(), ...this.suspendSeconds.render(), ...this.resumeSeconds.render(), ...this.execs.render(), ...this.requests.render(), ...this.egress.render()].join('\n') + '\n';
   }
 }

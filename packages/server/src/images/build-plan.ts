@@ -30,6 +30,8 @@ export interface BuildPlan {
   /** Where the app serves its lifecycle hooks (default 9000) and how long each may take (default 10 s). */
   hookPort?: number;
   hookTimeoutMs?: number;
+  /** The builder VM's egress: the public internet (default, never the host) or none. */
+  buildEgress?: 'none' | 'all';
 }
 
 /** A description the build cannot follow: names the line (or field) and what is wrong. */

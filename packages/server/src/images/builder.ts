@@ -4,6 +4,7 @@
 // ends the build with the step and the tail of its output; the builder VM never outlives the build.
 import fs from 'node:fs';
 import path from 'node:path/posix';
+import type { VmNetworks } from '../network/vm-networks.js';
 import { Machine, hostLaunchOptions, type QemuIdentity } from '../vmm/machine.js';
 import type { AgentClient } from '../vmm/agent-client.js';
 import type { Accelerator } from '../vmm/qemu-args.js';
@@ -40,6 +41,8 @@ export interface BuildOptions {
   /** Every line of build output, as it comes. */
   log: (text: string) => void;
   timeoutMs: number;
+  /** Builder VMs get a namespace of their own with the plan's build egress (public internet by default, never the host). */
+  networks: VmNetworks | null;
 }
 
 function describe(step: BuildStep): string {
@@ -102,6 +105,16 @@ async function runStep(agent: AgentClient, step: Extract<BuildStep, { kind: 'run
 export async function buildLayer(opts: BuildOptions): Promise<string> {
   const layer = path.join(opts.workDir, 'layer.qcow2');
   const deadline = Date.now() + opts.timeoutMs;
+  const netId = `build-${path.basename(opts.workDir)}`;
+  const network = opts.networks ? await opts.networks.attach(netId, { egress: opts.plan.buildEgress ?? 'all', allow: [], deny: [] }, { logEgress: false }) : null;
+  try {
+    return await buildIn(opts, layer, deadline, network?.netns);
+  } finally {
+    await opts.networks?.release(netId, null);
+  }
+}
+
+async function buildIn(opts: BuildOptions, layer: string, deadline: number, netns: string | undefined): Promise<string> {
   const machine = await Machine.launch({
     ...hostLaunchOptions(opts.config, opts.runtime),
     vmDir: path.join(opts.workDir, 'vm'),
@@ -109,7 +122,7 @@ export async function buildLayer(opts: BuildOptions): Promise<string> {
     vcpuCount: opts.plan.vcpuCount ?? 1,
     memoryMib: Math.max(opts.plan.memoryMib ?? 0, BUILDER_MEMORY_MIB),
     accelerator: opts.accelerator,
-    egress: 'all', // build steps may fetch packages; the MicroVMs of the image default to none
+    netns, // build steps may fetch packages; the MicroVMs of the image default to egress none
     hostname: 'capsule-build',
     runAs: opts.runAs,
   });

@@ -4,12 +4,18 @@ import { z } from 'zod';
 import { BuildSpecError, DEFAULT_USER, DEFAULT_WORKDIR, type BuildPlan } from './build-plan.js';
 
 const FILE = 'capsule.json';
+const BuildCommands = z.array(z.string().min(1)).max(200);
 
 export const CapsuleJson = z
   .object({
     runtime: z.string().min(1),
-    /** Shell commands run in order in the app directory at build time (with the build's egress). */
-    build: z.array(z.string().min(1)).max(200).default([]),
+    /**
+     * Shell commands run in order in the app directory at build time; or {commands, egress}, where
+     * egress `none` builds with no network at all (default `all`: the public internet, never the host).
+     */
+    build: z
+      .union([BuildCommands, z.object({ commands: BuildCommands.default([]), egress: z.enum(['none', 'all']).optional() }).strict()])
+      .default([]),
     /** How the app starts: a shell command or an argv. */
     start: z.union([z.string().min(1), z.array(z.string()).min(1)]).optional(),
     port: z.number().int().min(1).max(65535).optional(),
@@ -32,10 +38,11 @@ export function parseCapsuleJson(text: string, runtimes: readonly string[]): Bui
   const spec = parsed.data;
   if (!runtimes.includes(spec.runtime)) throw new BuildSpecError(FILE, null, `runtime: unknown runtime "${spec.runtime}" (available: ${runtimes.join(', ')})`);
   const context = { env: spec.env, workdir: DEFAULT_WORKDIR, user: DEFAULT_USER };
+  const build = Array.isArray(spec.build) ? { commands: spec.build, egress: undefined } : spec.build;
   return {
     runtime: spec.runtime,
     // the whole zip is the app: copied to the app directory first, then built there
-    steps: [{ kind: 'copy', sources: ['.'], dest: DEFAULT_WORKDIR + '/', line: 0, ...context }, ...spec.build.map((cmd, i) => ({ kind: 'run' as const, argv: ['/bin/sh', '-c', cmd], line: i + 1, ...context }))],
+    steps: [{ kind: 'copy', sources: ['.'], dest: DEFAULT_WORKDIR + '/', line: 0, ...context }, ...build.commands.map((cmd, i) => ({ kind: 'run' as const, argv: ['/bin/sh', '-c', cmd], line: i + 1, ...context }))],
     env: spec.env,
     workdir: DEFAULT_WORKDIR,
     user: DEFAULT_USER,
@@ -45,5 +52,6 @@ export function parseCapsuleJson(text: string, runtimes: readonly string[]): Bui
     vcpuCount: spec.vcpuCount ?? null,
     hookPort: spec.hooks?.port,
     hookTimeoutMs: spec.hooks?.timeoutSeconds === undefined ? undefined : spec.hooks.timeoutSeconds * 1000,
+    ...(build.egress ? { buildEgress: build.egress } : {}),
   };
 }

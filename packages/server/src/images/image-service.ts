@@ -25,6 +25,7 @@ import type { BlobStore } from '../blobs/blob-store.js';
 import { startApp } from '../lifecycle/launch-source.js';
 import { hostLaunchOptions, type SnapshotFiles } from '../vmm/machine.js';
 import { guestRequest } from './guest-http.js';
+import type { VmNetworks } from '../network/vm-networks.js';
 
 
 export interface ImageServiceDeps {
@@ -36,6 +37,8 @@ export interface ImageServiceDeps {
   accelerator: Accelerator;
   runAs: QemuIdentity | null;
   log: Logger;
+  /** Namespaces for builder VMs (null: builders get no network). */
+  networks: VmNetworks | null;
   /** Is any MicroVM (not terminated) using this image version? */
   inUse(tenantId: string, name: string, version: number): Promise<boolean>;
 }
@@ -166,6 +169,7 @@ export class ImageService {
         workDir: work,
         log: (text) => log.write(text),
         timeoutMs: this.deps.config.buildTimeoutMs,
+        networks: this.deps.networks,
       });
       await this.deps.blobs.putFile(this.key(record, LAYER), layer);
       const layerPath = await this.deps.blobs.localFile(this.key(record, LAYER));
@@ -202,7 +206,7 @@ export class ImageService {
     const shape = { vcpuCount: plan.vcpuCount ?? config.defaultVcpuCount, memoryMib: plan.memoryMib ?? config.defaultMemoryMib };
     fs.mkdirSync(work, { mode: 0o700 });
     if (runAs) fs.chownSync(work, runAs.uid, runAs.gid);
-    const launch = { ...hostLaunchOptions(config, this.deps.runtimes.get(record.runtime)), baseDisk: layerPath, ...shape, accelerator: this.deps.accelerator, egress: 'none' as const, hostname: 'capsule', runAs };
+    const launch = { ...hostLaunchOptions(config, this.deps.runtimes.get(record.runtime)), baseDisk: layerPath, ...shape, accelerator: this.deps.accelerator, hostname: 'capsule', runAs };
     await captureSnapshot(
       work,
       launch,

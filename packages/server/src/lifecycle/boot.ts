@@ -21,7 +21,7 @@ export interface BootDeps {
   vmsDir: string;
 }
 
-export function launchOptions(deps: BootDeps, record: MicroVMRecord, source: LaunchSource): LaunchOptions {
+export function launchOptions(deps: BootDeps, record: MicroVMRecord, source: LaunchSource, netns: string): LaunchOptions {
   return {
     ...hostLaunchOptions(deps.config, source.runtime),
     baseDisk: source.image?.layerPath,
@@ -29,15 +29,15 @@ export function launchOptions(deps: BootDeps, record: MicroVMRecord, source: Lau
     vcpuCount: record.vcpuCount,
     memoryMib: record.memoryMib,
     accelerator: deps.accelerator.accelerator,
-    egress: record.egress,
+    netns,
     hostname: record.id,
     runAs: deps.qemuIdentity,
   };
 }
 
-export async function startMachine(deps: BootDeps, record: MicroVMRecord, source: LaunchSource, runHookPayload?: string): Promise<{ machine: Machine; launchedFrom: 'boot' | 'snapshot' }> {
+export async function startMachine(deps: BootDeps, record: MicroVMRecord, source: LaunchSource, netns: string, runHookPayload?: string): Promise<{ machine: Machine; launchedFrom: 'boot' | 'snapshot' }> {
   const { image, runtime } = source;
-  const options = launchOptions(deps, record, source);
+  const options = launchOptions(deps, record, source, netns);
   const shaped = <T extends { vcpuCount: number; memoryMib: number }>(s: T | null | undefined): T | null => (s && s.vcpuCount === record.vcpuCount && s.memoryMib === record.memoryMib ? s : null);
   const imageSnapshot = shaped(image?.snapshot);
   const runtimeSnapshot = image ? null : (deps.snapshots?.get(runtime.name, record) ?? null);

@@ -3,7 +3,7 @@
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import fs from 'node:fs';
-import { CapsuleError, ErrorCode, type ExecRequest, type PtySize, type MicroVMState, type RunMicroVMRequest } from '@capsule/protocol';
+import { CapsuleError, ErrorCode, resolveNetworkPolicy, type EgressLogEntry, type ExecRequest, type NetworkPolicyRequest, type PtySize, type MicroVMState, type RunMicroVMRequest } from '@capsule/protocol';
 import type { CapsuleConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import type { RuntimeRegistry } from '../runtimes/registry.js';
@@ -22,6 +22,11 @@ import { notifyHook } from '../images/hooks.js';
 import { recoverMicroVMs, suspendDirOf, suspendFilesOf, type SuspendFiles } from './recovery.js';
 import { launchOptions, startMachine, type BootDeps } from './boot.js';
 import type { ReadySnapshots } from '../snapshots/ready-snapshots.js';
+import type { VmNetworks } from '../network/vm-networks.js';
+import type { EgressLogs } from '../network/egress-log.js';
+import { checkTenantPolicy } from '../network/policy.js';
+import { changeNetwork, withNetwork, type NetworkDeps } from './network-ops.js';
+import { DirectConnector } from '../network/direct-connect.js';
 
 export interface ServiceDeps {
   config: CapsuleConfig;
@@ -33,6 +38,9 @@ export interface ServiceDeps {
   images: ImageService | null;
   metrics: Metrics;
   log: Logger;
+  /** Every MicroVM's namespace, egress policy and resolver (network/). */
+  networks: VmNetworks;
+  egressLogs: EgressLogs;
 }
 
 export class MicroVMService {
@@ -41,6 +49,8 @@ export class MicroVMService {
   private readonly sweeper: PolicySweeper;
   private readonly quotas: QuotaGate;
   private readonly bootDeps: BootDeps;
+  private readonly netDeps: NetworkDeps;
+  private readonly direct = new DirectConnector();
   /** The port the API (and the endpoints) listen on, once known. */
   publicPort = 0;
   /** Suspends and resumes under way: a second explicit one is refused, a request waiting on one waits. */
@@ -53,6 +63,7 @@ export class MicroVMService {
     this.suspendedDir = path.join(deps.config.dataDir, 'suspended');
     this.quotas = new QuotaGate(deps.store, deps.config.defaultQuotas);
     this.bootDeps = { ...deps, vmsDir: this.vmsDir };
+    this.netDeps = { networks: deps.networks, store: deps.store, privateAllow: deps.config.egressPrivateAllow };
     this.sweeper = new PolicySweeper(deps.store, this.activity, { isBusy: (id) => this.busy.has(id), suspend: (t, id) => this.suspend(t, id), terminate: (t, id) => this.terminate(t, id) }, deps.log);
   }
 
@@ -110,9 +121,10 @@ export class MicroVMService {
         throw new CapsuleError(ErrorCode.SUSPEND_FAILED, `could not suspend MicroVM ${id}: ${(err as Error).message}`, { cause: err });
       }
       this.machines.delete(id);
+      await this.deps.networks.release(id, record.netSlot); // a suspended VM holds no namespace
       // RAM pages written vs left to the base snapshot (null: all of RAM was written)
       this.deps.log.info('MicroVM suspended', { id, ramPagesWritten: saved.ram?.pagesKept ?? null, ramPagesFromBase: saved.ram?.pagesDropped ?? null });
-      return (await this.deps.store.updateMicroVM(id, 'SUSPENDING', { state: 'SUSPENDED', qemuPid: null, suspendedAt: new Date().toISOString() }))!;
+      return (await this.deps.store.updateMicroVM(id, 'SUSPENDING', { state: 'SUSPENDED', qemuPid: null, netSlot: null, suspendedAt: new Date().toISOString() }))!;
     });
   }
 
@@ -136,7 +148,7 @@ export class MicroVMService {
       const release = await this.quotas.admit(record.tenantId, record);
       try {
         const source = await resolveSource(this.deps.runtimes, this.deps.images, record.tenantId, record.imageName, record.imageVersion ?? undefined);
-        machine = await Machine.launch({ ...launchOptions(this.bootDeps, record, source), restore: { kind: 'suspended', statePath, diskPath } });
+        machine = await withNetwork(this.netDeps, record, (netns) => Machine.launch({ ...launchOptions(this.bootDeps, record, source, netns), restore: { kind: 'suspended', statePath, diskPath } }));
       } catch (err) {
         release();
         if (err instanceof CapsuleError && err.step === RESTORE_LOAD) {
@@ -158,7 +170,7 @@ export class MicroVMService {
 
   /** At start-up: take back what the previous server left (recovery.ts). */
   recover(): Promise<void> {
-    return recoverMicroVMs({ store: this.deps.store, log: this.deps.log, suspendedDir: this.suspendedDir, adopt: (id, machine) => this.adopt(id, machine) });
+    return recoverMicroVMs({ store: this.deps.store, log: this.deps.log, suspendedDir: this.suspendedDir, networks: this.deps.networks, adopt: (id, machine) => this.adopt(id, machine) });
   }
 
   run(tenantId: string, request: RunMicroVMRequest): Promise<MicroVMRecord> {
@@ -174,6 +186,8 @@ export class MicroVMService {
     if (maximumDurationSeconds > config.maxDurationCapSeconds) {
       throw new CapsuleError(ErrorCode.VALIDATION_FAILED, `maximumDurationSeconds ${maximumDurationSeconds} exceeds the cap of ${config.maxDurationCapSeconds}`);
     }
+    const network = resolveNetworkPolicy(request.network ?? { egress: 'none' });
+    checkTenantPolicy(network, config.egressPrivateAllow);
     const now = new Date().toISOString();
     const id = newMicroVMId();
     const vmDir = path.join(this.vmsDir, id);
@@ -187,7 +201,9 @@ export class MicroVMService {
       memoryMib: request.memoryMib ?? plan?.memoryMib ?? config.defaultMemoryMib,
       metadata: request.metadata ?? {},
       env: { ...plan?.env, ...request.env },
-      egress: request.network?.egress ?? 'none',
+      egress: network.egress,
+      network,
+      netSlot: null,
       maximumDurationSeconds,
       idlePolicy: {
         maxIdleDurationSeconds: request.idlePolicy?.maxIdleDurationSeconds ?? 0,
@@ -217,10 +233,10 @@ export class MicroVMService {
     let machine: Machine;
     let launchedFrom: 'boot' | 'snapshot';
     try {
-      ({ machine, launchedFrom } = await startMachine(this.bootDeps, record, source, request.runHookPayload));
+      ({ machine, launchedFrom } = await withNetwork(this.netDeps, record, (netns) => startMachine(this.bootDeps, record, source, netns, request.runHookPayload)));
     } catch (err) {
       const reason = err instanceof CapsuleError ? `${err.code}: ${err.message}` : String(err);
-      await store.updateMicroVM(id, null, { state: 'FAILED', failureReason: reason, qemuPid: null });
+      await store.updateMicroVM(id, null, { state: 'FAILED', failureReason: reason, qemuPid: null, netSlot: null });
       this.deps.log.error('MicroVM launch failed', { id, reason: reason.split('\n')[0] });
       throw err;
     }
@@ -254,10 +270,21 @@ export class MicroVMService {
     machine.onUnexpectedExit((reason) => void this.onMachineLost(id, reason));
   }
 
-  /** → FAILED with a reason; a failed VM holds nothing, so its saved files go too. */
+  /** A new egress policy, in force within a second for a running VM (a suspended one gets it on resume). */
+  async updateNetwork(tenantId: string, id: string, input: NetworkPolicyRequest): Promise<MicroVMRecord> {
+    return changeNetwork(this.netDeps, await this.get(tenantId, id), input);
+  }
+
+  async networkLog(tenantId: string, id: string, limit?: number): Promise<EgressLogEntry[]> {
+    await this.get(tenantId, id);
+    return this.deps.egressLogs.read(id, limit);
+  }
+
+  /** → FAILED with a reason; a failed VM holds nothing, so its saved files and namespace go too. */
   private async fail(id: string, failureReason: string): Promise<void> {
     fs.rmSync(this.suspendDirOf(id), { recursive: true, force: true });
-    await this.deps.store.updateMicroVM(id, null, { state: 'FAILED', failureReason, qemuPid: null });
+    await this.deps.networks.release(id, (await this.deps.store.getMicroVM(id))?.netSlot ?? null);
+    await this.deps.store.updateMicroVM(id, null, { state: 'FAILED', failureReason, qemuPid: null, netSlot: null });
     this.deps.log.error('MicroVM failed', { id, reason: failureReason.split('\n')[0] });
   }
 
@@ -313,7 +340,9 @@ export class MicroVMService {
   /** A connection to a guest port (the endpoint proxy); an open connection is activity. */
   async tunnel(tenantId: string, id: string, port: number): Promise<Duplex> {
     const { agent } = await this.agentFor(tenantId, id, 'connect to');
-    const stream = await agent.openTunnel(port);
+    // straight through the VM's namespace where the app listens on the guest's address; else the agent
+    const address = this.deps.config.endpointDirect ? this.deps.networks.addressesOf(id)?.nsAddress : undefined;
+    const stream = (address && (await this.direct.connect(id, address, port))) || (await agent.openTunnel(port));
     this.activity.begin(id);
     stream.once('close', () => this.activity.end(id));
     return stream;
@@ -377,7 +406,9 @@ export class MicroVMService {
 
   private async finishTermination(id: string): Promise<MicroVMRecord> {
     this.activity.forget(id);
-    const done = await this.deps.store.updateMicroVM(id, null, { state: 'TERMINATED', terminatedAt: new Date().toISOString(), qemuPid: null });
+    await this.deps.networks.release(id, (await this.deps.store.getMicroVM(id))?.netSlot ?? null);
+    this.deps.egressLogs.remove(id);
+    const done = await this.deps.store.updateMicroVM(id, null, { state: 'TERMINATED', terminatedAt: new Date().toISOString(), qemuPid: null, netSlot: null });
     this.deps.log.info('MicroVM terminated', { id });
     return done!;
   }

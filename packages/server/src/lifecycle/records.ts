@@ -12,6 +12,6 @@ export function newMicroVMId(): string {
 }
 
 export function toApi(record: MicroVMRecord, endpoint: string): MicroVM {
-  const { tenantId: _t, env: _e, qemuPid: _p, vmDir: _d, ...rest } = record;
+  const { tenantId: _t, env: _e, qemuPid: _p, vmDir: _d, netSlot: _n, ...rest } = record;
   return { ...rest, endpoint };
 }

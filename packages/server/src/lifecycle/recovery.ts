@@ -9,6 +9,7 @@ import type { MicroVMRecord, Store } from '../store/types.js';
 import { isQemuProcessOf, Machine } from '../vmm/machine.js';
 import { vmPaths } from '../vmm/qemu-args.js';
 import { LIVE_STATES } from './states.js';
+import type { VmNetworks } from '../network/vm-networks.js';
 
 export interface SuspendFiles {
   statePath: string;
@@ -41,14 +42,15 @@ function killLeftover(record: MicroVMRecord): void {
   if (record.vmDir) fs.rmSync(record.vmDir, { recursive: true, force: true });
 }
 
-export async function recoverMicroVMs(ctx: { store: Store; log: Logger; suspendedDir: string; adopt(id: string, machine: Machine): void }): Promise<void> {
-  const { store, log } = ctx;
+export async function recoverMicroVMs(ctx: { store: Store; log: Logger; suspendedDir: string; networks: VmNetworks; adopt(id: string, machine: Machine): void }): Promise<void> {
+  const { store, log, networks } = ctx;
   for (const record of await store.listMicroVMsInStates([...LIVE_STATES])) {
     const dir = suspendDirOf(ctx.suspendedDir, record.id);
     const suspended = suspendFilesOf(ctx.suspendedDir, record.id);
     if (record.state === 'SUSPENDING' && suspended.published) {
       killLeftover(record);
-      await store.updateMicroVM(record.id, null, { state: 'SUSPENDED', qemuPid: null, suspendedAt: new Date().toISOString() });
+      await networks.release(record.id, record.netSlot);
+      await store.updateMicroVM(record.id, null, { state: 'SUSPENDED', qemuPid: null, netSlot: null, suspendedAt: new Date().toISOString() });
       log.warn('completed an interrupted suspend after restart', { id: record.id });
       continue;
     }
@@ -58,6 +60,13 @@ export async function recoverMicroVMs(ctx: { store: Store; log: Logger; suspende
       const overlay = fs.existsSync(suspended.diskPath) ? suspended.diskPath : vmPaths(record.vmDir).overlay;
       try {
         const machine = await Machine.adopt(record.vmDir, record.qemuPid, overlay);
+        try {
+          if (record.netSlot === null) throw new Error('it has no network namespace on record');
+          await networks.adopt(record.id, record.netSlot, record.network);
+        } catch (err) {
+          await machine.stop();
+          throw err;
+        }
         fs.rmSync(path.join(dir, 'state.partial'), { force: true });
         await store.updateMicroVM(record.id, null, { state: 'RUNNING' });
         ctx.adopt(record.id, machine);
@@ -69,7 +78,9 @@ export async function recoverMicroVMs(ctx: { store: Store; log: Logger; suspende
     }
     killLeftover(record);
     fs.rmSync(dir, { recursive: true, force: true });
+    await networks.release(record.id, record.netSlot);
     await store.updateMicroVM(record.id, null, {
+      netSlot: null,
       state: 'FAILED',
       failureReason: `the server restarted while this MicroVM was ${record.state} and its VM could not be taken back; it was stopped`,
       qemuPid: null,

@@ -133,7 +133,7 @@ export class ReadySnapshots {
     try {
       await captureSnapshot(
         tmp,
-        { ...hostLaunchOptions(this.config, runtime), ...shape, accelerator: this.accelerator, egress: 'none', hostname: 'capsule', runAs: this.runAs },
+        { ...hostLaunchOptions(this.config, runtime), ...shape, accelerator: this.accelerator, hostname: 'capsule', runAs: this.runAs },
         async () => undefined,
         { key, runtime: runtimeName, ...shape },
       );

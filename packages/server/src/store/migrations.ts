@@ -77,4 +77,12 @@ export const MIGRATIONS: Array<{ version: number; sql: string }> = [
       );
     `,
   },
+  {
+    version: 5,
+    sql: `
+      ALTER TABLE microvms ADD COLUMN network_json TEXT NOT NULL DEFAULT '{"egress":"none","allow":[],"deny":[]}';
+      ALTER TABLE microvms ADD COLUMN net_slot INTEGER;
+      UPDATE microvms SET network_json = '{"egress":"all","allow":[],"deny":[]}' WHERE egress = 'all';
+    `,
+  },
 ];

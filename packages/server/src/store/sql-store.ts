@@ -31,6 +31,8 @@ const COLUMNS: Array<[keyof MicroVMRecord, string, 'json' | 'plain']> = [
   ['idlePolicy', 'idle_policy_json', 'json'],
   ['lastActivityAt', 'last_activity_at', 'plain'],
   ['suspendedAt', 'suspended_at', 'plain'],
+  ['network', 'network_json', 'json'],
+  ['netSlot', 'net_slot', 'plain'],
 ];
 const COLUMN_OF = new Map(COLUMNS.map(([field, column, kind]) => [field, { column, kind }]));
 

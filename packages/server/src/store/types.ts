@@ -1,5 +1,5 @@
 // Persistence contract. Async so SQLite (default) and Postgres share one interface.
-import type { ImageBuildState, MicroVMState, ResolvedIdlePolicy, TenantQuotas } from '@capsule/protocol';
+import type { EgressMode, ImageBuildState, MicroVMState, ResolvedIdlePolicy, ResolvedNetworkPolicy, TenantQuotas } from '@capsule/protocol';
 import type { BuildPlan } from '../images/build-plan.js';
 
 export interface MicroVMRecord {
@@ -12,7 +12,11 @@ export interface MicroVMRecord {
   memoryMib: number;
   metadata: Record<string, string>;
   env: Record<string, string>;
-  egress: 'none' | 'all';
+  /** network.egress, kept in its own column (the first schema's). */
+  egress: EgressMode;
+  network: ResolvedNetworkPolicy;
+  /** The host network slot (namespace, uplink addresses) of a running VM; null while it has none. */
+  netSlot: number | null;
   maximumDurationSeconds: number;
   idlePolicy: ResolvedIdlePolicy;
   /** Last API/exec/file call for this VM (persisted by the policy sweeper, so idleness survives a restart). */

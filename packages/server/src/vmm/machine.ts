@@ -16,6 +16,7 @@ import { loadDeviceState, saveDeviceState } from './migration.js';
 import { qemuArgs, RAM_BACKEND_ID, vmPaths, type MachineSpec } from './qemu-args.js';
 import { baseMemoryBeside, linkBase, moveBase } from './base-layers.js';
 import { RamDeltaFilter, RamDeltaFormatError, type RamDeltaStats } from './ram-delta.js';
+import { netnsPath } from '../network/netns.js';
 
 const execFileAsync = promisify(execFile);
 const SERIAL_TAIL_BYTES = 3000;
@@ -72,6 +73,17 @@ export function hostLaunchOptions(
     bootTimeoutMs: config.bootTimeoutMs,
     extraKernelArgs: config.extraKernelArgs,
   };
+}
+
+/**
+ * How QEMU is started. In a VM's network namespace: nsenter (as root) enters it, setpriv drops to QEMU's
+ * user, and both exec, so QEMU keeps the pid and never holds more than that user's rights; it opens the
+ * namespace's tap, which that user owns. Otherwise QEMU is spawned as its user directly.
+ */
+function qemuCommand(opts: LaunchOptions, args: string[]): [string, string[], QemuIdentity | Record<string, never>] {
+  if (!opts.netns) return [opts.qemuBinary, args, opts.runAs ?? {}];
+  const drop = opts.runAs ? ['setpriv', `--reuid=${opts.runAs.uid}`, `--regid=${opts.runAs.gid}`, '--clear-groups', '--inh-caps=-all', '--'] : [];
+  return ['nsenter', [`--net=${netnsPath(opts.netns)}`, '--', ...drop, opts.qemuBinary, ...args], {}];
 }
 
 const ADOPTED_EXIT_POLL_MS = 500;
@@ -163,9 +175,10 @@ export class Machine {
       }
 
       const log = fs.openSync(paths.qemuLog, 'w');
-      const child = spawn(opts.qemuBinary, qemuArgs({ ...opts, memory, overlayPath, incoming: opts.restore !== undefined }), {
+      const [command, args, identity] = qemuCommand(opts, qemuArgs({ ...opts, memory, overlayPath, incoming: opts.restore !== undefined }));
+      const child = spawn(command, args, {
         stdio: ['ignore', log, log],
-        ...(opts.runAs ?? {}),
+        ...identity,
         detached: true, // its own process group: a signal to the server's group does not hit guests
       });
       fs.closeSync(log);

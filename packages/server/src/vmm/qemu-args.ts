@@ -14,7 +14,11 @@ export interface MachineSpec {
   vcpuCount: number;
   memoryMib: number;
   accelerator: Accelerator;
-  egress: 'none' | 'all';
+  /**
+   * The network namespace whose tap (tap0) the guest NIC attaches to (QEMU is started inside it). Without
+   * one the NIC gets an isolated user-mode stack that reaches nothing (ready snapshots, probes, floors).
+   */
+  netns?: string;
   hostname: string;
   extraKernelArgs?: string;
   /**
@@ -73,7 +77,7 @@ export function qemuArgs(spec: MachineSpec): string[] {
   const p = vmPaths(spec.vmDir);
   const accel = spec.accelerator === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,tb-size=64', '-cpu', 'max'];
   const forwards = (spec.hostForwards ?? []).map((f) => `,hostfwd=tcp:127.0.0.1:${f.hostPort}-:${f.guestPort}`).join('');
-  const netdev = `user,id=net0,restrict=${spec.egress === 'none' ? 'on' : 'off'}${forwards}`;
+  const netdev = spec.netns ? 'tap,id=net0,ifname=tap0,script=no,downscript=no' : `user,id=net0,restrict=on${forwards}`;
   return [
     // TCG guests are told their TSC rate (guest-timing.ts), so the legacy PIT/PIC can go (~5% faster boot).
     // KVM guests keep them: untested here, and their clock comes from kvmclock anyway.

@@ -1,0 +1,34 @@
+// The endpoint's direct path: a TCP connection from the host to a guest port through the VM's
+// namespace (its uplink address is DNATed to the guest), instead of a tunnel over the agent link. Only
+// for apps listening on the guest's network address: one listening on 127.0.0.1 refuses it, and that
+// VM and port go through the tunnel for a while.
+import net from 'node:net';
+
+const CONNECT_TIMEOUT_MS = 2000;
+const TUNNEL_ONLY_MS = 60_000;
+
+export class DirectConnector {
+  /** `${id}:${port}` → until when it goes through the tunnel (its app refused the direct path). */
+  private readonly tunnelOnly = new Map<string, number>();
+
+  /** A connected socket, or null when this VM and port should use the tunnel. */
+  async connect(id: string, address: string, port: number): Promise<net.Socket | null> {
+    const key = `${id}:${port}`;
+    const until = this.tunnelOnly.get(key);
+    if (until !== undefined) {
+      if (until > Date.now()) return null;
+      this.tunnelOnly.delete(key);
+    }
+    const socket = net.connect({ host: address, port, allowHalfOpen: true, noDelay: true });
+    const connected = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), CONNECT_TIMEOUT_MS);
+      socket.once('connect', () => (clearTimeout(timer), resolve(true)));
+      socket.once('error', () => (clearTimeout(timer), resolve(false)));
+    });
+    if (connected) return socket;
+    socket.destroy();
+    if (this.tunnelOnly.size > 10_000) this.tunnelOnly.clear();
+    this.tunnelOnly.set(key, Date.now() + TUNNEL_ONLY_MS);
+    return null;
+  }
+}

@@ -1,0 +1,237 @@
+// Every VM's network: a namespace per VM (taken from a small pool of ready ones, so launches do not
+// wait for one to be made), its nftables policy, its resolver and its egress log. Also the host side:
+// the host's `capsule` table and forwarding, and sweeping namespaces a crashed server left behind.
+import fs from 'node:fs';
+import path from 'node:path';
+import { CapsuleError, ErrorCode, type ResolvedNetworkPolicy } from '@capsule/protocol';
+import type { Logger } from '../log.js';
+import { slotAddresses, slotCount, slotOfNetns, type SlotAddresses } from './addressing.js';
+import type { EgressLogs } from './egress-log.js';
+import { createNamespace, deleteNamespace, hostAddresses, listNamespaces, netnsPath, nft } from './netns.js';
+import { hostRuleset, learnRules, namespaceRuleset, policyRules, type NamespaceRulesInput } from './nft-rules.js';
+import { CompiledPolicy } from './policy.js';
+import { VmResolver, type Upstream } from './resolver.js';
+import { NameProxy } from './name-proxy.js';
+import { NAME_CHECKED_PORTS } from './addressing.js';
+import { FlowLog } from './flow-log.js';
+
+/** Who made each namespace: a server's data dir, and the VM it serves (null while pooled). */
+const OWNERS_DIR = '/run/capsule/netns';
+const ORPHAN_GRACE_MS = 60_000;
+
+export interface NetworkConfig {
+  pool: string;
+  poolSize: number;
+  privateAllow: string[];
+  upstreams: Upstream[];
+  dataDir: string;
+}
+
+/** A namespace and the reader of its flow verdicts (started with it, so no early flow goes unlogged). */
+interface Namespace {
+  addresses: SlotAddresses;
+  flows: FlowLog;
+}
+
+interface Attached extends Namespace {
+  policy: CompiledPolicy;
+  generation: number;
+  resolver: VmResolver;
+  proxy: NameProxy;
+}
+
+export class VmNetworks {
+  private readonly attached = new Map<string, Attached>();
+  private readonly ready: Namespace[] = [];
+  private refilling: Promise<void> | null = null;
+  private hostAddrs: string[] = [];
+  private closed = false;
+
+  constructor(
+    private readonly config: NetworkConfig,
+    private readonly tapOwner: { uid: number; gid: number } | null,
+    private readonly logs: EgressLogs,
+    private readonly log: Logger,
+  ) {}
+
+  /** Host table, forwarding, and the sweep of our namespaces no live VM holds (`keep`: VM id → slot). */
+  async init(keep: ReadonlyMap<string, number>): Promise<void> {
+    slotCount(this.config.pool); // a bad pool fails the start, not the first launch
+    await nft(null, `table inet capsule\ndelete table inet capsule\n${hostRuleset(this.config.pool)}`);
+    fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
+    // QEMU, unprivileged, opens /dev/net/tun to attach to the tap its user owns: Debian's (udev's) mode
+    // is 0666, which only lets a user attach to taps it owns. Hosts without udev leave the node 0600.
+    if ((fs.statSync('/dev/net/tun').mode & 0o666) !== 0o666) {
+      fs.chmodSync('/dev/net/tun', 0o666);
+      this.log.info('/dev/net/tun set to mode 0666 (the udev default) so unprivileged QEMU can attach to its own tap');
+    }
+    this.hostAddrs = (await hostAddresses()).filter((a) => !a.startsWith('127.'));
+    fs.mkdirSync(OWNERS_DIR, { recursive: true, mode: 0o700 });
+    const keptSlots = new Set(keep.values());
+    for (const name of listNamespaces()) {
+      const slot = slotOfNetns(name);
+      if (slot === null || keptSlots.has(slot)) continue;
+      const owner = this.ownerOf(name);
+      const mine = owner?.dataDir === this.config.dataDir;
+      // made by no one we know of a while ago, or by a server whose data dir is gone
+      const abandoned = owner === null ? Date.now() - fs.statSync(netnsPath(name)).mtimeMs > ORPHAN_GRACE_MS : !fs.existsSync(owner.dataDir);
+      if (mine || abandoned) {
+        await this.destroy({ addresses: slotAddresses(this.config.pool, slot), flows: null });
+        this.log.info('removed a network namespace left behind', { netns: name, vm: owner?.vmId ?? null });
+      }
+    }
+    this.refill();
+  }
+
+  /** Give VM `id` a namespace with `policy` in force and its resolver answering. */
+  async attach(id: string, policy: ResolvedNetworkPolicy, opts: { logEgress?: boolean } = {}): Promise<SlotAddresses> {
+    const ns = this.ready.shift() ?? (await this.make());
+    this.refill();
+    try {
+      this.setOwner(ns.addresses, id);
+      return await this.start(id, ns, policy, true, opts.logEgress ?? true);
+    } catch (err) {
+      await this.destroy(ns);
+      throw err;
+    }
+  }
+
+  /** After a server restart: take back a running VM's namespace as it is (learned addresses stay). */
+  async adopt(id: string, slot: number, policy: ResolvedNetworkPolicy): Promise<SlotAddresses> {
+    const addresses = slotAddresses(this.config.pool, slot);
+    if (!fs.existsSync(netnsPath(addresses.netns))) throw new Error(`its network namespace ${addresses.netns} is gone`);
+    this.setOwner(addresses, id);
+    const flows = new FlowLog();
+    flows.start(addresses.netns);
+    return this.start(id, { addresses, flows }, policy, false, true);
+  }
+
+  private async start(id: string, ns: Namespace, policy: ResolvedNetworkPolicy, fresh: boolean, logEgress: boolean): Promise<SlotAddresses> {
+    const { addresses, flows } = ns;
+    const compiled = new CompiledPolicy(policy);
+    const resolver = new VmResolver(addresses.hostAddress, this.config.upstreams, {
+      policy: () => this.attached.get(id)?.policy ?? compiled,
+      learn: (entries) => nft(addresses.netns, learnRules(entries)).then(() => undefined),
+      log: (entry) => (logEgress ? this.logs.append(id, entry) : undefined),
+      privateAllow: this.config.privateAllow,
+    });
+    const proxy = new NameProxy(addresses.hostAddress, NAME_CHECKED_PORTS, {
+      policy: () => this.attached.get(id)?.policy ?? compiled,
+      resolve: (name) => resolver.resolveA(name),
+      log: (entry) => (logEgress ? this.logs.append(id, entry) : undefined),
+      privateAllow: this.config.privateAllow,
+    });
+    const state: Attached = { addresses, flows, policy: compiled, generation: fresh ? 1 : Date.now() % 1e9, resolver, proxy };
+    flows.listener = (flow) => {
+      if (!logEgress) return;
+      // a flow admitted by a DNS-learned address: name it, and the rule that allowed the name
+      const name = resolver.learned.get(flow.address)?.name;
+      const rule = flow.rule === 'dns' && name ? state.policy.nameVerdict(name).rule : flow.rule;
+      this.logs.append(id, { time: new Date(flow.timeMs).toISOString(), protocol: flow.protocol, address: flow.address, port: flow.port, ...(name ? { name } : {}), verdict: flow.verdict, rule });
+    };
+    try {
+      await nft(addresses.netns, policyRules(this.rulesInput(state)));
+      await resolver.start();
+      await proxy.start();
+    } catch (err) {
+      resolver.close();
+      proxy.close();
+      throw new CapsuleError(ErrorCode.NETWORK_FAILED, `cannot start the network of ${id}: ${(err as Error).message}`, { step: 'network', cause: err });
+    }
+    this.attached.set(id, state);
+    return addresses;
+  }
+
+  /** A new policy, in force when this resolves (flows it no longer allows are cut). */
+  async update(id: string, policy: ResolvedNetworkPolicy): Promise<void> {
+    const state = this.attached.get(id);
+    if (!state) return;
+    const next = { ...state, policy: new CompiledPolicy(policy), generation: state.generation + 1 };
+    await nft(state.addresses.netns, policyRules(this.rulesInput(next)));
+    Object.assign(state, next);
+    state.proxy.recheck();
+  }
+
+  /** The VM no longer runs (suspended, terminated, failed): its namespace and resolver go. */
+  async release(id: string, slot: number | null): Promise<void> {
+    const state = this.attached.get(id);
+    this.attached.delete(id);
+    state?.resolver.close();
+    state?.proxy.close();
+    state?.flows.stop();
+    const addresses = state?.addresses ?? (slot === null ? null : slotAddresses(this.config.pool, slot));
+    if (addresses && this.ownerOf(addresses.netns)?.vmId === id) await this.destroy({ addresses, flows: state?.flows ?? null });
+  }
+
+  /** Server shutdown: namespaces of running VMs stay for the next server; pooled ones go. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.refilling;
+    for (const state of this.attached.values()) {
+      state.resolver.close();
+      state.proxy.close();
+      state.flows.stop();
+    }
+    this.attached.clear();
+    for (const ns of this.ready.splice(0)) await this.destroy(ns);
+  }
+
+  addressesOf(id: string): SlotAddresses | null {
+    return this.attached.get(id)?.addresses ?? null;
+  }
+
+  private rulesInput(state: Pick<Attached, 'addresses' | 'policy' | 'generation' | 'resolver'>): NamespaceRulesInput {
+    // addresses learned for names the new policy still allows (and does not deny) stay open
+    const learned = state.resolver.live().filter((l) => state.policy.nameVerdict(l.name).verdict === 'allow' && state.policy.addressVerdict(l.address, this.config.privateAllow).verdict === 'allow');
+    return { addresses: state.addresses, policy: state.policy, generation: state.generation, privateAllow: this.config.privateAllow, hostAddresses: this.hostAddrs, learned };
+  }
+
+  /** A new namespace in the first free slot, with nothing allowed yet. */
+  private async make(): Promise<Namespace> {
+    const taken = new Set(listNamespaces().map(slotOfNetns));
+    const count = slotCount(this.config.pool);
+    for (let slot = 0; slot < count; slot++) {
+      if (taken.has(slot)) continue;
+      const addresses = slotAddresses(this.config.pool, slot);
+      const input = { addresses, policy: new CompiledPolicy({ egress: 'none', allow: [], deny: [] }), generation: 0, privateAllow: this.config.privateAllow, hostAddresses: this.hostAddrs, learned: [] };
+      if (!(await createNamespace(addresses, this.tapOwner, namespaceRuleset(input)))) continue; // another server took it
+      this.setOwner(addresses, null);
+      const flows = new FlowLog();
+      flows.start(addresses.netns);
+      return { addresses, flows };
+    }
+    throw new CapsuleError(ErrorCode.NETWORK_FAILED, `no free network slot: every /30 of ${this.config.pool} (CAPSULE_NET_POOL) is in use`, { step: 'netns' });
+  }
+
+  private refill(): void {
+    if (this.refilling || this.closed) return;
+    this.refilling = (async () => {
+      while (!this.closed && this.ready.length < this.config.poolSize) {
+        try {
+          this.ready.push(await this.make());
+        } catch (err) {
+          this.log.warn('could not prepare a network namespace', { error: (err as Error).message });
+          break;
+        }
+      }
+    })().finally(() => (this.refilling = null));
+  }
+
+  private async destroy({ addresses, flows }: { addresses: SlotAddresses; flows: FlowLog | null }): Promise<void> {
+    flows?.stop();
+    await deleteNamespace(addresses);
+    fs.rmSync(path.join(OWNERS_DIR, addresses.netns), { force: true });
+  }
+
+  private setOwner(addresses: SlotAddresses, vmId: string | null): void {
+    fs.writeFileSync(path.join(OWNERS_DIR, addresses.netns), JSON.stringify({ dataDir: this.config.dataDir, vmId }));
+  }
+
+  private ownerOf(netns: string): { dataDir: string; vmId: string | null } | null {
+    try {
+      return JSON.parse(fs.readFileSync(path.join(OWNERS_DIR, netns), 'utf8')) as { dataDir: string; vmId: string | null };
+    } catch {
+      return null;
+    }
+  }
+}
