@@ -15,10 +15,10 @@ export async function api(server: RunningServer, method: string, route: string, 
 }
 
 /** One GET on a fresh connection: status, body bytes, milliseconds. Rejects on a network error or timeout. */
-export function httpGet(port: number, path: string, headers: Record<string, string> = {}, timeoutMs = 30_000): Promise<{ status: number; bytes: number; ms: number }> {
+export function httpGet(port: number, path: string, headers: Record<string, string> = {}, timeoutMs = 30_000, address = '127.0.0.1'): Promise<{ status: number; bytes: number; ms: number }> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
+    const req = http.request({ host: address, port, path, headers, agent: false }, (res) => {
       let bytes = 0;
       res.on('data', (c: Buffer) => (bytes += c.length));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes, ms: performance.now() - t0 }));

@@ -5,6 +5,7 @@
 //   launch / suspend / resume from snapshots (lifecycle.ts)
 //   API overhead: REST exec, endpoint proxy latency/throughput, GET requests per second (api.ts)
 //   images: Flask build time by phase; launch → first HTTP 200 through the endpoint (images.ts)
+//   network: launch with/without a namespace, endpoint direct path vs tunnel vs floor, egress MiB/s (network.ts)
 // Writes bench/results/core-<timestamp>.json.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -21,6 +22,7 @@ import { ratio, summarize } from './stats.js';
 import { benchLifecycle } from './lifecycle.js';
 import { benchApi } from './api.js';
 import { benchImages } from './images.js';
+import { benchNetwork } from './network.js';
 
 const BOOT_RUNS = Number(process.env.BENCH_BOOT_RUNS ?? 5);
 const RTT_RUNS = Number(process.env.BENCH_RTT_RUNS ?? 200);
@@ -120,6 +122,7 @@ async function main(): Promise<void> {
     lifecycle: await benchLifecycle(path.join(work, 'lifecycle')),
     api: await benchApi(path.join(work, 'api')),
     images: await benchImages(path.join(work, 'images')),
+    network: await benchNetwork(path.join(work, 'network')),
   };
   const resultsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
   fs.mkdirSync(resultsDir, { recursive: true });

@@ -49,6 +49,25 @@ describe('capsule CLI', () => {
     assert.match(again.stderr, /INVALID_STATE: cannot exec in MicroVM .* it is TERMINATED/);
   });
 
+  test('run --egress LIST --deny LIST, network set, network log', async () => {
+    const run = await capsule(server(), ['run', 'base', '--json', '--egress', 'pypi.org,*.githubusercontent.com,203.0.113.0/24', '--deny', '203.0.113.7']);
+    assert.equal(run.code, 0, run.stderr);
+    const vm = JSON.parse(run.stdout) as { id: string; network: unknown };
+    assert.deepEqual(vm.network, { egress: 'allowlist', allow: ['pypi.org', '*.githubusercontent.com', '203.0.113.0/24'], deny: ['203.0.113.7/32'] });
+    const set = await capsule(server(), ['network', 'set', vm.id, '--egress', 'all', '--deny', '198.51.100.0/24']);
+    assert.deepEqual([set.code, set.stdout], [0, `${vm.id} egress all (deny 198.51.100.0/24)\n`]);
+    const bad = await capsule(server(), ['network', 'set', vm.id, '--egress', '*.com']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /VALIDATION_FAILED: .*"\*\.com"/);
+    await capsule(server(), ['exec', vm.id, '--', 'getent', 'hosts', 'pypi.org']); // a DNS query to log
+    const log = await capsule(server(), ['network', 'log', vm.id, '--json']);
+    assert.equal(log.code, 0, log.stderr);
+    assert.ok((JSON.parse(log.stdout) as Array<{ protocol: string; name?: string }>).some((e) => e.protocol === 'dns' && e.name === 'pypi.org'));
+    const human = await capsule(server(), ['network', 'log', vm.id]);
+    assert.match(human.stdout, /pypi\.org/);
+    assert.equal((await capsule(server(), ['terminate', vm.id])).code, 0);
+  });
+
   test('usage errors exit 2; API errors exit 1 with the code', async () => {
     const usage = await capsule(server(), ['run']);
     assert.equal(usage.code, 2);

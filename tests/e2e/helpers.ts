@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { after, before } from 'node:test';
@@ -100,17 +100,29 @@ export function vmDirs(dataDir: string): string[] {
   return fs.existsSync(dir) ? fs.readdirSync(dir) : [];
 }
 
-/** Network namespaces (with their veth, tap, rules) a server on `dataDir` made and still holds. */
-export function networkNamespaces(dataDir: string): string[] {
+/** Network namespaces (with their veth, tap, rules) a server on `dataDir` made and still holds; vmId null: pooled. */
+export function networkNamespaces(dataDir: string): Array<{ netns: string; vmId: string | null }> {
   const owners = '/run/capsule/netns';
   if (!fs.existsSync(owners)) return [];
-  return fs.readdirSync(owners).filter((name) => {
+  const held: Array<{ netns: string; vmId: string | null }> = [];
+  for (const netns of fs.readdirSync(owners)) {
     try {
-      return JSON.parse(fs.readFileSync(path.join(owners, name), 'utf8')).dataDir === path.resolve(dataDir);
+      const owner = JSON.parse(fs.readFileSync(path.join(owners, netns), 'utf8')) as { dataDir: string; vmId: string | null };
+      if (owner.dataDir === path.resolve(dataDir)) held.push({ netns, vmId: owner.vmId });
     } catch {
-      return false;
+      // removed while we looked
     }
-  });
+  }
+  return held;
+}
+
+/** After a test killed its server: remove the namespaces it left (what its next start would sweep). */
+export function removeNetworkNamespaces(dataDir: string): void {
+  for (const { netns } of networkNamespaces(dataDir)) {
+    spawnSync('ip', ['link', 'del', `cvh${netns.slice('capsule-'.length)}`]);
+    spawnSync('ip', ['netns', 'del', netns]);
+    fs.rmSync(path.join('/run/capsule/netns', netns), { force: true });
+  }
 }
 
 export function assertNoLeaks(dataDir: string): void {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import os from 'node:os';
 import type { MicroVM } from '@capsule/sdk';
-import { errorOf, useTestServer } from './helpers.js';
+import { endpointGet, errorOf, networkNamespaces, qemuProcesses, useTestServer, withTestServer } from './helpers.js';
 import { FAKE_DNS, startFakeInternet, type FakeInternet } from '../support/fake-internet.js';
 import { probeAll, type Target } from '../support/net-probe.js';
 import { zipOf } from '../support/zip-writer.js';
@@ -51,7 +51,7 @@ describe('network isolation', () => {
     for (const address of hostAddresses) {
       targets[`host ${address} api`] = { kind: 'tcp', host: address, port: apiPort };
       targets[`host ${address} listener`] = { kind: 'tcp', host: address, port: hostPort };
-      // every other VM's uplink ends in the pool: its namespace address answers nothing from here
+      // every VM's uplink (the neighbour's among them): its namespace end answers nothing from here
       if (address.startsWith('10.200.')) targets[`vm uplink ${address}`] = { kind: 'tcp', host: address.replace(/\.(\d+)$/, (_, n) => `.${Number(n) + 1}`), port: 8080 };
     }
     return targets;
@@ -194,6 +194,23 @@ describe('network isolation', () => {
     }
   });
 
+  test('endpoints reach an app on the guest\'s address through the namespace, one on loopback through the agent tunnel; egress does not matter', async () => {
+    await vm.network.update({ egress: 'none' });
+    const app = (port: number, address: string): string => `nohup node -e "require('http').createServer((q, r) => r.end(q.socket.remoteAddress)).listen(${port}, '${address}')" >/dev/null 2>&1 &`;
+    await vm.exec(`${app(8080, '0.0.0.0')} ${app(8081, '127.0.0.1')}`);
+    const { token } = await vm.createAuthToken({ allowedPorts: [8080, 8081] });
+    const peer = async (port: number): Promise<string> => {
+      for (let i = 0; i < 50; i++) {
+        const page = await endpointGet(server().url, vm.id, { 'x-capsule-auth': token }, '/', port).catch(() => null);
+        if (page?.status === 200) return page.body;
+        await new Promise((r) => setTimeout(r, 200)); // the apps coming up
+      }
+      throw new Error(`port ${port} never answered`);
+    };
+    assert.equal(await peer(8080), '10.0.2.2', 'the direct path: the app sees the namespace\'s gateway');
+    assert.equal(await peer(8081), '127.0.0.1', 'the agent tunnel');
+  });
+
   test('builds reach the public internet but never the host; a build can ask for no network', async () => {
     const apiPort = Number(new URL(server().url).port);
     const reach = (host: string, port: number): string => `node -e "require('net').connect(${port}, '${host}').on('connect', () => process.exit(0)).on('error', () => process.exit(1)).setTimeout(2000, () => process.exit(1))"`;
@@ -207,5 +224,27 @@ describe('network isolation', () => {
       const version = await server().capsule.images.waitUntilBuilt(name, 1, { timeoutMs: 600_000 });
       assert.equal(version.state, 'SUCCESSFUL', `${name}: ${version.failureReason}`);
     }
+  });
+});
+
+describe('network faults', () => {
+  test('a namespace that cannot be made fails the launch with a clear error and leaks nothing', async () => {
+    // a pool of one /30: the second VM finds no free slot
+    await withTestServer({ netPool: '10.201.0.0/30', netPoolSize: 0 }, async (server) => {
+      const first = await server.capsule.microvms.run({ imageName: 'base' });
+      const refused = await errorOf(await server.api('POST', '/v1/microvms', { imageName: 'base' }));
+      assert.deepEqual([refused.status, refused.code], [503, 'NETWORK_FAILED']);
+      assert.match(refused.message, /no free network slot.*10\.201\.0\.0\/30/);
+      const failed = (await server.capsule.microvms.list({ state: 'FAILED' })).microvms;
+      assert.equal(failed.length, 1);
+      assert.match(failed[0].info.failureReason ?? '', /NETWORK_FAILED/);
+      assert.deepEqual(networkNamespaces(server.dataDir).map((n) => n.vmId), [first.id]);
+      // kill -9 of a VM's QEMU: it fails, and its namespace goes with it
+      const [pid] = qemuProcesses(first.id);
+      process.kill(pid, 'SIGKILL');
+      for (let i = 0; i < 100 && (await first.refresh()).state !== 'FAILED'; i++) await new Promise((r) => setTimeout(r, 100));
+      assert.equal(first.info.state, 'FAILED');
+      assert.deepEqual(networkNamespaces(server.dataDir), []);
+    });
   });
 });

@@ -96,7 +96,7 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
   // namespaces of VMs that may be re-adopted stay; every other one this data dir made goes
   const live = await store.listMicroVMsInStates([...LIVE_STATES]);
   await networks.init(new Map(live.filter((r) => r.netSlot !== null).map((r) => [r.id, r.netSlot!])));
-  const snapshots = config.snapshots ? new ReadySnapshots(config, runtimes, accelerator.accelerator, identity, log) : null;
+  const snapshots = config.snapshots ? new ReadySnapshots(config, runtimes, accelerator.accelerator, identity, log, networks) : null;
   const images = new ImageService({
     config,
     store,

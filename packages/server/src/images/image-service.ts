@@ -216,6 +216,7 @@ export class ImageService {
         if (plan.port !== null) await guestRequest(machine.agent, plan.port, 'GET', '/', '', WARM_TIMEOUT_MS).catch(() => undefined);
       },
       { image: record.name, version: record.version, ...shape },
+      this.deps.networks,
     );
     // the manifest last: a snapshot without one is not used
     for (const file of SNAPSHOT_FILES) await this.deps.blobs.putFile(this.key(record, file), path.join(work, path.basename(file)));

@@ -342,7 +342,11 @@ export class MicroVMService {
     const { agent } = await this.agentFor(tenantId, id, 'connect to');
     // straight through the VM's namespace where the app listens on the guest's address; else the agent
     const address = this.deps.config.endpointDirect ? this.deps.networks.addressesOf(id)?.nsAddress : undefined;
-    const stream = (address && (await this.direct.connect(id, address, port))) || (await agent.openTunnel(port));
+    let stream: Duplex | null = address ? await this.direct.connect(id, address, port) : null;
+    if (!stream) {
+      stream = await agent.openTunnel(port);
+      if (address) this.direct.tunnelWorked(id, port);
+    }
     this.activity.begin(id);
     stream.once('close', () => this.activity.end(id));
     return stream;

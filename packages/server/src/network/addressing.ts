@@ -39,19 +39,27 @@ export interface SlotAddresses {
 /** Uplink /30s are carved from `pool` (CAPSULE_NET_POOL, default 10.200.0.0/16): slot n is the n-th /30. */
 export function slotCount(pool: string): number {
   const cidr = parseCidr(pool);
-  if (!cidr || cidr.prefix > 28) throw new Error(`CAPSULE_NET_POOL ${pool} is not an IPv4 CIDR of /28 or larger`);
+  if (!cidr || cidr.prefix > 30) throw new Error(`CAPSULE_NET_POOL ${pool} is not an IPv4 CIDR of /30 or larger`);
   return 2 ** (32 - cidr.prefix) / 4;
 }
 
+/**
+ * Names carry the /30's address in hex (capsule-0ac80004, cvh0ac80004), not the slot number, so servers
+ * with different pools on one machine never collide and overlapping pools claim the same names.
+ */
 export function slotAddresses(pool: string, slot: number): SlotAddresses {
   const cidr = parseCidr(pool)!;
   if (!Number.isInteger(slot) || slot < 0 || slot >= slotCount(pool)) throw new Error(`network slot ${slot} is outside ${pool}`);
   const base = ((cidr.network & cidrMask(cidr.prefix)) >>> 0) + slot * 4;
-  return { slot, netns: `${NETNS_PREFIX}${slot}`, hostVeth: `${HOST_VETH_PREFIX}${slot}`, hostAddress: formatIpv4(base + 1), nsAddress: formatIpv4(base + 2) };
+  const tag = base.toString(16).padStart(8, '0');
+  return { slot, netns: `${NETNS_PREFIX}${tag}`, hostVeth: `${HOST_VETH_PREFIX}${tag}`, hostAddress: formatIpv4(base + 1), nsAddress: formatIpv4(base + 2) };
 }
 
-/** The slot of a namespace name we made, or null for anyone else's. */
-export function slotOfNetns(name: string): number | null {
-  const m = /^capsule-(0|[1-9][0-9]{0,6})$/.exec(name);
-  return m ? Number(m[1]) : null;
+/** The slot in `pool` of a namespace name we made, or null for anyone else's. */
+export function slotOfNetns(pool: string, name: string): number | null {
+  const m = /^capsule-([0-9a-f]{8})$/.exec(name);
+  const cidr = parseCidr(pool);
+  if (!m || !cidr) return null;
+  const offset = parseInt(m[1], 16) - cidr.network;
+  return offset >= 0 && offset % 4 === 0 && offset / 4 < slotCount(pool) ? offset / 4 : null;
 }

@@ -1,7 +1,7 @@
 // The endpoint's direct path: a TCP connection from the host to a guest port through the VM's
 // namespace (its uplink address is DNATed to the guest), instead of a tunnel over the agent link. Only
-// for apps listening on the guest's network address: one listening on 127.0.0.1 refuses it, and that
-// VM and port go through the tunnel for a while.
+// for apps listening on the guest's network address: one listening on 127.0.0.1 refuses it, and once
+// the tunnel has reached it instead, that VM and port go through the tunnel for a while.
 import net from 'node:net';
 
 const CONNECT_TIMEOUT_MS = 2000;
@@ -20,6 +20,8 @@ export class DirectConnector {
       this.tunnelOnly.delete(key);
     }
     const socket = net.connect({ host: address, port, allowHalfOpen: true, noDelay: true });
+    // a reset guest connection must never be an uncaught error; whoever pipes it sees the close
+    socket.on('error', () => undefined);
     const connected = await new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), CONNECT_TIMEOUT_MS);
       socket.once('connect', () => (clearTimeout(timer), resolve(true)));
@@ -27,8 +29,12 @@ export class DirectConnector {
     });
     if (connected) return socket;
     socket.destroy();
-    if (this.tunnelOnly.size > 10_000) this.tunnelOnly.clear();
-    this.tunnelOnly.set(key, Date.now() + TUNNEL_ONLY_MS);
     return null;
+  }
+
+  /** The tunnel reached the port the direct path could not: its app listens on loopback only. */
+  tunnelWorked(id: string, port: number): void {
+    if (this.tunnelOnly.size > 10_000) this.tunnelOnly.clear();
+    this.tunnelOnly.set(`${id}:${port}`, Date.now() + TUNNEL_ONLY_MS);
   }
 }

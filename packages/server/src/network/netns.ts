@@ -84,6 +84,21 @@ export async function deleteNamespace(addresses: Pick<SlotAddresses, 'netns' | '
   if (fs.existsSync(netnsPath(addresses.netns))) await run('ip', ['netns', 'del', addresses.netns]).catch(() => undefined);
 }
 
+/**
+ * Kill the flow readers (tcpdump) still in a namespace: a killed server's outlive it there, and would
+ * both keep the namespace alive after `ip netns del` and hold its NFLOG group from the next reader.
+ */
+export async function killReaders(netns: string): Promise<void> {
+  const pids = (await run('ip', ['netns', 'pids', netns]).catch(() => '')).split('\n').filter(Boolean);
+  for (const pid of pids) {
+    try {
+      if (fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'tcpdump') process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+}
+
 export function listNamespaces(): string[] {
   try {
     return fs.readdirSync(NETNS_DIR);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { NetworkPolicy, parseEgressEntry, resolveNetworkPolicy } from '@capsule/protocol';
 import { CompiledPolicy, checkTenantPolicy } from './policy.js';
 import { hostRuleset, learnRules, namespaceRuleset, policyRules } from './nft-rules.js';
-import { slotAddresses } from './addressing.js';
+import { slotAddresses, slotCount, slotOfNetns } from './addressing.js';
 import { run } from './netns.js';
 
 const issues = (input: unknown): string[] => {
@@ -99,5 +99,17 @@ describe('nftables rules', () => {
     assert.match(rules, /tcp dport 443 dnat ip to 10\.200\.0\.13:10443/);
     assert.doesNotMatch(policyRules({ ...input, policy: new CompiledPolicy({ egress: 'all', allow: [], deny: [] }) }), /name_checked .*dnat/);
     assert.match(learnRules([{ address: '1.2.3.4', ttlSeconds: 30 }]), /add element inet capsule learned \{ 1\.2\.3\.4 timeout 30s \}/);
+  });
+});
+
+describe('addressing', () => {
+  test('slots are /30s of the pool; names carry the address, so pools never share one', () => {
+    assert.deepEqual(slotAddresses('10.200.0.0/16', 3), { slot: 3, netns: 'capsule-0ac8000c', hostVeth: 'cvh0ac8000c', hostAddress: '10.200.0.13', nsAddress: '10.200.0.14' });
+    assert.equal(slotOfNetns('10.200.0.0/16', 'capsule-0ac8000c'), 3);
+    assert.equal(slotOfNetns('10.201.0.0/30', 'capsule-0ac8000c'), null, 'another pool\'s namespace');
+    assert.equal(slotOfNetns('10.200.0.0/16', 'capsule-x'), null);
+    assert.equal(slotCount('10.201.0.0/30'), 1);
+    assert.throws(() => slotCount('10.0.0.0/31'), /CAPSULE_NET_POOL/);
+    assert.ok(slotAddresses('10.200.0.0/16', slotCount('10.200.0.0/16') - 1).hostVeth.length <= 15, 'interface names fit IFNAMSIZ');
   });
 });

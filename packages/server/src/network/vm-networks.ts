@@ -7,7 +7,7 @@ import { CapsuleError, ErrorCode, type ResolvedNetworkPolicy } from '@capsule/pr
 import type { Logger } from '../log.js';
 import { slotAddresses, slotCount, slotOfNetns, type SlotAddresses } from './addressing.js';
 import type { EgressLogs } from './egress-log.js';
-import { createNamespace, deleteNamespace, hostAddresses, listNamespaces, netnsPath, nft } from './netns.js';
+import { createNamespace, deleteNamespace, hostAddresses, killReaders, listNamespaces, netnsPath, nft } from './netns.js';
 import { hostRuleset, learnRules, namespaceRuleset, policyRules, type NamespaceRulesInput } from './nft-rules.js';
 import { CompiledPolicy } from './policy.js';
 import { VmResolver, type Upstream } from './resolver.js';
@@ -69,7 +69,7 @@ export class VmNetworks {
     fs.mkdirSync(OWNERS_DIR, { recursive: true, mode: 0o700 });
     const keptSlots = new Set(keep.values());
     for (const name of listNamespaces()) {
-      const slot = slotOfNetns(name);
+      const slot = slotOfNetns(this.config.pool, name);
       if (slot === null || keptSlots.has(slot)) continue;
       const owner = this.ownerOf(name);
       const mine = owner?.dataDir === this.config.dataDir;
@@ -101,6 +101,7 @@ export class VmNetworks {
     const addresses = slotAddresses(this.config.pool, slot);
     if (!fs.existsSync(netnsPath(addresses.netns))) throw new Error(`its network namespace ${addresses.netns} is gone`);
     this.setOwner(addresses, id);
+    await killReaders(addresses.netns); // the previous server's
     const flows = new FlowLog();
     flows.start(addresses.netns);
     return this.start(id, { addresses, flows }, policy, false, true);
@@ -188,7 +189,7 @@ export class VmNetworks {
 
   /** A new namespace in the first free slot, with nothing allowed yet. */
   private async make(): Promise<Namespace> {
-    const taken = new Set(listNamespaces().map(slotOfNetns));
+    const taken = new Set(listNamespaces().map((name) => slotOfNetns(this.config.pool, name)));
     const count = slotCount(this.config.pool);
     for (let slot = 0; slot < count; slot++) {
       if (taken.has(slot)) continue;
@@ -219,6 +220,7 @@ export class VmNetworks {
 
   private async destroy({ addresses, flows }: { addresses: SlotAddresses; flows: FlowLog | null }): Promise<void> {
     flows?.stop();
+    if (!flows) await killReaders(addresses.netns); // a namespace swept after a crash
     await deleteNamespace(addresses);
     fs.rmSync(path.join(OWNERS_DIR, addresses.netns), { force: true });
   }

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { fsyncPath } from '../vmm/durable.js';
 import { Machine, type LaunchOptions, type SnapshotFiles } from '../vmm/machine.js';
+import type { VmNetworks } from '../network/vm-networks.js';
 
 export function sha256Of(file: string): string {
   return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
@@ -30,9 +31,17 @@ export async function captureSnapshot(
   launch: Omit<LaunchOptions, 'vmDir' | 'overlayPath' | 'memory' | 'restore'>,
   prepare: (machine: Machine) => Promise<void>,
   manifest: Record<string, unknown>,
+  networks: VmNetworks | null,
 ): Promise<SnapshotFiles> {
   const files = snapshotFilesIn(dir);
-  const machine = await Machine.launch({ ...launch, vmDir: path.join(dir, 'vm'), overlayPath: files.diskPath, memory: { kind: 'file', path: files.memoryPath, share: true } });
+  // in a namespace of its own with no egress: its NIC is a tap, as every clone's is (QEMU's device
+  // state names the network backend, so a snapshot taken on user-mode networking restores only there)
+  const netId = `snapshot-${path.basename(dir)}`;
+  const net = networks ? await networks.attach(netId, { egress: 'none', allow: [], deny: [] }, { logEgress: false }) : null;
+  const machine = await Machine.launch({ ...launch, netns: net?.netns, vmDir: path.join(dir, 'vm'), overlayPath: files.diskPath, memory: { kind: 'file', path: files.memoryPath, share: true } }).catch(async (err: unknown) => {
+    await networks?.release(netId, null);
+    throw err;
+  });
   try {
     await prepare(machine);
     // warm the exec path once so every clone starts with it paged in
@@ -40,6 +49,7 @@ export async function captureSnapshot(
     await machine.saveReadySnapshot(files.statePath);
   } finally {
     await machine.stop();
+    await networks?.release(netId, null);
   }
   for (const file of [files.memoryPath, files.diskPath]) fsyncPath(file);
   fs.chmodSync(files.diskPath, 0o444);

@@ -14,9 +14,10 @@ import type { Runtime, RuntimeRegistry } from '../runtimes/registry.js';
 import type { Accelerator } from '../vmm/qemu-args.js';
 import { hostLaunchOptions, type QemuIdentity, type SnapshotFiles } from '../vmm/machine.js';
 import { captureSnapshot, snapshotFilesIn, verifySnapshot } from './capture.js';
+import type { VmNetworks } from '../network/vm-networks.js';
 
 /** Bump when what a snapshot contains changes shape (QEMU device layout, agent restore contract). */
-const SNAPSHOT_FORMAT = 2;
+const SNAPSHOT_FORMAT = 3; // 3: the NIC on a tap in a namespace (no user-mode network state)
 
 export interface ReadySnapshot extends SnapshotFiles {
   kind: 'snapshot';
@@ -41,6 +42,8 @@ export class ReadySnapshots {
     private readonly accelerator: Accelerator,
     private readonly runAs: QemuIdentity | null,
     private readonly log: Logger,
+    /** Snapshot VMs run in a namespace (null: only for reading snapshots, never building them). */
+    private readonly networks: VmNetworks | null = null,
   ) {
     this.dir = config.snapshotDir;
   }
@@ -136,6 +139,7 @@ export class ReadySnapshots {
         { ...hostLaunchOptions(this.config, runtime), ...shape, accelerator: this.accelerator, hostname: 'capsule', runAs: this.runAs },
         async () => undefined,
         { key, runtime: runtimeName, ...shape },
+        this.networks,
       );
       if (this.runAs) fs.chownSync(tmp, 0, 0); // QEMU may use the files; it may not add, remove or rename them
       fs.chmodSync(tmp, 0o755);

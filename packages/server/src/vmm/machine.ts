@@ -13,15 +13,17 @@ import { Cleanup } from './cleanup.js';
 import { QmpClient } from './qmp.js';
 import { fsyncPath } from './durable.js';
 import { loadDeviceState, saveDeviceState } from './migration.js';
-import { qemuArgs, RAM_BACKEND_ID, vmPaths, type MachineSpec } from './qemu-args.js';
+import { LEGACY_NETDEV, qemuArgs, RAM_BACKEND_ID, vmPaths, type MachineSpec } from './qemu-args.js';
 import { baseMemoryBeside, linkBase, moveBase } from './base-layers.js';
 import { RamDeltaFilter, RamDeltaFormatError, type RamDeltaStats } from './ram-delta.js';
-import { netnsPath } from '../network/netns.js';
+import { qemuCommand } from './qemu-command.js';
 
 const execFileAsync = promisify(execFile);
 const SERIAL_TAIL_BYTES = 3000;
 const RESTORE_TIMEOUT_MS = 30_000;
 const QUIT_GRACE_MS = 2000;
+/** Beside a suspended state that needs the legacy user-mode netdev. */
+const LEGACY_MARK = 'legacy-user-net';
 /** The failing step of a restore whose snapshot files could not be loaded. */
 export const RESTORE_LOAD = 'restore: load device state';
 
@@ -75,17 +77,6 @@ export function hostLaunchOptions(
   };
 }
 
-/**
- * How QEMU is started. In a VM's network namespace: nsenter (as root) enters it, setpriv drops to QEMU's
- * user, and both exec, so QEMU keeps the pid and never holds more than that user's rights; it opens the
- * namespace's tap, which that user owns. Otherwise QEMU is spawned as its user directly.
- */
-function qemuCommand(opts: LaunchOptions, args: string[]): [string, string[], QemuIdentity | Record<string, never>] {
-  if (!opts.netns) return [opts.qemuBinary, args, opts.runAs ?? {}];
-  const drop = opts.runAs ? ['setpriv', `--reuid=${opts.runAs.uid}`, `--regid=${opts.runAs.gid}`, '--clear-groups', '--inh-caps=-all', '--'] : [];
-  return ['nsenter', [`--net=${netnsPath(opts.netns)}`, '--', ...drop, opts.qemuBinary, ...args], {}];
-}
-
 const ADOPTED_EXIT_POLL_MS = 500;
 
 /** Guard against pid reuse and zombies: only a live QEMU whose command line names this VM's directory. */
@@ -120,6 +111,8 @@ export class Machine {
   private hasExited = false;
   private exitReason = '';
   private stopping = false;
+  /** Started with the legacy user-mode netdev (its state predates namespaces): its suspends say so. */
+  legacyUserNet = false;
 
   private constructor(
     readonly vmDir: string,
@@ -143,6 +136,19 @@ export class Machine {
   }
 
   static async launch(opts: LaunchOptions): Promise<Machine> {
+    const legacyMarked = opts.restore?.kind === 'suspended' && fs.existsSync(path.join(path.dirname(opts.restore.statePath), LEGACY_MARK));
+    try {
+      return await Machine.launchOnce({ ...opts, legacyUserNet: opts.legacyUserNet || legacyMarked });
+    } catch (err) {
+      // a state saved on user-mode networking (before namespaces) needs that backend's section: once
+      // more with an isolated, unattached one (its suspends then say so, and resume with it at once)
+      const legacy = opts.restore && opts.netns && !opts.legacyUserNet && !legacyMarked && /savevm section or instance 'slirp'/.test((err as Error).message);
+      if (!legacy) throw err;
+      return Machine.launchOnce({ ...opts, legacyUserNet: true });
+    }
+  }
+
+  private static async launchOnce(opts: LaunchOptions): Promise<Machine> {
     const cleanup = new Cleanup();
     const paths = vmPaths(opts.vmDir);
     try {
@@ -175,13 +181,19 @@ export class Machine {
       }
 
       const log = fs.openSync(paths.qemuLog, 'w');
-      const [command, args, identity] = qemuCommand(opts, qemuArgs({ ...opts, memory, overlayPath, incoming: opts.restore !== undefined }));
-      const child = spawn(command, args, {
-        stdio: ['ignore', log, log],
-        ...identity,
-        detached: true, // its own process group: a signal to the server's group does not hit guests
-      });
-      fs.closeSync(log);
+      let child: ChildProcess;
+      try {
+        const [command, args, identity] = qemuCommand(opts, qemuArgs({ ...opts, memory, overlayPath, incoming: opts.restore !== undefined }));
+        child = spawn(command, args, {
+          stdio: ['ignore', log, log],
+          ...identity,
+          detached: true, // its own process group: a signal to the server's group does not hit guests
+        });
+      } catch (err) {
+        throw new CapsuleError(ErrorCode.VMM_UNAVAILABLE, `QEMU binary "${opts.qemuBinary}" not found: install qemu-system-x86 (the setup script does)`, { step: 'spawn', cause: err });
+      } finally {
+        fs.closeSync(log);
+      }
       const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
         child.once('exit', (code, signal) => resolve({ code, signal }));
       });
@@ -238,7 +250,7 @@ export class Machine {
           }),
           exited.then(() => died(step)),
         ]);
-        return Machine.started(opts.vmDir, overlayPath, child, exited, qmp, agent, cleanup);
+        return Machine.started(opts.vmDir, overlayPath, child, exited, qmp, agent, cleanup, opts.legacyUserNet ?? false);
       }
 
       const ready = await Promise.race([agent.waitReady(opts.bootTimeoutMs).then(() => null, (err: Error) => err), died('boot')]);
@@ -251,15 +263,16 @@ export class Machine {
       // rtc is off on microvm: the guest starts at 1970 until told otherwise.
       await Promise.race([agent.setClock(), died('clock sync')]);
 
-      return Machine.started(opts.vmDir, overlayPath, child, exited, qmp, agent, cleanup);
+      return Machine.started(opts.vmDir, overlayPath, child, exited, qmp, agent, cleanup, opts.legacyUserNet ?? false);
     } catch (err) {
       await cleanup.run().catch(() => undefined);
       throw err;
     }
   }
 
-  private static started(vmDir: string, overlayPath: string, child: ChildProcess, exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>, qmp: QmpClient, agent: AgentClient, cleanup: Cleanup): Machine {
+  private static started(vmDir: string, overlayPath: string, child: ChildProcess, exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>, qmp: QmpClient, agent: AgentClient, cleanup: Cleanup, legacyUserNet: boolean): Machine {
     const machine = new Machine(vmDir, overlayPath, child.pid!, exited, qmp, agent, cleanup);
+    machine.legacyUserNet = legacyUserNet;
     void exited.then(({ code, signal }) => machine.onExit(signal ? `QEMU process killed by ${signal}` : `QEMU process exited with code ${code}`));
     return machine;
   }
@@ -300,6 +313,7 @@ export class Machine {
       if (!status.running) await qmp.execute('cont'); // a suspend cut short before its state was published
       await agent.waitReady(15_000);
       const machine = new Machine(vmDir, overlayPath, pid, exited, qmp, agent, cleanup);
+      machine.legacyUserNet = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`id=${LEGACY_NETDEV},`);
       void exited.then(() => machine.onExit('QEMU process exited'));
       return machine;
     } catch (err) {
@@ -352,6 +366,7 @@ export class Machine {
     moveBase(path.dirname(this.overlayPath), targetDir);
     if (this.overlayPath !== diskPath) fs.renameSync(this.overlayPath, diskPath);
     fsyncPath(diskPath);
+    if (this.legacyUserNet) fs.writeFileSync(path.join(targetDir, LEGACY_MARK), '');
     fs.renameSync(partial, statePath);
     fsyncPath(targetDir);
     await this.cleanup.run();

@@ -19,6 +19,11 @@ export interface MachineSpec {
    * one the NIC gets an isolated user-mode stack that reaches nothing (ready snapshots, probes, floors).
    */
   netns?: string;
+  /**
+   * Also an unattached, isolated user-mode netdev: a state saved before per-VM namespaces (NIC on
+   * user-mode networking) carries that backend's section, and loads only where one exists.
+   */
+  legacyUserNet?: boolean;
   hostname: string;
   extraKernelArgs?: string;
   /**
@@ -42,6 +47,9 @@ export function guestMacAddress(hostname: string): string {
   bytes[0] = (bytes[0] & 0xfc) | 0x02;
   return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join(':');
 }
+
+/** The unattached user-mode netdev of VMs whose state predates namespaces (legacyUserNet). */
+export const LEGACY_NETDEV = 'legacy0';
 
 /** The guest RAM backend's id, which is also its RAM block's name in a migration stream. */
 export const RAM_BACKEND_ID = 'ram0';
@@ -97,6 +105,7 @@ export function qemuArgs(spec: MachineSpec): string[] {
     '-device', 'virtio-blk-device,drive=root',
     '-netdev', netdev,
     '-device', `virtio-net-device,netdev=net0,mac=${guestMacAddress(spec.hostname)}`,
+    ...(spec.netns && spec.legacyUserNet ? ['-netdev', `user,id=${LEGACY_NETDEV},restrict=on`] : []),
     '-object', 'rng-random,id=rng0,filename=/dev/urandom',
     '-device', 'virtio-rng-device,rng=rng0',
     '-device', 'virtio-serial-device,max_ports=2',
