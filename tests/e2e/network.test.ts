@@ -36,7 +36,7 @@ describe('network isolation', () => {
     await internet?.close();
   });
 
-  /** What no policy may reach: the host on every address (the API, a listener on all of them), the gateway, metadata, another VM, other DNS servers. */
+  /** What no policy may reach (the host's addresses as of now: namespaces come and go): the host on every address (the API, a listener on all of them), the gateway, metadata, another VM, other DNS servers. */
   function forbidden(): Record<string, Target> {
     const apiPort = Number(new URL(server().url).port);
     const hostAddresses = Object.values(os.networkInterfaces()).flat().filter((a) => a && a.family === 'IPv4' && !a.internal).map((a) => a!.address);
@@ -68,7 +68,7 @@ describe('network isolation', () => {
     assert.equal(results.byName, 'ok: hello from 198.51.100.10 host=allowed.example.com');
     assert.equal(results.byAddress, 'ok: hello from 203.0.113.10 host=203.0.113.10');
     assert.equal(results.tls, 'ok: tls tls-two.example.org');
-    blocked(results, Object.keys(forbidden()));
+    blocked(results, Object.keys(results).filter((l) => !['byName', 'byAddress', 'tls'].includes(l)));
   });
 
   test('allowlist by domain and wildcard: listed names work; unlisted names, bare addresses and a mismatched SNI or Host do not', async () => {
@@ -92,7 +92,7 @@ describe('network isolation', () => {
     assert.equal(results.tlsListed, 'ok: tls tls-one.example.org');
     assert.equal(results.unlistedName, 'blocked: ENOTFOUND');
     assert.equal(results.wildcardParent, 'blocked: ENOTFOUND');
-    blocked(results, ['bareAddress', 'otherPort', 'tlsUnlistedSni', 'wrongHost', 'rebinding', ...Object.keys(forbidden())]);
+    blocked(results, Object.keys(results).filter((l) => !['listed', 'wildcard', 'tlsListed', 'unlistedName', 'wildcardParent'].includes(l)));
 
     // the log says what was decided and by which rule (flow verdicts reach it asynchronously, through NFLOG)
     let log = await vm.network.log();

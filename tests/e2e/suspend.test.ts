@@ -16,7 +16,8 @@ describe('suspend and resume', () => {
     await server().snapshotsBuilt;
     const vm = await server().capsule.microvms.run({ imageName: 'python' });
     assert.equal(vm.info.launchedFrom, 'snapshot');
-    await vm.execBackground(['python3', '-c', 'import time, itertools\nfor i in itertools.count():\n    open("/tmp/n", "w").write(str(i)); time.sleep(0.05)']);
+    // written whole (temp file + rename): a read between a truncate and a write would see 0
+    await vm.execBackground(['python3', '-c', 'import os, time, itertools\nfor i in itertools.count():\n    open("/tmp/n.tmp", "w").write(str(i)); os.replace("/tmp/n.tmp", "/tmp/n"); time.sleep(0.05)']);
     const counter = async (): Promise<number> => Number((await vm.exec(['cat', '/tmp/n'])).stdout);
     await new Promise((r) => setTimeout(r, 500));
     let last = await counter();

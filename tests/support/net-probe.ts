@@ -12,7 +12,8 @@ export type Target =
 
 const PROBE_JS = String.raw`
 const [http, tls, net, dns] = ['http', 'tls', 'net', 'dns'].map(require);
-const TIMEOUT_MS = 2500;
+// long enough for a TLS handshake in a busy TCG guest; what is dropped waits it out
+const TIMEOUT_MS = 5000;
 const targets = JSON.parse(process.argv[1]);
 const first = (s) => String(s).split('\n')[0].slice(0, 120);
 function probe(t) {

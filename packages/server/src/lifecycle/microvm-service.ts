@@ -117,6 +117,7 @@ export class MicroVMService {
           throw new CapsuleError(ErrorCode.SUSPEND_FAILED, `could not suspend MicroVM ${id}; it is still RUNNING: ${(err as Error).message}`, { cause: err });
         }
         this.machines.delete(id);
+        await machine.stop().catch(() => undefined); // its exit may not have been seen yet: nothing else will clean up
         await this.fail(id, `suspend failed after the VM stopped: ${(err as Error).message}`);
         throw new CapsuleError(ErrorCode.SUSPEND_FAILED, `could not suspend MicroVM ${id}: ${(err as Error).message}`, { cause: err });
       }

@@ -61,6 +61,7 @@ export function namespaceRuleset(input: NamespaceRulesInput): string {
     type filter hook forward priority filter; policy drop;
     iifname "${UPLINK_DEVICE}" oifname "${TAP_DEVICE}" ct state established,related accept
     iifname "${UPLINK_DEVICE}" oifname "${TAP_DEVICE}" ip saddr ${addresses.hostAddress} ct status dnat accept
+    iifname "${TAP_DEVICE}" oifname "${UPLINK_DEVICE}" ct direction reply accept
     iifname "${TAP_DEVICE}" oifname "${UPLINK_DEVICE}" jump egress
   }
   chain egress {
@@ -124,10 +125,11 @@ export function learnRules(entries: ReadonlyArray<{ address: string; ttlSeconds:
 /**
  * The host's table: guest flows are forwarded out and masqueraded; nothing from a VM's uplink reaches
  * the host itself except its resolver and SNI proxy; no VM's uplink reaches another's; only root (the
- * server: endpoints, resolvers) opens connections into a VM's namespace, no other user of the host. Shared by every
+ * server: endpoints, resolvers) opens connections into a VM's namespace, no other user of the host.
+ * It names no pool: servers with different pools on one machine write the same table. Shared by every
  * Capsule server on the machine: recreated whole, idempotently.
  */
-export function hostRuleset(pool: string): string {
+export function hostRuleset(): string {
   const veth = `"${HOST_VETH_PREFIX}*"`;
   return `table ${TABLE} {
   chain input {
@@ -139,14 +141,13 @@ export function hostRuleset(pool: string): string {
   chain forward {
     type filter hook forward priority filter - 10; policy accept;
     iifname ${veth} oifname ${veth} drop
-    iifname ${veth} ip saddr ${pool} accept
-    iifname ${veth} drop
+    iifname ${veth} accept
     oifname ${veth} ct state established,related accept
     oifname ${veth} drop
   }
   chain postrouting {
     type nat hook postrouting priority srcnat; policy accept;
-    ip saddr ${pool} oifname != ${veth} masquerade
+    iifname ${veth} oifname != ${veth} masquerade
   }
   chain output {
     type filter hook output priority filter - 10; policy accept;

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CapsuleError, ErrorCode, type ResolvedNetworkPolicy } from '@capsule/protocol';
 import type { Logger } from '../log.js';
-import { slotAddresses, slotCount, slotOfNetns, type SlotAddresses } from './addressing.js';
+import { HOST_VETH_PREFIX, NETNS_PREFIX, slotAddresses, slotCount, slotOfNetns, type SlotAddresses } from './addressing.js';
 import type { EgressLogs } from './egress-log.js';
 import { createNamespace, deleteNamespace, hostAddresses, killReaders, listNamespaces, netnsPath, nft } from './netns.js';
 import { hostRuleset, learnRules, namespaceRuleset, policyRules, type NamespaceRulesInput } from './nft-rules.js';
@@ -57,7 +57,7 @@ export class VmNetworks {
   /** Host table, forwarding, and the sweep of our namespaces no live VM holds (`keep`: VM id → slot). */
   async init(keep: ReadonlyMap<string, number>): Promise<void> {
     slotCount(this.config.pool); // a bad pool fails the start, not the first launch
-    await nft(null, `table inet capsule\ndelete table inet capsule\n${hostRuleset(this.config.pool)}`);
+    await nft(null, `table inet capsule\ndelete table inet capsule\n${hostRuleset()}`);
     fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
     // QEMU, unprivileged, opens /dev/net/tun to attach to the tap its user owns: Debian's (udev's) mode
     // is 0666, which only lets a user attach to taps it owns. Hosts without udev leave the node 0600.
@@ -67,16 +67,15 @@ export class VmNetworks {
     }
     this.hostAddrs = (await hostAddresses()).filter((a) => !a.startsWith('127.'));
     fs.mkdirSync(OWNERS_DIR, { recursive: true, mode: 0o700 });
-    const keptSlots = new Set(keep.values());
+    const kept = new Set([...keep.values()].map((slot) => slotAddresses(this.config.pool, slot).netns));
     for (const name of listNamespaces()) {
-      const slot = slotOfNetns(this.config.pool, name);
-      if (slot === null || keptSlots.has(slot)) continue;
+      if (!/^capsule-[0-9a-f]{8}$/.test(name) || kept.has(name)) continue;
       const owner = this.ownerOf(name);
       const mine = owner?.dataDir === this.config.dataDir;
-      // made by no one we know of a while ago, or by a server whose data dir is gone
+      // made by no one we know of a while ago, or by a server whose data dir is gone (any pool's)
       const abandoned = owner === null ? Date.now() - fs.statSync(netnsPath(name)).mtimeMs > ORPHAN_GRACE_MS : !fs.existsSync(owner.dataDir);
       if (mine || abandoned) {
-        await this.destroy({ addresses: slotAddresses(this.config.pool, slot), flows: null });
+        await this.destroy({ addresses: { netns: name, hostVeth: name.replace(NETNS_PREFIX, HOST_VETH_PREFIX) }, flows: null });
         this.log.info('removed a network namespace left behind', { netns: name, vm: owner?.vmId ?? null });
       }
     }
@@ -218,7 +217,7 @@ export class VmNetworks {
     })().finally(() => (this.refilling = null));
   }
 
-  private async destroy({ addresses, flows }: { addresses: SlotAddresses; flows: FlowLog | null }): Promise<void> {
+  private async destroy({ addresses, flows }: { addresses: Pick<SlotAddresses, 'netns' | 'hostVeth'>; flows: FlowLog | null }): Promise<void> {
     flows?.stop();
     if (!flows) await killReaders(addresses.netns); // a namespace swept after a crash
     await deleteNamespace(addresses);

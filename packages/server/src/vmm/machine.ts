@@ -125,8 +125,9 @@ export class Machine {
     private readonly cleanup: Cleanup,
   ) {}
 
+  /** Its QEMU is alive (a killed one counts as gone before Node has seen it exit). */
   get isRunning(): boolean {
-    return !this.hasExited;
+    return !this.hasExited && isQemuProcessOf(this.pid, this.vmDir);
   }
 
   /** Called once if the QEMU process ends without stop() (crash, kill -9, guest panic). */
