@@ -48,6 +48,8 @@ export interface CapsuleConfig {
   egressPrivateAllow: string[];
   /** Endpoints reach guest ports through the VM's namespace when the app listens there (CAPSULE_ENDPOINT_DIRECT=off: always the agent tunnel). */
   endpointDirect: boolean;
+  /** Guest ports where a flow admitted only by a domain rule must say a listed name (CAPSULE_EGRESS_NAME_PORTS). */
+  egressNamePorts: number[];
   /** ip[:port] guests' names are resolved with (CAPSULE_DNS_UPSTREAM); null: the host's resolv.conf. */
   dnsUpstream: string | null;
   /** Quotas of a tenant created without its own (and of the admin's default tenant). */
@@ -74,6 +76,12 @@ function privateAllow(setting: string | undefined): string[] {
   const entries = (setting ?? '').split(',').map((e) => e.trim()).filter(Boolean);
   for (const e of entries) if (!parseCidr(e)) throw new Error(`CAPSULE_EGRESS_PRIVATE_ALLOW: "${e}" is not an IPv4 CIDR without host bits`);
   return entries.map((e) => (e.includes('/') ? e : `${e}/32`));
+}
+
+function portList(setting: string): number[] {
+  const ports = setting.split(',').map((p) => p.trim()).filter(Boolean).map(Number);
+  if (ports.some((p) => !Number.isInteger(p) || p < 1 || p > 65535) || ports.length > 16) throw new Error(`CAPSULE_EGRESS_NAME_PORTS must be up to 16 comma-separated ports, got ${setting}`);
+  return [...new Set(ports)];
 }
 
 export function loadConfig(overrides: Partial<CapsuleConfig> = {}, env: NodeJS.ProcessEnv = process.env): CapsuleConfig {
@@ -114,6 +122,7 @@ export function loadConfig(overrides: Partial<CapsuleConfig> = {}, env: NodeJS.P
     netPoolSize: env.CAPSULE_NET_POOL_SIZE === '0' ? 0 : intFromEnv(env.CAPSULE_NET_POOL_SIZE, 2),
     egressPrivateAllow: privateAllow(env.CAPSULE_EGRESS_PRIVATE_ALLOW),
     dnsUpstream: env.CAPSULE_DNS_UPSTREAM || null,
+    egressNamePorts: portList(env.CAPSULE_EGRESS_NAME_PORTS ?? '80,443'),
     endpointDirect: env.CAPSULE_ENDPOINT_DIRECT !== 'off',
     defaultQuotas: {
       maxRunningMicroVMs: intFromEnv(env.CAPSULE_QUOTA_RUNNING_MICROVMS, 100),

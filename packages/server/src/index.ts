@@ -88,7 +88,7 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
   const metrics = new Metrics();
   const egressLogs = new EgressLogs(path.join(config.dataDir, 'egress-log'), (entry) => metrics.egress.inc({ protocol: entry.protocol, verdict: entry.verdict }));
   const networks = new VmNetworks(
-    { pool: config.netPool, poolSize: config.netPoolSize, privateAllow: config.egressPrivateAllow, upstreams: dnsUpstreams(config.dnsUpstream ?? undefined), dataDir: path.resolve(config.dataDir) },
+    { pool: config.netPool, poolSize: config.netPoolSize, privateAllow: config.egressPrivateAllow, upstreams: dnsUpstreams(config.dnsUpstream ?? undefined), dataDir: path.resolve(config.dataDir), nameCheckedPorts: config.egressNamePorts },
     identity,
     egressLogs,
     log,

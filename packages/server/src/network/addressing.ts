@@ -16,13 +16,24 @@ export const HOST_VETH_PREFIX = 'cvh';
 export const NETNS_PREFIX = 'capsule-';
 /** Where a VM's resolver and SNI proxy listen, on its uplink's host address. */
 export const RESOLVER_PORT = 10053;
-/** Guest ports whose domain-admitted flows must name a listed host (SNI/Host), and where each is proxied. */
-export const NAME_CHECKED_PORTS: ReadonlyArray<{ port: number; proxyPort: number }> = [
-  { port: 80, proxyPort: 10080 },
-  { port: 443, proxyPort: 10443 },
-];
-/** Every port of ours a VM's flows may reach on its uplink's host address (through a DNAT only). */
-export const SERVICE_PORTS = [RESOLVER_PORT, ...NAME_CHECKED_PORTS.map((p) => p.proxyPort)];
+/** Name-checked guest ports (CAPSULE_EGRESS_NAME_PORTS) are proxied at NAME_PROXY_BASE + their index. */
+export const MAX_NAME_CHECKED_PORTS = 16;
+const NAME_PROXY_BASE = 10100;
+/** Every port of ours a VM's flows may reach on its uplink's host address (through a DNAT only), as nft. */
+export const SERVICE_PORTS = `${RESOLVER_PORT}, ${NAME_PROXY_BASE}-${NAME_PROXY_BASE + MAX_NAME_CHECKED_PORTS - 1}`;
+
+export interface NameCheckedPort {
+  /** The guest's destination port. */
+  port: number;
+  /** Where the name proxy listens for it, on the uplink's host address. */
+  proxyPort: number;
+}
+
+/** Guest ports whose domain-admitted flows must say a listed name (SNI/Host), each with its proxy port. */
+export function nameCheckedPorts(ports: readonly number[]): NameCheckedPort[] {
+  if (ports.length > MAX_NAME_CHECKED_PORTS) throw new Error(`at most ${MAX_NAME_CHECKED_PORTS} name-checked ports`);
+  return ports.map((port, i) => ({ port, proxyPort: NAME_PROXY_BASE + i }));
+}
 /** The NFLOG group egress verdicts are logged to, inside each namespace. */
 export const NFLOG_GROUP = 7;
 

@@ -9,7 +9,7 @@
 //               generation → accept; always-denied → drop; deny list → drop; then the mode
 //   input       nothing from the guest reaches the namespace itself (its gateway address included)
 // Every verdict on a new flow is logged to NFLOG with the rule that made it.
-import { DNS_ADDRESS, GUEST_ADDRESS, HOST_VETH_PREFIX, NAME_CHECKED_PORTS, NFLOG_GROUP, RESOLVER_PORT, SERVICE_PORTS, TAP_DEVICE, UPLINK_DEVICE, type SlotAddresses } from './addressing.js';
+import { DNS_ADDRESS, GUEST_ADDRESS, HOST_VETH_PREFIX, NFLOG_GROUP, RESOLVER_PORT, SERVICE_PORTS, TAP_DEVICE, UPLINK_DEVICE, type NameCheckedPort, type SlotAddresses } from './addressing.js';
 import { ALWAYS_DENIED, type CompiledPolicy } from './policy.js';
 
 export const TABLE = 'inet capsule';
@@ -25,6 +25,8 @@ export interface NamespaceRulesInput {
   privateAllow: readonly string[];
   /** The host's own addresses (every interface): always denied, and logged as such. */
   hostAddresses: readonly string[];
+  /** Ports whose domain-admitted flows go to the name proxy. */
+  nameChecked: readonly NameCheckedPort[];
   /** Addresses learned from DNS answers for allowed names, with seconds left. */
   learned: ReadonlyArray<{ address: string; ttlSeconds: number }>;
 }
@@ -86,7 +88,7 @@ export function policyRules(input: NamespaceRulesInput): string {
 
   lines.push(`flush chain ${TABLE} name_checked`);
   if (policy.egress === 'allowlist') {
-    for (const { port, proxyPort } of NAME_CHECKED_PORTS) {
+    for (const { port, proxyPort } of input.nameChecked) {
       lines.push(`add rule ${TABLE} name_checked ip daddr != @allow ip daddr != @deny ip daddr @learned tcp dport ${port} dnat ip to ${addresses.hostAddress}:${proxyPort}`);
     }
   }
@@ -94,7 +96,7 @@ export function policyRules(input: NamespaceRulesInput): string {
   lines.push(`flush chain ${TABLE} egress`);
   const egress = (rule: string): number => lines.push(`add rule ${TABLE} egress ${rule}`);
   // our own services on the uplink's host end, reached only through the DNATs above
-  egress(`ct status dnat ip daddr ${addresses.hostAddress} meta l4proto { tcp, udp } th dport { ${SERVICE_PORTS.join(', ')} } accept`);
+  egress(`ct status dnat ip daddr ${addresses.hostAddress} meta l4proto { tcp, udp } th dport { ${SERVICE_PORTS} } accept`);
   egress(`ct state established,related ct mark ${generation} accept`);
   for (const d of ALWAYS_DENIED) egress(`ip daddr != @private_allow ip daddr ${d.cidr} ${log(`deny always-denied:${d.why}`)} drop`);
   egress(`ip daddr != @private_allow ip daddr @always_denied ${log('deny always-denied:host')} drop`);
@@ -135,7 +137,7 @@ export function hostRuleset(): string {
   chain input {
     type filter hook input priority filter - 10; policy accept;
     iifname ${veth} ct state established,related accept
-    iifname ${veth} meta l4proto { tcp, udp } th dport { ${SERVICE_PORTS.join(', ')} } accept
+    iifname ${veth} meta l4proto { tcp, udp } th dport { ${SERVICE_PORTS} } accept
     iifname ${veth} drop
   }
   chain forward {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { NetworkPolicy, parseEgressEntry, resolveNetworkPolicy } from '@capsule/protocol';
 import { CompiledPolicy, checkTenantPolicy } from './policy.js';
 import { hostRuleset, learnRules, namespaceRuleset, policyRules } from './nft-rules.js';
-import { slotAddresses, slotCount, slotOfNetns } from './addressing.js';
+import { nameCheckedPorts, slotAddresses, slotCount, slotOfNetns } from './addressing.js';
 import { run } from './netns.js';
 
 const issues = (input: unknown): string[] => {
@@ -65,7 +65,7 @@ describe('verdicts', () => {
 
 describe('nftables rules', () => {
   const addresses = slotAddresses('10.200.0.0/16', 3);
-  const input = { addresses, generation: 4, privateAllow: ['10.9.0.0/16'], hostAddresses: ['192.0.2.2'], learned: [{ address: '203.0.113.9', ttlSeconds: 42 }] };
+  const input = { addresses, generation: 4, privateAllow: ['10.9.0.0/16'], hostAddresses: ['192.0.2.2'], nameChecked: nameCheckedPorts([80, 443, 8443]), learned: [{ address: '203.0.113.9', ttlSeconds: 42 }] };
 
   test('every mode is valid nftables (checked by nft itself in an empty namespace, not applied)', async () => {
     const netns = `capsule-test-nft-${process.pid}`;
@@ -96,7 +96,8 @@ describe('nftables rules', () => {
     assert.match(rules, /ip daddr 203\.0\.113\.7\/32 log prefix "deny deny:203\.0\.113\.7\/32 "/);
     assert.match(rules, /ip daddr 203\.0\.113\.0\/24 ct mark set 4 log prefix "allow allow:203\.0\.113\.0\/24 "/);
     assert.match(rules, /203\.0\.113\.9 timeout 42s/);
-    assert.match(rules, /tcp dport 443 dnat ip to 10\.200\.0\.13:10443/);
+    assert.match(rules, /tcp dport 443 dnat ip to 10\.200\.0\.13:10101/);
+    assert.match(rules, /tcp dport 8443 dnat ip to 10\.200\.0\.13:10102/);
     assert.doesNotMatch(policyRules({ ...input, policy: new CompiledPolicy({ egress: 'all', allow: [], deny: [] }) }), /name_checked .*dnat/);
     assert.match(learnRules([{ address: '1.2.3.4', ttlSeconds: 30 }]), /add element inet capsule learned \{ 1\.2\.3\.4 timeout 30s \}/);
   });

@@ -12,7 +12,7 @@ import { hostRuleset, learnRules, namespaceRuleset, policyRules, type NamespaceR
 import { CompiledPolicy } from './policy.js';
 import { VmResolver, type Upstream } from './resolver.js';
 import { NameProxy } from './name-proxy.js';
-import { NAME_CHECKED_PORTS } from './addressing.js';
+import { nameCheckedPorts, type NameCheckedPort } from './addressing.js';
 import { FlowLog } from './flow-log.js';
 
 /** Who made each namespace: a server's data dir, and the VM it serves (null while pooled). */
@@ -25,6 +25,8 @@ export interface NetworkConfig {
   privateAllow: string[];
   upstreams: Upstream[];
   dataDir: string;
+  /** Guest ports whose domain-admitted flows must say a listed name (default 80, 443). */
+  nameCheckedPorts?: number[];
 }
 
 /** A namespace and the reader of its flow verdicts (started with it, so no early flow goes unlogged). */
@@ -46,13 +48,16 @@ export class VmNetworks {
   private refilling: Promise<void> | null = null;
   private hostAddrs: string[] = [];
   private closed = false;
+  private readonly nameChecked: NameCheckedPort[];
 
   constructor(
     private readonly config: NetworkConfig,
     private readonly tapOwner: { uid: number; gid: number } | null,
     private readonly logs: EgressLogs,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.nameChecked = nameCheckedPorts(config.nameCheckedPorts ?? [80, 443]);
+  }
 
   /** Host table, forwarding, and the sweep of our namespaces no live VM holds (`keep`: VM id → slot). */
   async init(keep: ReadonlyMap<string, number>): Promise<void> {
@@ -115,7 +120,7 @@ export class VmNetworks {
       log: (entry) => (logEgress ? this.logs.append(id, entry) : undefined),
       privateAllow: this.config.privateAllow,
     });
-    const proxy = new NameProxy(addresses.hostAddress, NAME_CHECKED_PORTS, {
+    const proxy = new NameProxy(addresses.hostAddress, this.nameChecked, {
       policy: () => this.attached.get(id)?.policy ?? compiled,
       resolve: (name) => resolver.resolveA(name),
       log: (entry) => (logEgress ? this.logs.append(id, entry) : undefined),
@@ -183,7 +188,7 @@ export class VmNetworks {
   private rulesInput(state: Pick<Attached, 'addresses' | 'policy' | 'generation' | 'resolver'>): NamespaceRulesInput {
     // addresses learned for names the new policy still allows (and does not deny) stay open
     const learned = state.resolver.live().filter((l) => state.policy.nameVerdict(l.name).verdict === 'allow' && state.policy.addressVerdict(l.address, this.config.privateAllow).verdict === 'allow');
-    return { addresses: state.addresses, policy: state.policy, generation: state.generation, privateAllow: this.config.privateAllow, hostAddresses: this.hostAddrs, learned };
+    return { addresses: state.addresses, policy: state.policy, generation: state.generation, privateAllow: this.config.privateAllow, hostAddresses: this.hostAddrs, nameChecked: this.nameChecked, learned };
   }
 
   /** A new namespace in the first free slot, with nothing allowed yet. */
@@ -193,7 +198,7 @@ export class VmNetworks {
     for (let slot = 0; slot < count; slot++) {
       if (taken.has(slot)) continue;
       const addresses = slotAddresses(this.config.pool, slot);
-      const input = { addresses, policy: new CompiledPolicy({ egress: 'none', allow: [], deny: [] }), generation: 0, privateAllow: this.config.privateAllow, hostAddresses: this.hostAddrs, learned: [] };
+      const input = { addresses, policy: new CompiledPolicy({ egress: 'none', allow: [], deny: [] }), generation: 0, privateAllow: this.config.privateAllow, hostAddresses: this.hostAddrs, nameChecked: this.nameChecked, learned: [] };
       if (!(await createNamespace(addresses, this.tapOwner, namespaceRuleset(input)))) continue; // another server took it
       this.setOwner(addresses, null);
       const flows = new FlowLog();
