@@ -1,6 +1,7 @@
 // Network isolation numbers, each beside its floor in the same run:
-//   launch   restore of the base ready snapshot with no namespace (user-mode network: the code before
-//            per-VM namespaces)  vs  the same restore in a pooled namespace  vs  a namespace made at launch
+//   launch   restore of a base snapshot with no namespace (user-mode network: the code before per-VM
+//            namespaces)  vs  the base ready snapshot restored in a pooled namespace  vs  in a namespace
+//            made at launch (each until the agent answers a ping)
 //   endpoint GET through the proxy's direct path (the VM's namespace) and through the agent tunnel
 //            vs  a direct connection from the host to the same guest port
 //   egress   a 64 MiB download from the fake internet by the guest (policy all)  vs  by the host itself
@@ -9,6 +10,7 @@ import path from 'node:path';
 import { startServer } from '../packages/server/src/index.js';
 import { createLogger } from '../packages/server/src/log.js';
 import { ReadySnapshots } from '../packages/server/src/snapshots/ready-snapshots.js';
+import { captureSnapshot } from '../packages/server/src/snapshots/capture.js';
 import { EgressLogs } from '../packages/server/src/network/egress-log.js';
 import { VmNetworks } from '../packages/server/src/network/vm-networks.js';
 import { slotAddresses, slotOfNetns } from '../packages/server/src/network/addressing.js';
@@ -56,29 +58,37 @@ export async function benchNetwork(work: string): Promise<Record<string, unknown
     const shape = { vcpuCount: config.defaultVcpuCount, memoryMib: config.defaultMemoryMib };
     const snapshot = new ReadySnapshots(config, server.runtimes, server.accelerator.accelerator, null, log).get('base', shape);
     if (!snapshot) throw new Error('no ready snapshot of base');
-    const launch = async (name: string, netns: string | undefined): Promise<void> => {
-      const machine = await Machine.launch({ ...hostLaunchOptions(config, runtime), ...shape, vmDir: path.join(work, 'vms', name), accelerator: server.accelerator.accelerator, hostname: name, runAs: null, netns, restore: snapshot });
+    // the code before namespaces restored a snapshot taken on user-mode networking (a tap's does not
+    // restore there): take one like it, of the same runtime and shape
+    const launchBase = { ...hostLaunchOptions(config, runtime), ...shape, accelerator: server.accelerator.accelerator, runAs: null };
+    const plainDir = path.join(work, 'plain-snapshot');
+    fs.mkdirSync(plainDir, { recursive: true });
+    const plain = { kind: 'snapshot' as const, ...(await captureSnapshot(plainDir, { ...launchBase, hostname: 'capsule' }, async () => undefined, {}, null)) };
+    /** Milliseconds from the start (namespace attach included) until the restored guest's agent answers. */
+    const launch = async (name: string, nets: VmNetworks | null): Promise<number> => {
+      const t0 = performance.now();
+      const net = nets ? await nets.attach(name, { egress: 'none', allow: [], deny: [] }) : null;
+      const machine = await Machine.launch({ ...launchBase, vmDir: path.join(work, 'vms', name), hostname: name, netns: net?.netns, restore: net ? snapshot : plain });
       await machine.agent.ping();
+      const ms = performance.now() - t0;
       await machine.stop();
+      if (net) await nets!.release(name, net.slot);
+      await new Promise((r) => setTimeout(r, 300)); // let the pool refill, as between real launches
+      return ms;
     };
     // the same restore three ways; the network parts use their own VmNetworks (pooled, and not)
     const networks = (poolSize: number): VmNetworks => new VmNetworks({ pool: '10.201.0.0/16', poolSize, privateAllow: [], upstreams: [], dataDir: path.join(work, `net-${poolSize}`) }, null, new EgressLogs(path.join(work, `egress-${poolSize}`)), log);
     const [pooled, unpooled] = [networks(2), networks(0)];
     await pooled.init(new Map());
     await unpooled.init(new Map());
-    const withNamespace = (nets: VmNetworks) => async (i: number): Promise<void> => {
-      const id = `bench-${i}`;
-      const { netns, slot } = await nets.attach(id, { egress: 'none', allow: [], deny: [] });
-      try {
-        await launch(id, netns);
-      } finally {
-        await nets.release(id, slot);
-      }
-      await new Promise((r) => setTimeout(r, 300)); // let the pool refill, as between real launches
+    const samples = async (nets: VmNetworks | null, prefix: string): Promise<number[]> => {
+      const out: number[] = [];
+      for (let i = 0; i < RUNS; i++) out.push(await launch(`${prefix}-${i}`, nets));
+      return out;
     };
-    const noNamespace = await timed(RUNS, (i) => launch(`plain-${i}`, undefined));
-    const pooledLaunch = await timed(RUNS, withNamespace(pooled));
-    const unpooledLaunch = await timed(RUNS, withNamespace(unpooled));
+    const noNamespace = await samples(null, 'plain');
+    const pooledLaunch = await samples(pooled, 'pooled');
+    const unpooledLaunch = await samples(unpooled, 'unpooled');
     await pooled.close();
     await unpooled.close();
 

@@ -36,6 +36,10 @@ demo exec "$id" --no-stdin -- sh -c 'echo "written at $(date +%T)" > /root/note.
 demo suspend "$id"
 demo resume "$id"
 demo exec "$id" --no-stdin -- cat /root/note.txt
+# egress: none by default; an allowlist of names; what the guest tried, and what decided
+demo network set "$id" --egress pypi.org,files.pythonhosted.org
+demo exec "$id" --no-stdin -- sh -c 'getent hosts pypi.org >/dev/null; getent hosts example.com || echo "example.com: not resolvable (not on the allowlist)"'
+demo network log "$id"
 demo ls
 demo terminate "$id"
 

@@ -135,9 +135,9 @@ export class VmNetworks {
       this.logs.append(id, { time: new Date(flow.timeMs).toISOString(), protocol: flow.protocol, address: flow.address, port: flow.port, ...(name ? { name } : {}), verdict: flow.verdict, rule });
     };
     try {
-      await nft(addresses.netns, policyRules(this.rulesInput(state)));
-      await resolver.start();
-      await proxy.start();
+      // a fresh namespace already holds the default policy (none, generation 1): most launches skip nft
+      const isDefault = fresh && policy.egress === 'none' && policy.deny.length === 0;
+      await Promise.all([isDefault ? null : nft(addresses.netns, policyRules(this.rulesInput(state))), resolver.start(), proxy.start()]);
     } catch (err) {
       resolver.close();
       proxy.close();
@@ -198,7 +198,7 @@ export class VmNetworks {
     for (let slot = 0; slot < count; slot++) {
       if (taken.has(slot)) continue;
       const addresses = slotAddresses(this.config.pool, slot);
-      const input = { addresses, policy: new CompiledPolicy({ egress: 'none', allow: [], deny: [] }), generation: 0, privateAllow: this.config.privateAllow, hostAddresses: this.hostAddrs, nameChecked: this.nameChecked, learned: [] };
+      const input = { addresses, policy: new CompiledPolicy({ egress: 'none', allow: [], deny: [] }), generation: 1, privateAllow: this.config.privateAllow, hostAddresses: this.hostAddrs, nameChecked: this.nameChecked, learned: [] };
       if (!(await createNamespace(addresses, this.tapOwner, namespaceRuleset(input)))) continue; // another server took it
       this.setOwner(addresses, null);
       const flows = new FlowLog();
