@@ -16,9 +16,12 @@ export interface NetworkDeps {
  * crash in between leaves nothing a restart cannot find). A failed start releases the namespace.
  */
 export async function withNetwork<T>(deps: NetworkDeps, record: MicroVMRecord, start: (netns: string) => Promise<T>): Promise<T> {
-  const net = await deps.networks.attach(record.id, record.network);
+  // the stored policy, not the launch's copy: a PATCH may land while the VM is PENDING or SUSPENDED
+  const policy = (await deps.store.getMicroVM(record.id))?.network ?? record.network;
+  const net = await deps.networks.attach(record.id, policy);
   try {
-    await deps.store.updateMicroVM(record.id, null, { netSlot: net.slot });
+    const latest = (await deps.store.updateMicroVM(record.id, null, { netSlot: net.slot }))?.network;
+    if (latest && JSON.stringify(latest) !== JSON.stringify(policy)) await deps.networks.update(record.id, latest);
     return await start(net.netns);
   } catch (err) {
     await deps.networks.release(record.id, net.slot);

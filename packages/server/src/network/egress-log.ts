@@ -19,7 +19,16 @@ export class EgressLogs {
     return path.join(this.dir, `${id}.jsonl`);
   }
 
+  /** Never throws: a log that cannot be written (disk full) must not take the server down. */
   append(id: string, entry: EgressLogEntry): void {
+    try {
+      this.write(id, entry);
+    } catch {
+      // dropped; the verdict itself was enforced in the kernel regardless
+    }
+  }
+
+  private write(id: string, entry: EgressLogEntry): void {
     this.onEntry(entry);
     const file = this.fileOf(id);
     fs.appendFileSync(file, `${JSON.stringify(entry)}\n`, { mode: 0o600 });

@@ -28,7 +28,7 @@ export class NameProxy {
 
   async start(): Promise<void> {
     for (const { port, proxyPort } of this.ports) {
-      const server = net.createServer((socket) => void this.handle(socket, port));
+      const server = net.createServer((socket) => void this.handle(socket, port).catch(() => socket.destroy()));
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(proxyPort, this.bindAddress, () => resolve());

@@ -62,7 +62,12 @@ export class VmResolver {
 
   async start(): Promise<void> {
     const udp = dgram.createSocket('udp4');
-    udp.on('message', (msg, rinfo) => void this.answer(msg).then((reply) => reply && udp.send(reply, rinfo.port, rinfo.address)));
+    udp.on('message', (msg, rinfo) => {
+      // the answer may come after close (the VM suspended meanwhile): then it is dropped
+      void this.answer(msg)
+        .then((reply) => reply && this.udp === udp && udp.send(reply, rinfo.port, rinfo.address))
+        .catch(() => undefined);
+    });
     udp.on('error', () => undefined);
     await new Promise<void>((resolve, reject) => {
       udp.once('error', reject);
@@ -104,12 +109,14 @@ export class VmResolver {
       while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
         const query = buffered.subarray(2, 2 + buffered.readUInt16BE(0));
         buffered = buffered.subarray(2 + query.length);
-        void this.answer(query).then((reply) => {
-          if (!reply || socket.destroyed) return;
-          const len = Buffer.alloc(2);
-          len.writeUInt16BE(reply.length);
-          socket.write(Buffer.concat([len, reply]));
-        });
+        void this.answer(query)
+          .then((reply) => {
+            if (!reply || socket.destroyed) return;
+            const len = Buffer.alloc(2);
+            len.writeUInt16BE(reply.length);
+            socket.write(Buffer.concat([len, reply]));
+          })
+          .catch(() => socket.destroy());
       }
       if (buffered.length > 4096) socket.destroy();
     });
