@@ -196,8 +196,10 @@ describe('network isolation', () => {
 
   test('endpoints reach an app on the guest\'s address through the namespace, one on loopback through the agent tunnel; egress does not matter', async () => {
     await vm.network.update({ egress: 'none' });
-    const app = (port: number, address: string): string => `nohup node -e "require('http').createServer((q, r) => r.end(q.socket.remoteAddress)).listen(${port}, '${address}')" >/dev/null 2>&1 &`;
+    // each app says so once it listens: the first request must not race its start
+    const app = (port: number, address: string): string => `nohup node -e "require('http').createServer((q, r) => r.end(q.socket.remoteAddress)).listen(${port}, '${address}', () => require('fs').writeFileSync('/tmp/up-${port}', ''))" >/dev/null 2>&1 &`;
     await vm.exec(`${app(8080, '0.0.0.0')} ${app(8081, '127.0.0.1')}`);
+    assert.equal((await vm.exec('for i in $(seq 100); do [ -e /tmp/up-8080 ] && [ -e /tmp/up-8081 ] && exit 0; sleep 0.1; done; exit 1')).exitCode, 0, 'both apps listen');
     const { token } = await vm.createAuthToken({ allowedPorts: [8080, 8081] });
     const peer = async (port: number): Promise<string> => {
       for (let i = 0; i < 50; i++) {

@@ -49,7 +49,8 @@ describe('ready snapshots', () => {
       assert.equal(vm.info.launchedFrom, 'snapshot');
       // the endpoint reaches an app on the guest's address through the VM's namespace and NIC (the
       // app sees the namespace's gateway as its peer): the renewed MAC and the network both work
-      await vm.exec('nohup node -e "require(\'http\').createServer((q, r) => r.end(q.socket.remoteAddress)).listen(8080, \'0.0.0.0\')" >/dev/null 2>&1 &');
+      await vm.exec('nohup node -e "require(\'http\').createServer((q, r) => r.end(q.socket.remoteAddress)).listen(8080, \'0.0.0.0\', () => require(\'fs\').writeFileSync(\'/tmp/up\', \'\'))" >/dev/null 2>&1 &');
+      assert.equal((await vm.exec('for i in $(seq 100); do [ -e /tmp/up ] && exit 0; sleep 0.1; done; exit 1')).exitCode, 0, 'the app listens before the first request');
       const { token } = await vm.createAuthToken({ allowedPorts: [8080] });
       let page = { status: 0, body: '' };
       for (let i = 0; i < 50 && page.status !== 200; i++) {

@@ -346,7 +346,7 @@ export class MicroVMService {
     let stream: Duplex | null = address ? await this.direct.connect(id, address, port) : null;
     if (!stream) {
       stream = await agent.openTunnel(port);
-      if (address) this.direct.tunnelWorked(id, port);
+      if (address) this.direct.tunnelWorked(id, address, port);
     }
     this.activity.begin(id);
     stream.once('close', () => this.activity.end(id));

@@ -32,9 +32,18 @@ export class DirectConnector {
     return null;
   }
 
-  /** The tunnel reached the port the direct path could not: its app listens on loopback only. */
-  tunnelWorked(id: string, port: number): void {
-    if (this.tunnelOnly.size > 10_000) this.tunnelOnly.clear();
-    this.tunnelOnly.set(`${id}:${port}`, Date.now() + TUNNEL_ONLY_MS);
+  /**
+   * The tunnel reached the port the direct path could not. Its app listens on loopback only, unless it
+   * just came up (between the two tries): one more direct try, in the background, tells which.
+   */
+  tunnelWorked(id: string, address: string, port: number): void {
+    const probe = net.connect({ host: address, port });
+    probe.setTimeout(CONNECT_TIMEOUT_MS, () => probe.destroy());
+    probe.once('connect', () => probe.destroy());
+    probe.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ECONNREFUSED') return;
+      if (this.tunnelOnly.size > 10_000) this.tunnelOnly.clear();
+      this.tunnelOnly.set(`${id}:${port}`, Date.now() + TUNNEL_ONLY_MS);
+    });
   }
 }

@@ -34,6 +34,7 @@ export async function saveDeviceState(qmp: QmpClient, socketPath: string, file: 
   // QEMU may connect, write and report "completed" before Node has seen the connection: wait for it
   const written = new Promise<void>((resolve, reject) => {
     server.once('connection', (socket) => {
+      socket.on('error', () => undefined); // a reset after the pipeline is done with it must not be uncaught
       const out = fs.createWriteStream(file, { flags: 'w', mode: 0o600 });
       (opts.filter ? pipeline(socket, opts.filter, out) : pipeline(socket, out)).then(resolve, reject);
     });
@@ -70,7 +71,9 @@ export async function saveDeviceState(qmp: QmpClient, socketPath: string, file: 
 export async function loadDeviceState(qmp: QmpClient, socketPath: string, file: string, opts: { ignoreShared: boolean; timeoutMs: number }): Promise<void> {
   await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: opts.ignoreShared }] });
   await qmp.execute('migrate-incoming', { uri: `unix:${socketPath}` });
-  const streamError = pipeline(fs.createReadStream(file), net.connect(socketPath)).then(
+  // QEMU may reset its end (a load it gave up on) after the pipeline is done with the socket: never uncaught
+  const socket = net.connect(socketPath).on('error', () => undefined);
+  const streamError = pipeline(fs.createReadStream(file), socket).then(
     () => null,
     (err: Error) => err,
   );
