@@ -1,5 +1,6 @@
-// The MicroVM endpoint: HTTP/1.1 and WebSocket to a guest port, through a TCP tunnel over the agent
-// link (no host port is opened, no guest network is exposed). Two ways in, on the API port:
+// The MicroVM endpoint: HTTP/1.1 and WebSocket to a guest port, straight through the VM's network
+// namespace, or through a TCP tunnel over the agent link for an app on the guest's loopback (no host
+// port is opened either way; MicroVMService.tunnel chooses). Two ways in, on the API port:
 //   http://{id}.{baseDomain}/…  (guest port from X-Capsule-Port, default 8080) or {port}-{id}.{baseDomain}
 //   /v1/microvms/{id}/proxy/{port}/…
 // Authorised by an auth token (X-Capsule-Auth, limited to its VM, ports and TTL) or the owning
