@@ -31,10 +31,10 @@ export function httpGet(port: number, path: string, headers: Record<string, stri
 }
 
 /** Poll GET / until it answers 200 (a guest app coming up). */
-export async function until200(port: number, headers: Record<string, string> = {}, timeoutMs = 30_000): Promise<void> {
+export async function until200(port: number, headers: Record<string, string> = {}, timeoutMs = 30_000, address = '127.0.0.1'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if ((await httpGet(port, '/', headers, 5000).catch(() => null))?.status === 200) return;
+    if ((await httpGet(port, '/', headers, 5000, address).catch(() => null))?.status === 200) return;
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`port ${port} never answered 200 within ${timeoutMs} ms`);

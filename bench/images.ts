@@ -11,7 +11,8 @@ import { createLogger } from '../packages/server/src/log.js';
 import { loadDeviceState } from '../packages/server/src/vmm/migration.js';
 import { QmpClient } from '../packages/server/src/vmm/qmp.js';
 import { qemuArgs, vmPaths } from '../packages/server/src/vmm/qemu-args.js';
-import { api, freePort, until200 } from './http.js';
+import { api, until200 } from './http.js';
+import { floorNetworks, spawnQemuIn } from './floor-net.js';
 import { ratio, summarize } from './stats.js';
 
 const RUNS = Number(process.env.BENCH_IMAGE_RUNS ?? 8);
@@ -21,6 +22,8 @@ export async function benchImages(work: string): Promise<Record<string, unknown>
   const server = await startServer({ dataDir: path.join(work, 'data'), port: 0 }, createLogger(process.stderr, true));
   const apiPort = Number(new URL(server.url).port);
   const headers = { authorization: `Bearer ${server.adminKey}` };
+  const floorNets = await floorNetworks(work);
+  const floorNet = await floorNets.attach('floor', { egress: 'none', allow: [], deny: [] });
   try {
     const t0 = performance.now();
     const upload = await fetch(`${server.url}/v1/images?name=flask-app`, { method: 'POST', headers: { ...headers, 'content-type': 'application/zip' }, body: new Uint8Array(zipDirectory(FLASK)) });
@@ -42,20 +45,19 @@ export async function benchImages(work: string): Promise<Record<string, unknown>
     const floor: number[] = [];
     const capsule: number[] = [];
     for (let i = 0; i < RUNS; i++) {
-      // floor: bare QEMU, same argv, restoring the same snapshot; the app answers on a hostfwd port
+      // floor: bare QEMU, same argv, restoring the same snapshot in a namespace; the app answers on its uplink address
       const vmDir = path.join(work, `floor-${i}`);
       fs.mkdirSync(vmDir);
       const overlay = path.join(vmDir, 'disk.qcow2');
       await new Promise((r) => spawn('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', path.join(snap, 'disk.qcow2'), overlay]).once('exit', r));
-      const hostPort = await freePort();
-      const spec = { vmDir, kernelPath: runtime.kernelPath, initrdPath: runtime.initrdPath, overlayPath: overlay, vcpuCount: 1, memoryMib: 512, accelerator: server.accelerator.accelerator, hostname: `floor-${i}`, memory: { kind: 'file' as const, path: path.join(snap, 'memory'), share: false }, hostForwards: [{ hostPort, guestPort: 8080 }] };
+      const spec = { vmDir, kernelPath: runtime.kernelPath, initrdPath: runtime.initrdPath, overlayPath: overlay, vcpuCount: 1, memoryMib: 512, accelerator: server.accelerator.accelerator, hostname: `floor-${i}`, memory: { kind: 'file' as const, path: path.join(snap, 'memory'), share: false }, netns: floorNet.netns };
       const start = performance.now();
-      const child = spawn('qemu-system-x86_64', qemuArgs({ ...spec, incoming: true }), { stdio: 'ignore' });
+      const child = spawnQemuIn(floorNet.netns, qemuArgs({ ...spec, incoming: true }));
       try {
         const qmp = await QmpClient.connect(vmPaths(vmDir).qmp, 10_000);
         await loadDeviceState(qmp, path.join(vmDir, 'in.sock'), path.join(snap, 'state'), { ignoreShared: true, timeoutMs: 60_000 });
         await qmp.execute('cont');
-        await until200(hostPort);
+        await until200(8080, {}, 30_000, floorNet.nsAddress); // through its namespace, as Capsule's endpoint goes
         floor.push(performance.now() - start);
         qmp.close();
       } finally {
@@ -80,5 +82,7 @@ export async function benchImages(work: string): Promise<Record<string, unknown>
     };
   } finally {
     await server.close();
+    await floorNets.release('floor', floorNet.slot);
+    await floorNets.close();
   }
 }

@@ -16,16 +16,19 @@ import { loadDeviceState } from '../packages/server/src/vmm/migration.js';
 import { QmpClient } from '../packages/server/src/vmm/qmp.js';
 import { qemuArgs, vmPaths, type MachineSpec } from '../packages/server/src/vmm/qemu-args.js';
 import { api } from './http.js';
+import { floorNetworks, spawnQemuIn } from './floor-net.js';
 import { ratio, summarize } from './stats.js';
 
 const RUNS = Number(process.env.BENCH_LIFECYCLE_RUNS ?? 10);
 
-/** Bare QEMU: same argv as a MicroVM, restore by hand, until the agent answers a raw ping frame. */
-async function rawRestore(spec: MachineSpec, statePath: string, ignoreShared: boolean): Promise<number> {
+/** Bare QEMU: same argv as a MicroVM (in a namespace, on its tap), restore by hand, until the agent answers a raw ping frame. */
+async function rawRestore(spec: MachineSpec & { netns: string }, statePath: string, ignoreShared: boolean): Promise<number> {
   fs.mkdirSync(spec.vmDir, { recursive: true });
   const p = vmPaths(spec.vmDir);
   const t0 = performance.now();
-  const child = spawn('qemu-system-x86_64', qemuArgs({ ...spec, incoming: true }), { stdio: 'ignore' });
+  const child = spawnQemuIn(spec.netns, qemuArgs({ ...spec, incoming: true }));
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`floor QEMU exited (${code}) during its restore`))));
+  exited.catch(() => undefined);
   try {
     const qmp = await QmpClient.connect(p.qmp, 10_000);
     const agent = await new Promise<net.Socket>((resolve, reject) => {
@@ -34,17 +37,22 @@ async function rawRestore(spec: MachineSpec, statePath: string, ignoreShared: bo
     });
     await loadDeviceState(qmp, path.join(spec.vmDir, 'in.sock'), statePath, { ignoreShared, timeoutMs: 60_000 });
     await qmp.execute('cont');
-    await new Promise<void>((resolve) => {
-      agent.once('data', () => resolve());
-      agent.write(encodeFrame(1, FrameKind.MSG, 0, Buffer.from('{"type":"ping"}')));
-    });
+    await Promise.race([
+      exited,
+      new Promise<void>((resolve) => {
+        agent.once('data', () => resolve());
+        agent.write(encodeFrame(1, FrameKind.MSG, 0, Buffer.from('{"type":"ping"}')));
+      }),
+    ]);
     const ms = performance.now() - t0;
     agent.destroy();
     qmp.close();
     return ms;
   } finally {
-    child.kill('SIGKILL');
-    await new Promise((r) => child.once('exit', r));
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+    }
     fs.rmSync(spec.vmDir, { recursive: true, force: true });
   }
 }
@@ -81,13 +89,15 @@ function pssKib(pid: number): number {
 
 export async function benchLifecycle(work: string): Promise<Record<string, unknown>> {
   const server = await startServer({ dataDir: path.join(work, 'data'), port: 0 }, createLogger(process.stderr, true));
+  const floorNets = await floorNetworks(work);
+  const floorNet = await floorNets.attach('floor', { egress: 'none', allow: [], deny: [] });
   try {
     await server.snapshotsBuilt;
     const runtime = 'python';
     const snapshotDir = fs.readdirSync(server.config.snapshotDir).find((d) => d.startsWith(`${runtime}-`) && d.includes('-1c-512m-'));
     if (!snapshotDir) throw new Error('no ready snapshot for python');
     const snap = path.join(server.config.snapshotDir, snapshotDir);
-    const spec = (name: string, memory: MachineSpec['memory'], overlayPath: string): MachineSpec => ({
+    const spec = (name: string, memory: MachineSpec['memory'], overlayPath: string): MachineSpec & { netns: string } => ({
       vmDir: path.join(work, name),
       kernelPath: server.runtimes.get(runtime).kernelPath,
       initrdPath: server.runtimes.get(runtime).initrdPath,
@@ -97,6 +107,7 @@ export async function benchLifecycle(work: string): Promise<Record<string, unkno
       accelerator: server.accelerator.accelerator,
       hostname: name,
       memory,
+      netns: floorNet.netns,
     });
 
     const launchFloor: number[] = [];
@@ -163,6 +174,8 @@ export async function benchLifecycle(work: string): Promise<Record<string, unkno
     };
   } finally {
     await server.close();
+    await floorNets.release('floor', floorNet.slot);
+    await floorNets.close();
   }
 }
 
