@@ -5,6 +5,7 @@
 //   endpoint GET through the proxy's direct path (the VM's namespace) and through the agent tunnel
 //            vs  a direct connection from the host to the same guest port
 //   egress   a 64 MiB download from the fake internet by the guest (policy all)  vs  by the host itself
+//   policy   PATCH …/network until the new policy is in force
 import fs from 'node:fs';
 import path from 'node:path';
 import { startServer } from '../packages/server/src/index.js';
@@ -107,6 +108,10 @@ export async function benchNetwork(work: string): Promise<Record<string, unknown
     const viaTunnel = await timed(GET_RUNS, get(apiPort, { host: `8081-${host}`, 'x-capsule-auth': token }));
     const floor = await timed(GET_RUNS, get(8080, {}, nsAddress));
 
+    // a policy change, PATCH until in force (the contract: within a second)
+    const policies = [{ egress: 'none' }, { egress: 'allowlist', allow: ['allowed.example.com', '203.0.113.0/24'], deny: ['203.0.113.7'] }, { egress: 'all' }];
+    const patchMs = await timed(30, (i) => api(server, 'PATCH', `/v1/microvms/${vm!.id}/network`, policies[i % policies.length]));
+
     const url = `http://198.51.100.10/bytes/${DOWNLOAD_MIB}`;
     const guest = await fetch(`${server.url}/v1/microvms/${vm.id}/exec`, {
       method: 'POST',
@@ -125,6 +130,7 @@ export async function benchNetwork(work: string): Promise<Record<string, unknown
       launchMs: { ...launchMs, pooledRatio: ratio(launchMs.pooledNamespace, launchMs.noNamespace), atLaunchRatio: ratio(launchMs.namespaceAtLaunch, launchMs.noNamespace) },
       endpointGetMs: { ...endpointGetMs, directRatio: ratio(endpointGetMs.directPath, endpointGetMs.floorDirectToGuest), tunnelRatio: ratio(endpointGetMs.agentTunnel, endpointGetMs.floorDirectToGuest) },
       egressDownloadMiBPerSecond: { guest: mibPerSecond(guestMs), host: mibPerSecond(hostMs) },
+      policyChangeMs: summarize(patchMs),
     };
   } finally {
     if (vm) await api(server, 'DELETE', `/v1/microvms/${vm.id}`).catch(() => undefined);
