@@ -9,7 +9,7 @@ import { startServer } from '../packages/server/src/index.js';
 import { createLogger } from '../packages/server/src/log.js';
 import { hostLaunchOptions, Machine } from '../packages/server/src/vmm/machine.js';
 import { api, freePort, httpGet, until200 } from './http.js';
-import { ratio, summarize } from './stats.js';
+import { ratio, summarize, timed } from './stats.js';
 
 const EXEC_RUNS = Number(process.env.BENCH_API_EXEC_RUNS ?? 50);
 const GET_RUNS = Number(process.env.BENCH_API_GET_RUNS ?? 100);
@@ -28,16 +28,6 @@ async function get(port: number, pathName: string, headers: Record<string, strin
   const answer = await httpGet(port, pathName, headers);
   if (answer.status !== 200) throw new Error(`GET ${pathName}: ${answer.status}`);
   return [answer.ms, answer.bytes];
-}
-
-async function timed(runs: number, fn: () => Promise<unknown>): Promise<number[]> {
-  const samples: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    await fn();
-    samples.push(performance.now() - t0);
-  }
-  return samples;
 }
 
 async function requestsPerSecond(total: number, inFlight: number, fn: () => Promise<unknown>): Promise<number> {

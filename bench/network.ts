@@ -18,7 +18,7 @@ import { slotAddresses, slotOfNetns } from '../packages/server/src/network/addre
 import { hostLaunchOptions, Machine } from '../packages/server/src/vmm/machine.js';
 import { startFakeInternet, FAKE_DNS } from '../tests/support/fake-internet.js';
 import { api, httpGet, until200 } from './http.js';
-import { ratio, summarize } from './stats.js';
+import { ratio, summarize, timed } from './stats.js';
 
 const RUNS = Number(process.env.BENCH_NETWORK_RUNS ?? 10);
 const GET_RUNS = Number(process.env.BENCH_NETWORK_GET_RUNS ?? 100);
@@ -34,16 +34,6 @@ function nsAddressOf(id: string, pool: string): string {
     if (owner.vmId === id) return slotAddresses(pool, slotOfNetns(pool, name)!).nsAddress;
   }
   throw new Error(`no namespace for ${id}`);
-}
-
-async function timed(runs: number, fn: (i: number) => Promise<unknown>): Promise<number[]> {
-  const samples: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    await fn(i);
-    samples.push(performance.now() - t0);
-  }
-  return samples;
 }
 
 export async function benchNetwork(work: string): Promise<Record<string, unknown>> {

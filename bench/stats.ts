@@ -20,3 +20,14 @@ export function summarize(samples: number[]): Summary {
 export function ratio(a: Summary, floor: Summary): { p50: number; p95: number } {
   return { p50: Math.round((a.p50 / floor.p50) * 100) / 100, p95: Math.round((a.p95 / floor.p95) * 100) / 100 };
 }
+
+/** Milliseconds of each of `runs` sequential calls (`fn` gets the run's index). */
+export async function timed(runs: number, fn: (i: number) => Promise<unknown>): Promise<number[]> {
+  const samples: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await fn(i);
+    samples.push(performance.now() - t0);
+  }
+  return samples;
+}

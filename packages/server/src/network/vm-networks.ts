@@ -3,16 +3,15 @@
 // the host's `capsule` table and forwarding, and sweeping namespaces a crashed server left behind.
 import fs from 'node:fs';
 import path from 'node:path';
-import { CapsuleError, ErrorCode, type ResolvedNetworkPolicy } from '@capsule/protocol';
+import { CapsuleError, ErrorCode, type EgressLogEntry, type ResolvedNetworkPolicy } from '@capsule/protocol';
 import type { Logger } from '../log.js';
-import { HOST_VETH_PREFIX, NETNS_PREFIX, slotAddresses, slotCount, slotOfNetns, type SlotAddresses } from './addressing.js';
+import { HOST_VETH_PREFIX, NETNS_PREFIX, nameCheckedPorts, slotAddresses, slotCount, slotOfNetns, type NameCheckedPort, type SlotAddresses } from './addressing.js';
 import type { EgressLogs } from './egress-log.js';
 import { createNamespace, deleteNamespace, hostAddresses, killReaders, listNamespaces, netnsPath, nft } from './netns.js';
 import { hostRuleset, learnRules, namespaceRuleset, policyRules, type NamespaceRulesInput } from './nft-rules.js';
 import { CompiledPolicy } from './policy.js';
 import { VmResolver, type Upstream } from './resolver.js';
 import { NameProxy } from './name-proxy.js';
-import { nameCheckedPorts, type NameCheckedPort } from './addressing.js';
 import { FlowLog } from './flow-log.js';
 
 /** Who made each namespace: a server's data dir, and the VM it serves (null while pooled). */
@@ -40,6 +39,13 @@ interface Attached extends Namespace {
   generation: number;
   resolver: VmResolver;
   proxy: NameProxy;
+}
+
+/** A VM's resolver, name proxy and flow reader stop; its namespace is the caller's to keep or remove. */
+function stopServices(state: Pick<Attached, 'resolver' | 'proxy' | 'flows'>): void {
+  state.resolver.close();
+  state.proxy.close();
+  state.flows.stop();
 }
 
 export class VmNetworks {
@@ -114,33 +120,25 @@ export class VmNetworks {
   private async start(id: string, ns: Namespace, policy: ResolvedNetworkPolicy, fresh: boolean, logEgress: boolean): Promise<SlotAddresses> {
     const { addresses, flows } = ns;
     const compiled = new CompiledPolicy(policy);
-    const resolver = new VmResolver(addresses.hostAddress, this.config.upstreams, {
-      policy: () => this.attached.get(id)?.policy ?? compiled,
-      learn: (entries) => nft(addresses.netns, learnRules(entries)).then(() => undefined),
-      log: (entry) => (logEgress ? this.logs.append(id, entry) : undefined),
-      privateAllow: this.config.privateAllow,
-    });
-    const proxy = new NameProxy(addresses.hostAddress, this.nameChecked, {
-      policy: () => this.attached.get(id)?.policy ?? compiled,
-      resolve: (name) => resolver.resolveA(name),
-      log: (entry) => (logEgress ? this.logs.append(id, entry) : undefined),
-      privateAllow: this.config.privateAllow,
-    });
+    // the policy in force (update() replaces it) and where verdicts go (builders and snapshots log none)
+    const current = (): CompiledPolicy => this.attached.get(id)?.policy ?? compiled;
+    const log = (entry: EgressLogEntry): void => (logEgress ? this.logs.append(id, entry) : undefined);
+    const { privateAllow, upstreams } = this.config;
+    const resolver = new VmResolver(addresses.hostAddress, upstreams, { policy: current, learn: (entries) => nft(addresses.netns, learnRules(entries)).then(() => undefined), log, privateAllow });
+    const proxy = new NameProxy(addresses.hostAddress, this.nameChecked, { policy: current, resolve: (name) => resolver.resolveA(name), log, privateAllow });
     const state: Attached = { addresses, flows, policy: compiled, generation: fresh ? 1 : Date.now() % 1e9, resolver, proxy };
     flows.listener = (flow) => {
-      if (!logEgress) return;
       // a flow admitted by a DNS-learned address: name it, and the rule that allowed the name
       const name = resolver.learned.get(flow.address)?.name;
-      const rule = flow.rule === 'dns' && name ? state.policy.nameVerdict(name).rule : flow.rule;
-      this.logs.append(id, { time: new Date(flow.timeMs).toISOString(), protocol: flow.protocol, address: flow.address, port: flow.port, ...(name ? { name } : {}), verdict: flow.verdict, rule });
+      const rule = flow.rule === 'dns' && name ? current().nameVerdict(name).rule : flow.rule;
+      log({ time: new Date(flow.timeMs).toISOString(), protocol: flow.protocol, address: flow.address, port: flow.port, ...(name ? { name } : {}), verdict: flow.verdict, rule });
     };
     try {
       // a fresh namespace already holds the default policy (none, generation 1): most launches skip nft
       const isDefault = fresh && policy.egress === 'none' && policy.deny.length === 0;
       await Promise.all([isDefault ? null : nft(addresses.netns, policyRules(this.rulesInput(state))), resolver.start(), proxy.start()]);
     } catch (err) {
-      resolver.close();
-      proxy.close();
+      stopServices(state);
       throw new CapsuleError(ErrorCode.NETWORK_FAILED, `cannot start the network of ${id}: ${(err as Error).message}`, { step: 'network', cause: err });
     }
     this.attached.set(id, state);
@@ -161,9 +159,7 @@ export class VmNetworks {
   async release(id: string, slot: number | null): Promise<void> {
     const state = this.attached.get(id);
     this.attached.delete(id);
-    state?.resolver.close();
-    state?.proxy.close();
-    state?.flows.stop();
+    if (state) stopServices(state);
     const addresses = state?.addresses ?? (slot === null ? null : slotAddresses(this.config.pool, slot));
     if (addresses && this.ownerOf(addresses.netns)?.vmId === id) await this.destroy({ addresses, flows: state?.flows ?? null });
   }
@@ -172,11 +168,7 @@ export class VmNetworks {
   async close(): Promise<void> {
     this.closed = true;
     await this.refilling;
-    for (const state of this.attached.values()) {
-      state.resolver.close();
-      state.proxy.close();
-      state.flows.stop();
-    }
+    for (const state of this.attached.values()) stopServices(state);
     this.attached.clear();
     for (const ns of this.ready.splice(0)) await this.destroy(ns);
   }

@@ -16,7 +16,7 @@ import { loadDeviceState, saveDeviceState } from './migration.js';
 import { LEGACY_NETDEV, qemuArgs, RAM_BACKEND_ID, vmPaths, type MachineSpec } from './qemu-args.js';
 import { baseMemoryBeside, linkBase, moveBase } from './base-layers.js';
 import { RamDeltaFilter, RamDeltaFormatError, type RamDeltaStats } from './ram-delta.js';
-import { qemuCommand } from './qemu-command.js';
+import { qemuCommand, qemuMissing } from './qemu-command.js';
 
 const execFileAsync = promisify(execFile);
 const SERIAL_TAIL_BYTES = 3000;
@@ -190,8 +190,6 @@ export class Machine {
           ...identity,
           detached: true, // its own process group: a signal to the server's group does not hit guests
         });
-      } catch (err) {
-        throw new CapsuleError(ErrorCode.VMM_UNAVAILABLE, `QEMU binary "${opts.qemuBinary}" not found: install qemu-system-x86 (the setup script does)`, { step: 'spawn', cause: err });
       } finally {
         fs.closeSync(log);
       }
@@ -204,7 +202,7 @@ export class Machine {
       });
       if (spawnError) {
         const missing = (spawnError as NodeJS.ErrnoException).code === 'ENOENT';
-        throw new CapsuleError(missing ? ErrorCode.VMM_UNAVAILABLE : ErrorCode.BOOT_FAILED, missing ? `QEMU binary "${opts.qemuBinary}" not found: install qemu-system-x86 (the setup script does)` : `could not start QEMU: ${spawnError.message}`, { step: 'spawn', cause: spawnError });
+        throw missing ? qemuMissing(opts.qemuBinary, spawnError) : new CapsuleError(ErrorCode.BOOT_FAILED, `could not start QEMU: ${spawnError.message}`, { step: 'spawn', cause: spawnError });
       }
       let alive = true;
       void exited.then(() => (alive = false));

@@ -2,6 +2,7 @@
 // network namespace through nsenter + setpriv.
 import fs from 'node:fs';
 import path from 'node:path';
+import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import { netnsPath } from '../network/netns.js';
 import type { LaunchOptions, QemuIdentity } from './machine.js';
 
@@ -13,9 +14,13 @@ import type { LaunchOptions, QemuIdentity } from './machine.js';
 export function qemuCommand(opts: LaunchOptions, args: string[]): [string, string[], QemuIdentity | Record<string, never>] {
   if (!opts.netns) return [opts.qemuBinary, args, opts.runAs ?? {}];
   // nsenter would start and then fail to exec a missing QEMU: say so as plainly as a direct spawn does
-  if (!isExecutable(opts.qemuBinary)) throw Object.assign(new Error(`spawn ${opts.qemuBinary} ENOENT`), { code: 'ENOENT' });
+  if (!isExecutable(opts.qemuBinary)) throw qemuMissing(opts.qemuBinary);
   const drop = opts.runAs ? ['setpriv', `--reuid=${opts.runAs.uid}`, `--regid=${opts.runAs.gid}`, '--clear-groups', '--inh-caps=-all', '--'] : [];
   return ['nsenter', [`--net=${netnsPath(opts.netns)}`, '--', ...drop, opts.qemuBinary, ...args], {}];
+}
+
+export function qemuMissing(qemuBinary: string, cause?: unknown): CapsuleError {
+  return new CapsuleError(ErrorCode.VMM_UNAVAILABLE, `QEMU binary "${qemuBinary}" not found: install qemu-system-x86 (the setup script does)`, { step: 'spawn', cause });
 }
 
 /** `command` is an executable file, by path or on PATH. */
