@@ -64,7 +64,7 @@ export async function benchApi(work: string): Promise<Record<string, unknown>> {
       memoryMib: 512,
       accelerator: server.accelerator.accelerator,
       hostname: 'bench-direct',
-      runAs: null,
+      jail: null, // the raw floor: bare QEMU
       hostForwards: [{ hostPort, guestPort: 8080 }],
     });
     await direct.agent.writeFile('/root/app.js', (async function* () {

@@ -61,7 +61,7 @@ function qemuPidOf(id: string): number {
   for (const entry of fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
     try {
       const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (cmdline.startsWith('qemu-system') && cmdline.includes(`/${id}/`)) return Number(entry);
+      if (path.basename(cmdline.split('\0')[0]).startsWith('qemu-system') && cmdline.includes(`/${id}/`)) return Number(entry);
     } catch {
       // exited
     }

@@ -47,11 +47,11 @@ export async function benchNetwork(work: string): Promise<Record<string, unknown
     const { config } = server;
     const runtime = server.runtimes.get('base');
     const shape = { vcpuCount: config.defaultVcpuCount, memoryMib: config.defaultMemoryMib };
-    const snapshot = new ReadySnapshots(config, server.runtimes, server.accelerator.accelerator, null, log).get('base', shape);
+    const snapshot = new ReadySnapshots(config, server.runtimes, server.accelerator.accelerator, server.jailer, log).get('base', shape);
     if (!snapshot) throw new Error('no ready snapshot of base');
     // the code before namespaces restored a snapshot taken on user-mode networking (a tap's does not
     // restore there): take one like it, of the same runtime and shape
-    const launchBase = { ...hostLaunchOptions(config, runtime), ...shape, accelerator: server.accelerator.accelerator, runAs: null };
+    const launchBase = { ...hostLaunchOptions(config, runtime), ...shape, accelerator: server.accelerator.accelerator, jail: null }; // the namespace's cost alone
     const plainDir = path.join(work, 'plain-snapshot');
     fs.mkdirSync(plainDir, { recursive: true });
     const plain = { kind: 'snapshot' as const, ...(await captureSnapshot(plainDir, { ...launchBase, hostname: 'capsule' }, async () => undefined, {}, null)) };
@@ -68,7 +68,7 @@ export async function benchNetwork(work: string): Promise<Record<string, unknown
       return ms;
     };
     // the same restore three ways; the network parts use their own VmNetworks (pooled, and not)
-    const networks = (poolSize: number): VmNetworks => new VmNetworks({ pool: '10.201.0.0/16', poolSize, privateAllow: [], upstreams: [], dataDir: path.join(work, `net-${poolSize}`) }, null, new EgressLogs(path.join(work, `egress-${poolSize}`)), log);
+    const networks = (poolSize: number): VmNetworks => new VmNetworks({ pool: '10.201.0.0/16', poolSize, privateAllow: [], upstreams: [], dataDir: path.join(work, `net-${poolSize}`) }, new EgressLogs(path.join(work, `egress-${poolSize}`)), log);
     const [pooled, unpooled] = [networks(2), networks(0)];
     await pooled.init(new Map());
     await unpooled.init(new Map());

@@ -16,7 +16,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../packages/server/src/config.js';
 import { RuntimeRegistry } from '../packages/server/src/runtimes/registry.js';
 import { hostLaunchOptions, Machine } from '../packages/server/src/vmm/machine.js';
-import { resolveQemuIdentity } from '../packages/server/src/vmm/identity.js';
+import { Jailer } from '../packages/server/src/jail/jailer.js';
+import { createLogger } from '../packages/server/src/log.js';
 import { bootFloor, floorInitrd } from './floor.js';
 import { ratio, summarize } from './stats.js';
 import { benchLifecycle } from './lifecycle.js';
@@ -36,7 +37,7 @@ async function main(): Promise<void> {
   const runtimes = new RuntimeRegistry(config.cacheDir, work, config.agentBundlePath);
   runtimes.load();
   const runtime = runtimes.get('base');
-  const { identity } = resolveQemuIdentity(config.qemuUser, [runtime.kernelPath, runtime.initrdPath, runtime.rootfsPath], path.join(work, 'vms'));
+  const jailer = Jailer.create({ ...config, memoryOverheadMib: config.vmMemoryOverheadMib }, createLogger(process.stderr, true));
   const spec = (name: string) => ({
     vmDir: path.join(work, 'vms', name),
     kernelPath: runtime.kernelPath,
@@ -46,7 +47,16 @@ async function main(): Promise<void> {
     accelerator: 'tcg' as const,
     hostname: name,
   });
-  const launch = (name: string) => Machine.launch({ ...hostLaunchOptions(config, runtime), ...spec(name), runAs: identity });
+  // jailed like a MicroVM; the uid is released with the machine
+  const launch = async (name: string) => {
+    const jail = jailer.forVm('bench', name);
+    const machine = await Machine.launch({ ...hostLaunchOptions(config, runtime), ...spec(name), jail }).catch((err: unknown) => {
+      jail?.release();
+      throw err;
+    });
+    const stop = machine.stop.bind(machine);
+    return Object.assign(machine, { stop: () => stop().finally(() => jail?.release()) });
+  };
 
   console.log(`bench: ${BOOT_RUNS} boots each, ${RTT_RUNS} round trips each, accelerator tcg`);
   const floorRd = floorInitrd(runtime.initrdPath, work);

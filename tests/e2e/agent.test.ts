@@ -26,7 +26,7 @@ describe('guest agent link', () => {
       memoryMib: 512,
       accelerator: 'tcg',
       hostname: 'agent-test',
-      runAs: null,
+      jail: null, // the agent protocol under test; the jail has its own tests (jail.test.ts)
     });
   });
   after(async () => {

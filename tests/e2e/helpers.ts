@@ -87,7 +87,8 @@ export function qemuProcesses(needle: string): number[] {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (cmdline.startsWith('qemu-system') && cmdline.includes(needle)) pids.push(Number(entry));
+      // jailed QEMUs run by absolute path (/usr/bin/qemu-system-x86_64)
+      if (path.basename(cmdline.split('\0')[0]).startsWith('qemu-system') && cmdline.includes(needle)) pids.push(Number(entry));
     } catch {
       // exited while we looked
     }

@@ -11,7 +11,7 @@ import { createLogger } from '../../packages/server/src/log.js';
 import { RuntimeRegistry } from '../../packages/server/src/runtimes/registry.js';
 import { EgressLogs } from '../../packages/server/src/network/egress-log.js';
 import { VmNetworks } from '../../packages/server/src/network/vm-networks.js';
-import { resolveQemuIdentity } from '../../packages/server/src/vmm/identity.js';
+import { Jailer } from '../../packages/server/src/jail/jailer.js';
 import { hostLaunchOptions, Machine } from '../../packages/server/src/vmm/machine.js';
 import { networkNamespaces } from './helpers.js';
 
@@ -22,13 +22,13 @@ test('a VM suspended before namespaces resumes in one, with its memory and files
   const runtimes = new RuntimeRegistry(config.cacheDir, work, config.agentBundlePath);
   runtimes.load();
   const runtime = runtimes.get('base');
-  const { identity } = resolveQemuIdentity(config.qemuUser, [runtime.kernelPath, runtime.initrdPath, runtime.rootfsPath], work);
-  const networks = new VmNetworks({ pool: '10.202.0.0/24', poolSize: 0, privateAllow: [], upstreams: [], dataDir: work }, identity, new EgressLogs(path.join(work, 'egress')), createLogger(process.stderr, true));
+  const log = createLogger(process.stderr, true);
+  const jail = Jailer.create({ ...config, dataDir: work, memoryOverheadMib: null }, log).forVm('test', 'mvm-upgrade');
+  const networks = new VmNetworks({ pool: '10.202.0.0/24', poolSize: 0, privateAllow: [], upstreams: [], dataDir: work }, new EgressLogs(path.join(work, 'egress')), log);
   await networks.init(new Map());
-  const base = { ...hostLaunchOptions(config, runtime), vcpuCount: 1, memoryMib: 256, accelerator: 'tcg' as const, hostname: 'mvm-upgrade', runAs: identity };
+  const base = { ...hostLaunchOptions(config, runtime), vcpuCount: 1, memoryMib: 256, accelerator: 'tcg' as const, hostname: 'mvm-upgrade', jail };
   const suspended = path.join(work, 'suspended');
   fs.mkdirSync(suspended, { mode: 0o700 });
-  if (identity) fs.chownSync(suspended, identity.uid, identity.gid);
   const machines: Machine[] = [];
   try {
     // before: the NIC on user-mode networking, as every VM had it
@@ -54,6 +54,7 @@ test('a VM suspended before namespaces resumes in one, with its memory and files
     }
   } finally {
     for (const m of machines) await m.stop().catch(() => undefined);
+    jail?.release();
     await networks.close();
     assert.deepEqual(networkNamespaces(work), []);
     fs.rmSync(work, { recursive: true, force: true });

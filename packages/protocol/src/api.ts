@@ -57,6 +57,15 @@ export type RunMicroVMRequest = z.infer<typeof RunMicroVMRequest>;
 /** What a client sends (defaults not yet applied). */
 export type RunMicroVMInput = z.input<typeof RunMicroVMRequest>;
 
+/** What a running MicroVM uses now, read from its cgroup and its disk overlay. */
+export const MicroVMUsage = z.object({
+  cpuSeconds: z.number(),
+  memoryBytes: z.number(),
+  memoryPeakBytes: z.number(),
+  diskBytes: z.number(),
+});
+export type MicroVMUsage = z.infer<typeof MicroVMUsage>;
+
 export const MicroVM = z.object({
   id: z.string(),
   /** http://{id}.{baseDomain}:{port}: the MicroVM's HTTP/WebSocket endpoint (guest port by X-Capsule-Port, default 8080). */
@@ -82,6 +91,8 @@ export const MicroVM = z.object({
   idlePolicy: ResolvedIdlePolicy,
   lastActivityAt: z.string().nullable(),
   suspendedAt: z.string().nullable(),
+  /** While RUNNING (jailed): CPU time, memory now and at peak, disk bytes allocated; else null. */
+  usage: MicroVMUsage.nullable(),
 });
 export type MicroVM = z.infer<typeof MicroVM>;
 

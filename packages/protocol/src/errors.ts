@@ -23,6 +23,7 @@ export const ErrorCode = {
   FILE_ERROR: 'FILE_ERROR',
   PORT_UNREACHABLE: 'PORT_UNREACHABLE',
   NETWORK_FAILED: 'NETWORK_FAILED',
+  JAIL_FAILED: 'JAIL_FAILED',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -50,6 +51,7 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   FILE_ERROR: 400,
   PORT_UNREACHABLE: 502,
   NETWORK_FAILED: 503,
+  JAIL_FAILED: 503,
   INTERNAL: 500,
 };
 

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseCidr, type TenantQuotas } from '@capsule/protocol';
 import type { S3Config } from './blobs/s3-blob-store.js';
+import { parseUidRange, type UidRange } from './jail/uid-pool.js';
 
 export type AcceleratorChoice = 'auto' | 'kvm' | 'tcg';
 
@@ -27,8 +28,12 @@ export interface CapsuleConfig {
   snapshotDir: string;
   /** Appended to every guest kernel command line (operators debugging a guest; tests injecting faults). */
   extraKernelArgs: string;
-  /** Unprivileged user QEMU drops to after start-up (-runas); null keeps the server's user. */
-  qemuUser: string | null;
+  /** The uids (and gids) QEMUs run as, one per VM (CAPSULE_UID_RANGE, default 200000-264999). */
+  uidRange: UidRange;
+  /** CAPSULE_UNSAFE_NO_JAIL=1: QEMU unjailed as the server's user (development only; logged loudly). */
+  unsafeNoJail: boolean;
+  /** QEMU's memory beyond guest RAM in a VM's cgroup limit (CAPSULE_VM_MEMORY_OVERHEAD_MIB); null: measured default. */
+  vmMemoryOverheadMib: number | null;
   /** Where image zips, layers and snapshots are kept: null = <dataDir>/blobs; or s3://bucket[/prefix]. */
   blobs: string | null;
   /** S3-compatible storage for `s3://` code URIs (and s3:// blobs); null when not configured. */
@@ -72,6 +77,12 @@ function intFromEnv(value: string | undefined, fallback: number): number {
   return Number.isInteger(n) && n > 0 ? n : fallback;
 }
 
+function nonNegativeInt(name: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a whole number >= 0, got "${value}"`);
+  return n;
+}
+
 function privateAllow(setting: string | undefined): string[] {
   const entries = (setting ?? '').split(',').map((e) => e.trim()).filter(Boolean);
   for (const e of entries) if (!parseCidr(e)) throw new Error(`CAPSULE_EGRESS_PRIVATE_ALLOW: "${e}" is not an IPv4 CIDR without host bits`);
@@ -103,7 +114,9 @@ export function loadConfig(overrides: Partial<CapsuleConfig> = {}, env: NodeJS.P
     extraKernelArgs: env.CAPSULE_EXTRA_KERNEL_ARGS ?? '',
     snapshots: env.CAPSULE_SNAPSHOTS !== 'off',
     snapshotDir: env.CAPSULE_SNAPSHOT_DIR ?? path.join(env.CAPSULE_CACHE_DIR ?? '/var/cache/capsule', 'snapshots'),
-    qemuUser: env.CAPSULE_QEMU_USER === '' ? null : (env.CAPSULE_QEMU_USER ?? 'capsule-vm'),
+    uidRange: parseUidRange(env.CAPSULE_UID_RANGE ?? '200000-264999'),
+    unsafeNoJail: env.CAPSULE_UNSAFE_NO_JAIL === '1',
+    vmMemoryOverheadMib: env.CAPSULE_VM_MEMORY_OVERHEAD_MIB === undefined ? null : nonNegativeInt('CAPSULE_VM_MEMORY_OVERHEAD_MIB', env.CAPSULE_VM_MEMORY_OVERHEAD_MIB),
     baseDomain: env.CAPSULE_BASE_DOMAIN ?? 'localhost',
     s3: env.CAPSULE_S3_ENDPOINT || env.CAPSULE_S3_ACCESS_KEY_ID
       ? {

@@ -7,8 +7,8 @@ import { createLogger, type Logger } from './log.js';
 import { RuntimeRegistry } from './runtimes/registry.js';
 import { openStore } from './store/open.js';
 import { chooseAccelerator, hostProbeEnv, type AcceleratorDecision } from './vmm/accelerator.js';
-import { resolveQemuIdentity } from './vmm/identity.js';
-import { hostLaunchOptions, Machine, type QemuIdentity } from './vmm/machine.js';
+import { hostLaunchOptions, Machine } from './vmm/machine.js';
+import { Jailer, SYSTEM_TENANT } from './jail/jailer.js';
 import { MicroVMService } from './lifecycle/microvm-service.js';
 import { tenantRoutes } from './api/routes/tenants.js';
 import { openApiRoute } from './api/openapi.js';
@@ -42,6 +42,7 @@ export interface RunningServer {
   runtimes: RuntimeRegistry;
   adminKey: string;
   accelerator: AcceleratorDecision;
+  jailer: Jailer;
   service: MicroVMService;
   /** Resolves when the start-up ready-snapshot builds have finished (or failed and been logged). */
   snapshotsBuilt: Promise<void>;
@@ -50,73 +51,76 @@ export interface RunningServer {
 
 const PROBE_TIMEOUT_MS = 20_000;
 
-async function probeKvm(config: CapsuleConfig, runtimes: RuntimeRegistry, runAs: QemuIdentity | null): Promise<void> {
-  const machine = await Machine.launch({
-    ...hostLaunchOptions({ ...config, bootTimeoutMs: PROBE_TIMEOUT_MS }, runtimes.get('base')),
-    vmDir: path.join(config.dataDir, 'vms', `probe-${process.pid}`),
-    vcpuCount: 1,
-    memoryMib: 256,
-    accelerator: 'kvm',
-    hostname: 'probe',
-    runAs,
-  });
-  await machine.stop();
+async function probeKvm(config: CapsuleConfig, runtimes: RuntimeRegistry, jailer: Jailer): Promise<void> {
+  const jail = jailer.forVm(SYSTEM_TENANT, `probe-${process.pid}`);
+  try {
+    const machine = await Machine.launch({
+      ...hostLaunchOptions({ ...config, bootTimeoutMs: PROBE_TIMEOUT_MS }, runtimes.get('base')),
+      vmDir: path.join(config.dataDir, 'vms', `probe-${process.pid}`),
+      vcpuCount: 1,
+      memoryMib: 256,
+      accelerator: 'kvm',
+      hostname: 'probe',
+      jail,
+    });
+    await machine.stop();
+  } finally {
+    jail?.release();
+  }
 }
 
 export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: Logger = createLogger()): Promise<RunningServer> {
   const config = loadConfig(overrides);
   // QMP, agent and migration sockets live in <dataDir>/vms/<id>/; unix socket paths max out at 107 bytes
-  const longestSocket = path.join(path.resolve(config.dataDir), 'vms', 'mvm-xxxxxxxxxxxxxxxx', 'incoming.sock');
+  const longestSocket = path.join(path.resolve(config.dataDir), 'vms', 'mvm-xxxxxxxxxxxxxxxx', 'run', 'incoming.sock');
   if (Buffer.byteLength(longestSocket) > 107) {
     throw new Error(`data dir path too long (${config.dataDir}): VM sockets under it would exceed the 107-byte unix socket limit; use a shorter --data-dir`);
   }
+  // root's: no VM uid can reach into it (jails see their own files only, bind-mounted)
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o755 });
-  fs.mkdirSync(path.join(config.dataDir, 'vms'), { recursive: true, mode: 0o711 });
+  fs.mkdirSync(path.join(config.dataDir, 'vms'), { recursive: true, mode: 0o700 });
   const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   log.info('store opened', { database: store.dialect });
   const runtimes = new RuntimeRegistry(config.cacheDir, config.dataDir, config.agentBundlePath);
   runtimes.load();
   log.info('runtimes loaded', { runtimes: runtimes.list().map((r) => `${r.name}@${r.hash}`) });
 
-  const runtimeFiles = runtimes.list().flatMap((r) => [r.kernelPath, r.initrdPath, r.rootfsPath]);
-  const { identity, reason: identityReason } = resolveQemuIdentity(config.qemuUser, runtimeFiles, path.join(config.dataDir, 'vms'));
-  log.info(identityReason);
+  const jailer = Jailer.create({ ...config, dataDir: path.resolve(config.dataDir), memoryOverheadMib: config.vmMemoryOverheadMib }, log);
 
-  const accelerator = await chooseAccelerator(config.accelerator, hostProbeEnv(() => probeKvm(config, runtimes, identity)));
+  const accelerator = await chooseAccelerator(config.accelerator, hostProbeEnv(() => probeKvm(config, runtimes, jailer)));
   log.info(`accelerator: ${accelerator.accelerator}`, { reason: accelerator.reason });
 
   const metrics = new Metrics();
   const egressLogs = new EgressLogs(path.join(config.dataDir, 'egress-log'), (entry) => metrics.egress.inc({ protocol: entry.protocol, verdict: entry.verdict }));
   const networks = new VmNetworks(
     { pool: config.netPool, poolSize: config.netPoolSize, privateAllow: config.egressPrivateAllow, upstreams: dnsUpstreams(config.dnsUpstream ?? undefined), dataDir: path.resolve(config.dataDir), nameCheckedPorts: config.egressNamePorts },
-    identity,
     egressLogs,
     log,
   );
   // namespaces of VMs that may be re-adopted stay; every other one this data dir made goes
   const live = await store.listMicroVMsInStates([...LIVE_STATES]);
   await networks.init(new Map(live.filter((r) => r.netSlot !== null).map((r) => [r.id, r.netSlot!])));
-  const snapshots = config.snapshots ? new ReadySnapshots(config, runtimes, accelerator.accelerator, identity, log, networks) : null;
+  const snapshots = config.snapshots ? new ReadySnapshots(config, runtimes, accelerator.accelerator, jailer, log, networks) : null;
   const images = new ImageService({
     config,
     store,
-    blobs: openBlobStore(config, identity),
+    blobs: openBlobStore(config),
     runtimes,
     accelerator: accelerator.accelerator,
-    runAs: identity,
+    jailer,
     log,
     networks,
     inUse: async (tenantId, name, version) =>
       (await store.listMicroVMs({ tenantId, imageName: name, limit: 10_000 })).some((vm) => vm.imageVersion === version && vm.state !== 'TERMINATED' && vm.state !== 'FAILED'),
   });
   await images.recover();
-  const service = new MicroVMService({ config, store, runtimes, accelerator, qemuIdentity: identity, snapshots, images, metrics, log, networks, egressLogs });
+  const service = new MicroVMService({ config, store, runtimes, accelerator, jailer, snapshots, images, metrics, log, networks, egressLogs });
   await service.recover();
   service.startPolicySweeper();
   const adminKey = await ensureAdminKey(config.dataDir, store, config.defaultQuotas);
 
   const tokens = AuthTokens.load(config.dataDir);
-  const routes: Route[] = [healthRoute(accelerator), metricsRoute(metrics, store), ...microvmRoutes(service), execRoute(service), ...fileRoutes(service), ...networkRoutes(service), ...tenantRoutes(store, config), authTokenRoute(service, tokens), ...imageRoutes(images, config.s3)];
+  const routes: Route[] = [healthRoute(accelerator), metricsRoute(metrics, store, () => service.usageByTenant()), ...microvmRoutes(service), execRoute(service), ...fileRoutes(service), ...networkRoutes(service), ...tenantRoutes(store, config), authTokenRoute(service, tokens), ...imageRoutes(images, config.s3)];
   routes.push(openApiRoute(() => routes, SERVER_VERSION));
   const proxy = new EndpointProxy(service, store, tokens, config.baseDomain);
   const sessions = new InteractiveSessions(service, store);
@@ -143,6 +147,7 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
     runtimes,
     adminKey,
     accelerator,
+    jailer,
     service,
     snapshotsBuilt,
     close() {

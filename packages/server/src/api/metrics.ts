@@ -1,7 +1,7 @@
 // Prometheus metrics, text exposition format 0.0.4: MicroVMs by state (read from the store at scrape
 // time, so they are right after a restart), launch/suspend/resume latency histograms, exec outcomes,
 // and API requests by route and status.
-import type { MicroVMState } from '@capsule/protocol';
+import type { MicroVMState, MicroVMUsage } from '@capsule/protocol';
 
 const LATENCY_BUCKETS_SECONDS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -53,6 +53,16 @@ class Histogram {
   }
 }
 
+/** Running MicroVMs' usage summed per tenant, from their cgroups and disk overlays. */
+function tenantUsage(usage: ReadonlyMap<string, MicroVMUsage>): string[] {
+  const series: Array<[string, string, keyof MicroVMUsage, 'gauge']> = [
+    ['capsule_tenant_cpu_seconds', 'CPU time of the tenant\'s running MicroVMs', 'cpuSeconds', 'gauge'],
+    ['capsule_tenant_memory_bytes', 'Memory of the tenant\'s running MicroVMs now (cgroup)', 'memoryBytes', 'gauge'],
+    ['capsule_tenant_disk_bytes', 'Disk allocated by the tenant\'s running MicroVMs\' overlays', 'diskBytes', 'gauge'],
+  ];
+  return series.flatMap(([name, help, key, type]) => [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...[...usage].map(([tenant, u]) => `${name}${labelText({ tenant })} ${u[key]}`)]);
+}
+
 export class Metrics {
   readonly launchSeconds = new Histogram('capsule_microvm_launch_seconds', 'POST /v1/microvms until RUNNING, by how it started (snapshot or boot)');
   readonly suspendSeconds = new Histogram('capsule_microvm_suspend_seconds', 'suspend until the state is durable and the VM process gone');
@@ -69,8 +79,8 @@ export class Metrics {
     return result;
   }
 
-  render(microvmsByState: Partial<Record<MicroVMState, number>>, states: readonly MicroVMState[]): string {
+  render(microvmsByState: Partial<Record<MicroVMState, number>>, states: readonly MicroVMState[], usageByTenant: ReadonlyMap<string, MicroVMUsage> = new Map()): string {
     const gauge = ['# HELP capsule_microvms MicroVMs by state (all tenants)', '# TYPE capsule_microvms gauge', ...states.map((state) => `capsule_microvms${labelText({ state })} ${microvmsByState[state] ?? 0}`)];
-    return [...gauge, ...this.launchSeconds.render(), ...this.suspendSeconds.render(), ...this.resumeSeconds.render(), ...this.execs.render(), ...this.requests.render(), ...this.egress.render()].join('\n') + '\n';
+    return [...gauge, ...tenantUsage(usageByTenant), ...this.launchSeconds.render(), ...this.suspendSeconds.render(), ...this.resumeSeconds.render(), ...this.execs.render(), ...this.requests.render(), ...this.egress.render()].join('\n') + '\n';
   }
 }

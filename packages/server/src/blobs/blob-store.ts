@@ -24,15 +24,15 @@ export class BlobAccessError extends Error {
 }
 
 /**
- * Stream `source` into `target` so it appears whole or not at all: a temp file beside it (0600,
- * given to `owner`), renamed into place; `durable` fsyncs the file and its directory first.
+ * Stream `source` into `target` so it appears whole or not at all: a temp file beside it (0600, then
+ * `mode`), renamed into place; `durable` fsyncs the file and its directory first.
  */
-export async function writeFileAtomically(target: string, source: Readable, opts: { durable?: boolean; owner?: { uid: number; gid: number } | null } = {}): Promise<void> {
+export async function writeFileAtomically(target: string, source: Readable, opts: { durable?: boolean; mode?: number } = {}): Promise<void> {
   fs.mkdirSync(path.dirname(target), { recursive: true, mode: 0o711 });
   const partial = `${target}.${randomBytes(6).toString('hex')}.partial`;
   try {
     await pipeline(source, fs.createWriteStream(partial, { mode: 0o600 }));
-    if (opts.owner) fs.chownSync(partial, opts.owner.uid, opts.owner.gid);
+    if (opts.mode !== undefined) fs.chmodSync(partial, opts.mode);
     if (opts.durable) fsyncPath(partial);
     fs.renameSync(partial, target);
     if (opts.durable) fsyncPath(path.dirname(target));

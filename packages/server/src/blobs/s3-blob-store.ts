@@ -46,15 +46,15 @@ export class S3BlobStore implements BlobStore {
   private readonly client: S3Client;
 
   /**
-   * `cacheDir`: where objects needed as files are kept locally (uploads leave their file there);
-   * `owner`: who downloaded files belong to (QEMU's unprivileged user opens them).
+   * `cacheDir`: where objects needed as files are kept locally (uploads leave their file there).
+   * Downloaded files are root's and read-only for all: a jailed QEMU opens a layer or snapshot file
+   * through a read-only bind mount with its own uid.
    */
   constructor(
     config: S3Config,
     private readonly bucket: string,
     private readonly prefix = '',
     private readonly cacheDir = '',
-    private readonly owner: { uid: number; gid: number } | null = null,
   ) {
     this.client = s3Client(config);
   }
@@ -73,7 +73,7 @@ export class S3BlobStore implements BlobStore {
 
   async localFile(key: string): Promise<string> {
     const local = this.cached(key);
-    if (!fs.existsSync(local)) await writeFileAtomically(local, await this.get(key), { owner: this.owner });
+    if (!fs.existsSync(local)) await writeFileAtomically(local, await this.get(key), { mode: 0o444 });
     return local;
   }
 

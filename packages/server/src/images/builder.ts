@@ -5,7 +5,9 @@
 import fs from 'node:fs';
 import path from 'node:path/posix';
 import type { VmNetworks } from '../network/vm-networks.js';
-import { Machine, hostLaunchOptions, type QemuIdentity } from '../vmm/machine.js';
+import { Machine, hostLaunchOptions } from '../vmm/machine.js';
+import type { VmJail } from '../jail/jailer.js';
+import { chownNoFollow } from '../jail/vm-files.js';
 import type { AgentClient } from '../vmm/agent-client.js';
 import type { Accelerator } from '../vmm/qemu-args.js';
 import type { CapsuleConfig } from '../config.js';
@@ -33,7 +35,8 @@ export interface BuildOptions {
   config: CapsuleConfig;
   runtime: Runtime;
   accelerator: Accelerator;
-  runAs: QemuIdentity | null;
+  /** The builder VM's jail (the caller releases it); null only unjailed. */
+  jail: VmJail | null;
   zip: AppZip;
   plan: BuildPlan;
   /** A short private directory: the builder VM's sockets and the layer go here. */
@@ -124,7 +127,7 @@ async function buildIn(opts: BuildOptions, layer: string, deadline: number, netn
     accelerator: opts.accelerator,
     netns, // build steps may fetch packages; the MicroVMs of the image default to egress none
     hostname: 'capsule-build',
-    runAs: opts.runAs,
+    jail: opts.jail,
   });
   try {
     for (const step of opts.plan.steps) {
@@ -140,6 +143,8 @@ async function buildIn(opts: BuildOptions, layer: string, deadline: number, netn
     await machine.stop();
   }
   fsyncPath(layer);
-  fs.chmodSync(layer, 0o400); // frozen; read by QEMU's user, which owns it
+  // frozen: root's and read-only (the builder's uid wrote it); VMs of the image see it read-only
+  chownNoFollow(layer, 0, 0);
+  fs.chmodSync(layer, 0o444);
   return layer;
 }

@@ -13,7 +13,7 @@ import type { CapsuleConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import type { RuntimeRegistry } from '../runtimes/registry.js';
 import type { ImageVersionRecord, Store } from '../store/types.js';
-import type { QemuIdentity } from '../vmm/machine.js';
+import type { Jailer } from '../jail/jailer.js';
 import type { Accelerator } from '../vmm/qemu-args.js';
 import { BuildSpecError, type BuildPlan } from './build-plan.js';
 import { BuildFailure, buildLayer } from './builder.js';
@@ -35,7 +35,7 @@ export interface ImageServiceDeps {
   blobs: BlobStore;
   runtimes: RuntimeRegistry;
   accelerator: Accelerator;
-  runAs: QemuIdentity | null;
+  jailer: Jailer;
   log: Logger;
   /** Namespaces for builder VMs (null: builders get no network). */
   networks: VmNetworks | null;
@@ -154,16 +154,17 @@ export class ImageService {
     const work = path.join(this.deps.config.dataDir, 'b', randomBytes(4).toString('hex'));
     const started = Date.now();
     let zip: AppZip | null = null;
+    let jail: ReturnType<Jailer['forVm']> = null;
     try {
       await this.deps.store.updateImageVersion(tenantId, name, version, { state: 'IN_PROGRESS' });
-      fs.mkdirSync(work, { recursive: true, mode: 0o711 });
-      if (this.deps.runAs) fs.chownSync(work, this.deps.runAs.uid, this.deps.runAs.gid);
+      fs.mkdirSync(work, { recursive: true, mode: 0o700 });
       zip = await AppZip.open(await this.deps.blobs.localFile(this.key(record, 'app.zip')));
+      jail = this.deps.jailer.forVm(tenantId, `build-${path.basename(work)}`);
       const layer = await buildLayer({
         config: this.deps.config,
         runtime: this.deps.runtimes.get(record.runtime),
         accelerator: this.deps.accelerator,
-        runAs: this.deps.runAs,
+        jail,
         zip,
         plan: record.plan,
         workDir: work,
@@ -191,6 +192,7 @@ export class ImageService {
       this.deps.log.warn('image build failed', { tenantId, name, version, reason: reason.split('\n')[0] });
     } finally {
       zip?.close();
+      jail?.release();
       await new Promise((resolve) => log.end(resolve));
       fs.rmSync(work, { recursive: true, force: true });
     }
@@ -201,23 +203,27 @@ export class ImageService {
    * request, and snapshot it: MicroVMs of this version then launch with the app already serving.
    */
   private async takeAppSnapshot(record: ImageVersionRecord, layerPath: string, work: string): Promise<void> {
-    const { config, runAs } = this.deps;
+    const { config } = this.deps;
     const plan = record.plan;
     const shape = { vcpuCount: plan.vcpuCount ?? config.defaultVcpuCount, memoryMib: plan.memoryMib ?? config.defaultMemoryMib };
     fs.mkdirSync(work, { mode: 0o700 });
-    if (runAs) fs.chownSync(work, runAs.uid, runAs.gid);
-    const launch = { ...hostLaunchOptions(config, this.deps.runtimes.get(record.runtime)), baseDisk: layerPath, ...shape, accelerator: this.deps.accelerator, hostname: 'capsule', runAs };
-    await captureSnapshot(
-      work,
-      launch,
-      async (machine) => {
-        await startApp(machine.agent, plan, plan.env, config.appReadyTimeoutMs);
-        // one GET / before the snapshot, so a clone's first real request finds everything warm
-        if (plan.port !== null) await guestRequest(machine.agent, plan.port, 'GET', '/', '', WARM_TIMEOUT_MS).catch(() => undefined);
-      },
-      { image: record.name, version: record.version, ...shape },
-      this.deps.networks,
-    );
+    const jail = this.deps.jailer.forVm(record.tenantId, `snapshot-${path.basename(path.dirname(work))}`);
+    const launch = { ...hostLaunchOptions(config, this.deps.runtimes.get(record.runtime)), baseDisk: layerPath, ...shape, accelerator: this.deps.accelerator, hostname: 'capsule', jail };
+    try {
+      await captureSnapshot(
+        work,
+        launch,
+        async (machine) => {
+          await startApp(machine.agent, plan, plan.env, config.appReadyTimeoutMs);
+          // one GET / before the snapshot, so a clone's first real request finds everything warm
+          if (plan.port !== null) await guestRequest(machine.agent, plan.port, 'GET', '/', '', WARM_TIMEOUT_MS).catch(() => undefined);
+        },
+        { image: record.name, version: record.version, ...shape },
+        this.deps.networks,
+      );
+    } finally {
+      jail?.release();
+    }
     // the manifest last: a snapshot without one is not used
     for (const file of SNAPSHOT_FILES) await this.deps.blobs.putFile(this.key(record, file), path.join(work, path.basename(file)));
   }

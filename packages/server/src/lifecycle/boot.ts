@@ -9,19 +9,21 @@ import { notifyHook } from '../images/hooks.js';
 import type { ReadySnapshots } from '../snapshots/ready-snapshots.js';
 import type { MicroVMRecord } from '../store/types.js';
 import type { AcceleratorDecision } from '../vmm/accelerator.js';
-import { hostLaunchOptions, Machine, RESTORE_LOAD, type LaunchOptions, type QemuIdentity, type RestoreSource } from '../vmm/machine.js';
+import { hostLaunchOptions, Machine, RESTORE_LOAD, type LaunchOptions, type RestoreSource } from '../vmm/machine.js';
+import type { Jailer } from '../jail/jailer.js';
 import { startApp, type LaunchSource } from './launch-source.js';
 
 export interface BootDeps {
   config: CapsuleConfig;
   accelerator: AcceleratorDecision;
-  qemuIdentity: QemuIdentity | null;
+  jailer: Jailer;
   snapshots: ReadySnapshots | null;
   log: Logger;
   vmsDir: string;
 }
 
 export function launchOptions(deps: BootDeps, record: MicroVMRecord, source: LaunchSource, netns: string): LaunchOptions {
+  if (!deps.jailer.unsafe && record.jailUid === null) throw new Error(`MicroVM ${record.id} has no uid of its own to run as`);
   return {
     ...hostLaunchOptions(deps.config, source.runtime),
     baseDisk: source.image?.layerPath,
@@ -31,7 +33,8 @@ export function launchOptions(deps: BootDeps, record: MicroVMRecord, source: Lau
     accelerator: deps.accelerator.accelerator,
     netns,
     hostname: record.id,
-    runAs: deps.qemuIdentity,
+    // its own uid, kept for life (null only unjailed)
+    jail: deps.jailer.forVm(record.tenantId, record.id, record.jailUid ?? undefined),
   };
 }
 

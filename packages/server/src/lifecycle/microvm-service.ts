@@ -3,14 +3,16 @@
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import fs from 'node:fs';
-import { CapsuleError, ErrorCode, resolveNetworkPolicy, type EgressLogEntry, type ExecRequest, type NetworkPolicyRequest, type PtySize, type MicroVMState, type RunMicroVMRequest } from '@capsule/protocol';
+import { CapsuleError, ErrorCode, resolveNetworkPolicy, type EgressLogEntry, type MicroVMUsage, type ExecRequest, type NetworkPolicyRequest, type PtySize, type MicroVMState, type RunMicroVMRequest } from '@capsule/protocol';
 import type { CapsuleConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import type { RuntimeRegistry } from '../runtimes/registry.js';
 import type { ListFilter, MicroVMRecord, Store } from '../store/types.js';
 import type { AgentClient, ExecHandle, ExecIo } from '../vmm/agent-client.js';
 import type { AcceleratorDecision } from '../vmm/accelerator.js';
-import { Machine, RESTORE_LOAD, serialTail, type QemuIdentity } from '../vmm/machine.js';
+import { Machine, RESTORE_LOAD, serialTail } from '../vmm/machine.js';
+import type { Jailer } from '../jail/jailer.js';
+import { allocatedBytes, chownNoFollow } from '../jail/vm-files.js';
 import { assertTransition } from './states.js';
 import { Activity, PolicySweeper } from './policy-sweeper.js';
 import { QuotaGate } from './quotas.js';
@@ -33,7 +35,8 @@ export interface ServiceDeps {
   store: Store;
   runtimes: RuntimeRegistry;
   accelerator: AcceleratorDecision;
-  qemuIdentity: QemuIdentity | null;
+  /** Every QEMU's jail: its uid (recorded with the VM), mount namespace, cgroup. */
+  jailer: Jailer;
   snapshots: ReadySnapshots | null;
   images: ImageService | null;
   metrics: Metrics;
@@ -45,6 +48,8 @@ export interface ServiceDeps {
 
 export class MicroVMService {
   private readonly machines = new Map<string, Machine>();
+  /** The tenant of each VM in `machines` (per-tenant usage). */
+  private readonly tenantOf = new Map<string, string>();
   private readonly activity = new Activity();
   private readonly sweeper: PolicySweeper;
   private readonly quotas: QuotaGate;
@@ -104,9 +109,9 @@ export class MicroVMService {
         throw new CapsuleError(ErrorCode.SUSPEND_FAILED, `cannot suspend MicroVM ${id}: its VM process is gone; it is now FAILED`);
       }
       const dir = this.suspendDirOf(id);
-      fs.mkdirSync(this.suspendedDir, { recursive: true, mode: 0o711 }); // QEMU's user traverses it, cannot list it
+      // root's: a jailed QEMU sees only its own files, bind-mounted, never these directories
+      fs.mkdirSync(this.suspendedDir, { recursive: true, mode: 0o700 });
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-      if (this.deps.qemuIdentity) fs.chownSync(dir, this.deps.qemuIdentity.uid, this.deps.qemuIdentity.gid);
       await this.imageHook(record, machine, 'suspend');
       let saved: Awaited<ReturnType<Machine['suspend']>>;
       try {
@@ -116,12 +121,12 @@ export class MicroVMService {
           await this.deps.store.updateMicroVM(id, 'SUSPENDING', { state: 'RUNNING' });
           throw new CapsuleError(ErrorCode.SUSPEND_FAILED, `could not suspend MicroVM ${id}; it is still RUNNING: ${(err as Error).message}`, { cause: err });
         }
-        this.machines.delete(id);
+        this.forgetMachine(id);
         await machine.stop().catch(() => undefined); // its exit may not have been seen yet: nothing else will clean up
         await this.fail(id, `suspend failed after the VM stopped: ${(err as Error).message}`);
         throw new CapsuleError(ErrorCode.SUSPEND_FAILED, `could not suspend MicroVM ${id}: ${(err as Error).message}`, { cause: err });
       }
-      this.machines.delete(id);
+      this.forgetMachine(id);
       await this.deps.networks.release(id, record.netSlot); // a suspended VM holds no namespace
       // RAM pages written vs left to the base snapshot (null: all of RAM was written)
       this.deps.log.info('MicroVM suspended', { id, ramPagesWritten: saved.ram?.pagesKept ?? null, ramPagesFromBase: saved.ram?.pagesDropped ?? null });
@@ -136,7 +141,7 @@ export class MicroVMService {
 
   private resumeNow(tenantId: string, id: string): Promise<MicroVMRecord> {
     return this.exclusive(id, 'resume', async () => {
-      const record = await this.get(tenantId, id);
+      let record = await this.get(tenantId, id);
       assertTransition(id, record.state, 'RUNNING', 'resume');
       if (record.state !== 'SUSPENDED') throw new CapsuleError(ErrorCode.INVALID_STATE, `cannot resume MicroVM ${id}: it is ${record.state}`);
       const { statePath, diskPath } = this.suspendFilesOf(id);
@@ -148,6 +153,7 @@ export class MicroVMService {
       let machine: Machine;
       const release = await this.quotas.admit(record.tenantId, record);
       try {
+        record = await this.ensureUid(record, diskPath);
         const source = await resolveSource(this.deps.runtimes, this.deps.images, record.tenantId, record.imageName, record.imageVersion ?? undefined);
         machine = await withNetwork(this.netDeps, record, (netns) => Machine.launch({ ...launchOptions(this.bootDeps, record, source, netns), restore: { kind: 'suspended', statePath, diskPath } }));
       } catch (err) {
@@ -162,16 +168,51 @@ export class MicroVMService {
       const running = await this.deps.store.updateMicroVM(id, 'SUSPENDED', { state: 'RUNNING', qemuPid: machine.pid, suspendedAt: null, lastActivityAt: new Date().toISOString() });
       release();
       this.activity.touch(id);
-      this.adopt(id, machine);
+      this.adopt(record, machine);
       await this.imageHook(record, machine, 'resume');
       this.deps.log.info('MicroVM resumed', { id });
       return running!;
     });
   }
 
+  /**
+   * A suspended VM from before jails (no uid of its own), or one whose uid another server took while
+   * the machine was down: a new uid, and its disk (and only its disk) given to it.
+   */
+  private async ensureUid(record: MicroVMRecord, diskPath: string): Promise<MicroVMRecord> {
+    if (this.deps.jailer.unsafe || record.jailUid !== null) return record;
+    const jailUid = this.deps.jailer.claimUid(record.id)!;
+    const dir = path.dirname(diskPath);
+    chownNoFollow(dir, 0, 0); // before jails a suspended VM's directory was QEMU's user's
+    fs.chmodSync(dir, 0o700);
+    chownNoFollow(diskPath, jailUid, jailUid);
+    await this.deps.store.updateMicroVM(record.id, null, { jailUid });
+    return { ...record, jailUid };
+  }
+
+  /** What a running VM uses now (its cgroup and its disk overlay); null when not running or unjailed. */
+  usageOf(id: string): MicroVMUsage | null {
+    const machine = this.machines.get(id);
+    const usage = machine?.cgroup?.usage();
+    return machine && usage ? { ...usage, diskBytes: allocatedBytes(machine.overlayPath) } : null;
+  }
+
+  /** Running VMs' usage summed per tenant (the /metrics gauges). */
+  usageByTenant(): Map<string, MicroVMUsage> {
+    const sums = new Map<string, MicroVMUsage>();
+    for (const [id, tenantId] of this.tenantOf) {
+      const usage = this.usageOf(id);
+      if (!usage) continue;
+      const sum = sums.get(tenantId) ?? { cpuSeconds: 0, memoryBytes: 0, memoryPeakBytes: 0, diskBytes: 0 };
+      for (const key of Object.keys(sum) as Array<keyof MicroVMUsage>) sum[key] += usage[key];
+      sums.set(tenantId, sum);
+    }
+    return sums;
+  }
+
   /** At start-up: take back what the previous server left (recovery.ts). */
   recover(): Promise<void> {
-    return recoverMicroVMs({ store: this.deps.store, log: this.deps.log, suspendedDir: this.suspendedDir, networks: this.deps.networks, adopt: (id, machine) => this.adopt(id, machine) });
+    return recoverMicroVMs({ store: this.deps.store, log: this.deps.log, suspendedDir: this.suspendedDir, networks: this.deps.networks, jailer: this.deps.jailer, adopt: (record, machine) => this.adopt(record, machine) });
   }
 
   run(tenantId: string, request: RunMicroVMRequest): Promise<MicroVMRecord> {
@@ -205,6 +246,7 @@ export class MicroVMService {
       egress: network.egress,
       network,
       netSlot: null,
+      jailUid: null,
       maximumDurationSeconds,
       idlePolicy: {
         maxIdleDurationSeconds: request.idlePolicy?.maxIdleDurationSeconds ?? 0,
@@ -226,7 +268,11 @@ export class MicroVMService {
     };
     const release = await this.quotas.admit(tenantId, record);
     try {
+      record.jailUid = this.deps.jailer.claimUid(id); // its own for as long as its files exist
       await store.insertMicroVM(record);
+    } catch (err) {
+      this.deps.jailer.releaseUid(record.jailUid, id);
+      throw err;
     } finally {
       release(); // from here the PENDING record counts
     }
@@ -238,6 +284,7 @@ export class MicroVMService {
     } catch (err) {
       const reason = err instanceof CapsuleError ? `${err.code}: ${err.message}` : String(err);
       await store.updateMicroVM(id, null, { state: 'FAILED', failureReason: reason, qemuPid: null, netSlot: null });
+      this.deps.jailer.releaseUid(record.jailUid, id); // the failed launch removed its files
       this.deps.log.error('MicroVM launch failed', { id, reason: reason.split('\n')[0] });
       throw err;
     }
@@ -254,7 +301,7 @@ export class MicroVMService {
       await this.finishTermination(id);
       return (await store.getMicroVM(id))!;
     }
-    this.adopt(id, machine);
+    this.adopt(record, machine);
     return running;
   }
 
@@ -266,9 +313,16 @@ export class MicroVMService {
   }
 
   /** Track a started VM: unexpected exits mark it FAILED. */
-  private adopt(id: string, machine: Machine): void {
-    this.machines.set(id, machine);
-    machine.onUnexpectedExit((reason) => void this.onMachineLost(id, reason));
+  private adopt(record: Pick<MicroVMRecord, 'id' | 'tenantId'>, machine: Machine): void {
+    this.machines.set(record.id, machine);
+    this.tenantOf.set(record.id, record.tenantId);
+    machine.onUnexpectedExit((reason) => void this.onMachineLost(record.id, reason));
+  }
+
+  /** Stop tracking a VM's machine (it stopped, or is stopping). */
+  private forgetMachine(id: string): void {
+    this.machines.delete(id);
+    this.tenantOf.delete(id);
   }
 
   /** A new egress policy, in force within a second for a running VM (a suspended one gets it on resume). */
@@ -284,7 +338,9 @@ export class MicroVMService {
   /** → FAILED with a reason; a failed VM holds nothing, so its saved files and namespace go too. */
   private async fail(id: string, failureReason: string): Promise<void> {
     fs.rmSync(this.suspendDirOf(id), { recursive: true, force: true });
-    await this.deps.networks.release(id, (await this.deps.store.getMicroVM(id))?.netSlot ?? null);
+    const record = await this.deps.store.getMicroVM(id);
+    this.deps.jailer.releaseUid(record?.jailUid ?? null, id); // its files are gone
+    await this.deps.networks.release(id, record?.netSlot ?? null);
     await this.deps.store.updateMicroVM(id, null, { state: 'FAILED', failureReason, qemuPid: null, netSlot: null });
     this.deps.log.error('MicroVM failed', { id, reason: failureReason.split('\n')[0] });
   }
@@ -377,7 +433,7 @@ export class MicroVMService {
     if (!machine && record.state === 'PENDING') return (await this.deps.store.getMicroVM(id))!; // run() finishes it
     if (machine) {
       await this.imageHook(record, machine, 'terminate');
-      this.machines.delete(id);
+      this.forgetMachine(id);
       await machine.stop().catch((err) => this.deps.log.warn('cleanup after terminate reported errors', { id, error: String(err) }));
     }
     fs.rmSync(this.suspendDirOf(id), { recursive: true, force: true });
@@ -395,7 +451,7 @@ export class MicroVMService {
     await this.activity.flush(this.deps.store);
     for (const [id, machine] of this.machines) {
       machine.detach();
-      this.machines.delete(id);
+      this.forgetMachine(id);
     }
   }
 
@@ -411,7 +467,9 @@ export class MicroVMService {
 
   private async finishTermination(id: string): Promise<MicroVMRecord> {
     this.activity.forget(id);
-    await this.deps.networks.release(id, (await this.deps.store.getMicroVM(id))?.netSlot ?? null);
+    const record = await this.deps.store.getMicroVM(id);
+    this.deps.jailer.releaseUid(record?.jailUid ?? null, id); // its files are gone
+    await this.deps.networks.release(id, record?.netSlot ?? null);
     this.deps.egressLogs.remove(id);
     const done = await this.deps.store.updateMicroVM(id, null, { state: 'TERMINATED', terminatedAt: new Date().toISOString(), qemuPid: null, netSlot: null });
     this.deps.log.info('MicroVM terminated', { id });
@@ -420,7 +478,7 @@ export class MicroVMService {
 
   private async onMachineLost(id: string, reason: string): Promise<void> {
     const machine = this.machines.get(id);
-    this.machines.delete(id);
+    this.forgetMachine(id);
     // read the console before cleanup removes it: a guest panic explains itself there
     const console = machine ? serialTail(machine.vmDir, 1500) : '';
     await machine?.stop().catch(() => undefined);

@@ -10,6 +10,7 @@ import { isQemuProcessOf, Machine } from '../vmm/machine.js';
 import { vmPaths } from '../vmm/qemu-args.js';
 import { LIVE_STATES } from './states.js';
 import type { VmNetworks } from '../network/vm-networks.js';
+import type { Jailer } from '../jail/jailer.js';
 
 export interface SuspendFiles {
   statePath: string;
@@ -31,7 +32,7 @@ export function suspendFilesOf(suspendedDir: string, id: string): SuspendFiles {
   return { statePath, diskPath, published: fs.existsSync(statePath) && fs.existsSync(diskPath) };
 }
 
-function killLeftover(record: MicroVMRecord): void {
+async function killLeftover(record: MicroVMRecord, jailer: Jailer): Promise<void> {
   if (record.qemuPid && record.vmDir && isQemuProcessOf(record.qemuPid, record.vmDir)) {
     try {
       process.kill(record.qemuPid, 'SIGKILL');
@@ -39,16 +40,34 @@ function killLeftover(record: MicroVMRecord): void {
       // gone already
     }
   }
+  // its cgroup outlives a server that died: empty it (the kill above may still be landing) and remove it
+  if (record.jailUid !== null && jailer.uids) await jailer.forVm(record.tenantId, record.id, record.jailUid)?.cgroup.remove();
   if (record.vmDir) fs.rmSync(record.vmDir, { recursive: true, force: true });
 }
 
-export async function recoverMicroVMs(ctx: { store: Store; log: Logger; suspendedDir: string; networks: VmNetworks; adopt(id: string, machine: Machine): void }): Promise<void> {
-  const { store, log, networks } = ctx;
+/**
+ * Every VM with files keeps its uid: claims are machine-wide and live in /run, so after a reboot they
+ * are made again; one another server took meanwhile is given up (the VM gets a new uid on resume).
+ */
+async function reclaimUids(store: Store, jailer: Jailer, log: Logger): Promise<void> {
+  if (!jailer.uids) return;
+  const holding = await store.listMicroVMsInStates([...LIVE_STATES, 'SUSPENDED']);
+  for (const record of holding) {
+    if (record.jailUid === null || jailer.uids.reclaim(record.jailUid, record.id)) continue;
+    log.warn('a MicroVM\'s uid is held by someone else now; it gets a new one when it resumes', { id: record.id, uid: record.jailUid });
+    await store.updateMicroVM(record.id, null, { jailUid: null });
+  }
+  jailer.uids.sweep(new Set(holding.map((r) => r.id)));
+}
+
+export async function recoverMicroVMs(ctx: { store: Store; log: Logger; suspendedDir: string; networks: VmNetworks; jailer: Jailer; adopt(record: MicroVMRecord, machine: Machine): void }): Promise<void> {
+  const { store, log, networks, jailer } = ctx;
+  await reclaimUids(store, jailer, log);
   for (const record of await store.listMicroVMsInStates([...LIVE_STATES])) {
     const dir = suspendDirOf(ctx.suspendedDir, record.id);
     const suspended = suspendFilesOf(ctx.suspendedDir, record.id);
     if (record.state === 'SUSPENDING' && suspended.published) {
-      killLeftover(record);
+      await killLeftover(record, jailer);
       await networks.release(record.id, record.netSlot);
       await store.updateMicroVM(record.id, null, { state: 'SUSPENDED', qemuPid: null, netSlot: null, suspendedAt: new Date().toISOString() });
       log.warn('completed an interrupted suspend after restart', { id: record.id });
@@ -59,7 +78,8 @@ export async function recoverMicroVMs(ctx: { store: Store; log: Logger; suspende
       // stays where the suspend put it
       const overlay = fs.existsSync(suspended.diskPath) ? suspended.diskPath : vmPaths(record.vmDir).overlay;
       try {
-        const machine = await Machine.adopt(record.vmDir, record.qemuPid, overlay);
+        const cgroup = record.jailUid === null ? null : (jailer.forVm(record.tenantId, record.id, record.jailUid)?.cgroup ?? null);
+        const machine = await Machine.adopt(record.vmDir, record.qemuPid, overlay, cgroup);
         try {
           if (record.netSlot === null) throw new Error('it has no network namespace on record');
           await networks.adopt(record.id, record.netSlot, record.network);
@@ -69,15 +89,16 @@ export async function recoverMicroVMs(ctx: { store: Store; log: Logger; suspende
         }
         fs.rmSync(path.join(dir, 'state.partial'), { force: true });
         await store.updateMicroVM(record.id, null, { state: 'RUNNING' });
-        ctx.adopt(record.id, machine);
+        ctx.adopt(record, machine);
         log.info('re-adopted running MicroVM', { id: record.id, pid: record.qemuPid, was: record.state });
         continue;
       } catch (err) {
         log.warn('could not re-adopt MicroVM', { id: record.id, error: (err as Error).message });
       }
     }
-    killLeftover(record);
+    await killLeftover(record, jailer);
     fs.rmSync(dir, { recursive: true, force: true });
+    jailer.releaseUid(record.jailUid, record.id);
     await networks.release(record.id, record.netSlot);
     await store.updateMicroVM(record.id, null, {
       netSlot: null,

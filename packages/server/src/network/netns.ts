@@ -42,7 +42,7 @@ export function nft(netns: string | null, rules: string): Promise<string> {
  * Make the namespace and its devices. Returns false when the name is taken (another VM or server has
  * the slot); throws NETWORK_FAILED when it cannot be made, after removing whatever was made.
  */
-export async function createNamespace(addresses: SlotAddresses, tapOwner: { uid: number; gid: number } | null, initialRules: string): Promise<boolean> {
+export async function createNamespace(addresses: SlotAddresses, initialRules: string): Promise<boolean> {
   const { netns, hostVeth, hostAddress, nsAddress } = addresses;
   try {
     await run('ip', ['netns', 'add', netns]);
@@ -57,17 +57,12 @@ export async function createNamespace(addresses: SlotAddresses, tapOwner: { uid:
       `addr add ${hostAddress}/30 dev ${hostVeth}`,
       `link set ${hostVeth} up`,
     ].join('\n') + '\n');
-    const owner = tapOwner ? ` user ${tapOwner.uid} group ${tapOwner.gid}` : '';
     await run('ip', ['-n', netns, '-b', '-'], [
       'link set lo up',
       `addr add ${nsAddress}/30 dev ${UPLINK_DEVICE}`,
       `link set ${UPLINK_DEVICE} up`,
       `route add default via ${hostAddress}`,
-      `tuntap add dev ${TAP_DEVICE} mode tap${owner}`,
-      `link set ${TAP_DEVICE} address ${GATEWAY_MAC}`,
-      `addr add ${GATEWAY_ADDRESS}/24 dev ${TAP_DEVICE}`,
-      `addr add ${DNS_ADDRESS}/32 dev ${TAP_DEVICE}`,
-      `link set ${TAP_DEVICE} up`,
+      tapBatch(null, false),
     ].join('\n') + '\n');
     // forwarding on, IPv6 off (the guest has none), then the rules: all inside the namespace
     await run('nsenter', [`--net=${netnsPath(netns)}`, '--', 'sh', '-c', 'echo 1 > /proc/sys/net/ipv4/ip_forward && echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 && exec nft -f -'], initialRules);
@@ -76,6 +71,22 @@ export async function createNamespace(addresses: SlotAddresses, tapOwner: { uid:
     await deleteNamespace(addresses);
     throw new CapsuleError(ErrorCode.NETWORK_FAILED, `cannot set up network namespace ${netns}: ${(err as Error).message}`, { step: 'netns', cause: err });
   }
+}
+
+/**
+ * `ip -b` lines that make the namespace's tap (the guest's gateway and DNS addresses, the gateway MAC a
+ * snapshot expects). Only `owner` may attach to it (null: only root). A jail remakes it for its VM's
+ * uid just before QEMU starts (`replace`): a namespace is made before anyone knows which uid gets it.
+ */
+export function tapBatch(owner: { uid: number; gid: number } | null, replace: boolean): string {
+  return [
+    ...(replace ? [`tuntap del dev ${TAP_DEVICE} mode tap`] : []),
+    `tuntap add dev ${TAP_DEVICE} mode tap${owner ? ` user ${owner.uid} group ${owner.gid}` : ''}`,
+    `link set ${TAP_DEVICE} address ${GATEWAY_MAC}`,
+    `addr add ${GATEWAY_ADDRESS}/24 dev ${TAP_DEVICE}`,
+    `addr add ${DNS_ADDRESS}/32 dev ${TAP_DEVICE}`,
+    `link set ${TAP_DEVICE} up`,
+  ].join('\n');
 }
 
 /** Remove the namespace with everything in it; the uplink first, so its name is free at once. Idempotent. */

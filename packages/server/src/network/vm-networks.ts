@@ -58,7 +58,6 @@ export class VmNetworks {
 
   constructor(
     private readonly config: NetworkConfig,
-    private readonly tapOwner: { uid: number; gid: number } | null,
     private readonly logs: EgressLogs,
     private readonly log: Logger,
   ) {
@@ -191,7 +190,7 @@ export class VmNetworks {
       if (taken.has(slot)) continue;
       const addresses = slotAddresses(this.config.pool, slot);
       const input = { addresses, policy: new CompiledPolicy({ egress: 'none', allow: [], deny: [] }), generation: 1, privateAllow: this.config.privateAllow, hostAddresses: this.hostAddrs, nameChecked: this.nameChecked, learned: [] };
-      if (!(await createNamespace(addresses, this.tapOwner, namespaceRuleset(input)))) continue; // another server took it
+      if (!(await createNamespace(addresses, namespaceRuleset(input)))) continue; // another server took it
       this.setOwner(addresses, null);
       const flows = new FlowLog();
       flows.start(addresses.netns);

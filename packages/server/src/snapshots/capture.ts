@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { fsyncPath } from '../vmm/durable.js';
+import { chownNoFollow } from '../jail/vm-files.js';
 import { Machine, type LaunchOptions, type SnapshotFiles } from '../vmm/machine.js';
 import type { VmNetworks } from '../network/vm-networks.js';
 
@@ -51,9 +52,13 @@ export async function captureSnapshot(
     await machine.stop();
     await networks?.release(netId, null);
   }
-  for (const file of [files.memoryPath, files.diskPath]) fsyncPath(file);
-  fs.chmodSync(files.diskPath, 0o444);
-  fs.chmodSync(files.statePath, 0o444);
+  // frozen: root's and read-only, so no VM uid can write what every clone maps (the snapshot VM's uid
+  // owned the memory file and the disk while it ran)
+  for (const file of [files.memoryPath, files.diskPath, files.statePath]) {
+    fsyncPath(file);
+    chownNoFollow(file, 0, 0);
+    fs.chmodSync(file, 0o444);
+  }
   const full = { ...manifest, stateSha256: sha256Of(files.statePath), memoryBytes: fs.statSync(files.memoryPath).size, takenAt: new Date().toISOString() };
   fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(full) + '\n');
   return files;

@@ -3,8 +3,8 @@
 // runtimes, keyed by everything that shapes guest memory: runtime build, agent bundle, vCPUs, memory.
 // Files are frozen once the directory is renamed into place; a half-built snapshot is never visible.
 //
-// The memory file stays writable by the QEMU user: QEMU 7.2 opens a private (share=off) file backend
-// O_RDWR, and its readonly=on maps the guest RAM read-only. Clones never write it (MAP_PRIVATE).
+// Every file is root's and read-only once taken: clones open the memory file read-only and map it
+// privately (QEMU's readonly=on,rom=off), and see it only through a read-only bind mount in their jail.
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
@@ -12,12 +12,14 @@ import type { CapsuleConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import type { Runtime, RuntimeRegistry } from '../runtimes/registry.js';
 import type { Accelerator } from '../vmm/qemu-args.js';
-import { hostLaunchOptions, type QemuIdentity, type SnapshotFiles } from '../vmm/machine.js';
+import { hostLaunchOptions, type SnapshotFiles } from '../vmm/machine.js';
+import { SYSTEM_TENANT, type Jailer } from '../jail/jailer.js';
+import { qemuVersion } from '../vmm/qemu-command.js';
 import { captureSnapshot, snapshotFilesIn, verifySnapshot } from './capture.js';
 import type { VmNetworks } from '../network/vm-networks.js';
 
 /** Bump when what a snapshot contains changes shape (QEMU device layout, agent restore contract). */
-const SNAPSHOT_FORMAT = 3; // 3: the NIC on a tap in a namespace (no user-mode network state)
+const SNAPSHOT_FORMAT = 4; // 3: the NIC on a tap in a namespace; 4: root's read-only files, QEMU version in the key
 
 export interface ReadySnapshot extends SnapshotFiles {
   kind: 'snapshot';
@@ -40,18 +42,22 @@ export class ReadySnapshots {
     private readonly config: CapsuleConfig,
     private readonly runtimes: RuntimeRegistry,
     private readonly accelerator: Accelerator,
-    private readonly runAs: QemuIdentity | null,
+    private readonly jailer: Jailer,
     private readonly log: Logger,
     /** Snapshot VMs run in a namespace (null: only for reading snapshots, never building them). */
     private readonly networks: VmNetworks | null = null,
   ) {
     this.dir = config.snapshotDir;
+    // a device state loads only into the QEMU version that saved it (microvm has no versioned machine types)
+    this.suffix = `-q${qemuVersion(config.qemuBinary)}-v${SNAPSHOT_FORMAT}`;
   }
+
+  private readonly suffix: string;
 
   private key(runtime: Runtime, shape: Shape): string {
     // the initrd name carries the runtime hash and the agent bundle hash; operator kernel args shape the guest too
     const extra = this.config.extraKernelArgs ? `-k${createHash('sha256').update(this.config.extraKernelArgs).digest('hex').slice(0, 8)}` : '';
-    return `${path.basename(runtime.initrdPath, '.img')}-${shape.vcpuCount}c-${shape.memoryMib}m-${this.accelerator}${extra}-v${SNAPSHOT_FORMAT}`;
+    return `${path.basename(runtime.initrdPath, '.img')}-${shape.vcpuCount}c-${shape.memoryMib}m-${this.accelerator}${extra}${this.suffix}`;
   }
 
   /** A complete snapshot for this runtime and shape, or null (the caller cold-boots). */
@@ -117,7 +123,7 @@ export class ReadySnapshots {
     const cutoffMs = Date.now() - 60 * 60 * 1000; // leave a recently used one to a server still running older code
     const current = `${path.basename(runtime.initrdPath, '.img')}-`;
     for (const entry of fs.readdirSync(this.dir)) {
-      if ((entry.startsWith(current) && entry.endsWith(`-v${SNAPSHOT_FORMAT}`)) || !entry.startsWith(`${runtime.name}-`)) continue;
+      if ((entry.startsWith(current) && entry.endsWith(this.suffix)) || !entry.startsWith(`${runtime.name}-`)) continue;
       const dir = path.join(this.dir, entry);
       if (fs.statSync(dir).mtimeMs < cutoffMs) fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -130,18 +136,18 @@ export class ReadySnapshots {
     // short: unix socket paths inside it must stay under 108 bytes
     const tmp = path.join(this.dir, `.build-${createHash('sha256').update(key).digest('hex').slice(0, 12)}-${process.pid}`);
     fs.rmSync(tmp, { recursive: true, force: true });
-    fs.mkdirSync(this.dir, { recursive: true, mode: 0o755 }); // the QEMU user must traverse it
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o755 });
     fs.mkdirSync(tmp, { mode: 0o700 });
-    if (this.runAs) fs.chownSync(tmp, this.runAs.uid, this.runAs.gid);
+    let jail: ReturnType<Jailer['forVm']> = null;
     try {
+      jail = this.jailer.forVm(SYSTEM_TENANT, `snapshot-${key}`);
       await captureSnapshot(
         tmp,
-        { ...hostLaunchOptions(this.config, runtime), ...shape, accelerator: this.accelerator, hostname: 'capsule', runAs: this.runAs },
+        { ...hostLaunchOptions(this.config, runtime), ...shape, accelerator: this.accelerator, hostname: 'capsule', jail },
         async () => undefined,
         { key, runtime: runtimeName, ...shape },
         this.networks,
       );
-      if (this.runAs) fs.chownSync(tmp, 0, 0); // QEMU may use the files; it may not add, remove or rename them
       fs.chmodSync(tmp, 0o755);
       try {
         fs.renameSync(tmp, finalDir);
@@ -156,6 +162,8 @@ export class ReadySnapshots {
     } catch (err) {
       fs.rmSync(tmp, { recursive: true, force: true });
       throw err;
+    } finally {
+      jail?.release();
     }
   }
 }

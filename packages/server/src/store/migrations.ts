@@ -85,4 +85,10 @@ export const MIGRATIONS: Array<{ version: number; sql: string }> = [
       UPDATE microvms SET network_json = '{"egress":"all","allow":[],"deny":[]}' WHERE egress = 'all';
     `,
   },
+  {
+    version: 6,
+    sql: `
+      ALTER TABLE microvms ADD COLUMN jail_uid INTEGER;
+    `,
+  },
 ];

@@ -33,6 +33,7 @@ const COLUMNS: Array<[keyof MicroVMRecord, string, 'json' | 'plain']> = [
   ['suspendedAt', 'suspended_at', 'plain'],
   ['network', 'network_json', 'json'],
   ['netSlot', 'net_slot', 'plain'],
+  ['jailUid', 'jail_uid', 'plain'],
 ];
 const COLUMN_OF = new Map(COLUMNS.map(([field, column, kind]) => [field, { column, kind }]));
 

@@ -60,6 +60,7 @@ function record(id: string, overrides: Partial<MicroVMRecord> = {}): MicroVMReco
     egress: 'allowlist',
     network: { egress: 'allowlist', allow: ['pypi.org', '*.example.com', '203.0.113.0/24'], deny: ['198.51.100.7/32'] },
     netSlot: 7,
+    jailUid: 200_123,
     maximumDurationSeconds: 3600,
     idlePolicy: { maxIdleDurationSeconds: 900, suspendedDurationSeconds: 0, autoResumeEnabled: true },
     lastActivityAt: null,

@@ -28,6 +28,8 @@ export interface MicroVMRecord {
   failureReason: string | null;
   qemuPid: number | null;
   vmDir: string | null;
+  /** The uid (and gid) its QEMU runs as, for as long as its files exist; null when unjailed. */
+  jailUid: number | null;
   createdAt: string;
   updatedAt: string;
   startedAt: string | null;

@@ -37,6 +37,12 @@ export function baseMemoryBeside(overlayPath: string): string | null {
   return fs.existsSync(memoryPath) ? memoryPath : null;
 }
 
+/** The snapshot disk layer an overlay's VM was launched over (its backing file), if it has one. */
+export function baseDiskBeside(overlayPath: string): string | null {
+  const diskPath = path.join(path.dirname(overlayPath), BASE_DISK);
+  return fs.existsSync(diskPath) ? diskPath : null;
+}
+
 /** Move the base links along with the overlay (same filesystem: renames). Before the overlay moves. */
 export function moveBase(fromDir: string, toDir: string): void {
   if (fromDir === toDir) return;

@@ -14,9 +14,14 @@ import { QmpClient } from './qmp.js';
 import { fsyncPath } from './durable.js';
 import { loadDeviceState, saveDeviceState } from './migration.js';
 import { LEGACY_NETDEV, qemuArgs, RAM_BACKEND_ID, vmPaths, type MachineSpec } from './qemu-args.js';
-import { baseMemoryBeside, linkBase, moveBase } from './base-layers.js';
+import { baseDiskBeside, baseMemoryBeside, linkBase, moveBase } from './base-layers.js';
 import { RamDeltaFilter, RamDeltaFormatError, type RamDeltaStats } from './ram-delta.js';
 import { qemuCommand, qemuMissing } from './qemu-command.js';
+import { backingChain } from './backing-chain.js';
+import type { VmJail } from '../jail/jailer.js';
+import type { VmCgroup } from '../jail/cgroups.js';
+import { chownNoFollow, readTail } from '../jail/vm-files.js';
+import { tapBatch } from '../network/netns.js';
 
 const execFileAsync = promisify(execFile);
 const SERIAL_TAIL_BYTES = 3000;
@@ -26,12 +31,6 @@ const QUIT_GRACE_MS = 2000;
 const LEGACY_MARK = 'legacy-user-net';
 /** The failing step of a restore whose snapshot files could not be loaded. */
 export const RESTORE_LOAD = 'restore: load device state';
-
-/** The unprivileged identity QEMU runs as from its first instruction (spawned with uid/gid). */
-export interface QemuIdentity {
-  uid: number;
-  gid: number;
-}
 
 /** A ready snapshot's frozen files: guest RAM, device state, and the disk layer under every clone. */
 export interface SnapshotFiles {
@@ -48,7 +47,8 @@ export type RestoreSource =
   | { kind: 'suspended'; statePath: string; diskPath: string };
 
 export interface LaunchOptions extends Omit<MachineSpec, 'overlayPath' | 'incoming'> {
-  runAs: QemuIdentity | null;
+  /** The VM's jail (its uid, cgroup, chroot); null only when running unjailed (CAPSULE_UNSAFE_NO_JAIL). */
+  jail: VmJail | null;
   /** Restore instead of booting. */
   restore?: RestoreSource;
   /** Where the disk overlay goes (default: in vmDir, removed with it). A snapshot build keeps it. */
@@ -89,21 +89,38 @@ export function isQemuProcessOf(pid: number, vmDir: string): boolean {
   }
 }
 
+/** The end of the guest's console log (QEMU's uid writes it: read without following links, bounded). */
 export function serialTail(vmDir: string, bytes = SERIAL_TAIL_BYTES): string {
-  try {
-    const text = fs.readFileSync(vmPaths(vmDir).serialLog, 'utf8');
-    return text.slice(-bytes).trim();
-  } catch {
-    return '';
-  }
+  return readTail(vmPaths(vmDir).serialLog, bytes).trim();
 }
 
 function fileTail(file: string, bytes: number): string {
-  try {
-    return fs.readFileSync(file, 'utf8').slice(-bytes).trim();
-  } catch {
-    return '';
+  return readTail(file, bytes).trim();
+}
+
+/** The run directory is QEMU's until it is up; then root's, so nothing can be planted in it. */
+function sealRunDir(vmDir: string): void {
+  const run = vmPaths(vmDir).run;
+  chownNoFollow(run, 0, 0);
+  fs.chmodSync(run, 0o755); // QEMU still reaches the sockets the server makes there (suspend)
+}
+
+/**
+ * What QEMU may see inside its jail besides QEMU itself: the kernel, the initrd and the frozen disk
+ * layers under its overlay (read-only), its memory file (read-only unless it is a snapshot being made),
+ * and its run directory and overlay. The disk chain is read from layers the server made, never from
+ * the overlay a VM can rewrite.
+ */
+function jailFiles(opts: LaunchOptions, overlayPath: string, backing: string, memory: MachineSpec['memory']): { readOnly: string[]; writable: string[] } {
+  const readOnly = new Set([opts.kernelPath, opts.initrdPath, ...backingChain(backing)]);
+  const writable = [vmPaths(opts.vmDir).run, overlayPath];
+  if (memory?.kind === 'file' && memory.share) writable.push(memory.path);
+  else if (memory?.kind === 'file') readOnly.add(memory.path);
+  // a bind mount follows a link: whatever a VM's files are, none may be one (they sit in root's directories)
+  for (const file of [...readOnly, ...writable]) {
+    if (fs.lstatSync(file).isSymbolicLink()) throw new CapsuleError(ErrorCode.JAIL_FAILED, `refusing to jail ${file}: it is a symbolic link`, { step: 'jail' });
   }
+  return { readOnly: [...readOnly], writable: [...new Set(writable)] };
 }
 
 export class Machine {
@@ -123,6 +140,8 @@ export class Machine {
     readonly qmp: QmpClient,
     readonly agent: AgentClient,
     private readonly cleanup: Cleanup,
+    /** Its cgroup (usage, OOM kills); null when unjailed. */
+    readonly cgroup: VmCgroup | null,
   ) {}
 
   /** Its QEMU is alive (a killed one counts as gone before Node has seen it exit). */
@@ -152,42 +171,60 @@ export class Machine {
   private static async launchOnce(opts: LaunchOptions): Promise<Machine> {
     const cleanup = new Cleanup();
     const paths = vmPaths(opts.vmDir);
+    const jail = opts.jail;
     try {
-      fs.mkdirSync(opts.vmDir, { recursive: true, mode: 0o711 });
+      // the server's directory (root, 0700); QEMU gets run/ and its overlay file, nothing else of it
+      fs.mkdirSync(opts.vmDir, { recursive: true, mode: 0o700 });
       cleanup.push('vm directory', () => fs.rmSync(opts.vmDir, { recursive: true, force: true }));
+      fs.mkdirSync(paths.run, { mode: 0o700 });
+      if (jail) chownNoFollow(paths.run, jail.uid, jail.gid);
 
       const restore = opts.restore;
       const overlayPath = restore?.kind === 'suspended' ? restore.diskPath : (opts.overlayPath ?? paths.overlay);
       let memory = opts.memory;
+      // the frozen layer the overlay chains on (a snapshot's disk, an image layer, the runtime's image)
+      let backing = opts.baseDisk ?? opts.rootfsPath;
       if (restore?.kind === 'suspended') {
         // launched from a snapshot: the suspend saved only what differs from this base memory
         const base = baseMemoryBeside(restore.diskPath);
         if (base) memory = { kind: 'file', path: base, share: false };
+        backing = baseDiskBeside(restore.diskPath) ?? backing;
       } else {
         // the overlay chains on the snapshot's frozen layer, or on the runtime's read-only image: no copy
-        let [backingFormat, backing] = opts.baseDisk ? ['qcow2', opts.baseDisk] : ['raw', opts.rootfsPath];
+        let backingFormat = opts.baseDisk ? 'qcow2' : 'raw';
+        let backingName = backing;
         if (restore) {
           const linked = linkBase(path.dirname(overlayPath), restore);
-          [backingFormat, backing] = ['qcow2', linked?.diskBacking ?? restore.diskPath];
+          backing = linked ? path.join(path.dirname(overlayPath), linked.diskBacking) : restore.diskPath;
+          [backingFormat, backingName] = ['qcow2', linked?.diskBacking ?? restore.diskPath];
           memory = { kind: 'file', path: linked?.memoryPath ?? restore.memoryPath, share: false };
         }
-        await execFileAsync(opts.qemuImgBinary, ['create', '-q', '-f', 'qcow2', '-F', backingFormat, '-b', backing, overlayPath]).catch((err) => {
+        await execFileAsync(opts.qemuImgBinary, ['create', '-q', '-f', 'qcow2', '-F', backingFormat, '-b', backingName, overlayPath]).catch((err) => {
           throw new CapsuleError(ErrorCode.BOOT_FAILED, 'could not create the disk overlay', { step: 'overlay', cause: err });
         });
       }
-      if (opts.runAs) {
-        // QEMU writes its sockets, logs and overlay here as the unprivileged user; nobody else may read them.
-        fs.chmodSync(opts.vmDir, 0o700);
-        for (const file of [opts.vmDir, overlayPath]) fs.chownSync(file, opts.runAs.uid, opts.runAs.gid);
+      let command: string;
+      let args: string[];
+      const argv = qemuArgs({ ...opts, memory, overlayPath, incoming: opts.restore !== undefined });
+      if (jail) {
+        // QEMU's uid owns the files it writes (the overlay; the memory file of a snapshot being made)
+        chownNoFollow(overlayPath, jail.uid, jail.gid);
+        if (memory?.kind === 'file' && memory.share) {
+          fs.closeSync(fs.openSync(memory.path, fs.constants.O_CREAT | fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW, 0o600));
+          chownNoFollow(memory.path, jail.uid, jail.gid);
+        }
+        jail.cgroup.create(jail.limits(opts));
+        cleanup.push('cgroup', () => jail.cgroup.remove());
+        [command, args] = jail.command({ ...jailFiles(opts, overlayPath, backing, memory), kvm: opts.accelerator === 'kvm', netns: opts.netns ? { name: opts.netns, tapBatch: tapBatch(jail, true) } : undefined, isDirectory: (p) => p === paths.run, fstabPath: path.join(opts.vmDir, 'jail.fstab') }, argv);
+      } else {
+        [command, args] = qemuCommand(opts, argv);
       }
 
       const log = fs.openSync(paths.qemuLog, 'w');
       let child: ChildProcess;
       try {
-        const [command, args, identity] = qemuCommand(opts, qemuArgs({ ...opts, memory, overlayPath, incoming: opts.restore !== undefined }));
         child = spawn(command, args, {
           stdio: ['ignore', log, log],
-          ...identity,
           detached: true, // its own process group: a signal to the server's group does not hit guests
         });
       } finally {
@@ -219,7 +256,8 @@ export class Machine {
 
       const died = (step: string): Promise<never> =>
         exited.then(({ code, signal }) => {
-          const why = signal ? `signal ${signal}` : `exit code ${code}`;
+          const oomLimitMib = jail && jail.cgroup.oomKills() > 0 ? jail.cgroup.memoryLimitMib() : null;
+          const why = oomLimitMib !== null ? `out of memory (cgroup limit ${oomLimitMib} MiB)` : signal ? `signal ${signal}` : `exit code ${code}`;
           const qemuLog = fileTail(paths.qemuLog, 1500);
           const serial = serialTail(opts.vmDir);
           throw new CapsuleError(ErrorCode.BOOT_FAILED, `QEMU exited during ${step} (${why})${qemuLog ? `\n--- qemu ---\n${qemuLog}` : ''}${serial ? `\n--- serial console (tail) ---\n${serial}` : ''}`, { step });
@@ -229,13 +267,16 @@ export class Machine {
       cleanup.push('qmp', () => qmp.close());
       const agent = await Promise.race([AgentClient.connect(paths.agent), died('agent connect')]);
       cleanup.push('agent link', () => agent.close());
+      // a cold-booted QEMU has made all its sockets; a restoring one makes its incoming socket first
+      if (jail && !restore) sealRunDir(opts.vmDir);
 
       if (restore) {
         // RESTORE_LOAD failures are the snapshot's (a bad or missing file); later ones are the guest's or the host's
         let step: string = RESTORE_LOAD;
         const restored = async (): Promise<void> => {
           // a ready snapshot's RAM is in its memory file; a suspended VM's is in the stream
-          await loadDeviceState(qmp, path.join(opts.vmDir, 'incoming.sock'), restore.statePath, { ignoreShared: restore.kind === 'snapshot', timeoutMs: RESTORE_TIMEOUT_MS });
+          await loadDeviceState(qmp, paths.incoming, restore.statePath, { ignoreShared: restore.kind === 'snapshot', timeoutMs: RESTORE_TIMEOUT_MS });
+          if (jail) sealRunDir(opts.vmDir); // before the guest runs again
           step = 'restore: agent';
           await qmp.execute('cont');
           // the fix-up is the first request: its answer also proves the agent is back (no separate ping)
@@ -249,7 +290,7 @@ export class Machine {
           }),
           exited.then(() => died(step)),
         ]);
-        return Machine.started(opts.vmDir, overlayPath, child, exited, qmp, agent, cleanup, opts.legacyUserNet ?? false);
+        return Machine.started(opts, overlayPath, child, exited, qmp, agent, cleanup);
       }
 
       const ready = await Promise.race([agent.waitReady(opts.bootTimeoutMs).then(() => null, (err: Error) => err), died('boot')]);
@@ -262,16 +303,16 @@ export class Machine {
       // rtc is off on microvm: the guest starts at 1970 until told otherwise.
       await Promise.race([agent.setClock(), died('clock sync')]);
 
-      return Machine.started(opts.vmDir, overlayPath, child, exited, qmp, agent, cleanup, opts.legacyUserNet ?? false);
+      return Machine.started(opts, overlayPath, child, exited, qmp, agent, cleanup);
     } catch (err) {
       await cleanup.run().catch(() => undefined);
       throw err;
     }
   }
 
-  private static started(vmDir: string, overlayPath: string, child: ChildProcess, exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>, qmp: QmpClient, agent: AgentClient, cleanup: Cleanup, legacyUserNet: boolean): Machine {
-    const machine = new Machine(vmDir, overlayPath, child.pid!, exited, qmp, agent, cleanup);
-    machine.legacyUserNet = legacyUserNet;
+  private static started(opts: LaunchOptions, overlayPath: string, child: ChildProcess, exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>, qmp: QmpClient, agent: AgentClient, cleanup: Cleanup): Machine {
+    const machine = new Machine(opts.vmDir, overlayPath, child.pid!, exited, qmp, agent, cleanup, opts.jail?.cgroup ?? null);
+    machine.legacyUserNet = opts.legacyUserNet ?? false;
     void exited.then(({ code, signal }) => machine.onExit(signal ? `QEMU process killed by ${signal}` : `QEMU process exited with code ${code}`));
     return machine;
   }
@@ -281,7 +322,7 @@ export class Machine {
    * the server). We are not its parent, so its exit is noticed by polling. Throws if it is not ours,
    * not alive, or its agent does not answer; the caller then stops it.
    */
-  static async adopt(vmDir: string, pid: number, overlayPath: string): Promise<Machine> {
+  static async adopt(vmDir: string, pid: number, overlayPath: string, cgroup: VmCgroup | null): Promise<Machine> {
     if (!isQemuProcessOf(pid, vmDir)) throw new Error(`process ${pid} is not this VM's QEMU`);
     const paths = vmPaths(vmDir);
     const cleanup = new Cleanup();
@@ -295,6 +336,7 @@ export class Machine {
       timer.unref();
     });
     cleanup.push('vm directory', () => fs.rmSync(vmDir, { recursive: true, force: true }));
+    if (cgroup) cleanup.push('cgroup', () => cgroup.remove());
     cleanup.push('qemu process', async () => {
       try {
         process.kill(pid, 'SIGKILL');
@@ -311,7 +353,7 @@ export class Machine {
       const status = await qmp.execute('query-status');
       if (!status.running) await qmp.execute('cont'); // a suspend cut short before its state was published
       await agent.waitReady(15_000);
-      const machine = new Machine(vmDir, overlayPath, pid, exited, qmp, agent, cleanup);
+      const machine = new Machine(vmDir, overlayPath, pid, exited, qmp, agent, cleanup, cgroup);
       machine.legacyUserNet = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`id=${LEGACY_NETDEV},`);
       void exited.then(() => machine.onExit('QEMU process exited'));
       return machine;
@@ -344,7 +386,7 @@ export class Machine {
     await this.qmp.execute('stop');
     try {
       fs.mkdirSync(targetDir, { recursive: true, mode: 0o700 });
-      const save = (filter?: RamDeltaFilter): Promise<void> => saveDeviceState(this.qmp, path.join(this.vmDir, 'suspend.sock'), partial, { ignoreShared: false, timeoutMs: 10 * 60_000, filter });
+      const save = (filter?: RamDeltaFilter): Promise<void> => saveDeviceState(this.qmp, vmPaths(this.vmDir).outgoing, partial, { ignoreShared: false, timeoutMs: 10 * 60_000, filter });
       const filter = base ? new RamDeltaFilter(base, RAM_BACKEND_ID) : undefined;
       ram = await save(filter).then(
         () => filter?.stats ?? null,
@@ -378,7 +420,7 @@ export class Machine {
    */
   async saveReadySnapshot(statePath: string): Promise<void> {
     await this.qmp.execute('stop');
-    await saveDeviceState(this.qmp, path.join(this.vmDir, 'snapshot.sock'), statePath, { ignoreShared: true, timeoutMs: 60_000 });
+    await saveDeviceState(this.qmp, vmPaths(this.vmDir).outgoing, statePath, { ignoreShared: true, timeoutMs: 60_000 });
   }
 
   /** Stop the VM: ask QEMU to quit, kill it if it does not, release everything. Idempotent. */
@@ -403,9 +445,11 @@ export class Machine {
 
   private onExit(reason: string): void {
     this.hasExited = true;
-    this.exitReason = reason;
+    // killed by the kernel for its cgroup's memory limit: say so, with the limit
+    const limitMib = this.cgroup && this.cgroup.oomKills() > 0 ? this.cgroup.memoryLimitMib() : null;
+    this.exitReason = limitMib !== null ? `out of memory (cgroup limit ${limitMib} MiB): ${reason}` : reason;
     if (this.stopping) return;
-    for (const l of this.exitListeners) l(reason);
+    for (const l of this.exitListeners) l(this.exitReason);
     this.exitListeners = [];
   }
 }

@@ -54,13 +54,22 @@ export const LEGACY_NETDEV = 'legacy0';
 /** The guest RAM backend's id, which is also its RAM block's name in a migration stream. */
 export const RAM_BACKEND_ID = 'ram0';
 
+/**
+ * A VM's directory is the server's (root, 0700); `run/` in it is QEMU's own while it starts (its sockets,
+ * console log, pid file) and is sealed (root-owned) once QEMU is up. The overlay sits beside `run/`:
+ * QEMU's uid owns the file, never the directory entry.
+ */
 export const vmPaths = (vmDir: string) => ({
-  qmp: path.join(vmDir, 'qmp.sock'),
-  agent: path.join(vmDir, 'agent.sock'),
-  serialLog: path.join(vmDir, 'serial.log'),
+  run: path.join(vmDir, 'run'),
+  qmp: path.join(vmDir, 'run', 'qmp.sock'),
+  agent: path.join(vmDir, 'run', 'agent.sock'),
+  serialLog: path.join(vmDir, 'run', 'serial.log'),
+  pid: path.join(vmDir, 'run', 'qemu.pid'),
+  /** Migration streams: QEMU listens on `incoming` (restore); the server listens on `outgoing` (save). */
+  incoming: path.join(vmDir, 'run', 'incoming.sock'),
+  outgoing: path.join(vmDir, 'run', 'outgoing.sock'),
   qemuLog: path.join(vmDir, 'qemu.log'),
   overlay: path.join(vmDir, 'disk.qcow2'),
-  pid: path.join(vmDir, 'qemu.pid'),
 });
 
 export function kernelCmdline(spec: Pick<MachineSpec, 'hostname' | 'extraKernelArgs' | 'accelerator'>): string {
@@ -121,5 +130,8 @@ function memoryBackend(spec: MachineSpec): string {
   const memory = spec.memory ?? { kind: 'memfd' };
   // anonymous RAM would get transparent huge pages: ~3x the host RSS for the same guest (measured)
   if (memory.kind === 'memfd') return `memory-backend-memfd,id=${RAM_BACKEND_ID},size=${spec.memoryMib}M`;
-  return `memory-backend-file,id=${RAM_BACKEND_ID},size=${spec.memoryMib}M,mem-path=${memory.path},share=${memory.share ? 'on' : 'off'}`;
+  // a clone opens the snapshot's file read-only (QEMU >= 8.2: readonly=on,rom=off) and maps it privately
+  // and writable: the file is writable by no VM, and every write lands in the VM's own copied pages
+  const mode = memory.share ? 'share=on' : 'share=off,readonly=on,rom=off';
+  return `memory-backend-file,id=${RAM_BACKEND_ID},size=${spec.memoryMib}M,mem-path=${memory.path},${mode}`;
 }

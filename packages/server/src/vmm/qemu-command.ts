@@ -1,38 +1,51 @@
-// How a MicroVM's QEMU process is started: directly as its unprivileged user, or inside the VM's
-// network namespace through nsenter + setpriv.
+// How an unjailed QEMU is started (CAPSULE_UNSAFE_NO_JAIL=1, development only): as the server's own
+// user, inside the VM's network namespace through nsenter when it has one. Jailed QEMUs are started by
+// the jail's launcher (jail/launcher.ts).
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import { netnsPath } from '../network/netns.js';
-import type { LaunchOptions, QemuIdentity } from './machine.js';
+import type { LaunchOptions } from './machine.js';
 
-/**
- * How QEMU is started. In a VM's network namespace: nsenter (as root) enters it, setpriv drops to QEMU's
- * user, and both exec, so QEMU keeps the pid and never holds more than that user's rights; it opens the
- * namespace's tap, which that user owns. Otherwise QEMU is spawned as its user directly.
- */
-export function qemuCommand(opts: LaunchOptions, args: string[]): [string, string[], QemuIdentity | Record<string, never>] {
-  if (!opts.netns) return [opts.qemuBinary, args, opts.runAs ?? {}];
+export function qemuCommand(opts: Pick<LaunchOptions, 'netns' | 'qemuBinary'>, args: string[]): [string, string[]] {
+  if (!opts.netns) return [opts.qemuBinary, args];
   // nsenter would start and then fail to exec a missing QEMU: say so as plainly as a direct spawn does
-  if (!isExecutable(opts.qemuBinary)) throw qemuMissing(opts.qemuBinary);
-  const drop = opts.runAs ? ['setpriv', `--reuid=${opts.runAs.uid}`, `--regid=${opts.runAs.gid}`, '--clear-groups', '--inh-caps=-all', '--'] : [];
-  return ['nsenter', [`--net=${netnsPath(opts.netns)}`, '--', ...drop, opts.qemuBinary, ...args], {}];
+  if (!findExecutable(opts.qemuBinary)) throw qemuMissing(opts.qemuBinary);
+  return ['nsenter', [`--net=${netnsPath(opts.netns)}`, '--', opts.qemuBinary, ...args]];
+}
+
+const versions = new Map<string, string>();
+
+/** `10.0.2` from `QEMU emulator version 10.0.2 (Debian …)`; 'unknown' when it cannot be run. */
+export function qemuVersion(qemuBinary: string): string {
+  let version = versions.get(qemuBinary);
+  if (!version) {
+    try {
+      version = /version (\d+\.\d+\.\d+)/.exec(execFileSync(qemuBinary, ['--version'], { encoding: 'utf8' }))?.[1] ?? 'unknown';
+    } catch {
+      version = 'unknown';
+    }
+    versions.set(qemuBinary, version);
+  }
+  return version;
 }
 
 export function qemuMissing(qemuBinary: string, cause?: unknown): CapsuleError {
   return new CapsuleError(ErrorCode.VMM_UNAVAILABLE, `QEMU binary "${qemuBinary}" not found: install qemu-system-x86 (the setup script does)`, { step: 'spawn', cause });
 }
 
-/** `command` is an executable file, by path or on PATH. */
-function isExecutable(command: string): boolean {
-  const candidates = command.includes('/') ? [command] : (process.env.PATH ?? '').split(':').map((dir) => path.join(dir, command));
-  return candidates.some((file) => {
-    try {
-      fs.accessSync(file, fs.constants.X_OK);
-      return fs.statSync(file).isFile();
-    } catch {
-      return false;
-    }
-  });
+/** The absolute path of an executable file, by path or on PATH (as exec finds it), or null. */
+export function findExecutable(command: string): string | null {
+  const candidates = command.includes('/') ? [path.resolve(command)] : (process.env.PATH ?? '').split(':').filter(Boolean).map((dir) => path.join(dir, command));
+  return (
+    candidates.find((file) => {
+      try {
+        fs.accessSync(file, fs.constants.X_OK);
+        return fs.statSync(file).isFile();
+      } catch {
+        return false;
+      }
+    }) ?? null
+  );
 }
-

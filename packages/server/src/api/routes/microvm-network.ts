@@ -18,7 +18,7 @@ export function networkRoutes(service: MicroVMService): Route[] {
         const id = checkId(params.id);
         const policy = await readJson(req, NetworkPolicy, 64 * 1024);
         const record = await service.updateNetwork(tenantId, id, policy);
-        sendJson(res, 200, toApi(record, service.endpointFor(id)));
+        sendJson(res, 200, toApi(record, service.endpointFor(id), service.usageOf(id)));
       },
     },
     {

@@ -35,7 +35,7 @@ function vmRoute(method: string, suffix: string, summary: string, toApi: (r: Mic
 }
 
 export function microvmRoutes(service: MicroVMService): Route[] {
-  const toApi = (record: MicroVMRecord): MicroVM => recordToApi(record, service.endpointFor(record.id));
+  const toApi = (record: MicroVMRecord): MicroVM => recordToApi(record, service.endpointFor(record.id), service.usageOf(record.id));
   return [
     {
       method: 'POST',
