@@ -57,7 +57,7 @@ async function rawRestore(spec: MachineSpec & { netns: string }, statePath: stri
   }
 }
 
-function qemuPidOf(id: string): number {
+export function qemuPidOf(id: string): number {
   for (const entry of fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
     try {
       const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
@@ -83,7 +83,7 @@ function writeFloorMs(file: string, bytes: number): number {
 }
 
 /** Proportional set size: pages shared with other clones (the snapshot's memory file) count once overall. */
-function pssKib(pid: number): number {
+export function pssKib(pid: number): number {
   return Number(/^Pss:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? NaN);
 }
 

@@ -6,6 +6,8 @@
 //   API overhead: REST exec, endpoint proxy latency/throughput, GET requests per second (api.ts)
 //   images: Flask build time by phase; launch → first HTTP 200 through the endpoint (images.ts)
 //   network: launch with/without a namespace, endpoint direct path vs tunnel vs floor, egress MiB/s (network.ts)
+//   jail: launch / suspend / resume jailed vs unjailed, idle host memory per VM (jail.ts)
+// BENCH_ONLY=jail,lifecycle runs only those sections (core boot/rtt always run).
 // Writes bench/results/core-<timestamp>.json.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -24,10 +26,13 @@ import { benchLifecycle } from './lifecycle.js';
 import { benchApi } from './api.js';
 import { benchImages } from './images.js';
 import { benchNetwork } from './network.js';
+import { benchJail } from './jail.js';
 
 const BOOT_RUNS = Number(process.env.BENCH_BOOT_RUNS ?? 5);
 const RTT_RUNS = Number(process.env.BENCH_RTT_RUNS ?? 200);
 const FILE_BYTES = 10 * 1024 * 1024;
+const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : null;
+const only = (section: string): boolean => ONLY === null || ONLY.has(section);
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-bench-'));
 
@@ -129,10 +134,11 @@ async function main(): Promise<void> {
     roundTripMs: { ...rtt, pingRatio: ratio(rtt.ping, rtt.rawEcho), execRatio: ratio(rtt.execTrue, rtt.rawEcho) },
     file10MiB: { writeMs: summarize(writeMs), readMs: summarize(readMs), writeMiBPerSecond: mibPerSecond(writeMs), readMiBPerSecond: mibPerSecond(readMs) },
     idleVmHostRssMib: Math.round(rssKib / 1024),
-    lifecycle: await benchLifecycle(path.join(work, 'lifecycle')),
-    api: await benchApi(path.join(work, 'api')),
-    images: await benchImages(path.join(work, 'images')),
-    network: await benchNetwork(path.join(work, 'network')),
+    lifecycle: only('lifecycle') ? await benchLifecycle(path.join(work, 'lifecycle')) : 'skipped',
+    api: only('api') ? await benchApi(path.join(work, 'api')) : 'skipped',
+    images: only('images') ? await benchImages(path.join(work, 'images')) : 'skipped',
+    network: only('network') ? await benchNetwork(path.join(work, 'network')) : 'skipped',
+    jail: only('jail') ? await benchJail(path.join(work, 'jail')) : 'skipped',
   };
   const resultsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
   fs.mkdirSync(resultsDir, { recursive: true });

@@ -185,8 +185,8 @@ describe('no jail, no launch', () => {
   after(async () => server?.close());
 
   test('with every uid of the range taken, a launch is refused with JAIL_FAILED, and no QEMU runs as root', async () => {
-    // one uid in the range: the first VM holds it
-    server = await startTestServer({ uidRange: { first: 264_999, last: 264_999 }, snapshots: false });
+    // one uid in the range (outside the default one, so no other server holds it): the first VM holds it
+    server = await startTestServer({ uidRange: { first: 299_000, last: 299_000 }, snapshots: false });
     const first = await server.capsule.microvms.run({ imageName: 'base' });
     const response = await server.api('POST', '/v1/microvms', { imageName: 'base' });
     const err = await errorOf(response);
@@ -197,16 +197,21 @@ describe('no jail, no launch', () => {
     await first.terminate();
   });
 
-  test('without a jail (here: no QEMU to put in one) a launch is refused with JAIL_FAILED, never run unjailed', async () => {
-    const s = await startTestServer({ qemuBinary: '/nonexistent/qemu-system-x86_64', snapshots: false });
+  test('without cgroups there is no jail: a launch is refused with JAIL_FAILED, the VM is FAILED saying why, nothing runs', async () => {
+    const noCgroups = fs.mkdtempSync('/tmp/capsule-no-cgroups-');
+    const s = await startTestServer({ cgroupMount: noCgroups, snapshots: false });
     try {
       const err = await errorOf(await s.api('POST', '/v1/microvms', { imageName: 'base' }));
       assert.equal(err.status, 503);
       assert.equal(err.code, 'JAIL_FAILED');
-      assert.match(err.message, /cannot jail QEMU: QEMU binary "\/nonexistent\/qemu-system-x86_64" not found/);
+      assert.match(err.message, /cannot jail QEMU: no cgroup v1 memory, cpu, pids hierarchy/);
+      const { microvms } = await s.capsule.microvms.list();
+      assert.equal(microvms[0].state, 'FAILED');
+      assert.match(microvms[0].info.failureReason ?? '', /JAIL_FAILED/);
       assert.deepEqual(qemuProcesses(s.dataDir), []);
     } finally {
       await s.close();
+      fs.rmSync(noCgroups, { recursive: true, force: true });
     }
   });
 

@@ -30,6 +30,8 @@ export interface CapsuleConfig {
   extraKernelArgs: string;
   /** The uids (and gids) QEMUs run as, one per VM (CAPSULE_UID_RANGE, default 200000-264999). */
   uidRange: UidRange;
+  /** Where the cgroup filesystems are mounted (CAPSULE_CGROUP_MOUNT, default /sys/fs/cgroup). */
+  cgroupMount: string;
   /** CAPSULE_UNSAFE_NO_JAIL=1: QEMU unjailed as the server's user (development only; logged loudly). */
   unsafeNoJail: boolean;
   /** QEMU's memory beyond guest RAM in a VM's cgroup limit (CAPSULE_VM_MEMORY_OVERHEAD_MIB); null: measured default. */
@@ -116,6 +118,7 @@ export function loadConfig(overrides: Partial<CapsuleConfig> = {}, env: NodeJS.P
     snapshotDir: env.CAPSULE_SNAPSHOT_DIR ?? path.join(env.CAPSULE_CACHE_DIR ?? '/var/cache/capsule', 'snapshots'),
     uidRange: parseUidRange(env.CAPSULE_UID_RANGE ?? '200000-264999'),
     unsafeNoJail: env.CAPSULE_UNSAFE_NO_JAIL === '1',
+    cgroupMount: env.CAPSULE_CGROUP_MOUNT ?? '/sys/fs/cgroup',
     vmMemoryOverheadMib: env.CAPSULE_VM_MEMORY_OVERHEAD_MIB === undefined ? null : nonNegativeInt('CAPSULE_VM_MEMORY_OVERHEAD_MIB', env.CAPSULE_VM_MEMORY_OVERHEAD_MIB),
     baseDomain: env.CAPSULE_BASE_DOMAIN ?? 'localhost',
     s3: env.CAPSULE_S3_ENDPOINT || env.CAPSULE_S3_ACCESS_KEY_ID

@@ -20,6 +20,8 @@ export interface JailSettings {
   cacheDir: string;
   dataDir: string;
   qemuBinary: string;
+  /** Where the host's cgroup filesystems are mounted (CAPSULE_CGROUP_MOUNT, default /sys/fs/cgroup). */
+  cgroupMount: string;
 }
 
 /**
@@ -42,8 +44,8 @@ export class Jailer {
     private readonly root: QemuRoot | null,
     private readonly cgroups: Cgroups | null,
     readonly uids: UidPool | null,
-    /** Why no jail can be made (launches fail with this), or null. */
-    readonly unavailable: string | null,
+    /** Why no jail can be made (every launch fails with it), or null. */
+    readonly unavailable: CapsuleError | null,
   ) {}
 
   static create(settings: JailSettings, log: Logger): Jailer {
@@ -55,14 +57,16 @@ export class Jailer {
       if (process.getuid?.() !== 0) throw new Error('the server is not running as root, which making a jail needs (or set CAPSULE_UNSAFE_NO_JAIL=1 for development)');
       fs.mkdirSync(JAIL_MOUNTPOINT, { recursive: true, mode: 0o755 });
       const root = prepareQemuRoot(settings.qemuBinary, path.join(settings.cacheDir, 'jail'));
-      const cgroups = Cgroups.detect();
+      const cgroups = Cgroups.detect(settings.cgroupMount);
       const uids = new UidPool(settings.uidRange, settings.dataDir);
       log.info('jail: every QEMU runs as its own uid, chrooted in a private mount namespace, in its own cgroup', { uidRange: `${settings.uidRange.first}-${settings.uidRange.last}`, cgroup: `v${cgroups.version}`, qemuRoot: root.dir });
       return new Jailer(false, settings, root, cgroups, uids, null);
     } catch (err) {
-      const reason = (err as Error).message;
-      log.error('jail unavailable: every launch will fail until this is fixed', { reason });
-      return new Jailer(false, settings, null, null, null, reason);
+      // QEMU missing keeps its own code (VMM_UNAVAILABLE: install it); anything else is the jail's
+      const cause = err instanceof CapsuleError && err.code !== ErrorCode.JAIL_FAILED ? err : null;
+      const unavailable = cause ?? new CapsuleError(ErrorCode.JAIL_FAILED, `cannot jail QEMU: ${(err as Error).message}`, { step: 'jail', cause: err });
+      log.error('jail unavailable: every launch will fail until this is fixed', { reason: unavailable.message });
+      return new Jailer(false, settings, null, null, null, unavailable);
     }
   }
 
@@ -72,7 +76,7 @@ export class Jailer {
    */
   forVm(tenant: string, owner: string, uid?: number): VmJail | null {
     if (this.unsafe) return null;
-    if (this.unavailable || !this.root || !this.cgroups || !this.uids) throw new CapsuleError(ErrorCode.JAIL_FAILED, `cannot jail QEMU: ${this.unavailable}`, { step: 'jail' });
+    if (this.unavailable || !this.root || !this.cgroups || !this.uids) throw this.unavailable ?? new Error('jail not set up');
     const claimed = uid ?? this.uids.claim(owner);
     return new VmJail(claimed, uid === undefined ? () => this.uids!.release(claimed, owner) : () => undefined, this.cgroups.vm(tenant, `u${claimed}`), this.root, this.settings);
   }
@@ -80,7 +84,7 @@ export class Jailer {
   /** The uid a new MicroVM keeps for life (recorded with it; released when its files are gone). */
   claimUid(owner: string): number | null {
     if (this.unsafe) return null;
-    if (!this.uids) throw new CapsuleError(ErrorCode.JAIL_FAILED, `cannot jail QEMU: ${this.unavailable}`, { step: 'jail' });
+    if (!this.uids) throw this.unavailable ?? new Error('jail not set up');
     return this.uids.claim(owner);
   }
 

@@ -266,9 +266,18 @@ export class MicroVMService {
       startedAt: null,
       terminatedAt: null,
     };
-    const release = await this.quotas.admit(tenantId, record);
+    // its own uid for as long as its files exist; no jail means no launch (the record says why)
+    let jailError: unknown = null;
     try {
-      record.jailUid = this.deps.jailer.claimUid(id); // its own for as long as its files exist
+      record.jailUid = this.deps.jailer.claimUid(id);
+    } catch (err) {
+      jailError = err;
+    }
+    const release = await this.quotas.admit(tenantId, record).catch((err: unknown) => {
+      this.deps.jailer.releaseUid(record.jailUid, id);
+      throw err;
+    });
+    try {
       await store.insertMicroVM(record);
     } catch (err) {
       this.deps.jailer.releaseUid(record.jailUid, id);
@@ -280,6 +289,7 @@ export class MicroVMService {
     let machine: Machine;
     let launchedFrom: 'boot' | 'snapshot';
     try {
+      if (jailError) throw jailError;
       ({ machine, launchedFrom } = await withNetwork(this.netDeps, record, (netns) => startMachine(this.bootDeps, record, source, netns, request.runHookPayload)));
     } catch (err) {
       const reason = err instanceof CapsuleError ? `${err.code}: ${err.message}` : String(err);
