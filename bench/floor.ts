@@ -57,7 +57,7 @@ export interface FloorVm {
 const ECHO_TIMEOUT_MS = 10_000;
 
 export async function bootFloor(qemuBinary: string, spec: Omit<MachineSpec, 'extraKernelArgs'>, overlayFrom: string, qemuImg: string): Promise<FloorVm> {
-  fs.mkdirSync(spec.vmDir, { recursive: true });
+  fs.mkdirSync(vmPaths(spec.vmDir).run, { recursive: true }); // a bare QEMU writes its sockets and console there
   const p = vmPaths(spec.vmDir);
   await new Promise<void>((resolve, reject) =>
     spawn(qemuImg, ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', overlayFrom, spec.overlayPath]).on('exit', (c) => (c === 0 ? resolve() : reject(new Error('qemu-img failed')))),

@@ -47,7 +47,7 @@ export async function benchImages(work: string): Promise<Record<string, unknown>
     for (let i = 0; i < RUNS; i++) {
       // floor: bare QEMU, same argv, restoring the same snapshot in a namespace; the app answers on its uplink address
       const vmDir = path.join(work, `floor-${i}`);
-      fs.mkdirSync(vmDir);
+      fs.mkdirSync(vmPaths(vmDir).run, { recursive: true }); // a bare QEMU writes its sockets and console there
       const overlay = path.join(vmDir, 'disk.qcow2');
       await new Promise((r) => spawn('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', path.join(snap, 'disk.qcow2'), overlay]).once('exit', r));
       const spec = { vmDir, kernelPath: runtime.kernelPath, initrdPath: runtime.initrdPath, overlayPath: overlay, vcpuCount: 1, memoryMib: 512, accelerator: server.accelerator.accelerator, hostname: `floor-${i}`, memory: { kind: 'file' as const, path: path.join(snap, 'memory'), share: false }, netns: floorNet.netns };

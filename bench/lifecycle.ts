@@ -23,7 +23,7 @@ const RUNS = Number(process.env.BENCH_LIFECYCLE_RUNS ?? 10);
 
 /** Bare QEMU: same argv as a MicroVM (in a namespace, on its tap), restore by hand, until the agent answers a raw ping frame. */
 async function rawRestore(spec: MachineSpec & { netns: string }, statePath: string, ignoreShared: boolean): Promise<number> {
-  fs.mkdirSync(spec.vmDir, { recursive: true });
+  fs.mkdirSync(vmPaths(spec.vmDir).run, { recursive: true }); // a bare QEMU writes its sockets and console there
   const p = vmPaths(spec.vmDir);
   const t0 = performance.now();
   const child = spawnQemuIn(spec.netns, qemuArgs({ ...spec, incoming: true }));

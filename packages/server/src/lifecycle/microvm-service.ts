@@ -12,14 +12,14 @@ import type { AgentClient, ExecHandle, ExecIo } from '../vmm/agent-client.js';
 import type { AcceleratorDecision } from '../vmm/accelerator.js';
 import { Machine, RESTORE_LOAD, serialTail } from '../vmm/machine.js';
 import type { Jailer } from '../jail/jailer.js';
-import { allocatedBytes, chownNoFollow } from '../jail/vm-files.js';
+import { ensureUid, machineUsage, usageByTenant } from './jail-ops.js';
 import { assertTransition } from './states.js';
 import { Activity, PolicySweeper } from './policy-sweeper.js';
 import { QuotaGate } from './quotas.js';
 import type { Metrics } from '../api/metrics.js';
 import type { ImageService } from '../images/image-service.js';
 import { appLogTail, resolveSource } from './launch-source.js';
-import { newMicroVMId } from './records.js';
+import { pendingRecord } from './records.js';
 import { notifyHook } from '../images/hooks.js';
 import { recoverMicroVMs, suspendDirOf, suspendFilesOf, type SuspendFiles } from './recovery.js';
 import { launchOptions, startMachine, type BootDeps } from './boot.js';
@@ -153,7 +153,7 @@ export class MicroVMService {
       let machine: Machine;
       const release = await this.quotas.admit(record.tenantId, record);
       try {
-        record = await this.ensureUid(record, diskPath);
+        record = await ensureUid(this.deps.jailer, this.deps.store, record, diskPath);
         const source = await resolveSource(this.deps.runtimes, this.deps.images, record.tenantId, record.imageName, record.imageVersion ?? undefined);
         machine = await withNetwork(this.netDeps, record, (netns) => Machine.launch({ ...launchOptions(this.bootDeps, record, source, netns), restore: { kind: 'suspended', statePath, diskPath } }));
       } catch (err) {
@@ -175,39 +175,14 @@ export class MicroVMService {
     });
   }
 
-  /**
-   * A suspended VM from before jails (no uid of its own), or one whose uid another server took while
-   * the machine was down: a new uid, and its disk (and only its disk) given to it.
-   */
-  private async ensureUid(record: MicroVMRecord, diskPath: string): Promise<MicroVMRecord> {
-    if (this.deps.jailer.unsafe || record.jailUid !== null) return record;
-    const jailUid = this.deps.jailer.claimUid(record.id)!;
-    const dir = path.dirname(diskPath);
-    chownNoFollow(dir, 0, 0); // before jails a suspended VM's directory was QEMU's user's
-    fs.chmodSync(dir, 0o700);
-    chownNoFollow(diskPath, jailUid, jailUid);
-    await this.deps.store.updateMicroVM(record.id, null, { jailUid });
-    return { ...record, jailUid };
-  }
-
-  /** What a running VM uses now (its cgroup and its disk overlay); null when not running or unjailed. */
+  /** What a running VM uses now; null when not running or unjailed. */
   usageOf(id: string): MicroVMUsage | null {
-    const machine = this.machines.get(id);
-    const usage = machine?.cgroup?.usage();
-    return machine && usage ? { ...usage, diskBytes: allocatedBytes(machine.overlayPath) } : null;
+    return machineUsage(this.machines.get(id));
   }
 
   /** Running VMs' usage summed per tenant (the /metrics gauges). */
   usageByTenant(): Map<string, MicroVMUsage> {
-    const sums = new Map<string, MicroVMUsage>();
-    for (const [id, tenantId] of this.tenantOf) {
-      const usage = this.usageOf(id);
-      if (!usage) continue;
-      const sum = sums.get(tenantId) ?? { cpuSeconds: 0, memoryBytes: 0, memoryPeakBytes: 0, diskBytes: 0 };
-      for (const key of Object.keys(sum) as Array<keyof MicroVMUsage>) sum[key] += usage[key];
-      sums.set(tenantId, sum);
-    }
-    return sums;
+    return usageByTenant([...this.tenantOf].map(([id, tenantId]) => ({ tenantId, usage: this.usageOf(id) })));
   }
 
   /** At start-up: take back what the previous server left (recovery.ts). */
@@ -230,42 +205,17 @@ export class MicroVMService {
     }
     const network = resolveNetworkPolicy(request.network ?? { egress: 'none' });
     checkTenantPolicy(network, config.egressPrivateAllow);
-    const now = new Date().toISOString();
-    const id = newMicroVMId();
-    const vmDir = path.join(this.vmsDir, id);
-    const record: MicroVMRecord = {
-      id,
-      tenantId,
-      state: 'PENDING',
-      imageName: request.imageName,
+    const record = pendingRecord(tenantId, request, {
+      vmsDir: this.vmsDir,
+      network,
+      maximumDurationSeconds,
+      accelerator: accelerator.accelerator,
       imageVersion: image?.record.version ?? null,
       vcpuCount: request.vcpuCount ?? plan?.vcpuCount ?? config.defaultVcpuCount,
       memoryMib: request.memoryMib ?? plan?.memoryMib ?? config.defaultMemoryMib,
-      metadata: request.metadata ?? {},
       env: { ...plan?.env, ...request.env },
-      egress: network.egress,
-      network,
-      netSlot: null,
-      jailUid: null,
-      maximumDurationSeconds,
-      idlePolicy: {
-        maxIdleDurationSeconds: request.idlePolicy?.maxIdleDurationSeconds ?? 0,
-        suspendedDurationSeconds: request.idlePolicy?.suspendedDurationSeconds ?? 0,
-        autoResumeEnabled: request.idlePolicy?.autoResumeEnabled ?? true,
-      },
-      lastActivityAt: null,
-      suspendedAt: null,
-      accelerator: accelerator.accelerator,
-      launchedFrom: null,
-      kernelRelease: null,
-      failureReason: null,
-      qemuPid: null,
-      vmDir,
-      createdAt: now,
-      updatedAt: now,
-      startedAt: null,
-      terminatedAt: null,
-    };
+    });
+    const id = record.id;
     // its own uid for as long as its files exist; no jail means no launch (the record says why)
     let jailError: unknown = null;
     try {

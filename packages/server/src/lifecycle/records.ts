@@ -1,6 +1,7 @@
-// MicroVM ids and the API view of a record.
+// MicroVM ids, a new launch's record, and the API view of a record.
 import { randomBytes } from 'node:crypto';
-import type { MicroVM, MicroVMUsage } from '@capsule/protocol';
+import path from 'node:path';
+import type { MicroVM, MicroVMUsage, RunMicroVMRequest } from '@capsule/protocol';
 import type { MicroVMRecord } from '../store/types.js';
 
 const ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
@@ -14,4 +15,43 @@ export function newMicroVMId(): string {
 export function toApi(record: MicroVMRecord, endpoint: string, usage: MicroVMUsage | null): MicroVM {
   const { tenantId: _t, env: _e, qemuPid: _p, vmDir: _d, netSlot: _n, jailUid: _u, ...rest } = record;
   return { ...rest, endpoint, usage };
+}
+
+/** The PENDING record of a launch: the request's fields with the defaults decided by the caller. */
+export function pendingRecord(
+  tenantId: string,
+  request: RunMicroVMRequest,
+  decided: Pick<MicroVMRecord, 'network' | 'maximumDurationSeconds' | 'accelerator' | 'imageVersion' | 'vcpuCount' | 'memoryMib' | 'env'> & { vmsDir: string },
+): MicroVMRecord {
+  const { vmsDir, network, ...fields } = decided;
+  const now = new Date().toISOString();
+  const id = newMicroVMId();
+  return {
+    ...fields,
+    id,
+    tenantId,
+    state: 'PENDING',
+    imageName: request.imageName,
+    metadata: request.metadata ?? {},
+    egress: network.egress,
+    network,
+    netSlot: null,
+    jailUid: null,
+    idlePolicy: {
+      maxIdleDurationSeconds: request.idlePolicy?.maxIdleDurationSeconds ?? 0,
+      suspendedDurationSeconds: request.idlePolicy?.suspendedDurationSeconds ?? 0,
+      autoResumeEnabled: request.idlePolicy?.autoResumeEnabled ?? true,
+    },
+    lastActivityAt: null,
+    suspendedAt: null,
+    launchedFrom: null,
+    kernelRelease: null,
+    failureReason: null,
+    qemuPid: null,
+    vmDir: path.join(vmsDir, id),
+    createdAt: now,
+    updatedAt: now,
+    startedAt: null,
+    terminatedAt: null,
+  };
 }

@@ -6,8 +6,6 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
-import type { CapsuleConfig } from '../config.js';
-import type { Runtime } from '../runtimes/registry.js';
 import { AgentClient } from './agent-client.js';
 import { Cleanup } from './cleanup.js';
 import { QmpClient } from './qmp.js';
@@ -17,11 +15,12 @@ import { LEGACY_NETDEV, qemuArgs, RAM_BACKEND_ID, vmPaths, type MachineSpec } fr
 import { baseDiskBeside, baseMemoryBeside, linkBase, moveBase } from './base-layers.js';
 import { RamDeltaFilter, RamDeltaFormatError, type RamDeltaStats } from './ram-delta.js';
 import { qemuCommand, qemuMissing } from './qemu-command.js';
-import { backingChain } from './backing-chain.js';
-import type { VmJail } from '../jail/jailer.js';
+import { jailedQemu, sealRunDir } from './jailed-qemu.js';
 import type { VmCgroup } from '../jail/cgroups.js';
-import { chownNoFollow, readTail } from '../jail/vm-files.js';
-import { tapBatch } from '../network/netns.js';
+import { readTail } from '../jail/vm-files.js';
+import type { LaunchOptions } from './launch-options.js';
+
+export { hostLaunchOptions, type LaunchOptions, type RestoreSource, type SnapshotFiles } from './launch-options.js';
 
 const execFileAsync = promisify(execFile);
 const SERIAL_TAIL_BYTES = 3000;
@@ -31,51 +30,6 @@ const QUIT_GRACE_MS = 2000;
 const LEGACY_MARK = 'legacy-user-net';
 /** The failing step of a restore whose snapshot files could not be loaded. */
 export const RESTORE_LOAD = 'restore: load device state';
-
-/** A ready snapshot's frozen files: guest RAM, device state, and the disk layer under every clone. */
-export interface SnapshotFiles {
-  memoryPath: string;
-  statePath: string;
-  diskPath: string;
-}
-
-/** What a VM is restored from instead of booting. */
-export type RestoreSource =
-  /** A ready snapshot: RAM mapped copy-on-write from its memory file, a new overlay chained on its disk. */
-  | ({ kind: 'snapshot' } & SnapshotFiles)
-  /** A suspended VM: RAM in the state stream, the VM's own overlay adopted as is. */
-  | { kind: 'suspended'; statePath: string; diskPath: string };
-
-export interface LaunchOptions extends Omit<MachineSpec, 'overlayPath' | 'incoming'> {
-  /** The VM's jail (its uid, cgroup, chroot); null only when running unjailed (CAPSULE_UNSAFE_NO_JAIL). */
-  jail: VmJail | null;
-  /** Restore instead of booting. */
-  restore?: RestoreSource;
-  /** Where the disk overlay goes (default: in vmDir, removed with it). A snapshot build keeps it. */
-  overlayPath?: string;
-  rootfsPath: string;
-  /** A qcow2 layer over the rootfs (an image version): the overlay chains on it instead. */
-  baseDisk?: string;
-  qemuBinary: string;
-  qemuImgBinary: string;
-  bootTimeoutMs: number;
-}
-
-/** The launch options that come from configuration and the runtime rather than from the request. */
-export function hostLaunchOptions(
-  config: Pick<CapsuleConfig, 'qemuBinary' | 'qemuImgBinary' | 'bootTimeoutMs' | 'extraKernelArgs'>,
-  runtime: Pick<Runtime, 'kernelPath' | 'initrdPath' | 'rootfsPath'>,
-): Pick<LaunchOptions, 'kernelPath' | 'initrdPath' | 'rootfsPath' | 'qemuBinary' | 'qemuImgBinary' | 'bootTimeoutMs' | 'extraKernelArgs'> {
-  return {
-    kernelPath: runtime.kernelPath,
-    initrdPath: runtime.initrdPath,
-    rootfsPath: runtime.rootfsPath,
-    qemuBinary: config.qemuBinary,
-    qemuImgBinary: config.qemuImgBinary,
-    bootTimeoutMs: config.bootTimeoutMs,
-    extraKernelArgs: config.extraKernelArgs,
-  };
-}
 
 const ADOPTED_EXIT_POLL_MS = 500;
 
@@ -96,31 +50,6 @@ export function serialTail(vmDir: string, bytes = SERIAL_TAIL_BYTES): string {
 
 function fileTail(file: string, bytes: number): string {
   return readTail(file, bytes).trim();
-}
-
-/** The run directory is QEMU's until it is up; then root's, so nothing can be planted in it. */
-function sealRunDir(vmDir: string): void {
-  const run = vmPaths(vmDir).run;
-  chownNoFollow(run, 0, 0);
-  fs.chmodSync(run, 0o755); // QEMU still reaches the sockets the server makes there (suspend)
-}
-
-/**
- * What QEMU may see inside its jail besides QEMU itself: the kernel, the initrd and the frozen disk
- * layers under its overlay (read-only), its memory file (read-only unless it is a snapshot being made),
- * and its run directory and overlay. The disk chain is read from layers the server made, never from
- * the overlay a VM can rewrite.
- */
-function jailFiles(opts: LaunchOptions, overlayPath: string, backing: string, memory: MachineSpec['memory']): { readOnly: string[]; writable: string[] } {
-  const readOnly = new Set([opts.kernelPath, opts.initrdPath, ...backingChain(backing)]);
-  const writable = [vmPaths(opts.vmDir).run, overlayPath];
-  if (memory?.kind === 'file' && memory.share) writable.push(memory.path);
-  else if (memory?.kind === 'file') readOnly.add(memory.path);
-  // a bind mount follows a link: whatever a VM's files are, none may be one (they sit in root's directories)
-  for (const file of [...readOnly, ...writable]) {
-    if (fs.lstatSync(file).isSymbolicLink()) throw new CapsuleError(ErrorCode.JAIL_FAILED, `refusing to jail ${file}: it is a symbolic link`, { step: 'jail' });
-  }
-  return { readOnly: [...readOnly], writable: [...new Set(writable)] };
 }
 
 export class Machine {
@@ -176,8 +105,7 @@ export class Machine {
       // the server's directory (root, 0700); QEMU gets run/ and its overlay file, nothing else of it
       fs.mkdirSync(opts.vmDir, { recursive: true, mode: 0o700 });
       cleanup.push('vm directory', () => fs.rmSync(opts.vmDir, { recursive: true, force: true }));
-      fs.mkdirSync(paths.run, { mode: 0o700 });
-      if (jail) chownNoFollow(paths.run, jail.uid, jail.gid);
+      fs.mkdirSync(paths.run, { mode: 0o700 }); // QEMU's own while it starts (jailed-qemu.ts)
 
       const restore = opts.restore;
       const overlayPath = restore?.kind === 'suspended' ? restore.diskPath : (opts.overlayPath ?? paths.overlay);
@@ -203,22 +131,8 @@ export class Machine {
           throw new CapsuleError(ErrorCode.BOOT_FAILED, 'could not create the disk overlay', { step: 'overlay', cause: err });
         });
       }
-      let command: string;
-      let args: string[];
       const argv = qemuArgs({ ...opts, memory, overlayPath, incoming: opts.restore !== undefined });
-      if (jail) {
-        // QEMU's uid owns the files it writes (the overlay; the memory file of a snapshot being made)
-        chownNoFollow(overlayPath, jail.uid, jail.gid);
-        if (memory?.kind === 'file' && memory.share) {
-          fs.closeSync(fs.openSync(memory.path, fs.constants.O_CREAT | fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW, 0o600));
-          chownNoFollow(memory.path, jail.uid, jail.gid);
-        }
-        jail.cgroup.create(jail.limits(opts));
-        cleanup.push('cgroup', () => jail.cgroup.remove());
-        [command, args] = jail.command({ ...jailFiles(opts, overlayPath, backing, memory), kvm: opts.accelerator === 'kvm', netns: opts.netns ? { name: opts.netns, tapBatch: tapBatch(jail, true) } : undefined, isDirectory: (p) => p === paths.run, fstabPath: path.join(opts.vmDir, 'jail.fstab') }, argv);
-      } else {
-        [command, args] = qemuCommand(opts, argv);
-      }
+      const [command, args] = jail ? jailedQemu(jail, { ...opts, overlayPath, backing, memory }, argv, cleanup) : qemuCommand(opts, argv);
 
       const log = fs.openSync(paths.qemuLog, 'w');
       let child: ChildProcess;
