@@ -28,6 +28,14 @@ const RESTORE_TIMEOUT_MS = 30_000;
 const QUIT_GRACE_MS = 2000;
 /** Beside a suspended state that needs the legacy user-mode netdev. */
 const LEGACY_MARK = 'legacy-user-net';
+/** Beside a suspended state: the frozen layer its overlay chains on (a snapshot disk not linked beside it). */
+const BACKING_RECORD = 'backing';
+
+function recordedBacking(diskPath: string): string | null {
+  const record = readTail(path.join(path.dirname(diskPath), BACKING_RECORD), 4096);
+  return record === '' ? null : record;
+}
+
 /** The failing step of a restore whose snapshot files could not be loaded. */
 export const RESTORE_LOAD = 'restore: load device state';
 
@@ -59,6 +67,8 @@ export class Machine {
   private stopping = false;
   /** Started with the legacy user-mode netdev (its state predates namespaces): its suspends say so. */
   legacyUserNet = false;
+  /** The frozen layer under its overlay (unknown for a re-adopted QEMU): a suspend records it. */
+  backing: string | null = null;
 
   private constructor(
     readonly vmDir: string,
@@ -116,7 +126,7 @@ export class Machine {
         // launched from a snapshot: the suspend saved only what differs from this base memory
         const base = baseMemoryBeside(restore.diskPath);
         if (base) memory = { kind: 'file', path: base, share: false };
-        backing = baseDiskBeside(restore.diskPath) ?? backing;
+        backing = baseDiskBeside(restore.diskPath) ?? recordedBacking(restore.diskPath) ?? backing;
       } else {
         // the overlay chains on the snapshot's frozen layer, or on the runtime's read-only image: no copy
         let backingFormat = opts.baseDisk ? 'qcow2' : 'raw';
@@ -204,7 +214,7 @@ export class Machine {
           }),
           exited.then(() => died(step)),
         ]);
-        return Machine.started(opts, overlayPath, child, exited, qmp, agent, cleanup);
+        return Machine.started(opts, overlayPath, backing, child, exited, qmp, agent, cleanup);
       }
 
       const ready = await Promise.race([agent.waitReady(opts.bootTimeoutMs).then(() => null, (err: Error) => err), died('boot')]);
@@ -217,16 +227,17 @@ export class Machine {
       // rtc is off on microvm: the guest starts at 1970 until told otherwise.
       await Promise.race([agent.setClock(), died('clock sync')]);
 
-      return Machine.started(opts, overlayPath, child, exited, qmp, agent, cleanup);
+      return Machine.started(opts, overlayPath, backing, child, exited, qmp, agent, cleanup);
     } catch (err) {
       await cleanup.run().catch(() => undefined);
       throw err;
     }
   }
 
-  private static started(opts: LaunchOptions, overlayPath: string, child: ChildProcess, exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>, qmp: QmpClient, agent: AgentClient, cleanup: Cleanup): Machine {
+  private static started(opts: LaunchOptions, overlayPath: string, backing: string, child: ChildProcess, exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>, qmp: QmpClient, agent: AgentClient, cleanup: Cleanup): Machine {
     const machine = new Machine(opts.vmDir, overlayPath, child.pid!, exited, qmp, agent, cleanup, opts.jail?.cgroup ?? null);
     machine.legacyUserNet = opts.legacyUserNet ?? false;
+    machine.backing = backing;
     void exited.then(({ code, signal }) => machine.onExit(signal ? `QEMU process killed by ${signal}` : `QEMU process exited with code ${code}`));
     return machine;
   }
@@ -322,6 +333,9 @@ export class Machine {
     if (this.overlayPath !== diskPath) fs.renameSync(this.overlayPath, diskPath);
     fsyncPath(diskPath);
     if (this.legacyUserNet) fs.writeFileSync(path.join(targetDir, LEGACY_MARK), '');
+    // the jail of its resume must bind this layer (unless it is a base link, which moved along): said by
+    // the server here, never read from the overlay a VM can rewrite
+    if (this.backing && path.dirname(this.backing) !== path.dirname(this.overlayPath)) fs.writeFileSync(path.join(targetDir, BACKING_RECORD), this.backing, { mode: 0o600 });
     fs.renameSync(partial, statePath);
     fsyncPath(targetDir);
     await this.cleanup.run();
