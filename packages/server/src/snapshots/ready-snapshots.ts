@@ -19,7 +19,7 @@ import { captureSnapshot, snapshotFilesIn, verifySnapshot } from './capture.js';
 import type { VmNetworks } from '../network/vm-networks.js';
 
 /** Bump when what a snapshot contains changes shape (QEMU device layout, agent restore contract). */
-const SNAPSHOT_FORMAT = 4; // 3: the NIC on a tap in a namespace; 4: root's read-only files, QEMU version in the key
+const SNAPSHOT_FORMAT = 5; // 3: the NIC on a tap in a namespace; 4: root's read-only files, QEMU version in the key; 5: qboot firmware
 
 export interface ReadySnapshot extends SnapshotFiles {
   kind: 'snapshot';

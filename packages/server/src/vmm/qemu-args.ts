@@ -100,6 +100,9 @@ export function qemuArgs(spec: MachineSpec): string[] {
     // KVM guests keep them: untested here, and their clock comes from kvmclock anyway.
     '-M', `microvm,memory-backend=${RAM_BACKEND_ID}${spec.accelerator === 'tcg' && tcgTimerArgs().length > 0 ? ',pit=off,pic=off' : ''}`,
     ...accel,
+    // qboot, as QEMU 7.2 had for microvm: Debian's QEMU 10 defaults to SeaBIOS's (128 KiB, slower to
+    // boot), and a state saved on 7.2 loads only with the same firmware size
+    '-bios', 'qboot.rom',
     '-m', `${spec.memoryMib}M`,
     '-object', memoryBackend(spec),
     '-smp', String(spec.vcpuCount),
