@@ -1,8 +1,9 @@
 // The jail's launcher, in the manner of Firecracker's jailer, with Debian's util-linux: as root,
 //   [nsenter --net=<VM netns>] unshare --mount  sh -c LAUNCHER  <items> -- qemu <args>
-// The shell joins the VM's cgroups, mounts a small tmpfs as the jail's root (in its private mount
-// namespace: the mounts vanish with QEMU, nothing to clean up), bind-mounts the QEMU root and the VM's
-// own files at their host paths (read-only where shared), makes the few device nodes QEMU opens, and
+// The shell joins the VM's cgroups, remakes the namespace's tap for the VM's uid, mounts a small tmpfs
+// as the jail's root (in its private mount namespace: the mounts vanish with QEMU, nothing to clean up),
+// bind-mounts the QEMU root, the device nodes QEMU opens and the VM's own files at their host paths
+// (read-only where shared) with one `mount -a`, makes a /dev/kvm of its own under KVM, and
 // execs `unshare --root` to chroot and drop to the VM's uid/gid (supplementary groups cleared, no
 // capabilities) before QEMU's first instruction. Every exec keeps the pid: the child we spawn is QEMU.
 // Items are positional arguments, never spliced into the script: no path can inject shell.
