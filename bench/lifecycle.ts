@@ -12,6 +12,7 @@ import path from 'node:path';
 import { encodeFrame, FrameKind } from '../packages/protocol/src/index.js';
 import { startServer } from '../packages/server/src/index.js';
 import { createLogger } from '../packages/server/src/log.js';
+import { ReadySnapshots } from '../packages/server/src/snapshots/ready-snapshots.js';
 import { loadDeviceState } from '../packages/server/src/vmm/migration.js';
 import { QmpClient } from '../packages/server/src/vmm/qmp.js';
 import { qemuArgs, vmPaths, type MachineSpec } from '../packages/server/src/vmm/qemu-args.js';
@@ -94,9 +95,10 @@ export async function benchLifecycle(work: string): Promise<Record<string, unkno
   try {
     await server.snapshotsBuilt;
     const runtime = 'python';
-    const snapshotDir = fs.readdirSync(server.config.snapshotDir).find((d) => d.startsWith(`${runtime}-`) && d.includes('-1c-512m-'));
-    if (!snapshotDir) throw new Error('no ready snapshot for python');
-    const snap = path.join(server.config.snapshotDir, snapshotDir);
+    // the snapshot this server launches from (the cache may still hold older formats or QEMU versions)
+    const current = new ReadySnapshots(server.config, server.runtimes, server.accelerator.accelerator, server.jailer, createLogger(process.stderr, true)).get(runtime, { vcpuCount: 1, memoryMib: 512 });
+    if (!current) throw new Error('no ready snapshot for python');
+    const snap = path.dirname(current.statePath);
     const spec = (name: string, memory: MachineSpec['memory'], overlayPath: string): MachineSpec & { netns: string } => ({
       vmDir: path.join(work, name),
       kernelPath: server.runtimes.get(runtime).kernelPath,
