@@ -52,8 +52,7 @@ export interface RunningServer {
 const PROBE_TIMEOUT_MS = 20_000;
 
 async function probeKvm(config: CapsuleConfig, runtimes: RuntimeRegistry, jailer: Jailer): Promise<void> {
-  const jail = jailer.forVm(SYSTEM_TENANT, `probe-${process.pid}`);
-  try {
+  await jailer.withJail(SYSTEM_TENANT, `probe-${process.pid}`, async (jail) => {
     const machine = await Machine.launch({
       ...hostLaunchOptions({ ...config, bootTimeoutMs: PROBE_TIMEOUT_MS }, runtimes.get('base')),
       vmDir: path.join(config.dataDir, 'vms', `probe-${process.pid}`),
@@ -64,9 +63,7 @@ async function probeKvm(config: CapsuleConfig, runtimes: RuntimeRegistry, jailer
       jail,
     });
     await machine.stop();
-  } finally {
-    jail?.release();
-  }
+  });
 }
 
 export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: Logger = createLogger()): Promise<RunningServer> {

@@ -154,24 +154,26 @@ export class ImageService {
     const work = path.join(this.deps.config.dataDir, 'b', randomBytes(4).toString('hex'));
     const started = Date.now();
     let zip: AppZip | null = null;
-    let jail: ReturnType<Jailer['forVm']> = null;
     try {
       await this.deps.store.updateImageVersion(tenantId, name, version, { state: 'IN_PROGRESS' });
       fs.mkdirSync(work, { recursive: true, mode: 0o700 });
-      zip = await AppZip.open(await this.deps.blobs.localFile(this.key(record, 'app.zip')));
-      jail = this.deps.jailer.forVm(tenantId, `build-${path.basename(work)}`);
-      const layer = await buildLayer({
-        config: this.deps.config,
-        runtime: this.deps.runtimes.get(record.runtime),
-        accelerator: this.deps.accelerator,
-        jail,
-        zip,
-        plan: record.plan,
-        workDir: work,
-        log: (text) => log.write(text),
-        timeoutMs: this.deps.config.buildTimeoutMs,
-        networks: this.deps.networks,
-      });
+      const appZip = await AppZip.open(await this.deps.blobs.localFile(this.key(record, 'app.zip')));
+      zip = appZip; // closed in finally
+      // the builder's uid is held for the build only (the app's snapshot VM gets its own)
+      const layer = await this.deps.jailer.withJail(tenantId, `build-${path.basename(work)}`, (jail) =>
+        buildLayer({
+          config: this.deps.config,
+          runtime: this.deps.runtimes.get(record.runtime),
+          accelerator: this.deps.accelerator,
+          jail,
+          zip: appZip,
+          plan: record.plan,
+          workDir: work,
+          log: (text) => log.write(text),
+          timeoutMs: this.deps.config.buildTimeoutMs,
+          networks: this.deps.networks,
+        }),
+      );
       await this.deps.blobs.putFile(this.key(record, LAYER), layer);
       const layerPath = await this.deps.blobs.localFile(this.key(record, LAYER));
       log.write(`==> layer built in ${Date.now() - started} ms; starting the app for its ready snapshot\n`);
@@ -192,7 +194,6 @@ export class ImageService {
       this.deps.log.warn('image build failed', { tenantId, name, version, reason: reason.split('\n')[0] });
     } finally {
       zip?.close();
-      jail?.release();
       await new Promise((resolve) => log.end(resolve));
       fs.rmSync(work, { recursive: true, force: true });
     }
@@ -207,12 +208,10 @@ export class ImageService {
     const plan = record.plan;
     const shape = { vcpuCount: plan.vcpuCount ?? config.defaultVcpuCount, memoryMib: plan.memoryMib ?? config.defaultMemoryMib };
     fs.mkdirSync(work, { mode: 0o700 });
-    const jail = this.deps.jailer.forVm(record.tenantId, `snapshot-${path.basename(path.dirname(work))}`);
-    const launch = { ...hostLaunchOptions(config, this.deps.runtimes.get(record.runtime)), baseDisk: layerPath, ...shape, accelerator: this.deps.accelerator, hostname: 'capsule', jail };
-    try {
-      await captureSnapshot(
+    await this.deps.jailer.withJail(record.tenantId, `snapshot-${path.basename(path.dirname(work))}`, (jail) =>
+      captureSnapshot(
         work,
-        launch,
+        { ...hostLaunchOptions(config, this.deps.runtimes.get(record.runtime)), baseDisk: layerPath, ...shape, accelerator: this.deps.accelerator, hostname: 'capsule', jail },
         async (machine) => {
           await startApp(machine.agent, plan, plan.env, config.appReadyTimeoutMs);
           // one GET / before the snapshot, so a clone's first real request finds everything warm
@@ -220,10 +219,8 @@ export class ImageService {
         },
         { image: record.name, version: record.version, ...shape },
         this.deps.networks,
-      );
-    } finally {
-      jail?.release();
-    }
+      ),
+    );
     // the manifest last: a snapshot without one is not used
     for (const file of SNAPSHOT_FILES) await this.deps.blobs.putFile(this.key(record, file), path.join(work, path.basename(file)));
   }

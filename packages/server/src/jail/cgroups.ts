@@ -185,6 +185,11 @@ export class VmCgroup {
     }
   }
 
+  /** Why its QEMU died, if the kernel's OOM killer killed it for the memory limit; else null. */
+  oomReason(): string | null {
+    return this.oomKills() > 0 ? `out of memory (cgroup limit ${this.memoryLimitMib()} MiB)` : null;
+  }
+
   /** How many processes the kernel's OOM killer killed in this cgroup. */
   oomKills(): number {
     try {

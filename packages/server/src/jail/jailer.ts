@@ -81,7 +81,25 @@ export class Jailer {
     if (this.unsafe) return null;
     if (this.unavailable || !this.root || !this.cgroups || !this.uids) throw this.unavailable ?? new Error('jail not set up');
     const claimed = uid ?? this.uids.claim(owner);
-    return new VmJail(claimed, uid === undefined ? () => this.uids!.release(claimed, owner) : () => undefined, this.cgroups.vm(tenant, `u${claimed}`), this.root, this.settings);
+    return new VmJail(claimed, uid === undefined ? () => this.uids!.release(claimed, owner) : () => undefined, this.cgroupOf({ tenantId: tenant, jailUid: claimed })!, this.root, this.settings);
+  }
+
+  /** The cgroup of a MicroVM with a recorded uid (a re-adopted QEMU's, a dead one's leftovers); null without. */
+  cgroupOf(record: { tenantId: string; jailUid: number | null }): VmCgroup | null {
+    return record.jailUid === null || !this.cgroups ? null : this.cgroups.vm(record.tenantId, `u${record.jailUid}`);
+  }
+
+  /**
+   * Run `task` with a jail of its own for a VM that lives only as long as the task (a builder, a
+   * snapshot VM, the KVM probe): its uid is claimed first and released when the task ends, however.
+   */
+  async withJail<T>(tenant: string, owner: string, task: (jail: VmJail | null) => Promise<T>): Promise<T> {
+    const jail = this.forVm(tenant, owner);
+    try {
+      return await task(jail);
+    } finally {
+      jail?.release();
+    }
   }
 
   /** The uid a new MicroVM keeps for life (recorded with it; released when its files are gone). */

@@ -59,7 +59,7 @@ const DEVICES = ['/dev/null', '/dev/urandom'];
 const TUN = '/dev/net/tun';
 
 /** fstab escapes whitespace and backslashes as octal. */
-function fstabPath(p: string): string {
+function fstabField(p: string): string {
   return p.replace(/[\\ \t\n]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
 }
 
@@ -86,7 +86,7 @@ export function jailedCommand(root: QemuRoot, plan: JailPlan, qemuArgs: string[]
   // one mkdir for all (paths inside the jail, one per line), the mountpoints of files, one mount -a
   items.push('dirs', [...dirs].map((d) => `${JAIL_MOUNTPOINT}${d}`).join('\n'));
   for (const b of binds) if (!b.dir) items.push('file', b.to);
-  fs.writeFileSync(plan.fstabPath, binds.map((b) => `${fstabPath(b.from)} ${fstabPath(JAIL_MOUNTPOINT + b.to)} none ${b.ro ? 'bind,ro' : 'bind'} 0 0\n`).join(''), { mode: 0o600 });
+  fs.writeFileSync(plan.fstabPath, binds.map((b) => `${fstabField(b.from)} ${fstabField(JAIL_MOUNTPOINT + b.to)} none ${b.ro ? 'bind,ro' : 'bind'} 0 0\n`).join(''), { mode: 0o600 });
   items.push('binds', plan.fstabPath);
   if (plan.kvm) items.push('dev', '/dev/kvm', '10', '232', '0600');
   const launcher = ['unshare', '--mount', '--propagation', 'private', '--', '/bin/sh', '-c', LAUNCHER, 'capsule-jail', JAIL_MOUNTPOINT, String(plan.uid), String(plan.gid), ...items, '--', root.binary, ...qemuArgs];

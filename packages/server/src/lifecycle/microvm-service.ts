@@ -223,17 +223,16 @@ export class MicroVMService {
     } catch (err) {
       jailError = err;
     }
-    const release = await this.quotas.admit(tenantId, record).catch((err: unknown) => {
-      this.deps.jailer.releaseUid(record.jailUid, id);
-      throw err;
-    });
     try {
-      await store.insertMicroVM(record);
+      const release = await this.quotas.admit(tenantId, record);
+      try {
+        await store.insertMicroVM(record);
+      } finally {
+        release(); // from here the PENDING record counts
+      }
     } catch (err) {
-      this.deps.jailer.releaseUid(record.jailUid, id);
+      this.deps.jailer.releaseUid(record.jailUid, id); // no record holds it
       throw err;
-    } finally {
-      release(); // from here the PENDING record counts
     }
     this.deps.log.info('launching MicroVM', { id, image: record.imageName, accelerator: accelerator.accelerator });
     let machine: Machine;

@@ -41,7 +41,7 @@ async function killLeftover(record: MicroVMRecord, jailer: Jailer): Promise<void
     }
   }
   // its cgroup outlives a server that died: empty it (the kill above may still be landing) and remove it
-  if (record.jailUid !== null && jailer.uids) await jailer.forVm(record.tenantId, record.id, record.jailUid)?.cgroup.remove();
+  await jailer.cgroupOf(record)?.remove();
   if (record.vmDir) fs.rmSync(record.vmDir, { recursive: true, force: true });
 }
 
@@ -78,8 +78,7 @@ export async function recoverMicroVMs(ctx: { store: Store; log: Logger; suspende
       // stays where the suspend put it
       const overlay = fs.existsSync(suspended.diskPath) ? suspended.diskPath : vmPaths(record.vmDir).overlay;
       try {
-        const cgroup = record.jailUid === null ? null : (jailer.forVm(record.tenantId, record.id, record.jailUid)?.cgroup ?? null);
-        const machine = await Machine.adopt(record.vmDir, record.qemuPid, overlay, cgroup);
+        const machine = await Machine.adopt(record.vmDir, record.qemuPid, overlay, jailer.cgroupOf(record));
         try {
           if (record.netSlot === null) throw new Error('it has no network namespace on record');
           await networks.adopt(record.id, record.netSlot, record.network);

@@ -138,15 +138,15 @@ export class ReadySnapshots {
     fs.rmSync(tmp, { recursive: true, force: true });
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o755 });
     fs.mkdirSync(tmp, { mode: 0o700 });
-    let jail: ReturnType<Jailer['forVm']> = null;
     try {
-      jail = this.jailer.forVm(SYSTEM_TENANT, `snapshot-${key}`);
-      await captureSnapshot(
-        tmp,
-        { ...hostLaunchOptions(this.config, runtime), ...shape, accelerator: this.accelerator, hostname: 'capsule', jail },
-        async () => undefined,
-        { key, runtime: runtimeName, ...shape },
-        this.networks,
+      await this.jailer.withJail(SYSTEM_TENANT, `snapshot-${key}`, (jail) =>
+        captureSnapshot(
+          tmp,
+          { ...hostLaunchOptions(this.config, runtime), ...shape, accelerator: this.accelerator, hostname: 'capsule', jail },
+          async () => undefined,
+          { key, runtime: runtimeName, ...shape },
+          this.networks,
+        ),
       );
       fs.chmodSync(tmp, 0o755);
       try {
@@ -162,8 +162,6 @@ export class ReadySnapshots {
     } catch (err) {
       fs.rmSync(tmp, { recursive: true, force: true });
       throw err;
-    } finally {
-      jail?.release();
     }
   }
 }

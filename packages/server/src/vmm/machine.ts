@@ -180,8 +180,7 @@ export class Machine {
 
       const died = (step: string): Promise<never> =>
         exited.then(({ code, signal }) => {
-          const oomLimitMib = jail && jail.cgroup.oomKills() > 0 ? jail.cgroup.memoryLimitMib() : null;
-          const why = oomLimitMib !== null ? `out of memory (cgroup limit ${oomLimitMib} MiB)` : signal ? `signal ${signal}` : `exit code ${code}`;
+          const why = jail?.cgroup.oomReason() ?? (signal ? `signal ${signal}` : `exit code ${code}`);
           const qemuLog = fileTail(paths.qemuLog, 1500);
           const serial = serialTail(opts.vmDir);
           throw new CapsuleError(ErrorCode.BOOT_FAILED, `QEMU exited during ${step} (${why})${qemuLog ? `\n--- qemu ---\n${qemuLog}` : ''}${serial ? `\n--- serial console (tail) ---\n${serial}` : ''}`, { step });
@@ -374,8 +373,8 @@ export class Machine {
   private onExit(reason: string): void {
     this.hasExited = true;
     // killed by the kernel for its cgroup's memory limit: say so, with the limit
-    const limitMib = this.cgroup && this.cgroup.oomKills() > 0 ? this.cgroup.memoryLimitMib() : null;
-    this.exitReason = limitMib !== null ? `out of memory (cgroup limit ${limitMib} MiB): ${reason}` : reason;
+    const oom = this.cgroup?.oomReason();
+    this.exitReason = oom ? `${oom}: ${reason}` : reason;
     if (this.stopping) return;
     for (const l of this.exitListeners) l(this.exitReason);
     this.exitListeners = [];
