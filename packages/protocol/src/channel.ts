@@ -1,9 +1,16 @@
 // One multiplexed request on the agent link, used by both the host and the guest agent.
 // Outgoing data waits for credit; incoming data is granted back once the consumer has taken it,
-// so neither side ever holds more than INITIAL_WINDOW_BYTES per stream in memory.
-import { encodeCredit, encodeFrame, FrameKind, INITIAL_WINDOW_BYTES, MAX_PAYLOAD_BYTES, type Frame } from './frame.js';
+// so neither side ever holds more than INITIAL_WINDOW_BYTES per stream in memory. The window is
+// enforced, not trusted: DATA beyond what was granted is a ProtocolViolation, and the link owner
+// disconnects the peer (a hostile guest cannot make the host buffer without bound).
+import { encodeCredit, encodeFrame, FrameKind, INITIAL_WINDOW_BYTES, MAX_PAYLOAD_BYTES, ProtocolViolation, type Frame } from './frame.js';
 
 export type FrameSink = (frame: Buffer) => void;
+/** Resolves once the link can take more bytes (undefined: it can now). DATA waits on it; control frames do not. */
+export type SinkReady = () => Promise<void> | undefined;
+
+/** A v1 sender could overshoot its credit by less than one frame: that much is tolerated. */
+const OVERSHOOT_TOLERANCE_BYTES = MAX_PAYLOAD_BYTES;
 
 export interface ChannelEvents {
   message(msg: unknown): void;
@@ -41,12 +48,19 @@ class Credit {
 
 export class Channel {
   private credits = new Map<number, Credit>();
+  /** Per fd: bytes the peer may still send before we grant more (negative within the v1 tolerance). */
+  private allowance = new Map<number, number>();
   private closedReason: Error | null = null;
   /** True while a sender is blocked waiting for the peer to grant credit. */
   waitingForCredit = false;
   events: ChannelEvents;
 
-  constructor(readonly id: number, private readonly sink: FrameSink, events?: Partial<ChannelEvents>) {
+  constructor(
+    readonly id: number,
+    private readonly sink: FrameSink,
+    events?: Partial<ChannelEvents>,
+    private readonly sinkReady: SinkReady = () => undefined,
+  ) {
     this.events = { message() {}, data() {}, eof() {}, abort() {}, ...events };
   }
 
@@ -61,7 +75,7 @@ export class Channel {
 
   async sendData(fd: number, chunk: Buffer): Promise<void> {
     const credit = this.credit(fd);
-    for (let offset = 0; offset < chunk.length; offset += MAX_PAYLOAD_BYTES) {
+    for (let offset = 0; offset < chunk.length; ) {
       // wait until there is credit, re-checking after every wake (another sender may have taken it),
       // and never wait on a channel that is already closed
       for (let wait = credit.wait(); wait && !this.closedReason; wait = credit.wait()) {
@@ -69,9 +83,15 @@ export class Channel {
         await wait;
         this.waitingForCredit = false;
       }
+      // and until the link itself has room: a peer that grants credit but never reads its end
+      // must not make us buffer without bound
+      for (let ready = this.sinkReady(); ready && !this.closedReason; ready = this.sinkReady()) await ready;
       if (this.closedReason) throw new ChannelClosedError(this.closedReason.message);
-      const slice = chunk.subarray(offset, Math.min(chunk.length, offset + MAX_PAYLOAD_BYTES));
-      credit.available -= slice.length;
+      if (credit.available <= 0) continue; // another sender took the credit while we waited for the link
+      const bytes = Math.min(MAX_PAYLOAD_BYTES, credit.available, chunk.length - offset);
+      const slice = chunk.subarray(offset, offset + bytes);
+      offset += bytes;
+      credit.available -= bytes;
       this.sink(encodeFrame(this.id, FrameKind.DATA, fd, slice));
     }
   }
@@ -88,7 +108,7 @@ export class Channel {
     if (!this.closed) this.sink(encodeFrame(this.id, FrameKind.EOF, fd));
   }
 
-  /** Called by the link for every frame of this channel. */
+  /** Called by the link for every frame of this channel. Throws ProtocolViolation for DATA past its credit. */
   deliver(frame: Frame): void {
     if (this.closed) return;
     switch (frame.kind) {
@@ -104,6 +124,11 @@ export class Channel {
       }
       case FrameKind.DATA: {
         const length = frame.payload.length;
+        const left = (this.allowance.get(frame.fd) ?? INITIAL_WINDOW_BYTES) - length;
+        if (left < -OVERSHOOT_TOLERANCE_BYTES) {
+          throw new ProtocolViolation(`channel ${this.id} fd ${frame.fd}: ${length} bytes of DATA past the credit granted (${left + length} left)`);
+        }
+        this.allowance.set(frame.fd, left);
         const pending = this.events.data(frame.fd, frame.payload);
         if (pending) pending.then(() => this.grant(frame.fd, length), () => undefined);
         else this.grant(frame.fd, length);
@@ -133,7 +158,9 @@ export class Channel {
   }
 
   private grant(fd: number, bytes: number): void {
-    if (!this.closed && bytes > 0) this.sink(encodeCredit(this.id, fd, bytes));
+    if (this.closed || bytes <= 0) return;
+    this.allowance.set(fd, (this.allowance.get(fd) ?? INITIAL_WINDOW_BYTES) + bytes);
+    this.sink(encodeCredit(this.id, fd, bytes));
   }
 
   private credit(fd: number): Credit {

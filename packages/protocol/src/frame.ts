@@ -53,6 +53,14 @@ export function encodeCredit(channel: number, fd: number, bytes: number): Buffer
 
 const EMPTY = Buffer.alloc(0);
 
+/** A peer sent what the protocol forbids (a corrupt header, DATA past its credit): drop the link. */
+export class ProtocolViolation extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProtocolViolation';
+  }
+}
+
 /** Incremental decoder: feed it arbitrary chunks, get whole frames. Throws on a corrupt header. */
 export class FrameDecoder {
   private chunks: Buffer[] = [];
@@ -68,7 +76,7 @@ export class FrameDecoder {
       const length = head.readUInt32BE(0);
       const kind = head.readUInt8(8);
       if (length > MAX_PAYLOAD_BYTES || kind > FrameKind.EOF || head.readUInt16BE(10) !== 0) {
-        throw new Error(`corrupt frame header (length ${length}, kind ${kind})`);
+        throw new ProtocolViolation(`corrupt frame header (length ${length}, kind ${kind})`);
       }
       if (this.buffered < HEADER_BYTES + length) break;
       const all = this.take(HEADER_BYTES + length);

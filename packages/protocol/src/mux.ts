@@ -1,7 +1,7 @@
 // Channel multiplexer over one byte stream (the virtio-serial port). The host opens channels; the
 // guest learns of a channel from its first MSG frame. Frames for unknown channels are dropped (a late
 // CREDIT or DATA after a channel closed is normal).
-import { Channel } from './channel.js';
+import { Channel, type SinkReady } from './channel.js';
 import { FrameDecoder, FrameKind } from './frame.js';
 
 export class Mux {
@@ -13,9 +13,11 @@ export class Mux {
     private readonly write: (frame: Buffer) => void,
     /** Guest side: called for a MSG on an unknown channel; the handler sets the channel's events. */
     private readonly onIncoming?: (channel: Channel) => void,
+    /** DATA waits on this (the link's own backpressure); default: never waits. */
+    private readonly sinkReady?: SinkReady,
   ) {}
 
-  /** Feed bytes from the link. Throws if the stream is corrupt (the caller resets the link). */
+  /** Feed bytes from the link. Throws if the stream is corrupt or breaks flow control (the caller drops the link). */
   feed(chunk: Buffer): void {
     for (const frame of this.decoder.push(chunk)) {
       let channel = this.channels.get(frame.channel);
@@ -53,7 +55,7 @@ export class Mux {
   }
 
   private register(id: number): Channel {
-    const channel = new Channel(id, this.write);
+    const channel = new Channel(id, this.write, undefined, this.sinkReady);
     this.channels.set(id, channel);
     return channel;
   }

@@ -60,23 +60,52 @@ function linkLost(reason: Error): CapsuleError {
   return new CapsuleError(ErrorCode.AGENT_UNREACHABLE, `lost the guest agent link: ${reason.message}`, { cause: reason });
 }
 
+/** Bytes queued toward the agent past which DATA waits for the socket to drain. */
+const WRITE_HIGH_WATER_BYTES = 1024 * 1024;
+
 export class AgentClient {
   private readonly mux: Mux;
   private closed = false;
+  /** Why the guest was cut off for breaking the protocol (null: it never did). */
+  private violationReason: string | null = null;
+  private violationListeners: Array<(reason: string) => void> = [];
 
   private constructor(private readonly socket: net.Socket) {
-    this.mux = new Mux((frame) => socket.write(frame));
+    this.mux = new Mux((frame) => socket.write(frame), undefined, () => this.drained());
     socket.on('data', (chunk) => {
       try {
         this.mux.feed(chunk);
       } catch (err) {
-        socket.destroy(err as Error);
+        // DATA past its credit or a corrupt frame: a guest that does this is cut off, never buffered for
+        this.violationReason ??= (err as Error).message;
+        socket.destroy();
+        for (const listener of this.violationListeners.splice(0)) listener(this.violationReason);
       }
     });
     socket.on('error', () => undefined);
     socket.on('close', () => {
       this.closed = true;
-      this.mux.reset(new Error('agent socket closed'));
+      this.mux.reset(new Error(this.violationReason ? `the guest broke the agent protocol: ${this.violationReason}` : 'agent socket closed'));
+    });
+  }
+
+  /** Called once if the guest breaks the protocol (the link is already cut); the VM's owner fails it. */
+  onViolation(listener: (reason: string) => void): void {
+    if (this.violationReason) listener(this.violationReason);
+    else this.violationListeners.push(listener);
+  }
+
+  /** The socket's own backpressure: DATA toward a guest that does not read waits, it never piles up here. */
+  private drained(): Promise<void> | undefined {
+    if (this.socket.writableLength < WRITE_HIGH_WATER_BYTES || this.socket.destroyed) return undefined;
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      this.socket.on('drain', done);
+      this.socket.on('close', done);
     });
   }
 

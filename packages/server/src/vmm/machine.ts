@@ -65,6 +65,8 @@ export class Machine {
   private hasExited = false;
   private exitReason = '';
   private stopping = false;
+  /** The guest broke the agent protocol (its QEMU was killed for it). */
+  private violation: string | null = null;
   /** Started with the legacy user-mode netdev (its state predates namespaces): its suspends say so. */
   legacyUserNet = false;
   /** The frozen layer under its overlay (unknown for a re-adopted QEMU): a suspend records it. */
@@ -81,7 +83,17 @@ export class Machine {
     private readonly cleanup: Cleanup,
     /** Its cgroup (usage, OOM kills); null when unjailed. */
     readonly cgroup: VmCgroup | null,
-  ) {}
+  ) {
+    // a guest that floods past its credit or corrupts the link is cut off, and its VM with it
+    agent.onViolation((reason) => {
+      this.violation = reason;
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    });
+  }
 
   /** Its QEMU is alive (a killed one counts as gone before Node has seen it exit). */
   get isRunning(): boolean {
@@ -374,7 +386,8 @@ export class Machine {
     this.hasExited = true;
     // killed by the kernel for its cgroup's memory limit: say so, with the limit
     const oom = this.cgroup?.oomReason();
-    this.exitReason = oom ? `${oom}: ${reason}` : reason;
+    const cause = oom ?? (this.violation ? `the guest broke the agent protocol (${this.violation}), so Capsule stopped it` : null);
+    this.exitReason = cause ? `${cause}: ${reason}` : reason;
     if (this.stopping) return;
     for (const l of this.exitListeners) l(this.exitReason);
     this.exitListeners = [];

@@ -1,0 +1,105 @@
+// A hostile guest agent on a real unix socket, speaking the real framing: the host's memory stays
+// bounded whether the guest floods past its credit or grants credit and never reads.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { encodeCredit, encodeFrame, Fd, FrameDecoder, FrameKind, MAX_PAYLOAD_BYTES, type Frame } from '@capsule/protocol';
+import { AgentClient } from './agent-client.js';
+
+const MIB = 1024 * 1024;
+
+/** A unix socket "agent" that hands the first host frame of each channel to `onFrame`. */
+async function hostileAgent(onFrame: (socket: net.Socket, frame: Frame) => void): Promise<{ socketPath: string; close(): void }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-hostile-'));
+  const socketPath = path.join(dir, 'agent.sock');
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    const decoder = new FrameDecoder();
+    socket.on('data', (chunk) => decoder.push(chunk).forEach((frame) => onFrame(socket, frame)));
+  });
+  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+  return {
+    socketPath,
+    close() {
+      for (const s of sockets) s.destroy();
+      server.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+const reply = (channel: number, msg: unknown): Buffer => encodeFrame(channel, FrameKind.MSG, 0, Buffer.from(JSON.stringify(msg)));
+
+test('an agent flooding stdout past its credit is cut off, and the host buffers at most the window', async () => {
+  const chunk = Buffer.alloc(MAX_PAYLOAD_BYTES, 0x41);
+  let sentBytes = 0;
+  const agent = await hostileAgent((socket, frame) => {
+    if (frame.kind !== FrameKind.MSG) return;
+    socket.write(reply(frame.channel, { type: 'started', pid: 42 }));
+    const data = encodeFrame(frame.channel, FrameKind.DATA, Fd.STDOUT, chunk);
+    // 256 MiB, as fast as the socket takes it, ignoring every credit rule
+    const flood = (): void => {
+      while (sentBytes < 256 * MIB && !socket.destroyed) {
+        sentBytes += chunk.length;
+        if (!socket.write(data)) return void socket.once('drain', flood);
+      }
+    };
+    flood();
+  });
+  const client = await AgentClient.connect(agent.socketPath);
+  try {
+    const violation = new Promise<string>((resolve) => client.onViolation(resolve));
+    const before = process.memoryUsage().arrayBuffers;
+    let delivered = 0;
+    // a consumer that never takes its bytes: no credit is ever granted back
+    const exec = client.exec({ command: ['yes'] }, { onStdout: (c) => ((delivered += c.length), new Promise(() => undefined)) });
+    assert.match(await violation, /past the credit granted/);
+    await assert.rejects(exec.result, /broke the agent protocol/);
+    assert.ok(client.isClosed);
+    assert.ok(delivered <= 256 * 1024 + MAX_PAYLOAD_BYTES, `delivered ${delivered} bytes past a 256 KiB window`);
+    const grownMib = (process.memoryUsage().arrayBuffers - before) / MIB;
+    assert.ok(grownMib < 32, `host buffers grew by ${grownMib.toFixed(1)} MiB`);
+    assert.ok(sentBytes < 256 * MIB, 'the host hung up long before the flood ended');
+  } finally {
+    client.close();
+    agent.close();
+  }
+});
+
+test('an agent that grants unlimited credit and never reads gets no more than the socket high-water mark', async () => {
+  let execChannel = -1;
+  const agent = await hostileAgent((socket, frame) => {
+    if (frame.kind !== FrameKind.MSG || execChannel !== -1) return;
+    execChannel = frame.channel;
+    socket.write(reply(frame.channel, { type: 'started', pid: 42 }));
+    for (let i = 0; i < 64; i++) socket.write(encodeCredit(frame.channel, Fd.STDIN, 0x7fffffff)); // "send me everything"
+    socket.pause(); // …and never read another byte
+  });
+  const client = await AgentClient.connect(agent.socketPath);
+  try {
+    let pulledBytes = 0;
+    async function* stdin(): AsyncIterable<Buffer> {
+      for (let i = 0; i < 1024; i++) {
+        pulledBytes += MIB;
+        yield Buffer.alloc(MIB);
+      }
+    }
+    client.exec({ command: ['cat'] }, { stdin: stdin() });
+    let last = -1;
+    // wait until the host stops pulling stdin (blocked on the socket), then check how far it got
+    for (let i = 0; i < 200 && pulledBytes !== last; i++) {
+      last = pulledBytes;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(pulledBytes, last, 'the host kept pulling stdin into a socket nobody reads');
+    assert.ok(pulledBytes <= 16 * MIB, `the host pulled ${pulledBytes / MIB} MiB toward an agent that reads nothing`);
+  } finally {
+    client.close();
+    agent.close();
+  }
+});
