@@ -42,7 +42,9 @@ export async function startTestServer(overrides: Partial<CapsuleConfig> = {}): P
     snapshotsBuilt: server.snapshotsBuilt,
     async close() {
       // terminate what the tests left running, through the API, so teardown exercises terminate too
-      const { microvms } = await capsule.microvms.list({ state: 'RUNNING' });
+      // (with the admin key of now: a test may have rotated it)
+      const admin = new Capsule({ baseUrl: server.url, apiKey: fs.readFileSync(path.join(dataDir, 'admin-key'), 'utf8').trim() });
+      const { microvms } = await admin.microvms.list({ state: 'RUNNING' });
       await Promise.all(microvms.map((vm) => vm.terminate()));
       await server.close();
       assertNoLeaks(dataDir);

@@ -118,6 +118,7 @@ describe('the jail', () => {
     assert.notEqual(asUid(uidA, `touch ${inJail}/planted`).status, 0);
     // on the host, the VM directories, the data dir's secrets and other VMs are out of reach
     assert.notEqual(asUid(uidA, `ln -sf ${dataDir}/admin-key ${vmA}/run/serial.log`).status, 0);
+    assert.notEqual(asUid(uidA, `ln -sf ${dataDir}/admin-key ${vmA}/serial.log`).status, 0, 'the console log is the server\'s');
     assert.notEqual(asUid(uidA, `cat ${dataDir}/admin-key`).status, 0);
     assert.notEqual(asUid(uidA, `touch ${vmB}/planted`).status, 0);
     assert.notEqual(asUid(uidA, `echo x >> ${vmB}/disk.qcow2`).status, 0);
@@ -132,12 +133,14 @@ describe('the jail', () => {
     assert.notEqual(asUid(uidA, `printf x | dd of=${base} conv=notrunc 2>/dev/null`).status, 0, 'its own view of the base memory is read-only too');
 
     // worst case: a link already there (planted by root here) is still not followed by the log reader
-    fs.renameSync(`${vmA}/run/serial.log`, `${vmA}/run/serial.log.real`);
-    fs.symlinkSync(path.join(dataDir, 'admin-key'), `${vmA}/run/serial.log`);
+    await a.exec(['sh', '-c', 'echo on-the-console > /dev/ttyS0']);
+    for (let i = 0; i < 50 && !fs.existsSync(`${vmA}/serial.log`); i++) await sleep(100);
+    fs.renameSync(`${vmA}/serial.log`, `${vmA}/serial.log.real`);
+    fs.symlinkSync(path.join(dataDir, 'admin-key'), `${vmA}/serial.log`);
     const logs = await (await server().api('GET', `/v1/microvms/${a.id}/logs`)).text();
     assert.ok(!logs.includes(server().adminKey), 'the admin key never reaches the tenant');
-    fs.rmSync(`${vmA}/run/serial.log`);
-    fs.renameSync(`${vmA}/run/serial.log.real`, `${vmA}/run/serial.log`);
+    fs.rmSync(`${vmA}/serial.log`);
+    fs.renameSync(`${vmA}/serial.log.real`, `${vmA}/serial.log`);
 
     assert.equal((await server().api('GET', '/healthz')).status, 200);
     assert.equal((await a.exec(['echo', 'still here'])).stdout, 'still here\n');

@@ -2,8 +2,10 @@
 // tenant's ids answer 404); quotas on running MicroVMs, vCPUs and memory answer 429 with what was exceeded.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { Capsule, QuotaExceededError, type MicroVM } from '@capsule/sdk';
-import { errorOf, runCli, useTestServer } from './helpers.js';
+import { errorOf, runCli, useTestServer, withTestServer } from './helpers.js';
 
 describe('tenants', () => {
   const server = useTestServer();
@@ -135,5 +137,47 @@ describe('tenants', () => {
     const forbidden = await runCli(server().url, key.stdout.trim(), ['tenant', 'ls']);
     assert.equal(forbidden.code, 1);
     assert.match(forbidden.stderr, /FORBIDDEN/);
+  });
+
+  test('revoking a key stops it at once; the admin key is rotated, not revoked; only the admin revokes', async () => {
+    const t = await tenantClient('tenant-revoke');
+    assert.equal((await as(t.key, 'GET', '/v1/microvms')).status, 200);
+    const keys = await server().capsule.tenants.listApiKeys(t.id);
+    assert.deepEqual(keys.map((k) => k.name), ['tenant-revoke-key']);
+    assert.ok(!JSON.stringify(keys).includes(t.key), 'a listing never shows a key');
+    assert.equal((await as(t.key, 'DELETE', `/v1/tenants/${t.id}/api-keys/${keys[0].id}`)).status, 403);
+    await server().capsule.tenants.revokeApiKey(t.id, keys[0].id);
+    assert.equal((await as(t.key, 'GET', '/v1/microvms')).status, 401, 'revoked at once');
+    assert.equal((await errorOf(await server().api('DELETE', `/v1/tenants/${t.id}/api-keys/${keys[0].id}`))).status, 404);
+    assert.equal((await errorOf(await server().api('DELETE', '/v1/tenants/default/api-keys/key-admin'))).code, 'INVALID_STATE');
+    // the CLI: key ls, key revoke
+    const { key: second } = await server().capsule.tenants.createApiKey(t.id, { name: 'cli' });
+    const ls = await runCli(server().url, server().adminKey, ['key', 'ls', '--tenant', t.id, '--json']);
+    const [cliKey] = JSON.parse(ls.stdout) as Array<{ id: string }>;
+    const revoked = await runCli(server().url, server().adminKey, ['key', 'revoke', '--tenant', t.id, cliKey.id]);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    assert.equal((await as(second, 'GET', '/v1/microvms')).status, 401);
+  });
+
+  test('the database and its WAL are readable by root alone', () => {
+    for (const f of ['capsule.db', 'capsule.db-wal']) {
+      const mode = fs.statSync(path.join(server().dataDir, f)).mode & 0o777;
+      assert.equal(mode, 0o600, `${f} is ${mode.toString(8)}`);
+    }
+  });
+});
+
+test('admin-key rotate: the old admin key stops working at once, the new one is in the data dir', async () => {
+  await withTestServer({}, async (server) => {
+    const old = server.adminKey;
+    const cli = await runCli(server.url, old, ['admin-key', 'rotate']);
+    assert.equal(cli.code, 0, cli.stderr);
+    const fresh = cli.stdout.trim();
+    assert.match(fresh, /^cap_\S+$/);
+    assert.equal(fs.readFileSync(path.join(server.dataDir, 'admin-key'), 'utf8').trim(), fresh);
+    const get = (key: string): Promise<number> => fetch(`${server.url}/v1/tenants`, { headers: { authorization: `Bearer ${key}` } }).then((r) => r.status);
+    assert.equal(await get(old), 401);
+    assert.equal(await get(fresh), 200);
+    assert.equal(fs.statSync(path.join(server.dataDir, 'admin-key')).mode & 0o777, 0o600);
   });
 });

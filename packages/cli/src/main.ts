@@ -6,7 +6,7 @@ import { connect } from './client.js';
 import { streamExec, EXEC_FLAGS } from './commands/exec.js';
 import { getCommand, listCommand, runCommand } from './commands/microvms.js';
 import { serveCommand } from './commands/serve.js';
-import { keyCommand, tenantCommand } from './commands/tenants.js';
+import { adminKeyCommand, keyCommand, tenantCommand } from './commands/tenants.js';
 import { tokenCommand, urlCommand } from './commands/endpoint.js';
 import { shellCommand } from './commands/shell.js';
 import { cpCommand, logsCommand } from './commands/files.js';
@@ -35,6 +35,8 @@ const USAGE = `usage: capsule <command> [options]
   tenant create NAME [--max-microvms N] [--max-vcpus N] [--max-memory-mib M] [--json]   (admin key)
   tenant ls | tenant quota ID [quota flags]     list tenants / change a tenant's quotas (admin key)
   key create --tenant ID [--name N] [--json]    a new API key for a tenant, shown once (admin key)
+  key ls --tenant ID | key revoke --tenant ID KEY_ID   list a tenant's keys / revoke one at once (admin key)
+  admin-key rotate [--json]                     a new admin key; the old one stops working (admin key)
 Environment: CAPSULE_URL (default http://127.0.0.1:7070), CAPSULE_API_KEY (default: <data dir>/admin-key)`;
 
 async function main(argv: string[]): Promise<number> {
@@ -74,6 +76,8 @@ async function main(argv: string[]): Promise<number> {
       return tenantCommand(connect(), args);
     case 'key':
       return keyCommand(connect(), args);
+    case 'admin-key':
+      return adminKeyCommand(connect(), args);
     case 'exec': {
       const parsed = parseArgs(args, EXEC_FLAGS);
       const [id] = parsed.positionals;

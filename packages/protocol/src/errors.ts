@@ -12,6 +12,8 @@ export const ErrorCode = {
   INVALID_STATE: 'INVALID_STATE',
   ALREADY_EXISTS: 'ALREADY_EXISTS',
   QUOTA_EXCEEDED: 'QUOTA_EXCEEDED',
+  /** Too many requests of a kind (launches per second, sessions open at once); details.retryAfterSeconds when waiting helps. */
+  RATE_LIMITED: 'RATE_LIMITED',
   VMM_UNAVAILABLE: 'VMM_UNAVAILABLE',
   BOOT_FAILED: 'BOOT_FAILED',
   BOOT_TIMEOUT: 'BOOT_TIMEOUT',
@@ -40,6 +42,7 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   INVALID_STATE: 409,
   ALREADY_EXISTS: 409,
   QUOTA_EXCEEDED: 429,
+  RATE_LIMITED: 429,
   VMM_UNAVAILABLE: 503,
   BOOT_FAILED: 502,
   BOOT_TIMEOUT: 504,

@@ -36,3 +36,14 @@ export type CreateApiKeyRequest = z.infer<typeof CreateApiKeyRequest>;
 /** The only time a key is shown: it is stored hashed. */
 export const ApiKeyCreated = z.object({ id: z.string(), tenantId: z.string(), name: z.string().nullable(), key: z.string(), createdAt: z.string() });
 export type ApiKeyCreated = z.infer<typeof ApiKeyCreated>;
+
+/** A key as listed: never the key itself, which is stored hashed. */
+export const ApiKeyInfo = z.object({ id: z.string(), tenantId: z.string(), name: z.string().nullable(), isAdmin: z.boolean(), createdAt: z.string() });
+export type ApiKeyInfo = z.infer<typeof ApiKeyInfo>;
+
+export const ApiKeyList = z.object({ apiKeys: z.array(ApiKeyInfo) });
+export type ApiKeyList = z.infer<typeof ApiKeyList>;
+
+/** The new admin key, shown once; the old one stopped working when this was answered. */
+export const AdminKeyRotated = z.object({ key: z.string(), createdAt: z.string() });
+export type AdminKeyRotated = z.infer<typeof AdminKeyRotated>;

@@ -6,6 +6,7 @@ export { CapsuleError, ErrorCode };
 export class NotFoundError extends CapsuleError {}
 export class InvalidStateError extends CapsuleError {}
 export class QuotaExceededError extends CapsuleError {}
+export class RateLimitedError extends CapsuleError {}
 export class TimeoutError extends CapsuleError {}
 
 const CLASSES: Partial<Record<ErrorCode, typeof CapsuleError>> = {
@@ -13,6 +14,7 @@ const CLASSES: Partial<Record<ErrorCode, typeof CapsuleError>> = {
   IMAGE_NOT_FOUND: NotFoundError,
   INVALID_STATE: InvalidStateError,
   QUOTA_EXCEEDED: QuotaExceededError,
+  RATE_LIMITED: RateLimitedError,
   BOOT_TIMEOUT: TimeoutError,
 };
 

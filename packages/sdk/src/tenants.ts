@@ -1,5 +1,5 @@
 // Admin operations (need the admin key): tenants, their quotas, and API keys for them.
-import { ApiKeyCreated, Tenant, TenantList, type CreateTenantRequest, type TenantQuotas } from '@capsule/protocol';
+import { AdminKeyRotated, ApiKeyCreated, ApiKeyList, Tenant, TenantList, type ApiKeyInfo, type CreateTenantRequest, type TenantQuotas } from '@capsule/protocol';
 import type { Http } from './http.js';
 
 export class Tenants {
@@ -24,5 +24,19 @@ export class Tenants {
   /** A new API key for the tenant. The key is in the answer only: it is stored hashed. */
   createApiKey(tenantId: string, options: { name?: string } = {}): Promise<ApiKeyCreated> {
     return this.http.json(ApiKeyCreated, 'POST', `/v1/tenants/${encodeURIComponent(tenantId)}/api-keys`, { json: options });
+  }
+
+  async listApiKeys(tenantId: string): Promise<ApiKeyInfo[]> {
+    return (await this.http.json(ApiKeyList, 'GET', `/v1/tenants/${encodeURIComponent(tenantId)}/api-keys`)).apiKeys;
+  }
+
+  /** Revoke a key: it stops working at once. */
+  async revokeApiKey(tenantId: string, keyId: string): Promise<void> {
+    await this.http.send('DELETE', `/v1/tenants/${encodeURIComponent(tenantId)}/api-keys/${encodeURIComponent(keyId)}`);
+  }
+
+  /** A new admin key (also written to the server's <data dir>/admin-key); the old one stops working at once. */
+  rotateAdminKey(): Promise<AdminKeyRotated> {
+    return this.http.json(AdminKeyRotated, 'POST', '/v1/admin-key/rotate');
   }
 }

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { parseCidr, type TenantQuotas } from '@capsule/protocol';
 import type { S3Config } from './blobs/s3-blob-store.js';
 import { parseUidRange, type UidRange } from './jail/uid-pool.js';
+import { DEFAULT_API_LIMITS, type ApiLimits } from './lifecycle/limits.js';
 
 export type AcceleratorChoice = 'auto' | 'kvm' | 'tcg';
 
@@ -61,6 +62,8 @@ export interface CapsuleConfig {
   dnsUpstream: string | null;
   /** Quotas of a tenant created without its own (and of the admin's default tenant). */
   defaultQuotas: TenantQuotas;
+  /** Per-tenant API limits: launches per second, sessions and endpoint connections open at once (lifecycle/limits.ts). */
+  apiLimits: ApiLimits;
 }
 
 /** Walk up from this file to the repository root (works from src/ under tsx and from the bundle). */
@@ -144,6 +147,17 @@ export function loadConfig(overrides: Partial<CapsuleConfig> = {}, env: NodeJS.P
       maxRunningMicroVMs: intFromEnv(env.CAPSULE_QUOTA_RUNNING_MICROVMS, 100),
       maxVcpus: intFromEnv(env.CAPSULE_QUOTA_VCPUS, 200),
       maxMemoryMib: intFromEnv(env.CAPSULE_QUOTA_MEMORY_MIB, 200 * 1024),
+    },
+    apiLimits: {
+      launchesPerSecond: intFromEnv(env.CAPSULE_LAUNCHES_PER_SECOND, DEFAULT_API_LIMITS.launchesPerSecond),
+      launchBurst: intFromEnv(env.CAPSULE_LAUNCH_BURST, DEFAULT_API_LIMITS.launchBurst),
+      sessionsPerVm: intFromEnv(env.CAPSULE_SESSIONS_PER_VM, DEFAULT_API_LIMITS.sessionsPerVm),
+      sessionsPerTenant: intFromEnv(env.CAPSULE_SESSIONS_PER_TENANT, DEFAULT_API_LIMITS.sessionsPerTenant),
+      tunnelsPerVm: intFromEnv(env.CAPSULE_TUNNELS_PER_VM, DEFAULT_API_LIMITS.tunnelsPerVm),
+      tunnelsPerTenant: intFromEnv(env.CAPSULE_TUNNELS_PER_TENANT, DEFAULT_API_LIMITS.tunnelsPerTenant),
+      headersTimeoutMs: intFromEnv(env.CAPSULE_HTTP_HEADERS_TIMEOUT_MS, DEFAULT_API_LIMITS.headersTimeoutMs),
+      requestTimeoutMs: intFromEnv(env.CAPSULE_HTTP_REQUEST_TIMEOUT_MS, DEFAULT_API_LIMITS.requestTimeoutMs),
+      maxConnections: intFromEnv(env.CAPSULE_HTTP_MAX_CONNECTIONS, DEFAULT_API_LIMITS.maxConnections),
     },
   };
   return { ...config, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };

@@ -121,7 +121,7 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
   routes.push(openApiRoute(() => routes, SERVER_VERSION));
   const proxy = new EndpointProxy(service, store, tokens, config.baseDomain);
   const sessions = new InteractiveSessions(service, store);
-  const server = createApiServer({ routes, store, metrics, proxy, sessions, log });
+  const server = createApiServer({ limits: config.apiLimits, routes, store, metrics, proxy, sessions, log });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());

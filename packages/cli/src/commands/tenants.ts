@@ -52,16 +52,43 @@ export async function tenantCommand(capsule: Capsule, argv: string[]): Promise<n
   }
 }
 
+const KEY_USAGE = 'usage: capsule key create --tenant TENANT_ID [--name NAME] | key ls --tenant TENANT_ID | key revoke --tenant TENANT_ID KEY_ID';
+
 export async function keyCommand(capsule: Capsule, argv: string[]): Promise<number> {
   const [sub, ...args] = argv;
   const parsed = parseArgs(args, { values: ['tenant', 'name'], booleans: ['json'] });
   const tenantId = flag(parsed, 'tenant');
-  if (sub !== 'create' || !tenantId || parsed.positionals.length > 0) throw new UsageError('usage: capsule key create --tenant TENANT_ID [--name NAME]');
+  if (!tenantId) throw new UsageError(KEY_USAGE);
+  if (sub === 'ls' && parsed.positionals.length === 0) {
+    const keys = await capsule.tenants.listApiKeys(tenantId);
+    if (has(parsed, 'json')) process.stdout.write(JSON.stringify(keys, null, 2) + '\n');
+    else for (const k of keys) process.stdout.write(`${k.id}\t${k.name ?? ''}\t${k.isAdmin ? 'admin\t' : ''}${k.createdAt}\n`);
+    return 0;
+  }
+  if (sub === 'revoke' && parsed.positionals.length === 1) {
+    await capsule.tenants.revokeApiKey(tenantId, parsed.positionals[0]);
+    process.stderr.write(`API key ${parsed.positionals[0]} of tenant ${tenantId} revoked: it no longer works\n`);
+    return 0;
+  }
+  if (sub !== 'create' || parsed.positionals.length > 0) throw new UsageError(KEY_USAGE);
   const created = await capsule.tenants.createApiKey(tenantId, { name: flag(parsed, 'name') });
   if (has(parsed, 'json')) process.stdout.write(JSON.stringify(created, null, 2) + '\n');
   else {
     process.stdout.write(created.key + '\n');
     process.stderr.write(`API key ${created.id} for tenant ${created.tenantId}: shown once, keep it (CAPSULE_API_KEY=…)\n`);
+  }
+  return 0;
+}
+
+/** `capsule admin-key rotate`: the server writes the new key to its <data dir>/admin-key; it is printed once here too. */
+export async function adminKeyCommand(capsule: Capsule, argv: string[]): Promise<number> {
+  const parsed = parseArgs(argv.slice(1), { values: [], booleans: ['json'] });
+  if (argv[0] !== 'rotate' || parsed.positionals.length > 0) throw new UsageError('usage: capsule admin-key rotate [--json]');
+  const rotated = await capsule.tenants.rotateAdminKey();
+  if (has(parsed, 'json')) process.stdout.write(JSON.stringify(rotated, null, 2) + '\n');
+  else {
+    process.stdout.write(rotated.key + '\n');
+    process.stderr.write("admin key rotated: the old key no longer works; the server's <data dir>/admin-key holds the new one\n");
   }
   return 0;
 }

@@ -5,9 +5,11 @@ import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { CapsuleError, ErrorCode, type TenantQuotas } from '@capsule/protocol';
-import type { Store } from '../store/types.js';
+import type { ApiKeyRecord, Store } from '../store/types.js';
 
 export const DEFAULT_TENANT = 'default';
+/** The admin key's id: it is rotated, never revoked. */
+export const ADMIN_KEY_ID = 'key-admin';
 
 export function hashKey(key: string): string {
   return createHash('sha256').update(key).digest('hex');
@@ -24,15 +26,33 @@ export function newKeyId(): string {
 /** The admin key and its tenant (`default`), created on first start. */
 export async function ensureAdminKey(dataDir: string, store: Store, defaultQuotas: TenantQuotas): Promise<string> {
   await store.insertTenant({ id: DEFAULT_TENANT, name: DEFAULT_TENANT, quotas: defaultQuotas, createdAt: new Date().toISOString() });
-  const file = path.join(dataDir, 'admin-key');
+  const file = adminKeyFile(dataDir);
   let key: string;
   if (fs.existsSync(file)) key = fs.readFileSync(file, 'utf8').trim();
   else {
     key = newApiKey();
     fs.writeFileSync(file, key + '\n', { mode: 0o600, flag: 'wx' });
   }
-  await store.insertApiKey({ id: 'key-admin', keyHash: hashKey(key), tenantId: DEFAULT_TENANT, isAdmin: true, name: 'admin', createdAt: new Date().toISOString() });
+  // the file is the admin key: one replaced by hand (or a rotation whose file write was lost) wins here
+  await store.replaceAdminKey(adminKeyRecord(key));
   return key;
+}
+
+/** A new admin key: the store stops honouring the old one in the same transaction, then the file is replaced. */
+export async function rotateAdminKey(dataDir: string, store: Store): Promise<{ key: string; createdAt: string }> {
+  const key = newApiKey();
+  const record = adminKeyRecord(key);
+  await store.replaceAdminKey(record);
+  const file = adminKeyFile(dataDir);
+  fs.writeFileSync(`${file}.new`, key + '\n', { mode: 0o600 });
+  fs.renameSync(`${file}.new`, file);
+  return { key, createdAt: record.createdAt };
+}
+
+const adminKeyFile = (dataDir: string): string => path.join(dataDir, 'admin-key');
+
+function adminKeyRecord(key: string): ApiKeyRecord {
+  return { id: ADMIN_KEY_ID, keyHash: hashKey(key), tenantId: DEFAULT_TENANT, isAdmin: true, name: 'admin', createdAt: new Date().toISOString() };
 }
 
 export interface Caller {

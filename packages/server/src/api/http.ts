@@ -75,6 +75,8 @@ export function sendError(res: ServerResponse, err: unknown): void {
     res.destroy();
     return;
   }
+  const retryAfterSeconds = error.details?.retryAfterSeconds;
+  if (typeof retryAfterSeconds === 'number') res.setHeader('retry-after', String(retryAfterSeconds));
   sendJson(res, ERROR_STATUS[error.code], errorEnvelope(error));
 }
 

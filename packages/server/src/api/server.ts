@@ -12,10 +12,13 @@ import { rejectUpgrade, sendError, toCapsuleError } from './http.js';
 import type { EndpointProxy } from './proxy.js';
 import type { InteractiveSessions } from './ws-sessions.js';
 import { Router, type Route } from './router.js';
+import type { ApiLimits } from '../lifecycle/limits.js';
 
 const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
 export interface ApiServerDeps {
+  /** Against slow clients (lifecycle/limits.ts). */
+  limits: Pick<ApiLimits, 'headersTimeoutMs' | 'requestTimeoutMs' | 'maxConnections'>;
   routes: Route[];
   store: Store;
   metrics: Metrics;
@@ -24,7 +27,7 @@ export interface ApiServerDeps {
   log: Logger;
 }
 
-export function createApiServer({ routes, store, metrics, proxy, sessions, log }: ApiServerDeps): http.Server {
+export function createApiServer({ limits, routes, store, metrics, proxy, sessions, log }: ApiServerDeps): http.Server {
   const router = new Router();
   for (const route of routes) router.add(route);
   const fail = (req: http.IncomingMessage, res: http.ServerResponse, err: unknown): void => {
@@ -32,7 +35,9 @@ export function createApiServer({ routes, store, metrics, proxy, sessions, log }
     if (error.code === 'INTERNAL') log.error('request failed', { method: req.method, url: req.url, error: String((err as Error)?.stack ?? err) });
     sendError(res, error);
   };
-  const server = http.createServer(async (req, res) => {
+  // a client that trickles its headers or its body is cut at the deadline, checked every second
+  const options = { headersTimeout: limits.headersTimeoutMs, requestTimeout: Math.max(limits.requestTimeoutMs, limits.headersTimeoutMs), connectionsCheckingInterval: 1000 };
+  const server = http.createServer(options, async (req, res) => {
     let pattern = 'unmatched';
     res.once('finish', () => metrics.requests.inc({ method: req.method ?? '', route: pattern, status: String(res.statusCode) }));
     try {
@@ -63,8 +68,9 @@ export function createApiServer({ routes, store, metrics, proxy, sessions, log }
   });
   // Idle keep-alive connections stay open longer than clients keep them (fetch/undici keeps one for the
   // server's hint minus 1 s): with Node's 5 s default, a client whose timers run late reuses a socket
-  // the server has just closed, and a POST fails with "other side closed" (seen once in CI, on resume).
+  // the server has just closed. (Node 20 starts the headers deadline at a request's first byte, so an
+  // idle keep-alive connection is governed by this alone.)
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
-  server.headersTimeout = KEEP_ALIVE_TIMEOUT_MS + 1000;
+  server.maxConnections = limits.maxConnections;
   return server;
 }

@@ -13,11 +13,14 @@ import type { Accelerator } from '../vmm/qemu-args.js';
 import type { CapsuleConfig } from '../config.js';
 import type { Runtime } from '../runtimes/registry.js';
 import { fsyncPath } from '../vmm/durable.js';
+import { withDeadline } from '../deadline.js';
 import type { BuildPlan, BuildStep } from './build-plan.js';
 import type { AppZip, ZipEntry } from './zip.js';
 
 const OUTPUT_TAIL_BYTES = 4096;
 const BUILDER_MEMORY_MIB = 1024;
+/** Past the build's deadline, the guest's own step timeout has this long to report before the host cuts the VM. */
+const BUILD_DEADLINE_GRACE_MS = 5000;
 
 export class BuildFailure extends Error {
   constructor(
@@ -104,6 +107,20 @@ async function runStep(agent: AgentClient, step: Extract<BuildStep, { kind: 'run
   if (result.exitCode !== 0) throw new BuildFailure(describe(step), `exited with ${result.signal ?? `code ${result.exitCode}`}`, tail);
 }
 
+async function runSteps(opts: BuildOptions, machine: Machine, deadline: number, progress: { step: string }): Promise<void> {
+  for (const step of opts.plan.steps) {
+    progress.step = describe(step);
+    const left = deadline - Date.now();
+    if (left <= 0) throw new BuildFailure(describe(step), `the build ran out of time (${opts.timeoutMs} ms)`);
+    opts.log(`==> ${describe(step)}\n`);
+    if (step.kind === 'copy') await copyStep(machine.agent, opts.zip, step);
+    else await runStep(machine.agent, step, opts.log, left);
+  }
+  // the layer must hold everything the steps wrote before QEMU goes
+  progress.step = 'sync';
+  await machine.agent.exec({ command: ['sync'] }).result;
+}
+
 /** Run the build; resolves with the path of the frozen layer (a qcow2 over the runtime's rootfs). */
 export async function buildLayer(opts: BuildOptions): Promise<string> {
   const layer = path.join(opts.workDir, 'layer.qcow2');
@@ -130,15 +147,11 @@ async function buildIn(opts: BuildOptions, layer: string, deadline: number, netn
     jail: opts.jail,
   });
   try {
-    for (const step of opts.plan.steps) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new BuildFailure(describe(step), `the build ran out of time (${opts.timeoutMs} ms)`);
-      opts.log(`==> ${describe(step)}\n`);
-      if (step.kind === 'copy') await copyStep(machine.agent, opts.zip, step);
-      else await runStep(machine.agent, step, opts.log, left);
-    }
-    // the layer must hold everything the steps wrote before QEMU goes
-    await machine.agent.exec({ command: ['sync'] }).result;
+    // the guest runs the tenant's commands as root and may ignore every timeout it is given: the host's
+    // own timer bounds the whole build, and stopping the machine (below) cuts whatever step was running
+    const progress = { step: 'the build' };
+    const steps = runSteps(opts, machine, deadline, progress);
+    await withDeadline(steps, deadline - Date.now() + BUILD_DEADLINE_GRACE_MS, () => new BuildFailure(progress.step, `the build ran out of time (${opts.timeoutMs} ms); the guest did not stop the step`));
   } finally {
     await machine.stop();
   }

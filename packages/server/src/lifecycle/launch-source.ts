@@ -9,6 +9,7 @@ import { callHook } from '../images/hooks.js';
 import type { ImageService, LaunchableImage } from '../images/image-service.js';
 import type { Runtime, RuntimeRegistry } from '../runtimes/registry.js';
 import type { AgentClient } from '../vmm/agent-client.js';
+import { withDeadline } from '../deadline.js';
 
 export interface LaunchSource {
   runtime: Runtime;
@@ -18,6 +19,7 @@ export interface LaunchSource {
 /** The app's output goes to this file in the guest. */
 export const APP_LOG = '/var/log/capsule-app.log';
 const READY_POLL_MS = 250;
+const APP_LOG_TAIL_DEADLINE_MS = 5000;
 /** An app with neither a port nor a ready hook is taken as ready once nothing has answered for this long. */
 const NO_SIGNAL_GRACE_MS = 10_000;
 
@@ -31,8 +33,9 @@ export async function resolveSource(runtimes: RuntimeRegistry, images: ImageServ
 /** The end of the app's output (the file its start command writes to). */
 export async function appLogTail(agent: AgentClient, maxBytes = 2000): Promise<string> {
   let text = '';
-  await agent.exec({ command: ['tail', '-c', String(maxBytes), APP_LOG] }, { onStdout: (c) => void (text += c.toString('utf8')) }).result.catch(() => undefined);
-  return text;
+  const tail = agent.exec({ command: ['tail', '-c', String(maxBytes), APP_LOG] }, { onStdout: (c) => void (text.length < maxBytes ? (text += c.toString('utf8')) : undefined) }).result;
+  await withDeadline(tail, APP_LOG_TAIL_DEADLINE_MS, () => new Error('no answer')).catch(() => undefined);
+  return text.slice(-maxBytes);
 }
 
 /** The app is ready: its ready hook says 200, or (no hook) its port accepts a connection. */

@@ -16,6 +16,7 @@ import { ensureUid, machineUsage, usageByTenant } from './jail-ops.js';
 import { assertTransition } from './states.js';
 import { Activity, PolicySweeper } from './policy-sweeper.js';
 import { QuotaGate } from './quotas.js';
+import { LaunchRate, SessionLimits } from './limits.js';
 import type { Metrics } from '../api/metrics.js';
 import type { ImageService } from '../images/image-service.js';
 import { appLogTail, resolveSource } from './launch-source.js';
@@ -53,9 +54,13 @@ export class MicroVMService {
   private readonly activity = new Activity();
   private readonly sweeper: PolicySweeper;
   private readonly quotas: QuotaGate;
+  private readonly launchRate: LaunchRate;
+  private readonly sessions: SessionLimits;
   private readonly bootDeps: BootDeps;
   private readonly netDeps: NetworkDeps;
   private readonly direct = new DirectConnector();
+  /** VMs whose loss could not be written (the store was down): id → reason, retried by the sweeper. */
+  private readonly unrecordedLosses = new Map<string, string>();
   /** The port the API (and the endpoints) listen on, once known. */
   publicPort = 0;
   /** Suspends and resumes under way: a second explicit one is refused, a request waiting on one waits. */
@@ -67,9 +72,11 @@ export class MicroVMService {
     this.vmsDir = path.join(deps.config.dataDir, 'vms');
     this.suspendedDir = path.join(deps.config.dataDir, 'suspended');
     this.quotas = new QuotaGate(deps.store, deps.config.defaultQuotas);
+    this.launchRate = new LaunchRate(deps.config.apiLimits);
+    this.sessions = new SessionLimits(deps.config.apiLimits);
     this.bootDeps = { ...deps, vmsDir: this.vmsDir };
     this.netDeps = { networks: deps.networks, store: deps.store, privateAllow: deps.config.egressPrivateAllow };
-    this.sweeper = new PolicySweeper(deps.store, this.activity, { isBusy: (id) => this.busy.has(id), suspend: (t, id) => this.suspend(t, id), terminate: (t, id) => this.terminate(t, id) }, deps.log);
+    this.sweeper = new PolicySweeper(deps.store, this.activity, { retry: () => this.retryLosses(), isBusy: (id) => this.busy.has(id), suspend: (t, id) => this.suspend(t, id), terminate: (t, id) => this.terminate(t, id) }, deps.log);
   }
 
   private suspendDirOf(id: string): string {
@@ -136,6 +143,7 @@ export class MicroVMService {
 
   /** SUSPENDED → RUNNING: same memory, processes and files. A transient failure leaves it SUSPENDED. */
   resume(tenantId: string, id: string): Promise<MicroVMRecord> {
+    this.launchRate.check(tenantId, 'resume');
     return this.deps.metrics.time(this.deps.metrics.resumeSeconds, () => this.resumeNow(tenantId, id));
   }
 
@@ -191,6 +199,7 @@ export class MicroVMService {
   }
 
   run(tenantId: string, request: RunMicroVMRequest): Promise<MicroVMRecord> {
+    this.launchRate.check(tenantId, 'launch');
     return this.deps.metrics.time(this.deps.metrics.launchSeconds, () => this.launch(tenantId, request), (vm) => ({ launched_from: vm.launchedFrom ?? 'none' }));
   }
 
@@ -275,6 +284,7 @@ export class MicroVMService {
   private adopt(record: Pick<MicroVMRecord, 'id' | 'tenantId'>, machine: Machine): void {
     this.machines.set(record.id, machine);
     this.tenantOf.set(record.id, record.tenantId);
+    // a background path: a store that is down now must not become an unhandled rejection (an exit)
     machine.onUnexpectedExit((reason) => void this.onMachineLost(record.id, reason));
   }
 
@@ -340,7 +350,15 @@ export class MicroVMService {
   async exec(tenantId: string, id: string, request: ExecRequest & { pty?: PtySize }, io: ExecIo): Promise<ExecHandle> {
     const { agent, record } = await this.agentFor(tenantId, id, 'exec in');
     const { stdin: _stdin, ...rest } = request;
-    const handle = agent.exec({ ...rest, env: { ...record.env, ...request.env } }, io);
+    const release = this.sessions.acquire(tenantId, id, 'session');
+    let handle: ExecHandle;
+    try {
+      handle = agent.exec({ ...rest, env: { ...record.env, ...request.env } }, io);
+    } catch (err) {
+      release();
+      throw err;
+    }
+    void handle.result.catch(() => undefined).finally(release);
     if (!request.background) {
       // a running command is activity: the VM is not idle while it runs
       this.activity.begin(id);
@@ -356,6 +374,18 @@ export class MicroVMService {
   /** A connection to a guest port (the endpoint proxy); an open connection is activity. */
   async tunnel(tenantId: string, id: string, port: number): Promise<Duplex> {
     const { agent } = await this.agentFor(tenantId, id, 'connect to');
+    const release = this.sessions.acquire(tenantId, id, 'tunnel');
+    try {
+      const stream = await this.openTunnel(agent, id, port);
+      stream.once('close', release);
+      return stream;
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  private async openTunnel(agent: AgentClient, id: string, port: number): Promise<Duplex> {
     // straight through the VM's namespace where the app listens on the guest's address; else the agent
     const address = this.deps.config.endpointDirect ? this.deps.networks.addressesOf(id)?.nsAddress : undefined;
     let stream: Duplex | null = address ? await this.direct.connect(id, address, port) : null;
@@ -435,15 +465,29 @@ export class MicroVMService {
     return done!;
   }
 
+  /** Its QEMU is gone without a stop(): clean up, then record it FAILED with why (the console says why a guest panicked). */
   private async onMachineLost(id: string, reason: string): Promise<void> {
     const machine = this.machines.get(id);
     this.forgetMachine(id);
     // read the console before cleanup removes it: a guest panic explains itself there
     const console = machine ? serialTail(machine.vmDir, 1500) : '';
     await machine?.stop().catch(() => undefined);
-    const record = await this.deps.store.getMicroVM(id);
-    if (!record || record.state === 'TERMINATED' || record.state === 'FAILED') return;
-    const failureReason = `${reason}; the VM's memory and processes are gone${console ? `\n--- serial console (tail) ---\n${console}` : ''}`;
-    await this.fail(id, failureReason);
+    await this.recordLoss(id, `${reason}; the VM's memory and processes are gone${console ? `\n--- serial console (tail) ---\n${console}` : ''}`);
+  }
+
+  /** A background path: if the store is down now, the sweeper tries again every round (never an unhandled rejection). */
+  private async recordLoss(id: string, failureReason: string): Promise<void> {
+    try {
+      const record = await this.deps.store.getMicroVM(id);
+      if (record && record.state !== 'TERMINATED' && record.state !== 'FAILED') await this.fail(id, failureReason);
+      this.unrecordedLosses.delete(id);
+    } catch (err) {
+      if (!this.unrecordedLosses.has(id)) this.deps.log.error('could not record a lost VM yet; retrying', { id, error: (err as Error).message });
+      this.unrecordedLosses.set(id, failureReason);
+    }
+  }
+
+  private async retryLosses(): Promise<void> {
+    for (const [id, failureReason] of [...this.unrecordedLosses]) await this.recordLoss(id, failureReason);
   }
 }

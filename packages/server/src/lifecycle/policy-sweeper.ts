@@ -48,15 +48,23 @@ export class Activity {
 }
 
 export interface PolicyActions {
+  /** Background work that failed earlier (a store that was down): tried again every round. */
+  retry(): Promise<void>;
   /** A suspend or resume of this VM is in flight: leave it alone this round. */
   isBusy(id: string): boolean;
   suspend(tenantId: string, id: string): Promise<unknown>;
   terminate(tenantId: string, id: string): Promise<unknown>;
 }
 
+/**
+ * Each VM's action runs on its own: a sweep starts what policy decides and does not wait for it, so one
+ * VM stuck in a hook (bounded by the hook's deadline) never delays another's suspend or terminate.
+ */
 export class PolicySweeper {
   private timer: NodeJS.Timeout | null = null;
   private sweeping = false;
+  /** VMs with a policy action under way (not decided again until it settles). */
+  private readonly acting = new Set<string>();
 
   constructor(
     private readonly store: Store,
@@ -75,18 +83,27 @@ export class PolicySweeper {
     this.timer = null;
   }
 
+  /** Policy actions under way now. */
+  get inFlight(): number {
+    return this.acting.size;
+  }
+
   private async sweep(): Promise<void> {
     if (this.sweeping) return;
     this.sweeping = true;
     try {
+      await this.actions.retry();
       const nowMs = Date.now();
       for (const record of await this.activity.flush(this.store)) {
-        if (this.actions.isBusy(record.id)) continue;
+        if (this.acting.has(record.id) || this.actions.isBusy(record.id)) continue;
         const action = decide({ record, nowMs, activeExecs: this.activity.inFlight(record.id) });
         if (!action) continue;
         this.log.info(`policy: ${action.kind}`, { id: record.id, reason: action.reason });
+        this.acting.add(record.id);
         const act = action.kind === 'suspend' ? this.actions.suspend(record.tenantId, record.id) : this.actions.terminate(record.tenantId, record.id);
-        await act.catch((err: Error) => this.log.warn(`policy ${action.kind} failed`, { id: record.id, error: err.message.split('\n')[0] }));
+        void act
+          .catch((err: Error) => this.log.warn(`policy ${action.kind} failed`, { id: record.id, error: err.message.split('\n')[0] }))
+          .finally(() => this.acting.delete(record.id));
       }
     } catch (err) {
       this.log.error('policy sweep failed', { error: String(err) });

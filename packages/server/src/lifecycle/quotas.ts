@@ -5,8 +5,8 @@
 import { CapsuleError, ErrorCode, type MicroVMState, type TenantQuotas } from '@capsule/protocol';
 import type { Store, TenantUsage } from '../store/types.js';
 
-/** States in which a MicroVM holds its vCPUs and memory. */
-export const HOLDING_STATES: MicroVMState[] = ['PENDING', 'RUNNING', 'SUSPENDING'];
+/** States in which a MicroVM holds its vCPUs and memory: until its QEMU has exited (a TERMINATING VM becomes TERMINATED only then). */
+export const HOLDING_STATES: MicroVMState[] = ['PENDING', 'RUNNING', 'SUSPENDING', 'TERMINATING'];
 
 export interface Demand {
   vcpuCount: number;

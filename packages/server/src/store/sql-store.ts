@@ -195,6 +195,29 @@ export class SqlStore implements Store {
     ]);
   }
 
+  async listApiKeys(tenantId: string): Promise<Array<Omit<ApiKeyRecord, 'keyHash'>>> {
+    const rows = await this.db.query('SELECT id, tenant_id, is_admin, name, created_at FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id', [tenantId]);
+    return rows.map((row) => ({ id: (row.id as string | null) ?? '', tenantId: row.tenant_id as string, isAdmin: Number(row.is_admin) === 1, name: (row.name as string | null) ?? null, createdAt: row.created_at as string }));
+  }
+
+  async deleteApiKey(tenantId: string, keyId: string): Promise<boolean> {
+    return (await this.db.run('DELETE FROM api_keys WHERE tenant_id = $1 AND id = $2', [tenantId, keyId])) > 0;
+  }
+
+  async replaceAdminKey(key: ApiKeyRecord): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await tx.run('DELETE FROM api_keys WHERE is_admin = $1 AND key_hash <> $2', [1, key.keyHash]);
+      await tx.run('INSERT INTO api_keys (key_hash, id, tenant_id, is_admin, name, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING', [
+        key.keyHash,
+        key.id,
+        key.tenantId,
+        1,
+        key.name,
+        key.createdAt,
+      ]);
+    });
+  }
+
   async insertImageVersion(record: Omit<ImageVersionRecord, 'version'>): Promise<ImageVersionRecord> {
     // the next number in the same statement; a concurrent insert of the same number loses on the key
     for (let attempt = 0; ; attempt++) {

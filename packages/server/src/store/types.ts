@@ -102,6 +102,12 @@ export interface Store {
   findApiKey(keyHash: string): Promise<Pick<ApiKeyRecord, 'id' | 'tenantId' | 'isAdmin'> | null>;
   /** Inserting a hash that exists changes nothing. */
   insertApiKey(key: ApiKeyRecord): Promise<void>;
+  /** A tenant's keys, oldest first (never their hashes). */
+  listApiKeys(tenantId: string): Promise<Array<Omit<ApiKeyRecord, 'keyHash'>>>;
+  /** Revoke a tenant's key at once; false if it has no such key. */
+  deleteApiKey(tenantId: string, keyId: string): Promise<boolean>;
+  /** The admin key is `keyHash` and only that: every other admin key stops working in the same transaction. */
+  replaceAdminKey(key: ApiKeyRecord): Promise<void>;
   /** A new version numbered one past the image's highest (1 for a new image). */
   insertImageVersion(record: Omit<ImageVersionRecord, 'version'>): Promise<ImageVersionRecord>;
   updateImageVersion(tenantId: string, name: string, version: number, patch: Partial<Pick<ImageVersionRecord, 'state' | 'failureReason' | 'failedStep' | 'finishedAt'>>): Promise<void>;

@@ -18,6 +18,7 @@ import { qemuCommand, qemuMissing } from './qemu-command.js';
 import { jailedQemu, sealRunDir } from './jailed-qemu.js';
 import type { VmCgroup } from '../jail/cgroups.js';
 import { readTail } from '../jail/vm-files.js';
+import { SerialLog, serialLogTail } from './serial-log.js';
 import type { LaunchOptions } from './launch-options.js';
 
 export { hostLaunchOptions, type LaunchOptions, type RestoreSource, type SnapshotFiles } from './launch-options.js';
@@ -51,9 +52,9 @@ export function isQemuProcessOf(pid: number, vmDir: string): boolean {
   }
 }
 
-/** The end of the guest's console log (QEMU's uid writes it: read without following links, bounded). */
+/** The end of the guest's console log (the server keeps it: serial-log.ts). */
 export function serialTail(vmDir: string, bytes = SERIAL_TAIL_BYTES): string {
-  return readTail(vmPaths(vmDir).serialLog, bytes).trim();
+  return serialLogTail(vmPaths(vmDir).serialLog, bytes).trim();
 }
 
 function fileTail(file: string, bytes: number): string {
@@ -67,6 +68,8 @@ export class Machine {
   private stopping = false;
   /** The guest broke the agent protocol (its QEMU was killed for it). */
   private violation: string | null = null;
+  /** Its console, read into the bounded log beside it. */
+  private serial: SerialLog | null = null;
   /** Started with the legacy user-mode netdev (its state predates namespaces): its suspends say so. */
   legacyUserNet = false;
   /** The frozen layer under its overlay (unknown for a re-adopted QEMU): a suspend records it. */
@@ -200,6 +203,8 @@ export class Machine {
 
       const qmp = await Promise.race([QmpClient.connect(paths.qmp, 10_000, () => alive), died('QMP connect')]);
       cleanup.push('qmp', () => qmp.close());
+      const serial = await Promise.race([SerialLog.connect(paths.serialSocket, paths.serialLog), died('console connect')]);
+      cleanup.push('serial console', () => serial.close());
       const agent = await Promise.race([AgentClient.connect(paths.agent), died('agent connect')]);
       cleanup.push('agent link', () => agent.close());
       // a cold-booted QEMU has made all its sockets; a restoring one makes its incoming socket first
@@ -225,7 +230,7 @@ export class Machine {
           }),
           exited.then(() => died(step)),
         ]);
-        return Machine.started(opts, overlayPath, backing, child, exited, qmp, agent, cleanup);
+        return Machine.started(opts, overlayPath, backing, child, exited, qmp, agent, serial, cleanup);
       }
 
       const ready = await Promise.race([agent.waitReady(opts.bootTimeoutMs).then(() => null, (err: Error) => err), died('boot')]);
@@ -238,15 +243,16 @@ export class Machine {
       // rtc is off on microvm: the guest starts at 1970 until told otherwise.
       await Promise.race([agent.setClock(), died('clock sync')]);
 
-      return Machine.started(opts, overlayPath, backing, child, exited, qmp, agent, cleanup);
+      return Machine.started(opts, overlayPath, backing, child, exited, qmp, agent, serial, cleanup);
     } catch (err) {
       await cleanup.run().catch(() => undefined);
       throw err;
     }
   }
 
-  private static started(opts: LaunchOptions, overlayPath: string, backing: string, child: ChildProcess, exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>, qmp: QmpClient, agent: AgentClient, cleanup: Cleanup): Machine {
+  private static started(opts: LaunchOptions, overlayPath: string, backing: string, child: ChildProcess, exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>, qmp: QmpClient, agent: AgentClient, serial: SerialLog, cleanup: Cleanup): Machine {
     const machine = new Machine(opts.vmDir, overlayPath, child.pid!, exited, qmp, agent, cleanup, opts.jail?.cgroup ?? null);
+    machine.serial = serial;
     machine.legacyUserNet = opts.legacyUserNet ?? false;
     machine.backing = backing;
     void exited.then(({ code, signal }) => machine.onExit(signal ? `QEMU process killed by ${signal}` : `QEMU process exited with code ${code}`));
@@ -290,6 +296,9 @@ export class Machine {
       if (!status.running) await qmp.execute('cont'); // a suspend cut short before its state was published
       await agent.waitReady(15_000);
       const machine = new Machine(vmDir, overlayPath, pid, exited, qmp, agent, cleanup, cgroup);
+      // its console again, where the last server left off (a QEMU from before server-kept consoles has none)
+      machine.serial = await SerialLog.connect(paths.serialSocket, paths.serialLog).catch(() => null);
+      if (machine.serial) cleanup.push('serial console', () => machine.serial?.close());
       machine.legacyUserNet = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`id=${LEGACY_NETDEV},`);
       void exited.then(() => machine.onExit('QEMU process exited'));
       return machine;
@@ -304,6 +313,7 @@ export class Machine {
     this.stopping = true;
     this.qmp.close();
     this.agent.close();
+    this.serial?.close();
   }
 
   /**

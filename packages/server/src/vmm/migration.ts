@@ -71,12 +71,7 @@ export async function saveDeviceState(qmp: QmpClient, socketPath: string, file: 
 export async function loadDeviceState(qmp: QmpClient, socketPath: string, file: string, opts: { ignoreShared: boolean; timeoutMs: number }): Promise<void> {
   await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: opts.ignoreShared }] });
   await qmp.execute('migrate-incoming', { uri: `unix:${socketPath}` });
-  // QEMU may reset its end (a load it gave up on) after the pipeline is done with the socket: never uncaught
-  const socket = net.connect(socketPath).on('error', () => undefined);
-  const streamError = pipeline(fs.createReadStream(file), socket).then(
-    () => null,
-    (err: Error) => err,
-  );
+  const streamError = streamFileToSocket(file, socketPath);
   const migrated = waitForMigration(qmp, opts.timeoutMs, 'loading device state');
   migrated.catch(() => undefined);
   const first = await Promise.race([migrated.then(() => null), streamError]);
@@ -89,3 +84,16 @@ export async function loadDeviceState(qmp: QmpClient, socketPath: string, file: 
 }
 
 const STREAM_BREAK_GRACE_MS = 3000;
+
+/**
+ * Write a file into a unix socket; resolves with the error that broke the stream, or null. QEMU may
+ * reset its end (a load it gave up on) after the pipeline is done with the socket, when pipeline()
+ * has dropped its listeners: the socket keeps one of its own, so that reset is never an uncaught exception.
+ */
+export function streamFileToSocket(file: string, socketPath: string): Promise<Error | null> {
+  const socket = net.connect(socketPath).on('error', () => undefined);
+  return pipeline(fs.createReadStream(file), socket).then(
+    () => null,
+    (err: Error) => err,
+  );
+}

@@ -56,14 +56,16 @@ export const RAM_BACKEND_ID = 'ram0';
 
 /**
  * A VM's directory is the server's (root, 0700); `run/` in it is QEMU's own while it starts (its sockets,
- * console log, pid file) and is sealed (root-owned) once QEMU is up. The overlay sits beside `run/`:
+ * pid file) and is sealed (root-owned) once QEMU is up. The overlay sits beside `run/`:
  * QEMU's uid owns the file, never the directory entry.
  */
 export const vmPaths = (vmDir: string) => ({
   run: path.join(vmDir, 'run'),
   qmp: path.join(vmDir, 'run', 'qmp.sock'),
   agent: path.join(vmDir, 'run', 'agent.sock'),
-  serialLog: path.join(vmDir, 'run', 'serial.log'),
+  /** QEMU serves the console here; the server keeps it, bounded, in `serialLog` (vmm/serial-log.ts). */
+  serialSocket: path.join(vmDir, 'run', 'serial.sock'),
+  serialLog: path.join(vmDir, 'serial.log'),
   pid: path.join(vmDir, 'run', 'qemu.pid'),
   /** Migration streams: QEMU listens on `incoming` (restore); the server listens on `outgoing` (save). */
   incoming: path.join(vmDir, 'run', 'incoming.sock'),
@@ -111,7 +113,7 @@ export function qemuArgs(spec: MachineSpec): string[] {
     '-kernel', spec.kernelPath,
     '-initrd', spec.initrdPath,
     '-append', kernelCmdline(spec),
-    '-chardev', `file,id=serial0,path=${p.serialLog}`,
+    '-chardev', `socket,id=serial0,path=${p.serialSocket},server=on,wait=off`,
     '-serial', 'chardev:serial0',
     '-drive', `id=root,file=${spec.overlayPath},format=qcow2,if=none,discard=unmap`,
     '-device', 'virtio-blk-device,drive=root',

@@ -26,7 +26,11 @@ export function execRoute(service: MicroVMService): Route {
       const request = await readJson(req, ExecRequest, EXEC_BODY_LIMIT_BYTES);
       let finished = false;
       const begin = (): void => {
-        if (!res.headersSent) res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+        if (res.headersSent) return;
+        res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+        // now, not with the first output: a client waits for headers only so long (undici: 300 s), and a
+        // long command may print nothing for longer
+        res.flushHeaders();
       };
       const line = (event: ExecEvent): void | Promise<unknown> => {
         begin();

@@ -1,9 +1,9 @@
 // Admin routes: tenants, their quotas and API keys. Only the admin key may call them (403 otherwise).
 import { randomBytes } from 'node:crypto';
-import { ApiKeyCreated, CapsuleError, CreateApiKeyRequest, CreateTenantRequest, ErrorCode, Tenant as TenantSchema, TenantList, UpdateTenantQuotasRequest, type Tenant } from '@capsule/protocol';
+import { AdminKeyRotated, ApiKeyCreated, ApiKeyList, CapsuleError, CreateApiKeyRequest, CreateTenantRequest, ErrorCode, Tenant as TenantSchema, TenantList, UpdateTenantQuotasRequest, type Tenant } from '@capsule/protocol';
 import type { CapsuleConfig } from '../../config.js';
 import type { Store, TenantRecord } from '../../store/types.js';
-import { hashKey, newApiKey, newKeyId } from '../auth.js';
+import { ADMIN_KEY_ID, hashKey, newApiKey, newKeyId, rotateAdminKey } from '../auth.js';
 import { readJson, sendJson } from '../http.js';
 import type { Route, RouteContext } from '../router.js';
 
@@ -19,7 +19,7 @@ async function tenantOf(store: Store, id: string): Promise<TenantRecord> {
   return tenant;
 }
 
-export function tenantRoutes(store: Store, config: Pick<CapsuleConfig, 'defaultQuotas'>): Route[] {
+export function tenantRoutes(store: Store, config: Pick<CapsuleConfig, 'defaultQuotas' | 'dataDir'>): Route[] {
   return [
     {
       method: 'POST',
@@ -79,6 +79,40 @@ export function tenantRoutes(store: Store, config: Pick<CapsuleConfig, 'defaultQ
         const created: ApiKeyCreated = { id: newKeyId(), tenantId: tenant.id, name: request.name ?? null, key, createdAt: new Date().toISOString() };
         await store.insertApiKey({ id: created.id, keyHash: hashKey(key), tenantId: tenant.id, isAdmin: false, name: created.name, createdAt: created.createdAt });
         sendJson(ctx.res, 201, created);
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/v1/tenants/:id/api-keys',
+      doc: { summary: "A tenant's API keys: ids, names, dates; never the keys (admin key)", responses: { 200: ApiKeyList } },
+      async handle(ctx) {
+        requireAdmin(ctx);
+        const tenant = await tenantOf(store, ctx.params.id);
+        sendJson(ctx.res, 200, { apiKeys: await store.listApiKeys(tenant.id) } satisfies ApiKeyList);
+      },
+    },
+    {
+      method: 'DELETE',
+      pattern: '/v1/tenants/:id/api-keys/:keyId',
+      doc: { summary: 'Revoke an API key: it stops working at once (admin key)', responses: { 204: null } },
+      async handle(ctx) {
+        requireAdmin(ctx);
+        const tenant = await tenantOf(store, ctx.params.id);
+        const keyId = ctx.params.keyId;
+        if (keyId === ADMIN_KEY_ID) throw new CapsuleError(ErrorCode.INVALID_STATE, 'the admin key is rotated, not revoked: POST /v1/admin-key/rotate');
+        if (!/^key-[0-9a-f]{1,64}$/.test(keyId) || !(await store.deleteApiKey(tenant.id, keyId))) {
+          throw new CapsuleError(ErrorCode.NOT_FOUND, `API key ${JSON.stringify(keyId.slice(0, 80))} of tenant ${tenant.id} not found`);
+        }
+        ctx.res.writeHead(204).end();
+      },
+    },
+    {
+      method: 'POST',
+      pattern: '/v1/admin-key/rotate',
+      doc: { summary: "A new admin key, shown once and written to the server's <data dir>/admin-key; the old one stops working at once (admin key)", responses: { 200: AdminKeyRotated } },
+      async handle(ctx) {
+        requireAdmin(ctx);
+        sendJson(ctx.res, 200, (await rotateAdminKey(config.dataDir, store)) satisfies AdminKeyRotated);
       },
     },
   ];
