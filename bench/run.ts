@@ -7,6 +7,7 @@
 //   images: Flask build time by phase; launch → first HTTP 200 through the endpoint (images.ts)
 //   network: launch with/without a namespace, endpoint direct path vs tunnel vs floor, egress MiB/s (network.ts)
 //   jail: launch / suspend / resume jailed vs unjailed, idle host memory per VM (jail.ts)
+//   sweeper: 50 idle VMs, one with a hung suspend hook: how late each suspends (sweeper.ts)
 // BENCH_ONLY=jail,lifecycle runs only those sections (core boot/rtt always run).
 // Writes bench/results/core-<timestamp>.json.
 import fs from 'node:fs';
@@ -27,6 +28,7 @@ import { benchApi } from './api.js';
 import { benchImages } from './images.js';
 import { benchNetwork } from './network.js';
 import { benchJail } from './jail.js';
+import { benchSweeper } from './sweeper.js';
 
 const BOOT_RUNS = Number(process.env.BENCH_BOOT_RUNS ?? 5);
 const RTT_RUNS = Number(process.env.BENCH_RTT_RUNS ?? 200);
@@ -139,6 +141,7 @@ async function main(): Promise<void> {
     images: only('images') ? await benchImages(path.join(work, 'images')) : 'skipped',
     network: only('network') ? await benchNetwork(path.join(work, 'network')) : 'skipped',
     jail: only('jail') ? await benchJail(path.join(work, 'jail')) : 'skipped',
+    sweeper: only('sweeper') ? await benchSweeper(path.join(work, 'sweeper')) : 'skipped',
   };
   const resultsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
   fs.mkdirSync(resultsDir, { recursive: true });

@@ -29,7 +29,7 @@ export interface TestServer {
 }
 
 export async function startTestServer(overrides: Partial<CapsuleConfig> = {}): Promise<TestServer> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-e2e-'));
+  const dataDir = overrides.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-e2e-'));
   fs.chmodSync(dataDir, 0o755);
   // warnings and errors reach the test output: a fallback or a failed snapshot build explains a failure
   const server = await startServer({ dataDir, port: 0, ...overrides }, createLogger(process.stderr, true));

@@ -55,7 +55,7 @@ describe('images', () => {
     const { address, port } = await s3.run();
     s3Config = { endpoint: `http://${address}:${port}`, region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', forcePathStyle: true };
     // zips, layers and snapshots go to the S3 server too (QEMU gets local copies from the blob cache)
-    server = await startTestServer({ s3: s3Config, blobs: 's3://apps/capsule-blobs', appReadyTimeoutMs: 20_000 });
+    server = await startTestServer({ s3: s3Config, blobs: 's3://apps/capsule-blobs', s3CodePrefixes: ['s3://apps'], appReadyTimeoutMs: 20_000 });
   });
   after(async () => {
     await server?.close();
@@ -153,7 +153,8 @@ describe('images', () => {
     assert.equal(timedOut.state, 'FAILED');
     assert.match(timedOut.failureReason ?? '', /the app was not ready within 20000 ms[\s\S]*--- app output \(tail\) ---\nstill-starting/);
     const hookApp = "require('http').createServer((q, s) => { s.statusCode = 500; s.end('database not configured'); }).listen(9000, '127.0.0.1')";
-    const failing = zipOf([{ name: 'capsule.json', data: JSON.stringify({ runtime: 'base', start: ['node', '-e', hookApp] }) }]);
+    // hooks declared: Capsule waits for the ready hook however slowly the app starts (no grace period)
+    const failing = zipOf([{ name: 'capsule.json', data: JSON.stringify({ runtime: 'base', start: ['node', '-e', hookApp], hooks: { port: 9000 } }) }]);
     assert.equal((await upload('bad-hook', failing)).status, 202);
     const refused = await built('bad-hook', 1);
     assert.equal(refused.state, 'FAILED');
@@ -188,6 +189,12 @@ describe('images', () => {
     assert.deepEqual([missing.status, missing.message], [400, 'codeUri s3://apps/nope.zip: no such object']);
     const bad = await errorOf(await server.api('POST', '/v1/images', { name: 'from-s3', codeUri: 'http://elsewhere/app.zip' }));
     assert.equal(bad.status, 400);
+    // only what the operator opened, and never Capsule's own objects (other tenants' uploads live there)
+    const outside = await errorOf(await server.api('POST', '/v1/images', { name: 'from-s3', codeUri: 's3://other-bucket/app.zip' }));
+    assert.deepEqual([outside.status, outside.code], [403, 'FORBIDDEN']);
+    const own = await errorOf(await server.api('POST', '/v1/images', { name: 'from-s3', codeUri: 's3://apps/capsule-blobs/zips/app.zip' }));
+    assert.deepEqual([own.status, own.code], [403, 'FORBIDDEN']);
+    assert.match(own.message, /Capsule's own storage is not a code source/);
   });
 });
 
@@ -198,7 +205,7 @@ describe('image sources with bad S3 credentials', () => {
     const { address, port } = await s3.run();
     try {
       const wrong = { endpoint: `http://${address}:${port}`, region: 'us-east-1', accessKeyId: 'NOT-A-KEY', secretAccessKey: 'nope', forcePathStyle: true };
-      await withTestServer({ s3: wrong, snapshots: false }, async (server) => {
+      await withTestServer({ s3: wrong, s3CodePrefixes: ['s3://apps/'], snapshots: false }, async (server) => {
         const refused = await errorOf(await server.api('POST', '/v1/images', { name: 'creds', codeUri: 's3://apps/app.zip' }));
         assert.equal(refused.status, 400);
         assert.match(refused.message, /codeUri s3:\/\/apps\/app\.zip: .*access refused .*check the S3 credentials/);

@@ -38,6 +38,10 @@ describe('built-in runtimes', () => {
     try {
       assert.equal((await vm.exec('command -v python3 || echo none')).stdout.trim(), 'none');
       assert.match((await vm.exec(['node', '--version'])).stdout, /^v\d+\./);
+      // an 8 GiB root disk like Lambda MicroVMs', free space a user sees in df (sparse: costs nothing unwritten)
+      const [sizeBytes, availBytes] = (await vm.exec(['sh', '-c', "df -B1 --output=size,avail / | tail -1"])).stdout.trim().split(/\s+/).map(Number);
+      assert.ok(sizeBytes >= 7.5 * 2 ** 30, `root filesystem of ${sizeBytes} bytes`);
+      assert.ok(availBytes >= 7 * 2 ** 30, `${availBytes} bytes free`);
     } finally {
       await vm.terminate();
     }

@@ -23,6 +23,14 @@ export const LABEL_KEY = /^[A-Za-z0-9_.-]{1,63}$/;
 const Labels = z.record(z.string().regex(LABEL_KEY), z.string().max(256));
 const EnvVars = z.record(z.string().min(1).max(256).regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid variable name'), z.string().max(32 * 1024).regex(/^[^\0]*$/));
 
+/**
+ * The one set of VM shape limits: the API, capsule.json, Dockerfile builds and snapshots all check these.
+ * Every VM's root disk is 8 GiB (sparse; a runtime's filesystem).
+ */
+export const SHAPE_LIMITS = { minVcpus: 1, maxVcpus: 16, minMemoryMib: 128, maxMemoryMib: 16384 } as const;
+export const VcpuCount = z.number().int().min(SHAPE_LIMITS.minVcpus).max(SHAPE_LIMITS.maxVcpus);
+export const MemoryMib = z.number().int().min(SHAPE_LIMITS.minMemoryMib).max(SHAPE_LIMITS.maxMemoryMib);
+
 export const IdlePolicy = z
   .object({
     maxIdleDurationSeconds: z.number().int().min(0).max(MAX_DURATION_CAP_SECONDS).optional(),
@@ -43,8 +51,8 @@ export const RunMicroVMRequest = z
   .object({
     imageName: z.string().min(1).max(64).regex(/^[a-z0-9][a-z0-9-]*$/, 'lowercase letters, digits and dashes'),
     imageVersion: z.number().int().positive().optional(),
-    vcpuCount: z.number().int().min(1).max(16).optional(),
-    memoryMib: z.number().int().min(128).max(16384).optional(),
+    vcpuCount: VcpuCount.optional(),
+    memoryMib: MemoryMib.optional(),
     env: EnvVars.optional(),
     metadata: Labels.optional(),
     idlePolicy: IdlePolicy.optional(),

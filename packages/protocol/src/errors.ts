@@ -26,6 +26,10 @@ export const ErrorCode = {
   PORT_UNREACHABLE: 'PORT_UNREACHABLE',
   NETWORK_FAILED: 'NETWORK_FAILED',
   JAIL_FAILED: 'JAIL_FAILED',
+  /** The database cannot be reached (down, restarting, disk full): retry; nothing was changed. */
+  STORE_UNAVAILABLE: 'STORE_UNAVAILABLE',
+  /** The host's disk is under its free-space reserve: launches, builds and suspends wait until there is room. */
+  INSUFFICIENT_STORAGE: 'INSUFFICIENT_STORAGE',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -55,6 +59,8 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   PORT_UNREACHABLE: 502,
   NETWORK_FAILED: 503,
   JAIL_FAILED: 503,
+  STORE_UNAVAILABLE: 503,
+  INSUFFICIENT_STORAGE: 507,
   INTERNAL: 500,
 };
 

@@ -6,6 +6,7 @@ import { parseCidr, type TenantQuotas } from '@capsule/protocol';
 import type { S3Config } from './blobs/s3-blob-store.js';
 import { parseUidRange, type UidRange } from './jail/uid-pool.js';
 import { DEFAULT_API_LIMITS, type ApiLimits } from './lifecycle/limits.js';
+import { DEFAULT_DISK_RESERVE, type DiskReserveConfig } from './disk-reserve.js';
 
 export type AcceleratorChoice = 'auto' | 'kvm' | 'tcg';
 
@@ -27,6 +28,9 @@ export interface CapsuleConfig {
   snapshots: boolean;
   /** Where ready snapshots are kept (machine-wide, like the runtimes they are taken from). */
   snapshotDir: string;
+  /** Ready snapshots kept per runtime (one per VM shape), and their bytes: least recently used pruned first. */
+  snapshotsPerRuntime: number;
+  snapshotBytesPerRuntime: number;
   /** Appended to every guest kernel command line (operators debugging a guest; tests injecting faults). */
   extraKernelArgs: string;
   /** The uids (and gids) QEMUs run as, one per VM (CAPSULE_UID_RANGE, default 200000-264999). */
@@ -41,6 +45,14 @@ export interface CapsuleConfig {
   blobs: string | null;
   /** S3-compatible storage for `s3://` code URIs (and s3:// blobs); null when not configured. */
   s3: S3Config | null;
+  /**
+   * The only places a tenant's `s3://` codeUri may name (CAPSULE_S3_CODE_PREFIXES, comma-separated
+   * s3://bucket or s3://bucket/prefix/): the server's credentials can read more than any one tenant may.
+   * Empty (the default): uploads only. Never Capsule's own blob prefix.
+   */
+  s3CodePrefixes: string[];
+  /** Versions kept per image: a new one prunes the oldest unused (CAPSULE_MAX_IMAGE_VERSIONS, default 20). */
+  maxVersionsPerImage: number;
   /** The longest an image build may take. */
   buildTimeoutMs: number;
   /** How long a launched image's app gets to accept connections on its port. */
@@ -62,6 +74,8 @@ export interface CapsuleConfig {
   dnsUpstream: string | null;
   /** Quotas of a tenant created without its own (and of the admin's default tenant). */
   defaultQuotas: TenantQuotas;
+  /** Free space kept on the data and cache filesystems: under it, launches, builds and suspends answer 507. */
+  diskReserve: DiskReserveConfig;
   /** Per-tenant API limits: launches per second, sessions and endpoint connections open at once (lifecycle/limits.ts). */
   apiLimits: ApiLimits;
 }
@@ -100,6 +114,12 @@ function portList(setting: string): number[] {
   return [...new Set(ports)];
 }
 
+function codePrefixes(setting: string): string[] {
+  const prefixes = setting.split(',').map((p) => p.trim()).filter(Boolean);
+  for (const p of prefixes) if (!/^s3:\/\/[a-z0-9][a-z0-9.-]{1,62}(\/.*)?$/.test(p)) throw new Error(`CAPSULE_S3_CODE_PREFIXES: "${p}" is not s3://bucket or s3://bucket/prefix/`);
+  return prefixes;
+}
+
 export function loadConfig(overrides: Partial<CapsuleConfig> = {}, env: NodeJS.ProcessEnv = process.env): CapsuleConfig {
   const root = repoRoot();
   const accel = env.CAPSULE_ACCELERATOR;
@@ -118,6 +138,8 @@ export function loadConfig(overrides: Partial<CapsuleConfig> = {}, env: NodeJS.P
     maxDurationCapSeconds: intFromEnv(env.CAPSULE_MAX_DURATION_CAP_SECONDS, 28_800),
     extraKernelArgs: env.CAPSULE_EXTRA_KERNEL_ARGS ?? '',
     snapshots: env.CAPSULE_SNAPSHOTS !== 'off',
+    snapshotsPerRuntime: intFromEnv(env.CAPSULE_SNAPSHOTS_PER_RUNTIME, 4),
+    snapshotBytesPerRuntime: intFromEnv(env.CAPSULE_SNAPSHOT_MIB_PER_RUNTIME, 8192) * 1024 * 1024,
     snapshotDir: env.CAPSULE_SNAPSHOT_DIR ?? path.join(env.CAPSULE_CACHE_DIR ?? '/var/cache/capsule', 'snapshots'),
     uidRange: parseUidRange(env.CAPSULE_UID_RANGE ?? '200000-264999'),
     unsafeNoJail: env.CAPSULE_UNSAFE_NO_JAIL === '1',
@@ -134,6 +156,8 @@ export function loadConfig(overrides: Partial<CapsuleConfig> = {}, env: NodeJS.P
         }
       : null,
     blobs: env.CAPSULE_BLOBS || null,
+    s3CodePrefixes: codePrefixes(env.CAPSULE_S3_CODE_PREFIXES ?? ''),
+    maxVersionsPerImage: intFromEnv(env.CAPSULE_MAX_IMAGE_VERSIONS, 20),
     buildTimeoutMs: intFromEnv(env.CAPSULE_BUILD_TIMEOUT_MS, 20 * 60_000),
     appReadyTimeoutMs: intFromEnv(env.CAPSULE_APP_READY_TIMEOUT_MS, 60_000),
     databaseUrl: env.DATABASE_URL || null,
@@ -147,6 +171,10 @@ export function loadConfig(overrides: Partial<CapsuleConfig> = {}, env: NodeJS.P
       maxRunningMicroVMs: intFromEnv(env.CAPSULE_QUOTA_RUNNING_MICROVMS, 100),
       maxVcpus: intFromEnv(env.CAPSULE_QUOTA_VCPUS, 200),
       maxMemoryMib: intFromEnv(env.CAPSULE_QUOTA_MEMORY_MIB, 200 * 1024),
+    },
+    diskReserve: {
+      mib: env.CAPSULE_DISK_RESERVE_MIB === undefined ? DEFAULT_DISK_RESERVE.mib : nonNegativeInt('CAPSULE_DISK_RESERVE_MIB', env.CAPSULE_DISK_RESERVE_MIB),
+      percent: env.CAPSULE_DISK_RESERVE_PERCENT === undefined ? DEFAULT_DISK_RESERVE.percent : nonNegativeInt('CAPSULE_DISK_RESERVE_PERCENT', env.CAPSULE_DISK_RESERVE_PERCENT),
     },
     apiLimits: {
       launchesPerSecond: intFromEnv(env.CAPSULE_LAUNCHES_PER_SECOND, DEFAULT_API_LIMITS.launchesPerSecond),

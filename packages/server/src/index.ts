@@ -117,7 +117,7 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
   const adminKey = await ensureAdminKey(config.dataDir, store, config.defaultQuotas);
 
   const tokens = AuthTokens.load(config.dataDir);
-  const routes: Route[] = [healthRoute(accelerator), metricsRoute(metrics, store, () => service.usageByTenant()), ...microvmRoutes(service), execRoute(service), ...fileRoutes(service), ...networkRoutes(service), ...tenantRoutes(store, config), authTokenRoute(service, tokens), ...imageRoutes(images, config.s3)];
+  const routes: Route[] = [healthRoute(accelerator), metricsRoute(metrics, store, () => service.usageByTenant()), ...microvmRoutes(service), execRoute(service), ...fileRoutes(service), ...networkRoutes(service), ...tenantRoutes(store, config), authTokenRoute(service, tokens), ...imageRoutes(images, config.s3, config.s3CodePrefixes, config.blobs)];
   routes.push(openApiRoute(() => routes, SERVER_VERSION));
   const proxy = new EndpointProxy(service, store, tokens, config.baseDomain);
   const sessions = new InteractiveSessions(service, store);

@@ -1,6 +1,7 @@
 // capsule.json: the no-Dockerfile way to describe an image — runtime, build commands, start command,
 // port, env, and the MicroVM shape it wants.
 import { z } from 'zod';
+import { MemoryMib, VcpuCount } from '@capsule/protocol';
 import { BuildSpecError, DEFAULT_USER, DEFAULT_WORKDIR, type BuildPlan } from './build-plan.js';
 
 const FILE = 'capsule.json';
@@ -20,8 +21,8 @@ export const CapsuleJson = z
     start: z.union([z.string().min(1), z.array(z.string()).min(1)]).optional(),
     port: z.number().int().min(1).max(65535).optional(),
     env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}),
-    memoryMib: z.number().int().min(128).max(65536).optional(),
-    vcpuCount: z.number().int().min(1).max(64).optional(),
+    memoryMib: MemoryMib.optional(),
+    vcpuCount: VcpuCount.optional(),
     hooks: z.object({ port: z.number().int().min(1).max(65535).optional(), timeoutSeconds: z.number().int().min(1).max(60).optional() }).strict().optional(),
   })
   .strict();

@@ -20,6 +20,8 @@ import { BuildFailure, buildLayer } from './builder.js';
 import { parseCapsuleJson } from './capsule-json.js';
 import { parseDockerfile } from './dockerfile.js';
 import { AppZip, ZipError } from './zip.js';
+import { BuildLog } from './build-log.js';
+import { DiskReserve } from '../disk-reserve.js';
 import { captureSnapshot } from '../snapshots/capture.js';
 import type { BlobStore } from '../blobs/blob-store.js';
 import { startApp } from '../lifecycle/launch-source.js';
@@ -63,8 +65,11 @@ export class ImageService {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly root: string;
 
+  private readonly disk: DiskReserve;
+
   constructor(private readonly deps: ImageServiceDeps) {
     this.root = path.join(deps.config.dataDir, 'images');
+    this.disk = new DiskReserve([deps.config.dataDir, deps.config.cacheDir], deps.config.diskReserve);
   }
 
   /** Where a version's build log is written (local: it is read while it grows). */
@@ -109,6 +114,7 @@ export class ImageService {
 
   /** A fresh path for an upload on the data dir's filesystem (so keeping it is a rename, not a copy). */
   uploadPath(): string {
+    this.disk.check('accept an image (a build writes a layer and a snapshot)');
     fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
     return path.join(this.root, `.upload-${randomBytes(8).toString('hex')}.zip`);
   }
@@ -124,6 +130,7 @@ export class ImageService {
         throw err;
       }
       const plan = await this.planOf(zip, config);
+      await this.makeRoomForVersion(tenantId, name);
       const now = new Date().toISOString();
       const record = await this.deps.store.insertImageVersion({ tenantId, name, state: 'PENDING', runtime: plan.runtime, source, plan, failureReason: null, failedStep: null, createdAt: now, updatedAt: now, finishedAt: null });
       fs.mkdirSync(this.dirOf(tenantId, name, record.version), { recursive: true, mode: 0o700 });
@@ -131,7 +138,8 @@ export class ImageService {
       zip = null;
       await this.deps.blobs.putFile(this.key(record, 'app.zip'), upload);
       this.deps.log.info('image build queued', { tenantId, name, version: record.version, runtime: plan.runtime });
-      const run = (): Promise<void> => this.build(record);
+      // a background path: a store that fails even the FAILED update must not become an unhandled rejection
+      const run = (): Promise<void> => this.build(record).catch((err: Error) => this.deps.log.error('image build could not be recorded', { tenantId, name, version: record.version, error: err.message }));
       this.queue = this.queue.then(run, run);
       return record;
     } finally {
@@ -149,7 +157,7 @@ export class ImageService {
     const { tenantId, name, version } = record;
     const dir = this.dirOf(tenantId, name, version);
     const logFile = path.join(dir, 'build.log');
-    const log = fs.createWriteStream(logFile, { flags: 'a' });
+    const log = new BuildLog(logFile);
     // short: the builder VM's unix sockets live under it
     const work = path.join(this.deps.config.dataDir, 'b', randomBytes(4).toString('hex'));
     const started = Date.now();
@@ -194,7 +202,7 @@ export class ImageService {
       this.deps.log.warn('image build failed', { tenantId, name, version, reason: reason.split('\n')[0] });
     } finally {
       zip?.close();
-      await new Promise((resolve) => log.end(resolve));
+      log.close();
       fs.rmSync(work, { recursive: true, force: true });
     }
   }
@@ -279,6 +287,28 @@ export class ImageService {
       return { kind: 'snapshot', memoryPath, statePath, diskPath, vcpuCount: manifest.vcpuCount, memoryMib: manifest.memoryMib };
     } catch {
       return null;
+    }
+  }
+
+  /**
+   * Versions per image are capped (CAPSULE_MAX_IMAGE_VERSIONS): at the cap, the oldest versions no
+   * MicroVM uses (and not building) are deleted to make room; if every one is in use, QUOTA_EXCEEDED.
+   */
+  private async makeRoomForVersion(tenantId: string, name: string): Promise<void> {
+    const max = this.deps.config.maxVersionsPerImage;
+    const versions = (await this.deps.store.listImageVersions(tenantId, name)).sort((a, b) => a.version - b.version);
+    let excess = versions.length - max + 1;
+    for (const v of versions) {
+      if (excess <= 0) return;
+      if (v.state === 'PENDING' || v.state === 'IN_PROGRESS' || (await this.deps.inUse(tenantId, name, v.version))) continue;
+      this.deps.log.info('pruning the oldest unused image version', { tenantId, name, version: v.version, max });
+      await this.remove(tenantId, name, v.version);
+      excess -= 1;
+    }
+    if (excess > 0) {
+      throw new CapsuleError(ErrorCode.QUOTA_EXCEEDED, `image ${name} has ${versions.length} versions (the most kept is ${max}) and each is building or used by MicroVMs; delete one first`, {
+        details: { quota: 'maxVersionsPerImage', limit: max, used: versions.length, requested: 1 },
+      });
     }
   }
 

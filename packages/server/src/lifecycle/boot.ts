@@ -44,6 +44,7 @@ export async function startMachine(deps: BootDeps, record: MicroVMRecord, source
   const shaped = <T extends { vcpuCount: number; memoryMib: number }>(s: T | null | undefined): T | null => (s && s.vcpuCount === record.vcpuCount && s.memoryMib === record.memoryMib ? s : null);
   const imageSnapshot = shaped(image?.snapshot);
   const runtimeSnapshot = image ? null : (deps.snapshots?.get(runtime.name, record) ?? null);
+  if (runtimeSnapshot) deps.snapshots?.touch(runtimeSnapshot);
   const snapshot: RestoreSource | null = imageSnapshot ?? runtimeSnapshot;
   let machine: Machine;
   let launchedFrom: 'boot' | 'snapshot' = 'boot';

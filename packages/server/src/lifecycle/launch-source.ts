@@ -20,7 +20,7 @@ export interface LaunchSource {
 export const APP_LOG = '/var/log/capsule-app.log';
 const READY_POLL_MS = 250;
 const APP_LOG_TAIL_DEADLINE_MS = 5000;
-/** An app with neither a port nor a ready hook is taken as ready once nothing has answered for this long. */
+/** An app with neither a port nor declared hooks is taken as ready once nothing has answered for this long. */
 const NO_SIGNAL_GRACE_MS = 10_000;
 
 export async function resolveSource(runtimes: RuntimeRegistry, images: ImageService | null, tenantId: string, imageName: string, imageVersion?: number): Promise<LaunchSource> {
@@ -51,8 +51,10 @@ async function waitReady(agent: AgentClient, plan: BuildPlan, timeoutMs: number)
       last = 'the ready hook answered 503 (not ready yet)';
     } else if (hook.kind === 'failed') last = hook.message;
     else if (plan.port === null) {
-      // no port: the hook is the only signal; give it a moment to come up before "started" has to do
-      if (Date.now() > quietUntil) return;
+      // no port: the hook is the only signal. An app that declared its hooks (capsule.json `hooks`) is
+      // waited for until the timeout; otherwise give it a moment to come up before "started" has to do
+      const hooksDeclared = plan.hookPort !== undefined || plan.hookTimeoutMs !== undefined;
+      if (!hooksDeclared && Date.now() > quietUntil) return;
     } else {
       try {
         (await agent.openTunnel(plan.port, 5000)).destroy();

@@ -17,6 +17,7 @@ import { assertTransition } from './states.js';
 import { Activity, PolicySweeper } from './policy-sweeper.js';
 import { QuotaGate } from './quotas.js';
 import { LaunchRate, SessionLimits } from './limits.js';
+import { DiskReserve } from '../disk-reserve.js';
 import type { Metrics } from '../api/metrics.js';
 import type { ImageService } from '../images/image-service.js';
 import { appLogTail, resolveSource } from './launch-source.js';
@@ -56,6 +57,7 @@ export class MicroVMService {
   private readonly quotas: QuotaGate;
   private readonly launchRate: LaunchRate;
   private readonly sessions: SessionLimits;
+  private readonly disk: DiskReserve;
   private readonly bootDeps: BootDeps;
   private readonly netDeps: NetworkDeps;
   private readonly direct = new DirectConnector();
@@ -74,6 +76,7 @@ export class MicroVMService {
     this.quotas = new QuotaGate(deps.store, deps.config.defaultQuotas);
     this.launchRate = new LaunchRate(deps.config.apiLimits);
     this.sessions = new SessionLimits(deps.config.apiLimits);
+    this.disk = new DiskReserve([deps.config.dataDir, deps.config.snapshotDir], deps.config.diskReserve);
     this.bootDeps = { ...deps, vmsDir: this.vmsDir };
     this.netDeps = { networks: deps.networks, store: deps.store, privateAllow: deps.config.egressPrivateAllow };
     this.sweeper = new PolicySweeper(deps.store, this.activity, { retry: () => this.retryLosses(), isBusy: (id) => this.busy.has(id), suspend: (t, id) => this.suspend(t, id), terminate: (t, id) => this.terminate(t, id) }, deps.log);
@@ -110,6 +113,8 @@ export class MicroVMService {
     return this.exclusive(id, 'suspend', async () => {
       const record = await this.get(tenantId, id);
       const machine = this.machines.get(id);
+      assertTransition(id, record.state, 'SUSPENDING', 'suspend');
+      this.disk.check(`suspend MicroVM ${id} (it is still RUNNING)`); // before anything changes: it stays RUNNING
       await this.transition(record, 'SUSPENDING', 'suspend');
       if (!machine) {
         await this.fail(id, 'no VM process was found to suspend');
@@ -200,6 +205,7 @@ export class MicroVMService {
 
   run(tenantId: string, request: RunMicroVMRequest): Promise<MicroVMRecord> {
     this.launchRate.check(tenantId, 'launch');
+    this.disk.check('launch a MicroVM');
     return this.deps.metrics.time(this.deps.metrics.launchSeconds, () => this.launch(tenantId, request), (vm) => ({ launched_from: vm.launchedFrom ?? 'none' }));
   }
 

@@ -15,6 +15,7 @@ import type { Accelerator } from '../vmm/qemu-args.js';
 import { hostLaunchOptions, type SnapshotFiles } from '../vmm/machine.js';
 import { SYSTEM_TENANT, type Jailer } from '../jail/jailer.js';
 import { qemuVersion } from '../vmm/qemu-command.js';
+import { allocatedBytes } from '../jail/vm-files.js';
 import { captureSnapshot, snapshotFilesIn, verifySnapshot } from './capture.js';
 import type { VmNetworks } from '../network/vm-networks.js';
 
@@ -34,9 +35,14 @@ interface Shape {
   memoryMib: number;
 }
 
+/** Builds waiting in line at most; past that a new shape just cold-boots (a shape storm costs no snapshot VMs). */
+const MAX_QUEUED_BUILDS = 2;
+
 export class ReadySnapshots {
   private readonly dir: string;
   private readonly building = new Map<string, Promise<ReadySnapshot | null>>();
+  /** One snapshot VM at a time: they count toward no tenant's quota, so they must not crowd the host. */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly config: CapsuleConfig,
@@ -70,6 +76,16 @@ export class ReadySnapshots {
     return { kind: 'snapshot', key, runtime: runtimeName, ...shape, ...snapshotFilesIn(dir) };
   }
 
+  /** A launch used it: the least recently used are pruned first (pruneShapes). */
+  touch(snapshot: ReadySnapshot): void {
+    const now = new Date();
+    try {
+      fs.utimesSync(path.join(this.dir, snapshot.key), now, now);
+    } catch {
+      // pruned or discarded meanwhile
+    }
+  }
+
   /**
    * Are the snapshot's files still what was taken? A restore can fail for reasons that are not the
    * snapshot's (host load, a QEMU crash); only a snapshot that no longer verifies is thrown away.
@@ -100,7 +116,11 @@ export class ReadySnapshots {
     const key = this.key(this.runtimes.get(runtimeName), shape);
     let build = this.building.get(key);
     if (!build) {
-      build = this.build(runtimeName, shape, key).catch((err: Error) => {
+      if (this.building.size >= MAX_QUEUED_BUILDS + 1) return Promise.resolve(null);
+      const run = (): Promise<ReadySnapshot | null> => this.build(runtimeName, shape, key);
+      const queued = this.queue.then(run, run);
+      this.queue = queued.catch(() => undefined);
+      build = queued.catch((err: Error) => {
         this.log.error('ready snapshot build failed', { key, error: err.message });
         return null;
       });
@@ -126,6 +146,33 @@ export class ReadySnapshots {
       if ((entry.startsWith(current) && entry.endsWith(this.suffix)) || !entry.startsWith(`${runtime.name}-`)) continue;
       const dir = path.join(this.dir, entry);
       if (fs.statSync(dir).mtimeMs < cutoffMs) fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * The current build's snapshots of a runtime, one per shape, are bounded by count and bytes: the least
+   * recently used go first (never `keep`, the one just taken). A VM launched from a pruned one keeps its
+   * hard-linked base; at worst a later launch of that shape cold-boots and takes it again.
+   */
+  private pruneShapes(runtime: Runtime, keep: string): void {
+    const current = `${path.basename(runtime.initrdPath, '.img')}-`;
+    const shapes = fs
+      .readdirSync(this.dir)
+      .filter((entry) => entry.startsWith(current) && entry.endsWith(this.suffix))
+      .map((entry) => {
+        const dir = path.join(this.dir, entry);
+        const bytes = fs.readdirSync(dir).reduce((n, f) => n + allocatedBytes(path.join(dir, f)), 0);
+        return { entry, dir, bytes, usedMs: entry === keep ? Infinity : fs.statSync(dir).mtimeMs };
+      })
+      .sort((a, b) => b.usedMs - a.usedMs);
+    let count = 0;
+    let bytes = 0;
+    for (const shape of shapes) {
+      count += 1;
+      bytes += shape.bytes;
+      if (shape.entry === keep || (count <= this.config.snapshotsPerRuntime && bytes <= this.config.snapshotBytesPerRuntime)) continue;
+      this.log.info('pruning a ready snapshot (least recently used)', { key: shape.entry });
+      fs.rmSync(shape.dir, { recursive: true, force: true });
     }
   }
 
@@ -158,6 +205,7 @@ export class ReadySnapshots {
       }
       this.log.info('ready snapshot taken', { key, ms: Date.now() - started });
       this.pruneOlder(runtime);
+      this.pruneShapes(runtime, key);
       return this.get(runtimeName, shape);
     } catch (err) {
       fs.rmSync(tmp, { recursive: true, force: true });

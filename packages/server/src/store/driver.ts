@@ -1,5 +1,6 @@
 // The little a store needs from a SQL database. Queries are written once, with $1-style placeholders,
 // and run unchanged on SQLite and Postgres; `dialect` covers the one place they differ (JSON lookups).
+import { CapsuleError, ErrorCode } from '@capsule/protocol';
 export type Row = Record<string, unknown>;
 
 export interface SqlExecutor {
@@ -15,4 +16,13 @@ export interface SqlDriver extends SqlExecutor {
   /** `fn` in one transaction, its statements issued through `tx`. */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
   close(): Promise<void>;
+}
+
+/**
+ * A driver error that means "the database cannot be reached now" (not "this statement is wrong") becomes
+ * STORE_UNAVAILABLE (503): the API says so and callers retry; nothing else in the server changes.
+ */
+export function storeUnavailable(err: unknown, isOutage: (err: { code?: unknown; message?: unknown }) => boolean): unknown {
+  if (err instanceof CapsuleError || typeof err !== 'object' || err === null || !isOutage(err as { code?: unknown })) return err;
+  return new CapsuleError(ErrorCode.STORE_UNAVAILABLE, `the database is unavailable: ${(err as Error).message}`, { cause: err });
 }

@@ -1,6 +1,20 @@
 // Postgres through node-postgres, a small pool. Selected by DATABASE_URL (postgres://…).
 import pg from 'pg';
-import type { Row, SqlDriver, SqlExecutor } from './driver.js';
+import { storeUnavailable, type Row, type SqlDriver, type SqlExecutor } from './driver.js';
+
+/** Connection-level failures (server down or restarting, socket gone), never a statement's own error. */
+function isOutage(err: { code?: unknown; message?: unknown }): boolean {
+  const code = String(err.code ?? '');
+  return (
+    ['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', '57P01', '57P02', '57P03'].includes(code) ||
+    code.startsWith('08') ||
+    /Connection terminated|connection error|timeout exceeded when trying to connect|Client was closed/i.test(String(err.message ?? ''))
+  );
+}
+
+const unavailable = (err: unknown): never => {
+  throw storeUnavailable(err, isOutage);
+};
 
 // COUNT/SUM come back as int8/numeric strings; every number this store keeps fits a double
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
@@ -8,9 +22,9 @@ pg.types.setTypeParser(pg.types.builtins.NUMERIC, (value) => Number(value));
 
 function executor(client: pg.Pool | pg.PoolClient): SqlExecutor {
   return {
-    query: async (sql, params = []) => (await client.query(sql, params)).rows as Row[],
-    run: async (sql, params = []) => (await client.query(sql, params)).rowCount ?? 0,
-    exec: async (sql) => void (await client.query(sql)),
+    query: async (sql, params = []) => ((await client.query(sql, params).catch(unavailable)) as pg.QueryResult).rows as Row[],
+    run: async (sql, params = []) => ((await client.query(sql, params).catch(unavailable)) as pg.QueryResult).rowCount ?? 0,
+    exec: async (sql) => void (await client.query(sql).catch(unavailable)),
   };
 }
 
@@ -22,13 +36,14 @@ export class PostgresDriver implements SqlDriver {
   readonly exec: SqlExecutor['exec'];
 
   constructor(connectionString: string) {
-    this.pool = new pg.Pool({ connectionString, max: 4 });
+    // a database that does not answer fails a request in seconds (503), never holds it for good
+    this.pool = new pg.Pool({ connectionString, max: 4, connectionTimeoutMillis: 5000, query_timeout: 30_000 });
     this.pool.on('error', () => undefined); // an idle client's broken connection is replaced on next use
     ({ query: this.query, run: this.run, exec: this.exec } = executor(this.pool));
   }
 
   async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
+    const client = await this.pool.connect().catch(unavailable);
     try {
       await client.query('BEGIN');
       const result = await fn(executor(client));

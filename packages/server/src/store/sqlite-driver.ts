@@ -1,6 +1,17 @@
 // SQLite through better-sqlite3 (v12; v13 crashes Node 20): WAL, fully synchronous commits.
 import Database from 'better-sqlite3';
-import type { Row, SqlDriver, SqlExecutor } from './driver.js';
+import { storeUnavailable, type Row, type SqlDriver, type SqlExecutor } from './driver.js';
+
+/** The file cannot be used now (locked past the busy timeout, an I/O error, a full disk), not a bad statement. */
+const isOutage = (err: { code?: unknown }): boolean => /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY)/.test(String(err.code ?? ''));
+
+function guarded<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw storeUnavailable(err, isOutage);
+  }
+}
 
 /** `$n` placeholders → `?`, with the parameters reordered (and repeated) to match. */
 function positional(sql: string, params: unknown[]): [string, unknown[]] {
@@ -25,28 +36,28 @@ export class SqliteDriver implements SqlDriver {
 
   async query(sql: string, params: unknown[] = []): Promise<Row[]> {
     const [text, values] = positional(sql, params);
-    return this.db.prepare(text).all(...values) as Row[];
+    return guarded(() => this.db.prepare(text).all(...values) as Row[]);
   }
 
   async run(sql: string, params: unknown[] = []): Promise<number> {
     const [text, values] = positional(sql, params);
-    return this.db.prepare(text).run(...values).changes;
+    return guarded(() => this.db.prepare(text).run(...values).changes);
   }
 
   async exec(sql: string): Promise<void> {
-    this.db.exec(sql);
+    guarded(() => this.db.exec(sql));
   }
 
   async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
     // better-sqlite3 is synchronous: nothing else runs on this connection between BEGIN and COMMIT
     // as long as `fn` only awaits this driver's own (synchronous) calls.
-    this.db.exec('BEGIN IMMEDIATE');
+    guarded(() => this.db.exec('BEGIN IMMEDIATE'));
     try {
       const result = await fn(this);
-      this.db.exec('COMMIT');
+      guarded(() => this.db.exec('COMMIT'));
       return result;
     } catch (err) {
-      this.db.exec('ROLLBACK');
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
       throw err;
     }
   }

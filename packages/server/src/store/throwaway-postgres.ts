@@ -15,6 +15,9 @@ function binDir(): string {
 export interface ThrowawayPostgres {
   /** A URL for a new, empty database in this cluster. */
   createDatabase(name: string): Promise<string>;
+  /** Stop the server (fast shutdown: connections are cut), keeping its data; start it again. */
+  pause(): void;
+  resume(): void;
   stop(): void;
 }
 
@@ -38,10 +41,11 @@ export async function startThrowawayPostgres(): Promise<ThrowawayPostgres> {
     }
     fs.rmSync(dir, { recursive: true, force: true });
   };
+  const options = `-k ${dir} -p ${port} -c listen_addresses= -c fsync=off -c synchronous_commit=off`;
+  const start = (): void => void execFileSync(path.join(bin, 'pg_ctl'), ['-D', data, '-o', options, '-l', path.join(dir, 'log'), '-w', 'start'], asUser);
   try {
     execFileSync(path.join(bin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'capsule', '--no-sync', '-E', 'UTF8'], asUser);
-    const options = `-k ${dir} -p ${port} -c listen_addresses= -c fsync=off -c synchronous_commit=off`;
-    execFileSync(path.join(bin, 'pg_ctl'), ['-D', data, '-o', options, '-l', path.join(dir, 'log'), '-w', 'start'], asUser);
+    start();
   } catch (err) {
     const log = fs.existsSync(path.join(dir, 'log')) ? fs.readFileSync(path.join(dir, 'log'), 'utf8') : '';
     stop();
@@ -59,6 +63,8 @@ export async function startThrowawayPostgres(): Promise<ThrowawayPostgres> {
       }
       return url(name.replace(/[^a-z0-9_]/g, '_'));
     },
+    pause: () => void execFileSync(path.join(bin, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop'], asUser),
+    resume: start,
     stop,
   };
 }

@@ -41,7 +41,22 @@ function imageOf(name: string, versions: ImageVersionRecord[]): Image {
   return { name, latestVersion: built.at(-1)?.version ?? null, versions: versions.map(toApiVersion) };
 }
 
-export function imageRoutes(images: ImageService, s3: S3Config | null): Route[] {
+/** Under "s3://b" or "s3://b/p/" (a prefix is a whole path segment: "s3://b/p" does not admit "s3://b/pq/x"). */
+function under(uri: string, prefix: string): boolean {
+  const base = prefix.endsWith('/') ? prefix : `${prefix}/`;
+  return uri.startsWith(base);
+}
+
+/** A tenant's codeUri may name only what the operator opened (CAPSULE_S3_CODE_PREFIXES), never Capsule's own blobs. */
+function checkCodeUri(codeUri: string, allowed: string[], blobs: string | null): void {
+  if (blobs?.startsWith('s3://') && under(codeUri, blobs)) throw new CapsuleError(ErrorCode.FORBIDDEN, `codeUri ${codeUri}: Capsule's own storage is not a code source`);
+  if (!allowed.some((prefix) => under(codeUri, prefix))) {
+    const where = allowed.length > 0 ? `under ${allowed.join(', ')}` : 'nowhere: this server takes uploaded zips only';
+    throw new CapsuleError(ErrorCode.FORBIDDEN, `codeUri ${codeUri}: code may come from ${where} (CAPSULE_S3_CODE_PREFIXES)`);
+  }
+}
+
+export function imageRoutes(images: ImageService, s3: S3Config | null, codePrefixes: string[] = [], blobs: string | null = null): Route[] {
   return [
     {
       method: 'POST',
@@ -68,6 +83,7 @@ export function imageRoutes(images: ImageService, s3: S3Config | null): Route[] 
         }
         const request = await readJson(req, CreateImageRequest);
         if (!s3) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, 'codeUri needs S3-compatible storage, and this server has none configured (CAPSULE_S3_ENDPOINT…)');
+        checkCodeUri(request.codeUri, codePrefixes, blobs);
         const { bucket, key } = parseS3Uri(request.codeUri)!;
         const client = s3Client(s3);
         try {

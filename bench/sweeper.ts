@@ -1,0 +1,87 @@
+// The policy sweeper under load with one VM stuck: N VMs (default 50) with a 5 s idle policy, one of
+// them an app whose suspend hook never answers (deadline 30 s). Reports, per VM, how late its suspend
+// ended after its idle deadline, and the span from the first deadline to the last suspend; the floor is
+// one VM's suspend through the API on the same server, measured first.
+import fs from 'node:fs';
+import path from 'node:path';
+import { startServer } from '../packages/server/src/index.js';
+import { createLogger } from '../packages/server/src/log.js';
+import { DEFAULT_API_LIMITS } from '../packages/server/src/lifecycle/limits.js';
+import { zipOf } from '../packages/cli/src/zip-writer.js';
+import { api } from './http.js';
+import { summarize, ratio } from './stats.js';
+
+const VMS = Number(process.env.BENCH_SWEEPER_VMS ?? 50);
+const IDLE_SECONDS = 5;
+const LAUNCH_CONCURRENCY = 4;
+const HUNG_APP = `require('http').createServer((req, res) => {
+  if (req.url === '/capsule/v1/ready' || req.url === '/capsule/v1/run') return res.end('ok');
+}).listen(9000, '127.0.0.1');
+`;
+
+export async function benchSweeper(work: string): Promise<Record<string, unknown>> {
+  const log = createLogger(process.stderr, false);
+  const limits = { ...DEFAULT_API_LIMITS, launchesPerSecond: 1000, launchBurst: 1000 };
+  const server = await startServer({ dataDir: path.join(work, 'data'), port: 0, apiLimits: limits }, log);
+  try {
+    await server.snapshotsBuilt;
+    const zip = zipOf([{ name: 'capsule.json', data: JSON.stringify({ runtime: 'base', start: ['node', 'hung.js'], hooks: { timeoutSeconds: 30 } }) }, { name: 'hung.js', data: HUNG_APP }]);
+    const created = await fetch(`${server.url}/v1/images?name=hung`, { method: 'POST', headers: { authorization: `Bearer ${server.adminKey}`, 'content-type': 'application/zip' }, body: new Uint8Array(zip) });
+    if (!created.ok) throw new Error(`image create: ${await created.text()}`);
+    for (let state = ''; state !== 'SUCCESSFUL'; ) {
+      state = String((await api(server, 'GET', '/v1/images/hung/versions/1')).state);
+      if (state === 'FAILED') throw new Error('the hung-hooks image failed to build');
+      await new Promise((r) => setTimeout(r, 500));
+    }
+
+    // the floor: one suspend through the API, nothing else going on
+    const floor: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const vm = await api(server, 'POST', '/v1/microvms', { imageName: 'base' });
+      const t0 = performance.now();
+      await api(server, 'POST', `/v1/microvms/${vm.id}/suspend`);
+      floor.push(performance.now() - t0);
+      await api(server, 'DELETE', `/v1/microvms/${vm.id}`);
+    }
+
+    const ids: string[] = [];
+    const stuck = await api(server, 'POST', '/v1/microvms', { imageName: 'hung', idlePolicy: { maxIdleDurationSeconds: IDLE_SECONDS } });
+    for (let next = 1; next < VMS; ) {
+      const batch = Array.from({ length: Math.min(LAUNCH_CONCURRENCY, VMS - next) }, () => api(server, 'POST', '/v1/microvms', { imageName: 'base', idlePolicy: { maxIdleDurationSeconds: IDLE_SECONDS } }));
+      next += batch.length;
+      for (const vm of await Promise.all(batch)) ids.push(String(vm.id));
+      console.log(`  sweeper: ${ids.length + 1}/${VMS} VMs running`);
+    }
+    const lateMs: number[] = [];
+    let firstDeadline = Infinity;
+    let lastSuspended = 0;
+    for (const id of ids) {
+      let vm: Record<string, unknown> = {};
+      for (let i = 0; i < 1200; i++) {
+        vm = await api(server, 'GET', `/v1/microvms/${id}`);
+        if (vm.state === 'SUSPENDED') break;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      if (vm.state !== 'SUSPENDED') throw new Error(`${id} is ${vm.state}, never suspended`);
+      const deadline = Date.parse(String(vm.lastActivityAt)) + IDLE_SECONDS * 1000;
+      const suspended = Date.parse(String(vm.suspendedAt));
+      lateMs.push(suspended - deadline);
+      firstDeadline = Math.min(firstDeadline, deadline);
+      lastSuspended = Math.max(lastSuspended, suspended);
+    }
+    const stuckVm = await api(server, 'GET', `/v1/microvms/${stuck.id}`);
+    const late = summarize(lateMs);
+    const floorSummary = summarize(floor);
+    return {
+      note: `${VMS} VMs idle after ${IDLE_SECONDS} s (base, 512 MiB), one of them an app whose suspend hook never answers (30 s deadline); late = suspend done − idle deadline; floor = one API suspend alone`,
+      lateAfterIdleDeadlineMs: late,
+      singleSuspendFloorMs: floorSummary,
+      lateToFloor: ratio(late, floorSummary),
+      spanFirstDeadlineToLastSuspendMs: lastSuspended - firstDeadline,
+      stuckVmState: stuckVm.state,
+    };
+  } finally {
+    await server.close();
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
