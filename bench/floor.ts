@@ -34,17 +34,34 @@ export function floorInitrd(runtimeInitrd: string, outDir: string): string {
   return file;
 }
 
-async function waitForLine(file: string, line: string, timeoutMs: number): Promise<void> {
+/** QEMU's console socket, read into memory: waitFor(line) resolves once the line has been printed. */
+async function watchConsole(socketPath: string, timeoutMs: number): Promise<{ waitFor(line: string, timeoutMs: number): Promise<void>; close(): void }> {
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      if (fs.readFileSync(file, 'utf8').includes(line)) return;
-    } catch {
-      // not created yet
+  let socket: net.Socket | null = null;
+  while (!socket) {
+    socket = await new Promise<net.Socket | null>((resolve) => {
+      const s = net.connect(socketPath, () => resolve(s));
+      s.once('error', () => resolve(null));
+    });
+    if (!socket) {
+      if (Date.now() > deadline) throw new Error(`no console socket at ${socketPath}`);
+      await sleep(2);
     }
-    await sleep(2);
   }
-  throw new Error(`"${line}" did not appear in ${file}`);
+  let text = '';
+  socket.on('data', (chunk: Buffer) => (text = (text + chunk.toString('utf8')).slice(-65536)));
+  socket.on('error', () => undefined);
+  const s = socket;
+  return {
+    async waitFor(line, waitMs) {
+      const until = Date.now() + waitMs;
+      while (!text.includes(line)) {
+        if (Date.now() > until) throw new Error(`"${line}" did not appear on the console at ${socketPath}`);
+        await sleep(2);
+      }
+    },
+    close: () => s.destroy(),
+  };
 }
 
 export interface FloorVm {
@@ -57,7 +74,7 @@ export interface FloorVm {
 const ECHO_TIMEOUT_MS = 10_000;
 
 export async function bootFloor(qemuBinary: string, spec: Omit<MachineSpec, 'extraKernelArgs'>, overlayFrom: string, qemuImg: string): Promise<FloorVm> {
-  fs.mkdirSync(vmPaths(spec.vmDir).run, { recursive: true }); // a bare QEMU writes its sockets and console there
+  fs.mkdirSync(vmPaths(spec.vmDir).run, { recursive: true }); // a bare QEMU makes its sockets there
   const p = vmPaths(spec.vmDir);
   await new Promise<void>((resolve, reject) =>
     spawn(qemuImg, ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', overlayFrom, spec.overlayPath]).on('exit', (c) => (c === 0 ? resolve() : reject(new Error('qemu-img failed')))),
@@ -73,9 +90,11 @@ export async function bootFloor(qemuBinary: string, spec: Omit<MachineSpec, 'ext
   let bootMs: number;
   let socket: net.Socket;
   try {
-    await waitForLine(p.serialLog, 'CAPSULE-FLOOR-READY', 60_000);
+    const console = await watchConsole(p.serialSocket, 10_000);
+    await console.waitFor('CAPSULE-FLOOR-READY', 60_000);
     bootMs = performance.now() - started;
-    await waitForLine(p.serialLog, 'CAPSULE-ECHO-READY', 60_000);
+    await console.waitFor('CAPSULE-ECHO-READY', 60_000);
+    console.close();
     socket = await new Promise<net.Socket>((resolve, reject) => {
       const s = net.connect(p.agent, () => resolve(s));
       s.once('error', reject);

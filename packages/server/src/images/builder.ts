@@ -102,7 +102,7 @@ async function runStep(agent: AgentClient, step: Extract<BuildStep, { kind: 'run
     log(text);
     tail = (tail + text).slice(-OUTPUT_TAIL_BYTES);
   };
-  const result = await agent.exec({ command: asUser(step.user, step.argv), env: step.env, cwd: step.workdir, timeoutMs }, { onStdout: output, onStderr: output }).result;
+  const result = await agent.exec({ command: asUser(step.user, step.argv), env: step.env, cwd: step.workdir, timeoutMs }, { onStdout: output, onStderr: output, deadlineMs: timeoutMs + BUILD_DEADLINE_GRACE_MS }).result;
   if (result.timedOut) throw new BuildFailure(describe(step), `timed out after ${timeoutMs} ms`, tail);
   if (result.exitCode !== 0) throw new BuildFailure(describe(step), `exited with ${result.signal ?? `code ${result.exitCode}`}`, tail);
 }

@@ -30,7 +30,11 @@ import type { VmNetworks } from '../network/vm-networks.js';
 import type { EgressLogs } from '../network/egress-log.js';
 import { checkTenantPolicy } from '../network/policy.js';
 import { changeNetwork, withNetwork, type NetworkDeps } from './network-ops.js';
-import { DirectConnector } from '../network/direct-connect.js';
+import { GuestSessions } from './guest-sessions.js';
+import { LostVms } from './lost-vms.js';
+
+/** How long a shutdown waits for suspends and resumes in flight. */
+const SHUTDOWN_WAIT_MS = 60_000;
 
 export interface ServiceDeps {
   config: CapsuleConfig;
@@ -56,13 +60,11 @@ export class MicroVMService {
   private readonly sweeper: PolicySweeper;
   private readonly quotas: QuotaGate;
   private readonly launchRate: LaunchRate;
-  private readonly sessions: SessionLimits;
   private readonly disk: DiskReserve;
   private readonly bootDeps: BootDeps;
   private readonly netDeps: NetworkDeps;
-  private readonly direct = new DirectConnector();
-  /** VMs whose loss could not be written (the store was down): id → reason, retried by the sweeper. */
-  private readonly unrecordedLosses = new Map<string, string>();
+  private readonly guestSessions: GuestSessions;
+  private readonly losses: LostVms;
   /** The port the API (and the endpoints) listen on, once known. */
   publicPort = 0;
   /** Suspends and resumes under way: a second explicit one is refused, a request waiting on one waits. */
@@ -75,11 +77,19 @@ export class MicroVMService {
     this.suspendedDir = path.join(deps.config.dataDir, 'suspended');
     this.quotas = new QuotaGate(deps.store, deps.config.defaultQuotas);
     this.launchRate = new LaunchRate(deps.config.apiLimits);
-    this.sessions = new SessionLimits(deps.config.apiLimits);
+    this.guestSessions = new GuestSessions({
+      sessions: new SessionLimits(deps.config.apiLimits),
+      activity: this.activity,
+      metrics: deps.metrics,
+      networks: deps.networks,
+      endpointDirect: deps.config.endpointDirect,
+      agentFor: (tenantId, id, action) => this.agentFor(tenantId, id, action),
+    });
+    this.losses = new LostVms(deps.store, deps.log, (id, reason) => this.fail(id, reason));
     this.disk = new DiskReserve([deps.config.dataDir, deps.config.snapshotDir], deps.config.diskReserve);
     this.bootDeps = { ...deps, vmsDir: this.vmsDir };
     this.netDeps = { networks: deps.networks, store: deps.store, privateAllow: deps.config.egressPrivateAllow };
-    this.sweeper = new PolicySweeper(deps.store, this.activity, { retry: () => this.retryLosses(), isBusy: (id) => this.busy.has(id), suspend: (t, id) => this.suspend(t, id), terminate: (t, id) => this.terminate(t, id) }, deps.log);
+    this.sweeper = new PolicySweeper(deps.store, this.activity, { retry: () => this.losses.retry(), isBusy: (id) => this.busy.has(id), suspend: (t, id) => this.suspend(t, id), terminate: (t, id) => this.terminate(t, id) }, deps.log);
   }
 
   private suspendDirOf(id: string): string {
@@ -147,7 +157,7 @@ export class MicroVMService {
   }
 
   /** SUSPENDED → RUNNING: same memory, processes and files. A transient failure leaves it SUSPENDED. */
-  resume(tenantId: string, id: string): Promise<MicroVMRecord> {
+  async resume(tenantId: string, id: string): Promise<MicroVMRecord> {
     this.launchRate.check(tenantId, 'resume');
     return this.deps.metrics.time(this.deps.metrics.resumeSeconds, () => this.resumeNow(tenantId, id));
   }
@@ -203,7 +213,7 @@ export class MicroVMService {
     return recoverMicroVMs({ store: this.deps.store, log: this.deps.log, suspendedDir: this.suspendedDir, networks: this.deps.networks, jailer: this.deps.jailer, adopt: (record, machine) => this.adopt(record, machine) });
   }
 
-  run(tenantId: string, request: RunMicroVMRequest): Promise<MicroVMRecord> {
+  async run(tenantId: string, request: RunMicroVMRequest): Promise<MicroVMRecord> {
     this.launchRate.check(tenantId, 'launch');
     this.disk.check('launch a MicroVM');
     return this.deps.metrics.time(this.deps.metrics.launchSeconds, () => this.launch(tenantId, request), (vm) => ({ launched_from: vm.launchedFrom ?? 'none' }));
@@ -291,7 +301,7 @@ export class MicroVMService {
     this.machines.set(record.id, machine);
     this.tenantOf.set(record.id, record.tenantId);
     // a background path: a store that is down now must not become an unhandled rejection (an exit)
-    machine.onUnexpectedExit((reason) => void this.onMachineLost(record.id, reason));
+    machine.onUnexpectedExit((reason) => void this.onMachineLost(record.id, reason).catch((err: Error) => this.deps.log.error('cleanup of a lost VM failed', { id: record.id, error: err.message })));
   }
 
   /** Stop tracking a VM's machine (it stopped, or is stopping). */
@@ -353,55 +363,14 @@ export class MicroVMService {
     return { agent: machine.agent, record };
   }
 
-  async exec(tenantId: string, id: string, request: ExecRequest & { pty?: PtySize }, io: ExecIo): Promise<ExecHandle> {
-    const { agent, record } = await this.agentFor(tenantId, id, 'exec in');
-    const { stdin: _stdin, ...rest } = request;
-    const release = this.sessions.acquire(tenantId, id, 'session');
-    let handle: ExecHandle;
-    try {
-      handle = agent.exec({ ...rest, env: { ...record.env, ...request.env } }, io);
-    } catch (err) {
-      release();
-      throw err;
-    }
-    void handle.result.catch(() => undefined).finally(release);
-    if (!request.background) {
-      // a running command is activity: the VM is not idle while it runs
-      this.activity.begin(id);
-      void handle.result.catch(() => undefined).finally(() => this.activity.end(id));
-    }
-    void handle.result.then(
-      (outcome) => this.deps.metrics.execs.inc({ outcome: request.background ? 'background' : outcome.signal ? 'signal' : 'exit' }),
-      () => this.deps.metrics.execs.inc({ outcome: 'error' }),
-    );
-    return handle;
+  /** A command in a RUNNING VM (guest-sessions.ts: session limits, activity, metrics). */
+  exec(tenantId: string, id: string, request: ExecRequest & { pty?: PtySize }, io: ExecIo): Promise<ExecHandle> {
+    return this.guestSessions.exec(tenantId, id, request, io);
   }
 
-  /** A connection to a guest port (the endpoint proxy); an open connection is activity. */
-  async tunnel(tenantId: string, id: string, port: number): Promise<Duplex> {
-    const { agent } = await this.agentFor(tenantId, id, 'connect to');
-    const release = this.sessions.acquire(tenantId, id, 'tunnel');
-    try {
-      const stream = await this.openTunnel(agent, id, port);
-      stream.once('close', release);
-      return stream;
-    } catch (err) {
-      release();
-      throw err;
-    }
-  }
-
-  private async openTunnel(agent: AgentClient, id: string, port: number): Promise<Duplex> {
-    // straight through the VM's namespace where the app listens on the guest's address; else the agent
-    const address = this.deps.config.endpointDirect ? this.deps.networks.addressesOf(id)?.nsAddress : undefined;
-    let stream: Duplex | null = address ? await this.direct.connect(id, address, port) : null;
-    if (!stream) {
-      stream = await agent.openTunnel(port);
-      if (address) this.direct.tunnelWorked(id, address, port);
-    }
-    this.activity.begin(id);
-    stream.once('close', () => this.activity.end(id));
-    return stream;
+  /** A connection to a guest port (the endpoint proxy). */
+  tunnel(tenantId: string, id: string, port: number): Promise<Duplex> {
+    return this.guestSessions.tunnel(tenantId, id, port);
   }
 
   /** While the VM runs: its serial console (kernel, init) and, for an image, its app's output. */
@@ -443,6 +412,9 @@ export class MicroVMService {
   /** Server shutdown: let go of every VM without stopping it; the next start re-adopts them. */
   async shutdown(): Promise<void> {
     this.sweeper.stop();
+    // a suspend or resume under way finishes (and is recorded) before the store closes; bounded
+    const inFlight = Promise.allSettled([...this.busy.values()]);
+    await Promise.race([inFlight, new Promise((resolve) => setTimeout(resolve, SHUTDOWN_WAIT_MS).unref())]);
     await this.activity.flush(this.deps.store);
     for (const [id, machine] of this.machines) {
       machine.detach();
@@ -478,22 +450,6 @@ export class MicroVMService {
     // read the console before cleanup removes it: a guest panic explains itself there
     const console = machine ? serialTail(machine.vmDir, 1500) : '';
     await machine?.stop().catch(() => undefined);
-    await this.recordLoss(id, `${reason}; the VM's memory and processes are gone${console ? `\n--- serial console (tail) ---\n${console}` : ''}`);
-  }
-
-  /** A background path: if the store is down now, the sweeper tries again every round (never an unhandled rejection). */
-  private async recordLoss(id: string, failureReason: string): Promise<void> {
-    try {
-      const record = await this.deps.store.getMicroVM(id);
-      if (record && record.state !== 'TERMINATED' && record.state !== 'FAILED') await this.fail(id, failureReason);
-      this.unrecordedLosses.delete(id);
-    } catch (err) {
-      if (!this.unrecordedLosses.has(id)) this.deps.log.error('could not record a lost VM yet; retrying', { id, error: (err as Error).message });
-      this.unrecordedLosses.set(id, failureReason);
-    }
-  }
-
-  private async retryLosses(): Promise<void> {
-    for (const [id, failureReason] of [...this.unrecordedLosses]) await this.recordLoss(id, failureReason);
+    await this.losses.record(id, `${reason}; the VM's memory and processes are gone${console ? `\n--- serial console (tail) ---\n${console}` : ''}`);
   }
 }

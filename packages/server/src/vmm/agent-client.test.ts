@@ -103,3 +103,25 @@ test('an agent that grants unlimited credit and never reads gets no more than th
     agent.close();
   }
 });
+
+test('an exec the guest never ends fails at the host deadline, and the guest is told to kill it', async () => {
+  const seen: unknown[] = [];
+  const agent = await hostileAgent((socket, frame) => {
+    if (frame.kind !== FrameKind.MSG) return;
+    const msg = JSON.parse(frame.payload.toString('utf8')) as { type: string };
+    seen.push(msg);
+    if (msg.type === 'exec') socket.write(reply(frame.channel, { type: 'started', pid: 7 })); // and never an exit
+  });
+  const client = await AgentClient.connect(agent.socketPath);
+  try {
+    const started = Date.now();
+    const exec = client.exec({ command: ['sleep', 'forever'], timeoutMs: 100 }, { deadlineMs: 300 });
+    await assert.rejects(exec.result, /did not end the command within the host's deadline of 300 ms/);
+    assert.ok(Date.now() - started < 5000);
+    for (let i = 0; i < 50 && !seen.some((m) => (m as { type: string }).type === 'signal'); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(seen.some((m) => JSON.stringify(m) === JSON.stringify({ type: 'signal', signal: 'SIGKILL' })), 'SIGKILL sent');
+  } finally {
+    client.close();
+    agent.close();
+  }
+});

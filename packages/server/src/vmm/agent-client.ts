@@ -22,6 +22,11 @@ export interface ExecIo {
   stdin?: AsyncIterable<Buffer>;
   /** The agent must report the process started within this long, or the exec fails AGENT_UNREACHABLE. */
   startTimeoutMs?: number;
+  /**
+   * The host's own deadline for the whole command: past it the process is sent SIGKILL and the exec
+   * fails AGENT_UNREACHABLE, whether or not the guest ever reports an exit (its timeoutMs is the guest's).
+   */
+  deadlineMs?: number;
   /** Return a promise to hold back the guest until the chunk is consumed (backpressure). */
   onStdout?(chunk: Buffer): void | Promise<unknown>;
   onStderr?(chunk: Buffer): void | Promise<unknown>;
@@ -242,9 +247,11 @@ export class AgentClient {
     let rejectPid!: (err: Error) => void;
     const pid = new Promise<number>((res, rej) => ((resolvePid = res), (rejectPid = rej)));
     let startTimer: NodeJS.Timeout | undefined;
+    let deadlineTimer: NodeJS.Timeout | undefined;
     const result = new Promise<ExecResult>((resolve, reject) => {
       const fail = (err: Error): void => {
         clearTimeout(startTimer);
+        clearTimeout(deadlineTimer);
         this.mux.release(channel);
         rejectPid(err);
         reject(err);
@@ -254,6 +261,12 @@ export class AgentClient {
         () => fail(new CapsuleError(ErrorCode.AGENT_UNREACHABLE, `guest agent did not start the command within ${startTimeoutMs} ms`)),
         startTimeoutMs,
       );
+      if (io.deadlineMs !== undefined && !request.background) {
+        deadlineTimer = setTimeout(() => {
+          channel.sendMessage({ type: 'signal', signal: 'SIGKILL' } satisfies GuestRequestInput);
+          fail(new CapsuleError(ErrorCode.AGENT_UNREACHABLE, `the guest did not end the command within the host's deadline of ${io.deadlineMs} ms`));
+        }, io.deadlineMs);
+      }
       channel.events.data = (fd, chunk) => (fd === Fd.STDOUT ? io.onStdout?.(chunk) : fd === Fd.STDERR ? io.onStderr?.(chunk) : undefined);
       channel.events.abort = (reason) => fail(linkLost(reason));
       channel.events.message = (raw) => {
@@ -268,6 +281,7 @@ export class AgentClient {
             resolve({ exitCode: null, signal: null, timedOut: false });
           }
         } else if (reply.type === 'exit') {
+          clearTimeout(deadlineTimer);
           this.mux.release(channel);
           resolvePid(-1);
           resolve({ exitCode: reply.exitCode, signal: reply.signal, timedOut: reply.timedOut });
