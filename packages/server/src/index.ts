@@ -134,7 +134,7 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
   // one at a time, after start-up: a launch before its snapshot exists cold-boots and says so
   const defaultShape = { vcpuCount: config.defaultVcpuCount, memoryMib: config.defaultMemoryMib };
   const snapshotsBuilt = (async () => {
-    for (const runtime of snapshots ? runtimes.list() : []) await snapshots!.ensure(runtime.name, defaultShape);
+    for (const runtime of snapshots ? runtimes.list() : []) await snapshots!.ensure(runtime.name, defaultShape, true);
   })();
 
   let closing: Promise<void> | null = null;

@@ -107,8 +107,8 @@ export class ReadySnapshots {
     }
   }
 
-  /** Build the snapshot unless it exists; concurrent callers share one build. Never throws. */
-  ensure(runtimeName: string, { vcpuCount, memoryMib }: Shape): Promise<ReadySnapshot | null> {
+  /** Build the snapshot unless it exists; concurrent callers share one build. Never throws. `always`: queue it even when the line is full. */
+  ensure(runtimeName: string, { vcpuCount, memoryMib }: Shape, always = false): Promise<ReadySnapshot | null> {
     // only the shape: callers pass whole records, and nothing else of theirs may reach the launch
     const shape = { vcpuCount, memoryMib };
     const existing = this.get(runtimeName, shape);
@@ -116,7 +116,8 @@ export class ReadySnapshots {
     const key = this.key(this.runtimes.get(runtimeName), shape);
     let build = this.building.get(key);
     if (!build) {
-      if (this.building.size >= MAX_QUEUED_BUILDS + 1) return Promise.resolve(null);
+      // a shape storm queues no more than a couple; the start-up snapshots of the default shape always queue
+      if (!always && this.building.size >= MAX_QUEUED_BUILDS + 1) return Promise.resolve(null);
       const run = (): Promise<ReadySnapshot | null> => this.build(runtimeName, shape, key);
       const queued = this.queue.then(run, run);
       this.queue = queued.catch(() => undefined);
