@@ -102,6 +102,11 @@ function nonNegativeInt(name: string, value: string): number {
   return n;
 }
 
+/** An optional whole number >= 0 from the environment: `fallback` when unset, an error when malformed. */
+function nonNegativeIntOr<T>(name: string, value: string | undefined, fallback: T): number | T {
+  return value === undefined ? fallback : nonNegativeInt(name, value);
+}
+
 function privateAllow(setting: string | undefined): string[] {
   const entries = (setting ?? '').split(',').map((e) => e.trim()).filter(Boolean);
   for (const e of entries) if (!parseCidr(e)) throw new Error(`CAPSULE_EGRESS_PRIVATE_ALLOW: "${e}" is not an IPv4 CIDR without host bits`);
@@ -144,7 +149,7 @@ export function loadConfig(overrides: Partial<CapsuleConfig> = {}, env: NodeJS.P
     uidRange: parseUidRange(env.CAPSULE_UID_RANGE ?? '200000-264999'),
     unsafeNoJail: env.CAPSULE_UNSAFE_NO_JAIL === '1',
     cgroupMount: env.CAPSULE_CGROUP_MOUNT ?? '/sys/fs/cgroup',
-    vmMemoryOverheadMib: env.CAPSULE_VM_MEMORY_OVERHEAD_MIB === undefined ? null : nonNegativeInt('CAPSULE_VM_MEMORY_OVERHEAD_MIB', env.CAPSULE_VM_MEMORY_OVERHEAD_MIB),
+    vmMemoryOverheadMib: nonNegativeIntOr('CAPSULE_VM_MEMORY_OVERHEAD_MIB', env.CAPSULE_VM_MEMORY_OVERHEAD_MIB, null),
     baseDomain: env.CAPSULE_BASE_DOMAIN ?? 'localhost',
     s3: env.CAPSULE_S3_ENDPOINT || env.CAPSULE_S3_ACCESS_KEY_ID
       ? {
@@ -173,8 +178,8 @@ export function loadConfig(overrides: Partial<CapsuleConfig> = {}, env: NodeJS.P
       maxMemoryMib: intFromEnv(env.CAPSULE_QUOTA_MEMORY_MIB, 200 * 1024),
     },
     diskReserve: {
-      mib: env.CAPSULE_DISK_RESERVE_MIB === undefined ? DEFAULT_DISK_RESERVE.mib : nonNegativeInt('CAPSULE_DISK_RESERVE_MIB', env.CAPSULE_DISK_RESERVE_MIB),
-      percent: env.CAPSULE_DISK_RESERVE_PERCENT === undefined ? DEFAULT_DISK_RESERVE.percent : nonNegativeInt('CAPSULE_DISK_RESERVE_PERCENT', env.CAPSULE_DISK_RESERVE_PERCENT),
+      mib: nonNegativeIntOr('CAPSULE_DISK_RESERVE_MIB', env.CAPSULE_DISK_RESERVE_MIB, DEFAULT_DISK_RESERVE.mib),
+      percent: nonNegativeIntOr('CAPSULE_DISK_RESERVE_PERCENT', env.CAPSULE_DISK_RESERVE_PERCENT, DEFAULT_DISK_RESERVE.percent),
     },
     apiLimits: {
       launchesPerSecond: intFromEnv(env.CAPSULE_LAUNCHES_PER_SECOND, DEFAULT_API_LIMITS.launchesPerSecond),

@@ -33,6 +33,7 @@ import { EgressLogs } from './network/egress-log.js';
 import { VmNetworks } from './network/vm-networks.js';
 import { dnsUpstreams } from './network/resolver.js';
 import { LIVE_STATES } from './lifecycle/states.js';
+import { DiskReserve } from './disk-reserve.js';
 
 export { loadConfig, type CapsuleConfig } from './config.js';
 
@@ -98,8 +99,11 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
   const live = await store.listMicroVMsInStates([...LIVE_STATES]);
   await networks.init(new Map(live.filter((r) => r.netSlot !== null).map((r) => [r.id, r.netSlot!])));
   const snapshots = config.snapshots ? new ReadySnapshots(config, runtimes, accelerator.accelerator, jailer, log, networks) : null;
+  // one free-space reserve over every filesystem VMs, uploads, builds and snapshots write to
+  const disk = new DiskReserve([config.dataDir, config.cacheDir, config.snapshotDir], config.diskReserve);
   const images = new ImageService({
     config,
+    disk,
     store,
     blobs: openBlobStore(config),
     runtimes,
@@ -111,7 +115,7 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
       (await store.listMicroVMs({ tenantId, imageName: name, limit: 10_000 })).some((vm) => vm.imageVersion === version && vm.state !== 'TERMINATED' && vm.state !== 'FAILED'),
   });
   await images.recover();
-  const service = new MicroVMService({ config, store, runtimes, accelerator, jailer, snapshots, images, metrics, log, networks, egressLogs });
+  const service = new MicroVMService({ config, store, runtimes, accelerator, jailer, snapshots, images, metrics, log, networks, egressLogs, disk });
   await service.recover();
   service.startPolicySweeper();
   const adminKey = await ensureAdminKey(config.dataDir, store, config.defaultQuotas);

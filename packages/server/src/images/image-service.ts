@@ -21,7 +21,7 @@ import { parseCapsuleJson } from './capsule-json.js';
 import { parseDockerfile } from './dockerfile.js';
 import { AppZip, ZipError } from './zip.js';
 import { BuildLog } from './build-log.js';
-import { DiskReserve } from '../disk-reserve.js';
+import type { DiskReserve } from '../disk-reserve.js';
 import { captureSnapshot } from '../snapshots/capture.js';
 import type { BlobStore } from '../blobs/blob-store.js';
 import { startApp } from '../lifecycle/launch-source.js';
@@ -41,6 +41,8 @@ export interface ImageServiceDeps {
   log: Logger;
   /** Namespaces for builder VMs (null: builders get no network). */
   networks: VmNetworks | null;
+  /** The free-space reserve an upload is checked against. */
+  disk: DiskReserve;
   /** Is any MicroVM (not terminated) using this image version? */
   inUse(tenantId: string, name: string, version: number): Promise<boolean>;
 }
@@ -65,11 +67,8 @@ export class ImageService {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly root: string;
 
-  private readonly disk: DiskReserve;
-
   constructor(private readonly deps: ImageServiceDeps) {
     this.root = path.join(deps.config.dataDir, 'images');
-    this.disk = new DiskReserve([deps.config.dataDir, deps.config.cacheDir], deps.config.diskReserve);
   }
 
   /** Where a version's build log is written (local: it is read while it grows). */
@@ -114,7 +113,7 @@ export class ImageService {
 
   /** A fresh path for an upload on the data dir's filesystem (so keeping it is a rename, not a copy). */
   uploadPath(): string {
-    this.disk.check('accept an image (a build writes a layer and a snapshot)');
+    this.deps.disk.check('accept an image (a build writes a layer and a snapshot)');
     fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
     return path.join(this.root, `.upload-${randomBytes(8).toString('hex')}.zip`);
   }

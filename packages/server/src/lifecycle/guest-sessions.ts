@@ -43,12 +43,14 @@ export class GuestSessions {
       release();
       throw err;
     }
-    void handle.result.catch(() => undefined).finally(release);
-    if (!request.background) {
-      // a running command is activity: the VM is not idle while it runs
-      this.deps.activity.begin(id);
-      void handle.result.catch(() => undefined).finally(() => this.deps.activity.end(id));
-    }
+    // a running command is activity: the VM is not idle while it runs
+    if (!request.background) this.deps.activity.begin(id);
+    void handle.result
+      .catch(() => undefined)
+      .finally(() => {
+        release();
+        if (!request.background) this.deps.activity.end(id);
+      });
     void handle.result.then(
       (outcome) => this.deps.metrics.execs.inc({ outcome: request.background ? 'background' : outcome.signal ? 'signal' : 'exit' }),
       () => this.deps.metrics.execs.inc({ outcome: 'error' }),

@@ -17,7 +17,7 @@ import { assertTransition } from './states.js';
 import { Activity, PolicySweeper } from './policy-sweeper.js';
 import { QuotaGate } from './quotas.js';
 import { LaunchRate, SessionLimits } from './limits.js';
-import { DiskReserve } from '../disk-reserve.js';
+import type { DiskReserve } from '../disk-reserve.js';
 import type { Metrics } from '../api/metrics.js';
 import type { ImageService } from '../images/image-service.js';
 import { appLogTail, resolveSource } from './launch-source.js';
@@ -50,6 +50,8 @@ export interface ServiceDeps {
   /** Every MicroVM's namespace, egress policy and resolver (network/). */
   networks: VmNetworks;
   egressLogs: EgressLogs;
+  /** The free-space reserve launches and suspends are checked against. */
+  disk: DiskReserve;
 }
 
 export class MicroVMService {
@@ -60,7 +62,6 @@ export class MicroVMService {
   private readonly sweeper: PolicySweeper;
   private readonly quotas: QuotaGate;
   private readonly launchRate: LaunchRate;
-  private readonly disk: DiskReserve;
   private readonly bootDeps: BootDeps;
   private readonly netDeps: NetworkDeps;
   private readonly guestSessions: GuestSessions;
@@ -86,7 +87,6 @@ export class MicroVMService {
       agentFor: (tenantId, id, action) => this.agentFor(tenantId, id, action),
     });
     this.losses = new LostVms(deps.store, deps.log, (id, reason) => this.fail(id, reason));
-    this.disk = new DiskReserve([deps.config.dataDir, deps.config.snapshotDir], deps.config.diskReserve);
     this.bootDeps = { ...deps, vmsDir: this.vmsDir };
     this.netDeps = { networks: deps.networks, store: deps.store, privateAllow: deps.config.egressPrivateAllow };
     this.sweeper = new PolicySweeper(deps.store, this.activity, { retry: () => this.losses.retry(), isBusy: (id) => this.busy.has(id), suspend: (t, id) => this.suspend(t, id), terminate: (t, id) => this.terminate(t, id) }, deps.log);
@@ -124,7 +124,7 @@ export class MicroVMService {
       const record = await this.get(tenantId, id);
       const machine = this.machines.get(id);
       assertTransition(id, record.state, 'SUSPENDING', 'suspend');
-      this.disk.check(`suspend MicroVM ${id} (it is still RUNNING)`); // before anything changes: it stays RUNNING
+      this.deps.disk.check(`suspend MicroVM ${id} (it is still RUNNING)`); // before anything changes: it stays RUNNING
       await this.transition(record, 'SUSPENDING', 'suspend');
       if (!machine) {
         await this.fail(id, 'no VM process was found to suspend');
@@ -215,7 +215,7 @@ export class MicroVMService {
 
   async run(tenantId: string, request: RunMicroVMRequest): Promise<MicroVMRecord> {
     this.launchRate.check(tenantId, 'launch');
-    this.disk.check('launch a MicroVM');
+    this.deps.disk.check('launch a MicroVM');
     return this.deps.metrics.time(this.deps.metrics.launchSeconds, () => this.launch(tenantId, request), (vm) => ({ launched_from: vm.launchedFrom ?? 'none' }));
   }
 

@@ -83,11 +83,6 @@ export class PolicySweeper {
     this.timer = null;
   }
 
-  /** Policy actions under way now. */
-  get inFlight(): number {
-    return this.acting.size;
-  }
-
   private async sweep(): Promise<void> {
     if (this.sweeping) return;
     this.sweeping = true;

@@ -119,12 +119,11 @@ export class ReadySnapshots {
       // a shape storm queues no more than a couple; the start-up snapshots of the default shape always queue
       if (!always && this.building.size >= MAX_QUEUED_BUILDS + 1) return Promise.resolve(null);
       const run = (): Promise<ReadySnapshot | null> => this.build(runtimeName, shape, key);
-      const queued = this.queue.then(run, run);
-      this.queue = queued.catch(() => undefined);
-      build = queued.catch((err: Error) => {
+      build = this.queue.then(run).catch((err: Error) => {
         this.log.error('ready snapshot build failed', { key, error: err.message });
         return null;
       });
+      this.queue = build; // never rejects: the next build waits for this one whatever its outcome
       this.building.set(key, build);
       void build.finally(() => this.building.delete(key));
     }

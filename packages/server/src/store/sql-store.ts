@@ -1,7 +1,7 @@
 // The store, written once over a SqlDriver: SQLite by default, Postgres when DATABASE_URL is set.
 // Same schema (migrations.ts), same queries; only the JSON metadata lookup differs by dialect.
 import type { ImageBuildState, MicroVMState, TenantQuotas } from '@capsule/protocol';
-import type { Row, SqlDriver } from './driver.js';
+import type { Row, SqlDriver, SqlExecutor } from './driver.js';
 import { MIGRATIONS } from './migrations.js';
 import type { BuildPlan } from '../images/build-plan.js';
 import type { ApiKeyRecord, ImageVersionRecord, ListFilter, MicroVMRecord, Store, TenantRecord, TenantUsage } from './types.js';
@@ -73,6 +73,27 @@ const imageFromRow = (row: Row): ImageVersionRecord => ({
   updatedAt: row.updated_at as string,
   finishedAt: (row.finished_at as string | null) ?? null,
 });
+
+/** An API key's row, never its hash. */
+const apiKeyFromRow = (row: Row): Omit<ApiKeyRecord, 'keyHash'> => ({
+  id: (row.id as string | null) ?? '',
+  tenantId: row.tenant_id as string,
+  isAdmin: Number(row.is_admin) === 1,
+  name: (row.name as string | null) ?? null,
+  createdAt: row.created_at as string,
+});
+
+/** Inserting a hash that exists changes nothing. */
+function insertKeyRow(db: SqlExecutor, key: ApiKeyRecord): Promise<number> {
+  return db.run('INSERT INTO api_keys (key_hash, id, tenant_id, is_admin, name, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING', [
+    key.keyHash,
+    key.id,
+    key.tenantId,
+    key.isAdmin ? 1 : 0,
+    key.name,
+    key.createdAt,
+  ]);
+}
 
 const placeholders = (count: number, from = 1): string => Array.from({ length: count }, (_, i) => `$${from + i}`).join(', ');
 
@@ -185,19 +206,12 @@ export class SqlStore implements Store {
   }
 
   async insertApiKey(key: ApiKeyRecord): Promise<void> {
-    await this.db.run('INSERT INTO api_keys (key_hash, id, tenant_id, is_admin, name, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING', [
-      key.keyHash,
-      key.id,
-      key.tenantId,
-      key.isAdmin ? 1 : 0,
-      key.name,
-      key.createdAt,
-    ]);
+    await insertKeyRow(this.db, key);
   }
 
   async listApiKeys(tenantId: string): Promise<Array<Omit<ApiKeyRecord, 'keyHash'>>> {
     const rows = await this.db.query('SELECT id, tenant_id, is_admin, name, created_at FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id', [tenantId]);
-    return rows.map((row) => ({ id: (row.id as string | null) ?? '', tenantId: row.tenant_id as string, isAdmin: Number(row.is_admin) === 1, name: (row.name as string | null) ?? null, createdAt: row.created_at as string }));
+    return rows.map(apiKeyFromRow);
   }
 
   async deleteApiKey(tenantId: string, keyId: string): Promise<boolean> {
@@ -207,14 +221,7 @@ export class SqlStore implements Store {
   async replaceAdminKey(key: ApiKeyRecord): Promise<void> {
     await this.db.transaction(async (tx) => {
       await tx.run('DELETE FROM api_keys WHERE is_admin = $1 AND key_hash <> $2', [1, key.keyHash]);
-      await tx.run('INSERT INTO api_keys (key_hash, id, tenant_id, is_admin, name, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING', [
-        key.keyHash,
-        key.id,
-        key.tenantId,
-        1,
-        key.name,
-        key.createdAt,
-      ]);
+      await insertKeyRow(tx, { ...key, isAdmin: true });
     });
   }
 
