@@ -32,8 +32,9 @@ const USAGE = `usage: capsule <command> [options]
   terminate ID                                  stop and discard a MicroVM
   url ID [--port 8080]                          the URL of a guest port on the MicroVM's endpoint
   token ID --ports 8080[,9000] [--ttl 15m]      an endpoint auth token (send as X-Capsule-Auth)
-  tenant create NAME [--max-microvms N] [--max-vcpus N] [--max-memory-mib M] [--json]   (admin key)
+  tenant create NAME [--max-microvms N] [--max-vcpus N] [--max-memory-mib M] [--max-storage-mib M] [--json]   (admin key)
   tenant ls | tenant quota ID [quota flags]     list tenants / change a tenant's quotas (admin key)
+  tenant usage ID                               a tenant's quotas and what it holds now (admin key, or its own key)
   key create --tenant ID [--name N] [--json]    a new API key for a tenant, shown once (admin key)
   key ls --tenant ID | key revoke --tenant ID KEY_ID   list a tenant's keys / revoke one at once (admin key)
   admin-key rotate [--json]                     a new admin key; the old one stops working (admin key)

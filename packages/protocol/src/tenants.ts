@@ -7,6 +7,8 @@ export const TenantQuotas = z
     maxRunningMicroVMs: z.number().int().min(0).max(100_000),
     maxVcpus: z.number().int().min(0).max(1_000_000),
     maxMemoryMib: z.number().int().min(0).max(1 << 30),
+    /** Bytes on disk, in MiB: suspended VMs' state, running VMs' disk overlays, image artifacts (zips, layers, snapshots). */
+    maxStorageMib: z.number().int().min(0).max(1 << 30),
   })
   .strict();
 export type TenantQuotas = z.infer<typeof TenantQuotas>;
@@ -26,6 +28,29 @@ export type UpdateTenantQuotasRequest = z.infer<typeof UpdateTenantQuotasRequest
 
 export const Tenant = z.object({ id: z.string(), name: z.string(), quotas: TenantQuotas, createdAt: z.string() });
 export type Tenant = z.infer<typeof Tenant>;
+
+/** Bytes a tenant holds on disk, in MiB (what its maxStorageMib is checked against). */
+export const StorageUsage = z.object({
+  totalMib: z.number(),
+  /** Suspended VMs' memory, device state and disk. */
+  suspendedMib: z.number(),
+  /** Running (and starting, stopping) VMs' disk overlays and their logs. */
+  overlaysMib: z.number(),
+  /** Image versions' zips, layers and app snapshots, and their build logs. */
+  imagesMib: z.number(),
+});
+export type StorageUsage = z.infer<typeof StorageUsage>;
+
+/** What a tenant holds now, beside its quotas. */
+export const TenantUsageReport = z.object({
+  tenantId: z.string(),
+  quotas: TenantQuotas,
+  runningMicroVMs: z.number().int(),
+  vcpuCount: z.number().int(),
+  memoryMib: z.number().int(),
+  storage: StorageUsage,
+});
+export type TenantUsageReport = z.infer<typeof TenantUsageReport>;
 
 export const TenantList = z.object({ tenants: z.array(Tenant) });
 export type TenantList = z.infer<typeof TenantList>;

@@ -13,7 +13,7 @@ export { Images, type ImageSource } from './images.js';
 export { Session, type SessionExit } from './session.js';
 export { Network, type EgressLogEntry, type NetworkPolicyInput } from './network.js';
 export type { RunMicroVMInput as RunMicroVMRequest } from '@capsule/protocol';
-export type { Image, ImageVersion, MicroVMState, Tenant, TenantQuotas, ApiKeyCreated, AuthToken, CreateAuthTokenRequest } from '@capsule/protocol';
+export type { Image, ImageVersion, MicroVMState, Tenant, TenantQuotas, TenantUsageReport, StorageUsage, ApiKeyCreated, AuthToken, CreateAuthTokenRequest } from '@capsule/protocol';
 
 export interface ListOptions {
   state?: MicroVMState;

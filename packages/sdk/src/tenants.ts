@@ -1,5 +1,5 @@
 // Admin operations (need the admin key): tenants, their quotas, and API keys for them.
-import { AdminKeyRotated, ApiKeyCreated, ApiKeyList, Tenant, TenantList, type ApiKeyInfo, type CreateTenantRequest, type TenantQuotas } from '@capsule/protocol';
+import { AdminKeyRotated, ApiKeyCreated, ApiKeyList, Tenant, TenantList, TenantUsageReport, type ApiKeyInfo, type CreateTenantRequest, type TenantQuotas } from '@capsule/protocol';
 import type { Http } from './http.js';
 
 export class Tenants {
@@ -19,6 +19,11 @@ export class Tenants {
 
   updateQuotas(id: string, quotas: Partial<TenantQuotas>): Promise<Tenant> {
     return this.http.json(Tenant, 'PATCH', `/v1/tenants/${encodeURIComponent(id)}/quotas`, { json: quotas });
+  }
+
+  /** The tenant's quotas beside what it holds now (running VMs, vCPUs, memory, storage). A tenant's own key may ask for its own. */
+  usage(id: string): Promise<TenantUsageReport> {
+    return this.http.json(TenantUsageReport, 'GET', `/v1/tenants/${encodeURIComponent(id)}/usage`);
   }
 
   /** A new API key for the tenant. The key is in the answer only: it is stored hashed. */

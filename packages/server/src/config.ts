@@ -176,6 +176,7 @@ export function loadConfig(overrides: Partial<CapsuleConfig> = {}, env: NodeJS.P
       maxRunningMicroVMs: intFromEnv(env.CAPSULE_QUOTA_RUNNING_MICROVMS, 100),
       maxVcpus: intFromEnv(env.CAPSULE_QUOTA_VCPUS, 200),
       maxMemoryMib: intFromEnv(env.CAPSULE_QUOTA_MEMORY_MIB, 200 * 1024),
+      maxStorageMib: intFromEnv(env.CAPSULE_QUOTA_STORAGE_MIB, 100 * 1024),
     },
     diskReserve: {
       mib: nonNegativeIntOr('CAPSULE_DISK_RESERVE_MIB', env.CAPSULE_DISK_RESERVE_MIB, DEFAULT_DISK_RESERVE.mib),

@@ -34,6 +34,7 @@ import { VmNetworks } from './network/vm-networks.js';
 import { dnsUpstreams } from './network/resolver.js';
 import { LIVE_STATES } from './lifecycle/states.js';
 import { DiskReserve } from './disk-reserve.js';
+import { StorageMeter } from './lifecycle/storage-quota.js';
 
 export { loadConfig, type CapsuleConfig } from './config.js';
 
@@ -101,11 +102,14 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
   const snapshots = config.snapshots ? new ReadySnapshots(config, runtimes, accelerator.accelerator, jailer, log, networks) : null;
   // one free-space reserve over every filesystem VMs, uploads, builds and snapshots write to
   const disk = new DiskReserve([config.dataDir, config.cacheDir, config.snapshotDir], config.diskReserve);
+  const blobs = openBlobStore(config);
+  const storage = new StorageMeter({ store, blobs, vmsDir: path.join(config.dataDir, 'vms'), suspendedDir: path.join(config.dataDir, 'suspended'), imagesDir: path.join(config.dataDir, 'images'), defaults: config.defaultQuotas });
   const images = new ImageService({
     config,
     disk,
+    storage,
     store,
-    blobs: openBlobStore(config),
+    blobs,
     runtimes,
     accelerator: accelerator.accelerator,
     jailer,
@@ -115,13 +119,13 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
       (await store.listMicroVMs({ tenantId, imageName: name, limit: 10_000 })).some((vm) => vm.imageVersion === version && vm.state !== 'TERMINATED' && vm.state !== 'FAILED'),
   });
   await images.recover();
-  const service = new MicroVMService({ config, store, runtimes, accelerator, jailer, snapshots, images, metrics, log, networks, egressLogs, disk });
+  const service = new MicroVMService({ config, store, runtimes, accelerator, jailer, snapshots, images, metrics, log, networks, egressLogs, disk, storage });
   await service.recover();
   service.startPolicySweeper();
   const adminKey = await ensureAdminKey(config.dataDir, store, config.defaultQuotas);
 
   const tokens = AuthTokens.load(config.dataDir);
-  const routes: Route[] = [healthRoute(accelerator), metricsRoute(metrics, store, () => service.usageByTenant()), ...microvmRoutes(service), execRoute(service), ...fileRoutes(service), ...networkRoutes(service), ...tenantRoutes(store, config), authTokenRoute(service, tokens), ...imageRoutes(images, config.s3, config.s3CodePrefixes, config.blobs)];
+  const routes: Route[] = [healthRoute(accelerator), metricsRoute(metrics, store, () => service.usageByTenant()), ...microvmRoutes(service), execRoute(service), ...fileRoutes(service), ...networkRoutes(service), ...tenantRoutes(store, config, storage), authTokenRoute(service, tokens), ...imageRoutes(images, config.s3, config.s3CodePrefixes, config.blobs)];
   routes.push(openApiRoute(() => routes, SERVER_VERSION));
   const proxy = new EndpointProxy(service, store, tokens, config.baseDomain);
   const sessions = new InteractiveSessions(service, store);

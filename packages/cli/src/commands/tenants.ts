@@ -1,12 +1,14 @@
-// tenant create | ls | quota, key create — admin key only.
-import type { Capsule, Tenant, TenantQuotas } from '@capsule/sdk';
+// tenant create | ls | quota | usage, key create — admin key only (usage: also a tenant's own key).
+import type { Capsule, Tenant, TenantQuotas, TenantUsageReport } from '@capsule/sdk';
 import { flag, has, parseArgs, parseInteger, UsageError } from '../args.js';
 
 const QUOTA_FLAGS: Array<[string, keyof TenantQuotas]> = [
   ['max-microvms', 'maxRunningMicroVMs'],
   ['max-vcpus', 'maxVcpus'],
   ['max-memory-mib', 'maxMemoryMib'],
+  ['max-storage-mib', 'maxStorageMib'],
 ];
+const QUOTA_USAGE = '[--max-microvms N] [--max-vcpus N] [--max-memory-mib M] [--max-storage-mib M]';
 
 function quotasFrom(parsed: ReturnType<typeof parseArgs>): Partial<TenantQuotas> {
   const quotas: Partial<TenantQuotas> = {};
@@ -19,7 +21,18 @@ function quotasFrom(parsed: ReturnType<typeof parseArgs>): Partial<TenantQuotas>
 
 function tenantLine(t: Tenant): string {
   const q = t.quotas;
-  return `${t.id.padEnd(22)} ${t.name.padEnd(20)} microvms ≤ ${q.maxRunningMicroVMs}, vcpus ≤ ${q.maxVcpus}, memory ≤ ${q.maxMemoryMib} MiB`;
+  return `${t.id.padEnd(22)} ${t.name.padEnd(20)} microvms ≤ ${q.maxRunningMicroVMs}, vcpus ≤ ${q.maxVcpus}, memory ≤ ${q.maxMemoryMib} MiB, storage ≤ ${q.maxStorageMib} MiB`;
+}
+
+function usageLines(u: TenantUsageReport): string {
+  const q = u.quotas;
+  const s = u.storage;
+  return [
+    `microvms  ${u.runningMicroVMs} / ${q.maxRunningMicroVMs}`,
+    `vcpus     ${u.vcpuCount} / ${q.maxVcpus}`,
+    `memory    ${u.memoryMib} / ${q.maxMemoryMib} MiB`,
+    `storage   ${s.totalMib} / ${q.maxStorageMib} MiB (suspended ${s.suspendedMib}, overlays ${s.overlaysMib}, images ${s.imagesMib})`,
+  ].join('\n');
 }
 
 export async function tenantCommand(capsule: Capsule, argv: string[]): Promise<number> {
@@ -29,7 +42,7 @@ export async function tenantCommand(capsule: Capsule, argv: string[]): Promise<n
   switch (sub) {
     case 'create': {
       const [name] = parsed.positionals;
-      if (!name || parsed.positionals.length > 1) throw new UsageError('usage: capsule tenant create NAME [--max-microvms N] [--max-vcpus N] [--max-memory-mib M]');
+      if (!name || parsed.positionals.length > 1) throw new UsageError(`usage: capsule tenant create NAME ${QUOTA_USAGE}`);
       const tenant = await capsule.tenants.create({ name, quotas: quotasFrom(parsed) });
       out(tenant, tenantLine(tenant));
       return 0;
@@ -42,13 +55,20 @@ export async function tenantCommand(capsule: Capsule, argv: string[]): Promise<n
     }
     case 'quota': {
       const [id] = parsed.positionals;
-      if (!id || parsed.positionals.length > 1) throw new UsageError('usage: capsule tenant quota ID [--max-microvms N] [--max-vcpus N] [--max-memory-mib M]');
+      if (!id || parsed.positionals.length > 1) throw new UsageError(`usage: capsule tenant quota ID ${QUOTA_USAGE}`);
       const tenant = await capsule.tenants.updateQuotas(id, quotasFrom(parsed));
       out(tenant, tenantLine(tenant));
       return 0;
     }
+    case 'usage': {
+      const [id] = parsed.positionals;
+      if (!id || parsed.positionals.length > 1) throw new UsageError('usage: capsule tenant usage ID');
+      const usage = await capsule.tenants.usage(id);
+      out(usage, usageLines(usage));
+      return 0;
+    }
     default:
-      throw new UsageError('usage: capsule tenant create NAME [quota flags] | tenant ls | tenant quota ID [quota flags]');
+      throw new UsageError('usage: capsule tenant create NAME [quota flags] | tenant ls | tenant quota ID [quota flags] | tenant usage ID');
   }
 }
 

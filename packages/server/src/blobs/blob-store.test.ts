@@ -75,6 +75,20 @@ for (const [name, make] of stores) {
       await assert.rejects(store.localFile('images/t/app/1/layer.qcow2'), BlobNotFoundError);
     });
 
+    test('usageBytes sums what is stored under a prefix, and nothing beside it', async () => {
+      const store = make();
+      assert.equal(await store.usageBytes('images/nobody'), 0, 'an empty prefix holds nothing');
+      await store.put('images/ten-u/app/1/app.zip', randomBytes(300_000));
+      await store.put('images/ten-u/app/2/layer.qcow2', randomBytes(700_000));
+      await store.put('images/ten-u2/app/1/app.zip', randomBytes(50_000)); // a prefix of the name, another tenant
+      const used = await store.usageBytes('images/ten-u');
+      // S3 counts object sizes; a local directory counts allocated blocks (4 KiB granules, plus directories)
+      assert.ok(used >= 1_000_000 && used < 1_100_000, `usage ${used}`);
+      await store.delete('images/ten-u/app/2/layer.qcow2');
+      const after = await store.usageBytes('images/ten-u');
+      assert.ok(after >= 300_000 && after < 400_000, `usage after a delete ${after}`);
+    });
+
     test('keys that could escape are refused', async () => {
       const store = make();
       for (const key of ['../x', 'a/../../x', '/abs', 'a//b', 'sp ace', '', 'a/./b']) {

@@ -3,6 +3,7 @@
 // object appears whole or not at all).
 import fs from 'node:fs';
 import path from 'node:path';
+import { allocatedBytes } from '../allocated-bytes.js';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -53,6 +54,8 @@ export interface BlobStore {
   putFile(key: string, file: string): Promise<void>;
   /** A local path with `key`'s bytes, for what needs a file (QEMU): the object itself, or a cached download. */
   localFile(key: string): Promise<string>;
+  /** Bytes held by every object under `prefix` (a tenant's artifacts, for its storage quota). */
+  usageBytes(prefix: string): Promise<number>;
 }
 
 const KEY = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
@@ -112,5 +115,9 @@ export class LocalBlobStore implements BlobStore {
     const file = this.file(key);
     if (!fs.existsSync(file)) throw new BlobNotFoundError(key, this.dir);
     return file;
+  }
+
+  usageBytes(prefix: string): Promise<number> {
+    return allocatedBytes(this.file(prefix));
   }
 }

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { BlobAccessError, BlobNotFoundError, checkKey, writeFileAtomically, type BlobStore } from './blob-store.js';
 
@@ -119,6 +119,21 @@ export class S3BlobStore implements BlobStore {
     } catch (err) {
       throw translate(err, this.bucket, this.key(key));
     }
+  }
+
+  async usageBytes(prefix: string): Promise<number> {
+    let bytes = 0;
+    let token: string | undefined;
+    try {
+      do {
+        const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${this.key(prefix)}/`, ContinuationToken: token }));
+        for (const object of page.Contents ?? []) bytes += object.Size ?? 0;
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token);
+    } catch (err) {
+      throw translate(err, this.bucket, this.key(prefix));
+    }
+    return bytes;
   }
 
   destroy(): void {

@@ -22,6 +22,7 @@ import { parseDockerfile } from './dockerfile.js';
 import { AppZip, ZipError } from './zip.js';
 import { BuildLog } from './build-log.js';
 import type { DiskReserve } from '../disk-reserve.js';
+import type { StorageMeter } from '../lifecycle/storage-quota.js';
 import { captureSnapshot } from '../snapshots/capture.js';
 import type { BlobStore } from '../blobs/blob-store.js';
 import { startApp } from '../lifecycle/launch-source.js';
@@ -43,6 +44,8 @@ export interface ImageServiceDeps {
   networks: VmNetworks | null;
   /** The free-space reserve an upload is checked against. */
   disk: DiskReserve;
+  /** Tenants' storage quotas: a new version is refused while its tenant is at or over its own. */
+  storage: StorageMeter;
   /** Is any MicroVM (not terminated) using this image version? */
   inUse(tenantId: string, name: string, version: number): Promise<boolean>;
 }
@@ -101,7 +104,7 @@ export class ImageService {
    * with the version (its build input); nothing is kept if it is refused.
    */
   async create(tenantId: string, name: string, body: Readable, source: string, config?: string): Promise<ImageVersionRecord> {
-    const upload = this.uploadPath();
+    const upload = await this.uploadPath(tenantId);
     try {
       await pipeline(body, fs.createWriteStream(upload, { mode: 0o600 }));
     } catch (err) {
@@ -111,9 +114,10 @@ export class ImageService {
     return this.createFromUpload(tenantId, name, upload, source, config);
   }
 
-  /** A fresh path for an upload on the data dir's filesystem (so keeping it is a rename, not a copy). */
-  uploadPath(): string {
+  /** A fresh path for the tenant's upload on the data dir's filesystem (so keeping it is a rename, not a copy). */
+  async uploadPath(tenantId: string): Promise<string> {
     this.deps.disk.check('accept an image (a build writes a layer and a snapshot)');
+    await this.deps.storage.check(tenantId, 'accept an image');
     fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
     return path.join(this.root, `.upload-${randomBytes(8).toString('hex')}.zip`);
   }
@@ -203,6 +207,7 @@ export class ImageService {
       zip?.close();
       log.close();
       fs.rmSync(work, { recursive: true, force: true });
+      this.deps.storage.forget(tenantId); // a layer and a snapshot more, or the failed build's removed
     }
   }
 
@@ -322,5 +327,6 @@ export class ImageService {
       for (const file of ['app.zip', LAYER, ...SNAPSHOT_FILES]) await this.deps.blobs.delete(this.key(v, file));
       fs.rmSync(this.dirOf(tenantId, name, v.version), { recursive: true, force: true });
     }
+    this.deps.storage.forget(tenantId);
   }
 }

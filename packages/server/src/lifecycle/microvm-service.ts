@@ -18,6 +18,7 @@ import { Activity, PolicySweeper } from './policy-sweeper.js';
 import { QuotaGate } from './quotas.js';
 import { LaunchRate, SessionLimits } from './limits.js';
 import type { DiskReserve } from '../disk-reserve.js';
+import type { StorageMeter } from './storage-quota.js';
 import type { Metrics } from '../api/metrics.js';
 import type { ImageService } from '../images/image-service.js';
 import { appLogTail, resolveSource } from './launch-source.js';
@@ -52,6 +53,8 @@ export interface ServiceDeps {
   egressLogs: EgressLogs;
   /** The free-space reserve launches and suspends are checked against. */
   disk: DiskReserve;
+  /** Tenants' storage quotas: a launch is refused while its tenant is at or over its own. */
+  storage: StorageMeter;
 }
 
 export class MicroVMService {
@@ -149,6 +152,7 @@ export class MicroVMService {
         throw new CapsuleError(ErrorCode.SUSPEND_FAILED, `could not suspend MicroVM ${id}: ${(err as Error).message}`, { cause: err });
       }
       this.forgetMachine(id);
+      this.deps.storage.forget(record.tenantId); // its memory is on disk now
       await this.deps.networks.release(id, record.netSlot); // a suspended VM holds no namespace
       // RAM pages written vs left to the base snapshot (null: all of RAM was written)
       this.deps.log.info('MicroVM suspended', { id, ramPagesWritten: saved.ram?.pagesKept ?? null, ramPagesFromBase: saved.ram?.pagesDropped ?? null });
@@ -216,6 +220,7 @@ export class MicroVMService {
   async run(tenantId: string, request: RunMicroVMRequest): Promise<MicroVMRecord> {
     this.launchRate.check(tenantId, 'launch');
     this.deps.disk.check('launch a MicroVM');
+    await this.deps.storage.check(tenantId, 'launch a MicroVM'); // its disk overlay grows from here
     return this.deps.metrics.time(this.deps.metrics.launchSeconds, () => this.launch(tenantId, request), (vm) => ({ launched_from: vm.launchedFrom ?? 'none' }));
   }
 
@@ -324,6 +329,7 @@ export class MicroVMService {
   private async fail(id: string, failureReason: string): Promise<void> {
     fs.rmSync(this.suspendDirOf(id), { recursive: true, force: true });
     const record = await this.deps.store.getMicroVM(id);
+    if (record) this.deps.storage.forget(record.tenantId);
     this.deps.jailer.releaseUid(record?.jailUid ?? null, id); // its files are gone
     await this.deps.networks.release(id, record?.netSlot ?? null);
     await this.deps.store.updateMicroVM(id, null, { state: 'FAILED', failureReason, qemuPid: null, netSlot: null });
@@ -435,6 +441,7 @@ export class MicroVMService {
   private async finishTermination(id: string): Promise<MicroVMRecord> {
     this.activity.forget(id);
     const record = await this.deps.store.getMicroVM(id);
+    if (record) this.deps.storage.forget(record.tenantId); // its files are gone
     this.deps.jailer.releaseUid(record?.jailUid ?? null, id); // its files are gone
     await this.deps.networks.release(id, record?.netSlot ?? null);
     this.deps.egressLogs.remove(id);

@@ -4,6 +4,7 @@
 // reservation until its VM shows in the store's usage, so concurrent requests cannot overshoot.
 import { CapsuleError, ErrorCode, type MicroVMState, type TenantQuotas } from '@capsule/protocol';
 import type { Store, TenantUsage } from '../store/types.js';
+import { effectiveQuotas } from './storage-quota.js';
 
 /** States in which a MicroVM holds its vCPUs and memory: until its QEMU has exited (a TERMINATING VM becomes TERMINATED only then). */
 export const HOLDING_STATES: MicroVMState[] = ['PENDING', 'RUNNING', 'SUSPENDING', 'TERMINATING'];
@@ -25,7 +26,7 @@ export class QuotaGate {
   /** Admit `demand` for the tenant or throw QUOTA_EXCEEDED; call the returned release once the VM is in the store's usage (or failed). */
   admit(tenantId: string, demand: Demand): Promise<() => void> {
     const check = async (): Promise<() => void> => {
-      const quotas = (await this.store.getTenant(tenantId))?.quotas ?? this.fallback;
+      const quotas = effectiveQuotas(await this.store.getTenant(tenantId), this.fallback);
       const usage = this.withReservations(tenantId, await this.store.tenantUsage(tenantId, HOLDING_STATES));
       const over = exceeded(quotas, usage, demand);
       if (over) {

@@ -55,7 +55,7 @@ function fromRow(row: Row): MicroVMRecord {
 const tenantFromRow = (row: Row): TenantRecord => ({
   id: row.id as string,
   name: row.name as string,
-  quotas: JSON.parse(row.quotas_json as string) as TenantQuotas,
+  quotas: JSON.parse(row.quotas_json as string) as Partial<TenantQuotas>,
   createdAt: row.created_at as string,
 });
 

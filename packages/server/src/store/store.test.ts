@@ -283,7 +283,7 @@ for (const backend of BACKENDS) {
 
   test('tenants: insert once per name, get, list, update quotas', async (t) => {
     const store = await openStore(t);
-    const quotas = { maxRunningMicroVMs: 2, maxVcpus: 4, maxMemoryMib: 2048 };
+    const quotas = { maxRunningMicroVMs: 2, maxVcpus: 4, maxMemoryMib: 2048, maxStorageMib: 10240 };
     assert.equal(await store.insertTenant({ id: 'ten-a', name: 'acme', quotas, createdAt: '2024-01-01T00:00:00.000Z' }), true);
     assert.equal(await store.insertTenant({ id: 'ten-b', name: 'acme', quotas, createdAt: '2024-01-02T00:00:00.000Z' }), false, 'names are unique');
     assert.equal(await store.insertTenant({ id: 'ten-a', name: 'other', quotas, createdAt: '2024-01-02T00:00:00.000Z' }), false, 'ids are unique');

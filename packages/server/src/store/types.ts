@@ -49,7 +49,8 @@ export interface ListFilter {
 export interface TenantRecord {
   id: string;
   name: string;
-  quotas: TenantQuotas;
+  /** As stored: a quota added after the tenant was made is missing (the server's default applies: effectiveQuotas). */
+  quotas: Partial<TenantQuotas>;
   createdAt: string;
 }
 

@@ -66,7 +66,7 @@ export function imageRoutes(images: ImageService, s3: S3Config | null, codePrefi
         const type = String(req.headers['content-type'] ?? '');
         if (/^multipart\/form-data\b/i.test(type)) {
           // the zip part goes straight to where the image service keeps uploads: written once
-          const temp = images.uploadPath();
+          const temp = await images.uploadPath(tenantId);
           try {
             const upload = await readMultipart(req, temp, MAX_ZIP_BYTES);
             if (!upload.file) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, 'the multipart request has no "zip" file part');

@@ -1,17 +1,21 @@
 // Admin routes: tenants, their quotas and API keys. Only the admin key may call them (403 otherwise).
 import { randomBytes } from 'node:crypto';
-import { AdminKeyRotated, ApiKeyCreated, ApiKeyList, CapsuleError, CreateApiKeyRequest, CreateTenantRequest, ErrorCode, Tenant as TenantSchema, TenantList, UpdateTenantQuotasRequest, type Tenant } from '@capsule/protocol';
+import { AdminKeyRotated, ApiKeyCreated, ApiKeyList, CapsuleError, CreateApiKeyRequest, CreateTenantRequest, ErrorCode, Tenant as TenantSchema, TenantList, TenantUsageReport, UpdateTenantQuotasRequest, type Tenant, type TenantQuotas } from '@capsule/protocol';
 import type { CapsuleConfig } from '../../config.js';
 import type { Store, TenantRecord } from '../../store/types.js';
 import { ADMIN_KEY_ID, hashKey, newApiKey, newKeyId, rotateAdminKey } from '../auth.js';
 import { readJson, sendJson } from '../http.js';
+import { effectiveQuotas } from '../../lifecycle/storage-quota.js';
 import type { Route, RouteContext } from '../router.js';
 
 function requireAdmin(ctx: RouteContext): void {
   if (!ctx.isAdmin) throw new CapsuleError(ErrorCode.FORBIDDEN, 'managing tenants and API keys needs the admin key');
 }
 
-const toApi = (tenant: TenantRecord): Tenant => ({ id: tenant.id, name: tenant.name, quotas: tenant.quotas, createdAt: tenant.createdAt });
+/** What the storage quota and the usage route need from the lifecycle. */
+export interface TenantUsageSource {
+  report(tenant: TenantRecord): Promise<TenantUsageReport>;
+}
 
 async function tenantOf(store: Store, id: string): Promise<TenantRecord> {
   const tenant = /^[a-z0-9-]{1,64}$/.test(id) ? await store.getTenant(id) : null;
@@ -19,7 +23,9 @@ async function tenantOf(store: Store, id: string): Promise<TenantRecord> {
   return tenant;
 }
 
-export function tenantRoutes(store: Store, config: Pick<CapsuleConfig, 'defaultQuotas' | 'dataDir'>): Route[] {
+export function tenantRoutes(store: Store, config: Pick<CapsuleConfig, 'defaultQuotas' | 'dataDir'>, usage: TenantUsageSource): Route[] {
+  // a quota added after a tenant was made takes the server's default
+  const toApi = (tenant: TenantRecord): Tenant => ({ id: tenant.id, name: tenant.name, quotas: effectiveQuotas(tenant, config.defaultQuotas), createdAt: tenant.createdAt });
   return [
     {
       method: 'POST',
@@ -64,7 +70,18 @@ export function tenantRoutes(store: Store, config: Pick<CapsuleConfig, 'defaultQ
         requireAdmin(ctx);
         const tenant = await tenantOf(store, ctx.params.id);
         const patch = await readJson(ctx.req, UpdateTenantQuotasRequest.strict());
-        sendJson(ctx.res, 200, toApi((await store.updateTenantQuotas(tenant.id, { ...tenant.quotas, ...patch }))!));
+        const quotas: TenantQuotas = { ...effectiveQuotas(tenant, config.defaultQuotas), ...patch };
+        sendJson(ctx.res, 200, toApi((await store.updateTenantQuotas(tenant.id, quotas))!));
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/v1/tenants/:id/usage',
+      doc: { summary: "A tenant's quotas and what it holds now: running MicroVMs, vCPUs, memory, storage (the admin key, or the tenant's own key)", responses: { 200: TenantUsageReport } },
+      async handle(ctx) {
+        // a tenant may see its own; another tenant's answers 404, as its other resources do
+        if (!ctx.isAdmin && ctx.params.id !== ctx.tenantId) throw new CapsuleError(ErrorCode.NOT_FOUND, `tenant ${JSON.stringify(ctx.params.id.slice(0, 64))} not found`);
+        sendJson(ctx.res, 200, await usage.report(await tenantOf(store, ctx.params.id)));
       },
     },
     {
