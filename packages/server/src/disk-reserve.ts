@@ -31,18 +31,22 @@ export class DiskReserve {
     private readonly reserve: DiskReserveConfig,
   ) {}
 
-  /** Throw INSUFFICIENT_STORAGE if any filesystem is under its reserve; `action` names what was refused. */
-  check(action: string): void {
+  /** The first filesystem under its reserve, or null if every one has room. */
+  shortfall(): { path: string; freeMib: number; reserveMib: number } | null {
     for (const dir of this.dirs) {
       const s = space(dir);
       if (!s) continue;
       const reserveBytes = Math.min(this.reserve.mib * MIB, (s.totalBytes * this.reserve.percent) / 100);
       if (s.freeBytes >= reserveBytes) continue;
-      const freeMib = Math.floor(s.freeBytes / MIB);
-      const reserveMib = Math.ceil(reserveBytes / MIB);
-      throw new CapsuleError(ErrorCode.INSUFFICIENT_STORAGE, `cannot ${action}: ${freeMib} MiB free on the host's disk at ${dir}, under its ${reserveMib} MiB reserve`, {
-        details: { path: dir, freeMib, reserveMib },
-      });
+      return { path: dir, freeMib: Math.floor(s.freeBytes / MIB), reserveMib: Math.ceil(reserveBytes / MIB) };
     }
+    return null;
+  }
+
+  /** Throw INSUFFICIENT_STORAGE if any filesystem is under its reserve; `action` names what was refused. */
+  check(action: string): void {
+    const short = this.shortfall();
+    if (!short) return;
+    throw new CapsuleError(ErrorCode.INSUFFICIENT_STORAGE, `cannot ${action}: ${short.freeMib} MiB free on the host's disk at ${short.path}, under its ${short.reserveMib} MiB reserve`, { details: short });
   }
 }

@@ -33,6 +33,7 @@ import { checkTenantPolicy } from '../network/policy.js';
 import { changeNetwork, withNetwork, type NetworkDeps } from './network-ops.js';
 import { GuestSessions } from './guest-sessions.js';
 import { LostVms } from './lost-vms.js';
+import { DiskPauses } from './disk-pauses.js';
 
 /** How long a shutdown waits for suspends and resumes in flight. */
 const SHUTDOWN_WAIT_MS = 60_000;
@@ -69,6 +70,7 @@ export class MicroVMService {
   private readonly netDeps: NetworkDeps;
   private readonly guestSessions: GuestSessions;
   private readonly losses: LostVms;
+  private readonly diskPauses: DiskPauses;
   /** The port the API (and the endpoints) listen on, once known. */
   publicPort = 0;
   /** Suspends and resumes under way: a second explicit one is refused, a request waiting on one waits. */
@@ -89,6 +91,7 @@ export class MicroVMService {
       endpointDirect: deps.config.endpointDirect,
       agentFor: (tenantId, id, action) => this.agentFor(tenantId, id, action),
     });
+    this.diskPauses = new DiskPauses(deps.disk, deps.log, (id) => this.busy.has(id));
     this.losses = new LostVms(deps.store, deps.log, (id, reason) => this.fail(id, reason));
     this.bootDeps = { ...deps, vmsDir: this.vmsDir };
     this.netDeps = { networks: deps.networks, store: deps.store, privateAllow: deps.config.egressPrivateAllow };
@@ -296,7 +299,7 @@ export class MicroVMService {
 
   /** An image's app hears about its VM's suspend, resume and terminate (hooks.ts); never fatal. */
   private async imageHook(record: MicroVMRecord, machine: Machine, name: 'suspend' | 'resume' | 'terminate'): Promise<void> {
-    if (record.imageVersion === null) return;
+    if (record.imageVersion === null || this.diskPauses.isPaused(record.id)) return; // a paused guest cannot answer
     const version = await this.deps.store.getImageVersion(record.tenantId, record.imageName, record.imageVersion);
     if (version) await notifyHook(machine.agent, version.plan, name, this.deps.log, record.id);
   }
@@ -305,6 +308,7 @@ export class MicroVMService {
   private adopt(record: Pick<MicroVMRecord, 'id' | 'tenantId'>, machine: Machine): void {
     this.machines.set(record.id, machine);
     this.tenantOf.set(record.id, record.tenantId);
+    this.diskPauses.watch(record.id, machine);
     // a background path: a store that is down now must not become an unhandled rejection (an exit)
     machine.onUnexpectedExit((reason) => void this.onMachineLost(record.id, reason).catch((err: Error) => this.deps.log.error('cleanup of a lost VM failed', { id: record.id, error: err.message })));
   }
@@ -313,6 +317,7 @@ export class MicroVMService {
   private forgetMachine(id: string): void {
     this.machines.delete(id);
     this.tenantOf.delete(id);
+    this.diskPauses.forget(id);
   }
 
   /** A new egress policy, in force within a second for a running VM (a suspended one gets it on resume). */
@@ -366,6 +371,7 @@ export class MicroVMService {
     if (record.state !== 'RUNNING' || !machine) {
       throw new CapsuleError(ErrorCode.INVALID_STATE, `cannot ${action} MicroVM ${id}: it is ${record.state}`, { details: { state: record.state } });
     }
+    this.diskPauses.check(id, action); // paused by a full host disk: say so rather than hang
     return { agent: machine.agent, record };
   }
 
@@ -418,6 +424,7 @@ export class MicroVMService {
   /** Server shutdown: let go of every VM without stopping it; the next start re-adopts them. */
   async shutdown(): Promise<void> {
     this.sweeper.stop();
+    this.diskPauses.stop();
     // a suspend or resume under way finishes (and is recorded) before the store closes; bounded
     const inFlight = Promise.allSettled([...this.busy.values()]);
     await Promise.race([inFlight, new Promise((resolve) => setTimeout(resolve, SHUTDOWN_WAIT_MS).unref())]);

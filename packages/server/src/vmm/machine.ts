@@ -109,6 +109,28 @@ export class Machine {
     else this.exitListeners.push(listener);
   }
 
+  /**
+   * QEMU paused the guest because a write to its disk found the host filesystem full (the drive's
+   * default werror=enospc): the write is kept and retried by continueAfterDiskFull(), nothing is lost.
+   */
+  onDiskFull(listener: () => void): void {
+    this.qmp.onEvent((e) => {
+      if (e.event === 'BLOCK_IO_ERROR' && e.data?.nospace === true && e.data?.action === 'stop') listener();
+    });
+  }
+
+  /** Paused by a full host disk right now (QEMU's run state io-error)? */
+  async isPausedByDiskFull(): Promise<boolean> {
+    return (await this.qmp.execute('query-status')).status === 'io-error';
+  }
+
+  /** Retry the writes that failed and run on, if it is still paused by them (never a VM stopped for a suspend). */
+  async continueAfterDiskFull(): Promise<boolean> {
+    if (!(await this.isPausedByDiskFull())) return false;
+    await this.qmp.execute('cont');
+    return true;
+  }
+
   static async launch(opts: LaunchOptions): Promise<Machine> {
     const legacyMarked = opts.restore?.kind === 'suspended' && fs.existsSync(path.join(path.dirname(opts.restore.statePath), LEGACY_MARK));
     try {
