@@ -1,5 +1,6 @@
 // Server configuration: embedded defaults, overridden by environment, overridden by CLI flags.
 import fs from 'node:fs';
+import { DEFAULT_SYSTEM_QUOTA, type SystemQuota } from './system-vms.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseCidr, type TenantQuotas } from '@capsule/protocol';
@@ -74,6 +75,8 @@ export interface CapsuleConfig {
   dnsUpstream: string | null;
   /** Quotas of a tenant created without its own (and of the admin's default tenant). */
   defaultQuotas: TenantQuotas;
+  /** Builder and snapshot VMs together: how many at once, and their guest memory (system-vms.ts). */
+  systemQuota: SystemQuota;
   /** Free space kept on the data and cache filesystems: under it, launches, builds and suspends answer 507. */
   diskReserve: DiskReserveConfig;
   /** Per-tenant API limits: launches per second, sessions and endpoint connections open at once (lifecycle/limits.ts). */
@@ -177,6 +180,10 @@ export function loadConfig(overrides: Partial<CapsuleConfig> = {}, env: NodeJS.P
       maxVcpus: intFromEnv(env.CAPSULE_QUOTA_VCPUS, 200),
       maxMemoryMib: intFromEnv(env.CAPSULE_QUOTA_MEMORY_MIB, 200 * 1024),
       maxStorageMib: intFromEnv(env.CAPSULE_QUOTA_STORAGE_MIB, 100 * 1024),
+    },
+    systemQuota: {
+      maxVms: intFromEnv(env.CAPSULE_SYSTEM_VMS, DEFAULT_SYSTEM_QUOTA.maxVms),
+      maxMemoryMib: intFromEnv(env.CAPSULE_SYSTEM_MEMORY_MIB, DEFAULT_SYSTEM_QUOTA.maxMemoryMib),
     },
     diskReserve: {
       mib: nonNegativeIntOr('CAPSULE_DISK_RESERVE_MIB', env.CAPSULE_DISK_RESERVE_MIB, DEFAULT_DISK_RESERVE.mib),

@@ -35,6 +35,7 @@ import { dnsUpstreams } from './network/resolver.js';
 import { LIVE_STATES } from './lifecycle/states.js';
 import { DiskReserve } from './disk-reserve.js';
 import { StorageMeter } from './lifecycle/storage-quota.js';
+import { SystemVms } from './system-vms.js';
 
 export { loadConfig, type CapsuleConfig } from './config.js';
 
@@ -99,7 +100,8 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
   // namespaces of VMs that may be re-adopted stay; every other one this data dir made goes
   const live = await store.listMicroVMsInStates([...LIVE_STATES]);
   await networks.init(new Map(live.filter((r) => r.netSlot !== null).map((r) => [r.id, r.netSlot!])));
-  const snapshots = config.snapshots ? new ReadySnapshots(config, runtimes, accelerator.accelerator, jailer, log, networks) : null;
+  const systemVms = new SystemVms(config.systemQuota);
+  const snapshots = config.snapshots ? new ReadySnapshots(config, runtimes, accelerator.accelerator, jailer, log, networks, systemVms) : null;
   // one free-space reserve over every filesystem VMs, uploads, builds and snapshots write to
   const disk = new DiskReserve([config.dataDir, config.cacheDir, config.snapshotDir], config.diskReserve);
   const blobs = openBlobStore(config);
@@ -108,6 +110,7 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
     config,
     disk,
     storage,
+    systemVms,
     store,
     blobs,
     runtimes,
@@ -125,7 +128,7 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
   const adminKey = await ensureAdminKey(config.dataDir, store, config.defaultQuotas);
 
   const tokens = AuthTokens.load(config.dataDir);
-  const routes: Route[] = [healthRoute(accelerator), metricsRoute(metrics, store, () => service.usageByTenant()), ...microvmRoutes(service), execRoute(service), ...fileRoutes(service), ...networkRoutes(service), ...tenantRoutes(store, config, storage), authTokenRoute(service, tokens), ...imageRoutes(images, config.s3, config.s3CodePrefixes, config.blobs)];
+  const routes: Route[] = [healthRoute(accelerator), metricsRoute(metrics, store, () => service.usageByTenant(), systemVms), ...microvmRoutes(service), execRoute(service), ...fileRoutes(service), ...networkRoutes(service), ...tenantRoutes(store, config, storage), authTokenRoute(service, tokens), ...imageRoutes(images, config.s3, config.s3CodePrefixes, config.blobs)];
   routes.push(openApiRoute(() => routes, SERVER_VERSION));
   const proxy = new EndpointProxy(service, store, tokens, config.baseDomain);
   const sessions = new InteractiveSessions(service, store);

@@ -2,6 +2,7 @@
 // time, so they are right after a restart), launch/suspend/resume latency histograms, exec outcomes,
 // and API requests by route and status.
 import type { MicroVMState, MicroVMUsage } from '@capsule/protocol';
+import type { SystemVmsUsage } from '../system-vms.js';
 
 const LATENCY_BUCKETS_SECONDS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -63,6 +64,17 @@ function tenantUsage(usage: ReadonlyMap<string, MicroVMUsage>): string[] {
   return series.flatMap(([name, help, key, type]) => [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...[...usage].map(([tenant, u]) => `${name}${labelText({ tenant })} ${u[key]}`)]);
 }
 
+/** The system's own VMs (builders, snapshot VMs) against the system quota. */
+function systemUsage(system: SystemVmsUsage | null): string[] {
+  if (!system) return [];
+  const series: Array<[string, string, keyof SystemVmsUsage]> = [
+    ['capsule_system_vms', 'Builder and snapshot VMs running now (system quota CAPSULE_SYSTEM_VMS)', 'vms'],
+    ['capsule_system_memory_mib', 'Guest memory of builder and snapshot VMs now (system quota CAPSULE_SYSTEM_MEMORY_MIB)', 'memoryMib'],
+    ['capsule_system_vms_waiting', 'Builder and snapshot VMs waiting for room in the system quota', 'waiting'],
+  ];
+  return series.flatMap(([name, help, key]) => [`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${system[key]}`]);
+}
+
 export class Metrics {
   readonly launchSeconds = new Histogram('capsule_microvm_launch_seconds', 'POST /v1/microvms until RUNNING, by how it started (snapshot or boot)');
   readonly suspendSeconds = new Histogram('capsule_microvm_suspend_seconds', 'suspend until the state is durable and the VM process gone');
@@ -79,8 +91,8 @@ export class Metrics {
     return result;
   }
 
-  render(microvmsByState: Partial<Record<MicroVMState, number>>, states: readonly MicroVMState[], usageByTenant: ReadonlyMap<string, MicroVMUsage> = new Map()): string {
+  render(microvmsByState: Partial<Record<MicroVMState, number>>, states: readonly MicroVMState[], usageByTenant: ReadonlyMap<string, MicroVMUsage> = new Map(), system: SystemVmsUsage | null = null): string {
     const gauge = ['# HELP capsule_microvms MicroVMs by state (all tenants)', '# TYPE capsule_microvms gauge', ...states.map((state) => `capsule_microvms${labelText({ state })} ${microvmsByState[state] ?? 0}`)];
-    return [...gauge, ...tenantUsage(usageByTenant), ...this.launchSeconds.render(), ...this.suspendSeconds.render(), ...this.resumeSeconds.render(), ...this.execs.render(), ...this.requests.render(), ...this.egress.render()].join('\n') + '\n';
+    return [...gauge, ...tenantUsage(usageByTenant), ...systemUsage(system), ...this.launchSeconds.render(), ...this.suspendSeconds.render(), ...this.resumeSeconds.render(), ...this.execs.render(), ...this.requests.render(), ...this.egress.render()].join('\n') + '\n';
   }
 }

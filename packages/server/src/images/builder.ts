@@ -19,6 +19,9 @@ import type { AppZip, ZipEntry } from './zip.js';
 
 const OUTPUT_TAIL_BYTES = 4096;
 const BUILDER_MEMORY_MIB = 1024;
+
+/** The builder VM's memory: the app's own, and never under what package installs need. */
+export const builderMemoryMib = (plan: Pick<BuildPlan, 'memoryMib'>): number => Math.max(plan.memoryMib ?? 0, BUILDER_MEMORY_MIB);
 /** Past the build's deadline, the guest's own step timeout has this long to report before the host cuts the VM. */
 const BUILD_DEADLINE_GRACE_MS = 5000;
 
@@ -140,7 +143,7 @@ async function buildIn(opts: BuildOptions, layer: string, deadline: number, netn
     vmDir: path.join(opts.workDir, 'vm'),
     overlayPath: layer,
     vcpuCount: opts.plan.vcpuCount ?? 1,
-    memoryMib: Math.max(opts.plan.memoryMib ?? 0, BUILDER_MEMORY_MIB),
+    memoryMib: builderMemoryMib(opts.plan),
     accelerator: opts.accelerator,
     netns, // build steps may fetch packages; the MicroVMs of the image default to egress none
     hostname: 'capsule-build',

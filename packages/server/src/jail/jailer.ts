@@ -29,7 +29,7 @@ export interface JailSettings {
  * (peak ~110 MiB measured here for a 512 MiB guest under TCG); KVM has no translation cache.
  */
 const OVERHEAD_MIB = { tcg: 192, kvm: 96 } as const;
-/** The cgroup tenant level of VMs that are no tenant's: ready snapshots of runtimes, the KVM probe. */
+/** The cgroup tenant level of VMs that are no tenant's: image builders, app and runtime snapshots, the KVM probe. */
 export const SYSTEM_TENANT = '_capsule';
 
 /**

@@ -6,6 +6,7 @@
 // Every file is root's and read-only once taken: clones open the memory file read-only and map it
 // privately (QEMU's readonly=on,rom=off), and see it only through a read-only bind mount in their jail.
 import fs from 'node:fs';
+import type { SystemVms } from '../system-vms.js';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import type { CapsuleConfig } from '../config.js';
@@ -52,6 +53,8 @@ export class ReadySnapshots {
     private readonly log: Logger,
     /** Snapshot VMs run in a namespace (null: only for reading snapshots, never building them). */
     private readonly networks: VmNetworks | null = null,
+    /** Snapshot VMs are the system's: they wait for room in its quota (null: no quota, for readers). */
+    private readonly systemVms: SystemVms | null = null,
   ) {
     this.dir = config.snapshotDir;
     // a device state loads only into the QEMU version that saved it (microvm has no versioned machine types)
@@ -186,15 +189,17 @@ export class ReadySnapshots {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o755 });
     fs.mkdirSync(tmp, { mode: 0o700 });
     try {
-      await this.jailer.withJail(SYSTEM_TENANT, `snapshot-${key}`, (jail) =>
-        captureSnapshot(
-          tmp,
-          { ...hostLaunchOptions(this.config, runtime), ...shape, accelerator: this.accelerator, hostname: 'capsule', jail },
-          async () => undefined,
-          { key, runtime: runtimeName, ...shape },
-          this.networks,
-        ),
-      );
+      const capture = () =>
+        this.jailer.withJail(SYSTEM_TENANT, `snapshot-${key}`, (jail) =>
+          captureSnapshot(
+            tmp,
+            { ...hostLaunchOptions(this.config, runtime), ...shape, accelerator: this.accelerator, hostname: 'capsule', jail },
+            async () => undefined,
+            { key, runtime: runtimeName, ...shape },
+            this.networks,
+          ),
+        );
+      await (this.systemVms ? this.systemVms.run(`the ready snapshot ${key}`, shape.memoryMib, capture) : capture());
       fs.chmodSync(tmp, 0o755);
       try {
         fs.renameSync(tmp, finalDir);

@@ -1,5 +1,6 @@
 // /healthz (public) and /metrics (admin key).
 import { CapsuleError, ErrorCode, Health, MicroVMState, type MicroVMUsage } from '@capsule/protocol';
+import type { SystemVms } from '../../system-vms.js';
 import type { Store } from '../../store/types.js';
 import type { Metrics } from '../metrics.js';
 import type { AcceleratorDecision } from '../../vmm/accelerator.js';
@@ -21,14 +22,14 @@ export function healthRoute(accelerator: AcceleratorDecision): Route {
 }
 
 /** Prometheus metrics; the admin key only (counts span every tenant). */
-export function metricsRoute(metrics: Metrics, store: Store, usageByTenant: () => ReadonlyMap<string, MicroVMUsage>): Route {
+export function metricsRoute(metrics: Metrics, store: Store, usageByTenant: () => ReadonlyMap<string, MicroVMUsage>, system: SystemVms | null = null): Route {
   return {
     method: 'GET',
     pattern: '/metrics',
     doc: { summary: 'Prometheus metrics (admin key)', responses: { 200: 'text/plain; version=0.0.4' } },
     async handle({ res, isAdmin }) {
       if (!isAdmin) throw new CapsuleError(ErrorCode.FORBIDDEN, 'metrics need the admin key');
-      const body = metrics.render(await store.countMicroVMsByState(), MicroVMState.options, usageByTenant());
+      const body = metrics.render(await store.countMicroVMsByState(), MicroVMState.options, usageByTenant(), system?.usage() ?? null);
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(body);
     },
   };
