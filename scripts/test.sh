@@ -8,7 +8,7 @@ cd "$here"
 CAPSULE_EXTRA_APT="postgresql-15 ${CAPSULE_EXTRA_APT:-}" bash scripts/setup.sh
 echo "==> typecheck"
 npx tsc -p tsconfig.json
-mapfile -t unit < <(find packages -path '*/node_modules' -prune -o -name '*.test.ts' -print | sort)
+mapfile -t unit < <(find packages scripts -path '*/node_modules' -prune -o -name '*.test.ts' -print | sort)
 mapfile -t e2e < <(find tests/e2e -name '*.test.ts' | sort)
 echo "==> ${#unit[@]} unit test files, ${#e2e[@]} e2e test files"
 # e2e files boot VMs: two files at a time keeps both cores busy without starving the guests.

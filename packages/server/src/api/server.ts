@@ -70,6 +70,8 @@ export function createApiServer({ limits, routes, store, metrics, proxy, session
   // server's hint minus 1 s): with Node's 5 s default, a client whose timers run late reuses a socket
   // the server has just closed. (Node 20 starts the headers deadline at a request's first byte, so an
   // idle keep-alive connection is governed by this alone.)
+  // after listen (whose own failure the caller awaits): an accept that fails (EMFILE…) is logged, not an exit
+  server.on('error', (err) => log.error('API server error', { error: err.message }));
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
   server.maxConnections = limits.maxConnections;
   return server;

@@ -65,6 +65,7 @@ export class S3BlobStore implements BlobStore {
   }
 
   async putFile(key: string, file: string): Promise<void> {
+    // error-listener: lib-storage's Upload reads it with for-await, so a read error rejects the upload
     await this.put(key, fs.createReadStream(file));
     const local = this.cached(key);
     fs.mkdirSync(path.dirname(local), { recursive: true, mode: 0o711 });
