@@ -1,9 +1,9 @@
 // Server configuration: embedded defaults, overridden by environment, overridden by CLI flags.
 import fs from 'node:fs';
-import { DEFAULT_SYSTEM_QUOTA, type SystemQuota } from './system-vms.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseCidr, type TenantQuotas } from '@capsule/protocol';
+import { DEFAULT_SYSTEM_QUOTA, type SystemQuota } from './system-vms.js';
 import type { S3Config } from './blobs/s3-blob-store.js';
 import { parseUidRange, type UidRange } from './jail/uid-pool.js';
 import { DEFAULT_API_LIMITS, type ApiLimits } from './lifecycle/limits.js';

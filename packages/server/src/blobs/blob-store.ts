@@ -3,10 +3,10 @@
 // object appears whole or not at all).
 import fs from 'node:fs';
 import path from 'node:path';
-import { allocatedBytes } from '../allocated-bytes.js';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { allocatedBytes } from '../allocated-bytes.js';
 import { fsyncPath } from '../vmm/durable.js';
 
 export class BlobNotFoundError extends Error {

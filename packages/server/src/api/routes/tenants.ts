@@ -12,7 +12,7 @@ function requireAdmin(ctx: RouteContext): void {
   if (!ctx.isAdmin) throw new CapsuleError(ErrorCode.FORBIDDEN, 'managing tenants and API keys needs the admin key');
 }
 
-/** What the storage quota and the usage route need from the lifecycle. */
+/** Where the usage route's figures come from (lifecycle/storage-quota.ts). */
 export interface TenantUsageSource {
   report(tenant: TenantRecord): Promise<TenantUsageReport>;
 }
