@@ -52,6 +52,17 @@ describe('files in a MicroVM', () => {
     await assert.rejects(vm.files.stat('/root/tree'), NotFoundError);
   });
 
+  test('a project written file by file: missing parent directories are made (0755), as E2B and Daytona do', async () => {
+    const stat = await vm.files.write('/srv/proj/pkg/a.py', 'print("a")\n');
+    assert.equal(stat.path, '/srv/proj/pkg/a.py');
+    await vm.files.write('/srv/proj/pkg/b.py', 'print("b")\n'); // into the directory just made
+    const seen = await vm.exec(['sh', '-c', 'stat -c "%a %U" /srv/proj /srv/proj/pkg && cat /srv/proj/pkg/a.py /srv/proj/pkg/b.py']);
+    assert.equal(seen.stdout, '755 root\n755 root\nprint("a")\nprint("b")\n', seen.stderr);
+    // a path through a file is still an error, and leaves nothing
+    const through = await errorOf(await server().api('PUT', `/v1/microvms/${vm.id}/files?path=/srv/proj/pkg/a.py/c`, 'x', { 'content-type': 'application/octet-stream' }));
+    assert.ok(through.status >= 400 && through.status < 500, `${through.status} ${through.message}`);
+  });
+
   test('missing files are 404; bad paths are 400; nothing half-written is left', async () => {
     await assert.rejects(vm.files.read('/root/nope'), NotFoundError);
     for (const path of ['relative/x', '/root/../etc/passwd', '']) {
@@ -60,8 +71,10 @@ describe('files in a MicroVM', () => {
     }
     const nul = await errorOf(await server().api('GET', `/v1/microvms/${vm.id}/files?path=%2Froot%2Fa%00b`));
     assert.equal(nul.status, 400);
-    const noDir = await errorOf(await server().api('PUT', `/v1/microvms/${vm.id}/files?path=/no/such/dir/file`, 'x', { 'content-type': 'application/octet-stream' }));
+    const noDir = await errorOf(await server().api('PUT', `/v1/microvms/${vm.id}/files?path=/no/such/dir/file&parents=false`, 'x', { 'content-type': 'application/octet-stream' }));
     assert.equal(noDir.status, 404);
+    assert.equal(noDir.message.match(/ENOENT/g)?.length, 1, `the errno once: ${noDir.message}`);
+    await assert.rejects(vm.files.write('/no/such/dir/file', 'x', { parents: false }), NotFoundError);
     const leftovers = await vm.exec(['sh', '-c', 'ls -a /root | grep -c capsule- || true']);
     assert.equal(leftovers.stdout.trim(), '0');
   });

@@ -12,5 +12,7 @@ export function replyError(channel: Channel, code: string, message: string): voi
 export function errnoReply(channel: Channel, err: unknown, what: string): void {
   const e = err as NodeJS.ErrnoException;
   const code = e.code === 'ENOENT' ? 'NOT_FOUND' : 'FILE_ERROR';
-  replyError(channel, code, `${what}: ${e.code ?? ''} ${e.message}`.trim());
+  // Node's own message already starts with the errno name ("ENOENT: no such file…"): say it once
+  const text = e.code && !e.message.startsWith(`${e.code}:`) ? `${e.code}: ${e.message}` : e.message;
+  replyError(channel, code, `${what}: ${text}`);
 }

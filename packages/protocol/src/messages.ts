@@ -54,7 +54,8 @@ export const GuestRequest = z.discriminatedUnion('type', [
   z.object({ type: z.literal('signal'), signal: SignalName }),
   z.object({ type: z.literal('fs.read'), path: GuestPath }),
   /** Content follows as DATA on Fd.FILE, then EOF. Written to a temp file and renamed into place. */
-  z.object({ type: z.literal('fs.write'), path: GuestPath, mode: z.number().int().min(0).max(0o7777).optional() }),
+  // parents: make missing parent directories (0755) first; an agent older than it ignores it
+  z.object({ type: z.literal('fs.write'), path: GuestPath, mode: z.number().int().min(0).max(0o7777).optional(), parents: z.boolean().optional() }),
   z.object({ type: z.literal('fs.list'), path: GuestPath }),
   z.object({ type: z.literal('fs.stat'), path: GuestPath }),
   z.object({ type: z.literal('fs.mkdir'), path: GuestPath, recursive: z.boolean().default(true) }),

@@ -11,9 +11,10 @@ export class Files {
     return `/v1/microvms/${this.id}/files${suffix}`;
   }
 
-  /** Write a file atomically (it appears whole or not at all). */
-  async write(path: string, content: string | Uint8Array | Blob | ReadableStream<Uint8Array>): Promise<FileStat> {
-    const response = await this.http.send('PUT', this.route(), { query: { path }, body: content as BodyInit, contentType: 'application/octet-stream' });
+  /** Write a file atomically (it appears whole or not at all), making missing parent directories unless `parents: false`. */
+  async write(path: string, content: string | Uint8Array | Blob | ReadableStream<Uint8Array>, options: { parents?: boolean } = {}): Promise<FileStat> {
+    const query = { path, parents: options.parents === false ? 'false' : undefined };
+    const response = await this.http.send('PUT', this.route(), { query, body: content as BodyInit, contentType: 'application/octet-stream' });
     return FileStat.parse(await response.json());
   }
 

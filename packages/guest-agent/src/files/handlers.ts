@@ -27,7 +27,7 @@ export function handleFileRequest(channel: Channel, request: FileRequest, done: 
       case 'fs.read':
         return readFile(channel, request.path);
       case 'fs.write':
-        return writeFile(channel, request.path, request.mode);
+        return writeFile(channel, request.path, request.mode, request.parents ?? false);
       case 'fs.stat':
         return reply(channel, { type: 'result', stat: await statOf(request.path) });
       case 'fs.list': {
@@ -66,9 +66,10 @@ async function readFile(channel: Channel, filePath: string): Promise<void> {
 }
 
 /** Handlers are attached before the first await: the content may arrive in the same read as the request. */
-async function writeFile(channel: Channel, filePath: string, mode: number | undefined): Promise<void> {
+async function writeFile(channel: Channel, filePath: string, mode: number | undefined, parents: boolean): Promise<void> {
   const tmp = path.join(path.dirname(filePath), `.${path.basename(filePath)}.capsule-${randomBytes(4).toString('hex')}`);
-  const opened = fsp.open(tmp, 'wx', mode ?? 0o644);
+  const dirReady = parents ? fsp.mkdir(path.dirname(filePath), { recursive: true, mode: 0o755 }) : Promise.resolve(undefined);
+  const opened = dirReady.then(() => fsp.open(tmp, 'wx', mode ?? 0o644));
   opened.catch(() => undefined); // surfaced through `received` below
   let writes: Promise<unknown> = opened;
   const received = new Promise<void>((resolve, reject) => {

@@ -82,7 +82,7 @@ async function copyStep(agent: AgentClient, zip: AppZip, step: Extract<BuildStep
         if (link.exitCode !== 0) throw new BuildFailure(describe(step), `could not create the symlink ${target}`);
       } else {
         await agent.mkdir(path.dirname(target));
-        await agent.writeFile(target, await zip.stream(entry.path), entry.mode);
+        await agent.writeFile(target, await zip.stream(entry.path), { mode: entry.mode });
       }
     }
   }

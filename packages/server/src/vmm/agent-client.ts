@@ -182,11 +182,11 @@ export class AgentClient {
     await this.call({ type: 'fs.remove', path, recursive }, 'result');
   }
 
-  /** Stream a file into the guest; it appears atomically (temp file + fsync + rename). */
-  writeFile(path: string, content: AsyncIterable<Buffer>, mode?: number): Promise<FileStat> {
+  /** Stream a file into the guest; it appears atomically (temp file + fsync + rename); `parents` makes missing directories. */
+  writeFile(path: string, content: AsyncIterable<Buffer>, opts: { mode?: number; parents?: boolean } = {}): Promise<FileStat> {
     const channel = this.open();
     const done = this.awaitReply(channel, 'result');
-    channel.sendMessage({ type: 'fs.write', path, mode } satisfies GuestRequestInput);
+    channel.sendMessage({ type: 'fs.write', path, mode: opts.mode, parents: opts.parents } satisfies GuestRequestInput);
     channel.pipeFrom(Fd.FILE, content).catch((err) => {
       // the source failed (client went away): the guest drops its temp file
       channel.sendMessage({ type: 'cancel' } satisfies GuestRequestInput);

@@ -75,8 +75,8 @@ export function fileRoutes(service: MicroVMService): Route[] {
         res.destroy(); // mid-stream failure: the short body tells the client
       }
     }, service),
-    fileRoute('PUT', '', 'write files of', { summary: 'Upload a file (streamed; atomic in the guest)', body: 'binary', responses: { 200: FileStat } }, async ({ req, res }, agent, path) => {
-      sendJson(res, 200, await agent.writeFile(path, req as AsyncIterable<Buffer>));
+    fileRoute('PUT', '', 'write files of', { summary: 'Upload a file (streamed; atomic in the guest); missing parent directories are made (0755)', body: 'binary', query: { parents: 'false: a missing parent directory is a 404 instead' }, responses: { 200: FileStat } }, async ({ req, res, query }, agent, path) => {
+      sendJson(res, 200, await agent.writeFile(path, req as AsyncIterable<Buffer>, { parents: query.get('parents') !== 'false' }));
     }, service),
     fileRoute('DELETE', '', 'delete files of', { summary: 'Delete a file or directory', query: { recursive: 'true to delete a non-empty directory' }, responses: { 204: null } }, async ({ res, query }, agent, path) => {
       await agent.remove(path, query.get('recursive') === 'true');
