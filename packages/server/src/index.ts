@@ -32,7 +32,7 @@ import { networkRoutes } from './api/routes/microvm-network.js';
 import { EgressLogs } from './network/egress-log.js';
 import { VmNetworks } from './network/vm-networks.js';
 import { dnsUpstreams } from './network/resolver.js';
-import { LIVE_STATES } from './lifecycle/states.js';
+import { LIVE_STATES } from './store/states.js';
 import { DiskReserve } from './disk-reserve.js';
 import { StorageMeter } from './lifecycle/storage-quota.js';
 import { SystemVms } from './system-vms.js';

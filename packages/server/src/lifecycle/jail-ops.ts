@@ -19,7 +19,7 @@ export async function ensureUid(jailer: Jailer, store: Store, record: MicroVMRec
   chownNoFollow(dir, 0, 0); // before jails a suspended VM's directory was QEMU's user's
   fs.chmodSync(dir, 0o700);
   chownNoFollow(diskPath, jailUid, jailUid);
-  await store.updateMicroVM(record.id, null, { jailUid });
+  await store.updateMicroVM(record.id, { jailUid });
   return { ...record, jailUid };
 }
 

@@ -13,7 +13,7 @@ import type { AcceleratorDecision } from '../vmm/accelerator.js';
 import { Machine, RESTORE_LOAD, serialTail } from '../vmm/machine.js';
 import type { Jailer } from '../jail/jailer.js';
 import { ensureUid, machineUsage, usageByTenant } from './jail-ops.js';
-import { assertTransition } from './states.js';
+import { assertTransition, FAILABLE_STATES } from '../store/states.js';
 import { Activity, PolicySweeper } from './policy-sweeper.js';
 import { QuotaGate } from './quotas.js';
 import { LaunchRate, SessionLimits } from './limits.js';
@@ -98,6 +98,11 @@ export class MicroVMService {
     this.sweeper = new PolicySweeper(deps.store, this.activity, { retry: () => this.losses.retry(), isBusy: (id) => this.busy.has(id), suspend: (t, id) => this.suspend(t, id), terminate: (t, id) => this.terminate(t, id) }, deps.log);
   }
 
+  /** Log lines about one VM carry its id and tenant. */
+  private logOf(vm: { id: string; tenantId: string | null }): Logger {
+    return this.deps.log.child({ microvmId: vm.id, tenantId: vm.tenantId });
+  }
+
   private suspendDirOf(id: string): string {
     return suspendDirOf(this.suspendedDir, id);
   }
@@ -146,7 +151,7 @@ export class MicroVMService {
         saved = await machine.suspend(dir);
       } catch (err) {
         if (machine.isRunning) {
-          await this.deps.store.updateMicroVM(id, 'SUSPENDING', { state: 'RUNNING' });
+          await this.deps.store.transition(id, 'SUSPENDING', 'RUNNING');
           throw new CapsuleError(ErrorCode.SUSPEND_FAILED, `could not suspend MicroVM ${id}; it is still RUNNING: ${(err as Error).message}`, { cause: err });
         }
         this.forgetMachine(id);
@@ -158,8 +163,8 @@ export class MicroVMService {
       this.deps.storage.forget(record.tenantId); // its memory is on disk now
       await this.deps.networks.release(id, record.netSlot); // a suspended VM holds no namespace
       // RAM pages written vs left to the base snapshot (null: all of RAM was written)
-      this.deps.log.info('MicroVM suspended', { id, ramPagesWritten: saved.ram?.pagesKept ?? null, ramPagesFromBase: saved.ram?.pagesDropped ?? null });
-      return (await this.deps.store.updateMicroVM(id, 'SUSPENDING', { state: 'SUSPENDED', qemuPid: null, netSlot: null, suspendedAt: new Date().toISOString() }))!;
+      this.logOf(record).info('MicroVM suspended', { ramPagesWritten: saved.ram?.pagesKept ?? null, ramPagesFromBase: saved.ram?.pagesDropped ?? null });
+      return (await this.deps.store.transition(id, 'SUSPENDING', 'SUSPENDED', { qemuPid: null, netSlot: null, suspendedAt: new Date().toISOString() }))!;
     });
   }
 
@@ -195,12 +200,12 @@ export class MicroVMService {
         throw new CapsuleError(ErrorCode.RESUME_FAILED, `could not resume MicroVM ${id}; it is still SUSPENDED and can be resumed again: ${(err as Error).message}`, { cause: err });
       }
       fs.rmSync(statePath, { force: true }); // stale from now on; the disk stays as the live overlay
-      const running = await this.deps.store.updateMicroVM(id, 'SUSPENDED', { state: 'RUNNING', qemuPid: machine.pid, suspendedAt: null, lastActivityAt: new Date().toISOString() });
+      const running = await this.deps.store.transition(id, 'SUSPENDED', 'RUNNING', { qemuPid: machine.pid, suspendedAt: null, lastActivityAt: new Date().toISOString() });
       release();
       this.activity.touch(id);
       this.adopt(record, machine);
       await this.imageHook(record, machine, 'resume');
-      this.deps.log.info('MicroVM resumed', { id });
+      this.logOf(record).info('MicroVM resumed');
       return running!;
     });
   }
@@ -267,7 +272,7 @@ export class MicroVMService {
       this.deps.jailer.releaseUid(record.jailUid, id); // no record holds it
       throw err;
     }
-    this.deps.log.info('launching MicroVM', { id, image: record.imageName, accelerator: accelerator.accelerator });
+    this.logOf(record).info('launching MicroVM', { image: record.imageName, accelerator: accelerator.accelerator });
     let machine: Machine;
     let launchedFrom: 'boot' | 'snapshot';
     try {
@@ -275,13 +280,12 @@ export class MicroVMService {
       ({ machine, launchedFrom } = await withNetwork(this.netDeps, record, (netns) => startMachine(this.bootDeps, record, source, netns, request.runHookPayload)));
     } catch (err) {
       const reason = err instanceof CapsuleError ? `${err.code}: ${err.message}` : String(err);
-      await store.updateMicroVM(id, null, { state: 'FAILED', failureReason: reason, qemuPid: null, netSlot: null });
+      await store.transition(id, ['PENDING', 'TERMINATING'], 'FAILED', { failureReason: reason, qemuPid: null, netSlot: null }); // TERMINATING: terminated while it booted
       this.deps.jailer.releaseUid(record.jailUid, id); // the failed launch removed its files
-      this.deps.log.error('MicroVM launch failed', { id, reason: reason.split('\n')[0] });
+      this.logOf(record).error('MicroVM launch failed', { reason: reason.split('\n')[0] });
       throw err;
     }
-    const running = await store.updateMicroVM(id, 'PENDING', {
-      state: 'RUNNING',
+    const running = await store.transition(id, 'PENDING', 'RUNNING', {
       qemuPid: machine.pid,
       kernelRelease: runtime.kernelRelease,
       launchedFrom,
@@ -310,7 +314,7 @@ export class MicroVMService {
     this.tenantOf.set(record.id, record.tenantId);
     this.diskPauses.watch(record.id, machine);
     // a background path: a store that is down now must not become an unhandled rejection (an exit)
-    machine.onUnexpectedExit((reason) => void this.onMachineLost(record.id, reason).catch((err: Error) => this.deps.log.error('cleanup of a lost VM failed', { id: record.id, error: err.message })));
+    machine.onUnexpectedExit((reason) => void this.onMachineLost(record.id, reason).catch((err: Error) => this.logOf(record).error('cleanup of a lost VM failed', { error: err.message })));
   }
 
   /** Stop tracking a VM's machine (it stopped, or is stopping). */
@@ -337,8 +341,8 @@ export class MicroVMService {
     if (record) this.deps.storage.forget(record.tenantId);
     this.deps.jailer.releaseUid(record?.jailUid ?? null, id); // its files are gone
     await this.deps.networks.release(id, record?.netSlot ?? null);
-    await this.deps.store.updateMicroVM(id, null, { state: 'FAILED', failureReason, qemuPid: null, netSlot: null });
-    this.deps.log.error('MicroVM failed', { id, reason: failureReason.split('\n')[0] });
+    await this.deps.store.transition(id, FAILABLE_STATES, 'FAILED', { failureReason, qemuPid: null, netSlot: null });
+    this.logOf(record ?? { id, tenantId: null }).error('MicroVM failed', { reason: failureReason.split('\n')[0] });
   }
 
   /** The tenant's MicroVM, or NOT_FOUND (also for another tenant's id: never reveal it exists). */
@@ -362,7 +366,7 @@ export class MicroVMService {
       const inflight = this.busy.get(id);
       if (inflight) await inflight.catch(() => undefined);
       else {
-        this.deps.log.info('auto-resuming MicroVM for a request', { id, action });
+        this.logOf(record).info('auto-resuming MicroVM for a request', { action });
         await this.resume(tenantId, id);
       }
       record = await this.get(tenantId, id);
@@ -410,7 +414,7 @@ export class MicroVMService {
     if (machine) {
       await this.imageHook(record, machine, 'terminate');
       this.forgetMachine(id);
-      await machine.stop().catch((err) => this.deps.log.warn('cleanup after terminate reported errors', { id, error: String(err) }));
+      await machine.stop().catch((err) => this.logOf(record).warn('cleanup after terminate reported errors', { error: String(err) }));
     }
     fs.rmSync(this.suspendDirOf(id), { recursive: true, force: true });
     return this.finishTermination(id);
@@ -437,7 +441,7 @@ export class MicroVMService {
 
   private async transition(record: MicroVMRecord, to: MicroVMState, action: string): Promise<MicroVMRecord> {
     assertTransition(record.id, record.state, to, action);
-    const updated = await this.deps.store.updateMicroVM(record.id, record.state, { state: to });
+    const updated = await this.deps.store.transition(record.id, record.state, to);
     if (!updated) {
       const now = await this.deps.store.getMicroVM(record.id);
       throw new CapsuleError(ErrorCode.INVALID_STATE, `cannot ${action} MicroVM ${record.id}: it is ${now?.state ?? 'gone'}`);
@@ -452,9 +456,9 @@ export class MicroVMService {
     this.deps.jailer.releaseUid(record?.jailUid ?? null, id); // its files are gone
     await this.deps.networks.release(id, record?.netSlot ?? null);
     this.deps.egressLogs.remove(id);
-    const done = await this.deps.store.updateMicroVM(id, null, { state: 'TERMINATED', terminatedAt: new Date().toISOString(), qemuPid: null, netSlot: null });
-    this.deps.log.info('MicroVM terminated', { id });
-    return done!;
+    const done = await this.deps.store.transition(id, 'TERMINATING', 'TERMINATED', { terminatedAt: new Date().toISOString(), qemuPid: null, netSlot: null });
+    this.logOf(record ?? { id, tenantId: null }).info('MicroVM terminated');
+    return done ?? (await this.deps.store.getMicroVM(id))!; // failed meanwhile: as it is
   }
 
   /** Its QEMU is gone without a stop(): clean up, then record it FAILED with why (the console says why a guest panicked). */

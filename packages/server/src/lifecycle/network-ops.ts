@@ -20,12 +20,12 @@ export async function withNetwork<T>(deps: NetworkDeps, record: MicroVMRecord, s
   const policy = (await deps.store.getMicroVM(record.id))?.network ?? record.network;
   const net = await deps.networks.attach(record.id, policy);
   try {
-    const latest = (await deps.store.updateMicroVM(record.id, null, { netSlot: net.slot }))?.network;
+    const latest = (await deps.store.updateMicroVM(record.id, { netSlot: net.slot }))?.network;
     if (latest && JSON.stringify(latest) !== JSON.stringify(policy)) await deps.networks.update(record.id, latest);
     return await start(net.netns);
   } catch (err) {
     await deps.networks.release(record.id, net.slot);
-    await deps.store.updateMicroVM(record.id, null, { netSlot: null });
+    await deps.store.updateMicroVM(record.id, { netSlot: null });
     throw err;
   }
 }
@@ -37,7 +37,7 @@ export async function changeNetwork(deps: NetworkDeps, record: MicroVMRecord, in
   }
   const network = resolveNetworkPolicy(input);
   checkTenantPolicy(network, deps.privateAllow);
-  const updated = await deps.store.updateMicroVM(record.id, null, { network, egress: network.egress });
+  const updated = await deps.store.updateMicroVM(record.id, { network, egress: network.egress });
   await deps.networks.update(record.id, network);
   return updated!;
 }

@@ -40,7 +40,7 @@ export class Activity {
       const seen = this.lastMs.get(record.id);
       if (seen !== undefined && (!record.lastActivityAt || Date.parse(record.lastActivityAt) < seen)) {
         record.lastActivityAt = new Date(seen).toISOString();
-        await store.updateMicroVM(record.id, null, { lastActivityAt: record.lastActivityAt });
+        await store.updateMicroVM(record.id, { lastActivityAt: record.lastActivityAt });
       }
     }
     return records;

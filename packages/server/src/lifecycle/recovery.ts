@@ -8,7 +8,7 @@ import type { Logger } from '../log.js';
 import type { MicroVMRecord, Store } from '../store/types.js';
 import { isQemuProcessOf, Machine } from '../vmm/machine.js';
 import { vmPaths } from '../vmm/qemu-args.js';
-import { LIVE_STATES } from './states.js';
+import { LIVE_STATES } from '../store/states.js';
 import type { VmNetworks } from '../network/vm-networks.js';
 import type { Jailer } from '../jail/jailer.js';
 
@@ -55,7 +55,7 @@ async function reclaimUids(store: Store, jailer: Jailer, log: Logger): Promise<v
   for (const record of holding) {
     if (record.jailUid === null || jailer.uids.reclaim(record.jailUid, record.id)) continue;
     log.warn('a MicroVM\'s uid is held by someone else now; it gets a new one when it resumes', { id: record.id, uid: record.jailUid });
-    await store.updateMicroVM(record.id, null, { jailUid: null });
+    await store.updateMicroVM(record.id, { jailUid: null });
   }
   jailer.uids.sweep(new Set(holding.map((r) => r.id)));
 }
@@ -69,7 +69,7 @@ export async function recoverMicroVMs(ctx: { store: Store; log: Logger; suspende
     if (record.state === 'SUSPENDING' && suspended.published) {
       await killLeftover(record, jailer);
       await networks.release(record.id, record.netSlot);
-      await store.updateMicroVM(record.id, null, { state: 'SUSPENDED', qemuPid: null, netSlot: null, suspendedAt: new Date().toISOString() });
+      await store.transition(record.id, 'SUSPENDING', 'SUSPENDED', { qemuPid: null, netSlot: null, suspendedAt: new Date().toISOString() });
       log.warn('completed an interrupted suspend after restart', { id: record.id });
       continue;
     }
@@ -87,7 +87,7 @@ export async function recoverMicroVMs(ctx: { store: Store; log: Logger; suspende
           throw err;
         }
         fs.rmSync(path.join(dir, 'state.partial'), { force: true });
-        await store.updateMicroVM(record.id, null, { state: 'RUNNING' });
+        if (record.state === 'SUSPENDING') await store.transition(record.id, 'SUSPENDING', 'RUNNING');
         ctx.adopt(record, machine);
         log.info('re-adopted running MicroVM', { id: record.id, pid: record.qemuPid, was: record.state });
         continue;
@@ -99,9 +99,8 @@ export async function recoverMicroVMs(ctx: { store: Store; log: Logger; suspende
     fs.rmSync(dir, { recursive: true, force: true });
     jailer.releaseUid(record.jailUid, record.id);
     await networks.release(record.id, record.netSlot);
-    await store.updateMicroVM(record.id, null, {
+    await store.transition(record.id, record.state, 'FAILED', {
       netSlot: null,
-      state: 'FAILED',
       failureReason: `the server restarted while this MicroVM was ${record.state} and its VM could not be taken back; it was stopped`,
       qemuPid: null,
     });

@@ -4,7 +4,8 @@ import type { ImageBuildState, MicroVMState, TenantQuotas } from '@capsule/proto
 import type { Row, SqlDriver, SqlExecutor } from './driver.js';
 import { MIGRATIONS } from './migrations.js';
 import type { BuildPlan } from '../images/build-plan.js';
-import type { ApiKeyRecord, ImageVersionRecord, ListFilter, MicroVMRecord, Store, TenantRecord, TenantUsage } from './types.js';
+import type { ApiKeyRecord, ImageVersionRecord, ListFilter, MicroVMPatch, MicroVMRecord, Store, TenantRecord, TenantUsage } from './types.js';
+import { canTransition } from './states.js';
 
 const COLUMNS: Array<[keyof MicroVMRecord, string, 'json' | 'plain']> = [
   ['id', 'id', 'plain'],
@@ -123,11 +124,25 @@ export class SqlStore implements Store {
     await this.db.run(`INSERT INTO microvms (${columns.map(([c]) => c).join(', ')}) VALUES (${placeholders(columns.length)})`, columns.map(([, v]) => v));
   }
 
-  async updateMicroVM(id: string, expectedState: MicroVMState | null, patch: Partial<MicroVMRecord>): Promise<MicroVMRecord | null> {
+  async transition(id: string, from: MicroVMState | readonly MicroVMState[], to: MicroVMState, patch: MicroVMPatch = {}): Promise<MicroVMRecord | null> {
+    const states = typeof from === 'string' ? [from] : [...from];
+    const illegal = states.filter((s) => !canTransition(s, to));
+    if (states.length === 0 || illegal.length > 0) throw new Error(`MicroVM ${id}: ${illegal.join(', ') || '(no state)'} → ${to} is not in the state table`);
+    return this.update(id, { ...patch, state: to }, states);
+  }
+
+  async updateMicroVM(id: string, patch: MicroVMPatch): Promise<MicroVMRecord | null> {
+    if ('state' in patch) throw new Error(`MicroVM ${id}: a state changes only through transition()`);
+    return this.update(id, patch, []);
+  }
+
+  /** UPDATE one VM, only while it is in one of `inStates` (any state if none are given). */
+  private async update(id: string, patch: Partial<MicroVMRecord>, inStates: MicroVMState[]): Promise<MicroVMRecord | null> {
     const columns = toColumns({ ...patch, updatedAt: new Date().toISOString() });
     const params = [...columns.map(([, v]) => v), id];
     const sets = columns.map(([c], i) => `${c} = $${i + 1}`).join(', ');
-    const guard = expectedState ? ` AND state = $${params.push(expectedState)}` : '';
+    const guard = inStates.length > 0 ? ` AND state IN (${placeholders(inStates.length, params.length + 1)})` : '';
+    params.push(...inStates);
     const changed = await this.db.run(`UPDATE microvms SET ${sets} WHERE id = $${columns.length + 1}${guard}`, params);
     return changed === 1 ? this.getMicroVM(id) : null;
   }

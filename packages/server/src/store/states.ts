@@ -1,5 +1,5 @@
 // The MicroVM state machine (design.md section 1), in one place. Every state change goes through
-// assertTransition; an illegal one is a 409 INVALID_STATE.
+// Store.transition, which checks this table and compares-and-sets; an illegal one is a 409 INVALID_STATE.
 import { CapsuleError, ErrorCode, type MicroVMState } from '@capsule/protocol';
 
 const TRANSITIONS: Record<MicroVMState, readonly MicroVMState[]> = {
@@ -22,6 +22,9 @@ export function assertTransition(id: string, from: MicroVMState, to: MicroVMStat
     throw new CapsuleError(ErrorCode.INVALID_STATE, `cannot ${action} MicroVM ${id}: it is ${from}`, { details: { state: from } });
   }
 }
+
+/** Every state a VM can fail from (not once it is TERMINATED or FAILED). */
+export const FAILABLE_STATES: readonly MicroVMState[] = ['PENDING', 'RUNNING', 'SUSPENDING', 'SUSPENDED', 'TERMINATING'];
 
 /** States in which a QEMU process may exist for the VM. */
 export const LIVE_STATES: readonly MicroVMState[] = ['PENDING', 'RUNNING', 'SUSPENDING', 'TERMINATING'];

@@ -11,7 +11,7 @@ import { PostgresDriver } from './postgres-driver.js';
 import { SqlStore } from './sql-store.js';
 import { SqliteDriver } from './sqlite-driver.js';
 import { startThrowawayPostgres, type ThrowawayPostgres } from './throwaway-postgres.js';
-import type { MicroVMRecord } from './types.js';
+import type { MicroVMPatch, MicroVMRecord } from './types.js';
 
 type After = { after(fn: () => void | Promise<void>): void };
 
@@ -118,14 +118,13 @@ for (const backend of BACKENDS) {
     assert.equal((await store.getMicroVM('mvm-1'))!.tenantId, 'tenant-a');
   });
 
-  test('updateMicroVM applies a patch only in the expected state', async (t) => {
+  test('transition: the one way a state changes, checked against the state table and compare-and-set', async (t) => {
     const store = await openStore(t);
     const original = record('mvm-1');
     await store.insertMicroVM(original);
 
     const before = Date.now();
-    const updated = await store.updateMicroVM('mvm-1', 'PENDING', {
-      state: 'RUNNING',
+    const updated = await store.transition('mvm-1', 'PENDING', 'RUNNING', {
       startedAt: '2024-01-01T00:00:05.000Z',
       metadata: { team: 'infra' },
       qemuPid: 99,
@@ -142,30 +141,37 @@ for (const backend of BACKENDS) {
     assert.notEqual(updated.updatedAt, original.updatedAt);
     assert.deepEqual(await store.getMicroVM('mvm-1'), updated);
 
-    // Wrong expected state: null and nothing changes.
-    const stale = await store.updateMicroVM('mvm-1', 'PENDING', { state: 'FAILED', failureReason: 'boom' });
+    // Not in the expected state: null and nothing changes.
+    const stale = await store.transition('mvm-1', 'PENDING', 'FAILED', { failureReason: 'boom' });
     assert.equal(stale, null);
     assert.deepEqual(await store.getMicroVM('mvm-1'), updated);
 
     // Unknown id: null.
-    assert.equal(await store.updateMicroVM('mvm-missing', 'RUNNING', { state: 'TERMINATING' }), null);
-    assert.equal(await store.updateMicroVM('mvm-missing', null, { state: 'TERMINATING' }), null);
+    assert.equal(await store.transition('mvm-missing', 'RUNNING', 'TERMINATING'), null);
 
-    // expectedState null: unconditional.
-    const forced = await store.updateMicroVM('mvm-1', null, { state: 'FAILED', failureReason: 'host lost' });
-    assert.equal(forced?.state, 'FAILED');
-    assert.equal(forced?.failureReason, 'host lost');
+    // Not in the table: a bug, thrown before anything is written (also when one of several is illegal).
+    await assert.rejects(store.transition('mvm-1', 'RUNNING', 'PENDING'), /RUNNING → PENDING is not in the state table/);
+    await assert.rejects(store.transition('mvm-1', ['RUNNING', 'TERMINATED'], 'FAILED'), /TERMINATED → FAILED is not in the state table/);
+    await assert.rejects(store.transition('mvm-1', [], 'FAILED'), /not in the state table/);
+    assert.deepEqual(await store.getMicroVM('mvm-1'), updated);
 
-    // Fields that are not columns are ignored.
-    const ignored = await store.updateMicroVM('mvm-1', 'FAILED', { bogus: 1 } as unknown as Partial<MicroVMRecord>);
-    assert.equal(ignored?.state, 'FAILED');
+    // Any of several expected states.
+    const failed = await store.transition('mvm-1', ['PENDING', 'RUNNING', 'SUSPENDED'], 'FAILED', { failureReason: 'host lost' });
+    assert.equal(failed?.state, 'FAILED');
+    assert.equal(failed?.failureReason, 'host lost');
+
+    // updateMicroVM changes other fields, never the state; fields that are not columns are ignored.
+    const labelled = await store.updateMicroVM('mvm-1', { qemuPid: null, bogus: 1 } as unknown as MicroVMPatch);
+    assert.deepEqual([labelled?.state, labelled?.qemuPid], ['FAILED', null]);
+    await assert.rejects(store.updateMicroVM('mvm-1', { state: 'RUNNING' } as unknown as MicroVMPatch), /only through transition/);
+    assert.equal(await store.updateMicroVM('mvm-missing', { qemuPid: 1 }), null);
   });
 
-  test('updateMicroVM does not touch other records', async (t) => {
+  test('transition does not touch other records', async (t) => {
     const store = await openStore(t);
     await store.insertMicroVM(record('mvm-1'));
     await store.insertMicroVM(record('mvm-2'));
-    await store.updateMicroVM('mvm-1', 'PENDING', { state: 'RUNNING' });
+    await store.transition('mvm-1', 'PENDING', 'RUNNING');
     assert.deepEqual(await store.getMicroVM('mvm-2'), record('mvm-2'));
   });
 

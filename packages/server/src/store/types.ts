@@ -36,6 +36,9 @@ export interface MicroVMRecord {
   terminatedAt: string | null;
 }
 
+/** Fields of a MicroVM that change without a state change (the state changes only through Store.transition). */
+export type MicroVMPatch = Partial<Omit<MicroVMRecord, 'id' | 'tenantId' | 'state' | 'createdAt'>>;
+
 export interface ListFilter {
   tenantId: string;
   state?: MicroVMState;
@@ -87,8 +90,14 @@ export interface ImageVersionRecord {
 
 export interface Store {
   insertMicroVM(record: MicroVMRecord): Promise<void>;
-  /** Apply a partial update, only if the VM is still in `expectedState` (optimistic transition). */
-  updateMicroVM(id: string, expectedState: MicroVMState | null, patch: Partial<MicroVMRecord>): Promise<MicroVMRecord | null>;
+  /**
+   * The one way a state changes: `from` → `to` must be in the state table (store/states.ts; a bug
+   * otherwise, thrown), and applies (with `patch`) only if the VM is in one of `from` now: a
+   * compare-and-set. Null if it was not (or is gone).
+   */
+  transition(id: string, from: MicroVMState | readonly MicroVMState[], to: MicroVMState, patch?: MicroVMPatch): Promise<MicroVMRecord | null>;
+  /** Fields other than the state; null if the VM is gone. */
+  updateMicroVM(id: string, patch: MicroVMPatch): Promise<MicroVMRecord | null>;
   getMicroVM(id: string): Promise<MicroVMRecord | null>;
   listMicroVMs(filter: ListFilter): Promise<MicroVMRecord[]>;
   listMicroVMsInStates(states: MicroVMState[]): Promise<MicroVMRecord[]>;
