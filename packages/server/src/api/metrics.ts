@@ -1,98 +1,62 @@
-// Prometheus metrics, text exposition format 0.0.4: MicroVMs by state (read from the store at scrape
+// Prometheus metrics (prom-client), text exposition format 0.0.4: MicroVMs by state (read from the store at scrape
 // time, so they are right after a restart), launch/suspend/resume latency histograms, exec outcomes,
 // and API requests by route and status.
 import type { MicroVMState, MicroVMUsage } from '@capsule/protocol';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { SystemVmsUsage } from '../system-vms.js';
 
 const LATENCY_BUCKETS_SECONDS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 type Labels = Record<string, string>;
-const labelText = (labels: Labels): string => {
-  const parts = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
-  return parts.length ? `{${parts.join(',')}}` : '';
-};
 
-class Counter {
-  private readonly values = new Map<string, { labels: Labels; value: number }>();
-  constructor(readonly name: string, readonly help: string) {}
+/** Gauges read at scrape time: (name, help, what it reads from a tenant's usage). */
+const TENANT_GAUGES: Array<[string, string, keyof MicroVMUsage]> = [
+  ['capsule_tenant_cpu_seconds', "CPU time of the tenant's running MicroVMs", 'cpuSeconds'],
+  ['capsule_tenant_memory_bytes', "Memory of the tenant's running MicroVMs now (cgroup)", 'memoryBytes'],
+  ['capsule_tenant_disk_bytes', "Disk allocated by the tenant's running MicroVMs' overlays", 'diskBytes'],
+];
+const SYSTEM_GAUGES: Array<[string, string, keyof SystemVmsUsage]> = [
+  ['capsule_system_vms', 'Builder and snapshot VMs running now (system quota CAPSULE_SYSTEM_VMS)', 'vms'],
+  ['capsule_system_memory_mib', 'Guest memory of builder and snapshot VMs now (system quota CAPSULE_SYSTEM_MEMORY_MIB)', 'memoryMib'],
+  ['capsule_system_vms_waiting', 'Builder and snapshot VMs waiting for room in the system quota', 'waiting'],
+];
 
-  inc(labels: Labels = {}, by = 1): void {
-    const key = labelText(labels);
-    const entry = this.values.get(key) ?? { labels, value: 0 };
-    entry.value += by;
-    this.values.set(key, entry);
-  }
-
-  render(): string[] {
-    return [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`, ...[...this.values.values()].map((e) => `${this.name}${labelText(e.labels)} ${e.value}`)];
-  }
-}
-
-class Histogram {
-  private readonly series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
-  constructor(readonly name: string, readonly help: string, private readonly buckets = LATENCY_BUCKETS_SECONDS) {}
-
-  observe(seconds: number, labels: Labels = {}): void {
-    const key = labelText(labels);
-    const s = this.series.get(key) ?? { labels, counts: this.buckets.map(() => 0), sum: 0, count: 0 };
-    this.buckets.forEach((le, i) => {
-      if (seconds <= le) s.counts[i]++;
-    });
-    s.sum += seconds;
-    s.count++;
-    this.series.set(key, s);
-  }
-
-  render(): string[] {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
-    for (const s of this.series.values()) {
-      this.buckets.forEach((le, i) => lines.push(`${this.name}_bucket${labelText({ ...s.labels, le: String(le) })} ${s.counts[i]}`));
-      lines.push(`${this.name}_bucket${labelText({ ...s.labels, le: '+Inf' })} ${s.count}`);
-      lines.push(`${this.name}_sum${labelText(s.labels)} ${s.sum}`, `${this.name}_count${labelText(s.labels)} ${s.count}`);
-    }
-    return lines;
-  }
-}
-
-/** Running MicroVMs' usage summed per tenant, from their cgroups and disk overlays. */
-function tenantUsage(usage: ReadonlyMap<string, MicroVMUsage>): string[] {
-  const series: Array<[string, string, keyof MicroVMUsage, 'gauge']> = [
-    ['capsule_tenant_cpu_seconds', 'CPU time of the tenant\'s running MicroVMs', 'cpuSeconds', 'gauge'],
-    ['capsule_tenant_memory_bytes', 'Memory of the tenant\'s running MicroVMs now (cgroup)', 'memoryBytes', 'gauge'],
-    ['capsule_tenant_disk_bytes', 'Disk allocated by the tenant\'s running MicroVMs\' overlays', 'diskBytes', 'gauge'],
-  ];
-  return series.flatMap(([name, help, key, type]) => [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...[...usage].map(([tenant, u]) => `${name}${labelText({ tenant })} ${u[key]}`)]);
-}
-
-/** The system's own VMs (builders, snapshot VMs) against the system quota. */
-function systemUsage(system: SystemVmsUsage | null): string[] {
-  if (!system) return [];
-  const series: Array<[string, string, keyof SystemVmsUsage]> = [
-    ['capsule_system_vms', 'Builder and snapshot VMs running now (system quota CAPSULE_SYSTEM_VMS)', 'vms'],
-    ['capsule_system_memory_mib', 'Guest memory of builder and snapshot VMs now (system quota CAPSULE_SYSTEM_MEMORY_MIB)', 'memoryMib'],
-    ['capsule_system_vms_waiting', 'Builder and snapshot VMs waiting for room in the system quota', 'waiting'],
-  ];
-  return series.flatMap(([name, help, key]) => [`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${system[key]}`]);
-}
-
+/** One server's metrics, in a registry of its own (several servers may share a process: the tests). */
 export class Metrics {
-  readonly launchSeconds = new Histogram('capsule_microvm_launch_seconds', 'POST /v1/microvms until RUNNING, by how it started (snapshot or boot)');
-  readonly suspendSeconds = new Histogram('capsule_microvm_suspend_seconds', 'suspend until the state is durable and the VM process gone');
-  readonly resumeSeconds = new Histogram('capsule_microvm_resume_seconds', 'resume until RUNNING');
-  readonly execs = new Counter('capsule_execs_total', 'commands run in MicroVMs, by outcome (exit, signal, error)');
-  readonly requests = new Counter('capsule_http_requests_total', 'API requests by method, route pattern and status');
-  readonly egress = new Counter('capsule_egress_decisions_total', 'guest DNS queries and new flows out, by protocol and verdict (allow, deny)');
+  private readonly registry = new Registry();
+  private readonly registers = [this.registry];
+  readonly launchSeconds = new Histogram({ name: 'capsule_microvm_launch_seconds', help: 'POST /v1/microvms until RUNNING, by how it started (snapshot or boot)', labelNames: ['launched_from'], buckets: LATENCY_BUCKETS_SECONDS, registers: this.registers });
+  readonly suspendSeconds = new Histogram({ name: 'capsule_microvm_suspend_seconds', help: 'suspend until the state is durable and the VM process gone', buckets: LATENCY_BUCKETS_SECONDS, registers: this.registers });
+  readonly resumeSeconds = new Histogram({ name: 'capsule_microvm_resume_seconds', help: 'resume until RUNNING', buckets: LATENCY_BUCKETS_SECONDS, registers: this.registers });
+  readonly execs = new Counter({ name: 'capsule_execs_total', help: 'commands run in MicroVMs, by outcome (exit, signal, error)', labelNames: ['outcome'], registers: this.registers });
+  readonly requests = new Counter({ name: 'capsule_http_requests_total', help: 'API requests by method, route pattern and status', labelNames: ['method', 'route', 'status'], registers: this.registers });
+  readonly egress = new Counter({ name: 'capsule_egress_decisions_total', help: 'guest DNS queries and new flows out, by protocol and verdict (allow, deny)', labelNames: ['protocol', 'verdict'], registers: this.registers });
+  private readonly microvms = new Gauge({ name: 'capsule_microvms', help: 'MicroVMs by state (all tenants)', labelNames: ['state'], registers: this.registers });
+  private readonly tenantGauges = TENANT_GAUGES.map(([name, help, key]) => ({ key, gauge: new Gauge({ name, help, labelNames: ['tenant'], registers: this.registers }) }));
+  private readonly systemGauges = SYSTEM_GAUGES.map(([name, help, key]) => ({ key, gauge: new Gauge({ name, help, registers: this.registers }) }));
 
   /** Time `fn`, recording its duration in `histogram` (labels may depend on the result) when it succeeds. */
   async time<T>(histogram: Histogram, fn: () => Promise<T>, labels: (result: T) => Labels = () => ({})): Promise<T> {
     const started = performance.now();
     const result = await fn();
-    histogram.observe((performance.now() - started) / 1000, labels(result));
+    histogram.observe(labels(result), (performance.now() - started) / 1000);
     return result;
   }
 
-  render(microvmsByState: Partial<Record<MicroVMState, number>>, states: readonly MicroVMState[], usageByTenant: ReadonlyMap<string, MicroVMUsage> = new Map(), system: SystemVmsUsage | null = null): string {
-    const gauge = ['# HELP capsule_microvms MicroVMs by state (all tenants)', '# TYPE capsule_microvms gauge', ...states.map((state) => `capsule_microvms${labelText({ state })} ${microvmsByState[state] ?? 0}`)];
-    return [...gauge, ...tenantUsage(usageByTenant), ...systemUsage(system), ...this.launchSeconds.render(), ...this.suspendSeconds.render(), ...this.resumeSeconds.render(), ...this.execs.render(), ...this.requests.render(), ...this.egress.render()].join('\n') + '\n';
+  /** The exposition text, with the gauges read now: VMs by state (from the store), tenants' usage, system VMs. */
+  async render(microvmsByState: Partial<Record<MicroVMState, number>>, states: readonly MicroVMState[], usageByTenant: ReadonlyMap<string, MicroVMUsage> = new Map(), system: SystemVmsUsage | null = null): Promise<string> {
+    for (const state of states) this.microvms.set({ state }, microvmsByState[state] ?? 0);
+    for (const { key, gauge } of this.tenantGauges) {
+      gauge.reset(); // a tenant with no running VM left has no series
+      for (const [tenant, usage] of usageByTenant) gauge.set({ tenant }, usage[key]);
+    }
+    for (const { key, gauge } of this.systemGauges) {
+      if (system) gauge.set(system[key]);
+    }
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
   }
 }

@@ -29,8 +29,8 @@ export function metricsRoute(metrics: Metrics, store: Store, usageByTenant: () =
     doc: { summary: 'Prometheus metrics (admin key)', responses: { 200: 'text/plain; version=0.0.4' } },
     async handle({ res, isAdmin }) {
       if (!isAdmin) throw new CapsuleError(ErrorCode.FORBIDDEN, 'metrics need the admin key');
-      const body = metrics.render(await store.countMicroVMsByState(), MicroVMState.options, usageByTenant(), system?.usage() ?? null);
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(body);
+      const body = await metrics.render(await store.countMicroVMsByState(), MicroVMState.options, usageByTenant(), system?.usage() ?? null);
+      res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(body) }).end(body);
     },
   };
 }
