@@ -96,7 +96,7 @@ export async function benchLifecycle(work: string): Promise<Record<string, unkno
     await server.snapshotsBuilt;
     const runtime = 'python';
     // the snapshot this server launches from (the cache may still hold older formats or QEMU versions)
-    const current = new ReadySnapshots(server.config, server.runtimes, server.accelerator.accelerator, server.jailer, createLogger(process.stderr, true)).get(runtime, { vcpuCount: 1, memoryMib: 512 });
+    const current = new ReadySnapshots(server.config, server.runtimes, server.accelerator.accelerator, null, createLogger(process.stderr, true)).get(runtime, { vcpuCount: 1, memoryMib: 512 });
     if (!current) throw new Error('no ready snapshot for python');
     const snap = path.dirname(current.statePath);
     const spec = (name: string, memory: MachineSpec['memory'], overlayPath: string): MachineSpec & { netns: string } => ({

@@ -47,7 +47,7 @@ export async function benchNetwork(work: string): Promise<Record<string, unknown
     const { config } = server;
     const runtime = server.runtimes.get('base');
     const shape = { vcpuCount: config.defaultVcpuCount, memoryMib: config.defaultMemoryMib };
-    const snapshot = new ReadySnapshots(config, server.runtimes, server.accelerator.accelerator, server.jailer, log).get('base', shape);
+    const snapshot = new ReadySnapshots(config, server.runtimes, server.accelerator.accelerator, null, log).get('base', shape);
     if (!snapshot) throw new Error('no ready snapshot of base');
     // the code before namespaces restored a snapshot taken on user-mode networking (a tap's does not
     // restore there): take one like it, of the same runtime and shape

@@ -100,8 +100,8 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
   // namespaces of VMs that may be re-adopted stay; every other one this data dir made goes
   const live = await store.listMicroVMsInStates([...LIVE_STATES]);
   await networks.init(new Map(live.filter((r) => r.netSlot !== null).map((r) => [r.id, r.netSlot!])));
-  const systemVms = new SystemVms(config.systemQuota);
-  const snapshots = config.snapshots ? new ReadySnapshots(config, runtimes, accelerator.accelerator, jailer, log, networks, systemVms) : null;
+  const systemVms = new SystemVms(config.systemQuota, jailer);
+  const snapshots = config.snapshots ? new ReadySnapshots(config, runtimes, accelerator.accelerator, systemVms, log, networks) : null;
   // one free-space reserve over every filesystem VMs, uploads, builds and snapshots write to
   const disk = new DiskReserve([config.dataDir, config.cacheDir, config.snapshotDir], config.diskReserve);
   const blobs = openBlobStore(config);
@@ -115,7 +115,6 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
     blobs,
     runtimes,
     accelerator: accelerator.accelerator,
-    jailer,
     log,
     networks,
     inUse: async (tenantId, name, version) =>

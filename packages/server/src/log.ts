@@ -14,7 +14,7 @@ export interface Logger {
 
 /** Field names whose values are secrets (or may hold them: a tenant's environment variables). */
 const SECRET_KEYS = ['apiKey', 'adminKey', 'key', 'token', 'authorization', 'password', 'secretAccessKey', 'sessionToken', 'env', 'cookie'];
-export const REDACTED_PATHS = SECRET_KEYS.flatMap((key) => [key, `*.${key}`]);
+const REDACTED_PATHS = SECRET_KEYS.flatMap((key) => [key, `*.${key}`]);
 
 function wrap(log: Pino): Logger {
   return {

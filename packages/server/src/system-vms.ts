@@ -5,6 +5,7 @@
 // (first come, first served); one that could never fit fails at once, saying so.
 import { Semaphore } from 'async-mutex';
 import { CapsuleError, ErrorCode, SHAPE_LIMITS } from '@capsule/protocol';
+import { SYSTEM_TENANT, type Jailer, type VmJail } from './jail/jailer.js';
 
 export interface SystemQuota {
   maxVms: number;
@@ -26,13 +27,19 @@ export class SystemVms {
   private readonly memory: Semaphore;
   private readonly now: SystemVmsUsage = { vms: 0, memoryMib: 0, waiting: 0 };
 
-  constructor(readonly quota: SystemQuota) {
+  constructor(
+    readonly quota: SystemQuota,
+    private readonly jailer: Pick<Jailer, 'withJail'>,
+  ) {
     this.slots = new Semaphore(quota.maxVms);
     this.memory = new Semaphore(quota.maxMemoryMib);
   }
 
-  /** Run `task` (which starts and stops one system VM of `memoryMib`) once it fits in the quota. */
-  async run<T>(what: string, memoryMib: number, task: () => Promise<T>): Promise<T> {
+  /**
+   * Once a VM of `memoryMib` fits in the quota, run `task` (which starts and stops it) with its jail:
+   * under the system's cgroup level, its uid claimed for `owner`.
+   */
+  async run<T>(what: string, memoryMib: number, owner: string, task: (jail: VmJail | null) => Promise<T>): Promise<T> {
     if (memoryMib > this.quota.maxMemoryMib || this.quota.maxVms < 1) {
       throw new CapsuleError(ErrorCode.QUOTA_EXCEEDED, `${what} needs a VM of ${memoryMib} MiB, and system VMs may hold at most ${this.quota.maxMemoryMib} MiB in ${this.quota.maxVms} VMs (CAPSULE_SYSTEM_MEMORY_MIB, CAPSULE_SYSTEM_VMS)`, {
         details: { quota: 'systemMemoryMib', limit: this.quota.maxMemoryMib, used: 0, requested: memoryMib },
@@ -47,7 +54,7 @@ export class SystemVms {
     this.now.vms += 1;
     this.now.memoryMib += memoryMib;
     try {
-      return await task();
+      return await this.jailer.withJail(SYSTEM_TENANT, owner, task);
     } finally {
       this.now.vms -= 1;
       this.now.memoryMib -= memoryMib;

@@ -13,7 +13,6 @@ import type { CapsuleConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import type { RuntimeRegistry } from '../runtimes/registry.js';
 import type { ImageVersionRecord, Store } from '../store/types.js';
-import { SYSTEM_TENANT, type Jailer, type VmJail } from '../jail/jailer.js';
 import type { Accelerator } from '../vmm/qemu-args.js';
 import { BuildSpecError, type BuildPlan } from './build-plan.js';
 import { BuildFailure, buildLayer, builderMemoryMib } from './builder.js';
@@ -39,7 +38,6 @@ export interface ImageServiceDeps {
   blobs: BlobStore;
   runtimes: RuntimeRegistry;
   accelerator: Accelerator;
-  jailer: Jailer;
   log: Logger;
   /** Namespaces for builder VMs (null: builders get no network). */
   networks: VmNetworks | null;
@@ -47,7 +45,7 @@ export interface ImageServiceDeps {
   disk: DiskReserve;
   /** Tenants' storage quotas: a new version is refused while its tenant is at or over its own. */
   storage: StorageMeter;
-  /** Builder and app-snapshot VMs are the system's: they wait for room in its quota, never a tenant's. */
+  /** Builder and app-snapshot VMs are the system's: they wait for room in its quota and run in its jails, never a tenant's. */
   systemVms: SystemVms;
   /** Is any MicroVM (not terminated) using this image version? */
   inUse(tenantId: string, name: string, version: number): Promise<boolean>;
@@ -174,7 +172,7 @@ export class ImageService {
       const appZip = await AppZip.open(await this.deps.blobs.localFile(this.key(record, 'app.zip')));
       zip = appZip; // closed in finally
       // the builder's uid is held for the build only (the app's snapshot VM gets its own)
-      const layer = await this.systemVm(`the build of ${name} version ${version}`, builderMemoryMib(record.plan), `build-${path.basename(work)}`, (jail) =>
+      const layer = await this.deps.systemVms.run(`the build of ${name} version ${version}`, builderMemoryMib(record.plan), `build-${path.basename(work)}`, (jail) =>
         buildLayer({
           config: this.deps.config,
           runtime: this.deps.runtimes.get(record.runtime),
@@ -214,11 +212,6 @@ export class ImageService {
     }
   }
 
-  /** A system VM's run: room in the system quota, then a jail under the system's cgroup level. */
-  private systemVm<T>(what: string, memoryMib: number, owner: string, task: (jail: VmJail | null) => Promise<T>): Promise<T> {
-    return this.deps.systemVms.run(what, memoryMib, () => this.deps.jailer.withJail(SYSTEM_TENANT, owner, task));
-  }
-
   /**
    * Boot the built image, start its app, wait until it is ready (ready hook or port), warm it with one
    * request, and snapshot it: MicroVMs of this version then launch with the app already serving.
@@ -228,7 +221,7 @@ export class ImageService {
     const plan = record.plan;
     const shape = { vcpuCount: plan.vcpuCount ?? config.defaultVcpuCount, memoryMib: plan.memoryMib ?? config.defaultMemoryMib };
     fs.mkdirSync(work, { mode: 0o700 });
-    await this.systemVm(`the app snapshot of ${record.name} version ${record.version}`, shape.memoryMib, `snapshot-${path.basename(path.dirname(work))}`, (jail) =>
+    await this.deps.systemVms.run(`the app snapshot of ${record.name} version ${record.version}`, shape.memoryMib, `snapshot-${path.basename(path.dirname(work))}`, (jail) =>
       captureSnapshot(
         work,
         { ...hostLaunchOptions(config, this.deps.runtimes.get(record.runtime)), baseDisk: layerPath, ...shape, accelerator: this.deps.accelerator, hostname: 'capsule', jail },

@@ -14,7 +14,6 @@ import type { Logger } from '../log.js';
 import type { Runtime, RuntimeRegistry } from '../runtimes/registry.js';
 import type { Accelerator } from '../vmm/qemu-args.js';
 import { hostLaunchOptions, type SnapshotFiles } from '../vmm/machine.js';
-import { SYSTEM_TENANT, type Jailer } from '../jail/jailer.js';
 import { qemuVersion } from '../vmm/qemu-command.js';
 import { allocatedBytes } from '../jail/vm-files.js';
 import { captureSnapshot, snapshotFilesIn, verifySnapshot } from './capture.js';
@@ -49,12 +48,11 @@ export class ReadySnapshots {
     private readonly config: CapsuleConfig,
     private readonly runtimes: RuntimeRegistry,
     private readonly accelerator: Accelerator,
-    private readonly jailer: Jailer,
+    /** Snapshot VMs are the system's: they wait for room in its quota and run in its jails (null: only for reading snapshots, never building them). */
+    private readonly systemVms: SystemVms | null,
     private readonly log: Logger,
-    /** Snapshot VMs run in a namespace (null: only for reading snapshots, never building them). */
+    /** Snapshot VMs run in a namespace (null: they get none). */
     private readonly networks: VmNetworks | null = null,
-    /** Snapshot VMs are the system's: they wait for room in its quota (null: no quota, for readers). */
-    private readonly systemVms: SystemVms | null = null,
   ) {
     this.dir = config.snapshotDir;
     // a device state loads only into the QEMU version that saved it (microvm has no versioned machine types)
@@ -189,17 +187,16 @@ export class ReadySnapshots {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o755 });
     fs.mkdirSync(tmp, { mode: 0o700 });
     try {
-      const capture = () =>
-        this.jailer.withJail(SYSTEM_TENANT, `snapshot-${key}`, (jail) =>
-          captureSnapshot(
-            tmp,
-            { ...hostLaunchOptions(this.config, runtime), ...shape, accelerator: this.accelerator, hostname: 'capsule', jail },
-            async () => undefined,
-            { key, runtime: runtimeName, ...shape },
-            this.networks,
-          ),
-        );
-      await (this.systemVms ? this.systemVms.run(`the ready snapshot ${key}`, shape.memoryMib, capture) : capture());
+      if (!this.systemVms) throw new Error('these ready snapshots are read-only: no system VMs were given to build them in');
+      await this.systemVms.run(`the ready snapshot ${key}`, shape.memoryMib, `snapshot-${key}`, (jail) =>
+        captureSnapshot(
+          tmp,
+          { ...hostLaunchOptions(this.config, runtime), ...shape, accelerator: this.accelerator, hostname: 'capsule', jail },
+          async () => undefined,
+          { key, runtime: runtimeName, ...shape },
+          this.networks,
+        ),
+      );
       fs.chmodSync(tmp, 0o755);
       try {
         fs.renameSync(tmp, finalDir);

@@ -23,8 +23,8 @@ export function assertTransition(id: string, from: MicroVMState, to: MicroVMStat
   }
 }
 
-/** Every state a VM can fail from (not once it is TERMINATED or FAILED). */
-export const FAILABLE_STATES: readonly MicroVMState[] = ['PENDING', 'RUNNING', 'SUSPENDING', 'SUSPENDED', 'TERMINATING'];
+/** Every state a VM can fail from, read off the table (not once it is TERMINATED or FAILED). */
+export const FAILABLE_STATES: readonly MicroVMState[] = (Object.keys(TRANSITIONS) as MicroVMState[]).filter((from) => canTransition(from, 'FAILED'));
 
 /** States in which a QEMU process may exist for the VM. */
 export const LIVE_STATES: readonly MicroVMState[] = ['PENDING', 'RUNNING', 'SUSPENDING', 'TERMINATING'];
