@@ -6,7 +6,7 @@ import { useTestServer } from './helpers.js';
 
 interface OpenApi {
   openapi: string;
-  paths: Record<string, Record<string, { security?: unknown[]; requestBody?: { content: Record<string, { schema: Record<string, unknown> }> } }>>;
+  paths: Record<string, Record<string, { security?: unknown[]; 'x-capsule-auth'?: string; requestBody?: { content: Record<string, { schema: Record<string, unknown> }> } }>>;
 }
 
 describe('OpenAPI and metrics', () => {
@@ -16,7 +16,7 @@ describe('OpenAPI and metrics', () => {
     const response = await fetch(`${server().url}/v1/openapi.json`);
     assert.equal(response.status, 200);
     const doc = (await response.json()) as OpenApi;
-    assert.equal(doc.openapi, '3.0.3');
+    assert.equal(doc.openapi, '3.1.0');
     const operations = Object.entries(doc.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, op]) => ({ path, method: method.toUpperCase(), op })));
     const names = operations.map(({ method, path }) => `${method} ${path}`);
     for (const expected of [
@@ -35,6 +35,8 @@ describe('OpenAPI and metrics', () => {
       'GET /healthz',
       'GET /metrics',
       'GET /v1/openapi.json',
+      'GET /v1/microvms/{id}/exec/ws',
+      'GET /v1/microvms/{id}/shell',
     ]) {
       assert.ok(names.includes(expected), `${expected} missing from ${names.join(', ')}`);
     }
@@ -47,6 +49,7 @@ describe('OpenAPI and metrics', () => {
     for (const { path, method, op } of operations) {
       const url = server().url + path.replace(/\{id\}/g, 'mvm-aaaaaaaaaaaaaaaa');
       const status = (await fetch(url, { method })).status;
+      assert.ok(['public', 'tenant', 'admin'].includes(op['x-capsule-auth'] ?? ''), `${method} ${path} declares its auth level`);
       if (op.security?.length === 0) assert.equal(status, 200, `${method} ${path} is public`);
       else assert.equal(status, 401, `${method} ${path}`);
     }

@@ -1,6 +1,6 @@
 // Capsule guest agent: PID 2 under tini (which reaps orphans and forwards signals to us). Serves
 // exec, files, TCP tunnels, info and clock requests multiplexed over one virtio-serial port.
-import { GuestRequest, Mux, type Channel } from '@capsule/protocol';
+import { formatIssues, GuestRequest, Mux, type Channel } from '@capsule/protocol';
 import { findPortDevice, Port, AGENT_PORT_NAME } from './port.js';
 import { startExec, killForegroundExecs } from './exec/run.js';
 import { handleFileRequest, isFileRequest } from './files/handlers.js';
@@ -17,7 +17,7 @@ function dispatch(channel: Channel, mux: Mux): void {
   channel.events.message = (raw) => {
     const parsed = GuestRequest.safeParse(raw);
     if (!parsed.success) {
-      replyError(channel, 'BAD_REQUEST', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+      replyError(channel, 'BAD_REQUEST', formatIssues(parsed.error, 'request'));
       mux.release(channel);
       return;
     }

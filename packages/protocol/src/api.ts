@@ -71,7 +71,7 @@ export const MicroVMUsage = z.object({
   memoryBytes: z.number(),
   memoryPeakBytes: z.number(),
   diskBytes: z.number(),
-});
+}).meta({ id: 'MicroVMUsage' });
 export type MicroVMUsage = z.infer<typeof MicroVMUsage>;
 
 export const MicroVM = z.object({
@@ -101,7 +101,7 @@ export const MicroVM = z.object({
   suspendedAt: z.string().nullable(),
   /** While RUNNING (jailed): CPU time, memory now and at peak, disk bytes allocated; else null. */
   usage: MicroVMUsage.nullable(),
-});
+}).meta({ id: 'MicroVM' });
 export type MicroVM = z.infer<typeof MicroVM>;
 
 export const MicroVMList = z.object({ microvms: z.array(MicroVM), nextToken: z.string().nullable() });
@@ -131,7 +131,7 @@ export const ExecEvent = z.union([
 export type ExecEvent = z.infer<typeof ExecEvent>;
 
 /** `details`: machine-readable facts about the failure (for QUOTA_EXCEEDED: quota, limit, used, requested). */
-export const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string(), details: z.record(z.unknown()).optional() }) });
+export const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()).optional() }) }).meta({ id: 'ErrorBody' });
 export type ErrorBody = z.infer<typeof ErrorBody>;
 
 export const Health = z.object({ status: z.literal('ok'), accelerator: z.enum(['kvm', 'tcg']), acceleratorReason: z.string(), version: z.string() });

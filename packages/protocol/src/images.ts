@@ -29,7 +29,7 @@ export const ImageVersion = z.object({
   failedStep: z.string().nullable(),
   createdAt: z.string(),
   finishedAt: z.string().nullable(),
-});
+}).meta({ id: 'ImageVersion' });
 export type ImageVersion = z.infer<typeof ImageVersion>;
 
 export const Image = z.object({ name: z.string(), latestVersion: z.number().nullable(), versions: z.array(ImageVersion) });

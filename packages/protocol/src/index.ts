@@ -1,4 +1,5 @@
 export * from './errors.js';
+export * from './ids.js';
 export * from './frame.js';
 export * from './messages.js';
 export * from './api.js';
@@ -8,3 +9,4 @@ export * from './tenants.js';
 export * from './ws.js';
 export * from './images.js';
 export * from './network.js';
+export * from './validation.js';

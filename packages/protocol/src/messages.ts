@@ -76,7 +76,7 @@ export const FileStat = z.object({
   sizeBytes: z.number(),
   mode: z.number(),
   modifiedAt: z.string(),
-});
+}).meta({ id: 'FileStat' });
 export type FileStat = z.infer<typeof FileStat>;
 
 export const AgentInfo = z.object({

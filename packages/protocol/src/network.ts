@@ -104,7 +104,7 @@ export type NetworkPolicyInput = z.input<typeof NetworkPolicy>;
 export type NetworkPolicyRequest = z.output<typeof NetworkPolicy>;
 
 /** The policy as stored and returned: entries normalized, both lists present. */
-export const ResolvedNetworkPolicy = z.object({ egress: EgressMode, allow: z.array(z.string()), deny: z.array(z.string()) });
+export const ResolvedNetworkPolicy = z.object({ egress: EgressMode, allow: z.array(z.string()), deny: z.array(z.string()) }).meta({ id: 'ResolvedNetworkPolicy' });
 export type ResolvedNetworkPolicy = z.infer<typeof ResolvedNetworkPolicy>;
 
 export function resolveNetworkPolicy(input: z.output<typeof NetworkPolicy>): ResolvedNetworkPolicy {

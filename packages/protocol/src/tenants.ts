@@ -10,7 +10,7 @@ export const TenantQuotas = z
     /** Bytes on disk, in MiB: suspended VMs' state, running VMs' disk overlays, image artifacts (zips, layers, snapshots). */
     maxStorageMib: z.number().int().min(0).max(1 << 30),
   })
-  .strict();
+  .strict().meta({ id: 'TenantQuotas' });
 export type TenantQuotas = z.infer<typeof TenantQuotas>;
 
 export const TENANT_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -26,7 +26,7 @@ export type CreateTenantRequest = z.infer<typeof CreateTenantRequest>;
 export const UpdateTenantQuotasRequest = TenantQuotas.partial();
 export type UpdateTenantQuotasRequest = z.infer<typeof UpdateTenantQuotasRequest>;
 
-export const Tenant = z.object({ id: z.string(), name: z.string(), quotas: TenantQuotas, createdAt: z.string() });
+export const Tenant = z.object({ id: z.string(), name: z.string(), quotas: TenantQuotas, createdAt: z.string() }).meta({ id: 'Tenant' });
 export type Tenant = z.infer<typeof Tenant>;
 
 /** Bytes a tenant holds on disk, in MiB (what its maxStorageMib is checked against). */

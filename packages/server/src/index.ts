@@ -10,25 +10,13 @@ import { chooseAccelerator, hostProbeEnv, type AcceleratorDecision } from './vmm
 import { hostLaunchOptions, Machine } from './vmm/machine.js';
 import { Jailer, SYSTEM_TENANT } from './jail/jailer.js';
 import { MicroVMService } from './lifecycle/microvm-service.js';
-import { tenantRoutes } from './api/routes/tenants.js';
-import { openApiRoute } from './api/openapi.js';
 import { AuthTokens } from './api/auth-tokens.js';
-import { EndpointProxy } from './api/proxy.js';
-import { InteractiveSessions } from './api/ws-sessions.js';
-import { authTokenRoute } from './api/routes/auth-tokens.js';
-import { imageRoutes } from './api/routes/images.js';
-import type { Route } from './api/router.js';
 import { ImageService } from './images/image-service.js';
 import { openBlobStore } from './blobs/open.js';
 import { ReadySnapshots } from './snapshots/ready-snapshots.js';
 import { ensureAdminKey } from './api/auth.js';
-import { createApiServer } from './api/server.js';
-import { microvmRoutes } from './api/routes/microvms.js';
-import { execRoute } from './api/routes/microvm-exec.js';
-import { healthRoute, metricsRoute, SERVER_VERSION } from './api/routes/health.js';
+import { createApi } from './api/api.js';
 import { Metrics } from './api/metrics.js';
-import { fileRoutes } from './api/routes/microvm-files.js';
-import { networkRoutes } from './api/routes/microvm-network.js';
 import { EgressLogs } from './network/egress-log.js';
 import { VmNetworks } from './network/vm-networks.js';
 import { dnsUpstreams } from './network/resolver.js';
@@ -127,11 +115,7 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
   const adminKey = await ensureAdminKey(config.dataDir, store, config.defaultQuotas);
 
   const tokens = AuthTokens.load(config.dataDir);
-  const routes: Route[] = [healthRoute(accelerator), metricsRoute(metrics, store, () => service.usageByTenant(), systemVms), ...microvmRoutes(service), execRoute(service), ...fileRoutes(service), ...networkRoutes(service), ...tenantRoutes(store, config, storage), authTokenRoute(service, tokens), ...imageRoutes(images, config.s3, config.s3CodePrefixes, config.blobs)];
-  routes.push(openApiRoute(() => routes, SERVER_VERSION));
-  const proxy = new EndpointProxy(service, store, tokens, config.baseDomain);
-  const sessions = new InteractiveSessions(service, store);
-  const server = createApiServer({ limits: config.apiLimits, routes, store, metrics, proxy, sessions, log });
+  const { server, closeSessions } = createApi({ config, store, service, images, accelerator, metrics, tokens, usage: storage, systemVms, log });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());
@@ -161,7 +145,7 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
       closing ??= (async () => {
         server.close();
         server.closeAllConnections();
-        sessions.close();
+        closeSessions();
         await service.shutdown();
         await snapshotsBuilt;
         await snapshots?.idle();

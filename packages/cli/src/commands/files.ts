@@ -1,10 +1,11 @@
 // cp LOCAL ID:PATH | ID:PATH LOCAL — streamed both ways (no whole-file buffering). logs ID.
 import fs from 'node:fs';
 import { Readable, Writable } from 'node:stream';
+import { MICROVM_ID_SOURCE } from '@capsule/protocol';
 import type { Capsule } from '@capsule/sdk';
 import { has, parseArgs, UsageError } from '../args.js';
 
-const REMOTE = /^(mvm-[a-z2-7]{16}):(\/.*)$/;
+const REMOTE = new RegExp(`^(${MICROVM_ID_SOURCE}):(/.*)$`);
 
 export async function cpCommand(capsule: Capsule, argv: string[]): Promise<number> {
   const parsed = parseArgs(argv, { values: [], booleans: ['json'] });

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { CapsuleError, ErrorCode, type TenantQuotas } from '@capsule/protocol';
+import { CapsuleError, ErrorCode, WS_BEARER_PREFIX, type TenantQuotas } from '@capsule/protocol';
 import type { ApiKeyRecord, Store } from '../store/types.js';
 
 export const DEFAULT_TENANT = 'default';
@@ -73,8 +73,16 @@ export async function callerOf(key: string, store: Store): Promise<Caller> {
   return { tenantId: found.tenantId, isAdmin: found.isAdmin };
 }
 
-/** The caller of an API request, by its `Authorization: Bearer` key (or `key`, when the transport carries it elsewhere). */
-export async function authenticate(req: IncomingMessage, store: Store, key = bearerKey(req)): Promise<Caller> {
+/** The key a request carries: `Authorization: Bearer`, or on a WebSocket upgrade a `bearer.` subprotocol (browsers cannot set headers there). */
+export function requestKey(req: IncomingMessage): string | null {
+  const bearer = bearerKey(req);
+  if (bearer || !req.headers.upgrade) return bearer;
+  const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+  return offered.find((p) => p.startsWith(WS_BEARER_PREFIX))?.slice(WS_BEARER_PREFIX.length) || null;
+}
+
+/** The caller of an API request, by the key it carries (or `key`, when the transport carries it elsewhere). */
+export async function authenticate(req: IncomingMessage, store: Store, key = requestKey(req)): Promise<Caller> {
   if (!key) throw new CapsuleError(ErrorCode.UNAUTHORIZED, 'missing API key: send "Authorization: Bearer <key>"');
   return callerOf(key, store);
 }

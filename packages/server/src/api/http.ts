@@ -1,11 +1,9 @@
-// HTTP plumbing shared by every route: bounded body reading, zod validation, the error envelope.
+// HTTP plumbing below the framework: bounded body reading, the error envelope for what the framework
+// does not answer (endpoints, upgrades, a response already streaming).
 // Internal errors become API codes here, once: CapsuleError keeps its code; anything else is INTERNAL.
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { CapsuleError, ERROR_STATUS, ErrorCode, type ErrorBody } from '@capsule/protocol';
-import type { z } from 'zod';
-
-export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
 
 export async function readBody(req: IncomingMessage, limitBytes: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
@@ -26,34 +24,7 @@ export async function readBody(req: IncomingMessage, limitBytes: number): Promis
   return Buffer.concat(chunks);
 }
 
-export function formatIssues(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : 'body'}: ${i.message}`).join('; ');
-}
-
-/** A JSON body validated by `schema`; with `emptyIsObject`, no body at all reads as `{}` (all-optional requests). */
-export async function readJson<S extends z.ZodTypeAny>(req: IncomingMessage, schema: S, limitBytes = DEFAULT_BODY_LIMIT_BYTES, opts: { emptyIsObject?: boolean } = {}): Promise<z.infer<S>> {
-  const type = req.headers['content-type'] ?? '';
-  const body = await readBody(req, limitBytes);
-  if (opts.emptyIsObject && body.length === 0 && type === '') return parseWith(schema, {});
-  if (!/^application\/json\b/i.test(type)) {
-    throw new CapsuleError(ErrorCode.BAD_REQUEST, 'Content-Type must be application/json');
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body.toString('utf8'));
-  } catch (err) {
-    throw new CapsuleError(ErrorCode.BAD_REQUEST, `malformed JSON: ${(err as Error).message}`);
-  }
-  return parseWith(schema, parsed);
-}
-
-function parseWith<S extends z.ZodTypeAny>(schema: S, value: unknown): z.infer<S> {
-  const result = schema.safeParse(value);
-  if (!result.success) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, formatIssues(result.error));
-  return result.data;
-}
-
-export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
   res.end(text);
@@ -65,7 +36,7 @@ export function toCapsuleError(err: unknown): CapsuleError {
 }
 
 /** The one error envelope: `{"error": {code, message, details?}}`. */
-function errorEnvelope(error: CapsuleError): ErrorBody {
+export function errorEnvelope(error: CapsuleError): ErrorBody {
   return { error: { code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) } };
 }
 

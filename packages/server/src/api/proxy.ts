@@ -8,7 +8,7 @@
 // ways; a SUSPENDED VM with auto-resume is resumed first. Capsule's own headers never reach the app.
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { CapsuleError, DEFAULT_ENDPOINT_PORT, ErrorCode } from '@capsule/protocol';
+import { CapsuleError, DEFAULT_ENDPOINT_PORT, ErrorCode, MICROVM_ID_SOURCE } from '@capsule/protocol';
 import type { MicroVMService } from '../lifecycle/microvm-service.js';
 import type { Store } from '../store/types.js';
 import { bearerKey, callerOf } from './auth.js';
@@ -24,8 +24,7 @@ export interface ProxyTarget {
   apiForm: boolean;
 }
 
-const ID = 'mvm-[a-z2-7]{16}';
-const PATH_FORM = new RegExp(`^/v1/microvms/(${ID})/proxy/(\\d{1,5})(/[^?]*)?(\\?.*)?$`);
+const PATH_FORM = new RegExp(`^/v1/microvms/(${MICROVM_ID_SOURCE})/proxy/(\\d{1,5})(/[^?]*)?(\\?.*)?$`);
 // headers that describe one hop, not the message (RFC 9110 §7.6.1), plus Capsule's own
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'x-capsule-auth', 'x-capsule-port']);
 
@@ -45,7 +44,7 @@ export class EndpointProxy {
     baseDomain: string,
   ) {
     const domain = baseDomain.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-    this.hostForm = new RegExp(`^(?:(\\d{1,5})-)?(${ID})\\.${domain}(?::\\d+)?$`, 'i');
+    this.hostForm = new RegExp(`^(?:(\\d{1,5})-)?(${MICROVM_ID_SOURCE})\\.${domain}(?::\\d+)?$`, 'i');
   }
 
   /** The endpoint a request is for, or null if it is an ordinary API request. */

@@ -1,17 +1,15 @@
 // The REST API's HTTP server: MicroVM endpoints (by Host name or /v1/microvms/{id}/proxy/…) go to the
-// proxy, exec/shell WebSockets to the interactive sessions; everything else is routed, authenticated and answered with the one error envelope. Handlers
-// live in routes/.
+// proxy; everything else, WebSocket upgrades included, to the route table (app.ts), whose handlers live
+// in routes/. Connection limits against slow clients are set here.
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { CapsuleError, ErrorCode } from '@capsule/protocol';
+import { getRequestListener } from '@hono/node-server';
 import type { Logger } from '../log.js';
-import type { Store } from '../store/types.js';
-import { authenticate } from './auth.js';
+import type { ApiApp } from './app.js';
 import type { Metrics } from './metrics.js';
-import { rejectUpgrade, sendError, toCapsuleError } from './http.js';
+import { rejectUpgrade, sendError } from './http.js';
 import type { EndpointProxy } from './proxy.js';
-import type { InteractiveSessions } from './ws-sessions.js';
-import { Router, type Route } from './router.js';
+import type { ApiEnv, Upgrade } from './route.js';
 import type { ApiLimits } from '../lifecycle/limits.js';
 
 const KEEP_ALIVE_TIMEOUT_MS = 65_000;
@@ -19,49 +17,36 @@ const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 export interface ApiServerDeps {
   /** Against slow clients (lifecycle/limits.ts). */
   limits: Pick<ApiLimits, 'headersTimeoutMs' | 'requestTimeoutMs' | 'maxConnections'>;
-  routes: Route[];
-  store: Store;
+  app: ApiApp;
+  /** The route pattern each answered request matched (app.ts's onRoute), for the request metrics. */
+  routeOf: (req: http.IncomingMessage) => string | undefined;
   metrics: Metrics;
   proxy: EndpointProxy;
-  sessions: InteractiveSessions;
   log: Logger;
 }
 
-export function createApiServer({ limits, routes, store, metrics, proxy, sessions, log }: ApiServerDeps): http.Server {
-  const router = new Router();
-  for (const route of routes) router.add(route);
-  const fail = (req: http.IncomingMessage, res: http.ServerResponse, err: unknown): void => {
-    const error = toCapsuleError(err);
-    if (error.code === 'INTERNAL') log.error('request failed', { method: req.method, url: req.url, error: String((err as Error)?.stack ?? err) });
-    sendError(res, error);
-  };
+export function createApiServer({ limits, app, routeOf, metrics, proxy, log }: ApiServerDeps): http.Server {
+  const answer = getRequestListener(app.fetch, { overrideGlobalObjects: false });
   // a client that trickles its headers or its body is cut at the deadline, checked every second
   const options = { headersTimeout: limits.headersTimeoutMs, requestTimeout: Math.max(limits.requestTimeoutMs, limits.headersTimeoutMs), connectionsCheckingInterval: 1000 };
   const server = http.createServer(options, async (req, res) => {
     let pattern = 'unmatched';
-    res.once('finish', () => metrics.requests.inc({ method: req.method ?? '', route: pattern, status: String(res.statusCode) }));
+    res.once('finish', () => metrics.requests.inc({ method: req.method ?? '', route: routeOf(req) ?? pattern, status: String(res.statusCode) }));
     try {
       const target = proxy.target(req);
-      if (target) {
-        pattern = 'endpoint';
-        return await proxy.handle(req, res, target);
-      }
-      const url = new URL(req.url ?? '/', 'http://localhost');
-      const { route, params } = router.match(req.method ?? 'GET', url.pathname);
-      pattern = route.pattern;
-      const caller = route.public ? { tenantId: '', isAdmin: false } : await authenticate(req, store);
-      await route.handle({ req, res, params, query: url.searchParams, ...caller });
+      if (!target) return await answer(req, res);
+      pattern = 'endpoint';
+      await proxy.handle(req, res, target);
     } catch (err) {
-      fail(req, res, err);
+      sendError(res, err);
     }
   });
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => undefined);
     try {
       const target = proxy.target(req);
-      if (!target && sessions.matches(req)) return void sessions.upgrade(req, socket, head);
-      if (!target) throw new CapsuleError(ErrorCode.NOT_FOUND, `no WebSocket route for ${req.url}`);
-      void proxy.upgrade(req, socket, head, target).catch(() => socket.destroy());
+      if (target) return void proxy.upgrade(req, socket, head, target).catch(() => socket.destroy());
+      void routeUpgrade(app, req, { socket, head, taken: false }).catch((err) => rejectUpgrade(socket, err));
     } catch (err) {
       rejectUpgrade(socket, err);
     }
@@ -75,4 +60,18 @@ export function createApiServer({ limits, routes, store, metrics, proxy, session
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
   server.maxConnections = limits.maxConnections;
   return server;
+}
+
+/** An upgrade through the route table: a WebSocket route takes the socket; any other answer is written to it and it is closed. */
+async function routeUpgrade(app: ApiApp, req: http.IncomingMessage, upgrade: Upgrade): Promise<void> {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
+  const env: ApiEnv['Bindings'] = { incoming: req, outgoing: undefined as never, upgrade };
+  const response = await app.fetch(new Request(new URL(req.url ?? '/', 'http://localhost'), { headers }), env);
+  if (upgrade.taken) return;
+  const body = Buffer.from(await response.arrayBuffer());
+  const lines = [`HTTP/1.1 ${response.status} ${http.STATUS_CODES[response.status] ?? ''}`];
+  response.headers.forEach((value, name) => lines.push(`${name}: ${value}`));
+  lines.push(`content-length: ${body.length}`, 'connection: close');
+  upgrade.socket.end(Buffer.concat([Buffer.from(lines.join('\r\n') + '\r\n\r\n'), body]));
 }

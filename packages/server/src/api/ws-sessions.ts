@@ -1,23 +1,19 @@
-// Interactive sessions over WebSocket: GET /v1/microvms/{id}/exec/ws (the first message says what to
-// run, optionally on a terminal) and GET /v1/microvms/{id}/shell?rows=&cols= (a login shell on a
-// terminal). Stdin, resize and signals go in; output comes out with backpressure (the guest is held
+// Interactive sessions over WebSocket, once routes/microvm-sessions.ts has authorised the upgrade:
+// GET /v1/microvms/{id}/exec/ws (the first message says what to run, optionally on a terminal) and
+// GET /v1/microvms/{id}/shell?rows=&cols= (a login shell on a terminal). Stdin, resize and signals go in; output comes out with backpressure (the guest is held
 // while the client's socket is full). A client that goes away hangs up the terminal / kills the command.
 import type http from 'node:http';
-import { PassThrough, type Duplex } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { CapsuleError, ErrorCode, Fd, PtySize, WS_BEARER_PREFIX, WS_SUBPROTOCOL, WsClientMessage, type WsServerMessage } from '@capsule/protocol';
+import { CapsuleError, ErrorCode, Fd, formatIssues, WS_SUBPROTOCOL, WsClientMessage, type WsServerMessage } from '@capsule/protocol';
 import type { MicroVMService } from '../lifecycle/microvm-service.js';
-import type { Store } from '../store/types.js';
-import { authenticate, bearerKey } from './auth.js';
-import { rejectUpgrade, toCapsuleError } from './http.js';
-import { checkId } from './routes/microvms.js';
+import { toCapsuleError } from './http.js';
+import type { Upgrade } from './route.js';
 
-const PATH = /^\/v1\/microvms\/([^/?]+)\/(exec\/ws|shell)(?:\?(.*))?$/;
 /** Stdin the guest has not taken yet; beyond this the client is sending faster than any terminal reads. */
 const MAX_PENDING_STDIN_BYTES = 8 << 20;
-const SHELL = ['/bin/bash', '-l'];
 
-type Start = Extract<WsClientMessage, { type: 'start' }>;
+export type Start = Extract<WsClientMessage, { type: 'start' }>;
 
 export class InteractiveSessions {
   private readonly wss = new WebSocketServer({
@@ -27,39 +23,17 @@ export class InteractiveSessions {
     handleProtocols: (offered) => (offered.has(WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : false),
   });
 
-  constructor(
-    private readonly service: MicroVMService,
-    private readonly store: Store,
-  ) {}
+  constructor(private readonly service: MicroVMService) {}
 
   /** Server shutdown: drop every open session (their commands get a hangup). */
   close(): void {
     for (const client of this.wss.clients) client.terminate();
   }
 
-  matches(req: http.IncomingMessage): boolean {
-    return PATH.test(req.url ?? '');
-  }
-
-  async upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    try {
-      const [, rawId, kind, query] = PATH.exec(req.url ?? '')!;
-      const id = checkId(decodeURIComponent(rawId));
-      const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
-      const bearer = offered.find((p) => p.startsWith(WS_BEARER_PREFIX));
-      const { tenantId } = await authenticate(req, this.store, bearerKey(req) ?? bearer?.slice(WS_BEARER_PREFIX.length));
-      await this.service.get(tenantId, id); // 404 before the upgrade, not after
-      let start: Start | null = null;
-      if (kind === 'shell') {
-        const params = new URLSearchParams(query ?? '');
-        const size = PtySize.safeParse({ rows: Number(params.get('rows') ?? 24), cols: Number(params.get('cols') ?? 80) });
-        if (!size.success) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, 'rows and cols must be whole numbers from 1 to 1000');
-        start = { type: 'start', command: SHELL, pty: size.data };
-      }
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.session(ws, tenantId, id, start));
-    } catch (err) {
-      rejectUpgrade(socket, err);
-    }
+  /** Takes an upgrade the routes have authorised (routes/microvm-sessions.ts): the socket is the session's from here. */
+  accept(req: http.IncomingMessage, upgrade: Upgrade, tenantId: string, id: string, preset: Start | null): void {
+    upgrade.taken = true;
+    this.wss.handleUpgrade(req, upgrade.socket, upgrade.head, (ws) => this.session(ws, tenantId, id, preset));
   }
 
   private session(ws: WebSocket, tenantId: string, id: string, preset: Start | null): void {
@@ -99,7 +73,7 @@ export class InteractiveSessions {
       } catch {
         return fail(new CapsuleError(ErrorCode.BAD_REQUEST, 'a text frame must be one JSON message'));
       }
-      if (!parsed.success) return fail(new CapsuleError(ErrorCode.VALIDATION_FAILED, parsed.error.issues.map((i) => `${i.path.join('.') || 'message'}: ${i.message}`).join('; ')));
+      if (!parsed.success) return fail(new CapsuleError(ErrorCode.VALIDATION_FAILED, formatIssues(parsed.error, 'message')));
       const message = parsed.data;
       if (message.type === 'start') {
         if (handle || preset) return fail(new CapsuleError(ErrorCode.BAD_REQUEST, 'the session has already started'));

@@ -1,7 +1,7 @@
 // capsule.json: the no-Dockerfile way to describe an image — runtime, build commands, start command,
 // port, env, and the MicroVM shape it wants.
 import { z } from 'zod';
-import { MemoryMib, VcpuCount } from '@capsule/protocol';
+import { formatIssues, MemoryMib, VcpuCount } from '@capsule/protocol';
 import { BuildSpecError, DEFAULT_USER, DEFAULT_WORKDIR, type BuildPlan } from './build-plan.js';
 
 const FILE = 'capsule.json';
@@ -35,7 +35,7 @@ export function parseCapsuleJson(text: string, runtimes: readonly string[]): Bui
     throw new BuildSpecError(FILE, null, `not valid JSON: ${(err as Error).message}`);
   }
   const parsed = CapsuleJson.safeParse(raw);
-  if (!parsed.success) throw new BuildSpecError(FILE, null, parsed.error.issues.map((i) => `${i.path.join('.') || 'file'}: ${i.message}`).join('; '));
+  if (!parsed.success) throw new BuildSpecError(FILE, null, formatIssues(parsed.error, 'file'));
   const spec = parsed.data;
   if (!runtimes.includes(spec.runtime)) throw new BuildSpecError(FILE, null, `runtime: unknown runtime "${spec.runtime}" (available: ${runtimes.join(', ')})`);
   const context = { env: spec.env, workdir: DEFAULT_WORKDIR, user: DEFAULT_USER };

@@ -3,26 +3,24 @@
 // build log, delete. Builds run in the background; poll the version's state.
 import fs from 'node:fs';
 import { Transform } from 'node:stream';
+import { z } from 'zod';
 import { CapsuleError, CreateImageRequest, ErrorCode, IMAGE_NAME, Image, ImageList, ImageVersion } from '@capsule/protocol';
 import { BlobAccessError, BlobNotFoundError } from '../../blobs/blob-store.js';
 import { getObject, parseS3Uri, s3Client, type S3Config } from '../../blobs/s3-blob-store.js';
 import { toApiVersion, type ImageService } from '../../images/image-service.js';
 import type { ImageVersionRecord } from '../../store/types.js';
-import { readJson, sendJson } from '../http.js';
+import type { IncomingMessage } from 'node:http';
+import { validationError, type ApiApp } from '../app.js';
+import { readBody } from '../http.js';
 import { readMultipart } from '../multipart.js';
-import type { Route } from '../router.js';
+import { ImageNameParam, ImageVersionParams, QueryInt } from '../params.js';
+import { binaryBody, DEFAULT_BODY_LIMIT_BYTES, defineRoute, documented, json, noContent, raw } from '../route.js';
 
 const MAX_ZIP_BYTES = 1 << 30;
 
 function imageName(raw: string | null): string {
   if (!raw || !IMAGE_NAME.test(raw)) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, 'image name must be 1-63 lower-case letters, digits or dashes');
   return raw;
-}
-
-function versionNumber(raw: string): number {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new CapsuleError(ErrorCode.IMAGE_NOT_FOUND, `image version ${JSON.stringify(raw.slice(0, 20))} not found`);
-  return n;
 }
 
 /** Fails the stream once more than `limit` bytes went through (the upload is then discarded). */
@@ -56,102 +54,142 @@ function checkCodeUri(codeUri: string, allowed: string[], blobs: string | null):
   }
 }
 
-export function imageRoutes(images: ImageService, s3: S3Config | null, codePrefixes: string[] = [], blobs: string | null = null): Route[] {
-  return [
-    {
-      method: 'POST',
-      pattern: '/v1/images',
-      doc: { summary: 'Create an image version: multipart (a "zip" file, "name", optional "config" = capsule.json), the zip as the body (application/zip, ?name=), or JSON {name, codeUri: "s3://…"}; built in the background', body: CreateImageRequest, query: { name: 'the image name (zip body)' }, responses: { 202: ImageVersion } },
-      async handle({ req, res, query, tenantId }) {
-        const type = String(req.headers['content-type'] ?? '');
-        if (/^multipart\/form-data\b/i.test(type)) {
-          // the zip part goes straight to where the image service keeps uploads: written once
-          const temp = await images.uploadPath(tenantId);
-          try {
-            const upload = await readMultipart(req, temp, MAX_ZIP_BYTES);
-            if (!upload.file) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, 'the multipart request has no "zip" file part');
-            const name = imageName(upload.fields.name ?? null);
-            return sendJson(res, 202, toApiVersion(await images.createFromUpload(tenantId, name, upload.file, 'upload', upload.fields.config)));
-          } finally {
-            fs.rmSync(temp, { force: true });
-          }
-        }
-        if (/^application\/(zip|octet-stream)\b/i.test(type)) {
-          const name = imageName(query.get('name'));
-          if (Number(req.headers['content-length'] ?? 0) > MAX_ZIP_BYTES) throw new CapsuleError(ErrorCode.PAYLOAD_TOO_LARGE, `the zip is larger than ${MAX_ZIP_BYTES} bytes`);
-          return sendJson(res, 202, toApiVersion(await images.create(tenantId, name, req.pipe(capped(MAX_ZIP_BYTES)), 'upload')));
-        }
-        const request = await readJson(req, CreateImageRequest);
-        if (!s3) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, 'codeUri needs S3-compatible storage, and this server has none configured (CAPSULE_S3_ENDPOINT…)');
-        checkCodeUri(request.codeUri, codePrefixes, blobs);
-        const { bucket, key } = parseS3Uri(request.codeUri)!;
-        const client = s3Client(s3);
+const tenant = { auth: 'tenant' } as const;
+
+/** The JSON form's body, validated by the schema the document shows. */
+async function readCreateRequest(req: IncomingMessage, type: string): Promise<CreateImageRequest> {
+  if (!/^application\/json\b/i.test(type)) throw new CapsuleError(ErrorCode.BAD_REQUEST, 'Content-Type must be multipart/form-data, application/zip or application/json');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse((await readBody(req, DEFAULT_BODY_LIMIT_BYTES)).toString('utf8'));
+  } catch (err) {
+    if (err instanceof CapsuleError) throw err;
+    throw new CapsuleError(ErrorCode.BAD_REQUEST, `malformed JSON: ${(err as Error).message}`);
+  }
+  const result = CreateImageRequest.safeParse(parsed);
+  if (!result.success) throw validationError(result.error);
+  return result.data;
+}
+
+export function imageRoutes(app: ApiApp, images: ImageService, s3: S3Config | null, codePrefixes: string[] = [], blobs: string | null = null): void {
+  // Three bodies: multipart and raw zips are streamed by the handler, so the framework validates none of
+  // them; the JSON form is parsed against its schema here.
+  app.openapi(
+    defineRoute(tenant, {
+      method: 'post',
+      path: '/v1/images',
+      summary: 'Create an image version: multipart (a "zip" file, "name", optional "config" = capsule.json), the zip as the body (application/zip, ?name=), or JSON {name, codeUri: "s3://…"}; built in the background',
+      request: {
+        query: z.object({ name: z.string().meta({ description: 'the image name (zip body)' }).optional() }),
+        body: { required: true, content: { ...binaryBody('application/zip').content, ...binaryBody('multipart/form-data').content, 'application/json': { schema: documented(CreateImageRequest) } } },
+      },
+      responses: { 202: json(ImageVersion) },
+    }),
+    async (c) => {
+      const { tenantId } = c.var.caller;
+      const req = c.env.incoming;
+      const type = String(req.headers['content-type'] ?? '');
+      if (/^multipart\/form-data\b/i.test(type)) {
+        // the zip part goes straight to where the image service keeps uploads: written once
+        const temp = await images.uploadPath(tenantId);
         try {
-          const body = await getObject(client, bucket, key);
-          sendJson(res, 202, toApiVersion(await images.create(tenantId, request.name, body.pipe(capped(MAX_ZIP_BYTES)), request.codeUri)));
-        } catch (err) {
-          if (err instanceof BlobNotFoundError) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, `codeUri ${request.codeUri}: no such object`);
-          if (err instanceof BlobAccessError) throw new CapsuleError(ErrorCode.BAD_REQUEST, `codeUri ${request.codeUri}: ${err.message}`);
-          throw err;
+          const upload = await readMultipart(req, temp, MAX_ZIP_BYTES);
+          if (!upload.file) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, 'the multipart request has no "zip" file part');
+          const name = imageName(upload.fields.name ?? null);
+          return c.json(toApiVersion(await images.createFromUpload(tenantId, name, upload.file, 'upload', upload.fields.config)), 202);
         } finally {
-          client.destroy();
+          fs.rmSync(temp, { force: true });
         }
-      },
+      }
+      if (/^application\/(zip|octet-stream)\b/i.test(type)) {
+        const name = imageName(c.req.valid('query').name ?? null);
+        if (Number(req.headers['content-length'] ?? 0) > MAX_ZIP_BYTES) throw new CapsuleError(ErrorCode.PAYLOAD_TOO_LARGE, `the zip is larger than ${MAX_ZIP_BYTES} bytes`);
+        return c.json(toApiVersion(await images.create(tenantId, name, req.pipe(capped(MAX_ZIP_BYTES)), 'upload')), 202);
+      }
+      const request = await readCreateRequest(c.env.incoming, type);
+      if (!s3) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, 'codeUri needs S3-compatible storage, and this server has none configured (CAPSULE_S3_ENDPOINT…)');
+      checkCodeUri(request.codeUri, codePrefixes, blobs);
+      const { bucket, key } = parseS3Uri(request.codeUri)!;
+      const client = s3Client(s3);
+      try {
+        const body = await getObject(client, bucket, key);
+        return c.json(toApiVersion(await images.create(tenantId, request.name, body.pipe(capped(MAX_ZIP_BYTES)), request.codeUri)), 202);
+      } catch (err) {
+        if (err instanceof BlobNotFoundError) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, `codeUri ${request.codeUri}: no such object`);
+        if (err instanceof BlobAccessError) throw new CapsuleError(ErrorCode.BAD_REQUEST, `codeUri ${request.codeUri}: ${err.message}`);
+        throw err;
+      } finally {
+        client.destroy();
+      }
     },
-    {
-      method: 'GET',
-      pattern: '/v1/images',
-      doc: { summary: 'Images and their versions', responses: { 200: ImageList } },
-      async handle({ res, tenantId }) {
-        const byName = new Map<string, ImageVersionRecord[]>();
-        for (const v of await images.versions(tenantId)) byName.set(v.name, [...(byName.get(v.name) ?? []), v]);
-        sendJson(res, 200, { images: [...byName].map(([name, versions]) => imageOf(name, versions)) });
-      },
+  );
+
+  app.openapi(
+    defineRoute(tenant, { method: 'get', path: '/v1/images', summary: 'Images and their versions', responses: { 200: json(ImageList) } }),
+    async (c) => {
+      const byName = new Map<string, ImageVersionRecord[]>();
+      for (const v of await images.versions(c.var.caller.tenantId)) byName.set(v.name, [...(byName.get(v.name) ?? []), v]);
+      return c.json({ images: [...byName].map(([name, versions]) => imageOf(name, versions)) }, 200);
     },
-    {
-      method: 'GET',
-      pattern: '/v1/images/:name',
-      doc: { summary: 'One image and its versions', responses: { 200: Image } },
-      async handle({ res, params, tenantId }) {
-        sendJson(res, 200, imageOf(params.name, await images.versions(tenantId, imageName(params.name))));
-      },
+  );
+
+  app.openapi(
+    defineRoute(tenant, { method: 'get', path: '/v1/images/{name}', summary: 'One image and its versions', request: { params: ImageNameParam }, responses: { 200: json(Image) } }),
+    async (c) => {
+      const { name } = c.req.valid('param');
+      return c.json(imageOf(name, await images.versions(c.var.caller.tenantId, name)), 200);
     },
-    {
-      method: 'GET',
-      pattern: '/v1/images/:name/versions/:version',
-      doc: { summary: 'One version: its build state, start command and port', responses: { 200: ImageVersion } },
-      async handle({ res, params, tenantId }) {
-        sendJson(res, 200, toApiVersion(await images.version(tenantId, imageName(params.name), versionNumber(params.version))));
-      },
+  );
+
+  app.openapi(
+    defineRoute(tenant, {
+      method: 'get',
+      path: '/v1/images/{name}/versions/{version}',
+      summary: 'One version: its build state, start command and port',
+      request: { params: ImageVersionParams },
+      responses: { 200: json(ImageVersion) },
+    }),
+    async (c) => {
+      const { name, version } = c.req.valid('param');
+      return c.json(toApiVersion(await images.version(c.var.caller.tenantId, name, version)), 200);
     },
-    {
-      method: 'GET',
-      pattern: '/v1/images/:name/versions/:version/build',
-      doc: { summary: "The version's build log (from byte `offset`, to follow it as it grows)", query: { offset: 'bytes already read (default 0)' }, responses: { 200: 'text/plain' } },
-      async handle({ res, params, query, tenantId }) {
-        const offset = Number(query.get('offset') ?? 0);
-        if (!Number.isSafeInteger(offset) || offset < 0) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, 'offset must be a whole number of bytes');
-        const log = await images.buildLog(tenantId, imageName(params.name), versionNumber(params.version), offset);
-        res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': log.length }).end(log);
-      },
+  );
+
+  app.openapi(
+    defineRoute(tenant, {
+      method: 'get',
+      path: '/v1/images/{name}/versions/{version}/build',
+      summary: "The version's build log (from byte `offset`, to follow it as it grows)",
+      request: { params: ImageVersionParams, query: z.object({ offset: QueryInt(0, Number.MAX_SAFE_INTEGER, 'offset').meta({ description: 'bytes already read (default 0)' }).optional() }) },
+      responses: { 200: raw('text/plain', 'the build log') },
+    }),
+    async (c) => {
+      const { name, version } = c.req.valid('param');
+      const log = await images.buildLog(c.var.caller.tenantId, name, version, c.req.valid('query').offset ?? 0);
+      return c.body(new Uint8Array(log), 200, { 'content-type': 'text/plain; charset=utf-8' });
     },
-    {
-      method: 'DELETE',
-      pattern: '/v1/images/:name',
-      doc: { summary: 'Delete every version (409 while MicroVMs use one)', responses: { 204: null } },
-      async handle({ res, params, tenantId }) {
-        await images.remove(tenantId, imageName(params.name));
-        res.writeHead(204).end();
-      },
+  );
+
+  app.openapi(
+    defineRoute(tenant, { method: 'delete', path: '/v1/images/{name}', summary: 'Delete every version (409 while MicroVMs use one)', request: { params: ImageNameParam }, responses: { 204: noContent } }),
+    async (c) => {
+      await images.remove(c.var.caller.tenantId, c.req.valid('param').name);
+      return c.body(null, 204);
     },
-    {
-      method: 'DELETE',
-      pattern: '/v1/images/:name/versions/:version',
-      doc: { summary: 'Delete one version (409 while MicroVMs use it)', responses: { 204: null } },
-      async handle({ res, params, tenantId }) {
-        await images.remove(tenantId, imageName(params.name), versionNumber(params.version));
-        res.writeHead(204).end();
-      },
+  );
+
+  app.openapi(
+    defineRoute(tenant, {
+      method: 'delete',
+      path: '/v1/images/{name}/versions/{version}',
+      summary: 'Delete one version (409 while MicroVMs use it)',
+      request: { params: ImageVersionParams },
+      responses: { 204: noContent },
+    }),
+    async (c) => {
+      const { name, version } = c.req.valid('param');
+      await images.remove(c.var.caller.tenantId, name, version);
+      return c.body(null, 204);
     },
-  ];
+  );
 }

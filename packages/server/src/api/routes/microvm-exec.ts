@@ -4,9 +4,11 @@
 import { once } from 'node:events';
 import { ExecRequest, type ExecEvent } from '@capsule/protocol';
 import type { MicroVMService } from '../../lifecycle/microvm-service.js';
-import { readJson, sendError, toCapsuleError } from '../http.js';
-import type { Route } from '../router.js';
-import { checkId } from './microvms.js';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import type { ApiApp } from '../app.js';
+import { toCapsuleError } from '../http.js';
+import { MicroVMIdParam } from '../params.js';
+import { defineRoute, jsonBody, raw } from '../route.js';
 
 /** base64 stdin up to 64 MiB of JSON; larger inputs belong on the WebSocket exec. */
 export const EXEC_BODY_LIMIT_BYTES = 64 * 1024 * 1024;
@@ -16,14 +18,21 @@ async function* chunksOf(buffer: Buffer): AsyncGenerator<Buffer> {
   for (let i = 0; i < buffer.length; i += STDIN_CHUNK_BYTES) yield buffer.subarray(i, i + STDIN_CHUNK_BYTES);
 }
 
-export function execRoute(service: MicroVMService): Route {
-  return {
-    method: 'POST',
-    pattern: '/v1/microvms/:id/exec',
-    doc: { summary: 'Run a command; the answer streams NDJSON ExecEvent lines, the last one the exit', body: ExecRequest, responses: { 200: 'application/x-ndjson' } },
-    async handle({ req, res, params, tenantId }) {
-      const id = checkId(params.id);
-      const request = await readJson(req, ExecRequest, EXEC_BODY_LIMIT_BYTES);
+export function execRoute(app: ApiApp, service: MicroVMService): void {
+  app.openapi(
+    defineRoute(
+      { auth: 'tenant', bodyLimitBytes: EXEC_BODY_LIMIT_BYTES },
+      {
+        method: 'post',
+        path: '/v1/microvms/{id}/exec',
+        summary: 'Run a command; the answer streams NDJSON ExecEvent lines, the last one the exit',
+        request: { params: MicroVMIdParam, body: jsonBody(ExecRequest) },
+        responses: { 200: raw('application/x-ndjson', 'ExecEvent lines') },
+      },
+    ),
+    async (c) => {
+      const request = c.req.valid('json');
+      const res = c.env.outgoing;
       let finished = false;
       const begin = (): void => {
         if (res.headersSent) return;
@@ -36,7 +45,7 @@ export function execRoute(service: MicroVMService): Route {
         begin();
         if (!res.write(JSON.stringify(event) + '\n')) return once(res, 'drain');
       };
-      const handle = await service.exec(tenantId, id, request, {
+      const handle = await service.exec(c.var.caller.tenantId, c.req.valid('param').id, request, {
         stdin: request.stdin ? chunksOf(Buffer.from(request.stdin, 'base64')) : undefined,
         onStdout: (chunk) => line({ stdout: chunk.toString('base64') }),
         onStderr: (chunk) => line({ stderr: chunk.toString('base64') }),
@@ -55,11 +64,12 @@ export function execRoute(service: MicroVMService): Route {
         res.end();
       } catch (err) {
         finished = true;
-        if (!res.headersSent) return sendError(res, err);
+        if (!res.headersSent) throw err;
         const error = toCapsuleError(err);
         line({ error: { code: error.code, message: error.message } });
         res.end();
       }
+      return RESPONSE_ALREADY_SENT;
     },
-  };
+  );
 }

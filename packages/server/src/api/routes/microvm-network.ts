@@ -1,36 +1,44 @@
-// PATCH /v1/microvms/:id/network (a new egress policy, in force within a second) and
-// GET /v1/microvms/:id/network/log (its DNS queries and flow verdicts, newest last).
-import { CapsuleError, EgressLog, ErrorCode, MicroVM as MicroVMSchema, NetworkPolicy } from '@capsule/protocol';
+// PATCH /v1/microvms/{id}/network (a new egress policy, in force within a second) and
+// GET /v1/microvms/{id}/network/log (its DNS queries and flow verdicts, newest last).
+import { z } from 'zod';
+import { EgressLog, MicroVM as MicroVMSchema, NetworkPolicy } from '@capsule/protocol';
 import type { MicroVMService } from '../../lifecycle/microvm-service.js';
 import { toApi } from '../../lifecycle/records.js';
-import { readJson, sendJson } from '../http.js';
-import type { Route } from '../router.js';
-import { checkId } from './microvms.js';
 import { MAX_ENTRIES } from '../../network/egress-log.js';
+import type { ApiApp } from '../app.js';
+import { MicroVMIdParam, QueryInt } from '../params.js';
+import { defineRoute, json, jsonBody } from '../route.js';
 
-export function networkRoutes(service: MicroVMService): Route[] {
-  return [
-    {
-      method: 'PATCH',
-      pattern: '/v1/microvms/:id/network',
-      doc: { summary: 'Change the egress policy (none, all, allowlist; allow and deny entries): in force within a second, no restart', body: NetworkPolicy, responses: { 200: MicroVMSchema } },
-      async handle({ req, res, params, tenantId }) {
-        const id = checkId(params.id);
-        const policy = await readJson(req, NetworkPolicy, 64 * 1024);
-        const record = await service.updateNetwork(tenantId, id, policy);
-        sendJson(res, 200, toApi(record, service.endpointFor(id), service.usageOf(id)));
+export function networkRoutes(app: ApiApp, service: MicroVMService): void {
+  app.openapi(
+    defineRoute(
+      { auth: 'tenant', bodyLimitBytes: 64 * 1024 },
+      {
+        method: 'patch',
+        path: '/v1/microvms/{id}/network',
+        summary: 'Change the egress policy (none, all, allowlist; allow and deny entries): in force within a second, no restart',
+        request: { params: MicroVMIdParam, body: jsonBody(NetworkPolicy) },
+        responses: { 200: json(MicroVMSchema) },
       },
+    ),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      const record = await service.updateNetwork(c.var.caller.tenantId, id, c.req.valid('json'));
+      return c.json(toApi(record, service.endpointFor(id), service.usageOf(id)), 200);
     },
-    {
-      method: 'GET',
-      pattern: '/v1/microvms/:id/network/log',
-      doc: { summary: `The egress log: DNS queries and new flows with their verdict and rule (newest ${MAX_ENTRIES} kept)`, query: { limit: `at most this many, newest (1-${MAX_ENTRIES})` }, responses: { 200: EgressLog } },
-      async handle({ res, params, query, tenantId }) {
-        const raw = query.get('limit');
-        const limit = raw === null ? MAX_ENTRIES : Number(raw);
-        if (!Number.isInteger(limit) || limit < 1 || limit > MAX_ENTRIES) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, `limit must be an integer from 1 to ${MAX_ENTRIES}`);
-        sendJson(res, 200, { entries: await service.networkLog(tenantId, checkId(params.id), limit) } satisfies EgressLog);
+  );
+
+  app.openapi(
+    defineRoute(
+      { auth: 'tenant' },
+      {
+        method: 'get',
+        path: '/v1/microvms/{id}/network/log',
+        summary: `The egress log: DNS queries and new flows with their verdict and rule (newest ${MAX_ENTRIES} kept)`,
+        request: { params: MicroVMIdParam, query: z.object({ limit: QueryInt(1, MAX_ENTRIES, 'limit').meta({ description: `at most this many, newest (1-${MAX_ENTRIES})` }).optional() }) },
+        responses: { 200: json(EgressLog) },
       },
-    },
-  ];
+    ),
+    async (c) => c.json({ entries: await service.networkLog(c.var.caller.tenantId, c.req.valid('param').id, c.req.valid('query').limit ?? MAX_ENTRIES) }, 200),
+  );
 }

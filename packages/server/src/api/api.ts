@@ -1,0 +1,68 @@
+// The whole API surface assembled: the route table (every /v1 route, health, metrics, the document)
+// and the HTTP server around it with the endpoint proxy and the interactive sessions.
+import type http from 'node:http';
+import type { MicroVMUsage } from '@capsule/protocol';
+import type { CapsuleConfig } from '../config.js';
+import type { ImageService } from '../images/image-service.js';
+import type { MicroVMService } from '../lifecycle/microvm-service.js';
+import type { Logger } from '../log.js';
+import type { Store } from '../store/types.js';
+import type { SystemVms } from '../system-vms.js';
+import type { AcceleratorDecision } from '../vmm/accelerator.js';
+import { createApiApp, type ApiApp } from './app.js';
+import type { AuthTokens } from './auth-tokens.js';
+import type { Metrics } from './metrics.js';
+import { openApiRoute } from './openapi.js';
+import { EndpointProxy } from './proxy.js';
+import { authTokenRoute } from './routes/auth-tokens.js';
+import { healthRoute, metricsRoute, SERVER_VERSION } from './routes/health.js';
+import { imageRoutes } from './routes/images.js';
+import { execRoute } from './routes/microvm-exec.js';
+import { fileRoutes } from './routes/microvm-files.js';
+import { networkRoutes } from './routes/microvm-network.js';
+import { sessionRoutes } from './routes/microvm-sessions.js';
+import { microvmRoutes } from './routes/microvms.js';
+import { tenantRoutes, type TenantUsageSource } from './routes/tenants.js';
+import { createApiServer } from './server.js';
+import { InteractiveSessions } from './ws-sessions.js';
+
+export interface ApiDeps {
+  config: CapsuleConfig;
+  store: Store;
+  service: MicroVMService;
+  images: ImageService;
+  accelerator: AcceleratorDecision;
+  metrics: Metrics;
+  tokens: AuthTokens;
+  usage: TenantUsageSource;
+  systemVms: SystemVms | null;
+  log: Logger;
+}
+
+/** Every route on one app; `onRoute` hears each matched request's pattern. */
+export function apiRoutes(deps: Omit<ApiDeps, 'config'> & { config: Pick<CapsuleConfig, 'defaultQuotas' | 'dataDir' | 's3' | 's3CodePrefixes' | 'blobs'> }, sessions: InteractiveSessions, onRoute?: (req: http.IncomingMessage, pattern: string) => void): ApiApp {
+  const { config, store, service, metrics } = deps;
+  const app = createApiApp({ store, log: deps.log, onRoute });
+  healthRoute(app, deps.accelerator);
+  metricsRoute(app, metrics, store, (): ReadonlyMap<string, MicroVMUsage> => service.usageByTenant(), deps.systemVms);
+  microvmRoutes(app, service);
+  execRoute(app, service);
+  sessionRoutes(app, service, sessions);
+  fileRoutes(app, service);
+  networkRoutes(app, service);
+  authTokenRoute(app, service, deps.tokens);
+  tenantRoutes(app, store, config, deps.usage);
+  imageRoutes(app, deps.images, config.s3, config.s3CodePrefixes, config.blobs);
+  openApiRoute(app, SERVER_VERSION);
+  return app;
+}
+
+/** The API's HTTP server, not yet listening; `close` drops the open interactive sessions. */
+export function createApi(deps: ApiDeps): { server: http.Server; closeSessions: () => void } {
+  const routeOf = new WeakMap<http.IncomingMessage, string>();
+  const sessions = new InteractiveSessions(deps.service);
+  const app = apiRoutes(deps, sessions, (req, pattern) => routeOf.set(req, pattern));
+  const proxy = new EndpointProxy(deps.service, deps.store, deps.tokens, deps.config.baseDomain);
+  const server = createApiServer({ limits: deps.config.apiLimits, app, routeOf: (req) => routeOf.get(req), metrics: deps.metrics, proxy, log: deps.log });
+  return { server, closeSessions: () => sessions.close() };
+}
