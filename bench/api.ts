@@ -33,9 +33,11 @@ async function get(port: number, pathName: string, headers: Record<string, strin
 async function requestsPerSecond(total: number, inFlight: number, fn: () => Promise<unknown>): Promise<number> {
   let next = 0;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: inFlight }, async () => {
-    while (next++ < total) await fn();
-  }));
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next++ < total) await fn();
+    }),
+  );
   return Math.round(total / ((performance.now() - t0) / 1000));
 }
 
@@ -48,7 +50,11 @@ export async function benchApi(work: string): Promise<Record<string, unknown>> {
     await server.snapshotsBuilt;
     const created = (await api(server, 'POST', '/v1/microvms', { imageName: 'base' })) as { id: string };
     vm = created;
-    await fetch(`${server.url}/v1/microvms/${vm.id}/files?path=/root/app.js`, { method: 'PUT', headers: { authorization: `Bearer ${server.adminKey}` }, body: APP });
+    await fetch(`${server.url}/v1/microvms/${vm.id}/files?path=/root/app.js`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${server.adminKey}` },
+      body: APP,
+    });
     await api(server, 'POST', `/v1/microvms/${vm.id}/exec`, { command: ['node', '/root/app.js'], background: true });
     const { token } = (await api(server, 'POST', `/v1/microvms/${vm.id}/auth-tokens`, {})) as { token: string };
     const endpoint = { host: `${vm.id}.localhost:${apiPort}`, 'x-capsule-auth': token };
@@ -67,14 +73,19 @@ export async function benchApi(work: string): Promise<Record<string, unknown>> {
       jail: null, // the raw floor: bare QEMU
       hostForwards: [{ hostPort, guestPort: 8080 }],
     });
-    await direct.agent.writeFile('/root/app.js', (async function* () {
-      yield Buffer.from(APP);
-    })());
+    await direct.agent.writeFile(
+      '/root/app.js',
+      (async function* () {
+        yield Buffer.from(APP);
+      })(),
+    );
     await direct.agent.exec({ command: ['node', '/root/app.js'], background: true }).result;
     await until200(hostPort);
     await until200(apiPort, endpoint);
 
-    const restExec = await timed(EXEC_RUNS, () => api(server, 'POST', `/v1/microvms/${created.id}/exec`, { command: ['true'] }));
+    const restExec = await timed(EXEC_RUNS, () =>
+      api(server, 'POST', `/v1/microvms/${created.id}/exec`, { command: ['true'] }),
+    );
     const agentExec = await timed(EXEC_RUNS, () => direct!.agent.exec({ command: ['true'] }).result);
     const proxied = await timed(GET_RUNS, () => get(apiPort, '/', endpoint));
     const forwarded = await timed(GET_RUNS, () => get(hostPort, '/'));

@@ -9,7 +9,11 @@ import { netnsPath } from '../packages/server/src/network/netns.js';
 import { VmNetworks } from '../packages/server/src/network/vm-networks.js';
 
 export async function floorNetworks(work: string): Promise<VmNetworks> {
-  const networks = new VmNetworks({ pool: '10.203.0.0/24', poolSize: 1, privateAllow: [], upstreams: [], dataDir: path.join(work, 'floor-net') }, new EgressLogs(path.join(work, 'floor-egress')), createLogger(process.stderr, true));
+  const networks = new VmNetworks(
+    { pool: '10.203.0.0/24', poolSize: 1, privateAllow: [], upstreams: [], dataDir: path.join(work, 'floor-net') },
+    new EgressLogs(path.join(work, 'floor-egress')),
+    createLogger(process.stderr, true),
+  );
   await networks.init(new Map());
   return networks;
 }

@@ -35,7 +35,10 @@ export function floorInitrd(runtimeInitrd: string, outDir: string): string {
 }
 
 /** QEMU's console socket, read into memory: waitFor(line) resolves once the line has been printed. */
-async function watchConsole(socketPath: string, timeoutMs: number): Promise<{ waitFor(line: string, timeoutMs: number): Promise<void>; close(): void }> {
+async function watchConsole(
+  socketPath: string,
+  timeoutMs: number,
+): Promise<{ waitFor(line: string, timeoutMs: number): Promise<void>; close(): void }> {
   const deadline = Date.now() + timeoutMs;
   let socket: net.Socket | null = null;
   while (!socket) {
@@ -73,11 +76,18 @@ export interface FloorVm {
 /** Boot the floor VM; resolves when the echo loop runs. bootMs = spawn → first line on the console. */
 const ECHO_TIMEOUT_MS = 10_000;
 
-export async function bootFloor(qemuBinary: string, spec: Omit<MachineSpec, 'extraKernelArgs'>, overlayFrom: string, qemuImg: string): Promise<FloorVm> {
+export async function bootFloor(
+  qemuBinary: string,
+  spec: Omit<MachineSpec, 'extraKernelArgs'>,
+  overlayFrom: string,
+  qemuImg: string,
+): Promise<FloorVm> {
   fs.mkdirSync(vmPaths(spec.vmDir).run, { recursive: true }); // a bare QEMU makes its sockets there
   const p = vmPaths(spec.vmDir);
   await new Promise<void>((resolve, reject) =>
-    spawn(qemuImg, ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', overlayFrom, spec.overlayPath]).on('exit', (c) => (c === 0 ? resolve() : reject(new Error('qemu-img failed')))),
+    spawn(qemuImg, ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', overlayFrom, spec.overlayPath]).on('exit', (c) =>
+      c === 0 ? resolve() : reject(new Error('qemu-img failed')),
+    ),
   );
   const started = performance.now();
   const child = spawn(qemuBinary, qemuArgs({ ...spec, extraKernelArgs: 'rdinit=/floor-init' }), { stdio: 'ignore' });
@@ -111,7 +121,15 @@ export async function bootFloor(qemuBinary: string, spec: Omit<MachineSpec, 'ext
         const t0 = performance.now();
         let got = 0;
         // a floor VM that died (or an echo that never comes) fails the bench instead of hanging it
-        const timer = setTimeout(() => reject(new Error(`floor echo: no answer within ${ECHO_TIMEOUT_MS} ms (QEMU ${child.exitCode === null && child.signalCode === null ? 'running' : 'exited'})`)), ECHO_TIMEOUT_MS);
+        const timer = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `floor echo: no answer within ${ECHO_TIMEOUT_MS} ms (QEMU ${child.exitCode === null && child.signalCode === null ? 'running' : 'exited'})`,
+              ),
+            ),
+          ECHO_TIMEOUT_MS,
+        );
         const onData = (chunk: Buffer): void => {
           got += chunk.length;
           if (got >= bytes.length) {

@@ -3,10 +3,18 @@ import http from 'node:http';
 import type { RunningServer } from '../packages/server/src/index.js';
 
 /** One API call with the admin key; the JSON answer ({} for none or an NDJSON stream). Throws on an error status. */
-export async function api(server: RunningServer, method: string, route: string, body?: unknown): Promise<Record<string, unknown>> {
+export async function api(
+  server: RunningServer,
+  method: string,
+  route: string,
+  body?: unknown,
+): Promise<Record<string, unknown>> {
   const response = await fetch(server.url + route, {
     method,
-    headers: { authorization: `Bearer ${server.adminKey}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    headers: {
+      authorization: `Bearer ${server.adminKey}`,
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
     body: body !== undefined ? JSON.stringify(body) : undefined,
   });
   const text = await response.text();
@@ -15,7 +23,13 @@ export async function api(server: RunningServer, method: string, route: string, 
 }
 
 /** One GET on a fresh connection: status, body bytes, milliseconds. Rejects on a network error or timeout. */
-export function httpGet(port: number, path: string, headers: Record<string, string> = {}, timeoutMs = 30_000, address = '127.0.0.1'): Promise<{ status: number; bytes: number; ms: number }> {
+export function httpGet(
+  port: number,
+  path: string,
+  headers: Record<string, string> = {},
+  timeoutMs = 30_000,
+  address = '127.0.0.1',
+): Promise<{ status: number; bytes: number; ms: number }> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
     const req = http.request({ host: address, port, path, headers, agent: false }, (res) => {
@@ -31,7 +45,12 @@ export function httpGet(port: number, path: string, headers: Record<string, stri
 }
 
 /** Poll GET / until it answers 200 (a guest app coming up). */
-export async function until200(port: number, headers: Record<string, string> = {}, timeoutMs = 30_000, address = '127.0.0.1'): Promise<void> {
+export async function until200(
+  port: number,
+  headers: Record<string, string> = {},
+  timeoutMs = 30_000,
+  address = '127.0.0.1',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if ((await httpGet(port, '/', headers, 5000, address).catch(() => null))?.status === 200) return;

@@ -26,7 +26,11 @@ export async function benchImages(work: string): Promise<Record<string, unknown>
   const floorNet = await floorNets.attach('floor', { egress: 'none', allow: [], deny: [] });
   try {
     const t0 = performance.now();
-    const upload = await fetch(`${server.url}/v1/images?name=flask-app`, { method: 'POST', headers: { ...headers, 'content-type': 'application/zip' }, body: new Uint8Array(zipDirectory(FLASK)) });
+    const upload = await fetch(`${server.url}/v1/images?name=flask-app`, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/zip' },
+      body: new Uint8Array(zipDirectory(FLASK)),
+    });
     const acceptedMs = performance.now() - t0;
     if (upload.status !== 202) throw new Error(`image create: ${upload.status} ${await upload.text()}`);
     let state = 'PENDING';
@@ -49,13 +53,39 @@ export async function benchImages(work: string): Promise<Record<string, unknown>
       const vmDir = path.join(work, `floor-${i}`);
       fs.mkdirSync(vmPaths(vmDir).run, { recursive: true }); // a bare QEMU writes its sockets and console there
       const overlay = path.join(vmDir, 'disk.qcow2');
-      await new Promise((r) => spawn('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', path.join(snap, 'disk.qcow2'), overlay]).once('exit', r));
-      const spec = { vmDir, kernelPath: runtime.kernelPath, initrdPath: runtime.initrdPath, overlayPath: overlay, vcpuCount: 1, memoryMib: 512, accelerator: server.accelerator.accelerator, hostname: `floor-${i}`, memory: { kind: 'file' as const, path: path.join(snap, 'memory'), share: false }, netns: floorNet.netns };
+      await new Promise((r) =>
+        spawn('qemu-img', [
+          'create',
+          '-q',
+          '-f',
+          'qcow2',
+          '-F',
+          'qcow2',
+          '-b',
+          path.join(snap, 'disk.qcow2'),
+          overlay,
+        ]).once('exit', r),
+      );
+      const spec = {
+        vmDir,
+        kernelPath: runtime.kernelPath,
+        initrdPath: runtime.initrdPath,
+        overlayPath: overlay,
+        vcpuCount: 1,
+        memoryMib: 512,
+        accelerator: server.accelerator.accelerator,
+        hostname: `floor-${i}`,
+        memory: { kind: 'file' as const, path: path.join(snap, 'memory'), share: false },
+        netns: floorNet.netns,
+      };
       const start = performance.now();
       const child = spawnQemuIn(floorNet.netns, qemuArgs({ ...spec, incoming: true }));
       try {
         const qmp = await QmpClient.connect(vmPaths(vmDir).qmp, 10_000);
-        await loadDeviceState(qmp, path.join(vmDir, 'in.sock'), path.join(snap, 'state'), { ignoreShared: true, timeoutMs: 60_000 });
+        await loadDeviceState(qmp, path.join(vmDir, 'in.sock'), path.join(snap, 'state'), {
+          ignoreShared: true,
+          timeoutMs: 60_000,
+        });
         await qmp.execute('cont');
         await until200(8080, {}, 30_000, floorNet.nsAddress); // through its namespace, as Capsule's endpoint goes
         floor.push(performance.now() - start);
@@ -73,11 +103,18 @@ export async function benchImages(work: string): Promise<Record<string, unknown>
       await until200(apiPort, { host: `${vm.id}.localhost:${apiPort}`, 'x-capsule-auth': token });
       capsule.push(performance.now() - begin);
       await api(server, 'DELETE', `/v1/microvms/${vm.id}`);
-      console.log(`  flask launch ${i + 1}/${RUNS}: capsule ${capsule[i].toFixed(0)} ms (floor ${floor[i].toFixed(0)} ms)`);
+      console.log(
+        `  flask launch ${i + 1}/${RUNS}: capsule ${capsule[i].toFixed(0)} ms (floor ${floor[i].toFixed(0)} ms)`,
+      );
     }
     const launch = { floor: summarize(floor), capsule: summarize(capsule) };
     return {
-      flaskBuildMs: { uploadAccepted: Math.round(acceptedMs), layer: phase(/layer built in (\d+) ms/), appReadySnapshot: phase(/app ready and snapshotted in (\d+) ms/), total: Math.round(totalMs) },
+      flaskBuildMs: {
+        uploadAccepted: Math.round(acceptedMs),
+        layer: phase(/layer built in (\d+) ms/),
+        appReadySnapshot: phase(/app ready and snapshotted in (\d+) ms/),
+        total: Math.round(totalMs),
+      },
       flaskLaunchToFirst200Ms: { ...launch, ratio: ratio(launch.capsule, launch.floor) },
     };
   } finally {

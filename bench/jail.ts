@@ -32,7 +32,9 @@ async function cycle(server: RunningServer, samples: Samples, measureMemory: boo
     const usage = (await api(server, 'GET', `/v1/microvms/${vm.id}`)).usage as { memoryBytes: number } | null;
     cgroupMib = usage ? usage.memoryBytes / 2 ** 20 : null;
   }
-  await api(server, 'POST', `/v1/microvms/${vm.id}/exec`, { command: ['sh', '-c', 'head -c 8388608 /dev/urandom > /run/dirty'] });
+  await api(server, 'POST', `/v1/microvms/${vm.id}/exec`, {
+    command: ['sh', '-c', 'head -c 8388608 /dev/urandom > /run/dirty'],
+  });
   t0 = performance.now();
   await api(server, 'POST', `/v1/microvms/${vm.id}/suspend`);
   samples.suspend.push(performance.now() - t0);
@@ -58,12 +60,19 @@ export async function benchJail(work: string): Promise<Record<string, unknown>> 
       const cg = await cycle(jailed, withJail, measure);
       if (cg !== null) cgroupMib.push(cg);
       await cycle(unjailed, without, measure);
-      console.log(`  jail cycle ${i + 1}/${RUNS}: launch ${withJail.launch[i].toFixed(0)} / ${without.launch[i].toFixed(0)}, suspend ${withJail.suspend[i].toFixed(0)} / ${without.suspend[i].toFixed(0)}, resume ${withJail.resume[i].toFixed(0)} / ${without.resume[i].toFixed(0)} ms (jailed / unjailed)`);
+      console.log(
+        `  jail cycle ${i + 1}/${RUNS}: launch ${withJail.launch[i].toFixed(0)} / ${without.launch[i].toFixed(0)}, suspend ${withJail.suspend[i].toFixed(0)} / ${without.suspend[i].toFixed(0)}, resume ${withJail.resume[i].toFixed(0)} / ${without.resume[i].toFixed(0)} ms (jailed / unjailed)`,
+      );
     }
     const compare = (key: 'launch' | 'suspend' | 'resume') => {
       const j = summarize(withJail[key]);
       const u = summarize(without[key]);
-      return { jailed: j, unjailed: u, ratio: ratio(j, u), costMs: { p50: Math.round(j.p50 - u.p50), p95: Math.round(j.p95 - u.p95) } };
+      return {
+        jailed: j,
+        unjailed: u,
+        ratio: ratio(j, u),
+        costMs: { p50: Math.round(j.p50 - u.p50), p95: Math.round(j.p95 - u.p95) },
+      };
     };
     return {
       note: 'the same API calls on a jailed server and an unjailed one (CAPSULE_UNSAFE_NO_JAIL=1), interleaved; python runtime, 512 MiB, 8 MiB dirtied before each suspend',

@@ -23,12 +23,18 @@ import { ratio, summarize } from './stats.js';
 const RUNS = Number(process.env.BENCH_LIFECYCLE_RUNS ?? 10);
 
 /** Bare QEMU: same argv as a MicroVM (in a namespace, on its tap), restore by hand, until the agent answers a raw ping frame. */
-async function rawRestore(spec: MachineSpec & { netns: string }, statePath: string, ignoreShared: boolean): Promise<number> {
+async function rawRestore(
+  spec: MachineSpec & { netns: string },
+  statePath: string,
+  ignoreShared: boolean,
+): Promise<number> {
   fs.mkdirSync(vmPaths(spec.vmDir).run, { recursive: true }); // a bare QEMU writes its sockets and console there
   const p = vmPaths(spec.vmDir);
   const t0 = performance.now();
   const child = spawnQemuIn(spec.netns, qemuArgs({ ...spec, incoming: true }));
-  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`floor QEMU exited (${code}) during its restore`))));
+  const exited = new Promise<never>((_, reject) =>
+    child.once('exit', (code) => reject(new Error(`floor QEMU exited (${code}) during its restore`))),
+  );
   exited.catch(() => undefined);
   try {
     const qmp = await QmpClient.connect(p.qmp, 10_000);
@@ -62,7 +68,8 @@ export function qemuPidOf(id: string): number {
   for (const entry of fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
     try {
       const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (path.basename(cmdline.split('\0')[0]).startsWith('qemu-system') && cmdline.includes(`/${id}/`)) return Number(entry);
+      if (path.basename(cmdline.split('\0')[0]).startsWith('qemu-system') && cmdline.includes(`/${id}/`))
+        return Number(entry);
     } catch {
       // exited
     }
@@ -96,10 +103,20 @@ export async function benchLifecycle(work: string): Promise<Record<string, unkno
     await server.snapshotsBuilt;
     const runtime = 'python';
     // the snapshot this server launches from (the cache may still hold older formats or QEMU versions)
-    const current = new ReadySnapshots(server.config, server.runtimes, server.accelerator.accelerator, null, createLogger(process.stderr, true)).get(runtime, { vcpuCount: 1, memoryMib: 512 });
+    const current = new ReadySnapshots(
+      server.config,
+      server.runtimes,
+      server.accelerator.accelerator,
+      null,
+      createLogger(process.stderr, true),
+    ).get(runtime, { vcpuCount: 1, memoryMib: 512 });
     if (!current) throw new Error('no ready snapshot for python');
     const snap = path.dirname(current.statePath);
-    const spec = (name: string, memory: MachineSpec['memory'], overlayPath: string): MachineSpec & { netns: string } => ({
+    const spec = (
+      name: string,
+      memory: MachineSpec['memory'],
+      overlayPath: string,
+    ): MachineSpec & { netns: string } => ({
       vmDir: path.join(work, name),
       kernelPath: server.runtimes.get(runtime).kernelPath,
       initrdPath: server.runtimes.get(runtime).initrdPath,
@@ -121,24 +138,48 @@ export async function benchLifecycle(work: string): Promise<Record<string, unkno
     let suspendedDiskKib = 0;
     for (let i = 0; i < RUNS; i++) {
       const overlay = path.join(work, `floor-${i}.qcow2`);
-      await new Promise((r) => spawn('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', path.join(snap, 'disk.qcow2'), overlay]).once('exit', r));
-      launchFloor.push(await rawRestore(spec(`floor-${i}`, { kind: 'file', path: path.join(snap, 'memory'), share: false }, overlay), path.join(snap, 'state'), true));
+      await new Promise((r) =>
+        spawn('qemu-img', [
+          'create',
+          '-q',
+          '-f',
+          'qcow2',
+          '-F',
+          'qcow2',
+          '-b',
+          path.join(snap, 'disk.qcow2'),
+          overlay,
+        ]).once('exit', r),
+      );
+      launchFloor.push(
+        await rawRestore(
+          spec(`floor-${i}`, { kind: 'file', path: path.join(snap, 'memory'), share: false }, overlay),
+          path.join(snap, 'state'),
+          true,
+        ),
+      );
       fs.rmSync(overlay);
 
       let t0 = performance.now();
       const vm = await api(server, 'POST', '/v1/microvms', { imageName: runtime });
       await api(server, 'POST', `/v1/microvms/${vm.id}/exec`, { command: ['true'] });
       launch.push(performance.now() - t0);
-      await api(server, 'POST', `/v1/microvms/${vm.id}/exec`, { command: ['sh', '-c', 'head -c 33554432 /dev/urandom > /tmp/dirty'] });
+      await api(server, 'POST', `/v1/microvms/${vm.id}/exec`, {
+        command: ['sh', '-c', 'head -c 33554432 /dev/urandom > /tmp/dirty'],
+      });
 
       t0 = performance.now();
       await api(server, 'POST', `/v1/microvms/${vm.id}/suspend`);
       suspend.push(performance.now() - t0);
       const suspended = path.join(server.config.dataDir, 'suspended', String(vm.id));
       // what the suspend wrote: the state and the disk overlay (the base-* files are hard links to the snapshot)
-      suspendedDiskKib = Math.round(['state', 'disk.qcow2'].reduce((sum, f) => sum + fs.statSync(path.join(suspended, f)).blocks * 512, 0) / 1024);
+      suspendedDiskKib = Math.round(
+        ['state', 'disk.qcow2'].reduce((sum, f) => sum + fs.statSync(path.join(suspended, f)).blocks * 512, 0) / 1024,
+      );
       // the floor for that: writing and fsyncing as many bytes (RAM state + the disk the guest dirtied)
-      suspendWriteFloor.push(writeFloorMs(path.join(work, `wfloor-${i}`), fs.statSync(path.join(suspended, 'state')).size + 32 * 2 ** 20));
+      suspendWriteFloor.push(
+        writeFloorMs(path.join(work, `wfloor-${i}`), fs.statSync(path.join(suspended, 'state')).size + 32 * 2 ** 20),
+      );
 
       // the same suspended files restored by hand: the state holds only the pages that differ from the
       // base memory, so the floor maps that base copy-on-write too
@@ -146,18 +187,32 @@ export async function benchLifecycle(work: string): Promise<Record<string, unkno
       fs.mkdirSync(copy);
       for (const f of ['state', 'disk.qcow2']) fs.copyFileSync(path.join(suspended, f), path.join(copy, f));
       for (const f of ['base-memory', 'base-disk.qcow2']) fs.linkSync(path.join(suspended, f), path.join(copy, f));
-      resumeFloor.push(await rawRestore(spec(`rfloor-${i}`, { kind: 'file', path: path.join(copy, 'base-memory'), share: false }, path.join(copy, 'disk.qcow2')), path.join(copy, 'state'), false));
+      resumeFloor.push(
+        await rawRestore(
+          spec(
+            `rfloor-${i}`,
+            { kind: 'file', path: path.join(copy, 'base-memory'), share: false },
+            path.join(copy, 'disk.qcow2'),
+          ),
+          path.join(copy, 'state'),
+          false,
+        ),
+      );
       fs.rmSync(copy, { recursive: true });
 
       t0 = performance.now();
       await api(server, 'POST', `/v1/microvms/${vm.id}/resume`);
       resume.push(performance.now() - t0);
       await api(server, 'DELETE', `/v1/microvms/${vm.id}`);
-      console.log(`  cycle ${i + 1}/${RUNS}: launch ${launch[i].toFixed(0)} (floor ${launchFloor[i].toFixed(0)}), suspend ${suspend[i].toFixed(0)}, resume ${resume[i].toFixed(0)} (floor ${resumeFloor[i].toFixed(0)}) ms`);
+      console.log(
+        `  cycle ${i + 1}/${RUNS}: launch ${launch[i].toFixed(0)} (floor ${launchFloor[i].toFixed(0)}), suspend ${suspend[i].toFixed(0)}, resume ${resume[i].toFixed(0)} (floor ${resumeFloor[i].toFixed(0)}) ms`,
+      );
     }
 
     const t0 = performance.now();
-    const ten = await Promise.all(Array.from({ length: 10 }, () => api(server, 'POST', '/v1/microvms', { imageName: runtime })));
+    const ten = await Promise.all(
+      Array.from({ length: 10 }, () => api(server, 'POST', '/v1/microvms', { imageName: runtime })),
+    );
     const tenAtOnceMs = performance.now() - t0;
     await new Promise((r) => setTimeout(r, 5000));
     const pss = ten.map((vm) => pssKib(qemuPidOf(String(vm.id))));
@@ -167,8 +222,13 @@ export async function benchLifecycle(work: string): Promise<Record<string, unkno
     const r = { floor: summarize(resumeFloor), capsule: summarize(resume) };
     return {
       launchMs: { ...l, ratio: ratio(l.capsule, l.floor) },
-      suspendMs: { capsule: summarize(suspend), writeFloor: summarize(suspendWriteFloor), ratio: ratio(summarize(suspend), summarize(suspendWriteFloor)) },
-      suspendNote: '512 MiB guest with 32 MiB freshly dirtied before each suspend; only pages differing from the launch snapshot are written',
+      suspendMs: {
+        capsule: summarize(suspend),
+        writeFloor: summarize(suspendWriteFloor),
+        ratio: ratio(summarize(suspend), summarize(suspendWriteFloor)),
+      },
+      suspendNote:
+        '512 MiB guest with 32 MiB freshly dirtied before each suspend; only pages differing from the launch snapshot are written',
       resumeMs: { ...r, ratio: ratio(r.capsule, r.floor) },
       tenLaunchesAtOnceMs: Math.round(tenAtOnceMs),
       idleLaunchedVmHostPssMib: summarize(pss.map((k) => k / 1024)),

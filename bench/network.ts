@@ -47,19 +47,36 @@ export async function benchNetwork(work: string): Promise<Record<string, unknown
     const { config } = server;
     const runtime = server.runtimes.get('base');
     const shape = { vcpuCount: config.defaultVcpuCount, memoryMib: config.defaultMemoryMib };
-    const snapshot = new ReadySnapshots(config, server.runtimes, server.accelerator.accelerator, null, log).get('base', shape);
+    const snapshot = new ReadySnapshots(config, server.runtimes, server.accelerator.accelerator, null, log).get(
+      'base',
+      shape,
+    );
     if (!snapshot) throw new Error('no ready snapshot of base');
     // the code before namespaces restored a snapshot taken on user-mode networking (a tap's does not
     // restore there): take one like it, of the same runtime and shape
-    const launchBase = { ...hostLaunchOptions(config, runtime), ...shape, accelerator: server.accelerator.accelerator, jail: null }; // the namespace's cost alone
+    const launchBase = {
+      ...hostLaunchOptions(config, runtime),
+      ...shape,
+      accelerator: server.accelerator.accelerator,
+      jail: null,
+    }; // the namespace's cost alone
     const plainDir = path.join(work, 'plain-snapshot');
     fs.mkdirSync(plainDir, { recursive: true });
-    const plain = { kind: 'snapshot' as const, ...(await captureSnapshot(plainDir, { ...launchBase, hostname: 'capsule' }, async () => undefined, {}, null)) };
+    const plain = {
+      kind: 'snapshot' as const,
+      ...(await captureSnapshot(plainDir, { ...launchBase, hostname: 'capsule' }, async () => undefined, {}, null)),
+    };
     /** Milliseconds from the start (namespace attach included) until the restored guest's agent answers. */
     const launch = async (name: string, nets: VmNetworks | null): Promise<number> => {
       const t0 = performance.now();
       const net = nets ? await nets.attach(name, { egress: 'none', allow: [], deny: [] }) : null;
-      const machine = await Machine.launch({ ...launchBase, vmDir: path.join(work, 'vms', name), hostname: name, netns: net?.netns, restore: net ? snapshot : plain });
+      const machine = await Machine.launch({
+        ...launchBase,
+        vmDir: path.join(work, 'vms', name),
+        hostname: name,
+        netns: net?.netns,
+        restore: net ? snapshot : plain,
+      });
       await machine.agent.ping();
       const ms = performance.now() - t0;
       await machine.stop();
@@ -68,7 +85,18 @@ export async function benchNetwork(work: string): Promise<Record<string, unknown
       return ms;
     };
     // the same restore three ways; the network parts use their own VmNetworks (pooled, and not)
-    const networks = (poolSize: number): VmNetworks => new VmNetworks({ pool: '10.201.0.0/16', poolSize, privateAllow: [], upstreams: [], dataDir: path.join(work, `net-${poolSize}`) }, new EgressLogs(path.join(work, `egress-${poolSize}`)), log);
+    const networks = (poolSize: number): VmNetworks =>
+      new VmNetworks(
+        {
+          pool: '10.201.0.0/16',
+          poolSize,
+          privateAllow: [],
+          upstreams: [],
+          dataDir: path.join(work, `net-${poolSize}`),
+        },
+        new EgressLogs(path.join(work, `egress-${poolSize}`)),
+        log,
+      );
     const [pooled, unpooled] = [networks(2), networks(0)];
     await pooled.init(new Map());
     await unpooled.init(new Map());
@@ -83,10 +111,18 @@ export async function benchNetwork(work: string): Promise<Record<string, unknown
     await pooled.close();
     await unpooled.close();
 
-    vm = (await api(server, 'POST', '/v1/microvms', { imageName: 'base', network: { egress: 'all' } })) as { id: string };
-    await fetch(`${server.url}/v1/microvms/${vm.id}/files?path=/root/app.js`, { method: 'PUT', headers: { authorization: `Bearer ${server.adminKey}` }, body: APP });
+    vm = (await api(server, 'POST', '/v1/microvms', { imageName: 'base', network: { egress: 'all' } })) as {
+      id: string;
+    };
+    await fetch(`${server.url}/v1/microvms/${vm.id}/files?path=/root/app.js`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${server.adminKey}` },
+      body: APP,
+    });
     await api(server, 'POST', `/v1/microvms/${vm.id}/exec`, { command: ['node', '/root/app.js'], background: true });
-    const { token } = (await api(server, 'POST', `/v1/microvms/${vm.id}/auth-tokens`, { allowedPorts: [8080, 8081] })) as { token: string };
+    const { token } = (await api(server, 'POST', `/v1/microvms/${vm.id}/auth-tokens`, {
+      allowedPorts: [8080, 8081],
+    })) as { token: string };
     const host = `${vm.id}.localhost:${apiPort}`;
     const nsAddress = nsAddressOf(vm.id, config.netPool);
     await until200(apiPort, { host, 'x-capsule-auth': token });
@@ -99,14 +135,26 @@ export async function benchNetwork(work: string): Promise<Record<string, unknown
     const floor = await timed(GET_RUNS, get(8080, {}, nsAddress));
 
     // a policy change, PATCH until in force (the contract: within a second)
-    const policies = [{ egress: 'none' }, { egress: 'allowlist', allow: ['allowed.example.com', '203.0.113.0/24'], deny: ['203.0.113.7'] }, { egress: 'all' }];
-    const patchMs = await timed(30, (i) => api(server, 'PATCH', `/v1/microvms/${vm!.id}/network`, policies[i % policies.length]));
+    const policies = [
+      { egress: 'none' },
+      { egress: 'allowlist', allow: ['allowed.example.com', '203.0.113.0/24'], deny: ['203.0.113.7'] },
+      { egress: 'all' },
+    ];
+    const patchMs = await timed(30, (i) =>
+      api(server, 'PATCH', `/v1/microvms/${vm!.id}/network`, policies[i % policies.length]),
+    );
 
     const url = `http://198.51.100.10/bytes/${DOWNLOAD_MIB}`;
     const guest = await fetch(`${server.url}/v1/microvms/${vm.id}/exec`, {
       method: 'POST',
       headers: { authorization: `Bearer ${server.adminKey}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ command: ['node', '-e', `const t0 = Date.now(); require('http').get('${url}', (r) => { r.resume(); r.on('end', () => console.log(Date.now() - t0)); });`] }),
+      body: JSON.stringify({
+        command: [
+          'node',
+          '-e',
+          `const t0 = Date.now(); require('http').get('${url}', (r) => { r.resume(); r.on('end', () => console.log(Date.now() - t0)); });`,
+        ],
+      }),
     }).then((r) => r.text());
     const guestMs = Number(Buffer.from(JSON.parse(guest.split('\n')[0]).stdout, 'base64').toString());
     const t0 = performance.now();
@@ -114,11 +162,27 @@ export async function benchNetwork(work: string): Promise<Record<string, unknown
     const hostMs = performance.now() - t0;
     const mibPerSecond = (ms: number) => Math.round((DOWNLOAD_MIB / (ms / 1000)) * 10) / 10;
 
-    const launchMs = { noNamespace: summarize(noNamespace), pooledNamespace: summarize(pooledLaunch), namespaceAtLaunch: summarize(unpooledLaunch) };
-    const endpointGetMs = { directPath: summarize(viaDirect), agentTunnel: summarize(viaTunnel), floorDirectToGuest: summarize(floor) };
+    const launchMs = {
+      noNamespace: summarize(noNamespace),
+      pooledNamespace: summarize(pooledLaunch),
+      namespaceAtLaunch: summarize(unpooledLaunch),
+    };
+    const endpointGetMs = {
+      directPath: summarize(viaDirect),
+      agentTunnel: summarize(viaTunnel),
+      floorDirectToGuest: summarize(floor),
+    };
     return {
-      launchMs: { ...launchMs, pooledRatio: ratio(launchMs.pooledNamespace, launchMs.noNamespace), atLaunchRatio: ratio(launchMs.namespaceAtLaunch, launchMs.noNamespace) },
-      endpointGetMs: { ...endpointGetMs, directRatio: ratio(endpointGetMs.directPath, endpointGetMs.floorDirectToGuest), tunnelRatio: ratio(endpointGetMs.agentTunnel, endpointGetMs.floorDirectToGuest) },
+      launchMs: {
+        ...launchMs,
+        pooledRatio: ratio(launchMs.pooledNamespace, launchMs.noNamespace),
+        atLaunchRatio: ratio(launchMs.namespaceAtLaunch, launchMs.noNamespace),
+      },
+      endpointGetMs: {
+        ...endpointGetMs,
+        directRatio: ratio(endpointGetMs.directPath, endpointGetMs.floorDirectToGuest),
+        tunnelRatio: ratio(endpointGetMs.agentTunnel, endpointGetMs.floorDirectToGuest),
+      },
       egressDownloadMiBPerSecond: { guest: mibPerSecond(guestMs), host: mibPerSecond(hostMs) },
       policyChangeMs: summarize(patchMs),
     };

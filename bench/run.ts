@@ -44,7 +44,10 @@ async function main(): Promise<void> {
   const runtimes = new RuntimeRegistry(config.cacheDir, work, config.agentBundlePath);
   runtimes.load();
   const runtime = runtimes.get('base');
-  const jailer = Jailer.create({ ...config, memoryOverheadMib: config.vmMemoryOverheadMib }, createLogger(process.stderr, true));
+  const jailer = Jailer.create(
+    { ...config, memoryOverheadMib: config.vmMemoryOverheadMib },
+    createLogger(process.stderr, true),
+  );
   const spec = (name: string) => ({
     vmDir: path.join(work, 'vms', name),
     kernelPath: runtime.kernelPath,
@@ -57,10 +60,12 @@ async function main(): Promise<void> {
   // jailed like a MicroVM; the uid is released with the machine
   const launch = async (name: string) => {
     const jail = jailer.forVm('bench', name);
-    const machine = await Machine.launch({ ...hostLaunchOptions(config, runtime), ...spec(name), jail }).catch((err: unknown) => {
-      jail?.release();
-      throw err;
-    });
+    const machine = await Machine.launch({ ...hostLaunchOptions(config, runtime), ...spec(name), jail }).catch(
+      (err: unknown) => {
+        jail?.release();
+        throw err;
+      },
+    );
     const stop = machine.stop.bind(machine);
     return Object.assign(machine, { stop: () => stop().finally(() => jail?.release()) });
   };
@@ -79,7 +84,9 @@ async function main(): Promise<void> {
     const machine = await launch(`boot-${i}`);
     capsuleBoot.push(performance.now() - t0);
     await machine.stop();
-    console.log(`  boot ${i + 1}/${BOOT_RUNS}: floor ${floorBoot[i].toFixed(0)} ms, capsule ${capsuleBoot[i].toFixed(0)} ms`);
+    console.log(
+      `  boot ${i + 1}/${BOOT_RUNS}: floor ${floorBoot[i].toFixed(0)} ms, capsule ${capsuleBoot[i].toFixed(0)} ms`,
+    );
   }
 
   // Channel floor: raw echo of a 32-byte message over the same port.
@@ -106,9 +113,12 @@ async function main(): Promise<void> {
   const readMs: number[] = [];
   for (let i = 0; i < 3; i++) {
     let t0 = performance.now();
-    await machine.agent.writeFile('/root/bench.bin', (async function* () {
-      for (let o = 0; o < payload.length; o += 256 * 1024) yield payload.subarray(o, o + 256 * 1024);
-    })());
+    await machine.agent.writeFile(
+      '/root/bench.bin',
+      (async function* () {
+        for (let o = 0; o < payload.length; o += 256 * 1024) yield payload.subarray(o, o + 256 * 1024);
+      })(),
+    );
     writeMs.push(performance.now() - t0);
     t0 = performance.now();
     let got = 0;
@@ -134,7 +144,12 @@ async function main(): Promise<void> {
     units: 'ms unless named',
     bootMs: { ...boot, ratio: ratio(boot.capsule, boot.floor) },
     roundTripMs: { ...rtt, pingRatio: ratio(rtt.ping, rtt.rawEcho), execRatio: ratio(rtt.execTrue, rtt.rawEcho) },
-    file10MiB: { writeMs: summarize(writeMs), readMs: summarize(readMs), writeMiBPerSecond: mibPerSecond(writeMs), readMiBPerSecond: mibPerSecond(readMs) },
+    file10MiB: {
+      writeMs: summarize(writeMs),
+      readMs: summarize(readMs),
+      writeMiBPerSecond: mibPerSecond(writeMs),
+      readMiBPerSecond: mibPerSecond(readMs),
+    },
     idleVmHostRssMib: Math.round(rssKib / 1024),
     lifecycle: only('lifecycle') ? await benchLifecycle(path.join(work, 'lifecycle')) : 'skipped',
     api: only('api') ? await benchApi(path.join(work, 'api')) : 'skipped',

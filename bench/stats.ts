@@ -14,7 +14,13 @@ export interface Summary {
 
 export function summarize(samples: number[]): Summary {
   const round = (x: number): number => Math.round(x * 1000) / 1000;
-  return { n: samples.length, p50: round(percentile(samples, 50)), p95: round(percentile(samples, 95)), min: round(Math.min(...samples)), max: round(Math.max(...samples)) };
+  return {
+    n: samples.length,
+    p50: round(percentile(samples, 50)),
+    p95: round(percentile(samples, 95)),
+    min: round(Math.min(...samples)),
+    max: round(Math.max(...samples)),
+  };
 }
 
 export function ratio(a: Summary, floor: Summary): { p50: number; p95: number } {

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { startServer } from '../packages/server/src/index.js';
 import { createLogger } from '../packages/server/src/log.js';
-import { DEFAULT_API_LIMITS } from '../packages/server/src/lifecycle/limits.js';
+import { DEFAULT_API_LIMITS } from '@capsule/server';
 import { zipOf } from '../packages/cli/src/zip-writer.js';
 import { api } from './http.js';
 import { summarize, ratio } from './stats.js';
@@ -25,8 +25,18 @@ export async function benchSweeper(work: string): Promise<Record<string, unknown
   const server = await startServer({ dataDir: path.join(work, 'data'), port: 0, apiLimits: limits }, log);
   try {
     await server.snapshotsBuilt;
-    const zip = zipOf([{ name: 'capsule.json', data: JSON.stringify({ runtime: 'base', start: ['node', 'hung.js'], hooks: { timeoutSeconds: 30 } }) }, { name: 'hung.js', data: HUNG_APP }]);
-    const created = await fetch(`${server.url}/v1/images?name=hung`, { method: 'POST', headers: { authorization: `Bearer ${server.adminKey}`, 'content-type': 'application/zip' }, body: new Uint8Array(zip) });
+    const zip = zipOf([
+      {
+        name: 'capsule.json',
+        data: JSON.stringify({ runtime: 'base', start: ['node', 'hung.js'], hooks: { timeoutSeconds: 30 } }),
+      },
+      { name: 'hung.js', data: HUNG_APP },
+    ]);
+    const created = await fetch(`${server.url}/v1/images?name=hung`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${server.adminKey}`, 'content-type': 'application/zip' },
+      body: new Uint8Array(zip),
+    });
     if (!created.ok) throw new Error(`image create: ${await created.text()}`);
     for (let state = ''; state !== 'SUCCESSFUL'; ) {
       state = String((await api(server, 'GET', '/v1/images/hung/versions/1')).state);
@@ -47,7 +57,10 @@ export async function benchSweeper(work: string): Promise<Record<string, unknown
     // launch-done times, client-side: each VM's idle deadline is 5 s after its launch answered
     const launchedAtMs = new Map<string, number>();
     const launch = async (imageName: string): Promise<string> => {
-      const vm = await api(server, 'POST', '/v1/microvms', { imageName, idlePolicy: { maxIdleDurationSeconds: IDLE_SECONDS } });
+      const vm = await api(server, 'POST', '/v1/microvms', {
+        imageName,
+        idlePolicy: { maxIdleDurationSeconds: IDLE_SECONDS },
+      });
       launchedAtMs.set(String(vm.id), Date.now());
       return String(vm.id);
     };
@@ -62,11 +75,14 @@ export async function benchSweeper(work: string): Promise<Record<string, unknown
     const suspendedAt = new Map<string, number>();
     for (let i = 0; i < 2400 && suspendedAt.size < VMS; i++) {
       const page = await api(server, 'GET', '/v1/microvms?state=SUSPENDED&limit=100');
-      for (const vm of page.microvms as Array<{ id: string; suspendedAt: string }>) suspendedAt.set(vm.id, Date.parse(vm.suspendedAt));
+      for (const vm of page.microvms as Array<{ id: string; suspendedAt: string }>)
+        suspendedAt.set(vm.id, Date.parse(vm.suspendedAt));
       await new Promise((r) => setTimeout(r, 250));
     }
     if (suspendedAt.size < VMS) throw new Error(`only ${suspendedAt.size} of ${VMS} VMs suspended`);
-    const lateMs = [...launchedAtMs].filter(([id]) => id !== stuckId).map(([id, at]) => suspendedAt.get(id)! - (at + IDLE_SECONDS * 1000));
+    const lateMs = [...launchedAtMs]
+      .filter(([id]) => id !== stuckId)
+      .map(([id, at]) => suspendedAt.get(id)! - (at + IDLE_SECONDS * 1000));
     const deadlines = [...launchedAtMs.values()].map((at) => at + IDLE_SECONDS * 1000);
     const spanMs = Math.max(...suspendedAt.values()) - Math.min(...deadlines);
     const stuckLateMs = suspendedAt.get(stuckId)! - (launchedAtMs.get(stuckId)! + IDLE_SECONDS * 1000);

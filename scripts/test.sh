@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Every test: set-up (idempotent), typecheck, then unit and e2e tests in one node:test run (real QEMU
+# Every test: set-up (idempotent), lint, typecheck, then unit and e2e tests in one node:test run (real QEMU
 # microVMs; TCG on machines without hardware virtualization). Ends with the runner's summary line.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 # the store tests also run on a throwaway Postgres cluster (server binaries from Debian)
 CAPSULE_EXTRA_APT="postgresql-15 ${CAPSULE_EXTRA_APT:-}" bash scripts/setup.sh
+echo "==> lint (Biome: format and lint; dependency-cruiser: layers, no cycles)"
+npm run -s lint
 echo "==> typecheck"
 npx tsc -p tsconfig.json
 mapfile -t unit < <(find packages scripts -path '*/node_modules' -prune -o -name '*.test.ts' -print | sort)

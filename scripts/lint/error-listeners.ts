@@ -21,7 +21,13 @@ export interface Violation {
 }
 
 /** Calls that make a socket or a server: module.method. */
-const SOCKET_CALLS = new Set(['net.connect', 'net.createConnection', 'tls.connect', 'net.createServer', 'http.createServer']);
+const SOCKET_CALLS = new Set([
+  'net.connect',
+  'net.createConnection',
+  'tls.connect',
+  'net.createServer',
+  'http.createServer',
+]);
 /** Calls that make a file stream, on any receiver (fs, a FileHandle). */
 const FILE_STREAM_METHODS = new Set(['createReadStream', 'createWriteStream']);
 /** Consumers that take over a stream's errors. */
@@ -29,13 +35,29 @@ const OWNING_CALLS = new Set(['pipeline', 'toWeb', 'pipeFrom', 'pipeTo']);
 const LISTEN = new Set(['on', 'once', 'addListener', 'prependListener']);
 const ALLOW = /\/\/\s*error-listener:\s*\S/;
 /** Events whose handler receives a socket, and that socket's parameter position. */
-const SOCKET_EVENTS = new Map([['connection', 0], ['secureConnection', 0], ['upgrade', 1], ['connect', 1]]);
+const SOCKET_EVENTS = new Map([
+  ['connection', 0],
+  ['secureConnection', 0],
+  ['upgrade', 1],
+  ['connect', 1],
+]);
 
 /** `x.on('upgrade', (req, socket) => …)`: the socket parameter's name and the handler, if `node` is such a call. */
 function socketHandler(node: ts.Node): { name: string; handler: ts.Node } | null {
-  if (!ts.isCallExpression(node) || !ts.isPropertyAccessExpression(node.expression) || !LISTEN.has(node.expression.name.text)) return null;
+  if (
+    !ts.isCallExpression(node) ||
+    !ts.isPropertyAccessExpression(node.expression) ||
+    !LISTEN.has(node.expression.name.text)
+  )
+    return null;
   const [event, handler] = node.arguments;
-  if (!event || !ts.isStringLiteralLike(event) || !handler || !(ts.isArrowFunction(handler) || ts.isFunctionExpression(handler))) return null;
+  if (
+    !event ||
+    !ts.isStringLiteralLike(event) ||
+    !handler ||
+    !(ts.isArrowFunction(handler) || ts.isFunctionExpression(handler))
+  )
+    return null;
   const position = SOCKET_EVENTS.get(event.text);
   const param = position === undefined ? undefined : handler.parameters[position];
   return param && ts.isIdentifier(param.name) ? { name: param.name.text, handler } : null;
@@ -59,7 +81,8 @@ function errorListenerReceiver(call: ts.Node): ts.Expression | null {
 /** The identifier a chain like `x.on('data', f).once('end', g)` starts from. */
 function chainRoot(expression: ts.Expression): string | null {
   let e = expression;
-  while (ts.isCallExpression(e) || ts.isPropertyAccessExpression(e) || ts.isParenthesizedExpression(e)) e = e.expression;
+  while (ts.isCallExpression(e) || ts.isPropertyAccessExpression(e) || ts.isParenthesizedExpression(e))
+    e = e.expression;
   return ts.isIdentifier(e) || e.kind === ts.SyntaxKind.ThisKeyword ? e.getText() : null;
 }
 
@@ -101,13 +124,29 @@ function owning(call: ts.CallExpression): boolean {
 function handled(node: ts.Expression, kind: 'socket' | 'file'): boolean {
   let expr: ts.Node = node;
   // chained: make(...).on('data', …).on('error', …)
-  while (ts.isPropertyAccessExpression(expr.parent) && ts.isCallExpression(expr.parent.parent) && expr.parent.expression === expr) {
+  while (
+    ts.isPropertyAccessExpression(expr.parent) &&
+    ts.isCallExpression(expr.parent.parent) &&
+    expr.parent.expression === expr
+  ) {
     if (errorListenerReceiver(expr.parent.parent)) return true;
     expr = expr.parent.parent;
   }
-  while (ts.isParenthesizedExpression(expr.parent) || ts.isAsExpression(expr.parent) || ts.isAwaitExpression(expr.parent)) expr = expr.parent;
+  while (
+    ts.isParenthesizedExpression(expr.parent) ||
+    ts.isAsExpression(expr.parent) ||
+    ts.isAwaitExpression(expr.parent)
+  )
+    expr = expr.parent;
   const parent = expr.parent;
-  const assigned = ts.isVariableDeclaration(parent) && ts.isIdentifier(parent.name) ? parent.name.text : ts.isBinaryExpression(parent) && parent.operatorToken.kind === ts.SyntaxKind.EqualsToken && parent.right === expr ? parent.left.getText() : null;
+  const assigned =
+    ts.isVariableDeclaration(parent) && ts.isIdentifier(parent.name)
+      ? parent.name.text
+      : ts.isBinaryExpression(parent) &&
+          parent.operatorToken.kind === ts.SyntaxKind.EqualsToken &&
+          parent.right === expr
+        ? parent.left.getText()
+        : null;
   if (assigned !== null) {
     const scope = enclosingScope(parent);
     return listensInScope(scope, assigned) || (kind === 'file' && ownedInScope(scope, assigned));
@@ -143,7 +182,8 @@ export function checkTree(roots: string[]): Violation[] {
     for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
       const full = path.join(dir, entry.name);
       if (entry.isDirectory() && entry.name !== 'node_modules' && entry.name !== 'dist') walk(full);
-      else if (entry.isFile() && full.endsWith('.ts') && !full.endsWith('.test.ts') && !full.endsWith('.d.ts')) files.push(full);
+      else if (entry.isFile() && full.endsWith('.ts') && !full.endsWith('.test.ts') && !full.endsWith('.d.ts'))
+        files.push(full);
     }
   };
   for (const root of roots) walk(root);

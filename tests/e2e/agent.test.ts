@@ -45,20 +45,26 @@ describe('guest agent link', () => {
     let received = 0;
     let release!: () => void;
     const stalled = new Promise<void>((resolve) => (release = resolve));
-    const handle = machine.agent.exec({ command: ['sh', '-c', 'head -c 1073741824 /dev/zero'] }, {
-      onStdout: (chunk) => {
-        received += chunk.length;
-        return stalled;
+    const handle = machine.agent.exec(
+      { command: ['sh', '-c', 'head -c 1073741824 /dev/zero'] },
+      {
+        onStdout: (chunk) => {
+          received += chunk.length;
+          return stalled;
+        },
       },
-    });
+    );
     await handle.pid;
     await new Promise((r) => setTimeout(r, 3000));
     assert.ok(received <= INITIAL_WINDOW_BYTES + MAX_PAYLOAD_BYTES, `received ${received} bytes while stalled`);
     // the writer is blocked on its pipe, and the agent holds at most a pipe's worth plus one chunk
     let agentRssText = '';
-    const agentRss = await machine.agent.exec({ command: ['sh', '-c', `ps -o rss= -p $(pgrep -f '${AGENT_PROCESS}')`] }, {
-      onStdout: (c) => void (agentRssText += c.toString()),
-    }).result;
+    const agentRss = await machine.agent.exec(
+      { command: ['sh', '-c', `ps -o rss= -p $(pgrep -f '${AGENT_PROCESS}')`] },
+      {
+        onStdout: (c) => void (agentRssText += c.toString()),
+      },
+    ).result;
     assert.equal(agentRss.exitCode, 0);
     assert.ok(Number(agentRssText.trim()) < 200 * 1024, `agent RSS ${agentRssText.trim()} KiB`);
     handle.signal('SIGKILL');
@@ -67,9 +73,12 @@ describe('guest agent link', () => {
     assert.equal(result.signal, 'SIGKILL');
   });
   test('signals reach the process group', async () => {
-    const handle = machine.agent.exec({ command: ['sh', '-c', 'trap "echo got-term; exit 42" TERM; while true; do sleep 0.1; done'] }, {
-      onStdout: (c) => void (out += c.toString()),
-    });
+    const handle = machine.agent.exec(
+      { command: ['sh', '-c', 'trap "echo got-term; exit 42" TERM; while true; do sleep 0.1; done'] },
+      {
+        onStdout: (c) => void (out += c.toString()),
+      },
+    );
     let out = '';
     await handle.pid;
     await new Promise((r) => setTimeout(r, 500));
@@ -80,7 +89,10 @@ describe('guest agent link', () => {
   });
 
   test('pings interleave with a bulk transfer on the same link', async () => {
-    const bulk = machine.agent.exec({ command: ['sh', '-c', 'head -c 16777216 /dev/urandom'] }, { onStdout: () => undefined });
+    const bulk = machine.agent.exec(
+      { command: ['sh', '-c', 'head -c 16777216 /dev/urandom'] },
+      { onStdout: () => undefined },
+    );
     const pings = await Promise.all(Array.from({ length: 20 }, () => machine.agent.ping(10_000)));
     assert.equal(pings.length, 20);
     assert.equal((await bulk.result).exitCode, 0);

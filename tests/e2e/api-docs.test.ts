@@ -6,7 +6,17 @@ import { useTestServer } from './helpers.js';
 
 interface OpenApi {
   openapi: string;
-  paths: Record<string, Record<string, { security?: unknown[]; 'x-capsule-auth'?: string; requestBody?: { content: Record<string, { schema: Record<string, unknown> }> } }>>;
+  paths: Record<
+    string,
+    Record<
+      string,
+      {
+        security?: unknown[];
+        'x-capsule-auth'?: string;
+        requestBody?: { content: Record<string, { schema: Record<string, unknown> }> };
+      }
+    >
+  >;
 }
 
 describe('OpenAPI and metrics', () => {
@@ -17,7 +27,9 @@ describe('OpenAPI and metrics', () => {
     assert.equal(response.status, 200);
     const doc = (await response.json()) as OpenApi;
     assert.equal(doc.openapi, '3.1.0');
-    const operations = Object.entries(doc.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, op]) => ({ path, method: method.toUpperCase(), op })));
+    const operations = Object.entries(doc.paths).flatMap(([path, methods]) =>
+      Object.entries(methods).map(([method, op]) => ({ path, method: method.toUpperCase(), op })),
+    );
     const names = operations.map(({ method, path }) => `${method} ${path}`);
     for (const expected of [
       'POST /v1/microvms',
@@ -49,7 +61,10 @@ describe('OpenAPI and metrics', () => {
     for (const { path, method, op } of operations) {
       const url = server().url + path.replace(/\{id\}/g, 'mvm-aaaaaaaaaaaaaaaa');
       const status = (await fetch(url, { method })).status;
-      assert.ok(['public', 'tenant', 'admin'].includes(op['x-capsule-auth'] ?? ''), `${method} ${path} declares its auth level`);
+      assert.ok(
+        ['public', 'tenant', 'admin'].includes(op['x-capsule-auth'] ?? ''),
+        `${method} ${path} declares its auth level`,
+      );
       if (op.security?.length === 0) assert.equal(status, 200, `${method} ${path} is public`);
       else assert.equal(status, 401, `${method} ${path}`);
     }
@@ -72,7 +87,10 @@ describe('OpenAPI and metrics', () => {
     assert.match(text, /^capsule_microvm_resume_seconds_bucket\{le="\+Inf"\} 1$/m);
     assert.match(text, /^capsule_execs_total\{outcome="exit"\} 1$/m);
     assert.match(text, /^capsule_execs_total\{outcome="signal"\} 1$/m);
-    assert.match(text, /^capsule_http_requests_total\{method="POST",route="\/v1\/microvms\/:id\/exec",status="200"\} 2$/m);
+    assert.match(
+      text,
+      /^capsule_http_requests_total\{method="POST",route="\/v1\/microvms\/:id\/exec",status="200"\} 2$/m,
+    );
     await vm.terminate();
 
     const tenant = await server().capsule.tenants.create({ name: 'metrics-reader' });

@@ -7,18 +7,29 @@ import { randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { runCli, useTestServer, type CliRun, type TestServer } from './helpers.js';
 
-
-const capsule = (server: TestServer, args: string[], stdin = ''): Promise<CliRun> => runCli(server.url, server.adminKey, args, stdin);
+const capsule = (server: TestServer, args: string[], stdin = ''): Promise<CliRun> =>
+  runCli(server.url, server.adminKey, args, stdin);
 
 describe('capsule CLI', () => {
   const server = useTestServer();
 
   test('run --rm runs one command in a fresh VM, prints its output and exits with its code', async () => {
-    const result = await capsule(server(), ['run', 'python', '--rm', '--', 'python3', '-c', 'import platform,sys; print(6*7, platform.release()); sys.exit(4)']);
+    const result = await capsule(server(), [
+      'run',
+      'python',
+      '--rm',
+      '--',
+      'python3',
+      '-c',
+      'import platform,sys; print(6*7, platform.release()); sys.exit(4)',
+    ]);
     assert.equal(result.code, 4, result.stderr);
     assert.match(result.stdout, /^42 \S+-cloud-amd64\n$/);
     const { microvms } = await server().capsule.microvms.list();
-    assert.deepEqual(microvms.map((vm) => vm.state), ['TERMINATED']);
+    assert.deepEqual(
+      microvms.map((vm) => vm.state),
+      ['TERMINATED'],
+    );
   });
 
   test('run, exec (streams, stdin, exit code), ls, get --json, terminate', async () => {
@@ -50,10 +61,22 @@ describe('capsule CLI', () => {
   });
 
   test('run --egress LIST --deny LIST, network set, network log', async () => {
-    const run = await capsule(server(), ['run', 'base', '--json', '--egress', 'pypi.org,*.githubusercontent.com,203.0.113.0/24', '--deny', '203.0.113.7']);
+    const run = await capsule(server(), [
+      'run',
+      'base',
+      '--json',
+      '--egress',
+      'pypi.org,*.githubusercontent.com,203.0.113.0/24',
+      '--deny',
+      '203.0.113.7',
+    ]);
     assert.equal(run.code, 0, run.stderr);
     const vm = JSON.parse(run.stdout) as { id: string; network: unknown };
-    assert.deepEqual(vm.network, { egress: 'allowlist', allow: ['pypi.org', '*.githubusercontent.com', '203.0.113.0/24'], deny: ['203.0.113.7/32'] });
+    assert.deepEqual(vm.network, {
+      egress: 'allowlist',
+      allow: ['pypi.org', '*.githubusercontent.com', '203.0.113.0/24'],
+      deny: ['203.0.113.7/32'],
+    });
     const set = await capsule(server(), ['network', 'set', vm.id, '--egress', 'all', '--deny', '198.51.100.0/24']);
     assert.deepEqual([set.code, set.stdout], [0, `${vm.id} egress all (deny 198.51.100.0/24)\n`]);
     const bad = await capsule(server(), ['network', 'set', vm.id, '--egress', '*.com']);
@@ -62,7 +85,11 @@ describe('capsule CLI', () => {
     await capsule(server(), ['exec', vm.id, '--', 'getent', 'hosts', 'pypi.org']); // a DNS query to log
     const log = await capsule(server(), ['network', 'log', vm.id, '--json']);
     assert.equal(log.code, 0, log.stderr);
-    assert.ok((JSON.parse(log.stdout) as Array<{ protocol: string; name?: string }>).some((e) => e.protocol === 'dns' && e.name === 'pypi.org'));
+    assert.ok(
+      (JSON.parse(log.stdout) as Array<{ protocol: string; name?: string }>).some(
+        (e) => e.protocol === 'dns' && e.name === 'pypi.org',
+      ),
+    );
     const human = await capsule(server(), ['network', 'log', vm.id]);
     assert.match(human.stdout, /pypi\.org/);
     assert.equal((await capsule(server(), ['terminate', vm.id])).code, 0);

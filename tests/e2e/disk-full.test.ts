@@ -48,13 +48,17 @@ test('disk full: 507 under the reserve (the VM stays RUNNING), ENOSPC past it fa
     await withTestServer({ dataDir, diskReserve: { mib: 8, percent: 100 } }, async (server) => {
       const vm = await server.capsule.microvms.run({ imageName: 'base' });
       // 96 MiB of guest memory the host must keep across a suspend
-      const hash = (await vm.exec(['sh', '-c', 'head -c 100663296 /dev/urandom > /dev/shm/blob && sha256sum /dev/shm/blob'])).stdout;
+      const hash = (
+        await vm.exec(['sh', '-c', 'head -c 100663296 /dev/urandom > /dev/shm/blob && sha256sum /dev/shm/blob'])
+      ).stdout;
 
       const filler = fillLeaving(small.dir, 4);
       const launch = await errorOf(await server.api('POST', '/v1/microvms', { imageName: 'base' }));
       assert.deepEqual([launch.status, launch.code], [507, 'INSUFFICIENT_STORAGE']);
       assert.match(launch.message, /MiB free on the host's disk at .* under its 8 MiB reserve/);
-      const upload = await errorOf(await server.api('POST', '/v1/images?name=late', 'PK', { 'content-type': 'application/zip' }));
+      const upload = await errorOf(
+        await server.api('POST', '/v1/images?name=late', 'PK', { 'content-type': 'application/zip' }),
+      );
       assert.equal(upload.status, 507);
       const suspend = await errorOf(await server.api('POST', `/v1/microvms/${vm.id}/suspend`));
       assert.deepEqual([suspend.status, suspend.code], [507, 'INSUFFICIENT_STORAGE']);
@@ -67,7 +71,11 @@ test('disk full: 507 under the reserve (the VM stays RUNNING), ENOSPC past it fa
       assert.match(enospc.message, /still RUNNING/);
       assert.equal((await vm.refresh()).state, 'RUNNING');
       assert.equal((await vm.exec(['sha256sum', '/dev/shm/blob'])).stdout, hash);
-      assert.deepEqual(fs.readdirSync(path.join(dataDir, 'suspended', vm.id)).filter((f) => f.includes('partial')), [], 'no partial state left');
+      assert.deepEqual(
+        fs.readdirSync(path.join(dataDir, 'suspended', vm.id)).filter((f) => f.includes('partial')),
+        [],
+        'no partial state left',
+      );
 
       // room again: the same VM suspends and resumes with its memory
       fs.rmSync(filler, { force: true });
@@ -91,7 +99,11 @@ test('disk full under a writing guest: QEMU pauses it, calls answer 507 saying w
       const vm = await server.capsule.microvms.run({ imageName: 'base' });
       const filler = fillLeaving(small.dir, 40);
       // 96 MiB of random bytes to the guest's disk, 40 MiB of room under it: the overlay meets ENOSPC
-      const writer = vm.exec(['sh', '-c', 'head -c 100663296 /dev/urandom | tee /root/big | sha256sum | cut -d" " -f1 > /root/big.sha && sync && echo written']);
+      const writer = vm.exec([
+        'sh',
+        '-c',
+        'head -c 100663296 /dev/urandom | tee /root/big | sha256sum | cut -d" " -f1 > /root/big.sha && sync && echo written',
+      ]);
       let paused: { status: number; code: string; message: string } | null = null;
       for (let i = 0; i < 120 && !paused; i++) {
         // a call that reaches the guest just before the pause waits with it: give each attempt 3 s
@@ -107,7 +119,10 @@ test('disk full under a writing guest: QEMU pauses it, calls answer 507 saying w
       }
       assert.ok(paused, 'the VM was never reported paused');
       assert.equal(paused.code, 'INSUFFICIENT_STORAGE');
-      assert.match(paused.message, /paused since the host's disk filled up under it .* it continues, losing nothing, once space is freed/);
+      assert.match(
+        paused.message,
+        /paused since the host's disk filled up under it .* it continues, losing nothing, once space is freed/,
+      );
       assert.equal((await vm.refresh()).state, 'RUNNING', 'paused, not failed');
       const suspend = await errorOf(await server.api('POST', `/v1/microvms/${vm.id}/suspend`));
       assert.deepEqual([suspend.status, suspend.code], [507, 'INSUFFICIENT_STORAGE'], 'no room to suspend it either');
@@ -115,11 +130,18 @@ test('disk full under a writing guest: QEMU pauses it, calls answer 507 saying w
       fs.rmSync(filler, { force: true });
       const written = await writer; // the failed writes are retried: the command just finishes
       assert.equal(written.stdout, 'written\n', written.stderr);
-      const check = await vm.exec(['sh', '-c', 'sync; echo 3 > /proc/sys/vm/drop_caches; [ "$(sha256sum /root/big | cut -d" " -f1)" = "$(cat /root/big.sha)" ] && echo intact; dmesg | grep -ci "i/o error" || true']);
+      const check = await vm.exec([
+        'sh',
+        '-c',
+        'sync; echo 3 > /proc/sys/vm/drop_caches; [ "$(sha256sum /root/big | cut -d" " -f1)" = "$(cat /root/big.sha)" ] && echo intact; dmesg | grep -ci "i/o error" || true',
+      ]);
       assert.equal(check.stdout, 'intact\n0\n', `${check.stdout}${check.stderr}`);
       await vm.suspend();
       await vm.resume();
-      assert.equal((await vm.exec(['sh', '-c', 'cat /root/big | sha256sum | cut -d" " -f1'])).stdout.trim(), (await vm.exec(['cat', '/root/big.sha'])).stdout.trim());
+      assert.equal(
+        (await vm.exec(['sh', '-c', 'cat /root/big | sha256sum | cut -d" " -f1'])).stdout.trim(),
+        (await vm.exec(['cat', '/root/big.sha'])).stdout.trim(),
+      );
     });
   } finally {
     small.umount();

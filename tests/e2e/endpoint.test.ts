@@ -43,7 +43,12 @@ describe('MicroVM endpoint', () => {
   let vm: MicroVM;
   let apiPort: number;
 
-  function request(path: string, headers: Record<string, string>, body?: Buffer | (() => AsyncIterable<Buffer>), method = body ? 'POST' : 'GET'): Promise<Answer> {
+  function request(
+    path: string,
+    headers: Record<string, string>,
+    body?: Buffer | (() => AsyncIterable<Buffer>),
+    method = body ? 'POST' : 'GET',
+  ): Promise<Answer> {
     return new Promise((resolve, reject) => {
       const req = http.request({ host: '127.0.0.1', port: apiPort, path, method, headers }, (res) => {
         const chunks: Buffer[] = [];
@@ -53,7 +58,12 @@ describe('MicroVM endpoint', () => {
       });
       req.on('error', reject);
       if (body instanceof Buffer) req.end(body);
-      else if (body) void (async () => { for await (const chunk of (body as () => AsyncIterable<Buffer>)()) if (!req.write(chunk)) await new Promise((r) => req.once('drain', r)); req.end(); })();
+      else if (body)
+        void (async () => {
+          for await (const chunk of (body as () => AsyncIterable<Buffer>)())
+            if (!req.write(chunk)) await new Promise((r) => req.once('drain', r));
+          req.end();
+        })();
       else req.end();
     });
   }
@@ -95,7 +105,10 @@ describe('MicroVM endpoint', () => {
     assert.equal((await request('/', { host: host(9000), 'x-capsule-auth': token })).status, 401);
     // a token for both ports reaches 9000 either way
     const both = (await vm.createAuthToken({ allowedPorts: [8080, 9000] })).token;
-    assert.equal(json(await request('/', { host: host(), 'x-capsule-auth': both, 'x-capsule-port': '9000' })).port, 9000);
+    assert.equal(
+      json(await request('/', { host: host(), 'x-capsule-auth': both, 'x-capsule-port': '9000' })).port,
+      9000,
+    );
     assert.equal(json(await request('/', { host: host(9000), 'x-capsule-auth': both })).port, 9000);
   });
 
@@ -111,14 +124,36 @@ describe('MicroVM endpoint', () => {
     const { key } = await server().capsule.tenants.createApiKey(tenant.id);
     const foreign = await request('/', { host: host(), 'x-capsule-auth': key });
     assert.equal(foreign.status, 404, foreign.body.toString());
-    const other = await new Capsule({ baseUrl: server().url, apiKey: key }).microvms.get(vm.id).catch((err: Error) => err);
+    const other = await new Capsule({ baseUrl: server().url, apiKey: key }).microvms
+      .get(vm.id)
+      .catch((err: Error) => err);
     assert.ok(other instanceof Error);
-    assert.equal((await request(`/v1/microvms/${vm.id}/auth-tokens`, { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, Buffer.from('{}'))).status, 404);
-    assert.equal((await request(`/v1/microvms/${vm.id}/auth-tokens`, { authorization: `Bearer ${server().adminKey}`, 'content-type': 'application/json' }, Buffer.from('{"ttlSeconds":3601}'))).status, 400);
+    assert.equal(
+      (
+        await request(
+          `/v1/microvms/${vm.id}/auth-tokens`,
+          { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+          Buffer.from('{}'),
+        )
+      ).status,
+      404,
+    );
+    assert.equal(
+      (
+        await request(
+          `/v1/microvms/${vm.id}/auth-tokens`,
+          { authorization: `Bearer ${server().adminKey}`, 'content-type': 'application/json' },
+          Buffer.from('{"ttlSeconds":3601}'),
+        )
+      ).status,
+      400,
+    );
   });
 
   test('the /v1 proxy path with the API key; nothing listening is 502 PORT_UNREACHABLE', async () => {
-    const answer = await request(`/v1/microvms/${vm.id}/proxy/9000/some/path?q=2`, { authorization: `Bearer ${server().adminKey}` });
+    const answer = await request(`/v1/microvms/${vm.id}/proxy/9000/some/path?q=2`, {
+      authorization: `Bearer ${server().adminKey}`,
+    });
     assert.equal(answer.status, 200);
     const seen = json(answer) as { port: number; path: string; headers: Record<string, string> };
     assert.deepEqual([seen.port, seen.path], [9000, '/some/path?q=2']);
@@ -151,8 +186,15 @@ describe('MicroVM endpoint', () => {
   test('an Upgrade (WebSocket handshake) becomes a raw two-way stream', async () => {
     const { token } = await vm.createAuthToken();
     const socket = await new Promise<import('node:net').Socket>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port: apiPort, path: '/ws', headers: { host: host(), 'x-capsule-auth': token, connection: 'Upgrade', upgrade: 'echo' } });
-      req.on('upgrade', (res, s) => (res.statusCode === 101 ? resolve(s) : reject(new Error(`status ${res.statusCode}`))));
+      const req = http.request({
+        host: '127.0.0.1',
+        port: apiPort,
+        path: '/ws',
+        headers: { host: host(), 'x-capsule-auth': token, connection: 'Upgrade', upgrade: 'echo' },
+      });
+      req.on('upgrade', (res, s) =>
+        res.statusCode === 101 ? resolve(s) : reject(new Error(`status ${res.statusCode}`)),
+      );
       req.on('response', (res) => reject(new Error(`no upgrade: ${res.statusCode}`)));
       req.on('error', reject);
       req.end();

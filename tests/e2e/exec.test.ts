@@ -29,7 +29,9 @@ describe('exec in a running MicroVM', () => {
 
   test('stdout and stderr arrive as produced, in order', async () => {
     const order: string[] = [];
-    for await (const event of vm.execStream('for i in 1 2 3; do echo out$i; sleep 0.2; echo err$i >&2; sleep 0.2; done')) {
+    for await (const event of vm.execStream(
+      'for i in 1 2 3; do echo out$i; sleep 0.2; echo err$i >&2; sleep 0.2; done',
+    )) {
       if (event.type !== 'exit') order.push(`${event.type}:${new TextDecoder().decode(event.data).trim()}`);
     }
     assert.deepEqual(order, ['stdout:out1', 'stderr:err1', 'stdout:out2', 'stderr:err2', 'stdout:out3', 'stderr:err3']);
@@ -66,7 +68,7 @@ describe('exec in a running MicroVM', () => {
     assert.equal(left.stdout, '');
   });
 
-  test('a missing command exits 127 with the guest\'s message', async () => {
+  test("a missing command exits 127 with the guest's message", async () => {
     const argv = await vm.exec(['no-such-command', '--flag']);
     assert.equal(argv.exitCode, 127);
     assert.match(argv.stderr, /no-such-command: command not found/);
@@ -77,7 +79,9 @@ describe('exec in a running MicroVM', () => {
 
   test('20 concurrent execs in one VM all complete with their own output', async () => {
     const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => vm.exec(['sh', '-c', `sleep 0.$((RANDOM % 5)); echo job-${i}; exit ${i % 5}`])),
+      Array.from({ length: 20 }, (_, i) =>
+        vm.exec(['sh', '-c', `sleep 0.$((RANDOM % 5)); echo job-${i}; exit ${i % 5}`]),
+      ),
     );
     results.forEach((r, i) => {
       assert.equal(r.stdout, `job-${i}\n`);
@@ -112,7 +116,12 @@ describe('exec in a running MicroVM', () => {
       assert.notEqual((await vm.exec(['test', '-e', marker])).exitCode, 0);
       // nothing shared in: no 9p/virtiofs mounts, only the VM's own disk
       assert.equal((await vm.exec(['sh', '-c', "grep -cE ' (9p|virtiofs) ' /proc/mounts || true"])).stdout.trim(), '0');
-      assert.equal((await vm.exec(['sh', '-c', "ls /sys/block | grep -v '^vda$' | grep -v -e '^loop' -e '^ram' | wc -l"])).stdout.trim(), '0');
+      assert.equal(
+        (
+          await vm.exec(['sh', '-c', "ls /sys/block | grep -v '^vda$' | grep -v -e '^loop' -e '^ram' | wc -l"])
+        ).stdout.trim(),
+        '0',
+      );
     } finally {
       fs.rmSync(marker);
     }

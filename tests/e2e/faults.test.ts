@@ -64,16 +64,26 @@ describe('bad input', () => {
       ];
       for (const [method, route, body, status, code] of cases) {
         const error = await errorOf(await server.api(method, route, body));
-        assert.deepEqual([error.status, error.code], [status, code], `${method} ${route} ${JSON.stringify(body)}: ${error.message}`);
+        assert.deepEqual(
+          [error.status, error.code],
+          [status, code],
+          `${method} ${route} ${JSON.stringify(body)}: ${error.message}`,
+        );
         assert.ok(error.message.length > 0);
       }
-      const big = await errorOf(await server.api('POST', '/v1/microvms', JSON.stringify({ imageName: 'base', x: 'y'.repeat(2 * 1024 * 1024) })));
+      const big = await errorOf(
+        await server.api('POST', '/v1/microvms', JSON.stringify({ imageName: 'base', x: 'y'.repeat(2 * 1024 * 1024) })),
+      );
       assert.deepEqual([big.status, big.code], [413, 'PAYLOAD_TOO_LARGE']);
-      const wrongType = await errorOf(await server.api('POST', '/v1/microvms', '{"imageName":"base"}', { 'content-type': 'text/plain' }));
+      const wrongType = await errorOf(
+        await server.api('POST', '/v1/microvms', '{"imageName":"base"}', { 'content-type': 'text/plain' }),
+      );
       assert.deepEqual([wrongType.status, wrongType.code], [400, 'BAD_REQUEST']);
       const noKey = await errorOf(await fetch(`${server.url}/v1/microvms`));
       assert.deepEqual([noKey.status, noKey.code], [401, 'UNAUTHORIZED']);
-      const badKey = await errorOf(await server.api('GET', '/v1/microvms', undefined, { authorization: 'Bearer cap_wrong' }));
+      const badKey = await errorOf(
+        await server.api('GET', '/v1/microvms', undefined, { authorization: 'Bearer cap_wrong' }),
+      );
       assert.deepEqual([badKey.status, badKey.code], [401, 'UNAUTHORIZED']);
       const health = await fetch(`${server.url}/healthz`);
       assert.equal(health.status, 200);

@@ -45,7 +45,13 @@ describe('files in a MicroVM', () => {
     await vm.files.mkdir('/root/tree/a/b');
     await vm.files.write('/root/tree/a/one.txt', '1');
     const entries = await vm.files.list('/root/tree/a');
-    assert.deepEqual(entries.map((e) => [e.name, e.type]), [['b', 'dir'], ['one.txt', 'file']]);
+    assert.deepEqual(
+      entries.map((e) => [e.name, e.type]),
+      [
+        ['b', 'dir'],
+        ['one.txt', 'file'],
+      ],
+    );
     assert.equal((await vm.files.stat('/root/tree/a/one.txt')).sizeBytes, 1);
     await assert.rejects(vm.files.remove('/root/tree'), /ENOTEMPTY|EISDIR|directory/i);
     await vm.files.remove('/root/tree', { recursive: true });
@@ -56,22 +62,36 @@ describe('files in a MicroVM', () => {
     const stat = await vm.files.write('/srv/proj/pkg/a.py', 'print("a")\n');
     assert.equal(stat.path, '/srv/proj/pkg/a.py');
     await vm.files.write('/srv/proj/pkg/b.py', 'print("b")\n'); // into the directory just made
-    const seen = await vm.exec(['sh', '-c', 'stat -c "%a %U" /srv/proj /srv/proj/pkg && cat /srv/proj/pkg/a.py /srv/proj/pkg/b.py']);
+    const seen = await vm.exec([
+      'sh',
+      '-c',
+      'stat -c "%a %U" /srv/proj /srv/proj/pkg && cat /srv/proj/pkg/a.py /srv/proj/pkg/b.py',
+    ]);
     assert.equal(seen.stdout, '755 root\n755 root\nprint("a")\nprint("b")\n', seen.stderr);
     // a path through a file is still an error, and leaves nothing
-    const through = await errorOf(await server().api('PUT', `/v1/microvms/${vm.id}/files?path=/srv/proj/pkg/a.py/c`, 'x', { 'content-type': 'application/octet-stream' }));
+    const through = await errorOf(
+      await server().api('PUT', `/v1/microvms/${vm.id}/files?path=/srv/proj/pkg/a.py/c`, 'x', {
+        'content-type': 'application/octet-stream',
+      }),
+    );
     assert.ok(through.status >= 400 && through.status < 500, `${through.status} ${through.message}`);
   });
 
   test('missing files are 404; bad paths are 400; nothing half-written is left', async () => {
     await assert.rejects(vm.files.read('/root/nope'), NotFoundError);
     for (const path of ['relative/x', '/root/../etc/passwd', '']) {
-      const error = await errorOf(await server().api('GET', `/v1/microvms/${vm.id}/files?path=${encodeURIComponent(path)}`));
+      const error = await errorOf(
+        await server().api('GET', `/v1/microvms/${vm.id}/files?path=${encodeURIComponent(path)}`),
+      );
       assert.equal(error.status, 400, `${path}: ${error.message}`);
     }
     const nul = await errorOf(await server().api('GET', `/v1/microvms/${vm.id}/files?path=%2Froot%2Fa%00b`));
     assert.equal(nul.status, 400);
-    const noDir = await errorOf(await server().api('PUT', `/v1/microvms/${vm.id}/files?path=/no/such/dir/file&parents=false`, 'x', { 'content-type': 'application/octet-stream' }));
+    const noDir = await errorOf(
+      await server().api('PUT', `/v1/microvms/${vm.id}/files?path=/no/such/dir/file&parents=false`, 'x', {
+        'content-type': 'application/octet-stream',
+      }),
+    );
     assert.equal(noDir.status, 404);
     assert.equal(noDir.message.match(/ENOENT/g)?.length, 1, `the errno once: ${noDir.message}`);
     await assert.rejects(vm.files.write('/no/such/dir/file', 'x', { parents: false }), NotFoundError);

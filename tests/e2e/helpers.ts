@@ -43,7 +43,10 @@ export async function startTestServer(overrides: Partial<CapsuleConfig> = {}): P
     async close() {
       // terminate what the tests left running, through the API, so teardown exercises terminate too
       // (with the admin key of now: a test may have rotated it)
-      const admin = new Capsule({ baseUrl: server.url, apiKey: fs.readFileSync(path.join(dataDir, 'admin-key'), 'utf8').trim() });
+      const admin = new Capsule({
+        baseUrl: server.url,
+        apiKey: fs.readFileSync(path.join(dataDir, 'admin-key'), 'utf8').trim(),
+      });
       const { microvms } = await admin.microvms.list({ state: 'RUNNING' });
       await Promise.all(microvms.map((vm) => vm.terminate()));
       await server.close();
@@ -53,7 +56,11 @@ export async function startTestServer(overrides: Partial<CapsuleConfig> = {}): P
     api(method, route, body, headers = {}) {
       return fetch(server.url + route, {
         method,
-        headers: { authorization: `Bearer ${server.adminKey}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+        headers: {
+          authorization: `Bearer ${server.adminKey}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...headers,
+        },
         body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
       });
     },
@@ -73,7 +80,10 @@ export function useTestServer(overrides: Partial<CapsuleConfig> = {}): () => Tes
 }
 
 /** A server for one test. close() terminates what is RUNNING, then fails on any QEMU or VM dir left. */
-export async function withTestServer(overrides: Partial<CapsuleConfig>, fn: (server: TestServer) => Promise<void>): Promise<void> {
+export async function withTestServer(
+  overrides: Partial<CapsuleConfig>,
+  fn: (server: TestServer) => Promise<void>,
+): Promise<void> {
   const server = await startTestServer(overrides);
   try {
     await fn(server);
@@ -90,7 +100,8 @@ export function qemuProcesses(needle: string): number[] {
     try {
       const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
       // jailed QEMUs run by absolute path (/usr/bin/qemu-system-x86_64)
-      if (path.basename(cmdline.split('\0')[0]).startsWith('qemu-system') && cmdline.includes(needle)) pids.push(Number(entry));
+      if (path.basename(cmdline.split('\0')[0]).startsWith('qemu-system') && cmdline.includes(needle))
+        pids.push(Number(entry));
     } catch {
       // exited while we looked
     }
@@ -110,7 +121,10 @@ export function networkNamespaces(dataDir: string): Array<{ netns: string; vmId:
   const held: Array<{ netns: string; vmId: string | null }> = [];
   for (const netns of fs.readdirSync(owners)) {
     try {
-      const owner = JSON.parse(fs.readFileSync(path.join(owners, netns), 'utf8')) as { dataDir: string; vmId: string | null };
+      const owner = JSON.parse(fs.readFileSync(path.join(owners, netns), 'utf8')) as {
+        dataDir: string;
+        vmId: string | null;
+      };
       if (owner.dataDir === path.resolve(dataDir)) held.push({ netns, vmId: owner.vmId });
     } catch {
       // removed while we looked
@@ -169,9 +183,17 @@ export async function serveSetup(prefix: string): Promise<{ dataDir: string; por
 }
 
 export async function serveProcess(dataDir: string, port: number): Promise<{ child: ChildProcess; capsule: Capsule }> {
-  const child = spawn(CAPSULE_BIN, ['serve', '--port', String(port), '--data-dir', dataDir], { stdio: 'ignore', env: { ...process.env, CAPSULE_LOG: 'silent' } });
+  const child = spawn(CAPSULE_BIN, ['serve', '--port', String(port), '--data-dir', dataDir], {
+    stdio: 'ignore',
+    env: { ...process.env, CAPSULE_LOG: 'silent' },
+  });
   for (let i = 0; i < 400; i++) {
-    if (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false)) {
+    if (
+      await fetch(`http://127.0.0.1:${port}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    ) {
       const apiKey = fs.readFileSync(path.join(dataDir, 'admin-key'), 'utf8').trim();
       return { child, capsule: new Capsule({ baseUrl: `http://127.0.0.1:${port}`, apiKey }) };
     }
@@ -188,7 +210,13 @@ export async function stopProcess(child: ChildProcess, signal: NodeJS.Signals): 
 }
 
 /** GET through a MicroVM's endpoint (*.localhost need not resolve: connect to the API, name the VM in Host). */
-export function endpointGet(apiUrl: string, vmId: string, headers: Record<string, string>, urlPath = '/', guestPort?: number): Promise<{ status: number; body: string }> {
+export function endpointGet(
+  apiUrl: string,
+  vmId: string,
+  headers: Record<string, string>,
+  urlPath = '/',
+  guestPort?: number,
+): Promise<{ status: number; body: string }> {
   const { port } = new URL(apiUrl);
   return new Promise((resolve, reject) => {
     const host = `${guestPort && guestPort !== 8080 ? `${guestPort}-` : ''}${vmId}.localhost:${port}`;

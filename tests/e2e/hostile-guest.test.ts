@@ -36,14 +36,21 @@ describe('a hostile guest', () => {
     const vm = await server().capsule.microvms.run({ imageName: 'base' });
     const vmDir = path.join(server().dataDir, 'vms', vm.id);
     // 3 MiB through the emulated UART, then a marker: the log keeps the newest bytes
-    const flood = await vm.exec(['sh', '-c', 'head -c 3145728 /dev/zero | tr "\\0" x > /dev/ttyS0; echo END-OF-FLOOD > /dev/ttyS0'], { timeoutMs: 600_000 });
+    const flood = await vm.exec(
+      ['sh', '-c', 'head -c 3145728 /dev/zero | tr "\\0" x > /dev/ttyS0; echo END-OF-FLOOD > /dev/ttyS0'],
+      { timeoutMs: 600_000 },
+    );
     assert.equal(flood.exitCode, 0, flood.stderr);
     await sleep(500);
     const kept = ['serial.log', 'serial.log.1'].map((f) => path.join(vmDir, f)).filter((f) => fs.existsSync(f));
     const keptBytes = kept.reduce((n, f) => n + fs.statSync(f).size, 0);
     assert.ok(keptBytes <= SERIAL_LOG_MAX_BYTES, `${keptBytes} bytes of console kept`);
     assert.ok(keptBytes >= SERIAL_LOG_MAX_BYTES / 2, 'the newest half at least');
-    assert.deepEqual(fs.readdirSync(path.join(vmDir, 'run')).filter((f) => f.includes('serial') && !f.endsWith('.sock')), [], 'nothing of the console in the jail');
+    assert.deepEqual(
+      fs.readdirSync(path.join(vmDir, 'run')).filter((f) => f.includes('serial') && !f.endsWith('.sock')),
+      [],
+      'nothing of the console in the jail',
+    );
     assert.match(await vm.logs(), /END-OF-FLOOD/);
     assert.equal((await vm.exec(['echo', 'alive'])).stdout, 'alive\n');
     await vm.terminate();

@@ -29,7 +29,12 @@ async function waitForState(vm: MicroVM, state: string, withinMs: number): Promi
 test('hung hooks: terminate ends at the hook deadline with QEMU gone, and a parallel idle VM suspends on time', async () => {
   await withTestServer({}, async (server) => {
     const { capsule } = server;
-    const created = await capsule.images.create('hung-hooks', { zip: zipOf([{ name: 'capsule.json', data: JSON.stringify(CAPSULE_JSON) }, { name: 'hooks.js', data: APP }]) });
+    const created = await capsule.images.create('hung-hooks', {
+      zip: zipOf([
+        { name: 'capsule.json', data: JSON.stringify(CAPSULE_JSON) },
+        { name: 'hooks.js', data: APP },
+      ]),
+    });
     const built = await capsule.images.waitUntilBuilt('hung-hooks', created.version, { timeoutMs: 10 * 60_000 });
     assert.equal(built.state, 'SUCCESSFUL', built.failureReason ?? '');
 
@@ -45,7 +50,10 @@ test('hung hooks: terminate ends at the hook deadline with QEMU gone, and a para
     await other.terminate();
     const terminateMs = Date.now() - terminateStarted;
     assert.equal(other.state, 'TERMINATED');
-    assert.ok(terminateMs < HOOK_TIMEOUT_SECONDS * 1000 + 15_000, `terminate took ${terminateMs} ms with a ${HOOK_TIMEOUT_SECONDS} s hook deadline`);
+    assert.ok(
+      terminateMs < HOOK_TIMEOUT_SECONDS * 1000 + 15_000,
+      `terminate took ${terminateMs} ms with a ${HOOK_TIMEOUT_SECONDS} s hook deadline`,
+    );
     assert.deepEqual(qemuProcesses(`/vms/${other.id}/`), [], 'its QEMU is gone');
     console.log(`terminate with a hung hook: ${terminateMs} ms (hook deadline ${HOOK_TIMEOUT_SECONDS * 1000} ms)`);
 
@@ -57,8 +65,13 @@ test('hung hooks: terminate ends at the hook deadline with QEMU gone, and a para
     // …and suspended the idle one meanwhile (5 s idle + a sweep + a suspend), not after the hung hook
     await waitForState(idle, 'SUSPENDED', 60_000);
     const idleToSuspendedMs = Date.parse(idle.info.suspendedAt!) - idleSince;
-    assert.ok(idleToSuspendedMs < (5 + HOOK_TIMEOUT_SECONDS) * 1000 - 10_000, `the idle VM suspended ${idleToSuspendedMs} ms after its last activity`);
-    console.log(`5 s-idle VM suspended ${idleToSuspendedMs} ms after launch; the hung 5 s VM was terminated after ${hungLifeMs} ms`);
+    assert.ok(
+      idleToSuspendedMs < (5 + HOOK_TIMEOUT_SECONDS) * 1000 - 10_000,
+      `the idle VM suspended ${idleToSuspendedMs} ms after its last activity`,
+    );
+    console.log(
+      `5 s-idle VM suspended ${idleToSuspendedMs} ms after launch; the hung 5 s VM was terminated after ${hungLifeMs} ms`,
+    );
     await idle.terminate();
   });
 });

@@ -12,7 +12,7 @@ import type { MicroVM } from '@capsule/sdk';
 import { UID_CLAIMS_DIR } from '../../packages/server/src/jail/uid-pool.js';
 import { errorOf, qemuProcesses, startTestServer, useTestServer, type TestServer } from './helpers.js';
 
-function qemuPid(server: TestServer, id: string): number {
+function qemuPid(_server: TestServer, id: string): number {
   const [pid] = qemuProcesses(`/vms/${id}/`);
   assert.ok(pid, `a QEMU process for ${id}`);
   return pid;
@@ -29,7 +29,9 @@ function ids(pid: number): { uid: number; gid: number; groups: string } {
 
 /** Run a shell command on the host as `uid` (what an escaped QEMU thread could do); its exit status and stderr. */
 function asUid(uid: number, script: string): { status: number | null; stderr: string } {
-  const r = spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', 'sh', '-c', script], { encoding: 'utf8' });
+  const r = spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', 'sh', '-c', script], {
+    encoding: 'utf8',
+  });
   return { status: r.status, stderr: r.stderr };
 }
 
@@ -46,10 +48,13 @@ describe('the jail', () => {
   let a: MicroVM;
   let b: MicroVM;
   before(async () => {
-    [a, b] = await Promise.all([server().capsule.microvms.run({ imageName: 'base' }), server().capsule.microvms.run({ imageName: 'base' })]);
+    [a, b] = await Promise.all([
+      server().capsule.microvms.run({ imageName: 'base' }),
+      server().capsule.microvms.run({ imageName: 'base' }),
+    ]);
   });
 
-  test('two VMs\' QEMUs run as different non-root uids, with no supplementary groups and no capabilities', () => {
+  test("two VMs' QEMUs run as different non-root uids, with no supplementary groups and no capabilities", () => {
     const [pa, pb] = [qemuPid(server(), a.id), qemuPid(server(), b.id)];
     const [ia, ib] = [ids(pa), ids(pb)];
     assert.notEqual(ia.uid, ib.uid);
@@ -65,12 +70,23 @@ describe('the jail', () => {
     assert.ok(fs.existsSync(path.join(UID_CLAIMS_DIR, String(ia.uid))));
   });
 
-  test('a QEMU\'s root shows none of the host\'s files: no /etc/shadow, no data dir, no admin key', () => {
+  test("a QEMU's root shows none of the host's files: no /etc/shadow, no data dir, no admin key", () => {
     const pid = qemuPid(server(), a.id);
     const root = `/proc/${pid}/root`;
     const top = fs.readdirSync(root).sort();
-    const expected = new Set(['dev', 'lib', 'lib64', 'usr', server().dataDir.split('/')[1], '/var/cache/capsule'.split('/')[1]]);
-    assert.deepEqual(top.filter((e) => !expected.has(e)), [], `only QEMU, devices and the VM's own paths: ${top.join(' ')}`);
+    const expected = new Set([
+      'dev',
+      'lib',
+      'lib64',
+      'usr',
+      server().dataDir.split('/')[1],
+      '/var/cache/capsule'.split('/')[1],
+    ]);
+    assert.deepEqual(
+      top.filter((e) => !expected.has(e)),
+      [],
+      `only QEMU, devices and the VM's own paths: ${top.join(' ')}`,
+    );
     assert.equal(fs.existsSync(`${root}/etc/shadow`), false);
     assert.equal(fs.existsSync(`${root}/etc`), false);
     assert.equal(fs.existsSync(`${root}${server().dataDir}/admin-key`), false);
@@ -96,7 +112,9 @@ describe('the jail', () => {
 
   test('usage is on the MicroVM object and summed per tenant in /metrics', async () => {
     await a.exec(['sh', '-c', 'head -c 4000000 /dev/urandom > /root/usage && sync']);
-    const got = (await (await server().api('GET', `/v1/microvms/${a.id}`)).json()) as { usage: { cpuSeconds: number; memoryBytes: number; memoryPeakBytes: number; diskBytes: number } };
+    const got = (await (await server().api('GET', `/v1/microvms/${a.id}`)).json()) as {
+      usage: { cpuSeconds: number; memoryBytes: number; memoryPeakBytes: number; diskBytes: number };
+    };
     assert.ok(got.usage.cpuSeconds > 0);
     assert.ok(got.usage.memoryBytes > 10 * 2 ** 20);
     assert.ok(got.usage.memoryPeakBytes >= got.usage.memoryBytes);
@@ -106,7 +124,7 @@ describe('the jail', () => {
     assert.ok(memory >= got.usage.memoryBytes, 'the tenant sum covers its VM');
   });
 
-  test('simulated escapes as the VM\'s uid fail and leave the server healthy', async () => {
+  test("simulated escapes as the VM's uid fail and leave the server healthy", async () => {
     const pidA = qemuPid(server(), a.id);
     const uidA = ids(pidA).uid;
     const dataDir = server().dataDir;
@@ -114,23 +132,41 @@ describe('the jail', () => {
     const vmB = path.join(dataDir, 'vms', b.id);
     // inside its own view (its jail), its run directory is sealed: no link can be planted as serial.log
     const inJail = `/proc/${pidA}/root${vmA}/run`;
-    assert.notEqual(asUid(uidA, `ln -sf ${dataDir}/admin-key ${inJail}/serial.log.new && mv -f ${inJail}/serial.log.new ${inJail}/serial.log`).status, 0);
+    assert.notEqual(
+      asUid(
+        uidA,
+        `ln -sf ${dataDir}/admin-key ${inJail}/serial.log.new && mv -f ${inJail}/serial.log.new ${inJail}/serial.log`,
+      ).status,
+      0,
+    );
     assert.notEqual(asUid(uidA, `touch ${inJail}/planted`).status, 0);
     // on the host, the VM directories, the data dir's secrets and other VMs are out of reach
     assert.notEqual(asUid(uidA, `ln -sf ${dataDir}/admin-key ${vmA}/run/serial.log`).status, 0);
-    assert.notEqual(asUid(uidA, `ln -sf ${dataDir}/admin-key ${vmA}/serial.log`).status, 0, 'the console log is the server\'s');
+    assert.notEqual(
+      asUid(uidA, `ln -sf ${dataDir}/admin-key ${vmA}/serial.log`).status,
+      0,
+      "the console log is the server's",
+    );
     assert.notEqual(asUid(uidA, `cat ${dataDir}/admin-key`).status, 0);
     assert.notEqual(asUid(uidA, `touch ${vmB}/planted`).status, 0);
     assert.notEqual(asUid(uidA, `echo x >> ${vmB}/disk.qcow2`).status, 0);
     // the shared snapshot files every clone maps: read-only for all, root's
     const snapshotDir = path.join('/var/cache/capsule/snapshots');
-    const memory = fs.readdirSync(snapshotDir).filter((d) => d.startsWith('base-')).map((d) => path.join(snapshotDir, d, 'memory')).find((f) => fs.existsSync(f));
+    const memory = fs
+      .readdirSync(snapshotDir)
+      .filter((d) => d.startsWith('base-'))
+      .map((d) => path.join(snapshotDir, d, 'memory'))
+      .find((f) => fs.existsSync(f));
     assert.ok(memory, 'a ready snapshot of base');
     assert.equal(fs.statSync(memory).uid, 0);
     assert.equal(fs.statSync(memory).mode & 0o222, 0);
     assert.notEqual(asUid(uidA, `printf x | dd of=${memory} conv=notrunc 2>/dev/null`).status, 0);
     const base = `/proc/${pidA}/root${vmA}/base-memory`;
-    assert.notEqual(asUid(uidA, `printf x | dd of=${base} conv=notrunc 2>/dev/null`).status, 0, 'its own view of the base memory is read-only too');
+    assert.notEqual(
+      asUid(uidA, `printf x | dd of=${base} conv=notrunc 2>/dev/null`).status,
+      0,
+      'its own view of the base memory is read-only too',
+    );
 
     // worst case: a link already there (planted by root here) is still not followed by the log reader
     await a.exec(['sh', '-c', 'echo on-the-console > /dev/ttyS0']);
@@ -151,7 +187,11 @@ describe('the jail', () => {
     await b.suspend();
     const dir = path.join(server().dataDir, 'suspended', b.id);
     const uidB = fs.statSync(path.join(dir, 'disk.qcow2')).uid; // the VM's uid keeps its disk
-    assert.notEqual(asUid(uidB, `ln -sf /root/canary ${dir}/disk.qcow2`).status, 0, 'the suspended directory is root\'s');
+    assert.notEqual(
+      asUid(uidB, `ln -sf /root/canary ${dir}/disk.qcow2`).status,
+      0,
+      "the suspended directory is root's",
+    );
     assert.equal(fs.statSync(dir).uid, 0);
     assert.equal(fs.statSync(dir).mode & 0o777, 0o700);
     // worst case, planted by root: the resume refuses a link, and the canary keeps its owner
@@ -175,7 +215,7 @@ describe('the jail', () => {
     assert.equal((await b.exec(['echo', 'resumed'])).stdout, 'resumed\n');
   });
 
-  test('the uid is freed only when the VM\'s files are gone', async () => {
+  test("the uid is freed only when the VM's files are gone", async () => {
     const uid = ids(qemuPid(server(), b.id)).uid;
     await b.suspend();
     assert.ok(fs.existsSync(path.join(UID_CLAIMS_DIR, String(uid))), 'a suspended VM keeps its uid');
@@ -197,7 +237,8 @@ describe('no jail, no launch', () => {
     assert.equal(err.status, 503);
     assert.equal(err.code, 'JAIL_FAILED');
     assert.match(err.message, /no free uid/);
-    for (const pid of qemuProcesses(server.dataDir)) assert.notEqual(ids(pid).uid, 0, 'no QEMU of this server runs as root');
+    for (const pid of qemuProcesses(server.dataDir))
+      assert.notEqual(ids(pid).uid, 0, 'no QEMU of this server runs as root');
     await first.terminate();
   });
 
@@ -224,7 +265,13 @@ describe('no jail, no launch', () => {
     try {
       const vm = await s.capsule.microvms.run({ imageName: 'base' });
       // the guest fills most of its RAM: with QEMU's own memory on top, the cgroup (512 MiB, no overhead) is crossed
-      await vm.exec(['node', '-e', 'const b = []; for (let i = 0; i < 400; i++) b.push(Buffer.alloc(1 << 20, i)); setTimeout(() => {}, 60000)']).catch(() => undefined);
+      await vm
+        .exec([
+          'node',
+          '-e',
+          'const b = []; for (let i = 0; i < 400; i++) b.push(Buffer.alloc(1 << 20, i)); setTimeout(() => {}, 60000)',
+        ])
+        .catch(() => undefined);
       let info = await s.capsule.microvms.get(vm.id);
       for (let i = 0; i < 100 && info.info.state !== 'FAILED'; i++) {
         await sleep(200);

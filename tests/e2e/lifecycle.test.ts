@@ -21,7 +21,10 @@ describe('MicroVM lifecycle', () => {
       assert.equal(fs.existsSync('/root/only-in-a'), false);
       assert.equal((await a.exec(['cat', '/root/only-in-a'])).stdout, 'secret-a\n');
       const listed = await server().capsule.microvms.list({ metadata: { team: 'b' } });
-      assert.deepEqual(listed.microvms.map((vm) => vm.id), [b.id]);
+      assert.deepEqual(
+        listed.microvms.map((vm) => vm.id),
+        [b.id],
+      );
       const running = await server().capsule.microvms.list({ state: 'RUNNING', imageName: 'base' });
       assert.equal(running.microvms.length, 2);
       const page = await server().capsule.microvms.list({ limit: 1 });
@@ -37,14 +40,17 @@ describe('MicroVM lifecycle', () => {
   test('exec and terminate on a terminated VM are 409 INVALID_STATE', async () => {
     const vm = await server().capsule.microvms.run({ imageName: 'base' });
     await vm.terminate();
-    await assert.rejects(vm.exec('true'), (err: Error) => err instanceof InvalidStateError && /it is TERMINATED/.test(err.message));
+    await assert.rejects(
+      vm.exec('true'),
+      (err: Error) => err instanceof InvalidStateError && /it is TERMINATED/.test(err.message),
+    );
     const again = await errorOf(await server().api('DELETE', `/v1/microvms/${vm.id}`));
     assert.deepEqual([again.status, again.code], [409, 'INVALID_STATE']);
     const exec = await errorOf(await server().api('POST', `/v1/microvms/${vm.id}/exec`, { command: ['true'] }));
     assert.deepEqual([exec.status, exec.code], [409, 'INVALID_STATE']);
   });
 
-  test('kill -9 of a VM\'s QEMU process: the MicroVM becomes FAILED with a reason and is cleaned up', async () => {
+  test("kill -9 of a VM's QEMU process: the MicroVM becomes FAILED with a reason and is cleaned up", async () => {
     const vm = await server().capsule.microvms.run({ imageName: 'base' });
     const [pid] = qemuProcesses(vm.id);
     assert.ok(pid, 'QEMU process found');

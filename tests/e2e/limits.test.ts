@@ -4,11 +4,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DEFAULT_API_LIMITS } from '../../packages/server/src/lifecycle/limits.js';
+import { DEFAULT_API_LIMITS } from '@capsule/server';
 import { errorOf, withTestServer } from './helpers.js';
 
 test('limits: launch rate with Retry-After, sessions per VM, and a slowloris cut at the headers deadline', async () => {
-  const apiLimits = { ...DEFAULT_API_LIMITS, launchesPerSecond: 1, launchBurst: 2, sessionsPerVm: 2, headersTimeoutMs: 2000 };
+  const apiLimits = {
+    ...DEFAULT_API_LIMITS,
+    launchesPerSecond: 1,
+    launchBurst: 2,
+    sessionsPerVm: 2,
+    headersTimeoutMs: 2000,
+  };
   await withTestServer({ apiLimits }, async (server) => {
     // every attempt takes a token, even one that fails later (no such image)
     const attempt = (): Promise<Response> => server.api('POST', '/v1/microvms', { imageName: 'no-such-image' });

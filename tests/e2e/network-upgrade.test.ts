@@ -24,9 +24,20 @@ test('a VM suspended before namespaces resumes in one, with its memory and files
   const runtime = runtimes.get('base');
   const log = createLogger(process.stderr, true);
   const jail = Jailer.create({ ...config, dataDir: work, memoryOverheadMib: null }, log).forVm('test', 'mvm-upgrade');
-  const networks = new VmNetworks({ pool: '10.202.0.0/24', poolSize: 0, privateAllow: [], upstreams: [], dataDir: work }, new EgressLogs(path.join(work, 'egress')), log);
+  const networks = new VmNetworks(
+    { pool: '10.202.0.0/24', poolSize: 0, privateAllow: [], upstreams: [], dataDir: work },
+    new EgressLogs(path.join(work, 'egress')),
+    log,
+  );
   await networks.init(new Map());
-  const base = { ...hostLaunchOptions(config, runtime), vcpuCount: 1, memoryMib: 256, accelerator: 'tcg' as const, hostname: 'mvm-upgrade', jail };
+  const base = {
+    ...hostLaunchOptions(config, runtime),
+    vcpuCount: 1,
+    memoryMib: 256,
+    accelerator: 'tcg' as const,
+    hostname: 'mvm-upgrade',
+    jail,
+  };
   const suspended = path.join(work, 'suspended');
   fs.mkdirSync(suspended, { mode: 0o700 });
   const machines: Machine[] = [];
@@ -35,22 +46,34 @@ test('a VM suspended before namespaces resumes in one, with its memory and files
     const old = await Machine.launch({ ...base, vmDir: path.join(work, 'vm-old') });
     machines.push(old);
     // /run is a tmpfs: what is there lives in the guest's memory
-    await old.agent.exec({ command: ['sh', '-c', 'echo in-memory > /run/kept && echo on-disk > /root/kept && sync'] }).result;
+    await old.agent.exec({ command: ['sh', '-c', 'echo in-memory > /run/kept && echo on-disk > /root/kept && sync'] })
+      .result;
     const saved = await old.suspend(suspended);
 
     // after: the same state into a namespace's tap
     for (const round of [1, 2]) {
       const net = await networks.attach(`upgrade-${round}`, { egress: 'none', allow: [], deny: [] });
-      const vm = await Machine.launch({ ...base, vmDir: path.join(work, `vm-${round}`), netns: net.netns, restore: { kind: 'suspended', statePath: saved.statePath, diskPath: saved.diskPath } });
+      const vm = await Machine.launch({
+        ...base,
+        vmDir: path.join(work, `vm-${round}`),
+        netns: net.netns,
+        restore: { kind: 'suspended', statePath: saved.statePath, diskPath: saved.diskPath },
+      });
       machines.push(vm);
       assert.equal(vm.legacyUserNet, true, `round ${round}: resumed with the legacy netdev beside the tap`);
       assert.match(fs.readFileSync(`/proc/${vm.pid}/cmdline`, 'utf8'), /tap,id=net0/);
       let stdout = '';
-      await vm.agent.exec({ command: ['cat', '/run/kept', '/root/kept'] }, { onStdout: (chunk) => void (stdout += chunk.toString()) }).result;
+      await vm.agent.exec(
+        { command: ['cat', '/run/kept', '/root/kept'] },
+        { onStdout: (chunk) => void (stdout += chunk.toString()) },
+      ).result;
       assert.equal(stdout, 'in-memory\non-disk\n');
       await vm.suspend(suspended);
       await networks.release(`upgrade-${round}`, net.slot);
-      assert.ok(fs.existsSync(path.join(suspended, 'legacy-user-net')), 'the suspend says the state needs the legacy netdev');
+      assert.ok(
+        fs.existsSync(path.join(suspended, 'legacy-user-net')),
+        'the suspend says the state needs the legacy netdev',
+      );
     }
   } finally {
     for (const m of machines) await m.stop().catch(() => undefined);

@@ -23,7 +23,11 @@ describe('lifecycle policy', () => {
   test('idle → SUSPENDED; the next exec resumes it with its state; a running exec is not idle', async () => {
     await server().snapshotsBuilt;
     const vm = await server().capsule.microvms.run({ imageName: 'base', idlePolicy: { maxIdleDurationSeconds: 2 } });
-    assert.deepEqual(vm.info.idlePolicy, { maxIdleDurationSeconds: 2, suspendedDurationSeconds: 0, autoResumeEnabled: true });
+    assert.deepEqual(vm.info.idlePolicy, {
+      maxIdleDurationSeconds: 2,
+      suspendedDurationSeconds: 0,
+      autoResumeEnabled: true,
+    });
     await vm.exec('echo kept > /root/state.txt');
     const long = await vm.exec('sleep 4; echo done');
     assert.equal(long.stdout, 'done\n', 'not suspended under a running command');
@@ -38,8 +42,16 @@ describe('lifecycle policy', () => {
     const vm = await server().capsule.microvms.run({ imageName: 'base' });
     await vm.exec('echo 1 > /root/one');
     await vm.suspend();
-    const results = await Promise.all([vm.exec(['cat', '/root/one']), vm.exec('echo two'), vm.files.readText('/root/one'), vm.exec(['hostname'])]);
-    assert.deepEqual(results.map((r) => (typeof r === 'string' ? r : r.stdout)), ['1\n', 'two\n', '1\n', `${vm.id}\n`]);
+    const results = await Promise.all([
+      vm.exec(['cat', '/root/one']),
+      vm.exec('echo two'),
+      vm.files.readText('/root/one'),
+      vm.exec(['hostname']),
+    ]);
+    assert.deepEqual(
+      results.map((r) => (typeof r === 'string' ? r : r.stdout)),
+      ['1\n', 'two\n', '1\n', `${vm.id}\n`],
+    );
     assert.equal((await vm.refresh()).state, 'RUNNING');
   });
 
@@ -51,7 +63,10 @@ describe('lifecycle policy', () => {
   });
 
   test('suspendedDurationSeconds terminates a suspended VM; maximumDurationSeconds ends a running one', async () => {
-    const parked = await server().capsule.microvms.run({ imageName: 'base', idlePolicy: { suspendedDurationSeconds: 2 } });
+    const parked = await server().capsule.microvms.run({
+      imageName: 'base',
+      idlePolicy: { suspendedDurationSeconds: 2 },
+    });
     await parked.suspend();
     const capped = await server().capsule.microvms.run({ imageName: 'base', maximumDurationSeconds: 4 });
     await waitForState(server().capsule, parked, 'TERMINATED', 15_000);

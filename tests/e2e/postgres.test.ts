@@ -25,7 +25,10 @@ describe('server on Postgres', () => {
     assert.equal((await vm.exec('echo on-pg')).stdout, 'on-pg\n');
     await vm.suspend();
     assert.equal((await vm.resume()).state, 'RUNNING');
-    assert.deepEqual((await server.capsule.microvms.list({ metadata: { db: 'postgres' } })).microvms.map((m) => m.id), [vm.id]);
+    assert.deepEqual(
+      (await server.capsule.microvms.list({ metadata: { db: 'postgres' } })).microvms.map((m) => m.id),
+      [vm.id],
+    );
     const client = new pg.Client({ connectionString: url });
     await client.connect();
     try {

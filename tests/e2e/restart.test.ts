@@ -5,17 +5,33 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { networkNamespaces, qemuProcesses, removeNetworkNamespaces, serveProcess, serveSetup, stopProcess, vmDirs } from './helpers.js';
+import {
+  networkNamespaces,
+  qemuProcesses,
+  removeNetworkNamespaces,
+  serveProcess,
+  serveSetup,
+  stopProcess,
+  vmDirs,
+} from './helpers.js';
 
-const namespaceOf = (dataDir: string, id: string): string | undefined => networkNamespaces(dataDir).find((n) => n.vmId === id)?.netns;
+const namespaceOf = (dataDir: string, id: string): string | undefined =>
+  networkNamespaces(dataDir).find((n) => n.vmId === id)?.netns;
 
 test('kill -9 and SIGTERM of the server: running VMs are re-adopted with their processes; suspended ones resume', async () => {
   const { dataDir, port } = await serveSetup('capsule-restart-');
   let { child: server, capsule } = await serveProcess(dataDir, port);
   try {
-    const vm = await capsule.microvms.run({ imageName: 'base', network: { egress: 'allowlist', allow: ['203.0.113.0/24'] } });
+    const vm = await capsule.microvms.run({
+      imageName: 'base',
+      network: { egress: 'allowlist', allow: ['203.0.113.0/24'] },
+    });
     const netns = namespaceOf(dataDir, vm.id)!;
-    const pid = await vm.execBackground(['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/ticks; sleep 0.1; done']);
+    const pid = await vm.execBackground([
+      'sh',
+      '-c',
+      'i=0; while true; do i=$((i+1)); echo $i > /tmp/ticks; sleep 0.1; done',
+    ]);
     const sleeper = await capsule.microvms.run({ imageName: 'base' });
     await sleeper.files.write('/root/kept.txt', 'across a server crash');
     await sleeper.suspend();
@@ -34,7 +50,12 @@ test('kill -9 and SIGTERM of the server: running VMs are re-adopted with their p
       assert.equal((await vm.exec(['sh', '-c', `kill -0 ${pid} && echo alive`])).stdout, 'alive\n');
       // the same namespace, its policy still in force
       assert.equal(namespaceOf(dataDir, vm.id), netns, `the VM keeps its namespace (${signal})`);
-      assert.match(execFileSync('nsenter', [`--net=/run/netns/${netns}`, 'nft', 'list', 'chain', 'inet', 'capsule', 'mode'], { encoding: 'utf8' }), /ip daddr 203\.0\.113\.0\/24 .*accept/);
+      assert.match(
+        execFileSync('nsenter', [`--net=/run/netns/${netns}`, 'nft', 'list', 'chain', 'inet', 'capsule', 'mode'], {
+          encoding: 'utf8',
+        }),
+        /ip daddr 203\.0\.113\.0\/24 .*accept/,
+      );
       assert.equal((await vm.refresh()).network.allow[0], '203.0.113.0/24');
     }
 
@@ -45,7 +66,11 @@ test('kill -9 and SIGTERM of the server: running VMs are re-adopted with their p
     assert.deepEqual(qemuProcesses(dataDir), []);
     assert.deepEqual(vmDirs(dataDir), []);
     await stopProcess(server, 'SIGTERM');
-    assert.deepEqual(networkNamespaces(dataDir), [], 'no namespace is left: the pooled ones go with a clean stop, the killed server\'s were swept');
+    assert.deepEqual(
+      networkNamespaces(dataDir),
+      [],
+      "no namespace is left: the pooled ones go with a clean stop, the killed server's were swept",
+    );
   } finally {
     await stopProcess(server, 'SIGKILL');
     for (const pid of qemuProcesses(dataDir)) process.kill(pid, 'SIGKILL');
@@ -66,7 +91,11 @@ test('a QEMU that died while the server was down: the VM is FAILED with the reas
     assert.equal(after.state, 'FAILED');
     assert.match(after.failureReason ?? '', /server restarted while this MicroVM was RUNNING/);
     assert.deepEqual(vmDirs(dataDir), []);
-    assert.deepEqual(networkNamespaces(dataDir).filter((n) => n.vmId !== null), [], 'its namespace is gone too');
+    assert.deepEqual(
+      networkNamespaces(dataDir).filter((n) => n.vmId !== null),
+      [],
+      'its namespace is gone too',
+    );
   } finally {
     await stopProcess(server, 'SIGKILL');
     for (const pid of qemuProcesses(dataDir)) process.kill(pid, 'SIGKILL');

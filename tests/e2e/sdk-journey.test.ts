@@ -48,7 +48,7 @@ describe('SDK journey', () => {
 
     assert.equal((await vm.suspend()).state, 'SUSPENDED');
     assert.equal((await vm.resume()).state, 'RUNNING');
-    assert.equal((await vm.files.readText('/root/out.csv')), csv, 'files survive suspend/resume');
+    assert.equal(await vm.files.readText('/root/out.csv'), csv, 'files survive suspend/resume');
 
     await vm.execBackground(['python3', '-m', 'http.server', '8080', '--bind', '127.0.0.1', '--directory', '/root']);
     const { token } = await vm.createAuthToken({ allowedPorts: [8080], ttlSeconds: 300 });
@@ -67,7 +67,10 @@ describe('SDK journey', () => {
   test('20 concurrent clients × 10 execs each: every one answered, with its own output', async () => {
     const vm = await server().capsule.microvms.run({ imageName: 'base' });
     try {
-      const clients = Array.from({ length: 20 }, () => new Capsule({ baseUrl: server().url, apiKey: server().adminKey }));
+      const clients = Array.from(
+        { length: 20 },
+        () => new Capsule({ baseUrl: server().url, apiKey: server().adminKey }),
+      );
       const results = await Promise.all(
         clients.map(async (client, c) => {
           const handle = await client.microvms.get(vm.id);
@@ -80,7 +83,11 @@ describe('SDK journey', () => {
           return outputs;
         }),
       );
-      results.forEach((outputs, c) => assert.deepEqual(outputs, Array.from({ length: 10 }, (_, i) => `client-${c}-exec-${i}\n`)));
+      for (const [c, outputs] of results.entries())
+        assert.deepEqual(
+          outputs,
+          Array.from({ length: 10 }, (_, i) => `client-${c}-exec-${i}\n`),
+        );
     } finally {
       await vm.terminate();
     }

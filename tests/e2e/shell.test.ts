@@ -7,12 +7,15 @@ import { Capsule, type MicroVM, type Session } from '@capsule/sdk';
 import { runCli, useTestServer } from './helpers.js';
 
 /** Collects a session's output; `until` waits for a pattern to appear after the given offset. */
-function recorder(session: Session): { text: () => string; until: (pattern: RegExp, from?: number) => Promise<string> } {
+function recorder(session: Session): {
+  text: () => string;
+  until: (pattern: RegExp, from?: number) => Promise<string>;
+} {
   let text = '';
   const waiters: Array<() => void> = [];
   session.onData((data) => {
     text += Buffer.from(data).toString();
-    waiters.splice(0).forEach((w) => w());
+    for (const w of waiters.splice(0)) w();
   });
   return {
     text: () => text,
@@ -96,7 +99,10 @@ describe('interactive sessions', () => {
     assert.equal(await refused(new WebSocket(wsUrl, { headers: { authorization: `Bearer ${key}` } })), 404);
     await assert.rejects(new Capsule({ baseUrl: server().url, apiKey: key }).microvms.get(vm.id));
 
-    const browserStyle = new WebSocket(`${wsUrl}?rows=10&cols=20`, ['capsule.v1', `capsule.bearer.${server().adminKey}`]);
+    const browserStyle = new WebSocket(`${wsUrl}?rows=10&cols=20`, [
+      'capsule.v1',
+      `capsule.bearer.${server().adminKey}`,
+    ]);
     assert.equal(await refused(browserStyle), 101);
     assert.equal(browserStyle.protocol, 'capsule.v1', 'the key is never echoed back as the protocol');
     browserStyle.close();

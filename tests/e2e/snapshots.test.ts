@@ -25,10 +25,21 @@ describe('ready snapshots', () => {
 
   test('three clones launched at once are independent', async () => {
     await server().snapshotsBuilt;
-    const vms = await Promise.all([0, 1, 2].map((i) => server().capsule.microvms.run({ imageName: 'python', metadata: { clone: String(i) } })));
-    assert.deepEqual(vms.map((vm) => vm.info.launchedFrom), ['snapshot', 'snapshot', 'snapshot']);
+    const vms = await Promise.all(
+      [0, 1, 2].map((i) => server().capsule.microvms.run({ imageName: 'python', metadata: { clone: String(i) } })),
+    );
+    assert.deepEqual(
+      vms.map((vm) => vm.info.launchedFrom),
+      ['snapshot', 'snapshot', 'snapshot'],
+    );
     await Promise.all(vms.map((vm, i) => vm.exec(`echo clone-${i} > /root/who; sleep 300 >/dev/null 2>&1 &`)));
-    const seen = await Promise.all(vms.map((vm) => vm.exec('cat /root/who; pgrep -c -x sleep; hostname; head -c 32 /dev/urandom | od -An -tx1 | tr -d " \\n"; echo; cat /sys/class/net/eth0/address')));
+    const seen = await Promise.all(
+      vms.map((vm) =>
+        vm.exec(
+          'cat /root/who; pgrep -c -x sleep; hostname; head -c 32 /dev/urandom | od -An -tx1 | tr -d " \\n"; echo; cat /sys/class/net/eth0/address',
+        ),
+      ),
+    );
     const rows = seen.map((r) => r.stdout.trim().split('\n'));
     rows.forEach((row, i) => {
       assert.equal(row[0], `clone-${i}`, 'each clone sees only its own file');
@@ -38,7 +49,11 @@ describe('ready snapshots', () => {
     });
     const randoms = rows.map((row) => row[3]);
     assert.equal(new Set(randoms).size, 3, `random streams must differ: ${randoms.join(' ')}`);
-    const python = await Promise.all(vms.map((vm) => vm.exec(['python3', '-c', 'import random, os; print(random.getrandbits(64), os.urandom(8).hex())'])));
+    const python = await Promise.all(
+      vms.map((vm) =>
+        vm.exec(['python3', '-c', 'import random, os; print(random.getrandbits(64), os.urandom(8).hex())']),
+      ),
+    );
     assert.equal(new Set(python.map((r) => r.stdout)).size, 3);
   });
 
@@ -49,8 +64,14 @@ describe('ready snapshots', () => {
       assert.equal(vm.info.launchedFrom, 'snapshot');
       // the endpoint reaches an app on the guest's address through the VM's namespace and NIC (the
       // app sees the namespace's gateway as its peer): the renewed MAC and the network both work
-      await vm.exec('nohup node -e "require(\'http\').createServer((q, r) => r.end(q.socket.remoteAddress)).listen(8080, \'0.0.0.0\', () => require(\'fs\').writeFileSync(\'/tmp/up\', \'\'))" >/dev/null 2>&1 &');
-      assert.equal((await vm.exec('for i in $(seq 100); do [ -e /tmp/up ] && exit 0; sleep 0.1; done; exit 1')).exitCode, 0, 'the app listens before the first request');
+      await vm.exec(
+        "nohup node -e \"require('http').createServer((q, r) => r.end(q.socket.remoteAddress)).listen(8080, '0.0.0.0', () => require('fs').writeFileSync('/tmp/up', ''))\" >/dev/null 2>&1 &",
+      );
+      assert.equal(
+        (await vm.exec('for i in $(seq 100); do [ -e /tmp/up ] && exit 0; sleep 0.1; done; exit 1')).exitCode,
+        0,
+        'the app listens before the first request',
+      );
       const { token } = await vm.createAuthToken({ allowedPorts: [8080] });
       let page = { status: 0, body: '' };
       for (let i = 0; i < 50 && page.status !== 200; i++) {
@@ -85,7 +106,8 @@ describe('a broken snapshot', () => {
         assert.equal((await vm.exec('echo fine')).stdout, 'fine\n');
         await vm.terminate();
         // rebuilt in the background, and used again
-        for (let i = 0; i < 300 && !fs.existsSync(path.join(snapshotDir, base, 'manifest.json')); i++) await new Promise((r) => setTimeout(r, 100));
+        for (let i = 0; i < 300 && !fs.existsSync(path.join(snapshotDir, base, 'manifest.json')); i++)
+          await new Promise((r) => setTimeout(r, 100));
         const again = await server.capsule.microvms.run({ imageName: 'base' });
         assert.equal(again.info.launchedFrom, 'snapshot');
         await again.terminate();
@@ -95,18 +117,32 @@ describe('a broken snapshot', () => {
         assert.equal(shaped.info.launchedFrom, 'boot');
         await shaped.terminate();
         const isShaped = (d: string): boolean => d.startsWith('base-') && d.includes('-1c-640m-');
-        for (let i = 0; i < 600 && !fs.readdirSync(snapshotDir).some((d) => isShaped(d) && fs.existsSync(path.join(snapshotDir, d, 'manifest.json'))); i++) {
+        for (
+          let i = 0;
+          i < 600 &&
+          !fs
+            .readdirSync(snapshotDir)
+            .some((d) => isShaped(d) && fs.existsSync(path.join(snapshotDir, d, 'manifest.json')));
+          i++
+        ) {
           await new Promise((r) => setTimeout(r, 100));
         }
         const next = await server.capsule.microvms.run({ imageName: 'base', memoryMib: 640 });
         assert.equal(next.info.launchedFrom, 'snapshot');
-        assert.equal((await next.exec('free -m | awk \'/Mem:/ { print ($2 > 560) }\'')).stdout.trim(), '1', 'the restored guest has the requested memory');
+        assert.equal(
+          (await next.exec("free -m | awk '/Mem:/ { print ($2 > 560) }'")).stdout.trim(),
+          '1',
+          'the restored guest has the requested memory',
+        );
         assert.ok(fs.readdirSync(snapshotDir).includes(base), 'the default shape is kept beside the new one');
 
         // the snapshot the keeper was launched from is gone (corrupted, rebuilt, now deleted): it resumes
         fs.rmSync(path.join(snapshotDir, base), { recursive: true, force: true });
         assert.equal((await keeper.resume()).state, 'RUNNING');
-        assert.equal((await keeper.exec('cat /root/keep.txt; cat /etc/hostname >/dev/null && echo disk-ok')).stdout, 'keptdisk-ok\n');
+        assert.equal(
+          (await keeper.exec('cat /root/keep.txt; cat /etc/hostname >/dev/null && echo disk-ok')).stdout,
+          'keptdisk-ok\n',
+        );
       });
     } finally {
       fs.rmSync(snapshotDir, { recursive: true, force: true });

@@ -33,14 +33,23 @@ describe('storage quota', () => {
 
       const refused = await capsule.microvms.run({ imageName: 'base' }).catch((err: Error) => err);
       assert.ok(refused instanceof QuotaExceededError, String(refused));
-      const details = refused.details as { quota: string; limit: number; used: number; storage: { overlaysMib: number } };
+      const details = refused.details as {
+        quota: string;
+        limit: number;
+        used: number;
+        storage: { overlaysMib: number };
+      };
       assert.equal(details.quota, 'maxStorageMib');
       assert.equal(details.limit, 48);
       assert.ok(details.used >= 64 && details.storage.overlaysMib >= 64, JSON.stringify(details));
       assert.match(refused.message, /maxStorageMib.*disk overlays/);
 
       // a new image version adds bytes too: refused before the upload is read
-      const image = await fetch(`${server().url}/v1/images?name=too-much`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/zip' }, body: Buffer.alloc(1024) });
+      const image = await fetch(`${server().url}/v1/images?name=too-much`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/zip' },
+        body: Buffer.alloc(1024),
+      });
       const imageError = (await image.json()) as { error: { code: string; details: { quota: string } } };
       assert.equal(image.status, 429);
       assert.deepEqual([imageError.error.code, imageError.error.details.quota], ['QUOTA_EXCEEDED', 'maxStorageMib']);
@@ -56,13 +65,19 @@ describe('storage quota', () => {
       const cli = await runCli(server().url, key, ['tenant', 'usage', tenant.id]);
       assert.equal(cli.code, 0, cli.stderr);
       assert.match(cli.stdout, /storage\s+\d+(\.\d)? \/ 48 MiB \(suspended \d/);
-      const peek = await fetch(`${server().url}/v1/tenants/${tenant.id}/usage`, { headers: { authorization: `Bearer ${otherKey}` } });
+      const peek = await fetch(`${server().url}/v1/tenants/${tenant.id}/usage`, {
+        headers: { authorization: `Bearer ${otherKey}` },
+      });
       assert.equal(peek.status, 404);
 
       await vm.terminate();
       assert.equal((await capsule.tenants.usage(tenant.id)).storage.totalMib, 0);
       vms.push(await capsule.microvms.run({ imageName: 'base' }));
-      assert.equal((await vms[1].exec('cat /root/fill 2>/dev/null | wc -c')).stdout.trim(), '0', 'a new VM, not the old disk');
+      assert.equal(
+        (await vms[1].exec('cat /root/fill 2>/dev/null | wc -c')).stdout.trim(),
+        '0',
+        'a new VM, not the old disk',
+      );
     } finally {
       for (const vm of vms) if ((await vm.refresh()).state !== 'TERMINATED') await vm.terminate();
     }

@@ -24,7 +24,11 @@ describe('suspend faults', () => {
       assert.equal((await vm.refresh()).state, 'RUNNING');
       assert.equal((await vm.exec(['cat', '/root/mark'])).stdout, 'still-here\n');
       const left = fs.existsSync(path.join(suspended, vm.id)) ? fs.readdirSync(path.join(suspended, vm.id)) : [];
-      assert.deepEqual(left.filter((f) => f.startsWith('state')), [], 'no partial state file');
+      assert.deepEqual(
+        left.filter((f) => f.startsWith('state')),
+        [],
+        'no partial state file',
+      );
     } finally {
       execFileSync('umount', [suspended]);
     }
@@ -51,7 +55,10 @@ describe('suspend faults', () => {
       assert.ok(info.failureReason && info.failureReason.length > 0);
       assert.equal(fs.existsSync(path.join(server().dataDir, 'suspended', vm.id)), false);
     }
-    assert.deepEqual(qemuProcesses(vm.id).filter((p) => p === pid), []);
+    assert.deepEqual(
+      qemuProcesses(vm.id).filter((p) => p === pid),
+      [],
+    );
   });
 });
 
@@ -67,7 +74,10 @@ test('server killed -9 mid-suspend: after restart the VM is RUNNING or SUSPENDED
     await pending;
     ({ child: server, capsule } = await serveProcess(dataDir, port));
     const info = await vm.refresh();
-    assert.ok(info.state === 'RUNNING' || info.state === 'SUSPENDED', `state after restart: ${info.state} ${info.failureReason ?? ''}`);
+    assert.ok(
+      info.state === 'RUNNING' || info.state === 'SUSPENDED',
+      `state after restart: ${info.state} ${info.failureReason ?? ''}`,
+    );
     if (info.state === 'SUSPENDED') await vm.resume();
     assert.equal((await vm.exec(['cat', '/root/mark'])).stdout, 'survived\n');
     await vm.terminate();

@@ -17,7 +17,11 @@ describe('suspend and resume', () => {
     const vm = await server().capsule.microvms.run({ imageName: 'python' });
     assert.equal(vm.info.launchedFrom, 'snapshot');
     // written whole (temp file + rename): a read between a truncate and a write would see 0
-    await vm.execBackground(['python3', '-c', 'import os, time, itertools\nfor i in itertools.count():\n    open("/tmp/n.tmp", "w").write(str(i)); os.replace("/tmp/n.tmp", "/tmp/n"); time.sleep(0.05)']);
+    await vm.execBackground([
+      'python3',
+      '-c',
+      'import os, time, itertools\nfor i in itertools.count():\n    open("/tmp/n.tmp", "w").write(str(i)); os.replace("/tmp/n.tmp", "/tmp/n"); time.sleep(0.05)',
+    ]);
     const counter = async (): Promise<number> => Number((await vm.exec(['cat', '/tmp/n'])).stdout);
     await new Promise((r) => setTimeout(r, 500));
     let last = await counter();
@@ -47,9 +51,15 @@ describe('suspend and resume', () => {
   test('illegal transitions are 409 INVALID_STATE; a terminated suspended VM leaves nothing', async () => {
     // without auto-resume, so that exec on the SUSPENDED VM is refused rather than resuming it
     const vm = await server().capsule.microvms.run({ imageName: 'base', idlePolicy: { autoResumeEnabled: false } });
-    await assert.rejects(vm.resume(), (err: Error) => err instanceof InvalidStateError && /it is RUNNING/.test(err.message));
+    await assert.rejects(
+      vm.resume(),
+      (err: Error) => err instanceof InvalidStateError && /it is RUNNING/.test(err.message),
+    );
     await vm.suspend();
-    await assert.rejects(vm.suspend(), (err: Error) => err instanceof InvalidStateError && /it is SUSPENDED/.test(err.message));
+    await assert.rejects(
+      vm.suspend(),
+      (err: Error) => err instanceof InvalidStateError && /it is SUSPENDED/.test(err.message),
+    );
     const exec = await errorOf(await server().api('POST', `/v1/microvms/${vm.id}/exec`, { command: ['true'] }));
     assert.deepEqual([exec.status, exec.code], [409, 'INVALID_STATE']);
     assert.ok(fs.existsSync(path.join(server().dataDir, 'suspended', vm.id, 'state')));
@@ -78,10 +88,14 @@ describe('suspend and resume', () => {
     await b.suspend();
     const [suspended, terminatedA] = await Promise.allSettled([a.suspend(), a.terminate()]);
     const [resumed, terminatedB] = await Promise.allSettled([b.resume(), b.terminate()]);
-    for (const [vm, transition, terminated] of [[a, suspended, terminatedA], [b, resumed, terminatedB]] as const) {
+    for (const [vm, transition, terminated] of [
+      [a, suspended, terminatedA],
+      [b, resumed, terminatedB],
+    ] as const) {
       assert.equal(terminated.status, 'fulfilled', String((terminated as PromiseRejectedResult).reason));
       // the transition either finished before terminate took over, or was refused because of it
-      if (transition.status === 'rejected') assert.ok(transition.reason instanceof InvalidStateError, String(transition.reason));
+      if (transition.status === 'rejected')
+        assert.ok(transition.reason instanceof InvalidStateError, String(transition.reason));
       assert.equal((await vm.refresh()).state, 'TERMINATED');
       assert.deepEqual(qemuProcesses(vm.id), []);
       assert.equal(fs.existsSync(path.join(server().dataDir, 'suspended', vm.id)), false);

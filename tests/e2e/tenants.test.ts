@@ -17,7 +17,14 @@ describe('tenants', () => {
   }
 
   const as = (key: string, method: string, route: string, body?: unknown): Promise<Response> =>
-    fetch(server().url + route, { method, headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body: body === undefined ? undefined : JSON.stringify(body) });
+    fetch(server().url + route, {
+      method,
+      headers: {
+        authorization: `Bearer ${key}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
 
   test('another tenant cannot see or touch a MicroVM: every route answers 404', async () => {
     const a = await tenantClient('tenant-a');
@@ -44,10 +51,18 @@ describe('tenants', () => {
         assert.equal(response.status, 404, `${method} ${route}: ${text}`);
         assert.equal(JSON.parse(text).error.code, 'NOT_FOUND');
         const headers = JSON.stringify([...response.headers]);
-        for (const secret of ['tenant-a', a.id]) assert.ok(!text.includes(secret) && !headers.includes(secret), `${method} ${route} leaks the owner: ${text} ${headers}`);
+        for (const secret of ['tenant-a', a.id])
+          assert.ok(
+            !text.includes(secret) && !headers.includes(secret),
+            `${method} ${route} leaks the owner: ${text} ${headers}`,
+          );
       }
       // a raw upload with the other tenant's key is refused too, and writes nothing
-      const upload = await fetch(`${server().url}/v1/microvms/${vm.id}/files?path=/tmp/b-upload`, { method: 'PUT', headers: { authorization: `Bearer ${b.key}` }, body: 'from b' });
+      const upload = await fetch(`${server().url}/v1/microvms/${vm.id}/files?path=/tmp/b-upload`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${b.key}` },
+        body: 'from b',
+      });
       assert.equal(upload.status, 404);
       assert.equal((await vm.exec('ls /tmp/b-upload /tmp/b-was-here 2>/dev/null | wc -l')).stdout.trim(), '0');
       assert.deepEqual((await b.capsule.microvms.list()).microvms, []);
@@ -55,8 +70,14 @@ describe('tenants', () => {
       // untouched, and still the owner's
       assert.equal((await vm.refresh()).state, 'RUNNING');
       assert.equal((await vm.exec('echo mine')).stdout, 'mine\n');
-      assert.deepEqual((await a.capsule.microvms.list()).microvms.map((m) => m.id), [vm.id]);
-      assert.ok(!(await server().capsule.microvms.list()).microvms.some((m) => m.id === vm.id), "the admin's own tenant does not list it either");
+      assert.deepEqual(
+        (await a.capsule.microvms.list()).microvms.map((m) => m.id),
+        [vm.id],
+      );
+      assert.ok(
+        !(await server().capsule.microvms.list()).microvms.some((m) => m.id === vm.id),
+        "the admin's own tenant does not list it either",
+      );
     } finally {
       await vm.terminate();
     }
@@ -100,16 +121,25 @@ describe('tenants', () => {
       // suspended: holds no CPU or memory, so another may run — and then the first cannot resume
       await vms[0].suspend();
       vms.push(await q.capsule.microvms.run({ imageName: 'base' }));
-      await assert.rejects(vms[0].resume(), (err: Error) => err instanceof QuotaExceededError && /maxRunningMicroVMs/.test(err.message));
+      await assert.rejects(
+        vms[0].resume(),
+        (err: Error) => err instanceof QuotaExceededError && /maxRunningMicroVMs/.test(err.message),
+      );
       assert.equal((await vms[0].refresh()).state, 'SUSPENDED', 'a refused resume leaves the VM as it was');
       await vms[1].terminate();
       assert.equal((await vms[0].resume()).state, 'RUNNING');
       await vms[0].terminate();
 
       const cpus = await q.capsule.microvms.run({ imageName: 'base', vcpuCount: 3 }).catch((err: Error) => err);
-      assert.ok(cpus instanceof QuotaExceededError && (cpus.details as { quota: string }).quota === 'maxVcpus', String(cpus));
+      assert.ok(
+        cpus instanceof QuotaExceededError && (cpus.details as { quota: string }).quota === 'maxVcpus',
+        String(cpus),
+      );
       const memory = await q.capsule.microvms.run({ imageName: 'base', memoryMib: 2048 }).catch((err: Error) => err);
-      assert.ok(memory instanceof QuotaExceededError && (memory.details as { quota: string }).quota === 'maxMemoryMib', String(memory));
+      assert.ok(
+        memory instanceof QuotaExceededError && (memory.details as { quota: string }).quota === 'maxMemoryMib',
+        String(memory),
+      );
 
       // concurrent launches cannot overshoot: exactly one of three gets in
       const raced = await Promise.allSettled([0, 1, 2].map(() => q.capsule.microvms.run({ imageName: 'base' })));
@@ -122,7 +152,14 @@ describe('tenants', () => {
   });
 
   test('CLI: tenant create, key create, tenant quota; the new key works', async () => {
-    const created = await runCli(server().url, server().adminKey, ['tenant', 'create', 'tenant-cli', '--max-microvms', '3', '--json']);
+    const created = await runCli(server().url, server().adminKey, [
+      'tenant',
+      'create',
+      'tenant-cli',
+      '--max-microvms',
+      '3',
+      '--json',
+    ]);
     assert.equal(created.code, 0, created.stderr);
     const tenant = JSON.parse(created.stdout) as { id: string; quotas: { maxRunningMicroVMs: number } };
     assert.equal(tenant.quotas.maxRunningMicroVMs, 3);
@@ -132,7 +169,14 @@ describe('tenants', () => {
     const ls = await runCli(server().url, key.stdout.trim(), ['ls', '--json']);
     assert.equal(ls.code, 0, ls.stderr);
     assert.deepEqual(JSON.parse(ls.stdout), []);
-    const raised = await runCli(server().url, server().adminKey, ['tenant', 'quota', tenant.id, '--max-vcpus', '7', '--json']);
+    const raised = await runCli(server().url, server().adminKey, [
+      'tenant',
+      'quota',
+      tenant.id,
+      '--max-vcpus',
+      '7',
+      '--json',
+    ]);
     assert.equal(JSON.parse(raised.stdout).quotas.maxVcpus, 7);
     const forbidden = await runCli(server().url, key.stdout.trim(), ['tenant', 'ls']);
     assert.equal(forbidden.code, 1);
@@ -143,13 +187,22 @@ describe('tenants', () => {
     const t = await tenantClient('tenant-revoke');
     assert.equal((await as(t.key, 'GET', '/v1/microvms')).status, 200);
     const keys = await server().capsule.tenants.listApiKeys(t.id);
-    assert.deepEqual(keys.map((k) => k.name), ['tenant-revoke-key']);
+    assert.deepEqual(
+      keys.map((k) => k.name),
+      ['tenant-revoke-key'],
+    );
     assert.ok(!JSON.stringify(keys).includes(t.key), 'a listing never shows a key');
     assert.equal((await as(t.key, 'DELETE', `/v1/tenants/${t.id}/api-keys/${keys[0].id}`)).status, 403);
     await server().capsule.tenants.revokeApiKey(t.id, keys[0].id);
     assert.equal((await as(t.key, 'GET', '/v1/microvms')).status, 401, 'revoked at once');
-    assert.equal((await errorOf(await server().api('DELETE', `/v1/tenants/${t.id}/api-keys/${keys[0].id}`))).status, 404);
-    assert.equal((await errorOf(await server().api('DELETE', '/v1/tenants/default/api-keys/key-admin'))).code, 'INVALID_STATE');
+    assert.equal(
+      (await errorOf(await server().api('DELETE', `/v1/tenants/${t.id}/api-keys/${keys[0].id}`))).status,
+      404,
+    );
+    assert.equal(
+      (await errorOf(await server().api('DELETE', '/v1/tenants/default/api-keys/key-admin'))).code,
+      'INVALID_STATE',
+    );
     // the CLI: key ls, key revoke
     const { key: second } = await server().capsule.tenants.createApiKey(t.id, { name: 'cli' });
     const ls = await runCli(server().url, server().adminKey, ['key', 'ls', '--tenant', t.id, '--json']);
@@ -175,7 +228,8 @@ test('admin-key rotate: the old admin key stops working at once, the new one is 
     const fresh = cli.stdout.trim();
     assert.match(fresh, /^cap_\S+$/);
     assert.equal(fs.readFileSync(path.join(server.dataDir, 'admin-key'), 'utf8').trim(), fresh);
-    const get = (key: string): Promise<number> => fetch(`${server.url}/v1/tenants`, { headers: { authorization: `Bearer ${key}` } }).then((r) => r.status);
+    const get = (key: string): Promise<number> =>
+      fetch(`${server.url}/v1/tenants`, { headers: { authorization: `Bearer ${key}` } }).then((r) => r.status);
     assert.equal(await get(old), 401);
     assert.equal(await get(fresh), 200);
     assert.equal(fs.statSync(path.join(server.dataDir, 'admin-key')).mode & 0o777, 0o600);

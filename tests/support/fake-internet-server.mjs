@@ -39,11 +39,21 @@ const answer = (req, res) => {
 };
 
 const waits = [];
-for (const address of ['198.51.100.10', '198.51.100.11', '203.0.113.10', '169.254.169.254']) waits.push(listen(http.createServer(answer), 80, address));
-const tls = https.createServer({ key: fs.readFileSync(`${certDir}/key.pem`), cert: fs.readFileSync(`${certDir}/cert.pem`) }, (req, res) => res.end(`tls ${req.socket.servername}`));
+for (const address of ['198.51.100.10', '198.51.100.11', '203.0.113.10', '169.254.169.254'])
+  waits.push(listen(http.createServer(answer), 80, address));
+const tls = https.createServer(
+  { key: fs.readFileSync(`${certDir}/key.pem`), cert: fs.readFileSync(`${certDir}/cert.pem`) },
+  (req, res) => res.end(`tls ${req.socket.servername}`),
+);
 waits.push(listen(tls, 443, '198.51.100.20'));
 // a plain TCP service on another port: it says who it is
-waits.push(listen(net.createServer((s) => s.end('tcp 203.0.113.10:2222\n')), 2222, '203.0.113.10'));
+waits.push(
+  listen(
+    net.createServer((s) => s.end('tcp 203.0.113.10:2222\n')),
+    2222,
+    '203.0.113.10',
+  ),
+);
 
 const udp = dgram.createSocket('udp4');
 udp.on('message', (msg, rinfo) => {
@@ -52,11 +62,27 @@ udp.on('message', (msg, rinfo) => {
   const name = q.name.toLowerCase();
   const address = records[name];
   const answers = address && q.type === 'A' ? [{ type: 'A', name: q.name, ttl: 60, data: address }] : [];
-  udp.send(dns.encode({ type: 'response', id: query.id, flags: dns.RECURSION_AVAILABLE | (address ? 0 : 3), questions: query.questions, answers }), rinfo.port, rinfo.address);
+  udp.send(
+    dns.encode({
+      type: 'response',
+      id: query.id,
+      flags: dns.RECURSION_AVAILABLE | (address ? 0 : 3),
+      questions: query.questions,
+      answers,
+    }),
+    rinfo.port,
+    rinfo.address,
+  );
 });
 waits.push(new Promise((resolve) => udp.bind(53, '198.51.100.53', resolve)));
 // so the test can tell whether a guest reached this DNS server directly
-waits.push(listen(net.createServer((s) => s.end()), 53, '198.51.100.53'));
+waits.push(
+  listen(
+    net.createServer((s) => s.end()),
+    53,
+    '198.51.100.53',
+  ),
+);
 
 await Promise.all(waits);
 console.log('ready');

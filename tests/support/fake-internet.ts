@@ -19,7 +19,14 @@ export const FAKE_RECORDS: Record<string, string> = {
 };
 export const FAKE_DNS = '198.51.100.53';
 const ROUTES = ['198.51.100.0/24', '203.0.113.0/24', '169.254.169.254/32'];
-const ADDRESSES = ['198.51.100.10', '198.51.100.11', '198.51.100.20', '198.51.100.53', '203.0.113.10', '169.254.169.254'];
+const ADDRESSES = [
+  '198.51.100.10',
+  '198.51.100.11',
+  '198.51.100.20',
+  '198.51.100.53',
+  '203.0.113.10',
+  '169.254.169.254',
+];
 
 export interface FakeInternet {
   close(): Promise<void>;
@@ -68,9 +75,31 @@ export async function startFakeInternet(): Promise<FakeInternet> {
     ip('-n', netns, 'link', 'set', nsEnd, 'up');
     ip('-n', netns, 'route', 'add', 'default', 'via', '100.127.254.1');
     for (const route of ROUTES) ip('route', 'add', route, 'dev', hostEnd, 'via', '100.127.254.2');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=tls-one.example.org', '-addext', 'subjectAltName=DNS:tls-one.example.org,DNS:tls-two.example.org', '-keyout', `${certDir}/key.pem`, '-out', `${certDir}/cert.pem`], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=tls-one.example.org',
+        '-addext',
+        'subjectAltName=DNS:tls-one.example.org,DNS:tls-two.example.org',
+        '-keyout',
+        `${certDir}/key.pem`,
+        '-out',
+        `${certDir}/cert.pem`,
+      ],
+      { stdio: 'ignore' },
+    );
     const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fake-internet-server.mjs');
-    server = spawn('ip', ['netns', 'exec', netns, process.execPath, script, certDir, JSON.stringify(FAKE_RECORDS)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    server = spawn('ip', ['netns', 'exec', netns, process.execPath, script, certDir, JSON.stringify(FAKE_RECORDS)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     await new Promise<void>((resolve, reject) => {
       server!.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
       server!.once('exit', (code) => reject(new Error(`fake internet servers exited (${code})`)));

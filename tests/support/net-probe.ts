@@ -55,6 +55,9 @@ export async function probe(vm: MicroVM, targets: Target[]): Promise<string[]> {
 /** probe() as a map from a label to its result, for readable assertions. */
 export async function probeAll(vm: MicroVM, targets: Record<string, Target>): Promise<Record<string, string>> {
   const labels = Object.keys(targets);
-  const results = await probe(vm, labels.map((l) => targets[l]));
+  const results = await probe(
+    vm,
+    labels.map((l) => targets[l]),
+  );
   return Object.fromEntries(labels.map((l, i) => [l, results[i]]));
 }

@@ -2,7 +2,14 @@ import type { MicroVMInfo } from '@capsule/sdk';
 
 export function table(rows: string[][]): string {
   const widths = rows[0].map((_, col) => Math.max(...rows.map((r) => r[col].length)));
-  return rows.map((r) => r.map((cell, col) => cell.padEnd(widths[col])).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((cell, col) => cell.padEnd(widths[col]))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 export function microvmTable(vms: MicroVMInfo[]): string {
@@ -13,6 +20,8 @@ export function microvmTable(vms: MicroVMInfo[]): string {
 }
 
 export function microvmDetail(vm: MicroVMInfo): string {
-  const lines = Object.entries(vm).map(([k, v]) => `${k}: ${typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}`);
+  const lines = Object.entries(vm).map(
+    ([k, v]) => `${k}: ${typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}`,
+  );
   return lines.join('\n');
 }

@@ -54,7 +54,10 @@ function main(): void {
       killForegroundExecs();
     },
   });
-  mux = new Mux((frame) => port.write(frame), (channel) => dispatch(channel, mux));
+  mux = new Mux(
+    (frame) => port.write(frame),
+    (channel) => dispatch(channel, mux),
+  );
   process.on('SIGTERM', () => {
     killForegroundExecs();
     process.exit(0);

@@ -37,7 +37,10 @@ export class Port {
   private writing = false;
   private connected = false;
 
-  constructor(device: string, private readonly handlers: PortHandlers) {
+  constructor(
+    device: string,
+    private readonly handlers: PortHandlers,
+  ) {
     this.fd = fs.openSync(device, fs.constants.O_RDWR);
   }
 

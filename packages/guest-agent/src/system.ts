@@ -30,10 +30,12 @@ export function handleSystemRequest(channel: Channel, request: GuestRequest, don
       });
       return done();
     case 'setClock':
-      setClock(request.epochMs).then(
-        () => reply(channel, { type: 'result' }),
-        (err: Error) => replyError(channel, 'CLOCK_FAILED', err.message),
-      ).finally(done);
+      setClock(request.epochMs)
+        .then(
+          () => reply(channel, { type: 'result' }),
+          (err: Error) => replyError(channel, 'CLOCK_FAILED', err.message),
+        )
+        .finally(done);
       return;
     case 'restore':
       // entropy first: nothing random should be drawn from the snapshot's shared RNG state after this
@@ -54,7 +56,9 @@ export function handleSystemRequest(channel: Channel, request: GuestRequest, don
 /** The host names the VM on the kernel command line (capsule.hostname=…); no udev/systemd to do it. */
 export function applyHostnameFromCmdline(): void {
   try {
-    const match = /(?:^|\s)capsule\.hostname=([A-Za-z0-9.-]{1,63})(?:\s|$)/.exec(fs.readFileSync('/proc/cmdline', 'utf8'));
+    const match = /(?:^|\s)capsule\.hostname=([A-Za-z0-9.-]{1,63})(?:\s|$)/.exec(
+      fs.readFileSync('/proc/cmdline', 'utf8'),
+    );
     if (match) fs.writeFileSync('/proc/sys/kernel/hostname', match[1]);
   } catch {
     // keep the image's hostname

@@ -21,7 +21,17 @@ export const MAX_DURATION_CAP_SECONDS = 28_800;
 /** Metadata (label) keys: what `?metadata.KEY=` filters may name too. */
 export const LABEL_KEY = /^[A-Za-z0-9_.-]{1,63}$/;
 const Labels = z.record(z.string().regex(LABEL_KEY), z.string().max(256));
-const EnvVars = z.record(z.string().min(1).max(256).regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid variable name'), z.string().max(32 * 1024).regex(/^[^\0]*$/));
+const EnvVars = z.record(
+  z
+    .string()
+    .min(1)
+    .max(256)
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid variable name'),
+  z
+    .string()
+    .max(32 * 1024)
+    .regex(/^[^\0]*$/),
+);
 
 /**
  * The one set of VM shape limits: the API, capsule.json, Dockerfile builds and snapshots all check these.
@@ -49,7 +59,11 @@ export type ResolvedIdlePolicy = z.infer<typeof ResolvedIdlePolicy>;
 
 export const RunMicroVMRequest = z
   .object({
-    imageName: z.string().min(1).max(64).regex(/^[a-z0-9][a-z0-9-]*$/, 'lowercase letters, digits and dashes'),
+    imageName: z
+      .string()
+      .min(1)
+      .max(64)
+      .regex(/^[a-z0-9][a-z0-9-]*$/, 'lowercase letters, digits and dashes'),
     imageVersion: z.number().int().positive().optional(),
     vcpuCount: VcpuCount.optional(),
     memoryMib: MemoryMib.optional(),
@@ -58,7 +72,10 @@ export const RunMicroVMRequest = z
     idlePolicy: IdlePolicy.optional(),
     maximumDurationSeconds: z.number().int().min(1).optional(),
     network: NetworkPolicy.optional(),
-    runHookPayload: z.string().max(64 * 1024).optional(),
+    runHookPayload: z
+      .string()
+      .max(64 * 1024)
+      .optional(),
   })
   .strict();
 export type RunMicroVMRequest = z.infer<typeof RunMicroVMRequest>;
@@ -66,42 +83,46 @@ export type RunMicroVMRequest = z.infer<typeof RunMicroVMRequest>;
 export type RunMicroVMInput = z.input<typeof RunMicroVMRequest>;
 
 /** What a running MicroVM uses now, read from its cgroup and its disk overlay. */
-export const MicroVMUsage = z.object({
-  cpuSeconds: z.number(),
-  memoryBytes: z.number(),
-  memoryPeakBytes: z.number(),
-  diskBytes: z.number(),
-}).meta({ id: 'MicroVMUsage' });
+export const MicroVMUsage = z
+  .object({
+    cpuSeconds: z.number(),
+    memoryBytes: z.number(),
+    memoryPeakBytes: z.number(),
+    diskBytes: z.number(),
+  })
+  .meta({ id: 'MicroVMUsage' });
 export type MicroVMUsage = z.infer<typeof MicroVMUsage>;
 
-export const MicroVM = z.object({
-  id: z.string(),
-  /** http://{id}.{baseDomain}:{port}: the MicroVM's HTTP/WebSocket endpoint (guest port by X-Capsule-Port, default 8080). */
-  endpoint: z.string(),
-  state: MicroVMState,
-  imageName: z.string(),
-  imageVersion: z.number().nullable(),
-  vcpuCount: z.number(),
-  memoryMib: z.number(),
-  metadata: Labels,
-  /** The egress mode (network.egress), kept at the top level for clients of the first API. */
-  egress: EgressMode,
-  network: ResolvedNetworkPolicy,
-  accelerator: z.enum(['kvm', 'tcg']).nullable(),
-  launchedFrom: z.enum(['boot', 'snapshot']).nullable(),
-  kernelRelease: z.string().nullable(),
-  failureReason: z.string().nullable(),
-  createdAt: z.string(),
-  updatedAt: z.string(),
-  startedAt: z.string().nullable(),
-  terminatedAt: z.string().nullable(),
-  maximumDurationSeconds: z.number(),
-  idlePolicy: ResolvedIdlePolicy,
-  lastActivityAt: z.string().nullable(),
-  suspendedAt: z.string().nullable(),
-  /** While RUNNING (jailed): CPU time, memory now and at peak, disk bytes allocated; else null. */
-  usage: MicroVMUsage.nullable(),
-}).meta({ id: 'MicroVM' });
+export const MicroVM = z
+  .object({
+    id: z.string(),
+    /** http://{id}.{baseDomain}:{port}: the MicroVM's HTTP/WebSocket endpoint (guest port by X-Capsule-Port, default 8080). */
+    endpoint: z.string(),
+    state: MicroVMState,
+    imageName: z.string(),
+    imageVersion: z.number().nullable(),
+    vcpuCount: z.number(),
+    memoryMib: z.number(),
+    metadata: Labels,
+    /** The egress mode (network.egress), kept at the top level for clients of the first API. */
+    egress: EgressMode,
+    network: ResolvedNetworkPolicy,
+    accelerator: z.enum(['kvm', 'tcg']).nullable(),
+    launchedFrom: z.enum(['boot', 'snapshot']).nullable(),
+    kernelRelease: z.string().nullable(),
+    failureReason: z.string().nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+    startedAt: z.string().nullable(),
+    terminatedAt: z.string().nullable(),
+    maximumDurationSeconds: z.number(),
+    idlePolicy: ResolvedIdlePolicy,
+    lastActivityAt: z.string().nullable(),
+    suspendedAt: z.string().nullable(),
+    /** While RUNNING (jailed): CPU time, memory now and at peak, disk bytes allocated; else null. */
+    usage: MicroVMUsage.nullable(),
+  })
+  .meta({ id: 'MicroVM' });
 export type MicroVM = z.infer<typeof MicroVM>;
 
 export const MicroVMList = z.object({ microvms: z.array(MicroVM), nextToken: z.string().nullable() });
@@ -109,12 +130,39 @@ export type MicroVMList = z.infer<typeof MicroVMList>;
 
 export const ExecRequest = z
   .object({
-    command: z.union([z.array(z.string().max(128 * 1024).regex(/^[^\0]*$/, 'must not contain NUL')).min(1).max(4096), z.string().min(1).max(128 * 1024)]),
-    cwd: z.string().min(1).max(4096).regex(/^\/[^\0]*$/, 'must be an absolute path without NUL').optional(),
+    command: z.union([
+      z
+        .array(
+          z
+            .string()
+            .max(128 * 1024)
+            .regex(/^[^\0]*$/, 'must not contain NUL'),
+        )
+        .min(1)
+        .max(4096),
+      z
+        .string()
+        .min(1)
+        .max(128 * 1024),
+    ]),
+    cwd: z
+      .string()
+      .min(1)
+      .max(4096)
+      .regex(/^\/[^\0]*$/, 'must be an absolute path without NUL')
+      .optional(),
     env: EnvVars.optional(),
     /** base64 */
-    stdin: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64').optional(),
-    timeoutMs: z.number().int().min(1).max(MAX_DURATION_CAP_SECONDS * 1000).optional(),
+    stdin: z
+      .string()
+      .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64')
+      .optional(),
+    timeoutMs: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_DURATION_CAP_SECONDS * 1000)
+      .optional(),
     background: z.boolean().optional(),
   })
   .strict();
@@ -125,16 +173,31 @@ export const ExecEvent = z.union([
   z.object({ stdout: z.string() }).strict(),
   z.object({ stderr: z.string() }).strict(),
   z.object({ pid: z.number() }).strict(),
-  z.object({ exitCode: z.number().nullable(), signal: SignalName.or(z.string()).nullable(), timedOut: z.boolean().optional() }).strict(),
+  z
+    .object({
+      exitCode: z.number().nullable(),
+      signal: SignalName.or(z.string()).nullable(),
+      timedOut: z.boolean().optional(),
+    })
+    .strict(),
   z.object({ error: z.object({ code: z.string(), message: z.string() }) }).strict(),
 ]);
 export type ExecEvent = z.infer<typeof ExecEvent>;
 
 /** `details`: machine-readable facts about the failure (for QUOTA_EXCEEDED: quota, limit, used, requested). */
-export const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()).optional() }) }).meta({ id: 'ErrorBody' });
+export const ErrorBody = z
+  .object({
+    error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()).optional() }),
+  })
+  .meta({ id: 'ErrorBody' });
 export type ErrorBody = z.infer<typeof ErrorBody>;
 
-export const Health = z.object({ status: z.literal('ok'), accelerator: z.enum(['kvm', 'tcg']), acceleratorReason: z.string(), version: z.string() });
+export const Health = z.object({
+  status: z.literal('ok'),
+  accelerator: z.enum(['kvm', 'tcg']),
+  acceleratorReason: z.string(),
+  version: z.string(),
+});
 export type Health = z.infer<typeof Health>;
 
 export { FileStat } from './messages.js';

@@ -2,16 +2,34 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { Channel, ChannelClosedError } from './channel.js';
-import { encodeCredit, encodeFrame, Fd, FrameDecoder, FrameKind, INITIAL_WINDOW_BYTES, MAX_PAYLOAD_BYTES } from './frame.js';
+import {
+  encodeCredit,
+  encodeFrame,
+  Fd,
+  FrameDecoder,
+  FrameKind,
+  INITIAL_WINDOW_BYTES,
+  MAX_PAYLOAD_BYTES,
+} from './frame.js';
 import { Mux } from './mux.js';
 
 /** Two muxes back to back; each write is delivered to the other side on a later turn, like a real link. */
 function link(onIncoming: (channel: Channel) => void = () => {}) {
-  const wire = { toGuest: 0, toHost: 0, frames: [] as Array<{ dir: 'toGuest' | 'toHost'; kind: number; channel: number; fd: number; length: number }> };
+  const wire = {
+    toGuest: 0,
+    toHost: 0,
+    frames: [] as Array<{ dir: 'toGuest' | 'toHost'; kind: number; channel: number; fd: number; length: number }>,
+  };
   let connected = true;
   const tap = (dir: 'toGuest' | 'toHost', buf: Buffer) => {
     wire[dir] += buf.length;
-    wire.frames.push({ dir, channel: buf.readUInt32BE(4), kind: buf.readUInt8(8), fd: buf.readUInt8(9), length: buf.readUInt32BE(0) });
+    wire.frames.push({
+      dir,
+      channel: buf.readUInt32BE(4),
+      kind: buf.readUInt8(8),
+      fd: buf.readUInt8(9),
+      length: buf.readUInt32BE(0),
+    });
   };
   const host: Mux = new Mux((buf) => {
     tap('toGuest', buf);
@@ -89,7 +107,10 @@ test('a message opened by the host reaches the guest and its reply comes back', 
 
 test('invalid JSON in a MSG frame is delivered as { type: "invalid-json" }', () => {
   const messages: unknown[] = [];
-  const mux = new Mux(() => {}, (channel) => (channel.events.message = (m) => messages.push(m)));
+  const mux = new Mux(
+    () => {},
+    (channel) => (channel.events.message = (m) => messages.push(m)),
+  );
   mux.feed(encodeFrame(5, FrameKind.MSG, 0, Buffer.from('{not json')));
   assert.deepEqual(messages, [{ type: 'invalid-json' }]);
 });
@@ -139,7 +160,11 @@ test('flow control: a stalled consumer never holds more than the window, then ev
   assert.ok(delivered <= INITIAL_WINDOW_BYTES + MAX_PAYLOAD_BYTES, `delivered ${delivered} while stalled`);
   assert.ok(wire.toHost <= INITIAL_WINDOW_BYTES + MAX_PAYLOAD_BYTES + 100 * 12, `wire carried ${wire.toHost}`);
   assert.equal(consumed, 0);
-  assert.equal(wire.frames.filter((f) => f.kind === FrameKind.CREDIT).length, 0, 'no credit while the consumer is stalled');
+  assert.equal(
+    wire.frames.filter((f) => f.kind === FrameKind.CREDIT).length,
+    0,
+    'no credit while the consumer is stalled',
+  );
 
   const stalled = stall!;
   stall = null;
@@ -211,7 +236,7 @@ test('pipeFrom reads the source only as fast as credit allows, then sends EOF', 
   const received: Buffer[] = [];
   let stall: ReturnType<typeof gate> | null = gate();
   const channel = host.open();
-  channel.events.data = (fd, chunk) => {
+  channel.events.data = (_fd, chunk) => {
     order.push('data');
     received.push(Buffer.from(chunk));
     if (stall) return stall.promise;
@@ -230,7 +255,11 @@ test('pipeFrom reads the source only as fast as credit allows, then sends EOF', 
   await piped;
   assert.equal(pulled, CHUNKS);
   assert.equal(order.filter((o) => o.startsWith('eof')).length, 1);
-  const expected = Buffer.concat([Buffer.from('hello '), ...Array.from({ length: CHUNKS }, (_, i) => Buffer.alloc(CHUNK, i)), Buffer.from('bye')]);
+  const expected = Buffer.concat([
+    Buffer.from('hello '),
+    ...Array.from({ length: CHUNKS }, (_, i) => Buffer.alloc(CHUNK, i)),
+    Buffer.from('bye'),
+  ]);
   assert.ok(Buffer.concat(received).equals(expected));
 });
 
@@ -289,26 +318,26 @@ test('Mux.reset() aborts every channel and a sender blocked on credit rejects wi
   assert.equal(guest.openChannels, 0);
 });
 
-test(
-  'sendData on a channel closed while its credit is used up rejects instead of hanging',
-  async () => {
-    const channel = new Channel(1, () => {});
-    await channel.sendData(Fd.STDOUT, Buffer.alloc(INITIAL_WINDOW_BYTES)); // credit now 0
-    channel.abort(new Error('link lost'));
-    const outcome = await Promise.race([
-      channel.sendData(Fd.STDOUT, Buffer.from('x')).then(
-        () => 'resolved',
-        (err) => (err instanceof ChannelClosedError ? 'rejected' : String(err)),
-      ),
-      settle(20).then(() => 'still pending'),
-    ]);
-    assert.equal(outcome, 'rejected');
-  },
-);
+test('sendData on a channel closed while its credit is used up rejects instead of hanging', async () => {
+  const channel = new Channel(1, () => {});
+  await channel.sendData(Fd.STDOUT, Buffer.alloc(INITIAL_WINDOW_BYTES)); // credit now 0
+  channel.abort(new Error('link lost'));
+  const outcome = await Promise.race([
+    channel.sendData(Fd.STDOUT, Buffer.from('x')).then(
+      () => 'resolved',
+      (err) => (err instanceof ChannelClosedError ? 'rejected' : String(err)),
+    ),
+    settle(20).then(() => 'still pending'),
+  ]);
+  assert.equal(outcome, 'rejected');
+});
 
 test('Mux.reset() discards a partial frame from the lost link', () => {
   const messages: unknown[] = [];
-  const mux = new Mux(() => {}, (channel) => (channel.events.message = (m) => messages.push(m)));
+  const mux = new Mux(
+    () => {},
+    (channel) => (channel.events.message = (m) => messages.push(m)),
+  );
   const frame = encodeFrame(1, FrameKind.MSG, 0, Buffer.from('{"a":1}'));
   mux.feed(frame.subarray(0, 7));
   mux.reset(new Error('lost'));
@@ -396,7 +425,10 @@ test('Mux.open() ids are unique and skip ids in use', () => {
   assert.equal(mux.openChannels, 1000);
 
   // Ids the peer already uses (learned from incoming MSG frames) are skipped.
-  const guest = new Mux(() => {}, () => {});
+  const guest = new Mux(
+    () => {},
+    () => {},
+  );
   for (const id of [1, 2, 4]) guest.feed(encodeFrame(id, FrameKind.MSG, 0, Buffer.from('{}')));
   assert.equal(guest.open().id, 3);
   assert.equal(guest.open().id, 5);
@@ -420,7 +452,10 @@ test('Channel defaults: missing events are no-ops and credit starts at the initi
   const channel = new Channel(1, (buf) => frames.push(...decoder.push(buf).map((f) => f.payload.length)));
   // Exactly one window goes out without blocking.
   await channel.sendData(Fd.STDIN, Buffer.alloc(INITIAL_WINDOW_BYTES));
-  assert.equal(frames.reduce((a, b) => a + b, 0), INITIAL_WINDOW_BYTES);
+  assert.equal(
+    frames.reduce((a, b) => a + b, 0),
+    INITIAL_WINDOW_BYTES,
+  );
   assert.ok(frames.every((n) => n <= MAX_PAYLOAD_BYTES));
   let done = false;
   const more = channel.sendData(Fd.STDIN, Buffer.from('x')).then(() => (done = true));
@@ -440,7 +475,9 @@ test('Channel defaults: missing events are no-ops and credit starts at the initi
 
 test('a consumer promise that rejects grants no credit', async () => {
   const writes: Buffer[] = [];
-  const channel = new Channel(1, (buf) => writes.push(buf), { data: () => Promise.reject(new Error('consumer failed')) });
+  const channel = new Channel(1, (buf) => writes.push(buf), {
+    data: () => Promise.reject(new Error('consumer failed')),
+  });
   channel.deliver({ channel: 1, kind: FrameKind.DATA, fd: Fd.STDIN, payload: Buffer.from('abc') });
   await settle(5);
   assert.equal(writes.length, 0);

@@ -3,7 +3,15 @@
 // so neither side ever holds more than INITIAL_WINDOW_BYTES per stream in memory. The window is
 // enforced, not trusted: DATA beyond what was granted is a ProtocolViolation, and the link owner
 // disconnects the peer (a hostile guest cannot make the host buffer without bound).
-import { encodeCredit, encodeFrame, FrameKind, INITIAL_WINDOW_BYTES, MAX_PAYLOAD_BYTES, ProtocolViolation, type Frame } from './frame.js';
+import {
+  encodeCredit,
+  encodeFrame,
+  FrameKind,
+  INITIAL_WINDOW_BYTES,
+  MAX_PAYLOAD_BYTES,
+  ProtocolViolation,
+  type Frame,
+} from './frame.js';
 
 export type FrameSink = (frame: Buffer) => void;
 /** Resolves once the link can take more bytes (undefined: it can now). DATA waits on it; control frames do not. */
@@ -126,11 +134,17 @@ export class Channel {
         const length = frame.payload.length;
         const left = (this.allowance.get(frame.fd) ?? INITIAL_WINDOW_BYTES) - length;
         if (left < -OVERSHOOT_TOLERANCE_BYTES) {
-          throw new ProtocolViolation(`channel ${this.id} fd ${frame.fd}: ${length} bytes of DATA past the credit granted (${left + length} left)`);
+          throw new ProtocolViolation(
+            `channel ${this.id} fd ${frame.fd}: ${length} bytes of DATA past the credit granted (${left + length} left)`,
+          );
         }
         this.allowance.set(frame.fd, left);
         const pending = this.events.data(frame.fd, frame.payload);
-        if (pending) pending.then(() => this.grant(frame.fd, length), () => undefined);
+        if (pending)
+          pending.then(
+            () => this.grant(frame.fd, length),
+            () => undefined,
+          );
         else this.grant(frame.fd, length);
         return;
       }

@@ -73,7 +73,11 @@ export class CapsuleError extends Error {
   readonly code: ErrorCode;
   readonly step?: string;
   readonly details?: Record<string, unknown>;
-  constructor(code: ErrorCode, message: string, opts: { cause?: unknown; step?: string; details?: Record<string, unknown> } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    opts: { cause?: unknown; step?: string; details?: Record<string, unknown> } = {},
+  ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'CapsuleError';
     this.code = code;

@@ -3,10 +3,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Channel } from './channel.js';
-import { encodeCredit, encodeFrame, Fd, FrameKind, INITIAL_WINDOW_BYTES, MAX_PAYLOAD_BYTES, ProtocolViolation } from './frame.js';
+import {
+  encodeCredit,
+  encodeFrame,
+  Fd,
+  FrameKind,
+  INITIAL_WINDOW_BYTES,
+  MAX_PAYLOAD_BYTES,
+  ProtocolViolation,
+} from './frame.js';
 import { Mux } from './mux.js';
 
-const data = (channel: number, bytes: number): Buffer => encodeFrame(channel, FrameKind.DATA, Fd.STDOUT, Buffer.alloc(bytes));
+const data = (channel: number, bytes: number): Buffer =>
+  encodeFrame(channel, FrameKind.DATA, Fd.STDOUT, Buffer.alloc(bytes));
 
 /** A host mux with one open channel whose consumer never takes anything (no credit is ever granted back). */
 function stalledHost(): { mux: Mux; channel: Channel; received: () => number } {
@@ -22,7 +31,8 @@ function stalledHost(): { mux: Mux; channel: Channel; received: () => number } {
 
 test('DATA past the granted credit is a ProtocolViolation, and nothing past it is delivered', () => {
   const { mux, channel, received } = stalledHost();
-  for (let sent = 0; sent < INITIAL_WINDOW_BYTES; sent += MAX_PAYLOAD_BYTES) mux.feed(data(channel.id, MAX_PAYLOAD_BYTES));
+  for (let sent = 0; sent < INITIAL_WINDOW_BYTES; sent += MAX_PAYLOAD_BYTES)
+    mux.feed(data(channel.id, MAX_PAYLOAD_BYTES));
   assert.equal(received(), INITIAL_WINDOW_BYTES);
   // one more frame is within the tolerance for a v1 sender's overshoot; the next is not
   mux.feed(data(channel.id, MAX_PAYLOAD_BYTES));
@@ -53,9 +63,15 @@ test('a sender never sends past its credit, even a chunk larger than what is lef
   await sending;
   const more = channel.sendData(Fd.STDIN, Buffer.alloc(MAX_PAYLOAD_BYTES));
   await new Promise((resolve) => setImmediate(resolve));
-  const sentBytes = (): number => frames.filter((f) => f.readUInt8(8) === FrameKind.DATA).reduce((n, f) => n + f.readUInt32BE(0), 0);
+  const sentBytes = (): number =>
+    frames.filter((f) => f.readUInt8(8) === FrameKind.DATA).reduce((n, f) => n + f.readUInt32BE(0), 0);
   assert.equal(sentBytes(), INITIAL_WINDOW_BYTES, 'exactly the window, not a whole frame past it');
-  channel.deliver({ channel: 7, kind: FrameKind.CREDIT, fd: Fd.STDIN, payload: encodeCredit(7, Fd.STDIN, MAX_PAYLOAD_BYTES).subarray(12) });
+  channel.deliver({
+    channel: 7,
+    kind: FrameKind.CREDIT,
+    fd: Fd.STDIN,
+    payload: encodeCredit(7, Fd.STDIN, MAX_PAYLOAD_BYTES).subarray(12),
+  });
   await more;
   assert.equal(sentBytes(), INITIAL_WINDOW_BYTES - 100 + MAX_PAYLOAD_BYTES);
 });
@@ -64,7 +80,12 @@ test('DATA waits while the link is full and goes once it drains; a close frees t
   let full = true;
   let drain!: () => void;
   const frames: Buffer[] = [];
-  const channel = new Channel(3, (frame) => frames.push(frame), undefined, () => (full ? new Promise<void>((resolve) => (drain = resolve)) : undefined));
+  const channel = new Channel(
+    3,
+    (frame) => frames.push(frame),
+    undefined,
+    () => (full ? new Promise<void>((resolve) => (drain = resolve)) : undefined),
+  );
   const sending = channel.sendData(Fd.STDIN, Buffer.alloc(1000));
   await new Promise((resolve) => setImmediate(resolve));
   assert.equal(frames.length, 0);

@@ -24,7 +24,12 @@ function bytes(n: number, seed: number): Buffer {
 
 /** Frames as plain, comparable objects (payload copied out of any shared buffer). */
 function plain(frames: Frame[]): Array<{ channel: number; kind: number; fd: number; payload: string }> {
-  return frames.map((f) => ({ channel: f.channel, kind: f.kind, fd: f.fd, payload: Buffer.from(f.payload).toString('hex') }));
+  return frames.map((f) => ({
+    channel: f.channel,
+    kind: f.kind,
+    fd: f.fd,
+    payload: Buffer.from(f.payload).toString('hex'),
+  }));
 }
 
 const SAMPLE: Array<{ channel: number; kind: FrameKind; fd: number; payload: Buffer }> = [
@@ -124,7 +129,10 @@ test('random chunkings (including empty chunks) yield the same frames', () => {
 
 test('a payload larger than MAX_PAYLOAD_BYTES is refused by encodeFrame', () => {
   assert.throws(() => encodeFrame(1, FrameKind.DATA, Fd.STDOUT, Buffer.alloc(MAX_PAYLOAD_BYTES + 1)), RangeError);
-  assert.equal(encodeFrame(1, FrameKind.DATA, Fd.STDOUT, Buffer.alloc(MAX_PAYLOAD_BYTES)).length, HEADER_BYTES + MAX_PAYLOAD_BYTES);
+  assert.equal(
+    encodeFrame(1, FrameKind.DATA, Fd.STDOUT, Buffer.alloc(MAX_PAYLOAD_BYTES)).length,
+    HEADER_BYTES + MAX_PAYLOAD_BYTES,
+  );
 });
 
 function header(length: number, channel: number, kind: number, fd: number, reserved: number): Buffer {
@@ -164,11 +172,17 @@ test('reset() discards a partial frame', () => {
   const b = encodeFrame(2, FrameKind.MSG, 0, Buffer.from('{"x":1}'));
   assert.deepEqual(decoder.push(a.subarray(0, 3)), []); // partial header
   decoder.reset();
-  assert.deepEqual(plain(decoder.push(b)), plain([{ channel: 2, kind: FrameKind.MSG, fd: 0, payload: Buffer.from('{"x":1}') }]));
+  assert.deepEqual(
+    plain(decoder.push(b)),
+    plain([{ channel: 2, kind: FrameKind.MSG, fd: 0, payload: Buffer.from('{"x":1}') }]),
+  );
 
   assert.deepEqual(decoder.push(a.subarray(0, HEADER_BYTES + 2)), []); // header + part of payload
   decoder.reset();
-  assert.deepEqual(plain(decoder.push(b)), plain([{ channel: 2, kind: FrameKind.MSG, fd: 0, payload: Buffer.from('{"x":1}') }]));
+  assert.deepEqual(
+    plain(decoder.push(b)),
+    plain([{ channel: 2, kind: FrameKind.MSG, fd: 0, payload: Buffer.from('{"x":1}') }]),
+  );
 });
 
 test('reset() recovers a decoder after a corrupt header', () => {

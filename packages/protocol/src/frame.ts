@@ -35,7 +35,8 @@ export interface Frame {
 }
 
 export function encodeFrame(channel: number, kind: FrameKind, fd: number, payload: Buffer = EMPTY): Buffer {
-  if (payload.length > MAX_PAYLOAD_BYTES) throw new RangeError(`frame payload ${payload.length} > ${MAX_PAYLOAD_BYTES}`);
+  if (payload.length > MAX_PAYLOAD_BYTES)
+    throw new RangeError(`frame payload ${payload.length} > ${MAX_PAYLOAD_BYTES}`);
   const header = Buffer.allocUnsafe(HEADER_BYTES);
   header.writeUInt32BE(payload.length, 0);
   header.writeUInt32BE(channel >>> 0, 4);
@@ -80,7 +81,12 @@ export class FrameDecoder {
       }
       if (this.buffered < HEADER_BYTES + length) break;
       const all = this.take(HEADER_BYTES + length);
-      frames.push({ channel: all.readUInt32BE(4), kind: kind as FrameKind, fd: all.readUInt8(9), payload: all.subarray(HEADER_BYTES) });
+      frames.push({
+        channel: all.readUInt32BE(4),
+        kind: kind as FrameKind,
+        fd: all.readUInt8(9),
+        payload: all.subarray(HEADER_BYTES),
+      });
     }
     return frames;
   }

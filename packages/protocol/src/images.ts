@@ -15,24 +15,30 @@ export const CreateImageRequest = z
   .strict();
 export type CreateImageRequest = z.infer<typeof CreateImageRequest>;
 
-export const ImageVersion = z.object({
-  name: z.string(),
-  version: z.number(),
-  state: ImageBuildState,
-  runtime: z.string(),
-  /** Where the zip came from: "upload" or its s3:// URI. */
-  source: z.string(),
-  start: z.array(z.string()).nullable(),
-  port: z.number().nullable(),
-  failureReason: z.string().nullable(),
-  /** The step that failed, e.g. "line 4: RUN pip install …". */
-  failedStep: z.string().nullable(),
-  createdAt: z.string(),
-  finishedAt: z.string().nullable(),
-}).meta({ id: 'ImageVersion' });
+export const ImageVersion = z
+  .object({
+    name: z.string(),
+    version: z.number(),
+    state: ImageBuildState,
+    runtime: z.string(),
+    /** Where the zip came from: "upload" or its s3:// URI. */
+    source: z.string(),
+    start: z.array(z.string()).nullable(),
+    port: z.number().nullable(),
+    failureReason: z.string().nullable(),
+    /** The step that failed, e.g. "line 4: RUN pip install …". */
+    failedStep: z.string().nullable(),
+    createdAt: z.string(),
+    finishedAt: z.string().nullable(),
+  })
+  .meta({ id: 'ImageVersion' });
 export type ImageVersion = z.infer<typeof ImageVersion>;
 
-export const Image = z.object({ name: z.string(), latestVersion: z.number().nullable(), versions: z.array(ImageVersion) });
+export const Image = z.object({
+  name: z.string(),
+  latestVersion: z.number().nullable(),
+  versions: z.array(ImageVersion),
+});
 export type Image = z.infer<typeof Image>;
 
 export const ImageList = z.object({ images: z.array(Image) });

@@ -2,10 +2,31 @@
 // guest agent both parse with these schemas. Any change here requires bumping PROTOCOL_VERSION.
 import { z } from 'zod';
 
-const Env = z.record(z.string().min(1).regex(/^[^=\0]+$/), z.string().regex(/^[^\0]*$/));
-const GuestPath = z.string().min(1).max(4096).regex(/^\//, 'must be absolute').regex(/^[^\0]*$/, 'must not contain NUL');
+const Env = z.record(
+  z
+    .string()
+    .min(1)
+    .regex(/^[^=\0]+$/),
+  z.string().regex(/^[^\0]*$/),
+);
+const GuestPath = z
+  .string()
+  .min(1)
+  .max(4096)
+  .regex(/^\//, 'must be absolute')
+  .regex(/^[^\0]*$/, 'must not contain NUL');
 
-export const SignalName = z.enum(['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGSTOP', 'SIGCONT']);
+export const SignalName = z.enum([
+  'SIGTERM',
+  'SIGKILL',
+  'SIGINT',
+  'SIGHUP',
+  'SIGQUIT',
+  'SIGUSR1',
+  'SIGUSR2',
+  'SIGSTOP',
+  'SIGCONT',
+]);
 export type SignalName = z.infer<typeof SignalName>;
 
 /** A locally administered unicast MAC, lower-case, colon-separated. */
@@ -47,7 +68,11 @@ export const GuestRequest = z.discriminatedUnion('type', [
     pty: PtySize.optional(),
   }),
   /** Sent on an exec channel with a pty: the terminal's new size (the process gets SIGWINCH). */
-  z.object({ type: z.literal('resize'), rows: z.number().int().min(1).max(1000), cols: z.number().int().min(1).max(1000) }),
+  z.object({
+    type: z.literal('resize'),
+    rows: z.number().int().min(1).max(1000),
+    cols: z.number().int().min(1).max(1000),
+  }),
   /** Sent on an open fs.read / fs.write channel: stop the transfer (a write leaves no file behind). */
   z.object({ type: z.literal('cancel') }),
   /** Sent on an exec channel after `exec`: deliver a signal to the process group. */
@@ -55,7 +80,12 @@ export const GuestRequest = z.discriminatedUnion('type', [
   z.object({ type: z.literal('fs.read'), path: GuestPath }),
   /** Content follows as DATA on Fd.FILE, then EOF. Written to a temp file and renamed into place. */
   // parents: make missing parent directories (0755) first; an agent older than it ignores it
-  z.object({ type: z.literal('fs.write'), path: GuestPath, mode: z.number().int().min(0).max(0o7777).optional(), parents: z.boolean().optional() }),
+  z.object({
+    type: z.literal('fs.write'),
+    path: GuestPath,
+    mode: z.number().int().min(0).max(0o7777).optional(),
+    parents: z.boolean().optional(),
+  }),
   z.object({ type: z.literal('fs.list'), path: GuestPath }),
   z.object({ type: z.literal('fs.stat'), path: GuestPath }),
   z.object({ type: z.literal('fs.mkdir'), path: GuestPath, recursive: z.boolean().default(true) }),
@@ -69,14 +99,16 @@ export const GuestRequest = z.discriminatedUnion('type', [
 export type GuestRequest = z.infer<typeof GuestRequest>;
 export type GuestRequestInput = z.input<typeof GuestRequest>;
 
-export const FileStat = z.object({
-  name: z.string(),
-  path: z.string(),
-  type: z.enum(['file', 'dir', 'symlink', 'other']),
-  sizeBytes: z.number(),
-  mode: z.number(),
-  modifiedAt: z.string(),
-}).meta({ id: 'FileStat' });
+export const FileStat = z
+  .object({
+    name: z.string(),
+    path: z.string(),
+    type: z.enum(['file', 'dir', 'symlink', 'other']),
+    sizeBytes: z.number(),
+    mode: z.number(),
+    modifiedAt: z.string(),
+  })
+  .meta({ id: 'FileStat' });
 export type FileStat = z.infer<typeof FileStat>;
 
 export const AgentInfo = z.object({

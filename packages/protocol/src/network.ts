@@ -46,7 +46,7 @@ export function parseCidr(text: string): { network: number; prefix: number } | n
 
 export function cidrsOverlap(a: { network: number; prefix: number }, b: { network: number; prefix: number }): boolean {
   const mask = cidrMask(Math.min(a.prefix, b.prefix));
-  return ((a.network & mask) >>> 0) === ((b.network & mask) >>> 0);
+  return (a.network & mask) >>> 0 === (b.network & mask) >>> 0;
 }
 
 export function isDomainName(name: string): boolean {
@@ -60,12 +60,16 @@ export function parseEgressEntry(raw: string): EgressEntry | { error: string } {
   const text = raw.trim().toLowerCase().replace(/\.$/, '');
   if (/^[0-9./]+$/.test(text)) {
     const cidr = parseCidr(text);
-    if (!cidr) return { error: `"${raw}" is not an IPv4 address or CIDR (a.b.c.d or a.b.c.d/n, n ≤ 32, no host bits set)` };
+    if (!cidr)
+      return { error: `"${raw}" is not an IPv4 address or CIDR (a.b.c.d or a.b.c.d/n, n ≤ 32, no host bits set)` };
     return { kind: 'cidr', ...cidr, text: `${formatIpv4(cidr.network)}/${cidr.prefix}` };
   }
   if (text.startsWith('*.')) {
     const suffix = text.slice(2);
-    if (!isDomainName(suffix)) return { error: `"${raw}" is not a valid wildcard: use *.example.com (subdomains of a name with at least two labels)` };
+    if (!isDomainName(suffix))
+      return {
+        error: `"${raw}" is not a valid wildcard: use *.example.com (subdomains of a name with at least two labels)`,
+      };
     return { kind: 'wildcard', suffix };
   }
   if (!isDomainName(text)) return { error: `"${raw}" is not a domain name, *.wildcard, IPv4 address or CIDR` };
@@ -79,7 +83,8 @@ export function entryMatchesName(entry: EgressEntry, name: string): boolean {
   return false;
 }
 
-export const entryText = (entry: EgressEntry): string => (entry.kind === 'domain' ? entry.name : entry.kind === 'wildcard' ? `*.${entry.suffix}` : entry.text);
+export const entryText = (entry: EgressEntry): string =>
+  entry.kind === 'domain' ? entry.name : entry.kind === 'wildcard' ? `*.${entry.suffix}` : entry.text;
 
 const EntryList = z.array(z.string().max(260)).max(MAX_NETWORK_ENTRIES, `at most ${MAX_NETWORK_ENTRIES} entries`);
 
@@ -97,18 +102,32 @@ export const NetworkPolicy = z
         if ('error' in parsed) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key, i], message: parsed.error });
       });
     }
-    if (policy.egress === 'allowlist' && (policy.allow ?? []).length === 0) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['allow'], message: 'egress allowlist needs at least one allow entry' });
-    if (policy.egress !== 'allowlist' && (policy.allow ?? []).length > 0) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['allow'], message: `allow entries need egress "allowlist" (egress is "${policy.egress}")` });
+    if (policy.egress === 'allowlist' && (policy.allow ?? []).length === 0)
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['allow'],
+        message: 'egress allowlist needs at least one allow entry',
+      });
+    if (policy.egress !== 'allowlist' && (policy.allow ?? []).length > 0)
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['allow'],
+        message: `allow entries need egress "allowlist" (egress is "${policy.egress}")`,
+      });
   });
 export type NetworkPolicyInput = z.input<typeof NetworkPolicy>;
 export type NetworkPolicyRequest = z.output<typeof NetworkPolicy>;
 
 /** The policy as stored and returned: entries normalized, both lists present. */
-export const ResolvedNetworkPolicy = z.object({ egress: EgressMode, allow: z.array(z.string()), deny: z.array(z.string()) }).meta({ id: 'ResolvedNetworkPolicy' });
+export const ResolvedNetworkPolicy = z
+  .object({ egress: EgressMode, allow: z.array(z.string()), deny: z.array(z.string()) })
+  .meta({ id: 'ResolvedNetworkPolicy' });
 export type ResolvedNetworkPolicy = z.infer<typeof ResolvedNetworkPolicy>;
 
 export function resolveNetworkPolicy(input: z.output<typeof NetworkPolicy>): ResolvedNetworkPolicy {
-  const normalize = (list: string[] | undefined): string[] => [...new Set((list ?? []).map((raw) => entryText(parseEgressEntry(raw) as EgressEntry)))];
+  const normalize = (list: string[] | undefined): string[] => [
+    ...new Set((list ?? []).map((raw) => entryText(parseEgressEntry(raw) as EgressEntry))),
+  ];
   return { egress: input.egress, allow: normalize(input.allow), deny: normalize(input.deny) };
 }
 

@@ -6,11 +6,20 @@ export const TenantQuotas = z
     /** MicroVMs holding resources at once (PENDING, RUNNING, SUSPENDING); SUSPENDED ones do not count. */
     maxRunningMicroVMs: z.number().int().min(0).max(100_000),
     maxVcpus: z.number().int().min(0).max(1_000_000),
-    maxMemoryMib: z.number().int().min(0).max(1 << 30),
+    maxMemoryMib: z
+      .number()
+      .int()
+      .min(0)
+      .max(1 << 30),
     /** Bytes on disk, in MiB: suspended VMs' state, running VMs' disk overlays, image artifacts (zips, layers, snapshots). */
-    maxStorageMib: z.number().int().min(0).max(1 << 30),
+    maxStorageMib: z
+      .number()
+      .int()
+      .min(0)
+      .max(1 << 30),
   })
-  .strict().meta({ id: 'TenantQuotas' });
+  .strict()
+  .meta({ id: 'TenantQuotas' });
 export type TenantQuotas = z.infer<typeof TenantQuotas>;
 
 export const TENANT_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -26,7 +35,9 @@ export type CreateTenantRequest = z.infer<typeof CreateTenantRequest>;
 export const UpdateTenantQuotasRequest = TenantQuotas.partial();
 export type UpdateTenantQuotasRequest = z.infer<typeof UpdateTenantQuotasRequest>;
 
-export const Tenant = z.object({ id: z.string(), name: z.string(), quotas: TenantQuotas, createdAt: z.string() }).meta({ id: 'Tenant' });
+export const Tenant = z
+  .object({ id: z.string(), name: z.string(), quotas: TenantQuotas, createdAt: z.string() })
+  .meta({ id: 'Tenant' });
 export type Tenant = z.infer<typeof Tenant>;
 
 /** Bytes a tenant holds on disk, in MiB (what its maxStorageMib is checked against). */
@@ -59,11 +70,23 @@ export const CreateApiKeyRequest = z.object({ name: z.string().min(1).max(100).o
 export type CreateApiKeyRequest = z.infer<typeof CreateApiKeyRequest>;
 
 /** The only time a key is shown: it is stored hashed. */
-export const ApiKeyCreated = z.object({ id: z.string(), tenantId: z.string(), name: z.string().nullable(), key: z.string(), createdAt: z.string() });
+export const ApiKeyCreated = z.object({
+  id: z.string(),
+  tenantId: z.string(),
+  name: z.string().nullable(),
+  key: z.string(),
+  createdAt: z.string(),
+});
 export type ApiKeyCreated = z.infer<typeof ApiKeyCreated>;
 
 /** A key as listed: never the key itself, which is stored hashed. */
-export const ApiKeyInfo = z.object({ id: z.string(), tenantId: z.string(), name: z.string().nullable(), isAdmin: z.boolean(), createdAt: z.string() });
+export const ApiKeyInfo = z.object({
+  id: z.string(),
+  tenantId: z.string(),
+  name: z.string().nullable(),
+  isAdmin: z.boolean(),
+  createdAt: z.string(),
+});
 export type ApiKeyInfo = z.infer<typeof ApiKeyInfo>;
 
 export const ApiKeyList = z.object({ apiKeys: z.array(ApiKeyInfo) });

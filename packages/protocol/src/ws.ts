@@ -11,8 +11,16 @@ export const WS_SUBPROTOCOL = 'capsule.v1';
 export const WS_BEARER_PREFIX = 'capsule.bearer.';
 
 export const WsClientMessage = z.discriminatedUnion('type', [
-  ExecRequest.omit({ stdin: true, background: true }).extend({ type: z.literal('start'), pty: PtySize.optional() }).strict(),
-  z.object({ type: z.literal('resize'), rows: z.number().int().min(1).max(1000), cols: z.number().int().min(1).max(1000) }).strict(),
+  ExecRequest.omit({ stdin: true, background: true })
+    .extend({ type: z.literal('start'), pty: PtySize.optional() })
+    .strict(),
+  z
+    .object({
+      type: z.literal('resize'),
+      rows: z.number().int().min(1).max(1000),
+      cols: z.number().int().min(1).max(1000),
+    })
+    .strict(),
   z.object({ type: z.literal('signal'), signal: SignalName }).strict(),
   /** End of stdin (a terminal gets Ctrl-D). */
   z.object({ type: z.literal('eof') }).strict(),
@@ -21,7 +29,12 @@ export type WsClientMessage = z.infer<typeof WsClientMessage>;
 
 export const WsServerMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('started'), pid: z.number() }),
-  z.object({ type: z.literal('exit'), exitCode: z.number().nullable(), signal: z.string().nullable(), timedOut: z.boolean() }),
+  z.object({
+    type: z.literal('exit'),
+    exitCode: z.number().nullable(),
+    signal: z.string().nullable(),
+    timedOut: z.boolean(),
+  }),
   z.object({ type: z.literal('error'), code: z.string(), message: z.string() }),
 ]);
 export type WsServerMessage = z.infer<typeof WsServerMessage>;

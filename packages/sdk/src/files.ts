@@ -5,16 +5,27 @@ import type { Http } from './http.js';
 export type { FileStat };
 
 export class Files {
-  constructor(private readonly http: Http, private readonly id: string) {}
+  constructor(
+    private readonly http: Http,
+    private readonly id: string,
+  ) {}
 
   private route(suffix = ''): string {
     return `/v1/microvms/${this.id}/files${suffix}`;
   }
 
   /** Write a file atomically (it appears whole or not at all), making missing parent directories unless `parents: false`. */
-  async write(path: string, content: string | Uint8Array | Blob | ReadableStream<Uint8Array>, options: { parents?: boolean } = {}): Promise<FileStat> {
+  async write(
+    path: string,
+    content: string | Uint8Array | Blob | ReadableStream<Uint8Array>,
+    options: { parents?: boolean } = {},
+  ): Promise<FileStat> {
     const query = { path, parents: options.parents === false ? 'false' : undefined };
-    const response = await this.http.send('PUT', this.route(), { query, body: content as BodyInit, contentType: 'application/octet-stream' });
+    const response = await this.http.send('PUT', this.route(), {
+      query,
+      body: content as BodyInit,
+      contentType: 'application/octet-stream',
+    });
     return FileStat.parse(await response.json());
   }
 
@@ -46,6 +57,8 @@ export class Files {
   }
 
   async remove(path: string, options: { recursive?: boolean } = {}): Promise<void> {
-    await this.http.send('DELETE', this.route(), { query: { path, recursive: options.recursive ? 'true' : undefined } });
+    await this.http.send('DELETE', this.route(), {
+      query: { path, recursive: options.recursive ? 'true' : undefined },
+    });
   }
 }

@@ -32,7 +32,13 @@ export class Http {
   async send(
     method: string,
     path: string,
-    init: { json?: unknown; body?: BodyInit; contentType?: string; query?: Record<string, string | undefined>; signal?: AbortSignal } = {},
+    init: {
+      json?: unknown;
+      body?: BodyInit;
+      contentType?: string;
+      query?: Record<string, string | undefined>;
+      signal?: AbortSignal;
+    } = {},
   ): Promise<Response> {
     const url = new URL(path, this.options.baseUrl);
     for (const [k, v] of Object.entries(init.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
@@ -46,13 +52,23 @@ export class Http {
     for (let attempt = 0; ; attempt++) {
       let response: Response;
       try {
-        response = await this.fetchImpl(url, { method, headers, body, signal: init.signal, ...(replayable ? {} : { duplex: 'half' }) } as RequestInit);
+        response = await this.fetchImpl(url, {
+          method,
+          headers,
+          body,
+          signal: init.signal,
+          ...(replayable ? {} : { duplex: 'half' }),
+        } as RequestInit);
       } catch (err) {
         if (attempt < retries && !init.signal?.aborted) {
           await delay(attempt);
           continue;
         }
-        throw new CapsuleError(ErrorCode.INTERNAL, `cannot reach Capsule at ${this.options.baseUrl}: ${(err as Error).message}`, { cause: err });
+        throw new CapsuleError(
+          ErrorCode.INTERNAL,
+          `cannot reach Capsule at ${this.options.baseUrl}: ${(err as Error).message}`,
+          { cause: err },
+        );
       }
       if (response.ok) return response;
       if (attempt < retries && RETRY_STATUSES.has(response.status)) {
@@ -64,10 +80,16 @@ export class Http {
     }
   }
 
-  async json<S extends z.ZodTypeAny>(schema: S, method: string, path: string, init: Parameters<Http['send']>[2] = {}): Promise<z.infer<S>> {
+  async json<S extends z.ZodTypeAny>(
+    schema: S,
+    method: string,
+    path: string,
+    init: Parameters<Http['send']>[2] = {},
+  ): Promise<z.infer<S>> {
     const response = await this.send(method, path, init);
     const parsed = schema.safeParse(await response.json());
-    if (!parsed.success) throw new CapsuleError(ErrorCode.INTERNAL, `unexpected response from ${method} ${path}: ${parsed.error.message}`);
+    if (!parsed.success)
+      throw new CapsuleError(ErrorCode.INTERNAL, `unexpected response from ${method} ${path}: ${parsed.error.message}`);
     return parsed.data;
   }
 }

@@ -9,8 +9,13 @@ export class Images {
 
   /** A new version of `name`; it builds in the background (see waitUntilBuilt). Bad zips fail here. */
   create(name: string, source: ImageSource): Promise<ImageVersion> {
-    if ('codeUri' in source) return this.http.json(ImageVersion, 'POST', '/v1/images', { json: { name, codeUri: source.codeUri } });
-    return this.http.json(ImageVersion, 'POST', '/v1/images', { query: { name }, body: source.zip as BodyInit, contentType: 'application/zip' });
+    if ('codeUri' in source)
+      return this.http.json(ImageVersion, 'POST', '/v1/images', { json: { name, codeUri: source.codeUri } });
+    return this.http.json(ImageVersion, 'POST', '/v1/images', {
+      query: { name },
+      body: source.zip as BodyInit,
+      contentType: 'application/zip',
+    });
   }
 
   async list(): Promise<Image[]> {
@@ -30,7 +35,11 @@ export class Images {
   }
 
   /** Poll until the build ends; `onLog` gets the build log as it grows. Resolves with the final version (SUCCESSFUL or FAILED). */
-  async waitUntilBuilt(name: string, version: number, options: { timeoutMs?: number; onLog?: (text: string) => void; pollMs?: number } = {}): Promise<ImageVersion> {
+  async waitUntilBuilt(
+    name: string,
+    version: number,
+    options: { timeoutMs?: number; onLog?: (text: string) => void; pollMs?: number } = {},
+  ): Promise<ImageVersion> {
     const deadline = Date.now() + (options.timeoutMs ?? 30 * 60_000);
     const decoder = new TextDecoder();
     let offsetBytes = 0;
@@ -39,18 +48,27 @@ export class Images {
       if (options.onLog) {
         // only the bytes not seen yet; the decoder keeps a character split across two reads whole
         const route = `/v1/images/${encodeURIComponent(name)}/versions/${version}/build`;
-        const bytes = new Uint8Array(await (await this.http.send('GET', route, { query: { offset: String(offsetBytes) } })).arrayBuffer());
+        const bytes = new Uint8Array(
+          await (await this.http.send('GET', route, { query: { offset: String(offsetBytes) } })).arrayBuffer(),
+        );
         offsetBytes += bytes.length;
         const text = decoder.decode(bytes, { stream: true });
         if (text) options.onLog(text);
       }
       if (current.state === 'SUCCESSFUL' || current.state === 'FAILED') return current;
-      if (Date.now() > deadline) throw new CapsuleError(ErrorCode.BOOT_TIMEOUT, `image ${name}:${version} still ${current.state} after ${options.timeoutMs} ms`);
+      if (Date.now() > deadline)
+        throw new CapsuleError(
+          ErrorCode.BOOT_TIMEOUT,
+          `image ${name}:${version} still ${current.state} after ${options.timeoutMs} ms`,
+        );
       await new Promise((r) => setTimeout(r, options.pollMs ?? 500));
     }
   }
 
   async delete(name: string, version?: number): Promise<void> {
-    await this.http.send('DELETE', `/v1/images/${encodeURIComponent(name)}${version === undefined ? '' : `/versions/${version}`}`);
+    await this.http.send(
+      'DELETE',
+      `/v1/images/${encodeURIComponent(name)}${version === undefined ? '' : `/versions/${version}`}`,
+    );
   }
 }

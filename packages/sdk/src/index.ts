@@ -1,5 +1,10 @@
 // @capsule/sdk — the Capsule client for Node 20 and browsers. No server dependencies.
-import { MicroVM as MicroVMSchema, MicroVMList, type MicroVMState, type RunMicroVMInput as RunMicroVMRequest } from '@capsule/protocol';
+import {
+  MicroVM as MicroVMSchema,
+  MicroVMList,
+  type MicroVMState,
+  type RunMicroVMInput as RunMicroVMRequest,
+} from '@capsule/protocol';
 import { Http, type HttpOptions } from './http.js';
 import { MicroVM } from './microvm.js';
 import { Tenants } from './tenants.js';
@@ -13,7 +18,18 @@ export { Images, type ImageSource } from './images.js';
 export { Session, type SessionExit } from './session.js';
 export { Network, type EgressLogEntry, type NetworkPolicyInput } from './network.js';
 export type { RunMicroVMInput as RunMicroVMRequest } from '@capsule/protocol';
-export type { Image, ImageVersion, MicroVMState, Tenant, TenantQuotas, TenantUsageReport, StorageUsage, ApiKeyCreated, AuthToken, CreateAuthTokenRequest } from '@capsule/protocol';
+export type {
+  Image,
+  ImageVersion,
+  MicroVMState,
+  Tenant,
+  TenantQuotas,
+  TenantUsageReport,
+  StorageUsage,
+  ApiKeyCreated,
+  AuthToken,
+  CreateAuthTokenRequest,
+} from '@capsule/protocol';
 
 export interface ListOptions {
   state?: MicroVMState;
@@ -38,8 +54,10 @@ export class Capsule {
     this.tenants = new Tenants(http);
     this.images = new Images(http);
     this.microvms = {
-      run: async (request) => new MicroVM(http, await http.json(MicroVMSchema, 'POST', '/v1/microvms', { json: request })),
-      get: async (id) => new MicroVM(http, await http.json(MicroVMSchema, 'GET', `/v1/microvms/${encodeURIComponent(id)}`)),
+      run: async (request) =>
+        new MicroVM(http, await http.json(MicroVMSchema, 'POST', '/v1/microvms', { json: request })),
+      get: async (id) =>
+        new MicroVM(http, await http.json(MicroVMSchema, 'GET', `/v1/microvms/${encodeURIComponent(id)}`)),
       list: async (options = {}) => {
         const query: Record<string, string | undefined> = {
           state: options.state,

@@ -47,7 +47,10 @@ export class MicroVM {
   /** The egress policy (update) and the egress log. */
   readonly network: Network;
 
-  constructor(private readonly http: Http, public info: MicroVMInfo) {
+  constructor(
+    private readonly http: Http,
+    public info: MicroVMInfo,
+  ) {
     this.files = new Files(http, info.id);
     this.network = new Network(http, info.id, (updated) => (this.info = updated));
   }
@@ -92,14 +95,26 @@ export class MicroVM {
 
   /** An interactive login shell on a terminal of this size (PTY over WebSocket). */
   shell(size: { rows?: number; cols?: number } = {}): Promise<Session> {
-    const { url, apiKey } = this.http.socketTarget(`/v1/microvms/${this.id}/shell?rows=${size.rows ?? 24}&cols=${size.cols ?? 80}`);
+    const { url, apiKey } = this.http.socketTarget(
+      `/v1/microvms/${this.id}/shell?rows=${size.rows ?? 24}&cols=${size.cols ?? 80}`,
+    );
     return Session.open(url, apiKey);
   }
 
   /** A command with live stdin, signals and (with `pty`) a resizable terminal, over WebSocket. */
-  execInteractive(command: string[] | string, options: Omit<ExecOptions, 'stdin' | 'signal'> & { pty?: { rows: number; cols: number } } = {}): Promise<Session> {
+  execInteractive(
+    command: string[] | string,
+    options: Omit<ExecOptions, 'stdin' | 'signal'> & { pty?: { rows: number; cols: number } } = {},
+  ): Promise<Session> {
     const { url, apiKey } = this.http.socketTarget(`/v1/microvms/${this.id}/exec/ws`);
-    return Session.open(url, apiKey, { type: 'start', command, cwd: options.cwd, env: options.env, timeoutMs: options.timeoutMs, pty: options.pty });
+    return Session.open(url, apiKey, {
+      type: 'start',
+      command,
+      cwd: options.cwd,
+      env: options.env,
+      timeoutMs: options.timeoutMs,
+      pty: options.pty,
+    });
   }
 
   /** A token for this MicroVM's endpoint, limited to `allowedPorts` (default [8080]) and `ttlSeconds` (≤ 3600). */
@@ -116,9 +131,14 @@ export class MicroVM {
   async *execStream(command: string[] | string, options: ExecOptions = {}): AsyncGenerator<ExecStreamEvent> {
     const body: ExecRequest = { command, cwd: options.cwd, env: options.env, timeoutMs: options.timeoutMs };
     if (options.stdin !== undefined) {
-      body.stdin = bytesToBase64(typeof options.stdin === 'string' ? new TextEncoder().encode(options.stdin) : options.stdin);
+      body.stdin = bytesToBase64(
+        typeof options.stdin === 'string' ? new TextEncoder().encode(options.stdin) : options.stdin,
+      );
     }
-    const response = await this.http.send('POST', `/v1/microvms/${this.id}/exec`, { json: body, signal: options.signal });
+    const response = await this.http.send('POST', `/v1/microvms/${this.id}/exec`, {
+      json: body,
+      signal: options.signal,
+    });
     if (!response.body) throw new CapsuleError(ErrorCode.INTERNAL, 'exec response has no body');
     let exited = false;
     for await (const raw of ndjsonLines(response.body)) {
@@ -144,7 +164,13 @@ export class MicroVM {
       else if (event.type === 'stderr') err.push(event.data);
       else exit = event;
     }
-    return { exitCode: exit!.exitCode, signal: exit!.signal, timedOut: exit!.timedOut, stdout: decode(out), stderr: decode(err) };
+    return {
+      exitCode: exit!.exitCode,
+      signal: exit!.signal,
+      timedOut: exit!.timedOut,
+      stdout: decode(out),
+      stderr: decode(err),
+    };
   }
 
   /** Start a process that outlives the request; returns its pid in the guest. */

@@ -1,11 +1,21 @@
 // vm.network: change the egress policy at runtime, read the egress log.
-import { EgressLog, MicroVM as MicroVMSchema, type EgressLogEntry, type MicroVM, type NetworkPolicyInput } from '@capsule/protocol';
+import {
+  EgressLog,
+  MicroVM as MicroVMSchema,
+  type EgressLogEntry,
+  type MicroVM,
+  type NetworkPolicyInput,
+} from '@capsule/protocol';
 import type { Http } from './http.js';
 
 export type { EgressLogEntry, NetworkPolicyInput };
 
 export class Network {
-  constructor(private readonly http: Http, private readonly id: string, private readonly onInfo: (info: MicroVM) => void) {}
+  constructor(
+    private readonly http: Http,
+    private readonly id: string,
+    private readonly onInfo: (info: MicroVM) => void,
+  ) {}
 
   /** A new policy ({egress: 'none'|'all'|'allowlist', allow?, deny?}), in force within a second. */
   async update(policy: NetworkPolicyInput): Promise<MicroVM> {

@@ -1,7 +1,15 @@
 // An interactive command or shell over WebSocket: write stdin, read output as it comes, resize the
 // terminal, send signals, await the exit. Uses the platform WebSocket (browsers, Node 22+) or `ws`
 // (Node 20). Browsers cannot set headers on a WebSocket, so the key travels as a subprotocol there.
-import { CapsuleError, ErrorCode, WS_BEARER_PREFIX, WS_SUBPROTOCOL, WsServerMessage, type SignalName, type WsClientMessage } from '@capsule/protocol';
+import {
+  CapsuleError,
+  ErrorCode,
+  WS_BEARER_PREFIX,
+  WS_SUBPROTOCOL,
+  WsServerMessage,
+  type SignalName,
+  type WsClientMessage,
+} from '@capsule/protocol';
 import { errorFromCode } from './errors.js';
 
 export interface SessionExit {
@@ -27,7 +35,9 @@ async function openSocket(url: string, apiKey: string): Promise<MinimalSocket> {
   const Native = (globalThis as { WebSocket?: new (url: string, protocols: string[]) => MinimalSocket }).WebSocket;
   if (Native) return new Native(url, [WS_SUBPROTOCOL, WS_BEARER_PREFIX + apiKey]);
   const { WebSocket } = await import('ws');
-  return new WebSocket(url, [WS_SUBPROTOCOL], { headers: { authorization: `Bearer ${apiKey}` } }) as unknown as MinimalSocket;
+  return new WebSocket(url, [WS_SUBPROTOCOL], {
+    headers: { authorization: `Bearer ${apiKey}` },
+  }) as unknown as MinimalSocket;
 }
 
 export class Session {
@@ -36,7 +46,10 @@ export class Session {
   private listeners: DataListener[] = [];
   private pending: Array<[Uint8Array, 1 | 2]> = [];
 
-  private constructor(private readonly socket: MinimalSocket, exited: Promise<SessionExit>) {
+  private constructor(
+    private readonly socket: MinimalSocket,
+    exited: Promise<SessionExit>,
+  ) {
     this.exited = exited;
     this.exited.catch(() => undefined);
   }
@@ -54,7 +67,8 @@ export class Session {
       if (typeof data === 'string') {
         const message = WsServerMessage.safeParse(JSON.parse(data));
         if (!message.success) return;
-        if (message.data.type === 'exit') outcome = { exitCode: message.data.exitCode, signal: message.data.signal, timedOut: message.data.timedOut };
+        if (message.data.type === 'exit')
+          outcome = { exitCode: message.data.exitCode, signal: message.data.signal, timedOut: message.data.timedOut };
         else if (message.data.type === 'error') outcome = errorFromCode(message.data.code, message.data.message);
         return;
       }
@@ -64,7 +78,13 @@ export class Session {
     socket.onclose = ({ code, reason }) => {
       if (outcome instanceof Error) settle.reject(outcome);
       else if (outcome) settle.resolve(outcome);
-      else settle.reject(new CapsuleError(ErrorCode.AGENT_UNREACHABLE, `session closed before the command ended (${code}${reason ? ` ${reason}` : ''})`));
+      else
+        settle.reject(
+          new CapsuleError(
+            ErrorCode.AGENT_UNREACHABLE,
+            `session closed before the command ended (${code}${reason ? ` ${reason}` : ''})`,
+          ),
+        );
     };
     await new Promise<void>((resolve, reject) => {
       socket.onopen = () => resolve();

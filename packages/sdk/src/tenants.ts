@@ -1,5 +1,15 @@
 // Admin operations (need the admin key): tenants, their quotas, and API keys for them.
-import { AdminKeyRotated, ApiKeyCreated, ApiKeyList, Tenant, TenantList, TenantUsageReport, type ApiKeyInfo, type CreateTenantRequest, type TenantQuotas } from '@capsule/protocol';
+import {
+  AdminKeyRotated,
+  ApiKeyCreated,
+  ApiKeyList,
+  Tenant,
+  TenantList,
+  TenantUsageReport,
+  type ApiKeyInfo,
+  type CreateTenantRequest,
+  type TenantQuotas,
+} from '@capsule/protocol';
 import type { Http } from './http.js';
 
 export class Tenants {
@@ -28,7 +38,9 @@ export class Tenants {
 
   /** A new API key for the tenant. The key is in the answer only: it is stored hashed. */
   createApiKey(tenantId: string, options: { name?: string } = {}): Promise<ApiKeyCreated> {
-    return this.http.json(ApiKeyCreated, 'POST', `/v1/tenants/${encodeURIComponent(tenantId)}/api-keys`, { json: options });
+    return this.http.json(ApiKeyCreated, 'POST', `/v1/tenants/${encodeURIComponent(tenantId)}/api-keys`, {
+      json: options,
+    });
   }
 
   async listApiKeys(tenantId: string): Promise<ApiKeyInfo[]> {

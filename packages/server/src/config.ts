@@ -2,12 +2,47 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseCidr, type TenantQuotas } from '@capsule/protocol';
-import { DEFAULT_SYSTEM_QUOTA, type SystemQuota } from './system-vms.js';
+import { parseCidr, SHAPE_LIMITS, type TenantQuotas } from '@capsule/protocol';
 import type { S3Config } from './blobs/s3-blob-store.js';
 import { parseUidRange, type UidRange } from './jail/uid-pool.js';
-import { DEFAULT_API_LIMITS, type ApiLimits } from './lifecycle/limits.js';
 import { DEFAULT_DISK_RESERVE, type DiskReserveConfig } from './disk-reserve.js';
+
+export interface SystemQuota {
+  maxVms: number;
+  maxMemoryMib: number;
+}
+/** Room for a build of the largest shape and a snapshot beside it. */
+export const DEFAULT_SYSTEM_QUOTA: SystemQuota = { maxVms: 2, maxMemoryMib: 2 * SHAPE_LIMITS.maxMemoryMib };
+
+/** What the API allows per tenant and per connection (enforced in lifecycle/limits.ts and api/server.ts). */
+export interface ApiLimits {
+  /** Launches (and resumes) a tenant may start per second, sustained, and in one burst. */
+  launchesPerSecond: number;
+  launchBurst: number;
+  /** Exec and shell sessions open at once. */
+  sessionsPerVm: number;
+  sessionsPerTenant: number;
+  /** Endpoint connections (proxied TCP streams) open at once. */
+  tunnelsPerVm: number;
+  tunnelsPerTenant: number;
+  /** Server-wide, against slow clients: whole headers within this long, a whole request (body included) within `requestTimeoutMs`. */
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  /** Connections the API server holds at once. */
+  maxConnections: number;
+}
+
+export const DEFAULT_API_LIMITS: ApiLimits = {
+  launchesPerSecond: 10,
+  launchBurst: 20,
+  sessionsPerVm: 64,
+  sessionsPerTenant: 512,
+  tunnelsPerVm: 512,
+  tunnelsPerTenant: 4096,
+  headersTimeoutMs: 20_000,
+  requestTimeoutMs: 30 * 60_000,
+  maxConnections: 16_384,
+};
 
 export type AcceleratorChoice = 'auto' | 'kvm' | 'tcg';
 
@@ -111,24 +146,41 @@ function nonNegativeIntOr<T>(name: string, value: string | undefined, fallback: 
 }
 
 function privateAllow(setting: string | undefined): string[] {
-  const entries = (setting ?? '').split(',').map((e) => e.trim()).filter(Boolean);
-  for (const e of entries) if (!parseCidr(e)) throw new Error(`CAPSULE_EGRESS_PRIVATE_ALLOW: "${e}" is not an IPv4 CIDR without host bits`);
+  const entries = (setting ?? '')
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean);
+  for (const e of entries)
+    if (!parseCidr(e)) throw new Error(`CAPSULE_EGRESS_PRIVATE_ALLOW: "${e}" is not an IPv4 CIDR without host bits`);
   return entries.map((e) => (e.includes('/') ? e : `${e}/32`));
 }
 
 function portList(setting: string): number[] {
-  const ports = setting.split(',').map((p) => p.trim()).filter(Boolean).map(Number);
-  if (ports.some((p) => !Number.isInteger(p) || p < 1 || p > 65535) || ports.length > 16) throw new Error(`CAPSULE_EGRESS_NAME_PORTS must be up to 16 comma-separated ports, got ${setting}`);
+  const ports = setting
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)
+    .map(Number);
+  if (ports.some((p) => !Number.isInteger(p) || p < 1 || p > 65535) || ports.length > 16)
+    throw new Error(`CAPSULE_EGRESS_NAME_PORTS must be up to 16 comma-separated ports, got ${setting}`);
   return [...new Set(ports)];
 }
 
 function codePrefixes(setting: string): string[] {
-  const prefixes = setting.split(',').map((p) => p.trim()).filter(Boolean);
-  for (const p of prefixes) if (!/^s3:\/\/[a-z0-9][a-z0-9.-]{1,62}(\/.*)?$/.test(p)) throw new Error(`CAPSULE_S3_CODE_PREFIXES: "${p}" is not s3://bucket or s3://bucket/prefix/`);
+  const prefixes = setting
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  for (const p of prefixes)
+    if (!/^s3:\/\/[a-z0-9][a-z0-9.-]{1,62}(\/.*)?$/.test(p))
+      throw new Error(`CAPSULE_S3_CODE_PREFIXES: "${p}" is not s3://bucket or s3://bucket/prefix/`);
   return prefixes;
 }
 
-export function loadConfig(overrides: Partial<CapsuleConfig> = {}, env: NodeJS.ProcessEnv = process.env): CapsuleConfig {
+export function loadConfig(
+  overrides: Partial<CapsuleConfig> = {},
+  env: NodeJS.ProcessEnv = process.env,
+): CapsuleConfig {
   const root = repoRoot();
   const accel = env.CAPSULE_ACCELERATOR;
   const config: CapsuleConfig = {
@@ -154,15 +206,16 @@ export function loadConfig(overrides: Partial<CapsuleConfig> = {}, env: NodeJS.P
     cgroupMount: env.CAPSULE_CGROUP_MOUNT ?? '/sys/fs/cgroup',
     vmMemoryOverheadMib: nonNegativeIntOr('CAPSULE_VM_MEMORY_OVERHEAD_MIB', env.CAPSULE_VM_MEMORY_OVERHEAD_MIB, null),
     baseDomain: env.CAPSULE_BASE_DOMAIN ?? 'localhost',
-    s3: env.CAPSULE_S3_ENDPOINT || env.CAPSULE_S3_ACCESS_KEY_ID
-      ? {
-          endpoint: env.CAPSULE_S3_ENDPOINT || null,
-          region: env.CAPSULE_S3_REGION ?? 'us-east-1',
-          accessKeyId: env.CAPSULE_S3_ACCESS_KEY_ID ?? '',
-          secretAccessKey: env.CAPSULE_S3_SECRET_ACCESS_KEY ?? '',
-          forcePathStyle: env.CAPSULE_S3_FORCE_PATH_STYLE !== 'false',
-        }
-      : null,
+    s3:
+      env.CAPSULE_S3_ENDPOINT || env.CAPSULE_S3_ACCESS_KEY_ID
+        ? {
+            endpoint: env.CAPSULE_S3_ENDPOINT || null,
+            region: env.CAPSULE_S3_REGION ?? 'us-east-1',
+            accessKeyId: env.CAPSULE_S3_ACCESS_KEY_ID ?? '',
+            secretAccessKey: env.CAPSULE_S3_SECRET_ACCESS_KEY ?? '',
+            forcePathStyle: env.CAPSULE_S3_FORCE_PATH_STYLE !== 'false',
+          }
+        : null,
     blobs: env.CAPSULE_BLOBS || null,
     s3CodePrefixes: codePrefixes(env.CAPSULE_S3_CODE_PREFIXES ?? ''),
     maxVersionsPerImage: intFromEnv(env.CAPSULE_MAX_IMAGE_VERSIONS, 20),
@@ -187,7 +240,11 @@ export function loadConfig(overrides: Partial<CapsuleConfig> = {}, env: NodeJS.P
     },
     diskReserve: {
       mib: nonNegativeIntOr('CAPSULE_DISK_RESERVE_MIB', env.CAPSULE_DISK_RESERVE_MIB, DEFAULT_DISK_RESERVE.mib),
-      percent: nonNegativeIntOr('CAPSULE_DISK_RESERVE_PERCENT', env.CAPSULE_DISK_RESERVE_PERCENT, DEFAULT_DISK_RESERVE.percent),
+      percent: nonNegativeIntOr(
+        'CAPSULE_DISK_RESERVE_PERCENT',
+        env.CAPSULE_DISK_RESERVE_PERCENT,
+        DEFAULT_DISK_RESERVE.percent,
+      ),
     },
     apiLimits: {
       launchesPerSecond: intFromEnv(env.CAPSULE_LAUNCHES_PER_SECOND, DEFAULT_API_LIMITS.launchesPerSecond),

@@ -47,6 +47,10 @@ export class DiskReserve {
   check(action: string): void {
     const short = this.shortfall();
     if (!short) return;
-    throw new CapsuleError(ErrorCode.INSUFFICIENT_STORAGE, `cannot ${action}: ${short.freeMib} MiB free on the host's disk at ${short.path}, under its ${short.reserveMib} MiB reserve`, { details: short });
+    throw new CapsuleError(
+      ErrorCode.INSUFFICIENT_STORAGE,
+      `cannot ${action}: ${short.freeMib} MiB free on the host's disk at ${short.path}, under its ${short.reserveMib} MiB reserve`,
+      { details: short },
+    );
   }
 }

@@ -16,7 +16,7 @@ import { openBlobStore } from './blobs/open.js';
 import { ReadySnapshots } from './snapshots/ready-snapshots.js';
 import { ensureAdminKey } from './api/auth.js';
 import { createApi } from './api/api.js';
-import { Metrics } from './api/metrics.js';
+import { Metrics } from './observability/metrics.js';
 import { EgressLogs } from './network/egress-log.js';
 import { VmNetworks } from './network/vm-networks.js';
 import { dnsUpstreams } from './network/resolver.js';
@@ -25,7 +25,7 @@ import { DiskReserve } from './disk-reserve.js';
 import { StorageMeter } from './lifecycle/storage-quota.js';
 import { SystemVms } from './system-vms.js';
 
-export { loadConfig, type CapsuleConfig } from './config.js';
+export { DEFAULT_API_LIMITS, loadConfig, type CapsuleConfig } from './config.js';
 
 export interface RunningServer {
   url: string;
@@ -57,12 +57,17 @@ async function probeKvm(config: CapsuleConfig, runtimes: RuntimeRegistry, jailer
   });
 }
 
-export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: Logger = createLogger()): Promise<RunningServer> {
+export async function startServer(
+  overrides: Partial<CapsuleConfig> = {},
+  log: Logger = createLogger(),
+): Promise<RunningServer> {
   const config = loadConfig(overrides);
   // QMP, agent and migration sockets live in <dataDir>/vms/<id>/; unix socket paths max out at 107 bytes
   const longestSocket = path.join(path.resolve(config.dataDir), 'vms', 'mvm-xxxxxxxxxxxxxxxx', 'run', 'incoming.sock');
   if (Buffer.byteLength(longestSocket) > 107) {
-    throw new Error(`data dir path too long (${config.dataDir}): VM sockets under it would exceed the 107-byte unix socket limit; use a shorter --data-dir`);
+    throw new Error(
+      `data dir path too long (${config.dataDir}): VM sockets under it would exceed the 107-byte unix socket limit; use a shorter --data-dir`,
+    );
   }
   // root's: no VM uid can reach into it (jails see their own files only, bind-mounted)
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o755 });
@@ -73,15 +78,30 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
   runtimes.load();
   log.info('runtimes loaded', { runtimes: runtimes.list().map((r) => `${r.name}@${r.hash}`) });
 
-  const jailer = Jailer.create({ ...config, dataDir: path.resolve(config.dataDir), memoryOverheadMib: config.vmMemoryOverheadMib }, log);
+  const jailer = Jailer.create(
+    { ...config, dataDir: path.resolve(config.dataDir), memoryOverheadMib: config.vmMemoryOverheadMib },
+    log,
+  );
 
-  const accelerator = await chooseAccelerator(config.accelerator, hostProbeEnv(() => probeKvm(config, runtimes, jailer)));
+  const accelerator = await chooseAccelerator(
+    config.accelerator,
+    hostProbeEnv(() => probeKvm(config, runtimes, jailer)),
+  );
   log.info(`accelerator: ${accelerator.accelerator}`, { reason: accelerator.reason });
 
   const metrics = new Metrics();
-  const egressLogs = new EgressLogs(path.join(config.dataDir, 'egress-log'), (entry) => metrics.egress.inc({ protocol: entry.protocol, verdict: entry.verdict }));
+  const egressLogs = new EgressLogs(path.join(config.dataDir, 'egress-log'), (entry) =>
+    metrics.egress.inc({ protocol: entry.protocol, verdict: entry.verdict }),
+  );
   const networks = new VmNetworks(
-    { pool: config.netPool, poolSize: config.netPoolSize, privateAllow: config.egressPrivateAllow, upstreams: dnsUpstreams(config.dnsUpstream ?? undefined), dataDir: path.resolve(config.dataDir), nameCheckedPorts: config.egressNamePorts },
+    {
+      pool: config.netPool,
+      poolSize: config.netPoolSize,
+      privateAllow: config.egressPrivateAllow,
+      upstreams: dnsUpstreams(config.dnsUpstream ?? undefined),
+      dataDir: path.resolve(config.dataDir),
+      nameCheckedPorts: config.egressNamePorts,
+    },
     egressLogs,
     log,
   );
@@ -89,11 +109,20 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
   const live = await store.listMicroVMsInStates([...LIVE_STATES]);
   await networks.init(new Map(live.filter((r) => r.netSlot !== null).map((r) => [r.id, r.netSlot!])));
   const systemVms = new SystemVms(config.systemQuota, jailer);
-  const snapshots = config.snapshots ? new ReadySnapshots(config, runtimes, accelerator.accelerator, systemVms, log, networks) : null;
+  const snapshots = config.snapshots
+    ? new ReadySnapshots(config, runtimes, accelerator.accelerator, systemVms, log, networks)
+    : null;
   // one free-space reserve over every filesystem VMs, uploads, builds and snapshots write to
   const disk = new DiskReserve([config.dataDir, config.cacheDir, config.snapshotDir], config.diskReserve);
   const blobs = openBlobStore(config);
-  const storage = new StorageMeter({ store, blobs, vmsDir: path.join(config.dataDir, 'vms'), suspendedDir: path.join(config.dataDir, 'suspended'), imagesDir: path.join(config.dataDir, 'images'), defaults: config.defaultQuotas });
+  const storage = new StorageMeter({
+    store,
+    blobs,
+    vmsDir: path.join(config.dataDir, 'vms'),
+    suspendedDir: path.join(config.dataDir, 'suspended'),
+    imagesDir: path.join(config.dataDir, 'images'),
+    defaults: config.defaultQuotas,
+  });
   const images = new ImageService({
     config,
     disk,
@@ -106,16 +135,43 @@ export async function startServer(overrides: Partial<CapsuleConfig> = {}, log: L
     log,
     networks,
     inUse: async (tenantId, name, version) =>
-      (await store.listMicroVMs({ tenantId, imageName: name, limit: 10_000 })).some((vm) => vm.imageVersion === version && vm.state !== 'TERMINATED' && vm.state !== 'FAILED'),
+      (await store.listMicroVMs({ tenantId, imageName: name, limit: 10_000 })).some(
+        (vm) => vm.imageVersion === version && vm.state !== 'TERMINATED' && vm.state !== 'FAILED',
+      ),
   });
   await images.recover();
-  const service = new MicroVMService({ config, store, runtimes, accelerator, jailer, snapshots, images, metrics, log, networks, egressLogs, disk, storage });
+  const service = new MicroVMService({
+    config,
+    store,
+    runtimes,
+    accelerator,
+    jailer,
+    snapshots,
+    images,
+    metrics,
+    log,
+    networks,
+    egressLogs,
+    disk,
+    storage,
+  });
   await service.recover();
   service.startPolicySweeper();
   const adminKey = await ensureAdminKey(config.dataDir, store, config.defaultQuotas);
 
   const tokens = AuthTokens.load(config.dataDir);
-  const { server, closeSessions } = createApi({ config, store, service, images, accelerator, metrics, tokens, usage: storage, systemVms, log });
+  const { server, closeSessions } = createApi({
+    config,
+    store,
+    service,
+    images,
+    accelerator,
+    metrics,
+    tokens,
+    usage: storage,
+    systemVms,
+    log,
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());

@@ -9,7 +9,13 @@ function capture(quiet = false) {
   const stream = new PassThrough();
   const chunks: string[] = [];
   stream.on('data', (c: Buffer) => chunks.push(c.toString()));
-  const lines = () => chunks.join('').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const lines = () =>
+    chunks
+      .join('')
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   return { log: createLogger(stream, quiet), lines };
 }
 
@@ -21,12 +27,19 @@ test('JSON lines with level, time, msg and fields; a child carries its bindings'
   assert.deepEqual([first.level, first.msg, first.port], ['info', 'server listening', 7070]);
   assert.ok(!Number.isNaN(Date.parse(String(first.time))), String(first.time));
   assert.equal('pid' in first || 'hostname' in first, false);
-  assert.deepEqual([second.level, second.msg, second.microvmId, second.tenantId, second.freeMib], ['warn', 'MicroVM paused', 'mvm-1', 'ten-a', 0]);
+  assert.deepEqual(
+    [second.level, second.msg, second.microvmId, second.tenantId, second.freeMib],
+    ['warn', 'MicroVM paused', 'mvm-1', 'ten-a', 0],
+  );
 });
 
 test('secrets are redacted at the top level and one level down', () => {
   const { log, lines } = capture();
-  log.error('request failed', { apiKey: 'cap_live_secret', request: { authorization: 'Bearer cap_x', path: '/v1/x' }, env: { DB_PASSWORD: 'hunter2' } });
+  log.error('request failed', {
+    apiKey: 'cap_live_secret',
+    request: { authorization: 'Bearer cap_x', path: '/v1/x' },
+    env: { DB_PASSWORD: 'hunter2' },
+  });
   const [line] = lines();
   assert.equal(line.apiKey, '[redacted]');
   assert.deepEqual(line.request, { authorization: '[redacted]', path: '/v1/x' });
@@ -39,5 +52,8 @@ test('quiet keeps warnings and errors only', () => {
   log.info('chatter');
   log.warn('careful');
   log.error('broken');
-  assert.deepEqual(lines().map((l) => l.msg), ['careful', 'broken']);
+  assert.deepEqual(
+    lines().map((l) => l.msg),
+    ['careful', 'broken'],
+  );
 });

@@ -13,7 +13,18 @@ export interface Logger {
 }
 
 /** Field names whose values are secrets (or may hold them: a tenant's environment variables). */
-const SECRET_KEYS = ['apiKey', 'adminKey', 'key', 'token', 'authorization', 'password', 'secretAccessKey', 'sessionToken', 'env', 'cookie'];
+const SECRET_KEYS = [
+  'apiKey',
+  'adminKey',
+  'key',
+  'token',
+  'authorization',
+  'password',
+  'secretAccessKey',
+  'sessionToken',
+  'env',
+  'cookie',
+];
 const REDACTED_PATHS = SECRET_KEYS.flatMap((key) => [key, `*.${key}`]);
 
 function wrap(log: Pino): Logger {
@@ -25,7 +36,10 @@ function wrap(log: Pino): Logger {
   };
 }
 
-export function createLogger(stream: NodeJS.WritableStream = process.stderr, quiet = process.env.CAPSULE_LOG === 'silent'): Logger {
+export function createLogger(
+  stream: NodeJS.WritableStream = process.stderr,
+  quiet = process.env.CAPSULE_LOG === 'silent',
+): Logger {
   return wrap(
     pino(
       {

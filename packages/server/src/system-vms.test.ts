@@ -52,8 +52,17 @@ test('system VMs: at most maxVms at once and maxMemoryMib between them; waiters 
   await assert.rejects(failing, /boom/);
   assert.deepEqual(system.usage(), { vms: 0, memoryMib: 0, waiting: 0 }, 'a failure gives its room back');
 
-  const huge = await system.run('the build of big version 1', 4096, 'build-big', async () => undefined).catch((err: unknown) => err);
+  const huge = await system
+    .run('the build of big version 1', 4096, 'build-big', async () => undefined)
+    .catch((err: unknown) => err);
   assert.ok(huge instanceof CapsuleError && huge.code === ErrorCode.QUOTA_EXCEEDED, String(huge));
-  assert.deepEqual(jails, ['build-a', 'snapshot-b', 'snapshot-c', 'build-f'].map((owner) => ({ tenant: SYSTEM_TENANT, owner })), 'each admitted VM got a system jail; the one that never fit got none');
-  assert.match(huge.message, /needs a VM of 4096 MiB, and system VMs may hold at most 3072 MiB in 2 VMs \(CAPSULE_SYSTEM_MEMORY_MIB, CAPSULE_SYSTEM_VMS\)/);
+  assert.deepEqual(
+    jails,
+    ['build-a', 'snapshot-b', 'snapshot-c', 'build-f'].map((owner) => ({ tenant: SYSTEM_TENANT, owner })),
+    'each admitted VM got a system jail; the one that never fit got none',
+  );
+  assert.match(
+    huge.message,
+    /needs a VM of 4096 MiB, and system VMs may hold at most 3072 MiB in 2 VMs \(CAPSULE_SYSTEM_MEMORY_MIB, CAPSULE_SYSTEM_VMS\)/,
+  );
 });

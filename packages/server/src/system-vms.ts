@@ -4,16 +4,9 @@
 // once and CAPSULE_SYSTEM_MEMORY_MIB of guest memory. A system VM that does not fit waits its turn
 // (first come, first served); one that could never fit fails at once, saying so.
 import { Semaphore } from 'async-mutex';
-import { CapsuleError, ErrorCode, SHAPE_LIMITS } from '@capsule/protocol';
+import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import { SYSTEM_TENANT, type Jailer, type VmJail } from './jail/jailer.js';
-
-export interface SystemQuota {
-  maxVms: number;
-  maxMemoryMib: number;
-}
-
-/** Room for a build of the largest shape and a snapshot beside it. */
-export const DEFAULT_SYSTEM_QUOTA: SystemQuota = { maxVms: 2, maxMemoryMib: 2 * SHAPE_LIMITS.maxMemoryMib };
+import type { SystemQuota } from './config.js';
 
 export interface SystemVmsUsage {
   vms: number;
@@ -41,9 +34,13 @@ export class SystemVms {
    */
   async run<T>(what: string, memoryMib: number, owner: string, task: (jail: VmJail | null) => Promise<T>): Promise<T> {
     if (memoryMib > this.quota.maxMemoryMib || this.quota.maxVms < 1) {
-      throw new CapsuleError(ErrorCode.QUOTA_EXCEEDED, `${what} needs a VM of ${memoryMib} MiB, and system VMs may hold at most ${this.quota.maxMemoryMib} MiB in ${this.quota.maxVms} VMs (CAPSULE_SYSTEM_MEMORY_MIB, CAPSULE_SYSTEM_VMS)`, {
-        details: { quota: 'systemMemoryMib', limit: this.quota.maxMemoryMib, used: 0, requested: memoryMib },
-      });
+      throw new CapsuleError(
+        ErrorCode.QUOTA_EXCEEDED,
+        `${what} needs a VM of ${memoryMib} MiB, and system VMs may hold at most ${this.quota.maxMemoryMib} MiB in ${this.quota.maxVms} VMs (CAPSULE_SYSTEM_MEMORY_MIB, CAPSULE_SYSTEM_VMS)`,
+        {
+          details: { quota: 'systemMemoryMib', limit: this.quota.maxMemoryMib, used: 0, requested: memoryMib },
+        },
+      );
     }
     this.now.waiting += 1;
     // always a slot first, then memory: two waiters never hold one each of what the other needs

@@ -10,7 +10,8 @@ const REMOTE = new RegExp(`^(${MICROVM_ID_SOURCE}):(/.*)$`);
 export async function cpCommand(capsule: Capsule, argv: string[]): Promise<number> {
   const parsed = parseArgs(argv, { values: [], booleans: ['json'] });
   const [from, to] = parsed.positionals;
-  if (!from || !to || parsed.positionals.length !== 2) throw new UsageError('usage: capsule cp LOCAL ID:/PATH | capsule cp ID:/PATH LOCAL');
+  if (!from || !to || parsed.positionals.length !== 2)
+    throw new UsageError('usage: capsule cp LOCAL ID:/PATH | capsule cp ID:/PATH LOCAL');
   const up = REMOTE.exec(to);
   const down = REMOTE.exec(from);
   if (!!up === !!down) throw new UsageError('cp: exactly one side must be ID:/absolute/path');
@@ -24,7 +25,9 @@ export async function cpCommand(capsule: Capsule, argv: string[]): Promise<numbe
     const source = await vm.files.readStream(down![2]);
     const partial = `${to}.capsule-partial`;
     bytes = 0;
-    const counter = new TransformStream<Uint8Array, Uint8Array>({ transform: (chunk, c) => ((bytes += chunk.length), c.enqueue(chunk)) });
+    const counter = new TransformStream<Uint8Array, Uint8Array>({
+      transform: (chunk, c) => ((bytes += chunk.length), c.enqueue(chunk)),
+    });
     try {
       await source.pipeThrough(counter).pipeTo(Writable.toWeb(fs.createWriteStream(partial)));
       fs.renameSync(partial, to); // a failed download leaves no half file under the real name

@@ -13,7 +13,9 @@ const MAX_DIR_FILES = 10_000;
 export function zipDirectory(dir: string, generated?: object): Buffer {
   const specs: ZipSpec[] = [];
   const walk = (rel: string): void => {
-    for (const entry of fs.readdirSync(path.join(dir, rel), { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    for (const entry of fs
+      .readdirSync(path.join(dir, rel), { withFileTypes: true })
+      .sort((a, b) => a.name.localeCompare(b.name))) {
       const name = rel ? `${rel}/${entry.name}` : entry.name;
       const full = path.join(dir, name);
       const mode = fs.lstatSync(full).mode;
@@ -45,7 +47,9 @@ function uploadBody(zip: Buffer): Uint8Array | ReadableStream<Uint8Array> {
       const part = zip.subarray(sent, sent + chunkBytes);
       sent += part.length;
       const filled = Math.round((sent / zip.length) * 30);
-      process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(30 - filled)}] ${Math.round((sent / zip.length) * 100)}% ${mib(sent)}/${mib(zip.length)} MiB`);
+      process.stderr.write(
+        `\r[${'#'.repeat(filled)}${'.'.repeat(30 - filled)}] ${Math.round((sent / zip.length) * 100)}% ${mib(sent)}/${mib(zip.length)} MiB`,
+      );
       controller.enqueue(new Uint8Array(part));
     },
   });
@@ -57,26 +61,43 @@ function nameAndVersion(arg: string | undefined, what: string): [string, number 
   return [name, version === undefined ? undefined : (parseInteger(version, 'VERSION') as number)];
 }
 
-const versionLine = (v: ImageVersion): string => `${v.name}:${v.version}  ${v.state.padEnd(11)} ${v.runtime.padEnd(7)} ${v.createdAt}${v.failedStep ? `  failed at ${v.failedStep}` : ''}`;
+const versionLine = (v: ImageVersion): string =>
+  `${v.name}:${v.version}  ${v.state.padEnd(11)} ${v.runtime.padEnd(7)} ${v.createdAt}${v.failedStep ? `  failed at ${v.failedStep}` : ''}`;
 const imageLines = (image: Image): string => image.versions.map(versionLine).join('\n');
 
 export async function imageCommand(capsule: Capsule, argv: string[]): Promise<number> {
   const [sub, ...args] = argv;
-  const parsed = parseArgs(args, { values: ['zip', 'dir', 'runtime', 'start', 'port', 'code-uri'], booleans: ['json', 'no-wait'] });
+  const parsed = parseArgs(args, {
+    values: ['zip', 'dir', 'runtime', 'start', 'port', 'code-uri'],
+    booleans: ['json', 'no-wait'],
+  });
   const json = has(parsed, 'json');
-  const out = (value: unknown, human: string): void => void process.stdout.write((json ? JSON.stringify(value, null, 2) : human) + '\n');
+  const out = (value: unknown, human: string): void =>
+    void process.stdout.write((json ? JSON.stringify(value, null, 2) : human) + '\n');
   switch (sub) {
     case 'create': {
       const [name] = parsed.positionals;
       const sources = ['zip', 'dir', 'code-uri'].filter((f) => has(parsed, f));
-      if (!name || sources.length !== 1) throw new UsageError('usage: capsule image create NAME (--zip app.zip | --dir DIR | --code-uri s3://bucket/key) [--runtime python] [--start CMD] [--port 8080]');
+      if (!name || sources.length !== 1)
+        throw new UsageError(
+          'usage: capsule image create NAME (--zip app.zip | --dir DIR | --code-uri s3://bucket/key) [--runtime python] [--start CMD] [--port 8080]',
+        );
       let created: ImageVersion;
       if (has(parsed, 'code-uri')) created = await capsule.images.create(name, { codeUri: flag(parsed, 'code-uri')! });
       else {
         const dir = flag(parsed, 'dir');
-        const needsSpec = dir !== undefined && !fs.existsSync(path.join(dir, 'Dockerfile')) && !fs.existsSync(path.join(dir, 'capsule.json'));
+        const needsSpec =
+          dir !== undefined &&
+          !fs.existsSync(path.join(dir, 'Dockerfile')) &&
+          !fs.existsSync(path.join(dir, 'capsule.json'));
         const port = parseInteger(flag(parsed, 'port'), '--port');
-        const generated = needsSpec ? { runtime: flag(parsed, 'runtime') ?? 'python', ...(flag(parsed, 'start') ? { start: flag(parsed, 'start') } : {}), ...(port ? { port } : {}) } : undefined;
+        const generated = needsSpec
+          ? {
+              runtime: flag(parsed, 'runtime') ?? 'python',
+              ...(flag(parsed, 'start') ? { start: flag(parsed, 'start') } : {}),
+              ...(port ? { port } : {}),
+            }
+          : undefined;
         const zip = dir !== undefined ? zipDirectory(dir, generated) : fs.readFileSync(flag(parsed, 'zip')!);
         if (!json) process.stderr.write(`uploading ${name} (${(zip.length / 1024).toFixed(0)} KiB)…\n`);
         created = await capsule.images.create(name, { zip: uploadBody(zip) });
@@ -86,7 +107,9 @@ export async function imageCommand(capsule: Capsule, argv: string[]): Promise<nu
         out(created, versionLine(created));
         return 0;
       }
-      const done = await capsule.images.waitUntilBuilt(name, created.version, { onLog: json ? undefined : (text) => process.stderr.write(text) });
+      const done = await capsule.images.waitUntilBuilt(name, created.version, {
+        onLog: json ? undefined : (text) => process.stderr.write(text),
+      });
       out(done, versionLine(done) + (done.failureReason ? `\n${done.failureReason}` : ''));
       return done.state === 'SUCCESSFUL' ? 0 : 1;
     }

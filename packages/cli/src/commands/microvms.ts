@@ -15,10 +15,12 @@ export async function runCommand(capsule: Capsule, argv: string[]): Promise<numb
     booleans: ['rm', 'json', 'quiet', 'no-auto-resume', ...EXEC_FLAGS.booleans],
   });
   const [imageName] = parsed.positionals;
-  if (!imageName || parsed.positionals.length > 1) throw new UsageError('usage: capsule run IMAGE [options] [--rm -- CMD...]');
+  if (!imageName || parsed.positionals.length > 1)
+    throw new UsageError('usage: capsule run IMAGE [options] [--rm -- CMD...]');
   const maxDuration = flag(parsed, 'max-duration');
   const idle = flag(parsed, 'idle');
-  if (has(parsed, 'rm') && parsed.rest.length === 0) throw new UsageError('--rm needs a command: capsule run IMAGE --rm -- CMD...');
+  if (has(parsed, 'rm') && parsed.rest.length === 0)
+    throw new UsageError('--rm needs a command: capsule run IMAGE --rm -- CMD...');
   const vm = await capsule.microvms.run({
     imageName,
     vcpuCount: parseInteger(flag(parsed, 'vcpus'), '--vcpus'),
@@ -40,7 +42,9 @@ export async function runCommand(capsule: Capsule, argv: string[]): Promise<numb
   try {
     return await streamExec(vm, parsed.rest, parsed);
   } finally {
-    await vm.terminate().catch((err) => process.stderr.write(`capsule: could not terminate ${vm.id}: ${(err as Error).message}\n`));
+    await vm
+      .terminate()
+      .catch((err) => process.stderr.write(`capsule: could not terminate ${vm.id}: ${(err as Error).message}\n`));
   }
 }
 
@@ -62,7 +66,11 @@ export async function listCommand(capsule: Capsule, argv: string[]): Promise<num
   return 0;
 }
 
-export async function getCommand(capsule: Capsule, argv: string[], action: 'get' | 'terminate' | 'suspend' | 'resume'): Promise<number> {
+export async function getCommand(
+  capsule: Capsule,
+  argv: string[],
+  action: 'get' | 'terminate' | 'suspend' | 'resume',
+): Promise<number> {
   const parsed = parseArgs(argv, { values: [], booleans: ['json'] });
   const [id] = parsed.positionals;
   if (!id || parsed.positionals.length > 1) throw new UsageError(`usage: capsule ${action} ID`);

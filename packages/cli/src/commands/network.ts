@@ -4,7 +4,11 @@ import { flag, has, parseArgs, UsageError, type Parsed } from '../args.js';
 
 export const NETWORK_FLAGS = ['egress', 'deny'];
 
-const list = (value: string): string[] => value.split(',').map((e) => e.trim()).filter(Boolean);
+const list = (value: string): string[] =>
+  value
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean);
 
 /** `--egress none|all|LIST` (LIST: domains, *.wildcards, IPv4 addresses, CIDRs) and `--deny LIST`. */
 export function policyFromFlags(parsed: Parsed, fallback: 'none' | null): NetworkPolicyInput | undefined {
@@ -14,7 +18,8 @@ export function policyFromFlags(parsed: Parsed, fallback: 'none' | null): Networ
     if (deny) throw new UsageError('--deny needs --egress');
     return undefined;
   }
-  const mode: NetworkPolicyInput = egress === 'none' || egress === 'all' ? { egress } : { egress: 'allowlist', allow: list(egress) };
+  const mode: NetworkPolicyInput =
+    egress === 'none' || egress === 'all' ? { egress } : { egress: 'allowlist', allow: list(egress) };
   return { ...mode, ...(deny ? { deny } : {}) };
 }
 
@@ -23,20 +28,30 @@ export async function networkCommand(capsule: Capsule, argv: string[]): Promise<
   const parsed = parseArgs(rest, { values: NETWORK_FLAGS.concat(['limit']), booleans: ['json'] });
   const [id] = parsed.positionals;
   if ((sub !== 'set' && sub !== 'log') || !id || parsed.positionals.length > 1) {
-    throw new UsageError('usage: capsule network set ID --egress none|all|LIST [--deny LIST] | capsule network log ID [--limit N] [--json]');
+    throw new UsageError(
+      'usage: capsule network set ID --egress none|all|LIST [--deny LIST] | capsule network log ID [--limit N] [--json]',
+    );
   }
   const vm = await capsule.microvms.get(id);
   if (sub === 'set') {
     const policy = policyFromFlags(parsed, null);
     if (!policy) throw new UsageError('capsule network set needs --egress');
     const info = await vm.network.update(policy);
-    process.stdout.write(has(parsed, 'json') ? JSON.stringify(info.network, null, 2) + '\n' : `${info.id} egress ${describe(info.network)}\n`);
+    process.stdout.write(
+      has(parsed, 'json')
+        ? JSON.stringify(info.network, null, 2) + '\n'
+        : `${info.id} egress ${describe(info.network)}\n`,
+    );
     return 0;
   }
   const limit = flag(parsed, 'limit');
   const entries = await vm.network.log(limit ? { limit: Number(limit) } : {});
   if (has(parsed, 'json')) process.stdout.write(JSON.stringify(entries, null, 2) + '\n');
-  else for (const e of entries) process.stdout.write(`${e.time}  ${e.verdict.padEnd(5)}  ${e.protocol.padEnd(4)}  ${(e.name ?? '-').padEnd(28)}  ${e.address || '-'}${e.port === null ? '' : `:${e.port}`}  ${e.rule}\n`);
+  else
+    for (const e of entries)
+      process.stdout.write(
+        `${e.time}  ${e.verdict.padEnd(5)}  ${e.protocol.padEnd(4)}  ${(e.name ?? '-').padEnd(28)}  ${e.address || '-'}${e.port === null ? '' : `:${e.port}`}  ${e.rule}\n`,
+      );
   return 0;
 }
 

@@ -11,7 +11,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
     host: flag(parsed, 'host'),
     dataDir: dataDir ? path.resolve(dataDir) : undefined,
   });
-  process.stdout.write(`capsule serving on ${server.url} (accelerator ${server.accelerator.accelerator}: ${server.accelerator.reason})\n`);
+  process.stdout.write(
+    `capsule serving on ${server.url} (accelerator ${server.accelerator.accelerator}: ${server.accelerator.reason})\n`,
+  );
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       process.stdout.write('capsule: shutting down\n');

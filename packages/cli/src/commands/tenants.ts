@@ -38,11 +38,13 @@ function usageLines(u: TenantUsageReport): string {
 export async function tenantCommand(capsule: Capsule, argv: string[]): Promise<number> {
   const [sub, ...args] = argv;
   const parsed = parseArgs(args, { values: QUOTA_FLAGS.map(([name]) => name), booleans: ['json'] });
-  const out = (value: unknown, human: string): void => void process.stdout.write((has(parsed, 'json') ? JSON.stringify(value, null, 2) : human) + '\n');
+  const out = (value: unknown, human: string): void =>
+    void process.stdout.write((has(parsed, 'json') ? JSON.stringify(value, null, 2) : human) + '\n');
   switch (sub) {
     case 'create': {
       const [name] = parsed.positionals;
-      if (!name || parsed.positionals.length > 1) throw new UsageError(`usage: capsule tenant create NAME ${QUOTA_USAGE}`);
+      if (!name || parsed.positionals.length > 1)
+        throw new UsageError(`usage: capsule tenant create NAME ${QUOTA_USAGE}`);
       const tenant = await capsule.tenants.create({ name, quotas: quotasFrom(parsed) });
       out(tenant, tenantLine(tenant));
       return 0;
@@ -68,11 +70,14 @@ export async function tenantCommand(capsule: Capsule, argv: string[]): Promise<n
       return 0;
     }
     default:
-      throw new UsageError('usage: capsule tenant create NAME [quota flags] | tenant ls | tenant quota ID [quota flags] | tenant usage ID');
+      throw new UsageError(
+        'usage: capsule tenant create NAME [quota flags] | tenant ls | tenant quota ID [quota flags] | tenant usage ID',
+      );
   }
 }
 
-const KEY_USAGE = 'usage: capsule key create --tenant TENANT_ID [--name NAME] | key ls --tenant TENANT_ID | key revoke --tenant TENANT_ID KEY_ID';
+const KEY_USAGE =
+  'usage: capsule key create --tenant TENANT_ID [--name NAME] | key ls --tenant TENANT_ID | key revoke --tenant TENANT_ID KEY_ID';
 
 export async function keyCommand(capsule: Capsule, argv: string[]): Promise<number> {
   const [sub, ...args] = argv;
@@ -82,7 +87,9 @@ export async function keyCommand(capsule: Capsule, argv: string[]): Promise<numb
   if (sub === 'ls' && parsed.positionals.length === 0) {
     const keys = await capsule.tenants.listApiKeys(tenantId);
     if (has(parsed, 'json')) process.stdout.write(JSON.stringify(keys, null, 2) + '\n');
-    else for (const k of keys) process.stdout.write(`${k.id}\t${k.name ?? ''}\t${k.isAdmin ? 'admin\t' : ''}${k.createdAt}\n`);
+    else
+      for (const k of keys)
+        process.stdout.write(`${k.id}\t${k.name ?? ''}\t${k.isAdmin ? 'admin\t' : ''}${k.createdAt}\n`);
     return 0;
   }
   if (sub === 'revoke' && parsed.positionals.length === 1) {
@@ -95,7 +102,9 @@ export async function keyCommand(capsule: Capsule, argv: string[]): Promise<numb
   if (has(parsed, 'json')) process.stdout.write(JSON.stringify(created, null, 2) + '\n');
   else {
     process.stdout.write(created.key + '\n');
-    process.stderr.write(`API key ${created.id} for tenant ${created.tenantId}: shown once, keep it (CAPSULE_API_KEY=…)\n`);
+    process.stderr.write(
+      `API key ${created.id} for tenant ${created.tenantId}: shown once, keep it (CAPSULE_API_KEY=…)\n`,
+    );
   }
   return 0;
 }
@@ -103,12 +112,15 @@ export async function keyCommand(capsule: Capsule, argv: string[]): Promise<numb
 /** `capsule admin-key rotate`: the server writes the new key to its <data dir>/admin-key; it is printed once here too. */
 export async function adminKeyCommand(capsule: Capsule, argv: string[]): Promise<number> {
   const parsed = parseArgs(argv.slice(1), { values: [], booleans: ['json'] });
-  if (argv[0] !== 'rotate' || parsed.positionals.length > 0) throw new UsageError('usage: capsule admin-key rotate [--json]');
+  if (argv[0] !== 'rotate' || parsed.positionals.length > 0)
+    throw new UsageError('usage: capsule admin-key rotate [--json]');
   const rotated = await capsule.tenants.rotateAdminKey();
   if (has(parsed, 'json')) process.stdout.write(JSON.stringify(rotated, null, 2) + '\n');
   else {
     process.stdout.write(rotated.key + '\n');
-    process.stderr.write("admin key rotated: the old key no longer works; the server's <data dir>/admin-key holds the new one\n");
+    process.stderr.write(
+      "admin key rotated: the old key no longer works; the server's <data dir>/admin-key holds the new one\n",
+    );
   }
   return 0;
 }

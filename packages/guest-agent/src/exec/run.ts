@@ -48,7 +48,10 @@ function badCwd(cwd: string | undefined): string | null {
 }
 
 export function startExec(channel: Channel, request: ExecRequest, done: () => void): void {
-  const [file, args] = typeof request.command === 'string' ? ['/bin/sh', ['-c', request.command]] : [request.command[0], request.command.slice(1)];
+  const [file, args] =
+    typeof request.command === 'string'
+      ? ['/bin/sh', ['-c', request.command]]
+      : [request.command[0], request.command.slice(1)];
   const cwdProblem = badCwd(request.cwd);
   if (cwdProblem) {
     replyError(channel, 'BAD_REQUEST', cwdProblem);
@@ -60,7 +63,13 @@ export function startExec(channel: Channel, request: ExecRequest, done: () => vo
     cwd: request.cwd ?? '/root',
     env: pty ? { TERM: 'xterm-256color', ...childEnv(request.env) } : childEnv(request.env),
     detached: true,
-    stdio: pty ? ['pipe', 'pipe', 'pipe', 'pipe'] : [request.stdin && !request.background ? 'pipe' : 'ignore', request.background ? 'ignore' : 'pipe', request.background ? 'ignore' : 'pipe'],
+    stdio: pty
+      ? ['pipe', 'pipe', 'pipe', 'pipe']
+      : [
+          request.stdin && !request.background ? 'pipe' : 'ignore',
+          request.background ? 'ignore' : 'pipe',
+          request.background ? 'ignore' : 'pipe',
+        ],
   });
 
   if (request.background) {

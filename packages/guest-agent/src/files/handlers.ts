@@ -11,7 +11,14 @@ type FileRequest = Extract<GuestRequest, { type: `fs.${string}` }>;
 export async function statOf(filePath: string): Promise<FileStat> {
   const st = await fsp.lstat(filePath);
   const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
-  return { name: path.basename(filePath), path: filePath, type, sizeBytes: st.size, mode: st.mode & 0o7777, modifiedAt: st.mtime.toISOString() };
+  return {
+    name: path.basename(filePath),
+    path: filePath,
+    type,
+    sizeBytes: st.size,
+    mode: st.mode & 0o7777,
+    modifiedAt: st.mtime.toISOString(),
+  };
 }
 
 export function isFileRequest(request: GuestRequest): request is FileRequest {
@@ -32,7 +39,9 @@ export function handleFileRequest(channel: Channel, request: FileRequest, done: 
         return reply(channel, { type: 'result', stat: await statOf(request.path) });
       case 'fs.list': {
         const names = await fsp.readdir(request.path);
-        const entries = await Promise.all(names.sort().map((name) => statOf(path.join(request.path, name)).catch(() => null)));
+        const entries = await Promise.all(
+          names.sort().map((name) => statOf(path.join(request.path, name)).catch(() => null)),
+        );
         return reply(channel, { type: 'result', entries: entries.filter((e): e is FileStat => e !== null) });
       }
       case 'fs.mkdir':
@@ -66,9 +75,19 @@ async function readFile(channel: Channel, filePath: string): Promise<void> {
 }
 
 /** Handlers are attached before the first await: the content may arrive in the same read as the request. */
-async function writeFile(channel: Channel, filePath: string, mode: number | undefined, parents: boolean): Promise<void> {
-  const tmp = path.join(path.dirname(filePath), `.${path.basename(filePath)}.capsule-${randomBytes(4).toString('hex')}`);
-  const dirReady = parents ? fsp.mkdir(path.dirname(filePath), { recursive: true, mode: 0o755 }) : Promise.resolve(undefined);
+async function writeFile(
+  channel: Channel,
+  filePath: string,
+  mode: number | undefined,
+  parents: boolean,
+): Promise<void> {
+  const tmp = path.join(
+    path.dirname(filePath),
+    `.${path.basename(filePath)}.capsule-${randomBytes(4).toString('hex')}`,
+  );
+  const dirReady = parents
+    ? fsp.mkdir(path.dirname(filePath), { recursive: true, mode: 0o755 })
+    : Promise.resolve(undefined);
   const opened = dirReady.then(() => fsp.open(tmp, 'wx', mode ?? 0o644));
   opened.catch(() => undefined); // surfaced through `received` below
   let writes: Promise<unknown> = opened;

@@ -21,7 +21,11 @@ export function startTunnel(channel: Channel, port: number, done: () => void): v
   };
   socket.setTimeout(CONNECT_TIMEOUT_MS, () => {
     if (connected) return;
-    replyError(channel, 'CONNECTION_REFUSED', `nothing accepted a connection on guest port ${port} within ${CONNECT_TIMEOUT_MS} ms`);
+    replyError(
+      channel,
+      'CONNECTION_REFUSED',
+      `nothing accepted a connection on guest port ${port} within ${CONNECT_TIMEOUT_MS} ms`,
+    );
     finish();
   });
   socket.once('error', (err: NodeJS.ErrnoException) => {

@@ -11,7 +11,7 @@ import type { SystemVms } from '../system-vms.js';
 import type { AcceleratorDecision } from '../vmm/accelerator.js';
 import { createApiApp, type ApiApp } from './app.js';
 import type { AuthTokens } from './auth-tokens.js';
-import type { Metrics } from './metrics.js';
+import type { Metrics } from '../observability/metrics.js';
 import { openApiRoute } from './openapi.js';
 import { EndpointProxy } from './proxy.js';
 import { authTokenRoute } from './routes/auth-tokens.js';
@@ -40,7 +40,13 @@ export interface ApiDeps {
 }
 
 /** Every route on one app; `onRoute` hears each matched request's pattern. */
-export function apiRoutes(deps: Omit<ApiDeps, 'config'> & { config: Pick<CapsuleConfig, 'defaultQuotas' | 'dataDir' | 's3' | 's3CodePrefixes' | 'blobs'> }, sessions: InteractiveSessions, onRoute?: (req: http.IncomingMessage, pattern: string) => void): ApiApp {
+export function apiRoutes(
+  deps: Omit<ApiDeps, 'config'> & {
+    config: Pick<CapsuleConfig, 'defaultQuotas' | 'dataDir' | 's3' | 's3CodePrefixes' | 'blobs'>;
+  },
+  sessions: InteractiveSessions,
+  onRoute?: (req: http.IncomingMessage, pattern: string) => void,
+): ApiApp {
   const { config, store, service, metrics } = deps;
   const app = createApiApp({ store, log: deps.log, onRoute });
   healthRoute(app, deps.accelerator);
@@ -63,6 +69,13 @@ export function createApi(deps: ApiDeps): { server: http.Server; closeSessions: 
   const sessions = new InteractiveSessions(deps.service);
   const app = apiRoutes(deps, sessions, (req, pattern) => routeOf.set(req, pattern));
   const proxy = new EndpointProxy(deps.service, deps.store, deps.tokens, deps.config.baseDomain);
-  const server = createApiServer({ limits: deps.config.apiLimits, app, routeOf: (req) => routeOf.get(req), metrics: deps.metrics, proxy, log: deps.log });
+  const server = createApiServer({
+    limits: deps.config.apiLimits,
+    app,
+    routeOf: (req) => routeOf.get(req),
+    metrics: deps.metrics,
+    proxy,
+    log: deps.log,
+  });
   return { server, closeSessions: () => sessions.close() };
 }

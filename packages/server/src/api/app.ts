@@ -46,7 +46,8 @@ export function createApiApp({ store, log, onRoute }: ApiAppDeps): ApiApp {
     }
     c.set('authenticate', async (level) => {
       const caller = await authenticate(c.env.incoming, store);
-      if (level === 'admin' && !caller.isAdmin) throw new CapsuleError(ErrorCode.FORBIDDEN, `${c.req.method} ${routePath(c, -1)} needs the admin key`);
+      if (level === 'admin' && !caller.isAdmin)
+        throw new CapsuleError(ErrorCode.FORBIDDEN, `${c.req.method} ${routePath(c, -1)} needs the admin key`);
       return caller;
     });
     await next();
@@ -64,15 +65,26 @@ export function createApiApp({ store, log, onRoute }: ApiAppDeps): ApiApp {
   // every route, as registered, is remembered for the 404/405 distinction
   const register = app.openapi.bind(app);
   app.openapi = ((route, handler, hook) => {
-    patterns.push({ method: route.method.toUpperCase(), regex: new RegExp(`^${route.path.replace(/\{[^}]+\}/g, '[^/]+')}$`) });
+    patterns.push({
+      method: route.method.toUpperCase(),
+      regex: new RegExp(`^${route.path.replace(/\{[^}]+\}/g, '[^/]+')}$`),
+    });
     return register(route, handler, hook);
   }) as typeof app.openapi;
   return app;
 }
 
 function answerError(c: Context<ApiEnv>, err: unknown, log: Logger): Response {
-  const error = err instanceof HTTPException ? new CapsuleError(err.status === 413 ? ErrorCode.PAYLOAD_TOO_LARGE : ErrorCode.BAD_REQUEST, err.message) : toCapsuleError(err);
-  if (error.code === ErrorCode.INTERNAL) log.error('request failed', { method: c.req.method, url: c.req.url, error: String((err as Error)?.stack ?? err) });
+  const error =
+    err instanceof HTTPException
+      ? new CapsuleError(err.status === 413 ? ErrorCode.PAYLOAD_TOO_LARGE : ErrorCode.BAD_REQUEST, err.message)
+      : toCapsuleError(err);
+  if (error.code === ErrorCode.INTERNAL)
+    log.error('request failed', { method: c.req.method, url: c.req.url, error: String((err as Error)?.stack ?? err) });
   const retryAfterSeconds = error.details?.retryAfterSeconds;
-  return c.json(errorEnvelope(error), ERROR_STATUS[error.code] as 400, typeof retryAfterSeconds === 'number' ? { 'retry-after': String(retryAfterSeconds) } : {});
+  return c.json(
+    errorEnvelope(error),
+    ERROR_STATUS[error.code] as 400,
+    typeof retryAfterSeconds === 'number' ? { 'retry-after': String(retryAfterSeconds) } : {},
+  );
 }

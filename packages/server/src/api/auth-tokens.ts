@@ -31,7 +31,9 @@ export class AuthTokens {
   }
 
   issue(claims: TokenClaims): string {
-    const body = Buffer.from(JSON.stringify({ v: claims.microvmId, t: claims.tenantId, p: claims.allowedPorts, e: claims.expiresAtMs })).toString('base64url');
+    const body = Buffer.from(
+      JSON.stringify({ v: claims.microvmId, t: claims.tenantId, p: claims.allowedPorts, e: claims.expiresAtMs }),
+    ).toString('base64url');
     return `${PREFIX}${body}.${this.sign(body)}`;
   }
 

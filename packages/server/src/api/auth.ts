@@ -25,7 +25,12 @@ export function newKeyId(): string {
 
 /** The admin key and its tenant (`default`), created on first start. */
 export async function ensureAdminKey(dataDir: string, store: Store, defaultQuotas: TenantQuotas): Promise<string> {
-  await store.insertTenant({ id: DEFAULT_TENANT, name: DEFAULT_TENANT, quotas: defaultQuotas, createdAt: new Date().toISOString() });
+  await store.insertTenant({
+    id: DEFAULT_TENANT,
+    name: DEFAULT_TENANT,
+    quotas: defaultQuotas,
+    createdAt: new Date().toISOString(),
+  });
   const file = adminKeyFile(dataDir);
   let key: string;
   if (fs.existsSync(file)) key = fs.readFileSync(file, 'utf8').trim();
@@ -52,7 +57,14 @@ export async function rotateAdminKey(dataDir: string, store: Store): Promise<{ k
 const adminKeyFile = (dataDir: string): string => path.join(dataDir, 'admin-key');
 
 function adminKeyRecord(key: string): ApiKeyRecord {
-  return { id: ADMIN_KEY_ID, keyHash: hashKey(key), tenantId: DEFAULT_TENANT, isAdmin: true, name: 'admin', createdAt: new Date().toISOString() };
+  return {
+    id: ADMIN_KEY_ID,
+    keyHash: hashKey(key),
+    tenantId: DEFAULT_TENANT,
+    isAdmin: true,
+    name: 'admin',
+    createdAt: new Date().toISOString(),
+  };
 }
 
 export interface Caller {
@@ -77,7 +89,9 @@ export async function callerOf(key: string, store: Store): Promise<Caller> {
 export function requestKey(req: IncomingMessage): string | null {
   const bearer = bearerKey(req);
   if (bearer || !req.headers.upgrade) return bearer;
-  const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+  const offered = String(req.headers['sec-websocket-protocol'] ?? '')
+    .split(',')
+    .map((p) => p.trim());
   return offered.find((p) => p.startsWith(WS_BEARER_PREFIX))?.slice(WS_BEARER_PREFIX.length) || null;
 }
 

@@ -9,7 +9,18 @@ import type { InteractiveSessions } from './ws-sessions.js';
 const inert = new Proxy({}, { get: () => inert }) as never;
 
 export function contractDocument(): object {
-  const deps: ApiDeps = { config: { defaultQuotas: inert, dataDir: '', s3: null, s3CodePrefixes: [], blobs: null } as never, store: inert, service: inert, images: inert, accelerator: inert, metrics: inert, tokens: inert, usage: inert, systemVms: null, log: inert };
+  const deps: ApiDeps = {
+    config: { defaultQuotas: inert, dataDir: '', s3: null, s3CodePrefixes: [], blobs: null } as never,
+    store: inert,
+    service: inert,
+    images: inert,
+    accelerator: inert,
+    metrics: inert,
+    tokens: inert,
+    usage: inert,
+    systemVms: null,
+    log: inert,
+  };
   return openApiDocument(apiRoutes(deps, inert as InteractiveSessions), SERVER_VERSION);
 }
 

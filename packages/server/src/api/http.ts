@@ -9,7 +9,10 @@ export async function readBody(req: IncomingMessage, limitBytes: number): Promis
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limitBytes) {
     req.resume();
-    throw new CapsuleError(ErrorCode.PAYLOAD_TOO_LARGE, `request body of ${declared} bytes exceeds the limit of ${limitBytes} bytes`);
+    throw new CapsuleError(
+      ErrorCode.PAYLOAD_TOO_LARGE,
+      `request body of ${declared} bytes exceeds the limit of ${limitBytes} bytes`,
+    );
   }
   const chunks: Buffer[] = [];
   let total = 0;
@@ -26,7 +29,10 @@ export async function readBody(req: IncomingMessage, limitBytes: number): Promis
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 
@@ -55,5 +61,7 @@ export function sendError(res: ServerResponse, err: unknown): void {
 export function rejectUpgrade(socket: Duplex, err: unknown): void {
   const error = toCapsuleError(err);
   const body = JSON.stringify(errorEnvelope(error));
-  socket.end(`HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }

@@ -13,11 +13,19 @@ export interface MultipartUpload {
   file: string | null;
 }
 
-export function readMultipart(req: IncomingMessage, tempFile: string, maxFileBytes: number, maxFieldBytes = 64 * 1024): Promise<MultipartUpload> {
+export function readMultipart(
+  req: IncomingMessage,
+  tempFile: string,
+  maxFileBytes: number,
+  maxFieldBytes = 64 * 1024,
+): Promise<MultipartUpload> {
   return new Promise((resolve, reject) => {
     let parser: busboy.Busboy;
     try {
-      parser = busboy({ headers: req.headers, limits: { files: 1, fields: 10, fileSize: maxFileBytes, fieldSize: maxFieldBytes } });
+      parser = busboy({
+        headers: req.headers,
+        limits: { files: 1, fields: 10, fileSize: maxFileBytes, fieldSize: maxFieldBytes },
+      });
     } catch (err) {
       return reject(new CapsuleError(ErrorCode.BAD_REQUEST, `malformed multipart request: ${(err as Error).message}`));
     }
@@ -26,19 +34,29 @@ export function readMultipart(req: IncomingMessage, tempFile: string, maxFileByt
     let writing: Promise<void> = Promise.resolve();
     let failed: Error | null = null;
     parser.on('field', (name, value, info) => {
-      if (info.valueTruncated) failed ??= new CapsuleError(ErrorCode.PAYLOAD_TOO_LARGE, `field ${name} is larger than ${maxFieldBytes} bytes`);
+      if (info.valueTruncated)
+        failed ??= new CapsuleError(ErrorCode.PAYLOAD_TOO_LARGE, `field ${name} is larger than ${maxFieldBytes} bytes`);
       fields[name] = value;
     });
     parser.on('file', (name, stream) => {
       if (name !== 'zip') {
-        failed ??= new CapsuleError(ErrorCode.VALIDATION_FAILED, `unexpected file part "${name}" (send the app as "zip")`);
+        failed ??= new CapsuleError(
+          ErrorCode.VALIDATION_FAILED,
+          `unexpected file part "${name}" (send the app as "zip")`,
+        );
         return void stream.resume();
       }
       file = tempFile;
-      stream.on('limit', () => (failed ??= new CapsuleError(ErrorCode.PAYLOAD_TOO_LARGE, `the zip is larger than ${maxFileBytes} bytes`)));
+      stream.on(
+        'limit',
+        () =>
+          (failed ??= new CapsuleError(ErrorCode.PAYLOAD_TOO_LARGE, `the zip is larger than ${maxFileBytes} bytes`)),
+      );
       writing = pipeline(stream, fs.createWriteStream(tempFile, { mode: 0o600 }));
     });
-    parser.on('error', (err: Error) => reject(new CapsuleError(ErrorCode.BAD_REQUEST, `malformed multipart request: ${err.message}`)));
+    parser.on('error', (err: Error) =>
+      reject(new CapsuleError(ErrorCode.BAD_REQUEST, `malformed multipart request: ${err.message}`)),
+    );
     parser.on('close', () => {
       writing.then(
         () => (failed ? reject(failed) : resolve({ fields, file })),

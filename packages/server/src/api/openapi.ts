@@ -8,7 +8,15 @@ import { defineRoute, raw } from './route.js';
 export function openApiRoute(app: ApiApp, version: string): void {
   let cached: object | null = null;
   app.openapi(
-    defineRoute({ auth: 'public' }, { method: 'get', path: '/v1/openapi.json', summary: 'This OpenAPI document', responses: { 200: raw('application/json', 'OpenAPI 3.1') } }),
+    defineRoute(
+      { auth: 'public' },
+      {
+        method: 'get',
+        path: '/v1/openapi.json',
+        summary: 'This OpenAPI document',
+        responses: { 200: raw('application/json', 'OpenAPI 3.1') },
+      },
+    ),
     (c) => {
       cached ??= openApiDocument(app, version);
       return c.json(cached, 200);
@@ -18,10 +26,18 @@ export function openApiRoute(app: ApiApp, version: string): void {
 
 /** The OpenAPI 3.1 document of every route registered on `app`. */
 export function openApiDocument(app: ApiApp, version: string): object {
-  app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'http', scheme: 'bearer', description: 'an API key: Authorization: Bearer <key>' });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'an API key: Authorization: Bearer <key>',
+  });
   return app.getOpenAPI31Document({
     openapi: '3.1.0',
-    info: { title: 'Capsule API', version, description: 'Stateful microVM sandboxes: run, exec, files, suspend, resume.' },
+    info: {
+      title: 'Capsule API',
+      version,
+      description: 'Stateful microVM sandboxes: run, exec, files, suspend, resume.',
+    },
     security: [{ apiKey: [] }],
   });
 }

@@ -17,21 +17,33 @@ function named(pattern: RegExp, code: ErrorCode, message: (input: unknown) => st
     .meta({ pattern: pattern.source, description });
 }
 
-export const MicroVMIdParam = z.object({ id: named(MICROVM_ID, ErrorCode.NOT_FOUND, (v) => `MicroVM ${quoted(v)} not found`, 'a MicroVM id') });
+export const MicroVMIdParam = z.object({
+  id: named(MICROVM_ID, ErrorCode.NOT_FOUND, (v) => `MicroVM ${quoted(v)} not found`, 'a MicroVM id'),
+});
 
-export const TenantIdParam = z.object({ id: named(TENANT_ID, ErrorCode.NOT_FOUND, (v) => `tenant ${quoted(v)} not found`, 'a tenant id') });
+export const TenantIdParam = z.object({
+  id: named(TENANT_ID, ErrorCode.NOT_FOUND, (v) => `tenant ${quoted(v)} not found`, 'a tenant id'),
+});
 
 export const ApiKeyParams = TenantIdParam.extend({
   keyId: named(API_KEY_ID, ErrorCode.NOT_FOUND, (v) => `API key ${quoted(v, 80)} not found`, 'an API key id'),
 });
 
-const ImageName = named(IMAGE_NAME, ErrorCode.VALIDATION_FAILED, () => 'image name must be 1-63 lower-case letters, digits or dashes', 'an image name');
+const ImageName = named(
+  IMAGE_NAME,
+  ErrorCode.VALIDATION_FAILED,
+  () => 'image name must be 1-63 lower-case letters, digits or dashes',
+  'an image name',
+);
 export const ImageNameParam = z.object({ name: ImageName });
 
 export const ImageVersionParams = ImageNameParam.extend({
   version: z
     .string()
-    .refine((v) => /^[1-9][0-9]{0,8}$/.test(v), { params: { code: ErrorCode.IMAGE_NOT_FOUND }, error: (issue) => `image version ${quoted(issue.input, 20)} not found` })
+    .refine((v) => /^[1-9][0-9]{0,8}$/.test(v), {
+      params: { code: ErrorCode.IMAGE_NOT_FOUND },
+      error: (issue) => `image version ${quoted(issue.input, 20)} not found`,
+    })
     .transform(Number)
     .meta({ description: 'a version number, from 1' }),
 });
@@ -53,12 +65,21 @@ export const QueryFlag = z.enum(['true', 'false']).transform((v) => v === 'true'
 export const QueryInt = (min: number, max: number, what: string) =>
   z
     .string()
-    .refine((v) => /^[0-9]{1,15}$/.test(v) && Number(v) >= min && Number(v) <= max, `${what} must be an integer from ${min} to ${max}`)
+    .refine(
+      (v) => /^[0-9]{1,15}$/.test(v) && Number(v) >= min && Number(v) <= max,
+      `${what} must be an integer from ${min} to ${max}`,
+    )
     .transform(Number);
 
 export const ListMicroVMsQuery = z.object({
-  state: z.string().refine((v) => MicroVMState.safeParse(v).success, `state must be one of ${MicroVMState.options.join(', ')}`).meta({ description: 'only this state' }).optional(),
+  state: z
+    .string()
+    .refine((v) => MicroVMState.safeParse(v).success, `state must be one of ${MicroVMState.options.join(', ')}`)
+    .meta({ description: 'only this state' })
+    .optional(),
   imageName: z.string().meta({ description: 'only this image' }).optional(),
-  limit: QueryInt(1, MAX_PAGE, 'limit').meta({ description: `page size, 1-${MAX_PAGE}` }).optional(),
+  limit: QueryInt(1, MAX_PAGE, 'limit')
+    .meta({ description: `page size, 1-${MAX_PAGE}` })
+    .optional(),
   nextToken: z.string().meta({ description: 'from the previous page' }).optional(),
 });

@@ -26,11 +26,26 @@ export interface ProxyTarget {
 
 const PATH_FORM = new RegExp(`^/v1/microvms/(${MICROVM_ID_SOURCE})/proxy/(\\d{1,5})(/[^?]*)?(\\?.*)?$`);
 // headers that describe one hop, not the message (RFC 9110 §7.6.1), plus Capsule's own
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'x-capsule-auth', 'x-capsule-port']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'x-capsule-auth',
+  'x-capsule-port',
+]);
 
 function parsePort(raw: string | undefined): number {
   const port = raw === undefined ? DEFAULT_ENDPOINT_PORT : Number(raw);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, `guest port must be 1-65535, got ${JSON.stringify(String(raw).slice(0, 16))}`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new CapsuleError(
+      ErrorCode.VALIDATION_FAILED,
+      `guest port must be 1-65535, got ${JSON.stringify(String(raw).slice(0, 16))}`,
+    );
   return port;
 }
 
@@ -53,10 +68,16 @@ export class EndpointProxy {
     const host = this.hostForm.exec(req.headers.host ?? '');
     if (host) {
       const header = req.headers['x-capsule-port'];
-      return { microvmId: host[2].toLowerCase(), port: parsePort(host[1] ?? (Array.isArray(header) ? header[0] : header)), path: url, apiForm: false };
+      return {
+        microvmId: host[2].toLowerCase(),
+        port: parsePort(host[1] ?? (Array.isArray(header) ? header[0] : header)),
+        path: url,
+        apiForm: false,
+      };
     }
     const path = PATH_FORM.exec(url);
-    if (path) return { microvmId: path[1], port: parsePort(path[2]), path: (path[3] ?? '/') + (path[4] ?? ''), apiForm: true };
+    if (path)
+      return { microvmId: path[1], port: parsePort(path[2]), path: (path[3] ?? '/') + (path[4] ?? ''), apiForm: true };
     return null;
   }
 
@@ -65,12 +86,21 @@ export class EndpointProxy {
     const header = req.headers['x-capsule-auth'];
     let credential = Array.isArray(header) ? header[0] : header;
     if (!credential && target.apiForm) credential = bearerKey(req) ?? undefined;
-    if (!credential) throw new CapsuleError(ErrorCode.UNAUTHORIZED, 'this endpoint needs X-Capsule-Auth: an auth token (POST /v1/microvms/{id}/auth-tokens) or an API key');
+    if (!credential)
+      throw new CapsuleError(
+        ErrorCode.UNAUTHORIZED,
+        'this endpoint needs X-Capsule-Auth: an auth token (POST /v1/microvms/{id}/auth-tokens) or an API key',
+      );
     if (AuthTokens.looksLikeToken(credential)) {
       const claims = this.tokens.verify(credential);
       if (!claims) throw new CapsuleError(ErrorCode.UNAUTHORIZED, 'the auth token is invalid or expired');
-      if (claims.microvmId !== target.microvmId) throw new CapsuleError(ErrorCode.UNAUTHORIZED, 'the auth token is for another MicroVM');
-      if (!claims.allowedPorts.includes(target.port)) throw new CapsuleError(ErrorCode.UNAUTHORIZED, `the auth token does not allow port ${target.port} (allowed: ${claims.allowedPorts.join(', ')})`);
+      if (claims.microvmId !== target.microvmId)
+        throw new CapsuleError(ErrorCode.UNAUTHORIZED, 'the auth token is for another MicroVM');
+      if (!claims.allowedPorts.includes(target.port))
+        throw new CapsuleError(
+          ErrorCode.UNAUTHORIZED,
+          `the auth token does not allow port ${target.port} (allowed: ${claims.allowedPorts.join(', ')})`,
+        );
       return claims.tenantId;
     }
     return (await callerOf(credential, this.store)).tenantId;
@@ -101,7 +131,12 @@ export class EndpointProxy {
     } catch (err) {
       return sendError(res, err);
     }
-    const upstream = http.request({ method: req.method, path: target.path, headers: this.forwardedHeaders(req, target), createConnection: () => tunnel as never }); // no agent: one tunnel per request
+    const upstream = http.request({
+      method: req.method,
+      path: target.path,
+      headers: this.forwardedHeaders(req, target),
+      createConnection: () => tunnel as never,
+    }); // no agent: one tunnel per request
     upstream.once('response', (answer) => {
       // hop-by-hop headers (transfer-encoding among them) stay behind: Node frames the body itself
       const headers: http.OutgoingHttpHeaders = {};
@@ -112,7 +147,14 @@ export class EndpointProxy {
     });
     upstream.once('error', (err) => {
       tunnel.destroy();
-      if (!res.headersSent) sendError(res, new CapsuleError(ErrorCode.PORT_UNREACHABLE, `guest port ${target.port} of ${target.microvmId} did not answer over HTTP: ${err.message}`));
+      if (!res.headersSent)
+        sendError(
+          res,
+          new CapsuleError(
+            ErrorCode.PORT_UNREACHABLE,
+            `guest port ${target.port} of ${target.microvmId} did not answer over HTTP: ${err.message}`,
+          ),
+        );
       else res.destroy();
     });
     res.once('close', () => {
@@ -133,7 +175,8 @@ export class EndpointProxy {
     for (let i = 0; i < req.rawHeaders.length; i += 2) {
       const name = req.rawHeaders[i];
       const lower = name.toLowerCase();
-      if (lower === 'x-capsule-auth' || lower === 'x-capsule-port' || (target.apiForm && lower === 'authorization')) continue;
+      if (lower === 'x-capsule-auth' || lower === 'x-capsule-port' || (target.apiForm && lower === 'authorization'))
+        continue;
       lines.push(`${name}: ${req.rawHeaders[i + 1]}`);
     }
     tunnel.write(lines.join('\r\n') + '\r\n\r\n');

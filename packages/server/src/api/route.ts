@@ -78,7 +78,8 @@ function readJsonBody(limitBytes: number, required: boolean): MiddlewareHandler<
     const body = await readBody(c.env.incoming, limitBytes);
     let parsed: unknown = {};
     if (required || body.length > 0 || type !== '') {
-      if (!/^application\/json\b/i.test(type)) throw new CapsuleError(ErrorCode.BAD_REQUEST, 'Content-Type must be application/json');
+      if (!/^application\/json\b/i.test(type))
+        throw new CapsuleError(ErrorCode.BAD_REQUEST, 'Content-Type must be application/json');
       try {
         parsed = JSON.parse(body.toString('utf8'));
       } catch (err) {
@@ -92,18 +93,26 @@ function readJsonBody(limitBytes: number, required: boolean): MiddlewareHandler<
   };
 }
 
-const errorResponse = { description: 'an error: a stable code with a fixed HTTP status', content: { 'application/json': { schema: ErrorBody } } };
+const errorResponse = {
+  description: 'an error: a stable code with a fixed HTTP status',
+  content: { 'application/json': { schema: ErrorBody } },
+};
 
 /** A JSON response documented by `schema`. */
-export const json = <S extends z.ZodType>(schema: S, description = 'OK') => ({ description, content: { 'application/json': { schema } } }) as const;
+export const json = <S extends z.ZodType>(schema: S, description = 'OK') =>
+  ({ description, content: { 'application/json': { schema } } }) as const;
 
 /** A streamed or raw response of one media type. */
-export const raw = (mediaType: string, description: string) => ({ description, content: { [mediaType]: { schema: { type: 'string' as const, format: 'binary' } } } });
+export const raw = (mediaType: string, description: string) => ({
+  description,
+  content: { [mediaType]: { schema: { type: 'string' as const, format: 'binary' } } },
+});
 
 export const noContent = { description: 'no body' } as const;
 
 /** A JSON request body validated by `schema`. */
-export const jsonBody = <S extends z.ZodType>(schema: S, required = true) => ({ required, content: { 'application/json': { schema } } }) as const;
+export const jsonBody = <S extends z.ZodType>(schema: S, required = true) =>
+  ({ required, content: { 'application/json': { schema } } }) as const;
 
 /** A zod schema as a plain JSON Schema: shown in the document, validated by the handler, not the framework. */
 export const documented = (schema: z.ZodType): Record<string, unknown> => {
@@ -112,4 +121,7 @@ export const documented = (schema: z.ZodType): Record<string, unknown> => {
 };
 
 /** A raw byte stream as the request body (read by the handler). */
-export const binaryBody = (mediaType = 'application/octet-stream') => ({ required: true, content: { [mediaType]: { schema: { type: 'string' as const, format: 'binary' } } } });
+export const binaryBody = (mediaType = 'application/octet-stream') => ({
+  required: true,
+  content: { [mediaType]: { schema: { type: 'string' as const, format: 'binary' } } },
+});

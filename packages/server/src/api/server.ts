@@ -6,11 +6,11 @@ import type { Duplex } from 'node:stream';
 import { getRequestListener } from '@hono/node-server';
 import type { Logger } from '../log.js';
 import type { ApiApp } from './app.js';
-import type { Metrics } from './metrics.js';
+import type { Metrics } from '../observability/metrics.js';
 import { rejectUpgrade, sendError } from './http.js';
 import type { EndpointProxy } from './proxy.js';
 import type { ApiEnv, Upgrade } from './route.js';
-import type { ApiLimits } from '../lifecycle/limits.js';
+import type { ApiLimits } from '../config.js';
 
 const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
@@ -28,10 +28,20 @@ export interface ApiServerDeps {
 export function createApiServer({ limits, app, routeOf, metrics, proxy, log }: ApiServerDeps): http.Server {
   const answer = getRequestListener(app.fetch, { overrideGlobalObjects: false });
   // a client that trickles its headers or its body is cut at the deadline, checked every second
-  const options = { headersTimeout: limits.headersTimeoutMs, requestTimeout: Math.max(limits.requestTimeoutMs, limits.headersTimeoutMs), connectionsCheckingInterval: 1000 };
+  const options = {
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: Math.max(limits.requestTimeoutMs, limits.headersTimeoutMs),
+    connectionsCheckingInterval: 1000,
+  };
   const server = http.createServer(options, async (req, res) => {
     let pattern = 'unmatched';
-    res.once('finish', () => metrics.requests.inc({ method: req.method ?? '', route: routeOf(req) ?? pattern, status: String(res.statusCode) }));
+    res.once('finish', () =>
+      metrics.requests.inc({
+        method: req.method ?? '',
+        route: routeOf(req) ?? pattern,
+        status: String(res.statusCode),
+      }),
+    );
     try {
       const target = proxy.target(req);
       if (!target) return await answer(req, res);
@@ -65,13 +75,14 @@ export function createApiServer({ limits, app, routeOf, metrics, proxy, log }: A
 /** An upgrade through the route table: a WebSocket route takes the socket; any other answer is written to it and it is closed. */
 async function routeUpgrade(app: ApiApp, req: http.IncomingMessage, upgrade: Upgrade): Promise<void> {
   const headers = new Headers();
-  for (const [name, value] of Object.entries(req.headers)) if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
+  for (const [name, value] of Object.entries(req.headers))
+    if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
   const env: ApiEnv['Bindings'] = { incoming: req, outgoing: undefined as never, upgrade };
   const response = await app.fetch(new Request(new URL(req.url ?? '/', 'http://localhost'), { headers }), env);
   if (upgrade.taken) return;
   const body = Buffer.from(await response.arrayBuffer());
   const lines = [`HTTP/1.1 ${response.status} ${http.STATUS_CODES[response.status] ?? ''}`];
-  response.headers.forEach((value, name) => lines.push(`${name}: ${value}`));
+  for (const [name, value] of response.headers) lines.push(`${name}: ${value}`);
   lines.push(`content-length: ${body.length}`, 'connection: close');
   upgrade.socket.end(Buffer.concat([Buffer.from(lines.join('\r\n') + '\r\n\r\n'), body]));
 }

@@ -5,7 +5,15 @@
 import type http from 'node:http';
 import { PassThrough } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { CapsuleError, ErrorCode, Fd, formatIssues, WS_SUBPROTOCOL, WsClientMessage, type WsServerMessage } from '@capsule/protocol';
+import {
+  CapsuleError,
+  ErrorCode,
+  Fd,
+  formatIssues,
+  WS_SUBPROTOCOL,
+  WsClientMessage,
+  type WsServerMessage,
+} from '@capsule/protocol';
 import type { MicroVMService } from '../lifecycle/microvm-service.js';
 import { toCapsuleError } from './http.js';
 import type { Upgrade } from './route.js';
@@ -52,10 +60,16 @@ export class InteractiveSessions {
       end({ type: 'error', code: error.code, message: error.message });
     };
     const output = (fd: number) => (chunk: Buffer) =>
-      new Promise<void>((resolve) => ws.send(Buffer.concat([Buffer.from([fd]), chunk]), { binary: true }, () => resolve()));
+      new Promise<void>((resolve) =>
+        ws.send(Buffer.concat([Buffer.from([fd]), chunk]), { binary: true }, () => resolve()),
+      );
     const start = async (request: Start): Promise<void> => {
       const { type: _type, ...exec } = request;
-      handle = await this.service.exec(tenantId, id, exec, { stdin, onStdout: output(Fd.STDOUT), onStderr: output(Fd.STDERR) });
+      handle = await this.service.exec(tenantId, id, exec, {
+        stdin,
+        onStdout: output(Fd.STDOUT),
+        onStderr: output(Fd.STDERR),
+      });
       sendJson({ type: 'started', pid: await handle.pid });
       const result = await handle.result;
       end({ type: 'exit', exitCode: result.exitCode, signal: result.signal, timedOut: result.timedOut });
@@ -63,7 +77,10 @@ export class InteractiveSessions {
     ws.on('message', (data: RawData, isBinary: boolean) => {
       const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
       if (isBinary) {
-        if (stdin.writableLength > MAX_PENDING_STDIN_BYTES) return fail(new CapsuleError(ErrorCode.PAYLOAD_TOO_LARGE, 'stdin is arriving faster than the command reads it'));
+        if (stdin.writableLength > MAX_PENDING_STDIN_BYTES)
+          return fail(
+            new CapsuleError(ErrorCode.PAYLOAD_TOO_LARGE, 'stdin is arriving faster than the command reads it'),
+          );
         stdin.write(bytes);
         return;
       }
@@ -73,7 +90,8 @@ export class InteractiveSessions {
       } catch {
         return fail(new CapsuleError(ErrorCode.BAD_REQUEST, 'a text frame must be one JSON message'));
       }
-      if (!parsed.success) return fail(new CapsuleError(ErrorCode.VALIDATION_FAILED, formatIssues(parsed.error, 'message')));
+      if (!parsed.success)
+        return fail(new CapsuleError(ErrorCode.VALIDATION_FAILED, formatIssues(parsed.error, 'message')));
       const message = parsed.data;
       if (message.type === 'start') {
         if (handle || preset) return fail(new CapsuleError(ErrorCode.BAD_REQUEST, 'the session has already started'));

@@ -16,9 +16,21 @@ let s3: S3rver;
 let config: S3Config;
 
 before(async () => {
-  s3 = new S3rver({ port: 0, address: '127.0.0.1', directory: path.join(dir, 's3'), silent: true, configureBuckets: [{ name: BUCKET, configs: [] }] });
+  s3 = new S3rver({
+    port: 0,
+    address: '127.0.0.1',
+    directory: path.join(dir, 's3'),
+    silent: true,
+    configureBuckets: [{ name: BUCKET, configs: [] }],
+  });
   const { address, port } = (await s3.run()) as unknown as { address: string; port: number };
-  config = { endpoint: `http://${address}:${port}`, region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', forcePathStyle: true };
+  config = {
+    endpoint: `http://${address}:${port}`,
+    region: 'us-east-1',
+    accessKeyId: 'S3RVER',
+    secretAccessKey: 'S3RVER',
+    forcePathStyle: true,
+  };
 });
 after(async () => {
   await s3?.close();
@@ -43,9 +55,11 @@ for (const [name, make] of stores) {
       assert.deepEqual(await store.put('zips/app.zip', Buffer.from('small')), { sizeBytes: 5 });
       assert.equal((await drain(await store.get('zips/app.zip'))).toString(), 'small');
       const big = randomBytes(12 << 20);
-      const stream = Readable.from((function* () {
-        for (let i = 0; i < big.length; i += 1 << 20) yield big.subarray(i, i + (1 << 20));
-      })());
+      const stream = Readable.from(
+        (function* () {
+          for (let i = 0; i < big.length; i += 1 << 20) yield big.subarray(i, i + (1 << 20));
+        })(),
+      );
       assert.deepEqual(await store.put('snapshots/v1/memory', stream), { sizeBytes: big.length });
       assert.deepEqual(await store.head('snapshots/v1/memory'), { sizeBytes: big.length });
       const back = await drain(await store.get('snapshots/v1/memory'));
@@ -69,7 +83,11 @@ for (const [name, make] of stores) {
       assert.deepEqual(await store.head('images/t/app/1/layer.qcow2'), { sizeBytes: 11 });
       if (store instanceof S3BlobStore) {
         fs.rmSync(local);
-        assert.equal(fs.readFileSync(await store.localFile('images/t/app/1/layer.qcow2'), 'utf8'), 'layer bytes', 'fetched from S3 again');
+        assert.equal(
+          fs.readFileSync(await store.localFile('images/t/app/1/layer.qcow2'), 'utf8'),
+          'layer bytes',
+          'fetched from S3 again',
+        );
       }
       await store.delete('images/t/app/1/layer.qcow2');
       await assert.rejects(store.localFile('images/t/app/1/layer.qcow2'), BlobNotFoundError);
@@ -100,15 +118,26 @@ for (const [name, make] of stores) {
 
 test('s3:// code URIs: parsed, read; a missing object and bad credentials are named plainly', async () => {
   assert.deepEqual(parseS3Uri('s3://capsule-test/apps/flask.zip'), { bucket: 'capsule-test', key: 'apps/flask.zip' });
-  for (const bad of ['s3://', 's3://b', 'http://x/y', 's3://UPPER/key', 's3://bucket/']) assert.equal(parseS3Uri(bad), null, bad);
+  for (const bad of ['s3://', 's3://b', 'http://x/y', 's3://UPPER/key', 's3://bucket/'])
+    assert.equal(parseS3Uri(bad), null, bad);
   const store = new S3BlobStore(config, BUCKET);
   await store.put('apps/flask.zip', Buffer.from('PK…'));
   const client = s3Client(config);
   assert.equal((await drain(await getObject(client, BUCKET, 'apps/flask.zip'))).toString(), 'PK…');
-  await assert.rejects(getObject(client, BUCKET, 'apps/missing.zip'), (err: Error) => err instanceof BlobNotFoundError && /s3:\/\/capsule-test: no object apps\/missing\.zip/.test(err.message));
-  await assert.rejects(getObject(client, 'no-such-bucket', 'x'), (err: Error) => err instanceof BlobAccessError || err instanceof BlobNotFoundError);
+  await assert.rejects(
+    getObject(client, BUCKET, 'apps/missing.zip'),
+    (err: Error) =>
+      err instanceof BlobNotFoundError && /s3:\/\/capsule-test: no object apps\/missing\.zip/.test(err.message),
+  );
+  await assert.rejects(
+    getObject(client, 'no-such-bucket', 'x'),
+    (err: Error) => err instanceof BlobAccessError || err instanceof BlobNotFoundError,
+  );
   const wrong = s3Client({ ...config, accessKeyId: 'NOT-A-KEY', secretAccessKey: 'wrong-secret' });
-  await assert.rejects(getObject(wrong, BUCKET, 'apps/flask.zip'), (err: Error) => err instanceof BlobAccessError && /access refused .*check the S3 credentials/.test(err.message));
+  await assert.rejects(
+    getObject(wrong, BUCKET, 'apps/flask.zip'),
+    (err: Error) => err instanceof BlobAccessError && /access refused .*check the S3 credentials/.test(err.message),
+  );
   client.destroy();
   wrong.destroy();
 });

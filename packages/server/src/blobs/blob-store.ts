@@ -7,10 +7,13 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { allocatedBytes } from '../allocated-bytes.js';
-import { fsyncPath } from '../vmm/durable.js';
+import { fsyncPath } from '../durable.js';
 
 export class BlobNotFoundError extends Error {
-  constructor(readonly key: string, where: string) {
+  constructor(
+    readonly key: string,
+    where: string,
+  ) {
     super(`${where}: no object ${key}`);
     this.name = 'BlobNotFoundError';
   }
@@ -28,7 +31,11 @@ export class BlobAccessError extends Error {
  * Stream `source` into `target` so it appears whole or not at all: a temp file beside it (0600, then
  * `mode`), renamed into place; `durable` fsyncs the file and its directory first.
  */
-export async function writeFileAtomically(target: string, source: Readable, opts: { durable?: boolean; mode?: number } = {}): Promise<void> {
+export async function writeFileAtomically(
+  target: string,
+  source: Readable,
+  opts: { durable?: boolean; mode?: number } = {},
+): Promise<void> {
   fs.mkdirSync(path.dirname(target), { recursive: true, mode: 0o711 });
   const partial = `${target}.${randomBytes(6).toString('hex')}.partial`;
   try {
@@ -61,7 +68,8 @@ export interface BlobStore {
 const KEY = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
 
 export function checkKey(key: string): string {
-  if (!KEY.test(key) || key.split('/').some((s) => s === '.' || s === '..') || key.length > 1024) throw new Error(`invalid blob key ${JSON.stringify(key.slice(0, 100))}`);
+  if (!KEY.test(key) || key.split('/').some((s) => s === '.' || s === '..') || key.length > 1024)
+    throw new Error(`invalid blob key ${JSON.stringify(key.slice(0, 100))}`);
   return key;
 }
 

@@ -8,6 +8,7 @@ import { S3BlobStore } from './s3-blob-store.js';
 export function openBlobStore(config: Pick<CapsuleConfig, 'blobs' | 's3' | 'dataDir'>): BlobStore {
   if (!config.blobs) return new LocalBlobStore(path.join(config.dataDir, 'blobs'));
   const target = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*?))?\/?$/.exec(config.blobs);
-  if (!target || !config.s3) throw new Error(`CAPSULE_BLOBS=${config.blobs}: needs s3://bucket[/prefix] and the CAPSULE_S3_* settings`);
+  if (!target || !config.s3)
+    throw new Error(`CAPSULE_BLOBS=${config.blobs}: needs s3://bucket[/prefix] and the CAPSULE_S3_* settings`);
   return new S3BlobStore(config.s3, target[1], target[2] ?? '', path.join(config.dataDir, 'blob-cache'));
 }

@@ -2,8 +2,15 @@
 // an app's `s3://bucket/key` code URI with the same endpoint and credentials.
 import fs from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import type { Readable } from 'node:stream';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { BlobAccessError, BlobNotFoundError, checkKey, writeFileAtomically, type BlobStore } from './blob-store.js';
 
@@ -32,10 +39,17 @@ function translate(err: unknown, bucket: string, key: string): Error {
   if (err instanceof S3ServiceException) {
     const code = err.name;
     if (code === 'NoSuchKey' || code === 'NotFound' || err.$metadata?.httpStatusCode === 404) {
-      return code === 'NoSuchBucket' ? new BlobAccessError(`s3://${bucket} does not exist`) : new BlobNotFoundError(key, `s3://${bucket}`);
+      return code === 'NoSuchBucket'
+        ? new BlobAccessError(`s3://${bucket} does not exist`)
+        : new BlobNotFoundError(key, `s3://${bucket}`);
     }
-    if (['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'Forbidden'].includes(code) || err.$metadata?.httpStatusCode === 403) {
-      return new BlobAccessError(`s3://${bucket}/${key}: access refused (${code}): check the S3 credentials`, { cause: err });
+    if (
+      ['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'Forbidden'].includes(code) ||
+      err.$metadata?.httpStatusCode === 403
+    ) {
+      return new BlobAccessError(`s3://${bucket}/${key}: access refused (${code}): check the S3 credentials`, {
+        cause: err,
+      });
     }
     return new BlobAccessError(`s3://${bucket}/${key}: ${code}: ${err.message}`, { cause: err });
   }
@@ -88,10 +102,15 @@ export class S3BlobStore implements BlobStore {
 
   async put(key: string, body: Readable | Buffer): Promise<{ sizeBytes: number }> {
     let sizeBytes = 0;
-    const counted = Buffer.isBuffer(body) ? ((sizeBytes = body.length), body) : body.on('data', (c: Buffer) => (sizeBytes += c.length));
+    const counted = Buffer.isBuffer(body)
+      ? ((sizeBytes = body.length), body)
+      : body.on('data', (c: Buffer) => (sizeBytes += c.length));
     try {
       // multipart for large objects; an upload that fails is aborted, leaving no object
-      await new Upload({ client: this.client, params: { Bucket: this.bucket, Key: this.key(key), Body: counted } }).done();
+      await new Upload({
+        client: this.client,
+        params: { Bucket: this.bucket, Key: this.key(key), Body: counted },
+      }).done();
     } catch (err) {
       throw translate(err, this.bucket, this.key(key));
     }
@@ -127,7 +146,9 @@ export class S3BlobStore implements BlobStore {
     let token: string | undefined;
     try {
       do {
-        const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${this.key(prefix)}/`, ContinuationToken: token }));
+        const page = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${this.key(prefix)}/`, ContinuationToken: token }),
+        );
         for (const object of page.Contents ?? []) bytes += object.Size ?? 0;
         token = page.IsTruncated ? page.NextContinuationToken : undefined;
       } while (token);

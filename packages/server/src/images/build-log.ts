@@ -20,7 +20,11 @@ export class BuildLog {
     private readonly maxTailBytes = BUILD_LOG_TAIL_BYTES,
   ) {
     try {
-      this.fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
+      this.fd = fs.openSync(
+        file,
+        fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW,
+        0o600,
+      );
       this.writtenBytes = fs.fstatSync(this.fd).size;
     } catch {
       this.fd = null;
@@ -51,7 +55,8 @@ export class BuildLog {
         this.omittedBytes += tail.length - this.maxTailBytes;
         tail = tail.subarray(tail.length - this.maxTailBytes);
       }
-      if (this.omittedBytes > 0) this.append(Buffer.from(`\n[… ${this.omittedBytes} bytes of build output left out …]\n`));
+      if (this.omittedBytes > 0)
+        this.append(Buffer.from(`\n[… ${this.omittedBytes} bytes of build output left out …]\n`));
       this.append(tail);
       this.tail = [];
       this.tailBytes = 0;

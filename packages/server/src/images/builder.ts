@@ -12,7 +12,7 @@ import type { AgentClient } from '../vmm/agent-client.js';
 import type { Accelerator } from '../vmm/qemu-args.js';
 import type { CapsuleConfig } from '../config.js';
 import type { Runtime } from '../runtimes/registry.js';
-import { fsyncPath } from '../vmm/durable.js';
+import { fsyncPath } from '../durable.js';
 import { withDeadline } from '../deadline.js';
 import type { BuildPlan, BuildStep } from './build-plan.js';
 import type { AppZip, ZipEntry } from './zip.js';
@@ -21,7 +21,8 @@ const OUTPUT_TAIL_BYTES = 4096;
 const BUILDER_MEMORY_MIB = 1024;
 
 /** The builder VM's memory: the app's own, and never under what package installs need. */
-export const builderMemoryMib = (plan: Pick<BuildPlan, 'memoryMib'>): number => Math.max(plan.memoryMib ?? 0, BUILDER_MEMORY_MIB);
+export const builderMemoryMib = (plan: Pick<BuildPlan, 'memoryMib'>): number =>
+  Math.max(plan.memoryMib ?? 0, BUILDER_MEMORY_MIB);
 /** Past the build's deadline, the guest's own step timeout has this long to report before the host cuts the VM. */
 const BUILD_DEADLINE_GRACE_MS = 5000;
 
@@ -55,15 +56,23 @@ export interface BuildOptions {
 }
 
 function describe(step: BuildStep): string {
-  const what = step.kind === 'run' ? `RUN ${step.argv.slice(step.argv[0] === '/bin/sh' ? 2 : 0).join(' ')}` : `COPY ${step.sources.join(' ')} ${step.dest}`;
+  const what =
+    step.kind === 'run'
+      ? `RUN ${step.argv.slice(step.argv[0] === '/bin/sh' ? 2 : 0).join(' ')}`
+      : `COPY ${step.sources.join(' ')} ${step.dest}`;
   return `${step.line > 0 ? `line ${step.line}: ` : ''}${what}`.slice(0, 200);
 }
 
 /** Zip entries a COPY source names, each with where it lands (Docker's rules for files and directories). */
-export function copyTargets(entries: ZipEntry[], source: string, dest: string): Array<{ entry: ZipEntry; target: string }> {
+export function copyTargets(
+  entries: ZipEntry[],
+  source: string,
+  dest: string,
+): Array<{ entry: ZipEntry; target: string }> {
   if (source === '.') return entries.map((entry) => ({ entry, target: path.join(dest, entry.path) }));
   const exact = entries.find((e) => e.path === source);
-  if (exact && exact.type !== 'dir') return [{ entry: exact, target: dest.endsWith('/') ? path.join(dest, path.basename(source)) : dest }];
+  if (exact && exact.type !== 'dir')
+    return [{ entry: exact, target: dest.endsWith('/') ? path.join(dest, path.basename(source)) : dest }];
   const inside = entries.filter((e) => e.path.startsWith(source + '/'));
   if (!exact && inside.length === 0) return [];
   return inside.map((entry) => ({ entry, target: path.join(dest, entry.path.slice(source.length + 1)) }));
@@ -72,13 +81,16 @@ export function copyTargets(entries: ZipEntry[], source: string, dest: string): 
 async function copyStep(agent: AgentClient, zip: AppZip, step: Extract<BuildStep, { kind: 'copy' }>): Promise<void> {
   for (const source of step.sources) {
     const targets = copyTargets(zip.entries, source, step.dest);
-    if (targets.length === 0 && !(source === '.' && zip.entries.length === 0)) throw new BuildFailure(describe(step), `${source} is not in the zip`);
+    if (targets.length === 0 && !(source === '.' && zip.entries.length === 0))
+      throw new BuildFailure(describe(step), `${source} is not in the zip`);
     await agent.mkdir(step.dest.endsWith('/') ? step.dest : path.dirname(step.dest));
     for (const { entry, target } of targets) {
       if (entry.type === 'dir') await agent.mkdir(target);
       else if (entry.type === 'symlink') {
         await agent.mkdir(path.dirname(target));
-        const link = await agent.exec({ command: ['ln', '-sfn', (await zip.read(entry.path)).toString('utf8'), target] }).result;
+        const link = await agent.exec({
+          command: ['ln', '-sfn', (await zip.read(entry.path)).toString('utf8'), target],
+        }).result;
         if (link.exitCode !== 0) throw new BuildFailure(describe(step), `could not create the symlink ${target}`);
       } else {
         await agent.mkdir(path.dirname(target));
@@ -92,12 +104,18 @@ async function copyStep(agent: AgentClient, zip: AppZip, step: Extract<BuildStep
 export function asUser(user: string, argv: string[]): string[] {
   if (user === 'root' || user === '0' || user === '0:0') return argv;
   const numeric = /^(\d+)(?::(\d+))?$/.exec(user);
-  if (numeric) return ['setpriv', `--reuid=${numeric[1]}`, `--regid=${numeric[2] ?? numeric[1]}`, '--clear-groups', '--', ...argv];
+  if (numeric)
+    return ['setpriv', `--reuid=${numeric[1]}`, `--regid=${numeric[2] ?? numeric[1]}`, '--clear-groups', '--', ...argv];
   const [name, group] = user.split(':');
   return ['runuser', '-u', name, ...(group ? ['-g', group] : []), '--', ...argv];
 }
 
-async function runStep(agent: AgentClient, step: Extract<BuildStep, { kind: 'run' }>, log: (text: string) => void, timeoutMs: number): Promise<void> {
+async function runStep(
+  agent: AgentClient,
+  step: Extract<BuildStep, { kind: 'run' }>,
+  log: (text: string) => void,
+  timeoutMs: number,
+): Promise<void> {
   await agent.mkdir(step.workdir);
   let tail = '';
   const output = (chunk: Buffer): void => {
@@ -105,12 +123,21 @@ async function runStep(agent: AgentClient, step: Extract<BuildStep, { kind: 'run
     log(text);
     tail = (tail + text).slice(-OUTPUT_TAIL_BYTES);
   };
-  const result = await agent.exec({ command: asUser(step.user, step.argv), env: step.env, cwd: step.workdir, timeoutMs }, { onStdout: output, onStderr: output, deadlineMs: timeoutMs + BUILD_DEADLINE_GRACE_MS }).result;
+  const result = await agent.exec(
+    { command: asUser(step.user, step.argv), env: step.env, cwd: step.workdir, timeoutMs },
+    { onStdout: output, onStderr: output, deadlineMs: timeoutMs + BUILD_DEADLINE_GRACE_MS },
+  ).result;
   if (result.timedOut) throw new BuildFailure(describe(step), `timed out after ${timeoutMs} ms`, tail);
-  if (result.exitCode !== 0) throw new BuildFailure(describe(step), `exited with ${result.signal ?? `code ${result.exitCode}`}`, tail);
+  if (result.exitCode !== 0)
+    throw new BuildFailure(describe(step), `exited with ${result.signal ?? `code ${result.exitCode}`}`, tail);
 }
 
-async function runSteps(opts: BuildOptions, machine: Machine, deadline: number, progress: { step: string }): Promise<void> {
+async function runSteps(
+  opts: BuildOptions,
+  machine: Machine,
+  deadline: number,
+  progress: { step: string },
+): Promise<void> {
   for (const step of opts.plan.steps) {
     progress.step = describe(step);
     const left = deadline - Date.now();
@@ -129,7 +156,13 @@ export async function buildLayer(opts: BuildOptions): Promise<string> {
   const layer = path.join(opts.workDir, 'layer.qcow2');
   const deadline = Date.now() + opts.timeoutMs;
   const netId = `build-${path.basename(opts.workDir)}`;
-  const network = opts.networks ? await opts.networks.attach(netId, { egress: opts.plan.buildEgress ?? 'all', allow: [], deny: [] }, { logEgress: false }) : null;
+  const network = opts.networks
+    ? await opts.networks.attach(
+        netId,
+        { egress: opts.plan.buildEgress ?? 'all', allow: [], deny: [] },
+        { logEgress: false },
+      )
+    : null;
   try {
     return await buildIn(opts, layer, deadline, network?.netns);
   } finally {
@@ -137,7 +170,12 @@ export async function buildLayer(opts: BuildOptions): Promise<string> {
   }
 }
 
-async function buildIn(opts: BuildOptions, layer: string, deadline: number, netns: string | undefined): Promise<string> {
+async function buildIn(
+  opts: BuildOptions,
+  layer: string,
+  deadline: number,
+  netns: string | undefined,
+): Promise<string> {
   const machine = await Machine.launch({
     ...hostLaunchOptions(opts.config, opts.runtime),
     vmDir: path.join(opts.workDir, 'vm'),
@@ -154,7 +192,15 @@ async function buildIn(opts: BuildOptions, layer: string, deadline: number, netn
     // own timer bounds the whole build, and stopping the machine (below) cuts whatever step was running
     const progress = { step: 'the build' };
     const steps = runSteps(opts, machine, deadline, progress);
-    await withDeadline(steps, deadline - Date.now() + BUILD_DEADLINE_GRACE_MS, () => new BuildFailure(progress.step, `the build ran out of time (${opts.timeoutMs} ms); the guest did not stop the step`));
+    await withDeadline(
+      steps,
+      deadline - Date.now() + BUILD_DEADLINE_GRACE_MS,
+      () =>
+        new BuildFailure(
+          progress.step,
+          `the build ran out of time (${opts.timeoutMs} ms); the guest did not stop the step`,
+        ),
+    );
   } finally {
     await machine.stop();
   }

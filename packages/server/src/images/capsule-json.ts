@@ -15,7 +15,10 @@ export const CapsuleJson = z
      * egress `none` builds with no network at all (default `all`: the public internet, never the host).
      */
     build: z
-      .union([BuildCommands, z.object({ commands: BuildCommands.default([]), egress: z.enum(['none', 'all']).optional() }).strict()])
+      .union([
+        BuildCommands,
+        z.object({ commands: BuildCommands.default([]), egress: z.enum(['none', 'all']).optional() }).strict(),
+      ])
       .default([]),
     /** How the app starts: a shell command or an argv. */
     start: z.union([z.string().min(1), z.array(z.string()).min(1)]).optional(),
@@ -23,7 +26,13 @@ export const CapsuleJson = z
     env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}),
     memoryMib: MemoryMib.optional(),
     vcpuCount: VcpuCount.optional(),
-    hooks: z.object({ port: z.number().int().min(1).max(65535).optional(), timeoutSeconds: z.number().int().min(1).max(60).optional() }).strict().optional(),
+    hooks: z
+      .object({
+        port: z.number().int().min(1).max(65535).optional(),
+        timeoutSeconds: z.number().int().min(1).max(60).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -37,17 +46,31 @@ export function parseCapsuleJson(text: string, runtimes: readonly string[]): Bui
   const parsed = CapsuleJson.safeParse(raw);
   if (!parsed.success) throw new BuildSpecError(FILE, null, formatIssues(parsed.error, 'file'));
   const spec = parsed.data;
-  if (!runtimes.includes(spec.runtime)) throw new BuildSpecError(FILE, null, `runtime: unknown runtime "${spec.runtime}" (available: ${runtimes.join(', ')})`);
+  if (!runtimes.includes(spec.runtime))
+    throw new BuildSpecError(
+      FILE,
+      null,
+      `runtime: unknown runtime "${spec.runtime}" (available: ${runtimes.join(', ')})`,
+    );
   const context = { env: spec.env, workdir: DEFAULT_WORKDIR, user: DEFAULT_USER };
   const build = Array.isArray(spec.build) ? { commands: spec.build, egress: undefined } : spec.build;
   return {
     runtime: spec.runtime,
     // the whole zip is the app: copied to the app directory first, then built there
-    steps: [{ kind: 'copy', sources: ['.'], dest: DEFAULT_WORKDIR + '/', line: 0, ...context }, ...build.commands.map((cmd, i) => ({ kind: 'run' as const, argv: ['/bin/sh', '-c', cmd], line: i + 1, ...context }))],
+    steps: [
+      { kind: 'copy', sources: ['.'], dest: DEFAULT_WORKDIR + '/', line: 0, ...context },
+      ...build.commands.map((cmd, i) => ({
+        kind: 'run' as const,
+        argv: ['/bin/sh', '-c', cmd],
+        line: i + 1,
+        ...context,
+      })),
+    ],
     env: spec.env,
     workdir: DEFAULT_WORKDIR,
     user: DEFAULT_USER,
-    start: spec.start === undefined ? null : typeof spec.start === 'string' ? ['/bin/sh', '-c', spec.start] : spec.start,
+    start:
+      spec.start === undefined ? null : typeof spec.start === 'string' ? ['/bin/sh', '-c', spec.start] : spec.start,
     port: spec.port ?? null,
     memoryMib: spec.memoryMib ?? null,
     vcpuCount: spec.vcpuCount ?? null,

@@ -42,12 +42,24 @@ test('a Flask-style Dockerfile: steps in order, each with the env/workdir/user o
       [9, 'copy', ['static dir', '→', '/srv/static/'], '/srv', 'root'],
     ],
   );
-  assert.deepEqual(plan.steps[1].env, { APP_ENV: 'prod', GREETING: 'hello world', EMPTY: '' }, 'a step sees the ENV set before it, not after');
+  assert.deepEqual(
+    plan.steps[1].env,
+    { APP_ENV: 'prod', GREETING: 'hello world', EMPTY: '' },
+    'a step sees the ENV set before it, not after',
+  );
 });
 
 test('shell-form ENTRYPOINT ignores CMD; CMD alone is the start command; no CMD means no start command', () => {
-  assert.deepEqual(parseDockerfile('FROM node\nENTRYPOINT node server.js\nCMD ["ignored"]', RUNTIMES).start, ['/bin/sh', '-c', 'node server.js']);
-  assert.deepEqual(parseDockerfile('FROM node\nCMD node server.js', RUNTIMES).start, ['/bin/sh', '-c', 'node server.js']);
+  assert.deepEqual(parseDockerfile('FROM node\nENTRYPOINT node server.js\nCMD ["ignored"]', RUNTIMES).start, [
+    '/bin/sh',
+    '-c',
+    'node server.js',
+  ]);
+  assert.deepEqual(parseDockerfile('FROM node\nCMD node server.js', RUNTIMES).start, [
+    '/bin/sh',
+    '-c',
+    'node server.js',
+  ]);
   assert.equal(parseDockerfile('FROM capsule/base:latest\nRUN true', RUNTIMES).start, null);
 });
 
@@ -73,18 +85,38 @@ test('unsupported or malformed instructions are rejected with their line number'
     ['FROM python\nENV =oops', /Dockerfile:2: ENV: cannot read/],
   ];
   for (const [text, expected] of cases) {
-    assert.throws(() => parseDockerfile(text, RUNTIMES), (err: Error) => err instanceof BuildSpecError && expected.test(err.message), `${JSON.stringify(text)} should fail with ${expected}`);
+    assert.throws(
+      () => parseDockerfile(text, RUNTIMES),
+      (err: Error) => err instanceof BuildSpecError && expected.test(err.message),
+      `${JSON.stringify(text)} should fail with ${expected}`,
+    );
   }
 });
 
 test('capsule.json: the zip is copied to /app, build commands run there, start/port/env/shape kept', () => {
-  const plan = parseCapsuleJson(JSON.stringify({ runtime: 'node', build: ['npm ci --offline', 'npm run build'], start: 'node dist/server.js', port: 3000, env: { NODE_ENV: 'production' }, memoryMib: 768 }), RUNTIMES);
+  const plan = parseCapsuleJson(
+    JSON.stringify({
+      runtime: 'node',
+      build: ['npm ci --offline', 'npm run build'],
+      start: 'node dist/server.js',
+      port: 3000,
+      env: { NODE_ENV: 'production' },
+      memoryMib: 768,
+    }),
+    RUNTIMES,
+  );
   assert.equal(plan.runtime, 'node');
-  assert.deepEqual(plan.steps.map((s) => (s.kind === 'run' ? s.argv[2] : `copy ${s.sources} ${s.dest}`)), ['copy . /app/', 'npm ci --offline', 'npm run build']);
+  assert.deepEqual(
+    plan.steps.map((s) => (s.kind === 'run' ? s.argv[2] : `copy ${s.sources} ${s.dest}`)),
+    ['copy . /app/', 'npm ci --offline', 'npm run build'],
+  );
   assert.deepEqual(plan.start, ['/bin/sh', '-c', 'node dist/server.js']);
   assert.deepEqual([plan.port, plan.memoryMib, plan.vcpuCount, plan.workdir], [3000, 768, null, '/app']);
   assert.deepEqual(plan.env, { NODE_ENV: 'production' });
-  assert.deepEqual(parseCapsuleJson('{"runtime":"python","start":["python3","app.py"]}', RUNTIMES).start, ['python3', 'app.py']);
+  assert.deepEqual(parseCapsuleJson('{"runtime":"python","start":["python3","app.py"]}', RUNTIMES).start, [
+    'python3',
+    'app.py',
+  ]);
   for (const [text, expected] of [
     ['{', /capsule\.json: not valid JSON/],
     ['{"runtime":"ruby"}', /unknown runtime "ruby"/],
@@ -92,6 +124,10 @@ test('capsule.json: the zip is copied to /app, build commands run there, start/p
     ['{"runtime":"python","surprise":1}', /Unrecognized key/],
     ['{"runtime":"python","env":{"BAD-NAME":"x"}}', /env/],
   ] as const) {
-    assert.throws(() => parseCapsuleJson(text, RUNTIMES), (err: Error) => err instanceof BuildSpecError && expected.test(err.message), text);
+    assert.throws(
+      () => parseCapsuleJson(text, RUNTIMES),
+      (err: Error) => err instanceof BuildSpecError && expected.test(err.message),
+      text,
+    );
   }
 });

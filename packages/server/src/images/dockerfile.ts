@@ -31,7 +31,8 @@ function instructions(text: string): Instruction[] {
     const match = /^\s*([A-Za-z]+)(?:\s+([\s\S]*))?$/.exec(current);
     if (!match) throw new BuildSpecError(FILE, start + 1, `cannot read "${current.trim().slice(0, 60)}"`);
     out.push({ line: start + 1, keyword: match[1].toUpperCase(), args: (match[2] ?? '').trim() });
-    if (out.length > MAX_INSTRUCTIONS) throw new BuildSpecError(FILE, start + 1, `more than ${MAX_INSTRUCTIONS} instructions`);
+    if (out.length > MAX_INSTRUCTIONS)
+      throw new BuildSpecError(FILE, start + 1, `more than ${MAX_INSTRUCTIONS} instructions`);
   }
   return out;
 }
@@ -66,7 +67,8 @@ function envPairs(ins: Instruction): Array<[string, string]> {
   while (at < ins.args.length) {
     re.lastIndex = at;
     const m = re.exec(ins.args);
-    if (!m) throw new BuildSpecError(FILE, ins.line, `ENV: cannot read "${ins.args.slice(at, at + 40)}" (use KEY=value)`);
+    if (!m)
+      throw new BuildSpecError(FILE, ins.line, `ENV: cannot read "${ins.args.slice(at, at + 40)}" (use KEY=value)`);
     pairs.push([m[1], m[3] !== undefined ? m[3].replace(/\\(.)/g, '$1') : (m[4] ?? m[5] ?? '')]);
     at = re.lastIndex;
   }
@@ -76,15 +78,22 @@ function envPairs(ins: Instruction): Array<[string, string]> {
 
 /** A path inside the zip: relative, normalised, never above the zip's root. */
 function zipPath(ins: Instruction, raw: string): string {
-  if (/^[a-z]+:\/\//i.test(raw)) throw new BuildSpecError(FILE, ins.line, `${ins.keyword}: URLs are not supported (${raw}); put the file in the zip`);
+  if (/^[a-z]+:\/\//i.test(raw))
+    throw new BuildSpecError(
+      FILE,
+      ins.line,
+      `${ins.keyword}: URLs are not supported (${raw}); put the file in the zip`,
+    );
   const normal = path.normalize(raw.replace(/^\.\//, ''));
-  if (raw.startsWith('/') || normal === '..' || normal.startsWith('../')) throw new BuildSpecError(FILE, ins.line, `${ins.keyword}: ${raw} is outside the zip`);
+  if (raw.startsWith('/') || normal === '..' || normal.startsWith('../'))
+    throw new BuildSpecError(FILE, ins.line, `${ins.keyword}: ${raw} is outside the zip`);
   return normal === '.' ? '.' : normal.replace(/\/$/, '');
 }
 
 export function parseDockerfile(text: string, runtimes: readonly string[]): BuildPlan {
   const all = instructions(text);
-  if (all.length === 0 || all[0].keyword !== 'FROM') throw new BuildSpecError(FILE, all[0]?.line ?? 1, 'the first instruction must be FROM <runtime>');
+  if (all.length === 0 || all[0].keyword !== 'FROM')
+    throw new BuildSpecError(FILE, all[0]?.line ?? 1, 'the first instruction must be FROM <runtime>');
   const env: Record<string, string> = {};
   let workdir = DEFAULT_WORKDIR;
   let user = DEFAULT_USER;
@@ -95,14 +104,20 @@ export function parseDockerfile(text: string, runtimes: readonly string[]): Buil
   const steps: BuildStep[] = [];
   const context = (ins: Instruction) => ({ line: ins.line, env: { ...env }, workdir, user });
   for (const ins of all) {
-    if (!SUPPORTED.has(ins.keyword)) throw new BuildSpecError(FILE, ins.line, `${ins.keyword} is not supported (supported: ${[...SUPPORTED].join(', ')})`);
+    if (!SUPPORTED.has(ins.keyword))
+      throw new BuildSpecError(
+        FILE,
+        ins.line,
+        `${ins.keyword} is not supported (supported: ${[...SUPPORTED].join(', ')})`,
+      );
     switch (ins.keyword) {
       case 'FROM': {
         if (runtime) throw new BuildSpecError(FILE, ins.line, 'only one FROM (multi-stage builds are not supported)');
         const [name, ...rest] = ins.args.split(/\s+/);
         if (!name || rest.length > 0) throw new BuildSpecError(FILE, ins.line, 'FROM takes one runtime name');
         runtime = name.replace(/^capsule\//, '').replace(/:latest$/, '');
-        if (!runtimes.includes(runtime)) throw new BuildSpecError(FILE, ins.line, `unknown runtime "${name}" (available: ${runtimes.join(', ')})`);
+        if (!runtimes.includes(runtime))
+          throw new BuildSpecError(FILE, ins.line, `unknown runtime "${name}" (available: ${runtimes.join(', ')})`);
         break;
       }
       case 'RUN':
@@ -114,11 +129,17 @@ export function parseDockerfile(text: string, runtimes: readonly string[]): Buil
         const words = exec ?? ins.args.split(/\s+/).filter(Boolean);
         const flag = words.find((w) => w.startsWith('--'));
         if (flag) throw new BuildSpecError(FILE, ins.line, `${ins.keyword} ${flag.split('=')[0]} is not supported`);
-        if (words.length < 2) throw new BuildSpecError(FILE, ins.line, `${ins.keyword} needs at least one source and a destination`);
+        if (words.length < 2)
+          throw new BuildSpecError(FILE, ins.line, `${ins.keyword} needs at least one source and a destination`);
         const dest = words[words.length - 1];
         // a trailing slash, `.`, or several sources make the destination a directory (Docker's rule)
         const intoDir = dest.endsWith('/') || dest === '.' || words.length > 2;
-        steps.push({ kind: 'copy', sources: words.slice(0, -1).map((w) => zipPath(ins, w)), dest: path.resolve(workdir, dest) + (intoDir ? '/' : ''), ...context(ins) });
+        steps.push({
+          kind: 'copy',
+          sources: words.slice(0, -1).map((w) => zipPath(ins, w)),
+          dest: path.resolve(workdir, dest) + (intoDir ? '/' : ''),
+          ...context(ins),
+        });
         break;
       }
       case 'ENV':
@@ -129,12 +150,14 @@ export function parseDockerfile(text: string, runtimes: readonly string[]): Buil
         workdir = path.resolve(workdir, ins.args);
         break;
       case 'USER':
-        if (!/^[a-z_][a-z0-9_-]{0,31}(:[a-z_][a-z0-9_-]{0,31})?$|^\d+(:\d+)?$/.test(ins.args)) throw new BuildSpecError(FILE, ins.line, `USER: "${ins.args}" is not a user name or uid`);
+        if (!/^[a-z_][a-z0-9_-]{0,31}(:[a-z_][a-z0-9_-]{0,31})?$|^\d+(:\d+)?$/.test(ins.args))
+          throw new BuildSpecError(FILE, ins.line, `USER: "${ins.args}" is not a user name or uid`);
         user = ins.args;
         break;
       case 'EXPOSE': {
         const first = /^(\d{1,5})(\/tcp)?(\s|$)/.exec(ins.args);
-        if (!first || Number(first[1]) < 1 || Number(first[1]) > 65535) throw new BuildSpecError(FILE, ins.line, `EXPOSE: "${ins.args}" is not a TCP port`);
+        if (!first || Number(first[1]) < 1 || Number(first[1]) > 65535)
+          throw new BuildSpecError(FILE, ins.line, `EXPOSE: "${ins.args}" is not a TCP port`);
         port ??= Number(first[1]);
         break;
       }

@@ -12,9 +12,20 @@ function agentWith(tunnel: () => Duplex): AgentClient {
 
 test('a guest that never answers is given up on at the deadline, and its tunnel is closed', async () => {
   let tunnel!: Duplex;
-  const agent = agentWith(() => (tunnel = new Duplex({ read() {}, write(_chunk, _enc, done) { done(); } })));
+  const agent = agentWith(
+    () =>
+      (tunnel = new Duplex({
+        read() {},
+        write(_chunk, _enc, done) {
+          done();
+        },
+      })),
+  );
   const t0 = Date.now();
-  await assert.rejects(guestRequest(agent, 8080, 'POST', '/capsule/v1/terminate', '{}', 300), /did not answer within 300 ms/);
+  await assert.rejects(
+    guestRequest(agent, 8080, 'POST', '/capsule/v1/terminate', '{}', 300),
+    /did not answer within 300 ms/,
+  );
   const ms = Date.now() - t0;
   assert.ok(ms >= 250 && ms < 5000, `gave up after ${ms} ms`);
   assert.equal(tunnel.destroyed, true);

@@ -11,14 +11,26 @@ const MAX_BODY_CHARS = 64 * 1024;
  * idleness, which an agent tunnel never reports, so a guest that accepts and never answers would hang
  * its caller (and the sweeper or build queue behind it) for good.
  */
-export async function guestRequest(agent: AgentClient, port: number, method: string, path: string, body: string, timeoutMs: number): Promise<{ status: number; body: string } | null> {
+export async function guestRequest(
+  agent: AgentClient,
+  port: number,
+  method: string,
+  path: string,
+  body: string,
+  timeoutMs: number,
+): Promise<{ status: number; body: string } | null> {
   const deadline = Date.now() + timeoutMs;
   const tunnel = await agent.openTunnel(port, timeoutMs).catch(() => null);
   if (!tunnel) return null;
   return new Promise((resolve, reject) => {
     const payload = Buffer.from(body);
     const req = http.request(
-      { method, path, headers: { host: 'localhost', 'content-type': 'application/octet-stream', 'content-length': payload.length }, createConnection: () => tunnel as never },
+      {
+        method,
+        path,
+        headers: { host: 'localhost', 'content-type': 'application/octet-stream', 'content-length': payload.length },
+        createConnection: () => tunnel as never,
+      },
       (res) => {
         let text = '';
         res.setEncoding('utf8');
@@ -27,12 +39,15 @@ export async function guestRequest(agent: AgentClient, port: number, method: str
         res.on('error', (err) => settle(err));
       },
     );
-    const timer = setTimeout(() => {
-      const err = new Error(`${method} ${path} on guest port ${port} did not answer within ${timeoutMs} ms`);
-      settle(err);
-      req.destroy(err);
-      tunnel.destroy();
-    }, Math.max(0, deadline - Date.now()));
+    const timer = setTimeout(
+      () => {
+        const err = new Error(`${method} ${path} on guest port ${port} did not answer within ${timeoutMs} ms`);
+        settle(err);
+        req.destroy(err);
+        tunnel.destroy();
+      },
+      Math.max(0, deadline - Date.now()),
+    );
     const settle = (err: Error | null, answer?: { status: number; body: string }): void => {
       clearTimeout(timer);
       if (err) reject(err);

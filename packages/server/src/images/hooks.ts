@@ -16,16 +16,29 @@ export const hookPort = (plan: BuildPlan): number => plan.hookPort ?? DEFAULT_HO
 export const hookTimeoutMs = (plan: BuildPlan): number => plan.hookTimeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS;
 
 /** One hook call through the agent tunnel. Rejects on a timeout or a broken answer. */
-export async function callHook(agent: AgentClient, plan: BuildPlan, name: HookName, payload = ''): Promise<HookOutcome> {
+export async function callHook(
+  agent: AgentClient,
+  plan: BuildPlan,
+  name: HookName,
+  payload = '',
+): Promise<HookOutcome> {
   const answer = await guestRequest(agent, hookPort(plan), 'POST', `/capsule/v1/${name}`, payload, hookTimeoutMs(plan));
   return !answer || answer.status === 404 ? { kind: 'missing' } : { kind: 'answered', ...answer };
 }
 
 /** run / suspend / resume / terminate: called, logged if they fail, never fatal. */
-export async function notifyHook(agent: AgentClient, plan: BuildPlan, name: Exclude<HookName, 'ready'>, log: Logger, microvmId: string, payload?: string): Promise<void> {
+export async function notifyHook(
+  agent: AgentClient,
+  plan: BuildPlan,
+  name: Exclude<HookName, 'ready'>,
+  log: Logger,
+  microvmId: string,
+  payload?: string,
+): Promise<void> {
   try {
     const outcome = await callHook(agent, plan, name, payload);
-    if (outcome.kind === 'answered' && (outcome.status < 200 || outcome.status > 299)) log.warn(`the ${name} hook failed`, { id: microvmId, status: outcome.status, body: outcome.body.slice(0, 500) });
+    if (outcome.kind === 'answered' && (outcome.status < 200 || outcome.status > 299))
+      log.warn(`the ${name} hook failed`, { id: microvmId, status: outcome.status, body: outcome.body.slice(0, 500) });
   } catch (err) {
     log.warn(`the ${name} hook failed`, { id: microvmId, error: (err as Error).message });
   }

@@ -21,15 +21,19 @@ import { parseDockerfile } from './dockerfile.js';
 import { AppZip, ZipError } from './zip.js';
 import { BuildLog } from './build-log.js';
 import type { DiskReserve } from '../disk-reserve.js';
-import type { StorageMeter } from '../lifecycle/storage-quota.js';
 import type { SystemVms } from '../system-vms.js';
 import { captureSnapshot } from '../snapshots/capture.js';
 import type { BlobStore } from '../blobs/blob-store.js';
-import { startApp } from '../lifecycle/launch-source.js';
+import { startApp } from './app-start.js';
 import { hostLaunchOptions, type SnapshotFiles } from '../vmm/machine.js';
 import { guestRequest } from './guest-http.js';
 import type { VmNetworks } from '../network/vm-networks.js';
 
+/** What a build needs of the storage quota: a refusal when the tenant is over it, and forgetting a stale figure. */
+export interface TenantStorage {
+  check(tenantId: string, action: string): Promise<void>;
+  forget(tenantId: string): void;
+}
 
 export interface ImageServiceDeps {
   config: CapsuleConfig;
@@ -44,7 +48,8 @@ export interface ImageServiceDeps {
   /** The free-space reserve an upload is checked against. */
   disk: DiskReserve;
   /** Tenants' storage quotas: a new version is refused while its tenant is at or over its own. */
-  storage: StorageMeter;
+  /** The tenants' storage quota (lifecycle/storage-quota.ts). */
+  storage: TenantStorage;
   /** Builder and app-snapshot VMs are the system's: they wait for room in its quota and run in its jails, never a tenant's. */
   systemVms: SystemVms;
   /** Is any MicroVM (not terminated) using this image version? */
@@ -59,7 +64,19 @@ export interface LaunchableImage {
 }
 
 export function toApiVersion(v: ImageVersionRecord): ImageVersion {
-  return { name: v.name, version: v.version, state: v.state, runtime: v.runtime, source: v.source, start: v.plan.start, port: v.plan.port, failureReason: v.failureReason, failedStep: v.failedStep, createdAt: v.createdAt, finishedAt: v.finishedAt };
+  return {
+    name: v.name,
+    version: v.version,
+    state: v.state,
+    runtime: v.runtime,
+    source: v.source,
+    start: v.plan.start,
+    port: v.plan.port,
+    failureReason: v.failureReason,
+    failedStep: v.failedStep,
+    createdAt: v.createdAt,
+    finishedAt: v.finishedAt,
+  };
 }
 
 const LAYER = 'layer.qcow2';
@@ -93,10 +110,14 @@ export class ImageService {
       if (zip.has('Dockerfile')) return parseDockerfile((await zip.read('Dockerfile')).toString('utf8'), runtimes);
       if (zip.has('capsule.json')) return parseCapsuleJson((await zip.read('capsule.json')).toString('utf8'), runtimes);
     } catch (err) {
-      if (err instanceof BuildSpecError || err instanceof ZipError) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, err.message);
+      if (err instanceof BuildSpecError || err instanceof ZipError)
+        throw new CapsuleError(ErrorCode.VALIDATION_FAILED, err.message);
       throw err;
     }
-    throw new CapsuleError(ErrorCode.VALIDATION_FAILED, 'the zip has neither a Dockerfile nor a capsule.json at its top level');
+    throw new CapsuleError(
+      ErrorCode.VALIDATION_FAILED,
+      'the zip has neither a Dockerfile nor a capsule.json at its top level',
+    );
   }
 
   /**
@@ -104,7 +125,13 @@ export class ImageService {
    * `config`, a capsule.json sent beside it): checked now, built in the background. The zip is kept
    * with the version (its build input); nothing is kept if it is refused.
    */
-  async create(tenantId: string, name: string, body: Readable, source: string, config?: string): Promise<ImageVersionRecord> {
+  async create(
+    tenantId: string,
+    name: string,
+    body: Readable,
+    source: string,
+    config?: string,
+  ): Promise<ImageVersionRecord> {
     const upload = await this.uploadPath(tenantId);
     try {
       await pipeline(body, fs.createWriteStream(upload, { mode: 0o600 }));
@@ -124,7 +151,13 @@ export class ImageService {
   }
 
   /** create() for a zip already written to `upload` (from uploadPath()); the file is taken over, or removed. */
-  async createFromUpload(tenantId: string, name: string, upload: string, source: string, config?: string): Promise<ImageVersionRecord> {
+  async createFromUpload(
+    tenantId: string,
+    name: string,
+    upload: string,
+    source: string,
+    config?: string,
+  ): Promise<ImageVersionRecord> {
     let zip: AppZip | null = null;
     try {
       try {
@@ -136,14 +169,34 @@ export class ImageService {
       const plan = await this.planOf(zip, config);
       await this.makeRoomForVersion(tenantId, name);
       const now = new Date().toISOString();
-      const record = await this.deps.store.insertImageVersion({ tenantId, name, state: 'PENDING', runtime: plan.runtime, source, plan, failureReason: null, failedStep: null, createdAt: now, updatedAt: now, finishedAt: null });
+      const record = await this.deps.store.insertImageVersion({
+        tenantId,
+        name,
+        state: 'PENDING',
+        runtime: plan.runtime,
+        source,
+        plan,
+        failureReason: null,
+        failedStep: null,
+        createdAt: now,
+        updatedAt: now,
+        finishedAt: null,
+      });
       fs.mkdirSync(this.dirOf(tenantId, name, record.version), { recursive: true, mode: 0o700 });
       zip.close();
       zip = null;
       await this.deps.blobs.putFile(this.key(record, 'app.zip'), upload);
       this.deps.log.info('image build queued', { tenantId, name, version: record.version, runtime: plan.runtime });
       // a background path: a store that fails even the FAILED update must not become an unhandled rejection
-      const run = (): Promise<void> => this.build(record).catch((err: Error) => this.deps.log.error('image build could not be recorded', { tenantId, name, version: record.version, error: err.message }));
+      const run = (): Promise<void> =>
+        this.build(record).catch((err: Error) =>
+          this.deps.log.error('image build could not be recorded', {
+            tenantId,
+            name,
+            version: record.version,
+            error: err.message,
+          }),
+        );
       this.queue = this.queue.then(run, run);
       return record;
     } finally {
@@ -172,19 +225,23 @@ export class ImageService {
       const appZip = await AppZip.open(await this.deps.blobs.localFile(this.key(record, 'app.zip')));
       zip = appZip; // closed in finally
       // the builder's uid is held for the build only (the app's snapshot VM gets its own)
-      const layer = await this.deps.systemVms.run(`the build of ${name} version ${version}`, builderMemoryMib(record.plan), `build-${path.basename(work)}`, (jail) =>
-        buildLayer({
-          config: this.deps.config,
-          runtime: this.deps.runtimes.get(record.runtime),
-          accelerator: this.deps.accelerator,
-          jail,
-          zip: appZip,
-          plan: record.plan,
-          workDir: work,
-          log: (text) => log.write(text),
-          timeoutMs: this.deps.config.buildTimeoutMs,
-          networks: this.deps.networks,
-        }),
+      const layer = await this.deps.systemVms.run(
+        `the build of ${name} version ${version}`,
+        builderMemoryMib(record.plan),
+        `build-${path.basename(work)}`,
+        (jail) =>
+          buildLayer({
+            config: this.deps.config,
+            runtime: this.deps.runtimes.get(record.runtime),
+            accelerator: this.deps.accelerator,
+            jail,
+            zip: appZip,
+            plan: record.plan,
+            workDir: work,
+            log: (text) => log.write(text),
+            timeoutMs: this.deps.config.buildTimeoutMs,
+            networks: this.deps.networks,
+          }),
       );
       await this.deps.blobs.putFile(this.key(record, LAYER), layer);
       const layerPath = await this.deps.blobs.localFile(this.key(record, LAYER));
@@ -192,17 +249,31 @@ export class ImageService {
       const snapshotStarted = Date.now();
       await this.takeAppSnapshot(record, layerPath, path.join(work, 's')).catch((err: Error) => {
         // the app's own failure (never ready, a refusing ready hook) is the step that failed
-        throw new BuildFailure(`start: ${(record.plan.start ?? ['(no start command)']).join(' ')}`.slice(0, 200), err.message);
+        throw new BuildFailure(
+          `start: ${(record.plan.start ?? ['(no start command)']).join(' ')}`.slice(0, 200),
+          err.message,
+        );
       });
       log.write(`==> app ready and snapshotted in ${Date.now() - snapshotStarted} ms\n`);
-      await this.deps.store.updateImageVersion(tenantId, name, version, { state: 'SUCCESSFUL', finishedAt: new Date().toISOString() });
+      await this.deps.store.updateImageVersion(tenantId, name, version, {
+        state: 'SUCCESSFUL',
+        finishedAt: new Date().toISOString(),
+      });
       this.deps.log.info('image built', { tenantId, name, version, ms: Date.now() - started });
     } catch (err) {
       const failure = err instanceof BuildFailure ? err : null;
-      const reason = failure ? `${failure.message}${failure.outputTail ? `\n--- output (tail) ---\n${failure.outputTail}` : ''}` : `the build could not run: ${(err as Error).message}`;
+      const reason = failure
+        ? `${failure.message}${failure.outputTail ? `\n--- output (tail) ---\n${failure.outputTail}` : ''}`
+        : `the build could not run: ${(err as Error).message}`;
       log.write(`==> FAILED: ${reason}\n`);
-      for (const built of [LAYER, ...SNAPSHOT_FILES]) await this.deps.blobs.delete(this.key(record, built)).catch(() => undefined);
-      await this.deps.store.updateImageVersion(tenantId, name, version, { state: 'FAILED', failureReason: reason, failedStep: failure?.step ?? null, finishedAt: new Date().toISOString() });
+      for (const built of [LAYER, ...SNAPSHOT_FILES])
+        await this.deps.blobs.delete(this.key(record, built)).catch(() => undefined);
+      await this.deps.store.updateImageVersion(tenantId, name, version, {
+        state: 'FAILED',
+        failureReason: reason,
+        failedStep: failure?.step ?? null,
+        finishedAt: new Date().toISOString(),
+      });
       this.deps.log.warn('image build failed', { tenantId, name, version, reason: reason.split('\n')[0] });
     } finally {
       zip?.close();
@@ -219,36 +290,57 @@ export class ImageService {
   private async takeAppSnapshot(record: ImageVersionRecord, layerPath: string, work: string): Promise<void> {
     const { config } = this.deps;
     const plan = record.plan;
-    const shape = { vcpuCount: plan.vcpuCount ?? config.defaultVcpuCount, memoryMib: plan.memoryMib ?? config.defaultMemoryMib };
+    const shape = {
+      vcpuCount: plan.vcpuCount ?? config.defaultVcpuCount,
+      memoryMib: plan.memoryMib ?? config.defaultMemoryMib,
+    };
     fs.mkdirSync(work, { mode: 0o700 });
-    await this.deps.systemVms.run(`the app snapshot of ${record.name} version ${record.version}`, shape.memoryMib, `snapshot-${path.basename(path.dirname(work))}`, (jail) =>
-      captureSnapshot(
-        work,
-        { ...hostLaunchOptions(config, this.deps.runtimes.get(record.runtime)), baseDisk: layerPath, ...shape, accelerator: this.deps.accelerator, hostname: 'capsule', jail },
-        async (machine) => {
-          await startApp(machine.agent, plan, plan.env, config.appReadyTimeoutMs);
-          // one GET / before the snapshot, so a clone's first real request finds everything warm
-          if (plan.port !== null) await guestRequest(machine.agent, plan.port, 'GET', '/', '', WARM_TIMEOUT_MS).catch(() => undefined);
-        },
-        { image: record.name, version: record.version, ...shape },
-        this.deps.networks,
-      ),
+    await this.deps.systemVms.run(
+      `the app snapshot of ${record.name} version ${record.version}`,
+      shape.memoryMib,
+      `snapshot-${path.basename(path.dirname(work))}`,
+      (jail) =>
+        captureSnapshot(
+          work,
+          {
+            ...hostLaunchOptions(config, this.deps.runtimes.get(record.runtime)),
+            baseDisk: layerPath,
+            ...shape,
+            accelerator: this.deps.accelerator,
+            hostname: 'capsule',
+            jail,
+          },
+          async (machine) => {
+            await startApp(machine.agent, plan, plan.env, config.appReadyTimeoutMs);
+            // one GET / before the snapshot, so a clone's first real request finds everything warm
+            if (plan.port !== null)
+              await guestRequest(machine.agent, plan.port, 'GET', '/', '', WARM_TIMEOUT_MS).catch(() => undefined);
+          },
+          { image: record.name, version: record.version, ...shape },
+          this.deps.networks,
+        ),
     );
     // the manifest last: a snapshot without one is not used
-    for (const file of SNAPSHOT_FILES) await this.deps.blobs.putFile(this.key(record, file), path.join(work, path.basename(file)));
+    for (const file of SNAPSHOT_FILES)
+      await this.deps.blobs.putFile(this.key(record, file), path.join(work, path.basename(file)));
   }
 
   /** Builds a restart cut short are failed (their builder VM died with the old server). */
   async recover(): Promise<void> {
     for (const v of await this.deps.store.listImageVersionsInStates(['PENDING', 'IN_PROGRESS'])) {
-      await this.deps.store.updateImageVersion(v.tenantId, v.name, v.version, { state: 'FAILED', failureReason: 'the server restarted during the build; create the image again', finishedAt: new Date().toISOString() });
+      await this.deps.store.updateImageVersion(v.tenantId, v.name, v.version, {
+        state: 'FAILED',
+        failureReason: 'the server restarted during the build; create the image again',
+        finishedAt: new Date().toISOString(),
+      });
     }
     fs.rmSync(path.join(this.deps.config.dataDir, 'b'), { recursive: true, force: true });
   }
 
   async versions(tenantId: string, name?: string): Promise<ImageVersionRecord[]> {
     const versions = await this.deps.store.listImageVersions(tenantId, name);
-    if (name !== undefined && versions.length === 0) throw new CapsuleError(ErrorCode.IMAGE_NOT_FOUND, `image ${name} not found`);
+    if (name !== undefined && versions.length === 0)
+      throw new CapsuleError(ErrorCode.IMAGE_NOT_FOUND, `image ${name} not found`);
     return versions;
   }
 
@@ -275,21 +367,45 @@ export class ImageService {
 
   /** The version to launch: the one asked for, or the newest SUCCESSFUL one. */
   async launchable(tenantId: string, name: string, version?: number): Promise<LaunchableImage> {
-    const all = version === undefined ? await this.deps.store.listImageVersions(tenantId, name) : [await this.version(tenantId, name, version)];
-    const runtimes = this.deps.runtimes.list().map((r) => r.name).join(', ');
-    if (all.length === 0) throw new CapsuleError(ErrorCode.IMAGE_NOT_FOUND, `no image or runtime named ${name} (built-in runtimes: ${runtimes})`);
+    const all =
+      version === undefined
+        ? await this.deps.store.listImageVersions(tenantId, name)
+        : [await this.version(tenantId, name, version)];
+    const runtimes = this.deps.runtimes
+      .list()
+      .map((r) => r.name)
+      .join(', ');
+    if (all.length === 0)
+      throw new CapsuleError(
+        ErrorCode.IMAGE_NOT_FOUND,
+        `no image or runtime named ${name} (built-in runtimes: ${runtimes})`,
+      );
     const record = version === undefined ? all.filter((v) => v.state === 'SUCCESSFUL').at(-1) : all[0];
     if (!record) throw new CapsuleError(ErrorCode.IMAGE_NOT_FOUND, `image ${name} has no successfully built version`);
-    if (record.state !== 'SUCCESSFUL') throw new CapsuleError(ErrorCode.INVALID_STATE, `image ${name} version ${record.version} is ${record.state}`);
-    return { record, layerPath: await this.deps.blobs.localFile(this.key(record, LAYER)), snapshot: await this.snapshotOf(record) };
+    if (record.state !== 'SUCCESSFUL')
+      throw new CapsuleError(ErrorCode.INVALID_STATE, `image ${name} version ${record.version} is ${record.state}`);
+    return {
+      record,
+      layerPath: await this.deps.blobs.localFile(this.key(record, LAYER)),
+      snapshot: await this.snapshotOf(record),
+    };
   }
 
   /** The version's app-ready snapshot as local files, or null (none, or not all of it there). */
   private async snapshotOf(record: ImageVersionRecord): Promise<LaunchableImage['snapshot']> {
     try {
-      const [memoryPath, statePath, diskPath, manifestPath] = await Promise.all(SNAPSHOT_FILES.map((file) => this.deps.blobs.localFile(this.key(record, file))));
+      const [memoryPath, statePath, diskPath, manifestPath] = await Promise.all(
+        SNAPSHOT_FILES.map((file) => this.deps.blobs.localFile(this.key(record, file))),
+      );
       const manifest = JSON.parse(fs.readFileSync(manifestPath, 'utf8')) as { vcpuCount: number; memoryMib: number };
-      return { kind: 'snapshot', memoryPath, statePath, diskPath, vcpuCount: manifest.vcpuCount, memoryMib: manifest.memoryMib };
+      return {
+        kind: 'snapshot',
+        memoryPath,
+        statePath,
+        diskPath,
+        vcpuCount: manifest.vcpuCount,
+        memoryMib: manifest.memoryMib,
+      };
     } catch {
       return null;
     }
@@ -305,23 +421,34 @@ export class ImageService {
     let excess = versions.length - max + 1;
     for (const v of versions) {
       if (excess <= 0) return;
-      if (v.state === 'PENDING' || v.state === 'IN_PROGRESS' || (await this.deps.inUse(tenantId, name, v.version))) continue;
+      if (v.state === 'PENDING' || v.state === 'IN_PROGRESS' || (await this.deps.inUse(tenantId, name, v.version)))
+        continue;
       this.deps.log.info('pruning the oldest unused image version', { tenantId, name, version: v.version, max });
       await this.remove(tenantId, name, v.version);
       excess -= 1;
     }
     if (excess > 0) {
-      throw new CapsuleError(ErrorCode.QUOTA_EXCEEDED, `image ${name} has ${versions.length} versions (the most kept is ${max}) and each is building or used by MicroVMs; delete one first`, {
-        details: { quota: 'maxVersionsPerImage', limit: max, used: versions.length, requested: 1 },
-      });
+      throw new CapsuleError(
+        ErrorCode.QUOTA_EXCEEDED,
+        `image ${name} has ${versions.length} versions (the most kept is ${max}) and each is building or used by MicroVMs; delete one first`,
+        {
+          details: { quota: 'maxVersionsPerImage', limit: max, used: versions.length, requested: 1 },
+        },
+      );
     }
   }
 
   async remove(tenantId: string, name: string, version?: number): Promise<void> {
-    const versions = version === undefined ? await this.versions(tenantId, name) : [await this.version(tenantId, name, version)];
+    const versions =
+      version === undefined ? await this.versions(tenantId, name) : [await this.version(tenantId, name, version)];
     for (const v of versions) {
-      if (v.state === 'PENDING' || v.state === 'IN_PROGRESS') throw new CapsuleError(ErrorCode.INVALID_STATE, `image ${name} version ${v.version} is still building`);
-      if (await this.deps.inUse(tenantId, name, v.version)) throw new CapsuleError(ErrorCode.INVALID_STATE, `image ${name} version ${v.version} is used by MicroVMs; terminate them first`);
+      if (v.state === 'PENDING' || v.state === 'IN_PROGRESS')
+        throw new CapsuleError(ErrorCode.INVALID_STATE, `image ${name} version ${v.version} is still building`);
+      if (await this.deps.inUse(tenantId, name, v.version))
+        throw new CapsuleError(
+          ErrorCode.INVALID_STATE,
+          `image ${name} version ${v.version} is used by MicroVMs; terminate them first`,
+        );
     }
     for (const v of versions) {
       await this.deps.store.deleteImageVersion(tenantId, name, v.version);

@@ -55,25 +55,50 @@ test('zip-slip, absolute paths, NUL, escaping symlinks, duplicates: each a ZipEr
     [[{ name: 'ok\0.txt', data: 'x' }], /NUL/],
     [[{ name: 'link', data: '/etc/shadow', mode: 0o120777 }], /symlink link points outside the zip \(\/etc\/shadow\)/],
     [[{ name: 'a/link', data: '../../up', mode: 0o120777 }], /symlink a\/link points outside/],
-    [[{ name: 'x', data: '1' }, { name: './x', data: '2' }], /entry x appears twice/],
+    [
+      [
+        { name: 'x', data: '1' },
+        { name: './x', data: '2' },
+      ],
+      /entry x appears twice/,
+    ],
   ];
   for (const [specs, expected] of cases) {
-    await assert.rejects(AppZip.open(file(specs)), (err: Error) => err instanceof ZipError && expected.test(err.message), `${JSON.stringify(specs.map((s) => s.name))} → ${expected}`);
+    await assert.rejects(
+      AppZip.open(file(specs)),
+      (err: Error) => err instanceof ZipError && expected.test(err.message),
+      `${JSON.stringify(specs.map((s) => s.name))} → ${expected}`,
+    );
   }
 });
 
 test('too many entries, a declared zip bomb, a lying zip bomb, a corrupt or truncated zip', async () => {
-  await assert.rejects(AppZip.open(file(Array.from({ length: 11 }, (_, i) => ({ name: `f${i}`, data: 'x' }))), { maxEntries: 10, maxExpandedBytes: 1 << 20 }), /11 entries; the limit is 10/);
+  await assert.rejects(
+    AppZip.open(file(Array.from({ length: 11 }, (_, i) => ({ name: `f${i}`, data: 'x' }))), {
+      maxEntries: 10,
+      maxExpandedBytes: 1 << 20,
+    }),
+    /11 entries; the limit is 10/,
+  );
   const bomb = Buffer.alloc(64 << 20); // 64 MiB of zeros deflates to ~64 KiB
-  await assert.rejects(AppZip.open(file([{ name: 'bomb', data: bomb, deflate: true }]), { maxEntries: 10, maxExpandedBytes: 16 << 20 }), /expands to more than 16777216 bytes \(at entry bomb\)/);
+  await assert.rejects(
+    AppZip.open(file([{ name: 'bomb', data: bomb, deflate: true }]), { maxEntries: 10, maxExpandedBytes: 16 << 20 }),
+    /expands to more than 16777216 bytes \(at entry bomb\)/,
+  );
   // declares 10 bytes, inflates to 64 MiB: the stream stops at the declared size
-  const liar = await AppZip.open(file([{ name: 'liar', data: bomb, deflate: true, declaredSize: 10 }]), { maxEntries: 10, maxExpandedBytes: 16 << 20 });
+  const liar = await AppZip.open(file([{ name: 'liar', data: bomb, deflate: true, declaredSize: 10 }]), {
+    maxEntries: 10,
+    maxExpandedBytes: 16 << 20,
+  });
   try {
     await assert.rejects(liar.read('liar'), /too many bytes|larger than|size/);
   } finally {
     liar.close();
   }
-  await assert.rejects(AppZip.open(file(Buffer.from('PK\x03\x04 this is not really a zip'))), (err: Error) => err instanceof ZipError && /not a readable zip/.test(err.message));
+  await assert.rejects(
+    AppZip.open(file(Buffer.from('PK\x03\x04 this is not really a zip'))),
+    (err: Error) => err instanceof ZipError && /not a readable zip/.test(err.message),
+  );
   const good = zipOf([{ name: 'a', data: 'hello' }]);
   await assert.rejects(AppZip.open(file(good.subarray(0, good.length - 10))), ZipError);
 });

@@ -35,8 +35,11 @@ const S_IFDIR = 0o040000;
 
 function open(file: string): Promise<yauzl.ZipFile> {
   return new Promise((resolve, reject) =>
-    yauzl.open(file, { lazyEntries: true, autoClose: false, validateEntrySizes: true, strictFileNames: false, decodeStrings: false }, (err, zip) =>
-      err || !zip ? reject(new ZipError(`not a readable zip: ${err?.message ?? 'unknown error'}`)) : resolve(zip),
+    yauzl.open(
+      file,
+      { lazyEntries: true, autoClose: false, validateEntrySizes: true, strictFileNames: false, decodeStrings: false },
+      (err, zip) =>
+        err || !zip ? reject(new ZipError(`not a readable zip: ${err?.message ?? 'unknown error'}`)) : resolve(zip),
     ),
   );
 }
@@ -44,8 +47,10 @@ function open(file: string): Promise<yauzl.ZipFile> {
 function safePath(raw: string): string {
   if (raw.includes('\0')) throw new ZipError(`entry ${JSON.stringify(raw)} has a NUL in its name`);
   const name = raw.replace(/\\/g, '/');
-  if (name.startsWith('/') || /^[A-Za-z]:/.test(name)) throw new ZipError(`entry ${JSON.stringify(raw)} has an absolute path`);
-  if (name.split('/').includes('..')) throw new ZipError(`entry ${JSON.stringify(raw)} climbs out of the zip with ".."`);
+  if (name.startsWith('/') || /^[A-Za-z]:/.test(name))
+    throw new ZipError(`entry ${JSON.stringify(raw)} has an absolute path`);
+  if (name.split('/').includes('..'))
+    throw new ZipError(`entry ${JSON.stringify(raw)} climbs out of the zip with ".."`);
   const normal = path.normalize(name).replace(/\/$/, '');
   if (normal === '.' || normal === '') throw new ZipError(`entry ${JSON.stringify(raw)} has an empty name`);
   return normal;
@@ -62,12 +67,15 @@ export class AppZip {
   static async open(file: string, limits: ZipLimits = DEFAULT_ZIP_LIMITS): Promise<AppZip> {
     const zip = await open(file);
     try {
-      if (zip.entryCount > limits.maxEntries) throw new ZipError(`the zip has ${zip.entryCount} entries; the limit is ${limits.maxEntries}`);
+      if (zip.entryCount > limits.maxEntries)
+        throw new ZipError(`the zip has ${zip.entryCount} entries; the limit is ${limits.maxEntries}`);
       const entries: ZipEntry[] = [];
       const raw = new Map<string, yauzl.Entry>();
       let expanded = 0;
       await new Promise<void>((resolve, reject) => {
-        zip.on('error', (err: Error) => reject(err instanceof ZipError ? err : new ZipError(`corrupt zip: ${err.message}`)));
+        zip.on('error', (err: Error) =>
+          reject(err instanceof ZipError ? err : new ZipError(`corrupt zip: ${err.message}`)),
+        );
         zip.on('end', resolve);
         zip.on('entry', (entry: yauzl.Entry) => {
           try {
@@ -79,9 +87,17 @@ export class AppZip {
             const entryPath = safePath(fileName);
             if (raw.has(entryPath)) throw new ZipError(`entry ${entryPath} appears twice`);
             expanded += entry.uncompressedSize;
-            if (expanded > limits.maxExpandedBytes) throw new ZipError(`the zip expands to more than ${limits.maxExpandedBytes} bytes (at entry ${entryPath})`);
+            if (expanded > limits.maxExpandedBytes)
+              throw new ZipError(
+                `the zip expands to more than ${limits.maxExpandedBytes} bytes (at entry ${entryPath})`,
+              );
             raw.set(entryPath, entry);
-            entries.push({ path: entryPath, type, mode: unixMode & 0o7777 || (isDir ? 0o755 : 0o644), sizeBytes: entry.uncompressedSize });
+            entries.push({
+              path: entryPath,
+              type,
+              mode: unixMode & 0o7777 || (isDir ? 0o755 : 0o644),
+              sizeBytes: entry.uncompressedSize,
+            });
             zip.readEntry();
           } catch (err) {
             reject(err);
@@ -103,7 +119,8 @@ export class AppZip {
     if (entry.sizeBytes > 4096) throw new ZipError(`symlink ${entry.path} has a ${entry.sizeBytes}-byte target`);
     const target = (await this.read(entry.path)).toString('utf8');
     const resolved = path.normalize(path.join(path.dirname(entry.path), target));
-    if (target.startsWith('/') || resolved === '..' || resolved.startsWith('../')) throw new ZipError(`symlink ${entry.path} points outside the zip (${target})`);
+    if (target.startsWith('/') || resolved === '..' || resolved.startsWith('../'))
+      throw new ZipError(`symlink ${entry.path} points outside the zip (${target})`);
   }
 
   /** The content of one entry as a stream; its size is enforced as declared. */
@@ -111,7 +128,9 @@ export class AppZip {
     const entry = this.raw.get(entryPath);
     if (!entry) return Promise.reject(new ZipError(`no entry ${entryPath}`));
     return new Promise((resolve, reject) =>
-      this.zip.openReadStream(entry, (err, stream) => (err || !stream ? reject(new ZipError(`cannot read ${entryPath}: ${err?.message}`)) : resolve(stream))),
+      this.zip.openReadStream(entry, (err, stream) =>
+        err || !stream ? reject(new ZipError(`cannot read ${entryPath}: ${err?.message}`)) : resolve(stream),
+      ),
     );
   }
 

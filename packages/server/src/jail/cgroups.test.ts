@@ -17,7 +17,7 @@ test('names from ids are safe path components', () => {
   assert.equal(cgroupName(''), '_');
 });
 
-test('v1: limits in each controller\'s hierarchy, usage and OOM kills read back', () => {
+test("v1: limits in each controller's hierarchy, usage and OOM kills read back", () => {
   const mount = path.join(work, 'v1');
   for (const c of ['memory', 'cpu', 'cpuacct', 'pids', 'blkio']) {
     fs.mkdirSync(path.join(mount, c), { recursive: true });
@@ -32,7 +32,8 @@ test('v1: limits in each controller\'s hierarchy, usage and OOM kills read back'
   fs.mkdirSync(path.join(mount, 'blkio', 'capsule', 'tenant_x', 'u200001'), { recursive: true });
   fs.writeFileSync(path.join(mount, 'blkio', 'capsule', 'tenant_x', 'u200001', 'blkio.weight'), '');
   vm.create(limits);
-  const read = (c: string, f: string) => fs.readFileSync(path.join(mount, c, 'capsule', 'tenant_x', 'u200001', f), 'utf8');
+  const read = (c: string, f: string) =>
+    fs.readFileSync(path.join(mount, c, 'capsule', 'tenant_x', 'u200001', f), 'utf8');
   assert.equal(read('memory', 'memory.limit_in_bytes'), String(704 * 2 ** 20));
   assert.equal(read('memory', 'memory.memsw.limit_in_bytes'), String(704 * 2 ** 20));
   assert.equal(read('cpu', 'cpu.cfs_quota_us'), '120000');
@@ -52,14 +53,18 @@ test('v1: limits in each controller\'s hierarchy, usage and OOM kills read back'
 test('v2: controllers enabled down the tree, limits, usage and OOM kills in one directory', () => {
   const mount = path.join(work, 'v2');
   fs.mkdirSync(path.join(mount, 'capsule', 't1'), { recursive: true });
-  for (const dir of [mount, path.join(mount, 'capsule'), path.join(mount, 'capsule', 't1')]) fs.writeFileSync(path.join(dir, 'cgroup.controllers'), 'cpuset cpu io memory pids');
+  for (const dir of [mount, path.join(mount, 'capsule'), path.join(mount, 'capsule', 't1')])
+    fs.writeFileSync(path.join(dir, 'cgroup.controllers'), 'cpuset cpu io memory pids');
   const cgroups = Cgroups.detect(mount);
   assert.equal(cgroups.version, 2);
   const vm = cgroups.vm('t1', 'u200002');
   vm.create(limits);
   const dir = path.join(mount, 'capsule', 't1', 'u200002');
   assert.equal(fs.readFileSync(path.join(mount, 'cgroup.subtree_control'), 'utf8'), '+memory +cpu +pids +io');
-  assert.equal(fs.readFileSync(path.join(mount, 'capsule', 't1', 'cgroup.subtree_control'), 'utf8'), '+memory +cpu +pids +io');
+  assert.equal(
+    fs.readFileSync(path.join(mount, 'capsule', 't1', 'cgroup.subtree_control'), 'utf8'),
+    '+memory +cpu +pids +io',
+  );
   assert.equal(fs.readFileSync(path.join(dir, 'memory.max'), 'utf8'), String(704 * 2 ** 20));
   assert.equal(fs.readFileSync(path.join(dir, 'cpu.max'), 'utf8'), '120000 100000');
   assert.equal(fs.readFileSync(path.join(dir, 'pids.max'), 'utf8'), '130');

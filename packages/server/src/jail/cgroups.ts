@@ -59,7 +59,11 @@ export class Cgroups {
     if (fs.existsSync(path.join(mount, 'cgroup.controllers'))) {
       const available = fs.readFileSync(path.join(mount, 'cgroup.controllers'), 'utf8').split(/\s+/);
       const missing = ['memory', 'cpu', 'pids'].filter((c) => !available.includes(c));
-      if (missing.length > 0) throw new CapsuleError(ErrorCode.JAIL_FAILED, `cgroup v2 at ${mount} lacks the ${missing.join(', ')} controller(s)`);
+      if (missing.length > 0)
+        throw new CapsuleError(
+          ErrorCode.JAIL_FAILED,
+          `cgroup v2 at ${mount} lacks the ${missing.join(', ')} controller(s)`,
+        );
       return new Cgroups(2, { unified: mount }, parent);
     }
     const roots: Partial<Record<V1Controller, string>> = {};
@@ -68,14 +72,19 @@ export class Cgroups {
       if (fs.existsSync(path.join(dir, 'cgroup.procs'))) roots[c] = fs.realpathSync(dir);
     }
     const missing = V1_REQUIRED.filter((c) => !roots[c]);
-    if (missing.length > 0) throw new CapsuleError(ErrorCode.JAIL_FAILED, `no cgroup v1 ${missing.join(', ')} hierarchy under ${mount} (and no cgroup v2 there)`);
+    if (missing.length > 0)
+      throw new CapsuleError(
+        ErrorCode.JAIL_FAILED,
+        `no cgroup v1 ${missing.join(', ')} hierarchy under ${mount} (and no cgroup v2 there)`,
+      );
     return new Cgroups(1, roots, parent);
   }
 
   /** The cgroup of one VM (nothing is created until `create`). */
   vm(tenant: string, name: string): VmCgroup {
     const rel = path.join(this.parent, cgroupName(tenant), cgroupName(name));
-    if (this.version === 2) return new VmCgroup(2, { unified: path.join(this.roots.unified!, rel) }, this.roots.unified!);
+    if (this.version === 2)
+      return new VmCgroup(2, { unified: path.join(this.roots.unified!, rel) }, this.roots.unified!);
     // hierarchies mounted together (cpu,cpuacct) are one directory: keep each once
     const dirs: Partial<Record<V1Controller, string>> = {};
     for (const [c, root] of Object.entries(this.roots) as Array<[V1Controller, string]>) dirs[c] = path.join(root, rel);
@@ -97,7 +106,10 @@ export class VmCgroup {
   /** The memory limit it enforces, in MiB (for an OOM kill's reason); null if unreadable. */
   memoryLimitMib(): number | null {
     try {
-      const file = this.version === 2 ? path.join(this.dirs.unified!, 'memory.max') : path.join(this.dirs.memory!, 'memory.limit_in_bytes');
+      const file =
+        this.version === 2
+          ? path.join(this.dirs.unified!, 'memory.max')
+          : path.join(this.dirs.memory!, 'memory.limit_in_bytes');
       return Math.round(readNumber(file) / (1024 * 1024));
     } catch {
       return null;
@@ -113,7 +125,10 @@ export class VmCgroup {
         fs.mkdirSync(dir, { recursive: true });
         write(path.join(dir, 'memory.max'), memoryBytes);
         if (fs.existsSync(path.join(dir, 'memory.swap.max'))) write(path.join(dir, 'memory.swap.max'), '0');
-        write(path.join(dir, 'cpu.max'), `${Math.round((limits.cpuMillicores * CPU_PERIOD_US) / 1000)} ${CPU_PERIOD_US}`);
+        write(
+          path.join(dir, 'cpu.max'),
+          `${Math.round((limits.cpuMillicores * CPU_PERIOD_US) / 1000)} ${CPU_PERIOD_US}`,
+        );
         write(path.join(dir, 'pids.max'), String(limits.pidsMax));
         if (fs.existsSync(path.join(dir, 'io.weight'))) write(path.join(dir, 'io.weight'), `default ${IO_WEIGHT}`);
         return;
@@ -137,7 +152,10 @@ export class VmCgroup {
     } catch (err) {
       this.removeDirs();
       if (err instanceof CapsuleError) throw err;
-      throw new CapsuleError(ErrorCode.JAIL_FAILED, `could not create the VM's cgroup: ${(err as Error).message}`, { step: 'jail: cgroup', cause: err });
+      throw new CapsuleError(ErrorCode.JAIL_FAILED, `could not create the VM's cgroup: ${(err as Error).message}`, {
+        step: 'jail: cgroup',
+        cause: err,
+      });
     }
   }
 
@@ -146,7 +164,13 @@ export class VmCgroup {
     const root = this.unifiedRoot!;
     const enable = (at: string): void => {
       const available = fs.readFileSync(path.join(at, 'cgroup.controllers'), 'utf8').split(/\s+/);
-      write(path.join(at, 'cgroup.subtree_control'), ['memory', 'cpu', 'pids', 'io'].filter((c) => available.includes(c)).map((c) => `+${c}`).join(' '));
+      write(
+        path.join(at, 'cgroup.subtree_control'),
+        ['memory', 'cpu', 'pids', 'io']
+          .filter((c) => available.includes(c))
+          .map((c) => `+${c}`)
+          .join(' '),
+      );
     };
     let at = root;
     enable(at);

@@ -53,21 +53,35 @@ export class Jailer {
 
   static create(settings: JailSettings, log: Logger): Jailer {
     if (settings.unsafeNoJail) {
-      log.warn('!!! CAPSULE_UNSAFE_NO_JAIL=1: QEMU runs WITHOUT a jail, as the server user, with no cgroup limits. A guest that escapes QEMU owns this host and every tenant. Development only. !!!');
+      log.warn(
+        '!!! CAPSULE_UNSAFE_NO_JAIL=1: QEMU runs WITHOUT a jail, as the server user, with no cgroup limits. A guest that escapes QEMU owns this host and every tenant. Development only. !!!',
+      );
       return new Jailer(true, settings, null, null, null, null);
     }
     try {
-      if (process.getuid?.() !== 0) throw new Error('the server is not running as root, which making a jail needs (or set CAPSULE_UNSAFE_NO_JAIL=1 for development)');
+      if (process.getuid?.() !== 0)
+        throw new Error(
+          'the server is not running as root, which making a jail needs (or set CAPSULE_UNSAFE_NO_JAIL=1 for development)',
+        );
       fs.mkdirSync(JAIL_MOUNTPOINT, { recursive: true, mode: 0o755 });
       const root = prepareQemuRoot(settings.qemuBinary, path.join(settings.cacheDir, 'jail'));
       const cgroups = Cgroups.detect(settings.cgroupMount);
       const uids = new UidPool(settings.uidRange, settings.dataDir);
-      log.info('jail: every QEMU runs as its own uid, chrooted in a private mount namespace, in its own cgroup', { uidRange: `${settings.uidRange.first}-${settings.uidRange.last}`, cgroup: `v${cgroups.version}`, qemuRoot: root.dir });
+      log.info('jail: every QEMU runs as its own uid, chrooted in a private mount namespace, in its own cgroup', {
+        uidRange: `${settings.uidRange.first}-${settings.uidRange.last}`,
+        cgroup: `v${cgroups.version}`,
+        qemuRoot: root.dir,
+      });
       return new Jailer(false, settings, root, cgroups, uids, null);
     } catch (err) {
       // QEMU missing keeps its own code (VMM_UNAVAILABLE: install it); anything else is the jail's
       const cause = err instanceof CapsuleError && err.code !== ErrorCode.JAIL_FAILED ? err : null;
-      const unavailable = cause ?? new CapsuleError(ErrorCode.JAIL_FAILED, `cannot jail QEMU: ${(err as Error).message}`, { step: 'jail', cause: err });
+      const unavailable =
+        cause ??
+        new CapsuleError(ErrorCode.JAIL_FAILED, `cannot jail QEMU: ${(err as Error).message}`, {
+          step: 'jail',
+          cause: err,
+        });
       log.error('jail unavailable: every launch will fail until this is fixed', { reason: unavailable.message });
       return new Jailer(false, settings, null, null, null, unavailable);
     }
@@ -79,9 +93,16 @@ export class Jailer {
    */
   forVm(tenant: string, owner: string, uid?: number): VmJail | null {
     if (this.unsafe) return null;
-    if (this.unavailable || !this.root || !this.cgroups || !this.uids) throw this.unavailable ?? new Error('jail not set up');
+    if (this.unavailable || !this.root || !this.cgroups || !this.uids)
+      throw this.unavailable ?? new Error('jail not set up');
     const claimed = uid ?? this.uids.claim(owner);
-    return new VmJail(claimed, uid === undefined ? () => this.uids!.release(claimed, owner) : () => undefined, this.cgroupOf({ tenantId: tenant, jailUid: claimed })!, this.root, this.settings);
+    return new VmJail(
+      claimed,
+      uid === undefined ? () => this.uids!.release(claimed, owner) : () => undefined,
+      this.cgroupOf({ tenantId: tenant, jailUid: claimed })!,
+      this.root,
+      this.settings,
+    );
   }
 
   /** The cgroup of a MicroVM with a recorded uid (a re-adopted QEMU's, a dead one's leftovers); null without. */
@@ -137,6 +158,10 @@ export class VmJail {
   }
 
   command(plan: Omit<JailPlan, 'uid' | 'gid' | 'cgroupProcs'>, qemuArgs: string[]): [string, string[]] {
-    return jailedCommand(this.root, { ...plan, uid: this.uid, gid: this.gid, cgroupProcs: this.cgroup.procsFiles() }, qemuArgs);
+    return jailedCommand(
+      this.root,
+      { ...plan, uid: this.uid, gid: this.gid, cgroupProcs: this.cgroup.procsFiles() },
+      qemuArgs,
+    );
   }
 }

@@ -22,7 +22,17 @@ fs.mkdirSync(runDir, { recursive: true });
 fs.chownSync(runDir, uid, uid);
 
 function plan(overrides: Partial<JailPlan> = {}): JailPlan {
-  return { uid, gid: uid, cgroupProcs: [], readOnly: [shared], writable: [runDir], kvm: false, isDirectory: (p) => p === runDir, fstabPath: path.join(work, 'vm', 'jail.fstab'), ...overrides };
+  return {
+    uid,
+    gid: uid,
+    cgroupProcs: [],
+    readOnly: [shared],
+    writable: [runDir],
+    kvm: false,
+    isDirectory: (p) => p === runDir,
+    fstabPath: path.join(work, 'vm', 'jail.fstab'),
+    ...overrides,
+  };
 }
 
 function runJailed(binary: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
@@ -32,7 +42,7 @@ function runJailed(binary: string, args: string[]): { status: number | null; std
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-test('the program runs as the VM\'s uid and gid, with no supplementary groups', () => {
+test("the program runs as the VM's uid and gid, with no supplementary groups", () => {
   const r = runJailed('/usr/bin/id', []);
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.trim(), `uid=${uid} gid=${uid} groups=${uid}`);
@@ -42,7 +52,11 @@ test('its root holds only the program, its libraries, the device nodes and the f
   const r = runJailed('/usr/bin/ls', ['-A', '/', work, path.join(work, 'vm'), '/dev']);
   assert.equal(r.status, 0, r.stderr);
   const listing = r.stdout;
-  assert.match(listing, new RegExp(`^${work}:\\nshared\\.img\\nvm\\n`, 'm'), 'no admin-key, no roots dir: only what was bound');
+  assert.match(
+    listing,
+    new RegExp(`^${work}:\\nshared\\.img\\nvm\\n`, 'm'),
+    'no admin-key, no roots dir: only what was bound',
+  );
   assert.match(listing, new RegExp(`^${path.join(work, 'vm')}:\\nrun\\n`, 'm'), 'not even its own fstab');
   assert.match(listing, /^\/dev:\nnull\nurandom\n/m);
   assert.doesNotMatch(listing, /^etc$/m);

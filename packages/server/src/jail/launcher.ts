@@ -75,21 +75,50 @@ export function jailedCommand(root: QemuRoot, plan: JailPlan, qemuArgs: string[]
   const devices = plan.netns ? [...DEVICES, TUN] : DEVICES;
   const binds = [
     // QEMU's root: /usr, and the host's top-level links into it (/lib -> usr/lib) as binds of their targets
-    ...root.entries.map((e) => ({ from: e.link ? path.resolve(root.dir, e.link) : `${root.dir}/${e.name}`, to: `/${e.name}`, ro: true, dir: true })),
+    ...root.entries.map((e) => ({
+      from: e.link ? path.resolve(root.dir, e.link) : `${root.dir}/${e.name}`,
+      to: `/${e.name}`,
+      ro: true,
+      dir: true,
+    })),
     ...devices.map((d) => ({ from: d, to: d, ro: false, dir: false })),
     ...plan.readOnly.map((p) => ({ from: p, to: p, ro: true, dir: plan.isDirectory(p) })),
     ...plan.writable.map((p) => ({ from: p, to: p, ro: false, dir: plan.isDirectory(p) })),
   ];
   const dirs = new Set<string>(['/dev']);
   for (const b of binds) dirs.add(b.dir ? b.to : parentOf(b.to));
-  for (const p of [...dirs, ...binds.map((b) => b.to)]) if (p.includes('\n')) throw new Error(`a path with a newline cannot be jailed: ${JSON.stringify(p)}`);
+  for (const p of [...dirs, ...binds.map((b) => b.to)])
+    if (p.includes('\n')) throw new Error(`a path with a newline cannot be jailed: ${JSON.stringify(p)}`);
   // one mkdir for all (paths inside the jail, one per line), the mountpoints of files, one mount -a
   items.push('dirs', [...dirs].map((d) => `${JAIL_MOUNTPOINT}${d}`).join('\n'));
   for (const b of binds) if (!b.dir) items.push('file', b.to);
-  fs.writeFileSync(plan.fstabPath, binds.map((b) => `${fstabField(b.from)} ${fstabField(JAIL_MOUNTPOINT + b.to)} none ${b.ro ? 'bind,ro' : 'bind'} 0 0\n`).join(''), { mode: 0o600 });
+  fs.writeFileSync(
+    plan.fstabPath,
+    binds
+      .map((b) => `${fstabField(b.from)} ${fstabField(JAIL_MOUNTPOINT + b.to)} none ${b.ro ? 'bind,ro' : 'bind'} 0 0\n`)
+      .join(''),
+    { mode: 0o600 },
+  );
   items.push('binds', plan.fstabPath);
   if (plan.kvm) items.push('dev', '/dev/kvm', '10', '232', '0600');
-  const launcher = ['unshare', '--mount', '--propagation', 'private', '--', '/bin/sh', '-c', LAUNCHER, 'capsule-jail', JAIL_MOUNTPOINT, String(plan.uid), String(plan.gid), ...items, '--', root.binary, ...qemuArgs];
+  const launcher = [
+    'unshare',
+    '--mount',
+    '--propagation',
+    'private',
+    '--',
+    '/bin/sh',
+    '-c',
+    LAUNCHER,
+    'capsule-jail',
+    JAIL_MOUNTPOINT,
+    String(plan.uid),
+    String(plan.gid),
+    ...items,
+    '--',
+    root.binary,
+    ...qemuArgs,
+  ];
   if (!plan.netns) return [launcher[0], launcher.slice(1)];
   return ['nsenter', [`--net=${netnsPath(plan.netns.name)}`, '--', ...launcher]];
 }

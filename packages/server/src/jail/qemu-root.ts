@@ -5,14 +5,24 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { findExecutable, qemuMissing } from '../vmm/qemu-command.js';
+import { findExecutable, qemuMissing } from '../executables.js';
 
 /**
  * The x86 firmware a microvm reads, looked up in Debian's QEMU firmware path (seen with strace:
  * /usr/share/seabios/bios-microvm.bin, /usr/share/qemu/linuxboot_dma.bin) with its kin.
  */
 const FIRMWARE_DIRS = ['/usr/share/qemu', '/usr/share/seabios'];
-const FIRMWARE = ['bios-microvm.bin', 'qboot.rom', 'bios.bin', 'linuxboot.bin', 'linuxboot_dma.bin', 'pvh.bin', 'multiboot.bin', 'multiboot_dma.bin', 'kvmvapic.bin'];
+const FIRMWARE = [
+  'bios-microvm.bin',
+  'qboot.rom',
+  'bios.bin',
+  'linuxboot.bin',
+  'linuxboot_dma.bin',
+  'pvh.bin',
+  'multiboot.bin',
+  'multiboot_dma.bin',
+  'kvmvapic.bin',
+];
 
 export interface QemuRoot {
   /** The directory to bind-mount: it holds `usr/` and the host's top-level links into it (lib, lib64). */
@@ -79,7 +89,11 @@ function isLink(p: string): boolean {
 export function prepareQemuRoot(qemuCommand: string, baseDir: string): QemuRoot {
   const binary = findExecutable(qemuCommand);
   if (!binary) throw qemuMissing(qemuCommand);
-  const files = [binary, ...sharedLibraries(binary), ...FIRMWARE_DIRS.flatMap((dir) => FIRMWARE.map((f) => path.join(dir, f))).filter((f) => fs.existsSync(f))];
+  const files = [
+    binary,
+    ...sharedLibraries(binary),
+    ...FIRMWARE_DIRS.flatMap((dir) => FIRMWARE.map((f) => path.join(dir, f))).filter((f) => fs.existsSync(f)),
+  ];
   const hash = createHash('sha256');
   for (const f of files) {
     const st = fs.statSync(f);
@@ -103,9 +117,12 @@ export function prepareQemuRoot(qemuCommand: string, baseDir: string): QemuRoot 
     const cutoffMs = Date.now() - 24 * 3600_000;
     for (const old of fs.readdirSync(baseDir)) {
       const oldDir = path.join(baseDir, old);
-      if (old.startsWith('qemu-') && oldDir !== dir && fs.statSync(oldDir).mtimeMs < cutoffMs) fs.rmSync(oldDir, { recursive: true, force: true });
+      if (old.startsWith('qemu-') && oldDir !== dir && fs.statSync(oldDir).mtimeMs < cutoffMs)
+        fs.rmSync(oldDir, { recursive: true, force: true });
     }
   }
-  const entries = fs.readdirSync(dir).map((name) => ({ name, link: isLink(path.join(dir, name)) ? fs.readlinkSync(path.join(dir, name)) : null }));
+  const entries = fs
+    .readdirSync(dir)
+    .map((name) => ({ name, link: isLink(path.join(dir, name)) ? fs.readlinkSync(path.join(dir, name)) : null }));
   return { dir, binary, entries };
 }

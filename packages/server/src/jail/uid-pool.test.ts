@@ -17,7 +17,8 @@ fs.mkdirSync(dataB);
 
 test('CAPSULE_UID_RANGE is FIRST-LAST, never reaching system uids or root', () => {
   assert.deepEqual(parseUidRange('200000-264999'), { first: 200000, last: 264999 });
-  for (const bad of ['0-100', '999-2000', '5000-4000', 'abc', '200000', '-1-5']) assert.throws(() => parseUidRange(bad), /CAPSULE_UID_RANGE/);
+  for (const bad of ['0-100', '999-2000', '5000-4000', 'abc', '200000', '-1-5'])
+    assert.throws(() => parseUidRange(bad), /CAPSULE_UID_RANGE/);
 });
 
 test('two servers on one machine never get the same uid, and a full range says so', () => {
@@ -26,7 +27,10 @@ test('two servers on one machine never get the same uid, and a full range says s
   const b = new UidPool({ first: 300000, last: 300002 }, dataB, claims);
   const got = [a.claim('vm-1'), b.claim('vm-2'), a.claim('vm-3')];
   assert.equal(new Set(got).size, 3);
-  assert.throws(() => b.claim('vm-4'), (err: unknown) => err instanceof CapsuleError && err.code === 'JAIL_FAILED' && /no free uid/.test(err.message));
+  assert.throws(
+    () => b.claim('vm-4'),
+    (err: unknown) => err instanceof CapsuleError && err.code === 'JAIL_FAILED' && /no free uid/.test(err.message),
+  );
   // only the holder frees it
   b.release(got[0], 'vm-1');
   assert.throws(() => b.claim('vm-4'));

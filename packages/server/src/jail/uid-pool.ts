@@ -24,7 +24,13 @@ interface Claim {
 export function parseUidRange(setting: string): UidRange {
   const m = /^\s*(\d+)\s*[-–]\s*(\d+)\s*$/.exec(setting);
   const [first, last] = m ? [Number(m[1]), Number(m[2])] : [NaN, NaN];
-  if (!Number.isSafeInteger(first) || !Number.isSafeInteger(last) || first < 1000 || last < first || last > 4_294_967_294) {
+  if (
+    !Number.isSafeInteger(first) ||
+    !Number.isSafeInteger(last) ||
+    first < 1000 ||
+    last < first ||
+    last > 4_294_967_294
+  ) {
     throw new Error(`CAPSULE_UID_RANGE must be FIRST-LAST with 1000 <= FIRST <= LAST, got "${setting}"`);
   }
   return { first, last };
@@ -47,7 +53,10 @@ export class UidPool {
       const uid = this.range.first + ((start + i) % size);
       if (this.tryClaim(uid, owner)) return uid;
     }
-    throw new CapsuleError(ErrorCode.JAIL_FAILED, `no free uid in CAPSULE_UID_RANGE ${this.range.first}-${this.range.last}: every one is held by a VM`);
+    throw new CapsuleError(
+      ErrorCode.JAIL_FAILED,
+      `no free uid in CAPSULE_UID_RANGE ${this.range.first}-${this.range.last}: every one is held by a VM`,
+    );
   }
 
   /** Take back a recorded uid after a restart or reboot; false if it is in the range no more or someone else holds it. */
@@ -75,7 +84,10 @@ export class UidPool {
 
   private tryClaim(uid: number, owner: string): boolean {
     try {
-      fs.writeFileSync(this.claimFile(uid), JSON.stringify({ dataDir: this.dataDir, owner } satisfies Claim), { flag: 'wx', mode: 0o600 });
+      fs.writeFileSync(this.claimFile(uid), JSON.stringify({ dataDir: this.dataDir, owner } satisfies Claim), {
+        flag: 'wx',
+        mode: 0o600,
+      });
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;

@@ -11,7 +11,8 @@ import type { MicroVMRecord } from '../store/types.js';
 import type { AcceleratorDecision } from '../vmm/accelerator.js';
 import { hostLaunchOptions, Machine, RESTORE_LOAD, type LaunchOptions, type RestoreSource } from '../vmm/machine.js';
 import type { Jailer } from '../jail/jailer.js';
-import { startApp, type LaunchSource } from './launch-source.js';
+import type { LaunchSource } from './launch-source.js';
+import { startApp } from '../images/app-start.js';
 
 export interface BootDeps {
   config: CapsuleConfig;
@@ -22,8 +23,14 @@ export interface BootDeps {
   vmsDir: string;
 }
 
-export function launchOptions(deps: BootDeps, record: MicroVMRecord, source: LaunchSource, netns: string): LaunchOptions {
-  if (!deps.jailer.unsafe && record.jailUid === null) throw new Error(`MicroVM ${record.id} has no uid of its own to run as`);
+export function launchOptions(
+  deps: BootDeps,
+  record: MicroVMRecord,
+  source: LaunchSource,
+  netns: string,
+): LaunchOptions {
+  if (!deps.jailer.unsafe && record.jailUid === null)
+    throw new Error(`MicroVM ${record.id} has no uid of its own to run as`);
   return {
     ...hostLaunchOptions(deps.config, source.runtime),
     baseDisk: source.image?.layerPath,
@@ -38,10 +45,17 @@ export function launchOptions(deps: BootDeps, record: MicroVMRecord, source: Lau
   };
 }
 
-export async function startMachine(deps: BootDeps, record: MicroVMRecord, source: LaunchSource, netns: string, runHookPayload?: string): Promise<{ machine: Machine; launchedFrom: 'boot' | 'snapshot' }> {
+export async function startMachine(
+  deps: BootDeps,
+  record: MicroVMRecord,
+  source: LaunchSource,
+  netns: string,
+  runHookPayload?: string,
+): Promise<{ machine: Machine; launchedFrom: 'boot' | 'snapshot' }> {
   const { image, runtime } = source;
   const options = launchOptions(deps, record, source, netns);
-  const shaped = <T extends { vcpuCount: number; memoryMib: number }>(s: T | null | undefined): T | null => (s && s.vcpuCount === record.vcpuCount && s.memoryMib === record.memoryMib ? s : null);
+  const shaped = <T extends { vcpuCount: number; memoryMib: number }>(s: T | null | undefined): T | null =>
+    s && s.vcpuCount === record.vcpuCount && s.memoryMib === record.memoryMib ? s : null;
   const imageSnapshot = shaped(image?.snapshot);
   const runtimeSnapshot = image ? null : (deps.snapshots?.get(runtime.name, record) ?? null);
   if (runtimeSnapshot) deps.snapshots?.touch(runtimeSnapshot);
@@ -54,8 +68,17 @@ export async function startMachine(deps: BootDeps, record: MicroVMRecord, source
       launchedFrom = 'snapshot';
     } catch (err) {
       // If a runtime snapshot's files no longer verify, discard it and rebuild it in the background.
-      const snapshotAtFault = runtimeSnapshot !== null && err instanceof CapsuleError && err.step === RESTORE_LOAD && !deps.snapshots!.verify(runtimeSnapshot);
-      deps.log.warn('restore from ready snapshot failed; cold booting', { id: record.id, snapshot: runtimeSnapshot?.key ?? `${record.imageName}:${record.imageVersion}`, snapshotAtFault, error: String((err as Error).message) });
+      const snapshotAtFault =
+        runtimeSnapshot !== null &&
+        err instanceof CapsuleError &&
+        err.step === RESTORE_LOAD &&
+        !deps.snapshots!.verify(runtimeSnapshot);
+      deps.log.warn('restore from ready snapshot failed; cold booting', {
+        id: record.id,
+        snapshot: runtimeSnapshot?.key ?? `${record.imageName}:${record.imageVersion}`,
+        snapshotAtFault,
+        error: String((err as Error).message),
+      });
       if (snapshotAtFault) deps.snapshots!.invalidate(runtimeSnapshot);
       machine = await Machine.launch(options);
       if (snapshotAtFault) void deps.snapshots!.ensure(runtime.name, record);
@@ -67,7 +90,8 @@ export async function startMachine(deps: BootDeps, record: MicroVMRecord, source
   }
   if (image) {
     try {
-      if (launchedFrom === 'boot') await startApp(machine.agent, image.record.plan, record.env, deps.config.appReadyTimeoutMs);
+      if (launchedFrom === 'boot')
+        await startApp(machine.agent, image.record.plan, record.env, deps.config.appReadyTimeoutMs);
       await notifyHook(machine.agent, image.record.plan, 'run', deps.log, record.id, runHookPayload);
     } catch (err) {
       await machine.stop().catch(() => undefined);

@@ -62,7 +62,10 @@ export class DiskPauses {
   private pause(id: string, machine: Machine): void {
     if (this.paused.has(id)) return;
     this.paused.set(id, { machine, sinceMs: Date.now() });
-    this.log.error('MicroVM paused: the host disk is full under its disk; it continues once space is freed', { id, ...this.disk.shortfall() });
+    this.log.error('MicroVM paused: the host disk is full under its disk; it continues once space is freed', {
+      id,
+      ...this.disk.shortfall(),
+    });
     this.timer ??= setInterval(() => void this.retry(), CHECK_INTERVAL_MS).unref();
   }
 
@@ -81,7 +84,11 @@ export class DiskPauses {
         this.paused.delete(id);
         try {
           const continued = await machine.continueAfterDiskFull();
-          this.log.info('MicroVM continued: the host disk has room again', { id, pausedMs: Date.now() - sinceMs, continued });
+          this.log.info('MicroVM continued: the host disk has room again', {
+            id,
+            pausedMs: Date.now() - sinceMs,
+            continued,
+          });
         } catch (err) {
           this.log.warn('could not continue a MicroVM paused by a full disk', { id, error: (err as Error).message });
         }

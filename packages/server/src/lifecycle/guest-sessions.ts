@@ -3,7 +3,7 @@
 // activity while it lasts (the VM is not idle), and is measured.
 import type { Duplex } from 'node:stream';
 import type { ExecRequest, PtySize } from '@capsule/protocol';
-import type { Metrics } from '../api/metrics.js';
+import type { Metrics } from '../observability/metrics.js';
 import { DirectConnector } from '../network/direct-connect.js';
 import type { VmNetworks } from '../network/vm-networks.js';
 import type { MicroVMRecord } from '../store/types.js';
@@ -52,7 +52,10 @@ export class GuestSessions {
         if (!request.background) this.deps.activity.end(id);
       });
     void handle.result.then(
-      (outcome) => this.deps.metrics.execs.inc({ outcome: request.background ? 'background' : outcome.signal ? 'signal' : 'exit' }),
+      (outcome) =>
+        this.deps.metrics.execs.inc({
+          outcome: request.background ? 'background' : outcome.signal ? 'signal' : 'exit',
+        }),
       () => this.deps.metrics.execs.inc({ outcome: 'error' }),
     );
     return handle;

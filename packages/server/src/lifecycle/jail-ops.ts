@@ -12,7 +12,12 @@ import type { Machine } from '../vmm/machine.js';
  * A suspended VM from before jails (no uid of its own), or one whose uid another server took while the
  * machine was down: a new uid, and its disk (and only its disk) given to it.
  */
-export async function ensureUid(jailer: Jailer, store: Store, record: MicroVMRecord, diskPath: string): Promise<MicroVMRecord> {
+export async function ensureUid(
+  jailer: Jailer,
+  store: Store,
+  record: MicroVMRecord,
+  diskPath: string,
+): Promise<MicroVMRecord> {
   if (jailer.unsafe || record.jailUid !== null) return record;
   const jailUid = jailer.claimUid(record.id)!;
   const dir = path.dirname(diskPath);

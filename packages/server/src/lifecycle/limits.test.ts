@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CapsuleError } from '@capsule/protocol';
-import { LaunchRate, SessionLimits, TokenBuckets, DEFAULT_API_LIMITS } from './limits.js';
+import type { CapsuleError } from '@capsule/protocol';
+import { LaunchRate, SessionLimits, TokenBuckets } from './limits.js';
+import { DEFAULT_API_LIMITS } from '../config.js';
 
 test('a token bucket allows its burst, then one per 1/rate seconds, per key', () => {
   let now = 0;
@@ -13,7 +14,11 @@ test('a token bucket allows its burst, then one per 1/rate seconds, per key', ()
   assert.equal(buckets.take('a'), null);
   assert.ok((buckets.take('a') ?? 0) > 0);
   now += 60_000;
-  assert.deepEqual([buckets.take('a'), buckets.take('a'), buckets.take('a'), buckets.take('a') !== null], [null, null, null, true], 'refills to the burst, no further');
+  assert.deepEqual(
+    [buckets.take('a'), buckets.take('a'), buckets.take('a'), buckets.take('a') !== null],
+    [null, null, null, true],
+    'refills to the burst, no further',
+  );
 });
 
 test('LaunchRate: RATE_LIMITED with a whole number of seconds to wait', () => {

@@ -3,35 +3,7 @@
 // One tenant with a valid key cannot take the server's capacity from the others; server-wide header and
 // request deadlines and a connection cap keep slow clients (slowloris) from holding the server.
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
-
-export interface ApiLimits {
-  /** Launches (and resumes) a tenant may start per second, sustained, and in one burst. */
-  launchesPerSecond: number;
-  launchBurst: number;
-  /** Exec and shell sessions open at once. */
-  sessionsPerVm: number;
-  sessionsPerTenant: number;
-  /** Endpoint connections (proxied TCP streams) open at once. */
-  tunnelsPerVm: number;
-  tunnelsPerTenant: number;
-  /** Server-wide, against slow clients: whole headers within this long, a whole request (body included) within `requestTimeoutMs`. */
-  headersTimeoutMs: number;
-  requestTimeoutMs: number;
-  /** Connections the API server holds at once. */
-  maxConnections: number;
-}
-
-export const DEFAULT_API_LIMITS: ApiLimits = {
-  launchesPerSecond: 10,
-  launchBurst: 20,
-  sessionsPerVm: 64,
-  sessionsPerTenant: 512,
-  tunnelsPerVm: 512,
-  tunnelsPerTenant: 4096,
-  headersTimeoutMs: 20_000,
-  requestTimeoutMs: 30 * 60_000,
-  maxConnections: 16_384,
-};
+import type { ApiLimits } from '../config.js';
 
 /** Tokens refill at `ratePerSecond` up to `burst`; each key (tenant) has its own bucket. */
 export class TokenBuckets {
@@ -60,7 +32,8 @@ export class TokenBuckets {
 
   /** A full bucket is what a new key gets anyway: forget those, so idle tenants cost nothing. */
   private prune(now: number): void {
-    for (const [key, b] of this.buckets) if (b.tokens + ((now - b.atMs) / 1000) * this.ratePerSecond >= this.burst) this.buckets.delete(key);
+    for (const [key, b] of this.buckets)
+      if (b.tokens + ((now - b.atMs) / 1000) * this.ratePerSecond >= this.burst) this.buckets.delete(key);
   }
 }
 
@@ -73,12 +46,17 @@ export class SessionLimits {
   constructor(private readonly limits: ApiLimits) {}
 
   acquire(tenantId: string, vmId: string, kind: SessionKind): () => void {
-    const [perVm, perTenant] = kind === 'session' ? [this.limits.sessionsPerVm, this.limits.sessionsPerTenant] : [this.limits.tunnelsPerVm, this.limits.tunnelsPerTenant];
+    const [perVm, perTenant] =
+      kind === 'session'
+        ? [this.limits.sessionsPerVm, this.limits.sessionsPerTenant]
+        : [this.limits.tunnelsPerVm, this.limits.tunnelsPerTenant];
     const vmKey = `${kind}:vm:${vmId}`;
     const tenantKey = `${kind}:tenant:${tenantId}`;
     const what = kind === 'session' ? 'exec and shell sessions' : 'endpoint connections';
-    if (this.count(vmKey) >= perVm) throw limited(`MicroVM ${vmId} already has ${perVm} ${what} open`, { limit: perVm, scope: 'microvm' });
-    if (this.count(tenantKey) >= perTenant) throw limited(`tenant ${tenantId} already has ${perTenant} ${what} open`, { limit: perTenant, scope: 'tenant' });
+    if (this.count(vmKey) >= perVm)
+      throw limited(`MicroVM ${vmId} already has ${perVm} ${what} open`, { limit: perVm, scope: 'microvm' });
+    if (this.count(tenantKey) >= perTenant)
+      throw limited(`tenant ${tenantId} already has ${perTenant} ${what} open`, { limit: perTenant, scope: 'tenant' });
     this.add(vmKey, 1);
     this.add(tenantKey, 1);
     let released = false;
@@ -117,6 +95,10 @@ export class LaunchRate {
     const waitMs = this.buckets.take(tenantId);
     if (waitMs === null) return;
     const retryAfterSeconds = Math.max(1, Math.ceil(waitMs / 1000));
-    throw new CapsuleError(ErrorCode.RATE_LIMITED, `too many launches: ${action} refused for tenant ${tenantId}; retry in ${retryAfterSeconds} s`, { details: { retryAfterSeconds } });
+    throw new CapsuleError(
+      ErrorCode.RATE_LIMITED,
+      `too many launches: ${action} refused for tenant ${tenantId}; retry in ${retryAfterSeconds} s`,
+      { details: { retryAfterSeconds } },
+    );
   }
 }

@@ -21,7 +21,8 @@ export class LostVms {
       if (record && record.state !== 'TERMINATED' && record.state !== 'FAILED') await this.fail(id, failureReason);
       this.unrecorded.delete(id);
     } catch (err) {
-      if (!this.unrecorded.has(id)) this.log.error('could not record a lost VM yet; retrying', { id, error: (err as Error).message });
+      if (!this.unrecorded.has(id))
+        this.log.error('could not record a lost VM yet; retrying', { id, error: (err as Error).message });
       this.unrecorded.set(id, failureReason);
     }
   }

@@ -3,7 +3,18 @@
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import fs from 'node:fs';
-import { CapsuleError, ErrorCode, resolveNetworkPolicy, type EgressLogEntry, type MicroVMUsage, type ExecRequest, type NetworkPolicyRequest, type PtySize, type MicroVMState, type RunMicroVMRequest } from '@capsule/protocol';
+import {
+  CapsuleError,
+  ErrorCode,
+  resolveNetworkPolicy,
+  type EgressLogEntry,
+  type MicroVMUsage,
+  type ExecRequest,
+  type NetworkPolicyRequest,
+  type PtySize,
+  type MicroVMState,
+  type RunMicroVMRequest,
+} from '@capsule/protocol';
 import type { CapsuleConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import type { RuntimeRegistry } from '../runtimes/registry.js';
@@ -19,9 +30,10 @@ import { QuotaGate } from './quotas.js';
 import { LaunchRate, SessionLimits } from './limits.js';
 import type { DiskReserve } from '../disk-reserve.js';
 import type { StorageMeter } from './storage-quota.js';
-import type { Metrics } from '../api/metrics.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { ImageService } from '../images/image-service.js';
-import { appLogTail, resolveSource } from './launch-source.js';
+import { resolveSource } from './launch-source.js';
+import { appLogTail } from '../images/app-start.js';
 import { pendingRecord } from './records.js';
 import { notifyHook } from '../images/hooks.js';
 import { recoverMicroVMs, suspendDirOf, suspendFilesOf, type SuspendFiles } from './recovery.js';
@@ -95,7 +107,17 @@ export class MicroVMService {
     this.losses = new LostVms(deps.store, deps.log, (id, reason) => this.fail(id, reason));
     this.bootDeps = { ...deps, vmsDir: this.vmsDir };
     this.netDeps = { networks: deps.networks, store: deps.store, privateAllow: deps.config.egressPrivateAllow };
-    this.sweeper = new PolicySweeper(deps.store, this.activity, { retry: () => this.losses.retry(), isBusy: (id) => this.busy.has(id), suspend: (t, id) => this.suspend(t, id), terminate: (t, id) => this.terminate(t, id) }, deps.log);
+    this.sweeper = new PolicySweeper(
+      deps.store,
+      this.activity,
+      {
+        retry: () => this.losses.retry(),
+        isBusy: (id) => this.busy.has(id),
+        suspend: (t, id) => this.suspend(t, id),
+        terminate: (t, id) => this.terminate(t, id),
+      },
+      deps.log,
+    );
   }
 
   /** Log lines about one VM carry its id and tenant. */
@@ -112,7 +134,11 @@ export class MicroVMService {
   }
 
   private async exclusive<T>(id: string, action: string, fn: () => Promise<T>): Promise<T> {
-    if (this.busy.has(id)) throw new CapsuleError(ErrorCode.INVALID_STATE, `cannot ${action} MicroVM ${id}: another suspend or resume of it is in progress`);
+    if (this.busy.has(id))
+      throw new CapsuleError(
+        ErrorCode.INVALID_STATE,
+        `cannot ${action} MicroVM ${id}: another suspend or resume of it is in progress`,
+      );
     const run = fn();
     this.busy.set(id, run);
     try {
@@ -139,7 +165,10 @@ export class MicroVMService {
       await this.transition(record, 'SUSPENDING', 'suspend');
       if (!machine) {
         await this.fail(id, 'no VM process was found to suspend');
-        throw new CapsuleError(ErrorCode.SUSPEND_FAILED, `cannot suspend MicroVM ${id}: its VM process is gone; it is now FAILED`);
+        throw new CapsuleError(
+          ErrorCode.SUSPEND_FAILED,
+          `cannot suspend MicroVM ${id}: its VM process is gone; it is now FAILED`,
+        );
       }
       const dir = this.suspendDirOf(id);
       // root's: a jailed QEMU sees only its own files, bind-mounted, never these directories
@@ -152,19 +181,32 @@ export class MicroVMService {
       } catch (err) {
         if (machine.isRunning) {
           await this.deps.store.transition(id, 'SUSPENDING', 'RUNNING');
-          throw new CapsuleError(ErrorCode.SUSPEND_FAILED, `could not suspend MicroVM ${id}; it is still RUNNING: ${(err as Error).message}`, { cause: err });
+          throw new CapsuleError(
+            ErrorCode.SUSPEND_FAILED,
+            `could not suspend MicroVM ${id}; it is still RUNNING: ${(err as Error).message}`,
+            { cause: err },
+          );
         }
         this.forgetMachine(id);
         await machine.stop().catch(() => undefined); // its exit may not have been seen yet: nothing else will clean up
         await this.fail(id, `suspend failed after the VM stopped: ${(err as Error).message}`);
-        throw new CapsuleError(ErrorCode.SUSPEND_FAILED, `could not suspend MicroVM ${id}: ${(err as Error).message}`, { cause: err });
+        throw new CapsuleError(ErrorCode.SUSPEND_FAILED, `could not suspend MicroVM ${id}: ${(err as Error).message}`, {
+          cause: err,
+        });
       }
       this.forgetMachine(id);
       this.deps.storage.forget(record.tenantId); // its memory is on disk now
       await this.deps.networks.release(id, record.netSlot); // a suspended VM holds no namespace
       // RAM pages written vs left to the base snapshot (null: all of RAM was written)
-      this.logOf(record).info('MicroVM suspended', { ramPagesWritten: saved.ram?.pagesKept ?? null, ramPagesFromBase: saved.ram?.pagesDropped ?? null });
-      return (await this.deps.store.transition(id, 'SUSPENDING', 'SUSPENDED', { qemuPid: null, netSlot: null, suspendedAt: new Date().toISOString() }))!;
+      this.logOf(record).info('MicroVM suspended', {
+        ramPagesWritten: saved.ram?.pagesKept ?? null,
+        ramPagesFromBase: saved.ram?.pagesDropped ?? null,
+      });
+      return (await this.deps.store.transition(id, 'SUSPENDING', 'SUSPENDED', {
+        qemuPid: null,
+        netSlot: null,
+        suspendedAt: new Date().toISOString(),
+      }))!;
     });
   }
 
@@ -178,29 +220,56 @@ export class MicroVMService {
     return this.exclusive(id, 'resume', async () => {
       let record = await this.get(tenantId, id);
       assertTransition(id, record.state, 'RUNNING', 'resume');
-      if (record.state !== 'SUSPENDED') throw new CapsuleError(ErrorCode.INVALID_STATE, `cannot resume MicroVM ${id}: it is ${record.state}`);
+      if (record.state !== 'SUSPENDED')
+        throw new CapsuleError(ErrorCode.INVALID_STATE, `cannot resume MicroVM ${id}: it is ${record.state}`);
       const { statePath, diskPath } = this.suspendFilesOf(id);
       const missing = [statePath, diskPath].filter((f) => !fs.existsSync(f));
       if (missing.length > 0) {
         await this.fail(id, `its suspended state is gone (missing ${missing.map((f) => path.basename(f)).join(', ')})`);
-        throw new CapsuleError(ErrorCode.RESUME_FAILED, `cannot resume MicroVM ${id}: its suspended state is missing; it is now FAILED`);
+        throw new CapsuleError(
+          ErrorCode.RESUME_FAILED,
+          `cannot resume MicroVM ${id}: its suspended state is missing; it is now FAILED`,
+        );
       }
       let machine: Machine;
       const release = await this.quotas.admit(record.tenantId, record);
       try {
         record = await ensureUid(this.deps.jailer, this.deps.store, record, diskPath);
-        const source = await resolveSource(this.deps.runtimes, this.deps.images, record.tenantId, record.imageName, record.imageVersion ?? undefined);
-        machine = await withNetwork(this.netDeps, record, (netns) => Machine.launch({ ...launchOptions(this.bootDeps, record, source, netns), restore: { kind: 'suspended', statePath, diskPath } }));
+        const source = await resolveSource(
+          this.deps.runtimes,
+          this.deps.images,
+          record.tenantId,
+          record.imageName,
+          record.imageVersion ?? undefined,
+        );
+        machine = await withNetwork(this.netDeps, record, (netns) =>
+          Machine.launch({
+            ...launchOptions(this.bootDeps, record, source, netns),
+            restore: { kind: 'suspended', statePath, diskPath },
+          }),
+        );
       } catch (err) {
         release();
         if (err instanceof CapsuleError && err.step === RESTORE_LOAD) {
           await this.fail(id, `its suspended state could not be loaded: ${err.message}`);
-          throw new CapsuleError(ErrorCode.RESUME_FAILED, `cannot resume MicroVM ${id}: its suspended state is corrupt; it is now FAILED`, { cause: err });
+          throw new CapsuleError(
+            ErrorCode.RESUME_FAILED,
+            `cannot resume MicroVM ${id}: its suspended state is corrupt; it is now FAILED`,
+            { cause: err },
+          );
         }
-        throw new CapsuleError(ErrorCode.RESUME_FAILED, `could not resume MicroVM ${id}; it is still SUSPENDED and can be resumed again: ${(err as Error).message}`, { cause: err });
+        throw new CapsuleError(
+          ErrorCode.RESUME_FAILED,
+          `could not resume MicroVM ${id}; it is still SUSPENDED and can be resumed again: ${(err as Error).message}`,
+          { cause: err },
+        );
       }
       fs.rmSync(statePath, { force: true }); // stale from now on; the disk stays as the live overlay
-      const running = await this.deps.store.transition(id, 'SUSPENDED', 'RUNNING', { qemuPid: machine.pid, suspendedAt: null, lastActivityAt: new Date().toISOString() });
+      const running = await this.deps.store.transition(id, 'SUSPENDED', 'RUNNING', {
+        qemuPid: machine.pid,
+        suspendedAt: null,
+        lastActivityAt: new Date().toISOString(),
+      });
       release();
       this.activity.touch(id);
       this.adopt(record, machine);
@@ -222,14 +291,25 @@ export class MicroVMService {
 
   /** At start-up: take back what the previous server left (recovery.ts). */
   recover(): Promise<void> {
-    return recoverMicroVMs({ store: this.deps.store, log: this.deps.log, suspendedDir: this.suspendedDir, networks: this.deps.networks, jailer: this.deps.jailer, adopt: (record, machine) => this.adopt(record, machine) });
+    return recoverMicroVMs({
+      store: this.deps.store,
+      log: this.deps.log,
+      suspendedDir: this.suspendedDir,
+      networks: this.deps.networks,
+      jailer: this.deps.jailer,
+      adopt: (record, machine) => this.adopt(record, machine),
+    });
   }
 
   async run(tenantId: string, request: RunMicroVMRequest): Promise<MicroVMRecord> {
     this.launchRate.check(tenantId, 'launch');
     this.deps.disk.check('launch a MicroVM');
     await this.deps.storage.check(tenantId, 'launch a MicroVM'); // its disk overlay grows from here
-    return this.deps.metrics.time(this.deps.metrics.launchSeconds, () => this.launch(tenantId, request), (vm) => ({ launched_from: vm.launchedFrom ?? 'none' }));
+    return this.deps.metrics.time(
+      this.deps.metrics.launchSeconds,
+      () => this.launch(tenantId, request),
+      (vm) => ({ launched_from: vm.launchedFrom ?? 'none' }),
+    );
   }
 
   private async launch(tenantId: string, request: RunMicroVMRequest): Promise<MicroVMRecord> {
@@ -239,7 +319,10 @@ export class MicroVMService {
     const plan = image?.record.plan;
     const maximumDurationSeconds = request.maximumDurationSeconds ?? config.maxDurationCapSeconds;
     if (maximumDurationSeconds > config.maxDurationCapSeconds) {
-      throw new CapsuleError(ErrorCode.VALIDATION_FAILED, `maximumDurationSeconds ${maximumDurationSeconds} exceeds the cap of ${config.maxDurationCapSeconds}`);
+      throw new CapsuleError(
+        ErrorCode.VALIDATION_FAILED,
+        `maximumDurationSeconds ${maximumDurationSeconds} exceeds the cap of ${config.maxDurationCapSeconds}`,
+      );
     }
     const network = resolveNetworkPolicy(request.network ?? { egress: 'none' });
     checkTenantPolicy(network, config.egressPrivateAllow);
@@ -277,10 +360,16 @@ export class MicroVMService {
     let launchedFrom: 'boot' | 'snapshot';
     try {
       if (jailError) throw jailError;
-      ({ machine, launchedFrom } = await withNetwork(this.netDeps, record, (netns) => startMachine(this.bootDeps, record, source, netns, request.runHookPayload)));
+      ({ machine, launchedFrom } = await withNetwork(this.netDeps, record, (netns) =>
+        startMachine(this.bootDeps, record, source, netns, request.runHookPayload),
+      ));
     } catch (err) {
       const reason = err instanceof CapsuleError ? `${err.code}: ${err.message}` : String(err);
-      await store.transition(id, ['PENDING', 'TERMINATING'], 'FAILED', { failureReason: reason, qemuPid: null, netSlot: null }); // TERMINATING: terminated while it booted
+      await store.transition(id, ['PENDING', 'TERMINATING'], 'FAILED', {
+        failureReason: reason,
+        qemuPid: null,
+        netSlot: null,
+      }); // TERMINATING: terminated while it booted
       this.deps.jailer.releaseUid(record.jailUid, id); // the failed launch removed its files
       this.logOf(record).error('MicroVM launch failed', { reason: reason.split('\n')[0] });
       throw err;
@@ -302,7 +391,11 @@ export class MicroVMService {
   }
 
   /** An image's app hears about its VM's suspend, resume and terminate (hooks.ts); never fatal. */
-  private async imageHook(record: MicroVMRecord, machine: Machine, name: 'suspend' | 'resume' | 'terminate'): Promise<void> {
+  private async imageHook(
+    record: MicroVMRecord,
+    machine: Machine,
+    name: 'suspend' | 'resume' | 'terminate',
+  ): Promise<void> {
     if (record.imageVersion === null || this.diskPauses.isPaused(record.id)) return; // a paused guest cannot answer
     const version = await this.deps.store.getImageVersion(record.tenantId, record.imageName, record.imageVersion);
     if (version) await notifyHook(machine.agent, version.plan, name, this.deps.log, record.id);
@@ -314,7 +407,12 @@ export class MicroVMService {
     this.tenantOf.set(record.id, record.tenantId);
     this.diskPauses.watch(record.id, machine);
     // a background path: a store that is down now must not become an unhandled rejection (an exit)
-    machine.onUnexpectedExit((reason) => void this.onMachineLost(record.id, reason).catch((err: Error) => this.logOf(record).error('cleanup of a lost VM failed', { error: err.message })));
+    machine.onUnexpectedExit(
+      (reason) =>
+        void this.onMachineLost(record.id, reason).catch((err: Error) =>
+          this.logOf(record).error('cleanup of a lost VM failed', { error: err.message }),
+        ),
+    );
   }
 
   /** Stop tracking a VM's machine (it stopped, or is stopping). */
@@ -373,7 +471,9 @@ export class MicroVMService {
     }
     const machine = this.machines.get(id);
     if (record.state !== 'RUNNING' || !machine) {
-      throw new CapsuleError(ErrorCode.INVALID_STATE, `cannot ${action} MicroVM ${id}: it is ${record.state}`, { details: { state: record.state } });
+      throw new CapsuleError(ErrorCode.INVALID_STATE, `cannot ${action} MicroVM ${id}: it is ${record.state}`, {
+        details: { state: record.state },
+      });
     }
     this.diskPauses.check(id, action); // paused by a full host disk: say so rather than hang
     return { agent: machine.agent, record };
@@ -393,7 +493,11 @@ export class MicroVMService {
   async consoleLog(tenantId: string, id: string, maxBytes: number): Promise<string> {
     const record = await this.get(tenantId, id);
     const machine = this.machines.get(id);
-    if (!machine) throw new CapsuleError(ErrorCode.INVALID_STATE, `MicroVM ${id} is ${record.state}: its logs exist only while its VM runs`);
+    if (!machine)
+      throw new CapsuleError(
+        ErrorCode.INVALID_STATE,
+        `MicroVM ${id} is ${record.state}: its logs exist only while its VM runs`,
+      );
     const console = serialTail(machine.vmDir, maxBytes);
     if (record.imageVersion === null) return console;
     return `${console}${console && !console.endsWith('\n') ? '\n' : ''}--- app output ---\n${await appLogTail(machine.agent, maxBytes)}`;
@@ -414,7 +518,9 @@ export class MicroVMService {
     if (machine) {
       await this.imageHook(record, machine, 'terminate');
       this.forgetMachine(id);
-      await machine.stop().catch((err) => this.logOf(record).warn('cleanup after terminate reported errors', { error: String(err) }));
+      await machine
+        .stop()
+        .catch((err) => this.logOf(record).warn('cleanup after terminate reported errors', { error: String(err) }));
     }
     fs.rmSync(this.suspendDirOf(id), { recursive: true, force: true });
     return this.finishTermination(id);
@@ -444,7 +550,10 @@ export class MicroVMService {
     const updated = await this.deps.store.transition(record.id, record.state, to);
     if (!updated) {
       const now = await this.deps.store.getMicroVM(record.id);
-      throw new CapsuleError(ErrorCode.INVALID_STATE, `cannot ${action} MicroVM ${record.id}: it is ${now?.state ?? 'gone'}`);
+      throw new CapsuleError(
+        ErrorCode.INVALID_STATE,
+        `cannot ${action} MicroVM ${record.id}: it is ${now?.state ?? 'gone'}`,
+      );
     }
     return updated;
   }
@@ -456,7 +565,11 @@ export class MicroVMService {
     this.deps.jailer.releaseUid(record?.jailUid ?? null, id); // its files are gone
     await this.deps.networks.release(id, record?.netSlot ?? null);
     this.deps.egressLogs.remove(id);
-    const done = await this.deps.store.transition(id, 'TERMINATING', 'TERMINATED', { terminatedAt: new Date().toISOString(), qemuPid: null, netSlot: null });
+    const done = await this.deps.store.transition(id, 'TERMINATING', 'TERMINATED', {
+      terminatedAt: new Date().toISOString(),
+      qemuPid: null,
+      netSlot: null,
+    });
     this.logOf(record ?? { id, tenantId: null }).info('MicroVM terminated');
     return done ?? (await this.deps.store.getMicroVM(id))!; // failed meanwhile: as it is
   }
@@ -468,6 +581,9 @@ export class MicroVMService {
     // read the console before cleanup removes it: a guest panic explains itself there
     const console = machine ? serialTail(machine.vmDir, 1500) : '';
     await machine?.stop().catch(() => undefined);
-    await this.losses.record(id, `${reason}; the VM's memory and processes are gone${console ? `\n--- serial console (tail) ---\n${console}` : ''}`);
+    await this.losses.record(
+      id,
+      `${reason}; the VM's memory and processes are gone${console ? `\n--- serial console (tail) ---\n${console}` : ''}`,
+    );
   }
 }

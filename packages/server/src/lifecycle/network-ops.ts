@@ -15,7 +15,11 @@ export interface NetworkDeps {
  * Run `start` with the VM's namespace in place (its policy in force, its slot recorded first, so a
  * crash in between leaves nothing a restart cannot find). A failed start releases the namespace.
  */
-export async function withNetwork<T>(deps: NetworkDeps, record: MicroVMRecord, start: (netns: string) => Promise<T>): Promise<T> {
+export async function withNetwork<T>(
+  deps: NetworkDeps,
+  record: MicroVMRecord,
+  start: (netns: string) => Promise<T>,
+): Promise<T> {
   // the stored policy, not the launch's copy: a PATCH may land while the VM is PENDING or SUSPENDED
   const policy = (await deps.store.getMicroVM(record.id))?.network ?? record.network;
   const net = await deps.networks.attach(record.id, policy);
@@ -31,9 +35,17 @@ export async function withNetwork<T>(deps: NetworkDeps, record: MicroVMRecord, s
 }
 
 /** A new egress policy, stored and in force when this resolves (a suspended VM gets it on resume). */
-export async function changeNetwork(deps: NetworkDeps, record: MicroVMRecord, input: NetworkPolicyRequest): Promise<MicroVMRecord> {
+export async function changeNetwork(
+  deps: NetworkDeps,
+  record: MicroVMRecord,
+  input: NetworkPolicyRequest,
+): Promise<MicroVMRecord> {
   if (record.state === 'TERMINATED' || record.state === 'FAILED' || record.state === 'TERMINATING') {
-    throw new CapsuleError(ErrorCode.INVALID_STATE, `cannot change the network of MicroVM ${record.id}: it is ${record.state}`, { details: { state: record.state } });
+    throw new CapsuleError(
+      ErrorCode.INVALID_STATE,
+      `cannot change the network of MicroVM ${record.id}: it is ${record.state}`,
+      { details: { state: record.state } },
+    );
   }
   const network = resolveNetworkPolicy(input);
   checkTenantPolicy(network, deps.privateAllow);

@@ -95,9 +95,14 @@ export class PolicySweeper {
         if (!action) continue;
         this.log.info(`policy: ${action.kind}`, { id: record.id, reason: action.reason });
         this.acting.add(record.id);
-        const act = action.kind === 'suspend' ? this.actions.suspend(record.tenantId, record.id) : this.actions.terminate(record.tenantId, record.id);
+        const act =
+          action.kind === 'suspend'
+            ? this.actions.suspend(record.tenantId, record.id)
+            : this.actions.terminate(record.tenantId, record.id);
         void act
-          .catch((err: Error) => this.log.warn(`policy ${action.kind} failed`, { id: record.id, error: err.message.split('\n')[0] }))
+          .catch((err: Error) =>
+            this.log.warn(`policy ${action.kind} failed`, { id: record.id, error: err.message.split('\n')[0] }),
+          )
           .finally(() => this.acting.delete(record.id));
       }
     } catch (err) {

@@ -23,7 +23,13 @@ test('idle RUNNING VMs suspend after maxIdleDurationSeconds of no activity, not 
   assert.equal(decide(input({}, 69)), null);
   assert.equal(decide(input({}, 70))?.kind, 'suspend');
   assert.equal(decide(input({}, 500, 1)), null, 'a running foreground exec is activity');
-  assert.equal(decide(input({ idlePolicy: { maxIdleDurationSeconds: 0, suspendedDurationSeconds: 0, autoResumeEnabled: true } }, 5000)), null, '0 = never');
+  assert.equal(
+    decide(
+      input({ idlePolicy: { maxIdleDurationSeconds: 0, suspendedDurationSeconds: 0, autoResumeEnabled: true } }, 5000),
+    ),
+    null,
+    '0 = never',
+  );
   assert.equal(decide(input({ lastActivityAt: null }, 61))?.kind, 'suspend', 'no activity yet counts from start');
 });
 
@@ -38,6 +44,9 @@ test('SUSPENDED VMs terminate after suspendedDurationSeconds (0 = keep)', () => 
 test('maximumDurationSeconds ends any live VM, running or suspended', () => {
   assert.equal(decide(input({ maximumDurationSeconds: 100, lastActivityAt: at(90) }, 99)), null);
   assert.match(decide(input({ maximumDurationSeconds: 100 }, 100))?.reason ?? '', /maximumDurationSeconds/);
-  assert.equal(decide(input({ maximumDurationSeconds: 100, state: 'SUSPENDED', suspendedAt: at(50) }, 100))?.kind, 'terminate');
+  assert.equal(
+    decide(input({ maximumDurationSeconds: 100, state: 'SUSPENDED', suspendedAt: at(50) }, 100))?.kind,
+    'terminate',
+  );
   assert.equal(decide(input({ state: 'TERMINATED' }, 1e9)), null);
 });

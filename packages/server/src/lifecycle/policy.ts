@@ -5,7 +5,10 @@ import type { MicroVMRecord } from '../store/types.js';
 export type PolicyAction = { kind: 'terminate'; reason: string } | { kind: 'suspend'; reason: string } | null;
 
 export interface PolicyInput {
-  record: Pick<MicroVMRecord, 'state' | 'createdAt' | 'startedAt' | 'maximumDurationSeconds' | 'idlePolicy' | 'lastActivityAt' | 'suspendedAt'>;
+  record: Pick<
+    MicroVMRecord,
+    'state' | 'createdAt' | 'startedAt' | 'maximumDurationSeconds' | 'idlePolicy' | 'lastActivityAt' | 'suspendedAt'
+  >;
   nowMs: number;
   /** Foreground execs running in the VM: a running command is activity. */
   activeExecs: number;
@@ -22,13 +25,17 @@ export function decide({ record, nowMs, activeExecs }: PolicyInput): PolicyActio
   const policy = record.idlePolicy;
   if (record.state === 'SUSPENDED') {
     if (policy.suspendedDurationSeconds > 0 && seconds(record.suspendedAt, nowMs) >= policy.suspendedDurationSeconds) {
-      return { kind: 'terminate', reason: `suspended for suspendedDurationSeconds (${policy.suspendedDurationSeconds})` };
+      return {
+        kind: 'terminate',
+        reason: `suspended for suspendedDurationSeconds (${policy.suspendedDurationSeconds})`,
+      };
     }
     return null;
   }
   if (policy.maxIdleDurationSeconds > 0 && activeExecs === 0) {
     const idle = seconds(record.lastActivityAt ?? record.startedAt ?? record.createdAt, nowMs);
-    if (idle >= policy.maxIdleDurationSeconds) return { kind: 'suspend', reason: `idle for maxIdleDurationSeconds (${policy.maxIdleDurationSeconds})` };
+    if (idle >= policy.maxIdleDurationSeconds)
+      return { kind: 'suspend', reason: `idle for maxIdleDurationSeconds (${policy.maxIdleDurationSeconds})` };
   }
   return null;
 }

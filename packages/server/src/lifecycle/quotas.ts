@@ -3,8 +3,7 @@
 // naming what was exceeded. Checks for one tenant are serialized, and an admitted request holds a
 // reservation until its VM shows in the store's usage, so concurrent requests cannot overshoot.
 import { CapsuleError, ErrorCode, type MicroVMState, type TenantQuotas } from '@capsule/protocol';
-import type { Store, TenantUsage } from '../store/types.js';
-import { effectiveQuotas } from './storage-quota.js';
+import type { Store, TenantRecord, TenantUsage } from '../store/types.js';
 
 /** States in which a MicroVM holds its vCPUs and memory: until its QEMU has exited (a TERMINATING VM becomes TERMINATED only then). */
 export const HOLDING_STATES: MicroVMState[] = ['PENDING', 'RUNNING', 'SUSPENDING', 'TERMINATING'];
@@ -30,7 +29,11 @@ export class QuotaGate {
       const usage = this.withReservations(tenantId, await this.store.tenantUsage(tenantId, HOLDING_STATES));
       const over = exceeded(quotas, usage, demand);
       if (over) {
-        throw new CapsuleError(ErrorCode.QUOTA_EXCEEDED, `quota ${over.quota} exceeded: ${over.used} in use + ${over.requested} requested > ${over.limit}`, { details: over });
+        throw new CapsuleError(
+          ErrorCode.QUOTA_EXCEEDED,
+          `quota ${over.quota} exceeded: ${over.used} in use + ${over.requested} requested > ${over.limit}`,
+          { details: over },
+        );
       }
       const list = this.reserved.get(tenantId) ?? [];
       list.push(demand);
@@ -54,13 +57,21 @@ export class QuotaGate {
 
   private withReservations(tenantId: string, usage: TenantUsage): TenantUsage {
     for (const d of this.reserved.get(tenantId) ?? []) {
-      usage = { microvms: usage.microvms + 1, vcpuCount: usage.vcpuCount + d.vcpuCount, memoryMib: usage.memoryMib + d.memoryMib };
+      usage = {
+        microvms: usage.microvms + 1,
+        vcpuCount: usage.vcpuCount + d.vcpuCount,
+        memoryMib: usage.memoryMib + d.memoryMib,
+      };
     }
     return usage;
   }
 }
 
-export function exceeded(quotas: TenantQuotas, usage: TenantUsage, demand: Demand): { quota: keyof TenantQuotas; limit: number; used: number; requested: number } | null {
+export function exceeded(
+  quotas: TenantQuotas,
+  usage: TenantUsage,
+  demand: Demand,
+): { quota: keyof TenantQuotas; limit: number; used: number; requested: number } | null {
   const checks: Array<[keyof TenantQuotas, number, number]> = [
     ['maxRunningMicroVMs', usage.microvms, 1],
     ['maxVcpus', usage.vcpuCount, demand.vcpuCount],
@@ -70,4 +81,9 @@ export function exceeded(quotas: TenantQuotas, usage: TenantUsage, demand: Deman
     if (used + requested > quotas[quota]) return { quota, limit: quotas[quota], used, requested };
   }
   return null;
+}
+
+/** A tenant's quotas with the server's defaults for any it does not have (a quota added after it was made). */
+export function effectiveQuotas(tenant: Pick<TenantRecord, 'quotas'> | null, defaults: TenantQuotas): TenantQuotas {
+  return { ...defaults, ...tenant?.quotas };
 }

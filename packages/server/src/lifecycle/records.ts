@@ -21,7 +21,10 @@ export function toApi(record: MicroVMRecord, endpoint: string, usage: MicroVMUsa
 export function pendingRecord(
   tenantId: string,
   request: RunMicroVMRequest,
-  decided: Pick<MicroVMRecord, 'network' | 'maximumDurationSeconds' | 'accelerator' | 'imageVersion' | 'vcpuCount' | 'memoryMib' | 'env'> & { vmsDir: string },
+  decided: Pick<
+    MicroVMRecord,
+    'network' | 'maximumDurationSeconds' | 'accelerator' | 'imageVersion' | 'vcpuCount' | 'memoryMib' | 'env'
+  > & { vmsDir: string },
 ): MicroVMRecord {
   const { vmsDir, network, ...fields } = decided;
   const now = new Date().toISOString();

@@ -54,13 +54,23 @@ async function reclaimUids(store: Store, jailer: Jailer, log: Logger): Promise<v
   const holding = await store.listMicroVMsInStates([...LIVE_STATES, 'SUSPENDED']);
   for (const record of holding) {
     if (record.jailUid === null || jailer.uids.reclaim(record.jailUid, record.id)) continue;
-    log.warn('a MicroVM\'s uid is held by someone else now; it gets a new one when it resumes', { id: record.id, uid: record.jailUid });
+    log.warn("a MicroVM's uid is held by someone else now; it gets a new one when it resumes", {
+      id: record.id,
+      uid: record.jailUid,
+    });
     await store.updateMicroVM(record.id, { jailUid: null });
   }
   jailer.uids.sweep(new Set(holding.map((r) => r.id)));
 }
 
-export async function recoverMicroVMs(ctx: { store: Store; log: Logger; suspendedDir: string; networks: VmNetworks; jailer: Jailer; adopt(record: MicroVMRecord, machine: Machine): void }): Promise<void> {
+export async function recoverMicroVMs(ctx: {
+  store: Store;
+  log: Logger;
+  suspendedDir: string;
+  networks: VmNetworks;
+  jailer: Jailer;
+  adopt(record: MicroVMRecord, machine: Machine): void;
+}): Promise<void> {
   const { store, log, networks, jailer } = ctx;
   await reclaimUids(store, jailer, log);
   for (const record of await store.listMicroVMsInStates([...LIVE_STATES])) {
@@ -69,7 +79,11 @@ export async function recoverMicroVMs(ctx: { store: Store; log: Logger; suspende
     if (record.state === 'SUSPENDING' && suspended.published) {
       await killLeftover(record, jailer);
       await networks.release(record.id, record.netSlot);
-      await store.transition(record.id, 'SUSPENDING', 'SUSPENDED', { qemuPid: null, netSlot: null, suspendedAt: new Date().toISOString() });
+      await store.transition(record.id, 'SUSPENDING', 'SUSPENDED', {
+        qemuPid: null,
+        netSlot: null,
+        suspendedAt: new Date().toISOString(),
+      });
       log.warn('completed an interrupted suspend after restart', { id: record.id });
       continue;
     }

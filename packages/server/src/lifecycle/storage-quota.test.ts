@@ -12,7 +12,8 @@ import { LocalBlobStore } from '../blobs/blob-store.js';
 import { SqlStore } from '../store/sql-store.js';
 import { SqliteDriver } from '../store/sqlite-driver.js';
 import { pendingRecord } from './records.js';
-import { effectiveQuotas, StorageMeter } from './storage-quota.js';
+import { StorageMeter } from './storage-quota.js';
+import { effectiveQuotas } from './quotas.js';
 
 const MIB = 1 << 20;
 const DEFAULTS: TenantQuotas = { maxRunningMicroVMs: 10, maxVcpus: 20, maxMemoryMib: 8192, maxStorageMib: 100 };
@@ -28,12 +29,37 @@ test('storage meter: overlays, suspended state and images counted per tenant; a 
   const store = await SqlStore.open(new SqliteDriver(path.join(dir, 'capsule.db')));
   t.after(() => store.close());
   const blobs = new LocalBlobStore(path.join(dir, 'blobs'));
-  const dirs = { vmsDir: path.join(dir, 'vms'), suspendedDir: path.join(dir, 'suspended'), imagesDir: path.join(dir, 'images') };
+  const dirs = {
+    vmsDir: path.join(dir, 'vms'),
+    suspendedDir: path.join(dir, 'suspended'),
+    imagesDir: path.join(dir, 'images'),
+  };
   const meter = new StorageMeter({ store, blobs, ...dirs, defaults: DEFAULTS });
-  await store.insertTenant({ id: 'ten-a', name: 'a', quotas: { maxRunningMicroVMs: 1, maxVcpus: 2, maxMemoryMib: 1024 }, createdAt: new Date().toISOString() });
+  await store.insertTenant({
+    id: 'ten-a',
+    name: 'a',
+    quotas: { maxRunningMicroVMs: 1, maxVcpus: 2, maxMemoryMib: 1024 },
+    createdAt: new Date().toISOString(),
+  });
 
   const vm = (state: 'RUNNING' | 'SUSPENDED' | 'TERMINATED', tenantId = 'ten-a') => {
-    const record = { ...pendingRecord(tenantId, { imageName: 'base' }, { ...dirs, network: { egress: 'none', allow: [], deny: [] }, maximumDurationSeconds: 60, accelerator: 'tcg', imageVersion: null, vcpuCount: 1, memoryMib: 256, env: {} }), state };
+    const record = {
+      ...pendingRecord(
+        tenantId,
+        { imageName: 'base' },
+        {
+          ...dirs,
+          network: { egress: 'none', allow: [], deny: [] },
+          maximumDurationSeconds: 60,
+          accelerator: 'tcg',
+          imageVersion: null,
+          vcpuCount: 1,
+          memoryMib: 256,
+          env: {},
+        },
+      ),
+      state,
+    };
     return store.insertMicroVM(record).then(() => record);
   };
   const running = await vm('RUNNING');
@@ -50,25 +76,37 @@ test('storage meter: overlays, suspended state and images counted per tenant; a 
   await blobs.put('images/ten-ab/app/1/layer.qcow2', randomBytes(13 * MIB)); // a tenant whose id starts the same
 
   const usage = await meter.usage('ten-a');
-  const near = (actual: number, expected: number) => assert.ok(actual >= expected && actual < expected + 0.2, `${actual} vs ${expected}`);
+  const near = (actual: number, expected: number) =>
+    assert.ok(actual >= expected && actual < expected + 0.2, `${actual} vs ${expected}`);
   near(usage.overlaysMib, 3);
   near(usage.suspendedMib, 6);
   near(usage.imagesMib, 2.5);
   near(usage.totalMib, 11.5);
 
   // a tenant made before maxStorageMib existed takes the server's default (100): under it
-  assert.deepEqual(effectiveQuotas(await store.getTenant('ten-a'), DEFAULTS), { maxRunningMicroVMs: 1, maxVcpus: 2, maxMemoryMib: 1024, maxStorageMib: 100 });
+  assert.deepEqual(effectiveQuotas(await store.getTenant('ten-a'), DEFAULTS), {
+    maxRunningMicroVMs: 1,
+    maxVcpus: 2,
+    maxMemoryMib: 1024,
+    maxStorageMib: 100,
+  });
   await meter.check('ten-a', 'launch a MicroVM');
 
   // at its quota: refused with the figures
-  await store.updateTenantQuotas('ten-a', { ...effectiveQuotas(await store.getTenant('ten-a'), DEFAULTS), maxStorageMib: 11 });
+  await store.updateTenantQuotas('ten-a', {
+    ...effectiveQuotas(await store.getTenant('ten-a'), DEFAULTS),
+    maxStorageMib: 11,
+  });
   const refused = await meter.check('ten-a', 'launch a MicroVM').catch((err: unknown) => err);
   assert.ok(refused instanceof CapsuleError && refused.code === ErrorCode.QUOTA_EXCEEDED, String(refused));
   const details = refused.details as { quota: string; limit: number; used: number; storage: { suspendedMib: number } };
   assert.deepEqual([details.quota, details.limit], ['maxStorageMib', 11]);
   near(details.used, 11.5);
   near(details.storage.suspendedMib, 6);
-  assert.match(refused.message, /cannot launch a MicroVM: quota maxStorageMib exceeded: 11\.\d MiB in use \(suspended VMs 6(\.\d)?, disk overlays 3(\.\d)?, images 2\.\d\) of 11 MiB/);
+  assert.match(
+    refused.message,
+    /cannot launch a MicroVM: quota maxStorageMib exceeded: 11\.\d MiB in use \(suspended VMs 6(\.\d)?, disk overlays 3(\.\d)?, images 2\.\d\) of 11 MiB/,
+  );
 
   // the figure is kept briefly; forget() measures again at once
   fs.rmSync(path.join(dirs.suspendedDir, suspended.id), { recursive: true });

@@ -10,12 +10,18 @@
 // Usage is measured (allocated blocks, object sizes), not estimated, and kept for a short while so a
 // burst of launches costs one walk; anything that adds or frees bytes forgets the tenant's figure.
 import path from 'node:path';
-import { CapsuleError, ErrorCode, type StorageUsage, type TenantQuotas, type TenantUsageReport } from '@capsule/protocol';
+import {
+  CapsuleError,
+  ErrorCode,
+  type StorageUsage,
+  type TenantQuotas,
+  type TenantUsageReport,
+} from '@capsule/protocol';
 import type { BlobStore } from '../blobs/blob-store.js';
 import { allocatedBytes } from '../allocated-bytes.js';
 import type { Store, TenantRecord } from '../store/types.js';
 import { suspendDirOf } from './recovery.js';
-import { HOLDING_STATES } from './quotas.js';
+import { effectiveQuotas, HOLDING_STATES } from './quotas.js';
 
 const MIB = 1 << 20;
 /** How long a measured usage is reused (a burst of launches walks the tenant's files once). */
@@ -30,11 +36,6 @@ export interface StorageMeterDeps {
   imagesDir: string;
   /** The quotas of a tenant that has none of its own. */
   defaults: TenantQuotas;
-}
-
-/** A tenant's quotas with the server's defaults for any it does not have (a quota added after it was made). */
-export function effectiveQuotas(tenant: Pick<TenantRecord, 'quotas'> | null, defaults: TenantQuotas): TenantQuotas {
-  return { ...defaults, ...tenant?.quotas };
 }
 
 const toMib = (bytes: number): number => Math.round((bytes / MIB) * 10) / 10;
@@ -76,21 +77,38 @@ export class StorageMeter {
     const held = await this.deps.store.tenantUsage(tenant.id, HOLDING_STATES);
     this.forget(tenant.id);
     const storage = await this.usage(tenant.id);
-    return { tenantId: tenant.id, quotas: effectiveQuotas(tenant, this.deps.defaults), runningMicroVMs: held.microvms, vcpuCount: held.vcpuCount, memoryMib: held.memoryMib, storage };
+    return {
+      tenantId: tenant.id,
+      quotas: effectiveQuotas(tenant, this.deps.defaults),
+      runningMicroVMs: held.microvms,
+      vcpuCount: held.vcpuCount,
+      memoryMib: held.memoryMib,
+      storage,
+    };
   }
 
   private async measure(tenantId: string): Promise<StorageUsage> {
     const { store, blobs, vmsDir, suspendedDir, imagesDir } = this.deps;
-    const vms = (await store.listMicroVMsInStates(['PENDING', 'RUNNING', 'SUSPENDING', 'SUSPENDED', 'TERMINATING'])).filter((vm) => vm.tenantId === tenantId);
+    const vms = (
+      await store.listMicroVMsInStates(['PENDING', 'RUNNING', 'SUSPENDING', 'SUSPENDED', 'TERMINATING'])
+    ).filter((vm) => vm.tenantId === tenantId);
     let suspended = 0;
     let overlays = 0;
     for (const vm of vms) {
       // a resumed VM runs on the disk it was suspended with (in its suspend directory): it counts as an overlay
-      const bytes = (await allocatedBytes(suspendDirOf(suspendedDir, vm.id))) + (await allocatedBytes(vm.vmDir ?? path.join(vmsDir, vm.id)));
+      const bytes =
+        (await allocatedBytes(suspendDirOf(suspendedDir, vm.id))) +
+        (await allocatedBytes(vm.vmDir ?? path.join(vmsDir, vm.id)));
       if (vm.state === 'SUSPENDED') suspended += bytes;
       else overlays += bytes;
     }
-    const images = (await blobs.usageBytes(`images/${tenantId}`)) + (await allocatedBytes(path.join(imagesDir, tenantId)));
-    return { totalMib: toMib(suspended + overlays + images), suspendedMib: toMib(suspended), overlaysMib: toMib(overlays), imagesMib: toMib(images) };
+    const images =
+      (await blobs.usageBytes(`images/${tenantId}`)) + (await allocatedBytes(path.join(imagesDir, tenantId)));
+    return {
+      totalMib: toMib(suspended + overlays + images),
+      suspendedMib: toMib(suspended),
+      overlaysMib: toMib(overlays),
+      imagesMib: toMib(images),
+    };
   }
 }

@@ -60,10 +60,17 @@ export function slotCount(pool: string): number {
  */
 export function slotAddresses(pool: string, slot: number): SlotAddresses {
   const cidr = parseCidr(pool)!;
-  if (!Number.isInteger(slot) || slot < 0 || slot >= slotCount(pool)) throw new Error(`network slot ${slot} is outside ${pool}`);
+  if (!Number.isInteger(slot) || slot < 0 || slot >= slotCount(pool))
+    throw new Error(`network slot ${slot} is outside ${pool}`);
   const base = ((cidr.network & cidrMask(cidr.prefix)) >>> 0) + slot * 4;
   const tag = base.toString(16).padStart(8, '0');
-  return { slot, netns: `${NETNS_PREFIX}${tag}`, hostVeth: `${HOST_VETH_PREFIX}${tag}`, hostAddress: formatIpv4(base + 1), nsAddress: formatIpv4(base + 2) };
+  return {
+    slot,
+    netns: `${NETNS_PREFIX}${tag}`,
+    hostVeth: `${HOST_VETH_PREFIX}${tag}`,
+    hostAddress: formatIpv4(base + 1),
+    nsAddress: formatIpv4(base + 2),
+  };
 }
 
 /** The slot in `pool` of a namespace name we made, or null for anyone else's. */

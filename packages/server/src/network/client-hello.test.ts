@@ -8,7 +8,9 @@ import { sniffName } from './client-hello.js';
 async function clientHello(servername?: string): Promise<Buffer> {
   const server = net.createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const first = new Promise<Buffer>((resolve) => server.once('connection', (s) => s.once('data', (d: Buffer) => (resolve(d), s.destroy()))));
+  const first = new Promise<Buffer>((resolve) =>
+    server.once('connection', (s) => s.once('data', (d: Buffer) => (resolve(d), s.destroy()))),
+  );
   const port = (server.address() as net.AddressInfo).port;
   const client = tls.connect({ host: '127.0.0.1', port, servername, rejectUnauthorized: false });
   client.on('error', () => undefined);
@@ -26,11 +28,15 @@ describe('sniffName', () => {
 
   test('a ClientHello cut short is incomplete, at every length', async () => {
     const hello = await clientHello('pypi.org');
-    for (let n = 0; n < hello.length - 1; n += 7) assert.notEqual(sniffName(hello.subarray(0, n)).kind, 'tls', `length ${n}`);
+    for (let n = 0; n < hello.length - 1; n += 7)
+      assert.notEqual(sniffName(hello.subarray(0, n)).kind, 'tls', `length ${n}`);
   });
 
   test('reads the Host header of an HTTP/1.1 request, port dropped', () => {
-    assert.deepEqual(sniffName(Buffer.from('GET / HTTP/1.1\r\nHost: Allowed.Example.com:80\r\nAccept: */*\r\n\r\n')), { kind: 'http', name: 'allowed.example.com' });
+    assert.deepEqual(sniffName(Buffer.from('GET / HTTP/1.1\r\nHost: Allowed.Example.com:80\r\nAccept: */*\r\n\r\n')), {
+      kind: 'http',
+      name: 'allowed.example.com',
+    });
     assert.equal(sniffName(Buffer.from('GET / HTTP/1.1\r\nHost: a')).kind, 'incomplete');
   });
 

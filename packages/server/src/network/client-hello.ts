@@ -47,10 +47,12 @@ function tlsServerName(buf: Buffer): Sniffed {
 function httpHost(buf: Buffer): Sniffed {
   const text = buf.toString('latin1');
   const end = text.indexOf('\r\n\r\n');
-  if (end < 0) return /^[A-Z]{1,16}( |$)/.test(text) ? { kind: 'incomplete' } : { kind: 'none', why: 'neither TLS nor HTTP' };
+  if (end < 0)
+    return /^[A-Z]{1,16}( |$)/.test(text) ? { kind: 'incomplete' } : { kind: 'none', why: 'neither TLS nor HTTP' };
   if (!/^[A-Z]{1,16} \S+ HTTP\/1\.[01]\r\n/.test(text)) return { kind: 'none', why: 'neither TLS nor HTTP' };
   const hosts = [...text.slice(0, end).matchAll(/\r\nhost:[ \t]*([^\r\n]*)/gi)].map((m) => m[1].trim());
-  if (hosts.length !== 1) return { kind: 'none', why: hosts.length ? 'more than one Host header' : 'HTTP request without a Host header' };
+  if (hosts.length !== 1)
+    return { kind: 'none', why: hosts.length ? 'more than one Host header' : 'HTTP request without a Host header' };
   const name = hosts[0].replace(/:\d+$/, '').toLowerCase();
   return { kind: 'http', name };
 }

@@ -11,7 +11,10 @@ export class EgressLogs {
   /** Lines in each VM's file, once counted. */
   private readonly lines = new Map<string, number>();
 
-  constructor(private readonly dir: string, private readonly onEntry: (entry: EgressLogEntry) => void = () => undefined) {
+  constructor(
+    private readonly dir: string,
+    private readonly onEntry: (entry: EgressLogEntry) => void = () => undefined,
+  ) {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
 

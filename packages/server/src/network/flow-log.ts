@@ -41,7 +41,10 @@ export function parseNflogRecord(data: Buffer, timeMs: number): FlowVerdict | nu
   const headerBytes = (payload[0] & 0x0f) * 4;
   const proto = payload[9];
   const protocol = proto === 6 ? 'tcp' : proto === 17 ? 'udp' : proto === 1 ? 'icmp' : 'other';
-  const port = (protocol === 'tcp' || protocol === 'udp') && payload.length >= headerBytes + 4 ? payload.readUInt16BE(headerBytes + 2) : null;
+  const port =
+    (protocol === 'tcp' || protocol === 'udp') && payload.length >= headerBytes + 4
+      ? payload.readUInt16BE(headerBytes + 2)
+      : null;
   const address = payload.readUInt32BE(16);
   // seen under load: a record whose packet has zeroed addresses (the same flow's next packet is whole)
   if (address === 0) return null;
@@ -83,7 +86,23 @@ export class FlowLog {
       if (flow) this.listener?.(flow);
     });
     // -U: a record per packet, no buffering; -s: headers are all we read
-    const child = spawn('nsenter', [`--net=${netnsPath(netns)}`, '--', 'tcpdump', '-i', `nflog:${NFLOG_GROUP}`, '-U', '-w', '-', '-s', String(SNAP_BYTES), '--immediate-mode'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const child = spawn(
+      'nsenter',
+      [
+        `--net=${netnsPath(netns)}`,
+        '--',
+        'tcpdump',
+        '-i',
+        `nflog:${NFLOG_GROUP}`,
+        '-U',
+        '-w',
+        '-',
+        '-s',
+        String(SNAP_BYTES),
+        '--immediate-mode',
+      ],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    );
     child.stdout!.on('data', (chunk: Buffer) => reader.push(chunk));
     child.on('error', () => undefined);
     this.child = child;

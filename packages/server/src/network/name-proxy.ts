@@ -24,7 +24,11 @@ export class NameProxy {
   /** Open relays and the name each was admitted for (a policy change re-checks them). */
   private readonly relays = new Map<net.Socket, { name: string; upstream: net.Socket }>();
 
-  constructor(private readonly bindAddress: string, private readonly ports: ReadonlyArray<{ port: number; proxyPort: number }>, private readonly hooks: NameProxyHooks) {}
+  constructor(
+    private readonly bindAddress: string,
+    private readonly ports: ReadonlyArray<{ port: number; proxyPort: number }>,
+    private readonly hooks: NameProxyHooks,
+  ) {}
 
   async start(): Promise<void> {
     for (const { port, proxyPort } of this.ports) {
@@ -60,26 +64,49 @@ export class NameProxy {
   private async handle(client: net.Socket, port: number): Promise<void> {
     client.on('error', () => undefined);
     const deny = (rule: string, name?: string, address = ''): void => {
-      this.hooks.log({ time: new Date().toISOString(), protocol: 'tcp', address, port, ...(name ? { name } : {}), verdict: 'deny', rule });
+      this.hooks.log({
+        time: new Date().toISOString(),
+        protocol: 'tcp',
+        address,
+        port,
+        ...(name ? { name } : {}),
+        verdict: 'deny',
+        rule,
+      });
       client.destroy();
     };
     const head = await this.readHead(client);
     const sniffed = sniffName(head);
-    if (sniffed.kind !== 'tls' && sniffed.kind !== 'http') return deny(`name-check:${sniffed.kind === 'none' ? sniffed.why : 'no name in time'}`);
+    if (sniffed.kind !== 'tls' && sniffed.kind !== 'http')
+      return deny(`name-check:${sniffed.kind === 'none' ? sniffed.why : 'no name in time'}`);
     const { name } = sniffed;
     const policy = this.hooks.policy();
     const verdict = policy.nameVerdict(name);
     // only a name rule admits here (egress all never sends flows to this proxy)
-    if (!verdict.rule.startsWith('allow:')) return deny(`name-check:${sniffed.kind === 'tls' ? 'sni' : 'host'} ${verdict.rule}`, name);
+    if (!verdict.rule.startsWith('allow:'))
+      return deny(`name-check:${sniffed.kind === 'tls' ? 'sni' : 'host'} ${verdict.rule}`, name);
     const addresses = await this.hooks.resolve(name).catch(() => []);
     const address = addresses.find((a) => policy.addressVerdict(a, this.hooks.privateAllow).verdict === 'allow');
-    if (!address) return deny(addresses.length ? 'name-check:resolves only to denied addresses' : 'name-check:does not resolve', name, addresses.join(','));
+    if (!address)
+      return deny(
+        addresses.length ? 'name-check:resolves only to denied addresses' : 'name-check:does not resolve',
+        name,
+        addresses.join(','),
+      );
     const upstream = net.connect({ host: address, port, timeout: CONNECT_TIMEOUT_MS });
     upstream.once('timeout', () => upstream.destroy());
     upstream.on('error', () => client.destroy());
     upstream.once('connect', () => {
       upstream.setTimeout(0);
-      this.hooks.log({ time: new Date().toISOString(), protocol: 'tcp', address, port, name, verdict: 'allow', rule: `${verdict.rule} (${sniffed.kind === 'tls' ? 'sni' : 'host'})` });
+      this.hooks.log({
+        time: new Date().toISOString(),
+        protocol: 'tcp',
+        address,
+        port,
+        name,
+        verdict: 'allow',
+        rule: `${verdict.rule} (${sniffed.kind === 'tls' ? 'sni' : 'host'})`,
+      });
       this.relays.set(client, { name, upstream });
       upstream.write(head);
       client.pipe(upstream).pipe(client);

@@ -6,7 +6,14 @@ import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
-import { DNS_ADDRESS, GATEWAY_ADDRESS, GATEWAY_MAC, TAP_DEVICE, UPLINK_DEVICE, type SlotAddresses } from './addressing.js';
+import {
+  DNS_ADDRESS,
+  GATEWAY_ADDRESS,
+  GATEWAY_MAC,
+  TAP_DEVICE,
+  UPLINK_DEVICE,
+  type SlotAddresses,
+} from './addressing.js';
 
 const execFileAsync = promisify(execFile);
 export const NETNS_DIR = '/run/netns';
@@ -16,9 +23,11 @@ export const netnsPath = (netns: string): string => `${NETNS_DIR}/${netns}`;
 /** Run a command; its stderr becomes the error. `input` is written to its stdin. */
 export async function run(command: string, args: string[], input?: string): Promise<string> {
   if (input === undefined) {
-    const { stdout } = await execFileAsync(command, args, { maxBuffer: 16 << 20 }).catch((err: NodeJS.ErrnoException & { stderr?: string }) => {
-      throw new Error(`${command} ${args.join(' ')}: ${err.stderr?.trim() || err.message}`);
-    });
+    const { stdout } = await execFileAsync(command, args, { maxBuffer: 16 << 20 }).catch(
+      (err: NodeJS.ErrnoException & { stderr?: string }) => {
+        throw new Error(`${command} ${args.join(' ')}: ${err.stderr?.trim() || err.message}`);
+      },
+    );
     return stdout;
   }
   return new Promise((resolve, reject) => {
@@ -28,14 +37,18 @@ export async function run(command: string, args: string[], input?: string): Prom
     child.stdout.on('data', (d: Buffer) => (out += d));
     child.stderr.on('data', (d: Buffer) => (err += d));
     child.once('error', reject);
-    child.once('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${command} ${args.join(' ')}: ${err.trim() || `exit ${code}`}`))));
+    child.once('close', (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`${command} ${args.join(' ')}: ${err.trim() || `exit ${code}`}`)),
+    );
     child.stdin.end(input);
   });
 }
 
 /** `nft -f -` inside a namespace (or on the host when netns is null): one atomic transaction. */
 export function nft(netns: string | null, rules: string): Promise<string> {
-  return netns === null ? run('nft', ['-f', '-'], rules) : run('nsenter', [`--net=${netnsPath(netns)}`, '--', 'nft', '-f', '-'], rules);
+  return netns === null
+    ? run('nft', ['-f', '-'], rules)
+    : run('nsenter', [`--net=${netnsPath(netns)}`, '--', 'nft', '-f', '-'], rules);
 }
 
 /**
@@ -48,28 +61,54 @@ export async function createNamespace(addresses: SlotAddresses, initialRules: st
     await run('ip', ['netns', 'add', netns]);
   } catch (err) {
     if (/File exists/.test((err as Error).message)) return false;
-    throw new CapsuleError(ErrorCode.NETWORK_FAILED, `cannot create network namespace ${netns}: ${(err as Error).message}`, { step: 'netns', cause: err });
+    throw new CapsuleError(
+      ErrorCode.NETWORK_FAILED,
+      `cannot create network namespace ${netns}: ${(err as Error).message}`,
+      { step: 'netns', cause: err },
+    );
   }
   try {
     await run('ip', ['link', 'del', hostVeth]).catch(() => undefined); // left by a namespace torn down mid-way
-    await run('ip', ['-b', '-'], [
-      `link add ${hostVeth} type veth peer name ${UPLINK_DEVICE} netns ${netns}`,
-      `addr add ${hostAddress}/30 dev ${hostVeth}`,
-      `link set ${hostVeth} up`,
-    ].join('\n') + '\n');
-    await run('ip', ['-n', netns, '-b', '-'], [
-      'link set lo up',
-      `addr add ${nsAddress}/30 dev ${UPLINK_DEVICE}`,
-      `link set ${UPLINK_DEVICE} up`,
-      `route add default via ${hostAddress}`,
-      tapBatch(null, false),
-    ].join('\n') + '\n');
+    await run(
+      'ip',
+      ['-b', '-'],
+      [
+        `link add ${hostVeth} type veth peer name ${UPLINK_DEVICE} netns ${netns}`,
+        `addr add ${hostAddress}/30 dev ${hostVeth}`,
+        `link set ${hostVeth} up`,
+      ].join('\n') + '\n',
+    );
+    await run(
+      'ip',
+      ['-n', netns, '-b', '-'],
+      [
+        'link set lo up',
+        `addr add ${nsAddress}/30 dev ${UPLINK_DEVICE}`,
+        `link set ${UPLINK_DEVICE} up`,
+        `route add default via ${hostAddress}`,
+        tapBatch(null, false),
+      ].join('\n') + '\n',
+    );
     // forwarding on, IPv6 off (the guest has none), then the rules: all inside the namespace
-    await run('nsenter', [`--net=${netnsPath(netns)}`, '--', 'sh', '-c', 'echo 1 > /proc/sys/net/ipv4/ip_forward && echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 && exec nft -f -'], initialRules);
+    await run(
+      'nsenter',
+      [
+        `--net=${netnsPath(netns)}`,
+        '--',
+        'sh',
+        '-c',
+        'echo 1 > /proc/sys/net/ipv4/ip_forward && echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 && exec nft -f -',
+      ],
+      initialRules,
+    );
     return true;
   } catch (err) {
     await deleteNamespace(addresses);
-    throw new CapsuleError(ErrorCode.NETWORK_FAILED, `cannot set up network namespace ${netns}: ${(err as Error).message}`, { step: 'netns', cause: err });
+    throw new CapsuleError(
+      ErrorCode.NETWORK_FAILED,
+      `cannot set up network namespace ${netns}: ${(err as Error).message}`,
+      { step: 'netns', cause: err },
+    );
   }
 }
 
@@ -92,7 +131,8 @@ export function tapBatch(owner: { uid: number; gid: number } | null, replace: bo
 /** Remove the namespace with everything in it; the uplink first, so its name is free at once. Idempotent. */
 export async function deleteNamespace(addresses: Pick<SlotAddresses, 'netns' | 'hostVeth'>): Promise<void> {
   await run('ip', ['link', 'del', addresses.hostVeth]).catch(() => undefined);
-  if (fs.existsSync(netnsPath(addresses.netns))) await run('ip', ['netns', 'del', addresses.netns]).catch(() => undefined);
+  if (fs.existsSync(netnsPath(addresses.netns)))
+    await run('ip', ['netns', 'del', addresses.netns]).catch(() => undefined);
 }
 
 /**
@@ -120,6 +160,8 @@ export function listNamespaces(): string[] {
 
 /** Every IPv4 address of the host (all interfaces): guests never reach any of them. */
 export async function hostAddresses(): Promise<string[]> {
-  const parsed = JSON.parse(await run('ip', ['-j', '-4', 'addr', 'show'])) as Array<{ addr_info?: Array<{ local?: string }> }>;
+  const parsed = JSON.parse(await run('ip', ['-j', '-4', 'addr', 'show'])) as Array<{
+    addr_info?: Array<{ local?: string }>;
+  }>;
   return [...new Set(parsed.flatMap((i) => (i.addr_info ?? []).map((a) => a.local).filter((a): a is string => !!a)))];
 }

@@ -9,7 +9,18 @@
 //               generation → accept; always-denied → drop; deny list → drop; then the mode
 //   input       nothing from the guest reaches the namespace itself (its gateway address included)
 // Every verdict on a new flow is logged to NFLOG with the rule that made it.
-import { DNS_ADDRESS, GUEST_ADDRESS, HOST_VETH_PREFIX, NFLOG_GROUP, RESOLVER_PORT, SERVICE_PORTS, TAP_DEVICE, UPLINK_DEVICE, type NameCheckedPort, type SlotAddresses } from './addressing.js';
+import {
+  DNS_ADDRESS,
+  GUEST_ADDRESS,
+  HOST_VETH_PREFIX,
+  NFLOG_GROUP,
+  RESOLVER_PORT,
+  SERVICE_PORTS,
+  TAP_DEVICE,
+  UPLINK_DEVICE,
+  type NameCheckedPort,
+  type SlotAddresses,
+} from './addressing.js';
 import { ALWAYS_DENIED, type CompiledPolicy } from './policy.js';
 
 export const TABLE = 'inet capsule';
@@ -82,23 +93,37 @@ export function policyRules(input: NamespaceRulesInput): string {
     lines.push(`flush set ${TABLE} ${name}`);
     if (list.length) lines.push(`add element ${TABLE} ${name} {${list.join(', ')} }`);
   };
-  set('allow', policy.allowCidrs.map((c) => c.text));
-  set('deny', policy.denyCidrs.map((c) => c.text));
-  set('learned', input.learned.map((l) => `${l.address} timeout ${Math.max(1, Math.round(l.ttlSeconds))}s`));
+  set(
+    'allow',
+    policy.allowCidrs.map((c) => c.text),
+  );
+  set(
+    'deny',
+    policy.denyCidrs.map((c) => c.text),
+  );
+  set(
+    'learned',
+    input.learned.map((l) => `${l.address} timeout ${Math.max(1, Math.round(l.ttlSeconds))}s`),
+  );
 
   lines.push(`flush chain ${TABLE} name_checked`);
   if (policy.egress === 'allowlist') {
     for (const { port, proxyPort } of input.nameChecked) {
-      lines.push(`add rule ${TABLE} name_checked ip daddr != @allow ip daddr != @deny ip daddr @learned tcp dport ${port} dnat ip to ${addresses.hostAddress}:${proxyPort}`);
+      lines.push(
+        `add rule ${TABLE} name_checked ip daddr != @allow ip daddr != @deny ip daddr @learned tcp dport ${port} dnat ip to ${addresses.hostAddress}:${proxyPort}`,
+      );
     }
   }
 
   lines.push(`flush chain ${TABLE} egress`);
   const egress = (rule: string): number => lines.push(`add rule ${TABLE} egress ${rule}`);
   // our own services on the uplink's host end, reached only through the DNATs above
-  egress(`ct status dnat ip daddr ${addresses.hostAddress} meta l4proto { tcp, udp } th dport { ${SERVICE_PORTS} } accept`);
+  egress(
+    `ct status dnat ip daddr ${addresses.hostAddress} meta l4proto { tcp, udp } th dport { ${SERVICE_PORTS} } accept`,
+  );
   egress(`ct state established,related ct mark ${generation} accept`);
-  for (const d of ALWAYS_DENIED) egress(`ip daddr != @private_allow ip daddr ${d.cidr} ${log(`deny always-denied:${d.why}`)} drop`);
+  for (const d of ALWAYS_DENIED)
+    egress(`ip daddr != @private_allow ip daddr ${d.cidr} ${log(`deny always-denied:${d.why}`)} drop`);
   egress(`ip daddr != @private_allow ip daddr @always_denied ${log('deny always-denied:host')} drop`);
   // names are resolved by Capsule's resolver only: no other DNS (or DNS over TLS) server, in any mode
   egress(`meta l4proto { tcp, udp } th dport { 53, 853 } ${log('deny dns-elsewhere')} drop`);
@@ -121,7 +146,17 @@ export function policyRules(input: NamespaceRulesInput): string {
 /** Add addresses a DNS answer opened (refreshing their timeout when already there). */
 export function learnRules(entries: ReadonlyArray<{ address: string; ttlSeconds: number }>): string {
   // add (a no-op when present) makes the delete safe; the second add sets the new timeout
-  return entries.map((e) => [`add element ${TABLE} learned { ${e.address} }`, `delete element ${TABLE} learned { ${e.address} }`, `add element ${TABLE} learned { ${e.address} timeout ${Math.round(e.ttlSeconds)}s }`].join('\n')).join('\n') + '\n';
+  return (
+    entries
+      .map((e) =>
+        [
+          `add element ${TABLE} learned { ${e.address} }`,
+          `delete element ${TABLE} learned { ${e.address} }`,
+          `add element ${TABLE} learned { ${e.address} timeout ${Math.round(e.ttlSeconds)}s }`,
+        ].join('\n'),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 /**

@@ -1,7 +1,18 @@
 // An egress policy compiled for enforcement: the CIDR entries go to nftables, the name entries to the
 // resolver. Also what is denied whatever the policy says, and the check that a tenant's allowlist does
 // not open any of it.
-import { CapsuleError, ErrorCode, cidrsOverlap, entryMatchesName, entryText, parseCidr, parseEgressEntry, type EgressEntry, type EgressMode, type ResolvedNetworkPolicy } from '@capsule/protocol';
+import {
+  CapsuleError,
+  ErrorCode,
+  cidrsOverlap,
+  entryMatchesName,
+  entryText,
+  parseCidr,
+  parseEgressEntry,
+  type EgressEntry,
+  type EgressMode,
+  type ResolvedNetworkPolicy,
+} from '@capsule/protocol';
 
 type Cidr = Extract<EgressEntry, { kind: 'cidr' }>;
 type NameEntry = Exclude<EgressEntry, Cidr>;
@@ -82,7 +93,11 @@ export function checkTenantPolicy(policy: ResolvedNetworkPolicy, privateAllow: r
       return open.prefix <= entry.prefix && cidrsOverlap(open, entry);
     });
     if (clash && !opened) {
-      throw new CapsuleError(ErrorCode.VALIDATION_FAILED, `network.allow: "${raw}" overlaps ${clash.cidr} (${clash.why}), which is never reachable from a MicroVM`, { details: { entry: raw } });
+      throw new CapsuleError(
+        ErrorCode.VALIDATION_FAILED,
+        `network.allow: "${raw}" overlaps ${clash.cidr} (${clash.why}), which is never reachable from a MicroVM`,
+        { details: { entry: raw } },
+      );
     }
   }
 }

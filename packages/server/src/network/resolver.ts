@@ -26,7 +26,8 @@ export interface Upstream {
 export function dnsUpstreams(setting: string | undefined, resolvConf = '/etc/resolv.conf'): Upstream[] {
   if (setting) {
     const [address, port] = setting.split(':');
-    if (parseIpv4(address) === null || (port !== undefined && !/^[0-9]{1,5}$/.test(port))) throw new Error(`CAPSULE_DNS_UPSTREAM must be ip[:port], got ${setting}`);
+    if (parseIpv4(address) === null || (port !== undefined && !/^[0-9]{1,5}$/.test(port)))
+      throw new Error(`CAPSULE_DNS_UPSTREAM must be ip[:port], got ${setting}`);
     return [{ address, port: port ? Number(port) : 53 }];
   }
   let text = '';
@@ -35,7 +36,10 @@ export function dnsUpstreams(setting: string | undefined, resolvConf = '/etc/res
   } catch {
     // no resolv.conf: no upstream; allowed names answer SERVFAIL
   }
-  return [...text.matchAll(/^\s*nameserver\s+(\S+)/gm)].map((m) => m[1]).filter((a) => parseIpv4(a) !== null).map((address) => ({ address, port: 53 }));
+  return [...text.matchAll(/^\s*nameserver\s+(\S+)/gm)]
+    .map((m) => m[1])
+    .filter((a) => parseIpv4(a) !== null)
+    .map((address) => ({ address, port: 53 }));
 }
 
 export interface LearnedAddress {
@@ -58,7 +62,11 @@ export class VmResolver {
   /** Addresses opened by answers, newest name wins: what the flow log and the SNI proxy look up. */
   readonly learned = new Map<string, LearnedAddress>();
 
-  constructor(private readonly bindAddress: string, private readonly upstreams: Upstream[], private readonly hooks: ResolverHooks) {}
+  constructor(
+    private readonly bindAddress: string,
+    private readonly upstreams: Upstream[],
+    private readonly hooks: ResolverHooks,
+  ) {}
 
   async start(): Promise<void> {
     const udp = dgram.createSocket('udp4');
@@ -94,7 +102,8 @@ export class VmResolver {
   live(now = Date.now()): Array<{ address: string; name: string; ttlSeconds: number }> {
     const out: Array<{ address: string; name: string; ttlSeconds: number }> = [];
     for (const l of this.learned.values()) {
-      if (l.expiresAtMs > now + 1000) out.push({ address: l.address, name: l.name, ttlSeconds: (l.expiresAtMs - now) / 1000 });
+      if (l.expiresAtMs > now + 1000)
+        out.push({ address: l.address, name: l.name, ttlSeconds: (l.expiresAtMs - now) / 1000 });
       else this.learned.delete(l.address);
     }
     return out;
@@ -135,8 +144,22 @@ export class VmResolver {
     const name = question.name.toLowerCase().replace(/\.$/, '');
     const policy = this.hooks.policy();
     const verdict = policy.nameVerdict(name);
-    const entry = (address: string, v = verdict): EgressLogEntry => ({ time: new Date().toISOString(), protocol: 'dns', address, port: 53, name, verdict: v.verdict, rule: v.rule });
-    const refuse = (rcode: number): Buffer => dns.encode({ type: 'response', id: packet.id, flags: dns.RECURSION_DESIRED | dns.RECURSION_AVAILABLE | rcode, questions: packet.questions });
+    const entry = (address: string, v = verdict): EgressLogEntry => ({
+      time: new Date().toISOString(),
+      protocol: 'dns',
+      address,
+      port: 53,
+      name,
+      verdict: v.verdict,
+      rule: v.rule,
+    });
+    const refuse = (rcode: number): Buffer =>
+      dns.encode({
+        type: 'response',
+        id: packet.id,
+        flags: dns.RECURSION_DESIRED | dns.RECURSION_AVAILABLE | rcode,
+        questions: packet.questions,
+      });
     if (verdict.verdict === 'deny') {
       this.hooks.log(entry(''));
       return refuse(NXDOMAIN);
@@ -155,9 +178,12 @@ export class VmResolver {
     const a = answers.filter((r): r is dns.StringAnswer => r.type === 'A' && typeof r.data === 'string');
     if (policy.egress === 'allowlist' && a.length > 0) {
       const opened = a.filter((r) => policy.addressVerdict(r.data, this.hooks.privateAllow).verdict === 'allow');
-      const ttl = (r: dns.StringAnswer): number => Math.min(MAX_LEARNED_TTL_SECONDS, Math.max(MIN_LEARNED_TTL_SECONDS, r.ttl ?? 0));
-      for (const r of opened) this.learned.set(r.data, { address: r.data, name, expiresAtMs: Date.now() + ttl(r) * 1000 });
-      if (opened.length > 0) await this.hooks.learn(opened.map((r) => ({ address: r.data, ttlSeconds: ttl(r) }))).catch(() => undefined);
+      const ttl = (r: dns.StringAnswer): number =>
+        Math.min(MAX_LEARNED_TTL_SECONDS, Math.max(MIN_LEARNED_TTL_SECONDS, r.ttl ?? 0));
+      for (const r of opened)
+        this.learned.set(r.data, { address: r.data, name, expiresAtMs: Date.now() + ttl(r) * 1000 });
+      if (opened.length > 0)
+        await this.hooks.learn(opened.map((r) => ({ address: r.data, ttlSeconds: ttl(r) }))).catch(() => undefined);
     }
     this.hooks.log(entry(a.map((r) => r.data).join(',')));
     return reply;
@@ -165,10 +191,17 @@ export class VmResolver {
 
   /** A name's IPv4 addresses from the upstream resolvers (for the name-checking proxy). */
   async resolveA(name: string): Promise<string[]> {
-    const query = dns.encode({ type: 'query', id: Math.floor(Math.random() * 65536), flags: dns.RECURSION_DESIRED, questions: [{ type: 'A', name }] });
+    const query = dns.encode({
+      type: 'query',
+      id: Math.floor(Math.random() * 65536),
+      flags: dns.RECURSION_DESIRED,
+      questions: [{ type: 'A', name }],
+    });
     const reply = await this.forward(query);
     if (!reply) return [];
-    return (dns.decode(reply).answers ?? []).filter((r): r is dns.StringAnswer => r.type === 'A' && typeof r.data === 'string').map((r) => r.data);
+    return (dns.decode(reply).answers ?? [])
+      .filter((r): r is dns.StringAnswer => r.type === 'A' && typeof r.data === 'string')
+      .map((r) => r.data);
   }
 
   private async forward(query: Buffer): Promise<Buffer | null> {

@@ -5,9 +5,26 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CapsuleError, ErrorCode, type EgressLogEntry, type ResolvedNetworkPolicy } from '@capsule/protocol';
 import type { Logger } from '../log.js';
-import { HOST_VETH_PREFIX, NETNS_PREFIX, nameCheckedPorts, slotAddresses, slotCount, slotOfNetns, type NameCheckedPort, type SlotAddresses } from './addressing.js';
+import {
+  HOST_VETH_PREFIX,
+  NETNS_PREFIX,
+  nameCheckedPorts,
+  slotAddresses,
+  slotCount,
+  slotOfNetns,
+  type NameCheckedPort,
+  type SlotAddresses,
+} from './addressing.js';
 import type { EgressLogs } from './egress-log.js';
-import { createNamespace, deleteNamespace, hostAddresses, killReaders, listNamespaces, netnsPath, nft } from './netns.js';
+import {
+  createNamespace,
+  deleteNamespace,
+  hostAddresses,
+  killReaders,
+  listNamespaces,
+  netnsPath,
+  nft,
+} from './netns.js';
 import { hostRuleset, learnRules, namespaceRuleset, policyRules, type NamespaceRulesInput } from './nft-rules.js';
 import { CompiledPolicy } from './policy.js';
 import { VmResolver, type Upstream } from './resolver.js';
@@ -83,9 +100,15 @@ export class VmNetworks {
       const owner = this.ownerOf(name);
       const mine = owner?.dataDir === this.config.dataDir;
       // made by no one we know of a while ago, or by a server whose data dir is gone (any pool's)
-      const abandoned = owner === null ? Date.now() - fs.statSync(netnsPath(name)).mtimeMs > ORPHAN_GRACE_MS : !fs.existsSync(owner.dataDir);
+      const abandoned =
+        owner === null
+          ? Date.now() - fs.statSync(netnsPath(name)).mtimeMs > ORPHAN_GRACE_MS
+          : !fs.existsSync(owner.dataDir);
       if (mine || abandoned) {
-        await this.destroy({ addresses: { netns: name, hostVeth: name.replace(NETNS_PREFIX, HOST_VETH_PREFIX) }, flows: null });
+        await this.destroy({
+          addresses: { netns: name, hostVeth: name.replace(NETNS_PREFIX, HOST_VETH_PREFIX) },
+          flows: null,
+        });
         this.log.info('removed a network namespace left behind', { netns: name, vm: owner?.vmId ?? null });
       }
     }
@@ -116,29 +139,67 @@ export class VmNetworks {
     return this.start(id, { addresses, flows }, policy, false, true);
   }
 
-  private async start(id: string, ns: Namespace, policy: ResolvedNetworkPolicy, fresh: boolean, logEgress: boolean): Promise<SlotAddresses> {
+  private async start(
+    id: string,
+    ns: Namespace,
+    policy: ResolvedNetworkPolicy,
+    fresh: boolean,
+    logEgress: boolean,
+  ): Promise<SlotAddresses> {
     const { addresses, flows } = ns;
     const compiled = new CompiledPolicy(policy);
     // the policy in force (update() replaces it) and where verdicts go (builders and snapshots log none)
     const current = (): CompiledPolicy => this.attached.get(id)?.policy ?? compiled;
     const log = (entry: EgressLogEntry): void => (logEgress ? this.logs.append(id, entry) : undefined);
     const { privateAllow, upstreams } = this.config;
-    const resolver = new VmResolver(addresses.hostAddress, upstreams, { policy: current, learn: (entries) => nft(addresses.netns, learnRules(entries)).then(() => undefined), log, privateAllow });
-    const proxy = new NameProxy(addresses.hostAddress, this.nameChecked, { policy: current, resolve: (name) => resolver.resolveA(name), log, privateAllow });
-    const state: Attached = { addresses, flows, policy: compiled, generation: fresh ? 1 : Date.now() % 1e9, resolver, proxy };
+    const resolver = new VmResolver(addresses.hostAddress, upstreams, {
+      policy: current,
+      learn: (entries) => nft(addresses.netns, learnRules(entries)).then(() => undefined),
+      log,
+      privateAllow,
+    });
+    const proxy = new NameProxy(addresses.hostAddress, this.nameChecked, {
+      policy: current,
+      resolve: (name) => resolver.resolveA(name),
+      log,
+      privateAllow,
+    });
+    const state: Attached = {
+      addresses,
+      flows,
+      policy: compiled,
+      generation: fresh ? 1 : Date.now() % 1e9,
+      resolver,
+      proxy,
+    };
     flows.listener = (flow) => {
       // a flow admitted by a DNS-learned address: name it, and the rule that allowed the name
       const name = resolver.learned.get(flow.address)?.name;
       const rule = flow.rule === 'dns' && name ? current().nameVerdict(name).rule : flow.rule;
-      log({ time: new Date(flow.timeMs).toISOString(), protocol: flow.protocol, address: flow.address, port: flow.port, ...(name ? { name } : {}), verdict: flow.verdict, rule });
+      log({
+        time: new Date(flow.timeMs).toISOString(),
+        protocol: flow.protocol,
+        address: flow.address,
+        port: flow.port,
+        ...(name ? { name } : {}),
+        verdict: flow.verdict,
+        rule,
+      });
     };
     try {
       // a fresh namespace already holds the default policy (none, generation 1): most launches skip nft
       const isDefault = fresh && policy.egress === 'none' && policy.deny.length === 0;
-      await Promise.all([isDefault ? null : nft(addresses.netns, policyRules(this.rulesInput(state))), resolver.start(), proxy.start()]);
+      await Promise.all([
+        isDefault ? null : nft(addresses.netns, policyRules(this.rulesInput(state))),
+        resolver.start(),
+        proxy.start(),
+      ]);
     } catch (err) {
       stopServices(state);
-      throw new CapsuleError(ErrorCode.NETWORK_FAILED, `cannot start the network of ${id}: ${(err as Error).message}`, { step: 'network', cause: err });
+      throw new CapsuleError(ErrorCode.NETWORK_FAILED, `cannot start the network of ${id}: ${(err as Error).message}`, {
+        step: 'network',
+        cause: err,
+      });
     }
     this.attached.set(id, state);
     return addresses;
@@ -160,7 +221,8 @@ export class VmNetworks {
     this.attached.delete(id);
     if (state) stopServices(state);
     const addresses = state?.addresses ?? (slot === null ? null : slotAddresses(this.config.pool, slot));
-    if (addresses && this.ownerOf(addresses.netns)?.vmId === id) await this.destroy({ addresses, flows: state?.flows ?? null });
+    if (addresses && this.ownerOf(addresses.netns)?.vmId === id)
+      await this.destroy({ addresses, flows: state?.flows ?? null });
   }
 
   /** Server shutdown: namespaces of running VMs stay for the next server; pooled ones go. */
@@ -178,8 +240,22 @@ export class VmNetworks {
 
   private rulesInput(state: Pick<Attached, 'addresses' | 'policy' | 'generation' | 'resolver'>): NamespaceRulesInput {
     // addresses learned for names the new policy still allows (and does not deny) stay open
-    const learned = state.resolver.live().filter((l) => state.policy.nameVerdict(l.name).verdict === 'allow' && state.policy.addressVerdict(l.address, this.config.privateAllow).verdict === 'allow');
-    return { addresses: state.addresses, policy: state.policy, generation: state.generation, privateAllow: this.config.privateAllow, hostAddresses: this.hostAddrs, nameChecked: this.nameChecked, learned };
+    const learned = state.resolver
+      .live()
+      .filter(
+        (l) =>
+          state.policy.nameVerdict(l.name).verdict === 'allow' &&
+          state.policy.addressVerdict(l.address, this.config.privateAllow).verdict === 'allow',
+      );
+    return {
+      addresses: state.addresses,
+      policy: state.policy,
+      generation: state.generation,
+      privateAllow: this.config.privateAllow,
+      hostAddresses: this.hostAddrs,
+      nameChecked: this.nameChecked,
+      learned,
+    };
   }
 
   /** A new namespace in the first free slot, with nothing allowed yet. */
@@ -189,14 +265,26 @@ export class VmNetworks {
     for (let slot = 0; slot < count; slot++) {
       if (taken.has(slot)) continue;
       const addresses = slotAddresses(this.config.pool, slot);
-      const input = { addresses, policy: new CompiledPolicy({ egress: 'none', allow: [], deny: [] }), generation: 1, privateAllow: this.config.privateAllow, hostAddresses: this.hostAddrs, nameChecked: this.nameChecked, learned: [] };
+      const input = {
+        addresses,
+        policy: new CompiledPolicy({ egress: 'none', allow: [], deny: [] }),
+        generation: 1,
+        privateAllow: this.config.privateAllow,
+        hostAddresses: this.hostAddrs,
+        nameChecked: this.nameChecked,
+        learned: [],
+      };
       if (!(await createNamespace(addresses, namespaceRuleset(input)))) continue; // another server took it
       this.setOwner(addresses, null);
       const flows = new FlowLog();
       flows.start(addresses.netns);
       return { addresses, flows };
     }
-    throw new CapsuleError(ErrorCode.NETWORK_FAILED, `no free network slot: every /30 of ${this.config.pool} (CAPSULE_NET_POOL) is in use`, { step: 'netns' });
+    throw new CapsuleError(
+      ErrorCode.NETWORK_FAILED,
+      `no free network slot: every /30 of ${this.config.pool} (CAPSULE_NET_POOL) is in use`,
+      { step: 'netns' },
+    );
   }
 
   private refill(): void {
@@ -213,7 +301,13 @@ export class VmNetworks {
     })().finally(() => (this.refilling = null));
   }
 
-  private async destroy({ addresses, flows }: { addresses: Pick<SlotAddresses, 'netns' | 'hostVeth'>; flows: FlowLog | null }): Promise<void> {
+  private async destroy({
+    addresses,
+    flows,
+  }: {
+    addresses: Pick<SlotAddresses, 'netns' | 'hostVeth'>;
+    flows: FlowLog | null;
+  }): Promise<void> {
     flows?.stop();
     if (!flows) await killReaders(addresses.netns); // a namespace swept after a crash
     await deleteNamespace(addresses);
@@ -226,7 +320,10 @@ export class VmNetworks {
 
   private ownerOf(netns: string): { dataDir: string; vmId: string | null } | null {
     try {
-      return JSON.parse(fs.readFileSync(path.join(OWNERS_DIR, netns), 'utf8')) as { dataDir: string; vmId: string | null };
+      return JSON.parse(fs.readFileSync(path.join(OWNERS_DIR, netns), 'utf8')) as {
+        dataDir: string;
+        vmId: string | null;
+      };
     } catch {
       return null;
     }

@@ -38,7 +38,17 @@ function parse(archive: Buffer): Parsed[] {
     assert.equal(dataOffset % 4, 0);
     const data = archive.subarray(dataOffset, dataOffset + size);
     assert.equal(field(12), 0, 'check field is 0 for newc');
-    entries.push({ name, ino: field(0), mode: field(1), nlink: field(4), size, namesize, data, headerOffset: offset, dataOffset });
+    entries.push({
+      name,
+      ino: field(0),
+      mode: field(1),
+      nlink: field(4),
+      size,
+      namesize,
+      data,
+      headerOffset: offset,
+      dataOffset,
+    });
     offset = dataOffset + size + ((4 - (size % 4)) % 4);
     if (name === 'TRAILER!!!') break;
   }
@@ -53,10 +63,16 @@ function tempDir(t: { after(fn: () => void): void }): string {
 }
 
 function extract(archive: Buffer, dir: string): void {
-  execFileSync(CPIO, ['-idm', '--quiet', '--no-absolute-filenames'], { cwd: dir, input: archive, stdio: ['pipe', 'pipe', 'pipe'] });
+  execFileSync(CPIO, ['-idm', '--quiet', '--no-absolute-filenames'], {
+    cwd: dir,
+    input: archive,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
 }
 
-test('an archive with a directory and files extracts with the system cpio', { skip: !fs.existsSync(CPIO) && `${CPIO} missing` }, (t) => {
+test('an archive with a directory and files extracts with the system cpio', {
+  skip: !fs.existsSync(CPIO) && `${CPIO} missing`,
+}, (t) => {
   const dir = tempDir(t);
   const agent = Buffer.from('#!/bin/sh\necho capsule agent\n');
   const binary = Buffer.alloc(4099, 0xab); // size not a multiple of 4
@@ -102,7 +118,10 @@ test('cpio lists the entries in archive order', { skip: !fs.existsSync(CPIO) && 
     { name: 'a/b', mode: S_IFREG | 0o644, data: Buffer.from('b') },
     { name: 'c', mode: S_IFREG | 0o644, data: Buffer.from('c') },
   ]);
-  const listing = execFileSync(CPIO, ['-it', '--quiet'], { input: archive, stdio: ['pipe', 'pipe', 'pipe'] }).toString();
+  const listing = execFileSync(CPIO, ['-it', '--quiet'], {
+    input: archive,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  }).toString();
   assert.deepEqual(listing.trim().split('\n'), ['a', 'a/b', 'c']);
 });
 

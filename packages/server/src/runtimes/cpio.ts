@@ -22,7 +22,11 @@ export function newcArchive(entries: Entry[]): Buffer {
   let ino = 1;
   for (const entry of [...entries, { name: 'TRAILER!!!', mode: 0 }]) {
     const data = entry.data ?? Buffer.alloc(0);
-    parts.push(header(entry.name === 'TRAILER!!!' ? 0 : ino++, entry, data.length), data, Buffer.alloc(pad4(data.length)));
+    parts.push(
+      header(entry.name === 'TRAILER!!!' ? 0 : ino++, entry, data.length),
+      data,
+      Buffer.alloc(pad4(data.length)),
+    );
   }
   return Buffer.concat(parts);
 }

@@ -29,13 +29,20 @@ interface Manifest {
 export class RuntimeRegistry {
   private readonly runtimes = new Map<string, Runtime>();
 
-  constructor(private readonly cacheDir: string, private readonly dataDir: string, private readonly agentBundlePath: string) {}
+  constructor(
+    private readonly cacheDir: string,
+    private readonly dataDir: string,
+    private readonly agentBundlePath: string,
+  ) {}
 
   /** Scan the cache; for each name keep the newest build. Assemble initramfs images with the current agent. */
   load(): void {
     const dir = path.join(this.cacheDir, 'runtimes');
     if (!fs.existsSync(this.agentBundlePath)) {
-      throw new CapsuleError(ErrorCode.INTERNAL, `guest agent bundle missing at ${this.agentBundlePath}: run the setup script`);
+      throw new CapsuleError(
+        ErrorCode.INTERNAL,
+        `guest agent bundle missing at ${this.agentBundlePath}: run the setup script`,
+      );
     }
     const agent = fs.readFileSync(this.agentBundlePath);
     const agentHash = createHash('sha256').update(agent).digest('hex').slice(0, 12);
@@ -49,7 +56,8 @@ export class RuntimeRegistry {
       if (!fs.existsSync(manifestPath)) continue;
       const manifest = JSON.parse(fs.readFileSync(manifestPath, 'utf8')) as Manifest;
       const seen = newest.get(manifest.name);
-      if (!seen || seen.manifest.builtAt < manifest.builtAt) newest.set(manifest.name, { manifest, dir: path.join(dir, entry) });
+      if (!seen || seen.manifest.builtAt < manifest.builtAt)
+        newest.set(manifest.name, { manifest, dir: path.join(dir, entry) });
     }
     const initrdDir = path.join(this.dataDir, 'initrd');
     fs.mkdirSync(initrdDir, { recursive: true });
@@ -57,7 +65,10 @@ export class RuntimeRegistry {
       const initrdPath = path.join(initrdDir, `${manifest.name}-${manifest.hash}-${agentHash}.img`);
       if (!fs.existsSync(initrdPath)) {
         const tmp = `${initrdPath}.tmp-${process.pid}`;
-        fs.writeFileSync(tmp, Buffer.concat([fs.readFileSync(path.join(runtimeDir, 'initrd-base.cpio')), agentArchive]));
+        fs.writeFileSync(
+          tmp,
+          Buffer.concat([fs.readFileSync(path.join(runtimeDir, 'initrd-base.cpio')), agentArchive]),
+        );
         fs.renameSync(tmp, initrdPath);
       }
       this.runtimes.set(manifest.name, {

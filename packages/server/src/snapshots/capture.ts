@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { fsyncPath } from '../vmm/durable.js';
+import { fsyncPath } from '../durable.js';
 import { chownNoFollow } from '../jail/vm-files.js';
 import { Machine, type LaunchOptions, type SnapshotFiles } from '../vmm/machine.js';
 import type { VmNetworks } from '../network/vm-networks.js';
@@ -14,14 +14,25 @@ export function sha256Of(file: string): string {
 }
 
 export function snapshotFilesIn(dir: string): SnapshotFiles {
-  return { memoryPath: path.join(dir, 'memory'), statePath: path.join(dir, 'state'), diskPath: path.join(dir, 'disk.qcow2') };
+  return {
+    memoryPath: path.join(dir, 'memory'),
+    statePath: path.join(dir, 'state'),
+    diskPath: path.join(dir, 'disk.qcow2'),
+  };
 }
 
 /** Are the snapshot's files still what was taken (checksum of the state, size of the memory)? */
 export function verifySnapshot(files: SnapshotFiles): boolean {
   try {
-    const manifest = JSON.parse(fs.readFileSync(path.join(path.dirname(files.statePath), 'manifest.json'), 'utf8')) as { stateSha256?: string; memoryBytes?: number };
-    return manifest.stateSha256 === sha256Of(files.statePath) && manifest.memoryBytes === fs.statSync(files.memoryPath).size && fs.existsSync(files.diskPath);
+    const manifest = JSON.parse(fs.readFileSync(path.join(path.dirname(files.statePath), 'manifest.json'), 'utf8')) as {
+      stateSha256?: string;
+      memoryBytes?: number;
+    };
+    return (
+      manifest.stateSha256 === sha256Of(files.statePath) &&
+      manifest.memoryBytes === fs.statSync(files.memoryPath).size &&
+      fs.existsSync(files.diskPath)
+    );
   } catch {
     return false;
   }
@@ -38,8 +49,16 @@ export async function captureSnapshot(
   // in a namespace of its own with no egress: its NIC is a tap, as every clone's is (QEMU's device
   // state names the network backend, so a snapshot taken on user-mode networking restores only there)
   const netId = `snapshot-${path.basename(dir)}`;
-  const net = networks ? await networks.attach(netId, { egress: 'none', allow: [], deny: [] }, { logEgress: false }) : null;
-  const machine = await Machine.launch({ ...launch, netns: net?.netns, vmDir: path.join(dir, 'vm'), overlayPath: files.diskPath, memory: { kind: 'file', path: files.memoryPath, share: true } }).catch(async (err: unknown) => {
+  const net = networks
+    ? await networks.attach(netId, { egress: 'none', allow: [], deny: [] }, { logEgress: false })
+    : null;
+  const machine = await Machine.launch({
+    ...launch,
+    netns: net?.netns,
+    vmDir: path.join(dir, 'vm'),
+    overlayPath: files.diskPath,
+    memory: { kind: 'file', path: files.memoryPath, share: true },
+  }).catch(async (err: unknown) => {
     await networks?.release(netId, null);
     throw err;
   });
@@ -59,7 +78,12 @@ export async function captureSnapshot(
     chownNoFollow(file, 0, 0);
     fs.chmodSync(file, 0o444);
   }
-  const full = { ...manifest, stateSha256: sha256Of(files.statePath), memoryBytes: fs.statSync(files.memoryPath).size, takenAt: new Date().toISOString() };
+  const full = {
+    ...manifest,
+    stateSha256: sha256Of(files.statePath),
+    memoryBytes: fs.statSync(files.memoryPath).size,
+    takenAt: new Date().toISOString(),
+  };
   fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(full) + '\n');
   return files;
 }

@@ -63,7 +63,9 @@ export class ReadySnapshots {
 
   private key(runtime: Runtime, shape: Shape): string {
     // the initrd name carries the runtime hash and the agent bundle hash; operator kernel args shape the guest too
-    const extra = this.config.extraKernelArgs ? `-k${createHash('sha256').update(this.config.extraKernelArgs).digest('hex').slice(0, 8)}` : '';
+    const extra = this.config.extraKernelArgs
+      ? `-k${createHash('sha256').update(this.config.extraKernelArgs).digest('hex').slice(0, 8)}`
+      : '';
     return `${path.basename(runtime.initrdPath, '.img')}-${shape.vcpuCount}c-${shape.memoryMib}m-${this.accelerator}${extra}${this.suffix}`;
   }
 
@@ -171,7 +173,11 @@ export class ReadySnapshots {
     for (const shape of shapes) {
       count += 1;
       bytes += shape.bytes;
-      if (shape.entry === keep || (count <= this.config.snapshotsPerRuntime && bytes <= this.config.snapshotBytesPerRuntime)) continue;
+      if (
+        shape.entry === keep ||
+        (count <= this.config.snapshotsPerRuntime && bytes <= this.config.snapshotBytesPerRuntime)
+      )
+        continue;
       this.log.info('pruning a ready snapshot (least recently used)', { key: shape.entry });
       fs.rmSync(shape.dir, { recursive: true, force: true });
     }
@@ -182,16 +188,26 @@ export class ReadySnapshots {
     const started = Date.now();
     const finalDir = path.join(this.dir, key);
     // short: unix socket paths inside it must stay under 108 bytes
-    const tmp = path.join(this.dir, `.build-${createHash('sha256').update(key).digest('hex').slice(0, 12)}-${process.pid}`);
+    const tmp = path.join(
+      this.dir,
+      `.build-${createHash('sha256').update(key).digest('hex').slice(0, 12)}-${process.pid}`,
+    );
     fs.rmSync(tmp, { recursive: true, force: true });
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o755 });
     fs.mkdirSync(tmp, { mode: 0o700 });
     try {
-      if (!this.systemVms) throw new Error('these ready snapshots are read-only: no system VMs were given to build them in');
+      if (!this.systemVms)
+        throw new Error('these ready snapshots are read-only: no system VMs were given to build them in');
       await this.systemVms.run(`the ready snapshot ${key}`, shape.memoryMib, `snapshot-${key}`, (jail) =>
         captureSnapshot(
           tmp,
-          { ...hostLaunchOptions(this.config, runtime), ...shape, accelerator: this.accelerator, hostname: 'capsule', jail },
+          {
+            ...hostLaunchOptions(this.config, runtime),
+            ...shape,
+            accelerator: this.accelerator,
+            hostname: 'capsule',
+            jail,
+          },
           async () => undefined,
           { key, runtime: runtimeName, ...shape },
           this.networks,

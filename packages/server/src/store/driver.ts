@@ -22,7 +22,13 @@ export interface SqlDriver extends SqlExecutor {
  * A driver error that means "the database cannot be reached now" (not "this statement is wrong") becomes
  * STORE_UNAVAILABLE (503): the API says so and callers retry; nothing else in the server changes.
  */
-export function storeUnavailable(err: unknown, isOutage: (err: { code?: unknown; message?: unknown }) => boolean): unknown {
-  if (err instanceof CapsuleError || typeof err !== 'object' || err === null || !isOutage(err as { code?: unknown })) return err;
-  return new CapsuleError(ErrorCode.STORE_UNAVAILABLE, `the database is unavailable: ${(err as Error).message}`, { cause: err });
+export function storeUnavailable(
+  err: unknown,
+  isOutage: (err: { code?: unknown; message?: unknown }) => boolean,
+): unknown {
+  if (err instanceof CapsuleError || typeof err !== 'object' || err === null || !isOutage(err as { code?: unknown }))
+    return err;
+  return new CapsuleError(ErrorCode.STORE_UNAVAILABLE, `the database is unavailable: ${(err as Error).message}`, {
+    cause: err,
+  });
 }

@@ -6,9 +6,13 @@ import { storeUnavailable, type Row, type SqlDriver, type SqlExecutor } from './
 function isOutage(err: { code?: unknown; message?: unknown }): boolean {
   const code = String(err.code ?? '');
   return (
-    ['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', '57P01', '57P02', '57P03'].includes(code) ||
+    ['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', '57P01', '57P02', '57P03'].includes(
+      code,
+    ) ||
     code.startsWith('08') ||
-    /Connection terminated|connection error|timeout exceeded when trying to connect|Client was closed/i.test(String(err.message ?? ''))
+    /Connection terminated|connection error|timeout exceeded when trying to connect|Client was closed/i.test(
+      String(err.message ?? ''),
+    )
   );
 }
 
@@ -22,8 +26,10 @@ pg.types.setTypeParser(pg.types.builtins.NUMERIC, (value) => Number(value));
 
 function executor(client: pg.Pool | pg.PoolClient): SqlExecutor {
   return {
-    query: async (sql, params = []) => ((await client.query(sql, params).catch(unavailable)) as pg.QueryResult).rows as Row[],
-    run: async (sql, params = []) => ((await client.query(sql, params).catch(unavailable)) as pg.QueryResult).rowCount ?? 0,
+    query: async (sql, params = []) =>
+      ((await client.query(sql, params).catch(unavailable)) as pg.QueryResult).rows as Row[],
+    run: async (sql, params = []) =>
+      ((await client.query(sql, params).catch(unavailable)) as pg.QueryResult).rowCount ?? 0,
     exec: async (sql) => void (await client.query(sql).catch(unavailable)),
   };
 }

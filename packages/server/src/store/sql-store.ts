@@ -4,7 +4,16 @@ import type { ImageBuildState, MicroVMState, TenantQuotas } from '@capsule/proto
 import type { Row, SqlDriver, SqlExecutor } from './driver.js';
 import { MIGRATIONS } from './migrations.js';
 import type { BuildPlan } from '../images/build-plan.js';
-import type { ApiKeyRecord, ImageVersionRecord, ListFilter, MicroVMPatch, MicroVMRecord, Store, TenantRecord, TenantUsage } from './types.js';
+import type {
+  ApiKeyRecord,
+  ImageVersionRecord,
+  ListFilter,
+  MicroVMPatch,
+  MicroVMRecord,
+  Store,
+  TenantRecord,
+  TenantUsage,
+} from './types.js';
 import { canTransition } from './states.js';
 
 const COLUMNS: Array<[keyof MicroVMRecord, string, 'json' | 'plain']> = [
@@ -49,7 +58,8 @@ function toColumns(patch: Partial<MicroVMRecord>): Array<[string, unknown]> {
 
 function fromRow(row: Row): MicroVMRecord {
   const record: Row = {};
-  for (const [field, column, kind] of COLUMNS) record[field] = kind === 'json' ? JSON.parse(row[column] as string) : row[column];
+  for (const [field, column, kind] of COLUMNS)
+    record[field] = kind === 'json' ? JSON.parse(row[column] as string) : row[column];
   return record as unknown as MicroVMRecord;
 }
 
@@ -86,30 +96,32 @@ const apiKeyFromRow = (row: Row): Omit<ApiKeyRecord, 'keyHash'> => ({
 
 /** Inserting a hash that exists changes nothing. */
 function insertKeyRow(db: SqlExecutor, key: ApiKeyRecord): Promise<number> {
-  return db.run('INSERT INTO api_keys (key_hash, id, tenant_id, is_admin, name, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING', [
-    key.keyHash,
-    key.id,
-    key.tenantId,
-    key.isAdmin ? 1 : 0,
-    key.name,
-    key.createdAt,
-  ]);
+  return db.run(
+    'INSERT INTO api_keys (key_hash, id, tenant_id, is_admin, name, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING',
+    [key.keyHash, key.id, key.tenantId, key.isAdmin ? 1 : 0, key.name, key.createdAt],
+  );
 }
 
-const placeholders = (count: number, from = 1): string => Array.from({ length: count }, (_, i) => `$${from + i}`).join(', ');
+const placeholders = (count: number, from = 1): string =>
+  Array.from({ length: count }, (_, i) => `$${from + i}`).join(', ');
 
 export class SqlStore implements Store {
   private constructor(private readonly db: SqlDriver) {}
 
   /** Open the store, applying any migrations not yet applied (each in its own transaction). */
   static async open(db: SqlDriver): Promise<SqlStore> {
-    await db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)');
+    await db.exec(
+      'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)',
+    );
     const applied = new Set((await db.query('SELECT version FROM schema_migrations')).map((r) => Number(r.version)));
     for (const migration of MIGRATIONS) {
       if (applied.has(migration.version)) continue;
       await db.transaction(async (tx) => {
         await tx.exec(migration.sql);
-        await tx.run('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)', [migration.version, new Date().toISOString()]);
+        await tx.run('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)', [
+          migration.version,
+          new Date().toISOString(),
+        ]);
       });
     }
     return new SqlStore(db);
@@ -121,13 +133,22 @@ export class SqlStore implements Store {
 
   async insertMicroVM(record: MicroVMRecord): Promise<void> {
     const columns = toColumns(record);
-    await this.db.run(`INSERT INTO microvms (${columns.map(([c]) => c).join(', ')}) VALUES (${placeholders(columns.length)})`, columns.map(([, v]) => v));
+    await this.db.run(
+      `INSERT INTO microvms (${columns.map(([c]) => c).join(', ')}) VALUES (${placeholders(columns.length)})`,
+      columns.map(([, v]) => v),
+    );
   }
 
-  async transition(id: string, from: MicroVMState | readonly MicroVMState[], to: MicroVMState, patch: MicroVMPatch = {}): Promise<MicroVMRecord | null> {
+  async transition(
+    id: string,
+    from: MicroVMState | readonly MicroVMState[],
+    to: MicroVMState,
+    patch: MicroVMPatch = {},
+  ): Promise<MicroVMRecord | null> {
     const states = typeof from === 'string' ? [from] : [...from];
     const illegal = states.filter((s) => !canTransition(s, to));
-    if (states.length === 0 || illegal.length > 0) throw new Error(`MicroVM ${id}: ${illegal.join(', ') || '(no state)'} → ${to} is not in the state table`);
+    if (states.length === 0 || illegal.length > 0)
+      throw new Error(`MicroVM ${id}: ${illegal.join(', ') || '(no state)'} → ${to} is not in the state table`);
     return this.update(id, { ...patch, state: to }, states);
   }
 
@@ -137,7 +158,11 @@ export class SqlStore implements Store {
   }
 
   /** UPDATE one VM, only while it is in one of `inStates` (any state if none are given). */
-  private async update(id: string, patch: Partial<MicroVMRecord>, inStates: MicroVMState[]): Promise<MicroVMRecord | null> {
+  private async update(
+    id: string,
+    patch: Partial<MicroVMRecord>,
+    inStates: MicroVMState[],
+  ): Promise<MicroVMRecord | null> {
     const columns = toColumns({ ...patch, updatedAt: new Date().toISOString() });
     const params = [...columns.map(([, v]) => v), id];
     const sets = columns.map(([c], i) => `${c} = $${i + 1}`).join(', ');
@@ -167,7 +192,10 @@ export class SqlStore implements Store {
           : `(metadata_json::jsonb ->> ${param(key)}::text) = ${param(value)}::text`,
       );
     }
-    const rows = await this.db.query(`SELECT * FROM microvms WHERE ${where.join(' AND ')} ORDER BY id LIMIT ${param(filter.limit)}`, params);
+    const rows = await this.db.query(
+      `SELECT * FROM microvms WHERE ${where.join(' AND ')} ORDER BY id LIMIT ${param(filter.limit)}`,
+      params,
+    );
     return rows.map(fromRow);
   }
 
@@ -192,12 +220,10 @@ export class SqlStore implements Store {
   }
 
   async insertTenant(tenant: TenantRecord): Promise<boolean> {
-    const changed = await this.db.run('INSERT INTO tenants (id, name, quotas_json, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING', [
-      tenant.id,
-      tenant.name,
-      JSON.stringify(tenant.quotas),
-      tenant.createdAt,
-    ]);
+    const changed = await this.db.run(
+      'INSERT INTO tenants (id, name, quotas_json, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING',
+      [tenant.id, tenant.name, JSON.stringify(tenant.quotas), tenant.createdAt],
+    );
     return changed === 1;
   }
 
@@ -217,7 +243,9 @@ export class SqlStore implements Store {
 
   async findApiKey(keyHash: string): Promise<Pick<ApiKeyRecord, 'id' | 'tenantId' | 'isAdmin'> | null> {
     const [row] = await this.db.query('SELECT id, tenant_id, is_admin FROM api_keys WHERE key_hash = $1', [keyHash]);
-    return row ? { id: (row.id as string | null) ?? '', tenantId: row.tenant_id as string, isAdmin: Number(row.is_admin) === 1 } : null;
+    return row
+      ? { id: (row.id as string | null) ?? '', tenantId: row.tenant_id as string, isAdmin: Number(row.is_admin) === 1 }
+      : null;
   }
 
   async insertApiKey(key: ApiKeyRecord): Promise<void> {
@@ -225,7 +253,10 @@ export class SqlStore implements Store {
   }
 
   async listApiKeys(tenantId: string): Promise<Array<Omit<ApiKeyRecord, 'keyHash'>>> {
-    const rows = await this.db.query('SELECT id, tenant_id, is_admin, name, created_at FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id', [tenantId]);
+    const rows = await this.db.query(
+      'SELECT id, tenant_id, is_admin, name, created_at FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id',
+      [tenantId],
+    );
     return rows.map(apiKeyFromRow);
   }
 
@@ -247,46 +278,84 @@ export class SqlStore implements Store {
         await this.db.run(
           `INSERT INTO image_versions (tenant_id, name, version, state, runtime, source, plan_json, failure_reason, failed_step, created_at, updated_at, finished_at)
            SELECT $1, $2, COALESCE(MAX(version), 0) + 1, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM image_versions WHERE tenant_id = $1 AND name = $2`,
-          [record.tenantId, record.name, record.state, record.runtime, record.source, JSON.stringify(record.plan), record.failureReason, record.failedStep, record.createdAt, record.updatedAt, record.finishedAt],
+          [
+            record.tenantId,
+            record.name,
+            record.state,
+            record.runtime,
+            record.source,
+            JSON.stringify(record.plan),
+            record.failureReason,
+            record.failedStep,
+            record.createdAt,
+            record.updatedAt,
+            record.finishedAt,
+          ],
         );
         break;
       } catch (err) {
         if (attempt >= 5 || !/UNIQUE|unique|PRIMARY/.test((err as Error).message)) throw err;
       }
     }
-    const [row] = await this.db.query('SELECT * FROM image_versions WHERE tenant_id = $1 AND name = $2 AND created_at = $3 ORDER BY version DESC LIMIT 1', [record.tenantId, record.name, record.createdAt]);
+    const [row] = await this.db.query(
+      'SELECT * FROM image_versions WHERE tenant_id = $1 AND name = $2 AND created_at = $3 ORDER BY version DESC LIMIT 1',
+      [record.tenantId, record.name, record.createdAt],
+    );
     return imageFromRow(row);
   }
 
-  async updateImageVersion(tenantId: string, name: string, version: number, patch: Partial<Pick<ImageVersionRecord, 'state' | 'failureReason' | 'failedStep' | 'finishedAt'>>): Promise<void> {
+  async updateImageVersion(
+    tenantId: string,
+    name: string,
+    version: number,
+    patch: Partial<Pick<ImageVersionRecord, 'state' | 'failureReason' | 'failedStep' | 'finishedAt'>>,
+  ): Promise<void> {
     const columns: Array<[string, unknown]> = [['updated_at', new Date().toISOString()]];
     if (patch.state !== undefined) columns.push(['state', patch.state]);
     if (patch.failureReason !== undefined) columns.push(['failure_reason', patch.failureReason]);
     if (patch.failedStep !== undefined) columns.push(['failed_step', patch.failedStep]);
     if (patch.finishedAt !== undefined) columns.push(['finished_at', patch.finishedAt]);
     const sets = columns.map(([c], i) => `${c} = $${i + 4}`).join(', ');
-    await this.db.run(`UPDATE image_versions SET ${sets} WHERE tenant_id = $1 AND name = $2 AND version = $3`, [tenantId, name, version, ...columns.map(([, v]) => v)]);
+    await this.db.run(`UPDATE image_versions SET ${sets} WHERE tenant_id = $1 AND name = $2 AND version = $3`, [
+      tenantId,
+      name,
+      version,
+      ...columns.map(([, v]) => v),
+    ]);
   }
 
   async getImageVersion(tenantId: string, name: string, version: number): Promise<ImageVersionRecord | null> {
-    const [row] = await this.db.query('SELECT * FROM image_versions WHERE tenant_id = $1 AND name = $2 AND version = $3', [tenantId, name, version]);
+    const [row] = await this.db.query(
+      'SELECT * FROM image_versions WHERE tenant_id = $1 AND name = $2 AND version = $3',
+      [tenantId, name, version],
+    );
     return row ? imageFromRow(row) : null;
   }
 
   async listImageVersions(tenantId: string, name?: string): Promise<ImageVersionRecord[]> {
-    const rows = name === undefined
-      ? await this.db.query('SELECT * FROM image_versions WHERE tenant_id = $1 ORDER BY name, version', [tenantId])
-      : await this.db.query('SELECT * FROM image_versions WHERE tenant_id = $1 AND name = $2 ORDER BY version', [tenantId, name]);
+    const rows =
+      name === undefined
+        ? await this.db.query('SELECT * FROM image_versions WHERE tenant_id = $1 ORDER BY name, version', [tenantId])
+        : await this.db.query('SELECT * FROM image_versions WHERE tenant_id = $1 AND name = $2 ORDER BY version', [
+            tenantId,
+            name,
+          ]);
     return rows.map(imageFromRow);
   }
 
   async deleteImageVersion(tenantId: string, name: string, version: number): Promise<void> {
-    await this.db.run('DELETE FROM image_versions WHERE tenant_id = $1 AND name = $2 AND version = $3', [tenantId, name, version]);
+    await this.db.run('DELETE FROM image_versions WHERE tenant_id = $1 AND name = $2 AND version = $3', [
+      tenantId,
+      name,
+      version,
+    ]);
   }
 
   async listImageVersionsInStates(states: ImageBuildState[]): Promise<ImageVersionRecord[]> {
     if (states.length === 0) return [];
-    return (await this.db.query(`SELECT * FROM image_versions WHERE state IN (${placeholders(states.length)})`, states)).map(imageFromRow);
+    return (
+      await this.db.query(`SELECT * FROM image_versions WHERE state IN (${placeholders(states.length)})`, states)
+    ).map(imageFromRow);
   }
 
   async close(): Promise<void> {

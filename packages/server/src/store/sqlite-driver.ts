@@ -3,7 +3,8 @@ import Database from 'better-sqlite3';
 import { storeUnavailable, type Row, type SqlDriver, type SqlExecutor } from './driver.js';
 
 /** The file cannot be used now (locked past the busy timeout, an I/O error, a full disk), not a bad statement. */
-const isOutage = (err: { code?: unknown }): boolean => /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY)/.test(String(err.code ?? ''));
+const isOutage = (err: { code?: unknown }): boolean =>
+  /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY)/.test(String(err.code ?? ''));
 
 function guarded<T>(fn: () => T): T {
   try {

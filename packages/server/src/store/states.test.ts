@@ -12,10 +12,13 @@ test('documented transitions are allowed and terminal states stay terminal', () 
 });
 
 test('an illegal transition is INVALID_STATE naming the current state', () => {
-  assert.throws(() => assertTransition('mvm-x', 'TERMINATED', 'TERMINATING', 'terminate'), (err: { code: string; status: number; message: string }) => {
-    assert.equal(err.code, 'INVALID_STATE');
-    assert.equal(err.status, 409);
-    assert.match(err.message, /cannot terminate MicroVM mvm-x: it is TERMINATED/);
-    return true;
-  });
+  assert.throws(
+    () => assertTransition('mvm-x', 'TERMINATED', 'TERMINATING', 'terminate'),
+    (err: { code: string; status: number; message: string }) => {
+      assert.equal(err.code, 'INVALID_STATE');
+      assert.equal(err.status, 409);
+      assert.match(err.message, /cannot terminate MicroVM mvm-x: it is TERMINATED/);
+      return true;
+    },
+  );
 });

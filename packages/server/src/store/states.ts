@@ -19,12 +19,16 @@ export function canTransition(from: MicroVMState, to: MicroVMState): boolean {
 
 export function assertTransition(id: string, from: MicroVMState, to: MicroVMState, action: string): void {
   if (!canTransition(from, to)) {
-    throw new CapsuleError(ErrorCode.INVALID_STATE, `cannot ${action} MicroVM ${id}: it is ${from}`, { details: { state: from } });
+    throw new CapsuleError(ErrorCode.INVALID_STATE, `cannot ${action} MicroVM ${id}: it is ${from}`, {
+      details: { state: from },
+    });
   }
 }
 
 /** Every state a VM can fail from, read off the table (not once it is TERMINATED or FAILED). */
-export const FAILABLE_STATES: readonly MicroVMState[] = (Object.keys(TRANSITIONS) as MicroVMState[]).filter((from) => canTransition(from, 'FAILED'));
+export const FAILABLE_STATES: readonly MicroVMState[] = (Object.keys(TRANSITIONS) as MicroVMState[]).filter((from) =>
+  canTransition(from, 'FAILED'),
+);
 
 /** States in which a QEMU process may exist for the VM. */
 export const LIVE_STATES: readonly MicroVMState[] = ['PENDING', 'RUNNING', 'SUSPENDING', 'TERMINATING'];

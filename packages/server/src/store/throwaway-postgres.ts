@@ -7,9 +7,14 @@ import path from 'node:path';
 import pg from 'pg';
 
 function binDir(): string {
-  const versions = fs.existsSync('/usr/lib/postgresql') ? fs.readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a)) : [];
-  for (const v of versions) if (fs.existsSync(`/usr/lib/postgresql/${v}/bin/initdb`)) return `/usr/lib/postgresql/${v}/bin`;
-  throw new Error('Postgres server binaries not found under /usr/lib/postgresql (scripts/setup.sh installs postgresql)');
+  const versions = fs.existsSync('/usr/lib/postgresql')
+    ? fs.readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a))
+    : [];
+  for (const v of versions)
+    if (fs.existsSync(`/usr/lib/postgresql/${v}/bin/initdb`)) return `/usr/lib/postgresql/${v}/bin`;
+  throw new Error(
+    'Postgres server binaries not found under /usr/lib/postgresql (scripts/setup.sh installs postgresql)',
+  );
 }
 
 export interface ThrowawayPostgres {
@@ -42,16 +47,26 @@ export async function startThrowawayPostgres(): Promise<ThrowawayPostgres> {
     fs.rmSync(dir, { recursive: true, force: true });
   };
   const options = `-k ${dir} -p ${port} -c listen_addresses= -c fsync=off -c synchronous_commit=off`;
-  const start = (): void => void execFileSync(path.join(bin, 'pg_ctl'), ['-D', data, '-o', options, '-l', path.join(dir, 'log'), '-w', 'start'], asUser);
+  const start = (): void =>
+    void execFileSync(
+      path.join(bin, 'pg_ctl'),
+      ['-D', data, '-o', options, '-l', path.join(dir, 'log'), '-w', 'start'],
+      asUser,
+    );
   try {
-    execFileSync(path.join(bin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'capsule', '--no-sync', '-E', 'UTF8'], asUser);
+    execFileSync(
+      path.join(bin, 'initdb'),
+      ['-D', data, '-A', 'trust', '-U', 'capsule', '--no-sync', '-E', 'UTF8'],
+      asUser,
+    );
     start();
   } catch (err) {
     const log = fs.existsSync(path.join(dir, 'log')) ? fs.readFileSync(path.join(dir, 'log'), 'utf8') : '';
     stop();
     throw new Error(`could not start a throwaway Postgres: ${(err as Error).message}\n${log}`);
   }
-  const url = (db: string): string => `postgresql://capsule@localhost/${db}?host=${encodeURIComponent(dir)}&port=${port}`;
+  const url = (db: string): string =>
+    `postgresql://capsule@localhost/${db}?host=${encodeURIComponent(dir)}&port=${port}`;
   return {
     async createDatabase(name) {
       const client = new pg.Client({ connectionString: url('postgres') });

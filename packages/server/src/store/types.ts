@@ -1,5 +1,12 @@
 // Persistence contract. Async so SQLite (default) and Postgres share one interface.
-import type { EgressMode, ImageBuildState, MicroVMState, ResolvedIdlePolicy, ResolvedNetworkPolicy, TenantQuotas } from '@capsule/protocol';
+import type {
+  EgressMode,
+  ImageBuildState,
+  MicroVMState,
+  ResolvedIdlePolicy,
+  ResolvedNetworkPolicy,
+  TenantQuotas,
+} from '@capsule/protocol';
 import type { BuildPlan } from '../images/build-plan.js';
 
 export interface MicroVMRecord {
@@ -95,7 +102,12 @@ export interface Store {
    * otherwise, thrown), and applies (with `patch`) only if the VM is in one of `from` now: a
    * compare-and-set. Null if it was not (or is gone).
    */
-  transition(id: string, from: MicroVMState | readonly MicroVMState[], to: MicroVMState, patch?: MicroVMPatch): Promise<MicroVMRecord | null>;
+  transition(
+    id: string,
+    from: MicroVMState | readonly MicroVMState[],
+    to: MicroVMState,
+    patch?: MicroVMPatch,
+  ): Promise<MicroVMRecord | null>;
   /** Fields other than the state; null if the VM is gone. */
   updateMicroVM(id: string, patch: MicroVMPatch): Promise<MicroVMRecord | null>;
   getMicroVM(id: string): Promise<MicroVMRecord | null>;
@@ -120,7 +132,12 @@ export interface Store {
   replaceAdminKey(key: ApiKeyRecord): Promise<void>;
   /** A new version numbered one past the image's highest (1 for a new image). */
   insertImageVersion(record: Omit<ImageVersionRecord, 'version'>): Promise<ImageVersionRecord>;
-  updateImageVersion(tenantId: string, name: string, version: number, patch: Partial<Pick<ImageVersionRecord, 'state' | 'failureReason' | 'failedStep' | 'finishedAt'>>): Promise<void>;
+  updateImageVersion(
+    tenantId: string,
+    name: string,
+    version: number,
+    patch: Partial<Pick<ImageVersionRecord, 'state' | 'failureReason' | 'failedStep' | 'finishedAt'>>,
+  ): Promise<void>;
   getImageVersion(tenantId: string, name: string, version: number): Promise<ImageVersionRecord | null>;
   /** A tenant's versions (of one image, or all), by name then version. */
   listImageVersions(tenantId: string, name?: string): Promise<ImageVersionRecord[]>;

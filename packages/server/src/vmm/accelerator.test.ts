@@ -15,7 +15,14 @@ test('KVM needs vmx/svm, a usable /dev/kvm and a successful probe boot', async (
   assert.equal(noFlag.accelerator, 'tcg');
   assert.match(noFlag.reason, /neither vmx nor svm/);
   assert.equal((await chooseAccelerator('auto', env({ kvmUsable: () => false }))).accelerator, 'tcg');
-  const probeFail = await chooseAccelerator('auto', env({ probeBoot: async () => { throw new Error('agent never answered'); } }));
+  const probeFail = await chooseAccelerator(
+    'auto',
+    env({
+      probeBoot: async () => {
+        throw new Error('agent never answered');
+      },
+    }),
+  );
   assert.equal(probeFail.accelerator, 'tcg');
   assert.match(probeFail.reason, /probe boot failed \(agent never answered\)/);
 });

@@ -29,16 +29,23 @@ export const hostProbeEnv = (probeBoot: () => Promise<void>): AcceleratorProbeEn
   probeBoot,
 });
 
-export async function chooseAccelerator(choice: AcceleratorChoice, env: AcceleratorProbeEnv): Promise<AcceleratorDecision> {
+export async function chooseAccelerator(
+  choice: AcceleratorChoice,
+  env: AcceleratorProbeEnv,
+): Promise<AcceleratorDecision> {
   if (choice !== 'auto') return { accelerator: choice, reason: `set by configuration (CAPSULE_ACCELERATOR=${choice})` };
   if (!/^flags\s*:.*\b(vmx|svm)\b/m.test(env.cpuinfo())) {
     return { accelerator: 'tcg', reason: 'cpuinfo shows neither vmx nor svm: no hardware virtualization, using TCG' };
   }
-  if (!env.kvmUsable()) return { accelerator: 'tcg', reason: '/dev/kvm is missing or not read-write for this user, using TCG' };
+  if (!env.kvmUsable())
+    return { accelerator: 'tcg', reason: '/dev/kvm is missing or not read-write for this user, using TCG' };
   try {
     await env.probeBoot();
     return { accelerator: 'kvm', reason: 'vmx/svm present and a KVM probe VM booted to its agent' };
   } catch (err) {
-    return { accelerator: 'tcg', reason: `KVM probe boot failed (${(err as Error).message.split('\n')[0]}), using TCG` };
+    return {
+      accelerator: 'tcg',
+      reason: `KVM probe boot failed (${(err as Error).message.split('\n')[0]}), using TCG`,
+    };
   }
 }

@@ -6,13 +6,23 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { encodeCredit, encodeFrame, Fd, FrameDecoder, FrameKind, MAX_PAYLOAD_BYTES, type Frame } from '@capsule/protocol';
+import {
+  encodeCredit,
+  encodeFrame,
+  Fd,
+  FrameDecoder,
+  FrameKind,
+  MAX_PAYLOAD_BYTES,
+  type Frame,
+} from '@capsule/protocol';
 import { AgentClient } from './agent-client.js';
 
 const MIB = 1024 * 1024;
 
 /** A unix socket "agent" that hands the first host frame of each channel to `onFrame`. */
-async function hostileAgent(onFrame: (socket: net.Socket, frame: Frame) => void): Promise<{ socketPath: string; close(): void }> {
+async function hostileAgent(
+  onFrame: (socket: net.Socket, frame: Frame) => void,
+): Promise<{ socketPath: string; close(): void }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-hostile-'));
   const socketPath = path.join(dir, 'agent.sock');
   const sockets = new Set<net.Socket>();
@@ -20,7 +30,9 @@ async function hostileAgent(onFrame: (socket: net.Socket, frame: Frame) => void)
     sockets.add(socket);
     socket.on('error', () => undefined);
     const decoder = new FrameDecoder();
-    socket.on('data', (chunk) => decoder.push(chunk).forEach((frame) => onFrame(socket, frame)));
+    socket.on('data', (chunk) => {
+      for (const frame of decoder.push(chunk)) onFrame(socket, frame);
+    });
   });
   await new Promise<void>((resolve) => server.listen(socketPath, resolve));
   return {
@@ -33,7 +45,8 @@ async function hostileAgent(onFrame: (socket: net.Socket, frame: Frame) => void)
   };
 }
 
-const reply = (channel: number, msg: unknown): Buffer => encodeFrame(channel, FrameKind.MSG, 0, Buffer.from(JSON.stringify(msg)));
+const reply = (channel: number, msg: unknown): Buffer =>
+  encodeFrame(channel, FrameKind.MSG, 0, Buffer.from(JSON.stringify(msg)));
 
 test('an agent flooding stdout past its credit is cut off, and the host buffers at most the window', async () => {
   const chunk = Buffer.alloc(MAX_PAYLOAD_BYTES, 0x41);
@@ -57,7 +70,10 @@ test('an agent flooding stdout past its credit is cut off, and the host buffers 
     const before = process.memoryUsage().arrayBuffers;
     let delivered = 0;
     // a consumer that never takes its bytes: no credit is ever granted back
-    const exec = client.exec({ command: ['yes'] }, { onStdout: (c) => ((delivered += c.length), new Promise(() => undefined)) });
+    const exec = client.exec(
+      { command: ['yes'] },
+      { onStdout: (c) => ((delivered += c.length), new Promise(() => undefined)) },
+    );
     assert.match(await violation, /past the credit granted/);
     await assert.rejects(exec.result, /broke the agent protocol/);
     assert.ok(client.isClosed);
@@ -118,8 +134,12 @@ test('an exec the guest never ends fails at the host deadline, and the guest is 
     const exec = client.exec({ command: ['sleep', 'forever'], timeoutMs: 100 }, { deadlineMs: 300 });
     await assert.rejects(exec.result, /did not end the command within the host's deadline of 300 ms/);
     assert.ok(Date.now() - started < 5000);
-    for (let i = 0; i < 50 && !seen.some((m) => (m as { type: string }).type === 'signal'); i++) await new Promise((r) => setTimeout(r, 20));
-    assert.ok(seen.some((m) => JSON.stringify(m) === JSON.stringify({ type: 'signal', signal: 'SIGKILL' })), 'SIGKILL sent');
+    for (let i = 0; i < 50 && !seen.some((m) => (m as { type: string }).type === 'signal'); i++)
+      await new Promise((r) => setTimeout(r, 20));
+    assert.ok(
+      seen.some((m) => JSON.stringify(m) === JSON.stringify({ type: 'signal', signal: 'SIGKILL' })),
+      'SIGKILL sent',
+    );
   } finally {
     client.close();
     agent.close();

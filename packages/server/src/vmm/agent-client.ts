@@ -62,7 +62,9 @@ function agentError(reply: Extract<GuestReply, { type: 'error' }>): CapsuleError
 }
 
 function linkLost(reason: Error): CapsuleError {
-  return new CapsuleError(ErrorCode.AGENT_UNREACHABLE, `lost the guest agent link: ${reason.message}`, { cause: reason });
+  return new CapsuleError(ErrorCode.AGENT_UNREACHABLE, `lost the guest agent link: ${reason.message}`, {
+    cause: reason,
+  });
 }
 
 /** Bytes queued toward the agent past which DATA waits for the socket to drain. */
@@ -76,7 +78,11 @@ export class AgentClient {
   private violationListeners: Array<(reason: string) => void> = [];
 
   private constructor(private readonly socket: net.Socket) {
-    this.mux = new Mux((frame) => socket.write(frame), undefined, () => this.drained());
+    this.mux = new Mux(
+      (frame) => socket.write(frame),
+      undefined,
+      () => this.drained(),
+    );
     socket.on('data', (chunk) => {
       try {
         this.mux.feed(chunk);
@@ -90,7 +96,11 @@ export class AgentClient {
     socket.on('error', () => undefined);
     socket.on('close', () => {
       this.closed = true;
-      this.mux.reset(new Error(this.violationReason ? `the guest broke the agent protocol: ${this.violationReason}` : 'agent socket closed'));
+      this.mux.reset(
+        new Error(
+          this.violationReason ? `the guest broke the agent protocol: ${this.violationReason}` : 'agent socket closed',
+        ),
+      );
     });
   }
 
@@ -145,7 +155,9 @@ export class AgentClient {
         lastError = err;
       }
     }
-    throw new CapsuleError(ErrorCode.AGENT_UNREACHABLE, `guest agent did not answer within ${timeoutMs} ms`, { cause: lastError });
+    throw new CapsuleError(ErrorCode.AGENT_UNREACHABLE, `guest agent did not answer within ${timeoutMs} ms`, {
+      cause: lastError,
+    });
   }
 
   async ping(timeoutMs = 5000): Promise<void> {
@@ -162,7 +174,13 @@ export class AgentClient {
 
   /** After a snapshot restore: fresh entropy + reseed, the host clock, this clone's hostname and MAC. */
   async restoreIdentity(hostname: string, timeoutMs = 30_000): Promise<void> {
-    const request = { type: 'restore', hostname, epochMs: Date.now(), entropyHex: randomBytes(64).toString('hex'), macAddress: guestMacAddress(hostname) } as const;
+    const request = {
+      type: 'restore',
+      hostname,
+      epochMs: Date.now(),
+      entropyHex: randomBytes(64).toString('hex'),
+      macAddress: guestMacAddress(hostname),
+    } as const;
     await this.call(request, 'result', timeoutMs);
   }
 
@@ -183,7 +201,11 @@ export class AgentClient {
   }
 
   /** Stream a file into the guest; it appears atomically (temp file + fsync + rename); `parents` makes missing directories. */
-  writeFile(path: string, content: AsyncIterable<Buffer>, opts: { mode?: number; parents?: boolean } = {}): Promise<FileStat> {
+  writeFile(
+    path: string,
+    content: AsyncIterable<Buffer>,
+    opts: { mode?: number; parents?: boolean } = {},
+  ): Promise<FileStat> {
     const channel = this.open();
     const done = this.awaitReply(channel, 'result');
     channel.sendMessage({ type: 'fs.write', path, mode: opts.mode, parents: opts.parents } satisfies GuestRequestInput);
@@ -258,16 +280,28 @@ export class AgentClient {
       };
       const startTimeoutMs = io.startTimeoutMs ?? DEFAULT_EXEC_START_TIMEOUT_MS;
       startTimer = setTimeout(
-        () => fail(new CapsuleError(ErrorCode.AGENT_UNREACHABLE, `guest agent did not start the command within ${startTimeoutMs} ms`)),
+        () =>
+          fail(
+            new CapsuleError(
+              ErrorCode.AGENT_UNREACHABLE,
+              `guest agent did not start the command within ${startTimeoutMs} ms`,
+            ),
+          ),
         startTimeoutMs,
       );
       if (io.deadlineMs !== undefined && !request.background) {
         deadlineTimer = setTimeout(() => {
           channel.sendMessage({ type: 'signal', signal: 'SIGKILL' } satisfies GuestRequestInput);
-          fail(new CapsuleError(ErrorCode.AGENT_UNREACHABLE, `the guest did not end the command within the host's deadline of ${io.deadlineMs} ms`));
+          fail(
+            new CapsuleError(
+              ErrorCode.AGENT_UNREACHABLE,
+              `the guest did not end the command within the host's deadline of ${io.deadlineMs} ms`,
+            ),
+          );
         }, io.deadlineMs);
       }
-      channel.events.data = (fd, chunk) => (fd === Fd.STDOUT ? io.onStdout?.(chunk) : fd === Fd.STDERR ? io.onStderr?.(chunk) : undefined);
+      channel.events.data = (fd, chunk) =>
+        fd === Fd.STDOUT ? io.onStdout?.(chunk) : fd === Fd.STDERR ? io.onStderr?.(chunk) : undefined;
       channel.events.abort = (reason) => fail(linkLost(reason));
       channel.events.message = (raw) => {
         const parsed = GuestReply.safeParse(raw);
@@ -313,7 +347,9 @@ export class AgentClient {
       const timer = setTimeout(() => {
         channel.sendMessage({ type: 'cancel' } satisfies GuestRequestInput);
         this.mux.release(channel);
-        reject(new CapsuleError(ErrorCode.AGENT_UNREACHABLE, `guest agent did not open port ${port} within ${timeoutMs} ms`));
+        reject(
+          new CapsuleError(ErrorCode.AGENT_UNREACHABLE, `guest agent did not open port ${port} within ${timeoutMs} ms`),
+        );
       }, timeoutMs);
       channel.events.abort = (reason) => {
         clearTimeout(timer);
@@ -353,7 +389,11 @@ export class AgentClient {
     return this.mux.open();
   }
 
-  private async call<T extends GuestReply['type']>(request: GuestRequestInput, expect: T, timeoutMs = 30_000): Promise<Extract<GuestReply, { type: T }>> {
+  private async call<T extends GuestReply['type']>(
+    request: GuestRequestInput,
+    expect: T,
+    timeoutMs = 30_000,
+  ): Promise<Extract<GuestReply, { type: T }>> {
     const channel = this.open();
     const reply = this.awaitReply(channel, expect, timeoutMs);
     channel.sendMessage(request);
@@ -361,12 +401,21 @@ export class AgentClient {
   }
 
   /** Wait for the reply `expect` (or an error) on a channel, then release the channel. */
-  private awaitReply<T extends GuestReply['type']>(channel: Channel, expect: T, timeoutMs?: number): Promise<Extract<GuestReply, { type: T }>> {
+  private awaitReply<T extends GuestReply['type']>(
+    channel: Channel,
+    expect: T,
+    timeoutMs?: number,
+  ): Promise<Extract<GuestReply, { type: T }>> {
     return new Promise((resolve, reject) => {
       const timer = timeoutMs
         ? setTimeout(() => {
             this.mux.release(channel);
-            reject(new CapsuleError(ErrorCode.AGENT_UNREACHABLE, `guest agent did not answer ${expect} within ${timeoutMs} ms`));
+            reject(
+              new CapsuleError(
+                ErrorCode.AGENT_UNREACHABLE,
+                `guest agent did not answer ${expect} within ${timeoutMs} ms`,
+              ),
+            );
           }, timeoutMs)
         : undefined;
       const settle = (fn: () => void, releaseNow: boolean): void => {
@@ -377,7 +426,11 @@ export class AgentClient {
       channel.events.abort = (reason) => settle(() => reject(linkLost(reason)), true);
       channel.events.message = (raw) => {
         const parsed = GuestReply.safeParse(raw);
-        if (!parsed.success) return settle(() => reject(new CapsuleError(ErrorCode.AGENT_ERROR, 'malformed reply from guest agent')), true);
+        if (!parsed.success)
+          return settle(
+            () => reject(new CapsuleError(ErrorCode.AGENT_ERROR, 'malformed reply from guest agent')),
+            true,
+          );
         if (parsed.data.type === 'error') {
           const err = agentError(parsed.data);
           return settle(() => reject(err), true);

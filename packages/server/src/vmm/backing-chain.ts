@@ -13,7 +13,8 @@ export function backingChain(file: string): string[] {
   const chain: string[] = [];
   let current: string | null = path.resolve(file);
   while (current) {
-    if (chain.includes(current) || chain.length >= MAX_DEPTH) throw new Error(`disk chain of ${file} loops or is deeper than ${MAX_DEPTH}`);
+    if (chain.includes(current) || chain.length >= MAX_DEPTH)
+      throw new Error(`disk chain of ${file} loops or is deeper than ${MAX_DEPTH}`);
     chain.push(current);
     current = backingOf(current);
   }

@@ -9,7 +9,13 @@ test('host TSC kHz comes from cpuinfo', () => {
 });
 
 test('TCG guests get the timer hints; KVM guests do not', () => {
-  assert.match(kernelCmdline({ hostname: 'h', accelerator: 'tcg' }), /lapic_timer_period=4000000 no_timer_check tsc=reliable/);
+  assert.match(
+    kernelCmdline({ hostname: 'h', accelerator: 'tcg' }),
+    /lapic_timer_period=4000000 no_timer_check tsc=reliable/,
+  );
   assert.doesNotMatch(kernelCmdline({ hostname: 'h', accelerator: 'kvm' }), /tsc_early_khz/);
-  assert.match(kernelCmdline({ hostname: 'h', accelerator: 'kvm', extraKernelArgs: 'loglevel=7' }), /capsule\.hostname=h loglevel=7$/);
+  assert.match(
+    kernelCmdline({ hostname: 'h', accelerator: 'kvm', extraKernelArgs: 'loglevel=7' }),
+    /capsule\.hostname=h loglevel=7$/,
+  );
 });

@@ -17,6 +17,8 @@ export function hostTscKhz(cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8')): 
 export function tcgTimerArgs(): string[] {
   if (cached) return cached;
   const khz = hostTscKhz();
-  cached = khz ? [`tsc_early_khz=${khz}`, `lapic_timer_period=${LAPIC_TIMER_PERIOD}`, 'no_timer_check', 'tsc=reliable'] : [];
+  cached = khz
+    ? [`tsc_early_khz=${khz}`, `lapic_timer_period=${LAPIC_TIMER_PERIOD}`, 'no_timer_check', 'tsc=reliable']
+    : [];
   return cached;
 }

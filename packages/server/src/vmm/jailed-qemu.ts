@@ -32,14 +32,20 @@ interface Layout extends LaunchOptions {
  * and its run directory and overlay. The disk chain is read from layers the server made, never from
  * the overlay a VM can rewrite.
  */
-function jailFiles({ kernelPath, initrdPath, backing, vmDir, overlayPath, memory }: Layout): { readOnly: string[]; writable: string[] } {
+function jailFiles({ kernelPath, initrdPath, backing, vmDir, overlayPath, memory }: Layout): {
+  readOnly: string[];
+  writable: string[];
+} {
   const readOnly = new Set([kernelPath, initrdPath, ...backingChain(backing)]);
   const writable = [vmPaths(vmDir).run, overlayPath];
   if (memory?.kind === 'file' && memory.share) writable.push(memory.path);
   else if (memory?.kind === 'file') readOnly.add(memory.path);
   // a bind mount follows a link: whatever a VM's files are, none may be one (they sit in root's directories)
   for (const file of [...readOnly, ...writable]) {
-    if (fs.lstatSync(file).isSymbolicLink()) throw new CapsuleError(ErrorCode.JAIL_FAILED, `refusing to jail ${file}: it is a symbolic link`, { step: 'jail' });
+    if (fs.lstatSync(file).isSymbolicLink())
+      throw new CapsuleError(ErrorCode.JAIL_FAILED, `refusing to jail ${file}: it is a symbolic link`, {
+        step: 'jail',
+      });
   }
   return { readOnly: [...readOnly], writable: [...new Set(writable)] };
 }
@@ -53,7 +59,9 @@ export function jailedQemu(jail: VmJail, vm: Layout, argv: string[], cleanup: Cl
   chownNoFollow(run, jail.uid, jail.gid);
   chownNoFollow(overlayPath, jail.uid, jail.gid);
   if (memory?.kind === 'file' && memory.share) {
-    fs.closeSync(fs.openSync(memory.path, fs.constants.O_CREAT | fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW, 0o600));
+    fs.closeSync(
+      fs.openSync(memory.path, fs.constants.O_CREAT | fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW, 0o600),
+    );
     chownNoFollow(memory.path, jail.uid, jail.gid);
   }
   jail.cgroup.create(jail.limits(vm));

@@ -38,7 +38,10 @@ export interface LaunchOptions extends Omit<MachineSpec, 'overlayPath' | 'incomi
 export function hostLaunchOptions(
   config: Pick<CapsuleConfig, 'qemuBinary' | 'qemuImgBinary' | 'bootTimeoutMs' | 'extraKernelArgs'>,
   runtime: Pick<Runtime, 'kernelPath' | 'initrdPath' | 'rootfsPath'>,
-): Pick<LaunchOptions, 'kernelPath' | 'initrdPath' | 'rootfsPath' | 'qemuBinary' | 'qemuImgBinary' | 'bootTimeoutMs' | 'extraKernelArgs'> {
+): Pick<
+  LaunchOptions,
+  'kernelPath' | 'initrdPath' | 'rootfsPath' | 'qemuBinary' | 'qemuImgBinary' | 'bootTimeoutMs' | 'extraKernelArgs'
+> {
   return {
     kernelPath: runtime.kernelPath,
     initrdPath: runtime.initrdPath,

@@ -9,12 +9,13 @@ import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import { AgentClient } from './agent-client.js';
 import { Cleanup } from './cleanup.js';
 import { QmpClient } from './qmp.js';
-import { fsyncPath } from './durable.js';
+import { fsyncPath } from '../durable.js';
 import { loadDeviceState, saveDeviceState } from './migration.js';
-import { LEGACY_NETDEV, qemuArgs, RAM_BACKEND_ID, vmPaths, type MachineSpec } from './qemu-args.js';
+import { LEGACY_NETDEV, qemuArgs, RAM_BACKEND_ID, vmPaths } from './qemu-args.js';
 import { baseDiskBeside, baseMemoryBeside, linkBase, moveBase } from './base-layers.js';
 import { RamDeltaFilter, RamDeltaFormatError, type RamDeltaStats } from './ram-delta.js';
-import { qemuCommand, qemuMissing } from './qemu-command.js';
+import { qemuCommand } from './qemu-command.js';
+import { qemuMissing } from '../executables.js';
 import { jailedQemu, sealRunDir } from './jailed-qemu.js';
 import type { VmCgroup } from '../jail/cgroups.js';
 import { readTail } from '../jail/vm-files.js';
@@ -132,13 +133,19 @@ export class Machine {
   }
 
   static async launch(opts: LaunchOptions): Promise<Machine> {
-    const legacyMarked = opts.restore?.kind === 'suspended' && fs.existsSync(path.join(path.dirname(opts.restore.statePath), LEGACY_MARK));
+    const legacyMarked =
+      opts.restore?.kind === 'suspended' && fs.existsSync(path.join(path.dirname(opts.restore.statePath), LEGACY_MARK));
     try {
       return await Machine.launchOnce({ ...opts, legacyUserNet: opts.legacyUserNet || legacyMarked });
     } catch (err) {
       // a state saved on user-mode networking (before namespaces) needs that backend's section: once
       // more with an isolated, unattached one (its suspends then say so, and resume with it at once)
-      const legacy = opts.restore && opts.netns && !opts.legacyUserNet && !legacyMarked && /savevm section or instance 'slirp'/.test((err as Error).message);
+      const legacy =
+        opts.restore &&
+        opts.netns &&
+        !opts.legacyUserNet &&
+        !legacyMarked &&
+        /savevm section or instance 'slirp'/.test((err as Error).message);
       if (!legacy) throw err;
       return Machine.launchOnce({ ...opts, legacyUserNet: true });
     }
@@ -174,12 +181,27 @@ export class Machine {
           [backingFormat, backingName] = ['qcow2', linked?.diskBacking ?? restore.diskPath];
           memory = { kind: 'file', path: linked?.memoryPath ?? restore.memoryPath, share: false };
         }
-        await execFileAsync(opts.qemuImgBinary, ['create', '-q', '-f', 'qcow2', '-F', backingFormat, '-b', backingName, overlayPath]).catch((err) => {
-          throw new CapsuleError(ErrorCode.BOOT_FAILED, 'could not create the disk overlay', { step: 'overlay', cause: err });
+        await execFileAsync(opts.qemuImgBinary, [
+          'create',
+          '-q',
+          '-f',
+          'qcow2',
+          '-F',
+          backingFormat,
+          '-b',
+          backingName,
+          overlayPath,
+        ]).catch((err) => {
+          throw new CapsuleError(ErrorCode.BOOT_FAILED, 'could not create the disk overlay', {
+            step: 'overlay',
+            cause: err,
+          });
         });
       }
       const argv = qemuArgs({ ...opts, memory, overlayPath, incoming: opts.restore !== undefined });
-      const [command, args] = jail ? jailedQemu(jail, { ...opts, overlayPath, backing, memory }, argv, cleanup) : qemuCommand(opts, argv);
+      const [command, args] = jail
+        ? jailedQemu(jail, { ...opts, overlayPath, backing, memory }, argv, cleanup)
+        : qemuCommand(opts, argv);
 
       const log = fs.openSync(paths.qemuLog, 'w');
       let child: ChildProcess;
@@ -200,7 +222,12 @@ export class Machine {
       });
       if (spawnError) {
         const missing = (spawnError as NodeJS.ErrnoException).code === 'ENOENT';
-        throw missing ? qemuMissing(opts.qemuBinary, spawnError) : new CapsuleError(ErrorCode.BOOT_FAILED, `could not start QEMU: ${spawnError.message}`, { step: 'spawn', cause: spawnError });
+        throw missing
+          ? qemuMissing(opts.qemuBinary, spawnError)
+          : new CapsuleError(ErrorCode.BOOT_FAILED, `could not start QEMU: ${spawnError.message}`, {
+              step: 'spawn',
+              cause: spawnError,
+            });
       }
       let alive = true;
       void exited.then(() => (alive = false));
@@ -220,12 +247,19 @@ export class Machine {
           const why = jail?.cgroup.oomReason() ?? (signal ? `signal ${signal}` : `exit code ${code}`);
           const qemuLog = fileTail(paths.qemuLog, 1500);
           const serial = serialTail(opts.vmDir);
-          throw new CapsuleError(ErrorCode.BOOT_FAILED, `QEMU exited during ${step} (${why})${qemuLog ? `\n--- qemu ---\n${qemuLog}` : ''}${serial ? `\n--- serial console (tail) ---\n${serial}` : ''}`, { step });
+          throw new CapsuleError(
+            ErrorCode.BOOT_FAILED,
+            `QEMU exited during ${step} (${why})${qemuLog ? `\n--- qemu ---\n${qemuLog}` : ''}${serial ? `\n--- serial console (tail) ---\n${serial}` : ''}`,
+            { step },
+          );
         });
 
       const qmp = await Promise.race([QmpClient.connect(paths.qmp, 10_000, () => alive), died('QMP connect')]);
       cleanup.push('qmp', () => qmp.close());
-      const serial = await Promise.race([SerialLog.connect(paths.serialSocket, paths.serialLog), died('console connect')]);
+      const serial = await Promise.race([
+        SerialLog.connect(paths.serialSocket, paths.serialLog),
+        died('console connect'),
+      ]);
       cleanup.push('serial console', () => serial.close());
       const agent = await Promise.race([AgentClient.connect(paths.agent), died('agent connect')]);
       cleanup.push('agent link', () => agent.close());
@@ -237,7 +271,10 @@ export class Machine {
         let step: string = RESTORE_LOAD;
         const restored = async (): Promise<void> => {
           // a ready snapshot's RAM is in its memory file; a suspended VM's is in the stream
-          await loadDeviceState(qmp, paths.incoming, restore.statePath, { ignoreShared: restore.kind === 'snapshot', timeoutMs: RESTORE_TIMEOUT_MS });
+          await loadDeviceState(qmp, paths.incoming, restore.statePath, {
+            ignoreShared: restore.kind === 'snapshot',
+            timeoutMs: RESTORE_TIMEOUT_MS,
+          });
           if (jail) sealRunDir(opts.vmDir); // before the guest runs again
           step = 'restore: agent';
           await qmp.execute('cont');
@@ -248,19 +285,33 @@ export class Machine {
           restored().catch((err: Error) => {
             // QEMU's own complaint (a device state it rejects, say) is the useful part: give it with the error
             const qemuSaid = fileTail(paths.qemuLog, 600);
-            throw new CapsuleError(ErrorCode.BOOT_FAILED, `restoring ${restore.kind === 'snapshot' ? 'the ready snapshot' : 'the suspended state'} failed: ${err.message}${qemuSaid ? ` (qemu: ${qemuSaid})` : ''}`, { step, cause: err });
+            throw new CapsuleError(
+              ErrorCode.BOOT_FAILED,
+              `restoring ${restore.kind === 'snapshot' ? 'the ready snapshot' : 'the suspended state'} failed: ${err.message}${qemuSaid ? ` (qemu: ${qemuSaid})` : ''}`,
+              { step, cause: err },
+            );
           }),
           exited.then(() => died(step)),
         ]);
         return Machine.started(opts, overlayPath, backing, child, exited, qmp, agent, serial, cleanup);
       }
 
-      const ready = await Promise.race([agent.waitReady(opts.bootTimeoutMs).then(() => null, (err: Error) => err), died('boot')]);
+      const ready = await Promise.race([
+        agent.waitReady(opts.bootTimeoutMs).then(
+          () => null,
+          (err: Error) => err,
+        ),
+        died('boot'),
+      ]);
       if (ready) {
         // The agent link gave up. If QEMU is on its way out (guest panic closes the socket first), say so.
         const exitingSoon = await Promise.race([exited.then(() => true), sleep(1000).then(() => false)]);
         if (exitingSoon) await died('boot');
-        throw new CapsuleError(ErrorCode.BOOT_TIMEOUT, `guest agent not ready after ${opts.bootTimeoutMs} ms\n--- serial console (tail) ---\n${serialTail(opts.vmDir)}`, { step: 'agent ready', cause: ready });
+        throw new CapsuleError(
+          ErrorCode.BOOT_TIMEOUT,
+          `guest agent not ready after ${opts.bootTimeoutMs} ms\n--- serial console (tail) ---\n${serialTail(opts.vmDir)}`,
+          { step: 'agent ready', cause: ready },
+        );
       }
       // rtc is off on microvm: the guest starts at 1970 until told otherwise.
       await Promise.race([agent.setClock(), died('clock sync')]);
@@ -272,12 +323,33 @@ export class Machine {
     }
   }
 
-  private static started(opts: LaunchOptions, overlayPath: string, backing: string, child: ChildProcess, exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>, qmp: QmpClient, agent: AgentClient, serial: SerialLog, cleanup: Cleanup): Machine {
-    const machine = new Machine(opts.vmDir, overlayPath, child.pid!, exited, qmp, agent, cleanup, opts.jail?.cgroup ?? null);
+  private static started(
+    opts: LaunchOptions,
+    overlayPath: string,
+    backing: string,
+    child: ChildProcess,
+    exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>,
+    qmp: QmpClient,
+    agent: AgentClient,
+    serial: SerialLog,
+    cleanup: Cleanup,
+  ): Machine {
+    const machine = new Machine(
+      opts.vmDir,
+      overlayPath,
+      child.pid!,
+      exited,
+      qmp,
+      agent,
+      cleanup,
+      opts.jail?.cgroup ?? null,
+    );
     machine.serial = serial;
     machine.legacyUserNet = opts.legacyUserNet ?? false;
     machine.backing = backing;
-    void exited.then(({ code, signal }) => machine.onExit(signal ? `QEMU process killed by ${signal}` : `QEMU process exited with code ${code}`));
+    void exited.then(({ code, signal }) =>
+      machine.onExit(signal ? `QEMU process killed by ${signal}` : `QEMU process exited with code ${code}`),
+    );
     return machine;
   }
 
@@ -354,7 +426,12 @@ export class Machine {
     await this.qmp.execute('stop');
     try {
       fs.mkdirSync(targetDir, { recursive: true, mode: 0o700 });
-      const save = (filter?: RamDeltaFilter): Promise<void> => saveDeviceState(this.qmp, vmPaths(this.vmDir).outgoing, partial, { ignoreShared: false, timeoutMs: 10 * 60_000, filter });
+      const save = (filter?: RamDeltaFilter): Promise<void> =>
+        saveDeviceState(this.qmp, vmPaths(this.vmDir).outgoing, partial, {
+          ignoreShared: false,
+          timeoutMs: 10 * 60_000,
+          filter,
+        });
       const filter = base ? new RamDeltaFilter(base, RAM_BACKEND_ID) : undefined;
       ram = await save(filter).then(
         () => filter?.stats ?? null,
@@ -378,7 +455,8 @@ export class Machine {
     if (this.legacyUserNet) fs.writeFileSync(path.join(targetDir, LEGACY_MARK), '');
     // the jail of its resume must bind this layer (unless it is a base link, which moved along): said by
     // the server here, never read from the overlay a VM can rewrite
-    if (this.backing && path.dirname(this.backing) !== path.dirname(this.overlayPath)) fs.writeFileSync(path.join(targetDir, BACKING_RECORD), this.backing, { mode: 0o600 });
+    if (this.backing && path.dirname(this.backing) !== path.dirname(this.overlayPath))
+      fs.writeFileSync(path.join(targetDir, BACKING_RECORD), this.backing, { mode: 0o600 });
     fs.renameSync(partial, statePath);
     fsyncPath(targetDir);
     await this.cleanup.run();
@@ -418,7 +496,8 @@ export class Machine {
     this.hasExited = true;
     // killed by the kernel for its cgroup's memory limit: say so, with the limit
     const oom = this.cgroup?.oomReason();
-    const cause = oom ?? (this.violation ? `the guest broke the agent protocol (${this.violation}), so Capsule stopped it` : null);
+    const cause =
+      oom ?? (this.violation ? `the guest broke the agent protocol (${this.violation}), so Capsule stopped it` : null);
     this.exitReason = cause ? `${cause}: ${reason}` : reason;
     if (this.stopping) return;
     for (const l of this.exitListeners) l(this.exitReason);

@@ -37,7 +37,10 @@ for (const sizeBytes of [48 * 1024, 16 * 1024 * 1024]) {
       const outcome = await streamFileToSocket(file, socketPath);
       assert.ok(outcome === null || outcome instanceof Error);
       await sleep(300); // the reset lands after the pipeline has let go of the socket
-      assert.deepEqual(uncaught.map((e) => e.message), []);
+      assert.deepEqual(
+        uncaught.map((e) => e.message),
+        [],
+      );
     } finally {
       process.off('uncaughtException', onUncaught);
       server.close();

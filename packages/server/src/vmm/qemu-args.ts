@@ -94,39 +94,69 @@ export function kernelCmdline(spec: Pick<MachineSpec, 'hostname' | 'extraKernelA
 
 export function qemuArgs(spec: MachineSpec): string[] {
   const p = vmPaths(spec.vmDir);
-  const accel = spec.accelerator === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,tb-size=64', '-cpu', 'max'];
-  const forwards = (spec.hostForwards ?? []).map((f) => `,hostfwd=tcp:127.0.0.1:${f.hostPort}-:${f.guestPort}`).join('');
+  const accel =
+    spec.accelerator === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,tb-size=64', '-cpu', 'max'];
+  const forwards = (spec.hostForwards ?? [])
+    .map((f) => `,hostfwd=tcp:127.0.0.1:${f.hostPort}-:${f.guestPort}`)
+    .join('');
   const netdev = spec.netns ? 'tap,id=net0,ifname=tap0,script=no,downscript=no' : `user,id=net0,restrict=on${forwards}`;
   return [
     // TCG guests are told their TSC rate (guest-timing.ts), so the legacy PIT/PIC can go (~5% faster boot).
     // KVM guests keep them: untested here, and their clock comes from kvmclock anyway.
-    '-M', `microvm,memory-backend=${RAM_BACKEND_ID}${spec.accelerator === 'tcg' && tcgTimerArgs().length > 0 ? ',pit=off,pic=off' : ''}`,
+    '-M',
+    `microvm,memory-backend=${RAM_BACKEND_ID}${spec.accelerator === 'tcg' && tcgTimerArgs().length > 0 ? ',pit=off,pic=off' : ''}`,
     ...accel,
     // qboot, as QEMU 7.2 had for microvm: Debian's QEMU 10 defaults to SeaBIOS's (128 KiB, slower to
     // boot), and a state saved on 7.2 loads only with the same firmware size
-    '-bios', 'qboot.rom',
-    '-m', `${spec.memoryMib}M`,
-    '-object', memoryBackend(spec),
-    '-smp', String(spec.vcpuCount),
-    '-nodefaults', '-no-user-config', '-nographic', '-no-reboot', '-display', 'none',
-    '-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
-    '-kernel', spec.kernelPath,
-    '-initrd', spec.initrdPath,
-    '-append', kernelCmdline(spec),
-    '-chardev', `socket,id=serial0,path=${p.serialSocket},server=on,wait=off`,
-    '-serial', 'chardev:serial0',
-    '-drive', `id=root,file=${spec.overlayPath},format=qcow2,if=none,discard=unmap`,
-    '-device', 'virtio-blk-device,drive=root',
-    '-netdev', netdev,
-    '-device', `virtio-net-device,netdev=net0,mac=${guestMacAddress(spec.hostname)}`,
+    '-bios',
+    'qboot.rom',
+    '-m',
+    `${spec.memoryMib}M`,
+    '-object',
+    memoryBackend(spec),
+    '-smp',
+    String(spec.vcpuCount),
+    '-nodefaults',
+    '-no-user-config',
+    '-nographic',
+    '-no-reboot',
+    '-display',
+    'none',
+    '-sandbox',
+    'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
+    '-kernel',
+    spec.kernelPath,
+    '-initrd',
+    spec.initrdPath,
+    '-append',
+    kernelCmdline(spec),
+    '-chardev',
+    `socket,id=serial0,path=${p.serialSocket},server=on,wait=off`,
+    '-serial',
+    'chardev:serial0',
+    '-drive',
+    `id=root,file=${spec.overlayPath},format=qcow2,if=none,discard=unmap`,
+    '-device',
+    'virtio-blk-device,drive=root',
+    '-netdev',
+    netdev,
+    '-device',
+    `virtio-net-device,netdev=net0,mac=${guestMacAddress(spec.hostname)}`,
     ...(spec.netns && spec.legacyUserNet ? ['-netdev', `user,id=${LEGACY_NETDEV},restrict=on`] : []),
-    '-object', 'rng-random,id=rng0,filename=/dev/urandom',
-    '-device', 'virtio-rng-device,rng=rng0',
-    '-device', 'virtio-serial-device,max_ports=2',
-    '-chardev', `socket,id=agent,path=${p.agent},server=on,wait=off`,
-    '-device', 'virtserialport,chardev=agent,name=org.capsule.agent',
-    '-qmp', `unix:${p.qmp},server=on,wait=off`,
-    '-pidfile', p.pid,
+    '-object',
+    'rng-random,id=rng0,filename=/dev/urandom',
+    '-device',
+    'virtio-rng-device,rng=rng0',
+    '-device',
+    'virtio-serial-device,max_ports=2',
+    '-chardev',
+    `socket,id=agent,path=${p.agent},server=on,wait=off`,
+    '-device',
+    'virtserialport,chardev=agent,name=org.capsule.agent',
+    '-qmp',
+    `unix:${p.qmp},server=on,wait=off`,
+    '-pidfile',
+    p.pid,
     ...(spec.incoming ? ['-incoming', 'defer'] : []),
   ];
 }

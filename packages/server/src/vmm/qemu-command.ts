@@ -2,11 +2,9 @@
 // user, inside the VM's network namespace through nsenter when it has one. Jailed QEMUs are started by
 // the jail's launcher (jail/launcher.ts).
 import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import path from 'node:path';
-import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import { netnsPath } from '../network/netns.js';
-import type { LaunchOptions } from './machine.js';
+import type { LaunchOptions } from './launch-options.js';
+import { findExecutable, qemuMissing } from '../executables.js';
 
 export function qemuCommand(opts: Pick<LaunchOptions, 'netns' | 'qemuBinary'>, args: string[]): [string, string[]] {
   if (!opts.netns) return [opts.qemuBinary, args];
@@ -22,30 +20,12 @@ export function qemuVersion(qemuBinary: string): string {
   let version = versions.get(qemuBinary);
   if (!version) {
     try {
-      version = /version (\d+\.\d+\.\d+)/.exec(execFileSync(qemuBinary, ['--version'], { encoding: 'utf8' }))?.[1] ?? 'unknown';
+      version =
+        /version (\d+\.\d+\.\d+)/.exec(execFileSync(qemuBinary, ['--version'], { encoding: 'utf8' }))?.[1] ?? 'unknown';
     } catch {
       version = 'unknown';
     }
     versions.set(qemuBinary, version);
   }
   return version;
-}
-
-export function qemuMissing(qemuBinary: string, cause?: unknown): CapsuleError {
-  return new CapsuleError(ErrorCode.VMM_UNAVAILABLE, `QEMU binary "${qemuBinary}" not found: install qemu-system-x86 (the setup script does)`, { step: 'spawn', cause });
-}
-
-/** The absolute path of an executable file, by path or on PATH (as exec finds it), or null. */
-export function findExecutable(command: string): string | null {
-  const candidates = command.includes('/') ? [path.resolve(command)] : (process.env.PATH ?? '').split(':').filter(Boolean).map((dir) => path.join(dir, command));
-  return (
-    candidates.find((file) => {
-      try {
-        fs.accessSync(file, fs.constants.X_OK);
-        return fs.statSync(file).isFile();
-      } catch {
-        return false;
-      }
-    }) ?? null
-  );
 }

@@ -11,14 +11,28 @@ export interface QmpCommands {
   cont: { args: undefined; ret: Record<string, never> };
   quit: { args: undefined; ret: Record<string, never> };
   system_powerdown: { args: undefined; ret: Record<string, never> };
-  'migrate-set-capabilities': { args: { capabilities: Array<{ capability: 'x-ignore-shared'; state: boolean }> }; ret: Record<string, never> };
+  'migrate-set-capabilities': {
+    args: { capabilities: Array<{ capability: 'x-ignore-shared'; state: boolean }> };
+    ret: Record<string, never>;
+  };
   'migrate-set-parameters': { args: { 'max-bandwidth': number }; ret: Record<string, never> };
   migrate: { args: { uri: string }; ret: Record<string, never> };
   'migrate-incoming': { args: { uri: string }; ret: Record<string, never> };
   'query-migrate': { args: undefined; ret: { status?: MigrationStatus; 'error-desc'?: string } };
 }
 
-export type MigrationStatus = 'none' | 'setup' | 'active' | 'postcopy-active' | 'completed' | 'failed' | 'cancelling' | 'cancelled' | 'pre-switchover' | 'device' | 'wait-unplug';
+export type MigrationStatus =
+  | 'none'
+  | 'setup'
+  | 'active'
+  | 'postcopy-active'
+  | 'completed'
+  | 'failed'
+  | 'cancelling'
+  | 'cancelled'
+  | 'pre-switchover'
+  | 'device'
+  | 'wait-unplug';
 
 export interface QmpEvent {
   event: string;
@@ -27,7 +41,11 @@ export interface QmpEvent {
 }
 
 export class QmpError extends Error {
-  constructor(readonly command: string, readonly qmpClass: string, desc: string) {
+  constructor(
+    readonly command: string,
+    readonly qmpClass: string,
+    desc: string,
+  ) {
     super(`QMP ${command} failed: ${qmpClass}: ${desc}`);
     this.name = 'QmpError';
   }
@@ -77,13 +95,17 @@ export class QmpClient {
         await client.execute('qmp_capabilities');
         return client;
       } catch (err) {
-        if (!alive() || Date.now() > deadline) throw new Error(`cannot connect to QMP at ${socketPath}: ${(err as Error).message}`);
+        if (!alive() || Date.now() > deadline)
+          throw new Error(`cannot connect to QMP at ${socketPath}: ${(err as Error).message}`);
         await sleep(10);
       }
     }
   }
 
-  execute<K extends keyof QmpCommands>(command: K, ...args: QmpCommands[K]['args'] extends undefined ? [] : [QmpCommands[K]['args']]): Promise<QmpCommands[K]['ret']> {
+  execute<K extends keyof QmpCommands>(
+    command: K,
+    ...args: QmpCommands[K]['args'] extends undefined ? [] : [QmpCommands[K]['args']]
+  ): Promise<QmpCommands[K]['ret']> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       if (this.socket.destroyed) return reject(new Error(`QMP socket closed before ${command}`));

@@ -54,7 +54,10 @@ export class RamDeltaFilter extends Transform {
   private window = { start: -1, bytes: Buffer.alloc(BASE_WINDOW), length: 0 };
 
   /** `blockName`: the RAM block mapped from `basePath` (the memory backend's id). */
-  constructor(basePath: string, private readonly blockName: string) {
+  constructor(
+    basePath: string,
+    private readonly blockName: string,
+  ) {
     super();
     this.fd = fs.openSync(basePath, 'r');
     this.baseBytes = fs.fstatSync(this.fd).size;
@@ -74,7 +77,8 @@ export class RamDeltaFilter extends Transform {
   }
 
   override _flush(callback: TransformCallback): void {
-    if (this.phase !== 'rest') return callback(new RamDeltaFormatError(`migration stream ended in phase ${this.phase}`));
+    if (this.phase !== 'rest')
+      return callback(new RamDeltaFormatError(`migration stream ended in phase ${this.phase}`));
     if (this.pending.length) this.push(this.pending);
     callback();
   }
@@ -105,7 +109,8 @@ export class RamDeltaFilter extends Transform {
       case 'header': {
         const at = data.indexOf(RAM_START, pos);
         if (at < 0) {
-          if (this.passed + available > HEADER_SEARCH_LIMIT) throw new RamDeltaFormatError('no "ram" section at the start of the migration stream');
+          if (this.passed + available > HEADER_SEARCH_LIMIT)
+            throw new RamDeltaFormatError('no "ram" section at the start of the migration stream');
           return 0;
         }
         if (at - pos < 5 || data[at - 5] !== 0x01) throw new RamDeltaFormatError('"ram" is not a START section');
@@ -159,13 +164,16 @@ export class RamDeltaFilter extends Transform {
       pos += 8;
       if (name === this.blockName) {
         found = true;
-        if (used !== BigInt(this.baseBytes)) throw new RamDeltaFormatError(`block ${name} is ${used} bytes, its base file ${this.baseBytes}`);
+        if (used !== BigInt(this.baseBytes))
+          throw new RamDeltaFormatError(`block ${name} is ${used} bytes, its base file ${this.baseBytes}`);
       }
       sum += used;
     }
-    if (sum !== total || !found) throw new RamDeltaFormatError(`ram block ${this.blockName} not in the stream's block list`);
+    if (sum !== total || !found)
+      throw new RamDeltaFormatError(`ram block ${this.blockName} not in the stream's block list`);
     if (data.length - pos < 8) return 0;
-    if (data.readBigUInt64BE(pos) !== BigInt(FLAG_EOS)) throw new RamDeltaFormatError('ram setup does not end with EOS');
+    if (data.readBigUInt64BE(pos) !== BigInt(FLAG_EOS))
+      throw new RamDeltaFormatError('ram setup does not end with EOS');
     pos += 8;
     const footer = this.footerLength(data, pos);
     return footer < 0 ? 0 : pos + footer - start;
@@ -176,7 +184,8 @@ export class RamDeltaFilter extends Transform {
     if (data.length - pos < 1) return -1;
     if (data[pos] !== SECTION_FOOTER) return 0;
     if (data.length - pos < 5) return -1;
-    if (data.readUInt32BE(pos + 1) !== this.sectionId) throw new RamDeltaFormatError('ram section footer with another section id');
+    if (data.readUInt32BE(pos + 1) !== this.sectionId)
+      throw new RamDeltaFormatError('ram section footer with another section id');
     return 5;
   }
 
@@ -199,12 +208,16 @@ export class RamDeltaFilter extends Transform {
       length += 1 + data[pos + 8];
     }
     const payload = flags & FLAG_PAGE ? PAGE_SIZE : flags & FLAG_ZERO ? 1 : -1;
-    if (payload < 0 || (flags & ~(FLAG_PAGE | FLAG_ZERO | FLAG_CONTINUE)) !== 0) throw new RamDeltaFormatError(`unsupported ram page flags 0x${flags.toString(16)}`);
+    if (payload < 0 || (flags & ~(FLAG_PAGE | FLAG_ZERO | FLAG_CONTINUE)) !== 0)
+      throw new RamDeltaFormatError(`unsupported ram page flags 0x${flags.toString(16)}`);
     if (data.length - pos < length + payload) return 0;
     this.block = block;
     const offset = data.readUInt32BE(pos) * 2 ** 32 + (low - flags);
     const content = data.subarray(pos + length, pos + length + payload);
-    if (block === this.blockName && this.sameAsBase(offset, payload === 1 ? (content[0] === 0 ? ZERO_PAGE : null) : content)) {
+    if (
+      block === this.blockName &&
+      this.sameAsBase(offset, payload === 1 ? (content[0] === 0 ? ZERO_PAGE : null) : content)
+    ) {
       this.stats.pagesDropped++;
     } else {
       this.stats.pagesKept++;

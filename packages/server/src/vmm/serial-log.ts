@@ -61,7 +61,11 @@ export class SerialLog {
   }
 
   private openFile(): void {
-    this.fd = fs.openSync(this.logPath, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
+    this.fd = fs.openSync(
+      this.logPath,
+      fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW,
+      0o600,
+    );
     this.sizeBytes = fs.fstatSync(this.fd).size;
   }
 

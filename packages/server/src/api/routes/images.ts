@@ -4,7 +4,15 @@
 import fs from 'node:fs';
 import { Transform } from 'node:stream';
 import { z } from 'zod';
-import { CapsuleError, CreateImageRequest, ErrorCode, IMAGE_NAME, Image, ImageList, ImageVersion } from '@capsule/protocol';
+import {
+  CapsuleError,
+  CreateImageRequest,
+  ErrorCode,
+  IMAGE_NAME,
+  Image,
+  ImageList,
+  ImageVersion,
+} from '@capsule/protocol';
 import { BlobAccessError, BlobNotFoundError } from '../../blobs/blob-store.js';
 import { getObject, parseS3Uri, s3Client, type S3Config } from '../../blobs/s3-blob-store.js';
 import { toApiVersion, type ImageService } from '../../images/image-service.js';
@@ -19,7 +27,8 @@ import { binaryBody, DEFAULT_BODY_LIMIT_BYTES, defineRoute, documented, json, no
 const MAX_ZIP_BYTES = 1 << 30;
 
 function imageName(raw: string | null): string {
-  if (!raw || !IMAGE_NAME.test(raw)) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, 'image name must be 1-63 lower-case letters, digits or dashes');
+  if (!raw || !IMAGE_NAME.test(raw))
+    throw new CapsuleError(ErrorCode.VALIDATION_FAILED, 'image name must be 1-63 lower-case letters, digits or dashes');
   return raw;
 }
 
@@ -29,7 +38,10 @@ function capped(limit: number): Transform {
   return new Transform({
     transform(chunk: Buffer, _e, callback) {
       seen += chunk.length;
-      callback(seen > limit ? new CapsuleError(ErrorCode.PAYLOAD_TOO_LARGE, `the zip is larger than ${limit} bytes`) : null, chunk);
+      callback(
+        seen > limit ? new CapsuleError(ErrorCode.PAYLOAD_TOO_LARGE, `the zip is larger than ${limit} bytes`) : null,
+        chunk,
+      );
     },
   });
 }
@@ -47,10 +59,14 @@ function under(uri: string, prefix: string): boolean {
 
 /** A tenant's codeUri may name only what the operator opened (CAPSULE_S3_CODE_PREFIXES), never Capsule's own blobs. */
 function checkCodeUri(codeUri: string, allowed: string[], blobs: string | null): void {
-  if (blobs?.startsWith('s3://') && under(codeUri, blobs)) throw new CapsuleError(ErrorCode.FORBIDDEN, `codeUri ${codeUri}: Capsule's own storage is not a code source`);
+  if (blobs?.startsWith('s3://') && under(codeUri, blobs))
+    throw new CapsuleError(ErrorCode.FORBIDDEN, `codeUri ${codeUri}: Capsule's own storage is not a code source`);
   if (!allowed.some((prefix) => under(codeUri, prefix))) {
     const where = allowed.length > 0 ? `under ${allowed.join(', ')}` : 'nowhere: this server takes uploaded zips only';
-    throw new CapsuleError(ErrorCode.FORBIDDEN, `codeUri ${codeUri}: code may come from ${where} (CAPSULE_S3_CODE_PREFIXES)`);
+    throw new CapsuleError(
+      ErrorCode.FORBIDDEN,
+      `codeUri ${codeUri}: code may come from ${where} (CAPSULE_S3_CODE_PREFIXES)`,
+    );
   }
 }
 
@@ -58,7 +74,11 @@ const tenant = { auth: 'tenant' } as const;
 
 /** The JSON form's body, validated by the schema the document shows. */
 async function readCreateRequest(req: IncomingMessage, type: string): Promise<CreateImageRequest> {
-  if (!/^application\/json\b/i.test(type)) throw new CapsuleError(ErrorCode.BAD_REQUEST, 'Content-Type must be multipart/form-data, application/zip or application/json');
+  if (!/^application\/json\b/i.test(type))
+    throw new CapsuleError(
+      ErrorCode.BAD_REQUEST,
+      'Content-Type must be multipart/form-data, application/zip or application/json',
+    );
   let parsed: unknown;
   try {
     parsed = JSON.parse((await readBody(req, DEFAULT_BODY_LIMIT_BYTES)).toString('utf8'));
@@ -71,17 +91,31 @@ async function readCreateRequest(req: IncomingMessage, type: string): Promise<Cr
   return result.data;
 }
 
-export function imageRoutes(app: ApiApp, images: ImageService, s3: S3Config | null, codePrefixes: string[] = [], blobs: string | null = null): void {
+export function imageRoutes(
+  app: ApiApp,
+  images: ImageService,
+  s3: S3Config | null,
+  codePrefixes: string[] = [],
+  blobs: string | null = null,
+): void {
   // Three bodies: multipart and raw zips are streamed by the handler, so the framework validates none of
   // them; the JSON form is parsed against its schema here.
   app.openapi(
     defineRoute(tenant, {
       method: 'post',
       path: '/v1/images',
-      summary: 'Create an image version: multipart (a "zip" file, "name", optional "config" = capsule.json), the zip as the body (application/zip, ?name=), or JSON {name, codeUri: "s3://…"}; built in the background',
+      summary:
+        'Create an image version: multipart (a "zip" file, "name", optional "config" = capsule.json), the zip as the body (application/zip, ?name=), or JSON {name, codeUri: "s3://…"}; built in the background',
       request: {
         query: z.object({ name: z.string().meta({ description: 'the image name (zip body)' }).optional() }),
-        body: { required: true, content: { ...binaryBody('application/zip').content, ...binaryBody('multipart/form-data').content, 'application/json': { schema: documented(CreateImageRequest) } } },
+        body: {
+          required: true,
+          content: {
+            ...binaryBody('application/zip').content,
+            ...binaryBody('multipart/form-data').content,
+            'application/json': { schema: documented(CreateImageRequest) },
+          },
+        },
       },
       responses: { 202: json(ImageVersion) },
     }),
@@ -94,29 +128,46 @@ export function imageRoutes(app: ApiApp, images: ImageService, s3: S3Config | nu
         const temp = await images.uploadPath(tenantId);
         try {
           const upload = await readMultipart(req, temp, MAX_ZIP_BYTES);
-          if (!upload.file) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, 'the multipart request has no "zip" file part');
+          if (!upload.file)
+            throw new CapsuleError(ErrorCode.VALIDATION_FAILED, 'the multipart request has no "zip" file part');
           const name = imageName(upload.fields.name ?? null);
-          return c.json(toApiVersion(await images.createFromUpload(tenantId, name, upload.file, 'upload', upload.fields.config)), 202);
+          return c.json(
+            toApiVersion(await images.createFromUpload(tenantId, name, upload.file, 'upload', upload.fields.config)),
+            202,
+          );
         } finally {
           fs.rmSync(temp, { force: true });
         }
       }
       if (/^application\/(zip|octet-stream)\b/i.test(type)) {
         const name = imageName(c.req.valid('query').name ?? null);
-        if (Number(req.headers['content-length'] ?? 0) > MAX_ZIP_BYTES) throw new CapsuleError(ErrorCode.PAYLOAD_TOO_LARGE, `the zip is larger than ${MAX_ZIP_BYTES} bytes`);
-        return c.json(toApiVersion(await images.create(tenantId, name, req.pipe(capped(MAX_ZIP_BYTES)), 'upload')), 202);
+        if (Number(req.headers['content-length'] ?? 0) > MAX_ZIP_BYTES)
+          throw new CapsuleError(ErrorCode.PAYLOAD_TOO_LARGE, `the zip is larger than ${MAX_ZIP_BYTES} bytes`);
+        return c.json(
+          toApiVersion(await images.create(tenantId, name, req.pipe(capped(MAX_ZIP_BYTES)), 'upload')),
+          202,
+        );
       }
       const request = await readCreateRequest(c.env.incoming, type);
-      if (!s3) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, 'codeUri needs S3-compatible storage, and this server has none configured (CAPSULE_S3_ENDPOINT…)');
+      if (!s3)
+        throw new CapsuleError(
+          ErrorCode.VALIDATION_FAILED,
+          'codeUri needs S3-compatible storage, and this server has none configured (CAPSULE_S3_ENDPOINT…)',
+        );
       checkCodeUri(request.codeUri, codePrefixes, blobs);
       const { bucket, key } = parseS3Uri(request.codeUri)!;
       const client = s3Client(s3);
       try {
         const body = await getObject(client, bucket, key);
-        return c.json(toApiVersion(await images.create(tenantId, request.name, body.pipe(capped(MAX_ZIP_BYTES)), request.codeUri)), 202);
+        return c.json(
+          toApiVersion(await images.create(tenantId, request.name, body.pipe(capped(MAX_ZIP_BYTES)), request.codeUri)),
+          202,
+        );
       } catch (err) {
-        if (err instanceof BlobNotFoundError) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, `codeUri ${request.codeUri}: no such object`);
-        if (err instanceof BlobAccessError) throw new CapsuleError(ErrorCode.BAD_REQUEST, `codeUri ${request.codeUri}: ${err.message}`);
+        if (err instanceof BlobNotFoundError)
+          throw new CapsuleError(ErrorCode.VALIDATION_FAILED, `codeUri ${request.codeUri}: no such object`);
+        if (err instanceof BlobAccessError)
+          throw new CapsuleError(ErrorCode.BAD_REQUEST, `codeUri ${request.codeUri}: ${err.message}`);
         throw err;
       } finally {
         client.destroy();
@@ -125,16 +176,28 @@ export function imageRoutes(app: ApiApp, images: ImageService, s3: S3Config | nu
   );
 
   app.openapi(
-    defineRoute(tenant, { method: 'get', path: '/v1/images', summary: 'Images and their versions', responses: { 200: json(ImageList) } }),
+    defineRoute(tenant, {
+      method: 'get',
+      path: '/v1/images',
+      summary: 'Images and their versions',
+      responses: { 200: json(ImageList) },
+    }),
     async (c) => {
       const byName = new Map<string, ImageVersionRecord[]>();
-      for (const v of await images.versions(c.var.caller.tenantId)) byName.set(v.name, [...(byName.get(v.name) ?? []), v]);
+      for (const v of await images.versions(c.var.caller.tenantId))
+        byName.set(v.name, [...(byName.get(v.name) ?? []), v]);
       return c.json({ images: [...byName].map(([name, versions]) => imageOf(name, versions)) }, 200);
     },
   );
 
   app.openapi(
-    defineRoute(tenant, { method: 'get', path: '/v1/images/{name}', summary: 'One image and its versions', request: { params: ImageNameParam }, responses: { 200: json(Image) } }),
+    defineRoute(tenant, {
+      method: 'get',
+      path: '/v1/images/{name}',
+      summary: 'One image and its versions',
+      request: { params: ImageNameParam },
+      responses: { 200: json(Image) },
+    }),
     async (c) => {
       const { name } = c.req.valid('param');
       return c.json(imageOf(name, await images.versions(c.var.caller.tenantId, name)), 200);
@@ -160,7 +223,14 @@ export function imageRoutes(app: ApiApp, images: ImageService, s3: S3Config | nu
       method: 'get',
       path: '/v1/images/{name}/versions/{version}/build',
       summary: "The version's build log (from byte `offset`, to follow it as it grows)",
-      request: { params: ImageVersionParams, query: z.object({ offset: QueryInt(0, Number.MAX_SAFE_INTEGER, 'offset').meta({ description: 'bytes already read (default 0)' }).optional() }) },
+      request: {
+        params: ImageVersionParams,
+        query: z.object({
+          offset: QueryInt(0, Number.MAX_SAFE_INTEGER, 'offset')
+            .meta({ description: 'bytes already read (default 0)' })
+            .optional(),
+        }),
+      },
       responses: { 200: raw('text/plain', 'the build log') },
     }),
     async (c) => {
@@ -171,7 +241,13 @@ export function imageRoutes(app: ApiApp, images: ImageService, s3: S3Config | nu
   );
 
   app.openapi(
-    defineRoute(tenant, { method: 'delete', path: '/v1/images/{name}', summary: 'Delete every version (409 while MicroVMs use one)', request: { params: ImageNameParam }, responses: { 204: noContent } }),
+    defineRoute(tenant, {
+      method: 'delete',
+      path: '/v1/images/{name}',
+      summary: 'Delete every version (409 while MicroVMs use one)',
+      request: { params: ImageNameParam },
+      responses: { 204: noContent },
+    }),
     async (c) => {
       await images.remove(c.var.caller.tenantId, c.req.valid('param').name);
       return c.body(null, 204);

@@ -18,8 +18,10 @@ const tenant = { auth: 'tenant' } as const;
 type Agent = Awaited<ReturnType<MicroVMService['agentFor']>>['agent'];
 
 export function fileRoutes(app: ApiApp, service: MicroVMService): void {
-  const agentOf = async (c: { var: { caller: { tenantId: string } }; req: { valid(target: 'param'): { id: string } } }, action: string): Promise<Agent> =>
-    (await service.agentFor(c.var.caller.tenantId, c.req.valid('param').id, action)).agent;
+  const agentOf = async (
+    c: { var: { caller: { tenantId: string } }; req: { valid(target: 'param'): { id: string } } },
+    action: string,
+  ): Promise<Agent> => (await service.agentFor(c.var.caller.tenantId, c.req.valid('param').id, action)).agent;
 
   app.openapi(
     defineRoute(tenant, {
@@ -48,7 +50,11 @@ export function fileRoutes(app: ApiApp, service: MicroVMService): void {
         (stat) => {
           const sized = stat.type === 'file' && stat.sizeBytes > 0;
           if (sized) remaining = stat.sizeBytes;
-          res.writeHead(200, { 'content-type': 'application/octet-stream', ...(sized ? { 'content-length': stat.sizeBytes } : {}), 'last-modified': new Date(stat.modifiedAt).toUTCString() });
+          res.writeHead(200, {
+            'content-type': 'application/octet-stream',
+            ...(sized ? { 'content-length': stat.sizeBytes } : {}),
+            'last-modified': new Date(stat.modifiedAt).toUTCString(),
+          });
         },
       );
       res.once('close', () => {
@@ -57,7 +63,8 @@ export function fileRoutes(app: ApiApp, service: MicroVMService): void {
       await transfer.stat; // a failure here is an ordinary error answer: no header has gone out
       try {
         await transfer.done;
-        if (remaining !== Infinity && remaining > 0) res.destroy(); // the file shrank: a short body says so
+        if (remaining !== Infinity && remaining > 0)
+          res.destroy(); // the file shrank: a short body says so
         else res.end();
       } catch {
         res.destroy(); // mid-stream failure: the short body tells the client
@@ -73,7 +80,9 @@ export function fileRoutes(app: ApiApp, service: MicroVMService): void {
       summary: 'Upload a file (streamed; atomic in the guest); missing parent directories are made (0755)',
       request: {
         params: MicroVMIdParam,
-        query: PathQuery.extend({ parents: QueryFlag.meta({ description: 'false: a missing parent directory is a 404 instead' }).optional() }),
+        query: PathQuery.extend({
+          parents: QueryFlag.meta({ description: 'false: a missing parent directory is a 404 instead' }).optional(),
+        }),
         body: binaryBody(),
       },
       responses: { 200: json(FileStat) },
@@ -81,7 +90,10 @@ export function fileRoutes(app: ApiApp, service: MicroVMService): void {
     async (c) => {
       const agent = await agentOf(c, 'write files of');
       const { path, parents } = c.req.valid('query');
-      return c.json(await agent.writeFile(path, c.env.incoming as AsyncIterable<Buffer>, { parents: parents ?? true }), 200);
+      return c.json(
+        await agent.writeFile(path, c.env.incoming as AsyncIterable<Buffer>, { parents: parents ?? true }),
+        200,
+      );
     },
   );
 
@@ -90,7 +102,12 @@ export function fileRoutes(app: ApiApp, service: MicroVMService): void {
       method: 'delete',
       path: '/v1/microvms/{id}/files',
       summary: 'Delete a file or directory',
-      request: { params: MicroVMIdParam, query: PathQuery.extend({ recursive: QueryFlag.meta({ description: 'true to delete a non-empty directory' }).optional() }) },
+      request: {
+        params: MicroVMIdParam,
+        query: PathQuery.extend({
+          recursive: QueryFlag.meta({ description: 'true to delete a non-empty directory' }).optional(),
+        }),
+      },
       responses: { 204: noContent },
     }),
     async (c) => {
@@ -101,13 +118,30 @@ export function fileRoutes(app: ApiApp, service: MicroVMService): void {
     },
   );
 
-  const simple = (method: 'get' | 'post', suffix: string, summary: string, action: string, schema: typeof FileList | typeof FileStat, act: (agent: Agent, path: string) => Promise<unknown>): void => {
+  const simple = (
+    method: 'get' | 'post',
+    suffix: string,
+    summary: string,
+    action: string,
+    schema: typeof FileList | typeof FileStat,
+    act: (agent: Agent, path: string) => Promise<unknown>,
+  ): void => {
     app.openapi(
-      defineRoute(tenant, { method, path: `/v1/microvms/{id}/files${suffix}`, summary, request: { params: MicroVMIdParam, query: PathQuery }, responses: { 200: json(schema) } }),
+      defineRoute(tenant, {
+        method,
+        path: `/v1/microvms/{id}/files${suffix}`,
+        summary,
+        request: { params: MicroVMIdParam, query: PathQuery },
+        responses: { 200: json(schema) },
+      }),
       async (c) => c.json((await act(await agentOf(c, action), c.req.valid('query').path)) as never, 200),
     );
   };
-  simple('get', '/list', 'List a directory', 'list files of', FileList, async (agent, path) => ({ entries: await agent.list(path) }));
+  simple('get', '/list', 'List a directory', 'list files of', FileList, async (agent, path) => ({
+    entries: await agent.list(path),
+  }));
   simple('get', '/stat', 'Stat a path', 'stat files of', FileStat, (agent, path) => agent.stat(path));
-  simple('post', '/mkdir', 'Create a directory (and its parents)', 'create directories in', FileStat, (agent, path) => agent.mkdir(path));
+  simple('post', '/mkdir', 'Create a directory (and its parents)', 'create directories in', FileStat, (agent, path) =>
+    agent.mkdir(path),
+  );
 }

@@ -16,7 +16,8 @@ export function networkRoutes(app: ApiApp, service: MicroVMService): void {
       {
         method: 'patch',
         path: '/v1/microvms/{id}/network',
-        summary: 'Change the egress policy (none, all, allowlist; allow and deny entries): in force within a second, no restart',
+        summary:
+          'Change the egress policy (none, all, allowlist; allow and deny entries): in force within a second, no restart',
         request: { params: MicroVMIdParam, body: jsonBody(NetworkPolicy) },
         responses: { 200: json(MicroVMSchema) },
       },
@@ -35,10 +36,27 @@ export function networkRoutes(app: ApiApp, service: MicroVMService): void {
         method: 'get',
         path: '/v1/microvms/{id}/network/log',
         summary: `The egress log: DNS queries and new flows with their verdict and rule (newest ${MAX_ENTRIES} kept)`,
-        request: { params: MicroVMIdParam, query: z.object({ limit: QueryInt(1, MAX_ENTRIES, 'limit').meta({ description: `at most this many, newest (1-${MAX_ENTRIES})` }).optional() }) },
+        request: {
+          params: MicroVMIdParam,
+          query: z.object({
+            limit: QueryInt(1, MAX_ENTRIES, 'limit')
+              .meta({ description: `at most this many, newest (1-${MAX_ENTRIES})` })
+              .optional(),
+          }),
+        },
         responses: { 200: json(EgressLog) },
       },
     ),
-    async (c) => c.json({ entries: await service.networkLog(c.var.caller.tenantId, c.req.valid('param').id, c.req.valid('query').limit ?? MAX_ENTRIES) }, 200),
+    async (c) =>
+      c.json(
+        {
+          entries: await service.networkLog(
+            c.var.caller.tenantId,
+            c.req.valid('param').id,
+            c.req.valid('query').limit ?? MAX_ENTRIES,
+          ),
+        },
+        200,
+      ),
   );
 }

@@ -11,15 +11,26 @@ import { defineRoute, type ApiEnv } from '../route.js';
 import type { InteractiveSessions, Start } from '../ws-sessions.js';
 
 const SHELL = ['/bin/bash', '-l'];
-const switching = { description: 'Switching Protocols: the session, in the capsule.v1 subprotocol (WsClientMessage / WsServerMessage)' };
+const switching = {
+  description: 'Switching Protocols: the session, in the capsule.v1 subprotocol (WsClientMessage / WsServerMessage)',
+};
 const PtyQuery = z.object({
   rows: QueryInt(1, 1000, 'rows').meta({ description: 'terminal rows (default 24)' }).optional(),
   cols: QueryInt(1, 1000, 'cols').meta({ description: 'terminal columns (default 80)' }).optional(),
 });
 
 export function sessionRoutes(app: ApiApp, service: MicroVMService, sessions: InteractiveSessions): void {
-  const open = async (env: ApiEnv['Bindings'], tenantId: string, id: string, preset: Start | null): Promise<Response> => {
-    if (!env.upgrade) throw new CapsuleError(ErrorCode.BAD_REQUEST, 'this route is a WebSocket: send "Connection: Upgrade" and "Upgrade: websocket"');
+  const open = async (
+    env: ApiEnv['Bindings'],
+    tenantId: string,
+    id: string,
+    preset: Start | null,
+  ): Promise<Response> => {
+    if (!env.upgrade)
+      throw new CapsuleError(
+        ErrorCode.BAD_REQUEST,
+        'this route is a WebSocket: send "Connection: Upgrade" and "Upgrade: websocket"',
+      );
     await service.get(tenantId, id); // 404 before the upgrade, not after
     sessions.accept(env.incoming, env.upgrade, tenantId, id, preset);
     return RESPONSE_ALREADY_SENT;
@@ -31,7 +42,8 @@ export function sessionRoutes(app: ApiApp, service: MicroVMService, sessions: In
       {
         method: 'get',
         path: '/v1/microvms/{id}/exec/ws',
-        summary: 'A command over WebSocket: the first message says what to run (optionally on a terminal); stdin, resize and signals in, output out',
+        summary:
+          'A command over WebSocket: the first message says what to run (optionally on a terminal); stdin, resize and signals in, output out',
         request: { params: MicroVMIdParam },
         responses: { 101: switching },
       },
@@ -52,7 +64,11 @@ export function sessionRoutes(app: ApiApp, service: MicroVMService, sessions: In
     ),
     (c) => {
       const { rows, cols } = c.req.valid('query');
-      return open(c.env, c.var.caller.tenantId, c.req.valid('param').id, { type: 'start', command: SHELL, pty: { rows: rows ?? 24, cols: cols ?? 80 } });
+      return open(c.env, c.var.caller.tenantId, c.req.valid('param').id, {
+        type: 'start',
+        command: SHELL,
+        pty: { rows: rows ?? 24, cols: cols ?? 80 },
+      });
     },
   );
 }

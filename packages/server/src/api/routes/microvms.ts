@@ -1,5 +1,14 @@
 // /v1/microvms: run, list, get, logs, suspend, resume, terminate.
-import { CapsuleError, ErrorCode, LABEL_KEY, type MicroVM, MicroVM as MicroVMSchema, MicroVMList, type MicroVMState, RunMicroVMRequest } from '@capsule/protocol';
+import {
+  CapsuleError,
+  ErrorCode,
+  LABEL_KEY,
+  type MicroVM,
+  MicroVM as MicroVMSchema,
+  MicroVMList,
+  type MicroVMState,
+  RunMicroVMRequest,
+} from '@capsule/protocol';
 import type { MicroVMService } from '../../lifecycle/microvm-service.js';
 import type { MicroVMRecord } from '../../store/types.js';
 import { toApi as recordToApi } from '../../lifecycle/records.js';
@@ -13,14 +22,20 @@ const tenant = { auth: 'tenant' } as const;
 /** `metadata.KEY=value` pairs of a list query (a family of names no fixed schema can declare). */
 function metadataFilter(queries: Record<string, string[]>): Record<string, string> {
   const metadata: Record<string, string> = {};
-  for (const [key, values] of Object.entries(queries)) if (key.startsWith('metadata.')) metadata[key.slice('metadata.'.length)] = values.at(-1) ?? '';
+  for (const [key, values] of Object.entries(queries))
+    if (key.startsWith('metadata.')) metadata[key.slice('metadata.'.length)] = values.at(-1) ?? '';
   const badKey = Object.keys(metadata).find((key) => !LABEL_KEY.test(key));
-  if (badKey !== undefined) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, `metadata filter key ${JSON.stringify(badKey)} must match ${LABEL_KEY}`);
+  if (badKey !== undefined)
+    throw new CapsuleError(
+      ErrorCode.VALIDATION_FAILED,
+      `metadata filter key ${JSON.stringify(badKey)} must match ${LABEL_KEY}`,
+    );
   return metadata;
 }
 
 export function microvmRoutes(app: ApiApp, service: MicroVMService): void {
-  const toApi = (record: MicroVMRecord): MicroVM => recordToApi(record, service.endpointFor(record.id), service.usageOf(record.id));
+  const toApi = (record: MicroVMRecord): MicroVM =>
+    recordToApi(record, service.endpointFor(record.id), service.usageOf(record.id));
 
   app.openapi(
     defineRoute(tenant, {
@@ -54,7 +69,10 @@ export function microvmRoutes(app: ApiApp, service: MicroVMService): void {
         after: query.nextToken,
       });
       const page = records.slice(0, limit);
-      return c.json({ microvms: page.map(toApi), nextToken: records.length > limit ? page[page.length - 1].id : null }, 200);
+      return c.json(
+        { microvms: page.map(toApi), nextToken: records.length > limit ? page[page.length - 1].id : null },
+        200,
+      );
     },
   );
 
@@ -72,14 +90,27 @@ export function microvmRoutes(app: ApiApp, service: MicroVMService): void {
     },
   );
 
-  const vmRoute = (method: 'get' | 'post' | 'delete', suffix: string, summary: string, act: (tenantId: string, id: string) => Promise<MicroVMRecord>): void => {
+  const vmRoute = (
+    method: 'get' | 'post' | 'delete',
+    suffix: string,
+    summary: string,
+    act: (tenantId: string, id: string) => Promise<MicroVMRecord>,
+  ): void => {
     app.openapi(
-      defineRoute(tenant, { method, path: `/v1/microvms/{id}${suffix}`, summary, request: { params: MicroVMIdParam }, responses: { 200: json(MicroVMSchema) } }),
+      defineRoute(tenant, {
+        method,
+        path: `/v1/microvms/{id}${suffix}`,
+        summary,
+        request: { params: MicroVMIdParam },
+        responses: { 200: json(MicroVMSchema) },
+      }),
       async (c) => c.json(toApi(await act(c.var.caller.tenantId, c.req.valid('param').id)), 200),
     );
   };
   vmRoute('get', '', 'One MicroVM', (tenantId, id) => service.get(tenantId, id));
-  vmRoute('post', '/suspend', 'Suspend: save memory, devices and disk, stop the VM process', (tenantId, id) => service.suspend(tenantId, id));
+  vmRoute('post', '/suspend', 'Suspend: save memory, devices and disk, stop the VM process', (tenantId, id) =>
+    service.suspend(tenantId, id),
+  );
   vmRoute('post', '/resume', 'Resume exactly where it was suspended', (tenantId, id) => service.resume(tenantId, id));
   vmRoute('delete', '', 'Terminate and discard', (tenantId, id) => service.terminate(tenantId, id));
 }

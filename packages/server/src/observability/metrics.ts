@@ -17,7 +17,11 @@ const TENANT_GAUGES: Array<[string, string, keyof MicroVMUsage]> = [
 ];
 const SYSTEM_GAUGES: Array<[string, string, keyof SystemVmsUsage]> = [
   ['capsule_system_vms', 'Builder and snapshot VMs running now (system quota CAPSULE_SYSTEM_VMS)', 'vms'],
-  ['capsule_system_memory_mib', 'Guest memory of builder and snapshot VMs now (system quota CAPSULE_SYSTEM_MEMORY_MIB)', 'memoryMib'],
+  [
+    'capsule_system_memory_mib',
+    'Guest memory of builder and snapshot VMs now (system quota CAPSULE_SYSTEM_MEMORY_MIB)',
+    'memoryMib',
+  ],
   ['capsule_system_vms_waiting', 'Builder and snapshot VMs waiting for room in the system quota', 'waiting'],
 ];
 
@@ -25,15 +29,57 @@ const SYSTEM_GAUGES: Array<[string, string, keyof SystemVmsUsage]> = [
 export class Metrics {
   private readonly registry = new Registry();
   private readonly registers = [this.registry];
-  readonly launchSeconds = new Histogram({ name: 'capsule_microvm_launch_seconds', help: 'POST /v1/microvms until RUNNING, by how it started (snapshot or boot)', labelNames: ['launched_from'], buckets: LATENCY_BUCKETS_SECONDS, registers: this.registers });
-  readonly suspendSeconds = new Histogram({ name: 'capsule_microvm_suspend_seconds', help: 'suspend until the state is durable and the VM process gone', buckets: LATENCY_BUCKETS_SECONDS, registers: this.registers });
-  readonly resumeSeconds = new Histogram({ name: 'capsule_microvm_resume_seconds', help: 'resume until RUNNING', buckets: LATENCY_BUCKETS_SECONDS, registers: this.registers });
-  readonly execs = new Counter({ name: 'capsule_execs_total', help: 'commands run in MicroVMs, by outcome (exit, signal, error)', labelNames: ['outcome'], registers: this.registers });
-  readonly requests = new Counter({ name: 'capsule_http_requests_total', help: 'API requests by method, route pattern and status', labelNames: ['method', 'route', 'status'], registers: this.registers });
-  readonly egress = new Counter({ name: 'capsule_egress_decisions_total', help: 'guest DNS queries and new flows out, by protocol and verdict (allow, deny)', labelNames: ['protocol', 'verdict'], registers: this.registers });
-  private readonly microvms = new Gauge({ name: 'capsule_microvms', help: 'MicroVMs by state (all tenants)', labelNames: ['state'], registers: this.registers });
-  private readonly tenantGauges = TENANT_GAUGES.map(([name, help, key]) => ({ key, gauge: new Gauge({ name, help, labelNames: ['tenant'], registers: this.registers }) }));
-  private readonly systemGauges = SYSTEM_GAUGES.map(([name, help, key]) => ({ key, gauge: new Gauge({ name, help, registers: this.registers }) }));
+  readonly launchSeconds = new Histogram({
+    name: 'capsule_microvm_launch_seconds',
+    help: 'POST /v1/microvms until RUNNING, by how it started (snapshot or boot)',
+    labelNames: ['launched_from'],
+    buckets: LATENCY_BUCKETS_SECONDS,
+    registers: this.registers,
+  });
+  readonly suspendSeconds = new Histogram({
+    name: 'capsule_microvm_suspend_seconds',
+    help: 'suspend until the state is durable and the VM process gone',
+    buckets: LATENCY_BUCKETS_SECONDS,
+    registers: this.registers,
+  });
+  readonly resumeSeconds = new Histogram({
+    name: 'capsule_microvm_resume_seconds',
+    help: 'resume until RUNNING',
+    buckets: LATENCY_BUCKETS_SECONDS,
+    registers: this.registers,
+  });
+  readonly execs = new Counter({
+    name: 'capsule_execs_total',
+    help: 'commands run in MicroVMs, by outcome (exit, signal, error)',
+    labelNames: ['outcome'],
+    registers: this.registers,
+  });
+  readonly requests = new Counter({
+    name: 'capsule_http_requests_total',
+    help: 'API requests by method, route pattern and status',
+    labelNames: ['method', 'route', 'status'],
+    registers: this.registers,
+  });
+  readonly egress = new Counter({
+    name: 'capsule_egress_decisions_total',
+    help: 'guest DNS queries and new flows out, by protocol and verdict (allow, deny)',
+    labelNames: ['protocol', 'verdict'],
+    registers: this.registers,
+  });
+  private readonly microvms = new Gauge({
+    name: 'capsule_microvms',
+    help: 'MicroVMs by state (all tenants)',
+    labelNames: ['state'],
+    registers: this.registers,
+  });
+  private readonly tenantGauges = TENANT_GAUGES.map(([name, help, key]) => ({
+    key,
+    gauge: new Gauge({ name, help, labelNames: ['tenant'], registers: this.registers }),
+  }));
+  private readonly systemGauges = SYSTEM_GAUGES.map(([name, help, key]) => ({
+    key,
+    gauge: new Gauge({ name, help, registers: this.registers }),
+  }));
 
   /** Time `fn`, recording its duration in `histogram` (labels may depend on the result) when it succeeds. */
   async time<T>(histogram: Histogram, fn: () => Promise<T>, labels: (result: T) => Labels = () => ({})): Promise<T> {
@@ -44,7 +90,12 @@ export class Metrics {
   }
 
   /** The exposition text, with the gauges read now: VMs by state (from the store), tenants' usage, system VMs. */
-  async render(microvmsByState: Partial<Record<MicroVMState, number>>, states: readonly MicroVMState[], usageByTenant: ReadonlyMap<string, MicroVMUsage> = new Map(), system: SystemVmsUsage | null = null): Promise<string> {
+  async render(
+    microvmsByState: Partial<Record<MicroVMState, number>>,
+    states: readonly MicroVMState[],
+    usageByTenant: ReadonlyMap<string, MicroVMUsage> = new Map(),
+    system: SystemVmsUsage | null = null,
+  ): Promise<string> {
     for (const state of states) this.microvms.set({ state }, microvmsByState[state] ?? 0);
     for (const { key, gauge } of this.tenantGauges) {
       gauge.reset(); // a tenant with no running VM left has no series
