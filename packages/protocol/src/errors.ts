@@ -31,6 +31,12 @@ export const ErrorCode = {
   /** The host's disk is under its free-space reserve: launches, builds and suspends wait until there is room. */
   INSUFFICIENT_STORAGE: 'INSUFFICIENT_STORAGE',
   INTERNAL: 'INTERNAL',
+  /** Raised by the SDK, never sent by the server: Capsule could not be reached (refused, reset, DNS). */
+  NETWORK: 'NETWORK',
+  /** Raised by the SDK: the caller's deadline (an AbortSignal.timeout) passed before an answer. */
+  TIMEOUT: 'TIMEOUT',
+  /** Raised by the SDK: an answer that is not Capsule's (no error envelope, or a body that fails its schema). */
+  UNEXPECTED_RESPONSE: 'UNEXPECTED_RESPONSE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -62,6 +68,9 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   STORE_UNAVAILABLE: 503,
   INSUFFICIENT_STORAGE: 507,
   INTERNAL: 500,
+  NETWORK: 503,
+  TIMEOUT: 504,
+  UNEXPECTED_RESPONSE: 502,
 };
 
 export function isErrorCode(value: unknown): value is ErrorCode {

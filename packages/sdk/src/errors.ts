@@ -8,6 +8,7 @@ export class InvalidStateError extends CapsuleError {}
 export class QuotaExceededError extends CapsuleError {}
 export class RateLimitedError extends CapsuleError {}
 export class TimeoutError extends CapsuleError {}
+export class NetworkError extends CapsuleError {}
 
 const CLASSES: Partial<Record<ErrorCode, typeof CapsuleError>> = {
   NOT_FOUND: NotFoundError,
@@ -16,12 +17,19 @@ const CLASSES: Partial<Record<ErrorCode, typeof CapsuleError>> = {
   QUOTA_EXCEEDED: QuotaExceededError,
   RATE_LIMITED: RateLimitedError,
   BOOT_TIMEOUT: TimeoutError,
+  TIMEOUT: TimeoutError,
+  NETWORK: NetworkError,
 };
 
-export function errorFromCode(code: string, message: string, details?: Record<string, unknown>): CapsuleError {
+export function errorFromCode(
+  code: string,
+  message: string,
+  details?: Record<string, unknown>,
+  cause?: unknown,
+): CapsuleError {
   const known = isErrorCode(code) ? code : ErrorCode.INTERNAL;
   const Class = CLASSES[known] ?? CapsuleError;
-  const error = new Class(known, message, { details });
+  const error = new Class(known, message, { details, cause });
   error.name = Class.name;
   return error;
 }
@@ -32,6 +40,9 @@ export async function errorFromResponse(response: Response): Promise<CapsuleErro
     const body = ErrorBody.parse(JSON.parse(text));
     return errorFromCode(body.error.code, body.error.message, body.error.details);
   } catch {
-    return errorFromCode(ErrorCode.INTERNAL, `HTTP ${response.status} ${response.statusText}: ${text.slice(0, 200)}`);
+    return errorFromCode(
+      ErrorCode.UNEXPECTED_RESPONSE,
+      `HTTP ${response.status} ${response.statusText}: ${text.slice(0, 200)}`,
+    );
   }
 }

@@ -2,7 +2,7 @@
 // on network failures or 502/503/504 (a POST that may have run is never repeated).
 import type { z } from 'zod';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
-import { errorFromResponse } from './errors.js';
+import { errorFromCode, errorFromResponse } from './errors.js';
 
 export interface HttpOptions {
   baseUrl: string;
@@ -64,11 +64,7 @@ export class Http {
           await delay(attempt);
           continue;
         }
-        throw new CapsuleError(
-          ErrorCode.INTERNAL,
-          `cannot reach Capsule at ${this.options.baseUrl}: ${(err as Error).message}`,
-          { cause: err },
-        );
+        throw transportError(err, `${method} ${path} at ${this.options.baseUrl}`);
       }
       if (response.ok) return response;
       if (attempt < retries && RETRY_STATUSES.has(response.status)) {
@@ -89,9 +85,22 @@ export class Http {
     const response = await this.send(method, path, init);
     const parsed = schema.safeParse(await response.json());
     if (!parsed.success)
-      throw new CapsuleError(ErrorCode.INTERNAL, `unexpected response from ${method} ${path}: ${parsed.error.message}`);
+      throw new CapsuleError(
+        ErrorCode.UNEXPECTED_RESPONSE,
+        `unexpected response from ${method} ${path}: ${parsed.error.message}`,
+      );
     return parsed.data;
   }
+}
+
+/** A fetch that failed before any answer: the caller's deadline (TIMEOUT), or no way through (NETWORK). */
+export function transportError(err: unknown, what: string): CapsuleError {
+  const name = (err as Error)?.name;
+  if (name === 'TimeoutError')
+    return errorFromCode(ErrorCode.TIMEOUT, `${what}: no answer before the deadline`, undefined, err);
+  const cause = (err as { cause?: Error })?.cause?.message;
+  const reason = (err as Error)?.message + (cause ? ` (${cause})` : '');
+  return errorFromCode(ErrorCode.NETWORK, `cannot reach Capsule for ${what}: ${reason}`, undefined, err);
 }
 
 function delay(attempt: number): Promise<void> {

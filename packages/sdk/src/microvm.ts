@@ -139,7 +139,7 @@ export class MicroVM {
       json: body,
       signal: options.signal,
     });
-    if (!response.body) throw new CapsuleError(ErrorCode.INTERNAL, 'exec response has no body');
+    if (!response.body) throw new CapsuleError(ErrorCode.UNEXPECTED_RESPONSE, 'exec response has no body');
     let exited = false;
     for await (const raw of ndjsonLines(response.body)) {
       const event = ExecEvent.parse(raw);

@@ -88,7 +88,7 @@ export class Session {
     };
     await new Promise<void>((resolve, reject) => {
       socket.onopen = () => resolve();
-      socket.onerror = () => reject(new CapsuleError(ErrorCode.INTERNAL, `cannot open a session at ${url}`));
+      socket.onerror = () => reject(new CapsuleError(ErrorCode.NETWORK, `cannot open a session at ${url}`));
       // a refused upgrade (401, 404…) closes without opening
       exited.catch(reject);
     });
