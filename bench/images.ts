@@ -1,7 +1,6 @@
 // Images: the Flask example's build time by phase, and launch → first HTTP 200 through the endpoint,
 // beside the floor measured in the same run: a bare QEMU restoring the same app-ready snapshot by
 // hand (same flags) with a hostfwd port, and a direct request to the guest's port until it answers 200.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +11,7 @@ import { loadDeviceState } from '../packages/server/src/vmm/migration.js';
 import { QmpClient } from '../packages/server/src/vmm/qmp.js';
 import { qemuArgs, vmPaths } from '../packages/server/src/vmm/qemu-args.js';
 import { api, until200 } from './http.js';
+import { createOverlay } from './overlay.js';
 import { floorNetworks, spawnQemuIn } from './floor-net.js';
 import { ratio, summarize } from './stats.js';
 
@@ -53,19 +53,7 @@ export async function benchImages(work: string): Promise<Record<string, unknown>
       const vmDir = path.join(work, `floor-${i}`);
       fs.mkdirSync(vmPaths(vmDir).run, { recursive: true }); // a bare QEMU writes its sockets and console there
       const overlay = path.join(vmDir, 'disk.qcow2');
-      await new Promise((r) =>
-        spawn('qemu-img', [
-          'create',
-          '-q',
-          '-f',
-          'qcow2',
-          '-F',
-          'qcow2',
-          '-b',
-          path.join(snap, 'disk.qcow2'),
-          overlay,
-        ]).once('exit', r),
-      );
+      await createOverlay(path.join(snap, 'disk.qcow2'), overlay);
       const spec = {
         vmDir,
         kernelPath: runtime.kernelPath,

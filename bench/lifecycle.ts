@@ -4,7 +4,6 @@
 //   resume  POST …/resume → RUNNING                   vs  bare QEMU restoring a copy of the same suspended state
 //   suspend POST …/suspend → QEMU gone, state durable  vs  writing + fsyncing as many bytes (RAM state + dirtied disk)
 // plus 10 launches at once, host memory (PSS) per idle launched VM, disk per suspended VM.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -17,6 +16,7 @@ import { loadDeviceState } from '../packages/server/src/vmm/migration.js';
 import { QmpClient } from '../packages/server/src/vmm/qmp.js';
 import { qemuArgs, vmPaths, type MachineSpec } from '../packages/server/src/vmm/qemu-args.js';
 import { api } from './http.js';
+import { createOverlay } from './overlay.js';
 import { floorNetworks, spawnQemuIn } from './floor-net.js';
 import { ratio, summarize } from './stats.js';
 
@@ -138,19 +138,7 @@ export async function benchLifecycle(work: string): Promise<Record<string, unkno
     let suspendedDiskKib = 0;
     for (let i = 0; i < RUNS; i++) {
       const overlay = path.join(work, `floor-${i}.qcow2`);
-      await new Promise((r) =>
-        spawn('qemu-img', [
-          'create',
-          '-q',
-          '-f',
-          'qcow2',
-          '-F',
-          'qcow2',
-          '-b',
-          path.join(snap, 'disk.qcow2'),
-          overlay,
-        ]).once('exit', r),
-      );
+      await createOverlay(path.join(snap, 'disk.qcow2'), overlay);
       launchFloor.push(
         await rawRestore(
           spec(`floor-${i}`, { kind: 'file', path: path.join(snap, 'memory'), share: false }, overlay),

@@ -12,7 +12,7 @@ import type { MicroVM } from '@capsule/sdk';
 import { UID_CLAIMS_DIR } from '../../packages/server/src/jail/uid-pool.js';
 import { errorOf, qemuProcesses, startTestServer, useTestServer, type TestServer } from './helpers.js';
 
-function qemuPid(_server: TestServer, id: string): number {
+function qemuPid(id: string): number {
   const [pid] = qemuProcesses(`/vms/${id}/`);
   assert.ok(pid, `a QEMU process for ${id}`);
   return pid;
@@ -55,7 +55,7 @@ describe('the jail', () => {
   });
 
   test("two VMs' QEMUs run as different non-root uids, with no supplementary groups and no capabilities", () => {
-    const [pa, pb] = [qemuPid(server(), a.id), qemuPid(server(), b.id)];
+    const [pa, pb] = [qemuPid(a.id), qemuPid(b.id)];
     const [ia, ib] = [ids(pa), ids(pb)];
     assert.notEqual(ia.uid, ib.uid);
     for (const i of [ia, ib]) {
@@ -71,7 +71,7 @@ describe('the jail', () => {
   });
 
   test("a QEMU's root shows none of the host's files: no /etc/shadow, no data dir, no admin key", () => {
-    const pid = qemuPid(server(), a.id);
+    const pid = qemuPid(a.id);
     const root = `/proc/${pid}/root`;
     const top = fs.readdirSync(root).sort();
     const expected = new Set([
@@ -97,7 +97,7 @@ describe('the jail', () => {
   });
 
   test('the cgroup limits are set: memory = RAM + overhead, CPU = vCPUs + margin, pids', () => {
-    const pid = qemuPid(server(), a.id);
+    const pid = qemuPid(a.id);
     const memory = cgroupDir(pid, 'memory');
     assert.match(memory, /\/capsule\/default\/u\d+$/, 'capsule/<tenant>/<vm>');
     const v2 = fs.existsSync(path.join(memory, 'memory.max'));
@@ -125,7 +125,7 @@ describe('the jail', () => {
   });
 
   test("simulated escapes as the VM's uid fail and leave the server healthy", async () => {
-    const pidA = qemuPid(server(), a.id);
+    const pidA = qemuPid(a.id);
     const uidA = ids(pidA).uid;
     const dataDir = server().dataDir;
     const vmA = path.join(dataDir, 'vms', a.id);
@@ -216,7 +216,7 @@ describe('the jail', () => {
   });
 
   test("the uid is freed only when the VM's files are gone", async () => {
-    const uid = ids(qemuPid(server(), b.id)).uid;
+    const uid = ids(qemuPid(b.id)).uid;
     await b.suspend();
     assert.ok(fs.existsSync(path.join(UID_CLAIMS_DIR, String(uid))), 'a suspended VM keeps its uid');
     await b.terminate();

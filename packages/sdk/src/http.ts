@@ -1,7 +1,7 @@
 // fetch wrapper: auth header, JSON, typed errors, and retries — only for idempotent requests and only
 // on network failures or 502/503/504 (a POST that may have run is never repeated).
 import type { z } from 'zod';
-import { CapsuleError, ErrorCode } from '@capsule/protocol';
+import { CapsuleError, ErrorCode, formatIssues } from '@capsule/protocol';
 import { errorFromCode, errorFromResponse } from './errors.js';
 
 export interface HttpOptions {
@@ -87,7 +87,7 @@ export class Http {
     if (!parsed.success)
       throw new CapsuleError(
         ErrorCode.UNEXPECTED_RESPONSE,
-        `unexpected response from ${method} ${path}: ${parsed.error.message}`,
+        `unexpected response from ${method} ${path}: ${formatIssues(parsed.error, 'response')}`,
       );
     return parsed.data;
   }

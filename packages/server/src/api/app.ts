@@ -37,7 +37,6 @@ export function createApiApp({ store, log, onRoute }: ApiAppDeps): ApiApp {
       if (!result.success) throw validationError(result.error);
     },
   });
-  const patterns: Array<{ method: string; regex: RegExp }> = [];
   app.use(async (c, next) => {
     try {
       decodeURIComponent(c.req.path);
@@ -55,24 +54,19 @@ export function createApiApp({ store, log, onRoute }: ApiAppDeps): ApiApp {
     if (pattern !== '/*' && pattern !== '*') onRoute?.(c.env.incoming, pattern);
   });
   app.onError((err, c) => answerError(c, err, log));
+  // a path some route answers with another method is 405; the route list is the app's own
   app.notFound((c) => {
-    const known = patterns.some(({ regex }) => regex.test(c.req.path));
+    const known = app.routes.some((r) => r.method !== 'ALL' && pathPattern(r.path).test(c.req.path));
     const error = known
       ? new CapsuleError(ErrorCode.METHOD_NOT_ALLOWED, `method ${c.req.method} is not allowed on ${c.req.path}`)
       : new CapsuleError(ErrorCode.NOT_FOUND, `no route for ${c.req.method} ${c.req.path}`);
     return answerError(c, error, log);
   });
-  // every route, as registered, is remembered for the 404/405 distinction
-  const register = app.openapi.bind(app);
-  app.openapi = ((route, handler, hook) => {
-    patterns.push({
-      method: route.method.toUpperCase(),
-      regex: new RegExp(`^${route.path.replace(/\{[^}]+\}/g, '[^/]+')}$`),
-    });
-    return register(route, handler, hook);
-  }) as typeof app.openapi;
   return app;
 }
+
+/** `/v1/microvms/:id` as a regex over request paths. */
+const pathPattern = (routePattern: string): RegExp => new RegExp(`^${routePattern.replace(/:[^/]+/g, '[^/]+')}$`);
 
 function answerError(c: Context<ApiEnv>, err: unknown, log: Logger): Response {
   const error =

@@ -95,8 +95,9 @@ export function requestKey(req: IncomingMessage): string | null {
   return offered.find((p) => p.startsWith(WS_BEARER_PREFIX))?.slice(WS_BEARER_PREFIX.length) || null;
 }
 
-/** The caller of an API request, by the key it carries (or `key`, when the transport carries it elsewhere). */
-export async function authenticate(req: IncomingMessage, store: Store, key = requestKey(req)): Promise<Caller> {
+/** The caller of an API request, by the key it carries. */
+export async function authenticate(req: IncomingMessage, store: Store): Promise<Caller> {
+  const key = requestKey(req);
   if (!key) throw new CapsuleError(ErrorCode.UNAUTHORIZED, 'missing API key: send "Authorization: Bearer <key>"');
   return callerOf(key, store);
 }

@@ -102,10 +102,13 @@ const errorResponse = {
 export const json = <S extends z.ZodType>(schema: S, description = 'OK') =>
   ({ description, content: { 'application/json': { schema } } }) as const;
 
+/** Bytes of any kind, as OpenAPI says it. */
+const BINARY = { type: 'string', format: 'binary' } as const;
+
 /** A streamed or raw response of one media type. */
 export const raw = (mediaType: string, description: string) => ({
   description,
-  content: { [mediaType]: { schema: { type: 'string' as const, format: 'binary' } } },
+  content: { [mediaType]: { schema: BINARY } },
 });
 
 export const noContent = { description: 'no body' } as const;
@@ -123,5 +126,5 @@ export const documented = (schema: z.ZodType): Record<string, unknown> => {
 /** A raw byte stream as the request body (read by the handler). */
 export const binaryBody = (mediaType = 'application/octet-stream') => ({
   required: true,
-  content: { [mediaType]: { schema: { type: 'string' as const, format: 'binary' } } },
+  content: { [mediaType]: { schema: BINARY } },
 });

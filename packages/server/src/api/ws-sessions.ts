@@ -1,7 +1,7 @@
 // Interactive sessions over WebSocket, once routes/microvm-sessions.ts has authorised the upgrade:
 // GET /v1/microvms/{id}/exec/ws (the first message says what to run, optionally on a terminal) and
-// GET /v1/microvms/{id}/shell?rows=&cols= (a login shell on a terminal). Stdin, resize and signals go in; output comes out with backpressure (the guest is held
-// while the client's socket is full). A client that goes away hangs up the terminal / kills the command.
+// GET /v1/microvms/{id}/shell?rows=&cols= (a login shell on a terminal). Stdin, resize and signals go
+// in; output comes out with backpressure (the guest is held while the client's socket is full). A client that goes away hangs up the terminal / kills the command.
 import type http from 'node:http';
 import { PassThrough } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';

@@ -47,8 +47,7 @@ export interface ImageServiceDeps {
   networks: VmNetworks | null;
   /** The free-space reserve an upload is checked against. */
   disk: DiskReserve;
-  /** Tenants' storage quotas: a new version is refused while its tenant is at or over its own. */
-  /** The tenants' storage quota (lifecycle/storage-quota.ts). */
+  /** Tenants' storage quotas (lifecycle/storage-quota.ts): a new version is refused while its tenant is at or over its own. */
   storage: TenantStorage;
   /** Builder and app-snapshot VMs are the system's: they wait for room in its quota and run in its jails, never a tenant's. */
   systemVms: SystemVms;
