@@ -60,8 +60,15 @@ export function sendError(res: ServerResponse, err: unknown): void {
 /** Answer an Upgrade request that will not be upgraded: the usual error envelope, then close. */
 export function rejectUpgrade(socket: Duplex, err: unknown): void {
   const error = toCapsuleError(err);
-  const body = JSON.stringify(errorEnvelope(error));
-  socket.end(
-    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-  );
+  const body = Buffer.from(JSON.stringify(errorEnvelope(error)));
+  answerUpgrade(socket, error.status, [['content-type', 'application/json']], body);
+}
+
+/** An HTTP/1.1 answer written on an upgrade's socket (no ServerResponse exists there), then the socket closed. */
+export function answerUpgrade(socket: Duplex, status: number, headers: Iterable<[string, string]>, body: Buffer): void {
+  const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`];
+  for (const [name, value] of headers)
+    if (!/^(content-length|connection)$/i.test(name)) lines.push(`${name}: ${value}`);
+  lines.push(`content-length: ${body.length}`, 'connection: close');
+  socket.end(Buffer.concat([Buffer.from(lines.join('\r\n') + '\r\n\r\n'), body]));
 }

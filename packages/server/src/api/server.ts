@@ -7,7 +7,7 @@ import { getRequestListener } from '@hono/node-server';
 import type { Logger } from '../log.js';
 import type { ApiApp } from './app.js';
 import type { Metrics } from '../observability/metrics.js';
-import { rejectUpgrade, sendError } from './http.js';
+import { answerUpgrade, rejectUpgrade, sendError } from './http.js';
 import type { EndpointProxy } from './proxy.js';
 import type { ApiEnv, Upgrade } from './route.js';
 import type { ApiLimits } from '../config.js';
@@ -80,9 +80,5 @@ async function routeUpgrade(app: ApiApp, req: http.IncomingMessage, upgrade: Upg
   const env: ApiEnv['Bindings'] = { incoming: req, outgoing: undefined as never, upgrade };
   const response = await app.fetch(new Request(new URL(req.url ?? '/', 'http://localhost'), { headers }), env);
   if (upgrade.taken) return;
-  const body = Buffer.from(await response.arrayBuffer());
-  const lines = [`HTTP/1.1 ${response.status} ${http.STATUS_CODES[response.status] ?? ''}`];
-  for (const [name, value] of response.headers) lines.push(`${name}: ${value}`);
-  lines.push(`content-length: ${body.length}`, 'connection: close');
-  upgrade.socket.end(Buffer.concat([Buffer.from(lines.join('\r\n') + '\r\n\r\n'), body]));
+  answerUpgrade(upgrade.socket, response.status, response.headers, Buffer.from(await response.arrayBuffer()));
 }
