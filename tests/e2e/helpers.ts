@@ -93,6 +93,23 @@ export async function withTestServer(
 }
 
 /** QEMU processes whose command line mentions `needle` (a data dir or VM dir). */
+/**
+ * A live process's memory cgroup (v1), or null once it is exiting or gone: for an exiting task the
+ * kernel reports "/" in every v1 hierarchy (PF_EXITING, proc_cgroup_show), which is not where it ran.
+ */
+export function memoryCgroupOf(pid: number): string | null {
+  try {
+    const cgroup = /:memory:(.*)$/m.exec(fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8'))?.[1] ?? 'none';
+    // read after the cgroup: PF_EXITING, once set, stays set (flags is the 9th field of stat)
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const flags = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[6]);
+    const PF_EXITING = 0x4;
+    return flags & PF_EXITING ? null : cgroup;
+  } catch {
+    return null; // exited while we looked
+  }
+}
+
 export function qemuProcesses(needle: string): number[] {
   const pids: number[] = [];
   for (const entry of fs.readdirSync('/proc')) {

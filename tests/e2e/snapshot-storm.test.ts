@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { qemuProcesses, withTestServer } from './helpers.js';
+import { memoryCgroupOf, qemuProcesses, withTestServer } from './helpers.js';
 import { zipOf } from '../support/zip-writer.js';
 
 test('a snapshot-shape storm and an image build: one system VM at a time (system quota 1), at most snapshotsPerRuntime kept', async () => {
@@ -33,14 +33,8 @@ test('a snapshot-shape storm and an image build: one system VM at a time (system
             mostSnapshotVms = Math.max(mostSnapshotVms, snapshotVms.length);
             mostSystemVms = Math.max(mostSystemVms, systemVms.length);
             for (const pid of systemVms) {
-              try {
-                systemCgroups.add(
-                  /:memory:(.*)$/m.exec(fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8'))?.[1].replace(/\/u\d+$/, '') ??
-                    'none',
-                );
-              } catch {
-                // exited while we looked
-              }
+              const cgroup = memoryCgroupOf(pid);
+              if (cgroup !== null) systemCgroups.add(cgroup.replace(/\/u\d+$/, ''));
             }
             const metrics = await (await server.api('GET', '/metrics')).text();
             mostWaiting = Math.max(mostWaiting, Number(/^capsule_system_vms_waiting (\d+)$/m.exec(metrics)?.[1] ?? 0));
