@@ -99,11 +99,11 @@ export class VmNetworks {
       if (!/^capsule-[0-9a-f]{8}$/.test(name) || kept.has(name)) continue;
       const owner = this.ownerOf(name);
       const mine = owner?.dataDir === this.config.dataDir;
+      // another server may delete its namespace (then its owner file) between our listing and now
+      const made = fs.statSync(netnsPath(name), { throwIfNoEntry: false });
+      if (!made) continue;
       // made by no one we know of a while ago, or by a server whose data dir is gone (any pool's)
-      const abandoned =
-        owner === null
-          ? Date.now() - fs.statSync(netnsPath(name)).mtimeMs > ORPHAN_GRACE_MS
-          : !fs.existsSync(owner.dataDir);
+      const abandoned = owner === null ? Date.now() - made.mtimeMs > ORPHAN_GRACE_MS : !fs.existsSync(owner.dataDir);
       if (mine || abandoned) {
         await this.destroy({
           addresses: { netns: name, hostVeth: name.replace(NETNS_PREFIX, HOST_VETH_PREFIX) },
