@@ -117,8 +117,10 @@ export function prepareQemuRoot(qemuCommand: string, baseDir: string): QemuRoot 
     const cutoffMs = Date.now() - 24 * 3600_000;
     for (const old of fs.readdirSync(baseDir)) {
       const oldDir = path.join(baseDir, old);
-      if (old.startsWith('qemu-') && oldDir !== dir && fs.statSync(oldDir).mtimeMs < cutoffMs)
-        fs.rmSync(oldDir, { recursive: true, force: true });
+      if (!old.startsWith('qemu-') || oldDir === dir) continue;
+      // another server's temporary root may be renamed away between the listing and the stat
+      const madeMs = fs.statSync(oldDir, { throwIfNoEntry: false })?.mtimeMs ?? Date.now();
+      if (madeMs < cutoffMs) fs.rmSync(oldDir, { recursive: true, force: true });
     }
   }
   const entries = fs
