@@ -8,6 +8,7 @@ import { RuntimeRegistry } from './runtimes/registry.js';
 import { openStore } from './store/open.js';
 import { chooseAccelerator, hostProbeEnv, type AcceleratorDecision } from './vmm/accelerator.js';
 import { hostLaunchOptions, Machine } from './vmm/machine.js';
+import { qemuHypervisor } from './vmm/hypervisor.js';
 import { Jailer, SYSTEM_TENANT } from './jail/jailer.js';
 import { MicroVMService } from './lifecycle/microvm-service.js';
 import { AuthTokens } from './api/auth-tokens.js';
@@ -154,6 +155,7 @@ export async function startServer(
     egressLogs,
     disk,
     storage,
+    hypervisor: qemuHypervisor,
   });
   await service.recover();
   service.startPolicySweeper();

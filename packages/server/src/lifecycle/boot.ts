@@ -9,7 +9,8 @@ import { notifyHook } from '../images/hooks.js';
 import type { ReadySnapshots } from '../snapshots/ready-snapshots.js';
 import type { MicroVMRecord } from '../store/types.js';
 import type { AcceleratorDecision } from '../vmm/accelerator.js';
-import { hostLaunchOptions, Machine, RESTORE_LOAD, type LaunchOptions, type RestoreSource } from '../vmm/machine.js';
+import { hostLaunchOptions, RESTORE_LOAD, type LaunchOptions, type RestoreSource } from '../vmm/machine.js';
+import type { Hypervisor, Vm } from '../vmm/vm.js';
 import type { Jailer } from '../jail/jailer.js';
 import type { LaunchSource } from './launch-source.js';
 import { startApp } from '../images/app-start.js';
@@ -21,6 +22,7 @@ export interface BootDeps {
   snapshots: ReadySnapshots | null;
   log: Logger;
   vmsDir: string;
+  hypervisor: Hypervisor;
 }
 
 export function launchOptions(
@@ -51,7 +53,7 @@ export async function startMachine(
   source: LaunchSource,
   netns: string,
   runHookPayload?: string,
-): Promise<{ machine: Machine; launchedFrom: 'boot' | 'snapshot' }> {
+): Promise<{ machine: Vm; launchedFrom: 'boot' | 'snapshot' }> {
   const { image, runtime } = source;
   const options = launchOptions(deps, record, source, netns);
   const shaped = <T extends { vcpuCount: number; memoryMib: number }>(s: T | null | undefined): T | null =>
@@ -60,11 +62,11 @@ export async function startMachine(
   const runtimeSnapshot = image ? null : (deps.snapshots?.get(runtime.name, record) ?? null);
   if (runtimeSnapshot) deps.snapshots?.touch(runtimeSnapshot);
   const snapshot: RestoreSource | null = imageSnapshot ?? runtimeSnapshot;
-  let machine: Machine;
+  let machine: Vm;
   let launchedFrom: 'boot' | 'snapshot' = 'boot';
   if (snapshot) {
     try {
-      machine = await Machine.launch({ ...options, restore: snapshot });
+      machine = await deps.hypervisor.launch({ ...options, restore: snapshot });
       launchedFrom = 'snapshot';
     } catch (err) {
       // If a runtime snapshot's files no longer verify, discard it and rebuild it in the background.
@@ -80,11 +82,11 @@ export async function startMachine(
         error: String((err as Error).message),
       });
       if (snapshotAtFault) deps.snapshots!.invalidate(runtimeSnapshot);
-      machine = await Machine.launch(options);
+      machine = await deps.hypervisor.launch(options);
       if (snapshotAtFault) void deps.snapshots!.ensure(runtime.name, record);
     }
   } else {
-    machine = await Machine.launch(options);
+    machine = await deps.hypervisor.launch(options);
     // the first launch of a shape cold-boots; the next ones restore (built in the background)
     if (deps.snapshots && !image) void deps.snapshots.ensure(runtime.name, record);
   }

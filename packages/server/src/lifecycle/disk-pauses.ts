@@ -6,13 +6,13 @@
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import type { DiskReserve } from '../disk-reserve.js';
 import type { Logger } from '../log.js';
-import type { Machine } from '../vmm/machine.js';
+import type { Vm } from '../vmm/vm.js';
 
 /** How often paused VMs check for room again. */
 const CHECK_INTERVAL_MS = 2_000;
 
 export class DiskPauses {
-  private readonly paused = new Map<string, { machine: Machine; sinceMs: number }>();
+  private readonly paused = new Map<string, { machine: Vm; sinceMs: number }>();
   private timer: NodeJS.Timeout | null = null;
   private checking = false;
 
@@ -24,7 +24,7 @@ export class DiskPauses {
   ) {}
 
   /** Follow a started (or re-adopted) VM; one already paused by a full disk is taken in at once. */
-  watch(id: string, machine: Machine): void {
+  watch(id: string, machine: Vm): void {
     machine.onDiskFull(() => this.pause(id, machine));
     void machine
       .isPausedByDiskFull()
@@ -59,7 +59,7 @@ export class DiskPauses {
     this.stopTimer();
   }
 
-  private pause(id: string, machine: Machine): void {
+  private pause(id: string, machine: Vm): void {
     if (this.paused.has(id)) return;
     this.paused.set(id, { machine, sinceMs: Date.now() });
     this.log.error('MicroVM paused: the host disk is full under its disk; it continues once space is freed', {

@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { ExecRequest, PtySize } from '@capsule/protocol';
 import type { Metrics } from '../observability/metrics.js';
 import { DirectConnector } from '../network/direct-connect.js';
-import type { VmNetworks } from '../network/vm-networks.js';
+import type { VmNetworkPort } from './network-ops.js';
 import type { MicroVMRecord } from '../store/types.js';
 import type { AgentClient, ExecHandle, ExecIo } from '../vmm/agent-client.js';
 import type { SessionLimits } from './limits.js';
@@ -18,7 +18,7 @@ export interface GuestSessionDeps {
   sessions: SessionLimits;
   activity: Activity;
   metrics: Metrics;
-  networks: VmNetworks;
+  networks: VmNetworkPort;
   /** Endpoints go straight through the VM's namespace when the app listens on the guest's address. */
   endpointDirect: boolean;
   /** The agent of a RUNNING VM of the tenant (auto-resuming a suspended one), or INVALID_STATE / NOT_FOUND. */

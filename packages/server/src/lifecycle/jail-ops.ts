@@ -6,7 +6,7 @@ import type { MicroVMUsage } from '@capsule/protocol';
 import type { Jailer } from '../jail/jailer.js';
 import { allocatedBytes, chownNoFollow } from '../jail/vm-files.js';
 import type { MicroVMRecord, Store } from '../store/types.js';
-import type { Machine } from '../vmm/machine.js';
+import type { Vm } from '../vmm/vm.js';
 
 /**
  * A suspended VM from before jails (no uid of its own), or one whose uid another server took while the
@@ -29,7 +29,7 @@ export async function ensureUid(
 }
 
 /** CPU, memory now and at peak (its cgroup), disk allocated (its overlay); null without a cgroup. */
-export function machineUsage(machine: Machine | undefined): MicroVMUsage | null {
+export function machineUsage(machine: Vm | undefined): MicroVMUsage | null {
   const usage = machine?.cgroup?.usage();
   return machine && usage ? { ...usage, diskBytes: allocatedBytes(machine.overlayPath) } : null;
 }

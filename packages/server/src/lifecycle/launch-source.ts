@@ -9,9 +9,15 @@ export interface LaunchSource {
   image: LaunchableImage | null;
 }
 
+/** What a launch source is found in: the runtimes, and the tenants' images (null: none). */
+export interface LaunchSourceDeps {
+  runtimes: Pick<RuntimeRegistry, 'list' | 'get'>;
+  images: Pick<ImageService, 'launchable'> | null;
+}
+
 export async function resolveSource(
-  runtimes: RuntimeRegistry,
-  images: ImageService | null,
+  runtimes: LaunchSourceDeps['runtimes'],
+  images: LaunchSourceDeps['images'],
   tenantId: string,
   imageName: string,
   imageVersion?: number,

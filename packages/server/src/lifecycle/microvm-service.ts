@@ -17,11 +17,11 @@ import {
 } from '@capsule/protocol';
 import type { CapsuleConfig } from '../config.js';
 import type { Logger } from '../log.js';
-import type { RuntimeRegistry } from '../runtimes/registry.js';
 import type { ListFilter, MicroVMRecord, Store } from '../store/types.js';
 import type { AgentClient, ExecHandle, ExecIo } from '../vmm/agent-client.js';
 import type { AcceleratorDecision } from '../vmm/accelerator.js';
-import { Machine, RESTORE_LOAD, serialTail } from '../vmm/machine.js';
+import { RESTORE_LOAD, serialTail } from '../vmm/machine.js';
+import type { Hypervisor, SuspendedFiles, Vm } from '../vmm/vm.js';
 import type { Jailer } from '../jail/jailer.js';
 import { ensureUid, machineUsage, usageByTenant } from './jail-ops.js';
 import { assertTransition, FAILABLE_STATES } from '../store/states.js';
@@ -31,18 +31,16 @@ import { LaunchRate, SessionLimits } from './limits.js';
 import type { DiskReserve } from '../disk-reserve.js';
 import type { StorageMeter } from './storage-quota.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { ImageService } from '../images/image-service.js';
-import { resolveSource } from './launch-source.js';
+import { resolveSource, type LaunchSourceDeps } from './launch-source.js';
 import { appLogTail } from '../images/app-start.js';
 import { pendingRecord } from './records.js';
 import { notifyHook } from '../images/hooks.js';
 import { recoverMicroVMs, suspendDirOf, suspendFilesOf, type SuspendFiles } from './recovery.js';
 import { launchOptions, startMachine, type BootDeps } from './boot.js';
 import type { ReadySnapshots } from '../snapshots/ready-snapshots.js';
-import type { VmNetworks } from '../network/vm-networks.js';
 import type { EgressLogs } from '../network/egress-log.js';
 import { checkTenantPolicy } from '../network/policy.js';
-import { changeNetwork, withNetwork, type NetworkDeps } from './network-ops.js';
+import { changeNetwork, withNetwork, type NetworkDeps, type VmNetworkPort } from './network-ops.js';
 import { GuestSessions } from './guest-sessions.js';
 import { LostVms } from './lost-vms.js';
 import { DiskPauses } from './disk-pauses.js';
@@ -53,25 +51,27 @@ const SHUTDOWN_WAIT_MS = 60_000;
 export interface ServiceDeps {
   config: CapsuleConfig;
   store: Store;
-  runtimes: RuntimeRegistry;
+  runtimes: LaunchSourceDeps['runtimes'];
   accelerator: AcceleratorDecision;
   /** Every QEMU's jail: its uid (recorded with the VM), mount namespace, cgroup. */
   jailer: Jailer;
   snapshots: ReadySnapshots | null;
-  images: ImageService | null;
+  images: LaunchSourceDeps['images'];
   metrics: Metrics;
   log: Logger;
   /** Every MicroVM's namespace, egress policy and resolver (network/). */
-  networks: VmNetworks;
+  networks: VmNetworkPort;
   egressLogs: EgressLogs;
   /** The free-space reserve launches and suspends are checked against. */
   disk: DiskReserve;
   /** Tenants' storage quotas: a launch is refused while its tenant is at or over its own. */
   storage: StorageMeter;
+  /** Starts and takes back VMs: QEMU (vmm/hypervisor.ts), or a fake in unit tests. */
+  hypervisor: Hypervisor;
 }
 
 export class MicroVMService {
-  private readonly machines = new Map<string, Machine>();
+  private readonly machines = new Map<string, Vm>();
   /** The tenant of each VM in `machines` (per-tenant usage). */
   private readonly tenantOf = new Map<string, string>();
   private readonly activity = new Activity();
@@ -175,7 +175,7 @@ export class MicroVMService {
       fs.mkdirSync(this.suspendedDir, { recursive: true, mode: 0o700 });
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
       await this.imageHook(record, machine, 'suspend');
-      let saved: Awaited<ReturnType<Machine['suspend']>>;
+      let saved: SuspendedFiles;
       try {
         saved = await machine.suspend(dir);
       } catch (err) {
@@ -231,7 +231,7 @@ export class MicroVMService {
           `cannot resume MicroVM ${id}: its suspended state is missing; it is now FAILED`,
         );
       }
-      let machine: Machine;
+      let machine: Vm;
       const release = await this.quotas.admit(record.tenantId, record);
       try {
         record = await ensureUid(this.deps.jailer, this.deps.store, record, diskPath);
@@ -243,7 +243,7 @@ export class MicroVMService {
           record.imageVersion ?? undefined,
         );
         machine = await withNetwork(this.netDeps, record, (netns) =>
-          Machine.launch({
+          this.deps.hypervisor.launch({
             ...launchOptions(this.bootDeps, record, source, netns),
             restore: { kind: 'suspended', statePath, diskPath },
           }),
@@ -297,6 +297,7 @@ export class MicroVMService {
       suspendedDir: this.suspendedDir,
       networks: this.deps.networks,
       jailer: this.deps.jailer,
+      hypervisor: this.deps.hypervisor,
       adopt: (record, machine) => this.adopt(record, machine),
     });
   }
@@ -356,7 +357,7 @@ export class MicroVMService {
       throw err;
     }
     this.logOf(record).info('launching MicroVM', { image: record.imageName, accelerator: accelerator.accelerator });
-    let machine: Machine;
+    let machine: Vm;
     let launchedFrom: 'boot' | 'snapshot';
     try {
       if (jailError) throw jailError;
@@ -391,18 +392,14 @@ export class MicroVMService {
   }
 
   /** An image's app hears about its VM's suspend, resume and terminate (hooks.ts); never fatal. */
-  private async imageHook(
-    record: MicroVMRecord,
-    machine: Machine,
-    name: 'suspend' | 'resume' | 'terminate',
-  ): Promise<void> {
+  private async imageHook(record: MicroVMRecord, machine: Vm, name: 'suspend' | 'resume' | 'terminate'): Promise<void> {
     if (record.imageVersion === null || this.diskPauses.isPaused(record.id)) return; // a paused guest cannot answer
     const version = await this.deps.store.getImageVersion(record.tenantId, record.imageName, record.imageVersion);
     if (version) await notifyHook(machine.agent, version.plan, name, this.deps.log, record.id);
   }
 
   /** Track a started VM: unexpected exits mark it FAILED. */
-  private adopt(record: Pick<MicroVMRecord, 'id' | 'tenantId'>, machine: Machine): void {
+  private adopt(record: Pick<MicroVMRecord, 'id' | 'tenantId'>, machine: Vm): void {
     this.machines.set(record.id, machine);
     this.tenantOf.set(record.id, record.tenantId);
     this.diskPauses.watch(record.id, machine);

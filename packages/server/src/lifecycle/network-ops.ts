@@ -5,8 +5,11 @@ import type { VmNetworks } from '../network/vm-networks.js';
 import { checkTenantPolicy } from '../network/policy.js';
 import type { MicroVMRecord, Store } from '../store/types.js';
 
+/** What the lifecycle asks of a VM's network (network/vm-networks.ts; a fake in the lifecycle's unit tests). */
+export type VmNetworkPort = Pick<VmNetworks, 'attach' | 'adopt' | 'update' | 'release' | 'addressesOf'>;
+
 export interface NetworkDeps {
-  networks: VmNetworks;
+  networks: VmNetworkPort;
   store: Store;
   privateAllow: readonly string[];
 }

@@ -6,10 +6,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log.js';
 import type { MicroVMRecord, Store } from '../store/types.js';
-import { isQemuProcessOf, Machine } from '../vmm/machine.js';
+import { isQemuProcessOf } from '../vmm/machine.js';
+import type { Hypervisor, Vm } from '../vmm/vm.js';
 import { vmPaths } from '../vmm/qemu-args.js';
 import { LIVE_STATES } from '../store/states.js';
-import type { VmNetworks } from '../network/vm-networks.js';
+import type { VmNetworkPort } from './network-ops.js';
 import type { Jailer } from '../jail/jailer.js';
 
 export interface SuspendFiles {
@@ -67,9 +68,10 @@ export async function recoverMicroVMs(ctx: {
   store: Store;
   log: Logger;
   suspendedDir: string;
-  networks: VmNetworks;
+  networks: VmNetworkPort;
+  hypervisor: Hypervisor;
   jailer: Jailer;
-  adopt(record: MicroVMRecord, machine: Machine): void;
+  adopt(record: MicroVMRecord, machine: Vm): void;
 }): Promise<void> {
   const { store, log, networks, jailer } = ctx;
   await reclaimUids(store, jailer, log);
@@ -92,7 +94,7 @@ export async function recoverMicroVMs(ctx: {
       // stays where the suspend put it
       const overlay = fs.existsSync(suspended.diskPath) ? suspended.diskPath : vmPaths(record.vmDir).overlay;
       try {
-        const machine = await Machine.adopt(record.vmDir, record.qemuPid, overlay, jailer.cgroupOf(record));
+        const machine = await ctx.hypervisor.adopt(record.vmDir, record.qemuPid, overlay, jailer.cgroupOf(record));
         try {
           if (record.netSlot === null) throw new Error('it has no network namespace on record');
           await networks.adopt(record.id, record.netSlot, record.network);

@@ -21,6 +21,7 @@ import type { VmCgroup } from '../jail/cgroups.js';
 import { readTail } from '../jail/vm-files.js';
 import { SerialLog, serialLogTail } from './serial-log.js';
 import type { LaunchOptions } from './launch-options.js';
+import type { SuspendedFiles, Vm } from './vm.js';
 
 export { hostLaunchOptions, type LaunchOptions, type RestoreSource, type SnapshotFiles } from './launch-options.js';
 
@@ -62,7 +63,7 @@ function fileTail(file: string, bytes: number): string {
   return readTail(file, bytes).trim();
 }
 
-export class Machine {
+export class Machine implements Vm {
   private exitListeners: Array<(reason: string) => void> = [];
   private hasExited = false;
   private exitReason = '';
@@ -417,7 +418,7 @@ export class Machine {
    * snapshot writes only the RAM pages that differ from its base memory. If saving fails the guest is
    * resumed and the error thrown: the VM keeps running and loses nothing.
    */
-  async suspend(targetDir: string): Promise<{ statePath: string; diskPath: string; ram: RamDeltaStats | null }> {
+  async suspend(targetDir: string): Promise<SuspendedFiles> {
     const statePath = path.join(targetDir, 'state');
     const diskPath = path.join(targetDir, 'disk.qcow2');
     const partial = `${statePath}.partial`;

@@ -1,0 +1,155 @@
+// A MicroVMService for unit tests: the real lifecycle, store (SQLite in a temporary directory), quotas,
+// jail bookkeeping (unjailed), disk reserve, storage meter, egress logs and metrics, with fakes only at
+// the two boundaries that need root and QEMU: the hypervisor and the VM networks. A "restart" builds a
+// second service on the same store, hypervisor and networks, as a new server process would find them.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import type { TenantQuotas } from '@capsule/protocol';
+import { type CapsuleConfig, loadConfig } from '../../packages/server/src/config.js';
+import { createLogger } from '../../packages/server/src/log.js';
+import { openStore } from '../../packages/server/src/store/open.js';
+import type { SqlStore } from '../../packages/server/src/store/sql-store.js';
+import { Jailer } from '../../packages/server/src/jail/jailer.js';
+import { DiskReserve } from '../../packages/server/src/disk-reserve.js';
+import { openBlobStore } from '../../packages/server/src/blobs/open.js';
+import { StorageMeter } from '../../packages/server/src/lifecycle/storage-quota.js';
+import { EgressLogs } from '../../packages/server/src/network/egress-log.js';
+import { Metrics } from '../../packages/server/src/observability/metrics.js';
+import { MicroVMService, type ServiceDeps } from '../../packages/server/src/lifecycle/microvm-service.js';
+import type { Runtime } from '../../packages/server/src/runtimes/registry.js';
+import { FakeHypervisor } from './fake-hypervisor.js';
+import { FakeNetworks } from './fake-networks.js';
+
+export const TENANT = 'default';
+
+/** The one runtime the harness offers (its files are never read: the hypervisor is fake). */
+const RUNTIME: Runtime = {
+  name: 'base',
+  hash: 'fake',
+  kernelRelease: '6.1.0-fake',
+  nodeVersion: process.version,
+  kernelPath: '/nonexistent/vmlinuz',
+  rootfsPath: '/nonexistent/rootfs.ext4',
+  initrdPath: '/nonexistent/initrd',
+};
+
+export interface Harness {
+  service: MicroVMService;
+  store: SqlStore;
+  hypervisor: FakeHypervisor;
+  networks: FakeNetworks;
+  config: CapsuleConfig;
+  /** Every log line so far, parsed. */
+  logs: Array<Record<string, unknown>>;
+  /** A new service on the same store, hypervisor and networks (the old one shut down first), recovered. */
+  restart(): Promise<MicroVMService>;
+  close(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  quotas?: Partial<TenantQuotas>;
+  config?: Partial<CapsuleConfig>;
+  images?: ServiceDeps['images'];
+}
+
+export async function lifecycleHarness(opts: HarnessOptions = {}): Promise<Harness> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-lifecycle-'));
+  const config = loadConfig(
+    {
+      dataDir,
+      cacheDir: path.join(dataDir, 'cache'),
+      snapshotDir: path.join(dataDir, 'snapshots'),
+      unsafeNoJail: true,
+      snapshots: false,
+      diskReserve: { mib: 0, percent: 0 },
+      ...opts.config,
+      defaultQuotas: { ...loadConfig({}, {}).defaultQuotas, ...opts.quotas },
+    },
+    {},
+  );
+  const logs: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) logs.push(JSON.parse(line));
+      done();
+    },
+  });
+  const log = createLogger(sink, false);
+  const store = await openStore({ databaseUrl: null, dataDir });
+  const hypervisor = new FakeHypervisor();
+  const networks = new FakeNetworks();
+  const metrics = new Metrics();
+  const deps = (): ServiceDeps => ({
+    config,
+    store,
+    runtimes: { list: () => [RUNTIME], get: () => RUNTIME },
+    accelerator: { accelerator: 'tcg', reason: 'unit test' },
+    jailer: Jailer.create({ ...config, memoryOverheadMib: null }, log),
+    snapshots: null,
+    images: opts.images ?? null,
+    metrics,
+    log,
+    networks,
+    egressLogs: new EgressLogs(path.join(dataDir, 'egress-log')),
+    disk: new DiskReserve([dataDir], config.diskReserve),
+    storage: new StorageMeter({
+      store,
+      blobs: openBlobStore(config),
+      vmsDir: path.join(dataDir, 'vms'),
+      suspendedDir: path.join(dataDir, 'suspended'),
+      imagesDir: path.join(dataDir, 'images'),
+      defaults: config.defaultQuotas,
+    }),
+    hypervisor,
+  });
+  let service = new MicroVMService(deps());
+  const harness: Harness = {
+    get service() {
+      return service;
+    },
+    store,
+    hypervisor,
+    networks,
+    config,
+    logs,
+    async restart() {
+      await service.shutdown();
+      service = new MicroVMService(deps());
+      await service.recover();
+      return service;
+    },
+    async close() {
+      await service.shutdown();
+      for (const vm of hypervisor.running) await vm.stop();
+      await store.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  return harness;
+}
+
+/** Poll `check` until it returns a value other than undefined/false, or fail after `timeoutMs` saying `what`. */
+export async function until<T>(
+  what: string,
+  check: () => Promise<T | undefined | false>,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** A promise a test resolves when it chooses: hold a launch at `beforeReady` until `open()`. */
+export function gate(): { wait: Promise<void>; open(): void; reached: Promise<void>; arrive(): void } {
+  let open!: () => void;
+  let arrive!: () => void;
+  const wait = new Promise<void>((resolve) => (open = resolve));
+  const reached = new Promise<void>((resolve) => (arrive = resolve));
+  return { wait, open, reached, arrive };
+}
