@@ -1,18 +1,21 @@
-// Server configuration: embedded defaults, overridden by environment, overridden by CLI flags.
+// Server configuration: embedded defaults, overridden by environment, overridden by CLI flags. The
+// environment variables, their schemas and defaults are the table in config-env.ts; this turns what it
+// reads into the CapsuleConfig every module takes.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseCidr, SHAPE_LIMITS, type TenantQuotas } from '@capsule/protocol';
+import type { TenantQuotas } from '@capsule/protocol';
 import type { S3Config } from './blobs/s3-blob-store.js';
-import { parseUidRange, type UidRange } from './jail/uid-pool.js';
-import { DEFAULT_DISK_RESERVE, type DiskReserveConfig } from './disk-reserve.js';
+import type { UidRange } from './config-parsers.js';
+import type { DiskReserveConfig } from './disk-reserve.js';
+import { parseEnv, type EnvValues } from './config-env.js';
+
+export { ConfigError } from './config-parsers.js';
 
 export interface SystemQuota {
   maxVms: number;
   maxMemoryMib: number;
 }
-/** Room for a build of the largest shape and a snapshot beside it. */
-export const DEFAULT_SYSTEM_QUOTA: SystemQuota = { maxVms: 2, maxMemoryMib: 2 * SHAPE_LIMITS.maxMemoryMib };
 
 /** What the API allows per tenant and per connection (enforced in lifecycle/limits.ts and api/server.ts). */
 export interface ApiLimits {
@@ -31,18 +34,6 @@ export interface ApiLimits {
   /** Connections the API server holds at once. */
   maxConnections: number;
 }
-
-export const DEFAULT_API_LIMITS: ApiLimits = {
-  launchesPerSecond: 10,
-  launchBurst: 20,
-  sessionsPerVm: 64,
-  sessionsPerTenant: 512,
-  tunnelsPerVm: 512,
-  tunnelsPerTenant: 4096,
-  headersTimeoutMs: 20_000,
-  requestTimeoutMs: 30 * 60_000,
-  maxConnections: 16_384,
-};
 
 export type AcceleratorChoice = 'auto' | 'kvm' | 'tcg';
 
@@ -129,134 +120,94 @@ export function repoRoot(): string {
   }
 }
 
-function intFromEnv(value: string | undefined, fallback: number): number {
-  const n = value === undefined ? NaN : Number(value);
-  return Number.isInteger(n) && n > 0 ? n : fallback;
+function systemQuotaOf(e: EnvValues): SystemQuota {
+  return { maxVms: e.CAPSULE_SYSTEM_VMS, maxMemoryMib: e.CAPSULE_SYSTEM_MEMORY_MIB };
 }
 
-function nonNegativeInt(name: string, value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a whole number >= 0, got "${value}"`);
-  return n;
+function apiLimitsOf(e: EnvValues): ApiLimits {
+  return {
+    launchesPerSecond: e.CAPSULE_LAUNCHES_PER_SECOND,
+    launchBurst: e.CAPSULE_LAUNCH_BURST,
+    sessionsPerVm: e.CAPSULE_SESSIONS_PER_VM,
+    sessionsPerTenant: e.CAPSULE_SESSIONS_PER_TENANT,
+    tunnelsPerVm: e.CAPSULE_TUNNELS_PER_VM,
+    tunnelsPerTenant: e.CAPSULE_TUNNELS_PER_TENANT,
+    headersTimeoutMs: e.CAPSULE_HTTP_HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: e.CAPSULE_HTTP_REQUEST_TIMEOUT_MS,
+    maxConnections: e.CAPSULE_HTTP_MAX_CONNECTIONS,
+  };
 }
 
-/** An optional whole number >= 0 from the environment: `fallback` when unset, an error when malformed. */
-function nonNegativeIntOr<T>(name: string, value: string | undefined, fallback: T): number | T {
-  return value === undefined ? fallback : nonNegativeInt(name, value);
-}
+const DEFAULTS = parseEnv({});
+/** The system quota with no CAPSULE_SYSTEM_* set: room for a build of the largest shape and a snapshot beside it. */
+export const DEFAULT_SYSTEM_QUOTA: SystemQuota = systemQuotaOf(DEFAULTS);
+/** The API limits with no limit variable set (config-env.ts has each default). */
+export const DEFAULT_API_LIMITS: ApiLimits = apiLimitsOf(DEFAULTS);
 
-function privateAllow(setting: string | undefined): string[] {
-  const entries = (setting ?? '')
-    .split(',')
-    .map((e) => e.trim())
-    .filter(Boolean);
-  for (const e of entries)
-    if (!parseCidr(e)) throw new Error(`CAPSULE_EGRESS_PRIVATE_ALLOW: "${e}" is not an IPv4 CIDR without host bits`);
-  return entries.map((e) => (e.includes('/') ? e : `${e}/32`));
-}
-
-function portList(setting: string): number[] {
-  const ports = setting
-    .split(',')
-    .map((p) => p.trim())
-    .filter(Boolean)
-    .map(Number);
-  if (ports.some((p) => !Number.isInteger(p) || p < 1 || p > 65535) || ports.length > 16)
-    throw new Error(`CAPSULE_EGRESS_NAME_PORTS must be up to 16 comma-separated ports, got ${setting}`);
-  return [...new Set(ports)];
-}
-
-function codePrefixes(setting: string): string[] {
-  const prefixes = setting
-    .split(',')
-    .map((p) => p.trim())
-    .filter(Boolean);
-  for (const p of prefixes)
-    if (!/^s3:\/\/[a-z0-9][a-z0-9.-]{1,62}(\/.*)?$/.test(p))
-      throw new Error(`CAPSULE_S3_CODE_PREFIXES: "${p}" is not s3://bucket or s3://bucket/prefix/`);
-  return prefixes;
-}
-
+/**
+ * The configuration: `env` read through the table of config-env.ts (a bad variable throws ConfigError
+ * naming it), then `overrides` (CLI flags, tests) where they are defined.
+ */
 export function loadConfig(
   overrides: Partial<CapsuleConfig> = {},
   env: NodeJS.ProcessEnv = process.env,
 ): CapsuleConfig {
   const root = repoRoot();
-  const accel = env.CAPSULE_ACCELERATOR;
+  const e = parseEnv(env);
   const config: CapsuleConfig = {
-    dataDir: path.resolve(env.CAPSULE_DATA_DIR ?? '.capsule'),
-    cacheDir: env.CAPSULE_CACHE_DIR ?? '/var/cache/capsule',
-    host: env.CAPSULE_HOST ?? '127.0.0.1',
-    port: intFromEnv(env.CAPSULE_PORT, 7070),
-    accelerator: accel === 'kvm' || accel === 'tcg' ? accel : 'auto',
-    qemuBinary: env.CAPSULE_QEMU ?? 'qemu-system-x86_64',
-    qemuImgBinary: env.CAPSULE_QEMU_IMG ?? 'qemu-img',
+    dataDir: path.resolve(e.CAPSULE_DATA_DIR),
+    cacheDir: e.CAPSULE_CACHE_DIR,
+    host: e.CAPSULE_HOST,
+    port: e.CAPSULE_PORT,
+    accelerator: e.CAPSULE_ACCELERATOR,
+    qemuBinary: e.CAPSULE_QEMU,
+    qemuImgBinary: e.CAPSULE_QEMU_IMG,
     agentBundlePath: path.join(root, 'packages', 'guest-agent', 'dist', 'agent.js'),
-    bootTimeoutMs: intFromEnv(env.CAPSULE_BOOT_TIMEOUT_MS, 90_000),
+    bootTimeoutMs: e.CAPSULE_BOOT_TIMEOUT_MS,
     defaultMemoryMib: 512,
     defaultVcpuCount: 1,
-    maxDurationCapSeconds: intFromEnv(env.CAPSULE_MAX_DURATION_CAP_SECONDS, 28_800),
-    extraKernelArgs: env.CAPSULE_EXTRA_KERNEL_ARGS ?? '',
-    snapshots: env.CAPSULE_SNAPSHOTS !== 'off',
-    snapshotsPerRuntime: intFromEnv(env.CAPSULE_SNAPSHOTS_PER_RUNTIME, 4),
-    snapshotBytesPerRuntime: intFromEnv(env.CAPSULE_SNAPSHOT_MIB_PER_RUNTIME, 8192) * 1024 * 1024,
-    snapshotDir: env.CAPSULE_SNAPSHOT_DIR ?? path.join(env.CAPSULE_CACHE_DIR ?? '/var/cache/capsule', 'snapshots'),
-    uidRange: parseUidRange(env.CAPSULE_UID_RANGE ?? '200000-264999'),
-    unsafeNoJail: env.CAPSULE_UNSAFE_NO_JAIL === '1',
-    cgroupMount: env.CAPSULE_CGROUP_MOUNT ?? '/sys/fs/cgroup',
-    vmMemoryOverheadMib: nonNegativeIntOr('CAPSULE_VM_MEMORY_OVERHEAD_MIB', env.CAPSULE_VM_MEMORY_OVERHEAD_MIB, null),
-    baseDomain: env.CAPSULE_BASE_DOMAIN ?? 'localhost',
+    maxDurationCapSeconds: e.CAPSULE_MAX_DURATION_CAP_SECONDS,
+    extraKernelArgs: e.CAPSULE_EXTRA_KERNEL_ARGS,
+    snapshots: e.CAPSULE_SNAPSHOTS,
+    snapshotsPerRuntime: e.CAPSULE_SNAPSHOTS_PER_RUNTIME,
+    snapshotBytesPerRuntime: e.CAPSULE_SNAPSHOT_MIB_PER_RUNTIME * 1024 * 1024,
+    snapshotDir: e.CAPSULE_SNAPSHOT_DIR ?? path.join(e.CAPSULE_CACHE_DIR, 'snapshots'),
+    uidRange: e.CAPSULE_UID_RANGE,
+    unsafeNoJail: e.CAPSULE_UNSAFE_NO_JAIL,
+    cgroupMount: e.CAPSULE_CGROUP_MOUNT,
+    vmMemoryOverheadMib: e.CAPSULE_VM_MEMORY_OVERHEAD_MIB ?? null,
+    baseDomain: e.CAPSULE_BASE_DOMAIN,
     s3:
-      env.CAPSULE_S3_ENDPOINT || env.CAPSULE_S3_ACCESS_KEY_ID
+      e.CAPSULE_S3_ENDPOINT || e.CAPSULE_S3_ACCESS_KEY_ID
         ? {
-            endpoint: env.CAPSULE_S3_ENDPOINT || null,
-            region: env.CAPSULE_S3_REGION ?? 'us-east-1',
-            accessKeyId: env.CAPSULE_S3_ACCESS_KEY_ID ?? '',
-            secretAccessKey: env.CAPSULE_S3_SECRET_ACCESS_KEY ?? '',
-            forcePathStyle: env.CAPSULE_S3_FORCE_PATH_STYLE !== 'false',
+            endpoint: e.CAPSULE_S3_ENDPOINT ?? null,
+            region: e.CAPSULE_S3_REGION,
+            accessKeyId: e.CAPSULE_S3_ACCESS_KEY_ID ?? '',
+            secretAccessKey: e.CAPSULE_S3_SECRET_ACCESS_KEY ?? '',
+            forcePathStyle: e.CAPSULE_S3_FORCE_PATH_STYLE,
           }
         : null,
-    blobs: env.CAPSULE_BLOBS || null,
-    s3CodePrefixes: codePrefixes(env.CAPSULE_S3_CODE_PREFIXES ?? ''),
-    maxVersionsPerImage: intFromEnv(env.CAPSULE_MAX_IMAGE_VERSIONS, 20),
-    buildTimeoutMs: intFromEnv(env.CAPSULE_BUILD_TIMEOUT_MS, 20 * 60_000),
-    appReadyTimeoutMs: intFromEnv(env.CAPSULE_APP_READY_TIMEOUT_MS, 60_000),
-    databaseUrl: env.DATABASE_URL || null,
-    netPool: env.CAPSULE_NET_POOL ?? '10.200.0.0/16',
-    netPoolSize: env.CAPSULE_NET_POOL_SIZE === '0' ? 0 : intFromEnv(env.CAPSULE_NET_POOL_SIZE, 2),
-    egressPrivateAllow: privateAllow(env.CAPSULE_EGRESS_PRIVATE_ALLOW),
-    dnsUpstream: env.CAPSULE_DNS_UPSTREAM || null,
-    egressNamePorts: portList(env.CAPSULE_EGRESS_NAME_PORTS ?? '80,443'),
-    endpointDirect: env.CAPSULE_ENDPOINT_DIRECT !== 'off',
+    blobs: e.CAPSULE_BLOBS ?? null,
+    s3CodePrefixes: e.CAPSULE_S3_CODE_PREFIXES,
+    maxVersionsPerImage: e.CAPSULE_MAX_IMAGE_VERSIONS,
+    buildTimeoutMs: e.CAPSULE_BUILD_TIMEOUT_MS,
+    appReadyTimeoutMs: e.CAPSULE_APP_READY_TIMEOUT_MS,
+    databaseUrl: e.DATABASE_URL ?? null,
+    netPool: e.CAPSULE_NET_POOL,
+    netPoolSize: e.CAPSULE_NET_POOL_SIZE,
+    egressPrivateAllow: e.CAPSULE_EGRESS_PRIVATE_ALLOW,
+    dnsUpstream: e.CAPSULE_DNS_UPSTREAM ?? null,
+    egressNamePorts: e.CAPSULE_EGRESS_NAME_PORTS,
+    endpointDirect: e.CAPSULE_ENDPOINT_DIRECT,
     defaultQuotas: {
-      maxRunningMicroVMs: intFromEnv(env.CAPSULE_QUOTA_RUNNING_MICROVMS, 100),
-      maxVcpus: intFromEnv(env.CAPSULE_QUOTA_VCPUS, 200),
-      maxMemoryMib: intFromEnv(env.CAPSULE_QUOTA_MEMORY_MIB, 200 * 1024),
-      maxStorageMib: intFromEnv(env.CAPSULE_QUOTA_STORAGE_MIB, 100 * 1024),
+      maxRunningMicroVMs: e.CAPSULE_QUOTA_RUNNING_MICROVMS,
+      maxVcpus: e.CAPSULE_QUOTA_VCPUS,
+      maxMemoryMib: e.CAPSULE_QUOTA_MEMORY_MIB,
+      maxStorageMib: e.CAPSULE_QUOTA_STORAGE_MIB,
     },
-    systemQuota: {
-      maxVms: intFromEnv(env.CAPSULE_SYSTEM_VMS, DEFAULT_SYSTEM_QUOTA.maxVms),
-      maxMemoryMib: intFromEnv(env.CAPSULE_SYSTEM_MEMORY_MIB, DEFAULT_SYSTEM_QUOTA.maxMemoryMib),
-    },
-    diskReserve: {
-      mib: nonNegativeIntOr('CAPSULE_DISK_RESERVE_MIB', env.CAPSULE_DISK_RESERVE_MIB, DEFAULT_DISK_RESERVE.mib),
-      percent: nonNegativeIntOr(
-        'CAPSULE_DISK_RESERVE_PERCENT',
-        env.CAPSULE_DISK_RESERVE_PERCENT,
-        DEFAULT_DISK_RESERVE.percent,
-      ),
-    },
-    apiLimits: {
-      launchesPerSecond: intFromEnv(env.CAPSULE_LAUNCHES_PER_SECOND, DEFAULT_API_LIMITS.launchesPerSecond),
-      launchBurst: intFromEnv(env.CAPSULE_LAUNCH_BURST, DEFAULT_API_LIMITS.launchBurst),
-      sessionsPerVm: intFromEnv(env.CAPSULE_SESSIONS_PER_VM, DEFAULT_API_LIMITS.sessionsPerVm),
-      sessionsPerTenant: intFromEnv(env.CAPSULE_SESSIONS_PER_TENANT, DEFAULT_API_LIMITS.sessionsPerTenant),
-      tunnelsPerVm: intFromEnv(env.CAPSULE_TUNNELS_PER_VM, DEFAULT_API_LIMITS.tunnelsPerVm),
-      tunnelsPerTenant: intFromEnv(env.CAPSULE_TUNNELS_PER_TENANT, DEFAULT_API_LIMITS.tunnelsPerTenant),
-      headersTimeoutMs: intFromEnv(env.CAPSULE_HTTP_HEADERS_TIMEOUT_MS, DEFAULT_API_LIMITS.headersTimeoutMs),
-      requestTimeoutMs: intFromEnv(env.CAPSULE_HTTP_REQUEST_TIMEOUT_MS, DEFAULT_API_LIMITS.requestTimeoutMs),
-      maxConnections: intFromEnv(env.CAPSULE_HTTP_MAX_CONNECTIONS, DEFAULT_API_LIMITS.maxConnections),
-    },
+    systemQuota: systemQuotaOf(e),
+    diskReserve: { mib: e.CAPSULE_DISK_RESERVE_MIB, percent: e.CAPSULE_DISK_RESERVE_PERCENT },
+    apiLimits: apiLimitsOf(e),
   };
   return { ...config, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
 }

@@ -26,7 +26,7 @@ import { DiskReserve } from './disk-reserve.js';
 import { StorageMeter } from './lifecycle/storage-quota.js';
 import { SystemVms } from './system-vms.js';
 
-export { DEFAULT_API_LIMITS, loadConfig, type CapsuleConfig } from './config.js';
+export { ConfigError, DEFAULT_API_LIMITS, loadConfig, type CapsuleConfig } from './config.js';
 
 export interface RunningServer {
   url: string;

@@ -3,6 +3,7 @@
 // a line: keys, tokens, credentials and a VM's environment are replaced by "[redacted]" wherever they
 // appear in the fields, one level deep.
 import { pino, stdTimeFunctions, type Logger as Pino } from 'pino';
+import { readEnv } from './config-env.js';
 
 export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -38,7 +39,7 @@ function wrap(log: Pino): Logger {
 
 export function createLogger(
   stream: NodeJS.WritableStream = process.stderr,
-  quiet = process.env.CAPSULE_LOG === 'silent',
+  quiet = readEnv('CAPSULE_LOG', process.env) === 'silent',
 ): Logger {
   return wrap(
     pino(

@@ -7,33 +7,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomInt } from 'node:crypto';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
+import type { UidRange } from '../config-parsers.js';
+
+export type { UidRange };
 
 export const UID_CLAIMS_DIR = '/run/capsule/uids';
-
-export interface UidRange {
-  first: number;
-  last: number;
-}
 
 interface Claim {
   dataDir: string;
   owner: string;
-}
-
-/** `200000-264999` → range; uids below 1000 (system users, root) are refused. */
-export function parseUidRange(setting: string): UidRange {
-  const m = /^\s*(\d+)\s*[-–]\s*(\d+)\s*$/.exec(setting);
-  const [first, last] = m ? [Number(m[1]), Number(m[2])] : [NaN, NaN];
-  if (
-    !Number.isSafeInteger(first) ||
-    !Number.isSafeInteger(last) ||
-    first < 1000 ||
-    last < first ||
-    last > 4_294_967_294
-  ) {
-    throw new Error(`CAPSULE_UID_RANGE must be FIRST-LAST with 1000 <= FIRST <= LAST, got "${setting}"`);
-  }
-  return { first, last };
 }
 
 export class UidPool {

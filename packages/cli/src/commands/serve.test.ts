@@ -1,0 +1,25 @@
+// `capsule serve` with a bad environment variable: one line naming it, exit 2, nothing started or written.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'main.ts');
+
+test('capsule serve with a bad variable exits 2 with one line naming it, before touching the data dir', (t) => {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'serve-config-'));
+  t.after(() => fs.rmSync(work, { recursive: true, force: true }));
+  const dataDir = path.join(work, 'data');
+  const run = spawnSync(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--data-dir', dataDir], {
+    env: { ...process.env, CAPSULE_ACCELERATOR: 'kvmm', CAPSULE_LOG: '' },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.equal(run.status, 2, run.stderr);
+  assert.equal(run.stderr, 'capsule: CAPSULE_ACCELERATOR: "kvmm" is not one of auto, kvm, tcg\n');
+  assert.equal(run.stdout, '');
+  assert.equal(fs.existsSync(dataDir), false);
+});
