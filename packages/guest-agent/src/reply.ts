@@ -1,10 +1,10 @@
-import type { Channel, GuestReply } from '@capsule/protocol';
+import type { AgentErrorCode, Channel, GuestReply } from '@capsule/protocol';
 
 export function reply(channel: Channel, message: GuestReply): void {
   channel.sendMessage(message);
 }
 
-export function replyError(channel: Channel, code: string, message: string): void {
+export function replyError(channel: Channel, code: AgentErrorCode, message: string): void {
   reply(channel, { type: 'error', code, message });
 }
 

@@ -77,15 +77,34 @@ export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && Object.hasOwn(ERROR_STATUS, value);
 }
 
+/** The steps of a VM's start, in order (a restore replaces boot … clock sync with its two). */
+export const LAUNCH_STEPS = [
+  'netns',
+  'network',
+  'jail',
+  'jail: cgroup',
+  'overlay',
+  'spawn',
+  'QMP connect',
+  'console connect',
+  'agent connect',
+  'restore: load device state',
+  'restore: agent',
+  'boot',
+  'agent ready',
+  'clock sync',
+] as const;
+export type LaunchStep = (typeof LAUNCH_STEPS)[number];
+
 /** A failure with a stable code. `step` names what was being done when it failed (Firecracker style). */
 export class CapsuleError extends Error {
   readonly code: ErrorCode;
-  readonly step?: string;
+  readonly step?: LaunchStep;
   readonly details?: Record<string, unknown>;
   constructor(
     code: ErrorCode,
     message: string,
-    opts: { cause?: unknown; step?: string; details?: Record<string, unknown> } = {},
+    opts: { cause?: unknown; step?: LaunchStep; details?: Record<string, unknown> } = {},
   ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'CapsuleError';

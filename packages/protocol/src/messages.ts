@@ -125,6 +125,23 @@ export const AgentInfo = z.object({
 });
 export type AgentInfo = z.infer<typeof AgentInfo>;
 
+/**
+ * Every code a guest agent's `error` reply carries. The host maps each to an API code with a map the
+ * compiler checks is total (vmm/agent-client.ts). A code this host does not know (an agent of another
+ * version, or a hostile guest) reads as UNCLASSIFIED, answered as AGENT_ERROR.
+ */
+export const AgentErrorCode = z.enum([
+  'BAD_REQUEST',
+  'NOT_FOUND',
+  'FILE_ERROR',
+  'EXEC_FAILED',
+  'CONNECTION_REFUSED',
+  'CLOCK_FAILED',
+  'RESTORE_FAILED',
+  'UNCLASSIFIED',
+]);
+export type AgentErrorCode = z.infer<typeof AgentErrorCode>;
+
 /** Guest → host. Every channel ends with exactly one of `exit`, `result`, `error` or `closed` (or `started` for background). */
 export const GuestReply = z.discriminatedUnion('type', [
   z.object({ type: z.literal('pong'), protocolVersion: z.number() }),
@@ -137,7 +154,7 @@ export const GuestReply = z.discriminatedUnion('type', [
     timedOut: z.boolean(),
   }),
   z.object({ type: z.literal('result'), stat: FileStat.optional(), entries: z.array(FileStat).optional() }),
-  z.object({ type: z.literal('error'), code: z.string(), message: z.string() }),
+  z.object({ type: z.literal('error'), code: AgentErrorCode.catch('UNCLASSIFIED'), message: z.string() }),
   /** tcp.connect: the guest port accepted the connection; bytes follow on Fd.TCP. */
   z.object({ type: z.literal('connected') }),
   /** tcp.connect: the guest-side connection is gone; the channel ends. */

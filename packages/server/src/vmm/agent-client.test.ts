@@ -9,6 +9,7 @@ import path from 'node:path';
 import {
   encodeCredit,
   encodeFrame,
+  ErrorCode,
   Fd,
   FrameDecoder,
   FrameKind,
@@ -140,6 +141,25 @@ test('an exec the guest never ends fails at the host deadline, and the guest is 
       seen.some((m) => JSON.stringify(m) === JSON.stringify({ type: 'signal', signal: 'SIGKILL' })),
       'SIGKILL sent',
     );
+  } finally {
+    client.close();
+    agent.close();
+  }
+});
+
+test("an agent's error codes map to API codes; a code the host does not know is AGENT_ERROR, not a crash", async () => {
+  const codes = ['CONNECTION_REFUSED', 'NOT_FOUND', 'NO_SUCH_CODE_YET'];
+  let n = 0;
+  const agent = await hostileAgent((socket, frame) => {
+    if (frame.kind === FrameKind.MSG)
+      socket.write(reply(frame.channel, { type: 'error', code: codes[n++], message: 'said the guest' }));
+  });
+  const client = await AgentClient.connect(agent.socketPath);
+  try {
+    await assert.rejects(client.openTunnel(8080), { code: ErrorCode.PORT_UNREACHABLE, message: 'said the guest' });
+    await assert.rejects(client.stat('/nope'), { code: ErrorCode.NOT_FOUND });
+    await assert.rejects(client.stat('/odd'), { code: ErrorCode.AGENT_ERROR, message: 'said the guest' });
+    assert.equal(client.isClosed, false); // an unknown code is no protocol violation
   } finally {
     client.close();
     agent.close();

@@ -10,6 +10,7 @@ import {
   Fd,
   GuestReply,
   Mux,
+  type AgentErrorCode,
   type AgentInfo,
   type Channel,
   type FileStat,
@@ -49,16 +50,20 @@ export interface ExecHandle {
 
 const DEFAULT_EXEC_START_TIMEOUT_MS = 15_000;
 
-const AGENT_CODES: Record<string, ErrorCode> = {
+/** Each agent code's API code: a Record over the enum, so a new agent code does not compile until mapped. */
+const AGENT_CODES: Record<AgentErrorCode, ErrorCode> = {
   BAD_REQUEST: ErrorCode.BAD_REQUEST,
   NOT_FOUND: ErrorCode.NOT_FOUND,
   FILE_ERROR: ErrorCode.FILE_ERROR,
   EXEC_FAILED: ErrorCode.EXEC_FAILED,
   CONNECTION_REFUSED: ErrorCode.PORT_UNREACHABLE,
+  CLOCK_FAILED: ErrorCode.AGENT_ERROR,
+  RESTORE_FAILED: ErrorCode.AGENT_ERROR,
+  UNCLASSIFIED: ErrorCode.AGENT_ERROR,
 };
 
 function agentError(reply: Extract<GuestReply, { type: 'error' }>): CapsuleError {
-  return new CapsuleError(AGENT_CODES[reply.code] ?? ErrorCode.AGENT_ERROR, reply.message);
+  return new CapsuleError(AGENT_CODES[reply.code], reply.message);
 }
 
 function linkLost(reason: Error): CapsuleError {

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CapsuleError, ErrorCode } from '@capsule/protocol';
+import { CapsuleError, ErrorCode, type LaunchStep } from '@capsule/protocol';
 import { AgentClient } from './agent-client.js';
 import { Cleanup } from './cleanup.js';
 import { QmpClient } from './qmp.js';
@@ -40,7 +40,7 @@ function recordedBacking(diskPath: string): string | null {
 }
 
 /** The failing step of a restore whose snapshot files could not be loaded. */
-export const RESTORE_LOAD = 'restore: load device state';
+export const RESTORE_LOAD: LaunchStep = 'restore: load device state';
 
 const ADOPTED_EXIT_POLL_MS = 500;
 
@@ -243,7 +243,7 @@ export class Machine implements Vm {
         await exited;
       });
 
-      const died = (step: string): Promise<never> =>
+      const died = (step: LaunchStep): Promise<never> =>
         exited.then(({ code, signal }) => {
           const why = jail?.cgroup.oomReason() ?? (signal ? `signal ${signal}` : `exit code ${code}`);
           const qemuLog = fileTail(paths.qemuLog, 1500);
@@ -269,7 +269,7 @@ export class Machine implements Vm {
 
       if (restore) {
         // RESTORE_LOAD failures are the snapshot's (a bad or missing file); later ones are the guest's or the host's
-        let step: string = RESTORE_LOAD;
+        let step: LaunchStep = RESTORE_LOAD;
         const restored = async (): Promise<void> => {
           // a ready snapshot's RAM is in its memory file; a suspended VM's is in the stream
           await loadDeviceState(qmp, paths.incoming, restore.statePath, {
