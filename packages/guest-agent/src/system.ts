@@ -1,10 +1,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
-import { PROTOCOL_VERSION, type Channel, type GuestRequest } from '@capsule/protocol';
+import { RELEASE_VERSION, PROTOCOL_VERSION, type Channel, type GuestRequest } from '@capsule/protocol';
 import { reply, replyError } from './reply.js';
 import { restoreFixups, setClock } from './fixups.js';
 
-export const AGENT_VERSION = '0.1.0';
 const bootedAt = new Date(Date.now() - os.uptime() * 1000);
 
 export function handleSystemRequest(channel: Channel, request: GuestRequest, done: () => void): void {
@@ -17,7 +16,7 @@ export function handleSystemRequest(channel: Channel, request: GuestRequest, don
         type: 'info',
         info: {
           protocolVersion: PROTOCOL_VERSION,
-          agentVersion: AGENT_VERSION,
+          agentVersion: RELEASE_VERSION,
           kernelRelease: os.release(),
           nodeVersion: process.version,
           hostname: os.hostname(),

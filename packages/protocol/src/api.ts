@@ -37,6 +37,12 @@ const EnvVars = z.record(
  * The one set of VM shape limits: the API, capsule.json, Dockerfile builds and snapshots all check these.
  * Every VM's root disk is 8 GiB (sparse; a runtime's filesystem).
  */
+/** A VM's shape: what it is launched with, quotas count, and ready snapshots are kept per. */
+export interface VmShape {
+  vcpuCount: number;
+  memoryMib: number;
+}
+
 export const SHAPE_LIMITS = { minVcpus: 1, maxVcpus: 16, minMemoryMib: 128, maxMemoryMib: 16384 } as const;
 export const VcpuCount = z.number().int().min(SHAPE_LIMITS.minVcpus).max(SHAPE_LIMITS.maxVcpus);
 export const MemoryMib = z.number().int().min(SHAPE_LIMITS.minMemoryMib).max(SHAPE_LIMITS.maxMemoryMib);

@@ -10,3 +10,4 @@ export * from './ws.js';
 export * from './images.js';
 export * from './network.js';
 export * from './validation.js';
+export * from './version.js';

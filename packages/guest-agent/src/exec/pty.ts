@@ -49,11 +49,7 @@ close($m);
 while (waitpid($pid, 0) < 0) { last unless $!{EINTR} }
 my $st = $?;
 exit(($st & 127) ? 128 + ($st & 127) : $st >> 8);`;
-
-export interface PtySize {
-  rows: number;
-  cols: number;
-}
+import type { PtySize } from '@capsule/protocol';
 
 /** The helper's argv for running `file args` on a new terminal of this size. */
 export function ptyCommand(file: string, args: string[], size: PtySize): [string, string[]] {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import { CapsuleError, ErrorCode, type ImageVersion } from '@capsule/protocol';
+import { CapsuleError, ErrorCode, type ImageVersion, type VmShape } from '@capsule/protocol';
 import type { CapsuleConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import type { RuntimeRegistry } from '../runtimes/registry.js';
@@ -59,7 +59,7 @@ export interface ImageServiceDeps {
 export interface LaunchableImage {
   record: ImageVersionRecord;
   layerPath: string;
-  snapshot: (SnapshotFiles & { kind: 'snapshot'; vcpuCount: number; memoryMib: number }) | null;
+  snapshot: (SnapshotFiles & VmShape & { kind: 'snapshot' }) | null;
 }
 
 export function toApiVersion(v: ImageVersionRecord): ImageVersion {
@@ -396,7 +396,7 @@ export class ImageService {
       const [memoryPath, statePath, diskPath, manifestPath] = await Promise.all(
         SNAPSHOT_FILES.map((file) => this.deps.blobs.localFile(this.key(record, file))),
       );
-      const manifest = JSON.parse(fs.readFileSync(manifestPath, 'utf8')) as { vcpuCount: number; memoryMib: number };
+      const manifest = JSON.parse(fs.readFileSync(manifestPath, 'utf8')) as VmShape;
       return {
         kind: 'snapshot',
         memoryPath,

@@ -5,7 +5,7 @@
 // development only, and says so loudly.
 import fs from 'node:fs';
 import path from 'node:path';
-import { CapsuleError, ErrorCode } from '@capsule/protocol';
+import { CapsuleError, ErrorCode, type VmShape } from '@capsule/protocol';
 import type { Logger } from '../log.js';
 import { Cgroups, type VmCgroup, type VmLimits } from './cgroups.js';
 import { JAIL_MOUNTPOINT, jailedCommand, type JailPlan } from './launcher.js';
@@ -149,7 +149,7 @@ export class VmJail {
     return this.uid;
   }
 
-  limits(shape: { vcpuCount: number; memoryMib: number; accelerator: 'kvm' | 'tcg' }): VmLimits {
+  limits(shape: VmShape & { accelerator: 'kvm' | 'tcg' }): VmLimits {
     return {
       memoryMib: shape.memoryMib + (this.settings.memoryOverheadMib ?? OVERHEAD_MIB[shape.accelerator]),
       cpuMillicores: shape.vcpuCount * 1000 + CPU_MARGIN_MILLICORES[shape.accelerator],

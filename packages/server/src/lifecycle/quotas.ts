@@ -2,16 +2,14 @@
 // if the tenant's usage plus what it asks for stays within every quota; otherwise 429 QUOTA_EXCEEDED
 // naming what was exceeded. Checks for one tenant are serialized, and an admitted request holds a
 // reservation until its VM shows in the store's usage, so concurrent requests cannot overshoot.
-import { CapsuleError, ErrorCode, type MicroVMState, type TenantQuotas } from '@capsule/protocol';
+import { CapsuleError, ErrorCode, type MicroVMState, type TenantQuotas, type VmShape } from '@capsule/protocol';
 import type { Store, TenantRecord, TenantUsage } from '../store/types.js';
 
 /** States in which a MicroVM holds its vCPUs and memory: until its QEMU has exited (a TERMINATING VM becomes TERMINATED only then). */
 export const HOLDING_STATES: MicroVMState[] = ['PENDING', 'RUNNING', 'SUSPENDING', 'TERMINATING'];
 
-export interface Demand {
-  vcpuCount: number;
-  memoryMib: number;
-}
+/** What a launch or resume asks of its tenant's quotas. */
+export type Demand = VmShape;
 
 export class QuotaGate {
   private readonly chains = new Map<string, Promise<unknown>>();

@@ -6,6 +6,7 @@
 // Every file is root's and read-only once taken: clones open the memory file read-only and map it
 // privately (QEMU's readonly=on,rom=off), and see it only through a read-only bind mount in their jail.
 import fs from 'node:fs';
+import type { VmShape } from '@capsule/protocol';
 import type { SystemVms } from '../system-vms.js';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
@@ -22,17 +23,10 @@ import type { VmNetworks } from '../network/vm-networks.js';
 /** Bump when what a snapshot contains changes shape (QEMU device layout, agent restore contract). */
 const SNAPSHOT_FORMAT = 5; // 3: the NIC on a tap in a namespace; 4: root's read-only files, QEMU version in the key; 5: qboot firmware
 
-export interface ReadySnapshot extends SnapshotFiles {
+export interface ReadySnapshot extends SnapshotFiles, VmShape {
   kind: 'snapshot';
   key: string;
   runtime: string;
-  vcpuCount: number;
-  memoryMib: number;
-}
-
-interface Shape {
-  vcpuCount: number;
-  memoryMib: number;
 }
 
 /** Builds waiting in line at most; past that a new shape just cold-boots (a shape storm costs no snapshot VMs). */
@@ -61,7 +55,7 @@ export class ReadySnapshots {
 
   private readonly suffix: string;
 
-  private key(runtime: Runtime, shape: Shape): string {
+  private key(runtime: Runtime, shape: VmShape): string {
     // the initrd name carries the runtime hash and the agent bundle hash; operator kernel args shape the guest too
     const extra = this.config.extraKernelArgs
       ? `-k${createHash('sha256').update(this.config.extraKernelArgs).digest('hex').slice(0, 8)}`
@@ -70,7 +64,7 @@ export class ReadySnapshots {
   }
 
   /** A complete snapshot for this runtime and shape, or null (the caller cold-boots). */
-  get(runtimeName: string, { vcpuCount, memoryMib }: Shape): ReadySnapshot | null {
+  get(runtimeName: string, { vcpuCount, memoryMib }: VmShape): ReadySnapshot | null {
     const shape = { vcpuCount, memoryMib };
     const runtime = this.runtimes.get(runtimeName);
     const key = this.key(runtime, shape);
@@ -111,7 +105,7 @@ export class ReadySnapshots {
   }
 
   /** Build the snapshot unless it exists; concurrent callers share one build. Never throws. `always`: queue it even when the line is full. */
-  ensure(runtimeName: string, { vcpuCount, memoryMib }: Shape, always = false): Promise<ReadySnapshot | null> {
+  ensure(runtimeName: string, { vcpuCount, memoryMib }: VmShape, always = false): Promise<ReadySnapshot | null> {
     // only the shape: callers pass whole records, and nothing else of theirs may reach the launch
     const shape = { vcpuCount, memoryMib };
     const existing = this.get(runtimeName, shape);
@@ -183,7 +177,7 @@ export class ReadySnapshots {
     }
   }
 
-  private async build(runtimeName: string, shape: Shape, key: string): Promise<ReadySnapshot | null> {
+  private async build(runtimeName: string, shape: VmShape, key: string): Promise<ReadySnapshot | null> {
     const runtime = this.runtimes.get(runtimeName);
     const started = Date.now();
     const finalDir = path.join(this.dir, key);

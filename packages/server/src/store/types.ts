@@ -6,17 +6,16 @@ import type {
   ResolvedIdlePolicy,
   ResolvedNetworkPolicy,
   TenantQuotas,
+  VmShape,
 } from '@capsule/protocol';
 import type { BuildPlan } from '../images/build-plan.js';
 
-export interface MicroVMRecord {
+export interface MicroVMRecord extends VmShape {
   id: string;
   tenantId: string;
   state: MicroVMState;
   imageName: string;
   imageVersion: number | null;
-  vcpuCount: number;
-  memoryMib: number;
   metadata: Record<string, string>;
   env: Record<string, string>;
   /** network.egress, kept in its own column (the first schema's). */

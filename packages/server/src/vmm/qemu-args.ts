@@ -2,17 +2,16 @@
 // nothing from the host filesystem shared in (only the kernel/initrd/disk images are opened).
 import { createHash } from 'node:crypto';
 import path from 'node:path';
+import type { VmShape } from '@capsule/protocol';
 import { tcgTimerArgs } from './guest-timing.js';
 
 export type Accelerator = 'kvm' | 'tcg';
 
-export interface MachineSpec {
+export interface MachineSpec extends VmShape {
   vmDir: string;
   kernelPath: string;
   initrdPath: string;
   overlayPath: string;
-  vcpuCount: number;
-  memoryMib: number;
   accelerator: Accelerator;
   /**
    * The network namespace whose tap (tap0) the guest NIC attaches to (QEMU is started inside it). Without

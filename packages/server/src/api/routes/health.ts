@@ -1,5 +1,5 @@
 // /healthz (public) and /metrics (admin key).
-import { Health, MicroVMState, type MicroVMUsage } from '@capsule/protocol';
+import { RELEASE_VERSION, Health, MicroVMState, type MicroVMUsage } from '@capsule/protocol';
 import type { SystemVms } from '../../system-vms.js';
 import type { Store } from '../../store/types.js';
 import type { AcceleratorDecision } from '../../vmm/accelerator.js';
@@ -7,7 +7,8 @@ import type { ApiApp } from '../app.js';
 import type { Metrics } from '../../observability/metrics.js';
 import { defineRoute, json, raw } from '../route.js';
 
-export const SERVER_VERSION = '0.1.0';
+/** The version /healthz and the OpenAPI document say. */
+export const SERVER_VERSION = RELEASE_VERSION;
 
 export function healthRoute(app: ApiApp, accelerator: AcceleratorDecision): void {
   app.openapi(
