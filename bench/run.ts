@@ -19,6 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../packages/server/src/config.js';
 import { RuntimeRegistry } from '../packages/server/src/runtimes/registry.js';
 import { hostLaunchOptions, Machine } from '../packages/server/src/vmm/machine.js';
+import { decideAccelerator } from '../packages/server/src/vmm/host-accelerator.js';
 import { Jailer } from '../packages/server/src/jail/jailer.js';
 import { createLogger } from '../packages/server/src/log.js';
 import { bootFloor, floorInitrd } from './floor.js';
@@ -48,13 +49,15 @@ async function main(): Promise<void> {
     { ...config, memoryOverheadMib: config.vmMemoryOverheadMib },
     createLogger(process.stderr, true),
   );
+  // as the server would run VMs here (TCG on this machine, KVM where the host has it)
+  const accelerator = (await decideAccelerator(config, runtimes, jailer)).accelerator;
   const spec = (name: string) => ({
     vmDir: path.join(work, 'vms', name),
     kernelPath: runtime.kernelPath,
     initrdPath: runtime.initrdPath,
     vcpuCount: 1,
     memoryMib: 512,
-    accelerator: 'tcg' as const,
+    accelerator,
     hostname: name,
   });
   // jailed like a MicroVM; the uid is released with the machine
@@ -70,7 +73,7 @@ async function main(): Promise<void> {
     return Object.assign(machine, { stop: () => stop().finally(() => jail?.release()) });
   };
 
-  console.log(`bench: ${BOOT_RUNS} boots each, ${RTT_RUNS} round trips each, accelerator tcg`);
+  console.log(`bench: ${BOOT_RUNS} boots each, ${RTT_RUNS} round trips each, accelerator ${accelerator}`);
   const floorRd = floorInitrd(runtime.initrdPath, work);
   const floorBoot: number[] = [];
   const capsuleBoot: number[] = [];
@@ -139,7 +142,7 @@ async function main(): Promise<void> {
   const result = {
     benchmark: 'microvm-core',
     at: new Date().toISOString(),
-    accelerator: 'tcg',
+    accelerator,
     host: { cpus: os.cpus().length, kernel: os.release() },
     units: 'ms unless named',
     bootMs: { ...boot, ratio: ratio(boot.capsule, boot.floor) },

@@ -10,6 +10,7 @@ import { loadConfig } from '../../packages/server/src/config.js';
 import { RuntimeRegistry } from '../../packages/server/src/runtimes/registry.js';
 import { hostLaunchOptions, Machine } from '../../packages/server/src/vmm/machine.js';
 import { AGENT_PROCESS } from './helpers.js';
+import { hostAccelerator } from '../support/accelerator.js';
 
 describe('guest agent link', () => {
   let machine: Machine;
@@ -24,7 +25,7 @@ describe('guest agent link', () => {
       vmDir: path.join(work, 'vm'),
       vcpuCount: 1,
       memoryMib: 512,
-      accelerator: 'tcg',
+      accelerator: await hostAccelerator(),
       hostname: 'agent-test',
       jail: null, // the agent protocol under test; the jail has its own tests (jail.test.ts)
     });

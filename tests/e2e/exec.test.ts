@@ -17,7 +17,7 @@ describe('exec in a running MicroVM', () => {
 
   test('the VM is RUNNING on its own kernel, not the host one', async () => {
     assert.equal(vm.state, 'RUNNING');
-    assert.equal(vm.info.accelerator, 'tcg');
+    assert.equal(vm.info.accelerator, await server().accelerator());
     const result = await vm.exec(['python3', '-c', 'import platform; print(6*7, platform.release())']);
     assert.equal(result.exitCode, 0, result.stderr);
     const [answer, release] = result.stdout.trim().split(' ');

@@ -24,6 +24,8 @@ export interface TestServer {
   /** Resolves once the start-up ready snapshots exist (launches before that cold-boot). */
   snapshotsBuilt: Promise<void>;
   close(): Promise<void>;
+  /** The accelerator the server runs VMs with, as its /healthz says (TCG here, KVM where the host has it). */
+  accelerator(): Promise<'kvm' | 'tcg'>;
   /** fetch against the API with the admin key. */
   api(method: string, route: string, body?: unknown, headers?: Record<string, string>): Promise<Response>;
 }
@@ -52,6 +54,10 @@ export async function startTestServer(overrides: Partial<CapsuleConfig> = {}): P
       await server.close();
       assertNoLeaks(dataDir);
       fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+    async accelerator() {
+      const health = (await (await fetch(`${server.url}/healthz`)).json()) as { accelerator: 'kvm' | 'tcg' };
+      return health.accelerator;
     },
     api(method, route, body, headers = {}) {
       return fetch(server.url + route, {

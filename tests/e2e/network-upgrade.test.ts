@@ -14,6 +14,7 @@ import { VmNetworks } from '../../packages/server/src/network/vm-networks.js';
 import { Jailer } from '../../packages/server/src/jail/jailer.js';
 import { hostLaunchOptions, Machine } from '../../packages/server/src/vmm/machine.js';
 import { networkNamespaces } from './helpers.js';
+import { hostAccelerator } from '../support/accelerator.js';
 
 test('a VM suspended before namespaces resumes in one, with its memory and files', async () => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-upgrade-'));
@@ -34,7 +35,7 @@ test('a VM suspended before namespaces resumes in one, with its memory and files
     ...hostLaunchOptions(config, runtime),
     vcpuCount: 1,
     memoryMib: 256,
-    accelerator: 'tcg' as const,
+    accelerator: await hostAccelerator(),
     hostname: 'mvm-upgrade',
     jail,
   };

@@ -2,7 +2,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { startThrowawayPostgres, type ThrowawayPostgres } from '../../packages/server/src/store/throwaway-postgres.js';
+import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/throwaway-postgres.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorOf, qemuProcesses, startTestServer, type TestServer } from './helpers.js';
 
@@ -44,29 +44,33 @@ describe('server on Postgres', () => {
     }
   });
 
-  test('Postgres stopped under a running server: 503 STORE_UNAVAILABLE, a VM dying meanwhile is recorded once it is back; no restart', async () => {
-    const vm = await server.capsule.microvms.run({ imageName: 'base' });
-    const [pid] = qemuProcesses(`/vms/${vm.id}/`);
-    cluster.pause();
-    try {
-      const during = await server.api('GET', '/v1/microvms');
-      assert.equal(during.status, 503);
-      assert.equal((await errorOf(during)).code, 'STORE_UNAVAILABLE');
-      process.kill(pid, 'SIGKILL'); // its loss cannot be written now: the server must neither exit nor forget it
-      await sleep(3000);
-      assert.equal((await server.api('GET', '/healthz')).status, 200, 'the server is still up');
-    } finally {
-      cluster.resume();
-    }
-    let state = '';
-    for (let i = 0; i < 100 && state !== 'FAILED'; i++) {
-      await sleep(200);
-      const r = await server.api('GET', `/v1/microvms/${vm.id}`);
-      if (r.status === 200) state = ((await r.json()) as { state: string }).state;
-    }
-    assert.equal(state, 'FAILED', 'the lost VM is recorded once the database is back');
-    const again = await server.capsule.microvms.run({ imageName: 'base' });
-    assert.equal((await again.exec('echo back')).stdout, 'back\n');
-    await again.terminate();
-  });
+  test(
+    'Postgres stopped under a running server: 503 STORE_UNAVAILABLE, a VM dying meanwhile is recorded once ' +
+      'it is back; no restart',
+    async () => {
+      const vm = await server.capsule.microvms.run({ imageName: 'base' });
+      const [pid] = qemuProcesses(`/vms/${vm.id}/`);
+      cluster.pause();
+      try {
+        const during = await server.api('GET', '/v1/microvms');
+        assert.equal(during.status, 503);
+        assert.equal((await errorOf(during)).code, 'STORE_UNAVAILABLE');
+        process.kill(pid, 'SIGKILL'); // its loss cannot be written now: the server must neither exit nor forget it
+        await sleep(3000);
+        assert.equal((await server.api('GET', '/healthz')).status, 200, 'the server is still up');
+      } finally {
+        cluster.resume();
+      }
+      let state = '';
+      for (let i = 0; i < 100 && state !== 'FAILED'; i++) {
+        await sleep(200);
+        const r = await server.api('GET', `/v1/microvms/${vm.id}`);
+        if (r.status === 200) state = ((await r.json()) as { state: string }).state;
+      }
+      assert.equal(state, 'FAILED', 'the lost VM is recorded once the database is back');
+      const again = await server.capsule.microvms.run({ imageName: 'base' });
+      assert.equal((await again.exec('echo back')).stdout, 'back\n');
+      await again.terminate();
+    },
+  );
 });

@@ -6,10 +6,10 @@ import { loadConfig, type CapsuleConfig } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { RuntimeRegistry } from './runtimes/registry.js';
 import { openStore } from './store/open.js';
-import { chooseAccelerator, hostProbeEnv, type AcceleratorDecision } from './vmm/accelerator.js';
-import { hostLaunchOptions, Machine } from './vmm/machine.js';
+import type { AcceleratorDecision } from './vmm/accelerator.js';
+import { decideAccelerator } from './vmm/host-accelerator.js';
 import { qemuHypervisor } from './vmm/hypervisor.js';
-import { Jailer, SYSTEM_TENANT } from './jail/jailer.js';
+import { Jailer } from './jail/jailer.js';
 import { MicroVMService } from './lifecycle/microvm-service.js';
 import { AuthTokens } from './api/auth-tokens.js';
 import { ImageService } from './images/image-service.js';
@@ -41,23 +41,6 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-const PROBE_TIMEOUT_MS = 20_000;
-
-async function probeKvm(config: CapsuleConfig, runtimes: RuntimeRegistry, jailer: Jailer): Promise<void> {
-  await jailer.withJail(SYSTEM_TENANT, `probe-${process.pid}`, async (jail) => {
-    const machine = await Machine.launch({
-      ...hostLaunchOptions({ ...config, bootTimeoutMs: PROBE_TIMEOUT_MS }, runtimes.get('base')),
-      vmDir: path.join(config.dataDir, 'vms', `probe-${process.pid}`),
-      vcpuCount: 1,
-      memoryMib: 256,
-      accelerator: 'kvm',
-      hostname: 'probe',
-      jail,
-    });
-    await machine.stop();
-  });
-}
-
 export async function startServer(
   overrides: Partial<CapsuleConfig> = {},
   log: Logger = createLogger(),
@@ -67,7 +50,8 @@ export async function startServer(
   const longestSocket = path.join(path.resolve(config.dataDir), 'vms', 'mvm-xxxxxxxxxxxxxxxx', 'run', 'incoming.sock');
   if (Buffer.byteLength(longestSocket) > 107) {
     throw new Error(
-      `data dir path too long (${config.dataDir}): VM sockets under it would exceed the 107-byte unix socket limit; use a shorter --data-dir`,
+      `data dir path too long (${config.dataDir}): VM sockets under it would exceed the 107-byte unix socket ` +
+        `limit; use a shorter --data-dir`,
     );
   }
   // root's: no VM uid can reach into it (jails see their own files only, bind-mounted)
@@ -84,10 +68,7 @@ export async function startServer(
     log,
   );
 
-  const accelerator = await chooseAccelerator(
-    config.accelerator,
-    hostProbeEnv(() => probeKvm(config, runtimes, jailer)),
-  );
+  const accelerator = await decideAccelerator(config, runtimes, jailer);
   log.info(`accelerator: ${accelerator.accelerator}`, { reason: accelerator.reason });
 
   const metrics = new Metrics();

@@ -10,7 +10,7 @@ import { MIGRATIONS } from './migrations.js';
 import { PostgresDriver } from './postgres-driver.js';
 import { SqlStore } from './sql-store.js';
 import { SqliteDriver } from './sqlite-driver.js';
-import { startThrowawayPostgres, type ThrowawayPostgres } from './throwaway-postgres.js';
+import { startThrowawayPostgres, type ThrowawayPostgres } from '../../../../tests/support/throwaway-postgres.js';
 import type { MicroVMPatch, MicroVMRecord } from './types.js';
 
 type After = { after(fn: () => void | Promise<void>): void };
