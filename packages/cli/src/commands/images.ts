@@ -33,12 +33,14 @@ const kib = (bytes: number): string => `${(bytes / 1024).toFixed(0)} KiB`;
 /** The zip to send, streamed: a file as it is, or a directory zipped as it goes. */
 function zipSource(options: CreateOptions): { stream: Readable; sizeBytes?: number; about: string } {
   if (options.zip !== undefined) {
-    let sizeBytes: number;
+    let stat: fs.Stats;
     try {
-      sizeBytes = fs.statSync(options.zip).size;
+      stat = fs.statSync(options.zip);
     } catch (err) {
       throw new UsageError(`--zip: ${(err as Error).message}`);
     }
+    if (!stat.isFile()) throw new UsageError(`--zip: ${options.zip} is not a file`);
+    const sizeBytes = stat.size;
     return { stream: fs.createReadStream(options.zip), sizeBytes, about: kib(sizeBytes) };
   }
   const dir = options.dir!;
@@ -57,13 +59,14 @@ function zipSource(options: CreateOptions): { stream: Readable; sizeBytes?: numb
 async function upload(capsule: Capsule, name: string, options: CreateOptions): Promise<ImageVersion> {
   const source = zipSource(options);
   if (!options.json) process.stderr.write(`uploading ${name} (${source.about})…\n`);
-  let failure: Error | undefined; // the zip's own failure, clearer than the upload's "fetch failed"
+  let failure: Error | undefined; // reading or zipping failed: clearer than the upload's "fetch failed"
   source.stream.once('error', (err) => (failure = err));
   const progress = uploadProgress(Readable.toWeb(source.stream) as ReadableStream<Uint8Array>, source.sizeBytes);
   try {
     return await capsule.images.create(name, { zip: progress.body });
   } catch (err) {
-    throw failure ?? err;
+    if (!failure) throw err;
+    throw failure instanceof UsageError ? failure : new UsageError(`--zip ${options.zip}: ${failure.message}`);
   } finally {
     progress.stop();
   }
