@@ -4,7 +4,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { zipDirectory } from '../packages/cli/src/commands/images.js';
+import { buffer } from 'node:stream/consumers';
+import { zipDirectory } from '../packages/cli/src/zip-dir.js';
 import { startServer } from '../packages/server/src/index.js';
 import { createLogger } from '../packages/server/src/log.js';
 import { loadDeviceState } from '../packages/server/src/vmm/migration.js';
@@ -29,7 +30,7 @@ export async function benchImages(work: string): Promise<Record<string, unknown>
     const upload = await fetch(`${server.url}/v1/images?name=flask-app`, {
       method: 'POST',
       headers: { ...headers, 'content-type': 'application/zip' },
-      body: new Uint8Array(zipDirectory(FLASK)),
+      body: new Uint8Array(await buffer(zipDirectory(FLASK).stream)),
     });
     const acceptedMs = performance.now() - t0;
     if (upload.status !== 202) throw new Error(`image create: ${upload.status} ${await upload.text()}`);

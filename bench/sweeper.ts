@@ -7,7 +7,7 @@ import path from 'node:path';
 import { startServer } from '../packages/server/src/index.js';
 import { createLogger } from '../packages/server/src/log.js';
 import { DEFAULT_API_LIMITS } from '@capsule/server';
-import { zipOf } from '../packages/cli/src/zip-writer.js';
+import { zipOf } from '../tests/support/zip-writer.js';
 import { api } from './http.js';
 import { summarize, ratio } from './stats.js';
 

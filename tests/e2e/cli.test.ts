@@ -101,6 +101,12 @@ describe('capsule CLI', () => {
     assert.match(usage.stderr, /usage: capsule run IMAGE/);
     const unknown = await capsule(server(), ['frobnicate']);
     assert.equal(unknown.code, 2);
+    const badOption = await capsule(server(), ['run', 'base', '--nope']);
+    assert.deepEqual([badOption.code, badOption.stdout], [2, '']);
+    assert.match(badOption.stderr, /unknown option '--nope'\nusage: capsule run IMAGE/);
+    const help = await capsule(server(), ['exec', '--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /^Usage: capsule exec ID \[options\] -- CMD\.\.\.\n[\s\S]*--timeout <duration>/);
     const missing = await capsule(server(), ['get', 'mvm-aaaaaaaaaaaaaaaa']);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /NOT_FOUND/);

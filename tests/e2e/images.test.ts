@@ -6,11 +6,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { buffer } from 'node:stream/consumers';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 import { S3BlobStore, s3Client, type S3Config } from '../../packages/server/src/blobs/s3-blob-store.js';
 import { fileURLToPath } from 'node:url';
-import { zipDirectory } from '../../packages/cli/src/commands/images.js';
+import { zipDirectory } from '../../packages/cli/src/zip-dir.js';
 import { zipOf } from '../support/zip-writer.js';
 import { endpointGet, errorOf, startTestServer, withTestServer, type TestServer } from './helpers.js';
 
@@ -294,7 +295,7 @@ describe('images', () => {
       new PutObjectCommand({
         Bucket: 'apps',
         Key: 'hello/app.zip',
-        Body: zipDirectory(path.join(EXAMPLES, 'flask-app')),
+        Body: await buffer(zipDirectory(path.join(EXAMPLES, 'flask-app')).stream),
       }),
     );
     client.destroy();

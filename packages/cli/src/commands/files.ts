@@ -3,15 +3,13 @@ import fs from 'node:fs';
 import { Readable, Writable } from 'node:stream';
 import { MICROVM_ID_SOURCE } from '@capsule/protocol';
 import type { Capsule } from '@capsule/sdk';
-import { has, parseArgs, UsageError } from '../args.js';
+import { UsageError } from '../args.js';
+import { connect } from '../client.js';
+import type { CliCommand } from '../command.js';
 
 const REMOTE = new RegExp(`^(${MICROVM_ID_SOURCE}):(/.*)$`);
 
-export async function cpCommand(capsule: Capsule, argv: string[]): Promise<number> {
-  const parsed = parseArgs(argv, { values: [], booleans: ['json'] });
-  const [from, to] = parsed.positionals;
-  if (!from || !to || parsed.positionals.length !== 2)
-    throw new UsageError('usage: capsule cp LOCAL ID:/PATH | capsule cp ID:/PATH LOCAL');
+async function copy(capsule: Capsule, from: string, to: string): Promise<number> {
   const up = REMOTE.exec(to);
   const down = REMOTE.exec(from);
   if (!!up === !!down) throw new UsageError('cp: exactly one side must be ID:/absolute/path');
@@ -35,15 +33,31 @@ export async function cpCommand(capsule: Capsule, argv: string[]): Promise<numbe
       fs.rmSync(partial, { force: true });
     }
   }
-  process.stdout.write(has(parsed, 'json') ? JSON.stringify({ from, to, bytes }) + '\n' : '');
-  return 0;
+  return bytes;
 }
 
-export async function logsCommand(capsule: Capsule, argv: string[]): Promise<number> {
-  const parsed = parseArgs(argv, { values: [], booleans: ['json'] });
-  const [id] = parsed.positionals;
-  if (!id || parsed.positionals.length > 1) throw new UsageError('usage: capsule logs ID');
-  const text = await (await capsule.microvms.get(id)).logs();
-  process.stdout.write(has(parsed, 'json') ? JSON.stringify({ id, console: text }) + '\n' : text);
-  return 0;
+export function defineFiles(program: CliCommand): void {
+  program
+    .command('cp')
+    .description('copy a file into a MicroVM or out of it (streamed)')
+    .usage('LOCAL ID:/PATH | ID:/PATH LOCAL [--json]')
+    .argument('<FROM>', 'LOCAL or ID:/PATH')
+    .argument('<TO>', 'ID:/PATH or LOCAL')
+    .option('--json', 'print {from, to, bytes}')
+    .handle<{ json?: boolean }>(async ({ args: [from, to], options }) => {
+      const bytes = await copy(connect(), from, to);
+      process.stdout.write(options.json ? JSON.stringify({ from, to, bytes }) + '\n' : '');
+      return 0;
+    });
+  program
+    .command('logs')
+    .description("the MicroVM's serial console (kernel, init, an image's app output)")
+    .usage('ID [--json]')
+    .argument('<ID>', 'the MicroVM')
+    .option('--json', 'print {id, console}')
+    .handle<{ json?: boolean }>(async ({ args: [id], options }) => {
+      const text = await (await connect().microvms.get(id)).logs();
+      process.stdout.write(options.json ? JSON.stringify({ id, console: text }) + '\n' : text);
+      return 0;
+    });
 }

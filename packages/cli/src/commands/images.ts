@@ -1,148 +1,185 @@
-// image create NAME (--zip FILE | --dir DIR) [--runtime R --start CMD --port P] · image ls · image get
-// NAME · image rm NAME[:VERSION] · image logs NAME[:VERSION]. create uploads (with progress), then
-// streams the build log and exits 0 when the version is built, 1 when its build failed.
+// image create NAME (--zip FILE | --dir DIR | --code-uri URI) [--runtime R --start CMD --port P] · image ls ·
+// image get NAME · image rm NAME[:VERSION] · image logs NAME[:VERSION]. create streams the upload (a
+// directory is zipped as it is sent; progress on a terminal), then streams the build log and exits 0
+// when the version is built, 1 when its build failed.
 import fs from 'node:fs';
 import path from 'node:path';
+import { Readable } from 'node:stream';
+import { Option } from 'commander';
 import type { Capsule, Image, ImageVersion } from '@capsule/sdk';
-import { flag, has, parseArgs, parseInteger, UsageError } from '../args.js';
-import { zipOf, type ZipSpec } from '../zip-writer.js';
+import { integer, parseInteger, UsageError } from '../args.js';
+import { connect } from '../client.js';
+import type { CliCommand } from '../command.js';
+import { uploadProgress } from '../upload-progress.js';
+import { zipDirectory } from '../zip-dir.js';
 
-const MAX_DIR_FILES = 10_000;
+interface CreateOptions {
+  zip?: string;
+  dir?: string;
+  codeUri?: string;
+  runtime?: string;
+  start?: string;
+  port?: number;
+  json?: boolean;
+  /** false with --no-wait. */
+  wait: boolean;
+}
 
-/** Zip a directory (symlinks kept as links); a capsule.json is generated from flags if the app has no build file. */
-export function zipDirectory(dir: string, generated?: object): Buffer {
-  const specs: ZipSpec[] = [];
-  const walk = (rel: string): void => {
-    for (const entry of fs
-      .readdirSync(path.join(dir, rel), { withFileTypes: true })
-      .sort((a, b) => a.name.localeCompare(b.name))) {
-      const name = rel ? `${rel}/${entry.name}` : entry.name;
-      const full = path.join(dir, name);
-      const mode = fs.lstatSync(full).mode;
-      if (entry.isSymbolicLink()) specs.push({ name, data: fs.readlinkSync(full), mode });
-      else if (entry.isDirectory()) {
-        specs.push({ name: `${name}/`, mode });
-        walk(name);
-      } else if (entry.isFile()) specs.push({ name, data: fs.readFileSync(full), mode, deflate: true });
-      if (specs.length > MAX_DIR_FILES) throw new UsageError(`${dir} has more than ${MAX_DIR_FILES} files`);
+const CREATE_USAGE =
+  'NAME (--zip app.zip | --dir DIR | --code-uri s3://bucket/key) [--runtime python] [--start CMD] [--port 8080]';
+
+const kib = (bytes: number): string => `${(bytes / 1024).toFixed(0)} KiB`;
+
+/** The zip to send, streamed: a file as it is, or a directory zipped as it goes. */
+function zipSource(options: CreateOptions): { stream: Readable; sizeBytes?: number; about: string } {
+  if (options.zip !== undefined) {
+    let stat: fs.Stats;
+    try {
+      stat = fs.statSync(options.zip);
+    } catch (err) {
+      throw new UsageError(`--zip: ${(err as Error).message}`);
     }
-  };
-  walk('');
-  if (generated) specs.push({ name: 'capsule.json', data: JSON.stringify(generated, null, 2) });
-  return zipOf(specs);
-}
-
-/** The zip as the request body; on a terminal, streamed with a progress bar on stderr. */
-function uploadBody(zip: Buffer): Uint8Array | ReadableStream<Uint8Array> {
-  if (!process.stderr.isTTY) return new Uint8Array(zip);
-  const chunkBytes = 256 * 1024;
-  const mib = (n: number): string => (n / 2 ** 20).toFixed(1);
-  let sent = 0;
-  return new ReadableStream<Uint8Array>({
-    pull(controller) {
-      if (sent >= zip.length) {
-        process.stderr.write('\n');
-        return controller.close();
+    if (!stat.isFile()) throw new UsageError(`--zip: ${options.zip} is not a file`);
+    const sizeBytes = stat.size;
+    return { stream: fs.createReadStream(options.zip), sizeBytes, about: kib(sizeBytes) };
+  }
+  const dir = options.dir!;
+  const needsSpec = !fs.existsSync(path.join(dir, 'Dockerfile')) && !fs.existsSync(path.join(dir, 'capsule.json'));
+  const generated = needsSpec
+    ? {
+        runtime: options.runtime ?? 'python',
+        ...(options.start ? { start: options.start } : {}),
+        ...(options.port ? { port: options.port } : {}),
       }
-      const part = zip.subarray(sent, sent + chunkBytes);
-      sent += part.length;
-      const filled = Math.round((sent / zip.length) * 30);
-      process.stderr.write(
-        `\r[${'#'.repeat(filled)}${'.'.repeat(30 - filled)}] ${Math.round((sent / zip.length) * 100)}% ${mib(sent)}/${mib(zip.length)} MiB`,
-      );
-      controller.enqueue(new Uint8Array(part));
-    },
-  });
+    : undefined;
+  const zip = zipDirectory(dir, generated);
+  return { stream: zip.stream, about: `${zip.entryCount} entries, ${kib(zip.fileBytes)} before compression` };
 }
 
-function nameAndVersion(arg: string | undefined, what: string): [string, number | undefined] {
-  if (!arg) throw new UsageError(`usage: capsule image ${what} NAME[:VERSION]`);
+async function upload(capsule: Capsule, name: string, options: CreateOptions): Promise<ImageVersion> {
+  const source = zipSource(options);
+  if (!options.json) process.stderr.write(`uploading ${name} (${source.about})…\n`);
+  let failure: Error | undefined; // reading or zipping failed: clearer than the upload's "fetch failed"
+  source.stream.once('error', (err) => (failure = err));
+  const progress = uploadProgress(Readable.toWeb(source.stream) as ReadableStream<Uint8Array>, source.sizeBytes);
+  try {
+    return await capsule.images.create(name, { zip: progress.body });
+  } catch (err) {
+    if (!failure) throw err;
+    throw failure instanceof UsageError ? failure : new UsageError(`--zip ${options.zip}: ${failure.message}`);
+  } finally {
+    progress.stop();
+  }
+}
+
+async function create(name: string, options: CreateOptions): Promise<number> {
+  const sources = [options.zip, options.dir, options.codeUri].filter((s) => s !== undefined);
+  if (sources.length !== 1) throw new UsageError(`usage: capsule image create ${CREATE_USAGE}`);
+  const capsule = connect();
+  const created =
+    options.codeUri !== undefined
+      ? await capsule.images.create(name, { codeUri: options.codeUri })
+      : await upload(capsule, name, options);
+  const out = (value: unknown, human: string): void =>
+    void process.stdout.write((options.json ? JSON.stringify(value, null, 2) : human) + '\n');
+  if (!options.json) process.stderr.write(`building ${name}:${created.version} on ${created.runtime}\n`);
+  if (!options.wait) {
+    out(created, versionLine(created));
+    return 0;
+  }
+  const done = await capsule.images.waitUntilBuilt(name, created.version, {
+    onLog: options.json ? undefined : (text) => process.stderr.write(text),
+  });
+  out(done, versionLine(done) + (done.failureReason ? `\n${done.failureReason}` : ''));
+  return done.state === 'SUCCESSFUL' ? 0 : 1;
+}
+
+function nameAndVersion(arg: string): [string, number | undefined] {
   const [name, version] = arg.split(':');
-  return [name, version === undefined ? undefined : (parseInteger(version, 'VERSION') as number)];
+  return [name, version === undefined ? undefined : parseInteger(version, 'VERSION')];
 }
 
 const versionLine = (v: ImageVersion): string =>
   `${v.name}:${v.version}  ${v.state.padEnd(11)} ${v.runtime.padEnd(7)} ${v.createdAt}${v.failedStep ? `  failed at ${v.failedStep}` : ''}`;
 const imageLines = (image: Image): string => image.versions.map(versionLine).join('\n');
+const print = (json: boolean | undefined, value: unknown, human: string): void =>
+  void process.stdout.write((json ? JSON.stringify(value, null, 2) : human) + '\n');
 
-export async function imageCommand(capsule: Capsule, argv: string[]): Promise<number> {
-  const [sub, ...args] = argv;
-  const parsed = parseArgs(args, {
-    values: ['zip', 'dir', 'runtime', 'start', 'port', 'code-uri'],
-    booleans: ['json', 'no-wait'],
-  });
-  const json = has(parsed, 'json');
-  const out = (value: unknown, human: string): void =>
-    void process.stdout.write((json ? JSON.stringify(value, null, 2) : human) + '\n');
-  switch (sub) {
-    case 'create': {
-      const [name] = parsed.positionals;
-      const sources = ['zip', 'dir', 'code-uri'].filter((f) => has(parsed, f));
-      if (!name || sources.length !== 1)
-        throw new UsageError(
-          'usage: capsule image create NAME (--zip app.zip | --dir DIR | --code-uri s3://bucket/key) [--runtime python] [--start CMD] [--port 8080]',
-        );
-      let created: ImageVersion;
-      if (has(parsed, 'code-uri')) created = await capsule.images.create(name, { codeUri: flag(parsed, 'code-uri')! });
-      else {
-        const dir = flag(parsed, 'dir');
-        const needsSpec =
-          dir !== undefined &&
-          !fs.existsSync(path.join(dir, 'Dockerfile')) &&
-          !fs.existsSync(path.join(dir, 'capsule.json'));
-        const port = parseInteger(flag(parsed, 'port'), '--port');
-        const generated = needsSpec
-          ? {
-              runtime: flag(parsed, 'runtime') ?? 'python',
-              ...(flag(parsed, 'start') ? { start: flag(parsed, 'start') } : {}),
-              ...(port ? { port } : {}),
-            }
-          : undefined;
-        const zip = dir !== undefined ? zipDirectory(dir, generated) : fs.readFileSync(flag(parsed, 'zip')!);
-        if (!json) process.stderr.write(`uploading ${name} (${(zip.length / 1024).toFixed(0)} KiB)…\n`);
-        created = await capsule.images.create(name, { zip: uploadBody(zip) });
-      }
-      if (!json) process.stderr.write(`building ${name}:${created.version} on ${created.runtime}\n`);
-      if (has(parsed, 'no-wait')) {
-        out(created, versionLine(created));
-        return 0;
-      }
-      const done = await capsule.images.waitUntilBuilt(name, created.version, {
-        onLog: json ? undefined : (text) => process.stderr.write(text),
-      });
-      out(done, versionLine(done) + (done.failureReason ? `\n${done.failureReason}` : ''));
-      return done.state === 'SUCCESSFUL' ? 0 : 1;
-    }
-    case 'ls':
-    case 'list': {
-      const images = await capsule.images.list();
-      out(images, images.map(imageLines).join('\n') || '(no images)');
+export function defineImages(program: CliCommand): void {
+  const image = program
+    .command('image')
+    .alias('images')
+    .description('MicroVM Images: built in a builder VM, started from an app-ready snapshot')
+    .usage('<command> [options]');
+  image
+    .command('create')
+    .description('upload an app (streamed), then follow its build; exits 0 when built, 1 when the build failed')
+    .usage(CREATE_USAGE)
+    .argument('<NAME>', 'the image; each create makes a new version')
+    .option('--zip <file>', 'the app as a zip')
+    .option('--dir <dir>', 'the app as a directory (zipped as it is sent; symlinks and modes kept)')
+    .option('--code-uri <uri>', 'the app as a zip in S3 (s3://bucket/key)')
+    .option('--runtime <runtime>', 'with --dir and no Dockerfile or capsule.json: the runtime (default python)')
+    .option('--start <command>', 'with --dir and no Dockerfile or capsule.json: the command starting the app')
+    .option('--port <port>', "with --dir and no Dockerfile or capsule.json: the app's port", integer('--port'))
+    .option('--no-wait', 'return once the build started, do not follow it')
+    .option('--json', 'print the version as JSON (and no progress or build log)')
+    .handle<CreateOptions>(async ({ args: [name], options }) => create(name, options));
+  image
+    .command('ls')
+    .alias('list')
+    .description('list images and their versions')
+    .usage('[--json]')
+    .option('--json', 'print the images as JSON')
+    .handle<{ json?: boolean }>(async ({ options }) => {
+      const images = await connect().images.list();
+      print(options.json, images, images.map(imageLines).join('\n') || '(no images)');
       return 0;
-    }
-    case 'get': {
-      const [name, version] = nameAndVersion(parsed.positionals[0], 'get');
+    });
+  image
+    .command('get')
+    .description('show an image (all its versions) or one version')
+    .usage('NAME[:VERSION] [--json]')
+    .argument('<NAME[:VERSION]>', 'the image, or one of its versions')
+    .option('--json', 'print as JSON')
+    .handle<{ json?: boolean }>(async ({ args: [arg], options }) => {
+      const [name, version] = nameAndVersion(arg);
       if (version !== undefined) {
-        const v = await capsule.images.version(name, version);
-        out(v, versionLine(v));
+        const v = await connect().images.version(name, version);
+        print(options.json, v, versionLine(v));
       } else {
-        const image = await capsule.images.get(name);
-        out(image, imageLines(image));
+        const found = await connect().images.get(name);
+        print(options.json, found, imageLines(found));
       }
       return 0;
-    }
-    case 'logs': {
-      const [name, version] = nameAndVersion(parsed.positionals[0], 'logs');
+    });
+  image
+    .command('logs')
+    .description("a version's build log (default: the latest version)")
+    .usage('NAME[:VERSION]')
+    .argument('<NAME[:VERSION]>', 'the image, or one of its versions')
+    .addOption(new Option('--json').hideHelp()) // accepted, as it always was; the log is text
+    .handle(async ({ args: [arg] }) => {
+      const [name, version] = nameAndVersion(arg);
+      const capsule = connect();
       const v = version ?? (await capsule.images.get(name)).versions.at(-1)!.version;
       process.stdout.write(await capsule.images.buildLog(name, v));
       return 0;
-    }
-    case 'rm': {
-      const [name, version] = nameAndVersion(parsed.positionals[0], 'rm');
-      await capsule.images.delete(name, version);
-      out({ deleted: name, version: version ?? null }, `deleted ${name}${version === undefined ? '' : `:${version}`}`);
+    });
+  image
+    .command('rm')
+    .description('delete an image, or one version')
+    .usage('NAME[:VERSION] [--json]')
+    .argument('<NAME[:VERSION]>', 'the image, or one of its versions')
+    .option('--json', 'print {deleted, version} as JSON')
+    .handle<{ json?: boolean }>(async ({ args: [arg], options }) => {
+      const [name, version] = nameAndVersion(arg);
+      await connect().images.delete(name, version);
+      print(
+        options.json,
+        { deleted: name, version: version ?? null },
+        `deleted ${name}${version === undefined ? '' : `:${version}`}`,
+      );
       return 0;
-    }
-    default:
-      throw new UsageError('usage: capsule image create|ls|get|logs|rm …');
-  }
+    });
 }

@@ -1,81 +1,125 @@
 // run, ls, get, suspend, resume, terminate.
-import type { Capsule, MicroVMInfo, MicroVMState } from '@capsule/sdk';
-import { flag, has, keyValues, parseArgs, parseDurationSeconds, parseInteger, UsageError } from '../args.js';
+import type { MicroVMInfo, MicroVMState } from '@capsule/sdk';
+import { durationSeconds, integer, keyValue, UsageError } from '../args.js';
+import { connect } from '../client.js';
+import type { CliCommand } from '../command.js';
 import { microvmDetail, microvmTable } from '../format.js';
-import { EXEC_FLAGS, streamExec } from './exec.js';
-import { NETWORK_FLAGS, policyFromFlags } from './network.js';
+import { addExecOptions, type ExecOptions, streamExec } from './exec.js';
+import { addNetworkOptions, type NetworkOptions, policyFromOptions } from './network.js';
 
-function print(json: boolean, value: unknown, human: string): void {
+function print(json: boolean | undefined, value: unknown, human: string): void {
   process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : human + '\n');
 }
 
-export async function runCommand(capsule: Capsule, argv: string[]): Promise<number> {
-  const parsed = parseArgs(argv, {
-    values: ['vcpus', 'memory-mib', 'max-duration', 'idle', ...NETWORK_FLAGS, 'env', 'label', ...EXEC_FLAGS.values],
-    booleans: ['rm', 'json', 'quiet', 'no-auto-resume', ...EXEC_FLAGS.booleans],
-  });
-  const [imageName] = parsed.positionals;
-  if (!imageName || parsed.positionals.length > 1)
-    throw new UsageError('usage: capsule run IMAGE [options] [--rm -- CMD...]');
-  const maxDuration = flag(parsed, 'max-duration');
-  const idle = flag(parsed, 'idle');
-  if (has(parsed, 'rm') && parsed.rest.length === 0)
-    throw new UsageError('--rm needs a command: capsule run IMAGE --rm -- CMD...');
-  const vm = await capsule.microvms.run({
-    imageName,
-    vcpuCount: parseInteger(flag(parsed, 'vcpus'), '--vcpus'),
-    memoryMib: parseInteger(flag(parsed, 'memory-mib'), '--memory-mib'),
-    maximumDurationSeconds: maxDuration ? parseDurationSeconds(maxDuration, '--max-duration') : undefined,
-    env: keyValues(parsed, 'env'),
-    metadata: keyValues(parsed, 'label'),
-    network: policyFromFlags(parsed, 'none'),
-    idlePolicy: {
-      maxIdleDurationSeconds: idle ? parseDurationSeconds(idle, '--idle') : undefined,
-      autoResumeEnabled: has(parsed, 'no-auto-resume') ? false : undefined,
-    },
-  });
-  if (!has(parsed, 'rm')) {
-    if (has(parsed, 'quiet')) process.stdout.write(vm.id + '\n');
-    else print(has(parsed, 'json'), vm.info, microvmTable([vm.info]));
-    return 0;
-  }
-  try {
-    return await streamExec(vm, parsed.rest, parsed);
-  } finally {
-    await vm
-      .terminate()
-      .catch((err) => process.stderr.write(`capsule: could not terminate ${vm.id}: ${(err as Error).message}\n`));
-  }
+interface RunOptions extends ExecOptions, NetworkOptions {
+  vcpus?: number;
+  memoryMib?: number;
+  maxDuration?: number;
+  idle?: number;
+  /** false with --no-auto-resume. */
+  autoResume: boolean;
+  label?: Record<string, string>;
+  rm?: boolean;
+  json?: boolean;
+  quiet?: boolean;
 }
 
-export async function listCommand(capsule: Capsule, argv: string[]): Promise<number> {
-  const parsed = parseArgs(argv, { values: ['state', 'label', 'image'], booleans: ['json'] });
-  const all: MicroVMInfo[] = [];
-  let nextToken: string | undefined;
-  do {
-    const page = await capsule.microvms.list({
-      state: flag(parsed, 'state')?.toUpperCase() as MicroVMState | undefined,
-      imageName: flag(parsed, 'image'),
-      metadata: keyValues(parsed, 'label'),
-      nextToken,
+export function defineRun(program: CliCommand): void {
+  const run = program
+    .command('run')
+    .description('launch a MicroVM from an image (with --rm: run one command in it, then terminate it)')
+    .usage('IMAGE [options] [--rm -- CMD...]')
+    .argument('<IMAGE>', 'the image (a runtime such as python, or a MicroVM Image name)')
+    .option('--vcpus <N>', 'virtual CPUs', integer('--vcpus'))
+    .option('--memory-mib <M>', 'memory in MiB', integer('--memory-mib'))
+    .option('--max-duration <duration>', 'terminated after this long (8h)', durationSeconds('--max-duration'))
+    .option('--idle <duration>', 'suspended after this long without activity (15m)', durationSeconds('--idle'))
+    .option('--no-auto-resume', 'a request to the suspended MicroVM does not resume it')
+    .option('--label <K=V>', 'a label (metadata; repeatable)', keyValue('--label'));
+  addExecOptions(addNetworkOptions(run))
+    .option('--json', 'print the MicroVM as JSON')
+    .option('--quiet', "print only the MicroVM's id")
+    .option('--rm', 'run the command after --, print its output, terminate; exit with its code')
+    .takesTail()
+    .handle<RunOptions>(async ({ args: [imageName], options, tail }) => {
+      if (options.rm && tail.length === 0)
+        throw new UsageError('--rm needs a command: capsule run IMAGE --rm -- CMD...');
+      const vm = await connect().microvms.run({
+        imageName,
+        vcpuCount: options.vcpus,
+        memoryMib: options.memoryMib,
+        maximumDurationSeconds: options.maxDuration,
+        env: options.env,
+        metadata: options.label,
+        network: policyFromOptions(options, 'none'),
+        idlePolicy: {
+          maxIdleDurationSeconds: options.idle,
+          autoResumeEnabled: options.autoResume ? undefined : false,
+        },
+      });
+      if (!options.rm) {
+        if (options.quiet) process.stdout.write(vm.id + '\n');
+        else print(options.json, vm.info, microvmTable([vm.info]));
+        return 0;
+      }
+      try {
+        return await streamExec(vm, tail, options);
+      } finally {
+        await vm
+          .terminate()
+          .catch((err) => process.stderr.write(`capsule: could not terminate ${vm.id}: ${(err as Error).message}\n`));
+      }
     });
-    all.push(...page.microvms.map((vm) => vm.info));
-    nextToken = page.nextToken ?? undefined;
-  } while (nextToken);
-  print(has(parsed, 'json'), all, all.length ? microvmTable(all) : 'no MicroVMs');
-  return 0;
 }
 
-export async function getCommand(
-  capsule: Capsule,
-  argv: string[],
-  action: 'get' | 'terminate' | 'suspend' | 'resume',
-): Promise<number> {
-  const parsed = parseArgs(argv, { values: [], booleans: ['json'] });
-  const [id] = parsed.positionals;
-  if (!id || parsed.positionals.length > 1) throw new UsageError(`usage: capsule ${action} ID`);
-  const vm = await capsule.microvms.get(id);
-  const info = action === 'get' ? vm.info : await vm[action]();
-  print(has(parsed, 'json'), info, action === 'get' ? microvmDetail(info) : `${info.id} ${info.state}`);
-  return 0;
+export function defineList(program: CliCommand): void {
+  program
+    .command('ls')
+    .alias('list')
+    .description('list MicroVMs')
+    .usage('[--state S] [--label K=V] [--image NAME] [--json]')
+    .option('--state <S>', 'only MicroVMs in this state (running, suspended, …)')
+    .option('--label <K=V>', 'only MicroVMs with this label (repeatable)', keyValue('--label'))
+    .option('--image <NAME>', 'only MicroVMs of this image')
+    .option('--json', 'print the MicroVMs as JSON')
+    .handle<{ state?: string; label?: Record<string, string>; image?: string; json?: boolean }>(async ({ options }) => {
+      const capsule = connect();
+      const all: MicroVMInfo[] = [];
+      let nextToken: string | undefined;
+      do {
+        const page = await capsule.microvms.list({
+          state: options.state?.toUpperCase() as MicroVMState | undefined,
+          imageName: options.image,
+          metadata: options.label,
+          nextToken,
+        });
+        all.push(...page.microvms.map((vm) => vm.info));
+        nextToken = page.nextToken ?? undefined;
+      } while (nextToken);
+      print(options.json, all, all.length ? microvmTable(all) : 'no MicroVMs');
+      return 0;
+    });
+}
+
+const ACTIONS = {
+  get: 'show one MicroVM',
+  suspend: 'save to disk and stop',
+  resume: 'bring a suspended MicroVM back exactly as it was',
+  terminate: 'stop and discard a MicroVM',
+} as const;
+
+export function defineVmAction(program: CliCommand, action: keyof typeof ACTIONS): void {
+  const command = program
+    .command(action)
+    .description(ACTIONS[action])
+    .usage('ID [--json]')
+    .argument('<ID>', 'the MicroVM')
+    .option('--json', 'print the MicroVM as JSON');
+  if (action === 'terminate') command.alias('rm');
+  command.handle<{ json?: boolean }>(async ({ args: [id], options }) => {
+    const vm = await connect().microvms.get(id);
+    const info = action === 'get' ? vm.info : await vm[action]();
+    print(options.json, info, action === 'get' ? microvmDetail(info) : `${info.id} ${info.state}`);
+    return 0;
+  });
 }

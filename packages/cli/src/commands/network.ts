@@ -1,60 +1,72 @@
-// --egress/--deny flags into a policy; `capsule network set ID …` and `capsule network log ID`.
-import type { Capsule, NetworkPolicyInput } from '@capsule/sdk';
-import { flag, has, parseArgs, UsageError, type Parsed } from '../args.js';
+// --egress/--deny options into a policy; `capsule network set ID …` and `capsule network log ID`.
+import type { NetworkPolicyInput } from '@capsule/sdk';
+import { commaList, commaLists, integer, UsageError } from '../args.js';
+import { connect } from '../client.js';
+import type { CliCommand } from '../command.js';
 
-export const NETWORK_FLAGS = ['egress', 'deny'];
-
-const list = (value: string): string[] =>
-  value
-    .split(',')
-    .map((e) => e.trim())
-    .filter(Boolean);
+export interface NetworkOptions {
+  egress?: string;
+  deny?: string[];
+}
 
 /** `--egress none|all|LIST` (LIST: domains, *.wildcards, IPv4 addresses, CIDRs) and `--deny LIST`. */
-export function policyFromFlags(parsed: Parsed, fallback: 'none' | null): NetworkPolicyInput | undefined {
-  const egress = flag(parsed, 'egress') ?? fallback;
-  const deny = parsed.flags.get('deny')?.flatMap(list);
+export function addNetworkOptions(command: CliCommand): CliCommand {
+  return command
+    .option('--egress <none|all|LIST>', 'what the MicroVM may reach (LIST: domains, *.wildcards, IPs, CIDRs)')
+    .option('--deny <LIST>', 'addresses refused even when --egress allows them (repeatable)', commaLists);
+}
+
+export function policyFromOptions(options: NetworkOptions, fallback: 'none' | null): NetworkPolicyInput | undefined {
+  const egress = options.egress ?? fallback;
+  const deny = options.deny;
   if (egress === null) {
     if (deny) throw new UsageError('--deny needs --egress');
     return undefined;
   }
   const mode: NetworkPolicyInput =
-    egress === 'none' || egress === 'all' ? { egress } : { egress: 'allowlist', allow: list(egress) };
+    egress === 'none' || egress === 'all' ? { egress } : { egress: 'allowlist', allow: commaList(egress) };
   return { ...mode, ...(deny ? { deny } : {}) };
-}
-
-export async function networkCommand(capsule: Capsule, argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  const parsed = parseArgs(rest, { values: NETWORK_FLAGS.concat(['limit']), booleans: ['json'] });
-  const [id] = parsed.positionals;
-  if ((sub !== 'set' && sub !== 'log') || !id || parsed.positionals.length > 1) {
-    throw new UsageError(
-      'usage: capsule network set ID --egress none|all|LIST [--deny LIST] | capsule network log ID [--limit N] [--json]',
-    );
-  }
-  const vm = await capsule.microvms.get(id);
-  if (sub === 'set') {
-    const policy = policyFromFlags(parsed, null);
-    if (!policy) throw new UsageError('capsule network set needs --egress');
-    const info = await vm.network.update(policy);
-    process.stdout.write(
-      has(parsed, 'json')
-        ? JSON.stringify(info.network, null, 2) + '\n'
-        : `${info.id} egress ${describe(info.network)}\n`,
-    );
-    return 0;
-  }
-  const limit = flag(parsed, 'limit');
-  const entries = await vm.network.log(limit ? { limit: Number(limit) } : {});
-  if (has(parsed, 'json')) process.stdout.write(JSON.stringify(entries, null, 2) + '\n');
-  else
-    for (const e of entries)
-      process.stdout.write(
-        `${e.time}  ${e.verdict.padEnd(5)}  ${e.protocol.padEnd(4)}  ${(e.name ?? '-').padEnd(28)}  ${e.address || '-'}${e.port === null ? '' : `:${e.port}`}  ${e.rule}\n`,
-      );
-  return 0;
 }
 
 export function describe(network: { egress: string; allow: string[]; deny: string[] }): string {
   return `${network.egress === 'allowlist' ? network.allow.join(',') : network.egress}${network.deny.length ? ` (deny ${network.deny.join(',')})` : ''}`;
+}
+
+export function defineNetwork(program: CliCommand): void {
+  const network = program
+    .command('network')
+    .description("a MicroVM's egress policy and its log")
+    .usage('<command> [options]');
+  addNetworkOptions(network.command('set'))
+    .description('change the egress policy, in force when it returns (< 1 s), no restart')
+    .usage('ID --egress none|all|LIST [--deny LIST] [--json]')
+    .argument('<ID>', 'the MicroVM')
+    .option('--json', 'print the policy as JSON')
+    .handle<NetworkOptions & { json?: boolean }>(async ({ args: [id], options }) => {
+      const policy = policyFromOptions(options, null);
+      if (!policy) throw new UsageError('capsule network set needs --egress');
+      const info = await (await connect().microvms.get(id)).network.update(policy);
+      process.stdout.write(
+        options.json ? JSON.stringify(info.network, null, 2) + '\n' : `${info.id} egress ${describe(info.network)}\n`,
+      );
+      return 0;
+    });
+  network
+    .command('log')
+    .description('DNS queries and flows out, allowed or denied, and the rule')
+    .usage('ID [--limit N] [--json]')
+    .argument('<ID>', 'the MicroVM')
+    .option('--limit <N>', 'at most N entries', integer('--limit'))
+    .option('--json', 'print the entries as JSON')
+    .handle<{ limit?: number; json?: boolean }>(async ({ args: [id], options }) => {
+      const vm = await connect().microvms.get(id);
+      const entries = await vm.network.log(options.limit !== undefined ? { limit: options.limit } : {});
+      if (options.json) process.stdout.write(JSON.stringify(entries, null, 2) + '\n');
+      else
+        for (const e of entries)
+          process.stdout.write(
+            `${e.time}  ${e.verdict.padEnd(5)}  ${e.protocol.padEnd(4)}  ${(e.name ?? '-').padEnd(28)}  ${e.address || '-'}${e.port === null ? '' : `:${e.port}`}  ${e.rule}\n`,
+          );
+      return 0;
+    });
 }

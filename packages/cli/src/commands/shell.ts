@@ -1,13 +1,19 @@
 // capsule shell ID: an interactive login shell in the MicroVM. On a terminal: raw mode, resizes
 // follow the window; from a pipe: lines go in as typed input. Exits with the shell's status.
-import type { Capsule } from '@capsule/sdk';
-import { parseArgs, UsageError } from '../args.js';
+import { connect } from '../client.js';
+import type { CliCommand } from '../command.js';
 
-export async function shellCommand(capsule: Capsule, argv: string[]): Promise<number> {
-  const parsed = parseArgs(argv, { values: [], booleans: [] });
-  const [id] = parsed.positionals;
-  if (!id || parsed.positionals.length > 1) throw new UsageError('usage: capsule shell ID');
-  const vm = await capsule.microvms.get(id);
+export function defineShell(program: CliCommand): void {
+  program
+    .command('shell')
+    .description('an interactive shell in the MicroVM (PTY over WebSocket)')
+    .usage('ID')
+    .argument('<ID>', 'the MicroVM')
+    .handle(async ({ args: [id] }) => shell(id));
+}
+
+async function shell(id: string): Promise<number> {
+  const vm = await connect().microvms.get(id);
   const tty = process.stdin.isTTY && process.stdout.isTTY;
   const session = await vm.shell(tty ? { rows: process.stdout.rows, cols: process.stdout.columns } : {});
   session.onData((data) => process.stdout.write(data));

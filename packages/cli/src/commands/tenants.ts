@@ -1,23 +1,38 @@
 // tenant create | ls | quota | usage, key create — admin key only (usage: also a tenant's own key).
-import type { Capsule, Tenant, TenantQuotas, TenantUsageReport } from '@capsule/sdk';
-import { flag, has, parseArgs, parseInteger, UsageError } from '../args.js';
+import { Option } from 'commander';
+import type { Tenant, TenantQuotas, TenantUsageReport } from '@capsule/sdk';
+import { integer } from '../args.js';
+import { connect } from '../client.js';
+import type { CliCommand } from '../command.js';
 
-const QUOTA_FLAGS: Array<[string, keyof TenantQuotas]> = [
-  ['max-microvms', 'maxRunningMicroVMs'],
-  ['max-vcpus', 'maxVcpus'],
-  ['max-memory-mib', 'maxMemoryMib'],
-  ['max-storage-mib', 'maxStorageMib'],
+/** Option (its commander key), the quota it sets, what it says in help. */
+const QUOTA_OPTIONS: Array<[string, keyof TenantQuotas, string]> = [
+  ['max-microvms', 'maxRunningMicroVMs', 'MicroVMs running at once'],
+  ['max-vcpus', 'maxVcpus', 'vCPUs of its running MicroVMs'],
+  ['max-memory-mib', 'maxMemoryMib', 'MiB of memory of its running MicroVMs'],
+  ['max-storage-mib', 'maxStorageMib', 'MiB on disk (suspended MicroVMs, overlays, images)'],
 ];
 const QUOTA_USAGE = '[--max-microvms N] [--max-vcpus N] [--max-memory-mib M] [--max-storage-mib M]';
 
-function quotasFrom(parsed: ReturnType<typeof parseArgs>): Partial<TenantQuotas> {
+type QuotaOptions = Record<string, number | undefined>;
+
+function addQuotaOptions(command: CliCommand): CliCommand {
+  for (const [name, , what] of QUOTA_OPTIONS)
+    command.option(`--${name} <N>`, `at most N ${what}`, integer(`--${name}`));
+  return command;
+}
+
+function quotasFrom(options: QuotaOptions): Partial<TenantQuotas> {
   const quotas: Partial<TenantQuotas> = {};
-  for (const [name, field] of QUOTA_FLAGS) {
-    const value = parseInteger(flag(parsed, name), `--${name}`);
+  for (const [name, field] of QUOTA_OPTIONS) {
+    const value = options[name.replace(/-(.)/g, (_, c: string) => c.toUpperCase())];
     if (value !== undefined) quotas[field] = value;
   }
   return quotas;
 }
+
+const print = (json: boolean | undefined, value: unknown, human: string): void =>
+  void process.stdout.write((json ? JSON.stringify(value, null, 2) : human) + '\n');
 
 function tenantLine(t: Tenant): string {
   const q = t.quotas;
@@ -35,92 +50,128 @@ function usageLines(u: TenantUsageReport): string {
   ].join('\n');
 }
 
-export async function tenantCommand(capsule: Capsule, argv: string[]): Promise<number> {
-  const [sub, ...args] = argv;
-  const parsed = parseArgs(args, { values: QUOTA_FLAGS.map(([name]) => name), booleans: ['json'] });
-  const out = (value: unknown, human: string): void =>
-    void process.stdout.write((has(parsed, 'json') ? JSON.stringify(value, null, 2) : human) + '\n');
-  switch (sub) {
-    case 'create': {
-      const [name] = parsed.positionals;
-      if (!name || parsed.positionals.length > 1)
-        throw new UsageError(`usage: capsule tenant create NAME ${QUOTA_USAGE}`);
-      const tenant = await capsule.tenants.create({ name, quotas: quotasFrom(parsed) });
-      out(tenant, tenantLine(tenant));
+function defineTenant(program: CliCommand): void {
+  const tenant = program
+    .command('tenant')
+    .description('tenants and their quotas (admin key)')
+    .usage('<command> [options]');
+  addQuotaOptions(tenant.command('create'))
+    .description('a new tenant (admin key)')
+    .usage(`NAME ${QUOTA_USAGE} [--json]`)
+    .argument('<NAME>', "the tenant's name")
+    .option('--json', 'print the tenant as JSON')
+    .handle<QuotaOptions & { json?: boolean }>(async ({ args: [name], options }) => {
+      const created = await connect().tenants.create({ name, quotas: quotasFrom(options) });
+      print(options.json, created, tenantLine(created));
       return 0;
-    }
-    case 'ls':
-    case 'list': {
-      const tenants = await capsule.tenants.list();
-      out(tenants, tenants.map(tenantLine).join('\n'));
+    });
+  tenant
+    .command('ls')
+    .alias('list')
+    .description('list tenants (admin key)')
+    .usage('[--json]')
+    .option('--json', 'print the tenants as JSON')
+    .handle<{ json?: boolean }>(async ({ options }) => {
+      const tenants = await connect().tenants.list();
+      print(options.json, tenants, tenants.map(tenantLine).join('\n'));
       return 0;
-    }
-    case 'quota': {
-      const [id] = parsed.positionals;
-      if (!id || parsed.positionals.length > 1) throw new UsageError(`usage: capsule tenant quota ID ${QUOTA_USAGE}`);
-      const tenant = await capsule.tenants.updateQuotas(id, quotasFrom(parsed));
-      out(tenant, tenantLine(tenant));
+    });
+  addQuotaOptions(tenant.command('quota'))
+    .description("change a tenant's quotas (admin key)")
+    .usage(`ID ${QUOTA_USAGE} [--json]`)
+    .argument('<ID>', 'the tenant')
+    .option('--json', 'print the tenant as JSON')
+    .handle<QuotaOptions & { json?: boolean }>(async ({ args: [id], options }) => {
+      const updated = await connect().tenants.updateQuotas(id, quotasFrom(options));
+      print(options.json, updated, tenantLine(updated));
       return 0;
-    }
-    case 'usage': {
-      const [id] = parsed.positionals;
-      if (!id || parsed.positionals.length > 1) throw new UsageError('usage: capsule tenant usage ID');
-      const usage = await capsule.tenants.usage(id);
-      out(usage, usageLines(usage));
+    });
+  tenant
+    .command('usage')
+    .description("a tenant's quotas and what it holds now (admin key, or its own key)")
+    .usage('ID [--json]')
+    .argument('<ID>', 'the tenant')
+    .option('--json', 'print the report as JSON')
+    .handle<{ json?: boolean }>(async ({ args: [id], options }) => {
+      const usage = await connect().tenants.usage(id);
+      print(options.json, usage, usageLines(usage));
       return 0;
-    }
-    default:
-      throw new UsageError(
-        'usage: capsule tenant create NAME [quota flags] | tenant ls | tenant quota ID [quota flags] | tenant usage ID',
-      );
-  }
+    });
 }
 
-const KEY_USAGE =
-  'usage: capsule key create --tenant TENANT_ID [--name NAME] | key ls --tenant TENANT_ID | key revoke --tenant TENANT_ID KEY_ID';
-
-export async function keyCommand(capsule: Capsule, argv: string[]): Promise<number> {
-  const [sub, ...args] = argv;
-  const parsed = parseArgs(args, { values: ['tenant', 'name'], booleans: ['json'] });
-  const tenantId = flag(parsed, 'tenant');
-  if (!tenantId) throw new UsageError(KEY_USAGE);
-  if (sub === 'ls' && parsed.positionals.length === 0) {
-    const keys = await capsule.tenants.listApiKeys(tenantId);
-    if (has(parsed, 'json')) process.stdout.write(JSON.stringify(keys, null, 2) + '\n');
-    else
-      for (const k of keys)
-        process.stdout.write(`${k.id}\t${k.name ?? ''}\t${k.isAdmin ? 'admin\t' : ''}${k.createdAt}\n`);
-    return 0;
-  }
-  if (sub === 'revoke' && parsed.positionals.length === 1) {
-    await capsule.tenants.revokeApiKey(tenantId, parsed.positionals[0]);
-    process.stderr.write(`API key ${parsed.positionals[0]} of tenant ${tenantId} revoked: it no longer works\n`);
-    return 0;
-  }
-  if (sub !== 'create' || parsed.positionals.length > 0) throw new UsageError(KEY_USAGE);
-  const created = await capsule.tenants.createApiKey(tenantId, { name: flag(parsed, 'name') });
-  if (has(parsed, 'json')) process.stdout.write(JSON.stringify(created, null, 2) + '\n');
-  else {
-    process.stdout.write(created.key + '\n');
-    process.stderr.write(
-      `API key ${created.id} for tenant ${created.tenantId}: shown once, keep it (CAPSULE_API_KEY=…)\n`,
-    );
-  }
-  return 0;
+function defineKey(program: CliCommand): void {
+  const key = program.command('key').description("a tenant's API keys (admin key)").usage('<command> [options]');
+  key
+    .command('create')
+    .description('a new API key for a tenant, shown once (stored hashed)')
+    .usage('--tenant ID [--name NAME] [--json]')
+    .requiredOption('--tenant <ID>', 'the tenant')
+    .option('--name <NAME>', 'a name for the key')
+    .option('--json', 'print the key as JSON')
+    .handle<{ tenant: string; name?: string; json?: boolean }>(async ({ options }) => {
+      const created = await connect().tenants.createApiKey(options.tenant, { name: options.name });
+      if (options.json) process.stdout.write(JSON.stringify(created, null, 2) + '\n');
+      else {
+        process.stdout.write(created.key + '\n');
+        process.stderr.write(
+          `API key ${created.id} for tenant ${created.tenantId}: shown once, keep it (CAPSULE_API_KEY=…)\n`,
+        );
+      }
+      return 0;
+    });
+  key
+    .command('ls')
+    .description("list a tenant's keys")
+    .usage('--tenant ID [--json]')
+    .requiredOption('--tenant <ID>', 'the tenant')
+    .option('--json', 'print the keys as JSON')
+    .handle<{ tenant: string; json?: boolean }>(async ({ options }) => {
+      const keys = await connect().tenants.listApiKeys(options.tenant);
+      if (options.json) process.stdout.write(JSON.stringify(keys, null, 2) + '\n');
+      else
+        for (const k of keys)
+          process.stdout.write(`${k.id}\t${k.name ?? ''}\t${k.isAdmin ? 'admin\t' : ''}${k.createdAt}\n`);
+      return 0;
+    });
+  key
+    .command('revoke')
+    .description('revoke a key of a tenant: it stops working at once')
+    .usage('--tenant ID KEY_ID')
+    .requiredOption('--tenant <ID>', 'the tenant')
+    .argument('<KEY_ID>', 'the key')
+    .addOption(new Option('--json').hideHelp()) // accepted, as it always was; it prints nothing on stdout
+    .handle<{ tenant: string }>(async ({ args: [keyId], options }) => {
+      await connect().tenants.revokeApiKey(options.tenant, keyId);
+      process.stderr.write(`API key ${keyId} of tenant ${options.tenant} revoked: it no longer works\n`);
+      return 0;
+    });
 }
 
 /** `capsule admin-key rotate`: the server writes the new key to its <data dir>/admin-key; it is printed once here too. */
-export async function adminKeyCommand(capsule: Capsule, argv: string[]): Promise<number> {
-  const parsed = parseArgs(argv.slice(1), { values: [], booleans: ['json'] });
-  if (argv[0] !== 'rotate' || parsed.positionals.length > 0)
-    throw new UsageError('usage: capsule admin-key rotate [--json]');
-  const rotated = await capsule.tenants.rotateAdminKey();
-  if (has(parsed, 'json')) process.stdout.write(JSON.stringify(rotated, null, 2) + '\n');
-  else {
-    process.stdout.write(rotated.key + '\n');
-    process.stderr.write(
-      "admin key rotated: the old key no longer works; the server's <data dir>/admin-key holds the new one\n",
-    );
-  }
-  return 0;
+function defineAdminKey(program: CliCommand): void {
+  program
+    .command('admin-key')
+    .description('the admin key')
+    .usage('<command> [options]')
+    .command('rotate')
+    .description('a new admin key; the old one stops working (admin key)')
+    .usage('[--json]')
+    .option('--json', 'print the key as JSON')
+    .handle<{ json?: boolean }>(async ({ options }) => {
+      const rotated = await connect().tenants.rotateAdminKey();
+      if (options.json) process.stdout.write(JSON.stringify(rotated, null, 2) + '\n');
+      else {
+        process.stdout.write(rotated.key + '\n');
+        process.stderr.write(
+          "admin key rotated: the old key no longer works; the server's <data dir>/admin-key holds the new one\n",
+        );
+      }
+      return 0;
+    });
+}
+
+export function defineTenants(program: CliCommand): void {
+  defineTenant(program);
+  defineKey(program);
+  defineAdminKey(program);
 }
