@@ -125,7 +125,8 @@ export async function bootFloor(
           () =>
             reject(
               new Error(
-                `floor echo: no answer within ${ECHO_TIMEOUT_MS} ms (QEMU ${child.exitCode === null && child.signalCode === null ? 'running' : 'exited'})`,
+                `floor echo: no answer within ${ECHO_TIMEOUT_MS} ms (QEMU ` +
+                  `${child.exitCode === null && child.signalCode === null ? 'running' : 'exited'})`,
               ),
             ),
           ECHO_TIMEOUT_MS,

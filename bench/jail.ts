@@ -61,7 +61,10 @@ export async function benchJail(work: string): Promise<Record<string, unknown>> 
       if (cg !== null) cgroupMib.push(cg);
       await cycle(unjailed, without, measure);
       console.log(
-        `  jail cycle ${i + 1}/${RUNS}: launch ${withJail.launch[i].toFixed(0)} / ${without.launch[i].toFixed(0)}, suspend ${withJail.suspend[i].toFixed(0)} / ${without.suspend[i].toFixed(0)}, resume ${withJail.resume[i].toFixed(0)} / ${without.resume[i].toFixed(0)} ms (jailed / unjailed)`,
+        `  jail cycle ${i + 1}/${RUNS}: launch ${withJail.launch[i].toFixed(0)} / ` +
+          `${without.launch[i].toFixed(0)}, suspend ${withJail.suspend[i].toFixed(0)} / ` +
+          `${without.suspend[i].toFixed(0)}, resume ${withJail.resume[i].toFixed(0)} / ` +
+          `${without.resume[i].toFixed(0)} ms (jailed / unjailed)`,
       );
     }
     const compare = (key: 'launch' | 'suspend' | 'resume') => {
@@ -75,7 +78,9 @@ export async function benchJail(work: string): Promise<Record<string, unknown>> 
       };
     };
     return {
-      note: 'the same API calls on a jailed server and an unjailed one (CAPSULE_UNSAFE_NO_JAIL=1), interleaved; python runtime, 512 MiB, 8 MiB dirtied before each suspend',
+      note:
+        'the same API calls on a jailed server and an unjailed one (CAPSULE_UNSAFE_NO_JAIL=1), ' +
+        'interleaved; python runtime, 512 MiB, 8 MiB dirtied before each suspend',
       launchMs: compare('launch'),
       suspendMs: compare('suspend'),
       resumeMs: compare('resume'),

@@ -22,7 +22,10 @@ import { ratio, summarize } from './stats.js';
 
 const RUNS = Number(process.env.BENCH_LIFECYCLE_RUNS ?? 10);
 
-/** Bare QEMU: same argv as a MicroVM (in a namespace, on its tap), restore by hand, until the agent answers a raw ping frame. */
+/**
+ * Bare QEMU: same argv as a MicroVM (in a namespace, on its tap), restore by hand, until the agent answers a raw ping
+ * frame.
+ */
 async function rawRestore(
   spec: MachineSpec & { netns: string },
   statePath: string,
@@ -193,7 +196,8 @@ export async function benchLifecycle(work: string): Promise<Record<string, unkno
       resume.push(performance.now() - t0);
       await api(server, 'DELETE', `/v1/microvms/${vm.id}`);
       console.log(
-        `  cycle ${i + 1}/${RUNS}: launch ${launch[i].toFixed(0)} (floor ${launchFloor[i].toFixed(0)}), suspend ${suspend[i].toFixed(0)}, resume ${resume[i].toFixed(0)} (floor ${resumeFloor[i].toFixed(0)}) ms`,
+        `  cycle ${i + 1}/${RUNS}: launch ${launch[i].toFixed(0)} (floor ${launchFloor[i].toFixed(0)}), ` +
+          `suspend ${suspend[i].toFixed(0)}, resume ${resume[i].toFixed(0)} (floor ${resumeFloor[i].toFixed(0)}) ms`,
       );
     }
 
@@ -216,7 +220,8 @@ export async function benchLifecycle(work: string): Promise<Record<string, unkno
         ratio: ratio(summarize(suspend), summarize(suspendWriteFloor)),
       },
       suspendNote:
-        '512 MiB guest with 32 MiB freshly dirtied before each suspend; only pages differing from the launch snapshot are written',
+        '512 MiB guest with 32 MiB freshly dirtied before each suspend; only pages differing from the launch ' +
+        'snapshot are written',
       resumeMs: { ...r, ratio: ratio(r.capsule, r.floor) },
       tenLaunchesAtOnceMs: Math.round(tenAtOnceMs),
       idleLaunchedVmHostPssMib: summarize(pss.map((k) => k / 1024)),

@@ -152,7 +152,8 @@ export async function benchNetwork(work: string): Promise<Record<string, unknown
         command: [
           'node',
           '-e',
-          `const t0 = Date.now(); require('http').get('${url}', (r) => { r.resume(); r.on('end', () => console.log(Date.now() - t0)); });`,
+          `const t0 = Date.now(); require('http').get('${url}', (r) => { r.resume(); r.on('end', () => ` +
+            `console.log(Date.now() - t0)); });`,
         ],
       }),
     }).then((r) => r.text());

@@ -89,7 +89,10 @@ export async function benchSweeper(work: string): Promise<Record<string, unknown
     const late = summarize(lateMs);
     const floorSummary = summarize(floor);
     return {
-      note: `${VMS} VMs idle after ${IDLE_SECONDS} s (base, 512 MiB; launched ${LAUNCH_CONCURRENCY} at a time, so their deadlines are spread), one of them an app whose suspend hook never answers (30 s deadline); late = suspend done − idle deadline; floor = one API suspend alone`,
+      note:
+        `${VMS} VMs idle after ${IDLE_SECONDS} s (base, 512 MiB; launched ${LAUNCH_CONCURRENCY} at a ` +
+        `time, so their deadlines are spread), one of them an app whose suspend hook never answers (30 s ` +
+        `deadline); late = suspend done − idle deadline; floor = one API suspend alone`,
       lateAfterIdleDeadlineMs: late,
       singleSuspendFloorMs: floorSummary,
       lateToFloor: ratio(late, floorSummary),

@@ -37,20 +37,24 @@ test('flags sockets, servers and streams that nothing listens to for errors', ()
   assert.equal(flagged(`server.on('connection', (socket) => {\n  socket.pipe(out);\n});`).length, 1);
 });
 
-test('accepts a listener chained or on the variable, streams owned by pipeline or returned, and a justified exception', () => {
-  const ok = [
-    `const s = net.connect(p).on('error', () => undefined);`,
-    `function f() {\n  const s = net.connect(p);\n  s.once('connect', c).on('data', d);\n  s.on('error', e);\n}`,
-    `function f() {\n  const s = net.connect(p);\n  s.on('data', d).once('error', e);\n}`,
-    `async function f() {\n  await pipeline(body, fs.createWriteStream(file));\n}`,
-    `async function f() {\n  const out = fs.createWriteStream(file);\n  await pipeline(socket, out);\n}`,
-    `function get(file) {\n  return fs.createReadStream(file);\n}`,
-    `const web = Readable.toWeb(fs.createReadStream(file));`,
-    `class A {\n  start() {\n    this.server = net.createServer(h);\n    this.server.on('error', e);\n  }\n}`,
-    `// error-listener: the consumer reads it with for-await\nawait upload(fs.createReadStream(file));`,
-  ];
-  for (const code of ok) assert.deepEqual(flagged(code), [], code);
-});
+test(
+  'accepts a listener chained or on the variable, streams owned by pipeline or returned, and a ' +
+    'justified exception',
+  () => {
+    const ok = [
+      `const s = net.connect(p).on('error', () => undefined);`,
+      `function f() {\n  const s = net.connect(p);\n  s.once('connect', c).on('data', d);\n  s.on('error', e);\n}`,
+      `function f() {\n  const s = net.connect(p);\n  s.on('data', d).once('error', e);\n}`,
+      `async function f() {\n  await pipeline(body, fs.createWriteStream(file));\n}`,
+      `async function f() {\n  const out = fs.createWriteStream(file);\n  await pipeline(socket, out);\n}`,
+      `function get(file) {\n  return fs.createReadStream(file);\n}`,
+      `const web = Readable.toWeb(fs.createReadStream(file));`,
+      `class A {\n  start() {\n    this.server = net.createServer(h);\n    this.server.on('error', e);\n  }\n}`,
+      `// error-listener: the consumer reads it with for-await\nawait upload(fs.createReadStream(file));`,
+    ];
+    for (const code of ok) assert.deepEqual(flagged(code), [], code);
+  },
+);
 
 test('every production source follows the rule', () => {
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

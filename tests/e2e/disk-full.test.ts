@@ -90,60 +90,66 @@ test('disk full: 507 under the reserve (the VM stays RUNNING), ENOSPC past it fa
   }
 });
 
-test('disk full under a writing guest: QEMU pauses it, calls answer 507 saying why, and it continues losing nothing once space is freed', async () => {
-  const small = smallFilesystem(1536);
-  try {
-    const dataDir = path.join(small.dir, 'data');
-    fs.mkdirSync(dataDir, { mode: 0o755 });
-    await withTestServer({ dataDir, diskReserve: { mib: 8, percent: 100 } }, async (server) => {
-      const vm = await server.capsule.microvms.run({ imageName: 'base' });
-      const filler = fillLeaving(small.dir, 40);
-      // 96 MiB of random bytes to the guest's disk, 40 MiB of room under it: the overlay meets ENOSPC
-      const writer = vm.exec([
-        'sh',
-        '-c',
-        'head -c 100663296 /dev/urandom | tee /root/big | sha256sum | cut -d" " -f1 > /root/big.sha && sync && echo written',
-      ]);
-      let paused: { status: number; code: string; message: string } | null = null;
-      for (let i = 0; i < 120 && !paused; i++) {
-        // a call that reaches the guest just before the pause waits with it: give each attempt 3 s
-        const response = await fetch(`${server.url}/v1/microvms/${vm.id}/exec`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${server.adminKey}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ command: ['true'] }),
-          signal: AbortSignal.timeout(3000),
-        }).catch(() => null);
-        if (response && response.status === 507) paused = await errorOf(response);
-        else await response?.body?.cancel();
-        if (!paused) await new Promise((resolve) => setTimeout(resolve, 1000));
-      }
-      assert.ok(paused, 'the VM was never reported paused');
-      assert.equal(paused.code, 'INSUFFICIENT_STORAGE');
-      assert.match(
-        paused.message,
-        /paused since the host's disk filled up under it .* it continues, losing nothing, once space is freed/,
-      );
-      assert.equal((await vm.refresh()).state, 'RUNNING', 'paused, not failed');
-      const suspend = await errorOf(await server.api('POST', `/v1/microvms/${vm.id}/suspend`));
-      assert.deepEqual([suspend.status, suspend.code], [507, 'INSUFFICIENT_STORAGE'], 'no room to suspend it either');
+test(
+  'disk full under a writing guest: QEMU pauses it, calls answer 507 saying why, and it continues losing ' +
+    'nothing once space is freed',
+  async () => {
+    const small = smallFilesystem(1536);
+    try {
+      const dataDir = path.join(small.dir, 'data');
+      fs.mkdirSync(dataDir, { mode: 0o755 });
+      await withTestServer({ dataDir, diskReserve: { mib: 8, percent: 100 } }, async (server) => {
+        const vm = await server.capsule.microvms.run({ imageName: 'base' });
+        const filler = fillLeaving(small.dir, 40);
+        // 96 MiB of random bytes to the guest's disk, 40 MiB of room under it: the overlay meets ENOSPC
+        const writer = vm.exec([
+          'sh',
+          '-c',
+          'head -c 100663296 /dev/urandom | tee /root/big | sha256sum | cut -d" " -f1 > /root/big.sha && sync ' +
+            '&& echo written',
+        ]);
+        let paused: { status: number; code: string; message: string } | null = null;
+        for (let i = 0; i < 120 && !paused; i++) {
+          // a call that reaches the guest just before the pause waits with it: give each attempt 3 s
+          const response = await fetch(`${server.url}/v1/microvms/${vm.id}/exec`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${server.adminKey}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ command: ['true'] }),
+            signal: AbortSignal.timeout(3000),
+          }).catch(() => null);
+          if (response && response.status === 507) paused = await errorOf(response);
+          else await response?.body?.cancel();
+          if (!paused) await new Promise((resolve) => setTimeout(resolve, 1000));
+        }
+        assert.ok(paused, 'the VM was never reported paused');
+        assert.equal(paused.code, 'INSUFFICIENT_STORAGE');
+        assert.match(
+          paused.message,
+          /paused since the host's disk filled up under it .* it continues, losing nothing, once space is freed/,
+        );
+        assert.equal((await vm.refresh()).state, 'RUNNING', 'paused, not failed');
+        const suspend = await errorOf(await server.api('POST', `/v1/microvms/${vm.id}/suspend`));
+        assert.deepEqual([suspend.status, suspend.code], [507, 'INSUFFICIENT_STORAGE'], 'no room to suspend it either');
 
-      fs.rmSync(filler, { force: true });
-      const written = await writer; // the failed writes are retried: the command just finishes
-      assert.equal(written.stdout, 'written\n', written.stderr);
-      const check = await vm.exec([
-        'sh',
-        '-c',
-        'sync; echo 3 > /proc/sys/vm/drop_caches; [ "$(sha256sum /root/big | cut -d" " -f1)" = "$(cat /root/big.sha)" ] && echo intact; dmesg | grep -ci "i/o error" || true',
-      ]);
-      assert.equal(check.stdout, 'intact\n0\n', `${check.stdout}${check.stderr}`);
-      await vm.suspend();
-      await vm.resume();
-      assert.equal(
-        (await vm.exec(['sh', '-c', 'cat /root/big | sha256sum | cut -d" " -f1'])).stdout.trim(),
-        (await vm.exec(['cat', '/root/big.sha'])).stdout.trim(),
-      );
-    });
-  } finally {
-    small.umount();
-  }
-});
+        fs.rmSync(filler, { force: true });
+        const written = await writer; // the failed writes are retried: the command just finishes
+        assert.equal(written.stdout, 'written\n', written.stderr);
+        const check = await vm.exec([
+          'sh',
+          '-c',
+          'sync; echo 3 > /proc/sys/vm/drop_caches; [ "$(sha256sum /root/big | cut -d" " -f1)" = "$(cat ' +
+            '/root/big.sha)" ] && echo intact; dmesg | grep -ci "i/o error" || true',
+        ]);
+        assert.equal(check.stdout, 'intact\n0\n', `${check.stdout}${check.stderr}`);
+        await vm.suspend();
+        await vm.resume();
+        assert.equal(
+          (await vm.exec(['sh', '-c', 'cat /root/big | sha256sum | cut -d" " -f1'])).stdout.trim(),
+          (await vm.exec(['cat', '/root/big.sha'])).stdout.trim(),
+        );
+      });
+    } finally {
+      small.umount();
+    }
+  },
+);

@@ -58,24 +58,27 @@ describe('files in a MicroVM', () => {
     await assert.rejects(vm.files.stat('/root/tree'), NotFoundError);
   });
 
-  test('a project written file by file: missing parent directories are made (0755), as E2B and Daytona do', async () => {
-    const stat = await vm.files.write('/srv/proj/pkg/a.py', 'print("a")\n');
-    assert.equal(stat.path, '/srv/proj/pkg/a.py');
-    await vm.files.write('/srv/proj/pkg/b.py', 'print("b")\n'); // into the directory just made
-    const seen = await vm.exec([
-      'sh',
-      '-c',
-      'stat -c "%a %U" /srv/proj /srv/proj/pkg && cat /srv/proj/pkg/a.py /srv/proj/pkg/b.py',
-    ]);
-    assert.equal(seen.stdout, '755 root\n755 root\nprint("a")\nprint("b")\n', seen.stderr);
-    // a path through a file is still an error, and leaves nothing
-    const through = await errorOf(
-      await server().api('PUT', `/v1/microvms/${vm.id}/files?path=/srv/proj/pkg/a.py/c`, 'x', {
-        'content-type': 'application/octet-stream',
-      }),
-    );
-    assert.ok(through.status >= 400 && through.status < 500, `${through.status} ${through.message}`);
-  });
+  test(
+    'a project written file by file: missing parent directories are made (0755), as E2B and Daytona ' + 'do',
+    async () => {
+      const stat = await vm.files.write('/srv/proj/pkg/a.py', 'print("a")\n');
+      assert.equal(stat.path, '/srv/proj/pkg/a.py');
+      await vm.files.write('/srv/proj/pkg/b.py', 'print("b")\n'); // into the directory just made
+      const seen = await vm.exec([
+        'sh',
+        '-c',
+        'stat -c "%a %U" /srv/proj /srv/proj/pkg && cat /srv/proj/pkg/a.py /srv/proj/pkg/b.py',
+      ]);
+      assert.equal(seen.stdout, '755 root\n755 root\nprint("a")\nprint("b")\n', seen.stderr);
+      // a path through a file is still an error, and leaves nothing
+      const through = await errorOf(
+        await server().api('PUT', `/v1/microvms/${vm.id}/files?path=/srv/proj/pkg/a.py/c`, 'x', {
+          'content-type': 'application/octet-stream',
+        }),
+      );
+      assert.ok(through.status >= 400 && through.status < 500, `${through.status} ${through.message}`);
+    },
+  );
 
   test('missing files are 404; bad paths are 400; nothing half-written is left', async () => {
     await assert.rejects(vm.files.read('/root/nope'), NotFoundError);

@@ -16,76 +16,79 @@ const get = (apiPort: number, vm: MicroVM, token: string, urlPath: string, port?
 describe('examples', () => {
   const server = useTestServer();
 
-  test('flask-app: built from its directory; 3 MicroVMs at once serve the page; hooks in order with the payload', async () => {
-    const build = await runCli(server().url, server().adminKey, [
-      'image',
-      'create',
-      'flask-app',
-      '--dir',
-      path.join(EXAMPLES, 'flask-app'),
-    ]);
-    assert.equal(build.code, 0, build.stdout + build.stderr);
-    assert.match(build.stdout, /^flask-app:1 +SUCCESSFUL/m);
-    assert.match(build.stderr, /==> line 4: COPY \. \/app\//);
-    assert.match(build.stderr, /app ready and snapshotted/);
-
-    const apiPort = Number(new URL(server().url).port);
-    const vms = await Promise.all(
-      [0, 1, 2].map((i) => server().capsule.microvms.run({ imageName: 'flask-app', runHookPayload: `payload-${i}` })),
-    );
-    try {
-      assert.deepEqual(
-        vms.map((vm) => vm.info.launchedFrom),
-        ['snapshot', 'snapshot', 'snapshot'],
-      );
-      await Promise.all(
-        vms.map(async (vm, i) => {
-          const { token } = await vm.createAuthToken({ allowedPorts: [8080] });
-          const page = await get(apiPort, vm, token, '/');
-          assert.equal(page.status, 200, page.body);
-          assert.match(page.body, /<h1>Hello from a Capsule MicroVM<\/h1>/);
-          assert.match(page.body, new RegExp(`MicroVM <code>${vm.id}</code>`), 'each clone has its own hostname');
-          const hooks = JSON.parse((await get(apiPort, vm, token, '/hooks')).body) as Array<{
-            hook: string;
-            payload: string;
-          }>;
-          assert.deepEqual(hooks, [
-            { hook: 'ready', payload: '' },
-            { hook: 'run', payload: `payload-${i}` },
-          ]);
-        }),
-      );
-      const [first] = vms;
-      // `capsule logs` of an image VM: the console, then the app's own output (Werkzeug logs each request)
-      assert.match(await first.logs(), /--- app output ---\n[\s\S]*"GET \/ HTTP\/1\.[01]" 200/);
-      await first.suspend();
-      await first.resume();
-      const { token } = await first.createAuthToken();
-      const hooks = JSON.parse((await get(apiPort, first, token, '/hooks')).body) as Array<{ hook: string }>;
-      assert.deepEqual(
-        hooks.map((h) => h.hook),
-        ['ready', 'run', 'suspend', 'resume'],
-      );
-      // a shape the snapshot was not taken for boots, starts the app and waits for it, then serves the same
-      const big = await server().capsule.microvms.run({
-        imageName: 'flask-app',
-        memoryMib: 640,
-        runHookPayload: 'big',
-      });
-      vms.push(big);
-      assert.equal(big.info.launchedFrom, 'boot');
-      const bigToken = (await big.createAuthToken()).token;
-      assert.match((await get(apiPort, big, bigToken, '/')).body, /<h1>Hello from a Capsule MicroVM<\/h1>/);
-      assert.deepEqual(JSON.parse((await get(apiPort, big, bigToken, '/hooks')).body), [
-        { hook: 'ready', payload: '' },
-        { hook: 'run', payload: 'big' },
+  test(
+    'flask-app: built from its directory; 3 MicroVMs at once serve the page; hooks in order with the ' + 'payload',
+    async () => {
+      const build = await runCli(server().url, server().adminKey, [
+        'image',
+        'create',
+        'flask-app',
+        '--dir',
+        path.join(EXAMPLES, 'flask-app'),
       ]);
-    } finally {
-      await Promise.all(vms.map((vm) => vm.terminate()));
-    }
-    const rm = await runCli(server().url, server().adminKey, ['image', 'rm', 'flask-app']);
-    assert.equal(rm.code, 0, rm.stderr);
-  });
+      assert.equal(build.code, 0, build.stdout + build.stderr);
+      assert.match(build.stdout, /^flask-app:1 +SUCCESSFUL/m);
+      assert.match(build.stderr, /==> line 4: COPY \. \/app\//);
+      assert.match(build.stderr, /app ready and snapshotted/);
+
+      const apiPort = Number(new URL(server().url).port);
+      const vms = await Promise.all(
+        [0, 1, 2].map((i) => server().capsule.microvms.run({ imageName: 'flask-app', runHookPayload: `payload-${i}` })),
+      );
+      try {
+        assert.deepEqual(
+          vms.map((vm) => vm.info.launchedFrom),
+          ['snapshot', 'snapshot', 'snapshot'],
+        );
+        await Promise.all(
+          vms.map(async (vm, i) => {
+            const { token } = await vm.createAuthToken({ allowedPorts: [8080] });
+            const page = await get(apiPort, vm, token, '/');
+            assert.equal(page.status, 200, page.body);
+            assert.match(page.body, /<h1>Hello from a Capsule MicroVM<\/h1>/);
+            assert.match(page.body, new RegExp(`MicroVM <code>${vm.id}</code>`), 'each clone has its own hostname');
+            const hooks = JSON.parse((await get(apiPort, vm, token, '/hooks')).body) as Array<{
+              hook: string;
+              payload: string;
+            }>;
+            assert.deepEqual(hooks, [
+              { hook: 'ready', payload: '' },
+              { hook: 'run', payload: `payload-${i}` },
+            ]);
+          }),
+        );
+        const [first] = vms;
+        // `capsule logs` of an image VM: the console, then the app's own output (Werkzeug logs each request)
+        assert.match(await first.logs(), /--- app output ---\n[\s\S]*"GET \/ HTTP\/1\.[01]" 200/);
+        await first.suspend();
+        await first.resume();
+        const { token } = await first.createAuthToken();
+        const hooks = JSON.parse((await get(apiPort, first, token, '/hooks')).body) as Array<{ hook: string }>;
+        assert.deepEqual(
+          hooks.map((h) => h.hook),
+          ['ready', 'run', 'suspend', 'resume'],
+        );
+        // a shape the snapshot was not taken for boots, starts the app and waits for it, then serves the same
+        const big = await server().capsule.microvms.run({
+          imageName: 'flask-app',
+          memoryMib: 640,
+          runHookPayload: 'big',
+        });
+        vms.push(big);
+        assert.equal(big.info.launchedFrom, 'boot');
+        const bigToken = (await big.createAuthToken()).token;
+        assert.match((await get(apiPort, big, bigToken, '/')).body, /<h1>Hello from a Capsule MicroVM<\/h1>/);
+        assert.deepEqual(JSON.parse((await get(apiPort, big, bigToken, '/hooks')).body), [
+          { hook: 'ready', payload: '' },
+          { hook: 'run', payload: 'big' },
+        ]);
+      } finally {
+        await Promise.all(vms.map((vm) => vm.terminate()));
+      }
+      const rm = await runCli(server().url, server().adminKey, ['image', 'rm', 'flask-app']);
+      assert.equal(rm.code, 0, rm.stderr);
+    },
+  );
 
   test('node-app: capsule.json on the node runtime; the app answers on its port', async () => {
     const build = await runCli(server().url, server().adminKey, [

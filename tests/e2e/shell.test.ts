@@ -85,28 +85,31 @@ describe('interactive sessions', () => {
     assert.equal(exit.signal, 'SIGTERM');
   });
 
-  test('the upgrade is authenticated: no key 401, another tenant 404, a browser-style subprotocol key works', async () => {
-    const wsUrl = `${server().url.replace('http', 'ws')}/v1/microvms/${vm.id}/shell`;
-    const refused = (ws: WebSocket): Promise<number> =>
-      new Promise((resolve) => {
-        ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
-        ws.on('open', () => resolve(101));
-        ws.on('error', () => undefined);
-      });
-    assert.equal(await refused(new WebSocket(wsUrl)), 401);
-    const tenant = await server().capsule.tenants.create({ name: 'shell-other' });
-    const { key } = await server().capsule.tenants.createApiKey(tenant.id);
-    assert.equal(await refused(new WebSocket(wsUrl, { headers: { authorization: `Bearer ${key}` } })), 404);
-    await assert.rejects(new Capsule({ baseUrl: server().url, apiKey: key }).microvms.get(vm.id));
+  test(
+    'the upgrade is authenticated: no key 401, another tenant 404, a browser-style subprotocol key ' + 'works',
+    async () => {
+      const wsUrl = `${server().url.replace('http', 'ws')}/v1/microvms/${vm.id}/shell`;
+      const refused = (ws: WebSocket): Promise<number> =>
+        new Promise((resolve) => {
+          ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+          ws.on('open', () => resolve(101));
+          ws.on('error', () => undefined);
+        });
+      assert.equal(await refused(new WebSocket(wsUrl)), 401);
+      const tenant = await server().capsule.tenants.create({ name: 'shell-other' });
+      const { key } = await server().capsule.tenants.createApiKey(tenant.id);
+      assert.equal(await refused(new WebSocket(wsUrl, { headers: { authorization: `Bearer ${key}` } })), 404);
+      await assert.rejects(new Capsule({ baseUrl: server().url, apiKey: key }).microvms.get(vm.id));
 
-    const browserStyle = new WebSocket(`${wsUrl}?rows=10&cols=20`, [
-      'capsule.v1',
-      `capsule.bearer.${server().adminKey}`,
-    ]);
-    assert.equal(await refused(browserStyle), 101);
-    assert.equal(browserStyle.protocol, 'capsule.v1', 'the key is never echoed back as the protocol');
-    browserStyle.close();
-  });
+      const browserStyle = new WebSocket(`${wsUrl}?rows=10&cols=20`, [
+        'capsule.v1',
+        `capsule.bearer.${server().adminKey}`,
+      ]);
+      assert.equal(await refused(browserStyle), 101);
+      assert.equal(browserStyle.protocol, 'capsule.v1', 'the key is never echoed back as the protocol');
+      browserStyle.close();
+    },
+  );
 
   test('capsule shell from a pipe runs the typed lines and exits with the shell status', async () => {
     const result = await runCli(server().url, server().adminKey, ['shell', vm.id], 'echo hi-$((1+1))\nexit 5\n');

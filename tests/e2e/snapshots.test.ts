@@ -36,7 +36,8 @@ describe('ready snapshots', () => {
     const seen = await Promise.all(
       vms.map((vm) =>
         vm.exec(
-          'cat /root/who; pgrep -c -x sleep; hostname; head -c 32 /dev/urandom | od -An -tx1 | tr -d " \\n"; echo; cat /sys/class/net/eth0/address',
+          'cat /root/who; pgrep -c -x sleep; hostname; head -c 32 /dev/urandom | od -An -tx1 | tr -d " \\n"; ' +
+            'echo; cat /sys/class/net/eth0/address',
         ),
       ),
     );
@@ -65,7 +66,8 @@ describe('ready snapshots', () => {
       // the endpoint reaches an app on the guest's address through the VM's namespace and NIC (the
       // app sees the namespace's gateway as its peer): the renewed MAC and the network both work
       await vm.exec(
-        "nohup node -e \"require('http').createServer((q, r) => r.end(q.socket.remoteAddress)).listen(8080, '0.0.0.0', () => require('fs').writeFileSync('/tmp/up', ''))\" >/dev/null 2>&1 &",
+        "nohup node -e \"require('http').createServer((q, r) => r.end(q.socket.remoteAddress)).listen(8080, " +
+          "'0.0.0.0', () => require('fs').writeFileSync('/tmp/up', ''))\" >/dev/null 2>&1 &",
       );
       assert.equal(
         (await vm.exec('for i in $(seq 100); do [ -e /tmp/up ] && exit 0; sleep 0.1; done; exit 1')).exitCode,

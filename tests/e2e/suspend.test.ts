@@ -20,7 +20,8 @@ describe('suspend and resume', () => {
     await vm.execBackground([
       'python3',
       '-c',
-      'import os, time, itertools\nfor i in itertools.count():\n    open("/tmp/n.tmp", "w").write(str(i)); os.replace("/tmp/n.tmp", "/tmp/n"); time.sleep(0.05)',
+      'import os, time, itertools\nfor i in itertools.count():\n    open("/tmp/n.tmp", "w").write(str(i)); ' +
+        'os.replace("/tmp/n.tmp", "/tmp/n"); time.sleep(0.05)',
     ]);
     const counter = async (): Promise<number> => Number((await vm.exec(['cat', '/tmp/n'])).stdout);
     await new Promise((r) => setTimeout(r, 500));

@@ -107,49 +107,52 @@ describe('tenants', () => {
     assert.equal((await errorOf(await server().api('POST', '/v1/tenants/ten-nope/api-keys', {}))).status, 404);
   });
 
-  test('quotas: running MicroVMs, vCPUs and memory; a suspended VM frees its share; 429 says what was exceeded', async () => {
-    const q = await tenantClient('tenant-q', { maxRunningMicroVMs: 1, maxVcpus: 2, maxMemoryMib: 1024 });
-    const vms: MicroVM[] = [];
-    try {
-      vms.push(await q.capsule.microvms.run({ imageName: 'base' }));
-      const second = await q.capsule.microvms.run({ imageName: 'base' }).catch((err: Error) => err);
-      assert.ok(second instanceof QuotaExceededError, String(second));
-      assert.deepEqual(second.details, { quota: 'maxRunningMicroVMs', limit: 1, used: 1, requested: 1 });
-      const raw = await as(q.key, 'POST', '/v1/microvms', { imageName: 'base' });
-      assert.equal(raw.status, 429);
+  test(
+    'quotas: running MicroVMs, vCPUs and memory; a suspended VM frees its share; 429 says what was ' + 'exceeded',
+    async () => {
+      const q = await tenantClient('tenant-q', { maxRunningMicroVMs: 1, maxVcpus: 2, maxMemoryMib: 1024 });
+      const vms: MicroVM[] = [];
+      try {
+        vms.push(await q.capsule.microvms.run({ imageName: 'base' }));
+        const second = await q.capsule.microvms.run({ imageName: 'base' }).catch((err: Error) => err);
+        assert.ok(second instanceof QuotaExceededError, String(second));
+        assert.deepEqual(second.details, { quota: 'maxRunningMicroVMs', limit: 1, used: 1, requested: 1 });
+        const raw = await as(q.key, 'POST', '/v1/microvms', { imageName: 'base' });
+        assert.equal(raw.status, 429);
 
-      // suspended: holds no CPU or memory, so another may run — and then the first cannot resume
-      await vms[0].suspend();
-      vms.push(await q.capsule.microvms.run({ imageName: 'base' }));
-      await assert.rejects(
-        vms[0].resume(),
-        (err: Error) => err instanceof QuotaExceededError && /maxRunningMicroVMs/.test(err.message),
-      );
-      assert.equal((await vms[0].refresh()).state, 'SUSPENDED', 'a refused resume leaves the VM as it was');
-      await vms[1].terminate();
-      assert.equal((await vms[0].resume()).state, 'RUNNING');
-      await vms[0].terminate();
+        // suspended: holds no CPU or memory, so another may run — and then the first cannot resume
+        await vms[0].suspend();
+        vms.push(await q.capsule.microvms.run({ imageName: 'base' }));
+        await assert.rejects(
+          vms[0].resume(),
+          (err: Error) => err instanceof QuotaExceededError && /maxRunningMicroVMs/.test(err.message),
+        );
+        assert.equal((await vms[0].refresh()).state, 'SUSPENDED', 'a refused resume leaves the VM as it was');
+        await vms[1].terminate();
+        assert.equal((await vms[0].resume()).state, 'RUNNING');
+        await vms[0].terminate();
 
-      const cpus = await q.capsule.microvms.run({ imageName: 'base', vcpuCount: 3 }).catch((err: Error) => err);
-      assert.ok(
-        cpus instanceof QuotaExceededError && (cpus.details as { quota: string }).quota === 'maxVcpus',
-        String(cpus),
-      );
-      const memory = await q.capsule.microvms.run({ imageName: 'base', memoryMib: 2048 }).catch((err: Error) => err);
-      assert.ok(
-        memory instanceof QuotaExceededError && (memory.details as { quota: string }).quota === 'maxMemoryMib',
-        String(memory),
-      );
+        const cpus = await q.capsule.microvms.run({ imageName: 'base', vcpuCount: 3 }).catch((err: Error) => err);
+        assert.ok(
+          cpus instanceof QuotaExceededError && (cpus.details as { quota: string }).quota === 'maxVcpus',
+          String(cpus),
+        );
+        const memory = await q.capsule.microvms.run({ imageName: 'base', memoryMib: 2048 }).catch((err: Error) => err);
+        assert.ok(
+          memory instanceof QuotaExceededError && (memory.details as { quota: string }).quota === 'maxMemoryMib',
+          String(memory),
+        );
 
-      // concurrent launches cannot overshoot: exactly one of three gets in
-      const raced = await Promise.allSettled([0, 1, 2].map(() => q.capsule.microvms.run({ imageName: 'base' })));
-      const won = raced.filter((r): r is PromiseFulfilledResult<MicroVM> => r.status === 'fulfilled');
-      assert.equal(won.length, 1, raced.map((r) => r.status).join(','));
-      vms.push(...won.map((r) => r.value));
-    } finally {
-      for (const vm of vms) if ((await vm.refresh()).state !== 'TERMINATED') await vm.terminate();
-    }
-  });
+        // concurrent launches cannot overshoot: exactly one of three gets in
+        const raced = await Promise.allSettled([0, 1, 2].map(() => q.capsule.microvms.run({ imageName: 'base' })));
+        const won = raced.filter((r): r is PromiseFulfilledResult<MicroVM> => r.status === 'fulfilled');
+        assert.equal(won.length, 1, raced.map((r) => r.status).join(','));
+        vms.push(...won.map((r) => r.value));
+      } finally {
+        for (const vm of vms) if ((await vm.refresh()).state !== 'TERMINATED') await vm.terminate();
+      }
+    },
+  );
 
   test('CLI: tenant create, key create, tenant quota; the new key works', async () => {
     const created = await runCli(server().url, server().adminKey, [

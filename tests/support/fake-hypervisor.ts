@@ -119,7 +119,10 @@ export class FakeVm implements Vm {
 export class FakeHypervisor implements Hypervisor {
   /** Every launch's options, in order. */
   readonly launches: LaunchOptions[] = [];
-  /** Awaited after a launch's VM exists, before it is handed over: hold it (a gate) or throw (it fails, leaving nothing). */
+  /**
+   * Awaited after a launch's VM exists, before it is handed over: hold it (a gate) or throw (it fails, leaving
+   * nothing).
+   */
   beforeReady: ((opts: LaunchOptions) => Promise<void>) | null = null;
   /** The next suspends fail: with the VM still running, or with the VM gone. */
   suspendFault: 'keeps-running' | 'dies' | null = null;

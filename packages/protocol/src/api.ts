@@ -102,7 +102,10 @@ export type MicroVMUsage = z.infer<typeof MicroVMUsage>;
 export const MicroVM = z
   .object({
     id: z.string(),
-    /** http://{id}.{baseDomain}:{port}: the MicroVM's HTTP/WebSocket endpoint (guest port by X-Capsule-Port, default 8080). */
+    /**
+     * http://{id}.{baseDomain}:{port}: the MicroVM's HTTP/WebSocket endpoint (guest port by X-Capsule-Port, default
+     * 8080).
+     */
     endpoint: z.string(),
     state: MicroVMState,
     imageName: z.string(),

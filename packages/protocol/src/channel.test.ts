@@ -115,75 +115,78 @@ test('invalid JSON in a MSG frame is delivered as { type: "invalid-json" }', () 
   assert.deepEqual(messages, [{ type: 'invalid-json' }]);
 });
 
-test('flow control: a stalled consumer never holds more than the window, then everything arrives in order', async () => {
-  const TOTAL = 4 * 1024 * 1024;
-  const source = pattern(TOTAL);
-  let guestChannel: Channel | undefined;
-  let sendDone = false;
-  let sendError: unknown;
-  const { host, wire } = link((channel) => {
-    guestChannel = channel;
-    channel.events.message = () => {
-      channel.sendData(Fd.STDOUT, source).then(
-        () => ((sendDone = true), channel.sendEof(Fd.STDOUT)),
-        (err) => (sendError = err),
-      );
+test(
+  'flow control: a stalled consumer never holds more than the window, then everything arrives in ' + 'order',
+  async () => {
+    const TOTAL = 4 * 1024 * 1024;
+    const source = pattern(TOTAL);
+    let guestChannel: Channel | undefined;
+    let sendDone = false;
+    let sendError: unknown;
+    const { host, wire } = link((channel) => {
+      guestChannel = channel;
+      channel.events.message = () => {
+        channel.sendData(Fd.STDOUT, source).then(
+          () => ((sendDone = true), channel.sendEof(Fd.STDOUT)),
+          (err) => (sendError = err),
+        );
+      };
+    });
+
+    const received: Buffer[] = [];
+    let delivered = 0; // bytes handed to the consumer
+    let consumed = 0; // bytes whose promise resolved (credit granted back)
+    let maxOutstanding = 0;
+    let stall: ReturnType<typeof gate> | null = gate();
+    let eof = false;
+    const channel = host.open();
+    channel.events.data = (fd, chunk) => {
+      assert.equal(fd, Fd.STDOUT);
+      assert.ok(chunk.length <= MAX_PAYLOAD_BYTES);
+      received.push(Buffer.from(chunk));
+      delivered += chunk.length;
+      maxOutstanding = Math.max(maxOutstanding, delivered - consumed);
+      const done = () => void (consumed += chunk.length);
+      // While stalled every chunk waits for the gate; afterwards the consumer is slow but steady.
+      if (stall) return stall.promise.then(done);
+      return new Promise<void>((resolve) => setImmediate(() => (done(), resolve())));
     };
-  });
+    channel.events.eof = () => (eof = true);
+    channel.sendMessage({ type: 'start' });
 
-  const received: Buffer[] = [];
-  let delivered = 0; // bytes handed to the consumer
-  let consumed = 0; // bytes whose promise resolved (credit granted back)
-  let maxOutstanding = 0;
-  let stall: ReturnType<typeof gate> | null = gate();
-  let eof = false;
-  const channel = host.open();
-  channel.events.data = (fd, chunk) => {
-    assert.equal(fd, Fd.STDOUT);
-    assert.ok(chunk.length <= MAX_PAYLOAD_BYTES);
-    received.push(Buffer.from(chunk));
-    delivered += chunk.length;
-    maxOutstanding = Math.max(maxOutstanding, delivered - consumed);
-    const done = () => void (consumed += chunk.length);
-    // While stalled every chunk waits for the gate; afterwards the consumer is slow but steady.
-    if (stall) return stall.promise.then(done);
-    return new Promise<void>((resolve) => setImmediate(() => (done(), resolve())));
-  };
-  channel.events.eof = () => (eof = true);
-  channel.sendMessage({ type: 'start' });
+    await until(() => guestChannel?.waitingForCredit === true, 'the sender to block on credit');
+    await settle(); // give any (wrongly) unbudgeted frame time to arrive
+    assert.equal(guestChannel!.waitingForCredit, true);
+    assert.equal(sendDone, false);
+    assert.ok(delivered > 0);
+    assert.ok(delivered <= INITIAL_WINDOW_BYTES + MAX_PAYLOAD_BYTES, `delivered ${delivered} while stalled`);
+    assert.ok(wire.toHost <= INITIAL_WINDOW_BYTES + MAX_PAYLOAD_BYTES + 100 * 12, `wire carried ${wire.toHost}`);
+    assert.equal(consumed, 0);
+    assert.equal(
+      wire.frames.filter((f) => f.kind === FrameKind.CREDIT).length,
+      0,
+      'no credit while the consumer is stalled',
+    );
 
-  await until(() => guestChannel?.waitingForCredit === true, 'the sender to block on credit');
-  await settle(); // give any (wrongly) unbudgeted frame time to arrive
-  assert.equal(guestChannel!.waitingForCredit, true);
-  assert.equal(sendDone, false);
-  assert.ok(delivered > 0);
-  assert.ok(delivered <= INITIAL_WINDOW_BYTES + MAX_PAYLOAD_BYTES, `delivered ${delivered} while stalled`);
-  assert.ok(wire.toHost <= INITIAL_WINDOW_BYTES + MAX_PAYLOAD_BYTES + 100 * 12, `wire carried ${wire.toHost}`);
-  assert.equal(consumed, 0);
-  assert.equal(
-    wire.frames.filter((f) => f.kind === FrameKind.CREDIT).length,
-    0,
-    'no credit while the consumer is stalled',
-  );
-
-  const stalled = stall!;
-  stall = null;
-  stalled.open();
-  await until(() => eof, 'eof', 100_000);
-  assert.equal(sendError, undefined);
-  assert.equal(sendDone, true);
-  assert.equal(guestChannel!.waitingForCredit, false);
-  assert.equal(delivered, TOTAL);
-  const all = Buffer.concat(received);
-  assert.equal(sha(all), sha(source));
-  assert.ok(all.equals(source));
-  assert.ok(maxOutstanding <= INITIAL_WINDOW_BYTES + MAX_PAYLOAD_BYTES, `max outstanding ${maxOutstanding}`);
-  // Credit granted back equals the bytes consumed.
-  await settle();
-  assert.equal(consumed, TOTAL);
-  const credited = wire.frames.filter((f) => f.dir === 'toGuest' && f.kind === FrameKind.CREDIT).length;
-  assert.equal(credited, received.length);
-});
+    const stalled = stall!;
+    stall = null;
+    stalled.open();
+    await until(() => eof, 'eof', 100_000);
+    assert.equal(sendError, undefined);
+    assert.equal(sendDone, true);
+    assert.equal(guestChannel!.waitingForCredit, false);
+    assert.equal(delivered, TOTAL);
+    const all = Buffer.concat(received);
+    assert.equal(sha(all), sha(source));
+    assert.ok(all.equals(source));
+    assert.ok(maxOutstanding <= INITIAL_WINDOW_BYTES + MAX_PAYLOAD_BYTES, `max outstanding ${maxOutstanding}`);
+    // Credit granted back equals the bytes consumed.
+    await settle();
+    assert.equal(consumed, TOTAL);
+    const credited = wire.frames.filter((f) => f.dir === 'toGuest' && f.kind === FrameKind.CREDIT).length;
+    assert.equal(credited, received.length);
+  },
+);
 
 test('flow control is per fd: a stalled stdout does not block stderr', async () => {
   let guestChannel: Channel | undefined;

@@ -135,7 +135,8 @@ export class Channel {
         const left = (this.allowance.get(frame.fd) ?? INITIAL_WINDOW_BYTES) - length;
         if (left < -OVERSHOOT_TOLERANCE_BYTES) {
           throw new ProtocolViolation(
-            `channel ${this.id} fd ${frame.fd}: ${length} bytes of DATA past the credit granted (${left + length} left)`,
+            `channel ${this.id} fd ${frame.fd}: ${length} bytes of DATA past the credit granted ` +
+              `(${left + length} left)`,
           );
         }
         this.allowance.set(frame.fd, left);

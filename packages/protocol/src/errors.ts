@@ -12,7 +12,10 @@ export const ErrorCode = {
   INVALID_STATE: 'INVALID_STATE',
   ALREADY_EXISTS: 'ALREADY_EXISTS',
   QUOTA_EXCEEDED: 'QUOTA_EXCEEDED',
-  /** Too many requests of a kind (launches per second, sessions open at once); details.retryAfterSeconds when waiting helps. */
+  /**
+   * Too many requests of a kind (launches per second, sessions open at once); details.retryAfterSeconds when waiting
+   * helps.
+   */
   RATE_LIMITED: 'RATE_LIMITED',
   VMM_UNAVAILABLE: 'VMM_UNAVAILABLE',
   BOOT_FAILED: 'BOOT_FAILED',

@@ -142,7 +142,10 @@ export const AgentErrorCode = z.enum([
 ]);
 export type AgentErrorCode = z.infer<typeof AgentErrorCode>;
 
-/** Guest → host. Every channel ends with exactly one of `exit`, `result`, `error` or `closed` (or `started` for background). */
+/**
+ * Guest → host. Every channel ends with exactly one of `exit`, `result`, `error` or `closed` (or `started` for
+ * background).
+ */
 export const GuestReply = z.discriminatedUnion('type', [
   z.object({ type: z.literal('pong'), protocolVersion: z.number() }),
   z.object({ type: z.literal('info'), info: AgentInfo }),

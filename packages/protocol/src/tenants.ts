@@ -11,7 +11,10 @@ export const TenantQuotas = z
       .int()
       .min(0)
       .max(1 << 30),
-    /** Bytes on disk, in MiB: suspended VMs' state, running VMs' disk overlays, image artifacts (zips, layers, snapshots). */
+    /**
+     * Bytes on disk, in MiB: suspended VMs' state, running VMs' disk overlays, image artifacts (zips, layers,
+     * snapshots).
+     */
     maxStorageMib: z
       .number()
       .int()

@@ -14,7 +14,10 @@ export class Files {
     return `/v1/microvms/${this.id}/files${suffix}`;
   }
 
-  /** Write a file atomically (it appears whole or not at all), making missing parent directories unless `parents: false`. */
+  /**
+   * Write a file atomically (it appears whole or not at all), making missing parent directories unless `parents:
+   * false`.
+   */
   async write(
     path: string,
     content: string | Uint8Array | Blob | ReadableStream<Uint8Array>,

@@ -34,7 +34,10 @@ export class Images {
     return (await this.http.send('GET', `/v1/images/${encodeURIComponent(name)}/versions/${version}/build`)).text();
   }
 
-  /** Poll until the build ends; `onLog` gets the build log as it grows. Resolves with the final version (SUCCESSFUL or FAILED). */
+  /**
+   * Poll until the build ends; `onLog` gets the build log as it grows. Resolves with the final version (SUCCESSFUL or
+   * FAILED).
+   */
   async waitUntilBuilt(
     name: string,
     version: number,

@@ -31,7 +31,10 @@ export class Tenants {
     return this.http.json(Tenant, 'PATCH', `/v1/tenants/${encodeURIComponent(id)}/quotas`, { json: quotas });
   }
 
-  /** The tenant's quotas beside what it holds now (running VMs, vCPUs, memory, storage). A tenant's own key may ask for its own. */
+  /**
+   * The tenant's quotas beside what it holds now (running VMs, vCPUs, memory, storage). A tenant's own key may ask for
+   * its own.
+   */
   usage(id: string): Promise<TenantUsageReport> {
     return this.http.json(TenantUsageReport, 'GET', `/v1/tenants/${encodeURIComponent(id)}/usage`);
   }

@@ -59,7 +59,8 @@ export const ENV_VARS = {
     'server',
     p.oneOf(['auto', 'kvm', 'tcg'] as const),
     'auto',
-    'auto: KVM only if cpuinfo has vmx/svm and a probe VM boots under it; the choice and its reason are logged and shown by `/healthz`.',
+    'auto: KVM only if cpuinfo has vmx/svm and a probe VM boots under it; the choice and its reason are ' +
+      'logged and shown by `/healthz`.',
   ),
   CAPSULE_QEMU: set('server', p.text(), 'qemu-system-x86_64', 'The QEMU binary (a name looked up in PATH, or a path).'),
   CAPSULE_QEMU_IMG: set('server', p.text(), 'qemu-img', 'The qemu-img binary (a name looked up in PATH, or a path).'),
@@ -122,7 +123,8 @@ export const ENV_VARS = {
     'server',
     p.int(),
     '4',
-    'Ready snapshots kept per runtime (one per VM shape); least recently used pruned first. Snapshot VMs run one at a time.',
+    'Ready snapshots kept per runtime (one per VM shape); least recently used pruned first. Snapshot VMs run ' +
+      'one at a time.',
   ),
   CAPSULE_SNAPSHOT_MIB_PER_RUNTIME: set(
     'server',
@@ -176,7 +178,8 @@ export const ENV_VARS = {
     'network',
     p.portList(16),
     '80,443',
-    'Guest ports (comma-separated, up to 16; `none`: no port) where a flow admitted only by a domain rule must say a listed name (TLS SNI or HTTP Host).',
+    'Guest ports (comma-separated, up to 16; `none`: no port) where a flow admitted only by a domain rule ' +
+      'must say a listed name (TLS SNI or HTTP Host).',
   ),
   CAPSULE_DNS_UPSTREAM: opt(
     'network',
@@ -206,7 +209,8 @@ export const ENV_VARS = {
     'storage',
     p.url(['http://', 'https://']),
     "AWS's endpoint for the region",
-    'S3-compatible storage for `s3://` code URIs and blobs; S3 is configured when this or CAPSULE_S3_ACCESS_KEY_ID is set.',
+    'S3-compatible storage for `s3://` code URIs and blobs; S3 is configured when this or ' +
+      'CAPSULE_S3_ACCESS_KEY_ID is set.',
   ),
   CAPSULE_S3_REGION: set('storage', p.text(), 'us-east-1', 'The S3 region.'),
   CAPSULE_S3_ACCESS_KEY_ID: opt('storage', p.text(), 'none', 'The S3 access key id.'),
@@ -221,13 +225,15 @@ export const ENV_VARS = {
     'storage',
     p.s3PrefixList(),
     '',
-    "The only places a tenant's `s3://` codeUri may name (comma-separated s3://bucket or s3://bucket/prefix/); none: uploads only. Never Capsule's own blob prefix.",
+    "The only places a tenant's `s3://` codeUri may name (comma-separated s3://bucket or " +
+      "s3://bucket/prefix/); none: uploads only. Never Capsule's own blob prefix.",
   ),
   CAPSULE_DISK_RESERVE_MIB: set(
     'storage',
     p.int(0),
     String(DEFAULT_DISK_RESERVE.mib),
-    'Free space kept on the data and cache filesystems, in MiB (the smaller of this and the percentage); under it launches, builds and suspends answer 507.',
+    'Free space kept on the data and cache filesystems, in MiB (the smaller of this and the percentage); ' +
+      'under it launches, builds and suspends answer 507.',
   ),
   CAPSULE_DISK_RESERVE_PERCENT: set(
     'storage',
@@ -254,13 +260,15 @@ export const ENV_VARS = {
     'quotas',
     p.int(),
     String(SYSTEM_MEMORY_MIB),
-    'Guest memory of builder and snapshot VMs together, in MiB (room for a build of the largest shape and a snapshot beside it).',
+    'Guest memory of builder and snapshot VMs together, in MiB (room for a build of the largest shape and a ' +
+      'snapshot beside it).',
   ),
   CAPSULE_LAUNCHES_PER_SECOND: set(
     'limits',
     p.int(),
     '10',
-    'Launches and resumes a tenant may start per second, sustained (a token bucket; 429 `RATE_LIMITED` with `Retry-After`).',
+    'Launches and resumes a tenant may start per second, sustained (a token bucket; 429 `RATE_LIMITED` with ' +
+      '`Retry-After`).',
   ),
   CAPSULE_LAUNCH_BURST: set('limits', p.int(), '20', 'Launches and resumes a tenant may start in one burst.'),
   CAPSULE_SESSIONS_PER_VM: set('limits', p.int(), '64', 'Exec and shell sessions open at once on one MicroVM.'),

@@ -226,23 +226,30 @@ test('readEnv reads one variable as parseEnv does (the log level, before the con
   assert.equal(parseEnv({}).CAPSULE_LOG, 'info');
 });
 
-test("every CAPSULE_ variable the server's code names is in the table, and none is read off process.env by name", () => {
-  const src = path.dirname(fileURLToPath(import.meta.url));
-  const files = (fs.readdirSync(src, { recursive: true }) as string[])
-    .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
-    .map((f) => path.join(src, f));
-  const names = Object.keys(ENV_VARS);
-  const named = new Set<string>();
-  for (const file of files) {
-    const code = fs.readFileSync(file, 'utf8');
-    for (const [name] of code.matchAll(/\bCAPSULE_[A-Z0-9_]+/g)) named.add(name);
-    assert.doesNotMatch(code, /process\.env(\.|\[)(?!PATH\b)/, `${path.relative(src, file)} reads process.env by name`);
-  }
-  // a name ending in _ is a family (CAPSULE_S3_*)
-  for (const name of named)
-    assert.ok(
-      name.endsWith('_') ? names.some((n) => n.startsWith(name)) : names.includes(name),
-      `${name} is in the table`,
-    );
-  assert.ok(named.size >= 50, `${named.size} names found`);
-});
+test(
+  "every CAPSULE_ variable the server's code names is in the table, and none is read off process.env by " + 'name',
+  () => {
+    const src = path.dirname(fileURLToPath(import.meta.url));
+    const files = (fs.readdirSync(src, { recursive: true }) as string[])
+      .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
+      .map((f) => path.join(src, f));
+    const names = Object.keys(ENV_VARS);
+    const named = new Set<string>();
+    for (const file of files) {
+      const code = fs.readFileSync(file, 'utf8');
+      for (const [name] of code.matchAll(/\bCAPSULE_[A-Z0-9_]+/g)) named.add(name);
+      assert.doesNotMatch(
+        code,
+        /process\.env(\.|\[)(?!PATH\b)/,
+        `${path.relative(src, file)} reads process.env by name`,
+      );
+    }
+    // a name ending in _ is a family (CAPSULE_S3_*)
+    for (const name of named)
+      assert.ok(
+        name.endsWith('_') ? names.some((n) => n.startsWith(name)) : names.includes(name),
+        `${name} is in the table`,
+      );
+    assert.ok(named.size >= 50, `${named.size} names found`);
+  },
+);

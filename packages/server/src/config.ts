@@ -28,7 +28,10 @@ export interface ApiLimits {
   /** Endpoint connections (proxied TCP streams) open at once. */
   tunnelsPerVm: number;
   tunnelsPerTenant: number;
-  /** Server-wide, against slow clients: whole headers within this long, a whole request (body included) within `requestTimeoutMs`. */
+  /**
+   * Server-wide, against slow clients: whole headers within this long, a whole request (body included) within
+   * `requestTimeoutMs`.
+   */
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   /** Connections the API server holds at once. */
@@ -93,7 +96,10 @@ export interface CapsuleConfig {
   netPoolSize: number;
   /** Private CIDRs the operator opens to every VM's egress (CAPSULE_EGRESS_PRIVATE_ALLOW, comma-separated). */
   egressPrivateAllow: string[];
-  /** Endpoints reach guest ports through the VM's namespace when the app listens there (CAPSULE_ENDPOINT_DIRECT=off: always the agent tunnel). */
+  /**
+   * Endpoints reach guest ports through the VM's namespace when the app listens there (CAPSULE_ENDPOINT_DIRECT=off:
+   * always the agent tunnel).
+   */
   endpointDirect: boolean;
   /** Guest ports where a flow admitted only by a domain rule must say a listed name (CAPSULE_EGRESS_NAME_PORTS). */
   egressNamePorts: number[];
@@ -105,7 +111,9 @@ export interface CapsuleConfig {
   systemQuota: SystemQuota;
   /** Free space kept on the data and cache filesystems: under it, launches, builds and suspends answer 507. */
   diskReserve: DiskReserveConfig;
-  /** Per-tenant API limits: launches per second, sessions and endpoint connections open at once (lifecycle/limits.ts). */
+  /**
+   * Per-tenant API limits: launches per second, sessions and endpoint connections open at once (lifecycle/limits.ts).
+   */
   apiLimits: ApiLimits;
 }
 

@@ -49,7 +49,8 @@ export class DiskReserve {
     if (!short) return;
     throw new CapsuleError(
       ErrorCode.INSUFFICIENT_STORAGE,
-      `cannot ${action}: ${short.freeMib} MiB free on the host's disk at ${short.path}, under its ${short.reserveMib} MiB reserve`,
+      `cannot ${action}: ${short.freeMib} MiB free on the host's disk at ${short.path}, under its ` +
+        `${short.reserveMib} MiB reserve`,
       { details: short },
     );
   }

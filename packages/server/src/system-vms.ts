@@ -36,7 +36,8 @@ export class SystemVms {
     if (memoryMib > this.quota.maxMemoryMib || this.quota.maxVms < 1) {
       throw new CapsuleError(
         ErrorCode.QUOTA_EXCEEDED,
-        `${what} needs a VM of ${memoryMib} MiB, and system VMs may hold at most ${this.quota.maxMemoryMib} MiB in ${this.quota.maxVms} VMs (CAPSULE_SYSTEM_MEMORY_MIB, CAPSULE_SYSTEM_VMS)`,
+        `${what} needs a VM of ${memoryMib} MiB, and system VMs may hold at most ${this.quota.maxMemoryMib} ` +
+          `MiB in ${this.quota.maxVms} VMs (CAPSULE_SYSTEM_MEMORY_MIB, CAPSULE_SYSTEM_VMS)`,
         {
           details: { quota: 'systemMemoryMib', limit: this.quota.maxMemoryMib, used: 0, requested: memoryMib },
         },

@@ -85,7 +85,10 @@ export async function callerOf(key: string, store: Store): Promise<Caller> {
   return { tenantId: found.tenantId, isAdmin: found.isAdmin };
 }
 
-/** The key a request carries: `Authorization: Bearer`, or on a WebSocket upgrade a `bearer.` subprotocol (browsers cannot set headers there). */
+/**
+ * The key a request carries: `Authorization: Bearer`, or on a WebSocket upgrade a `bearer.` subprotocol (browsers
+ * cannot set headers there).
+ */
 export function requestKey(req: IncomingMessage): string | null {
   const bearer = bearerKey(req);
   if (bearer || !req.headers.upgrade) return bearer;

@@ -3,10 +3,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { CONTRACT_FILE, contractDocument } from './contract.js';
 
-test('the committed OpenAPI document (docs/openapi.json) is the one the route table generates: run `npm run openapi` after a contract change', () => {
-  const committed = JSON.parse(fs.readFileSync(CONTRACT_FILE, 'utf8')) as object;
-  assert.deepEqual(JSON.parse(JSON.stringify(contractDocument())), committed);
-});
+test(
+  'the committed OpenAPI document (docs/openapi.json) is the one the route table generates: run `npm run ' +
+    'openapi` after a contract change',
+  () => {
+    const committed = JSON.parse(fs.readFileSync(CONTRACT_FILE, 'utf8')) as object;
+    assert.deepEqual(JSON.parse(JSON.stringify(contractDocument())), committed);
+  },
+);
 
 test('every operation declares its auth level, and only the public ones need no key', () => {
   const doc = contractDocument() as {

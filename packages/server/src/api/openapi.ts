@@ -1,6 +1,7 @@
 // GET /v1/openapi.json: the OpenAPI 3.1 document, generated from the route table itself (each route's
 // zod schemas are the ones the framework validates with), so the document cannot drift. A copy is
-// committed (docs/openapi.json; the schemas with a meta id in protocol are named components) and a test compares them, so a contract change is a visible diff.
+// committed (docs/openapi.json; the schemas with a meta id in protocol are named components) and a test compares them,
+// so a contract change is a visible diff.
 import type { ApiApp } from './app.js';
 import { defineRoute, raw } from './route.js';
 

@@ -72,7 +72,10 @@ export function createApiServer({ limits, app, routeOf, metrics, proxy, log }: A
   return server;
 }
 
-/** An upgrade through the route table: a WebSocket route takes the socket; any other answer is written to it and it is closed. */
+/**
+ * An upgrade through the route table: a WebSocket route takes the socket; any other answer is written to it and it is
+ * closed.
+ */
 async function routeUpgrade(app: ApiApp, req: http.IncomingMessage, upgrade: Upgrade): Promise<void> {
   const headers = new Headers();
   for (const [name, value] of Object.entries(req.headers))

@@ -1,7 +1,8 @@
 // Interactive sessions over WebSocket, once routes/microvm-sessions.ts has authorised the upgrade:
 // GET /v1/microvms/{id}/exec/ws (the first message says what to run, optionally on a terminal) and
 // GET /v1/microvms/{id}/shell?rows=&cols= (a login shell on a terminal). Stdin, resize and signals go
-// in; output comes out with backpressure (the guest is held while the client's socket is full). A client that goes away hangs up the terminal / kills the command.
+// in; output comes out with backpressure (the guest is held while the client's socket is full). A client that goes away
+// hangs up the terminal / kills the command.
 import type http from 'node:http';
 import { PassThrough } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
@@ -38,7 +39,9 @@ export class InteractiveSessions {
     for (const client of this.wss.clients) client.terminate();
   }
 
-  /** Takes an upgrade the routes have authorised (routes/microvm-sessions.ts): the socket is the session's from here. */
+  /**
+   * Takes an upgrade the routes have authorised (routes/microvm-sessions.ts): the socket is the session's from here.
+   */
   accept(req: http.IncomingMessage, upgrade: Upgrade, tenantId: string, id: string, preset: Start | null): void {
     upgrade.taken = true;
     this.wss.handleUpgrade(req, upgrade.socket, upgrade.head, (ws) => this.session(ws, tenantId, id, preset));

@@ -72,26 +72,30 @@ for (const [name, make] of stores) {
       await store.delete('never/there'); // deleting nothing is fine
     });
 
-    test('putFile moves a file in; localFile gives a file with the bytes (downloaded again if the local copy is gone)', async () => {
-      const store = make();
-      const work = fs.mkdtempSync(path.join(dir, 'work-'));
-      fs.writeFileSync(path.join(work, 'layer'), 'layer bytes');
-      await store.putFile('images/t/app/1/layer.qcow2', path.join(work, 'layer'));
-      assert.equal(fs.existsSync(path.join(work, 'layer')), false, 'moved, not copied');
-      const local = await store.localFile('images/t/app/1/layer.qcow2');
-      assert.equal(fs.readFileSync(local, 'utf8'), 'layer bytes');
-      assert.deepEqual(await store.head('images/t/app/1/layer.qcow2'), { sizeBytes: 11 });
-      if (store instanceof S3BlobStore) {
-        fs.rmSync(local);
-        assert.equal(
-          fs.readFileSync(await store.localFile('images/t/app/1/layer.qcow2'), 'utf8'),
-          'layer bytes',
-          'fetched from S3 again',
-        );
-      }
-      await store.delete('images/t/app/1/layer.qcow2');
-      await assert.rejects(store.localFile('images/t/app/1/layer.qcow2'), BlobNotFoundError);
-    });
+    test(
+      'putFile moves a file in; localFile gives a file with the bytes (downloaded again if the local ' +
+        'copy is gone)',
+      async () => {
+        const store = make();
+        const work = fs.mkdtempSync(path.join(dir, 'work-'));
+        fs.writeFileSync(path.join(work, 'layer'), 'layer bytes');
+        await store.putFile('images/t/app/1/layer.qcow2', path.join(work, 'layer'));
+        assert.equal(fs.existsSync(path.join(work, 'layer')), false, 'moved, not copied');
+        const local = await store.localFile('images/t/app/1/layer.qcow2');
+        assert.equal(fs.readFileSync(local, 'utf8'), 'layer bytes');
+        assert.deepEqual(await store.head('images/t/app/1/layer.qcow2'), { sizeBytes: 11 });
+        if (store instanceof S3BlobStore) {
+          fs.rmSync(local);
+          assert.equal(
+            fs.readFileSync(await store.localFile('images/t/app/1/layer.qcow2'), 'utf8'),
+            'layer bytes',
+            'fetched from S3 again',
+          );
+        }
+        await store.delete('images/t/app/1/layer.qcow2');
+        await assert.rejects(store.localFile('images/t/app/1/layer.qcow2'), BlobNotFoundError);
+      },
+    );
 
     test('usageBytes sums what is stored under a prefix, and nothing beside it', async () => {
       const store = make();

@@ -51,7 +51,9 @@ export interface BuildOptions {
   /** Every line of build output, as it comes. */
   log: (text: string) => void;
   timeoutMs: number;
-  /** Builder VMs get a namespace of their own with the plan's build egress (public internet by default, never the host). */
+  /**
+   * Builder VMs get a namespace of their own with the plan's build egress (public internet by default, never the host).
+   */
   networks: VmNetworks | null;
 }
 

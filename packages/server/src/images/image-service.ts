@@ -47,9 +47,15 @@ export interface ImageServiceDeps {
   networks: VmNetworks | null;
   /** The free-space reserve an upload is checked against. */
   disk: DiskReserve;
-  /** Tenants' storage quotas (lifecycle/storage-quota.ts): a new version is refused while its tenant is at or over its own. */
+  /**
+   * Tenants' storage quotas (lifecycle/storage-quota.ts): a new version is refused while its tenant is at or over its
+   * own.
+   */
   storage: TenantStorage;
-  /** Builder and app-snapshot VMs are the system's: they wait for room in its quota and run in its jails, never a tenant's. */
+  /**
+   * Builder and app-snapshot VMs are the system's: they wait for room in its quota and run in its jails, never a
+   * tenant's.
+   */
   systemVms: SystemVms;
   /** Is any MicroVM (not terminated) using this image version? */
   inUse(tenantId: string, name: string, version: number): Promise<boolean>;
@@ -429,7 +435,8 @@ export class ImageService {
     if (excess > 0) {
       throw new CapsuleError(
         ErrorCode.QUOTA_EXCEEDED,
-        `image ${name} has ${versions.length} versions (the most kept is ${max}) and each is building or used by MicroVMs; delete one first`,
+        `image ${name} has ${versions.length} versions (the most kept is ${max}) and each is building or used ` +
+          `by MicroVMs; delete one first`,
         {
           details: { quota: 'maxVersionsPerImage', limit: max, used: versions.length, requested: 1 },
         },

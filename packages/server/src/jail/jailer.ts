@@ -54,14 +54,16 @@ export class Jailer {
   static create(settings: JailSettings, log: Logger): Jailer {
     if (settings.unsafeNoJail) {
       log.warn(
-        '!!! CAPSULE_UNSAFE_NO_JAIL=1: QEMU runs WITHOUT a jail, as the server user, with no cgroup limits. A guest that escapes QEMU owns this host and every tenant. Development only. !!!',
+        '!!! CAPSULE_UNSAFE_NO_JAIL=1: QEMU runs WITHOUT a jail, as the server user, with no cgroup limits. A ' +
+          'guest that escapes QEMU owns this host and every tenant. Development only. !!!',
       );
       return new Jailer(true, settings, null, null, null, null);
     }
     try {
       if (process.getuid?.() !== 0)
         throw new Error(
-          'the server is not running as root, which making a jail needs (or set CAPSULE_UNSAFE_NO_JAIL=1 for development)',
+          'the server is not running as root, which making a jail needs (or set CAPSULE_UNSAFE_NO_JAIL=1 for ' +
+            'development)',
         );
       fs.mkdirSync(JAIL_MOUNTPOINT, { recursive: true, mode: 0o755 });
       const root = prepareQemuRoot(settings.qemuBinary, path.join(settings.cacheDir, 'jail'));

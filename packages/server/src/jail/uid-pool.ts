@@ -41,7 +41,9 @@ export class UidPool {
     );
   }
 
-  /** Take back a recorded uid after a restart or reboot; false if it is in the range no more or someone else holds it. */
+  /**
+   * Take back a recorded uid after a restart or reboot; false if it is in the range no more or someone else holds it.
+   */
   reclaim(uid: number, owner: string): boolean {
     if (uid < this.range.first || uid > this.range.last) return false;
     const held = this.holder(uid);

@@ -39,7 +39,9 @@ export class DiskPauses {
     const short = this.disk.shortfall();
     throw new CapsuleError(
       ErrorCode.INSUFFICIENT_STORAGE,
-      `cannot ${action} MicroVM ${id}: it is paused since the host's disk filled up under it ${Math.round((Date.now() - pause.sinceMs) / 1000)} s ago${short ? ` (${short.freeMib} MiB free at ${short.path}, under its ${short.reserveMib} MiB reserve)` : ''}; it continues, losing nothing, once space is freed`,
+      `cannot ${action} MicroVM ${id}: it is paused since the host's disk filled up under it ` +
+        `${Math.round((Date.now() - pause.sinceMs) / 1000)} s ` +
+        `ago${short ? ` (${short.freeMib} MiB free at ${short.path}, under its ${short.reserveMib} MiB reserve)` : ''}; it continues, losing nothing, once space is freed`,
       { details: { pausedForMs: Date.now() - pause.sinceMs, ...short } },
     );
   }

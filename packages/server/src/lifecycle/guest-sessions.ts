@@ -36,7 +36,8 @@ export class GuestSessions {
     const release = this.deps.sessions.acquire(tenantId, id, 'session');
     let handle: ExecHandle;
     try {
-      // a command with a timeout also gets the host's deadline: a guest that never reports its exit frees the session anyway
+      // a command with a timeout also gets the host's deadline: a guest that never reports its exit frees the session
+      // anyway
       const deadlineMs = request.timeoutMs === undefined ? undefined : request.timeoutMs + EXEC_DEADLINE_GRACE_MS;
       handle = agent.exec({ ...rest, env: { ...record.env, ...request.env } }, { ...io, deadlineMs });
     } catch (err) {

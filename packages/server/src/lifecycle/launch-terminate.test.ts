@@ -9,27 +9,30 @@ import { gate, lifecycleHarness, TENANT, until } from '../../../../tests/support
 
 const RUN = { imageName: 'base' } as const;
 
-test('launch: RUNNING with its network attached; terminate: TERMINATED, VM stopped, slot and files released', async () => {
-  const h = await lifecycleHarness();
-  try {
-    const vm = await h.service.run(TENANT, RUN);
-    assert.equal(vm.state, 'RUNNING');
-    assert.equal(vm.launchedFrom, 'boot');
-    assert.notEqual(vm.netSlot, null);
-    assert.equal(h.networks.holders.get(vm.netSlot!), vm.id);
-    const running = h.hypervisor.vmOf(vm.id);
-    assert.equal(vm.qemuPid, running.pid);
-    await running.agent.ping(); // the agent link the service holds answers
-    const done = await h.service.terminate(TENANT, vm.id);
-    assert.equal(done.state, 'TERMINATED');
-    assert.equal(done.netSlot, null);
-    assert.equal(h.hypervisor.running.length, 0);
-    assert.equal(h.networks.holders.size, 0);
-    assert.equal(fs.existsSync(vm.vmDir!), false);
-  } finally {
-    await h.close();
-  }
-});
+test(
+  'launch: RUNNING with its network attached; terminate: TERMINATED, VM stopped, slot and files ' + 'released',
+  async () => {
+    const h = await lifecycleHarness();
+    try {
+      const vm = await h.service.run(TENANT, RUN);
+      assert.equal(vm.state, 'RUNNING');
+      assert.equal(vm.launchedFrom, 'boot');
+      assert.notEqual(vm.netSlot, null);
+      assert.equal(h.networks.holders.get(vm.netSlot!), vm.id);
+      const running = h.hypervisor.vmOf(vm.id);
+      assert.equal(vm.qemuPid, running.pid);
+      await running.agent.ping(); // the agent link the service holds answers
+      const done = await h.service.terminate(TENANT, vm.id);
+      assert.equal(done.state, 'TERMINATED');
+      assert.equal(done.netSlot, null);
+      assert.equal(h.hypervisor.running.length, 0);
+      assert.equal(h.networks.holders.size, 0);
+      assert.equal(fs.existsSync(vm.vmDir!), false);
+    } finally {
+      await h.close();
+    }
+  },
+);
 
 test('a launch that fails is FAILED with the reason, and holds no VM, slot or directory', async () => {
   const h = await lifecycleHarness();

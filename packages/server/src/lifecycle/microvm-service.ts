@@ -497,7 +497,10 @@ export class MicroVMService {
       );
     const console = serialTail(machine.vmDir, maxBytes);
     if (record.imageVersion === null) return console;
-    return `${console}${console && !console.endsWith('\n') ? '\n' : ''}--- app output ---\n${await appLogTail(machine.agent, maxBytes)}`;
+    return (
+      `${console}${console && !console.endsWith('\n') ? '\n' : ''}--- app output ` +
+      `---\n${await appLogTail(machine.agent, maxBytes)}`
+    );
   }
 
   /** Where a MicroVM's endpoint answers (the API port, by Host name). */
@@ -571,7 +574,10 @@ export class MicroVMService {
     return done ?? (await this.deps.store.getMicroVM(id))!; // failed meanwhile: as it is
   }
 
-  /** Its QEMU is gone without a stop(): clean up, then record it FAILED with why (the console says why a guest panicked). */
+  /**
+   * Its QEMU is gone without a stop(): clean up, then record it FAILED with why (the console says why a guest
+   * panicked).
+   */
   private async onMachineLost(id: string, reason: string): Promise<void> {
     const machine = this.machines.get(id);
     this.forgetMachine(id);
@@ -580,7 +586,8 @@ export class MicroVMService {
     await machine?.stop().catch(() => undefined);
     await this.losses.record(
       id,
-      `${reason}; the VM's memory and processes are gone${console ? `\n--- serial console (tail) ---\n${console}` : ''}`,
+      `${reason}; the VM's memory and processes are ` +
+        `gone${console ? `\n--- serial console (tail) ---\n${console}` : ''}`,
     );
   }
 }

@@ -69,63 +69,66 @@ async function hookServer(
   };
 }
 
-test('hooks: run gets its payload; a hook that never answers is cut at its deadline and the action completes', async () => {
-  const hooks = await hookServer(['suspend', 'terminate']);
-  const hookTimeoutMs = 300;
-  const plan: BuildPlan = {
-    runtime: 'base',
-    steps: [],
-    env: {},
-    workdir: '/app',
-    user: 'root',
-    start: null,
-    port: null,
-    memoryMib: null,
-    vcpuCount: null,
-    hookPort: hooks.port,
-    hookTimeoutMs,
-  };
-  const h = await lifecycleHarness({
-    images: {
-      launchable: async (tenantId, name, version) => {
-        const record = await h.store.getImageVersion(tenantId, name, version ?? 1);
-        if (!record) throw new Error(`no image ${name}`);
-        return { record, layerPath: '/nonexistent/layer.qcow2', snapshot: null };
-      },
-    },
-  });
-  try {
-    const now = new Date().toISOString();
-    await h.store.insertImageVersion({
-      tenantId: TENANT,
-      name: 'app',
-      state: 'SUCCESSFUL',
+test(
+  'hooks: run gets its payload; a hook that never answers is cut at its deadline and the action ' + 'completes',
+  async () => {
+    const hooks = await hookServer(['suspend', 'terminate']);
+    const hookTimeoutMs = 300;
+    const plan: BuildPlan = {
       runtime: 'base',
-      source: 'zip',
-      plan,
-      failureReason: null,
-      failedStep: null,
-      createdAt: now,
-      updatedAt: now,
-      finishedAt: now,
+      steps: [],
+      env: {},
+      workdir: '/app',
+      user: 'root',
+      start: null,
+      port: null,
+      memoryMib: null,
+      vcpuCount: null,
+      hookPort: hooks.port,
+      hookTimeoutMs,
+    };
+    const h = await lifecycleHarness({
+      images: {
+        launchable: async (tenantId, name, version) => {
+          const record = await h.store.getImageVersion(tenantId, name, version ?? 1);
+          if (!record) throw new Error(`no image ${name}`);
+          return { record, layerPath: '/nonexistent/layer.qcow2', snapshot: null };
+        },
+      },
     });
-    const vm = await h.service.run(TENANT, { imageName: 'app', imageVersion: 1, runHookPayload: '{"task":42}' });
-    assert.deepEqual(hooks.calls, [{ hook: 'run', body: '{"task":42}' }]);
-    const startedMs = Date.now();
-    assert.equal((await h.service.suspend(TENANT, vm.id)).state, 'SUSPENDED');
-    assert.ok(Date.now() - startedMs >= hookTimeoutMs, 'the suspend waited for its hook');
-    await h.service.resume(TENANT, vm.id);
-    assert.equal((await h.service.terminate(TENANT, vm.id)).state, 'TERMINATED');
-    assert.deepEqual(
-      hooks.calls.map((c) => c.hook),
-      ['run', 'suspend', 'resume', 'terminate'],
-    );
-    const failed = h.logs.filter((l) => /the (suspend|terminate) hook failed/.test(String(l.msg)));
-    assert.equal(failed.length, 2);
-    for (const line of failed)
-      assert.match(String(line.error), new RegExp(`did not answer within ${hookTimeoutMs} ms`));
-  } finally {
-    hooks.close();
-    await h.close();
-  }
-});
+    try {
+      const now = new Date().toISOString();
+      await h.store.insertImageVersion({
+        tenantId: TENANT,
+        name: 'app',
+        state: 'SUCCESSFUL',
+        runtime: 'base',
+        source: 'zip',
+        plan,
+        failureReason: null,
+        failedStep: null,
+        createdAt: now,
+        updatedAt: now,
+        finishedAt: now,
+      });
+      const vm = await h.service.run(TENANT, { imageName: 'app', imageVersion: 1, runHookPayload: '{"task":42}' });
+      assert.deepEqual(hooks.calls, [{ hook: 'run', body: '{"task":42}' }]);
+      const startedMs = Date.now();
+      assert.equal((await h.service.suspend(TENANT, vm.id)).state, 'SUSPENDED');
+      assert.ok(Date.now() - startedMs >= hookTimeoutMs, 'the suspend waited for its hook');
+      await h.service.resume(TENANT, vm.id);
+      assert.equal((await h.service.terminate(TENANT, vm.id)).state, 'TERMINATED');
+      assert.deepEqual(
+        hooks.calls.map((c) => c.hook),
+        ['run', 'suspend', 'resume', 'terminate'],
+      );
+      const failed = h.logs.filter((l) => /the (suspend|terminate) hook failed/.test(String(l.msg)));
+      assert.equal(failed.length, 2);
+      for (const line of failed)
+        assert.match(String(line.error), new RegExp(`did not answer within ${hookTimeoutMs} ms`));
+    } finally {
+      hooks.close();
+      await h.close();
+    }
+  },
+);

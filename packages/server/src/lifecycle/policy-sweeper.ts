@@ -5,7 +5,10 @@ import type { Logger } from '../log.js';
 import type { MicroVMRecord, Store } from '../store/types.js';
 import { decide } from './policy.js';
 
-/** Last activity per VM (any API, exec, file or proxy call) and the work in flight in it (foreground execs, open endpoint connections). */
+/**
+ * Last activity per VM (any API, exec, file or proxy call) and the work in flight in it (foreground execs, open
+ * endpoint connections).
+ */
 export class Activity {
   private readonly lastMs = new Map<string, number>();
   private readonly execs = new Map<string, number>();

@@ -5,7 +5,10 @@
 import { CapsuleError, ErrorCode, type MicroVMState, type TenantQuotas, type VmShape } from '@capsule/protocol';
 import type { Store, TenantRecord, TenantUsage } from '../store/types.js';
 
-/** States in which a MicroVM holds its vCPUs and memory: until its QEMU has exited (a TERMINATING VM becomes TERMINATED only then). */
+/**
+ * States in which a MicroVM holds its vCPUs and memory: until its QEMU has exited (a TERMINATING VM becomes TERMINATED
+ * only then).
+ */
 export const HOLDING_STATES: MicroVMState[] = ['PENDING', 'RUNNING', 'SUSPENDING', 'TERMINATING'];
 
 /** What a launch or resume asks of its tenant's quotas. */
@@ -20,7 +23,10 @@ export class QuotaGate {
     private readonly fallback: TenantQuotas,
   ) {}
 
-  /** Admit `demand` for the tenant or throw QUOTA_EXCEEDED; call the returned release once the VM is in the store's usage (or failed). */
+  /**
+   * Admit `demand` for the tenant or throw QUOTA_EXCEEDED; call the returned release once the VM is in the store's
+   * usage (or failed).
+   */
   admit(tenantId: string, demand: Demand): Promise<() => void> {
     const check = async (): Promise<() => void> => {
       const quotas = effectiveQuotas(await this.store.getTenant(tenantId), this.fallback);

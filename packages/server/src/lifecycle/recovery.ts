@@ -117,7 +117,9 @@ export async function recoverMicroVMs(ctx: {
     await networks.release(record.id, record.netSlot);
     await store.transition(record.id, record.state, 'FAILED', {
       netSlot: null,
-      failureReason: `the server restarted while this MicroVM was ${record.state} and its VM could not be taken back; it was stopped`,
+      failureReason:
+        `the server restarted while this MicroVM was ${record.state} and its VM could not be ` +
+        `taken back; it was stopped`,
       qemuPid: null,
     });
     log.warn('marked MicroVM failed after restart', { id: record.id, was: record.state });

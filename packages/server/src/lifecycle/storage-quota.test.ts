@@ -23,95 +23,103 @@ function writeRandom(file: string, bytes: number): void {
   fs.writeFileSync(file, randomBytes(bytes));
 }
 
-test('storage meter: overlays, suspended state and images counted per tenant; a refusal names the breakdown', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-storage-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const store = await SqlStore.open(new SqliteDriver(path.join(dir, 'capsule.db')));
-  t.after(() => store.close());
-  const blobs = new LocalBlobStore(path.join(dir, 'blobs'));
-  const dirs = {
-    vmsDir: path.join(dir, 'vms'),
-    suspendedDir: path.join(dir, 'suspended'),
-    imagesDir: path.join(dir, 'images'),
-  };
-  const meter = new StorageMeter({ store, blobs, ...dirs, defaults: DEFAULTS });
-  await store.insertTenant({
-    id: 'ten-a',
-    name: 'a',
-    quotas: { maxRunningMicroVMs: 1, maxVcpus: 2, maxMemoryMib: 1024 },
-    createdAt: new Date().toISOString(),
-  });
-
-  const vm = (state: 'RUNNING' | 'SUSPENDED' | 'TERMINATED', tenantId = 'ten-a') => {
-    const record = {
-      ...pendingRecord(
-        tenantId,
-        { imageName: 'base' },
-        {
-          ...dirs,
-          network: { egress: 'none', allow: [], deny: [] },
-          maximumDurationSeconds: 60,
-          accelerator: 'tcg',
-          imageVersion: null,
-          vcpuCount: 1,
-          memoryMib: 256,
-          env: {},
-        },
-      ),
-      state,
+test(
+  'storage meter: overlays, suspended state and images counted per tenant; a refusal names the ' + 'breakdown',
+  async (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-storage-'));
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const store = await SqlStore.open(new SqliteDriver(path.join(dir, 'capsule.db')));
+    t.after(() => store.close());
+    const blobs = new LocalBlobStore(path.join(dir, 'blobs'));
+    const dirs = {
+      vmsDir: path.join(dir, 'vms'),
+      suspendedDir: path.join(dir, 'suspended'),
+      imagesDir: path.join(dir, 'images'),
     };
-    return store.insertMicroVM(record).then(() => record);
-  };
-  const running = await vm('RUNNING');
-  writeRandom(path.join(running.vmDir!, 'overlay.qcow2'), 3 * MIB);
-  const suspended = await vm('SUSPENDED');
-  writeRandom(path.join(dirs.suspendedDir, suspended.id, 'memory'), 5 * MIB);
-  writeRandom(path.join(dirs.suspendedDir, suspended.id, 'disk.qcow2'), 1 * MIB);
-  const gone = await vm('TERMINATED');
-  writeRandom(path.join(gone.vmDir!, 'overlay.qcow2'), 7 * MIB); // left behind: not the tenant's any more
-  const others = await vm('RUNNING', 'ten-b');
-  writeRandom(path.join(others.vmDir!, 'overlay.qcow2'), 11 * MIB);
-  await blobs.put('images/ten-a/app/1/layer.qcow2', randomBytes(2 * MIB));
-  writeRandom(path.join(dirs.imagesDir, 'ten-a', 'app', '1', 'build.log'), MIB / 2);
-  await blobs.put('images/ten-ab/app/1/layer.qcow2', randomBytes(13 * MIB)); // a tenant whose id starts the same
+    const meter = new StorageMeter({ store, blobs, ...dirs, defaults: DEFAULTS });
+    await store.insertTenant({
+      id: 'ten-a',
+      name: 'a',
+      quotas: { maxRunningMicroVMs: 1, maxVcpus: 2, maxMemoryMib: 1024 },
+      createdAt: new Date().toISOString(),
+    });
 
-  const usage = await meter.usage('ten-a');
-  const near = (actual: number, expected: number) =>
-    assert.ok(actual >= expected && actual < expected + 0.2, `${actual} vs ${expected}`);
-  near(usage.overlaysMib, 3);
-  near(usage.suspendedMib, 6);
-  near(usage.imagesMib, 2.5);
-  near(usage.totalMib, 11.5);
+    const vm = (state: 'RUNNING' | 'SUSPENDED' | 'TERMINATED', tenantId = 'ten-a') => {
+      const record = {
+        ...pendingRecord(
+          tenantId,
+          { imageName: 'base' },
+          {
+            ...dirs,
+            network: { egress: 'none', allow: [], deny: [] },
+            maximumDurationSeconds: 60,
+            accelerator: 'tcg',
+            imageVersion: null,
+            vcpuCount: 1,
+            memoryMib: 256,
+            env: {},
+          },
+        ),
+        state,
+      };
+      return store.insertMicroVM(record).then(() => record);
+    };
+    const running = await vm('RUNNING');
+    writeRandom(path.join(running.vmDir!, 'overlay.qcow2'), 3 * MIB);
+    const suspended = await vm('SUSPENDED');
+    writeRandom(path.join(dirs.suspendedDir, suspended.id, 'memory'), 5 * MIB);
+    writeRandom(path.join(dirs.suspendedDir, suspended.id, 'disk.qcow2'), 1 * MIB);
+    const gone = await vm('TERMINATED');
+    writeRandom(path.join(gone.vmDir!, 'overlay.qcow2'), 7 * MIB); // left behind: not the tenant's any more
+    const others = await vm('RUNNING', 'ten-b');
+    writeRandom(path.join(others.vmDir!, 'overlay.qcow2'), 11 * MIB);
+    await blobs.put('images/ten-a/app/1/layer.qcow2', randomBytes(2 * MIB));
+    writeRandom(path.join(dirs.imagesDir, 'ten-a', 'app', '1', 'build.log'), MIB / 2);
+    await blobs.put('images/ten-ab/app/1/layer.qcow2', randomBytes(13 * MIB)); // a tenant whose id starts the same
 
-  // a tenant made before maxStorageMib existed takes the server's default (100): under it
-  assert.deepEqual(effectiveQuotas(await store.getTenant('ten-a'), DEFAULTS), {
-    maxRunningMicroVMs: 1,
-    maxVcpus: 2,
-    maxMemoryMib: 1024,
-    maxStorageMib: 100,
-  });
-  await meter.check('ten-a', 'launch a MicroVM');
+    const usage = await meter.usage('ten-a');
+    const near = (actual: number, expected: number) =>
+      assert.ok(actual >= expected && actual < expected + 0.2, `${actual} vs ${expected}`);
+    near(usage.overlaysMib, 3);
+    near(usage.suspendedMib, 6);
+    near(usage.imagesMib, 2.5);
+    near(usage.totalMib, 11.5);
 
-  // at its quota: refused with the figures
-  await store.updateTenantQuotas('ten-a', {
-    ...effectiveQuotas(await store.getTenant('ten-a'), DEFAULTS),
-    maxStorageMib: 11,
-  });
-  const refused = await meter.check('ten-a', 'launch a MicroVM').catch((err: unknown) => err);
-  assert.ok(refused instanceof CapsuleError && refused.code === ErrorCode.QUOTA_EXCEEDED, String(refused));
-  const details = refused.details as { quota: string; limit: number; used: number; storage: { suspendedMib: number } };
-  assert.deepEqual([details.quota, details.limit], ['maxStorageMib', 11]);
-  near(details.used, 11.5);
-  near(details.storage.suspendedMib, 6);
-  assert.match(
-    refused.message,
-    /cannot launch a MicroVM: quota maxStorageMib exceeded: 11\.\d MiB in use \(suspended VMs 6(\.\d)?, disk overlays 3(\.\d)?, images 2\.\d\) of 11 MiB/,
-  );
+    // a tenant made before maxStorageMib existed takes the server's default (100): under it
+    assert.deepEqual(effectiveQuotas(await store.getTenant('ten-a'), DEFAULTS), {
+      maxRunningMicroVMs: 1,
+      maxVcpus: 2,
+      maxMemoryMib: 1024,
+      maxStorageMib: 100,
+    });
+    await meter.check('ten-a', 'launch a MicroVM');
 
-  // the figure is kept briefly; forget() measures again at once
-  fs.rmSync(path.join(dirs.suspendedDir, suspended.id), { recursive: true });
-  near((await meter.usage('ten-a')).suspendedMib, 6);
-  meter.forget('ten-a');
-  assert.equal((await meter.usage('ten-a')).suspendedMib, 0);
-  await meter.check('ten-a', 'launch a MicroVM');
-});
+    // at its quota: refused with the figures
+    await store.updateTenantQuotas('ten-a', {
+      ...effectiveQuotas(await store.getTenant('ten-a'), DEFAULTS),
+      maxStorageMib: 11,
+    });
+    const refused = await meter.check('ten-a', 'launch a MicroVM').catch((err: unknown) => err);
+    assert.ok(refused instanceof CapsuleError && refused.code === ErrorCode.QUOTA_EXCEEDED, String(refused));
+    const details = refused.details as {
+      quota: string;
+      limit: number;
+      used: number;
+      storage: { suspendedMib: number };
+    };
+    assert.deepEqual([details.quota, details.limit], ['maxStorageMib', 11]);
+    near(details.used, 11.5);
+    near(details.storage.suspendedMib, 6);
+    assert.match(
+      refused.message,
+      /cannot launch a MicroVM: quota maxStorageMib exceeded: 11\.\d MiB in use \(suspended VMs 6(\.\d)?, disk overlays 3(\.\d)?, images 2\.\d\) of 11 MiB/,
+    );
+
+    // the figure is kept briefly; forget() measures again at once
+    fs.rmSync(path.join(dirs.suspendedDir, suspended.id), { recursive: true });
+    near((await meter.usage('ten-a')).suspendedMib, 6);
+    meter.forget('ten-a');
+    assert.equal((await meter.usage('ten-a')).suspendedMib, 0);
+    await meter.check('ten-a', 'launch a MicroVM');
+  },
+);

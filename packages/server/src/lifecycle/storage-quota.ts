@@ -67,7 +67,9 @@ export class StorageMeter {
     if (usage.totalMib < limit) return;
     throw new CapsuleError(
       ErrorCode.QUOTA_EXCEEDED,
-      `cannot ${action}: quota maxStorageMib exceeded: ${usage.totalMib} MiB in use (suspended VMs ${usage.suspendedMib}, disk overlays ${usage.overlaysMib}, images ${usage.imagesMib}) of ${limit} MiB; terminate MicroVMs or delete image versions`,
+      `cannot ${action}: quota maxStorageMib exceeded: ${usage.totalMib} MiB in use (suspended VMs ` +
+        `${usage.suspendedMib}, disk overlays ${usage.overlaysMib}, images ${usage.imagesMib}) of ${limit} ` +
+        `MiB; terminate MicroVMs or delete image versions`,
       { details: { quota: 'maxStorageMib', limit, used: usage.totalMib, requested: 0, storage: usage } },
     );
   }

@@ -34,28 +34,31 @@ test('suspend frees the VM and its slot; resume brings back what it held', async
   }
 });
 
-test('a suspend that fails with the VM still running leaves it RUNNING, untouched, and can be tried again', async () => {
-  const h = await lifecycleHarness();
-  try {
-    const vm = await h.service.run(TENANT, RUN);
-    h.hypervisor.vmOf(vm.id).memory.kept = 'yes';
-    h.hypervisor.suspendFault = 'keeps-running';
-    await assert.rejects(h.service.suspend(TENANT, vm.id), {
-      code: ErrorCode.SUSPEND_FAILED,
-      message: /it is still RUNNING: fake: no space left on device/,
-    });
-    const after = await h.service.get(TENANT, vm.id);
-    assert.equal(after.state, 'RUNNING');
-    assert.equal(h.networks.addressesOf(vm.id)?.slot, vm.netSlot);
-    await (await h.service.agentFor(TENANT, vm.id, 'exec')).agent.ping();
-    h.hypervisor.suspendFault = null;
-    assert.equal((await h.service.suspend(TENANT, vm.id)).state, 'SUSPENDED');
-    await h.service.resume(TENANT, vm.id);
-    assert.equal(h.hypervisor.vmOf(vm.id).memory.kept, 'yes');
-  } finally {
-    await h.close();
-  }
-});
+test(
+  'a suspend that fails with the VM still running leaves it RUNNING, untouched, and can be tried ' + 'again',
+  async () => {
+    const h = await lifecycleHarness();
+    try {
+      const vm = await h.service.run(TENANT, RUN);
+      h.hypervisor.vmOf(vm.id).memory.kept = 'yes';
+      h.hypervisor.suspendFault = 'keeps-running';
+      await assert.rejects(h.service.suspend(TENANT, vm.id), {
+        code: ErrorCode.SUSPEND_FAILED,
+        message: /it is still RUNNING: fake: no space left on device/,
+      });
+      const after = await h.service.get(TENANT, vm.id);
+      assert.equal(after.state, 'RUNNING');
+      assert.equal(h.networks.addressesOf(vm.id)?.slot, vm.netSlot);
+      await (await h.service.agentFor(TENANT, vm.id, 'exec')).agent.ping();
+      h.hypervisor.suspendFault = null;
+      assert.equal((await h.service.suspend(TENANT, vm.id)).state, 'SUSPENDED');
+      await h.service.resume(TENANT, vm.id);
+      assert.equal(h.hypervisor.vmOf(vm.id).memory.kept, 'yes');
+    } finally {
+      await h.close();
+    }
+  },
+);
 
 test('a suspend that loses the VM is FAILED with why, and keeps no files, slot or VM', async () => {
   const h = await lifecycleHarness();

@@ -110,7 +110,8 @@ export function policyRules(input: NamespaceRulesInput): string {
   if (policy.egress === 'allowlist') {
     for (const { port, proxyPort } of input.nameChecked) {
       lines.push(
-        `add rule ${TABLE} name_checked ip daddr != @allow ip daddr != @deny ip daddr @learned tcp dport ${port} dnat ip to ${addresses.hostAddress}:${proxyPort}`,
+        `add rule ${TABLE} name_checked ip daddr != @allow ip daddr != @deny ip daddr @learned tcp dport ` +
+          `${port} dnat ip to ${addresses.hostAddress}:${proxyPort}`,
       );
     }
   }

@@ -42,7 +42,10 @@ export class ReadySnapshots {
     private readonly config: CapsuleConfig,
     private readonly runtimes: RuntimeRegistry,
     private readonly accelerator: Accelerator,
-    /** Snapshot VMs are the system's: they wait for room in its quota and run in its jails (null: only for reading snapshots, never building them). */
+    /**
+     * Snapshot VMs are the system's: they wait for room in its quota and run in its jails (null: only for reading
+     * snapshots, never building them).
+     */
     private readonly systemVms: SystemVms | null,
     private readonly log: Logger,
     /** Snapshot VMs run in a namespace (null: they get none). */
@@ -104,7 +107,10 @@ export class ReadySnapshots {
     }
   }
 
-  /** Build the snapshot unless it exists; concurrent callers share one build. Never throws. `always`: queue it even when the line is full. */
+  /**
+   * Build the snapshot unless it exists; concurrent callers share one build. Never throws. `always`: queue it even when
+   * the line is full.
+   */
   ensure(runtimeName: string, { vcpuCount, memoryMib }: VmShape, always = false): Promise<ReadySnapshot | null> {
     // only the shape: callers pass whole records, and nothing else of theirs may reach the launch
     const shape = { vcpuCount, memoryMib };

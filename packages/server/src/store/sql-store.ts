@@ -97,7 +97,8 @@ const apiKeyFromRow = (row: Row): Omit<ApiKeyRecord, 'keyHash'> => ({
 /** Inserting a hash that exists changes nothing. */
 function insertKeyRow(db: SqlExecutor, key: ApiKeyRecord): Promise<number> {
   return db.run(
-    'INSERT INTO api_keys (key_hash, id, tenant_id, is_admin, name, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING',
+    'INSERT INTO api_keys (key_hash, id, tenant_id, is_admin, name, created_at) VALUES ($1, $2, $3, $4, $5, ' +
+      '$6) ON CONFLICT DO NOTHING',
     [key.keyHash, key.id, key.tenantId, key.isAdmin ? 1 : 0, key.name, key.createdAt],
   );
 }
@@ -188,7 +189,8 @@ export class SqlStore implements Store {
       // the key is compared as data, never spliced into a JSON path
       where.push(
         this.db.dialect === 'sqlite'
-          ? `EXISTS (SELECT 1 FROM json_each(metadata_json) WHERE json_each.key = ${param(key)} AND json_each.value = ${param(value)})`
+          ? `EXISTS (SELECT 1 FROM json_each(metadata_json) WHERE json_each.key = ${param(key)} AND ` +
+              `json_each.value = ${param(value)})`
           : `(metadata_json::jsonb ->> ${param(key)}::text) = ${param(value)}::text`,
       );
     }
@@ -208,7 +210,8 @@ export class SqlStore implements Store {
   async tenantUsage(tenantId: string, states: MicroVMState[]): Promise<TenantUsage> {
     if (states.length === 0) return { microvms: 0, vcpuCount: 0, memoryMib: 0 };
     const [row] = await this.db.query(
-      `SELECT COUNT(*) AS n, COALESCE(SUM(vcpu_count), 0) AS vcpus, COALESCE(SUM(memory_mib), 0) AS mib FROM microvms WHERE tenant_id = $1 AND state IN (${placeholders(states.length, 2)})`,
+      `SELECT COUNT(*) AS n, COALESCE(SUM(vcpu_count), 0) AS vcpus, COALESCE(SUM(memory_mib), 0) AS mib FROM ` +
+        `microvms WHERE tenant_id = $1 AND state IN (${placeholders(states.length, 2)})`,
       [tenantId, ...states],
     );
     return { microvms: Number(row.n), vcpuCount: Number(row.vcpus), memoryMib: Number(row.mib) };
@@ -298,7 +301,8 @@ export class SqlStore implements Store {
       }
     }
     const [row] = await this.db.query(
-      'SELECT * FROM image_versions WHERE tenant_id = $1 AND name = $2 AND created_at = $3 ORDER BY version DESC LIMIT 1',
+      'SELECT * FROM image_versions WHERE tenant_id = $1 AND name = $2 AND created_at = $3 ORDER BY version ' +
+        'DESC LIMIT 1',
       [record.tenantId, record.name, record.createdAt],
     );
     return imageFromRow(row);

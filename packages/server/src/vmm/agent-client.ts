@@ -205,7 +205,10 @@ export class AgentClient {
     await this.call({ type: 'fs.remove', path, recursive }, 'result');
   }
 
-  /** Stream a file into the guest; it appears atomically (temp file + fsync + rename); `parents` makes missing directories. */
+  /**
+   * Stream a file into the guest; it appears atomically (temp file + fsync + rename); `parents` makes missing
+   * directories.
+   */
   writeFile(
     path: string,
     content: AsyncIterable<Buffer>,
@@ -222,7 +225,9 @@ export class AgentClient {
     return done.then((reply) => reply.stat!);
   }
 
-  /** Stream a file out of the guest: `result{stat}` first, then the bytes. `onData` may return a promise (backpressure). */
+  /**
+   * Stream a file out of the guest: `result{stat}` first, then the bytes. `onData` may return a promise (backpressure).
+   */
   readFile(
     path: string,
     onData: (chunk: Buffer) => void | Promise<unknown>,

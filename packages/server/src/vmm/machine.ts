@@ -288,7 +288,8 @@ export class Machine implements Vm {
             const qemuSaid = fileTail(paths.qemuLog, 600);
             throw new CapsuleError(
               ErrorCode.BOOT_FAILED,
-              `restoring ${restore.kind === 'snapshot' ? 'the ready snapshot' : 'the suspended state'} failed: ${err.message}${qemuSaid ? ` (qemu: ${qemuSaid})` : ''}`,
+              `restoring ${restore.kind === 'snapshot' ? 'the ready snapshot' : 'the suspended state'} ` +
+                `failed: ${err.message}${qemuSaid ? ` (qemu: ${qemuSaid})` : ''}`,
               { step, cause: err },
             );
           }),
@@ -310,7 +311,8 @@ export class Machine implements Vm {
         if (exitingSoon) await died('boot');
         throw new CapsuleError(
           ErrorCode.BOOT_TIMEOUT,
-          `guest agent not ready after ${opts.bootTimeoutMs} ms\n--- serial console (tail) ---\n${serialTail(opts.vmDir)}`,
+          `guest agent not ready after ${opts.bootTimeoutMs} ms\n--- serial console (tail) ` +
+            `---\n${serialTail(opts.vmDir)}`,
           { step: 'agent ready', cause: ready },
         );
       }

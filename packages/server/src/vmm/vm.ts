@@ -42,7 +42,9 @@ export interface Vm {
 }
 
 export interface Hypervisor {
-  /** Boot, or restore (`opts.restore`), a VM; rejects with a CapsuleError (its `step` says where) and leaves nothing. */
+  /**
+   * Boot, or restore (`opts.restore`), a VM; rejects with a CapsuleError (its `step` says where) and leaves nothing.
+   */
   launch(opts: LaunchOptions): Promise<Vm>;
   /** Take back a VM a previous server started; rejects if `pid` is not that VM or it does not answer. */
   adopt(vmDir: string, pid: number, overlayPath: string, cgroup: VmCgroup | null): Promise<Vm>;

@@ -105,7 +105,8 @@ export function imageRoutes(
       method: 'post',
       path: '/v1/images',
       summary:
-        'Create an image version: multipart (a "zip" file, "name", optional "config" = capsule.json), the zip as the body (application/zip, ?name=), or JSON {name, codeUri: "s3://…"}; built in the background',
+        'Create an image version: multipart (a "zip" file, "name", optional "config" = capsule.json), the zip ' +
+        'as the body (application/zip, ?name=), or JSON {name, codeUri: "s3://…"}; built in the background',
       request: {
         query: z.object({ name: z.string().meta({ description: 'the image name (zip body)' }).optional() }),
         body: {

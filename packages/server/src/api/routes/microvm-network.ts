@@ -17,7 +17,8 @@ export function networkRoutes(app: ApiApp, service: MicroVMService): void {
         method: 'patch',
         path: '/v1/microvms/{id}/network',
         summary:
-          'Change the egress policy (none, all, allowlist; allow and deny entries): in force within a second, no restart',
+          'Change the egress policy (none, all, allowlist; allow and deny entries): in force within a second, ' +
+          'no restart',
         request: { params: MicroVMIdParam, body: jsonBody(NetworkPolicy) },
         responses: { 200: json(MicroVMSchema) },
       },

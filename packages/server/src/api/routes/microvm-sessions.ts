@@ -43,7 +43,8 @@ export function sessionRoutes(app: ApiApp, service: MicroVMService, sessions: In
         method: 'get',
         path: '/v1/microvms/{id}/exec/ws',
         summary:
-          'A command over WebSocket: the first message says what to run (optionally on a terminal); stdin, resize and signals in, output out',
+          'A command over WebSocket: the first message says what to run (optionally on a terminal); stdin, ' +
+          'resize and signals in, output out',
         request: { params: MicroVMIdParam },
         responses: { 101: switching },
       },

@@ -116,7 +116,8 @@ export function tenantRoutes(
         method: 'get',
         path: '/v1/tenants/{id}/usage',
         summary:
-          "A tenant's quotas and what it holds now: running MicroVMs, vCPUs, memory, storage (the admin key, or the tenant's own key)",
+          "A tenant's quotas and what it holds now: running MicroVMs, vCPUs, memory, storage (the admin key, " +
+          "or the tenant's own key)",
         request: { params: TenantIdParam },
         responses: { 200: json(TenantUsageReport) },
       },
@@ -208,7 +209,8 @@ export function tenantRoutes(
       method: 'post',
       path: '/v1/admin-key/rotate',
       summary:
-        "A new admin key, shown once and written to the server's <data dir>/admin-key; the old one stops working at once (admin key)",
+        "A new admin key, shown once and written to the server's <data dir>/admin-key; the old one stops working at " +
+        'once (admin key)',
       responses: { 200: json(AdminKeyRotated) },
     }),
     async (c) => c.json((await rotateAdminKey(config.dataDir, store)) satisfies AdminKeyRotated, 200),
