@@ -2,7 +2,8 @@
 //   launch  POST /v1/microvms → first exec answered   vs  bare QEMU restoring the same ready snapshot by
 //           hand (QMP migrate-incoming + cont) until the guest agent answers one raw ping frame
 //   resume  POST …/resume → RUNNING                   vs  bare QEMU restoring a copy of the same suspended state
-//   suspend POST …/suspend → QEMU gone, state durable  vs  writing + fsyncing as many bytes (RAM state + dirtied disk)
+//   suspend POST …/suspend → QEMU gone, state durable  vs  writing + fsyncing as many bytes
+//           (RAM state + dirtied disk)
 // plus 10 launches at once, host memory (PSS) per idle launched VM, disk per suspended VM.
 import fs from 'node:fs';
 import net from 'node:net';

@@ -205,7 +205,8 @@ function send(port: number, req: Sent): Promise<{ status: number; body: string }
 describe('fuzz', () => {
   const server = useTestServer();
 
-  test(`${REQUESTS} generated requests: never a 500, the server stays up, the running VM is unharmed (seed ${SEED})`, async () => {
+  const title = `${REQUESTS} generated requests: never a 500, the server stays up, the running VM is unharmed`;
+  test(`${title} (seed ${SEED})`, async () => {
     const vm = await server().capsule.microvms.run({ imageName: 'base' });
     await vm.files.write('/root/marker', 'intact');
     await vm.execBackground(['sleep', '100000']);

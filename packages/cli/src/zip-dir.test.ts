@@ -65,25 +65,28 @@ test('files, nested directories, modes and symlinks survive, read by the server'
   }
 });
 
-test('a generated capsule.json comes last; a directory that cannot be zipped is a UsageError, before or during', async () => {
-  const dir = appDir();
-  const { file } = await written(dir, { runtime: 'python', start: 'python3 main.py' });
-  const zip = await AppZip.open(file);
-  try {
-    assert.equal(zip.entries.at(-1)!.path, 'capsule.json');
-    assert.deepEqual(JSON.parse((await zip.read('capsule.json')).toString()), {
-      runtime: 'python',
-      start: 'python3 main.py',
-    });
-  } finally {
-    zip.close();
-  }
-  assert.throws(() => zipDirectory(path.join(work, 'nope')), UsageError);
-  // a file gone between the walk and its reading: the stream fails with a UsageError naming why
-  const vanishing = zipDirectory(dir);
-  fs.rmSync(path.join(dir, 'run.sh'));
-  await assert.rejects(
-    pipeline(vanishing.stream, fs.createWriteStream(`${dir}-2.zip`)),
-    (err: Error) => err instanceof UsageError && /^cannot zip .*: ENOENT.*run\.sh/.test(err.message),
-  );
-});
+test(
+  'a generated capsule.json comes last; a directory that cannot be zipped is a UsageError, ' + 'before or during',
+  async () => {
+    const dir = appDir();
+    const { file } = await written(dir, { runtime: 'python', start: 'python3 main.py' });
+    const zip = await AppZip.open(file);
+    try {
+      assert.equal(zip.entries.at(-1)!.path, 'capsule.json');
+      assert.deepEqual(JSON.parse((await zip.read('capsule.json')).toString()), {
+        runtime: 'python',
+        start: 'python3 main.py',
+      });
+    } finally {
+      zip.close();
+    }
+    assert.throws(() => zipDirectory(path.join(work, 'nope')), UsageError);
+    // a file gone between the walk and its reading: the stream fails with a UsageError naming why
+    const vanishing = zipDirectory(dir);
+    fs.rmSync(path.join(dir, 'run.sh'));
+    await assert.rejects(
+      pipeline(vanishing.stream, fs.createWriteStream(`${dir}-2.zip`)),
+      (err: Error) => err instanceof UsageError && /^cannot zip .*: ENOENT.*run\.sh/.test(err.message),
+    );
+  },
+);

@@ -100,7 +100,8 @@ function nameAndVersion(arg: string): [string, number | undefined] {
 }
 
 const versionLine = (v: ImageVersion): string =>
-  `${v.name}:${v.version}  ${v.state.padEnd(11)} ${v.runtime.padEnd(7)} ${v.createdAt}${v.failedStep ? `  failed at ${v.failedStep}` : ''}`;
+  `${v.name}:${v.version}  ${v.state.padEnd(11)} ${v.runtime.padEnd(7)} ` +
+  `${v.createdAt}${v.failedStep ? `  failed at ${v.failedStep}` : ''}`;
 const imageLines = (image: Image): string => image.versions.map(versionLine).join('\n');
 const print = (json: boolean | undefined, value: unknown, human: string): void =>
   void process.stdout.write((json ? JSON.stringify(value, null, 2) : human) + '\n');

@@ -29,7 +29,8 @@ export function policyFromOptions(options: NetworkOptions, fallback: 'none' | nu
 }
 
 export function describe(network: { egress: string; allow: string[]; deny: string[] }): string {
-  return `${network.egress === 'allowlist' ? network.allow.join(',') : network.egress}${network.deny.length ? ` (deny ${network.deny.join(',')})` : ''}`;
+  const allowed = network.egress === 'allowlist' ? network.allow.join(',') : network.egress;
+  return network.deny.length ? `${allowed} (deny ${network.deny.join(',')})` : allowed;
 }
 
 export function defineNetwork(program: CliCommand): void {
@@ -65,7 +66,8 @@ export function defineNetwork(program: CliCommand): void {
       else
         for (const e of entries)
           process.stdout.write(
-            `${e.time}  ${e.verdict.padEnd(5)}  ${e.protocol.padEnd(4)}  ${(e.name ?? '-').padEnd(28)}  ${e.address || '-'}${e.port === null ? '' : `:${e.port}`}  ${e.rule}\n`,
+            `${e.time}  ${e.verdict.padEnd(5)}  ${e.protocol.padEnd(4)}  ${(e.name ?? '-').padEnd(28)}  ` +
+              `${e.address || '-'}${e.port === null ? '' : `:${e.port}`}  ${e.rule}\n`,
           );
       return 0;
     });

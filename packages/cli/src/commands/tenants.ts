@@ -36,7 +36,10 @@ const print = (json: boolean | undefined, value: unknown, human: string): void =
 
 function tenantLine(t: Tenant): string {
   const q = t.quotas;
-  return `${t.id.padEnd(22)} ${t.name.padEnd(20)} microvms ≤ ${q.maxRunningMicroVMs}, vcpus ≤ ${q.maxVcpus}, memory ≤ ${q.maxMemoryMib} MiB, storage ≤ ${q.maxStorageMib} MiB`;
+  return (
+    `${t.id.padEnd(22)} ${t.name.padEnd(20)} microvms ≤ ${q.maxRunningMicroVMs}, vcpus ≤ ${q.maxVcpus}, ` +
+    `memory ≤ ${q.maxMemoryMib} MiB, storage ≤ ${q.maxStorageMib} MiB`
+  );
 }
 
 function usageLines(u: TenantUsageReport): string {
@@ -46,7 +49,8 @@ function usageLines(u: TenantUsageReport): string {
     `microvms  ${u.runningMicroVMs} / ${q.maxRunningMicroVMs}`,
     `vcpus     ${u.vcpuCount} / ${q.maxVcpus}`,
     `memory    ${u.memoryMib} / ${q.maxMemoryMib} MiB`,
-    `storage   ${s.totalMib} / ${q.maxStorageMib} MiB (suspended ${s.suspendedMib}, overlays ${s.overlaysMib}, images ${s.imagesMib})`,
+    `storage   ${s.totalMib} / ${q.maxStorageMib} MiB (suspended ${s.suspendedMib}, overlays ` +
+      `${s.overlaysMib}, images ${s.imagesMib})`,
   ].join('\n');
 }
 
@@ -147,7 +151,9 @@ function defineKey(program: CliCommand): void {
     });
 }
 
-/** `capsule admin-key rotate`: the server writes the new key to its <data dir>/admin-key; it is printed once here too. */
+/**
+ * `capsule admin-key rotate`: the server writes the new key to its <data dir>/admin-key; it is printed once here too.
+ */
 function defineAdminKey(program: CliCommand): void {
   program
     .command('admin-key')

@@ -41,7 +41,9 @@ export class DiskPauses {
       ErrorCode.INSUFFICIENT_STORAGE,
       `cannot ${action} MicroVM ${id}: it is paused since the host's disk filled up under it ` +
         `${Math.round((Date.now() - pause.sinceMs) / 1000)} s ` +
-        `ago${short ? ` (${short.freeMib} MiB free at ${short.path}, under its ${short.reserveMib} MiB reserve)` : ''}; it continues, losing nothing, once space is freed`,
+        'ago' +
+        (short ? ` (${short.freeMib} MiB free at ${short.path}, under its ${short.reserveMib} MiB reserve)` : '') +
+        '; it continues, losing nothing, once space is freed',
       { details: { pausedForMs: Date.now() - pause.sinceMs, ...short } },
     );
   }

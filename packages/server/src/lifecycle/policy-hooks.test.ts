@@ -13,7 +13,7 @@ import { lifecycleHarness, TENANT, until } from '../../../../tests/support/lifec
 const stateOf = async (h: { service: { get(t: string, id: string): Promise<MicroVMRecord> } }, id: string) =>
   (await h.service.get(TENANT, id)).state;
 
-test('sweeper: idle → SUSPENDED and back on the next request; maximum and suspended durations terminate', async () => {
+test('sweeper: idle → SUSPENDED, back on the next request; maximum and suspended durations terminate', async () => {
   const h = await lifecycleHarness();
   try {
     const idle = await h.service.run(TENANT, { imageName: 'base', idlePolicy: { maxIdleDurationSeconds: 1 } });

@@ -20,8 +20,11 @@ import { allocatedBytes } from '../jail/vm-files.js';
 import { captureSnapshot, snapshotFilesIn, verifySnapshot } from './capture.js';
 import type { VmNetworks } from '../network/vm-networks.js';
 
-/** Bump when what a snapshot contains changes shape (QEMU device layout, agent restore contract). */
-const SNAPSHOT_FORMAT = 5; // 3: the NIC on a tap in a namespace; 4: root's read-only files, QEMU version in the key; 5: qboot firmware
+/**
+ * Bump when what a snapshot contains changes shape (QEMU device layout, agent restore contract).
+ * 3: the NIC on a tap in a namespace; 4: root's read-only files, QEMU version in the key; 5: qboot firmware.
+ */
+const SNAPSHOT_FORMAT = 5;
 
 export interface ReadySnapshot extends SnapshotFiles, VmShape {
   kind: 'snapshot';
@@ -63,7 +66,8 @@ export class ReadySnapshots {
     const extra = this.config.extraKernelArgs
       ? `-k${createHash('sha256').update(this.config.extraKernelArgs).digest('hex').slice(0, 8)}`
       : '';
-    return `${path.basename(runtime.initrdPath, '.img')}-${shape.vcpuCount}c-${shape.memoryMib}m-${this.accelerator}${extra}${this.suffix}`;
+    const shaped = `${shape.vcpuCount}c-${shape.memoryMib}m-${this.accelerator}`;
+    return `${path.basename(runtime.initrdPath, '.img')}-${shaped}${extra}${this.suffix}`;
   }
 
   /** A complete snapshot for this runtime and shape, or null (the caller cold-boots). */

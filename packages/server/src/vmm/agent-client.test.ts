@@ -94,7 +94,8 @@ test('an agent that grants unlimited credit and never reads gets no more than th
     if (frame.kind !== FrameKind.MSG || execChannel !== -1) return;
     execChannel = frame.channel;
     socket.write(reply(frame.channel, { type: 'started', pid: 42 }));
-    for (let i = 0; i < 64; i++) socket.write(encodeCredit(frame.channel, Fd.STDIN, 0x7fffffff)); // "send me everything"
+    // "send me everything"
+    for (let i = 0; i < 64; i++) socket.write(encodeCredit(frame.channel, Fd.STDIN, 0x7fffffff));
     socket.pause(); // …and never read another byte
   });
   const client = await AgentClient.connect(agent.socketPath);

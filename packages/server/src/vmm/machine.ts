@@ -250,7 +250,9 @@ export class Machine implements Vm {
           const serial = serialTail(opts.vmDir);
           throw new CapsuleError(
             ErrorCode.BOOT_FAILED,
-            `QEMU exited during ${step} (${why})${qemuLog ? `\n--- qemu ---\n${qemuLog}` : ''}${serial ? `\n--- serial console (tail) ---\n${serial}` : ''}`,
+            `QEMU exited during ${step} (${why})` +
+              (qemuLog ? `\n--- qemu ---\n${qemuLog}` : '') +
+              (serial ? `\n--- serial console (tail) ---\n${serial}` : ''),
             { step },
           );
         });

@@ -103,7 +103,8 @@ export function qemuArgs(spec: MachineSpec): string[] {
     // TCG guests are told their TSC rate (guest-timing.ts), so the legacy PIT/PIC can go (~5% faster boot).
     // KVM guests keep them: untested here, and their clock comes from kvmclock anyway.
     '-M',
-    `microvm,memory-backend=${RAM_BACKEND_ID}${spec.accelerator === 'tcg' && tcgTimerArgs().length > 0 ? ',pit=off,pic=off' : ''}`,
+    `microvm,memory-backend=${RAM_BACKEND_ID}` +
+      (spec.accelerator === 'tcg' && tcgTimerArgs().length > 0 ? ',pit=off,pic=off' : ''),
     ...accel,
     // qboot, as QEMU 7.2 had for microvm: Debian's QEMU 10 defaults to SeaBIOS's (128 KiB, slower to
     // boot), and a state saved on 7.2 loads only with the same firmware size
