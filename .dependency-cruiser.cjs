@@ -4,31 +4,100 @@
 // and no module cycle anywhere, type-only imports included. `npm run lint` runs this.
 const S = '^packages/server/src/';
 const dir = (...names) => `${S}(${names.join('|')})/`;
-const never = (name, from, to, comment) => ({ name, comment, severity: 'error', from: { path: from }, to: { path: to } });
+const never = (name, from, to, comment) => ({
+  name,
+  comment,
+  severity: 'error',
+  from: { path: from },
+  to: { path: to },
+});
 
 module.exports = {
   forbidden: [
     { name: 'no-circular', severity: 'error', comment: 'modules form a DAG', from: {}, to: { circular: true } },
-    never('protocol-is-the-bottom', '^packages/protocol/', '^packages/(server|sdk|cli|guest-agent)/', 'protocol imports no other package'),
-    never('agent-only-protocol', '^packages/guest-agent/', '^packages/(server|sdk|cli)/', 'the guest agent shares only the protocol'),
+    never(
+      'protocol-is-the-bottom',
+      '^packages/protocol/',
+      '^packages/(server|sdk|cli|guest-agent)/',
+      'protocol imports no other package',
+    ),
+    never(
+      'agent-only-protocol',
+      '^packages/guest-agent/',
+      '^packages/(server|sdk|cli)/',
+      'the guest agent shares only the protocol',
+    ),
     never('sdk-no-server', '^packages/sdk/', '^packages/(server|cli|guest-agent)/', 'the SDK runs in browsers too'),
-    never('nothing-imports-index', '^packages/server/src/(?!index\\.ts)', `${S}index\\.ts$`, 'index.ts wires everything; nothing wires it'),
+    never(
+      'nothing-imports-index',
+      '^packages/server/src/(?!index\\.ts)',
+      `${S}index\\.ts$`,
+      'index.ts wires everything; nothing wires it',
+    ),
     {
-      ...never('util-is-low', `${S}[^/]+\\.ts$`, dir('api', 'lifecycle', 'images', 'snapshots'), 'src/*.ts leaves sit under every directory'),
+      ...never(
+        'util-is-low',
+        `${S}[^/]+\\.ts$`,
+        dir('api', 'lifecycle', 'images', 'snapshots'),
+        'src/*.ts leaves sit under every directory',
+      ),
       from: { path: `${S}[^/]+\\.ts$`, pathNot: `${S}(index|system-vms)(\\.test)?\\.ts$` },
     },
     {
-      ...never('store-is-low', dir('store'), `${S}(api|lifecycle|images|snapshots|vmm|jail|runtimes|network|blobs)/`, 'the store knows records, not what uses them'),
+      ...never(
+        'store-is-low',
+        dir('store'),
+        `${S}(api|lifecycle|images|snapshots|vmm|jail|runtimes|network|blobs)/`,
+        'the store knows records, not what uses them',
+      ),
       // a record holds a build plan: the plan's types are data, imported as such
-      to: { path: `${S}(api|lifecycle|images|snapshots|vmm|jail|runtimes|network|blobs)/`, pathNot: `${S}images/build-plan\\.ts$` },
+      to: {
+        path: `${S}(api|lifecycle|images|snapshots|vmm|jail|runtimes|network|blobs)/`,
+        pathNot: `${S}images/build-plan\\.ts$`,
+      },
     },
-    never('blobs-are-low', dir('blobs'), dir('api', 'lifecycle', 'images', 'snapshots', 'vmm', 'jail', 'runtimes', 'network', 'store'), 'blob storage is a leaf service'),
-    never('network-is-low', dir('network'), dir('api', 'lifecycle', 'images', 'snapshots', 'vmm', 'jail', 'runtimes'), 'network plumbing knows no VM'),
-    never('observability-is-low', dir('observability'), dir('api', 'lifecycle', 'images', 'snapshots', 'vmm', 'jail'), 'metrics are recorded by everyone above'),
-    never('jail-under-vmm', dir('jail'), dir('api', 'lifecycle', 'images', 'snapshots', 'vmm', 'runtimes'), 'the jail confines a QEMU; it does not run one'),
-    never('vmm-under-snapshots', dir('vmm', 'runtimes'), dir('api', 'lifecycle', 'images', 'snapshots'), 'a VM knows nothing of images or lifecycles'),
-    never('snapshots-under-images', dir('snapshots'), dir('api', 'lifecycle', 'images'), 'snapshots are taken for images, not by them'),
-    never('images-under-lifecycle', dir('images'), dir('api', 'lifecycle'), 'a launch uses an image, not the other way'),
+    never(
+      'blobs-are-low',
+      dir('blobs'),
+      dir('api', 'lifecycle', 'images', 'snapshots', 'vmm', 'jail', 'runtimes', 'network', 'store'),
+      'blob storage is a leaf service',
+    ),
+    never(
+      'network-is-low',
+      dir('network'),
+      dir('api', 'lifecycle', 'images', 'snapshots', 'vmm', 'jail', 'runtimes'),
+      'network plumbing knows no VM',
+    ),
+    never(
+      'observability-is-low',
+      dir('observability'),
+      dir('api', 'lifecycle', 'images', 'snapshots', 'vmm', 'jail'),
+      'metrics are recorded by everyone above',
+    ),
+    never(
+      'jail-under-vmm',
+      dir('jail'),
+      dir('api', 'lifecycle', 'images', 'snapshots', 'vmm', 'runtimes'),
+      'the jail confines a QEMU; it does not run one',
+    ),
+    never(
+      'vmm-under-snapshots',
+      dir('vmm', 'runtimes'),
+      dir('api', 'lifecycle', 'images', 'snapshots'),
+      'a VM knows nothing of images or lifecycles',
+    ),
+    never(
+      'snapshots-under-images',
+      dir('snapshots'),
+      dir('api', 'lifecycle', 'images'),
+      'snapshots are taken for images, not by them',
+    ),
+    never(
+      'images-under-lifecycle',
+      dir('images'),
+      dir('api', 'lifecycle'),
+      'a launch uses an image, not the other way',
+    ),
     never('lifecycle-under-api', dir('lifecycle'), dir('api'), 'the lifecycle answers no HTTP'),
   ],
   options: {
