@@ -34,7 +34,10 @@ test('a Flask-style Dockerfile: steps in order, each with the env/workdir/user o
   assert.equal(plan.user, 'app:app');
   assert.deepEqual(plan.env, { APP_ENV: 'prod', GREETING: 'hello world', EMPTY: '', LEGACY: 'value with spaces' });
   assert.deepEqual(
-    plan.steps.map((s) => [s.line, s.kind, s.kind === 'run' ? s.argv : [...s.sources, '→', s.dest], s.workdir, s.user]),
+    plan.steps.map((s) => {
+      const what = s.kind === 'run' ? s.argv : [...s.sources, '→', s.dest];
+      return [s.line, s.kind, what, s.workdir, s.user];
+    }),
     [
       [5, 'copy', ['requirements.txt', '→', '/srv/'], '/srv', 'root'],
       [6, 'run', ['/bin/sh', '-c', 'pip install --no-index -r requirements.txt  && echo done'], '/srv', 'root'],
