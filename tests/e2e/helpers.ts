@@ -165,7 +165,7 @@ export function removeNetworkNamespaces(dataDir: string): void {
   }
 }
 
-export function assertNoLeaks(dataDir: string): void {
+function assertNoLeaks(dataDir: string): void {
   assert.deepEqual(qemuProcesses(dataDir), [], 'no QEMU process may outlive its MicroVM');
   assert.deepEqual(vmDirs(dataDir), [], 'no VM directory (sockets, overlay, logs) may outlive its MicroVM');
   assert.deepEqual(networkNamespaces(dataDir), [], 'no network namespace may outlive its MicroVM');
@@ -176,7 +176,7 @@ export async function errorOf(response: Response): Promise<{ status: number; cod
   return { status: response.status, code: body.error.code, message: body.error.message };
 }
 
-export const CAPSULE_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/capsule');
+const CAPSULE_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/capsule');
 
 export interface CliRun {
   code: number | null;

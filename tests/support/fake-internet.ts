@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Names its DNS server (198.51.100.53) answers. */
-export const FAKE_RECORDS: Record<string, string> = {
+const FAKE_RECORDS: Record<string, string> = {
   'allowed.example.com': '198.51.100.10',
   'a.wild.example.net': '198.51.100.11',
   'b.wild.example.net': '198.51.100.11',

@@ -46,7 +46,7 @@ Promise.all(targets.map(probe)).then((results) => { process.stdout.write(JSON.st
 `;
 
 /** Run every probe in one exec; results in the order of `targets`. */
-export async function probe(vm: MicroVM, targets: Target[]): Promise<string[]> {
+async function probe(vm: MicroVM, targets: Target[]): Promise<string[]> {
   const result = await vm.exec(['node', '-e', PROBE_JS, JSON.stringify(targets)]);
   if (result.exitCode !== 0) throw new Error(`probe failed (${result.exitCode}): ${result.stderr}`);
   return JSON.parse(result.stdout) as string[];

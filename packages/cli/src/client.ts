@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Capsule } from '@capsule/sdk';
 import { UsageError } from './args.js';
 
-export function dataDir(): string {
+function dataDir(): string {
   return path.resolve(process.env.CAPSULE_DATA_DIR ?? '.capsule');
 }
 

@@ -1,6 +1,6 @@
 import type { MicroVMInfo } from '@capsule/sdk';
 
-export function table(rows: string[][]): string {
+function table(rows: string[][]): string {
   const widths = rows[0].map((_, col) => Math.max(...rows.map((r) => r[col].length)));
   return rows
     .map((r) =>

@@ -94,7 +94,7 @@ export class Http {
 }
 
 /** A fetch that failed before any answer: the caller's deadline (TIMEOUT), or no way through (NETWORK). */
-export function transportError(err: unknown, what: string): CapsuleError {
+function transportError(err: unknown, what: string): CapsuleError {
   const name = (err as Error)?.name;
   if (name === 'TimeoutError')
     return errorFromCode(ErrorCode.TIMEOUT, `${what}: no answer before the deadline`, undefined, err);

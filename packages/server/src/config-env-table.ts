@@ -3,9 +3,8 @@
 import { ENV_GROUPS, ENV_VARS, type EnvVar } from './config-env.js';
 
 export const README_FILE = new URL('../../../README.md', import.meta.url);
-export const TABLE_START =
-  '<!-- env-table:start: generated from packages/server/src/config-env.ts by `npm run env-table` -->';
-export const TABLE_END = '<!-- env-table:end -->';
+const TABLE_START = '<!-- env-table:start: generated from packages/server/src/config-env.ts by `npm run env-table` -->';
+const TABLE_END = '<!-- env-table:end -->';
 
 const cell = (text: string): string => text.replaceAll('|', '\\|').replaceAll('\n', ' ');
 

@@ -118,7 +118,7 @@ export interface CapsuleConfig {
 }
 
 /** Walk up from this file to the repository root (works from src/ under tsx and from the bundle). */
-export function repoRoot(): string {
+function repoRoot(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (;;) {
     if (fs.existsSync(path.join(dir, 'packages', 'guest-agent'))) return dir;

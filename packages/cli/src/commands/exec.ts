@@ -39,7 +39,7 @@ function write(stream: NodeJS.WriteStream, data: Uint8Array): Promise<void> | vo
   if (!stream.write(data)) return new Promise((resolve) => stream.once('drain', () => resolve()));
 }
 
-export function exitCodeOf(exitCode: number | null, signal: string | null): number {
+function exitCodeOf(exitCode: number | null, signal: string | null): number {
   if (exitCode !== null) return exitCode;
   const number = signal ? os.constants.signals[signal as keyof typeof os.constants.signals] : undefined;
   return 128 + (number ?? 9);

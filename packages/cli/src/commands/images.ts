@@ -41,6 +41,7 @@ function zipSource(options: CreateOptions): { stream: Readable; sizeBytes?: numb
     }
     if (!stat.isFile()) throw new UsageError(`--zip: ${options.zip} is not a file`);
     const sizeBytes = stat.size;
+    // error-listener: upload() listens on the stream it is given before anything reads it
     return { stream: fs.createReadStream(options.zip), sizeBytes, about: kib(sizeBytes) };
   }
   const dir = options.dir!;

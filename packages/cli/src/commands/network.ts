@@ -28,7 +28,7 @@ export function policyFromOptions(options: NetworkOptions, fallback: 'none' | nu
   return { ...mode, ...(deny ? { deny } : {}) };
 }
 
-export function describe(network: { egress: string; allow: string[]; deny: string[] }): string {
+function describe(network: { egress: string; allow: string[]; deny: string[] }): string {
   const allowed = network.egress === 'allowlist' ? network.allow.join(',') : network.egress;
   return network.deny.length ? `${allowed} (deny ${network.deny.join(',')})` : allowed;
 }

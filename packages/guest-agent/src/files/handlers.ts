@@ -8,7 +8,7 @@ import { errnoReply, reply, replyError } from '../reply.js';
 
 type FileRequest = Extract<GuestRequest, { type: `fs.${string}` }>;
 
-export async function statOf(filePath: string): Promise<FileStat> {
+async function statOf(filePath: string): Promise<FileStat> {
   const st = await fsp.lstat(filePath);
   const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
   return {

@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import { CapsuleError, ErrorCode, WS_BEARER_PREFIX, type TenantQuotas } from '@capsule/protocol';
 import type { ApiKeyRecord, Store } from '../store/types.js';
 
-export const DEFAULT_TENANT = 'default';
+const DEFAULT_TENANT = 'default';
 /** The admin key's id: it is rotated, never revoked. */
 export const ADMIN_KEY_ID = 'key-admin';
 
@@ -89,7 +89,7 @@ export async function callerOf(key: string, store: Store): Promise<Caller> {
  * The key a request carries: `Authorization: Bearer`, or on a WebSocket upgrade a `bearer.` subprotocol (browsers
  * cannot set headers there).
  */
-export function requestKey(req: IncomingMessage): string | null {
+function requestKey(req: IncomingMessage): string | null {
   const bearer = bearerKey(req);
   if (bearer || !req.headers.upgrade) return bearer;
   const offered = String(req.headers['sec-websocket-protocol'] ?? '')

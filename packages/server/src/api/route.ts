@@ -14,7 +14,7 @@ import { readBody } from './http.js';
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
 
 /** Who may call a route: anyone, any valid key (its tenant's resources), or the admin key. */
-export type AuthLevel = 'public' | 'tenant' | 'admin';
+type AuthLevel = 'public' | 'tenant' | 'admin';
 
 /** A WebSocket upgrade being routed: the socket is the handler's to take. */
 export interface Upgrade {

@@ -9,7 +9,7 @@ import { asUser } from './builder.js';
 import { callHook } from './hooks.js';
 
 /** The app's output goes to this file in the guest. */
-export const APP_LOG = '/var/log/capsule-app.log';
+const APP_LOG = '/var/log/capsule-app.log';
 const READY_POLL_MS = 250;
 const APP_LOG_TAIL_DEADLINE_MS = 5000;
 /** An app with neither a port nor declared hooks is taken as ready once nothing has answered for this long. */

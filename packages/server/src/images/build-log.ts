@@ -4,8 +4,8 @@
 // synchronous and never throw: a full disk loses log lines, never the build or the server.
 import fs from 'node:fs';
 
-export const BUILD_LOG_HEAD_BYTES = 2 * 1024 * 1024;
-export const BUILD_LOG_TAIL_BYTES = 1024 * 1024;
+const BUILD_LOG_HEAD_BYTES = 2 * 1024 * 1024;
+const BUILD_LOG_TAIL_BYTES = 1024 * 1024;
 
 export class BuildLog {
   private fd: number | null;

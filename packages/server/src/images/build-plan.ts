@@ -1,7 +1,7 @@
 // What an image build does, whichever file described it (a Dockerfile subset or capsule.json): the
 // runtime it starts from, the steps in order, and how the app starts and where it listens.
 
-export interface StepContext {
+interface StepContext {
   /** 1-based line of the Dockerfile (or the index of the capsule.json build command). */
   line: number;
   env: Record<string, string>;

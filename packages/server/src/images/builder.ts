@@ -66,11 +66,7 @@ function describe(step: BuildStep): string {
 }
 
 /** Zip entries a COPY source names, each with where it lands (Docker's rules for files and directories). */
-export function copyTargets(
-  entries: ZipEntry[],
-  source: string,
-  dest: string,
-): Array<{ entry: ZipEntry; target: string }> {
+function copyTargets(entries: ZipEntry[], source: string, dest: string): Array<{ entry: ZipEntry; target: string }> {
   if (source === '.') return entries.map((entry) => ({ entry, target: path.join(dest, entry.path) }));
   const exact = entries.find((e) => e.path === source);
   if (exact && exact.type !== 'dir')

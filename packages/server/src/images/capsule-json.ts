@@ -7,7 +7,7 @@ import { BuildSpecError, DEFAULT_USER, DEFAULT_WORKDIR, type BuildPlan } from '.
 const FILE = 'capsule.json';
 const BuildCommands = z.array(z.string().min(1)).max(200);
 
-export const CapsuleJson = z
+const CapsuleJson = z
   .object({
     runtime: z.string().min(1),
     /**

@@ -6,14 +6,14 @@ import type { AgentClient } from '../vmm/agent-client.js';
 import type { BuildPlan } from './build-plan.js';
 import { guestRequest } from './guest-http.js';
 
-export const DEFAULT_HOOK_PORT = 9000;
-export const DEFAULT_HOOK_TIMEOUT_MS = 10_000;
+const DEFAULT_HOOK_PORT = 9000;
+const DEFAULT_HOOK_TIMEOUT_MS = 10_000;
 
 export type HookName = 'ready' | 'run' | 'suspend' | 'resume' | 'terminate';
 export type HookOutcome = { kind: 'missing' } | { kind: 'answered'; status: number; body: string };
 
-export const hookPort = (plan: BuildPlan): number => plan.hookPort ?? DEFAULT_HOOK_PORT;
-export const hookTimeoutMs = (plan: BuildPlan): number => plan.hookTimeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS;
+const hookPort = (plan: BuildPlan): number => plan.hookPort ?? DEFAULT_HOOK_PORT;
+const hookTimeoutMs = (plan: BuildPlan): number => plan.hookTimeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS;
 
 /** One hook call through the agent tunnel. Rejects on a timeout or a broken answer. */
 export async function callHook(

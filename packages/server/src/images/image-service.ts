@@ -30,7 +30,7 @@ import { guestRequest } from './guest-http.js';
 import type { VmNetworks } from '../network/vm-networks.js';
 
 /** What a build needs of the storage quota: a refusal when the tenant is over it, and forgetting a stale figure. */
-export interface TenantStorage {
+interface TenantStorage {
   check(tenantId: string, action: string): Promise<void>;
   forget(tenantId: string): void;
 }

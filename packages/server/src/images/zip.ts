@@ -11,7 +11,7 @@ export interface ZipLimits {
   maxExpandedBytes: number;
 }
 
-export const DEFAULT_ZIP_LIMITS: ZipLimits = { maxEntries: 10_000, maxExpandedBytes: 1 << 30 };
+const DEFAULT_ZIP_LIMITS: ZipLimits = { maxEntries: 10_000, maxExpandedBytes: 1 << 30 };
 
 export interface ZipEntry {
   /** Normalised relative path ('dir/file'); directories have no trailing slash. */

@@ -71,7 +71,7 @@ export class QuotaGate {
   }
 }
 
-export function exceeded(
+function exceeded(
   quotas: TenantQuotas,
   usage: TenantUsage,
   demand: Demand,

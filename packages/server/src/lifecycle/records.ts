@@ -7,7 +7,7 @@ import type { MicroVMRecord } from '../store/types.js';
 const ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
 
 /** DNS-label-safe id: it is also the MicroVM's hostname and endpoint subdomain. */
-export function newMicroVMId(): string {
+function newMicroVMId(): string {
   const bytes = randomBytes(16);
   return 'mvm-' + Array.from(bytes, (b) => ID_ALPHABET[b & 31]).join('');
 }

@@ -17,7 +17,7 @@ export const NETNS_PREFIX = 'capsule-';
 /** Where a VM's resolver and SNI proxy listen, on its uplink's host address. */
 export const RESOLVER_PORT = 10053;
 /** Name-checked guest ports (CAPSULE_EGRESS_NAME_PORTS) are proxied at NAME_PROXY_BASE + their index. */
-export const MAX_NAME_CHECKED_PORTS = 16;
+const MAX_NAME_CHECKED_PORTS = 16;
 const NAME_PROXY_BASE = 10100;
 /** Every port of ours a VM's flows may reach on its uplink's host address (through a DNAT only), as nft. */
 export const SERVICE_PORTS = `${RESOLVER_PORT}, ${NAME_PROXY_BASE}-${NAME_PROXY_BASE + MAX_NAME_CHECKED_PORTS - 1}`;

@@ -16,7 +16,7 @@ import {
 } from './addressing.js';
 
 const execFileAsync = promisify(execFile);
-export const NETNS_DIR = '/run/netns';
+const NETNS_DIR = '/run/netns';
 
 export const netnsPath = (netns: string): string => `${NETNS_DIR}/${netns}`;
 

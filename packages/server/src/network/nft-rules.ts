@@ -23,7 +23,7 @@ import {
 } from './addressing.js';
 import { ALWAYS_DENIED, type CompiledPolicy } from './policy.js';
 
-export const TABLE = 'inet capsule';
+const TABLE = 'inet capsule';
 
 const log = (prefix: string): string => `log prefix "${prefix} " group ${NFLOG_GROUP}`;
 const elements = (list: readonly string[]): string => (list.length ? ` elements = { ${list.join(', ')} }` : '');

@@ -11,8 +11,8 @@ import { RESOLVER_PORT } from './addressing.js';
 import type { CompiledPolicy } from './policy.js';
 
 const UPSTREAM_TIMEOUT_MS = 2500;
-export const MIN_LEARNED_TTL_SECONDS = 30;
-export const MAX_LEARNED_TTL_SECONDS = 3600;
+const MIN_LEARNED_TTL_SECONDS = 30;
+const MAX_LEARNED_TTL_SECONDS = 3600;
 const NXDOMAIN = 3;
 const SERVFAIL = 2;
 const MAX_TCP_CONNECTIONS = 16;

@@ -9,7 +9,7 @@ import { chownNoFollow } from '../jail/vm-files.js';
 import { Machine, type LaunchOptions, type SnapshotFiles } from '../vmm/machine.js';
 import type { VmNetworks } from '../network/vm-networks.js';
 
-export function sha256Of(file: string): string {
+function sha256Of(file: string): string {
   return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 

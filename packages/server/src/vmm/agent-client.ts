@@ -33,7 +33,7 @@ export interface ExecIo {
   onStderr?(chunk: Buffer): void | Promise<unknown>;
 }
 
-export interface ExecResult {
+interface ExecResult {
   exitCode: number | null;
   signal: string | null;
   timedOut: boolean;

@@ -21,7 +21,7 @@ export interface QmpCommands {
   'query-migrate': { args: undefined; ret: { status?: MigrationStatus; 'error-desc'?: string } };
 }
 
-export type MigrationStatus =
+type MigrationStatus =
   | 'none'
   | 'setup'
   | 'active'
@@ -40,7 +40,7 @@ export interface QmpEvent {
   timestamp: { seconds: number; microseconds: number };
 }
 
-export class QmpError extends Error {
+class QmpError extends Error {
   constructor(
     readonly command: string,
     readonly qmpClass: string,

@@ -11,7 +11,7 @@ import { MicroVMIdParam } from '../params.js';
 import { defineRoute, jsonBody, raw } from '../route.js';
 
 /** base64 stdin up to 64 MiB of JSON; larger inputs belong on the WebSocket exec. */
-export const EXEC_BODY_LIMIT_BYTES = 64 * 1024 * 1024;
+const EXEC_BODY_LIMIT_BYTES = 64 * 1024 * 1024;
 const STDIN_CHUNK_BYTES = 64 * 1024;
 
 async function* chunksOf(buffer: Buffer): AsyncGenerator<Buffer> {
