@@ -2,6 +2,7 @@
 // running in every snapshot): a restore then costs a pipe round trip, not two process spawns (~200 ms
 // under TCG). Node can neither ioctl nor settimeofday; perl-base is Essential in Debian, so every
 // runtime has it.
+import { Mutex } from 'async-mutex';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import readline from 'node:readline';
 
@@ -35,7 +36,8 @@ while (my $line = <STDIN>) {
 }`;
 
 let helper: { child: ChildProcessWithoutNullStreams; lines: AsyncIterator<string> } | null = null;
-let queue: Promise<unknown> = Promise.resolve();
+/** One request at a time on the helper's stdin/stdout. */
+const oneAtATime = new Mutex();
 
 function start(): NonNullable<typeof helper> {
   const child = spawn('/usr/bin/perl', ['-e', HELPER], { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -61,9 +63,7 @@ function request(entropyHex: string | null, epochMs: number | null, macAddress: 
     if (answer.done) throw new Error('fix-up helper exited');
     if (answer.value !== 'ok') throw new Error(answer.value.replace(/^err /, '').trim());
   };
-  const result = queue.then(run, run);
-  queue = result.catch(() => undefined);
-  return result;
+  return oneAtATime.runExclusive(run);
 }
 
 export function setClock(epochMs: number): Promise<void> {

@@ -3,6 +3,7 @@
 // each version in a builder VM, one build at a time. Versions are immutable: PENDING → IN_PROGRESS →
 // SUCCESSFUL (with a frozen layer) or FAILED (with the step and its output). A version in use by a
 // MicroVM cannot be deleted.
+import { Mutex } from 'async-mutex';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -90,7 +91,8 @@ const WARM_TIMEOUT_MS = 10_000;
 const SNAPSHOT_FILES = ['snapshot/memory', 'snapshot/state', 'snapshot/disk.qcow2', 'snapshot/manifest.json'];
 
 export class ImageService {
-  private queue: Promise<unknown> = Promise.resolve();
+  /** Builds run one at a time, in the order they were accepted. */
+  private readonly builds = new Mutex();
   private readonly root: string;
 
   constructor(private readonly deps: ImageServiceDeps) {
@@ -202,7 +204,7 @@ export class ImageService {
             error: err.message,
           }),
         );
-      this.queue = this.queue.then(run, run);
+      void this.builds.runExclusive(run);
       return record;
     } finally {
       zip?.close();
@@ -211,8 +213,8 @@ export class ImageService {
   }
 
   /** Wait for queued builds (tests, shutdown). */
-  idle(): Promise<unknown> {
-    return this.queue;
+  idle(): Promise<void> {
+    return this.builds.waitForUnlock();
   }
 
   private async build(record: ImageVersionRecord): Promise<void> {

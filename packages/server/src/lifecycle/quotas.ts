@@ -2,6 +2,7 @@
 // if the tenant's usage plus what it asks for stays within every quota; otherwise 429 QUOTA_EXCEEDED
 // naming what was exceeded. Checks for one tenant are serialized, and an admitted request holds a
 // reservation until its VM shows in the store's usage, so concurrent requests cannot overshoot.
+import { Mutex } from 'async-mutex';
 import { CapsuleError, ErrorCode, type MicroVMState, type TenantQuotas, type VmShape } from '@capsule/protocol';
 import type { Store, TenantRecord, TenantUsage } from '../store/types.js';
 
@@ -15,7 +16,8 @@ export const HOLDING_STATES: MicroVMState[] = ['PENDING', 'RUNNING', 'SUSPENDING
 export type Demand = VmShape;
 
 export class QuotaGate {
-  private readonly chains = new Map<string, Promise<unknown>>();
+  /** One lock per tenant while a check of its runs or waits: checks for one tenant are serialized. */
+  private readonly locks = new Map<string, Mutex>();
   private readonly reserved = new Map<string, Demand[]>();
 
   constructor(
@@ -50,13 +52,15 @@ export class QuotaGate {
         if (list.length === 0 && this.reserved.get(tenantId) === list) this.reserved.delete(tenantId);
       };
     };
-    const result = (this.chains.get(tenantId) ?? Promise.resolve()).then(check, check);
-    const tail = result.catch(() => undefined);
-    this.chains.set(tenantId, tail);
-    void tail.then(() => {
-      if (this.chains.get(tenantId) === tail) this.chains.delete(tenantId);
+    let lock = this.locks.get(tenantId);
+    if (!lock) {
+      lock = new Mutex();
+      this.locks.set(tenantId, lock);
+    }
+    const held = lock;
+    return held.runExclusive(check).finally(() => {
+      if (!held.isLocked() && this.locks.get(tenantId) === held) this.locks.delete(tenantId);
     });
-    return result;
   }
 
   private withReservations(tenantId: string, usage: TenantUsage): TenantUsage {

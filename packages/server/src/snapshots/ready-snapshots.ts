@@ -5,6 +5,7 @@
 //
 // Every file is root's and read-only once taken: clones open the memory file read-only and map it
 // privately (QEMU's readonly=on,rom=off), and see it only through a read-only bind mount in their jail.
+import { Mutex } from 'async-mutex';
 import fs from 'node:fs';
 import type { VmShape } from '@capsule/protocol';
 import type { SystemVms } from '../system-vms.js';
@@ -39,7 +40,8 @@ export class ReadySnapshots {
   private readonly dir: string;
   private readonly building = new Map<string, Promise<ReadySnapshot | null>>();
   /** One snapshot VM at a time: they count toward no tenant's quota, so they must not crowd the host. */
-  private queue: Promise<unknown> = Promise.resolve();
+  /** Snapshot VMs are built one at a time. */
+  private readonly builds = new Mutex();
 
   constructor(
     private readonly config: CapsuleConfig,
@@ -126,11 +128,10 @@ export class ReadySnapshots {
       // a shape storm queues no more than a couple; the start-up snapshots of the default shape always queue
       if (!always && this.building.size >= MAX_QUEUED_BUILDS + 1) return Promise.resolve(null);
       const run = (): Promise<ReadySnapshot | null> => this.build(runtimeName, shape, key);
-      build = this.queue.then(run).catch((err: Error) => {
+      build = this.builds.runExclusive(run).catch((err: Error) => {
         this.log.error('ready snapshot build failed', { key, error: err.message });
         return null;
       });
-      this.queue = build; // never rejects: the next build waits for this one whatever its outcome
       this.building.set(key, build);
       void build.finally(() => this.building.delete(key));
     }
