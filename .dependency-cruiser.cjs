@@ -41,7 +41,7 @@ module.exports = {
         dir('api', 'lifecycle', 'images', 'snapshots'),
         'src/*.ts leaves sit under every directory',
       ),
-      from: { path: `${S}[^/]+\\.ts$`, pathNot: `${S}(index|system-vms)(\\.test)?\\.ts$` },
+      from: { path: `${S}[^/]+\\.ts$`, pathNot: `${S}(index|internals|system-vms)(\\.test)?\\.ts$` },
     },
     {
       ...never(

@@ -5,9 +5,9 @@
 //   GET /v1/microvms/{id} requests per second (10 in flight)    vs  GET /healthz (no auth, no store)
 import fs from 'node:fs';
 import path from 'node:path';
-import { startServer } from '../packages/server/src/index.js';
-import { createLogger } from '../packages/server/src/log.js';
-import { hostLaunchOptions, Machine } from '../packages/server/src/vmm/machine.js';
+import { startServer } from '@capsule/server';
+import { createLogger } from '@capsule/server/internals';
+import { hostLaunchOptions, Machine } from '@capsule/server/internals';
 import { api, freePort, httpGet, until200 } from './http.js';
 import { ratio, summarize, timed } from './stats.js';
 

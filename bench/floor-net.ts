@@ -3,10 +3,10 @@
 // bench's, on a pool no server uses), started with nsenter as root.
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { createLogger } from '../packages/server/src/log.js';
-import { EgressLogs } from '../packages/server/src/network/egress-log.js';
-import { netnsPath } from '../packages/server/src/network/netns.js';
-import { VmNetworks } from '../packages/server/src/network/vm-networks.js';
+import { createLogger } from '@capsule/server/internals';
+import { EgressLogs } from '@capsule/server/internals';
+import { netnsPath } from '@capsule/server/internals';
+import { VmNetworks } from '@capsule/server/internals';
 
 export async function floorNetworks(work: string): Promise<VmNetworks> {
   const networks = new VmNetworks(

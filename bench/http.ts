@@ -1,6 +1,6 @@
 // HTTP helpers the benchmarks share: the API with the admin key, timed GETs, a free loopback port.
 import http from 'node:http';
-import type { RunningServer } from '../packages/server/src/index.js';
+import type { RunningServer } from '@capsule/server';
 
 /** One API call with the admin key; the JSON answer ({} for none or an NDJSON stream). Throws on an error status. */
 export async function api(

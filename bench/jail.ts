@@ -4,8 +4,8 @@
 // either way and its cgroup's own figure.
 import fs from 'node:fs';
 import path from 'node:path';
-import { startServer, type RunningServer } from '../packages/server/src/index.js';
-import { createLogger } from '../packages/server/src/log.js';
+import { startServer, type RunningServer } from '@capsule/server';
+import { createLogger } from '@capsule/server/internals';
 import { api } from './http.js';
 import { pssKib, qemuPidOf } from './lifecycle.js';
 import { ratio, summarize } from './stats.js';

@@ -8,14 +8,14 @@
 //   policy   PATCH …/network until the new policy is in force
 import fs from 'node:fs';
 import path from 'node:path';
-import { startServer } from '../packages/server/src/index.js';
-import { createLogger } from '../packages/server/src/log.js';
-import { ReadySnapshots } from '../packages/server/src/snapshots/ready-snapshots.js';
-import { captureSnapshot } from '../packages/server/src/snapshots/capture.js';
-import { EgressLogs } from '../packages/server/src/network/egress-log.js';
-import { VmNetworks } from '../packages/server/src/network/vm-networks.js';
-import { slotAddresses, slotOfNetns } from '../packages/server/src/network/addressing.js';
-import { hostLaunchOptions, Machine } from '../packages/server/src/vmm/machine.js';
+import { startServer } from '@capsule/server';
+import { createLogger } from '@capsule/server/internals';
+import { ReadySnapshots } from '@capsule/server/internals';
+import { captureSnapshot } from '@capsule/server/internals';
+import { EgressLogs } from '@capsule/server/internals';
+import { VmNetworks } from '@capsule/server/internals';
+import { slotAddresses, slotOfNetns } from '@capsule/server/internals';
+import { hostLaunchOptions, Machine } from '@capsule/server/internals';
 import { startFakeInternet, FAKE_DNS } from '../tests/support/fake-internet.js';
 import { api, httpGet, until200 } from './http.js';
 import { ratio, summarize, timed } from './stats.js';

@@ -4,8 +4,8 @@
 // one VM's suspend through the API on the same server, measured first.
 import fs from 'node:fs';
 import path from 'node:path';
-import { startServer } from '../packages/server/src/index.js';
-import { createLogger } from '../packages/server/src/log.js';
+import { startServer } from '@capsule/server';
+import { createLogger } from '@capsule/server/internals';
 import { DEFAULT_API_LIMITS } from '@capsule/server';
 import { zipOf } from '../tests/support/zip-writer.js';
 import { api } from './http.js';

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before } from 'node:test';
 import { startServer, type CapsuleConfig } from '@capsule/server';
 import { Capsule } from '@capsule/sdk';
-import { createLogger } from '../../packages/server/src/log.js';
+import { createLogger } from '@capsule/server/internals';
 import { freePort } from '../support/free-port.js';
 
 /** The guest agent's command line, anchored so a shell running pgrep does not match itself. */

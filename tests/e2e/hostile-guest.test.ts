@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SERIAL_LOG_MAX_BYTES } from '../../packages/server/src/vmm/serial-log.js';
+import { SERIAL_LOG_MAX_BYTES } from '@capsule/server/internals';
 import { qemuProcesses, useTestServer } from './helpers.js';
 
 const MIB = 1024 * 1024;

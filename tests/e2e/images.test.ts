@@ -9,9 +9,9 @@ import path from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
-import { S3BlobStore, s3Client, type S3Config } from '../../packages/server/src/blobs/s3-blob-store.js';
+import { S3BlobStore, s3Client, type S3Config } from '@capsule/server/internals';
 import { fileURLToPath } from 'node:url';
-import { zipDirectory } from '../../packages/cli/src/zip-dir.js';
+import { zipDirectory } from '@capsule/cli/zip-dir';
 import { zipOf } from '../support/zip-writer.js';
 import { endpointGet, errorOf, startTestServer, withTestServer, type TestServer } from './helpers.js';
 

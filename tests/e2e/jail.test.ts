@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MicroVM } from '@capsule/sdk';
-import { UID_CLAIMS_DIR } from '../../packages/server/src/jail/uid-pool.js';
+import { UID_CLAIMS_DIR } from '@capsule/server/internals';
 import { errorOf, qemuProcesses, startTestServer, useTestServer, type TestServer } from './helpers.js';
 
 function qemuPid(id: string): number {

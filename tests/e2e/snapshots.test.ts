@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { guestMacAddress } from '../../packages/server/src/vmm/qemu-args.js';
+import { guestMacAddress } from '@capsule/server/internals';
 import { endpointGet, useTestServer, withTestServer } from './helpers.js';
 
 describe('ready snapshots', () => {

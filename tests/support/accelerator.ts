@@ -3,12 +3,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadConfig } from '../../packages/server/src/config.js';
-import { Jailer } from '../../packages/server/src/jail/jailer.js';
-import { createLogger } from '../../packages/server/src/log.js';
-import { RuntimeRegistry } from '../../packages/server/src/runtimes/registry.js';
-import type { Accelerator } from '../../packages/server/src/vmm/qemu-args.js';
-import { decideAccelerator } from '../../packages/server/src/vmm/host-accelerator.js';
+import { loadConfig } from '@capsule/server/internals';
+import { Jailer } from '@capsule/server/internals';
+import { createLogger } from '@capsule/server/internals';
+import { RuntimeRegistry } from '@capsule/server/internals';
+import type { Accelerator } from '@capsule/server/internals';
+import { decideAccelerator } from '@capsule/server/internals';
 
 let decided: Promise<Accelerator> | null = null;
 

@@ -7,11 +7,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
-import { AgentClient } from '../../packages/server/src/vmm/agent-client.js';
-import { RESTORE_LOAD, type LaunchOptions } from '../../packages/server/src/vmm/machine.js';
-import { vmPaths } from '../../packages/server/src/vmm/qemu-args.js';
-import type { Hypervisor, SuspendedFiles, Vm } from '../../packages/server/src/vmm/vm.js';
-import type { VmCgroup } from '../../packages/server/src/jail/cgroups.js';
+import { AgentClient } from '@capsule/server/internals';
+import { RESTORE_LOAD, type LaunchOptions } from '@capsule/server/internals';
+import { vmPaths } from '@capsule/server/internals';
+import type { Hypervisor, SuspendedFiles, Vm } from '@capsule/server/internals';
+import type { VmCgroup } from '@capsule/server/internals';
 import { type FakeGuest, startFakeGuest } from './fake-guest.js';
 
 /** Above any pid_max (2^22): no real process has one of these, so no kill can reach a real one. */
