@@ -3,10 +3,7 @@
 // bench's, on a pool no server uses), started with nsenter as root.
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { createLogger } from '@capsule/server/internals';
-import { EgressLogs } from '@capsule/server/internals';
-import { netnsPath } from '@capsule/server/internals';
-import { VmNetworks } from '@capsule/server/internals';
+import { createLogger, EgressLogs, netnsPath, VmNetworks } from '@capsule/server/internals';
 
 export async function floorNetworks(work: string): Promise<VmNetworks> {
   const networks = new VmNetworks(

@@ -6,8 +6,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { newcArchive, S_IFREG } from '@capsule/server/internals';
-import { qemuArgs, vmPaths, type MachineSpec } from '@capsule/server/internals';
+import { newcArchive, S_IFREG, qemuArgs, vmPaths, type MachineSpec } from '@capsule/server/internals';
 
 const FLOOR_INIT = `#!/bin/busybox sh
 /bin/busybox mount -t devtmpfs dev /dev

@@ -58,5 +58,3 @@ export async function until200(
   }
   throw new Error(`port ${port} never answered 200 within ${timeoutMs} ms`);
 }
-
-export { freePort } from '../tests/support/free-port.js';

@@ -11,11 +11,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { encodeFrame, FrameKind } from '@capsule/protocol';
 import { startServer } from '@capsule/server';
-import { createLogger } from '@capsule/server/internals';
-import { ReadySnapshots } from '@capsule/server/internals';
-import { loadDeviceState } from '@capsule/server/internals';
-import { QmpClient } from '@capsule/server/internals';
-import { qemuArgs, vmPaths, type MachineSpec } from '@capsule/server/internals';
+import {
+  createLogger,
+  ReadySnapshots,
+  loadDeviceState,
+  QmpClient,
+  qemuArgs,
+  vmPaths,
+  type MachineSpec,
+} from '@capsule/server/internals';
 import { api } from './http.js';
 import { createOverlay } from './overlay.js';
 import { floorNetworks, spawnQemuIn } from './floor-net.js';

@@ -9,13 +9,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { startServer } from '@capsule/server';
-import { createLogger } from '@capsule/server/internals';
-import { ReadySnapshots } from '@capsule/server/internals';
-import { captureSnapshot } from '@capsule/server/internals';
-import { EgressLogs } from '@capsule/server/internals';
-import { VmNetworks } from '@capsule/server/internals';
-import { slotAddresses, slotOfNetns } from '@capsule/server/internals';
-import { hostLaunchOptions, Machine } from '@capsule/server/internals';
+import {
+  createLogger,
+  ReadySnapshots,
+  captureSnapshot,
+  EgressLogs,
+  VmNetworks,
+  slotAddresses,
+  slotOfNetns,
+  hostLaunchOptions,
+  Machine,
+} from '@capsule/server/internals';
 import { startFakeInternet, FAKE_DNS } from '../tests/support/fake-internet.js';
 import { api, httpGet, until200 } from './http.js';
 import { ratio, summarize, timed } from './stats.js';

@@ -16,12 +16,15 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { loadConfig } from '@capsule/server/internals';
-import { RuntimeRegistry } from '@capsule/server/internals';
-import { hostLaunchOptions, Machine } from '@capsule/server/internals';
-import { decideAccelerator } from '@capsule/server/internals';
-import { Jailer } from '@capsule/server/internals';
-import { createLogger } from '@capsule/server/internals';
+import {
+  loadConfig,
+  RuntimeRegistry,
+  hostLaunchOptions,
+  Machine,
+  decideAccelerator,
+  Jailer,
+  createLogger,
+} from '@capsule/server/internals';
 import { bootFloor, floorInitrd } from './floor.js';
 import { ratio, summarize } from './stats.js';
 import { benchLifecycle } from './lifecycle.js';

@@ -6,9 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { INITIAL_WINDOW_BYTES, MAX_PAYLOAD_BYTES } from '@capsule/protocol';
-import { loadConfig } from '@capsule/server/internals';
-import { RuntimeRegistry } from '@capsule/server/internals';
-import { hostLaunchOptions, Machine } from '@capsule/server/internals';
+import { loadConfig, RuntimeRegistry, hostLaunchOptions, Machine } from '@capsule/server/internals';
 import { AGENT_PROCESS } from './helpers.js';
 import { hostAccelerator } from '../support/accelerator.js';
 

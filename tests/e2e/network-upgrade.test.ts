@@ -6,13 +6,16 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadConfig } from '@capsule/server/internals';
-import { createLogger } from '@capsule/server/internals';
-import { RuntimeRegistry } from '@capsule/server/internals';
-import { EgressLogs } from '@capsule/server/internals';
-import { VmNetworks } from '@capsule/server/internals';
-import { Jailer } from '@capsule/server/internals';
-import { hostLaunchOptions, Machine } from '@capsule/server/internals';
+import {
+  loadConfig,
+  createLogger,
+  RuntimeRegistry,
+  EgressLogs,
+  VmNetworks,
+  Jailer,
+  hostLaunchOptions,
+  Machine,
+} from '@capsule/server/internals';
 import { networkNamespaces } from './helpers.js';
 import { hostAccelerator } from '../support/accelerator.js';
 

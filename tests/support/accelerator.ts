@@ -3,12 +3,14 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadConfig } from '@capsule/server/internals';
-import { Jailer } from '@capsule/server/internals';
-import { createLogger } from '@capsule/server/internals';
-import { RuntimeRegistry } from '@capsule/server/internals';
-import type { Accelerator } from '@capsule/server/internals';
-import { decideAccelerator } from '@capsule/server/internals';
+import {
+  loadConfig,
+  Jailer,
+  createLogger,
+  RuntimeRegistry,
+  type Accelerator,
+  decideAccelerator,
+} from '@capsule/server/internals';
 
 let decided: Promise<Accelerator> | null = null;
 

@@ -7,11 +7,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
-import { AgentClient } from '@capsule/server/internals';
-import { RESTORE_LOAD, type LaunchOptions } from '@capsule/server/internals';
-import { vmPaths } from '@capsule/server/internals';
-import type { Hypervisor, SuspendedFiles, Vm } from '@capsule/server/internals';
-import type { VmCgroup } from '@capsule/server/internals';
+import {
+  AgentClient,
+  RESTORE_LOAD,
+  type LaunchOptions,
+  vmPaths,
+  type Hypervisor,
+  type SuspendedFiles,
+  type Vm,
+  type VmCgroup,
+} from '@capsule/server/internals';
 import { type FakeGuest, startFakeGuest } from './fake-guest.js';
 
 /** Above any pid_max (2^22): no real process has one of these, so no kill can reach a real one. */

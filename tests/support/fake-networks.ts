@@ -2,8 +2,7 @@
 // taken back as network/vm-networks.ts does (its real addressing), each VM's policy in force recorded.
 // Like real namespaces, slots outlive a server, so a second service can adopt them (recovery).
 import type { ResolvedNetworkPolicy } from '@capsule/protocol';
-import { type SlotAddresses, slotAddresses, slotCount } from '@capsule/server/internals';
-import type { VmNetworkPort } from '@capsule/server/internals';
+import { type SlotAddresses, slotAddresses, slotCount, type VmNetworkPort } from '@capsule/server/internals';
 
 export class FakeNetworks implements VmNetworkPort {
   /** slot → the VM holding it. */

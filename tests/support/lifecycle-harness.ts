@@ -7,18 +7,22 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { TenantQuotas } from '@capsule/protocol';
-import { type CapsuleConfig, loadConfig } from '@capsule/server/internals';
-import { createLogger } from '@capsule/server/internals';
-import { openStore } from '@capsule/server/internals';
-import type { SqlStore } from '@capsule/server/internals';
-import { Jailer } from '@capsule/server/internals';
-import { DiskReserve } from '@capsule/server/internals';
-import { openBlobStore } from '@capsule/server/internals';
-import { StorageMeter } from '@capsule/server/internals';
-import { EgressLogs } from '@capsule/server/internals';
-import { Metrics } from '@capsule/server/internals';
-import { MicroVMService, type ServiceDeps } from '@capsule/server/internals';
-import type { Runtime } from '@capsule/server/internals';
+import {
+  type CapsuleConfig,
+  loadConfig,
+  createLogger,
+  openStore,
+  type SqlStore,
+  Jailer,
+  DiskReserve,
+  openBlobStore,
+  StorageMeter,
+  EgressLogs,
+  Metrics,
+  MicroVMService,
+  type ServiceDeps,
+  type Runtime,
+} from '@capsule/server/internals';
 import { FakeHypervisor } from './fake-hypervisor.js';
 import { FakeNetworks } from './fake-networks.js';
 

@@ -31,8 +31,6 @@ export interface MachineSpec extends VmShape {
    * written). A memfd/file is shmem or page cache, so the host never backs it with 2 MiB THP pages.
    */
   memory?: { kind: 'memfd' } | { kind: 'file'; path: string; share: boolean };
-  /** Loopback host ports forwarded to guest ports (benchmarks' direct floor; MicroVMs use the agent tunnel). */
-  hostForwards?: Array<{ hostPort: number; guestPort: number }>;
   /** Start paused, waiting for device state via QMP migrate-incoming. */
   incoming?: boolean;
 }
@@ -95,10 +93,7 @@ export function qemuArgs(spec: MachineSpec): string[] {
   const p = vmPaths(spec.vmDir);
   const accel =
     spec.accelerator === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,tb-size=64', '-cpu', 'max'];
-  const forwards = (spec.hostForwards ?? [])
-    .map((f) => `,hostfwd=tcp:127.0.0.1:${f.hostPort}-:${f.guestPort}`)
-    .join('');
-  const netdev = spec.netns ? 'tap,id=net0,ifname=tap0,script=no,downscript=no' : `user,id=net0,restrict=on${forwards}`;
+  const netdev = spec.netns ? 'tap,id=net0,ifname=tap0,script=no,downscript=no' : 'user,id=net0,restrict=on';
   return [
     // TCG guests are told their TSC rate (guest-timing.ts), so the legacy PIT/PIC can go (~5% faster boot).
     // KVM guests keep them: untested here, and their clock comes from kvmclock anyway.
