@@ -1,12 +1,12 @@
 // MicroVM lifecycle: launch, look up, exec, terminate, and react to a VM dying underneath us.
-// Owns the id → Machine map; every state change is validated (states.ts) and persisted first.
+// Its running VMs are in running-vms.ts; a launch is launch.ts, suspend and resume suspend-resume.ts.
+// Every state change is validated (states.ts) and persisted first.
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import fs from 'node:fs';
 import {
   CapsuleError,
   ErrorCode,
-  resolveNetworkPolicy,
   type EgressLogEntry,
   type MicroVMUsage,
   type ExecRequest,
@@ -15,65 +15,38 @@ import {
   type MicroVMState,
   type RunMicroVMRequest,
 } from '@capsule/protocol';
-import type { CapsuleConfig } from '../config.js';
 import type { Logger } from '../log.js';
-import type { ListFilter, MicroVMRecord, Store } from '../store/types.js';
+import type { ListFilter, MicroVMRecord } from '../store/types.js';
 import type { AgentClient, ExecHandle, ExecIo } from '../vmm/agent-client.js';
-import type { AcceleratorDecision } from '../vmm/accelerator.js';
-import { RESTORE_LOAD, serialTail } from '../vmm/machine.js';
-import type { Hypervisor, SuspendedFiles, Vm } from '../vmm/vm.js';
-import type { Jailer } from '../jail/jailer.js';
-import { ensureUid, machineUsage, usageByTenant } from './jail-ops.js';
+import { serialTail } from '../vmm/machine.js';
+import type { Vm } from '../vmm/vm.js';
 import { assertTransition, FAILABLE_STATES } from '../store/states.js';
 import { Activity, PolicySweeper } from './policy-sweeper.js';
 import { QuotaGate } from './quotas.js';
 import { LaunchRate, SessionLimits } from './limits.js';
-import type { DiskReserve } from '../disk-reserve.js';
-import type { StorageMeter } from './storage-quota.js';
-import type { Metrics } from '../observability/metrics.js';
-import { resolveSource, type LaunchSourceDeps } from './launch-source.js';
 import { appLogTail } from '../images/app-start.js';
-import { pendingRecord } from './records.js';
 import { notifyHook } from '../images/hooks.js';
-import { recoverMicroVMs, suspendDirOf, suspendFilesOf, type SuspendFiles } from './recovery.js';
-import { launchOptions, startMachine, type BootDeps } from './boot.js';
-import type { ReadySnapshots } from '../snapshots/ready-snapshots.js';
-import type { EgressLogs } from '../network/egress-log.js';
-import { checkTenantPolicy } from '../network/policy.js';
-import { changeNetwork, withNetwork, type NetworkDeps, type VmNetworkPort } from './network-ops.js';
+import { recoverMicroVMs, suspendDirOf } from './recovery.js';
+import { RunningVms } from './running-vms.js';
+import type { LifecycleCore } from './core.js';
+import { resumeVm, suspendVm } from './suspend-resume.js';
+import type { BootDeps } from './boot.js';
+import { changeNetwork, type NetworkDeps } from './network-ops.js';
 import { GuestSessions } from './guest-sessions.js';
 import { LostVms } from './lost-vms.js';
 import { DiskPauses } from './disk-pauses.js';
+import type { ServiceDeps } from './service-deps.js';
+import { launchVm } from './launch.js';
+
+export type { ServiceDeps };
 
 /** How long a shutdown waits for suspends and resumes in flight. */
 const SHUTDOWN_WAIT_MS = 60_000;
 
-export interface ServiceDeps {
-  config: CapsuleConfig;
-  store: Store;
-  runtimes: LaunchSourceDeps['runtimes'];
-  accelerator: AcceleratorDecision;
-  /** Every QEMU's jail: its uid (recorded with the VM), mount namespace, cgroup. */
-  jailer: Jailer;
-  snapshots: ReadySnapshots | null;
-  images: LaunchSourceDeps['images'];
-  metrics: Metrics;
-  log: Logger;
-  /** Every MicroVM's namespace, egress policy and resolver (network/). */
-  networks: VmNetworkPort;
-  egressLogs: EgressLogs;
-  /** The free-space reserve launches and suspends are checked against. */
-  disk: DiskReserve;
-  /** Tenants' storage quotas: a launch is refused while its tenant is at or over its own. */
-  storage: StorageMeter;
-  /** Starts and takes back VMs: QEMU (vmm/hypervisor.ts), or a fake in unit tests. */
-  hypervisor: Hypervisor;
-}
-
 export class MicroVMService {
-  private readonly machines = new Map<string, Vm>();
-  /** The tenant of each VM in `machines` (per-tenant usage). */
-  private readonly tenantOf = new Map<string, string>();
+  private readonly running: RunningVms;
+  /** What a launch (launch.ts), a suspend and a resume (suspend-resume.ts) use of this service. */
+  private readonly core: LifecycleCore;
   private readonly activity = new Activity();
   private readonly sweeper: PolicySweeper;
   private readonly quotas: QuotaGate;
@@ -104,6 +77,7 @@ export class MicroVMService {
       agentFor: (tenantId, id, action) => this.agentFor(tenantId, id, action),
     });
     this.diskPauses = new DiskPauses(deps.disk, deps.log, (id) => this.busy.has(id));
+    this.running = new RunningVms(this.diskPauses, deps.log, (id, reason) => this.onMachineLost(id, reason));
     this.losses = new LostVms(deps.store, deps.log, (id, reason) => this.fail(id, reason));
     this.bootDeps = { ...deps, vmsDir: this.vmsDir };
     this.netDeps = { networks: deps.networks, store: deps.store, privateAllow: deps.config.egressPrivateAllow };
@@ -118,6 +92,22 @@ export class MicroVMService {
       },
       deps.log,
     );
+    this.core = {
+      deps,
+      running: this.running,
+      quotas: this.quotas,
+      bootDeps: this.bootDeps,
+      netDeps: this.netDeps,
+      activity: this.activity,
+      suspendedDir: this.suspendedDir,
+      get: (tenantId, id) => this.get(tenantId, id),
+      transition: (record, to, action) => this.transition(record, to, action),
+      fail: (id, reason) => this.fail(id, reason),
+      imageHook: (record, machine, name) => this.imageHook(record, machine, name),
+      logOf: (vm) => this.logOf(vm),
+      vmsDir: this.vmsDir,
+      finishTermination: (id) => this.finishTermination(id),
+    };
   }
 
   /** Log lines about one VM carry its id and tenant. */
@@ -127,10 +117,6 @@ export class MicroVMService {
 
   private suspendDirOf(id: string): string {
     return suspendDirOf(this.suspendedDir, id);
-  }
-
-  private suspendFilesOf(id: string): SuspendFiles {
-    return suspendFilesOf(this.suspendedDir, id);
   }
 
   private async exclusive<T>(id: string, action: string, fn: () => Promise<T>): Promise<T> {
@@ -153,140 +139,27 @@ export class MicroVMService {
    * If the save fails (disk full…) the VM goes back to RUNNING untouched and the error says why.
    */
   suspend(tenantId: string, id: string): Promise<MicroVMRecord> {
-    return this.deps.metrics.time(this.deps.metrics.suspendSeconds, () => this.suspendNow(tenantId, id));
-  }
-
-  private suspendNow(tenantId: string, id: string): Promise<MicroVMRecord> {
-    return this.exclusive(id, 'suspend', async () => {
-      const record = await this.get(tenantId, id);
-      const machine = this.machines.get(id);
-      assertTransition(id, record.state, 'SUSPENDING', 'suspend');
-      this.deps.disk.check(`suspend MicroVM ${id} (it is still RUNNING)`); // before anything changes: it stays RUNNING
-      await this.transition(record, 'SUSPENDING', 'suspend');
-      if (!machine) {
-        await this.fail(id, 'no VM process was found to suspend');
-        throw new CapsuleError(
-          ErrorCode.SUSPEND_FAILED,
-          `cannot suspend MicroVM ${id}: its VM process is gone; it is now FAILED`,
-        );
-      }
-      const dir = this.suspendDirOf(id);
-      // root's: a jailed QEMU sees only its own files, bind-mounted, never these directories
-      fs.mkdirSync(this.suspendedDir, { recursive: true, mode: 0o700 });
-      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-      await this.imageHook(record, machine, 'suspend');
-      let saved: SuspendedFiles;
-      try {
-        saved = await machine.suspend(dir);
-      } catch (err) {
-        if (machine.isRunning) {
-          await this.deps.store.transition(id, 'SUSPENDING', 'RUNNING');
-          throw new CapsuleError(
-            ErrorCode.SUSPEND_FAILED,
-            `could not suspend MicroVM ${id}; it is still RUNNING: ${(err as Error).message}`,
-            { cause: err },
-          );
-        }
-        this.forgetMachine(id);
-        await machine.stop().catch(() => undefined); // its exit may not have been seen yet: nothing else will clean up
-        await this.fail(id, `suspend failed after the VM stopped: ${(err as Error).message}`);
-        throw new CapsuleError(ErrorCode.SUSPEND_FAILED, `could not suspend MicroVM ${id}: ${(err as Error).message}`, {
-          cause: err,
-        });
-      }
-      this.forgetMachine(id);
-      this.deps.storage.forget(record.tenantId); // its memory is on disk now
-      await this.deps.networks.release(id, record.netSlot); // a suspended VM holds no namespace
-      // RAM pages written vs left to the base snapshot (null: all of RAM was written)
-      this.logOf(record).info('MicroVM suspended', {
-        ramPagesWritten: saved.ram?.pagesKept ?? null,
-        ramPagesFromBase: saved.ram?.pagesDropped ?? null,
-      });
-      return (await this.deps.store.transition(id, 'SUSPENDING', 'SUSPENDED', {
-        qemuPid: null,
-        netSlot: null,
-        suspendedAt: new Date().toISOString(),
-      }))!;
-    });
+    return this.deps.metrics.time(this.deps.metrics.suspendSeconds, () =>
+      this.exclusive(id, 'suspend', () => suspendVm(this.core, tenantId, id)),
+    );
   }
 
   /** SUSPENDED → RUNNING: same memory, processes and files. A transient failure leaves it SUSPENDED. */
   async resume(tenantId: string, id: string): Promise<MicroVMRecord> {
     this.launchRate.check(tenantId, 'resume');
-    return this.deps.metrics.time(this.deps.metrics.resumeSeconds, () => this.resumeNow(tenantId, id));
-  }
-
-  private resumeNow(tenantId: string, id: string): Promise<MicroVMRecord> {
-    return this.exclusive(id, 'resume', async () => {
-      let record = await this.get(tenantId, id);
-      assertTransition(id, record.state, 'RUNNING', 'resume');
-      if (record.state !== 'SUSPENDED')
-        throw new CapsuleError(ErrorCode.INVALID_STATE, `cannot resume MicroVM ${id}: it is ${record.state}`);
-      const { statePath, diskPath } = this.suspendFilesOf(id);
-      const missing = [statePath, diskPath].filter((f) => !fs.existsSync(f));
-      if (missing.length > 0) {
-        await this.fail(id, `its suspended state is gone (missing ${missing.map((f) => path.basename(f)).join(', ')})`);
-        throw new CapsuleError(
-          ErrorCode.RESUME_FAILED,
-          `cannot resume MicroVM ${id}: its suspended state is missing; it is now FAILED`,
-        );
-      }
-      let machine: Vm;
-      const release = await this.quotas.admit(record.tenantId, record);
-      try {
-        record = await ensureUid(this.deps.jailer, this.deps.store, record, diskPath);
-        const source = await resolveSource(
-          this.deps.runtimes,
-          this.deps.images,
-          record.tenantId,
-          record.imageName,
-          record.imageVersion ?? undefined,
-        );
-        machine = await withNetwork(this.netDeps, record, (netns) =>
-          this.deps.hypervisor.launch({
-            ...launchOptions(this.bootDeps, record, source, netns),
-            restore: { kind: 'suspended', statePath, diskPath },
-          }),
-        );
-      } catch (err) {
-        release();
-        if (err instanceof CapsuleError && err.step === RESTORE_LOAD) {
-          await this.fail(id, `its suspended state could not be loaded: ${err.message}`);
-          throw new CapsuleError(
-            ErrorCode.RESUME_FAILED,
-            `cannot resume MicroVM ${id}: its suspended state is corrupt; it is now FAILED`,
-            { cause: err },
-          );
-        }
-        throw new CapsuleError(
-          ErrorCode.RESUME_FAILED,
-          `could not resume MicroVM ${id}; it is still SUSPENDED and can be resumed again: ${(err as Error).message}`,
-          { cause: err },
-        );
-      }
-      fs.rmSync(statePath, { force: true }); // stale from now on; the disk stays as the live overlay
-      const running = await this.deps.store.transition(id, 'SUSPENDED', 'RUNNING', {
-        qemuPid: machine.pid,
-        suspendedAt: null,
-        lastActivityAt: new Date().toISOString(),
-      });
-      release();
-      this.activity.touch(id);
-      this.adopt(record, machine);
-      await this.imageHook(record, machine, 'resume');
-      this.logOf(record).info('MicroVM resumed');
-      return running!;
-    });
+    return this.deps.metrics.time(this.deps.metrics.resumeSeconds, () =>
+      this.exclusive(id, 'resume', () => resumeVm(this.core, tenantId, id)),
+    );
   }
 
   /** What a running VM uses now; null when not running or unjailed. */
   usageOf(id: string): MicroVMUsage | null {
-    return machineUsage(this.machines.get(id));
+    return this.running.usageOf(id);
   }
 
   /** Running VMs' usage summed per tenant (the /metrics gauges). */
   usageByTenant(): Map<string, MicroVMUsage> {
-    return usageByTenant([...this.tenantOf].map(([id, tenantId]) => ({ tenantId, usage: this.usageOf(id) })));
+    return this.running.usageByTenant();
   }
 
   /** At start-up: take back what the previous server left (recovery.ts). */
@@ -298,7 +171,7 @@ export class MicroVMService {
       networks: this.deps.networks,
       jailer: this.deps.jailer,
       hypervisor: this.deps.hypervisor,
-      adopt: (record, machine) => this.adopt(record, machine),
+      adopt: (record, machine) => this.running.adopt(record, machine),
     });
   }
 
@@ -308,87 +181,9 @@ export class MicroVMService {
     await this.deps.storage.check(tenantId, 'launch a MicroVM'); // its disk overlay grows from here
     return this.deps.metrics.time(
       this.deps.metrics.launchSeconds,
-      () => this.launch(tenantId, request),
+      () => launchVm(this.core, tenantId, request),
       (vm) => ({ launched_from: vm.launchedFrom ?? 'none' }),
     );
-  }
-
-  private async launch(tenantId: string, request: RunMicroVMRequest): Promise<MicroVMRecord> {
-    const { config, store, runtimes, accelerator } = this.deps;
-    const source = await resolveSource(runtimes, this.deps.images, tenantId, request.imageName, request.imageVersion);
-    const { runtime, image } = source;
-    const plan = image?.record.plan;
-    const maximumDurationSeconds = request.maximumDurationSeconds ?? config.maxDurationCapSeconds;
-    if (maximumDurationSeconds > config.maxDurationCapSeconds) {
-      throw new CapsuleError(
-        ErrorCode.VALIDATION_FAILED,
-        `maximumDurationSeconds ${maximumDurationSeconds} exceeds the cap of ${config.maxDurationCapSeconds}`,
-      );
-    }
-    const network = resolveNetworkPolicy(request.network ?? { egress: 'none' });
-    checkTenantPolicy(network, config.egressPrivateAllow);
-    const record = pendingRecord(tenantId, request, {
-      vmsDir: this.vmsDir,
-      network,
-      maximumDurationSeconds,
-      accelerator: accelerator.accelerator,
-      imageVersion: image?.record.version ?? null,
-      vcpuCount: request.vcpuCount ?? plan?.vcpuCount ?? config.defaultVcpuCount,
-      memoryMib: request.memoryMib ?? plan?.memoryMib ?? config.defaultMemoryMib,
-      env: { ...plan?.env, ...request.env },
-    });
-    const id = record.id;
-    // its own uid for as long as its files exist; no jail means no launch (the record says why)
-    let jailError: unknown = null;
-    try {
-      record.jailUid = this.deps.jailer.claimUid(id);
-    } catch (err) {
-      jailError = err;
-    }
-    try {
-      const release = await this.quotas.admit(tenantId, record);
-      try {
-        await store.insertMicroVM(record);
-      } finally {
-        release(); // from here the PENDING record counts
-      }
-    } catch (err) {
-      this.deps.jailer.releaseUid(record.jailUid, id); // no record holds it
-      throw err;
-    }
-    this.logOf(record).info('launching MicroVM', { image: record.imageName, accelerator: accelerator.accelerator });
-    let machine: Vm;
-    let launchedFrom: 'boot' | 'snapshot';
-    try {
-      if (jailError) throw jailError;
-      ({ machine, launchedFrom } = await withNetwork(this.netDeps, record, (netns) =>
-        startMachine(this.bootDeps, record, source, netns, request.runHookPayload),
-      ));
-    } catch (err) {
-      const reason = err instanceof CapsuleError ? `${err.code}: ${err.message}` : String(err);
-      await store.transition(id, ['PENDING', 'TERMINATING'], 'FAILED', {
-        failureReason: reason,
-        qemuPid: null,
-        netSlot: null,
-      }); // TERMINATING: terminated while it booted
-      this.deps.jailer.releaseUid(record.jailUid, id); // the failed launch removed its files
-      this.logOf(record).error('MicroVM launch failed', { reason: reason.split('\n')[0] });
-      throw err;
-    }
-    const running = await store.transition(id, 'PENDING', 'RUNNING', {
-      qemuPid: machine.pid,
-      kernelRelease: runtime.kernelRelease,
-      launchedFrom,
-      startedAt: new Date().toISOString(),
-    });
-    if (!running) {
-      // terminated while it was booting
-      await machine.stop().catch(() => undefined);
-      await this.finishTermination(id);
-      return (await store.getMicroVM(id))!;
-    }
-    this.adopt(record, machine);
-    return running;
   }
 
   /** An image's app hears about its VM's suspend, resume and terminate (hooks.ts); never fatal. */
@@ -396,27 +191,6 @@ export class MicroVMService {
     if (record.imageVersion === null || this.diskPauses.isPaused(record.id)) return; // a paused guest cannot answer
     const version = await this.deps.store.getImageVersion(record.tenantId, record.imageName, record.imageVersion);
     if (version) await notifyHook(machine.agent, version.plan, name, this.deps.log, record.id);
-  }
-
-  /** Track a started VM: unexpected exits mark it FAILED. */
-  private adopt(record: Pick<MicroVMRecord, 'id' | 'tenantId'>, machine: Vm): void {
-    this.machines.set(record.id, machine);
-    this.tenantOf.set(record.id, record.tenantId);
-    this.diskPauses.watch(record.id, machine);
-    // a background path: a store that is down now must not become an unhandled rejection (an exit)
-    machine.onUnexpectedExit(
-      (reason) =>
-        void this.onMachineLost(record.id, reason).catch((err: Error) =>
-          this.logOf(record).error('cleanup of a lost VM failed', { error: err.message }),
-        ),
-    );
-  }
-
-  /** Stop tracking a VM's machine (it stopped, or is stopping). */
-  private forgetMachine(id: string): void {
-    this.machines.delete(id);
-    this.tenantOf.delete(id);
-    this.diskPauses.forget(id);
   }
 
   /** A new egress policy, in force within a second for a running VM (a suspended one gets it on resume). */
@@ -466,7 +240,7 @@ export class MicroVMService {
       }
       record = await this.get(tenantId, id);
     }
-    const machine = this.machines.get(id);
+    const machine = this.running.get(id);
     if (record.state !== 'RUNNING' || !machine) {
       throw new CapsuleError(ErrorCode.INVALID_STATE, `cannot ${action} MicroVM ${id}: it is ${record.state}`, {
         details: { state: record.state },
@@ -489,7 +263,7 @@ export class MicroVMService {
   /** While the VM runs: its serial console (kernel, init) and, for an image, its app's output. */
   async consoleLog(tenantId: string, id: string, maxBytes: number): Promise<string> {
     const record = await this.get(tenantId, id);
-    const machine = this.machines.get(id);
+    const machine = this.running.get(id);
     if (!machine)
       throw new CapsuleError(
         ErrorCode.INVALID_STATE,
@@ -513,11 +287,11 @@ export class MicroVMService {
     await this.busy.get(id)?.catch(() => undefined);
     const record = await this.get(tenantId, id);
     await this.transition(record, 'TERMINATING', 'terminate');
-    const machine = this.machines.get(id);
+    const machine = this.running.get(id);
     if (!machine && record.state === 'PENDING') return (await this.deps.store.getMicroVM(id))!; // run() finishes it
     if (machine) {
       await this.imageHook(record, machine, 'terminate');
-      this.forgetMachine(id);
+      this.running.forget(id);
       await machine
         .stop()
         .catch((err) => this.logOf(record).warn('cleanup after terminate reported errors', { error: String(err) }));
@@ -539,9 +313,9 @@ export class MicroVMService {
     const inFlight = Promise.allSettled([...this.busy.values()]);
     await Promise.race([inFlight, new Promise((resolve) => setTimeout(resolve, SHUTDOWN_WAIT_MS).unref())]);
     await this.activity.flush(this.deps.store);
-    for (const [id, machine] of this.machines) {
+    for (const [id, machine] of [...this.running.entries()]) {
       machine.detach();
-      this.forgetMachine(id);
+      this.running.forget(id);
     }
   }
 
@@ -579,8 +353,8 @@ export class MicroVMService {
    * panicked).
    */
   private async onMachineLost(id: string, reason: string): Promise<void> {
-    const machine = this.machines.get(id);
-    this.forgetMachine(id);
+    const machine = this.running.get(id);
+    this.running.forget(id);
     // read the console before cleanup removes it: a guest panic explains itself there
     const console = machine ? serialTail(machine.vmDir, 1500) : '';
     await machine?.stop().catch(() => undefined);

@@ -1,9 +1,8 @@
 // One QEMU microVM process: start (dir → overlay → QEMU → QMP → agent ready), and stop.
 // Every step registers its undo on a LIFO cleanup stack, so any failure leaves nothing behind.
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CapsuleError, ErrorCode, type LaunchStep } from '@capsule/protocol';
 import { AgentClient } from './agent-client.js';
@@ -12,7 +11,8 @@ import { QmpClient } from './qmp.js';
 import { fsyncPath } from '../durable.js';
 import { loadDeviceState, saveDeviceState } from './migration.js';
 import { LEGACY_NETDEV, qemuArgs, RAM_BACKEND_ID, vmPaths } from './qemu-args.js';
-import { baseDiskBeside, baseMemoryBeside, linkBase, moveBase } from './base-layers.js';
+import { baseMemoryBeside, moveBase } from './base-layers.js';
+import { BACKING_RECORD, prepareDisk } from './launch-disk.js';
 import { RamDeltaFilter, RamDeltaFormatError, type RamDeltaStats } from './ram-delta.js';
 import { qemuCommand } from './qemu-command.js';
 import { qemuMissing } from '../executables.js';
@@ -25,19 +25,11 @@ import type { SuspendedFiles, Vm } from './vm.js';
 
 export { hostLaunchOptions, type LaunchOptions, type RestoreSource, type SnapshotFiles } from './launch-options.js';
 
-const execFileAsync = promisify(execFile);
 const SERIAL_TAIL_BYTES = 3000;
 const RESTORE_TIMEOUT_MS = 30_000;
 const QUIT_GRACE_MS = 2000;
 /** Beside a suspended state that needs the legacy user-mode netdev. */
 const LEGACY_MARK = 'legacy-user-net';
-/** Beside a suspended state: the frozen layer its overlay chains on (a snapshot disk not linked beside it). */
-const BACKING_RECORD = 'backing';
-
-function recordedBacking(diskPath: string): string | null {
-  const record = readTail(path.join(path.dirname(diskPath), BACKING_RECORD), 4096);
-  return record === '' ? null : record;
-}
 
 /** The failing step of a restore whose snapshot files could not be loaded. */
 export const RESTORE_LOAD: LaunchStep = 'restore: load device state';
@@ -163,42 +155,7 @@ export class Machine implements Vm {
       fs.mkdirSync(paths.run, { mode: 0o700 }); // QEMU's own while it starts (jailed-qemu.ts)
 
       const restore = opts.restore;
-      const overlayPath = restore?.kind === 'suspended' ? restore.diskPath : (opts.overlayPath ?? paths.overlay);
-      let memory = opts.memory;
-      // the frozen layer the overlay chains on (a snapshot's disk, an image layer, the runtime's image)
-      let backing = opts.baseDisk ?? opts.rootfsPath;
-      if (restore?.kind === 'suspended') {
-        // launched from a snapshot: the suspend saved only what differs from this base memory
-        const base = baseMemoryBeside(restore.diskPath);
-        if (base) memory = { kind: 'file', path: base, share: false };
-        backing = baseDiskBeside(restore.diskPath) ?? recordedBacking(restore.diskPath) ?? backing;
-      } else {
-        // the overlay chains on the snapshot's frozen layer, or on the runtime's read-only image: no copy
-        let backingFormat = opts.baseDisk ? 'qcow2' : 'raw';
-        let backingName = backing;
-        if (restore) {
-          const linked = linkBase(path.dirname(overlayPath), restore);
-          backing = linked ? path.join(path.dirname(overlayPath), linked.diskBacking) : restore.diskPath;
-          [backingFormat, backingName] = ['qcow2', linked?.diskBacking ?? restore.diskPath];
-          memory = { kind: 'file', path: linked?.memoryPath ?? restore.memoryPath, share: false };
-        }
-        await execFileAsync(opts.qemuImgBinary, [
-          'create',
-          '-q',
-          '-f',
-          'qcow2',
-          '-F',
-          backingFormat,
-          '-b',
-          backingName,
-          overlayPath,
-        ]).catch((err) => {
-          throw new CapsuleError(ErrorCode.BOOT_FAILED, 'could not create the disk overlay', {
-            step: 'overlay',
-            cause: err,
-          });
-        });
-      }
+      const { overlayPath, memory, backing } = await prepareDisk(opts);
       const argv = qemuArgs({ ...opts, memory, overlayPath, incoming: opts.restore !== undefined });
       const [command, args] = jail
         ? jailedQemu(jail, { ...opts, overlayPath, backing, memory }, argv, cleanup)

@@ -1,0 +1,132 @@
+// Suspend and resume: a VM's memory, devices and disk saved durably and its QEMU gone (no CPU, no RAM),
+// then brought back exactly as it was. A failed save leaves the VM RUNNING; a resume that fails for a
+// transient reason leaves it SUSPENDED; only a state that cannot be loaded makes it FAILED. The service
+// (microvm-service.ts) runs these one at a time per VM and times them.
+import fs from 'node:fs';
+import path from 'node:path';
+import { CapsuleError, ErrorCode } from '@capsule/protocol';
+import { assertTransition } from '../store/states.js';
+import type { MicroVMRecord } from '../store/types.js';
+import { RESTORE_LOAD } from '../vmm/machine.js';
+import type { SuspendedFiles, Vm } from '../vmm/vm.js';
+import { launchOptions } from './boot.js';
+import { ensureUid } from './jail-ops.js';
+import { resolveSource } from './launch-source.js';
+import { withNetwork } from './network-ops.js';
+import { suspendDirOf, suspendFilesOf } from './recovery.js';
+import type { LifecycleCore } from './core.js';
+
+/** RUNNING → SUSPENDING → SUSPENDED. If the save fails (disk full…) the VM goes back to RUNNING untouched. */
+export async function suspendVm(ctx: LifecycleCore, tenantId: string, id: string): Promise<MicroVMRecord> {
+  const record = await ctx.get(tenantId, id);
+  const machine = ctx.running.get(id);
+  assertTransition(id, record.state, 'SUSPENDING', 'suspend');
+  ctx.deps.disk.check(`suspend MicroVM ${id} (it is still RUNNING)`); // before anything changes: it stays RUNNING
+  await ctx.transition(record, 'SUSPENDING', 'suspend');
+  if (!machine) {
+    await ctx.fail(id, 'no VM process was found to suspend');
+    throw new CapsuleError(
+      ErrorCode.SUSPEND_FAILED,
+      `cannot suspend MicroVM ${id}: its VM process is gone; it is now FAILED`,
+    );
+  }
+  const dir = suspendDirOf(ctx.suspendedDir, id);
+  // root's: a jailed QEMU sees only its own files, bind-mounted, never these directories
+  fs.mkdirSync(ctx.suspendedDir, { recursive: true, mode: 0o700 });
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  await ctx.imageHook(record, machine, 'suspend');
+  let saved: SuspendedFiles;
+  try {
+    saved = await machine.suspend(dir);
+  } catch (err) {
+    if (machine.isRunning) {
+      await ctx.deps.store.transition(id, 'SUSPENDING', 'RUNNING');
+      throw new CapsuleError(
+        ErrorCode.SUSPEND_FAILED,
+        `could not suspend MicroVM ${id}; it is still RUNNING: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    ctx.running.forget(id);
+    await machine.stop().catch(() => undefined); // its exit may not have been seen yet: nothing else will clean up
+    await ctx.fail(id, `suspend failed after the VM stopped: ${(err as Error).message}`);
+    throw new CapsuleError(ErrorCode.SUSPEND_FAILED, `could not suspend MicroVM ${id}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  ctx.running.forget(id);
+  ctx.deps.storage.forget(record.tenantId); // its memory is on disk now
+  await ctx.deps.networks.release(id, record.netSlot); // a suspended VM holds no namespace
+  // RAM pages written vs left to the base snapshot (null: all of RAM was written)
+  ctx.logOf(record).info('MicroVM suspended', {
+    ramPagesWritten: saved.ram?.pagesKept ?? null,
+    ramPagesFromBase: saved.ram?.pagesDropped ?? null,
+  });
+  return (await ctx.deps.store.transition(id, 'SUSPENDING', 'SUSPENDED', {
+    qemuPid: null,
+    netSlot: null,
+    suspendedAt: new Date().toISOString(),
+  }))!;
+}
+
+/** SUSPENDED → RUNNING: same memory, processes and files. A transient failure leaves it SUSPENDED. */
+export async function resumeVm(ctx: LifecycleCore, tenantId: string, id: string): Promise<MicroVMRecord> {
+  let record = await ctx.get(tenantId, id);
+  assertTransition(id, record.state, 'RUNNING', 'resume');
+  if (record.state !== 'SUSPENDED')
+    throw new CapsuleError(ErrorCode.INVALID_STATE, `cannot resume MicroVM ${id}: it is ${record.state}`);
+  const { statePath, diskPath } = suspendFilesOf(ctx.suspendedDir, id);
+  const missing = [statePath, diskPath].filter((f) => !fs.existsSync(f));
+  if (missing.length > 0) {
+    await ctx.fail(id, `its suspended state is gone (missing ${missing.map((f) => path.basename(f)).join(', ')})`);
+    throw new CapsuleError(
+      ErrorCode.RESUME_FAILED,
+      `cannot resume MicroVM ${id}: its suspended state is missing; it is now FAILED`,
+    );
+  }
+  let machine: Vm;
+  const release = await ctx.quotas.admit(record.tenantId, record);
+  try {
+    record = await ensureUid(ctx.deps.jailer, ctx.deps.store, record, diskPath);
+    const source = await resolveSource(
+      ctx.deps.runtimes,
+      ctx.deps.images,
+      record.tenantId,
+      record.imageName,
+      record.imageVersion ?? undefined,
+    );
+    machine = await withNetwork(ctx.netDeps, record, (netns) =>
+      ctx.deps.hypervisor.launch({
+        ...launchOptions(ctx.bootDeps, record, source, netns),
+        restore: { kind: 'suspended', statePath, diskPath },
+      }),
+    );
+  } catch (err) {
+    release();
+    if (err instanceof CapsuleError && err.step === RESTORE_LOAD) {
+      await ctx.fail(id, `its suspended state could not be loaded: ${err.message}`);
+      throw new CapsuleError(
+        ErrorCode.RESUME_FAILED,
+        `cannot resume MicroVM ${id}: its suspended state is corrupt; it is now FAILED`,
+        { cause: err },
+      );
+    }
+    throw new CapsuleError(
+      ErrorCode.RESUME_FAILED,
+      `could not resume MicroVM ${id}; it is still SUSPENDED and can be resumed again: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+  fs.rmSync(statePath, { force: true }); // stale from now on; the disk stays as the live overlay
+  const running = await ctx.deps.store.transition(id, 'SUSPENDED', 'RUNNING', {
+    qemuPid: machine.pid,
+    suspendedAt: null,
+    lastActivityAt: new Date().toISOString(),
+  });
+  release();
+  ctx.activity.touch(id);
+  ctx.running.adopt(record, machine);
+  await ctx.imageHook(record, machine, 'resume');
+  ctx.logOf(record).info('MicroVM resumed');
+  return running!;
+}
