@@ -17,7 +17,9 @@ mount -t proc proc /proc; mount -t sysfs sys /sys
 while read -r m; do insmod /modules/$m; done < /modules/order
 port=
 while [ -z "$port" ]; do
-  for p in /sys/class/virtio-ports/*; do [ "$(cat $p/name 2>/dev/null)" = org.capsule.agent ] && port=/dev/$(basename $p); done
+  for p in /sys/class/virtio-ports/*; do
+    [ "$(cat $p/name 2>/dev/null)" = org.capsule.agent ] && port=/dev/$(basename $p)
+  done
   [ -n "$port" ] && [ -e "$port" ] || { port=; usleep 10000; }
 done
 echo CAPSULE-ECHO-READY > /dev/ttyS0

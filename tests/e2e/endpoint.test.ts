@@ -20,7 +20,10 @@ const handler = (port) => (req, res) => {
   const big = /^\\/big\\?mib=(\\d+)$/.exec(req.url);
   if (big) {
     let left = Number(big[1]) * 16, i = 0;
-    const more = () => { while (left > 0) { left--; if (!res.write(Buffer.alloc(65536, i++ % 251))) return res.once('drain', more); } res.end(); };
+    const more = () => {
+      while (left > 0) { left--; if (!res.write(Buffer.alloc(65536, i++ % 251))) return res.once('drain', more); }
+      res.end();
+    };
     return more();
   }
   res.setHeader('x-app-port', String(port));
@@ -28,7 +31,10 @@ const handler = (port) => (req, res) => {
 };
 for (const port of [8080, 9000]) {
   const server = http.createServer(handler(port));
-  server.on('upgrade', (req, socket) => { socket.write('HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: echo\\r\\nConnection: Upgrade\\r\\n\\r\\n'); socket.pipe(socket); });
+  server.on('upgrade', (req, socket) => {
+    socket.write('HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: echo\\r\\nConnection: Upgrade\\r\\n\\r\\n');
+    socket.pipe(socket);
+  });
   server.listen(port, '127.0.0.1');
 }`;
 

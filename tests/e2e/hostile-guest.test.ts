@@ -16,8 +16,10 @@ const FLOOD_AGENT = `
 import ctypes, os, struct, sys
 libc = ctypes.CDLL(None, use_errno=True)
 def cmdline(pid): return open(f'/proc/{pid}/cmdline', 'rb').read()
-agent = next(int(p) for p in os.listdir('/proc') if p.isdigit() and cmdline(p).startswith(b'/usr/bin/node') and b'agent.js' in cmdline(p))
-port_fd = next(int(fd) for fd in os.listdir(f'/proc/{agent}/fd') if os.readlink(f'/proc/{agent}/fd/{fd}').startswith('/dev/vport'))
+agent = next(int(p) for p in os.listdir('/proc')
+             if p.isdigit() and cmdline(p).startswith(b'/usr/bin/node') and b'agent.js' in cmdline(p))
+port_fd = next(int(fd) for fd in os.listdir(f'/proc/{agent}/fd')
+               if os.readlink(f'/proc/{agent}/fd/{fd}').startswith('/dev/vport'))
 os.kill(agent, 19)  # SIGSTOP: the real agent no longer reads or writes
 port = libc.syscall(438, os.pidfd_open(agent), port_fd, 0)  # pidfd_getfd
 assert port >= 0, ctypes.get_errno()

@@ -20,8 +20,12 @@ const EXAMPLES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../
 const APP = `import http.server, os
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        body = f"{os.environ['GREETING']} from {os.getcwd()} as {os.getuid() != 0 and 'app' or 'root'}: {open('built.txt').read().strip()}".encode()
-        self.send_response(200); self.send_header("content-length", str(len(body))); self.end_headers(); self.wfile.write(body)
+        user = os.getuid() != 0 and 'app' or 'root'
+        body = f"{os.environ['GREETING']} from {os.getcwd()} as {user}: {open('built.txt').read().strip()}".encode()
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 http.server.HTTPServer(("127.0.0.1", 8080), Handler).serve_forever()
 `;
 
@@ -246,7 +250,8 @@ describe('images', () => {
       /the app was not ready within 20000 ms[\s\S]*--- app output \(tail\) ---\nstill-starting/,
     );
     const hookApp =
-      "require('http').createServer((q, s) => { s.statusCode = 500; s.end('database not configured'); }).listen(9000, '127.0.0.1')";
+      "require('http').createServer((q, s) => { s.statusCode = 500; s.end('database not configured'); })" +
+      ".listen(9000, '127.0.0.1')";
     // hooks declared: Capsule waits for the ready hook however slowly the app starts (no grace period)
     const failing = zipOf([
       {

@@ -23,14 +23,16 @@ function probe(t) {
     const fail = (e) => done('blocked: ' + (e.code || e.message));
     if (t.kind === 'http') {
       const u = new URL(t.url);
-      http.get({ host: u.hostname, port: u.port || 80, path: u.pathname, headers: t.host ? { host: t.host } : {} }, (r) => {
+      const headers = t.host ? { host: t.host } : {};
+      http.get({ host: u.hostname, port: u.port || 80, path: u.pathname, headers }, (r) => {
         let body = ''; r.on('data', (c) => (body += c)); r.on('end', () => done('ok: ' + first(body)));
       }).on('error', fail);
     } else if (t.kind === 'tls') {
       const s = tls.connect({ host: t.host, port: 443, servername: t.servername, rejectUnauthorized: false }, () => {
         s.end('GET / HTTP/1.0\r\n\r\n');
       });
-      let body = ''; s.on('data', (c) => (body += c)); s.on('end', () => done(body ? 'ok: ' + first(body.split('\r\n\r\n')[1] || body) : 'blocked: closed'));
+      let body = ''; s.on('data', (c) => (body += c));
+      s.on('end', () => done(body ? 'ok: ' + first(body.split('\r\n\r\n')[1] || body) : 'blocked: closed'));
       s.on('error', fail);
     } else if (t.kind === 'tcp') {
       const s = net.connect(t.port, t.host, () => { s.destroy(); done('ok: connected'); }).on('error', fail);
@@ -42,7 +44,9 @@ function probe(t) {
     }
   });
 }
-Promise.all(targets.map(probe)).then((results) => { process.stdout.write(JSON.stringify(results) + "\n", () => process.exit(0)); });
+Promise.all(targets.map(probe)).then((results) => {
+  process.stdout.write(JSON.stringify(results) + "\n", () => process.exit(0));
+});
 `;
 
 /** Run every probe in one exec; results in the order of `targets`. */

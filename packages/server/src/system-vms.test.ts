@@ -65,7 +65,10 @@ test(
     );
     assert.match(
       huge.message,
-      /needs a VM of 4096 MiB, and system VMs may hold at most 3072 MiB in 2 VMs \(CAPSULE_SYSTEM_MEMORY_MIB, CAPSULE_SYSTEM_VMS\)/,
+      new RegExp(
+        String.raw`needs a VM of 4096 MiB, and system VMs may hold at most 3072 MiB in 2 VMs ` +
+          String.raw`\(CAPSULE_SYSTEM_MEMORY_MIB, CAPSULE_SYSTEM_VMS\)`,
+      ),
     );
   },
 );

@@ -32,17 +32,33 @@ if ($pid == 0) {
 }
 for my $sig (qw(INT TERM HUP QUIT USR1 USR2 CONT)) { $SIG{$sig} = sub { kill $sig, -$pid } }
 open(my $ctl, "<&=3") or die "capsule: control fd: $!\n";
-sub put { my ($fh, $d) = @_; while (length $d) { my $w = syswrite($fh, $d); if (!defined $w) { next if $!{EINTR}; return 0 } substr($d, 0, $w) = '' } 1 }
+sub put {
+  my ($fh, $d) = @_;
+  while (length $d) {
+    my $w = syswrite($fh, $d);
+    if (!defined $w) { next if $!{EINTR}; return 0 }
+    substr($d, 0, $w) = ''
+  }
+  1
+}
 my ($in_open, $ctl_open, $cbuf) = (1, 1, '');
 while (1) {
   my $rin = ''; vec($rin, fileno($m), 1) = 1; vec($rin, 0, 1) = 1 if $in_open; vec($rin, 3, 1) = 1 if $ctl_open;
   my $ready = select(my $rout = $rin, undef, undef, undef);
   if ($ready < 0) { next if $!{EINTR}; last }
-  if (vec($rout, fileno($m), 1)) { my $r = sysread($m, my $buf, 65536); if (!$r) { next if !defined $r && $!{EINTR}; last } put(\*STDOUT, $buf) or last }
-  if ($in_open && vec($rout, 0, 1)) { my $r = sysread(STDIN, my $buf, 65536); if (!$r) { next if !defined $r && $!{EINTR}; $in_open = 0; put($m, "\x04") } else { put($m, $buf) } }
+  if (vec($rout, fileno($m), 1)) {
+    my $r = sysread($m, my $buf, 65536);
+    if (!$r) { next if !defined $r && $!{EINTR}; last }
+    put(\*STDOUT, $buf) or last
+  }
+  if ($in_open && vec($rout, 0, 1)) {
+    my $r = sysread(STDIN, my $buf, 65536);
+    if (!$r) { next if !defined $r && $!{EINTR}; $in_open = 0; put($m, "\x04") } else { put($m, $buf) }
+  }
   if ($ctl_open && vec($rout, 3, 1)) {
     my $r = sysread($ctl, my $buf, 4096);
-    if (!$r) { $ctl_open = 0 if defined $r || !$!{EINTR} } else { $cbuf .= $buf; while ($cbuf =~ s/^(\d+) (\d+)\n//) { winsize($1, $2) } }
+    if (!$r) { $ctl_open = 0 if defined $r || !$!{EINTR} }
+    else { $cbuf .= $buf; while ($cbuf =~ s/^(\d+) (\d+)\n//) { winsize($1, $2) } }
   }
 }
 close($m);

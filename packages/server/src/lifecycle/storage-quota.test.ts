@@ -112,7 +112,10 @@ test(
     near(details.storage.suspendedMib, 6);
     assert.match(
       refused.message,
-      /cannot launch a MicroVM: quota maxStorageMib exceeded: 11\.\d MiB in use \(suspended VMs 6(\.\d)?, disk overlays 3(\.\d)?, images 2\.\d\) of 11 MiB/,
+      new RegExp(
+        String.raw`cannot launch a MicroVM: quota maxStorageMib exceeded: 11\.\d MiB in use ` +
+          String.raw`\(suspended VMs 6(\.\d)?, disk overlays 3(\.\d)?, images 2\.\d\) of 11 MiB`,
+      ),
     );
 
     // the figure is kept briefly; forget() measures again at once

@@ -46,6 +46,9 @@ export interface NamespaceRulesInput {
 export function namespaceRuleset(input: NamespaceRulesInput): string {
   const { addresses } = input;
   const always = [...ALWAYS_DENIED.map((d) => d.cidr), ...input.hostAddresses.map((a) => `${a}/32`)];
+  // the guest's DNS, whatever server it asks, goes to its resolver; the host reaches the guest's ports
+  const toResolver = `meta l4proto { tcp, udp } th dport 53 dnat ip to ${addresses.hostAddress}:${RESOLVER_PORT}`;
+  const toGuest = `ip daddr ${addresses.nsAddress} meta l4proto tcp dnat ip to ${GUEST_ADDRESS}`;
   return `table ${TABLE} {
   set always_denied { type ipv4_addr; flags interval; auto-merge;${elements(always)} }
   set private_allow { type ipv4_addr; flags interval; auto-merge;${elements(input.privateAllow)} }
@@ -54,9 +57,9 @@ export function namespaceRuleset(input: NamespaceRulesInput): string {
   set learned { type ipv4_addr; flags timeout; }
   chain prerouting {
     type nat hook prerouting priority dstnat; policy accept;
-    iifname "${TAP_DEVICE}" ip daddr ${DNS_ADDRESS} meta l4proto { tcp, udp } th dport 53 dnat ip to ${addresses.hostAddress}:${RESOLVER_PORT}
+    iifname "${TAP_DEVICE}" ip daddr ${DNS_ADDRESS} ${toResolver}
     iifname "${TAP_DEVICE}" jump name_checked
-    iifname "${UPLINK_DEVICE}" ip saddr ${addresses.hostAddress} ip daddr ${addresses.nsAddress} meta l4proto tcp dnat ip to ${GUEST_ADDRESS}
+    iifname "${UPLINK_DEVICE}" ip saddr ${addresses.hostAddress} ${toGuest}
   }
   chain name_checked {
   }

@@ -38,7 +38,8 @@ export const MIGRATIONS: Array<{ version: number; sql: string }> = [
   {
     version: 2,
     sql: `
-      ALTER TABLE microvms ADD COLUMN idle_policy_json TEXT NOT NULL DEFAULT '{"maxIdleDurationSeconds":0,"suspendedDurationSeconds":0,"autoResumeEnabled":true}';
+      ALTER TABLE microvms ADD COLUMN idle_policy_json TEXT NOT NULL
+        DEFAULT '{"maxIdleDurationSeconds":0,"suspendedDurationSeconds":0,"autoResumeEnabled":true}';
       ALTER TABLE microvms ADD COLUMN last_activity_at TEXT;
       ALTER TABLE microvms ADD COLUMN suspended_at TEXT;
     `,

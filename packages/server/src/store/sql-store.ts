@@ -279,8 +279,10 @@ export class SqlStore implements Store {
     for (let attempt = 0; ; attempt++) {
       try {
         await this.db.run(
-          `INSERT INTO image_versions (tenant_id, name, version, state, runtime, source, plan_json, failure_reason, failed_step, created_at, updated_at, finished_at)
-           SELECT $1, $2, COALESCE(MAX(version), 0) + 1, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM image_versions WHERE tenant_id = $1 AND name = $2`,
+          `INSERT INTO image_versions (tenant_id, name, version, state, runtime, source, plan_json, failure_reason,
+             failed_step, created_at, updated_at, finished_at)
+           SELECT $1, $2, COALESCE(MAX(version), 0) + 1, $3, $4, $5, $6, $7, $8, $9, $10, $11
+           FROM image_versions WHERE tenant_id = $1 AND name = $2`,
           [
             record.tenantId,
             record.name,
