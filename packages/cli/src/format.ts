@@ -1,5 +1,10 @@
 import type { MicroVMInfo } from '@capsule/sdk';
 
+/** A command's result on stdout: the value as indented JSON with --json, else the human form. */
+export function printResult(json: boolean | undefined, value: unknown, human: string): void {
+  process.stdout.write((json ? JSON.stringify(value, null, 2) : human) + '\n');
+}
+
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, col) => Math.max(...rows.map((r) => r[col].length)));
   return rows

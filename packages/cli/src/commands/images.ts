@@ -9,6 +9,7 @@ import { Option } from 'commander';
 import type { Capsule, Image, ImageVersion } from '@capsule/sdk';
 import { integer, parseInteger, UsageError } from '../args.js';
 import { connect } from '../client.js';
+import { printResult } from '../format.js';
 import type { CliCommand } from '../command.js';
 import { uploadProgress } from '../upload-progress.js';
 import { zipDirectory } from '../zip-dir.js';
@@ -81,17 +82,15 @@ async function create(name: string, options: CreateOptions): Promise<number> {
     options.codeUri !== undefined
       ? await capsule.images.create(name, { codeUri: options.codeUri })
       : await upload(capsule, name, options);
-  const out = (value: unknown, human: string): void =>
-    void process.stdout.write((options.json ? JSON.stringify(value, null, 2) : human) + '\n');
   if (!options.json) process.stderr.write(`building ${name}:${created.version} on ${created.runtime}\n`);
   if (!options.wait) {
-    out(created, versionLine(created));
+    printResult(options.json, created, versionLine(created));
     return 0;
   }
   const done = await capsule.images.waitUntilBuilt(name, created.version, {
     onLog: options.json ? undefined : (text) => process.stderr.write(text),
   });
-  out(done, versionLine(done) + (done.failureReason ? `\n${done.failureReason}` : ''));
+  printResult(options.json, done, versionLine(done) + (done.failureReason ? `\n${done.failureReason}` : ''));
   return done.state === 'SUCCESSFUL' ? 0 : 1;
 }
 
@@ -104,8 +103,6 @@ const versionLine = (v: ImageVersion): string =>
   `${v.name}:${v.version}  ${v.state.padEnd(11)} ${v.runtime.padEnd(7)} ` +
   `${v.createdAt}${v.failedStep ? `  failed at ${v.failedStep}` : ''}`;
 const imageLines = (image: Image): string => image.versions.map(versionLine).join('\n');
-const print = (json: boolean | undefined, value: unknown, human: string): void =>
-  void process.stdout.write((json ? JSON.stringify(value, null, 2) : human) + '\n');
 
 export function defineImages(program: CliCommand): void {
   const image = program
@@ -135,7 +132,7 @@ export function defineImages(program: CliCommand): void {
     .option('--json', 'print the images as JSON')
     .handle<{ json?: boolean }>(async ({ options }) => {
       const images = await connect().images.list();
-      print(options.json, images, images.map(imageLines).join('\n') || '(no images)');
+      printResult(options.json, images, images.map(imageLines).join('\n') || '(no images)');
       return 0;
     });
   image
@@ -148,10 +145,10 @@ export function defineImages(program: CliCommand): void {
       const [name, version] = nameAndVersion(arg);
       if (version !== undefined) {
         const v = await connect().images.version(name, version);
-        print(options.json, v, versionLine(v));
+        printResult(options.json, v, versionLine(v));
       } else {
         const found = await connect().images.get(name);
-        print(options.json, found, imageLines(found));
+        printResult(options.json, found, imageLines(found));
       }
       return 0;
     });
@@ -177,7 +174,7 @@ export function defineImages(program: CliCommand): void {
     .handle<{ json?: boolean }>(async ({ args: [arg], options }) => {
       const [name, version] = nameAndVersion(arg);
       await connect().images.delete(name, version);
-      print(
+      printResult(
         options.json,
         { deleted: name, version: version ?? null },
         `deleted ${name}${version === undefined ? '' : `:${version}`}`,

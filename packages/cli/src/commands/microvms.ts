@@ -3,13 +3,9 @@ import type { MicroVMInfo, MicroVMState } from '@capsule/sdk';
 import { durationSeconds, integer, keyValue, UsageError } from '../args.js';
 import { connect } from '../client.js';
 import type { CliCommand } from '../command.js';
-import { microvmDetail, microvmTable } from '../format.js';
+import { microvmDetail, microvmTable, printResult } from '../format.js';
 import { addExecOptions, type ExecOptions, streamExec } from './exec.js';
 import { addNetworkOptions, type NetworkOptions, policyFromOptions } from './network.js';
-
-function print(json: boolean | undefined, value: unknown, human: string): void {
-  process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : human + '\n');
-}
 
 interface RunOptions extends ExecOptions, NetworkOptions {
   vcpus?: number;
@@ -59,7 +55,7 @@ export function defineRun(program: CliCommand): void {
       });
       if (!options.rm) {
         if (options.quiet) process.stdout.write(vm.id + '\n');
-        else print(options.json, vm.info, microvmTable([vm.info]));
+        else printResult(options.json, vm.info, microvmTable([vm.info]));
         return 0;
       }
       try {
@@ -96,7 +92,7 @@ export function defineList(program: CliCommand): void {
         all.push(...page.microvms.map((vm) => vm.info));
         nextToken = page.nextToken ?? undefined;
       } while (nextToken);
-      print(options.json, all, all.length ? microvmTable(all) : 'no MicroVMs');
+      printResult(options.json, all, all.length ? microvmTable(all) : 'no MicroVMs');
       return 0;
     });
 }
@@ -119,7 +115,7 @@ export function defineVmAction(program: CliCommand, action: keyof typeof ACTIONS
   command.handle<{ json?: boolean }>(async ({ args: [id], options }) => {
     const vm = await connect().microvms.get(id);
     const info = action === 'get' ? vm.info : await vm[action]();
-    print(options.json, info, action === 'get' ? microvmDetail(info) : `${info.id} ${info.state}`);
+    printResult(options.json, info, action === 'get' ? microvmDetail(info) : `${info.id} ${info.state}`);
     return 0;
   });
 }

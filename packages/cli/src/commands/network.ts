@@ -2,6 +2,7 @@
 import type { NetworkPolicyInput } from '@capsule/sdk';
 import { commaList, commaLists, integer, UsageError } from '../args.js';
 import { connect } from '../client.js';
+import { printResult } from '../format.js';
 import type { CliCommand } from '../command.js';
 
 export interface NetworkOptions {
@@ -47,9 +48,7 @@ export function defineNetwork(program: CliCommand): void {
       const policy = policyFromOptions(options, null);
       if (!policy) throw new UsageError('capsule network set needs --egress');
       const info = await (await connect().microvms.get(id)).network.update(policy);
-      process.stdout.write(
-        options.json ? JSON.stringify(info.network, null, 2) + '\n' : `${info.id} egress ${describe(info.network)}\n`,
-      );
+      printResult(options.json, info.network, `${info.id} egress ${describe(info.network)}`);
       return 0;
     });
   network

@@ -3,6 +3,7 @@ import { Option } from 'commander';
 import type { Tenant, TenantQuotas, TenantUsageReport } from '@capsule/sdk';
 import { integer } from '../args.js';
 import { connect } from '../client.js';
+import { printResult } from '../format.js';
 import type { CliCommand } from '../command.js';
 
 /** Option (its commander key), the quota it sets, what it says in help. */
@@ -30,9 +31,6 @@ function quotasFrom(options: QuotaOptions): Partial<TenantQuotas> {
   }
   return quotas;
 }
-
-const print = (json: boolean | undefined, value: unknown, human: string): void =>
-  void process.stdout.write((json ? JSON.stringify(value, null, 2) : human) + '\n');
 
 function tenantLine(t: Tenant): string {
   const q = t.quotas;
@@ -66,7 +64,7 @@ function defineTenant(program: CliCommand): void {
     .option('--json', 'print the tenant as JSON')
     .handle<QuotaOptions & { json?: boolean }>(async ({ args: [name], options }) => {
       const created = await connect().tenants.create({ name, quotas: quotasFrom(options) });
-      print(options.json, created, tenantLine(created));
+      printResult(options.json, created, tenantLine(created));
       return 0;
     });
   tenant
@@ -77,7 +75,7 @@ function defineTenant(program: CliCommand): void {
     .option('--json', 'print the tenants as JSON')
     .handle<{ json?: boolean }>(async ({ options }) => {
       const tenants = await connect().tenants.list();
-      print(options.json, tenants, tenants.map(tenantLine).join('\n'));
+      printResult(options.json, tenants, tenants.map(tenantLine).join('\n'));
       return 0;
     });
   addQuotaOptions(tenant.command('quota'))
@@ -87,7 +85,7 @@ function defineTenant(program: CliCommand): void {
     .option('--json', 'print the tenant as JSON')
     .handle<QuotaOptions & { json?: boolean }>(async ({ args: [id], options }) => {
       const updated = await connect().tenants.updateQuotas(id, quotasFrom(options));
-      print(options.json, updated, tenantLine(updated));
+      printResult(options.json, updated, tenantLine(updated));
       return 0;
     });
   tenant
@@ -98,7 +96,7 @@ function defineTenant(program: CliCommand): void {
     .option('--json', 'print the report as JSON')
     .handle<{ json?: boolean }>(async ({ args: [id], options }) => {
       const usage = await connect().tenants.usage(id);
-      print(options.json, usage, usageLines(usage));
+      printResult(options.json, usage, usageLines(usage));
       return 0;
     });
 }
