@@ -55,10 +55,11 @@ export interface Harness {
 export interface HarnessOptions {
   quotas?: Partial<TenantQuotas>;
   config?: Partial<CapsuleConfig>;
-  images?: ServiceDeps['images'];
+  /** The tenants' images, found in the harness's store. */
+  images?: (store: SqlStore) => ServiceDeps['images'];
 }
 
-export async function lifecycleHarness(opts: HarnessOptions = {}): Promise<Harness> {
+async function lifecycleHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-lifecycle-'));
   const config = loadConfig(
     {
@@ -92,7 +93,7 @@ export async function lifecycleHarness(opts: HarnessOptions = {}): Promise<Harne
     accelerator: { accelerator: 'tcg', reason: 'unit test' },
     jailer: Jailer.create({ ...config, memoryOverheadMib: null }, log),
     snapshots: null,
-    images: opts.images ?? null,
+    images: opts.images?.(store) ?? null,
     metrics,
     log,
     networks,
@@ -132,6 +133,16 @@ export async function lifecycleHarness(opts: HarnessOptions = {}): Promise<Harne
     },
   };
   return harness;
+}
+
+/** A harness for one test, closed after it whatever happens. */
+export async function withLifecycle(opts: HarnessOptions, fn: (h: Harness) => Promise<void>): Promise<void> {
+  const h = await lifecycleHarness(opts);
+  try {
+    await fn(h);
+  } finally {
+    await h.close();
+  }
 }
 
 /** Poll `check` until it returns a value other than undefined/false, or fail after `timeoutMs` saying `what`. */

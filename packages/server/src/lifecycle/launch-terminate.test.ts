@@ -5,15 +5,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
-import { gate, lifecycleHarness, TENANT, until } from '../../../../tests/support/lifecycle-harness.js';
+import { gate, TENANT, until, withLifecycle } from '../../../../tests/support/lifecycle-harness.js';
 
 const RUN = { imageName: 'base' } as const;
 
 test(
-  'launch: RUNNING with its network attached; terminate: TERMINATED, VM stopped, slot and files ' + 'released',
+  'launch: RUNNING with its network attached; terminate: TERMINATED, VM stopped, slot and ' + 'files released',
   async () => {
-    const h = await lifecycleHarness();
-    try {
+    await withLifecycle({}, async (h) => {
       const vm = await h.service.run(TENANT, RUN);
       assert.equal(vm.state, 'RUNNING');
       assert.equal(vm.launchedFrom, 'boot');
@@ -28,15 +27,12 @@ test(
       assert.equal(h.hypervisor.running.length, 0);
       assert.equal(h.networks.holders.size, 0);
       assert.equal(fs.existsSync(vm.vmDir!), false);
-    } finally {
-      await h.close();
-    }
+    });
   },
 );
 
 test('a launch that fails is FAILED with the reason, and holds no VM, slot or directory', async () => {
-  const h = await lifecycleHarness();
-  try {
+  await withLifecycle({}, async (h) => {
     h.hypervisor.beforeReady = async () => {
       throw new CapsuleError(ErrorCode.BOOT_TIMEOUT, 'guest agent not ready after 90000 ms', { step: 'agent ready' });
     };
@@ -48,27 +44,21 @@ test('a launch that fails is FAILED with the reason, and holds no VM, slot or di
     assert.equal(h.hypervisor.running.length, 0);
     assert.equal(h.networks.holders.size, 0);
     assert.equal(fs.existsSync(vm.vmDir!), false);
-  } finally {
-    await h.close();
-  }
+  });
 });
 
 test('a network that cannot be attached fails the launch before any VM starts', async () => {
-  const h = await lifecycleHarness();
-  try {
+  await withLifecycle({}, async (h) => {
     h.networks.attachFault = new CapsuleError(ErrorCode.NETWORK_FAILED, 'no free network slot');
     await assert.rejects(h.service.run(TENANT, RUN), { code: ErrorCode.NETWORK_FAILED });
     assert.equal(h.hypervisor.launches.length, 0);
     const [vm] = await h.store.listMicroVMs({ tenantId: TENANT, limit: 10 });
     assert.equal(vm.state, 'FAILED');
-  } finally {
-    await h.close();
-  }
+  });
 });
 
 test('a VM that dies underneath is FAILED with why; its slot is released and the others run on', async () => {
-  const h = await lifecycleHarness();
-  try {
+  await withLifecycle({}, async (h) => {
     const doomed = await h.service.run(TENANT, RUN);
     const other = await h.service.run(TENANT, RUN);
     h.hypervisor.vmOf(doomed.id).crash('QEMU process killed by SIGKILL');
@@ -82,14 +72,11 @@ test('a VM that dies underneath is FAILED with why; its slot is released and the
     await assert.rejects(h.service.agentFor(TENANT, doomed.id, 'exec'), { code: ErrorCode.INVALID_STATE });
     assert.equal((await h.service.get(TENANT, other.id)).state, 'RUNNING');
     await (await h.service.agentFor(TENANT, other.id, 'exec')).agent.ping();
-  } finally {
-    await h.close();
-  }
+  });
 });
 
 test('quotas: concurrent launches never overshoot; 429 names the quota; a suspended VM frees its share', async () => {
-  const h = await lifecycleHarness({ quotas: { maxRunningMicroVMs: 2, maxVcpus: 100, maxMemoryMib: 100_000 } });
-  try {
+  await withLifecycle({ quotas: { maxRunningMicroVMs: 2, maxVcpus: 100, maxMemoryMib: 100_000 } }, async (h) => {
     const results = await Promise.allSettled([1, 2, 3, 4].map(() => h.service.run(TENANT, RUN)));
     const ok = results.filter((r) => r.status === 'fulfilled');
     const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -112,28 +99,22 @@ test('quotas: concurrent launches never overshoot; 429 names the quota; a suspen
     assert.equal((await h.service.get(TENANT, first.id)).state, 'SUSPENDED');
     await h.service.terminate(TENANT, third.id);
     assert.equal((await h.service.resume(TENANT, first.id)).state, 'RUNNING');
-  } finally {
-    await h.close();
-  }
+  });
 });
 
 test('quotas: vCPUs and memory are summed over what the tenant holds', async () => {
-  const h = await lifecycleHarness({ quotas: { maxRunningMicroVMs: 10, maxVcpus: 3, maxMemoryMib: 100_000 } });
-  try {
+  await withLifecycle({ quotas: { maxRunningMicroVMs: 10, maxVcpus: 3, maxMemoryMib: 100_000 } }, async (h) => {
     await h.service.run(TENANT, { ...RUN, vcpuCount: 2 });
     await assert.rejects(h.service.run(TENANT, { ...RUN, vcpuCount: 2 }), {
       code: ErrorCode.QUOTA_EXCEEDED,
       message: /quota maxVcpus exceeded: 2 in use \+ 2 requested > 3/,
     });
     assert.equal((await h.service.run(TENANT, { ...RUN, vcpuCount: 1 })).state, 'RUNNING');
-  } finally {
-    await h.close();
-  }
+  });
 });
 
 test('terminate during boot: answered TERMINATING at once; the launch ends TERMINATED and leaves nothing', async () => {
-  const h = await lifecycleHarness();
-  try {
+  await withLifecycle({}, async (h) => {
     const booting = gate();
     h.hypervisor.beforeReady = async () => {
       booting.arrive();
@@ -151,14 +132,11 @@ test('terminate during boot: answered TERMINATING at once; the launch ends TERMI
     assert.equal(h.hypervisor.running.length, 0);
     assert.equal(h.networks.holders.size, 0);
     assert.equal(fs.existsSync(pending.vmDir!), false);
-  } finally {
-    await h.close();
-  }
+  });
 });
 
 test('terminate during a resume waits for it, then ends the VM: TERMINATED, nothing left', async () => {
-  const h = await lifecycleHarness();
-  try {
+  await withLifecycle({}, async (h) => {
     const vm = await h.service.run(TENANT, RUN);
     await h.service.suspend(TENANT, vm.id);
     const resuming = gate();
@@ -177,7 +155,5 @@ test('terminate during a resume waits for it, then ends the VM: TERMINATED, noth
     assert.equal(h.hypervisor.running.length, 0);
     assert.equal(h.networks.holders.size, 0);
     assert.equal(fs.existsSync(`${h.config.dataDir}/suspended/${vm.id}`), false);
-  } finally {
-    await h.close();
-  }
+  });
 });

@@ -8,14 +8,14 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { MicroVMRecord } from '../store/types.js';
 import type { BuildPlan } from '../images/build-plan.js';
-import { lifecycleHarness, TENANT, until } from '../../../../tests/support/lifecycle-harness.js';
+import type { SqlStore } from '../store/sql-store.js';
+import { TENANT, until, withLifecycle } from '../../../../tests/support/lifecycle-harness.js';
 
 const stateOf = async (h: { service: { get(t: string, id: string): Promise<MicroVMRecord> } }, id: string) =>
   (await h.service.get(TENANT, id)).state;
 
 test('sweeper: idle → SUSPENDED, back on the next request; maximum and suspended durations terminate', async () => {
-  const h = await lifecycleHarness();
-  try {
+  await withLifecycle({}, async (h) => {
     const idle = await h.service.run(TENANT, { imageName: 'base', idlePolicy: { maxIdleDurationSeconds: 1 } });
     const busy = await h.service.run(TENANT, { imageName: 'base', idlePolicy: { maxIdleDurationSeconds: 1 } });
     const brief = await h.service.run(TENANT, { imageName: 'base', maximumDurationSeconds: 1 });
@@ -42,9 +42,7 @@ test('sweeper: idle → SUSPENDED, back on the next request; maximum and suspend
     assert.equal(h.hypervisor.vmOf(idle.id).memory.x, '1');
     const ids = h.hypervisor.running.map((v) => v.options.hostname).sort();
     assert.deepEqual(ids, [busy.id, idle.id].sort());
-  } finally {
-    await h.close();
-  }
+  });
 });
 
 /** The app's hook server: records each call; the hooks named in `hang` never answer. */
@@ -69,34 +67,31 @@ async function hookServer(
   };
 }
 
-test(
-  'hooks: run gets its payload; a hook that never answers is cut at its deadline and the action ' + 'completes',
-  async () => {
-    const hooks = await hookServer(['suspend', 'terminate']);
-    const hookTimeoutMs = 300;
-    const plan: BuildPlan = {
-      runtime: 'base',
-      steps: [],
-      env: {},
-      workdir: '/app',
-      user: 'root',
-      start: null,
-      port: null,
-      memoryMib: null,
-      vcpuCount: null,
-      hookPort: hooks.port,
-      hookTimeoutMs,
-    };
-    const h = await lifecycleHarness({
-      images: {
-        launchable: async (tenantId, name, version) => {
-          const record = await h.store.getImageVersion(tenantId, name, version ?? 1);
-          if (!record) throw new Error(`no image ${name}`);
-          return { record, layerPath: '/nonexistent/layer.qcow2', snapshot: null };
-        },
-      },
-    });
-    try {
+test('hooks: run gets its payload; one that never answers is cut at its deadline, the action goes on', async () => {
+  const hooks = await hookServer(['suspend', 'terminate']);
+  const hookTimeoutMs = 300;
+  const plan: BuildPlan = {
+    runtime: 'base',
+    steps: [],
+    env: {},
+    workdir: '/app',
+    user: 'root',
+    start: null,
+    port: null,
+    memoryMib: null,
+    vcpuCount: null,
+    hookPort: hooks.port,
+    hookTimeoutMs,
+  };
+  const images = (store: SqlStore) => ({
+    launchable: async (tenantId: string, name: string, version?: number) => {
+      const record = await store.getImageVersion(tenantId, name, version ?? 1);
+      if (!record) throw new Error(`no image ${name}`);
+      return { record, layerPath: '/nonexistent/layer.qcow2', snapshot: null };
+    },
+  });
+  try {
+    await withLifecycle({ images }, async (h) => {
       const now = new Date().toISOString();
       await h.store.insertImageVersion({
         tenantId: TENANT,
@@ -126,9 +121,8 @@ test(
       assert.equal(failed.length, 2);
       for (const line of failed)
         assert.match(String(line.error), new RegExp(`did not answer within ${hookTimeoutMs} ms`));
-    } finally {
-      hooks.close();
-      await h.close();
-    }
-  },
-);
+    });
+  } finally {
+    hooks.close(); // also when the harness could not be made
+  }
+});

@@ -7,13 +7,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode } from '@capsule/protocol';
-import { lifecycleHarness, TENANT } from '../../../../tests/support/lifecycle-harness.js';
+import { TENANT, withLifecycle } from '../../../../tests/support/lifecycle-harness.js';
 
 const RUN = { imageName: 'base' } as const;
 
 test('suspend frees the VM and its slot; resume brings back what it held', async () => {
-  const h = await lifecycleHarness();
-  try {
+  await withLifecycle({}, async (h) => {
     const vm = await h.service.run(TENANT, RUN);
     h.hypervisor.vmOf(vm.id).memory.counter = '41';
     const suspended = await h.service.suspend(TENANT, vm.id);
@@ -29,16 +28,13 @@ test('suspend frees the VM and its slot; resume brings back what it held', async
     assert.equal(h.hypervisor.vmOf(vm.id).memory.counter, '41');
     assert.equal(fs.existsSync(path.join(h.config.dataDir, 'suspended', vm.id, 'state')), false); // stale once resumed
     assert.notEqual(resumed.netSlot, null);
-  } finally {
-    await h.close();
-  }
+  });
 });
 
 test(
-  'a suspend that fails with the VM still running leaves it RUNNING, untouched, and can be tried ' + 'again',
+  'a suspend that fails with the VM still running leaves it RUNNING, untouched, and can be ' + 'tried again',
   async () => {
-    const h = await lifecycleHarness();
-    try {
+    await withLifecycle({}, async (h) => {
       const vm = await h.service.run(TENANT, RUN);
       h.hypervisor.vmOf(vm.id).memory.kept = 'yes';
       h.hypervisor.suspendFault = 'keeps-running';
@@ -54,15 +50,12 @@ test(
       assert.equal((await h.service.suspend(TENANT, vm.id)).state, 'SUSPENDED');
       await h.service.resume(TENANT, vm.id);
       assert.equal(h.hypervisor.vmOf(vm.id).memory.kept, 'yes');
-    } finally {
-      await h.close();
-    }
+    });
   },
 );
 
 test('a suspend that loses the VM is FAILED with why, and keeps no files, slot or VM', async () => {
-  const h = await lifecycleHarness();
-  try {
+  await withLifecycle({}, async (h) => {
     const vm = await h.service.run(TENANT, RUN);
     h.hypervisor.suspendFault = 'dies';
     await assert.rejects(h.service.suspend(TENANT, vm.id), { code: ErrorCode.SUSPEND_FAILED });
@@ -72,14 +65,11 @@ test('a suspend that loses the VM is FAILED with why, and keeps no files, slot o
     assert.equal(h.networks.holders.size, 0);
     assert.equal(h.hypervisor.running.length, 0);
     assert.equal(fs.existsSync(path.join(h.config.dataDir, 'suspended', vm.id)), false);
-  } finally {
-    await h.close();
-  }
+  });
 });
 
 test('resume from a corrupt state or a missing one: FAILED with why; other VMs are unaffected', async () => {
-  const h = await lifecycleHarness();
-  try {
+  await withLifecycle({}, async (h) => {
     const corrupt = await h.service.run(TENANT, RUN);
     const missing = await h.service.run(TENANT, RUN);
     const bystander = await h.service.run(TENANT, RUN);
@@ -105,14 +95,11 @@ test('resume from a corrupt state or a missing one: FAILED with why; other VMs a
       [bystander.id],
     );
     assert.deepEqual([...h.networks.holders.values()], [bystander.id]);
-  } finally {
-    await h.close();
-  }
+  });
 });
 
 test('a resume that fails for a transient reason leaves the VM SUSPENDED and resumable', async () => {
-  const h = await lifecycleHarness();
-  try {
+  await withLifecycle({}, async (h) => {
     const vm = await h.service.run(TENANT, RUN);
     h.hypervisor.vmOf(vm.id).memory.n = '7';
     await h.service.suspend(TENANT, vm.id);
@@ -124,14 +111,11 @@ test('a resume that fails for a transient reason leaves the VM SUSPENDED and res
     assert.equal((await h.service.get(TENANT, vm.id)).state, 'SUSPENDED');
     await h.service.resume(TENANT, vm.id);
     assert.equal(h.hypervisor.vmOf(vm.id).memory.n, '7');
-  } finally {
-    await h.close();
-  }
+  });
 });
 
 test('restart: a running VM is taken back as it was, and a suspended one stays resumable', async () => {
-  const h = await lifecycleHarness();
-  try {
+  await withLifecycle({}, async (h) => {
     const kept = await h.service.run(TENANT, RUN);
     const asleep = await h.service.run(TENANT, RUN);
     h.hypervisor.vmOf(kept.id).memory.session = 'open';
@@ -145,14 +129,11 @@ test('restart: a running VM is taken back as it was, and a suspended one stays r
     assert.equal((await service.get(TENANT, asleep.id)).state, 'SUSPENDED');
     await service.resume(TENANT, asleep.id);
     assert.equal(h.hypervisor.vmOf(asleep.id).memory.session, 'saved');
-  } finally {
-    await h.close();
-  }
+  });
 });
 
 test('restart: a VM whose process died while no server ran is FAILED with why, and releases its slot', async () => {
-  const h = await lifecycleHarness();
-  try {
+  await withLifecycle({}, async (h) => {
     const vm = await h.service.run(TENANT, RUN);
     await h.service.shutdown(); // the server stops; the VM runs on
     h.hypervisor.vmOf(vm.id).crash(); // …then dies with no one watching
@@ -164,14 +145,11 @@ test('restart: a VM whose process died while no server ran is FAILED with why, a
       /server restarted while this MicroVM was RUNNING and its VM could not be taken back/,
     );
     assert.equal(h.networks.holders.size, 0);
-  } finally {
-    await h.close();
-  }
+  });
 });
 
 test('restart: a suspend cut short after its state was published is completed, not lost', async () => {
-  const h = await lifecycleHarness();
-  try {
+  await withLifecycle({}, async (h) => {
     const vm = await h.service.run(TENANT, RUN);
     h.hypervisor.vmOf(vm.id).memory.work = 'done';
     // the server died between publishing the state and recording SUSPENDED
@@ -182,7 +160,5 @@ test('restart: a suspend cut short after its state was published is completed, n
     assert.equal((await service.get(TENANT, vm.id)).state, 'SUSPENDED');
     await service.resume(TENANT, vm.id);
     assert.equal(h.hypervisor.vmOf(vm.id).memory.work, 'done');
-  } finally {
-    await h.close();
-  }
+  });
 });
