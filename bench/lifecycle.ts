@@ -14,6 +14,7 @@ import { startServer } from '@capsule/server';
 import {
   createLogger,
   ReadySnapshots,
+  savedIgnoringShared,
   loadDeviceState,
   QmpClient,
   qemuArgs,
@@ -104,7 +105,10 @@ export function pssKib(pid: number): number {
 }
 
 export async function benchLifecycle(work: string): Promise<Record<string, unknown>> {
-  const server = await startServer({ dataDir: path.join(work, 'data'), port: 0 }, createLogger(process.stderr, true));
+  const server = await startServer(
+    { dataDir: path.join(work, 'data'), port: 0 },
+    createLogger(process.stderr, process.env.BENCH_LOG !== '1'),
+  );
   const floorNets = await floorNetworks(work);
   const floorNet = await floorNets.attach('floor', { egress: 'none', allow: [], deny: [] });
   try {
@@ -191,7 +195,7 @@ export async function benchLifecycle(work: string): Promise<Record<string, unkno
             path.join(copy, 'disk.qcow2'),
           ),
           path.join(copy, 'state'),
-          false,
+          savedIgnoringShared(path.join(copy, 'state')),
         ),
       );
       fs.rmSync(copy, { recursive: true });

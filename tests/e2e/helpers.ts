@@ -205,11 +205,18 @@ export async function serveSetup(prefix: string): Promise<{ dataDir: string; por
   return { dataDir, port: await freePort() };
 }
 
-export async function serveProcess(dataDir: string, port: number): Promise<{ child: ChildProcess; capsule: Capsule }> {
+/** `env`: more of its environment; `logFile`: its log goes there (else it logs nothing). */
+export async function serveProcess(
+  dataDir: string,
+  port: number,
+  opts: { env?: Record<string, string>; logFile?: string } = {},
+): Promise<{ child: ChildProcess; capsule: Capsule }> {
+  const log = opts.logFile ? fs.openSync(opts.logFile, 'a') : 'ignore';
   const child = spawn(CAPSULE_BIN, ['serve', '--port', String(port), '--data-dir', dataDir], {
-    stdio: 'ignore',
-    env: { ...process.env, CAPSULE_LOG: 'silent' },
+    stdio: ['ignore', log, log],
+    env: { ...process.env, CAPSULE_LOG: opts.logFile ? 'info' : 'silent', ...opts.env },
   });
+  if (typeof log === 'number') fs.closeSync(log);
   for (let i = 0; i < 400; i++) {
     if (
       await fetch(`http://127.0.0.1:${port}/healthz`).then(

@@ -5,9 +5,32 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { InvalidStateError } from '@capsule/sdk';
+import { savedIgnoringShared } from '@capsule/server/internals';
 import { errorOf, qemuProcesses, useTestServer } from './helpers.js';
 
 const CYCLES = Number(process.env.CAPSULE_SUSPEND_CYCLES ?? 50);
+
+/** Holds 8 MiB of random bytes; writes their hash to /tmp/held-0 now and to /tmp/held-N on each SIGUSR1. */
+const MEMORY_HOLDER = [
+  'import hashlib, os, signal, time',
+  'held = bytearray(8 << 20)',
+  'open("/dev/urandom", "rb", buffering=0).readinto(held)', // straight into it: no second copy dirtied
+  'n = [0]',
+  'def report(*_):',
+  '    open("/tmp/held.tmp", "w").write(hashlib.sha256(held).hexdigest())',
+  '    os.replace("/tmp/held.tmp", "/tmp/held-%d" % n[0]); n[0] += 1',
+  'signal.signal(signal.SIGUSR1, report)',
+  'report()',
+  'while True: time.sleep(3600)',
+].join('\n');
+
+async function until(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${check}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 describe('suspend and resume', () => {
   const server = useTestServer();
@@ -23,6 +46,10 @@ describe('suspend and resume', () => {
       'import os, time, itertools\nfor i in itertools.count():\n    open("/tmp/n.tmp", "w").write(str(i)); ' +
         'os.replace("/tmp/n.tmp", "/tmp/n"); time.sleep(0.05)',
     ]);
+    // 8 MiB of random memory held by a process, hashed now and again (on SIGUSR1) after the last resume
+    await vm.execBackground(['python3', '-c', MEMORY_HOLDER]);
+    await until(() => vm.files.readText('/tmp/held-0').then(Boolean, () => false));
+    const heldHash = await vm.files.readText('/tmp/held-0');
     const counter = async (): Promise<number> => Number((await vm.exec(['cat', '/tmp/n'])).stdout);
     await new Promise((r) => setTimeout(r, 500));
     let last = await counter();
@@ -30,10 +57,14 @@ describe('suspend and resume', () => {
     for (let cycle = 0; cycle < CYCLES; cycle++) {
       await vm.files.write(`/root/cycle-${cycle}.txt`, `written before suspend ${cycle}`);
       assert.equal((await vm.suspend()).state, 'SUSPENDED');
-      assert.deepEqual(qemuProcesses(vm.id), [], 'a SUSPENDED VM has no QEMU process');
-      // launched from a snapshot: only RAM that differs from it is written (a whole-RAM save is ~150 MiB)
-      const stateBytes = fs.statSync(path.join(server().dataDir, 'suspended', vm.id, 'state')).size;
+      // it answers once the state is durable; its QEMU exits right after
+      await until(async () => qemuProcesses(vm.id).length === 0, 5000);
+      // launched from a snapshot: only the pages it dirtied are written, read by the server (over the
+      // base: the state says x-ignore-shared, as the snapshot's does), never all of RAM
+      const statePath = path.join(server().dataDir, 'suspended', vm.id, 'state');
+      const stateBytes = fs.statSync(statePath).size;
       assert.ok(stateBytes < 64 * 2 ** 20, `suspended state is ${stateBytes} bytes`);
+      assert.ok(savedIgnoringShared(statePath), 'the state was written over the base memory');
       assert.equal((await vm.resume()).state, 'RUNNING');
       const now = await counter();
       assert.ok(now >= last, `counter went backwards: ${last} → ${now} (cycle ${cycle})`);
@@ -45,8 +76,37 @@ describe('suspend and resume', () => {
     await new Promise((r) => setTimeout(r, 500));
     assert.ok((await counter()) > last, 'the counter keeps counting after the last resume');
     assert.equal((await vm.exec(['pgrep', '-f', 'itertools'])).stdout.trim(), pid, 'same process, not a restart');
+    await vm.exec(['pkill', '-USR1', '-f', 'held-']);
+    await until(() => vm.files.readText('/tmp/held-1').then(Boolean, () => false));
+    assert.equal(await vm.files.readText('/tmp/held-1'), heldHash, 'the memory a process holds is intact');
     const clock = Number((await vm.exec(['date', '+%s'])).stdout);
     assert.ok(Math.abs(clock - Date.now() / 1000) < 10, 'clock set from the host after resume');
+  });
+
+  test("a suspended VM's state is bounded by the memory it dirtied", async () => {
+    await server().snapshotsBuilt;
+    const vm = await server().capsule.microvms.run({ imageName: 'python' });
+    const statePath = path.join(server().dataDir, 'suspended', vm.id, 'state');
+    // two processes alike but for what they hold: the second one's state grows by what it holds, and by
+    // its own interpreter's heap (the files it reads are in the page cache already)
+    const hold = async (mib: number, tag: string): Promise<number> => {
+      const script = MEMORY_HOLDER.replace('8 << 20', `${mib} << 20`).replaceAll('/tmp/held', `/tmp/${tag}`);
+      await vm.execBackground(['python3', '-c', script]);
+      await until(() => vm.files.readText(`/tmp/${tag}-0`).then(Boolean, () => false));
+      await vm.suspend();
+      const bytes = fs.statSync(statePath).size;
+      await vm.resume();
+      return bytes;
+    };
+    const small = await hold(1, 'small');
+    assert.ok(small < 48 * 2 ** 20, `a clone running one small process has a ${small}-byte state`);
+    const heldMib = 32;
+    const grownMib = ((await hold(heldMib, 'big')) - small) / 2 ** 20;
+    assert.ok(grownMib >= heldMib - 1 && grownMib < heldMib + 10, `the state grew ${grownMib.toFixed(1)} MiB`);
+    await vm.exec(['pkill', '-USR1', '-f', 'big-']);
+    await until(() => vm.files.readText('/tmp/big-1').then(Boolean, () => false));
+    assert.equal(await vm.files.readText('/tmp/big-1'), await vm.files.readText('/tmp/big-0'));
+    await vm.terminate();
   });
 
   test('illegal transitions are 409 INVALID_STATE; a terminated suspended VM leaves nothing', async () => {

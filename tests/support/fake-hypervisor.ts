@@ -97,8 +97,8 @@ export class FakeVm implements Vm {
     if (this.overlayPath !== diskPath) fs.renameSync(this.overlayPath, diskPath);
     fs.writeFileSync(`${statePath}.partial`, JSON.stringify({ magic: STATE_MAGIC, memory: this.memory }));
     fs.renameSync(`${statePath}.partial`, statePath);
-    this.end();
-    return { statePath, diskPath, ram: null };
+    const stopped = this.hypervisor.afterSuspend.then(() => this.end());
+    return { statePath, diskPath, ram: null, stepsMs: {}, stopped };
   }
 
   async stop(): Promise<void> {
@@ -131,6 +131,8 @@ export class FakeHypervisor implements Hypervisor {
   beforeReady: ((opts: LaunchOptions) => Promise<void>) | null = null;
   /** The next suspends fail: with the VM still running, or with the VM gone. */
   suspendFault: 'keeps-running' | 'dies' | null = null;
+  /** What a suspended VM's "process" still has to do after the suspend answered: its `stopped` waits for it. */
+  afterSuspend: Promise<void> = Promise.resolve();
   private nextPid = FIRST_FAKE_PID;
   private readonly processes = new Map<number, FakeVm>();
 

@@ -99,6 +99,14 @@ export const LAUNCH_STEPS = [
 ] as const;
 export type LaunchStep = (typeof LAUNCH_STEPS)[number];
 
+/**
+ * The steps of a suspend, in order: paused; state saved (fsynced); disk moved beside it; state published.
+ * Before `saved` a lost server or QEMU leaves the VM RUNNING (or FAILED, its RAM gone with QEMU); from
+ * `saved` the state is the VM and a complete suspend follows.
+ */
+export const SUSPEND_STEPS = ['paused', 'saved', 'moved', 'published'] as const;
+export type SuspendStep = (typeof SUSPEND_STEPS)[number];
+
 /** A failure with a stable code. `step` names what was being done when it failed (Firecracker style). */
 export class CapsuleError extends Error {
   readonly code: ErrorCode;

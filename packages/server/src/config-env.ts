@@ -2,7 +2,7 @@
 // and what it does. `parseEnv` reads them all and refuses a bad one by name (ConfigError); config.ts
 // turns the result into a CapsuleConfig, and `npm run env-table` writes README's table from `ENV_VARS`.
 // An empty value is the same as an unset one: the default applies.
-import { SHAPE_LIMITS } from '@capsule/protocol';
+import { SHAPE_LIMITS, SUSPEND_STEPS } from '@capsule/protocol';
 import type { z } from 'zod';
 import { DEFAULT_DISK_RESERVE } from './disk-reserve.js';
 import * as p from './config-parsers.js';
@@ -93,6 +93,13 @@ export const ENV_VARS = {
     p.onOff(),
     'off',
     'on: QEMU runs unjailed as the server user, no cgroup limits (development only; logged loudly).',
+  ),
+  CAPSULE_TEST_HALT_SUSPEND: opt(
+    'server',
+    p.stepHalt(SUSPEND_STEPS),
+    'suspends never wait',
+    'Testing only: every suspend waits MS milliseconds at STEP (`saved:5000`; steps: paused, saved, moved, ' +
+      'published), so a test can kill QEMU or the server there. Logged at each halt.',
   ),
   CAPSULE_CGROUP_MOUNT: set('server', p.text(), '/sys/fs/cgroup', 'Where the cgroup filesystems are mounted.'),
   CAPSULE_VM_MEMORY_OVERHEAD_MIB: opt(

@@ -116,6 +116,16 @@ export function s3Location(): z.ZodType<string, string> {
   );
 }
 
+/** `STEP:MS`: wait MS milliseconds at STEP, one of `steps`. */
+export function stepHalt<S extends string>(steps: readonly S[]): z.ZodType<{ step: S; ms: number }, string> {
+  return reader(`STEP:MS with STEP one of ${steps.join(', ')}`, (setting) => {
+    const [step, ms] = setting.split(':');
+    const wait = wholeNumber(ms ?? '', 0, 3_600_000);
+    const known = steps.find((s) => s === step);
+    return known && wait !== undefined ? { step: known, ms: wait } : undefined;
+  });
+}
+
 export interface UidRange {
   first: number;
   last: number;

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { TenantQuotas } from '@capsule/protocol';
+import type { SuspendStep, TenantQuotas } from '@capsule/protocol';
 import type { S3Config } from './blobs/s3-blob-store.js';
 import type { UidRange } from './config-parsers.js';
 import type { DiskReserveConfig } from './disk-reserve.js';
@@ -101,6 +101,8 @@ export interface CapsuleConfig {
    * always the agent tunnel).
    */
   endpointDirect: boolean;
+  /** Testing only: every suspend waits this long at this step (CAPSULE_TEST_HALT_SUSPEND). */
+  testHaltSuspend: { step: SuspendStep; ms: number } | null;
   /** Guest ports where a flow admitted only by a domain rule must say a listed name (CAPSULE_EGRESS_NAME_PORTS). */
   egressNamePorts: number[];
   /** ip[:port] guests' names are resolved with (CAPSULE_DNS_UPSTREAM); null: the host's resolv.conf. */
@@ -207,6 +209,7 @@ export function loadConfig(
     dnsUpstream: e.CAPSULE_DNS_UPSTREAM ?? null,
     egressNamePorts: e.CAPSULE_EGRESS_NAME_PORTS,
     endpointDirect: e.CAPSULE_ENDPOINT_DIRECT,
+    testHaltSuspend: e.CAPSULE_TEST_HALT_SUSPEND ?? null,
     defaultQuotas: {
       maxRunningMicroVMs: e.CAPSULE_QUOTA_RUNNING_MICROVMS,
       maxVcpus: e.CAPSULE_QUOTA_VCPUS,

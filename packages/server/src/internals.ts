@@ -27,6 +27,7 @@ export { AgentClient } from './vmm/agent-client.js';
 export { decideAccelerator } from './vmm/host-accelerator.js';
 export { hostLaunchOptions, type LaunchOptions, Machine, RESTORE_LOAD } from './vmm/machine.js';
 export { loadDeviceState } from './vmm/migration.js';
+export { savedIgnoringShared } from './vmm/migration-stream.js';
 export { type Accelerator, guestMacAddress, type MachineSpec, qemuArgs, vmPaths } from './vmm/qemu-args.js';
 export { QmpClient } from './vmm/qmp.js';
 export { SERIAL_LOG_MAX_BYTES } from './vmm/serial-log.js';

@@ -26,6 +26,26 @@ export function readTail(file: string, maxBytes: number): string {
   }
 }
 
+/** A whole regular file, refused (thrown) if it is a link, not a regular file, or larger than `maxBytes`. */
+export function readBounded(file: string, maxBytes: number): Buffer {
+  const fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile() || st.size > maxBytes)
+      throw new Error(`${file} is not a regular file of at most ${maxBytes} bytes`);
+    const buffer = Buffer.alloc(st.size);
+    let got = 0;
+    while (got < st.size) {
+      const n = fs.readSync(fd, buffer, got, st.size - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    return buffer.subarray(0, got);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** Give a file or directory to `uid` without following a link planted in its place. */
 export function chownNoFollow(file: string, uid: number, gid: number): void {
   fs.lchownSync(file, uid, gid);

@@ -33,4 +33,6 @@ export interface LifecycleCore {
   vmsDir: string;
   /** TERMINATING → TERMINATED once its VM is gone: everything it held released. */
   finishTermination(id: string): Promise<MicroVMRecord>;
+  /** Work on a VM that goes on after its operation answered: its next operation waits for it first. */
+  settle(id: string, work: Promise<void>): void;
 }

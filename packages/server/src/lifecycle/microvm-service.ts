@@ -60,6 +60,8 @@ export class MicroVMService {
   publicPort = 0;
   /** Suspends and resumes under way: a second explicit one is refused, a request waiting on one waits. */
   private readonly busy = new Map<string, Promise<unknown>>();
+  /** Work that goes on after an operation answered (a suspended VM's QEMU exiting): the next one waits. */
+  private readonly settling = new Map<string, Promise<void>>();
   private readonly vmsDir: string;
   private readonly suspendedDir: string;
 
@@ -107,6 +109,7 @@ export class MicroVMService {
       logOf: (vm) => this.logOf(vm),
       vmsDir: this.vmsDir,
       finishTermination: (id) => this.finishTermination(id),
+      settle: (id, work) => this.settle(id, work),
     };
   }
 
@@ -125,13 +128,29 @@ export class MicroVMService {
         ErrorCode.INVALID_STATE,
         `cannot ${action} MicroVM ${id}: another suspend or resume of it is in progress`,
       );
-    const run = fn();
+    const run = this.settled(id).then(fn);
     this.busy.set(id, run);
     try {
       return await run;
     } finally {
       this.busy.delete(id);
     }
+  }
+
+  private settle(id: string, work: Promise<void>): void {
+    const settled: Promise<void> = work
+      .catch((err: Error) =>
+        this.deps.log.warn('releasing a VM after its operation failed', { id, error: err.message }),
+      )
+      .finally(() => {
+        if (this.settling.get(id) === settled) this.settling.delete(id);
+      });
+    this.settling.set(id, settled);
+  }
+
+  /** Resolves once what the VM's last operation left going on is done. */
+  private settled(id: string): Promise<void> {
+    return this.settling.get(id) ?? Promise.resolve();
   }
 
   /**
@@ -285,6 +304,7 @@ export class MicroVMService {
   async terminate(tenantId: string, id: string): Promise<MicroVMRecord> {
     // let a suspend or resume in flight finish first: it owns the VM's files until it does
     await this.busy.get(id)?.catch(() => undefined);
+    await this.settled(id);
     const record = await this.get(tenantId, id);
     await this.transition(record, 'TERMINATING', 'terminate');
     const machine = this.running.get(id);
@@ -310,7 +330,9 @@ export class MicroVMService {
     this.sweeper.stop();
     this.diskPauses.stop();
     // a suspend or resume under way finishes (and is recorded) before the store closes; bounded
-    const inFlight = Promise.allSettled([...this.busy.values()]);
+    const inFlight = Promise.allSettled([...this.busy.values()]).then(() =>
+      Promise.allSettled([...this.settling.values()]),
+    );
     await Promise.race([inFlight, new Promise((resolve) => setTimeout(resolve, SHUTDOWN_WAIT_MS).unref())]);
     await this.activity.flush(this.deps.store);
     for (const [id, machine] of [...this.running.entries()]) {

@@ -75,6 +75,15 @@ export async function recoverMicroVMs(ctx: {
 }): Promise<void> {
   const { store, log, networks, jailer } = ctx;
   await reclaimUids(store, jailer, log);
+  // a suspend answers once its state is durable; its QEMU's exit and namespace's release follow, and a
+  // server that died in between left them: they go now
+  for (const record of await store.listMicroVMsInStates(['SUSPENDED'])) {
+    if (record.qemuPid === null && record.netSlot === null) continue;
+    await killLeftover(record, jailer);
+    await networks.release(record.id, record.netSlot);
+    await store.updateMicroVM(record.id, { qemuPid: null, netSlot: null });
+    log.warn('released what a suspended MicroVM still held after restart', { id: record.id });
+  }
   for (const record of await store.listMicroVMsInStates([...LIVE_STATES])) {
     const dir = suspendDirOf(ctx.suspendedDir, record.id);
     const suspended = suspendFilesOf(ctx.suspendedDir, record.id);

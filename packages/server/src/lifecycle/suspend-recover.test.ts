@@ -1,5 +1,6 @@
 // Suspend, resume and recovery without VMs (tests/support/lifecycle-harness.ts): what a VM holds comes
-// back after a resume and after a server restart; a suspend that fails keeps the VM running or says it
+// back after a resume and after a server restart; a suspend answers before its process has gone, and
+// the next operation waits for that; a suspend that fails keeps the VM running or says it
 // is gone; a resume from a corrupt or missing state is FAILED with why; a restart takes back what is
 // alive, completes a suspend that was published, and fails only what cannot be taken back.
 import { test } from 'node:test';
@@ -7,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode } from '@capsule/protocol';
-import { TENANT, withLifecycle } from '../../../../tests/support/lifecycle-harness.js';
+import { gate, TENANT, until, withLifecycle } from '../../../../tests/support/lifecycle-harness.js';
 
 const RUN = { imageName: 'base' } as const;
 
@@ -17,9 +18,12 @@ test('suspend frees the VM and its slot; resume brings back what it held', async
     h.hypervisor.vmOf(vm.id).memory.counter = '41';
     const suspended = await h.service.suspend(TENANT, vm.id);
     assert.equal(suspended.state, 'SUSPENDED');
-    assert.equal(suspended.qemuPid, null);
-    assert.equal(suspended.netSlot, null);
     assert.notEqual(suspended.suspendedAt, null);
+    // its process and namespace go right after the answer
+    await until('the suspended VM to let go', async () => {
+      const record = await h.store.getMicroVM(vm.id);
+      return record?.qemuPid === null && record.netSlot === null;
+    });
     assert.equal(h.hypervisor.running.length, 0);
     assert.equal(h.networks.holders.size, 0);
     const resumed = await h.service.resume(TENANT, vm.id);
@@ -28,6 +32,33 @@ test('suspend frees the VM and its slot; resume brings back what it held', async
     assert.equal(h.hypervisor.vmOf(vm.id).memory.counter, '41');
     assert.equal(fs.existsSync(path.join(h.config.dataDir, 'suspended', vm.id, 'state')), false); // stale once resumed
     assert.notEqual(resumed.netSlot, null);
+  });
+});
+
+test('a suspend answers once durable; a resume or terminate right after waits for its process to go', async () => {
+  await withLifecycle({}, async (h) => {
+    const vm = await h.service.run(TENANT, RUN);
+    const exiting = gate();
+    h.hypervisor.afterSuspend = exiting.wait;
+    assert.equal((await h.service.suspend(TENANT, vm.id)).state, 'SUSPENDED');
+    assert.equal(h.hypervisor.running.length, 1, 'its process is still on its way out');
+    const resumed = h.service.resume(TENANT, vm.id);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(h.hypervisor.launches.length, 1, 'the resume waits for it');
+    exiting.open();
+    assert.equal((await resumed).state, 'RUNNING');
+    assert.equal(h.hypervisor.running.length, 1);
+
+    const held = gate();
+    h.hypervisor.afterSuspend = held.wait;
+    await h.service.suspend(TENANT, vm.id);
+    const terminated = h.service.terminate(TENANT, vm.id);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal((await h.store.getMicroVM(vm.id))?.state, 'SUSPENDED', 'the terminate waits too');
+    held.open();
+    assert.equal((await terminated).state, 'TERMINATED');
+    assert.equal(h.hypervisor.running.length, 0);
+    assert.equal(h.networks.holders.size, 0);
   });
 });
 

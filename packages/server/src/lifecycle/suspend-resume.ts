@@ -4,10 +4,12 @@
 // (microvm-service.ts) runs these one at a time per VM and times them.
 import fs from 'node:fs';
 import path from 'node:path';
-import { CapsuleError, ErrorCode } from '@capsule/protocol';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CapsuleError, ErrorCode, type SuspendStep } from '@capsule/protocol';
 import { assertTransition } from '../store/states.js';
 import type { MicroVMRecord } from '../store/types.js';
 import { RESTORE_LOAD } from '../vmm/machine.js';
+import { StepTimer } from '../vmm/step-timer.js';
 import type { SuspendedFiles, Vm } from '../vmm/vm.js';
 import { launchOptions } from './boot.js';
 import { ensureUid } from './jail-ops.js';
@@ -18,6 +20,7 @@ import type { LifecycleCore } from './core.js';
 
 /** RUNNING → SUSPENDING → SUSPENDED. If the save fails (disk full…) the VM goes back to RUNNING untouched. */
 export async function suspendVm(ctx: LifecycleCore, tenantId: string, id: string): Promise<MicroVMRecord> {
+  const steps = new StepTimer();
   const record = await ctx.get(tenantId, id);
   const machine = ctx.running.get(id);
   assertTransition(id, record.state, 'SUSPENDING', 'suspend');
@@ -34,10 +37,13 @@ export async function suspendVm(ctx: LifecycleCore, tenantId: string, id: string
   // root's: a jailed QEMU sees only its own files, bind-mounted, never these directories
   fs.mkdirSync(ctx.suspendedDir, { recursive: true, mode: 0o700 });
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  steps.done('record');
   await ctx.imageHook(record, machine, 'suspend');
+  steps.done('hook');
   let saved: SuspendedFiles;
   try {
-    saved = await machine.suspend(dir);
+    saved = await machine.suspend(dir, { atStep: ctx.deps.config.testHaltSuspend ? haltAt(ctx) : undefined });
+    steps.done('vm');
   } catch (err) {
     if (machine.isRunning) {
       await ctx.deps.store.transition(id, 'SUSPENDING', 'RUNNING');
@@ -56,17 +62,36 @@ export async function suspendVm(ctx: LifecycleCore, tenantId: string, id: string
   }
   ctx.running.forget(id);
   ctx.deps.storage.forget(record.tenantId); // its memory is on disk now
-  await ctx.deps.networks.release(id, record.netSlot); // a suspended VM holds no namespace
+  // durable now: QEMU's exit and the namespace's release follow the answer, and the next operation on
+  // this VM waits for them (settle); the record names both until they are gone (recovery.ts)
+  const suspended = await ctx.deps.store.transition(id, 'SUSPENDING', 'SUSPENDED', {
+    suspendedAt: new Date().toISOString(),
+  });
+  steps.done('store');
+  ctx.settle(
+    id,
+    saved.stopped.then(async () => {
+      await ctx.deps.networks.release(id, record.netSlot); // a suspended VM holds no namespace
+      await ctx.deps.store.updateMicroVM(id, { qemuPid: null, netSlot: null });
+    }),
+  );
   // RAM pages written vs left to the base snapshot (null: all of RAM was written)
   ctx.logOf(record).info('MicroVM suspended', {
     ramPagesWritten: saved.ram?.pagesKept ?? null,
     ramPagesFromBase: saved.ram?.pagesDropped ?? null,
+    stepsMs: { ...steps.ms, vmSteps: saved.stepsMs },
   });
-  return (await ctx.deps.store.transition(id, 'SUSPENDING', 'SUSPENDED', {
-    qemuPid: null,
-    netSlot: null,
-    suspendedAt: new Date().toISOString(),
-  }))!;
+  return suspended!;
+}
+
+/** A suspend that waits at the configured step (CAPSULE_TEST_HALT_SUSPEND), so a test can kill something there. */
+function haltAt(ctx: LifecycleCore): (step: SuspendStep) => Promise<void> {
+  const halt = ctx.deps.config.testHaltSuspend!;
+  return async (step) => {
+    if (step !== halt.step) return;
+    ctx.deps.log.warn('suspend halted for a test', { step, ms: halt.ms });
+    await sleep(halt.ms);
+  };
 }
 
 /** SUSPENDED → RUNNING: same memory, processes and files. A transient failure leaves it SUSPENDED. */

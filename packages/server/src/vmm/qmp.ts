@@ -19,6 +19,8 @@ export interface QmpCommands {
   migrate: { args: { uri: string }; ret: Record<string, never> };
   'migrate-incoming': { args: { uri: string }; ret: Record<string, never> };
   'query-migrate': { args: undefined; ret: { status?: MigrationStatus; 'error-desc'?: string } };
+  /** Every device's state, no RAM, to a file QEMU opens (despite the name, not Xen-specific). */
+  'xen-save-devices-state': { args: { filename: string; live: boolean }; ret: Record<string, never> };
 }
 
 type MigrationStatus =

@@ -7,7 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { RamDeltaFilter, RamDeltaFormatError } from './ram-delta.js';
+import { RamDeltaFilter } from './ram-delta.js';
+import { RamStreamFormatError } from './migration-stream.js';
 
 const PAGE = 4096;
 const be32 = (n: number): Buffer => Buffer.from([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
@@ -110,10 +111,10 @@ test('drops pages equal to the base, keeps the rest with their block name, copie
   }
 });
 
-test('a stream it does not understand is a RamDeltaFormatError', async () => {
+test('a stream it does not understand is a RamStreamFormatError', async () => {
   const base = baseFile([filled(1)]);
   const noRam = Buffer.concat([header, devices]);
-  await assert.rejects(filter(base, noRam, 100), RamDeltaFormatError);
+  await assert.rejects(filter(base, noRam, 100), RamStreamFormatError);
   const wrongSize = Buffer.concat([header, setup([['ram0', 2 * PAGE]]), section(0x03, []), devices]);
   await assert.rejects(filter(base, wrongSize, 100), /ram0 is 8192 bytes, its base file 4096/);
   const xbzrle = Buffer.concat([

@@ -1,39 +1,33 @@
-// Suspend writes only the guest memory that differs from the ready snapshot the VM was launched from.
-// QEMU 7.2 cannot do that itself: a migration sends every page of a private file mapping, although
-// most of them are still the snapshot's (a launched Python VM has ~14 MiB of its 512 MiB dirtied, and
-// the stream carries ~150 MiB). This filter sits between QEMU's migration stream and the state file
-// and drops every RAM page record whose content equals the base memory file at that offset. A resume
+// The fallback of a suspend over a base memory (over-base-state.ts is the usual path): a VM launched from a
+// ready snapshot before base states were linked beside it writes only the guest memory that differs from
+// that snapshot, through QEMU's own migration stream. A migration sends every page of a private file
+// mapping, although most of them are still the snapshot's (a launched Python VM has ~14 MiB of its 512 MiB
+// dirtied, and the stream carries ~150 MiB). This filter sits between QEMU's migration stream and the state
+// file and drops every RAM page record whose content equals the base memory file at that offset. A resume
 // maps the same base file copy-on-write and loads the filtered stream: pages not in it keep the base
-// content, exactly as before the suspend.
-//
-// Stream layout (QEMU 7.2 migration/savevm.c, migration/ram.c), big-endian throughout:
-//   magic, version, configuration section          → copied as is
-//   START section "ram": MEM_SIZE, block list, EOS → copied as is
-//   PART / END sections of "ram": page records     → filtered
-//   every other section (devices), EOF, vmdesc     → copied as is
-// A page record is be64 (offset | flags), the block name unless CONTINUE, then 1 byte (ZERO) or a
-// page (PAGE). Kept records always carry their block name, since the record before them may be gone.
+// content, exactly as before the suspend. The stream's layout is in migration-stream.ts: every section but
+// the "ram" PART / END page records is copied as is. Kept records always carry their block name, since the
+// record before them may be gone.
 import fs from 'node:fs';
 import { Transform, type TransformCallback } from 'node:stream';
+import {
+  FLAG_CONTINUE,
+  FLAG_EOS,
+  FLAG_PAGE,
+  FLAG_ZERO,
+  FLAGS_MASK,
+  footerLength,
+  PAGE_SIZE,
+  parseRamSetup,
+  findRamStart,
+  RamStreamFormatError,
+  SECTION_END,
+  SECTION_PART,
+} from './migration-stream.js';
 
-const PAGE_SIZE = 4096;
-const FLAG_ZERO = 0x02;
-const FLAG_MEM_SIZE = 0x04;
-const FLAG_PAGE = 0x08;
-const FLAG_EOS = 0x10;
-const FLAG_CONTINUE = 0x20;
-const FLAGS_MASK = 0xfff;
-const SECTION_PART = 0x02;
-const SECTION_END = 0x03;
-const SECTION_FOOTER = 0x7e;
-// START section header tail: idstr "ram", instance 0, version 4 (preceded by 0x01 and a be32 id)
-const RAM_START = Buffer.from([3, 0x72, 0x61, 0x6d, 0, 0, 0, 0, 0, 0, 0, 4]);
 const HEADER_SEARCH_LIMIT = 1 << 20;
 const BASE_WINDOW = 1 << 20;
 const ZERO_PAGE = Buffer.alloc(PAGE_SIZE);
-
-/** The stream is not what this filter understands: the caller saves the full stream instead. */
-export class RamDeltaFormatError extends Error {}
 
 export interface RamDeltaStats {
   pagesKept: number;
@@ -78,7 +72,7 @@ export class RamDeltaFilter extends Transform {
 
   override _flush(callback: TransformCallback): void {
     if (this.phase !== 'rest')
-      return callback(new RamDeltaFormatError(`migration stream ended in phase ${this.phase}`));
+      return callback(new RamStreamFormatError(`migration stream ended in phase ${this.phase}`));
     if (this.pending.length) this.push(this.pending);
     callback();
   }
@@ -107,15 +101,14 @@ export class RamDeltaFilter extends Transform {
     const available = data.length - pos;
     switch (this.phase) {
       case 'header': {
-        const at = data.indexOf(RAM_START, pos);
-        if (at < 0) {
+        const found = findRamStart(data, pos);
+        if (!found) {
           if (this.passed + available > HEADER_SEARCH_LIMIT)
-            throw new RamDeltaFormatError('no "ram" section at the start of the migration stream');
+            throw new RamStreamFormatError('no "ram" section at the start of the migration stream');
           return 0;
         }
-        if (at - pos < 5 || data[at - 5] !== 0x01) throw new RamDeltaFormatError('"ram" is not a START section');
-        this.sectionId = data.readUInt32BE(at - 4);
-        const end = at + RAM_START.length;
+        this.sectionId = found.sectionId;
+        const end = found.bodyAt;
         out.push(data.subarray(pos, end));
         this.passed += end - pos;
         this.phase = 'setup';
@@ -148,45 +141,14 @@ export class RamDeltaFilter extends Transform {
 
   /** MEM_SIZE, the block list, EOS and the footer; 0 until all of it is in `data`. */
   private setupLength(data: Buffer, start: number): number {
-    let pos = start;
-    if (data.length - pos < 8) return 0;
-    const head = data.readBigUInt64BE(pos);
-    if ((Number(head & 0xfffn) & FLAG_MEM_SIZE) === 0) throw new RamDeltaFormatError('ram setup without MEM_SIZE');
-    const total = head & ~0xfffn;
-    pos += 8;
-    let sum = 0n;
-    let found = false;
-    while (sum < total) {
-      if (data.length - pos < 1 || data.length - pos < 1 + data[pos] + 8) return 0;
-      const name = data.toString('latin1', pos + 1, pos + 1 + data[pos]);
-      pos += 1 + data[pos];
-      const used = data.readBigUInt64BE(pos);
-      pos += 8;
-      if (name === this.blockName) {
-        found = true;
-        if (used !== BigInt(this.baseBytes))
-          throw new RamDeltaFormatError(`block ${name} is ${used} bytes, its base file ${this.baseBytes}`);
-      }
-      sum += used;
-    }
-    if (sum !== total || !found)
-      throw new RamDeltaFormatError(`ram block ${this.blockName} not in the stream's block list`);
-    if (data.length - pos < 8) return 0;
-    if (data.readBigUInt64BE(pos) !== BigInt(FLAG_EOS))
-      throw new RamDeltaFormatError('ram setup does not end with EOS');
-    pos += 8;
-    const footer = this.footerLength(data, pos);
-    return footer < 0 ? 0 : pos + footer - start;
-  }
-
-  /** Bytes of a section footer at `pos` (0 if there is none); -1 if `data` ends too early to tell. */
-  private footerLength(data: Buffer, pos: number): number {
-    if (data.length - pos < 1) return -1;
-    if (data[pos] !== SECTION_FOOTER) return 0;
-    if (data.length - pos < 5) return -1;
-    if (data.readUInt32BE(pos + 1) !== this.sectionId)
-      throw new RamDeltaFormatError('ram section footer with another section id');
-    return 5;
+    const setup = parseRamSetup(data, start, this.sectionId, { ignoreShared: false });
+    if (!setup) return 0;
+    const used = setup.blocks.get(this.blockName);
+    if (used === undefined)
+      throw new RamStreamFormatError(`ram block ${this.blockName} not in the stream's block list`);
+    if (used !== BigInt(this.baseBytes))
+      throw new RamStreamFormatError(`block ${this.blockName} is ${used} bytes, its base file ${this.baseBytes}`);
+    return setup.length;
   }
 
   private record(data: Buffer, pos: number, out: Buffer[]): number {
@@ -194,7 +156,7 @@ export class RamDeltaFilter extends Transform {
     const low = data.readUInt32BE(pos + 4);
     const flags = low & FLAGS_MASK;
     if (flags & FLAG_EOS) {
-      const footer = this.footerLength(data, pos + 8);
+      const footer = footerLength(data, pos + 8, this.sectionId);
       if (footer < 0) return 0;
       out.push(data.subarray(pos, pos + 8 + footer));
       this.phase = 'sections';
@@ -209,7 +171,7 @@ export class RamDeltaFilter extends Transform {
     }
     const payload = flags & FLAG_PAGE ? PAGE_SIZE : flags & FLAG_ZERO ? 1 : -1;
     if (payload < 0 || (flags & ~(FLAG_PAGE | FLAG_ZERO | FLAG_CONTINUE)) !== 0)
-      throw new RamDeltaFormatError(`unsupported ram page flags 0x${flags.toString(16)}`);
+      throw new RamStreamFormatError(`unsupported ram page flags 0x${flags.toString(16)}`);
     if (data.length - pos < length + payload) return 0;
     this.block = block;
     const offset = data.readUInt32BE(pos) * 2 ** 32 + (low - flags);

@@ -2,6 +2,7 @@
 // (a `Vm`), and who starts them (a `Hypervisor`). The server passes `qemuHypervisor` (hypervisor.ts,
 // real QEMU); the lifecycle's unit tests pass a fake (tests/support/fake-hypervisor.ts), so quotas,
 // failures and races are tested in milliseconds without booting anything.
+import type { SuspendStep } from '@capsule/protocol';
 import type { VmCgroup } from '../jail/cgroups.js';
 import type { AgentClient } from './agent-client.js';
 import type { LaunchOptions } from './launch-options.js';
@@ -13,6 +14,18 @@ export interface SuspendedFiles {
   diskPath: string;
   /** RAM pages written vs left to the base snapshot; null when all of RAM was written. */
   ram: RamDeltaStats | null;
+  /** How long each step took (pause, save, publish), for the log. */
+  stepsMs: Record<string, number>;
+  /**
+   * Settles once the VM's process is gone and everything it held is released. The state is durable
+   * before: the caller answers without waiting, and waits before the VM's files are used again.
+   */
+  stopped: Promise<void>;
+}
+
+export interface SuspendOptions {
+  /** Awaited as each step is reached (fault injection for tests; nothing in production). */
+  atStep?(step: SuspendStep): Promise<void>;
 }
 
 /** One running VM, as the lifecycle uses it. */
@@ -33,8 +46,11 @@ export interface Vm {
   isPausedByDiskFull(): Promise<boolean>;
   /** Retry the failed writes and run on, if still paused by them. */
   continueAfterDiskFull(): Promise<boolean>;
-  /** Save to `targetDir` and stop; if saving fails the VM keeps running (unless `isRunning` says otherwise). */
-  suspend(targetDir: string): Promise<SuspendedFiles>;
+  /**
+   * Save to `targetDir` durably and stop (`stopped`); if saving fails the VM keeps running (unless
+   * `isRunning` says otherwise).
+   */
+  suspend(targetDir: string, opts?: SuspendOptions): Promise<SuspendedFiles>;
   /** Stop it and release everything it holds. Idempotent. */
   stop(): Promise<void>;
   /** Let go without stopping it (server shutdown): the next server adopts it. */

@@ -38,13 +38,20 @@ export function fileRoutes(app: ApiApp, service: MicroVMService): void {
       // while it is read is cut there; one shrinking ends the response short). Files whose stat size
       // means nothing (procfs, devices, empty-looking) go chunked.
       let remaining = Infinity;
+      // a sized body ends with its last byte: the client has all of it and may send its next request on this
+      // connection, so nothing that happens to the transfer after (its VM suspended, say) may cut it
+      const finish = (): void => {
+        if (!res.writableEnded) res.end();
+      };
       const transfer = agent.readFile(
         c.req.valid('query').path,
         (chunk) => {
           const part = remaining === Infinity ? chunk : chunk.subarray(0, remaining);
           remaining -= part.length;
           if (part.length === 0) return undefined;
-          return res.write(part) ? undefined : once(res, 'drain');
+          const drained = res.write(part) ? undefined : once(res, 'drain');
+          if (remaining === 0) finish();
+          return drained;
         },
         // headers go out when the size is known, before any byte (which may follow in the same read)
         (stat) => {
@@ -65,9 +72,10 @@ export function fileRoutes(app: ApiApp, service: MicroVMService): void {
         await transfer.done;
         if (remaining !== Infinity && remaining > 0)
           res.destroy(); // the file shrank: a short body says so
-        else res.end();
+        else finish();
       } catch {
-        res.destroy(); // mid-stream failure: the short body tells the client
+        if (remaining === 0) finish();
+        else res.destroy(); // mid-stream failure: the short body tells the client
       }
       return RESPONSE_ALREADY_SENT;
     },
