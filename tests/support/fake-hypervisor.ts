@@ -26,6 +26,7 @@ const STATE_MAGIC = 'capsule-fake-vm-state';
 export class FakeVm implements Vm {
   /** What the "guest" holds in RAM: kept across suspend and resume, lost on a crash or stop. */
   memory: Record<string, string> = {};
+  readonly startStepsMs: Record<string, number> = {};
   alive = true;
   private stopping = false;
   private paused = false;

@@ -96,6 +96,7 @@ function haltAt(ctx: LifecycleCore): (step: SuspendStep) => Promise<void> {
 
 /** SUSPENDED → RUNNING: same memory, processes and files. A transient failure leaves it SUSPENDED. */
 export async function resumeVm(ctx: LifecycleCore, tenantId: string, id: string): Promise<MicroVMRecord> {
+  const steps = new StepTimer();
   let record = await ctx.get(tenantId, id);
   assertTransition(id, record.state, 'RUNNING', 'resume');
   if (record.state !== 'SUSPENDED')
@@ -111,6 +112,7 @@ export async function resumeVm(ctx: LifecycleCore, tenantId: string, id: string)
   }
   let machine: Vm;
   const release = await ctx.quotas.admit(record.tenantId, record);
+  steps.done('record');
   try {
     record = await ensureUid(ctx.deps.jailer, ctx.deps.store, record, diskPath);
     const source = await resolveSource(
@@ -120,12 +122,15 @@ export async function resumeVm(ctx: LifecycleCore, tenantId: string, id: string)
       record.imageName,
       record.imageVersion ?? undefined,
     );
-    machine = await withNetwork(ctx.netDeps, record, (netns) =>
-      ctx.deps.hypervisor.launch({
+    steps.done('source');
+    machine = await withNetwork(ctx.netDeps, record, (netns) => {
+      steps.done('network');
+      return ctx.deps.hypervisor.launch({
         ...launchOptions(ctx.bootDeps, record, source, netns),
         restore: { kind: 'suspended', statePath, diskPath },
-      }),
-    );
+      });
+    });
+    steps.done('vm');
   } catch (err) {
     release();
     if (err instanceof CapsuleError && err.step === RESTORE_LOAD) {
@@ -142,7 +147,8 @@ export async function resumeVm(ctx: LifecycleCore, tenantId: string, id: string)
       { cause: err },
     );
   }
-  fs.rmSync(statePath, { force: true }); // stale from now on; the disk stays as the live overlay
+  // stale from now on (the disk stays as the live overlay): removed after the answer, before its next suspend
+  ctx.settle(id, fs.promises.rm(statePath, { force: true }));
   const running = await ctx.deps.store.transition(id, 'SUSPENDED', 'RUNNING', {
     qemuPid: machine.pid,
     suspendedAt: null,
@@ -151,7 +157,9 @@ export async function resumeVm(ctx: LifecycleCore, tenantId: string, id: string)
   release();
   ctx.activity.touch(id);
   ctx.running.adopt(record, machine);
+  steps.done('store');
   await ctx.imageHook(record, machine, 'resume');
-  ctx.logOf(record).info('MicroVM resumed');
+  steps.done('hook');
+  ctx.logOf(record).info('MicroVM resumed', { stepsMs: { ...steps.ms, vmSteps: machine.startStepsMs } });
   return running!;
 }

@@ -78,6 +78,8 @@ export class Machine implements Vm {
   legacyUserNet = false;
   /** The frozen layer under its overlay (unknown for a re-adopted QEMU): a suspend records it. */
   backing: string | null = null;
+  /** How long each step of its start took (none for a re-adopted QEMU). */
+  startStepsMs: Record<string, number> = {};
 
   private constructor(
     readonly vmDir: string,
@@ -158,6 +160,7 @@ export class Machine implements Vm {
     const cleanup = new Cleanup();
     const paths = vmPaths(opts.vmDir);
     const jail = opts.jail;
+    const steps = new StepTimer();
     try {
       // the server's directory (root, 0700); QEMU gets run/ and its overlay file, nothing else of it
       fs.mkdirSync(opts.vmDir, { recursive: true, mode: 0o700 });
@@ -166,11 +169,13 @@ export class Machine implements Vm {
 
       const restore = opts.restore;
       const { overlayPath, memory, backing } = await prepareDisk(opts);
+      steps.done('disk');
       const argv = qemuArgs({ ...opts, memory, overlayPath, incoming: opts.restore !== undefined });
       const [command, args] = jail
         ? jailedQemu(jail, { ...opts, overlayPath, backing, memory }, argv, cleanup)
         : qemuCommand(opts, argv);
 
+      steps.done('jail');
       const log = fs.openSync(paths.qemuLog, 'w');
       let child: ChildProcess;
       try {
@@ -233,6 +238,7 @@ export class Machine implements Vm {
       cleanup.push('serial console', () => serial.close());
       const agent = await Promise.race([AgentClient.connect(paths.agent), died('agent connect')]);
       cleanup.push('agent link', () => agent.close());
+      steps.done('spawn');
       // a cold-booted QEMU has made all its sockets; a restoring one makes its incoming socket first
       if (jail && !restore) sealRunDir(opts.vmDir);
 
@@ -247,10 +253,12 @@ export class Machine implements Vm {
             timeoutMs: RESTORE_TIMEOUT_MS,
           });
           if (jail) sealRunDir(opts.vmDir); // before the guest runs again
+          steps.done('load');
           step = 'restore: agent';
           await qmp.execute('cont');
           // the fix-up is the first request: its answer also proves the agent is back (no separate ping)
           await agent.restoreIdentity(opts.hostname, RESTORE_TIMEOUT_MS);
+          steps.done('fix-up');
         };
         await Promise.race([
           restored().catch((err: Error) => {
@@ -265,7 +273,7 @@ export class Machine implements Vm {
           }),
           exited.then(() => died(step)),
         ]);
-        return Machine.started(opts, overlayPath, backing, child, exited, qmp, agent, serial, cleanup);
+        return Machine.started(opts, overlayPath, backing, child, exited, qmp, agent, serial, cleanup, steps);
       }
 
       const ready = await Promise.race([
@@ -288,8 +296,9 @@ export class Machine implements Vm {
       }
       // rtc is off on microvm: the guest starts at 1970 until told otherwise.
       await Promise.race([agent.setClock(), died('clock sync')]);
+      steps.done('boot');
 
-      return Machine.started(opts, overlayPath, backing, child, exited, qmp, agent, serial, cleanup);
+      return Machine.started(opts, overlayPath, backing, child, exited, qmp, agent, serial, cleanup, steps);
     } catch (err) {
       await cleanup.run().catch(() => undefined);
       throw err;
@@ -306,6 +315,7 @@ export class Machine implements Vm {
     agent: AgentClient,
     serial: SerialLog,
     cleanup: Cleanup,
+    steps: StepTimer,
   ): Machine {
     const machine = new Machine(
       opts.vmDir,
@@ -320,6 +330,7 @@ export class Machine implements Vm {
     machine.serial = serial;
     machine.legacyUserNet = opts.legacyUserNet ?? false;
     machine.backing = backing;
+    machine.startStepsMs = steps.ms;
     void exited.then(({ code, signal }) =>
       machine.onExit(signal ? `QEMU process killed by ${signal}` : `QEMU process exited with code ${code}`),
     );

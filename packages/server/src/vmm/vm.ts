@@ -37,6 +37,8 @@ export interface Vm {
   readonly agent: AgentClient;
   /** Its cgroup (usage); null when unjailed. */
   readonly cgroup: VmCgroup | null;
+  /** How long each step of its start took, for the log (none for an adopted VM). */
+  readonly startStepsMs: Record<string, number>;
   /** Its process is alive. */
   readonly isRunning: boolean;
   /** Called once if the VM ends without stop() (crash, kill, guest panic), with why. */
