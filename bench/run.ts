@@ -8,8 +8,9 @@
 //   network: launch with/without a namespace, endpoint direct path vs tunnel vs floor, egress MiB/s (network.ts)
 //   jail: launch / suspend / resume jailed vs unjailed, idle host memory per VM (jail.ts)
 //   sweeper: 50 idle VMs, one with a hung suspend hook: how late each suspends (sweeper.ts)
+//   scaling: launch latency and host memory per VM at 1, 10, 50 and 100 idle VMs, with a chart (scaling.ts)
 // BENCH_ONLY=jail,lifecycle runs only those sections (core boot/rtt always run).
-// Writes bench/results/core-<timestamp>.json.
+// Writes bench/results/core-<timestamp>.json (and scaling-<timestamp>.svg).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -33,6 +34,7 @@ import { benchImages } from './images.js';
 import { benchNetwork } from './network.js';
 import { benchJail } from './jail.js';
 import { benchSweeper } from './sweeper.js';
+import { benchScaling } from './scaling.js';
 
 const BOOT_RUNS = Number(process.env.BENCH_BOOT_RUNS ?? 5);
 const RTT_RUNS = Number(process.env.BENCH_RTT_RUNS ?? 200);
@@ -142,9 +144,13 @@ async function main(): Promise<void> {
   const boot = { floor: summarize(floorBoot), capsule: summarize(capsuleBoot) };
   const rtt = { rawEcho: summarize(echo), ping: summarize(ping), execTrue: summarize(exec) };
   const mibPerSecond = (ms: number[]) => Math.round((FILE_BYTES / 1024 / 1024 / (summarize(ms).p50 / 1000)) * 10) / 10;
+  const at = new Date().toISOString();
+  const stamp = at.replace(/[:.]/g, '-');
+  const resultsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
+  fs.mkdirSync(resultsDir, { recursive: true });
   const result = {
     benchmark: 'microvm-core',
-    at: new Date().toISOString(),
+    at,
     accelerator,
     host: { cpus: os.cpus().length, kernel: os.release() },
     units: 'ms unless named',
@@ -163,10 +169,9 @@ async function main(): Promise<void> {
     network: only('network') ? await benchNetwork(path.join(work, 'network')) : 'skipped',
     jail: only('jail') ? await benchJail(path.join(work, 'jail')) : 'skipped',
     sweeper: only('sweeper') ? await benchSweeper(path.join(work, 'sweeper')) : 'skipped',
+    scaling: only('scaling') ? await benchScaling(path.join(work, 'scaling'), resultsDir, stamp) : 'skipped',
   };
-  const resultsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
-  fs.mkdirSync(resultsDir, { recursive: true });
-  const out = path.join(resultsDir, `core-${result.at.replace(/[:.]/g, '-')}.json`);
+  const out = path.join(resultsDir, `core-${stamp}.json`);
   fs.writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
   console.log(JSON.stringify(result, null, 2));
   console.log(`wrote ${out}`);
