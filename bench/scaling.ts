@@ -13,7 +13,7 @@ const LEVELS = (process.env.BENCH_SCALING_LEVELS ?? '1,10,50,100').split(',').ma
 const LAUNCHES_PER_LEVEL = 5;
 const SETTLE_MS = 5000;
 
-export interface ScalingPoint {
+interface ScalingPoint {
   idleVms: number;
   launchMs: Summary;
   pssMibPerVm: Summary;
