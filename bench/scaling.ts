@@ -79,7 +79,7 @@ export async function benchScaling(work: string, resultsDir: string, at: string)
 }
 
 /** Launch p50/p95 and PSS per VM against idle VMs, as a small self-contained SVG (two panels). */
-export function scalingChart(points: ScalingPoint[]): string {
+function scalingChart(points: ScalingPoint[]): string {
   const width = 720;
   const height = 300;
   const panel = (x0: number, title: string, unit: string, series: Array<[string, string, number[]]>): string => {
