@@ -116,7 +116,8 @@ function scalingChart(points: ScalingPoint[]): string {
       `<text x="${x0 + 50}" y="30" font-size="13" font-weight="bold">${title}</text>` +
       `<line x1="${x0 + 50}" y1="${top + plotH}" x2="${x0 + 50 + plotW}" y2="${top + plotH}" stroke="#888"/>` +
       `<line x1="${x0 + 50}" y1="${top}" x2="${x0 + 50}" y2="${top + plotH}" stroke="#888"/>` +
-      `<text x="${x0 + 50 + plotW / 2}" y="${top + plotH + 32}" font-size="11" text-anchor="middle">idle VMs running</text>` +
+      `<text x="${x0 + 50 + plotW / 2}" y="${top + plotH + 32}" font-size="11" text-anchor="middle">` +
+      'idle VMs running</text>' +
       `<text x="${x0 + 10}" y="${top - 8}" font-size="11">${unit}</text>` +
       xTicks +
       yTicks +

@@ -109,6 +109,23 @@ describe('suspend and resume', () => {
     await vm.terminate();
   });
 
+  test("a clone without its base state (launched by an older server) suspends through QEMU's stream", async () => {
+    await server().snapshotsBuilt;
+    const vm = await server().capsule.microvms.run({ imageName: 'python' });
+    await vm.exec('echo kept > /root/mark');
+    fs.rmSync(path.join(server().dataDir, 'vms', vm.id, 'base-state'));
+    await vm.suspend();
+    const statePath = path.join(server().dataDir, 'suspended', vm.id, 'state');
+    assert.equal(savedIgnoringShared(statePath), false, "QEMU's own stream, filtered against the base memory");
+    assert.ok(fs.statSync(statePath).size < 64 * 2 ** 20, 'still only what differs from the base');
+    await vm.resume();
+    assert.equal((await vm.exec(['cat', '/root/mark'])).stdout, 'kept\n');
+    await vm.suspend(); // and again, from where the first suspend put its disk
+    await vm.resume();
+    assert.equal((await vm.exec(['cat', '/root/mark'])).stdout, 'kept\n');
+    await vm.terminate();
+  });
+
   test('illegal transitions are 409 INVALID_STATE; a terminated suspended VM leaves nothing', async () => {
     // without auto-resume, so that exec on the SUSPENDED VM is refused rather than resuming it
     const vm = await server().capsule.microvms.run({ imageName: 'base', idlePolicy: { autoResumeEnabled: false } });

@@ -4,6 +4,7 @@
 import { CapsuleError, ErrorCode, resolveNetworkPolicy, type RunMicroVMRequest } from '@capsule/protocol';
 import { checkTenantPolicy } from '../network/policy.js';
 import type { MicroVMRecord } from '../store/types.js';
+import { StepTimer } from '../vmm/step-timer.js';
 import type { Vm } from '../vmm/vm.js';
 import { startMachine } from './boot.js';
 import { resolveSource } from './launch-source.js';
@@ -17,6 +18,7 @@ export async function launchVm(
   request: RunMicroVMRequest,
 ): Promise<MicroVMRecord> {
   const { config, store, runtimes, accelerator } = ctx.deps;
+  const steps = new StepTimer();
   const source = await resolveSource(runtimes, ctx.deps.images, tenantId, request.imageName, request.imageVersion);
   const { runtime, image } = source;
   const plan = image?.record.plan;
@@ -58,14 +60,17 @@ export async function launchVm(
     ctx.deps.jailer.releaseUid(record.jailUid, id); // no record holds it
     throw err;
   }
+  steps.done('record');
   ctx.logOf(record).info('launching MicroVM', { image: record.imageName, accelerator: accelerator.accelerator });
   let machine: Vm;
   let launchedFrom: 'boot' | 'snapshot';
   try {
     if (jailError) throw jailError;
-    ({ machine, launchedFrom } = await withNetwork(ctx.netDeps, record, (netns) =>
-      startMachine(ctx.bootDeps, record, source, netns, request.runHookPayload),
-    ));
+    ({ machine, launchedFrom } = await withNetwork(ctx.netDeps, record, (netns) => {
+      steps.done('network');
+      return startMachine(ctx.bootDeps, record, source, netns, request.runHookPayload);
+    }));
+    steps.done('vm');
   } catch (err) {
     const reason = err instanceof CapsuleError ? `${err.code}: ${err.message}` : String(err);
     await store.transition(id, ['PENDING', 'TERMINATING'], 'FAILED', {
@@ -90,5 +95,7 @@ export async function launchVm(
     return (await store.getMicroVM(id))!;
   }
   ctx.running.adopt(record, machine);
+  steps.done('store');
+  ctx.logOf(record).info('MicroVM launched', { launchedFrom, stepsMs: { ...steps.ms, vmSteps: machine.startStepsMs } });
   return running;
 }
