@@ -8,27 +8,20 @@ import { CapsuleError, ErrorCode, type LaunchStep } from '@capsule/protocol';
 import { AgentClient } from './agent-client.js';
 import { Cleanup } from './cleanup.js';
 import { StepTimer } from './step-timer.js';
+import { savePausedState } from './paused-state.js';
 import { QmpClient } from './qmp.js';
 import { fsyncPath } from '../durable.js';
 import { loadDeviceState, saveDeviceState } from './migration.js';
-import { RamStreamFormatError, savedIgnoringShared } from './migration-stream.js';
-import { LEGACY_NETDEV, qemuArgs, RAM_BACKEND_ID, vmPaths } from './qemu-args.js';
-import { baseMemoryBeside, baseStateBeside, moveBase } from './base-layers.js';
-import { dirtyRam } from './dirty-ram.js';
-import {
-  DEVICE_STATE_MAX_BYTES,
-  deviceSections,
-  pagesOf,
-  snapshotStreamHead,
-  writeOverBaseState,
-} from './over-base-state.js';
+import { savedIgnoringShared } from './migration-stream.js';
+import { LEGACY_NETDEV, qemuArgs, vmPaths } from './qemu-args.js';
+import { moveBase } from './base-layers.js';
 import { BACKING_RECORD, prepareDisk } from './launch-disk.js';
-import { RamDeltaFilter, type RamDeltaStats } from './ram-delta.js';
+import type { RamDeltaStats } from './ram-delta.js';
 import { qemuCommand } from './qemu-command.js';
 import { qemuMissing } from '../executables.js';
 import { jailedQemu, sealRunDir } from './jailed-qemu.js';
 import type { VmCgroup } from '../jail/cgroups.js';
-import { readBounded, readTail } from '../jail/vm-files.js';
+import { readTail } from '../jail/vm-files.js';
 import { SerialLog, serialLogTail } from './serial-log.js';
 import type { LaunchOptions } from './launch-options.js';
 import type { SuspendedFiles, SuspendOptions, Vm } from './vm.js';
@@ -399,7 +392,7 @@ export class Machine implements Vm {
    * pause, save RAM and device state to `state.partial` (fsynced), publish (the disk overlay and its base
    * links moved beside it, the state renamed into place last, the directory fsynced), and return; QEMU
    * quits and everything else is released after (`stopped`). A VM launched from a snapshot writes only
-   * the pages it dirtied, found without QEMU reading its RAM (saveOverBase). If saving fails the guest
+   * the pages it dirtied, found without QEMU reading its RAM (paused-state.ts). If saving fails the guest
    * is resumed and the error thrown: the VM keeps running and loses nothing. Once saved, the state is
    * the VM: QEMU dying after that loses nothing.
    */
@@ -415,13 +408,7 @@ export class Machine implements Vm {
     try {
       await atStep('paused');
       fs.mkdirSync(targetDir, { recursive: true, mode: 0o700 });
-      const overBase = await this.saveOverBase(partial, steps).catch((err: Error) => {
-        // a snapshot head this server cannot parse: the stream path needs no parsing of it
-        if (err instanceof RamStreamFormatError) return undefined;
-        throw err;
-      });
-      ram = overBase === undefined ? await this.saveStream(partial) : overBase;
-      if (overBase === undefined) steps.done('stream');
+      ram = await savePausedState(this, partial, steps);
     } catch (err) {
       fs.rmSync(partial, { force: true });
       await this.qmp.execute('cont').catch(() => undefined);
@@ -447,71 +434,6 @@ export class Machine implements Vm {
       .then(() => this.cleanup.run())
       .catch(() => undefined);
     return { statePath, diskPath, ram, stepsMs: steps.ms, stopped };
-  }
-
-  /**
-   * The state of a clone over its snapshot's memory (over-base-state.ts): its dirtied pages and QEMU's
-   * device state. Undefined when it has no base (cold-booted, or launched before base states were linked).
-   */
-  private async saveOverBase(partial: string, steps: StepTimer): Promise<RamDeltaStats | undefined> {
-    const base = baseStateBeside(this.overlayPath);
-    if (!base) return undefined;
-    const ramBytes = fs.statSync(base.memoryPath).size;
-    const head = snapshotStreamHead(base.statePath, RAM_BACKEND_ID, ramBytes);
-    const devices = deviceSections(await this.saveDevices());
-    steps.done('devices');
-    const dirty = dirtyRam(this.pid, base.memoryPath, ramBytes);
-    steps.done('scan');
-    const fd = fs.openSync(partial, 'w', 0o600);
-    try {
-      const pages = pagesOf(this.pid, dirty);
-      const ram = writeOverBaseState(fd, { head, blockName: RAM_BACKEND_ID, pages, devices, ramBytes });
-      steps.done('write');
-      fs.fsyncSync(fd);
-      steps.done('fsync');
-      return ram;
-    } finally {
-      fs.closeSync(fd);
-    }
-  }
-
-  /**
-   * QEMU's device state (every device, no RAM) of the paused VM, through a file the server makes in run/
-   * (sealed: QEMU may write this file, not replace it) and reads back bounded.
-   */
-  private async saveDevices(): Promise<Buffer> {
-    const file = path.join(vmPaths(this.vmDir).run, 'devices.state');
-    fs.rmSync(file, { force: true });
-    const fd = fs.openSync(file, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY, 0o600);
-    fs.fchmodSync(fd, 0o666); // QEMU's uid writes it; only QEMU's own jail sees run/
-    fs.closeSync(fd);
-    try {
-      // live: false, or QEMU would hand its disks over as for a migration and a failed suspend could not go on
-      await this.qmp.execute('xen-save-devices-state', { filename: file, live: false });
-      return readBounded(file, DEVICE_STATE_MAX_BYTES);
-    } finally {
-      fs.rmSync(file, { force: true });
-    }
-  }
-
-  /** QEMU's migration stream, minus the RAM pages equal to the base memory (if any): ram-delta.ts. */
-  private async saveStream(partial: string): Promise<RamDeltaStats | null> {
-    const base = baseMemoryBeside(this.overlayPath);
-    const save = (filter?: RamDeltaFilter): Promise<void> =>
-      saveDeviceState(this.qmp, vmPaths(this.vmDir).outgoing, partial, {
-        ignoreShared: false,
-        timeoutMs: 10 * 60_000,
-        filter,
-      });
-    const filter = base ? new RamDeltaFilter(base, RAM_BACKEND_ID) : undefined;
-    return save(filter).then(
-      () => filter?.stats ?? null,
-      (err: Error) => {
-        // a stream this filter does not understand is saved whole: slower, never lost
-        if (!(err instanceof RamStreamFormatError)) throw err;
-        return save().then(() => null);
-      },
-    );
   }
 
   /**
