@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { errorOf, useTestServer } from './helpers.js';
+import { errorOf, qemuProcesses, useTestServer } from './helpers.js';
 
 describe('suspend faults', () => {
   const server = useTestServer();
@@ -34,5 +34,23 @@ describe('suspend faults', () => {
     assert.equal((await vm.suspend()).state, 'SUSPENDED', 'with room again, the suspend works');
     assert.equal((await vm.resume()).state, 'RUNNING');
     assert.equal((await vm.exec(['cat', '/root/mark'])).stdout, 'still-here\n');
+  });
+
+  test('a suspend directory on another filesystem than the disk: FAILED with the reason, no QEMU left', async () => {
+    const vm = await server().capsule.microvms.run({ imageName: 'base' });
+    const suspended = path.join(server().dataDir, 'suspended');
+    fs.mkdirSync(suspended, { recursive: true });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256m,mode=0711', 'tmpfs', suspended]);
+    try {
+      // the state is saved there, then the disk cannot follow it by rename: the VM cannot go on
+      const error = await errorOf(await server().api('POST', `/v1/microvms/${vm.id}/suspend`));
+      assert.equal(error.code, 'SUSPEND_FAILED');
+      const info = await vm.refresh();
+      assert.equal(info.state, 'FAILED');
+      assert.match(info.failureReason ?? '', /cross-device|EXDEV/);
+      assert.deepEqual(qemuProcesses(vm.id), []);
+    } finally {
+      execFileSync('umount', [suspended]);
+    }
   });
 });

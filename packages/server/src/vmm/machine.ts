@@ -417,17 +417,23 @@ export class Machine implements Vm {
     // from here the saved state is the VM: QEMU's end is no loss, and it is published with its disk
     this.stopping = true;
     await atStep('saved');
-    moveBase(path.dirname(this.overlayPath), targetDir);
-    if (this.overlayPath !== diskPath) fs.renameSync(this.overlayPath, diskPath);
-    fsyncPath(diskPath);
-    if (this.legacyUserNet) fs.writeFileSync(path.join(targetDir, LEGACY_MARK), '');
-    // the jail of its resume must bind this layer (unless it is a base link, which moved along): said by
-    // the server here, never read from the overlay a VM can rewrite
-    if (this.backing && path.dirname(this.backing) !== path.dirname(this.overlayPath))
-      fs.writeFileSync(path.join(targetDir, BACKING_RECORD), this.backing, { mode: 0o600 });
-    await atStep('moved');
-    fs.renameSync(partial, statePath);
-    fsyncPath(targetDir);
+    try {
+      moveBase(path.dirname(this.overlayPath), targetDir);
+      if (this.overlayPath !== diskPath) fs.renameSync(this.overlayPath, diskPath);
+      fsyncPath(diskPath);
+      if (this.legacyUserNet) fs.writeFileSync(path.join(targetDir, LEGACY_MARK), '');
+      // the jail of its resume must bind this layer (unless it is a base link, which moved along): said by
+      // the server here, never read from the overlay a VM can rewrite
+      if (this.backing && path.dirname(this.backing) !== path.dirname(this.overlayPath))
+        fs.writeFileSync(path.join(targetDir, BACKING_RECORD), this.backing, { mode: 0o600 });
+      await atStep('moved');
+      fs.renameSync(partial, statePath);
+      fsyncPath(targetDir);
+    } catch (err) {
+      // half moved (the suspend directory on another filesystem, say): the VM cannot go on, so it ends
+      await this.stop();
+      throw err;
+    }
     steps.done('publish');
     await atStep('published');
     const stopped = this.quitQemu()
