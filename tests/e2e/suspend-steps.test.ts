@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Capsule, MicroVM } from '@capsule/sdk';
 import { SUSPEND_STEPS, type SuspendStep } from '@capsule/protocol';
 import { qemuProcesses, serveProcess, serveSetup, stopProcess } from './helpers.js';
+import { until } from '../support/until.js';
 
 const COUNTER = 'i=0; while true; do i=$((i+1)); echo $i > /tmp/n.tmp; mv /tmp/n.tmp /tmp/n; sleep 0.1; done';
 
@@ -22,23 +23,19 @@ async function haltingServer(step: SuspendStep, haltMs: number) {
   return { dataDir, port, logFile, child, capsule };
 }
 
-async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
 /** A VM with a file on disk and a live counter process, suspending and held at the step. */
 async function suspendingVm(capsule: Capsule, logFile: string): Promise<{ vm: MicroVM; counterPid: string }> {
   const vm = await capsule.microvms.run({ imageName: 'base' });
   await vm.exec('echo survived > /root/mark');
   await vm.execBackground(['sh', '-c', COUNTER]);
-  await until(async () => (await vm.exec('cat /tmp/n 2>/dev/null || true')).stdout.trim() !== '', 'the counter');
+  await until(
+    'the counter',
+    async () => (await vm.exec('cat /tmp/n 2>/dev/null || true')).stdout.trim() !== '',
+    60_000,
+  );
   const counterPid = (await vm.exec(['pgrep', '-f', 'mv /tmp/n.tmp'])).stdout.trim();
   void vm.suspend().catch(() => undefined);
-  await until(() => fs.readFileSync(logFile, 'utf8').includes('suspend halted for a test'), 'the halt');
+  await until('the halt', async () => fs.readFileSync(logFile, 'utf8').includes('suspend halted for a test'), 60_000);
   return { vm, counterPid };
 }
 
@@ -94,7 +91,11 @@ for (const step of SUSPEND_STEPS) {
       const { vm, counterPid } = await suspendingVm(capsule, logFile);
       const [pid] = qemuProcesses(vm.id);
       process.kill(pid, 'SIGKILL');
-      await until(async () => !['RUNNING', 'SUSPENDING'].includes((await vm.refresh()).state), 'the suspend to end');
+      await until(
+        'the suspend to end',
+        async () => !['RUNNING', 'SUSPENDING'].includes((await vm.refresh()).state),
+        60_000,
+      );
       const info = await vm.refresh();
       assert.equal(info.state, expected, info.failureReason ?? '');
       if (expected === 'FAILED') {

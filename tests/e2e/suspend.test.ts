@@ -4,9 +4,10 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { InvalidStateError } from '@capsule/sdk';
+import { InvalidStateError, type MicroVM } from '@capsule/sdk';
 import { savedIgnoringShared } from '@capsule/server/internals';
 import { errorOf, qemuProcesses, useTestServer } from './helpers.js';
+import { until } from '../support/until.js';
 
 const CYCLES = Number(process.env.CAPSULE_SUSPEND_CYCLES ?? 50);
 
@@ -24,12 +25,9 @@ const MEMORY_HOLDER = [
   'while True: time.sleep(3600)',
 ].join('\n');
 
-async function until(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${check}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+/** The text of `file` in the VM once it exists (the memory holder writes it whole). */
+function written(vm: MicroVM, file: string): Promise<string> {
+  return until(file, () => vm.files.readText(file).catch(() => undefined), 30_000);
 }
 
 describe('suspend and resume', () => {
@@ -48,8 +46,7 @@ describe('suspend and resume', () => {
     ]);
     // 8 MiB of random memory held by a process, hashed now and again (on SIGUSR1) after the last resume
     await vm.execBackground(['python3', '-c', MEMORY_HOLDER]);
-    await until(() => vm.files.readText('/tmp/held-0').then(Boolean, () => false));
-    const heldHash = await vm.files.readText('/tmp/held-0');
+    const heldHash = await written(vm, '/tmp/held-0');
     const counter = async (): Promise<number> => Number((await vm.exec(['cat', '/tmp/n'])).stdout);
     await new Promise((r) => setTimeout(r, 500));
     let last = await counter();
@@ -58,7 +55,7 @@ describe('suspend and resume', () => {
       await vm.files.write(`/root/cycle-${cycle}.txt`, `written before suspend ${cycle}`);
       assert.equal((await vm.suspend()).state, 'SUSPENDED');
       // it answers once the state is durable; its QEMU exits right after
-      await until(async () => qemuProcesses(vm.id).length === 0, 5000);
+      await until('its QEMU to exit', async () => qemuProcesses(vm.id).length === 0, 5000);
       // launched from a snapshot: only the pages it dirtied are written, read by the server (over the
       // base: the state says x-ignore-shared, as the snapshot's does), never all of RAM
       const statePath = path.join(server().dataDir, 'suspended', vm.id, 'state');
@@ -77,8 +74,7 @@ describe('suspend and resume', () => {
     assert.ok((await counter()) > last, 'the counter keeps counting after the last resume');
     assert.equal((await vm.exec(['pgrep', '-f', 'itertools'])).stdout.trim(), pid, 'same process, not a restart');
     await vm.exec(['pkill', '-USR1', '-f', 'held-']);
-    await until(() => vm.files.readText('/tmp/held-1').then(Boolean, () => false));
-    assert.equal(await vm.files.readText('/tmp/held-1'), heldHash, 'the memory a process holds is intact');
+    assert.equal(await written(vm, '/tmp/held-1'), heldHash, 'the memory a process holds is intact');
     const clock = Number((await vm.exec(['date', '+%s'])).stdout);
     assert.ok(Math.abs(clock - Date.now() / 1000) < 10, 'clock set from the host after resume');
   });
@@ -92,7 +88,7 @@ describe('suspend and resume', () => {
     const hold = async (mib: number, tag: string): Promise<number> => {
       const script = MEMORY_HOLDER.replace('8 << 20', `${mib} << 20`).replaceAll('/tmp/held', `/tmp/${tag}`);
       await vm.execBackground(['python3', '-c', script]);
-      await until(() => vm.files.readText(`/tmp/${tag}-0`).then(Boolean, () => false));
+      await written(vm, `/tmp/${tag}-0`);
       await vm.suspend();
       const bytes = fs.statSync(statePath).size;
       await vm.resume();
@@ -104,8 +100,7 @@ describe('suspend and resume', () => {
     const grownMib = ((await hold(heldMib, 'big')) - small) / 2 ** 20;
     assert.ok(grownMib >= heldMib - 1 && grownMib < heldMib + 10, `the state grew ${grownMib.toFixed(1)} MiB`);
     await vm.exec(['pkill', '-USR1', '-f', 'big-']);
-    await until(() => vm.files.readText('/tmp/big-1').then(Boolean, () => false));
-    assert.equal(await vm.files.readText('/tmp/big-1'), await vm.files.readText('/tmp/big-0'));
+    assert.equal(await written(vm, '/tmp/big-1'), await vm.files.readText('/tmp/big-0'));
     await vm.terminate();
   });
 

@@ -145,21 +145,6 @@ export async function withLifecycle(opts: HarnessOptions, fn: (h: Harness) => Pr
   }
 }
 
-/** Poll `check` until it returns a value other than undefined/false, or fail after `timeoutMs` saying `what`. */
-export async function until<T>(
-  what: string,
-  check: () => Promise<T | undefined | false>,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 /** A promise a test resolves when it chooses: hold a launch at `beforeReady` until `open()`. */
 export function gate(): { wait: Promise<void>; open(): void; reached: Promise<void>; arrive(): void } {
   let open!: () => void;

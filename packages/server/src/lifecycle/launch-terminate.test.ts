@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
-import { gate, TENANT, until, withLifecycle } from '../../../../tests/support/lifecycle-harness.js';
+import { gate, TENANT, withLifecycle } from '../../../../tests/support/lifecycle-harness.js';
+import { until } from '../../../../tests/support/until.js';
 
 const RUN = { imageName: 'base' } as const;
 

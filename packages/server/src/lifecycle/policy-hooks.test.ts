@@ -9,7 +9,8 @@ import type { AddressInfo } from 'node:net';
 import type { MicroVMRecord } from '../store/types.js';
 import type { BuildPlan } from '../images/build-plan.js';
 import type { SqlStore } from '../store/sql-store.js';
-import { TENANT, until, withLifecycle } from '../../../../tests/support/lifecycle-harness.js';
+import { TENANT, withLifecycle } from '../../../../tests/support/lifecycle-harness.js';
+import { until } from '../../../../tests/support/until.js';
 
 const stateOf = async (h: { service: { get(t: string, id: string): Promise<MicroVMRecord> } }, id: string) =>
   (await h.service.get(TENANT, id)).state;

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode } from '@capsule/protocol';
-import { gate, TENANT, until, withLifecycle } from '../../../../tests/support/lifecycle-harness.js';
+import { gate, TENANT, withLifecycle } from '../../../../tests/support/lifecycle-harness.js';
+import { until } from '../../../../tests/support/until.js';
 
 const RUN = { imageName: 'base' } as const;
 
