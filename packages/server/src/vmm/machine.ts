@@ -241,8 +241,8 @@ export class Machine implements Vm {
         const restored = async (): Promise<void> => {
           // a ready snapshot's RAM is in its memory file; a suspended VM's is in the stream
           await loadDeviceState(qmp, paths.incoming, restore.statePath, {
-            // as it was saved: a snapshot's state and a state written over one say so in their head
-            ignoreShared: savedIgnoringShared(restore.statePath),
+            // as it was saved: a ready snapshot always is; a suspended state says so in its head
+            ignoreShared: restore.kind === 'snapshot' || savedIgnoringShared(restore.statePath),
             timeoutMs: RESTORE_TIMEOUT_MS,
           });
           if (jail) sealRunDir(opts.vmDir); // before the guest runs again

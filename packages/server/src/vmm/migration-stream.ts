@@ -23,6 +23,8 @@ export const FILE_MAGIC = 0x5145564d; // "QEVM"
 export const FILE_VERSION = 3;
 /** Magic and version: what every stream (and a device-state file) starts with. */
 export const FILE_HEADER_BYTES = 8;
+/** A page of zeros: what a ZERO record stands for. */
+export const ZERO_PAGE = Buffer.alloc(PAGE_SIZE);
 // START section header tail: idstr "ram", instance 0, version 4 (preceded by 0x01 and a be32 id)
 const RAM_START = Buffer.from([3, 0x72, 0x61, 0x6d, 0, 0, 0, 0, 0, 0, 0, 4]);
 
@@ -30,16 +32,16 @@ const RAM_START = Buffer.from([3, 0x72, 0x61, 0x6d, 0, 0, 0, 0, 0, 0, 0, 4]);
 export class RamStreamFormatError extends Error {}
 
 /**
- * The ram START section's body from `start` (MEM_SIZE, block list, EOS, footer): its length and the
- * blocks' sizes, or null if `data` does not hold all of it yet. A stream saved with x-ignore-shared
- * carries each block's guest address too.
+ * The ram START section's body from `start` (MEM_SIZE, block list, EOS, footer): its length, the
+ * blocks' sizes and whether it has a footer, or null if `data` does not hold all of it yet. A stream
+ * saved with x-ignore-shared carries each block's guest address too.
  */
 export function parseRamSetup(
   data: Buffer,
   start: number,
   sectionId: number,
   opts: { ignoreShared: boolean },
-): { length: number; blocks: Map<string, bigint> } | null {
+): { length: number; blocks: Map<string, bigint>; footer: boolean } | null {
   let pos = start;
   if (data.length - pos < 8) return null;
   const head = data.readBigUInt64BE(pos);
@@ -63,7 +65,7 @@ export function parseRamSetup(
   if (data.readBigUInt64BE(pos) !== BigInt(FLAG_EOS)) throw new RamStreamFormatError('ram setup does not end with EOS');
   pos += 8;
   const footer = footerLength(data, pos, sectionId);
-  return footer < 0 ? null : { length: pos + footer - start, blocks };
+  return footer < 0 ? null : { length: pos + footer - start, blocks, footer: footer > 0 };
 }
 
 /** Bytes of a section footer at `pos` (0 if there is none); -1 if `data` ends too early to tell. */
@@ -86,24 +88,28 @@ export function findRamStart(data: Buffer, from: number): { bodyAt: number; sect
 
 const CAPABILITY_IGNORE_SHARED = Buffer.from('\x0fx-ignore-shared', 'latin1');
 
+/** Up to the first `bytes` of `file`. */
+export function readHead(file: string, bytes: number): Buffer {
+  const head = Buffer.alloc(bytes);
+  const fd = fs.openSync(file, 'r');
+  try {
+    return head.subarray(0, fs.readSync(fd, head, 0, bytes, 0));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /**
  * Whether the stream in `file` was saved with x-ignore-shared (its configuration section lists the
  * capabilities a load must have on): a ready snapshot's state, and a suspend's written over one.
  */
 export function savedIgnoringShared(file: string): boolean {
-  const head = Buffer.alloc(4096);
-  let length = 0;
+  let data: Buffer;
   try {
-    const fd = fs.openSync(file, 'r');
-    try {
-      length = fs.readSync(fd, head, 0, head.length, 0);
-    } finally {
-      fs.closeSync(fd);
-    }
+    data = readHead(file, 4096);
   } catch {
     return false; // a missing state fails its load, with that error
   }
-  const data = head.subarray(0, length);
   const ram = data.indexOf(RAM_START);
-  return data.subarray(0, ram < 0 ? length : ram).includes(CAPABILITY_IGNORE_SHARED);
+  return data.subarray(0, ram < 0 ? data.length : ram).includes(CAPABILITY_IGNORE_SHARED);
 }

@@ -19,15 +19,16 @@ import {
   findRamStart,
   parseRamSetup,
   RamStreamFormatError,
+  readHead,
   SECTION_END,
   SECTION_FOOTER,
+  ZERO_PAGE,
 } from './migration-stream.js';
 import type { RamDeltaStats } from './ram-delta.js';
 
 const HEAD_SEARCH_BYTES = 1 << 20;
 /** A device state larger than this is not one QEMU wrote for a microVM: refuse it. */
 export const DEVICE_STATE_MAX_BYTES = 64 << 20;
-const ZERO_PAGE = Buffer.alloc(PAGE_BYTES);
 const RECORD_HEADER_BYTES = 8;
 
 /** The ready snapshot's stream up to the end of its "ram" START section, and that section's id. */
@@ -39,15 +40,7 @@ export interface StreamHead {
 
 /** Read the head of a snapshot's state (saved with x-ignore-shared), checking `blockName` is `ramBytes` long. */
 export function snapshotStreamHead(statePath: string, blockName: string, ramBytes: number): StreamHead {
-  const fd = fs.openSync(statePath, 'r');
-  const data = Buffer.alloc(HEAD_SEARCH_BYTES);
-  let length: number;
-  try {
-    length = fs.readSync(fd, data, 0, data.length, 0);
-  } finally {
-    fs.closeSync(fd);
-  }
-  const head = data.subarray(0, length);
+  const head = readHead(statePath, HEAD_SEARCH_BYTES);
   const start = findRamStart(head, 0);
   if (!start) throw new RamStreamFormatError(`no "ram" section at the start of ${statePath}`);
   const setup = parseRamSetup(head, start.bodyAt, start.sectionId, { ignoreShared: true });
@@ -55,11 +48,7 @@ export function snapshotStreamHead(statePath: string, blockName: string, ramByte
   if (setup.blocks.get(blockName) !== BigInt(ramBytes))
     throw new RamStreamFormatError(`${statePath} has no ${ramBytes}-byte ram block ${blockName}`);
   const end = start.bodyAt + setup.length;
-  return {
-    bytes: Buffer.from(head.subarray(0, end)),
-    sectionId: start.sectionId,
-    footer: head[end - 5] === SECTION_FOOTER,
-  };
+  return { bytes: Buffer.from(head.subarray(0, end)), sectionId: start.sectionId, footer: setup.footer };
 }
 
 /** The sections of a `xen-save-devices-state` file (through EOF), without its magic and version. */

@@ -23,11 +23,11 @@ import {
   RamStreamFormatError,
   SECTION_END,
   SECTION_PART,
+  ZERO_PAGE,
 } from './migration-stream.js';
 
 const HEADER_SEARCH_LIMIT = 1 << 20;
 const BASE_WINDOW = 1 << 20;
-const ZERO_PAGE = Buffer.alloc(PAGE_SIZE);
 
 export interface RamDeltaStats {
   pagesKept: number;
