@@ -47,7 +47,10 @@ async function requestsPerSecond(total: number, inFlight: number, fn: () => Prom
 }
 
 export async function benchApi(work: string): Promise<Record<string, unknown>> {
-  const server = await startServer({ dataDir: path.join(work, 'data'), port: 0 }, createLogger(process.stderr, true));
+  const server = await startServer(
+    { dataDir: path.join(work, 'data'), port: 0, warmPoolSize: 0 },
+    createLogger(process.stderr, true),
+  );
   const apiPort = Number(new URL(server.url).port);
   let direct: Machine | null = null;
   const floorNets = await floorNetworks(work);

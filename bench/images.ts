@@ -17,7 +17,10 @@ const RUNS = Number(process.env.BENCH_IMAGE_RUNS ?? 8);
 const FLASK = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../examples/flask-app');
 
 export async function benchImages(work: string): Promise<Record<string, unknown>> {
-  const server = await startServer({ dataDir: path.join(work, 'data'), port: 0 }, createLogger(process.stderr, true));
+  const server = await startServer(
+    { dataDir: path.join(work, 'data'), port: 0, warmPoolSize: 0 },
+    createLogger(process.stderr, true),
+  );
   const apiPort = Number(new URL(server.url).port);
   const headers = { authorization: `Bearer ${server.adminKey}` };
   const floorNets = await floorNetworks(work);

@@ -47,8 +47,11 @@ async function cycle(server: RunningServer, samples: Samples, measureMemory: boo
 
 export async function benchJail(work: string): Promise<Record<string, unknown>> {
   const log = createLogger(process.stderr, true);
-  const jailed = await startServer({ dataDir: path.join(work, 'jailed'), port: 0 }, log);
-  const unjailed = await startServer({ dataDir: path.join(work, 'unjailed'), port: 0, unsafeNoJail: true }, log);
+  const jailed = await startServer({ dataDir: path.join(work, 'jailed'), port: 0, warmPoolSize: 0 }, log);
+  const unjailed = await startServer(
+    { dataDir: path.join(work, 'unjailed'), port: 0, unsafeNoJail: true, warmPoolSize: 0 },
+    log,
+  );
   try {
     await jailed.snapshotsBuilt;
     await unjailed.snapshotsBuilt;

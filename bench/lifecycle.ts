@@ -4,7 +4,9 @@
 //   resume  POST …/resume → RUNNING                   vs  bare QEMU restoring a copy of the same suspended state
 //   suspend POST …/suspend → QEMU gone, state durable  vs  writing + fsyncing as many bytes
 //           (RAM state + dirtied disk)
-// plus 10 launches at once, host memory (PSS) per idle launched VM, disk per suspended VM.
+//   launch from the warm pool (warm-pool.ts), against the same restore floor
+// plus 10 launches at once, host memory (PSS) per idle launched VM, disk per suspended VM. This server has no
+// warm pool: its launches restore, and no refill competes with what is measured.
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -25,6 +27,7 @@ import { api } from './http.js';
 import { createOverlay } from './overlay.js';
 import { floorNetworks, spawnQemuIn } from './floor-net.js';
 import { ratio, summarize } from './stats.js';
+import { benchPoolLaunch } from './warm-pool.js';
 
 const RUNS = Number(process.env.BENCH_LIFECYCLE_RUNS ?? 10);
 
@@ -106,7 +109,7 @@ export function pssKib(pid: number): number {
 
 export async function benchLifecycle(work: string): Promise<Record<string, unknown>> {
   const server = await startServer(
-    { dataDir: path.join(work, 'data'), port: 0 },
+    { dataDir: path.join(work, 'data'), port: 0, warmPoolSize: 0 },
     createLogger(process.stderr, process.env.BENCH_LOG !== '1'),
   );
   const floorNets = await floorNetworks(work);
@@ -221,8 +224,11 @@ export async function benchLifecycle(work: string): Promise<Record<string, unkno
 
     const l = { floor: summarize(launchFloor), capsule: summarize(launch) };
     const r = { floor: summarize(resumeFloor), capsule: summarize(resume) };
+    await server.close();
+    const pooled = await benchPoolLaunch(work, runtime, RUNS);
     return {
       launchMs: { ...l, ratio: ratio(l.capsule, l.floor) },
+      launchFromPoolMs: { floor: l.floor, capsule: pooled, ratio: ratio(pooled, l.floor) },
       suspendMs: {
         capsule: summarize(suspend),
         writeFloor: summarize(suspendWriteFloor),

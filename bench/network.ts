@@ -43,7 +43,10 @@ function nsAddressOf(id: string, pool: string): string {
 export async function benchNetwork(work: string): Promise<Record<string, unknown>> {
   const log = createLogger(process.stderr, true);
   const internet = await startFakeInternet();
-  const server = await startServer({ dataDir: path.join(work, 'data'), port: 0, dnsUpstream: FAKE_DNS }, log);
+  const server = await startServer(
+    { dataDir: path.join(work, 'data'), port: 0, dnsUpstream: FAKE_DNS, warmPoolSize: 0 },
+    log,
+  );
   const apiPort = Number(new URL(server.url).port);
   let vm: { id: string } | null = null;
   try {

@@ -32,6 +32,7 @@ export async function benchScaling(work: string, resultsDir: string, at: string)
     {
       dataDir: path.join(work, 'data'),
       port: 0,
+      warmPoolSize: 0, // every launch restores: the curve is the restore path's
       defaultQuotas: {
         maxRunningMicroVMs: most,
         maxVcpus: most,

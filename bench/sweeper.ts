@@ -22,7 +22,10 @@ const HUNG_APP = `require('http').createServer((req, res) => {
 export async function benchSweeper(work: string): Promise<Record<string, unknown>> {
   const log = createLogger(process.stderr, false);
   const limits = { ...DEFAULT_API_LIMITS, launchesPerSecond: 1000, launchBurst: 1000 };
-  const server = await startServer({ dataDir: path.join(work, 'data'), port: 0, apiLimits: limits }, log);
+  const server = await startServer(
+    { dataDir: path.join(work, 'data'), port: 0, apiLimits: limits, warmPoolSize: 0 },
+    log,
+  );
   try {
     await server.snapshotsBuilt;
     const zip = zipOf([

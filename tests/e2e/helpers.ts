@@ -34,7 +34,11 @@ export async function startTestServer(overrides: Partial<CapsuleConfig> = {}): P
   const dataDir = overrides.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-e2e-'));
   fs.chmodSync(dataDir, 0o755);
   // warnings and errors reach the test output: a fallback or a failed snapshot build explains a failure
-  const server = await startServer({ dataDir, port: 0, ...overrides }, createLogger(process.stderr, true));
+  // no warm pool unless a test asks: its clones cost CPU the other tests' VMs need on a small machine
+  const server = await startServer(
+    { dataDir, port: 0, warmPoolSize: 0, ...overrides },
+    createLogger(process.stderr, true),
+  );
   const capsule = new Capsule({ baseUrl: server.url, apiKey: server.adminKey });
   return {
     url: server.url,
@@ -214,7 +218,7 @@ export async function serveProcess(
   const log = opts.logFile ? fs.openSync(opts.logFile, 'a') : 'ignore';
   const child = spawn(CAPSULE_BIN, ['serve', '--port', String(port), '--data-dir', dataDir], {
     stdio: ['ignore', log, log],
-    env: { ...process.env, CAPSULE_LOG: opts.logFile ? 'info' : 'silent', ...opts.env },
+    env: { ...process.env, CAPSULE_LOG: opts.logFile ? 'info' : 'silent', CAPSULE_WARM_POOL_SIZE: '0', ...opts.env },
   });
   if (typeof log === 'number') fs.closeSync(log);
   for (let i = 0; i < 400; i++) {

@@ -102,6 +102,14 @@ export class FakeVm implements Vm {
     return { statePath, diskPath, ram: null, stepsMs: {}, stopped };
   }
 
+  /** Claimed from a warm pool: it runs on (a fake has no cgroup to move). */
+  claimed = false;
+
+  async claim(): Promise<void> {
+    if (!this.alive) throw new Error('fake: the clone is gone');
+    this.claimed = true;
+  }
+
   async stop(): Promise<void> {
     this.stopping = true;
     this.end();

@@ -57,7 +57,23 @@ export interface HarnessOptions {
   config?: Partial<CapsuleConfig>;
   /** The tenants' images, found in the harness's store. */
   images?: (store: SqlStore) => ServiceDeps['images'];
+  /** Ready snapshots of the runtime (none: no snapshot and no warm pool). */
+  snapshots?: ServiceDeps['snapshots'];
 }
+
+/** A ready snapshot of the harness runtime at every shape, for a warm pool (files never read: the VMs are fake). */
+export const FAKE_SNAPSHOTS = {
+  get: (runtime: string, shape: { vcpuCount: number; memoryMib: number }) => ({
+    kind: 'snapshot' as const,
+    key: `${runtime}-fake`,
+    runtime,
+    ...shape,
+    memoryPath: '/nonexistent/memory',
+    statePath: '/nonexistent/state',
+    diskPath: '/nonexistent/disk.qcow2',
+  }),
+  touch: () => undefined,
+} as unknown as NonNullable<ServiceDeps['snapshots']>;
 
 async function lifecycleHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-lifecycle-'));
@@ -68,6 +84,7 @@ async function lifecycleHarness(opts: HarnessOptions = {}): Promise<Harness> {
       snapshotDir: path.join(dataDir, 'snapshots'),
       unsafeNoJail: true,
       snapshots: false,
+      warmPoolSize: 0,
       diskReserve: { mib: 0, percent: 0 },
       ...opts.config,
       defaultQuotas: { ...loadConfig({}, {}).defaultQuotas, ...opts.quotas },
@@ -92,7 +109,7 @@ async function lifecycleHarness(opts: HarnessOptions = {}): Promise<Harness> {
     runtimes: { list: () => [RUNTIME], get: () => RUNTIME },
     accelerator: { accelerator: 'tcg', reason: 'unit test' },
     jailer: Jailer.create({ ...config, memoryOverheadMib: null }, log),
-    snapshots: null,
+    snapshots: opts.snapshots ?? null,
     images: opts.images?.(store) ?? null,
     metrics,
     log,

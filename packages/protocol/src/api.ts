@@ -117,7 +117,7 @@ export const MicroVM = z
     egress: EgressMode,
     network: ResolvedNetworkPolicy,
     accelerator: z.enum(['kvm', 'tcg']).nullable(),
-    launchedFrom: z.enum(['boot', 'snapshot']).nullable(),
+    launchedFrom: z.enum(['boot', 'snapshot', 'pool']).nullable(),
     kernelRelease: z.string().nullable(),
     failureReason: z.string().nullable(),
     createdAt: z.string(),

@@ -120,6 +120,20 @@ export const ENV_VARS = {
     'on',
     'Launch from ready snapshots (built in the background at start); off: always cold boot.',
   ),
+  CAPSULE_WARM_POOL_SIZE: set(
+    'server',
+    p.int(0, 16),
+    '2',
+    'Clones of each runtime (at the default shape) kept restored and paused, so a launch claims one instead of ' +
+      'restoring; refilled in the background, never counted against a tenant. 0: no warm pool.',
+  ),
+  CAPSULE_WARM_POOL_MIN_AVAILABLE_MIB: set(
+    'server',
+    p.int(0),
+    '2048',
+    'The host memory (MemAvailable) the warm pool leaves free, in MiB: below it the pool stops its clones ' +
+      'and refills only once there is room again.',
+  ),
   CAPSULE_SNAPSHOT_DIR: opt(
     'server',
     p.text(),

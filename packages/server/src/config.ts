@@ -56,6 +56,10 @@ export interface CapsuleConfig {
   maxDurationCapSeconds: number;
   /** Launch from ready snapshots (built in the background at start); off = always cold boot. */
   snapshots: boolean;
+  /** Paused clones kept per runtime at the default shape (lifecycle/warm-pool.ts); 0: none. */
+  warmPoolSize: number;
+  /** Host memory (MemAvailable, MiB) the warm pool leaves free: below it, it drains. */
+  warmPoolMinAvailableMib: number;
   /** Where ready snapshots are kept (machine-wide, like the runtimes they are taken from). */
   snapshotDir: string;
   /** Ready snapshots kept per runtime (one per VM shape), and their bytes: least recently used pruned first. */
@@ -179,6 +183,8 @@ export function loadConfig(
     maxDurationCapSeconds: e.CAPSULE_MAX_DURATION_CAP_SECONDS,
     extraKernelArgs: e.CAPSULE_EXTRA_KERNEL_ARGS,
     snapshots: e.CAPSULE_SNAPSHOTS,
+    warmPoolSize: e.CAPSULE_WARM_POOL_SIZE,
+    warmPoolMinAvailableMib: e.CAPSULE_WARM_POOL_MIN_AVAILABLE_MIB,
     snapshotsPerRuntime: e.CAPSULE_SNAPSHOTS_PER_RUNTIME,
     snapshotBytesPerRuntime: e.CAPSULE_SNAPSHOT_MIB_PER_RUNTIME * 1024 * 1024,
     snapshotDir: e.CAPSULE_SNAPSHOT_DIR ?? path.join(e.CAPSULE_CACHE_DIR, 'snapshots'),

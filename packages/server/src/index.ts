@@ -25,6 +25,7 @@ import { LIVE_STATES } from './store/states.js';
 import { DiskReserve } from './disk-reserve.js';
 import { StorageMeter } from './lifecycle/storage-quota.js';
 import { SystemVms } from './system-vms.js';
+import { sweepWarmPool } from './lifecycle/warm-pool.js';
 
 export { ConfigError, DEFAULT_API_LIMITS, loadConfig, type CapsuleConfig } from './config.js';
 
@@ -87,6 +88,8 @@ export async function startServer(
     egressLogs,
     log,
   );
+  // a crashed server's warm clones go first: each holds a namespace no record names
+  await sweepWarmPool({ dataDir: config.dataDir, vmsDir: path.join(config.dataDir, 'vms'), store, jailer, log });
   // namespaces of VMs that may be re-adopted stay; every other one this data dir made goes
   const live = await store.listMicroVMsInStates([...LIVE_STATES]);
   await networks.init(new Map(live.filter((r) => r.netSlot !== null).map((r) => [r.id, r.netSlot!])));
@@ -140,6 +143,7 @@ export async function startServer(
   });
   await service.recover();
   service.startPolicySweeper();
+  service.startWarmPool();
   const adminKey = await ensureAdminKey(config.dataDir, store, config.defaultQuotas);
 
   const tokens = AuthTokens.load(config.dataDir);

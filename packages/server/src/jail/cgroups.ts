@@ -159,6 +159,28 @@ export class VmCgroup {
     }
   }
 
+  /**
+   * Made with `limits` (see create), then process `pid` (every thread) moved in from `from`, which is removed.
+   * Memory it was charged before stays with `from`'s parent (kernels no longer move charges: 6.x refuses
+   * v1's move_charge_at_immigrate); what it allocates from now on is charged here.
+   */
+  takeOver(pid: number, from: VmCgroup, limits: VmLimits): void {
+    this.create(limits);
+    try {
+      for (const file of this.procsFiles()) write(file, String(pid));
+    } catch (err) {
+      throw new CapsuleError(
+        ErrorCode.JAIL_FAILED,
+        `could not move the VM into its cgroup: ${(err as Error).message}`,
+        {
+          step: 'jail: cgroup',
+          cause: err,
+        },
+      );
+    }
+    from.removeDirs();
+  }
+
   /** v2: a controller is usable in a child only if every ancestor enables it for its children. */
   private enableControllers(dir: string): void {
     const root = this.unifiedRoot!;
@@ -247,8 +269,8 @@ export class VmCgroup {
     throw new Error(`cgroup ${this.uniqueDirs()[0]} could not be removed: processes remain`);
   }
 
-  /** rmdir the VM level in every hierarchy; true when it is gone from all. */
-  private removeDirs(): boolean {
+  /** rmdir the VM level in every hierarchy (an empty one); true when it is gone from all. */
+  removeDirs(): boolean {
     let gone = true;
     for (const dir of this.uniqueDirs()) {
       try {

@@ -31,6 +31,8 @@ export interface JailSettings {
 const OVERHEAD_MIB = { tcg: 192, kvm: 96 } as const;
 /** The cgroup tenant level of VMs that are no tenant's: image builders, app and runtime snapshots, the KVM probe. */
 export const SYSTEM_TENANT = '_capsule';
+/** The cgroup level of warm pool clones until a launch claims one (lifecycle/warm-pool.ts). */
+export const POOL_TENANT = '_pool';
 
 /**
  * CPU beyond one core per vCPU: QEMU's main loop and I/O threads. Under TCG the main loop emulates every

@@ -27,7 +27,7 @@ export interface BootDeps {
 
 export function launchOptions(
   deps: BootDeps,
-  record: MicroVMRecord,
+  record: Pick<MicroVMRecord, 'id' | 'tenantId' | 'jailUid' | 'vcpuCount' | 'memoryMib'>,
   source: LaunchSource,
   netns: string,
 ): LaunchOptions {

@@ -10,6 +10,7 @@ import type { Activity } from './policy-sweeper.js';
 import type { QuotaGate } from './quotas.js';
 import type { RunningVms } from './running-vms.js';
 import type { ServiceDeps } from './service-deps.js';
+import type { WarmPool } from './warm-pool.js';
 
 /** What a launch, a suspend and a resume use of the service. */
 export interface LifecycleCore {
@@ -20,6 +21,8 @@ export interface LifecycleCore {
   netDeps: NetworkDeps;
   activity: Activity;
   suspendedDir: string;
+  /** Warm clones a launch claims instead of restoring (null: none, as in the lifecycle's unit tests). */
+  pool: WarmPool | null;
   /** The tenant's MicroVM, or NOT_FOUND. */
   get(tenantId: string, id: string): Promise<MicroVMRecord>;
   /** A checked compare-and-set of its state, or INVALID_STATE saying what it is now. */

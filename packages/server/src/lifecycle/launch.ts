@@ -3,7 +3,7 @@
 // terminate that lands meanwhile ends it TERMINATED with nothing left.
 import { CapsuleError, ErrorCode, resolveNetworkPolicy, type RunMicroVMRequest } from '@capsule/protocol';
 import { checkTenantPolicy } from '../network/policy.js';
-import type { MicroVMRecord } from '../store/types.js';
+import type { LaunchedFrom, MicroVMRecord } from '../store/types.js';
 import { StepTimer } from '../vmm/step-timer.js';
 import type { Vm } from '../vmm/vm.js';
 import { startMachine } from './boot.js';
@@ -11,6 +11,7 @@ import { resolveSource } from './launch-source.js';
 import { withNetwork } from './network-ops.js';
 import { pendingRecord } from './records.js';
 import type { LifecycleCore } from './core.js';
+import type { PooledClone } from './warm-pool.js';
 
 export async function launchVm(
   ctx: LifecycleCore,
@@ -31,24 +32,32 @@ export async function launchVm(
   }
   const network = resolveNetworkPolicy(request.network ?? { egress: 'none' });
   checkTenantPolicy(network, config.egressPrivateAllow);
+  const shape = {
+    vcpuCount: request.vcpuCount ?? plan?.vcpuCount ?? config.defaultVcpuCount,
+    memoryMib: request.memoryMib ?? plan?.memoryMib ?? config.defaultMemoryMib,
+  };
+  // a warm clone of its runtime if one is ready (its id is the VM's), else a restore or a boot
+  const pooled = image ? null : (ctx.pool?.take(runtime.name, shape) ?? null);
   const record = pendingRecord(tenantId, request, {
     vmsDir: ctx.vmsDir,
+    id: pooled?.id,
     network,
     maximumDurationSeconds,
     accelerator: accelerator.accelerator,
     imageVersion: image?.record.version ?? null,
-    vcpuCount: request.vcpuCount ?? plan?.vcpuCount ?? config.defaultVcpuCount,
-    memoryMib: request.memoryMib ?? plan?.memoryMib ?? config.defaultMemoryMib,
+    ...shape,
     env: { ...plan?.env, ...request.env },
   });
   const id = record.id;
   // its own uid for as long as its files exist; no jail means no launch (the record says why)
   let jailError: unknown = null;
   try {
-    record.jailUid = ctx.deps.jailer.claimUid(id);
+    record.jailUid = pooled ? pooled.jailUid : ctx.deps.jailer.claimUid(id);
   } catch (err) {
     jailError = err;
   }
+  // a crash from here finds the clone by its record (PENDING: failed and stopped at the next start)
+  if (pooled) Object.assign(record, { netSlot: pooled.netSlot, qemuPid: pooled.machine.pid });
   try {
     const release = await ctx.quotas.admit(tenantId, record);
     try {
@@ -57,19 +66,27 @@ export async function launchVm(
       release(); // from here the PENDING record counts
     }
   } catch (err) {
-    ctx.deps.jailer.releaseUid(record.jailUid, id); // no record holds it
+    if (pooled)
+      await ctx.pool!.giveBack(pooled); // untouched: the next launch takes it
+    else ctx.deps.jailer.releaseUid(record.jailUid, id); // no record holds it
     throw err;
   }
+  if (pooled) ctx.pool!.claimed(pooled);
   steps.done('record');
   ctx.logOf(record).info('launching MicroVM', { image: record.imageName, accelerator: accelerator.accelerator });
   let machine: Vm;
-  let launchedFrom: 'boot' | 'snapshot';
+  let launchedFrom: LaunchedFrom;
   try {
     if (jailError) throw jailError;
-    ({ machine, launchedFrom } = await withNetwork(ctx.netDeps, record, (netns) => {
-      steps.done('network');
-      return startMachine(ctx.bootDeps, record, source, netns, request.runHookPayload);
-    }));
+    if (pooled) {
+      machine = await claimClone(ctx, record, pooled);
+      launchedFrom = 'pool';
+    } else {
+      ({ machine, launchedFrom } = await withNetwork(ctx.netDeps, record, (netns) => {
+        steps.done('network');
+        return startMachine(ctx.bootDeps, record, source, netns, request.runHookPayload);
+      }));
+    }
     steps.done('vm');
   } catch (err) {
     const reason = err instanceof CapsuleError ? `${err.code}: ${err.message}` : String(err);
@@ -96,6 +113,32 @@ export async function launchVm(
   }
   ctx.running.adopt(record, machine);
   steps.done('store');
-  ctx.logOf(record).info('MicroVM launched', { launchedFrom, stepsMs: { ...steps.ms, vmSteps: machine.startStepsMs } });
+  ctx.logOf(record).info('MicroVM launched', {
+    launchedFrom,
+    stepsMs: { ...steps.ms, vmSteps: pooled ? {} : machine.startStepsMs },
+  });
   return running;
+}
+
+/**
+ * A warm pool clone made the VM of `record`: its launch's egress policy in force (the clone waited with
+ * none, so nothing more is allowed before), in its tenant's cgroup, running with fresh entropy and clock.
+ * A failure stops it and releases its namespace.
+ */
+async function claimClone(ctx: LifecycleCore, record: MicroVMRecord, clone: PooledClone): Promise<Vm> {
+  const { store, networks, jailer } = ctx.deps;
+  try {
+    // the stored policy: a PATCH may have landed since the record was made
+    const policy = (await store.getMicroVM(record.id))?.network ?? record.network;
+    await Promise.all([
+      policy.egress === 'none' ? null : networks.update(record.id, policy),
+      clone.machine.claim(jailer.forVm(record.tenantId, record.id, record.jailUid ?? undefined)),
+    ]);
+    return clone.machine;
+  } catch (err) {
+    await clone.machine.stop().catch(() => undefined);
+    await networks.release(record.id, clone.netSlot);
+    await store.updateMicroVM(record.id, { netSlot: null });
+    throw err;
+  }
 }

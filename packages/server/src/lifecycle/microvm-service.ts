@@ -37,6 +37,7 @@ import { LostVms } from './lost-vms.js';
 import { DiskPauses } from './disk-pauses.js';
 import type { ServiceDeps } from './service-deps.js';
 import { launchVm } from './launch.js';
+import { WarmPool } from './warm-pool.js';
 
 export type { ServiceDeps };
 
@@ -56,6 +57,8 @@ export class MicroVMService {
   private readonly guestSessions: GuestSessions;
   private readonly losses: LostVms;
   private readonly diskPauses: DiskPauses;
+  /** Warm clones of each runtime a launch claims (warm-pool.ts); null without ready snapshots or when sized 0. */
+  private readonly pool: WarmPool | null;
   /** The port the API (and the endpoints) listen on, once known. */
   publicPort = 0;
   /** Suspends and resumes under way: a second explicit one is refused, a request waiting on one waits. */
@@ -83,6 +86,23 @@ export class MicroVMService {
     this.losses = new LostVms(deps.store, deps.log, (id, reason) => this.fail(id, reason));
     this.bootDeps = { ...deps, vmsDir: this.vmsDir };
     this.netDeps = { networks: deps.networks, store: deps.store, privateAllow: deps.config.egressPrivateAllow };
+    const { config } = deps;
+    this.pool =
+      deps.snapshots && config.warmPoolSize > 0
+        ? new WarmPool({
+            size: config.warmPoolSize,
+            minAvailableMib: config.warmPoolMinAvailableMib,
+            shape: { vcpuCount: config.defaultVcpuCount, memoryMib: config.defaultMemoryMib },
+            dataDir: config.dataDir,
+            runtimes: deps.runtimes,
+            snapshots: deps.snapshots,
+            jailer: deps.jailer,
+            networks: deps.networks,
+            bootDeps: this.bootDeps,
+            metrics: deps.metrics,
+            log: deps.log,
+          })
+        : null;
     this.sweeper = new PolicySweeper(
       deps.store,
       this.activity,
@@ -102,6 +122,7 @@ export class MicroVMService {
       netDeps: this.netDeps,
       activity: this.activity,
       suspendedDir: this.suspendedDir,
+      pool: this.pool,
       get: (tenantId, id) => this.get(tenantId, id),
       transition: (record, to, action) => this.transition(record, to, action),
       fail: (id, reason) => this.fail(id, reason),
@@ -325,9 +346,15 @@ export class MicroVMService {
     this.sweeper.start(intervalMs);
   }
 
-  /** Server shutdown: let go of every VM without stopping it; the next start re-adopts them. */
+  /** Keep the warm pool filled from now on (after recovery: its clones take namespaces and uids). */
+  startWarmPool(): void {
+    this.pool?.start();
+  }
+
+  /** Server shutdown: let go of every VM without stopping it (the next start re-adopts them); warm clones stop. */
   async shutdown(): Promise<void> {
     this.sweeper.stop();
+    await this.pool?.close();
     this.diskPauses.stop();
     // a suspend or resume under way finishes (and is recorded) before the store closes; bounded
     const inFlight = Promise.allSettled([...this.busy.values()]).then(() =>

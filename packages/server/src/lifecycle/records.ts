@@ -7,7 +7,7 @@ import type { MicroVMRecord } from '../store/types.js';
 const ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
 
 /** DNS-label-safe id: it is also the MicroVM's hostname and endpoint subdomain. */
-function newMicroVMId(): string {
+export function newMicroVMId(): string {
   const bytes = randomBytes(16);
   return 'mvm-' + Array.from(bytes, (b) => ID_ALPHABET[b & 31]).join('');
 }
@@ -24,11 +24,10 @@ export function pendingRecord(
   decided: Pick<
     MicroVMRecord,
     'network' | 'maximumDurationSeconds' | 'accelerator' | 'imageVersion' | 'vcpuCount' | 'memoryMib' | 'env'
-  > & { vmsDir: string },
+  > & { vmsDir: string /** A warm pool clone's id (it is already its hostname); else a new one. */; id?: string },
 ): MicroVMRecord {
-  const { vmsDir, network, ...fields } = decided;
+  const { vmsDir, network, id = newMicroVMId(), ...fields } = decided;
   const now = new Date().toISOString();
-  const id = newMicroVMId();
   return {
     ...fields,
     id,

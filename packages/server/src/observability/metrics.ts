@@ -66,6 +66,29 @@ export class Metrics {
     labelNames: ['protocol', 'verdict'],
     registers: this.registers,
   });
+  readonly poolClones = new Gauge({
+    name: 'capsule_warm_pool_clones',
+    help: 'Warm pool clones ready to be claimed, by runtime (CAPSULE_WARM_POOL_SIZE each)',
+    labelNames: ['runtime'],
+    registers: this.registers,
+  });
+  readonly poolClaims = new Counter({
+    name: 'capsule_warm_pool_claims_total',
+    help: 'launches the warm pool could serve, by result (hit: a clone was claimed; miss: none was ready)',
+    labelNames: ['runtime', 'result'],
+    registers: this.registers,
+  });
+  readonly poolFills = new Counter({
+    name: 'capsule_warm_pool_fills_total',
+    help: 'warm pool clones made, by result (ok, failed)',
+    labelNames: ['result'],
+    registers: this.registers,
+  });
+  readonly poolDrains = new Counter({
+    name: 'capsule_warm_pool_drains_total',
+    help: 'warm pool clones stopped because host memory fell under CAPSULE_WARM_POOL_MIN_AVAILABLE_MIB',
+    registers: this.registers,
+  });
   private readonly microvms = new Gauge({
     name: 'capsule_microvms',
     help: 'MicroVMs by state (all tenants)',

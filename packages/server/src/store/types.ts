@@ -10,6 +10,9 @@ import type {
 } from '@capsule/protocol';
 import type { BuildPlan } from '../images/build-plan.js';
 
+/** How a MicroVM's machine started: booted, restored from a ready snapshot, or claimed from the warm pool. */
+export type LaunchedFrom = 'boot' | 'snapshot' | 'pool';
+
 export interface MicroVMRecord extends VmShape {
   id: string;
   tenantId: string;
@@ -29,7 +32,7 @@ export interface MicroVMRecord extends VmShape {
   lastActivityAt: string | null;
   suspendedAt: string | null;
   accelerator: 'kvm' | 'tcg' | null;
-  launchedFrom: 'boot' | 'snapshot' | null;
+  launchedFrom: LaunchedFrom | null;
   kernelRelease: string | null;
   failureReason: string | null;
   qemuPid: number | null;

@@ -21,6 +21,7 @@ import { qemuCommand } from './qemu-command.js';
 import { qemuMissing } from '../executables.js';
 import { jailedQemu, sealRunDir } from './jailed-qemu.js';
 import type { VmCgroup } from '../jail/cgroups.js';
+import type { VmJail } from '../jail/jailer.js';
 import { readTail } from '../jail/vm-files.js';
 import { SerialLog, serialLogTail } from './serial-log.js';
 import type { LaunchOptions } from './launch-options.js';
@@ -73,6 +74,8 @@ export class Machine implements Vm {
   backing: string | null = null;
   /** How long each step of its start took (none for a re-adopted QEMU). */
   startStepsMs: Record<string, number> = {};
+  /** What it was launched as (its hostname, shape): a claim fixes it up again (none for a re-adopted QEMU). */
+  private launched: Pick<LaunchOptions, 'hostname' | 'vcpuCount' | 'memoryMib' | 'accelerator'> | null = null;
 
   private constructor(
     readonly vmDir: string,
@@ -84,7 +87,7 @@ export class Machine implements Vm {
     readonly agent: AgentClient,
     private readonly cleanup: Cleanup,
     /** Its cgroup (usage, OOM kills); null when unjailed. */
-    readonly cgroup: VmCgroup | null,
+    private ownCgroup: VmCgroup | null,
   ) {
     // a guest that floods past its credit or corrupts the link is cut off, and its VM with it
     agent.onViolation((reason) => {
@@ -95,6 +98,10 @@ export class Machine implements Vm {
         // already gone
       }
     });
+  }
+
+  get cgroup(): VmCgroup | null {
+    return this.ownCgroup;
   }
 
   /** Its QEMU is alive (a killed one counts as gone before Node has seen it exit). */
@@ -252,6 +259,7 @@ export class Machine implements Vm {
           // the fix-up is the first request: its answer also proves the agent is back (no separate ping)
           await agent.restoreIdentity(opts.hostname, RESTORE_TIMEOUT_MS);
           steps.done('fix-up');
+          if (opts.holdPaused) await qmp.execute('stop'); // claim() runs it
         };
         await Promise.race([
           restored().catch((err: Error) => {
@@ -324,6 +332,7 @@ export class Machine implements Vm {
     machine.legacyUserNet = opts.legacyUserNet ?? false;
     machine.backing = backing;
     machine.startStepsMs = steps.ms;
+    machine.launched = opts;
     void exited.then(({ code, signal }) =>
       machine.onExit(signal ? `QEMU process killed by ${signal}` : `QEMU process exited with code ${code}`),
     );
@@ -440,6 +449,17 @@ export class Machine implements Vm {
       .then(() => this.cleanup.run())
       .catch(() => undefined);
     return { statePath, diskPath, ram, stepsMs: steps.ms, stopped };
+  }
+
+  async claim(jail: VmJail | null): Promise<void> {
+    if (!this.launched) throw new Error('only a VM this server launched can be claimed');
+    if (jail && this.ownCgroup) {
+      this.cleanup.push('cgroup', () => jail.cgroup.remove());
+      jail.cgroup.takeOver(this.pid, this.ownCgroup, jail.limits(this.launched));
+      this.ownCgroup = jail.cgroup;
+    }
+    await this.qmp.execute('cont');
+    await this.agent.restoreIdentity(this.launched.hostname, RESTORE_TIMEOUT_MS);
   }
 
   /**

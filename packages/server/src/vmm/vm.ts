@@ -4,6 +4,7 @@
 // failures and races are tested in milliseconds without booting anything.
 import type { SuspendStep } from '@capsule/protocol';
 import type { VmCgroup } from '../jail/cgroups.js';
+import type { VmJail } from '../jail/jailer.js';
 import type { AgentClient } from './agent-client.js';
 import type { LaunchOptions } from './launch-options.js';
 import type { RamDeltaStats } from './ram-delta.js';
@@ -53,6 +54,12 @@ export interface Vm {
    * `isRunning` says otherwise).
    */
   suspend(targetDir: string, opts?: SuspendOptions): Promise<SuspendedFiles>;
+  /**
+   * Run a VM launched with `holdPaused` for its owner: its process moved into `jail`'s cgroup (null:
+   * unjailed), the guest continued, then fresh entropy and the clock given again; resolves once the
+   * guest has them.
+   */
+  claim(jail: VmJail | null): Promise<void>;
   /** Stop it and release everything it holds. Idempotent. */
   stop(): Promise<void>;
   /** Let go without stopping it (server shutdown): the next server adopts it. */

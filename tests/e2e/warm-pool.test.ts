@@ -1,0 +1,142 @@
+// The warm pool with real VMs: a launch claims a paused clone of its runtime's ready snapshot instead of
+// restoring one. The claimed VM must be exactly what a restored one is: its own hostname, MAC, entropy
+// and clock, its tenant's cgroup, its launch's egress policy; the pool refills, and an empty pool
+// restores as before. A server killed with a full pool leaves nothing its next start does not remove.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { MicroVM } from '@capsule/sdk';
+import { guestMacAddress } from '@capsule/server/internals';
+import {
+  memoryCgroupOf,
+  networkNamespaces,
+  qemuProcesses,
+  serveProcess,
+  serveSetup,
+  stopProcess,
+  useTestServer,
+  vmDirs,
+  type TestServer,
+} from './helpers.js';
+import { FAKE_DNS, startFakeInternet, type FakeInternet } from '../support/fake-internet.js';
+import { probeAll } from '../support/net-probe.js';
+import { until } from '../support/until.js';
+
+/** The pool's ready clones of `runtime`, from /metrics. */
+async function poolClones(metrics: () => Promise<string>, runtime: string): Promise<number> {
+  const text = await metrics();
+  const m = new RegExp(`^capsule_warm_pool_clones\\{runtime="${runtime}"\\} (\\d+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+const metricsOf = (server: TestServer) => async () => (await server.api('GET', '/metrics')).text();
+
+/** What identifies a clone from inside: hostname, eth0's MAC, 16 bytes of urandom, its clock (ms). */
+async function identity(vm: MicroVM): Promise<{ hostname: string; mac: string; random: string; clockMs: number }> {
+  const r = await vm.exec(
+    'hostname; cat /sys/class/net/eth0/address; head -c 16 /dev/urandom | od -An -tx1; date +%s%3N',
+  );
+  assert.equal(r.exitCode, 0, r.stderr);
+  const [hostname, mac, random, clock] = r.stdout.trim().split('\n');
+  return { hostname: hostname!, mac: mac!, random: random!.replace(/\s+/g, ''), clockMs: Number(clock) };
+}
+
+describe('warm pool', () => {
+  const server = useTestServer({ warmPoolSize: 1, dnsUpstream: FAKE_DNS });
+  let internet: FakeInternet;
+
+  before(async () => {
+    internet = await startFakeInternet();
+    await server().snapshotsBuilt;
+    await until(
+      'the pool holds a base clone',
+      async () => (await poolClones(metricsOf(server()), 'base')) === 1,
+      120_000,
+    );
+  });
+  after(async () => {
+    await internet?.close();
+  });
+
+  test("a launch claims the clone: its id, hostname, MAC and clock, its tenant's cgroup, its egress policy", async () => {
+    // a clone waits paused, its clock stopped: the claim must set it again
+    await new Promise((r) => setTimeout(r, 2000));
+    const vm = await server().capsule.microvms.run({ imageName: 'base', network: { egress: 'all' } });
+    const hostNowMs = Date.now();
+    assert.equal(vm.info.launchedFrom, 'pool');
+    const id = await identity(vm);
+    assert.equal(id.hostname, vm.id);
+    assert.equal(id.mac, guestMacAddress(vm.id));
+    assert.ok(Math.abs(id.clockMs - hostNowMs) < 5000, `guest clock ${id.clockMs} vs host ${hostNowMs}`);
+    const [pid] = qemuProcesses(`/vms/${vm.id}/`);
+    assert.ok(pid, 'its QEMU runs');
+    assert.match(memoryCgroupOf(pid) ?? '', /^\/capsule\/default\/u\d+$/, "in its tenant's cgroup, out of the pool's");
+    const reach = await probeAll(vm, {
+      internet: { kind: 'http', url: 'http://allowed.example.com/' },
+      metadata: { kind: 'http', url: 'http://169.254.169.254/' },
+    });
+    assert.equal(reach.internet, 'ok: hello from 198.51.100.10 host=allowed.example.com');
+    assert.match(reach.metadata, /^blocked: /);
+    const usage = (await server().capsule.microvms.get(vm.id)).info.usage;
+    assert.ok(usage && usage.memoryBytes > 0, 'its usage is read from its own cgroup');
+    await vm.terminate();
+    assert.deepEqual(qemuProcesses(`/vms/${vm.id}/`), []);
+  });
+
+  test('the pool refills; clones differ as restored ones do; an empty pool restores; egress none holds', async () => {
+    await until('the pool refilled', async () => (await poolClones(metricsOf(server()), 'base')) === 1, 60_000);
+    const pooled = await server().capsule.microvms.run({ imageName: 'base' });
+    const restored = await server().capsule.microvms.run({ imageName: 'base' });
+    assert.equal(pooled.info.launchedFrom, 'pool');
+    assert.equal(restored.info.launchedFrom, 'snapshot', 'none was ready: restored as before');
+    await until('the pool refilled', async () => (await poolClones(metricsOf(server()), 'base')) === 1, 60_000);
+    const second = await server().capsule.microvms.run({ imageName: 'base' });
+    assert.equal(second.info.launchedFrom, 'pool');
+    const ids = await Promise.all([pooled, restored, second].map(identity));
+    for (const key of ['hostname', 'mac', 'random'] as const)
+      assert.equal(new Set(ids.map((i) => i[key])).size, 3, `${key} differs between clones: ${ids.map((i) => i[key])}`);
+    const reach = await probeAll(second, { internet: { kind: 'http', url: 'http://allowed.example.com/' } });
+    assert.match(reach.internet, /^blocked: /, 'a pooled VM launched with egress none reaches nothing');
+    const metrics = await metricsOf(server())();
+    assert.match(metrics, /^capsule_warm_pool_claims_total\{runtime="base",result="hit"\} 3$/m);
+    assert.match(metrics, /^capsule_warm_pool_claims_total\{runtime="base",result="miss"\} 1$/m);
+    await Promise.all([pooled, restored, second].map((vm) => vm.terminate()));
+  });
+});
+
+describe('warm pool after a crash', () => {
+  test('a server killed -9 with a full pool: its next start kills the clones and removes their files', async () => {
+    const { dataDir, port } = await serveSetup('capsule-e2e-pool-');
+    const logFile = path.join(dataDir, 'serve.log');
+    let { child } = await serveProcess(dataDir, port, { env: { CAPSULE_WARM_POOL_SIZE: '1' }, logFile });
+    try {
+      const adminKey = fs.readFileSync(path.join(dataDir, 'admin-key'), 'utf8').trim();
+      const metrics = async (): Promise<string> =>
+        (await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${adminKey}` } })).text();
+      await until('the pool holds a base clone', async () => (await poolClones(metrics, 'base')) === 1, 180_000);
+      const markers = fs.readdirSync(path.join(dataDir, 'pool'));
+      assert.ok(markers.length >= 1);
+      const uids = markers.map(
+        (m) => (JSON.parse(fs.readFileSync(path.join(dataDir, 'pool', m), 'utf8')) as { jailUid: number }).jailUid,
+      );
+      const clones = qemuProcesses(dataDir);
+      assert.ok(clones.length >= 1);
+      await stopProcess(child, 'SIGKILL');
+      assert.deepEqual(qemuProcesses(dataDir).sort(), clones.sort(), 'QEMU outlives the server');
+      ({ child } = await serveProcess(dataDir, port, { logFile }));
+      await until('the clones are gone', async () => qemuProcesses(dataDir).length === 0, 10_000);
+      assert.deepEqual(fs.readdirSync(path.join(dataDir, 'pool')), []);
+      assert.deepEqual(vmDirs(dataDir), []);
+      assert.deepEqual(
+        networkNamespaces(dataDir).filter((n) => markers.includes(n.vmId ?? '')),
+        [],
+      );
+      for (const uid of uids) assert.equal(fs.existsSync(`/sys/fs/cgroup/memory/capsule/_pool/u${uid}`), false);
+      await stopProcess(child, 'SIGTERM');
+    } finally {
+      await stopProcess(child, 'SIGKILL');
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
