@@ -1,7 +1,8 @@
 // A guest agent without a guest: the real agent protocol (frames, channels, credit) on a unix socket,
 // answering ping and info, and bridging tcp.connect to the host's loopback with the real agent's tunnel
 // code, so an app's lifecycle hooks are an HTTP server the test runs. A real AgentClient connects to it.
-// Nothing else is served: no exec, no files, and never anything that would touch the host (clock, hostname).
+// Of exec it runs only `true` (the warm pool's first command): no other command, no files, and never anything
+// that would touch the host (clock, hostname).
 import fs from 'node:fs';
 import net from 'node:net';
 import { type Channel, type GuestReply, GuestRequest, Mux, PROTOCOL_VERSION } from '@capsule/protocol';
@@ -22,6 +23,8 @@ function dispatch(channel: Channel, mux: Mux, hostname: string): void {
     const parsed = GuestRequest.safeParse(raw);
     const request = parsed.success ? parsed.data : null;
     if (request?.type === 'ping') return answer(channel, mux, { type: 'pong', protocolVersion: PROTOCOL_VERSION });
+    if (request?.type === 'exec' && [request.command].flat().join(' ') === 'true')
+      return answer(channel, mux, { type: 'exit', exitCode: 0, signal: null, timedOut: false });
     if (request?.type === 'tcp.connect') return startTunnel(channel, request.port, () => mux.release(channel));
     if (request?.type === 'info')
       return answer(channel, mux, {
@@ -42,7 +45,7 @@ function dispatch(channel: Channel, mux: Mux, hostname: string): void {
     answer(channel, mux, {
       type: 'error',
       code: 'BAD_REQUEST',
-      message: `the fake guest serves ping, info and tcp.connect, not ${request?.type ?? 'that'}`,
+      message: `the fake guest serves ping, info, tcp.connect and exec of true, not ${request?.type ?? 'that'}`,
     });
   };
 }

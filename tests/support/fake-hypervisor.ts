@@ -102,8 +102,13 @@ export class FakeVm implements Vm {
     return { statePath, diskPath, ram: null, stepsMs: {}, stopped };
   }
 
-  /** Claimed from a warm pool: it runs on (a fake has no cgroup to move). */
+  /** Held for a warm pool, and claimed from it (a fake has no cgroup to move). */
+  held = false;
   claimed = false;
+
+  async hold(): Promise<void> {
+    this.held = true;
+  }
 
   async claim(): Promise<void> {
     if (!this.alive) throw new Error('fake: the clone is gone');

@@ -16,7 +16,7 @@ import { sweepWarmPool, WarmPool } from './warm-pool.js';
 const RUN = { imageName: 'base' } as const;
 
 function pooledLaunches(h: Harness): string[] {
-  return h.hypervisor.launches.filter((l) => l.holdPaused).map((l) => l.hostname);
+  return h.hypervisor.running.filter((vm) => vm.held).map((vm) => vm.options.hostname);
 }
 
 test('the pool fills with paused clones; a launch claims one under its id, and the pool refills', async () => {

@@ -24,11 +24,6 @@ export interface LaunchOptions extends Omit<MachineSpec, 'overlayPath' | 'incomi
   jail: VmJail | null;
   /** Restore instead of booting. */
   restore?: RestoreSource;
-  /**
-   * A warm pool's clone: restored and fixed up, then paused again until `claim()` runs it (zero CPU while
-   * it waits). Only with `restore`.
-   */
-  holdPaused?: boolean;
   /** Where the disk overlay goes (default: in vmDir, removed with it). A snapshot build keeps it. */
   overlayPath?: string;
   rootfsPath: string;

@@ -259,7 +259,6 @@ export class Machine implements Vm {
           // the fix-up is the first request: its answer also proves the agent is back (no separate ping)
           await agent.restoreIdentity(opts.hostname, RESTORE_TIMEOUT_MS);
           steps.done('fix-up');
-          if (opts.holdPaused) await qmp.execute('stop'); // claim() runs it
         };
         await Promise.race([
           restored().catch((err: Error) => {
@@ -449,6 +448,10 @@ export class Machine implements Vm {
       .then(() => this.cleanup.run())
       .catch(() => undefined);
     return { statePath, diskPath, ram, stepsMs: steps.ms, stopped };
+  }
+
+  async hold(): Promise<void> {
+    await this.qmp.execute('stop');
   }
 
   async claim(jail: VmJail | null): Promise<void> {

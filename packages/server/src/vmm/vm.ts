@@ -54,8 +54,10 @@ export interface Vm {
    * `isRunning` says otherwise).
    */
   suspend(targetDir: string, opts?: SuspendOptions): Promise<SuspendedFiles>;
+  /** Pause the guest until claim() (a warm pool's clone): zero CPU while it waits. */
+  hold(): Promise<void>;
   /**
-   * Run a VM launched with `holdPaused` for its owner: its process moved into `jail`'s cgroup (null:
+   * Run a held VM for its owner: its process moved into `jail`'s cgroup (null:
    * unjailed), the guest continued, then fresh entropy and the clock given again; resolves once the
    * guest has them.
    */
