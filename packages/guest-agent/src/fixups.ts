@@ -71,6 +71,6 @@ export function setClock(epochMs: number): Promise<void> {
 }
 
 /** Mix host entropy into the pool (credited), force the CRNG to reseed from it, set the clock and eth0's MAC. */
-export function restoreFixups(entropyHex: string, epochMs: number, macAddress: string): Promise<void> {
+export function restoreFixups(entropyHex: string, epochMs: number, macAddress: string | null): Promise<void> {
   return request(entropyHex, epochMs, macAddress);
 }

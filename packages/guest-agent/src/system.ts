@@ -38,7 +38,7 @@ export function handleSystemRequest(channel: Channel, request: GuestRequest, don
       return;
     case 'restore':
       // entropy first: nothing random should be drawn from the snapshot's shared RNG state after this
-      restoreFixups(request.entropyHex, request.epochMs, request.macAddress)
+      restoreFixups(request.entropyHex, request.epochMs, request.macAddress ?? null)
         .then(() => fs.writeFileSync('/proc/sys/kernel/hostname', request.hostname))
         .then(
           () => reply(channel, { type: 'result' }),

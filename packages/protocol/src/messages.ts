@@ -50,8 +50,11 @@ export const GuestRequest = z.discriminatedUnion('type', [
     hostname: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/),
     epochMs: z.number().int().nonnegative(),
     entropyHex: z.string().regex(/^([0-9a-f]{2}){32,512}$/),
-    /** This clone's own MAC for eth0 (the snapshot's device state carries the MAC of the VM it was taken from). */
-    macAddress: MacAddress,
+    /**
+     * This clone's own MAC for eth0 (the snapshot's device state carries the MAC of the VM it was taken from);
+     * omitted, eth0 keeps its MAC (a warm pool clone's claim: it was given its own when it was made).
+     */
+    macAddress: MacAddress.optional(),
   }),
   z.object({
     type: z.literal('exec'),

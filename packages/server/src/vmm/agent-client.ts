@@ -177,14 +177,17 @@ export class AgentClient {
     await this.call({ type: 'setClock', epochMs }, 'result', 10_000);
   }
 
-  /** After a snapshot restore: fresh entropy + reseed, the host clock, this clone's hostname and MAC. */
-  async restoreIdentity(hostname: string, timeoutMs = 30_000): Promise<void> {
+  /**
+   * After a snapshot restore: fresh entropy + reseed, the host clock, this clone's hostname and MAC (`keepMac`:
+   * eth0 has it already, as a claimed warm pool clone does).
+   */
+  async restoreIdentity(hostname: string, timeoutMs = 30_000, { keepMac = false } = {}): Promise<void> {
     const request = {
       type: 'restore',
       hostname,
       epochMs: Date.now(),
       entropyHex: randomBytes(64).toString('hex'),
-      macAddress: guestMacAddress(hostname),
+      macAddress: keepMac ? undefined : guestMacAddress(hostname),
     } as const;
     await this.call(request, 'result', timeoutMs);
   }

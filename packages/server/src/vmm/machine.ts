@@ -456,13 +456,18 @@ export class Machine implements Vm {
 
   async claim(jail: VmJail | null): Promise<void> {
     if (!this.launched) throw new Error('only a VM this server launched can be claimed');
-    if (jail && this.ownCgroup) {
-      this.cleanup.push('cgroup', () => jail.cgroup.remove());
-      jail.cgroup.takeOver(this.pid, this.ownCgroup, jail.limits(this.launched));
-      this.ownCgroup = jail.cgroup;
-    }
     await this.qmp.execute('cont');
-    await this.agent.restoreIdentity(this.launched.hostname, RESTORE_TIMEOUT_MS);
+    // its cgroup moves while the guest takes the fix-up
+    const fixedUp = this.agent.restoreIdentity(this.launched.hostname, RESTORE_TIMEOUT_MS, { keepMac: true });
+    try {
+      if (jail && this.ownCgroup) {
+        this.cleanup.push('cgroup', () => jail.cgroup.remove());
+        jail.cgroup.takeOver(this.pid, this.ownCgroup, jail.limits(this.launched));
+        this.ownCgroup = jail.cgroup;
+      }
+    } finally {
+      await fixedUp;
+    }
   }
 
   /**
