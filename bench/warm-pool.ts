@@ -11,7 +11,7 @@ async function poolClones(server: RunningServer, runtime: string): Promise<numbe
   const text = await (
     await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${server.adminKey}` } })
   ).text();
-  const m = new RegExp(`^capsule_warm_pool_clones\\{runtime="${runtime}"\\} (\\d+)$`, 'm').exec(text);
+  const m = new RegExp(`^capsule_warm_pool_clones\\{pool="${runtime}"\\} (\\d+)$`, 'm').exec(text);
   return m ? Number(m[1]) : 0;
 }
 

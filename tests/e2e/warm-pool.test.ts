@@ -6,10 +6,13 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { MicroVM } from '@capsule/sdk';
 import { guestMacAddress } from '@capsule/server/internals';
 import {
+  endpointGet,
   memoryCgroupOf,
+  runCli,
   networkNamespaces,
   qemuProcesses,
   serveProcess,
@@ -23,10 +26,12 @@ import { FAKE_DNS, startFakeInternet, type FakeInternet } from '../support/fake-
 import { probeAll } from '../support/net-probe.js';
 import { until } from '../support/until.js';
 
+const FLASK_APP = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../examples/flask-app');
+
 /** The pool's ready clones of `runtime`, from /metrics. */
 async function poolClones(metrics: () => Promise<string>, runtime: string): Promise<number> {
   const text = await metrics();
-  const m = new RegExp(`^capsule_warm_pool_clones\\{runtime="${runtime}"\\} (\\d+)$`, 'm').exec(text);
+  const m = new RegExp(`^capsule_warm_pool_clones\\{pool="${runtime}"\\} (\\d+)$`, 'm').exec(text);
   return m ? Number(m[1]) : 0;
 }
 
@@ -59,8 +64,8 @@ describe('warm pool', () => {
     await internet?.close();
   });
 
-  test("a launch claims the clone: its id, hostname, MAC and clock, its tenant's cgroup, its egress policy", async () => {
-    // a clone waits paused, its clock stopped: the claim must set it again
+  test("a claimed clone: its id, hostname, MAC and clock, its tenant's cgroup, its egress policy", async () => {
+    // a clone waits paused for a while: the claim must set its clock again
     await new Promise((r) => setTimeout(r, 2000));
     const vm = await server().capsule.microvms.run({ imageName: 'base', network: { egress: 'all' } });
     const hostNowMs = Date.now();
@@ -99,9 +104,54 @@ describe('warm pool', () => {
     const reach = await probeAll(second, { internet: { kind: 'http', url: 'http://allowed.example.com/' } });
     assert.match(reach.internet, /^blocked: /, 'a pooled VM launched with egress none reaches nothing');
     const metrics = await metricsOf(server())();
-    assert.match(metrics, /^capsule_warm_pool_claims_total\{runtime="base",result="hit"\} 3$/m);
-    assert.match(metrics, /^capsule_warm_pool_claims_total\{runtime="base",result="miss"\} 1$/m);
+    assert.match(metrics, /^capsule_warm_pool_claims_total\{pool="base",result="hit"\} 3$/m);
+    assert.match(metrics, /^capsule_warm_pool_claims_total\{pool="base",result="miss"\} 1$/m);
     await Promise.all([pooled, restored, second].map((vm) => vm.terminate()));
+  });
+});
+
+describe("warm pool of a tenant's image", () => {
+  const server = useTestServer({ warmPoolImages: [{ tenantId: 'default', imageName: 'flask-app', size: 1 }] });
+
+  test('clones of its newest version serve at once; the run hook gets the payload; a new version replaces them', async () => {
+    const metrics = metricsOf(server());
+    const build = async (): Promise<void> => {
+      const r = await runCli(server().url, server().adminKey, ['image', 'create', 'flask-app', '--dir', FLASK_APP]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+    };
+    await build();
+    await until(
+      'the image pool holds a clone',
+      async () => (await poolClones(metrics, 'default/flask-app')) === 1,
+      60_000,
+    );
+    const vm = await server().capsule.microvms.run({ imageName: 'flask-app', runHookPayload: 'from the pool' });
+    assert.equal(vm.info.launchedFrom, 'pool');
+    assert.equal(vm.info.imageVersion, 1);
+    const { token } = await vm.createAuthToken({ allowedPorts: [8080] });
+    const get = (urlPath: string) => endpointGet(server().url, vm.id, { 'x-capsule-auth': token }, urlPath);
+    const page = await get('/');
+    assert.equal(page.status, 200, page.body);
+    assert.match(page.body, new RegExp(`MicroVM <code>${vm.id}</code>`), 'its own hostname');
+    assert.deepEqual(JSON.parse((await get('/hooks')).body), [
+      { hook: 'ready', payload: '' },
+      { hook: 'run', payload: 'from the pool' },
+    ]);
+    await vm.terminate();
+    // version 2: the pool's version-1 clone goes, one of version 2 takes its place
+    await until('the pool refilled', async () => (await poolClones(metrics, 'default/flask-app')) === 1, 60_000);
+    await build();
+    await until(
+      'a version 2 clone',
+      async () =>
+        (await poolClones(metrics, 'default/flask-app')) === 1 &&
+        (await metrics()).match(/^capsule_warm_pool_fills_total\{result="ok"\} (\d+)$/m)?.[1] === '3',
+      60_000,
+    );
+    const next = await server().capsule.microvms.run({ imageName: 'flask-app' });
+    assert.equal(next.info.launchedFrom, 'pool');
+    assert.equal(next.info.imageVersion, 2);
+    await next.terminate();
   });
 });
 

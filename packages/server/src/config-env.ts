@@ -127,6 +127,14 @@ export const ENV_VARS = {
     'Clones of each runtime (at the default shape) kept restored and paused, so a launch claims one instead of ' +
       'restoring; refilled in the background, never counted against a tenant. 0: no warm pool.',
   ),
+  CAPSULE_WARM_POOL_IMAGES: opt(
+    'server',
+    p.imagePools(),
+    'no image has a warm pool',
+    "Warm pools of tenants' images, as `tenant/image=clones` (comma-separated): clones of the image's newest " +
+      'built version, restored from its app snapshot with the app serving; a launch of that version at its ' +
+      'shape claims one, and its `run` hook runs then.',
+  ),
   CAPSULE_WARM_POOL_MIN_AVAILABLE_MIB: set(
     'server',
     p.int(0),

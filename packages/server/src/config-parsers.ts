@@ -1,7 +1,7 @@
 // The kinds of value an environment variable holds, as zod schemas from the variable's text to the typed
 // setting (a whole number in a range, one of a few words, a comma-separated list, an address). A schema
 // refuses what it cannot read with a message saying what it accepts; nothing falls back to a default.
-import { parseCidr, parseIpv4 } from '@capsule/protocol';
+import { IMAGE_NAME, parseCidr, parseIpv4, TENANT_NAME } from '@capsule/protocol';
 import { z } from 'zod';
 
 /** A bad environment variable (or several) at start: one line naming each, its value and what is accepted. */
@@ -48,6 +48,28 @@ export function onOff(): z.ZodType<boolean, string> {
   return reader(`one of ${[...ON, ...OFF].join(', ')}`, (text) =>
     ON.includes(text) ? true : OFF.includes(text) ? false : undefined,
   );
+}
+
+/** A warm pool of a tenant's image (its newest built version): how many clones it keeps. */
+export interface ImagePool {
+  tenantId: string;
+  imageName: string;
+  size: number;
+}
+
+/** `tenant/image=clones`, comma-separated (clones from 1 to 16). */
+export function imagePools(): z.ZodType<ImagePool[], string> {
+  const name = (re: RegExp): string => re.source.replace(/^\^|\$$/g, '');
+  const item = new RegExp(`^(${name(TENANT_NAME)})/(${name(IMAGE_NAME)})=(\\d{1,2})$`);
+  return reader('a comma-separated list of tenant/image=clones (clones from 1 to 16), e.g. default/web=2', (text) => {
+    const pools: ImagePool[] = [];
+    for (const entry of text.split(',').map((s) => s.trim())) {
+      const m = item.exec(entry);
+      if (!m || Number(m[3]) < 1 || Number(m[3]) > 16) return undefined;
+      pools.push({ tenantId: m[1]!, imageName: m[2]!, size: Number(m[3]) });
+    }
+    return pools;
+  });
 }
 
 /** Any text (an empty value never reaches a schema: it means unset). */

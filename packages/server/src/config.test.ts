@@ -102,6 +102,8 @@ test('set values are read: numbers, words, switches, text, lists, ranges and add
     CAPSULE_BLOBS: 's3://blobs/capsule',
     DATABASE_URL: 'postgresql://capsule@db/capsule',
     CAPSULE_HTTP_MAX_CONNECTIONS: '5',
+    CAPSULE_WARM_POOL_SIZE: '0',
+    CAPSULE_WARM_POOL_IMAGES: 'default/web=2, acme/api-v2=16',
   });
   assert.equal(c.port, 0);
   assert.equal(c.accelerator, 'tcg');
@@ -123,6 +125,11 @@ test('set values are read: numbers, words, switches, text, lists, ranges and add
   assert.equal(c.blobs, 's3://blobs/capsule');
   assert.equal(c.databaseUrl, 'postgresql://capsule@db/capsule');
   assert.equal(c.apiLimits.maxConnections, 5);
+  assert.equal(c.warmPoolSize, 0);
+  assert.deepEqual(c.warmPoolImages, [
+    { tenantId: 'default', imageName: 'web', size: 2 },
+    { tenantId: 'acme', imageName: 'api-v2', size: 16 },
+  ]);
   assert.equal(c.apiLimits.launchBurst, DEFAULT_API_LIMITS.launchBurst, 'an unset limit keeps its default');
 });
 
@@ -181,6 +188,8 @@ test('a bad value of each kind stops the start with the variable, the value and 
     { CAPSULE_S3_CODE_PREFIXES: 's3://ok,http://x' },
     'CAPSULE_S3_CODE_PREFIXES: "http://x" is not s3://bucket or s3://bucket/prefix/',
   );
+  for (const bad of ['default/web', 'default/web=0', 'default/web=17', 'Default/web=1', 'web=1', 'a/b=1,'])
+    refuses({ CAPSULE_WARM_POOL_IMAGES: bad }, new RegExp(`^CAPSULE_WARM_POOL_IMAGES: "${bad}" is not a comma-sep`));
   refuses({ CAPSULE_BLOBS: '/var/blobs' }, 'CAPSULE_BLOBS: "/var/blobs" is not s3://bucket[/prefix]');
   refuses(
     { CAPSULE_DNS_UPSTREAM: '1.1.1.1:99999' },

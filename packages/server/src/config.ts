@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SuspendStep, TenantQuotas } from '@capsule/protocol';
 import type { S3Config } from './blobs/s3-blob-store.js';
-import type { UidRange } from './config-parsers.js';
+import type { ImagePool, UidRange } from './config-parsers.js';
 import type { DiskReserveConfig } from './disk-reserve.js';
 import { parseEnv, type EnvValues } from './config-env.js';
 
@@ -58,6 +58,8 @@ export interface CapsuleConfig {
   snapshots: boolean;
   /** Paused clones kept per runtime at the default shape (lifecycle/warm-pool.ts); 0: none. */
   warmPoolSize: number;
+  /** Tenants' images with a warm pool of their own, and its size. */
+  warmPoolImages: ImagePool[];
   /** Host memory (MemAvailable, MiB) the warm pool leaves free: below it, it drains. */
   warmPoolMinAvailableMib: number;
   /** Where ready snapshots are kept (machine-wide, like the runtimes they are taken from). */
@@ -184,6 +186,7 @@ export function loadConfig(
     extraKernelArgs: e.CAPSULE_EXTRA_KERNEL_ARGS,
     snapshots: e.CAPSULE_SNAPSHOTS,
     warmPoolSize: e.CAPSULE_WARM_POOL_SIZE,
+    warmPoolImages: e.CAPSULE_WARM_POOL_IMAGES ?? [],
     warmPoolMinAvailableMib: e.CAPSULE_WARM_POOL_MIN_AVAILABLE_MIB,
     snapshotsPerRuntime: e.CAPSULE_SNAPSHOTS_PER_RUNTIME,
     snapshotBytesPerRuntime: e.CAPSULE_SNAPSHOT_MIB_PER_RUNTIME * 1024 * 1024,

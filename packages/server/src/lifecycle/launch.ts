@@ -12,6 +12,8 @@ import { withNetwork } from './network-ops.js';
 import { pendingRecord } from './records.js';
 import type { LifecycleCore } from './core.js';
 import type { PooledClone } from './warm-pool.js';
+import { poolKeyOf } from './pool-targets.js';
+import { notifyHook } from '../images/hooks.js';
 
 export async function launchVm(
   ctx: LifecycleCore,
@@ -36,8 +38,8 @@ export async function launchVm(
     vcpuCount: request.vcpuCount ?? plan?.vcpuCount ?? config.defaultVcpuCount,
     memoryMib: request.memoryMib ?? plan?.memoryMib ?? config.defaultMemoryMib,
   };
-  // a warm clone of its runtime if one is ready (its id is the VM's), else a restore or a boot
-  const pooled = image ? null : (ctx.pool?.take(runtime.name, shape) ?? null);
+  // a warm clone if its pool has one ready (its id is the VM's), else a restore or a boot
+  const pooled = ctx.pool?.take(poolKeyOf(tenantId, source), shape, image?.record.version ?? null) ?? null;
   const record = pendingRecord(tenantId, request, {
     vmsDir: ctx.vmsDir,
     id: pooled?.id,
@@ -79,7 +81,10 @@ export async function launchVm(
   try {
     if (jailError) throw jailError;
     if (pooled) {
-      machine = await claimClone(ctx, record, pooled);
+      machine = await claimClone(ctx, record, pooled, async (vm) => {
+        // an image's app hears of its launch as a restored one's does
+        if (image) await notifyHook(vm.agent, image.record.plan, 'run', ctx.deps.log, id, request.runHookPayload);
+      });
       launchedFrom = 'pool';
     } else {
       ({ machine, launchedFrom } = await withNetwork(ctx.netDeps, record, (netns) => {
@@ -125,7 +130,12 @@ export async function launchVm(
  * none, so nothing more is allowed before), in its tenant's cgroup, running with fresh entropy and clock.
  * A failure stops it and releases its namespace.
  */
-async function claimClone(ctx: LifecycleCore, record: MicroVMRecord, clone: PooledClone): Promise<Vm> {
+async function claimClone(
+  ctx: LifecycleCore,
+  record: MicroVMRecord,
+  clone: PooledClone,
+  then: (vm: Vm) => Promise<void>,
+): Promise<Vm> {
   const { store, networks, jailer } = ctx.deps;
   try {
     // the stored policy: a PATCH may have landed since the record was made
@@ -134,6 +144,7 @@ async function claimClone(ctx: LifecycleCore, record: MicroVMRecord, clone: Pool
       policy.egress === 'none' ? null : networks.update(record.id, policy),
       clone.machine.claim(jailer.forVm(record.tenantId, record.id, record.jailUid ?? undefined)),
     ]);
+    await then(clone.machine);
     return clone.machine;
   } catch (err) {
     await clone.machine.stop().catch(() => undefined);

@@ -38,6 +38,7 @@ import { DiskPauses } from './disk-pauses.js';
 import type { ServiceDeps } from './service-deps.js';
 import { launchVm } from './launch.js';
 import { WarmPool } from './warm-pool.js';
+import { poolTargets } from './pool-targets.js';
 
 export type { ServiceDeps };
 
@@ -87,15 +88,22 @@ export class MicroVMService {
     this.bootDeps = { ...deps, vmsDir: this.vmsDir };
     this.netDeps = { networks: deps.networks, store: deps.store, privateAllow: deps.config.egressPrivateAllow };
     const { config } = deps;
+    // runtimes' clones restore their ready snapshots, images' their app snapshots
+    const targets = poolTargets(
+      deps.snapshots ? config.warmPoolSize : 0,
+      deps.runtimes.list().map((r) => r.name),
+      deps.images ? config.warmPoolImages : [],
+    );
     this.pool =
-      deps.snapshots && config.warmPoolSize > 0
+      targets.length > 0
         ? new WarmPool({
-            size: config.warmPoolSize,
+            targets,
             minAvailableMib: config.warmPoolMinAvailableMib,
             shape: { vcpuCount: config.defaultVcpuCount, memoryMib: config.defaultMemoryMib },
             dataDir: config.dataDir,
             runtimes: deps.runtimes,
-            snapshots: deps.snapshots,
+            images: deps.images,
+            snapshots: deps.snapshots ?? { get: () => null },
             jailer: deps.jailer,
             networks: deps.networks,
             bootDeps: this.bootDeps,

@@ -12,6 +12,7 @@ import { FakeHypervisor } from '../../../../tests/support/fake-hypervisor.js';
 import { FakeNetworks } from '../../../../tests/support/fake-networks.js';
 import { until } from '../../../../tests/support/until.js';
 import { sweepWarmPool, WarmPool } from './warm-pool.js';
+import { poolTargets } from './pool-targets.js';
 
 const RUN = { imageName: 'base' } as const;
 
@@ -65,11 +66,12 @@ test('under memory pressure the pool drains and stops refilling; with room it fi
   let availableMib = 10_000;
   const jailer = Jailer.create({ unsafeNoJail: true } as never, log);
   const pool = new WarmPool({
-    size: 2,
+    targets: poolTargets(2, ['base'], []),
     minAvailableMib: 2048,
     shape: { vcpuCount: 1, memoryMib: 512 },
     dataDir,
-    runtimes: { list: () => [{ name: 'base' } as never] },
+    runtimes: { list: () => [{ name: 'base' } as never], get: () => ({ name: 'base' }) as never },
+    images: null,
     snapshots: FAKE_SNAPSHOTS,
     jailer,
     networks,
@@ -99,9 +101,12 @@ test('under memory pressure the pool drains and stops refilling; with room it fi
     assert.equal(pool.count('base'), 0);
     availableMib = 10_000;
     await until('the pool refilled', async () => pool.count('base') === 2, 10_000);
-    assert.equal(pool.take('base', { vcpuCount: 2, memoryMib: 512 }), null, 'another shape');
-    assert.notEqual(pool.take('base', { vcpuCount: 1, memoryMib: 512 }), null);
-    assert.match(await metrics.render({}, []), /capsule_warm_pool_claims_total\{runtime="base",result="hit"\} 1/);
+    assert.equal(pool.take('base', { vcpuCount: 2, memoryMib: 512 }, null), null, 'another shape');
+    assert.equal(pool.take('python', { vcpuCount: 1, memoryMib: 512 }, null), null, 'no pool of it');
+    assert.notEqual(pool.take('base', { vcpuCount: 1, memoryMib: 512 }, null), null);
+    const text = await metrics.render({}, []);
+    assert.match(text, /capsule_warm_pool_claims_total\{pool="base",result="hit"\} 1/);
+    assert.doesNotMatch(text, /result="miss"/, 'another shape is no miss: the pool does not serve it');
     await pool.close();
     assert.equal(hypervisor.running.length, 1, 'close stops the clone left, not the one taken');
     assert.deepEqual(

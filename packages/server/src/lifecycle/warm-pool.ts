@@ -1,12 +1,13 @@
-// The warm pool: per runtime, CAPSULE_WARM_POOL_SIZE clones of its ready snapshot at the default shape,
-// restored and fixed up ahead (namespace, jail, QEMU, agent), then paused: zero CPU while they wait. A
-// launch that fits claims one (launch.ts) instead of restoring: the clone already has its final id (its
-// hostname and MAC), and the claim moves it into its tenant's cgroup, puts the launch's egress policy in
-// force, runs it and gives it fresh entropy and the clock again, so pooled clones differ exactly as
-// restored ones do. The pool refills in the background, one clone at a time; it is its own system quota
-// (never a tenant's), and it drains when host memory runs low. Clones are nobody's until claimed: no
-// record names them, so each leaves a marker (<data-dir>/pool/<id>) and a crashed server's clones are
-// swept at the next start (sweepWarmPool, before the namespaces are).
+// The warm pool: clones of each target (pool-targets.ts: every runtime at the default shape, and the tenants'
+// images named in CAPSULE_WARM_POOL_IMAGES) restored from its snapshot and warmed up ahead (namespace, jail,
+// QEMU, agent, a first command), then paused: zero CPU while they wait. A launch of a target's source at its
+// shape claims one (launch.ts) instead of restoring: the clone already has its final id (its hostname and
+// MAC), and the claim moves it into its tenant's cgroup, puts the launch's egress policy in force, runs it
+// and gives it fresh entropy and the clock again, so pooled clones differ exactly as restored ones do. The
+// pool refills in the background, one clone at a time; it is its own system quota (never a tenant's), and it
+// drains when host memory runs low; clones of an image version that is no longer its newest are stopped.
+// Clones are nobody's until claimed: no record names them, so each leaves a marker (<data-dir>/pool/<id>)
+// and a crashed server's clones are swept at the next start (sweepWarmPool, before the namespaces are).
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,14 +15,15 @@ import { resolveNetworkPolicy, type VmShape } from '@capsule/protocol';
 import { POOL_TENANT, type Jailer } from '../jail/jailer.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { Runtime, RuntimeRegistry } from '../runtimes/registry.js';
-import type { ReadySnapshot, ReadySnapshots } from '../snapshots/ready-snapshots.js';
+import type { ReadySnapshots } from '../snapshots/ready-snapshots.js';
 import type { Store } from '../store/types.js';
 import { isQemuProcessOf } from '../vmm/machine.js';
 import type { Vm } from '../vmm/vm.js';
 import { launchOptions, type BootDeps } from './boot.js';
 import type { VmNetworkPort } from './network-ops.js';
 import { newMicroVMId } from './records.js';
+import type { LaunchSourceDeps } from './launch-source.js';
+import { type PoolTarget, type ResolvedTarget, resolveTarget } from './pool-targets.js';
 
 /** How often the pool looks at its size and the host's free memory. */
 const TICK_MS = 1000;
@@ -36,20 +38,23 @@ const NO_EGRESS = resolveNetworkPolicy({ egress: 'none' });
 /** A clone ready to be claimed. */
 export interface PooledClone {
   id: string;
-  runtime: string;
+  /** Its target's key (pool-targets.ts). */
+  key: string;
   shape: VmShape;
+  /** The image version it is a clone of (null: a runtime's). */
+  version: number | null;
   jailUid: number | null;
   netSlot: number;
   machine: Vm;
 }
 
-export interface WarmPoolDeps {
-  /** Clones per runtime, and the memory (MiB) the pool leaves free on the host. */
-  size: number;
+export interface WarmPoolDeps extends LaunchSourceDeps {
+  targets: PoolTarget[];
+  /** The memory (MiB) the pool leaves free on the host. */
   minAvailableMib: number;
+  /** A runtime's clones' shape (the default). */
   shape: VmShape;
   dataDir: string;
-  runtimes: Pick<RuntimeRegistry, 'list'>;
   snapshots: Pick<ReadySnapshots, 'get'>;
   jailer: Jailer;
   networks: Pick<VmNetworkPort, 'attach' | 'release'>;
@@ -71,13 +76,17 @@ interface Marker {
   pid: number | null;
 }
 
+function sameShape(a: VmShape, b: VmShape): boolean {
+  return a.vcpuCount === b.vcpuCount && a.memoryMib === b.memoryMib;
+}
+
 function hostMemAvailableMib(): number {
   const kb = /^MemAvailable:\s+(\d+) kB$/m.exec(fs.readFileSync('/proc/meminfo', 'utf8'))?.[1];
   return kb ? Number(kb) / 1024 : 0;
 }
 
 export class WarmPool {
-  /** Per runtime, its clones, oldest first. */
+  /** Per target key, its clones, oldest first. */
   private readonly clones = new Map<string, PooledClone[]>();
   private filling: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -92,36 +101,39 @@ export class WarmPool {
 
   /** Fill it, and keep it filled (or drained, when memory is short) until close(). */
   start(): void {
-    if (this.deps.size === 0) return;
+    if (this.deps.targets.length === 0) return;
     fs.mkdirSync(poolDir(this.deps.dataDir), { recursive: true, mode: 0o700 });
     this.timer = setInterval(() => this.kick(), TICK_MS);
     this.timer.unref();
     this.kick();
   }
 
-  /** How many clones of `runtime` are ready now. */
-  count(runtime: string): number {
-    return this.clones.get(runtime)?.length ?? 0;
+  /** How many clones of the target `key` are ready now. */
+  count(key: string): number {
+    return this.clones.get(key)?.length ?? 0;
   }
 
   /**
-   * A ready clone of `runtime` for a launch of `shape`, or null: the launch restores as before (a miss,
-   * when the pool serves that runtime and shape but had none ready).
+   * A ready clone of the target `key` (pool-targets.ts: poolKeyOf) for a launch of `shape` and image
+   * `version`, or null: the launch restores as before (a miss, when the pool serves that target).
    */
-  take(runtime: string, shape: VmShape): PooledClone | null {
-    const { size, shape: pooled } = this.deps;
-    if (size === 0 || shape.vcpuCount !== pooled.vcpuCount || shape.memoryMib !== pooled.memoryMib) return null;
-    const clone = this.clones.get(runtime)?.shift() ?? null;
-    this.deps.metrics.poolClaims.inc({ runtime, result: clone ? 'hit' : 'miss' });
-    this.gauge(runtime);
+  take(key: string, shape: VmShape, version: number | null): PooledClone | null {
+    const target = this.deps.targets.find((t) => t.key === key);
+    // a runtime's clones are of the default shape only: another shape is no launch the pool could serve
+    if (!target || (target.kind === 'runtime' && !sameShape(shape, this.deps.shape))) return null;
+    const list = this.list(key);
+    const at = list.findIndex((c) => c.version === version && sameShape(c.shape, shape));
+    const clone = at < 0 ? null : list.splice(at, 1)[0]!;
+    this.deps.metrics.poolClaims.inc({ pool: key, result: clone ? 'hit' : 'miss' });
+    this.gauge(key);
     return clone;
   }
 
   /** A clone taken for a launch that was refused before it ran (its tenant's quota): back, as it was. */
   async giveBack(clone: PooledClone): Promise<void> {
     if (this.closed || !clone.machine.isRunning) return this.destroy(clone);
-    this.list(clone.runtime).unshift(clone);
-    this.gauge(clone.runtime);
+    this.list(clone.key).unshift(clone);
+    this.gauge(clone.key);
   }
 
   /** A MicroVM record names the clone now: it is the lifecycle's, and its marker goes. */
@@ -147,7 +159,7 @@ export class WarmPool {
   }
 
   private async topUp(): Promise<void> {
-    const { size, shape, minAvailableMib, log } = this.deps;
+    const { shape, minAvailableMib, log } = this.deps;
     const available = this.memAvailableMib();
     if (available < minAvailableMib) {
       // one clone per tick, oldest first, until there is room again
@@ -156,8 +168,7 @@ export class WarmPool {
         log.warn('host memory is low: draining the warm pool', { availableMib: Math.round(available) });
       this.lowMemory = true;
       if (victim) {
-        this.list(victim.runtime).shift();
-        this.gauge(victim.runtime);
+        this.drop(victim);
         this.deps.metrics.poolDrains.inc();
         await this.destroy(victim);
       }
@@ -165,19 +176,25 @@ export class WarmPool {
     }
     this.lowMemory = false;
     if (Date.now() < this.retryAt) return;
-    for (const runtime of this.deps.runtimes.list()) {
-      while (!this.closed && this.count(runtime.name) < size) {
-        const snapshot = this.deps.snapshots.get(runtime.name, shape);
+    for (const target of this.deps.targets) {
+      if (this.closed) return;
+      const resolved = await resolveTarget(target, { ...this.deps, shape });
+      // clones of what is no longer the target's newest (an image version deleted or superseded) go
+      for (const stale of this.list(target.key).filter((c) => c.version !== resolved?.version)) {
+        this.drop(stale);
+        await this.destroy(stale);
+      }
+      while (resolved && !this.closed && this.count(target.key) < target.size) {
         // a clone may come to use all of its guest memory: only with that much room above the floor
-        if (!snapshot || this.memAvailableMib() < minAvailableMib + shape.memoryMib) break;
+        if (this.memAvailableMib() < minAvailableMib + resolved.shape.memoryMib) return;
         let clone: PooledClone;
         try {
-          clone = await this.make(runtime, snapshot);
+          clone = await this.make(target.key, resolved);
         } catch (err) {
           this.deps.metrics.poolFills.inc({ result: 'failed' });
           this.retryAt = Date.now() + FAILURE_BACKOFF_MS;
           log.warn('could not make a warm pool clone; trying again later', {
-            runtime: runtime.name,
+            pool: target.key,
             retryInMs: FAILURE_BACKOFF_MS,
             error: (err as Error).message.split('\n')[0],
           });
@@ -185,15 +202,15 @@ export class WarmPool {
         }
         this.deps.metrics.poolFills.inc({ result: 'ok' });
         if (this.closed) return this.destroy(clone);
-        this.list(runtime.name).push(clone);
-        this.gauge(runtime.name);
+        this.list(target.key).push(clone);
+        this.gauge(target.key);
       }
     }
   }
 
   /** A clone: its id, uid and marker first (a crash from here leaves nothing a restart cannot find). */
-  private async make(runtime: Runtime, snapshot: ReadySnapshot): Promise<PooledClone> {
-    const { jailer, networks, shape, dataDir } = this.deps;
+  private async make(key: string, { source, restore, shape, version }: ResolvedTarget): Promise<PooledClone> {
+    const { jailer, networks, dataDir } = this.deps;
     const id = newMicroVMId();
     const marker = path.join(poolDir(dataDir), id);
     const jailUid = jailer.claimUid(id);
@@ -206,10 +223,10 @@ export class WarmPool {
       const options = launchOptions(
         this.deps.bootDeps,
         { id, tenantId: POOL_TENANT, jailUid, ...shape },
-        { runtime, image: null },
+        source,
         net.netns,
       );
-      const machine = await this.deps.bootDeps.hypervisor.launch({ ...options, restore: snapshot });
+      const machine = await this.deps.bootDeps.hypervisor.launch({ ...options, restore });
       mark({ jailUid, pid: machine.pid });
       try {
         // a restored guest is slow for about a second (TCG translating its paths anew, its deferred work
@@ -221,7 +238,7 @@ export class WarmPool {
         await machine.stop().catch(() => undefined);
         throw err;
       }
-      return { id, runtime: runtime.name, shape, jailUid, netSlot, machine };
+      return { id, key, shape, version, jailUid, netSlot, machine };
     } catch (err) {
       if (netSlot !== null) await networks.release(id, netSlot);
       jailer.releaseUid(jailUid, id);
@@ -237,14 +254,21 @@ export class WarmPool {
     fs.rmSync(path.join(poolDir(this.deps.dataDir), clone.id), { force: true });
   }
 
-  private list(runtime: string): PooledClone[] {
-    let list = this.clones.get(runtime);
-    if (!list) this.clones.set(runtime, (list = []));
+  private list(key: string): PooledClone[] {
+    let list = this.clones.get(key);
+    if (!list) this.clones.set(key, (list = []));
     return list;
   }
 
-  private gauge(runtime: string): void {
-    this.deps.metrics.poolClones.set({ runtime }, this.count(runtime));
+  /** Out of the pool (to be destroyed by the caller). */
+  private drop(clone: PooledClone): void {
+    const list = this.list(clone.key);
+    list.splice(list.indexOf(clone), 1);
+    this.gauge(clone.key);
+  }
+
+  private gauge(key: string): void {
+    this.deps.metrics.poolClones.set({ pool: key }, this.count(key));
   }
 }
 

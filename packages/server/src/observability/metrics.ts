@@ -68,14 +68,14 @@ export class Metrics {
   });
   readonly poolClones = new Gauge({
     name: 'capsule_warm_pool_clones',
-    help: 'Warm pool clones ready to be claimed, by runtime (CAPSULE_WARM_POOL_SIZE each)',
-    labelNames: ['runtime'],
+    help: 'Warm pool clones ready to be claimed, by pool (a runtime, or tenant/image)',
+    labelNames: ['pool'],
     registers: this.registers,
   });
   readonly poolClaims = new Counter({
     name: 'capsule_warm_pool_claims_total',
-    help: 'launches the warm pool could serve, by result (hit: a clone was claimed; miss: none was ready)',
-    labelNames: ['runtime', 'result'],
+    help: 'launches a warm pool could serve, by pool and result (hit: a clone was claimed; miss: none was ready)',
+    labelNames: ['pool', 'result'],
     registers: this.registers,
   });
   readonly poolFills = new Counter({
