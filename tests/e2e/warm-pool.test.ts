@@ -113,7 +113,7 @@ describe('warm pool', () => {
 describe("warm pool of a tenant's image", () => {
   const server = useTestServer({ warmPoolImages: [{ tenantId: 'default', imageName: 'flask-app', size: 1 }] });
 
-  test('clones of its newest version serve at once; the run hook gets the payload; a new version replaces them', async () => {
+  test('its newest version serves at once; the run hook gets the payload; a new version replaces it', async () => {
     const metrics = metricsOf(server());
     const build = async (): Promise<void> => {
       const r = await runCli(server().url, server().adminKey, ['image', 'create', 'flask-app', '--dir', FLASK_APP]);
