@@ -42,6 +42,20 @@ test('the pool fills with paused clones; a launch claims one under its id, and t
   });
 });
 
+test('a clone that dies while it waits leaves the pool (a launch never gets it), and another takes its place', async () => {
+  await withLifecycle({ snapshots: FAKE_SNAPSHOTS, config: { warmPoolSize: 1 } }, async (h) => {
+    h.service.startWarmPool();
+    await until('the pool is full', async () => pooledLaunches(h).length === 1, 10_000);
+    const [dead] = pooledLaunches(h);
+    h.hypervisor.vmOf(dead!).crash();
+    await until('a new clone', async () => pooledLaunches(h).length === 1 && pooledLaunches(h)[0] !== dead, 10_000);
+    const vm = await h.service.run(TENANT, RUN);
+    assert.equal(vm.launchedFrom, 'pool');
+    assert.notEqual(vm.id, dead);
+    assert.equal(fs.existsSync(path.join(h.config.dataDir, 'pool', dead!)), false, 'its marker went with it');
+  });
+});
+
 test("a launch refused by its tenant's quota gives its clone back untouched", async () => {
   await withLifecycle(
     { snapshots: FAKE_SNAPSHOTS, config: { warmPoolSize: 1 }, quotas: { maxRunningMicroVMs: 0 } },

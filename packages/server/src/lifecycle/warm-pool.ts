@@ -204,6 +204,13 @@ export class WarmPool {
         if (this.closed) return this.destroy(clone);
         this.list(target.key).push(clone);
         this.gauge(target.key);
+        // a clone that dies while it waits (killed, OOM) leaves the pool at once; a claimed one is not the pool's
+        clone.machine.onUnexpectedExit((reason) => {
+          if (!this.list(clone.key).includes(clone)) return;
+          log.warn('a warm pool clone died while it waited', { pool: clone.key, reason });
+          this.drop(clone);
+          void this.destroy(clone);
+        });
       }
     }
   }
