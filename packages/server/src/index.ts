@@ -140,10 +140,13 @@ export async function startServer(
     disk,
     storage,
     hypervisor: qemuHypervisor,
+    systemVmsBusy: () => {
+      const now = systemVms.usage();
+      return now.vms + now.waiting > 0;
+    },
   });
   await service.recover();
   service.startPolicySweeper();
-  service.startWarmPool();
   const adminKey = await ensureAdminKey(config.dataDir, store, config.defaultQuotas);
 
   const tokens = AuthTokens.load(config.dataDir);
@@ -173,6 +176,11 @@ export async function startServer(
   const snapshotsBuilt = (async () => {
     for (const runtime of snapshots ? runtimes.list() : []) await snapshots!.ensure(runtime.name, defaultShape, true);
   })();
+  // the warm pool fills once they are taken: clones restoring beside a snapshot VM make it a worse snapshot
+  void snapshotsBuilt.then(
+    () => service.startWarmPool(),
+    () => service.startWarmPool(),
+  );
 
   let closing: Promise<void> | null = null;
   return {

@@ -109,6 +109,7 @@ export class MicroVMService {
             bootDeps: this.bootDeps,
             metrics: deps.metrics,
             log: deps.log,
+            systemVmsBusy: deps.systemVmsBusy,
           })
         : null;
     this.sweeper = new PolicySweeper(

@@ -34,4 +34,6 @@ export interface ServiceDeps {
   storage: StorageMeter;
   /** Starts and takes back VMs: QEMU (vmm/hypervisor.ts), or a fake in unit tests. */
   hypervisor: Hypervisor;
+  /** System VMs (builds, snapshots) run or wait now: the warm pool makes no clone meanwhile. */
+  systemVmsBusy?: () => boolean;
 }

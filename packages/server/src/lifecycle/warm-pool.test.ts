@@ -42,7 +42,7 @@ test('the pool fills with paused clones; a launch claims one under its id, and t
   });
 });
 
-test('a clone that dies while it waits leaves the pool (a launch never gets it), and another takes its place', async () => {
+test('a clone that dies while it waits leaves the pool (never claimed), and another takes its place', async () => {
   await withLifecycle({ snapshots: FAKE_SNAPSHOTS, config: { warmPoolSize: 1 } }, async (h) => {
     h.service.startWarmPool();
     await until('the pool is full', async () => pooledLaunches(h).length === 1, 10_000);
@@ -71,13 +71,14 @@ test("a launch refused by its tenant's quota gives its clone back untouched", as
   );
 });
 
-test('under memory pressure the pool drains and stops refilling; with room it fills again', async () => {
+test('no clone while system VMs run; under memory pressure the pool drains, and with room it fills again', async () => {
   const dataDir = fs.mkdtempSync('/tmp/capsule-pool-');
   const log = createLogger(fs.createWriteStream('/dev/null'), false);
   const hypervisor = new FakeHypervisor();
   const networks = new FakeNetworks();
   const metrics = new Metrics();
   let availableMib = 10_000;
+  let systemBusy = true;
   const jailer = Jailer.create({ unsafeNoJail: true } as never, log);
   const pool = new WarmPool({
     targets: poolTargets(2, ['base'], []),
@@ -101,9 +102,13 @@ test('under memory pressure the pool drains and stops refilling; with room it fi
     metrics,
     log,
     memAvailableMib: () => availableMib,
+    systemVmsBusy: () => systemBusy,
   });
   try {
     pool.start();
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(hypervisor.launches.length, 0, 'a snapshot or build VM runs: no clone beside it');
+    systemBusy = false;
     await until('the pool is full', async () => pool.count('base') === 2, 10_000);
     availableMib = 2000;
     await until('the pool drained', async () => pool.count('base') === 0 && hypervisor.running.length === 0, 10_000);
