@@ -8,6 +8,7 @@ import { fsyncPath } from '../durable.js';
 import { chownNoFollow } from '../jail/vm-files.js';
 import { Machine, type LaunchOptions, type SnapshotFiles } from '../vmm/machine.js';
 import type { VmNetworks } from '../network/vm-networks.js';
+import { untilIdle } from '../vmm/guest-idle.js';
 
 function sha256Of(file: string): string {
   return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
@@ -64,6 +65,8 @@ export async function captureSnapshot(
   });
   try {
     await prepare(machine);
+    // settled first, however busy the host is: what the guest still had to do, every clone would do
+    await untilIdle(machine.pid);
     // warm the exec path once so every clone starts with it paged in
     await machine.agent.exec({ command: ['true'] }).result;
     await machine.saveReadySnapshot(files.statePath);
