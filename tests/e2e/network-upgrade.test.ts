@@ -53,6 +53,8 @@ test('a VM suspended before namespaces resumes in one, with its memory and files
     await old.agent.exec({ command: ['sh', '-c', 'echo in-memory > /run/kept && echo on-disk > /root/kept && sync'] })
       .result;
     const saved = await old.suspend(suspended);
+    // its QEMU quits and its cgroup goes after the suspend answers; the next VM reuses this jail's cgroup
+    await saved.stopped;
 
     // after: the same state into a namespace's tap
     for (const round of [1, 2]) {
@@ -72,7 +74,7 @@ test('a VM suspended before namespaces resumes in one, with its memory and files
         { onStdout: (chunk) => void (stdout += chunk.toString()) },
       ).result;
       assert.equal(stdout, 'in-memory\non-disk\n');
-      await vm.suspend(suspended);
+      await (await vm.suspend(suspended)).stopped;
       await networks.release(`upgrade-${round}`, net.slot);
       assert.ok(
         fs.existsSync(path.join(suspended, 'legacy-user-net')),
