@@ -6,21 +6,12 @@ import { type RunningServer, startServer } from '@capsule/server';
 import { createLogger } from '@capsule/server/internals';
 import { api } from './http.js';
 import { summarize, type Summary } from './stats.js';
+import { poolClones } from '../tests/support/pool-metrics.js';
+import { until } from '../tests/support/until.js';
 
-async function poolClones(server: RunningServer, runtime: string): Promise<number> {
-  const text = await (
-    await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${server.adminKey}` } })
-  ).text();
-  const m = new RegExp(`^capsule_warm_pool_clones\\{pool="${runtime}"\\} (\\d+)$`, 'm').exec(text);
-  return m ? Number(m[1]) : 0;
-}
-
-async function poolFull(server: RunningServer, runtime: string, size: number): Promise<void> {
-  const deadline = Date.now() + 120_000;
-  while ((await poolClones(server, runtime)) < size) {
-    if (Date.now() > deadline) throw new Error(`the warm pool of ${runtime} did not fill in 120 s`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+function poolFull(server: RunningServer, runtime: string, size: number): Promise<boolean> {
+  const full = async (): Promise<boolean> => (await poolClones(server.url, server.adminKey, runtime)) >= size;
+  return until(`the warm pool of ${runtime} to fill`, full, 120_000);
 }
 
 export async function benchPoolLaunch(work: string, runtime: string, runs: number): Promise<Summary> {

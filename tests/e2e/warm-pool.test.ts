@@ -25,17 +25,12 @@ import {
 import { FAKE_DNS, startFakeInternet, type FakeInternet } from '../support/fake-internet.js';
 import { probeAll } from '../support/net-probe.js';
 import { until } from '../support/until.js';
+import { metricsText, poolClones } from '../support/pool-metrics.js';
 
 const FLASK_APP = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../examples/flask-app');
 
-/** The pool's ready clones of `runtime`, from /metrics. */
-async function poolClones(metrics: () => Promise<string>, runtime: string): Promise<number> {
-  const text = await metrics();
-  const m = new RegExp(`^capsule_warm_pool_clones\\{pool="${runtime}"\\} (\\d+)$`, 'm').exec(text);
-  return m ? Number(m[1]) : 0;
-}
-
-const metricsOf = (server: TestServer) => async () => (await server.api('GET', '/metrics')).text();
+/** The ready clones of one of the test server's pools. */
+const clonesOf = (server: TestServer, pool: string): Promise<number> => poolClones(server.url, server.adminKey, pool);
 
 /** What identifies a clone from inside: hostname, eth0's MAC, 16 bytes of urandom, its clock (ms). */
 async function identity(vm: MicroVM): Promise<{ hostname: string; mac: string; random: string; clockMs: number }> {
@@ -54,11 +49,7 @@ describe('warm pool', () => {
   before(async () => {
     internet = await startFakeInternet();
     await server().snapshotsBuilt;
-    await until(
-      'the pool holds a base clone',
-      async () => (await poolClones(metricsOf(server()), 'base')) === 1,
-      120_000,
-    );
+    await until('the pool holds a base clone', async () => (await clonesOf(server(), 'base')) === 1, 120_000);
   });
   after(async () => {
     await internet?.close();
@@ -90,12 +81,12 @@ describe('warm pool', () => {
   });
 
   test('the pool refills; clones differ as restored ones do; an empty pool restores; egress none holds', async () => {
-    await until('the pool refilled', async () => (await poolClones(metricsOf(server()), 'base')) === 1, 60_000);
+    await until('the pool refilled', async () => (await clonesOf(server(), 'base')) === 1, 60_000);
     const pooled = await server().capsule.microvms.run({ imageName: 'base' });
     const restored = await server().capsule.microvms.run({ imageName: 'base' });
     assert.equal(pooled.info.launchedFrom, 'pool');
     assert.equal(restored.info.launchedFrom, 'snapshot', 'none was ready: restored as before');
-    await until('the pool refilled', async () => (await poolClones(metricsOf(server()), 'base')) === 1, 60_000);
+    await until('the pool refilled', async () => (await clonesOf(server(), 'base')) === 1, 60_000);
     const second = await server().capsule.microvms.run({ imageName: 'base' });
     assert.equal(second.info.launchedFrom, 'pool');
     const ids = await Promise.all([pooled, restored, second].map(identity));
@@ -103,7 +94,7 @@ describe('warm pool', () => {
       assert.equal(new Set(ids.map((i) => i[key])).size, 3, `${key} differs between clones: ${ids.map((i) => i[key])}`);
     const reach = await probeAll(second, { internet: { kind: 'http', url: 'http://allowed.example.com/' } });
     assert.match(reach.internet, /^blocked: /, 'a pooled VM launched with egress none reaches nothing');
-    const metrics = await metricsOf(server())();
+    const metrics = await metricsText(server().url, server().adminKey);
     assert.match(metrics, /^capsule_warm_pool_claims_total\{pool="base",result="hit"\} 3$/m);
     assert.match(metrics, /^capsule_warm_pool_claims_total\{pool="base",result="miss"\} 1$/m);
     await Promise.all([pooled, restored, second].map((vm) => vm.terminate()));
@@ -114,7 +105,6 @@ describe("warm pool of a tenant's image", () => {
   const server = useTestServer({ warmPoolImages: [{ tenantId: 'default', imageName: 'flask-app', size: 1 }] });
 
   test('its newest version serves at once; the run hook gets the payload; a new version replaces it', async () => {
-    const metrics = metricsOf(server());
     const build = async (): Promise<void> => {
       const r = await runCli(server().url, server().adminKey, ['image', 'create', 'flask-app', '--dir', FLASK_APP]);
       assert.equal(r.code, 0, r.stdout + r.stderr);
@@ -122,7 +112,7 @@ describe("warm pool of a tenant's image", () => {
     await build();
     await until(
       'the image pool holds a clone',
-      async () => (await poolClones(metrics, 'default/flask-app')) === 1,
+      async () => (await clonesOf(server(), 'default/flask-app')) === 1,
       60_000,
     );
     const vm = await server().capsule.microvms.run({ imageName: 'flask-app', runHookPayload: 'from the pool' });
@@ -139,13 +129,15 @@ describe("warm pool of a tenant's image", () => {
     ]);
     await vm.terminate();
     // version 2: the pool's version-1 clone goes, one of version 2 takes its place
-    await until('the pool refilled', async () => (await poolClones(metrics, 'default/flask-app')) === 1, 60_000);
+    await until('the pool refilled', async () => (await clonesOf(server(), 'default/flask-app')) === 1, 60_000);
     await build();
     await until(
       'a version 2 clone',
       async () =>
-        (await poolClones(metrics, 'default/flask-app')) === 1 &&
-        (await metrics()).match(/^capsule_warm_pool_fills_total\{result="ok"\} (\d+)$/m)?.[1] === '3',
+        (await clonesOf(server(), 'default/flask-app')) === 1 &&
+        (await metricsText(server().url, server().adminKey)).match(
+          /^capsule_warm_pool_fills_total\{result="ok"\} (\d+)$/m,
+        )?.[1] === '3',
       60_000,
     );
     const next = await server().capsule.microvms.run({ imageName: 'flask-app' });
@@ -162,9 +154,8 @@ describe('warm pool after a crash', () => {
     let { child } = await serveProcess(dataDir, port, { env: { CAPSULE_WARM_POOL_SIZE: '1' }, logFile });
     try {
       const adminKey = fs.readFileSync(path.join(dataDir, 'admin-key'), 'utf8').trim();
-      const metrics = async (): Promise<string> =>
-        (await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${adminKey}` } })).text();
-      await until('the pool holds a base clone', async () => (await poolClones(metrics, 'base')) === 1, 180_000);
+      const url = `http://127.0.0.1:${port}`;
+      await until('the pool holds a base clone', async () => (await poolClones(url, adminKey, 'base')) === 1, 180_000);
       const markers = fs.readdirSync(path.join(dataDir, 'pool'));
       assert.ok(markers.length >= 1);
       const uids = markers.map(

@@ -43,6 +43,11 @@ export interface VmShape {
   memoryMib: number;
 }
 
+/** The same shape: the same vCPUs and memory (whatever else either carries). */
+export function sameShape(a: VmShape, b: VmShape): boolean {
+  return a.vcpuCount === b.vcpuCount && a.memoryMib === b.memoryMib;
+}
+
 export const SHAPE_LIMITS = { minVcpus: 1, maxVcpus: 16, minMemoryMib: 128, maxMemoryMib: 16384 } as const;
 export const VcpuCount = z.number().int().min(SHAPE_LIMITS.minVcpus).max(SHAPE_LIMITS.maxVcpus);
 export const MemoryMib = z.number().int().min(SHAPE_LIMITS.minMemoryMib).max(SHAPE_LIMITS.maxMemoryMib);

@@ -2,7 +2,7 @@
 // or runtime when one exists for its shape, else boot (and, for an image, start its app); then call
 // the app's `run` hook with the launch's payload. A failed restore never fails the launch: it boots.
 import path from 'node:path';
-import { CapsuleError, type VmShape } from '@capsule/protocol';
+import { CapsuleError, sameShape, type VmShape } from '@capsule/protocol';
 import type { CapsuleConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import { notifyHook } from '../images/hooks.js';
@@ -56,8 +56,7 @@ export async function startMachine(
 ): Promise<{ machine: Vm; launchedFrom: 'boot' | 'snapshot' }> {
   const { image, runtime } = source;
   const options = launchOptions(deps, record, source, netns);
-  const shaped = <T extends VmShape>(s: T | null | undefined): T | null =>
-    s && s.vcpuCount === record.vcpuCount && s.memoryMib === record.memoryMib ? s : null;
+  const shaped = <T extends VmShape>(s: T | null | undefined): T | null => (s && sameShape(s, record) ? s : null);
   const imageSnapshot = shaped(image?.snapshot);
   const runtimeSnapshot = image ? null : (deps.snapshots?.get(runtime.name, record) ?? null);
   if (runtimeSnapshot) deps.snapshots?.touch(runtimeSnapshot);

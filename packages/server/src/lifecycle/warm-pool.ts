@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { resolveNetworkPolicy, type VmShape } from '@capsule/protocol';
+import { resolveNetworkPolicy, sameShape, type VmShape } from '@capsule/protocol';
 import { POOL_TENANT, type Jailer } from '../jail/jailer.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -79,10 +79,6 @@ interface Marker {
   jailUid: number | null;
   /** Its QEMU, once started (an unjailed one has no cgroup to find it by). */
   pid: number | null;
-}
-
-function sameShape(a: VmShape, b: VmShape): boolean {
-  return a.vcpuCount === b.vcpuCount && a.memoryMib === b.memoryMib;
 }
 
 function hostMemAvailableMib(): number {
@@ -173,9 +169,8 @@ export class WarmPool {
         log.warn('host memory is low: draining the warm pool', { availableMib: Math.round(available) });
       this.lowMemory = true;
       if (victim) {
-        this.drop(victim);
         this.deps.metrics.poolDrains.inc();
-        await this.destroy(victim);
+        await this.discard(victim);
       }
       return;
     }
@@ -185,10 +180,8 @@ export class WarmPool {
       if (this.closed) return;
       const resolved = await resolveTarget(target, { ...this.deps, shape });
       // clones of what is no longer the target's newest (an image version deleted or superseded) go
-      for (const stale of this.list(target.key).filter((c) => c.version !== resolved?.version)) {
-        this.drop(stale);
-        await this.destroy(stale);
-      }
+      for (const stale of this.list(target.key).filter((c) => c.version !== resolved?.version))
+        await this.discard(stale);
       while (resolved && !this.closed && this.count(target.key) < target.size) {
         // a clone may come to use all of its guest memory: only with that much room above the floor
         if (this.memAvailableMib() < minAvailableMib + resolved.shape.memoryMib) return;
@@ -214,8 +207,7 @@ export class WarmPool {
         clone.machine.onUnexpectedExit((reason) => {
           if (!this.list(clone.key).includes(clone)) return;
           log.warn('a warm pool clone died while it waited', { pool: clone.key, reason });
-          this.drop(clone);
-          void this.destroy(clone);
+          void this.discard(clone);
         });
       }
     }
@@ -273,11 +265,12 @@ export class WarmPool {
     return list;
   }
 
-  /** Out of the pool (to be destroyed by the caller). */
-  private drop(clone: PooledClone): void {
+  /** Out of the pool, and stopped. */
+  private async discard(clone: PooledClone): Promise<void> {
     const list = this.list(clone.key);
     list.splice(list.indexOf(clone), 1);
     this.gauge(clone.key);
+    await this.destroy(clone);
   }
 
   private gauge(key: string): void {
