@@ -25,6 +25,7 @@ function dispatch(channel: Channel, mux: Mux, hostname: string): void {
     if (request?.type === 'ping') return answer(channel, mux, { type: 'pong', protocolVersion: PROTOCOL_VERSION });
     if (request?.type === 'exec' && [request.command].flat().join(' ') === 'true')
       return answer(channel, mux, { type: 'exit', exitCode: 0, signal: null, timedOut: false });
+    if (request?.type === 'setClock') return answer(channel, mux, { type: 'result' }); // the host's own clock
     if (request?.type === 'tcp.connect') return startTunnel(channel, request.port, () => mux.release(channel));
     if (request?.type === 'info')
       return answer(channel, mux, {
@@ -45,7 +46,7 @@ function dispatch(channel: Channel, mux: Mux, hostname: string): void {
     answer(channel, mux, {
       type: 'error',
       code: 'BAD_REQUEST',
-      message: `the fake guest serves ping, info, tcp.connect and exec of true, not ${request?.type ?? 'that'}`,
+      message: `the fake guest serves ping, info, setClock, tcp.connect and exec of true, not ${request?.type ?? 'it'}`,
     });
   };
 }

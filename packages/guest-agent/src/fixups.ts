@@ -66,11 +66,12 @@ function request(entropyHex: string | null, epochMs: number | null, macAddress: 
   return oneAtATime.runExclusive(run);
 }
 
-export function setClock(epochMs: number): Promise<void> {
-  return request(null, epochMs);
+/** Set the clock; with `entropyHex`, mix that in and reseed first. */
+export function setClock(epochMs: number, entropyHex: string | null): Promise<void> {
+  return request(entropyHex, epochMs);
 }
 
 /** Mix host entropy into the pool (credited), force the CRNG to reseed from it, set the clock and eth0's MAC. */
-export function restoreFixups(entropyHex: string, epochMs: number, macAddress: string | null): Promise<void> {
+export function restoreFixups(entropyHex: string, epochMs: number, macAddress: string): Promise<void> {
   return request(entropyHex, epochMs, macAddress);
 }

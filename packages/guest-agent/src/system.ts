@@ -28,8 +28,16 @@ export function handleSystemRequest(channel: Channel, request: GuestRequest, don
         },
       });
       return done();
+    case 'prepareSnapshot':
+      // --expose-gc (runtimes/init.sh): a full, compacting collection
+      if (typeof globalThis.gc !== 'function') replyError(channel, 'BAD_REQUEST', 'the agent runs without --expose-gc');
+      else {
+        globalThis.gc();
+        reply(channel, { type: 'result' });
+      }
+      return done();
     case 'setClock':
-      setClock(request.epochMs)
+      setClock(request.epochMs, request.entropyHex ?? null)
         .then(
           () => reply(channel, { type: 'result' }),
           (err: Error) => replyError(channel, 'CLOCK_FAILED', err.message),
@@ -38,7 +46,7 @@ export function handleSystemRequest(channel: Channel, request: GuestRequest, don
       return;
     case 'restore':
       // entropy first: nothing random should be drawn from the snapshot's shared RNG state after this
-      restoreFixups(request.entropyHex, request.epochMs, request.macAddress ?? null)
+      restoreFixups(request.entropyHex, request.epochMs, request.macAddress)
         .then(() => fs.writeFileSync('/proc/sys/kernel/hostname', request.hostname))
         .then(
           () => reply(channel, { type: 'result' }),

@@ -36,11 +36,24 @@ export const MacAddress = z.string().regex(/^[0-9a-f][26ae](:[0-9a-f]{2}){5}$/);
 export const PtySize = z.object({ rows: z.number().int().min(1).max(1000), cols: z.number().int().min(1).max(1000) });
 export type PtySize = z.infer<typeof PtySize>;
 
+/** Host entropy for the guest's RNG: 32 to 512 bytes, hex. */
+const EntropyHex = z.string().regex(/^([0-9a-f]{2}){32,512}$/);
+
 /** Host → guest: the first message on a channel says what the channel is for. */
 export const GuestRequest = z.discriminatedUnion('type', [
   z.object({ type: z.literal('ping') }),
   z.object({ type: z.literal('info') }),
-  z.object({ type: z.literal('setClock'), epochMs: z.number().int().nonnegative() }),
+  /**
+   * Just before a ready snapshot is taken: a full, compacting garbage collection of the agent's heap, so that no
+   * clone starts with one due (under TCG its first one runs every instruction cold and dirties the heap's pages).
+   */
+  z.object({ type: z.literal('prepareSnapshot') }),
+  /** The host's clock; with `entropyHex`, fresh host entropy too (a resumed VM: its state may be resumed again). */
+  z.object({
+    type: z.literal('setClock'),
+    epochMs: z.number().int().nonnegative(),
+    entropyHex: EntropyHex.optional(),
+  }),
   /**
    * After a restore from a snapshot: this clone's identity and fresh host entropy (the snapshot's RNG
    * state is shared by every clone; microvm has no VMGenID to tell the kernel), and the host's clock.
@@ -49,12 +62,9 @@ export const GuestRequest = z.discriminatedUnion('type', [
     type: z.literal('restore'),
     hostname: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/),
     epochMs: z.number().int().nonnegative(),
-    entropyHex: z.string().regex(/^([0-9a-f]{2}){32,512}$/),
-    /**
-     * This clone's own MAC for eth0 (the snapshot's device state carries the MAC of the VM it was taken from);
-     * omitted, eth0 keeps its MAC (a warm pool clone's claim: it was given its own when it was made).
-     */
-    macAddress: MacAddress.optional(),
+    entropyHex: EntropyHex,
+    /** This clone's own MAC for eth0 (the snapshot's device state carries the MAC of the VM it was taken from). */
+    macAddress: MacAddress,
   }),
   z.object({
     type: z.literal('exec'),

@@ -237,6 +237,7 @@ export class WarmPool {
         // a restored guest is slow for about a second (TCG translating its paths anew, its deferred work
         // after the restore): that is spent here, not in the claimed VM's first commands
         for (let i = 0; i < WARM_UP_COMMANDS; i++) await machine.agent.exec({ command: ['true'] }).result;
+        await machine.agent.setClock(); // what its claim asks first
         await sleep(WARM_UP_SETTLE_MS);
         await machine.hold();
       } catch (err) {

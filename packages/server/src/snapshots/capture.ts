@@ -69,6 +69,7 @@ export async function captureSnapshot(
     await untilIdle(machine.pid);
     // warm the exec path once so every clone starts with it paged in
     await machine.agent.exec({ command: ['true'] }).result;
+    await machine.agent.prepareSnapshot();
     await machine.saveReadySnapshot(files.statePath);
   } finally {
     await machine.stop();

@@ -169,25 +169,38 @@ export class AgentClient {
     await this.call({ type: 'ping' }, 'pong', timeoutMs);
   }
 
+  /** The agent collects its garbage now: the last request before a ready snapshot is saved. */
+  async prepareSnapshot(): Promise<void> {
+    await this.call({ type: 'prepareSnapshot' }, 'result', 30_000);
+  }
+
   async info(timeoutMs = 5000): Promise<AgentInfo> {
     return (await this.call({ type: 'info' }, 'info', timeoutMs)).info;
   }
 
-  async setClock(epochMs = Date.now()): Promise<void> {
-    await this.call({ type: 'setClock', epochMs }, 'result', 10_000);
+  async setClock(epochMs = Date.now(), timeoutMs = 10_000): Promise<void> {
+    await this.call({ type: 'setClock', epochMs }, 'result', timeoutMs);
   }
 
   /**
-   * After a snapshot restore: fresh entropy + reseed, the host clock, this clone's hostname and MAC (`keepMac`:
-   * eth0 has it already, as a claimed warm pool clone does).
+   * After a resume: the host clock (the guest's stood still while it was suspended) and fresh entropy (the same
+   * suspended state can be resumed again when a resume fails late, and must not replay its random numbers).
    */
-  async restoreIdentity(hostname: string, timeoutMs = 30_000, { keepMac = false } = {}): Promise<void> {
+  async resumeFixups(timeoutMs: number): Promise<void> {
+    const request = { type: 'setClock', epochMs: Date.now(), entropyHex: randomBytes(64).toString('hex') } as const;
+    await this.call(request, 'result', timeoutMs);
+  }
+
+  /**
+   * After a snapshot restore: fresh entropy + reseed, the host clock, this clone's hostname and MAC.
+   */
+  async restoreIdentity(hostname: string, timeoutMs = 30_000): Promise<void> {
     const request = {
       type: 'restore',
       hostname,
       epochMs: Date.now(),
       entropyHex: randomBytes(64).toString('hex'),
-      macAddress: keepMac ? undefined : guestMacAddress(hostname),
+      macAddress: guestMacAddress(hostname),
     } as const;
     await this.call(request, 'result', timeoutMs);
   }

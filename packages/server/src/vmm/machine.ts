@@ -256,8 +256,10 @@ export class Machine implements Vm {
           steps.done('load');
           step = 'restore: agent';
           await qmp.execute('cont');
-          // the fix-up is the first request: its answer also proves the agent is back (no separate ping)
-          await agent.restoreIdentity(opts.hostname, RESTORE_TIMEOUT_MS);
+          // the fix-up is the first request: its answer also proves the agent is back (no separate ping). A resumed
+          // VM keeps its identity (hostname, MAC); a clone of a snapshot is given its own.
+          if (restore.kind === 'suspended') await agent.resumeFixups(RESTORE_TIMEOUT_MS);
+          else await agent.restoreIdentity(opts.hostname, RESTORE_TIMEOUT_MS);
           steps.done('fix-up');
         };
         await Promise.race([
@@ -457,8 +459,9 @@ export class Machine implements Vm {
   async claim(jail: VmJail | null): Promise<void> {
     if (!this.launched) throw new Error('only a VM this server launched can be claimed');
     await this.qmp.execute('cont');
-    // its cgroup moves while the guest takes the fix-up
-    const fixedUp = this.agent.restoreIdentity(this.launched.hostname, RESTORE_TIMEOUT_MS, { keepMac: true });
+    // it was given its own hostname, MAC and entropy when it was made, and has run alone since: only its clock stood
+    // still while it was paused. Its cgroup moves while the guest takes the clock.
+    const fixedUp = this.agent.setClock(Date.now(), RESTORE_TIMEOUT_MS);
     try {
       if (jail && this.ownCgroup) {
         this.cleanup.push('cgroup', () => jail.cgroup.remove());
