@@ -40,6 +40,20 @@ describe('guest agent link', () => {
     assert.ok(info.memTotalBytes > 400 * 1024 * 1024);
   });
 
+  test('the agent runs without the memory reducer and collects its heap on prepareSnapshot', async () => {
+    // the reducer's idle-time GC, due in a snapshot, ran cold on a clone's first request (runtimes/init.sh)
+    let argv = '';
+    const ps = await machine.agent.exec(
+      { command: ['sh', '-c', `tr '\\0' ' ' < /proc/$(pgrep -f '${AGENT_PROCESS}')/cmdline`] },
+      { onStdout: (c) => void (argv += c.toString()) },
+    ).result;
+    assert.equal(ps.exitCode, 0);
+    assert.match(argv, /--no-memory-reducer/);
+    assert.match(argv, /--expose-gc/);
+    await machine.agent.prepareSnapshot();
+    await machine.agent.ping(); // and it serves on
+  });
+
   test('a stalled consumer stops a 1 GiB writer at the window: neither side buffers it', async () => {
     let received = 0;
     let release!: () => void;
