@@ -13,6 +13,7 @@ import { hostAccelerator } from '../support/accelerator.js';
 describe('guest agent link', () => {
   let machine: Machine;
   let work: string;
+  let accelerator: Awaited<ReturnType<typeof hostAccelerator>>;
   before(async () => {
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-agent-'));
     const config = loadConfig({ dataDir: work });
@@ -23,7 +24,7 @@ describe('guest agent link', () => {
       vmDir: path.join(work, 'vm'),
       vcpuCount: 1,
       memoryMib: 512,
-      accelerator: await hostAccelerator(),
+      accelerator: (accelerator = await hostAccelerator()),
       hostname: 'agent-test',
       jail: null, // the agent protocol under test; the jail has its own tests (jail.test.ts)
     });
@@ -40,7 +41,7 @@ describe('guest agent link', () => {
     assert.ok(info.memTotalBytes > 400 * 1024 * 1024);
   });
 
-  test('the agent runs without the memory reducer and collects its heap on prepareSnapshot', async () => {
+  test('the agent runs without the memory reducer (and JIT, under TCG) and collects its heap on request', async () => {
     // the reducer's idle-time GC, due in a snapshot, ran cold on a clone's first request (runtimes/init.sh)
     let argv = '';
     const ps = await machine.agent.exec(
@@ -50,6 +51,9 @@ describe('guest agent link', () => {
     assert.equal(ps.exitCode, 0);
     assert.match(argv, /--no-memory-reducer/);
     assert.match(argv, /--expose-gc/);
+    // V8's interpreter only, under TCG (which translates JIT-made code anew each time it changes)
+    if (accelerator === 'tcg') assert.match(argv, /--jitless/);
+    else assert.doesNotMatch(argv, /--jitless/);
     await machine.agent.prepareSnapshot();
     await machine.agent.ping(); // and it serves on
   });

@@ -82,6 +82,8 @@ export function kernelCmdline(spec: Pick<MachineSpec, 'hostname' | 'extraKernelA
     'pci=off',
     'random.trust_cpu=on',
     ...(spec.accelerator === 'tcg' ? tcgTimerArgs() : []),
+    // the agent runs V8's interpreter only under TCG (runtimes/init.sh says why)
+    ...(spec.accelerator === 'tcg' ? ['capsule.jitless=1'] : []),
     `capsule.hostname=${spec.hostname}`,
     spec.extraKernelArgs ?? '',
   ]
