@@ -19,7 +19,7 @@ mount -t ext4 -o rw,noatime /dev/vda /newroot || fail "cannot mount root disk"
 mkdir -p /newroot/run /newroot/dev /newroot/proc /newroot/sys /newroot/tmp
 mount -t tmpfs -o mode=0755,nosuid,nodev run /newroot/run
 mkdir -p /newroot/run/capsule
-cp /capsule/agent.js /newroot/run/capsule/agent.js || fail "agent missing from initramfs"
+cp /capsule/agent.js /capsule/fixups.node /newroot/run/capsule/ || fail "agent missing from initramfs"
 # User-mode network (slirp): fixed guest address, DNS at .3. Link is up even when egress is off.
 ip link set lo up
 if [ -e /sys/class/net/eth0 ]; then

@@ -1,5 +1,6 @@
 // Bundles: the guest agent (one file for the guest's Node 18) and the CLI (server included) for Node 20.
 import { build } from 'esbuild';
+import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
@@ -14,6 +15,19 @@ await build({
   format: 'cjs',
   minify: true,
 });
+// The agent's fix-up addon (packages/guest-agent/native/fixups.c), beside the bundle: the initramfs carries both.
+const gccFlags = ['-O2', '-Wall', '-Wextra', '-Werror', '-shared', '-fPIC', '-s'];
+try {
+  execFileSync(
+    'gcc',
+    [...gccFlags, '-I', 'node_modules/node-api-headers/include', '-o', 'packages/guest-agent/dist/fixups.node'].concat(
+      'packages/guest-agent/native/fixups.c',
+    ),
+    { cwd: root, stdio: 'inherit' },
+  );
+} catch (err) {
+  throw new Error(`building the agent's fix-up addon failed (the setup script installs gcc): ${err.message}`);
+}
 await build({
   ...common,
   entryPoints: ['packages/cli/src/main.ts'],

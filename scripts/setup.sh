@@ -13,6 +13,8 @@ APT_PACKAGES=(qemu-system-x86 qemu-utils mmdebstrap busybox-static e2fsprogs cpi
 APT_PACKAGES+=(iproute2 nftables tcpdump openssl)
 # the jail: util-linux (unshare, nsenter, mount), libc-bin (ldd) - both essential on Debian, listed for clarity
 APT_PACKAGES+=(util-linux libc-bin)
+# the guest agent's fix-up addon is C (packages/guest-agent/native/fixups.c)
+APT_PACKAGES+=(gcc libc6-dev)
 APT_PACKAGES+=(${CAPSULE_EXTRA_APT:-})
 
 # QEMU 10.0 from bookworm-backports, and only QEMU (pinned): a clone must open the shared snapshot

@@ -58,6 +58,26 @@ describe('guest agent link', () => {
     await machine.agent.ping(); // and it serves on
   });
 
+  test("the clock and entropy fix-ups run in the agent's own process (its addon), not a helper", async () => {
+    const read = async (script: string): Promise<string> => {
+      let out = '';
+      const r = await machine.agent.exec({ command: ['sh', '-c', script] }, { onStdout: (c) => void (out += c) })
+        .result;
+      assert.equal(r.exitCode, 0, `${script}: exit ${r.exitCode}`);
+      return out.trim();
+    };
+    const anHourAheadMs = Date.now() + 3_600_000;
+    await machine.agent.setClock(anHourAheadMs);
+    const guestMs = Number(await read('date +%s%3N'));
+    assert.ok(Math.abs(guestMs - anHourAheadMs) < 5000, `guest clock ${guestMs}, set to ${anHourAheadMs}`);
+    await machine.agent.resumeFixups(10_000); // the clock back to now, with fresh entropy
+    assert.ok(Math.abs(Number(await read('date +%s%3N')) - Date.now()) < 5000);
+    // the agent's only children are the ones it runs: no long-lived helper process beside it
+    const children = await read(`ps -o comm= --ppid $(pgrep -f '${AGENT_PROCESS}') | grep -v -x -e ps -e sh || true`);
+    assert.equal(children, '');
+    assert.match(await read('grep -c fixups.node /proc/$(pgrep -f "' + AGENT_PROCESS + '")/maps'), /^[1-9]/);
+  });
+
   test('a stalled consumer stops a 1 GiB writer at the window: neither side buffers it', async () => {
     let received = 0;
     let release!: () => void;

@@ -1,77 +1,52 @@
-// Clock and entropy fix-ups, done by one long-lived perl helper started with the agent (so it is already
-// running in every snapshot): a restore then costs a pipe round trip, not two process spawns (~200 ms
-// under TCG). Node can neither ioctl nor settimeofday; perl-base is Essential in Debian, so every
-// runtime has it.
-import { Mutex } from 'async-mutex';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import readline from 'node:readline';
+// Clock, entropy and MAC fix-ups after a restore, done in the agent's own process by a small Node-API addon
+// (../native/fixups.c, copied beside agent.js by the initramfs): Node can neither ioctl nor clock_settime.
+// The addon is loaded at agent start-up, so every snapshot carries it loaded: a fix-up is then a few syscalls.
+// (It replaced a long-lived perl helper whose interpreter ran cold after every restore under TCG: ~65 ms.)
+import fs from 'node:fs';
+import path from 'node:path';
 
-// RNDADDENTROPY = _IOW('R', 0x03, int[2]); RNDRESEEDCRNG = _IO('R', 0x07); clock_settime = syscall 227;
-// SIOCSIFHWADDR = 0x8924 with a 40-byte struct ifreq (name[16], sockaddr{family ARPHRD_ETHER, 6 bytes}).
-// virtio-net allows a live MAC change and tells the device through its control queue.
-const HELPER = String.raw`
-$| = 1;
-open(my $f, "+<", "/dev/urandom") or die "open /dev/urandom: $!";
-while (my $line = <STDIN>) {
-  chomp $line;
-  my ($hex, $ms, $mac) = split / /, $line;
-  my $err = "";
-  if (defined $mac && $mac ne "-" && -e "/sys/class/net/eth0") {
-    socket(my $s, 2, 2, 0) or $err .= "socket: $! ";
-    my @b = map { hex } split /:/, $mac;
-    ioctl($s, 0x8924, pack("a16 S C6 x16", "eth0", 1, @b)) or $err .= "SIOCSIFHWADDR: $! ";
-    close($s);
+interface FixupsAddon {
+  setClock(epochMs: number): void;
+  addEntropy(bytes: Buffer): void;
+  setMacAddress(iface: string, mac: Buffer): void;
+}
+
+let addon: FixupsAddon | null = null;
+let loadError: string | null = null;
+
+/** Load the addon now (agent start-up), so snapshots carry it. A failure is returned, and kept: every fix-up
+ * request then answers it. */
+export function loadFixups(addonPath = path.join(path.dirname(process.argv[1] ?? '.'), 'fixups.node')): string | null {
+  if (addon) return null;
+  try {
+    const module = { exports: {} as FixupsAddon };
+    process.dlopen(module, addonPath);
+    addon = module.exports;
+    loadError = null;
+  } catch (err) {
+    loadError = `fix-up addon ${addonPath} did not load: ${(err as Error).message}`;
   }
-  if ($hex ne "-") {
-    my $e = pack("H*", $hex);
-    ioctl($f, 0x40085203, pack("ii", length($e) * 8, length($e)) . $e) or $err .= "RNDADDENTROPY: $! ";
-    ioctl($f, 0x5207, 0) or $err .= "RNDRESEEDCRNG: $! ";
+  return loadError;
+}
+
+function loaded(): FixupsAddon {
+  if (!addon) loadFixups();
+  if (!addon) throw new Error(loadError ?? 'fix-up addon not loaded');
+  return addon;
+}
+
+/** Set the clock; with `entropyHex`, mix that in (credited) and reseed the CRNG first. */
+export function setClock(epochMs: number, entropyHex: string | null): void {
+  const fixups = loaded();
+  if (entropyHex !== null) fixups.addEntropy(Buffer.from(entropyHex, 'hex'));
+  fixups.setClock(epochMs);
+}
+
+/** Entropy first (nothing random should be drawn from the snapshot's shared RNG state after it), the clock,
+ * then eth0's MAC when the VM has a NIC. */
+export function restoreFixups(entropyHex: string, epochMs: number, macAddress: string): void {
+  setClock(epochMs, entropyHex);
+  if (fs.existsSync('/sys/class/net/eth0')) {
+    loaded().setMacAddress('eth0', Buffer.from(macAddress.replaceAll(':', ''), 'hex'));
   }
-  if ($ms ne "-") {
-    my $sec = int($ms / 1000);
-    my $nsec = ($ms - $sec * 1000) * 1000000;
-    syscall(227, 0, pack("qq", $sec, $nsec)) == 0 or $err .= "clock_settime: $! ";
-  }
-  print($err eq "" ? "ok\n" : "err $err\n");
-}`;
-
-let helper: { child: ChildProcessWithoutNullStreams; lines: AsyncIterator<string> } | null = null;
-/** One request at a time on the helper's stdin/stdout. */
-const oneAtATime = new Mutex();
-
-function start(): NonNullable<typeof helper> {
-  const child = spawn('/usr/bin/perl', ['-e', HELPER], { stdio: ['pipe', 'pipe', 'pipe'] });
-  child.stderr.resume();
-  child.once('exit', () => {
-    if (helper?.child === child) helper = null;
-  });
-  const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  return { child, lines };
-}
-
-/** Start the helper now (agent start-up), so snapshots carry it. */
-export function startFixupHelper(): void {
-  helper ??= start();
-}
-
-function request(entropyHex: string | null, epochMs: number | null, macAddress: string | null = null): Promise<void> {
-  const run = async (): Promise<void> => {
-    helper ??= start();
-    const { child, lines } = helper;
-    child.stdin.write(`${entropyHex ?? '-'} ${epochMs ?? '-'} ${macAddress ?? '-'}\n`);
-    const answer = await lines.next();
-    if (answer.done) throw new Error('fix-up helper exited');
-    if (answer.value !== 'ok') throw new Error(answer.value.replace(/^err /, '').trim());
-  };
-  return oneAtATime.runExclusive(run);
-}
-
-/** Set the clock; with `entropyHex`, mix that in and reseed first. */
-export function setClock(epochMs: number, entropyHex: string | null): Promise<void> {
-  return request(entropyHex, epochMs);
-}
-
-/** Mix host entropy into the pool (credited), force the CRNG to reseed from it, set the clock and eth0's MAC. */
-export function restoreFixups(entropyHex: string, epochMs: number, macAddress: string): Promise<void> {
-  return request(entropyHex, epochMs, macAddress);
 }

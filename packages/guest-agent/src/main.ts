@@ -6,7 +6,7 @@ import { startExec, killForegroundExecs } from './exec/run.js';
 import { handleFileRequest, isFileRequest } from './files/handlers.js';
 import { applyHostnameFromCmdline, handleSystemRequest } from './system.js';
 import { replyError } from './reply.js';
-import { startFixupHelper } from './fixups.js';
+import { loadFixups } from './fixups.js';
 import { startTunnel } from './tcp/tunnel.js';
 
 function log(message: string): void {
@@ -64,7 +64,8 @@ function main(): void {
   });
   process.on('uncaughtException', (err) => log(`uncaught: ${err.stack ?? err.message}`));
   applyHostnameFromCmdline();
-  startFixupHelper();
+  const fixupsError = loadFixups();
+  if (fixupsError) log(fixupsError);
   port.start();
   log(`ready on ${device}`);
 }

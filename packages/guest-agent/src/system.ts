@@ -37,23 +37,22 @@ export function handleSystemRequest(channel: Channel, request: GuestRequest, don
       }
       return done();
     case 'setClock':
-      setClock(request.epochMs, request.entropyHex ?? null)
-        .then(
-          () => reply(channel, { type: 'result' }),
-          (err: Error) => replyError(channel, 'CLOCK_FAILED', err.message),
-        )
-        .finally(done);
-      return;
+      try {
+        setClock(request.epochMs, request.entropyHex ?? null);
+        reply(channel, { type: 'result' });
+      } catch (err) {
+        replyError(channel, 'CLOCK_FAILED', (err as Error).message);
+      }
+      return done();
     case 'restore':
-      // entropy first: nothing random should be drawn from the snapshot's shared RNG state after this
-      restoreFixups(request.entropyHex, request.epochMs, request.macAddress)
-        .then(() => fs.writeFileSync('/proc/sys/kernel/hostname', request.hostname))
-        .then(
-          () => reply(channel, { type: 'result' }),
-          (err: Error) => replyError(channel, 'RESTORE_FAILED', err.message),
-        )
-        .finally(done);
-      return;
+      try {
+        restoreFixups(request.entropyHex, request.epochMs, request.macAddress);
+        fs.writeFileSync('/proc/sys/kernel/hostname', request.hostname);
+        reply(channel, { type: 'result' });
+      } catch (err) {
+        replyError(channel, 'RESTORE_FAILED', (err as Error).message);
+      }
+      return done();
     default:
       replyError(channel, 'BAD_REQUEST', `unsupported request ${request.type}`);
       done();

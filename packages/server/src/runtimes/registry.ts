@@ -45,10 +45,17 @@ export class RuntimeRegistry {
       );
     }
     const agent = fs.readFileSync(this.agentBundlePath);
-    const agentHash = createHash('sha256').update(agent).digest('hex').slice(0, 12);
+    // the agent's fix-up addon, built beside the bundle (scripts/build.mjs)
+    const addonPath = path.join(path.dirname(this.agentBundlePath), 'fixups.node');
+    if (!fs.existsSync(addonPath)) {
+      throw new CapsuleError(ErrorCode.INTERNAL, `guest agent addon missing at ${addonPath}: run the setup script`);
+    }
+    const addon = fs.readFileSync(addonPath);
+    const agentHash = createHash('sha256').update(agent).update(addon).digest('hex').slice(0, 12);
     const agentArchive = newcArchive([
       { name: 'capsule', mode: S_IFDIR | 0o755 },
       { name: 'capsule/agent.js', mode: S_IFREG | 0o644, data: agent },
+      { name: 'capsule/fixups.node', mode: S_IFREG | 0o755, data: addon },
     ]);
     const newest = new Map<string, { manifest: Manifest; dir: string }>();
     for (const entry of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
