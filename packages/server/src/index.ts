@@ -84,6 +84,7 @@ export async function startServer(
       upstreams: dnsUpstreams(config.dnsUpstream ?? undefined),
       dataDir: path.resolve(config.dataDir),
       nameCheckedPorts: config.egressNamePorts,
+      jailMakesTaps: !jailer.unsafe,
     },
     egressLogs,
     log,

@@ -85,3 +85,34 @@ test('paths with spaces survive the mount table; a newline is refused', () => {
   assert.equal(r.stdout, 'spaced', r.stderr);
   assert.throws(() => jailedCommand(root, plan({ readOnly: [path.join(work, 'a\nb')] }), []), /newline/);
 });
+
+test("the launcher makes the namespace's tap for the VM's uid, replacing one already there", () => {
+  const netns = `capsule-launcher-test-${process.pid}`;
+  spawnSync('ip', ['netns', 'add', netns]);
+  try {
+    const root = prepareQemuRoot('/usr/bin/true', path.join(work, 'roots'));
+    const tap = (owner: number | null, replace: boolean): string =>
+      [
+        ...(replace ? ['tuntap del dev tap0 mode tap'] : []),
+        `tuntap add dev tap0 mode tap${owner === null ? '' : ` user ${owner} group ${owner}`}`,
+        'link set tap0 up',
+      ].join('\n');
+    const ownerOfTap = (): string =>
+      spawnSync('ip', ['netns', 'exec', netns, 'cat', '/sys/class/net/tap0/owner'], { encoding: 'utf8' }).stdout.trim();
+    const launch = (): void => {
+      const netnsPlan = { name: netns, tapBatch: tap(uid, false), tapReplaceBatch: tap(uid, true) };
+      const [command, argv] = jailedCommand(root, plan({ netns: netnsPlan }), []);
+      const r = spawnSync(command, argv, { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+    };
+    launch(); // a namespace made without a tap: the fresh batch
+    assert.equal(ownerOfTap(), String(uid));
+    spawnSync('ip', ['-n', netns, 'link', 'del', 'tap0']);
+    spawnSync('ip', ['-n', netns, 'tuntap', 'add', 'dev', 'tap0', 'mode', 'tap']); // root's, as without the jail
+    assert.equal(ownerOfTap(), '-1');
+    launch(); // the fresh batch fails on it: replaced
+    assert.equal(ownerOfTap(), String(uid));
+  } finally {
+    spawnSync('ip', ['netns', 'del', netns]);
+  }
+});

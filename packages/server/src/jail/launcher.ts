@@ -1,6 +1,6 @@
 // The jail's launcher, in the manner of Firecracker's jailer, with Debian's util-linux: as root,
 //   [nsenter --net=<VM netns>] unshare --mount  sh -c LAUNCHER  <items> -- qemu <args>
-// The shell joins the VM's cgroups, remakes the namespace's tap for the VM's uid, mounts a small tmpfs
+// The shell joins the VM's cgroups, makes the namespace's tap for the VM's uid, mounts a small tmpfs
 // as the jail's root (in its private mount namespace: the mounts vanish with QEMU, nothing to clean up),
 // bind-mounts the QEMU root, the device nodes QEMU opens and the VM's own files at their host paths
 // (read-only where shared) with one `mount -a`, makes a /dev/kvm of its own under KVM, and
@@ -21,7 +21,7 @@ shift 3
 while [ "$1" != -- ]; do
   case $1 in
   cg) echo $$ > "$2"; shift 2 ;;
-  tap) printf '%s\\n' "$2" | ip -b -; shift 2 ;;
+  tap) { printf '%s\\n' "$2" | ip -b - 2>/dev/null; } || printf '%s\\n' "$3" | ip -b -; shift 3 ;;
   root) mount -t tmpfs -o mode=0755,size=256k,nosuid capsule-jail "$J"; shift ;;
   dirs) IFS='
 '; set -f; mkdir -p -- $2; set +f; unset IFS; shift 2 ;;
@@ -46,8 +46,9 @@ export interface JailPlan {
   writable: string[];
   /** Whether QEMU gets /dev/kvm (a node of its own, owned by the VM's uid). */
   kvm: boolean;
-  /** The VM's network namespace, entered first; its tap is remade for the VM's uid (`ip -b` lines). */
-  netns?: { name: string; tapBatch: string };
+  /** The VM's network namespace, entered first; its tap is made for the VM's uid (`ip -b` lines: `tapBatch`, or
+   * when that fails because the namespace has a tap, `tapReplaceBatch`). */
+  netns?: { name: string; tapBatch: string; tapReplaceBatch: string };
   /** Directories among readOnly/writable (the rest are files). */
   isDirectory(hostPath: string): boolean;
   /** Where the jail's mount table is written (a root-only directory): one `mount -a` makes every bind. */
@@ -70,7 +71,7 @@ function fstabField(p: string): string {
 export function jailedCommand(root: QemuRoot, plan: JailPlan, qemuArgs: string[]): [string, string[]] {
   const items: string[] = [];
   for (const file of plan.cgroupProcs) items.push('cg', file);
-  if (plan.netns) items.push('tap', plan.netns.tapBatch);
+  if (plan.netns) items.push('tap', plan.netns.tapBatch, plan.netns.tapReplaceBatch);
   items.push('root');
   const devices = plan.netns ? [...DEVICES, TUN] : DEVICES;
   const binds = [

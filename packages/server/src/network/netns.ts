@@ -55,7 +55,11 @@ export function nft(netns: string | null, rules: string): Promise<string> {
  * Make the namespace and its devices. Returns false when the name is taken (another VM or server has
  * the slot); throws NETWORK_FAILED when it cannot be made, after removing whatever was made.
  */
-export async function createNamespace(addresses: SlotAddresses, initialRules: string): Promise<boolean> {
+export async function createNamespace(
+  addresses: SlotAddresses,
+  initialRules: string,
+  opts: { tap: boolean },
+): Promise<boolean> {
   const { netns, hostVeth, hostAddress, nsAddress } = addresses;
   try {
     await run('ip', ['netns', 'add', netns]);
@@ -86,7 +90,7 @@ export async function createNamespace(addresses: SlotAddresses, initialRules: st
         `addr add ${nsAddress}/30 dev ${UPLINK_DEVICE}`,
         `link set ${UPLINK_DEVICE} up`,
         `route add default via ${hostAddress}`,
-        tapBatch(null, false),
+        ...(opts.tap ? [tapBatch(null, false)] : []),
       ].join('\n') + '\n',
     );
     // forwarding on, IPv6 off (the guest has none), then the rules: all inside the namespace
@@ -114,8 +118,11 @@ export async function createNamespace(addresses: SlotAddresses, initialRules: st
 
 /**
  * `ip -b` lines that make the namespace's tap (the guest's gateway and DNS addresses, the gateway MAC a
- * snapshot expects). Only `owner` may attach to it (null: only root). A jail remakes it for its VM's
- * uid just before QEMU starts (`replace`): a namespace is made before anyone knows which uid gets it.
+ * snapshot expects). Only `owner` may attach to it (null: only root). A namespace is made before anyone
+ * knows which uid gets it, so under the jail it is made without a tap and the jail's launcher makes it for
+ * its VM's uid just before QEMU starts; `replace` first deletes a tap already there (a namespace made with
+ * one, a QEMU relaunched in it). Deleting a device waits out the kernel's RCU grace periods (10-30 ms
+ * measured) where adding one takes ~2 ms: so the launcher tries the fresh batch first.
  */
 export function tapBatch(owner: { uid: number; gid: number } | null, replace: boolean): string {
   return [

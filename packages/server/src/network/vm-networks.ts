@@ -43,6 +43,8 @@ export interface NetworkConfig {
   dataDir: string;
   /** Guest ports whose domain-admitted flows must say a listed name (default 80, 443). */
   nameCheckedPorts?: number[];
+  /** Namespaces are made without a tap: each VM's jail makes it for the VM's uid (netns.ts `tapBatch`). */
+  jailMakesTaps?: boolean;
 }
 
 /** A namespace and the reader of its flow verdicts (started with it, so no early flow goes unlogged). */
@@ -274,7 +276,8 @@ export class VmNetworks {
         nameChecked: this.nameChecked,
         learned: [],
       };
-      if (!(await createNamespace(addresses, namespaceRuleset(input)))) continue; // another server took it
+      const tap = !this.config.jailMakesTaps;
+      if (!(await createNamespace(addresses, namespaceRuleset(input), { tap }))) continue; // another server took it
       this.setOwner(addresses, null);
       const flows = new FlowLog();
       flows.start(addresses.netns);

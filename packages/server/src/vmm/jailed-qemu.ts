@@ -70,7 +70,9 @@ export function jailedQemu(jail: VmJail, vm: Layout, argv: string[], cleanup: Cl
     {
       ...jailFiles(vm),
       kvm: vm.accelerator === 'kvm',
-      netns: vm.netns ? { name: vm.netns, tapBatch: tapBatch(jail, true) } : undefined,
+      netns: vm.netns
+        ? { name: vm.netns, tapBatch: tapBatch(jail, false), tapReplaceBatch: tapBatch(jail, true) }
+        : undefined,
       isDirectory: (p) => p === run,
       fstabPath: path.join(vm.vmDir, 'jail.fstab'),
     },
