@@ -112,6 +112,15 @@ test("the launcher makes the namespace's tap for the VM's uid, replacing one alr
     assert.equal(ownerOfTap(), '-1');
     launch(); // the fresh batch fails on it: replaced
     assert.equal(ownerOfTap(), String(uid));
+    // a tap that cannot be made fails the launch: the program never runs
+    const marker = path.join(runDir, 'ran');
+    const shRoot = prepareQemuRoot('/usr/bin/sh', path.join(work, 'roots'));
+    const broken = { name: netns, tapBatch: 'link set nosuchdev up', tapReplaceBatch: 'link set nosuchdev up' };
+    const [command, argv] = jailedCommand(shRoot, plan({ netns: broken }), ['-c', `: > ${marker}`]);
+    const r = spawnSync(command, argv, { encoding: 'utf8' });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /nosuchdev/);
+    assert.equal(fs.existsSync(marker), false);
   } finally {
     spawnSync('ip', ['netns', 'del', netns]);
   }

@@ -6,6 +6,7 @@
 // (read-only where shared) with one `mount -a`, makes a /dev/kvm of its own under KVM, and
 // execs `unshare --root` to chroot and drop to the VM's uid/gid (supplementary groups cleared, no
 // capabilities) before QEMU's first instruction. Every exec keeps the pid: the child we spawn is QEMU.
+// The tap is made in the background while the root is mounted, and awaited (its failure fails the launch).
 // Items are positional arguments, never spliced into the script: no path can inject shell.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -16,12 +17,12 @@ import { netnsPath } from '../network/netns.js';
 export const JAIL_MOUNTPOINT = '/run/capsule/jail';
 
 const LAUNCHER = `set -eu
-J=$1 U=$2 G=$3
+J=$1 U=$2 G=$3 T=
 shift 3
 while [ "$1" != -- ]; do
   case $1 in
   cg) echo $$ > "$2"; shift 2 ;;
-  tap) { printf '%s\\n' "$2" | ip -b - 2>/dev/null; } || printf '%s\\n' "$3" | ip -b -; shift 3 ;;
+  tap) ({ printf '%s\\n' "$2" | ip -b - 2>/dev/null; } || printf '%s\\n' "$3" | ip -b -) & T=$!; shift 3 ;;
   root) mount -t tmpfs -o mode=0755,size=256k,nosuid capsule-jail "$J"; shift ;;
   dirs) IFS='
 '; set -f; mkdir -p -- $2; set +f; unset IFS; shift 2 ;;
@@ -32,6 +33,7 @@ while [ "$1" != -- ]; do
   esac
 done
 shift
+[ -z "$T" ] || wait "$T"
 exec unshare --root="$J" --wd=/ --setgid="$G" --setuid="$U" -- "$@"
 `;
 

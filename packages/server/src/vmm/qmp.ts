@@ -99,7 +99,8 @@ export class QmpClient {
       } catch (err) {
         if (!alive() || Date.now() > deadline)
           throw new Error(`cannot connect to QMP at ${socketPath}: ${(err as Error).message}`);
-        await sleep(10);
+        // QEMU makes its socket ~40 ms after it starts: a short retry keeps launches from waiting on the poll
+        await sleep(2);
       }
     }
   }
