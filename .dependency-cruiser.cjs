@@ -1,6 +1,6 @@
 // The server's layers, lowest first (an import may only point down or sideways within a layer):
-//   protocol → util (src/*.ts leaves) → store, blobs, network, observability → jail → runtimes, vmm
-//   → snapshots → images → lifecycle → api → index.ts
+//   protocol → util (src/*.ts leaves) → store, blobs, network, observability → aws (credentials, SigV4)
+//   → jail → runtimes, vmm → snapshots → images → lifecycle → api → index.ts
 // and no module cycle anywhere, type-only imports included. `npm run lint` runs this.
 const S = '^packages/server/src/';
 const dir = (...names) => `${S}(${names.join('|')})/`;
@@ -73,6 +73,12 @@ module.exports = {
       dir('observability'),
       dir('api', 'lifecycle', 'images', 'snapshots', 'vmm', 'jail'),
       'metrics are recorded by everyone above',
+    ),
+    never(
+      'aws-credentials-are-low',
+      dir('aws'),
+      dir('api', 'lifecycle', 'images', 'snapshots', 'vmm', 'jail', 'runtimes', 'network', 'blobs'),
+      'access keys and SigV4 know the store, not what the AWS routes drive',
     ),
     never(
       'jail-under-vmm',

@@ -215,6 +215,32 @@ describe('tenants', () => {
     assert.equal((await as(second, 'GET', '/v1/microvms')).status, 401);
   });
 
+  test('AWS-style access key pairs: shown once by key create --aws, kept encrypted, the default on disk', async () => {
+    const t = await tenantClient('tenant-aws');
+    const cli = await runCli(server().url, server().adminKey, ['key', 'create', '--tenant', t.id, '--aws']);
+    assert.equal(cli.code, 0, cli.stderr);
+    const [key, pairLine] = cli.stdout.trim().split('\n');
+    assert.match(key, /^cap_\S+$/);
+    const pair = JSON.parse(pairLine) as { accessKeyId: string; secretAccessKey: string };
+    assert.match(pair.accessKeyId, /^AKIA[A-Z2-7]{16}$/);
+    assert.match(pair.secretAccessKey, /^[A-Za-z0-9_-]{40}$/);
+    const plain = await server().capsule.tenants.createApiKey(t.id, { name: 'no-aws' });
+    assert.equal(plain.aws, undefined, 'only when asked');
+    // the default tenant's pair, 0600 beside admin-key; the server key that seals the secrets, 0600 too
+    const defaultPair = JSON.parse(fs.readFileSync(path.join(server().dataDir, 'aws-credentials'), 'utf8'));
+    assert.deepEqual(Object.keys(defaultPair).sort(), ['accessKeyId', 'secretAccessKey']);
+    for (const f of ['aws-credentials', 'server-key'])
+      assert.equal(fs.statSync(path.join(server().dataDir, f)).mode & 0o777, 0o600, f);
+    // no secret in plain text in the database or its WAL
+    const stored = ['capsule.db', 'capsule.db-wal']
+      .map((f) => fs.readFileSync(path.join(server().dataDir, f)).toString('latin1'))
+      .join('');
+    assert.ok(stored.includes(pair.accessKeyId), 'the scan reads where the pairs are');
+    for (const secret of [pair.secretAccessKey, defaultPair.secretAccessKey])
+      assert.ok(!stored.includes(secret), 'a secret in plain text in the database');
+    assert.ok(!JSON.stringify(await server().capsule.tenants.listApiKeys(t.id)).includes(pair.secretAccessKey));
+  });
+
   test('the database and its WAL are readable by root alone', () => {
     for (const f of ['capsule.db', 'capsule.db-wal']) {
       const mode = fs.statSync(path.join(server().dataDir, f)).mode & 0o777;

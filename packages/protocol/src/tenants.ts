@@ -69,7 +69,13 @@ export type TenantUsageReport = z.infer<typeof TenantUsageReport>;
 export const TenantList = z.object({ tenants: z.array(Tenant) });
 export type TenantList = z.infer<typeof TenantList>;
 
-export const CreateApiKeyRequest = z.object({ name: z.string().min(1).max(100).optional() }).strict();
+export const CreateApiKeyRequest = z
+  .object({
+    name: z.string().min(1).max(100).optional(),
+    /** Also an AWS-style access key pair, for AWS's SDKs (SigV4), shown once with the key. */
+    aws: z.boolean().optional(),
+  })
+  .strict();
 export type CreateApiKeyRequest = z.infer<typeof CreateApiKeyRequest>;
 
 /** The only time a key is shown: it is stored hashed. */
@@ -79,6 +85,8 @@ export const ApiKeyCreated = z.object({
   name: z.string().nullable(),
   key: z.string(),
   createdAt: z.string(),
+  /** With `aws: true`: the pair, whose secret is shown only here (stored encrypted under the server key). */
+  aws: z.object({ accessKeyId: z.string(), secretAccessKey: z.string() }).optional(),
 });
 export type ApiKeyCreated = z.infer<typeof ApiKeyCreated>;
 

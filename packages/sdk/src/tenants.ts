@@ -39,8 +39,11 @@ export class Tenants {
     return this.http.json(TenantUsageReport, 'GET', `/v1/tenants/${encodeURIComponent(id)}/usage`);
   }
 
-  /** A new API key for the tenant. The key is in the answer only: it is stored hashed. */
-  createApiKey(tenantId: string, options: { name?: string } = {}): Promise<ApiKeyCreated> {
+  /**
+   * A new API key for the tenant. The key is in the answer only: it is stored hashed. With `aws: true`, also an
+   * AWS-style access key pair for AWS's SDKs, its secret likewise shown only here.
+   */
+  createApiKey(tenantId: string, options: { name?: string; aws?: boolean } = {}): Promise<ApiKeyCreated> {
     return this.http.json(ApiKeyCreated, 'POST', `/v1/tenants/${encodeURIComponent(tenantId)}/api-keys`, {
       json: options,
     });

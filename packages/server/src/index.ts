@@ -15,7 +15,9 @@ import { AuthTokens } from './api/auth-tokens.js';
 import { ImageService } from './images/image-service.js';
 import { openBlobStore } from './blobs/open.js';
 import { ReadySnapshots } from './snapshots/ready-snapshots.js';
-import { ensureAdminKey } from './api/auth.js';
+import { ADMIN_KEY_ID, DEFAULT_TENANT, ensureAdminKey } from './api/auth.js';
+import { ensureDefaultAwsCredentials } from './aws/access-keys.js';
+import { ServerKey } from './aws/server-key.js';
 import { createApi } from './api/api.js';
 import { Metrics } from './observability/metrics.js';
 import { EgressLogs } from './network/egress-log.js';
@@ -149,6 +151,12 @@ export async function startServer(
   await service.recover();
   service.startPolicySweeper();
   const adminKey = await ensureAdminKey(config.dataDir, store, config.defaultQuotas);
+  // the default tenant's AWS-style pair, on the admin key: <data-dir>/aws-credentials for AWS's SDKs
+  const serverKey = ServerKey.load(config.dataDir);
+  await ensureDefaultAwsCredentials(config.dataDir, store, serverKey, {
+    keyId: ADMIN_KEY_ID,
+    tenantId: DEFAULT_TENANT,
+  });
 
   const tokens = AuthTokens.load(config.dataDir);
   const { server, closeSessions } = createApi({
@@ -160,6 +168,7 @@ export async function startServer(
     metrics,
     tokens,
     usage: storage,
+    serverKey,
     systemVms,
     log,
   });

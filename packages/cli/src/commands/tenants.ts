@@ -106,17 +106,20 @@ function defineKey(program: CliCommand): void {
   key
     .command('create')
     .description('a new API key for a tenant, shown once (stored hashed)')
-    .usage('--tenant ID [--name NAME] [--json]')
+    .usage('--tenant ID [--name NAME] [--aws] [--json]')
     .requiredOption('--tenant <ID>', 'the tenant')
     .option('--name <NAME>', 'a name for the key')
+    .option('--aws', "also an AWS-style access key pair, for AWS's SDKs (printed as JSON on a second line)")
     .option('--json', 'print the key as JSON')
-    .handle<{ tenant: string; name?: string; json?: boolean }>(async ({ options }) => {
-      const created = await connect().tenants.createApiKey(options.tenant, { name: options.name });
+    .handle<{ tenant: string; name?: string; aws?: boolean; json?: boolean }>(async ({ options }) => {
+      const created = await connect().tenants.createApiKey(options.tenant, { name: options.name, aws: options.aws });
       if (options.json) process.stdout.write(JSON.stringify(created, null, 2) + '\n');
       else {
         process.stdout.write(created.key + '\n');
+        if (created.aws) process.stdout.write(JSON.stringify(created.aws) + '\n');
         process.stderr.write(
-          `API key ${created.id} for tenant ${created.tenantId}: shown once, keep it (CAPSULE_API_KEY=…)\n`,
+          `API key ${created.id} for tenant ${created.tenantId}${created.aws ? ' and its AWS access key pair' : ''}: ` +
+            'shown once, keep it (CAPSULE_API_KEY=…)\n',
         );
       }
       return 0;

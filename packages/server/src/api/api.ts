@@ -25,6 +25,7 @@ import { microvmRoutes } from './routes/microvms.js';
 import { tenantRoutes, type TenantUsageSource } from './routes/tenants.js';
 import { createApiServer } from './server.js';
 import { InteractiveSessions } from './ws-sessions.js';
+import type { ServerKey } from '../aws/server-key.js';
 
 export interface ApiDeps {
   config: CapsuleConfig;
@@ -35,6 +36,8 @@ export interface ApiDeps {
   metrics: Metrics;
   tokens: AuthTokens;
   usage: TenantUsageSource;
+  /** Seals the secrets of AWS-style access keys (aws/server-key.ts). */
+  serverKey: ServerKey;
   systemVms: SystemVms | null;
   log: Logger;
 }
@@ -57,7 +60,7 @@ export function apiRoutes(
   fileRoutes(app, service);
   networkRoutes(app, service);
   authTokenRoute(app, service, deps.tokens);
-  tenantRoutes(app, store, config, deps.usage);
+  tenantRoutes(app, store, config, deps.usage, deps.serverKey);
   imageRoutes(app, deps.images, config.s3, config.s3CodePrefixes, config.blobs);
   openApiRoute(app, SERVER_VERSION);
   return app;

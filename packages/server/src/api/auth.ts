@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import { CapsuleError, ErrorCode, WS_BEARER_PREFIX, type TenantQuotas } from '@capsule/protocol';
 import type { ApiKeyRecord, Store } from '../store/types.js';
 
-const DEFAULT_TENANT = 'default';
+export const DEFAULT_TENANT = 'default';
 /** The admin key's id: it is rotated, never revoked. */
 export const ADMIN_KEY_ID = 'key-admin';
 

@@ -18,6 +18,7 @@ export function contractDocument(): object {
     metrics: inert,
     tokens: inert,
     usage: inert,
+    serverKey: inert,
     systemVms: null,
     log: inert,
   };

@@ -92,4 +92,17 @@ export const MIGRATIONS: Array<{ version: number; sql: string }> = [
       ALTER TABLE microvms ADD COLUMN jail_uid INTEGER;
     `,
   },
+  {
+    version: 7,
+    sql: `
+      CREATE TABLE aws_access_keys (
+        access_key_id TEXT PRIMARY KEY,
+        key_id TEXT NOT NULL,
+        tenant_id TEXT NOT NULL,
+        secret_sealed TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      );
+      CREATE INDEX aws_access_keys_key ON aws_access_keys (key_id);
+    `,
+  },
 ];

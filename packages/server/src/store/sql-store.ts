@@ -6,6 +6,7 @@ import { MIGRATIONS } from './migrations.js';
 import type { BuildPlan } from '../images/build-plan.js';
 import type {
   ApiKeyRecord,
+  AwsAccessKeyRecord,
   ImageVersionRecord,
   ListFilter,
   MicroVMPatch,
@@ -91,6 +92,14 @@ const apiKeyFromRow = (row: Row): Omit<ApiKeyRecord, 'keyHash'> => ({
   tenantId: row.tenant_id as string,
   isAdmin: Number(row.is_admin) === 1,
   name: (row.name as string | null) ?? null,
+  createdAt: row.created_at as string,
+});
+
+const awsAccessKeyFromRow = (row: Row): AwsAccessKeyRecord => ({
+  accessKeyId: row.access_key_id as string,
+  keyId: row.key_id as string,
+  tenantId: row.tenant_id as string,
+  secretSealed: row.secret_sealed as string,
   createdAt: row.created_at as string,
 });
 
@@ -264,7 +273,28 @@ export class SqlStore implements Store {
   }
 
   async deleteApiKey(tenantId: string, keyId: string): Promise<boolean> {
-    return (await this.db.run('DELETE FROM api_keys WHERE tenant_id = $1 AND id = $2', [tenantId, keyId])) > 0;
+    return this.db.transaction(async (tx) => {
+      await tx.run('DELETE FROM aws_access_keys WHERE tenant_id = $1 AND key_id = $2', [tenantId, keyId]);
+      return (await tx.run('DELETE FROM api_keys WHERE tenant_id = $1 AND id = $2', [tenantId, keyId])) > 0;
+    });
+  }
+
+  async insertAwsAccessKey(key: AwsAccessKeyRecord): Promise<void> {
+    await this.db.run(
+      'INSERT INTO aws_access_keys (access_key_id, key_id, tenant_id, secret_sealed, created_at) ' +
+        'VALUES ($1, $2, $3, $4, $5) ON CONFLICT (access_key_id) DO NOTHING',
+      [key.accessKeyId, key.keyId, key.tenantId, key.secretSealed, key.createdAt],
+    );
+  }
+
+  async findAwsAccessKey(accessKeyId: string): Promise<AwsAccessKeyRecord | null> {
+    const [row] = await this.db.query('SELECT * FROM aws_access_keys WHERE access_key_id = $1', [accessKeyId]);
+    return row ? awsAccessKeyFromRow(row) : null;
+  }
+
+  async listAwsAccessKeys(keyId: string): Promise<AwsAccessKeyRecord[]> {
+    const rows = await this.db.query('SELECT * FROM aws_access_keys WHERE key_id = $1 ORDER BY created_at', [keyId]);
+    return rows.map(awsAccessKeyFromRow);
   }
 
   async replaceAdminKey(key: ApiKeyRecord): Promise<void> {

@@ -361,6 +361,33 @@ for (const backend of BACKENDS) {
       assert.equal(await store.findApiKey('HASH-1'), null, 'lookup is exact');
     });
 
+    test('AWS access keys: insert once, find, list per API key, revoked with their API key', async (t) => {
+      const store = await openStore(t);
+      await store.insertApiKey(key('hash-1', 'tenant-a', false));
+      const pair = (accessKeyId: string, createdAt: string) => ({
+        accessKeyId,
+        keyId: 'id-hash-1',
+        tenantId: 'tenant-a',
+        secretSealed: `v1.sealed-${accessKeyId}`,
+        createdAt,
+      });
+      assert.equal(await store.findAwsAccessKey('AKIA1'), null);
+      await store.insertAwsAccessKey(pair('AKIA2', '2024-01-02T00:00:00.000Z'));
+      await store.insertAwsAccessKey(pair('AKIA1', '2024-01-01T00:00:00.000Z'));
+      await store.insertAwsAccessKey({ ...pair('AKIA1', '2024-01-03T00:00:00.000Z'), tenantId: 'tenant-evil' });
+      assert.deepEqual(await store.findAwsAccessKey('AKIA1'), pair('AKIA1', '2024-01-01T00:00:00.000Z'));
+      assert.equal(await store.findAwsAccessKey('akia1'), null, 'lookup is exact');
+      assert.deepEqual(
+        (await store.listAwsAccessKeys('id-hash-1')).map((k) => k.accessKeyId),
+        ['AKIA1', 'AKIA2'],
+      );
+      assert.equal(await store.deleteApiKey('tenant-b', 'id-hash-1'), false, "another tenant's key stays");
+      assert.ok(await store.findAwsAccessKey('AKIA1'));
+      assert.equal(await store.deleteApiKey('tenant-a', 'id-hash-1'), true);
+      assert.equal(await store.findAwsAccessKey('AKIA1'), null);
+      assert.deepEqual(await store.listAwsAccessKeys('id-hash-1'), []);
+    });
+
     test('tenants: insert once per name, get, list, update quotas', async (t) => {
       const store = await openStore(t);
       const quotas = { maxRunningMicroVMs: 2, maxVcpus: 4, maxMemoryMib: 2048, maxStorageMib: 10240 };

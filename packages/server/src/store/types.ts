@@ -75,6 +75,16 @@ export interface ApiKeyRecord {
   createdAt: string;
 }
 
+/** An AWS-style access key pair of an API key (SigV4 for the AWS routes); the secret sealed by the server key. */
+export interface AwsAccessKeyRecord {
+  accessKeyId: string;
+  /** The API key it belongs to: revoking that key revokes the pair. */
+  keyId: string;
+  tenantId: string;
+  secretSealed: string;
+  createdAt: string;
+}
+
 /** What a tenant's MicroVMs in the given states hold. */
 export interface TenantUsage {
   microvms: number;
@@ -132,6 +142,11 @@ export interface Store {
   deleteApiKey(tenantId: string, keyId: string): Promise<boolean>;
   /** The admin key is `keyHash` and only that: every other admin key stops working in the same transaction. */
   replaceAdminKey(key: ApiKeyRecord): Promise<void>;
+  /** Inserting an access key id that exists changes nothing. */
+  insertAwsAccessKey(key: AwsAccessKeyRecord): Promise<void>;
+  findAwsAccessKey(accessKeyId: string): Promise<AwsAccessKeyRecord | null>;
+  /** The pairs of one API key, oldest first. */
+  listAwsAccessKeys(keyId: string): Promise<AwsAccessKeyRecord[]>;
   /** A new version numbered one past the image's highest (1 for a new image). */
   insertImageVersion(record: Omit<ImageVersionRecord, 'version'>): Promise<ImageVersionRecord>;
   updateImageVersion(

@@ -23,6 +23,8 @@ import { effectiveQuotas } from '../../lifecycle/quotas.js';
 import type { ApiApp } from '../app.js';
 import { ApiKeyParams, TenantIdParam } from '../params.js';
 import { defineRoute, json, jsonBody, noContent } from '../route.js';
+import { issueAwsKey } from '../../aws/access-keys.js';
+import type { ServerKey } from '../../aws/server-key.js';
 
 /** Where the usage route's figures come from (lifecycle/storage-quota.ts). */
 export interface TenantUsageSource {
@@ -42,6 +44,7 @@ export function tenantRoutes(
   store: Store,
   config: Pick<CapsuleConfig, 'defaultQuotas' | 'dataDir'>,
   usage: TenantUsageSource,
+  serverKey: ServerKey,
 ): void {
   // a quota added after a tenant was made takes the server's default
   const toApi = (tenant: TenantRecord): Tenant => ({
@@ -161,6 +164,14 @@ export function tenantRoutes(
         name: created.name,
         createdAt: created.createdAt,
       });
+      if (request.aws) {
+        try {
+          created.aws = await issueAwsKey(store, serverKey, { keyId: created.id, tenantId: tenant.id });
+        } catch (err) {
+          await store.deleteApiKey(tenant.id, created.id); // never shown: it must not stay valid
+          throw err;
+        }
+      }
       return c.json(created, 201);
     },
   );
