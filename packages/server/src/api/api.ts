@@ -26,6 +26,7 @@ import { tenantRoutes, type TenantUsageSource } from './routes/tenants.js';
 import { createApiServer } from './server.js';
 import { InteractiveSessions } from './ws-sessions.js';
 import type { ServerKey } from '../aws/server-key.js';
+import { awsKeyLookup } from '../aws/access-keys.js';
 
 export interface ApiDeps {
   config: CapsuleConfig;
@@ -78,6 +79,7 @@ export function createApi(deps: ApiDeps): { server: http.Server; closeSessions: 
     routeOf: (req) => routeOf.get(req),
     metrics: deps.metrics,
     proxy,
+    aws: { service: deps.service, lookup: awsKeyLookup(deps.store, deps.serverKey) },
     log: deps.log,
   });
   return { server, closeSessions: () => sessions.close() };

@@ -1,6 +1,7 @@
 // The REST API's HTTP server: MicroVM endpoints (by Host name or /v1/microvms/{id}/proxy/…) go to the
-// proxy; everything else, WebSocket upgrades included, to the route table (app.ts), whose handlers live
-// in routes/. Connection limits against slow clients are set here.
+// proxy; the AWS Lambda MicroVMs API (/2025-09-09/…, maybe under a prefix) to aws/handler.ts; everything
+// else, WebSocket upgrades included, to the route table (app.ts), whose handlers live in routes/.
+// Connection limits against slow clients are set here.
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { getRequestListener } from '@hono/node-server';
@@ -11,6 +12,7 @@ import { answerUpgrade, rejectUpgrade, sendError } from './http.js';
 import type { EndpointProxy } from './proxy.js';
 import type { ApiEnv, Upgrade } from './route.js';
 import type { ApiLimits } from '../config.js';
+import { awsSegments, handleAwsRequest, type AwsApiDeps } from './aws/handler.js';
 
 const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
@@ -22,10 +24,12 @@ export interface ApiServerDeps {
   routeOf: (req: http.IncomingMessage) => string | undefined;
   metrics: Metrics;
   proxy: EndpointProxy;
+  /** The AWS Lambda MicroVMs API (aws/handler.ts), beside the route table. */
+  aws: AwsApiDeps;
   log: Logger;
 }
 
-export function createApiServer({ limits, app, routeOf, metrics, proxy, log }: ApiServerDeps): http.Server {
+export function createApiServer({ limits, app, routeOf, metrics, proxy, aws, log }: ApiServerDeps): http.Server {
   const answer = getRequestListener(app.fetch, { overrideGlobalObjects: false });
   // a client that trickles its headers or its body is cut at the deadline, checked every second
   const options = {
@@ -44,6 +48,11 @@ export function createApiServer({ limits, app, routeOf, metrics, proxy, log }: A
     );
     try {
       const target = proxy.target(req);
+      const awsPath = target ? null : awsSegments(req.url ?? '/');
+      if (awsPath) {
+        pattern = 'aws';
+        return await handleAwsRequest(aws, req, res, awsPath);
+      }
       if (!target) return await answer(req, res);
       pattern = 'endpoint';
       await proxy.handle(req, res, target);

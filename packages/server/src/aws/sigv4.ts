@@ -52,8 +52,10 @@ interface ParsedAuthorization {
   signature: string;
 }
 
-const AUTHORIZATION =
-  /^AWS4-HMAC-SHA256\s+Credential=([^/\s,]+)\/(\d{8})\/([^/\s,]+)\/([^/\s,]+)\/aws4_request\s*,\s*SignedHeaders=([a-z0-9;-]+)\s*,\s*Signature=([0-9a-f]{64})$/;
+const AUTHORIZATION = new RegExp(
+  String.raw`^AWS4-HMAC-SHA256\s+Credential=([^/\s,]+)/(\d{8})/([^/\s,]+)/([^/\s,]+)/aws4_request\s*,` +
+    String.raw`\s*SignedHeaders=([a-z0-9;-]+)\s*,\s*Signature=([0-9a-f]{64})$`,
+);
 
 function parseAuthorization(header: string | undefined): ParsedAuthorization {
   if (!header) throw authError('MissingAuthenticationTokenException', 'Missing Authentication Token');

@@ -1,0 +1,110 @@
+// The AWS Lambda MicroVMs API beside /v1: requests under `/2025-09-09/…` (and `/2017-03-31/tags/…`), at the
+// root or under a path prefix (`endpoint: 'http://host:7070/aws'`; `//` tolerated), signed with SigV4 by an
+// access key pair Capsule issued. Routed on the raw path split on `/` before any segment is decoded: ARNs
+// arrive percent-encoded, `/` as `%2F`. Operations built so far: the MicroVM ones (microvm-ops.ts); every
+// other AWS path answers UnknownOperationException.
+import type http from 'node:http';
+import { CapsuleError, ErrorCode } from '@capsule/protocol';
+import type { MicroVMService } from '../../lifecycle/microvm-service.js';
+import { verifySigV4 } from '../../aws/sigv4.js';
+import type { AwsKeySecret } from '../../aws/sigv4.js';
+import { changeMicrovm, getMicrovm, listMicrovms, runMicrovm, type AwsCaller } from './microvm-ops.js';
+import { sendAwsError, sendAwsJson, unknownOperation } from './wire.js';
+
+const API_VERSION = '2025-09-09';
+const TAGS_VERSION = '2017-03-31';
+/** Segments a path prefix may have before the API version (`/aws`, `/capsule/aws`). */
+const MAX_PREFIX_SEGMENTS = 2;
+const MAX_BODY_BYTES = 256 * 1024;
+
+export interface AwsApiDeps {
+  service: MicroVMService;
+  lookup: (accessKeyId: string) => Promise<AwsKeySecret | null>;
+}
+
+/** The segments after the API version when `rawUrl` is an AWS API path, else null. */
+export function awsSegments(rawUrl: string): string[] | null {
+  const at = rawUrl.indexOf('?');
+  const segments = (at < 0 ? rawUrl : rawUrl.slice(0, at)).split('/').filter((s) => s !== '');
+  const version = segments.findIndex((s, i) => s === API_VERSION || (s === TAGS_VERSION && segments[i + 1] === 'tags'));
+  // Capsule's own routes (/v1/…, endpoints under /v1/microvms/{id}/proxy/…) are never AWS's
+  if (version < 0 || version > MAX_PREFIX_SEGMENTS || segments[0] === 'v1') return null;
+  return segments.slice(version);
+}
+
+function readBody(req: http.IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        req.destroy();
+        reject(new CapsuleError(ErrorCode.PAYLOAD_TOO_LARGE, `the body is over ${MAX_BODY_BYTES} bytes`));
+      } else chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function jsonOf(body: Buffer): unknown {
+  if (body.length === 0) return {};
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new CapsuleError(ErrorCode.VALIDATION_FAILED, 'the body is not JSON');
+  }
+}
+
+function decoded(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new CapsuleError(ErrorCode.VALIDATION_FAILED, `malformed percent-encoding in ${JSON.stringify(segment)}`);
+  }
+}
+
+async function operation(
+  deps: AwsApiDeps,
+  caller: AwsCaller,
+  method: string,
+  segments: string[],
+  query: URLSearchParams,
+  body: Buffer,
+): Promise<unknown> {
+  const [version, collection, rawId, action, ...rest] = segments;
+  if (version === API_VERSION && collection === 'microvms' && rest.length === 0) {
+    if (rawId === undefined && method === 'POST') return runMicrovm(deps.service, caller, jsonOf(body));
+    if (rawId === undefined && method === 'GET') return listMicrovms(deps.service, caller, query);
+    const id = rawId === undefined ? '' : decoded(rawId);
+    if (rawId !== undefined && action === undefined && method === 'GET') return getMicrovm(deps.service, caller, id);
+    if (rawId !== undefined && action === undefined && method === 'DELETE')
+      return changeMicrovm(deps.service, caller, id, 'terminate');
+    if (method === 'POST' && (action === 'suspend' || action === 'resume'))
+      return changeMicrovm(deps.service, caller, id, action);
+  }
+  throw unknownOperation(method, `/${segments.join('/')}`);
+}
+
+/** Answer one AWS API request (`segments` from awsSegments). Never throws: errors are AWS's envelope. */
+export async function handleAwsRequest(
+  deps: AwsApiDeps,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  segments: string[],
+): Promise<void> {
+  try {
+    const rawUrl = req.url ?? '/';
+    const body = await readBody(req);
+    const verified = await verifySigV4(
+      { method: req.method ?? 'GET', rawUrl, headers: req.headers, body },
+      deps.lookup,
+    );
+    const caller = { tenantId: verified.tenantId, region: verified.region, host: req.headers.host ?? 'localhost' };
+    const query = new URL(rawUrl, 'http://aws').searchParams;
+    sendAwsJson(res, 200, await operation(deps, caller, req.method ?? 'GET', segments, query, body));
+  } catch (err) {
+    sendAwsError(res, err);
+  }
+}

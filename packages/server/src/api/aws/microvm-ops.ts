@@ -1,0 +1,135 @@
+// The MicroVM operations of the AWS API (Run, Get, List, Suspend, Resume, Terminate) on Capsule's MicroVM
+// service: AWS's shapes and names in, Capsule's records out as AWS's `Microvm`. Suspend, resume and terminate
+// are idempotent as AWS's are: asking for the state a VM is already in answers 200.
+import { z } from 'zod';
+import { CapsuleError, ErrorCode, formatIssues, RunMicroVMRequest, type MicroVMState } from '@capsule/protocol';
+import type { MicroVMService } from '../../lifecycle/microvm-service.js';
+import type { MicroVMRecord } from '../../store/types.js';
+import { accountIdOf, bareIdentifier, epochSeconds, imageArn } from './wire.js';
+
+/** Who is calling, where, as SigV4 said. */
+export interface AwsCaller {
+  tenantId: string;
+  region: string;
+  /** The Host the client used: endpoints are built on it. */
+  host: string;
+}
+
+const MAX_RESULTS = 50;
+
+const Identifier = z.string().min(1).max(256);
+const RunMicrovmInput = z.object({
+  imageIdentifier: z.string().min(1).max(2048),
+  imageVersion: z
+    .string()
+    .regex(/^\d+(\.0)?$/, 'a version number such as "3"')
+    .optional(),
+  idlePolicy: z
+    .object({
+      maxIdleDurationSeconds: z.number().int().min(60),
+      suspendedDurationSeconds: z.number().int().min(0),
+      autoResumeEnabled: z.boolean(),
+    })
+    .optional(),
+  maximumDurationInSeconds: z.number().int().min(1).max(28_800).optional(),
+  runHookPayload: z.string().max(16_384).optional(),
+  clientToken: z.string().min(1).max(128).optional(),
+});
+
+function validated<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, formatIssues(parsed.error, what));
+  return parsed.data;
+}
+
+/** Capsule's FAILED is AWS's TERMINATED with a reason. */
+const awsState = (state: MicroVMState): string => (state === 'FAILED' ? 'TERMINATED' : state);
+
+function arnOf(caller: AwsCaller, record: MicroVMRecord): string {
+  // a built-in runtime is a managed image (no version of the tenant's)
+  const account = record.imageVersion === null ? 'aws' : accountIdOf(record.tenantId);
+  return imageArn(caller.region, account, record.imageName);
+}
+
+function toMicrovm(caller: AwsCaller, record: MicroVMRecord): Record<string, unknown> {
+  return {
+    microvmId: record.id,
+    state: awsState(record.state),
+    endpoint: `http://${caller.host}/v1/microvms/${record.id}/proxy/`,
+    imageArn: arnOf(caller, record),
+    imageVersion: String(record.imageVersion ?? 1),
+    maximumDurationInSeconds: record.maximumDurationSeconds,
+    startedAt: epochSeconds(record.startedAt ?? record.createdAt),
+    idlePolicy: record.idlePolicy,
+    ...(record.terminatedAt ? { terminatedAt: epochSeconds(record.terminatedAt) } : {}),
+    ...(record.failureReason ? { stateReason: record.failureReason } : {}),
+  };
+}
+
+export async function runMicrovm(service: MicroVMService, caller: AwsCaller, body: unknown): Promise<unknown> {
+  const input = validated(RunMicrovmInput, body, 'body');
+  const request = validated(
+    RunMicroVMRequest,
+    {
+      imageName: bareIdentifier(input.imageIdentifier),
+      ...(input.imageVersion ? { imageVersion: Number.parseInt(input.imageVersion, 10) } : {}),
+      ...(input.idlePolicy ? { idlePolicy: input.idlePolicy } : {}),
+      ...(input.maximumDurationInSeconds ? { maximumDurationSeconds: input.maximumDurationInSeconds } : {}),
+      ...(input.runHookPayload !== undefined ? { runHookPayload: input.runHookPayload } : {}),
+    },
+    'body',
+  );
+  return toMicrovm(caller, await service.run(caller.tenantId, request));
+}
+
+export async function getMicrovm(service: MicroVMService, caller: AwsCaller, id: string): Promise<unknown> {
+  return toMicrovm(caller, await service.get(caller.tenantId, validated(Identifier, id, 'microvmIdentifier')));
+}
+
+export async function listMicrovms(
+  service: MicroVMService,
+  caller: AwsCaller,
+  query: URLSearchParams,
+): Promise<unknown> {
+  const maxResults = validated(
+    z.coerce.number().int().min(1).max(MAX_RESULTS).optional(),
+    query.get('maxResults') ?? undefined,
+    'maxResults',
+  );
+  const limit = maxResults ?? MAX_RESULTS;
+  const imageIdentifier = query.get('imageIdentifier');
+  const imageVersion = query.get('imageVersion');
+  const records = await service.list({
+    tenantId: caller.tenantId,
+    ...(imageIdentifier ? { imageName: bareIdentifier(imageIdentifier) } : {}),
+    limit: limit + 1,
+    after: query.get('nextToken') ?? undefined,
+  });
+  const page = records
+    .slice(0, limit)
+    .filter((r) => imageVersion === null || String(r.imageVersion ?? 1) === imageVersion.replace(/\.0$/, ''));
+  return {
+    items: page.map((r) => ({
+      microvmId: r.id,
+      state: awsState(r.state),
+      imageArn: arnOf(caller, r),
+      imageVersion: String(r.imageVersion ?? 1),
+      startedAt: epochSeconds(r.startedAt ?? r.createdAt),
+    })),
+    ...(records.length > limit ? { nextToken: records[limit - 1].id } : {}),
+  };
+}
+
+/** Suspend, resume or terminate; a VM already where it was asked to go answers 200 as it is. */
+export async function changeMicrovm(
+  service: MicroVMService,
+  caller: AwsCaller,
+  rawId: string,
+  change: 'suspend' | 'resume' | 'terminate',
+): Promise<unknown> {
+  const id = validated(Identifier, rawId, 'microvmIdentifier');
+  const { state } = await service.get(caller.tenantId, id);
+  const already = { suspend: ['SUSPENDED'], resume: ['RUNNING'], terminate: ['TERMINATED', 'FAILED'] }[change];
+  if (!already.includes(state)) await service[change](caller.tenantId, id);
+  return {};
+}

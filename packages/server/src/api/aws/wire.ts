@@ -1,0 +1,89 @@
+// The AWS Lambda MicroVMs API's wire conventions (restJson1): JSON answers with `x-amzn-RequestId`, errors named
+// in `x-amzn-ErrorType` with their modelled body, timestamps as epoch seconds, ARNs for images. Capsule's
+// own errors (the one registry in @capsule/protocol) map onto AWS's modelled error classes here.
+import type http from 'node:http';
+import { createHash, randomUUID } from 'node:crypto';
+import { CapsuleError, ErrorCode } from '@capsule/protocol';
+
+interface AwsError {
+  type: string;
+  status: number;
+}
+
+/** Capsule's codes onto AWS's modelled classes (../shared/docs/aws-lambda-microvms-api.md, section 3). */
+const AWS_ERRORS: Partial<Record<ErrorCode, AwsError>> = {
+  BAD_REQUEST: { type: 'ValidationException', status: 400 },
+  VALIDATION_FAILED: { type: 'ValidationException', status: 400 },
+  PAYLOAD_TOO_LARGE: { type: 'ValidationException', status: 400 },
+  FORBIDDEN: { type: 'AccessDeniedException', status: 403 },
+  NOT_FOUND: { type: 'ResourceNotFoundException', status: 404 },
+  IMAGE_NOT_FOUND: { type: 'ResourceNotFoundException', status: 404 },
+  INVALID_STATE: { type: 'ConflictException', status: 409 },
+  ALREADY_EXISTS: { type: 'ConflictException', status: 409 },
+  QUOTA_EXCEEDED: { type: 'ServiceQuotaExceededException', status: 402 },
+  RATE_LIMITED: { type: 'ThrottlingException', status: 429 },
+  VMM_UNAVAILABLE: { type: 'InsufficientCapacityException', status: 500 },
+};
+
+/** A route the AWS API does not have: AWS's own name for it. */
+export function unknownOperation(method: string, path: string): CapsuleError {
+  return new CapsuleError(ErrorCode.NOT_FOUND, `no operation ${method} ${path}`, {
+    details: { awsErrorType: 'UnknownOperationException' },
+  });
+}
+
+function awsErrorOf(err: unknown): { error: AwsError; body: Record<string, unknown>; retryAfterSeconds?: number } {
+  if (!(err instanceof CapsuleError)) {
+    return { error: { type: 'InternalServerException', status: 500 }, body: { message: 'internal error' } };
+  }
+  const named = err.details?.awsErrorType;
+  // authentication failures and unknown operations carry AWS's name (sigv4.ts, unknownOperation)
+  const error =
+    typeof named === 'string'
+      ? { type: named, status: err.code === ErrorCode.UNAUTHORIZED ? 403 : err.status }
+      : (AWS_ERRORS[err.code] ?? { type: 'InternalServerException', status: 500 });
+  const body: Record<string, unknown> = { message: err.message };
+  for (const key of ['resourceType', 'resourceId'] as const)
+    if (typeof err.details?.[key] === 'string') body[key] = err.details[key];
+  const retry = err.details?.retryAfterSeconds;
+  return { error, body, retryAfterSeconds: typeof retry === 'number' ? retry : undefined };
+}
+
+export function sendAwsJson(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = body === undefined ? '' : JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'x-amzn-RequestId': randomUUID(),
+  });
+  res.end(text);
+}
+
+export function sendAwsError(res: http.ServerResponse, err: unknown): void {
+  if (res.headersSent) return void res.destroy();
+  const { error, body, retryAfterSeconds } = awsErrorOf(err);
+  if (retryAfterSeconds !== undefined) res.setHeader('retry-after', String(Math.ceil(retryAfterSeconds)));
+  res.setHeader('x-amzn-ErrorType', error.type);
+  sendAwsJson(res, error.status, { __type: error.type, ...body });
+}
+
+/** ISO (as stored) → the epoch seconds AWS's clients require. */
+export function epochSeconds(iso: string): number {
+  return Date.parse(iso) / 1000;
+}
+
+/** A tenant's stable 12-digit account id, for its ARNs. */
+export function accountIdOf(tenantId: string): string {
+  const digits = BigInt(`0x${createHash('sha256').update(tenantId).digest('hex').slice(0, 16)}`) % 10n ** 12n;
+  return digits.toString().padStart(12, '0');
+}
+
+/** An image's ARN: a tenant's image, or a managed one (a built-in runtime, account `aws`). */
+export function imageArn(region: string, account: string | 'aws', name: string): string {
+  return `arn:aws:lambda:${region}:${account}:microvm-image:${name}`;
+}
+
+/** An identifier given as an ARN or bare: the text after the last `:`. */
+export function bareIdentifier(identifier: string): string {
+  return identifier.slice(identifier.lastIndexOf(':') + 1);
+}

@@ -1,0 +1,122 @@
+// AWS's own client for Lambda MicroVMs (@aws-sdk/client-lambda-microvms), unchanged, pointed at Capsule: it
+// signs with SigV4 using the pair Capsule wrote to <data-dir>/aws-credentials, and drives real VMs. The
+// operations built so far are the MicroVM ones; the rest answer UnknownOperationException.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  GetMicrovmCommand,
+  LambdaMicrovmsClient,
+  ListMicrovmImagesCommand,
+  ListMicrovmsCommand,
+  ResourceNotFoundException,
+  ResumeMicrovmCommand,
+  RunMicrovmCommand,
+  SuspendMicrovmCommand,
+  TerminateMicrovmCommand,
+  ValidationException,
+} from '@aws-sdk/client-lambda-microvms';
+import { useTestServer } from './helpers.js';
+
+type Credentials = { accessKeyId: string; secretAccessKey: string };
+
+describe('the AWS API, driven by AWS’s own SDK', () => {
+  const server = useTestServer();
+  const credentials = (): Credentials =>
+    JSON.parse(fs.readFileSync(path.join(server().dataDir, 'aws-credentials'), 'utf8')) as Credentials;
+  const client = (opts: { endpoint?: string; credentials?: Credentials } = {}): LambdaMicrovmsClient =>
+    new LambdaMicrovmsClient({
+      region: 'us-east-1',
+      endpoint: opts.endpoint ?? server().url,
+      credentials: opts.credentials ?? credentials(),
+      maxAttempts: 1,
+    });
+  const nameOf = (err: unknown): string => (err as Error).name;
+
+  test('run, get, list, suspend, resume and terminate a MicroVM; each change twice is harmless', async () => {
+    const aws = client();
+    const vm = await aws.send(
+      new RunMicrovmCommand({
+        imageIdentifier: 'arn:aws:lambda:us-east-1:aws:microvm-image:base',
+        maximumDurationInSeconds: 600,
+        idlePolicy: { maxIdleDurationSeconds: 300, suspendedDurationSeconds: 0, autoResumeEnabled: false },
+      }),
+    );
+    assert.equal(vm.state, 'RUNNING');
+    assert.match(vm.microvmId ?? '', /^mvm-/);
+    assert.equal(vm.imageArn, 'arn:aws:lambda:us-east-1:aws:microvm-image:base');
+    assert.equal(vm.maximumDurationInSeconds, 600);
+    assert.ok(vm.startedAt instanceof Date && Math.abs(vm.startedAt.getTime() - Date.now()) < 60_000);
+    const id = vm.microvmId!;
+    assert.equal((await aws.send(new GetMicrovmCommand({ microvmIdentifier: id }))).state, 'RUNNING');
+    const listed = await aws.send(new ListMicrovmsCommand({ maxResults: 50 }));
+    assert.ok(listed.items?.some((i) => i.microvmId === id && i.state === 'RUNNING'));
+
+    for (let i = 0; i < 2; i++) await aws.send(new SuspendMicrovmCommand({ microvmIdentifier: id }));
+    assert.equal((await aws.send(new GetMicrovmCommand({ microvmIdentifier: id }))).state, 'SUSPENDED');
+    for (let i = 0; i < 2; i++) await aws.send(new ResumeMicrovmCommand({ microvmIdentifier: id }));
+    assert.equal((await aws.send(new GetMicrovmCommand({ microvmIdentifier: id }))).state, 'RUNNING');
+    // the same VM through Capsule's own API: one system, two front doors
+    assert.equal((await server().capsule.microvms.get(id)).info.state, 'RUNNING');
+    for (let i = 0; i < 2; i++) await aws.send(new TerminateMicrovmCommand({ microvmIdentifier: id }));
+    const gone = await aws.send(new GetMicrovmCommand({ microvmIdentifier: id }));
+    assert.equal(gone.state, 'TERMINATED');
+    assert.ok(gone.terminatedAt instanceof Date);
+  });
+
+  test('a path prefix with a trailing slash (//) works; pages follow nextToken', async () => {
+    const aws = client({ endpoint: `${server().url}/aws/` });
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++)
+      ids.push((await aws.send(new RunMicrovmCommand({ imageIdentifier: 'base' }))).microvmId!);
+    try {
+      const first = await aws.send(new ListMicrovmsCommand({ maxResults: 1 }));
+      assert.equal(first.items?.length, 1);
+      assert.ok(first.nextToken, 'more than one page');
+      const second = await aws.send(new ListMicrovmsCommand({ maxResults: 1, nextToken: first.nextToken }));
+      assert.notEqual(second.items?.[0]?.microvmId, first.items?.[0]?.microvmId);
+    } finally {
+      for (const id of ids) await aws.send(new TerminateMicrovmCommand({ microvmIdentifier: id }));
+    }
+  });
+
+  test("errors are AWS's: not found, validation, another tenant's VM, bad signatures, unknown operations", async () => {
+    const aws = client();
+    await assert.rejects(
+      aws.send(new GetMicrovmCommand({ microvmIdentifier: 'mvm-doesnotexist0000' })),
+      (err) => err instanceof ResourceNotFoundException,
+    );
+    await assert.rejects(
+      aws.send(new RunMicrovmCommand({ imageIdentifier: 'base', maximumDurationInSeconds: 999_999 })),
+      (err) => err instanceof ValidationException && /maximumDurationInSeconds/.test(err.message),
+    );
+    // another tenant's pair sees none of the default tenant's VMs
+    const tenant = await server().capsule.tenants.create({ name: 'aws-other', quotas: {} });
+    const other = (await server().capsule.tenants.createApiKey(tenant.id, { aws: true })).aws!;
+    const mine = await aws.send(new RunMicrovmCommand({ imageIdentifier: 'base' }));
+    try {
+      await assert.rejects(
+        client({ credentials: other }).send(new GetMicrovmCommand({ microvmIdentifier: mine.microvmId })),
+        (err) => err instanceof ResourceNotFoundException,
+      );
+      assert.deepEqual((await client({ credentials: other }).send(new ListMicrovmsCommand({}))).items, []);
+    } finally {
+      await aws.send(new TerminateMicrovmCommand({ microvmIdentifier: mine.microvmId }));
+    }
+    const forged = { ...credentials(), secretAccessKey: 'x'.repeat(40) };
+    await assert.rejects(client({ credentials: forged }).send(new ListMicrovmsCommand({})), (err) =>
+      /^InvalidSignatureException$/.test(nameOf(err)),
+    );
+    const stranger = { accessKeyId: 'AKIAAAAAAAAAAAAAAAAA', secretAccessKey: 'x'.repeat(40) };
+    await assert.rejects(client({ credentials: stranger }).send(new ListMicrovmsCommand({})), (err) =>
+      /^UnrecognizedClientException$/.test(nameOf(err)),
+    );
+    await assert.rejects(aws.send(new ListMicrovmImagesCommand({})), (err) =>
+      /^UnknownOperationException$/.test(nameOf(err)),
+    );
+    const unsigned = await fetch(`${server().url}/2025-09-09/microvms`);
+    assert.equal(unsigned.status, 403);
+    assert.equal(unsigned.headers.get('x-amzn-errortype'), 'MissingAuthenticationTokenException');
+  });
+});
