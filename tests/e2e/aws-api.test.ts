@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
+  ConflictException,
   GetMicrovmCommand,
   LambdaMicrovmsClient,
   ListMicrovmImagesCommand,
@@ -79,6 +80,30 @@ describe('the AWS API, driven by AWS’s own SDK', () => {
     } finally {
       for (const id of ids) await aws.send(new TerminateMicrovmCommand({ microvmIdentifier: id }));
     }
+  });
+
+  test('RunMicrovm runs once per clientToken: replays, even at once, get one VM; others conflict', async () => {
+    const aws = client();
+    const clientToken = `tok-${Date.now()}`;
+    const run = () => aws.send(new RunMicrovmCommand({ imageIdentifier: 'base', clientToken }));
+    const [a, b] = await Promise.all([run(), run()]); // the second waits for the first's VM
+    const c = await run();
+    try {
+      assert.equal(b.microvmId, a.microvmId);
+      assert.equal(c.microvmId, a.microvmId);
+      await assert.rejects(
+        aws.send(new RunMicrovmCommand({ imageIdentifier: 'base', clientToken, maximumDurationInSeconds: 60 })),
+        (err) => err instanceof ConflictException && /clientToken/.test(err.message),
+      );
+      // no token given: the SDK makes a fresh one per command, so each is a new VM
+      const fresh = await aws.send(new RunMicrovmCommand({ imageIdentifier: 'base' }));
+      assert.notEqual(fresh.microvmId, a.microvmId);
+      await aws.send(new TerminateMicrovmCommand({ microvmIdentifier: fresh.microvmId }));
+    } finally {
+      await aws.send(new TerminateMicrovmCommand({ microvmIdentifier: a.microvmId }));
+    }
+    // the replay after terminate answers the same VM, as it is now
+    assert.equal((await run()).state, 'TERMINATED');
   });
 
   test("errors are AWS's: not found, validation, another tenant's VM, bad signatures, unknown operations", async () => {

@@ -105,4 +105,18 @@ export const MIGRATIONS: Array<{ version: number; sql: string }> = [
       CREATE INDEX aws_access_keys_key ON aws_access_keys (key_id);
     `,
   },
+  {
+    version: 8,
+    sql: `
+      CREATE TABLE idempotency_tokens (
+        tenant_id TEXT NOT NULL,
+        operation TEXT NOT NULL,
+        token TEXT NOT NULL,
+        request_hash TEXT NOT NULL,
+        resource_id TEXT,
+        expires_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, operation, token)
+      );
+    `,
+  },
 ];

@@ -7,6 +7,7 @@ import type { BuildPlan } from '../images/build-plan.js';
 import type {
   ApiKeyRecord,
   AwsAccessKeyRecord,
+  IdempotencyRecord,
   ImageVersionRecord,
   ListFilter,
   MicroVMPatch,
@@ -290,6 +291,45 @@ export class SqlStore implements Store {
   async findAwsAccessKey(accessKeyId: string): Promise<AwsAccessKeyRecord | null> {
     const [row] = await this.db.query('SELECT * FROM aws_access_keys WHERE access_key_id = $1', [accessKeyId]);
     return row ? awsAccessKeyFromRow(row) : null;
+  }
+
+  async claimIdempotencyToken(record: IdempotencyRecord, nowIso: string): Promise<IdempotencyRecord | null> {
+    const { tenantId, operation, token } = record;
+    return this.db.transaction(async (tx) => {
+      const key = [tenantId, operation, token];
+      const where = 'tenant_id = $1 AND operation = $2 AND token = $3';
+      await tx.run(`DELETE FROM idempotency_tokens WHERE ${where} AND expires_at <= $4`, [...key, nowIso]);
+      // a holder whose request fails frees the token between our insert and our read: then take it again
+      for (let attempt = 0; ; attempt++) {
+        const inserted = await tx.run(
+          'INSERT INTO idempotency_tokens (tenant_id, operation, token, request_hash, resource_id, expires_at) ' +
+            'VALUES ($1, $2, $3, $4, NULL, $5) ON CONFLICT DO NOTHING',
+          [...key, record.requestHash, record.expiresAt],
+        );
+        if (inserted > 0) return null;
+        const [row] = await tx.query(`SELECT * FROM idempotency_tokens WHERE ${where}`, key);
+        if (!row && attempt < 3) continue;
+        if (!row) throw new Error(`client token ${token} is taken and freed over and over`);
+        return {
+          tenantId,
+          operation,
+          token,
+          requestHash: row.request_hash as string,
+          resourceId: (row.resource_id as string | null) ?? null,
+          expiresAt: row.expires_at as string,
+        };
+      }
+    });
+  }
+
+  async settleIdempotencyToken(
+    { tenantId, operation, token }: Pick<IdempotencyRecord, 'tenantId' | 'operation' | 'token'>,
+    resourceId: string | null,
+  ): Promise<void> {
+    const key = [tenantId, operation, token];
+    const where = 'tenant_id = $1 AND operation = $2 AND token = $3';
+    if (resourceId === null) await this.db.run(`DELETE FROM idempotency_tokens WHERE ${where}`, key);
+    else await this.db.run(`UPDATE idempotency_tokens SET resource_id = $4 WHERE ${where}`, [...key, resourceId]);
   }
 
   async listAwsAccessKeys(keyId: string): Promise<AwsAccessKeyRecord[]> {

@@ -388,6 +388,34 @@ for (const backend of BACKENDS) {
       assert.deepEqual(await store.listAwsAccessKeys('id-hash-1'), []);
     });
 
+    test('client tokens: claimed once, held until settled, freed by a failure, taken over once expired', async (t) => {
+      const store = await openStore(t);
+      const key = { tenantId: 'tenant-a', operation: 'RunMicrovm', token: 'tok-1' };
+      const claim = (hash: string, nowIso: string, expiresAt = '2024-01-01T08:00:00.000Z') =>
+        store.claimIdempotencyToken({ ...key, requestHash: hash, resourceId: null, expiresAt }, nowIso);
+      const t0 = '2024-01-01T00:00:00.000Z';
+      assert.equal(await claim('h1', t0), null, 'taken');
+      assert.deepEqual(await claim('h2', t0), {
+        ...key,
+        requestHash: 'h1',
+        resourceId: null,
+        expiresAt: '2024-01-01T08:00:00.000Z',
+      });
+      assert.equal(
+        await store.claimIdempotencyToken(
+          { ...key, tenantId: 'tenant-b', requestHash: 'h1', resourceId: null, expiresAt: t0 },
+          t0,
+        ),
+        null,
+        "another tenant's token of the same text is its own",
+      );
+      await store.settleIdempotencyToken(key, 'mvm-1');
+      assert.equal((await claim('h1', t0))?.resourceId, 'mvm-1');
+      assert.equal(await claim('h1', '2024-01-01T08:00:00.000Z'), null, 'expired: taken over');
+      await store.settleIdempotencyToken(key, null);
+      assert.equal(await claim('h3', t0), null, 'a failed request frees its token');
+    });
+
     test('tenants: insert once per name, get, list, update quotas', async (t) => {
       const store = await openStore(t);
       const quotas = { maxRunningMicroVMs: 2, maxVcpus: 4, maxMemoryMib: 2048, maxStorageMib: 10240 };

@@ -85,6 +85,17 @@ export interface AwsAccessKeyRecord {
   createdAt: string;
 }
 
+/** A client token (AWS's `clientToken`): a replay of its request gets the same resource, until it expires. */
+export interface IdempotencyRecord {
+  tenantId: string;
+  operation: string;
+  token: string;
+  requestHash: string;
+  /** null while the first request is still making it. */
+  resourceId: string | null;
+  expiresAt: string;
+}
+
 /** What a tenant's MicroVMs in the given states hold. */
 export interface TenantUsage {
   microvms: number;
@@ -147,6 +158,16 @@ export interface Store {
   findAwsAccessKey(accessKeyId: string): Promise<AwsAccessKeyRecord | null>;
   /** The pairs of one API key, oldest first. */
   listAwsAccessKeys(keyId: string): Promise<AwsAccessKeyRecord[]>;
+  /**
+   * Take a client token for a request (an expired one is taken over); when it is held and live, its record
+   * instead (the caller compares hashes and waits for its resource).
+   */
+  claimIdempotencyToken(record: IdempotencyRecord, nowIso: string): Promise<IdempotencyRecord | null>;
+  /** The claimed token made `resourceId` (or, with null, its request failed: the token is free again). */
+  settleIdempotencyToken(
+    key: Pick<IdempotencyRecord, 'tenantId' | 'operation' | 'token'>,
+    resourceId: string | null,
+  ): Promise<void>;
   /** A new version numbered one past the image's highest (1 for a new image). */
   insertImageVersion(record: Omit<ImageVersionRecord, 'version'>): Promise<ImageVersionRecord>;
   updateImageVersion(

@@ -6,6 +6,7 @@
 import type http from 'node:http';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import type { MicroVMService } from '../../lifecycle/microvm-service.js';
+import type { Store } from '../../store/types.js';
 import { verifySigV4 } from '../../aws/sigv4.js';
 import type { AwsKeySecret } from '../../aws/sigv4.js';
 import { changeMicrovm, getMicrovm, listMicrovms, runMicrovm, type AwsCaller } from './microvm-ops.js';
@@ -19,6 +20,7 @@ const MAX_BODY_BYTES = 256 * 1024;
 
 export interface AwsApiDeps {
   service: MicroVMService;
+  store: Store;
   lookup: (accessKeyId: string) => Promise<AwsKeySecret | null>;
 }
 
@@ -75,7 +77,7 @@ async function operation(
 ): Promise<unknown> {
   const [version, collection, rawId, action, ...rest] = segments;
   if (version === API_VERSION && collection === 'microvms' && rest.length === 0) {
-    if (rawId === undefined && method === 'POST') return runMicrovm(deps.service, caller, jsonOf(body));
+    if (rawId === undefined && method === 'POST') return runMicrovm(deps.service, deps.store, caller, jsonOf(body));
     if (rawId === undefined && method === 'GET') return listMicrovms(deps.service, caller, query);
     const id = rawId === undefined ? '' : decoded(rawId);
     if (rawId !== undefined && action === undefined && method === 'GET') return getMicrovm(deps.service, caller, id);

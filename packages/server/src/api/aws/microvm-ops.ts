@@ -4,7 +4,8 @@
 import { z } from 'zod';
 import { CapsuleError, ErrorCode, formatIssues, RunMicroVMRequest, type MicroVMState } from '@capsule/protocol';
 import type { MicroVMService } from '../../lifecycle/microvm-service.js';
-import type { MicroVMRecord } from '../../store/types.js';
+import type { MicroVMRecord, Store } from '../../store/types.js';
+import { idempotent } from './idempotency.js';
 import { accountIdOf, bareIdentifier, epochSeconds, imageArn } from './wire.js';
 
 /** Who is calling, where, as SigV4 said. */
@@ -66,8 +67,14 @@ function toMicrovm(caller: AwsCaller, record: MicroVMRecord): Record<string, unk
   };
 }
 
-export async function runMicrovm(service: MicroVMService, caller: AwsCaller, body: unknown): Promise<unknown> {
-  const input = validated(RunMicrovmInput, body, 'body');
+/** Run a MicroVM once per `clientToken`: a retried request answers the VM the first one launched. */
+export async function runMicrovm(
+  service: MicroVMService,
+  store: Store,
+  caller: AwsCaller,
+  body: unknown,
+): Promise<unknown> {
+  const { clientToken, ...input } = validated(RunMicrovmInput, body, 'body');
   const request = validated(
     RunMicroVMRequest,
     {
@@ -79,7 +86,13 @@ export async function runMicrovm(service: MicroVMService, caller: AwsCaller, bod
     },
     'body',
   );
-  return toMicrovm(caller, await service.run(caller.tenantId, request));
+  return idempotent(
+    store,
+    { tenantId: caller.tenantId, operation: 'RunMicrovm', clientToken },
+    input,
+    async () => (await service.run(caller.tenantId, request)).id,
+    async (id) => toMicrovm(caller, await service.get(caller.tenantId, id)),
+  );
 }
 
 export async function getMicrovm(service: MicroVMService, caller: AwsCaller, id: string): Promise<unknown> {
