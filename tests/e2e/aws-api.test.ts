@@ -7,10 +7,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {
   ConflictException,
+  CreateMicrovmAuthTokenCommand,
   GetMicrovmCommand,
   LambdaMicrovmsClient,
   ListMicrovmImagesCommand,
   ListMicrovmsCommand,
+  type PortSpecification,
   ResourceNotFoundException,
   ResumeMicrovmCommand,
   RunMicrovmCommand,
@@ -104,6 +106,52 @@ describe('the AWS API, driven by AWS’s own SDK', () => {
     }
     // the replay after terminate answers the same VM, as it is now
     assert.equal((await run()).state, 'TERMINATED');
+  });
+
+  test('an auth token reaches the endpoint AWS-style: X-aws-proxy-auth and -port; ports, ranges, all', async () => {
+    const aws = client();
+    const vm = await aws.send(new RunMicrovmCommand({ imageIdentifier: 'base' }));
+    try {
+      const app = "require('http').createServer((q, r) => r.end('port ' + q.socket.localPort + ' ' + q.url))";
+      await (await server().capsule.microvms.get(vm.microvmId!)).exec(
+        `for p in 8080 9000; do nohup node -e "${app}.listen($p)" >/dev/null 2>&1 & done`,
+      );
+      const tokenFor = async (allowedPorts: PortSpecification[]): Promise<string> => {
+        const answer = await aws.send(
+          new CreateMicrovmAuthTokenCommand({ microvmIdentifier: vm.microvmId, expirationInMinutes: 5, allowedPorts }),
+        );
+        return answer.authToken?.['X-aws-proxy-auth'] ?? assert.fail('no X-aws-proxy-auth');
+      };
+      const get = (token: string, port?: number): Promise<Response> =>
+        fetch(`${vm.endpoint}/hello?x=1`, {
+          headers: { 'X-aws-proxy-auth': token, ...(port ? { 'X-aws-proxy-port': String(port) } : {}) },
+        });
+      const only8080 = await tokenFor([{ port: 8080 }]);
+      let first = await get(only8080);
+      for (let i = 0; i < 50 && first.status === 502; i++) {
+        await new Promise((r) => setTimeout(r, 200)); // the app is still starting
+        first = await get(only8080);
+      }
+      assert.equal(await first.text(), 'port 8080 /hello?x=1', 'the default port, the path and query as sent');
+      assert.equal((await get(only8080, 9000)).status, 401);
+      const range = await tokenFor([{ range: { startPort: 8500, endPort: 9500 } }]);
+      assert.equal(await (await get(range, 9000)).text(), 'port 9000 /hello?x=1');
+      assert.equal((await get(range, 8080)).status, 401);
+      const all = await tokenFor([{ allPorts: {} }]);
+      assert.equal((await get(all, 9000)).status, 200);
+      await assert.rejects(
+        aws.send(
+          new CreateMicrovmAuthTokenCommand({
+            microvmIdentifier: vm.microvmId,
+            expirationInMinutes: 61,
+            allowedPorts: [{ port: 8080 }],
+          }),
+        ),
+        (err) => err instanceof ValidationException,
+      );
+    } finally {
+      await aws.send(new TerminateMicrovmCommand({ microvmIdentifier: vm.microvmId }));
+    }
   });
 
   test("errors are AWS's: not found, validation, another tenant's VM, bad signatures, unknown operations", async () => {

@@ -79,7 +79,12 @@ export function createApi(deps: ApiDeps): { server: http.Server; closeSessions: 
     routeOf: (req) => routeOf.get(req),
     metrics: deps.metrics,
     proxy,
-    aws: { service: deps.service, store: deps.store, lookup: awsKeyLookup(deps.store, deps.serverKey) },
+    aws: {
+      service: deps.service,
+      store: deps.store,
+      tokens: deps.tokens,
+      lookup: awsKeyLookup(deps.store, deps.serverKey),
+    },
     log: deps.log,
   });
   return { server, closeSessions: () => sessions.close() };

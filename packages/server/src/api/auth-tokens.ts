@@ -7,8 +7,34 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 
 const PREFIX = 'cat_';
-const Claims = z.object({ v: z.string(), t: z.string(), p: z.array(z.number().int()), e: z.number() });
-export type TokenClaims = { microvmId: string; tenantId: string; allowedPorts: number[]; expiresAtMs: number };
+const PortRange = z.tuple([z.number().int(), z.number().int()]);
+const Claims = z.object({
+  v: z.string(),
+  t: z.string(),
+  p: z.array(z.number().int()),
+  r: z.array(PortRange).optional(),
+  e: z.number(),
+});
+export type TokenClaims = {
+  microvmId: string;
+  tenantId: string;
+  allowedPorts: number[];
+  /** Inclusive ranges besides the single ports (AWS's `range` and `allPorts`: [1, 65535]). */
+  allowedPortRanges?: Array<[number, number]>;
+  expiresAtMs: number;
+};
+
+export function tokenAllowsPort(claims: TokenClaims, port: number): boolean {
+  return (
+    claims.allowedPorts.includes(port) || (claims.allowedPortRanges ?? []).some(([a, b]) => a <= port && port <= b)
+  );
+}
+
+export function describePorts(claims: TokenClaims): string {
+  return [...claims.allowedPorts.map(String), ...(claims.allowedPortRanges ?? []).map(([a, b]) => `${a}-${b}`)].join(
+    ', ',
+  );
+}
 
 export class AuthTokens {
   private constructor(private readonly secret: Buffer) {}
@@ -32,7 +58,13 @@ export class AuthTokens {
 
   issue(claims: TokenClaims): string {
     const body = Buffer.from(
-      JSON.stringify({ v: claims.microvmId, t: claims.tenantId, p: claims.allowedPorts, e: claims.expiresAtMs }),
+      JSON.stringify({
+        v: claims.microvmId,
+        t: claims.tenantId,
+        p: claims.allowedPorts,
+        ...(claims.allowedPortRanges?.length ? { r: claims.allowedPortRanges } : {}),
+        e: claims.expiresAtMs,
+      }),
     ).toString('base64url');
     return `${PREFIX}${body}.${this.sign(body)}`;
   }
@@ -52,7 +84,13 @@ export class AuthTokens {
       return null;
     }
     if (parsed.e <= nowMs) return null;
-    return { microvmId: parsed.v, tenantId: parsed.t, allowedPorts: parsed.p, expiresAtMs: parsed.e };
+    return {
+      microvmId: parsed.v,
+      tenantId: parsed.t,
+      allowedPorts: parsed.p,
+      ...(parsed.r ? { allowedPortRanges: parsed.r } : {}),
+      expiresAtMs: parsed.e,
+    };
   }
 
   private sign(body: string): string {

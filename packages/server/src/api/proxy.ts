@@ -3,16 +3,18 @@
 // port is opened either way; MicroVMService.tunnel chooses). Two ways in, on the API port:
 //   http://{id}.{baseDomain}/…  (guest port from X-Capsule-Port, default 8080) or {port}-{id}.{baseDomain}
 //   /v1/microvms/{id}/proxy/{port}/…
+//   /endpoints/{id}/…  (guest port from X-Capsule-Port, default 8080: the endpoint the AWS API answers)
 // Authorised by an auth token (X-Capsule-Auth, limited to its VM, ports and TTL) or the owning
-// tenant's API key (X-Capsule-Auth or, on the /v1 path, Authorization: Bearer). Bodies stream both
-// ways; a SUSPENDED VM with auto-resume is resumed first. Capsule's own headers never reach the app.
+// tenant's API key (X-Capsule-Auth or, on the /v1 path, Authorization: Bearer). AWS's names work too:
+// X-aws-proxy-auth and X-aws-proxy-port. Bodies stream both ways; a SUSPENDED VM with auto-resume is
+// resumed first. Capsule's (and AWS's) own headers never reach the app.
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { CapsuleError, DEFAULT_ENDPOINT_PORT, ErrorCode, MICROVM_ID_SOURCE } from '@capsule/protocol';
 import type { MicroVMService } from '../lifecycle/microvm-service.js';
 import type { Store } from '../store/types.js';
 import { bearerKey, callerOf } from './auth.js';
-import { AuthTokens } from './auth-tokens.js';
+import { AuthTokens, describePorts, tokenAllowsPort } from './auth-tokens.js';
 import { rejectUpgrade, sendError } from './http.js';
 
 export interface ProxyTarget {
@@ -25,6 +27,18 @@ export interface ProxyTarget {
 }
 
 const PATH_FORM = new RegExp(`^/v1/microvms/(${MICROVM_ID_SOURCE})/proxy/(\\d{1,5})(/[^?]*)?(\\?.*)?$`);
+const ENDPOINT_FORM = new RegExp(`^/endpoints/(${MICROVM_ID_SOURCE})(/[^?]*)?(\\?.*)?$`);
+/** The endpoint's own request headers, Capsule's and their AWS Lambda MicroVMs names. */
+const AUTH_HEADERS = ['x-capsule-auth', 'x-aws-proxy-auth'];
+const PORT_HEADERS = ['x-capsule-port', 'x-aws-proxy-port'];
+
+function firstHeader(req: http.IncomingMessage, names: string[]): string | undefined {
+  for (const name of names) {
+    const value = req.headers[name];
+    if (value !== undefined) return Array.isArray(value) ? value[0] : value;
+  }
+  return undefined;
+}
 // headers that describe one hop, not the message (RFC 9110 §7.6.1), plus Capsule's own
 const HOP_BY_HOP = new Set([
   'connection',
@@ -35,8 +49,8 @@ const HOP_BY_HOP = new Set([
   'trailer',
   'transfer-encoding',
   'upgrade',
-  'x-capsule-auth',
-  'x-capsule-port',
+  ...AUTH_HEADERS,
+  ...PORT_HEADERS,
 ]);
 
 function parsePort(raw: string | undefined): number {
@@ -67,13 +81,17 @@ export class EndpointProxy {
     const url = req.url ?? '/';
     const host = this.hostForm.exec(req.headers.host ?? '');
     if (host) {
-      const header = req.headers['x-capsule-port'];
       return {
         microvmId: host[2].toLowerCase(),
-        port: parsePort(host[1] ?? (Array.isArray(header) ? header[0] : header)),
+        port: parsePort(host[1] ?? firstHeader(req, PORT_HEADERS)),
         path: url,
         apiForm: false,
       };
+    }
+    const endpoint = ENDPOINT_FORM.exec(url);
+    if (endpoint) {
+      const path = (endpoint[2] ?? '/') + (endpoint[3] ?? '');
+      return { microvmId: endpoint[1], port: parsePort(firstHeader(req, PORT_HEADERS)), path, apiForm: false };
     }
     const path = PATH_FORM.exec(url);
     if (path)
@@ -83,8 +101,7 @@ export class EndpointProxy {
 
   /** Which tenant is asking, if it may reach this target at all (401 otherwise; a foreign VM is 404 later). */
   private async authorize(req: http.IncomingMessage, target: ProxyTarget): Promise<string> {
-    const header = req.headers['x-capsule-auth'];
-    let credential = Array.isArray(header) ? header[0] : header;
+    let credential = firstHeader(req, AUTH_HEADERS);
     if (!credential && target.apiForm) credential = bearerKey(req) ?? undefined;
     if (!credential)
       throw new CapsuleError(
@@ -96,10 +113,10 @@ export class EndpointProxy {
       if (!claims) throw new CapsuleError(ErrorCode.UNAUTHORIZED, 'the auth token is invalid or expired');
       if (claims.microvmId !== target.microvmId)
         throw new CapsuleError(ErrorCode.UNAUTHORIZED, 'the auth token is for another MicroVM');
-      if (!claims.allowedPorts.includes(target.port))
+      if (!tokenAllowsPort(claims, target.port))
         throw new CapsuleError(
           ErrorCode.UNAUTHORIZED,
-          `the auth token does not allow port ${target.port} (allowed: ${claims.allowedPorts.join(', ')})`,
+          `the auth token does not allow port ${target.port} (allowed: ${describePorts(claims)})`,
         );
       return claims.tenantId;
     }
@@ -175,8 +192,9 @@ export class EndpointProxy {
     for (let i = 0; i < req.rawHeaders.length; i += 2) {
       const name = req.rawHeaders[i];
       const lower = name.toLowerCase();
-      if (lower === 'x-capsule-auth' || lower === 'x-capsule-port' || (target.apiForm && lower === 'authorization'))
-        continue;
+      // the upgrade's own Connection and Upgrade go through; the endpoint's auth and port headers do not
+      const endpointHeader = AUTH_HEADERS.includes(lower) || PORT_HEADERS.includes(lower);
+      if (endpointHeader || (target.apiForm && lower === 'authorization')) continue;
       lines.push(`${name}: ${req.rawHeaders[i + 1]}`);
     }
     tunnel.write(lines.join('\r\n') + '\r\n\r\n');

@@ -1,8 +1,8 @@
 // The AWS Lambda MicroVMs API beside /v1: requests under `/2025-09-09/…` (and `/2017-03-31/tags/…`), at the
 // root or under a path prefix (`endpoint: 'http://host:7070/aws'`; `//` tolerated), signed with SigV4 by an
 // access key pair Capsule issued. Routed on the raw path split on `/` before any segment is decoded: ARNs
-// arrive percent-encoded, `/` as `%2F`. Operations built so far: the MicroVM ones (microvm-ops.ts); every
-// other AWS path answers UnknownOperationException.
+// arrive percent-encoded, `/` as `%2F`. Operations built so far: the MicroVM ones (microvm-ops.ts) and
+// endpoint auth tokens (token-ops.ts); every other AWS path answers UnknownOperationException.
 import type http from 'node:http';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import type { MicroVMService } from '../../lifecycle/microvm-service.js';
@@ -11,6 +11,8 @@ import { verifySigV4 } from '../../aws/sigv4.js';
 import type { AwsKeySecret } from '../../aws/sigv4.js';
 import { changeMicrovm, getMicrovm, listMicrovms, runMicrovm, type AwsCaller } from './microvm-ops.js';
 import { sendAwsError, sendAwsJson, unknownOperation } from './wire.js';
+import { createMicrovmAuthToken } from './token-ops.js';
+import type { AuthTokens } from '../auth-tokens.js';
 
 const API_VERSION = '2025-09-09';
 const TAGS_VERSION = '2017-03-31';
@@ -21,6 +23,7 @@ const MAX_BODY_BYTES = 256 * 1024;
 export interface AwsApiDeps {
   service: MicroVMService;
   store: Store;
+  tokens: AuthTokens;
   lookup: (accessKeyId: string) => Promise<AwsKeySecret | null>;
 }
 
@@ -85,6 +88,8 @@ async function operation(
       return changeMicrovm(deps.service, caller, id, 'terminate');
     if (method === 'POST' && (action === 'suspend' || action === 'resume'))
       return changeMicrovm(deps.service, caller, id, action);
+    if (method === 'POST' && action === 'auth-token')
+      return createMicrovmAuthToken(deps.service, deps.tokens, caller, id, jsonOf(body));
   }
   throw unknownOperation(method, `/${segments.join('/')}`);
 }

@@ -56,7 +56,8 @@ function toMicrovm(caller: AwsCaller, record: MicroVMRecord): Record<string, unk
   return {
     microvmId: record.id,
     state: awsState(record.state),
-    endpoint: `http://${caller.host}/v1/microvms/${record.id}/proxy/`,
+    // the path form: a {id}.localhost host name does not resolve in Node (guest port from X-aws-proxy-port)
+    endpoint: `http://${caller.host}/endpoints/${record.id}`,
     imageArn: arnOf(caller, record),
     imageVersion: String(record.imageVersion ?? 1),
     maximumDurationInSeconds: record.maximumDurationSeconds,

@@ -1,0 +1,52 @@
+// CreateMicrovmAuthToken: a token for a MicroVM's endpoint (`/endpoints/{id}/…`), sent back as AWS names it,
+// `X-aws-proxy-auth`, limited to the ports asked for (single ports, ranges, or all) and 1-60 minutes. The
+// same signed tokens as POST /v1/microvms/{id}/auth-tokens (api/auth-tokens.ts), with ranges.
+import { z } from 'zod';
+import { CapsuleError, ErrorCode, formatIssues } from '@capsule/protocol';
+import type { MicroVMService } from '../../lifecycle/microvm-service.js';
+import type { AuthTokens } from '../auth-tokens.js';
+import type { AwsCaller } from './microvm-ops.js';
+
+const Port = z.number().int().min(1).max(65_535);
+const PortSpecification = z.union([
+  z.object({ port: Port }).strict(),
+  z
+    .object({
+      range: z
+        .object({ startPort: Port, endPort: Port })
+        .refine((r) => r.startPort <= r.endPort, 'startPort > endPort'),
+    })
+    .strict(),
+  z.object({ allPorts: z.object({}).strict() }).strict(),
+]);
+const CreateAuthTokenInput = z.object({
+  expirationInMinutes: z.number().int().min(1).max(60),
+  allowedPorts: z.array(PortSpecification).min(1).max(100),
+});
+
+export async function createMicrovmAuthToken(
+  service: MicroVMService,
+  tokens: AuthTokens,
+  caller: AwsCaller,
+  microvmId: string,
+  body: unknown,
+): Promise<unknown> {
+  const parsed = CreateAuthTokenInput.safeParse(body);
+  if (!parsed.success) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, formatIssues(parsed.error, 'body'));
+  const vm = await service.get(caller.tenantId, microvmId); // another tenant's VM is 404
+  const allowedPorts: number[] = [];
+  const allowedPortRanges: Array<[number, number]> = [];
+  for (const spec of parsed.data.allowedPorts) {
+    if ('port' in spec) allowedPorts.push(spec.port);
+    else if ('range' in spec) allowedPortRanges.push([spec.range.startPort, spec.range.endPort]);
+    else allowedPortRanges.push([1, 65_535]);
+  }
+  const token = tokens.issue({
+    microvmId: vm.id,
+    tenantId: caller.tenantId,
+    allowedPorts: [...new Set(allowedPorts)].sort((a, b) => a - b),
+    allowedPortRanges,
+    expiresAtMs: Date.now() + parsed.data.expirationInMinutes * 60_000,
+  });
+  return { authToken: { 'X-aws-proxy-auth': token } };
+}
