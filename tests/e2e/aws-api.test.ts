@@ -10,6 +10,8 @@ import {
   CreateMicrovmAuthTokenCommand,
   GetMicrovmCommand,
   LambdaMicrovmsClient,
+  ListManagedMicrovmImagesCommand,
+  ListManagedMicrovmImageVersionsCommand,
   ListMicrovmImagesCommand,
   ListMicrovmsCommand,
   type PortSpecification,
@@ -152,6 +154,37 @@ describe('the AWS API, driven by AWS’s own SDK', () => {
     } finally {
       await aws.send(new TerminateMicrovmCommand({ microvmIdentifier: vm.microvmId }));
     }
+  });
+
+  test('managed images are the built-in runtimes, one AVAILABLE version each, paginated', async () => {
+    const aws = client();
+    const all = await aws.send(new ListManagedMicrovmImagesCommand({}));
+    const arns = (all.items ?? []).map((i) => i.imageArn);
+    assert.deepEqual(
+      arns,
+      ['base', 'node', 'python'].map((n) => `arn:aws:lambda:us-east-1:aws:microvm-image:${n}`),
+    );
+    assert.ok(all.items?.every((i) => i.createdAt instanceof Date));
+    const first = await aws.send(new ListManagedMicrovmImagesCommand({ maxResults: 2 }));
+    const rest = await aws.send(new ListManagedMicrovmImagesCommand({ maxResults: 2, nextToken: first.nextToken }));
+    assert.deepEqual(
+      [...(first.items ?? []), ...(rest.items ?? [])].map((i) => i.imageArn),
+      arns,
+    );
+    assert.equal(rest.nextToken, undefined);
+    const versions = await aws.send(
+      new ListManagedMicrovmImageVersionsCommand({
+        imageIdentifier: 'arn:aws:lambda:us-east-1:aws:microvm-image:python',
+      }),
+    );
+    assert.deepEqual(
+      versions.items?.map((v) => [v.imageVersion, v.status]),
+      [['1', 'AVAILABLE']],
+    );
+    await assert.rejects(
+      aws.send(new ListManagedMicrovmImageVersionsCommand({ imageIdentifier: 'cobol' })),
+      (err) => err instanceof ResourceNotFoundException,
+    );
   });
 
   test("errors are AWS's: not found, validation, another tenant's VM, bad signatures, unknown operations", async () => {

@@ -37,6 +37,7 @@ const RUNTIME: Runtime = {
   kernelPath: '/nonexistent/vmlinuz',
   rootfsPath: '/nonexistent/rootfs.ext4',
   initrdPath: '/nonexistent/initrd',
+  builtAt: '2024-01-01T00:00:00.000Z',
 };
 
 export interface Harness {

@@ -169,6 +169,7 @@ export async function startServer(
     tokens,
     usage: storage,
     serverKey,
+    runtimes,
     systemVms,
     log,
   });

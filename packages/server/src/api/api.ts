@@ -26,6 +26,7 @@ import { tenantRoutes, type TenantUsageSource } from './routes/tenants.js';
 import { createApiServer } from './server.js';
 import { InteractiveSessions } from './ws-sessions.js';
 import type { ServerKey } from '../aws/server-key.js';
+import type { RuntimeRegistry } from '../runtimes/registry.js';
 import { awsKeyLookup } from '../aws/access-keys.js';
 
 export interface ApiDeps {
@@ -37,6 +38,8 @@ export interface ApiDeps {
   metrics: Metrics;
   tokens: AuthTokens;
   usage: TenantUsageSource;
+  /** The built-in runtimes (the AWS API's managed images). */
+  runtimes: Pick<RuntimeRegistry, 'list'>;
   /** Seals the secrets of AWS-style access keys (aws/server-key.ts). */
   serverKey: ServerKey;
   systemVms: SystemVms | null;
@@ -83,6 +86,7 @@ export function createApi(deps: ApiDeps): { server: http.Server; closeSessions: 
       service: deps.service,
       store: deps.store,
       tokens: deps.tokens,
+      runtimes: () => deps.runtimes.list(),
       lookup: awsKeyLookup(deps.store, deps.serverKey),
     },
     log: deps.log,

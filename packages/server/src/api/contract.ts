@@ -19,6 +19,7 @@ export function contractDocument(): object {
     tokens: inert,
     usage: inert,
     serverKey: inert,
+    runtimes: inert,
     systemVms: null,
     log: inert,
   };

@@ -16,6 +16,8 @@ export interface Runtime {
   rootfsPath: string;
   /** initramfs with this server's guest agent inside. */
   initrdPath: string;
+  /** When this build of the runtime was made (ISO). */
+  builtAt: string;
 }
 
 interface Manifest {
@@ -86,6 +88,7 @@ export class RuntimeRegistry {
         kernelPath: path.join(runtimeDir, 'vmlinuz'),
         rootfsPath: path.join(runtimeDir, 'rootfs.ext4'),
         initrdPath,
+        builtAt: manifest.builtAt,
       });
     }
   }

@@ -1,8 +1,9 @@
 // The AWS Lambda MicroVMs API beside /v1: requests under `/2025-09-09/…` (and `/2017-03-31/tags/…`), at the
 // root or under a path prefix (`endpoint: 'http://host:7070/aws'`; `//` tolerated), signed with SigV4 by an
 // access key pair Capsule issued. Routed on the raw path split on `/` before any segment is decoded: ARNs
-// arrive percent-encoded, `/` as `%2F`. Operations built so far: the MicroVM ones (microvm-ops.ts) and
-// endpoint auth tokens (token-ops.ts); every other AWS path answers UnknownOperationException.
+// arrive percent-encoded, `/` as `%2F`. Operations built so far: the MicroVM ones (microvm-ops.ts), endpoint
+// auth tokens (token-ops.ts) and managed images (managed-image-ops.ts); every other AWS path answers
+// UnknownOperationException.
 import type http from 'node:http';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import type { MicroVMService } from '../../lifecycle/microvm-service.js';
@@ -12,6 +13,8 @@ import type { AwsKeySecret } from '../../aws/sigv4.js';
 import { changeMicrovm, getMicrovm, listMicrovms, runMicrovm, type AwsCaller } from './microvm-ops.js';
 import { sendAwsError, sendAwsJson, unknownOperation } from './wire.js';
 import { createMicrovmAuthToken } from './token-ops.js';
+import { listManagedImages, listManagedImageVersions } from './managed-image-ops.js';
+import type { Runtime } from '../../runtimes/registry.js';
 import type { AuthTokens } from '../auth-tokens.js';
 
 const API_VERSION = '2025-09-09';
@@ -24,6 +27,8 @@ export interface AwsApiDeps {
   service: MicroVMService;
   store: Store;
   tokens: AuthTokens;
+  /** The built-in runtimes: AWS's managed images. */
+  runtimes: () => Runtime[];
   lookup: (accessKeyId: string) => Promise<AwsKeySecret | null>;
 }
 
@@ -79,6 +84,10 @@ async function operation(
   body: Buffer,
 ): Promise<unknown> {
   const [version, collection, rawId, action, ...rest] = segments;
+  if (version === API_VERSION && collection === 'managed-microvm-images' && rest.length === 0 && method === 'GET') {
+    if (rawId === undefined) return listManagedImages(deps.runtimes(), caller, query);
+    if (action === 'versions') return listManagedImageVersions(deps.runtimes(), caller, decoded(rawId), query);
+  }
   if (version === API_VERSION && collection === 'microvms' && rest.length === 0) {
     if (rawId === undefined && method === 'POST') return runMicrovm(deps.service, deps.store, caller, jsonOf(body));
     if (rawId === undefined && method === 'GET') return listMicrovms(deps.service, caller, query);
