@@ -9,11 +9,15 @@ import {
   ConflictException,
   CreateMicrovmAuthTokenCommand,
   GetMicrovmCommand,
+  GetMicrovmImageCommand,
+  GetMicrovmImageVersionCommand,
   LambdaMicrovmsClient,
   ListManagedMicrovmImagesCommand,
   ListManagedMicrovmImageVersionsCommand,
   ListMicrovmImagesCommand,
+  ListMicrovmImageVersionsCommand,
   ListMicrovmsCommand,
+  ListTagsCommand,
   type PortSpecification,
   ResourceNotFoundException,
   ResumeMicrovmCommand,
@@ -22,6 +26,7 @@ import {
   TerminateMicrovmCommand,
   ValidationException,
 } from '@aws-sdk/client-lambda-microvms';
+import { zipOf } from '../support/zip-writer.js';
 import { useTestServer } from './helpers.js';
 
 type Credentials = { accessKeyId: string; secretAccessKey: string };
@@ -187,6 +192,42 @@ describe('the AWS API, driven by AWS’s own SDK', () => {
     );
   });
 
+  test("a tenant's images and their versions, read the AWS way", async () => {
+    const { capsule } = server();
+    const app = zipOf([{ name: 'capsule.json', data: JSON.stringify({ runtime: 'base', env: { A: '1' } }) }]);
+    await capsule.images.create('aws-read', { zip: app });
+    assert.equal((await capsule.images.waitUntilBuilt('aws-read', 1)).state, 'SUCCESSFUL');
+    const aws = client();
+    const arn = (await aws.send(new GetMicrovmImageCommand({ imageIdentifier: 'aws-read' }))).imageArn!;
+    assert.match(arn, /^arn:aws:lambda:us-east-1:\d{12}:microvm-image:aws-read$/);
+    const image = await aws.send(new GetMicrovmImageCommand({ imageIdentifier: arn }));
+    assert.deepEqual([image.name, image.state, image.latestActiveImageVersion], ['aws-read', 'CREATED', '1']);
+    assert.ok(image.createdAt instanceof Date);
+    const listed = await aws.send(new ListMicrovmImagesCommand({ nameFilter: 'aws-re' }));
+    assert.deepEqual(
+      listed.items?.map((i) => i.name),
+      ['aws-read'],
+    );
+    const version = await aws.send(new GetMicrovmImageVersionCommand({ imageIdentifier: arn, imageVersion: '1' }));
+    assert.deepEqual(
+      [version.state, version.status, version.baseImageArn],
+      ['SUCCESSFUL', 'ACTIVE', 'arn:aws:lambda:us-east-1:aws:microvm-image:base'],
+    );
+    const versions = await aws.send(new ListMicrovmImageVersionsCommand({ imageIdentifier: 'aws-read' }));
+    assert.deepEqual(
+      versions.items?.map((v) => v.imageVersion),
+      ['1'],
+    );
+    // a VM of it, run by ARN: its imageArn is the image's
+    const vm = await aws.send(new RunMicrovmCommand({ imageIdentifier: arn, imageVersion: '1' }));
+    assert.equal(vm.imageArn, arn);
+    await aws.send(new TerminateMicrovmCommand({ microvmIdentifier: vm.microvmId }));
+    await assert.rejects(
+      aws.send(new GetMicrovmImageVersionCommand({ imageIdentifier: 'aws-read', imageVersion: '9' })),
+      (err) => err instanceof ResourceNotFoundException,
+    );
+  });
+
   test("errors are AWS's: not found, validation, another tenant's VM, bad signatures, unknown operations", async () => {
     const aws = client();
     await assert.rejects(
@@ -218,8 +259,9 @@ describe('the AWS API, driven by AWS’s own SDK', () => {
     await assert.rejects(client({ credentials: stranger }).send(new ListMicrovmsCommand({})), (err) =>
       /^UnrecognizedClientException$/.test(nameOf(err)),
     );
-    await assert.rejects(aws.send(new ListMicrovmImagesCommand({})), (err) =>
-      /^UnknownOperationException$/.test(nameOf(err)),
+    await assert.rejects(
+      aws.send(new ListTagsCommand({ Resource: 'arn:aws:lambda:us-east-1:1:microvm-image:x' })),
+      (err) => /^UnknownOperationException$/.test(nameOf(err)),
     );
     const unsigned = await fetch(`${server().url}/2025-09-09/microvms`);
     assert.equal(unsigned.status, 403);

@@ -86,6 +86,7 @@ export function createApi(deps: ApiDeps): { server: http.Server; closeSessions: 
       service: deps.service,
       store: deps.store,
       tokens: deps.tokens,
+      images: deps.images,
       runtimes: () => deps.runtimes.list(),
       lookup: awsKeyLookup(deps.store, deps.serverKey),
     },

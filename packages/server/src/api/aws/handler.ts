@@ -2,8 +2,8 @@
 // root or under a path prefix (`endpoint: 'http://host:7070/aws'`; `//` tolerated), signed with SigV4 by an
 // access key pair Capsule issued. Routed on the raw path split on `/` before any segment is decoded: ARNs
 // arrive percent-encoded, `/` as `%2F`. Operations built so far: the MicroVM ones (microvm-ops.ts), endpoint
-// auth tokens (token-ops.ts) and managed images (managed-image-ops.ts); every other AWS path answers
-// UnknownOperationException.
+// auth tokens (token-ops.ts), managed images (managed-image-ops.ts) and reading images (image-ops.ts); every
+// other AWS path answers UnknownOperationException.
 import type http from 'node:http';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import type { MicroVMService } from '../../lifecycle/microvm-service.js';
@@ -14,6 +14,8 @@ import { changeMicrovm, getMicrovm, listMicrovms, runMicrovm, type AwsCaller } f
 import { sendAwsError, sendAwsJson, unknownOperation } from './wire.js';
 import { createMicrovmAuthToken } from './token-ops.js';
 import { listManagedImages, listManagedImageVersions } from './managed-image-ops.js';
+import { getImage, getImageVersion, listImages, listImageVersions } from './image-ops.js';
+import type { ImageService } from '../../images/image-service.js';
 import type { Runtime } from '../../runtimes/registry.js';
 import type { AuthTokens } from '../auth-tokens.js';
 
@@ -27,6 +29,7 @@ export interface AwsApiDeps {
   service: MicroVMService;
   store: Store;
   tokens: AuthTokens;
+  images: ImageService;
   /** The built-in runtimes: AWS's managed images. */
   runtimes: () => Runtime[];
   lookup: (accessKeyId: string) => Promise<AwsKeySecret | null>;
@@ -84,6 +87,14 @@ async function operation(
   body: Buffer,
 ): Promise<unknown> {
   const [version, collection, rawId, action, ...rest] = segments;
+  if (version === API_VERSION && collection === 'microvm-images' && method === 'GET') {
+    const image = rawId === undefined ? '' : decoded(rawId);
+    if (rawId === undefined) return listImages(deps.images, caller, query);
+    if (action === undefined) return getImage(deps.images, caller, image);
+    if (action === 'versions' && rest.length === 0) return listImageVersions(deps.images, caller, image, query);
+    if (action === 'versions' && rest.length === 1)
+      return getImageVersion(deps.images, caller, image, decoded(rest[0]));
+  }
   if (version === API_VERSION && collection === 'managed-microvm-images' && rest.length === 0 && method === 'GET') {
     if (rawId === undefined) return listManagedImages(deps.runtimes(), caller, query);
     if (action === 'versions') return listManagedImageVersions(deps.runtimes(), caller, decoded(rawId), query);

@@ -6,6 +6,7 @@ import { CapsuleError, ErrorCode, formatIssues, RunMicroVMRequest, type MicroVMS
 import type { MicroVMService } from '../../lifecycle/microvm-service.js';
 import type { MicroVMRecord, Store } from '../../store/types.js';
 import { idempotent } from './idempotency.js';
+import { maxResultsOf } from './page.js';
 import { accountIdOf, bareIdentifier, epochSeconds, imageArn } from './wire.js';
 
 /** Who is calling, where, as SigV4 said. */
@@ -15,8 +16,6 @@ export interface AwsCaller {
   /** The Host the client used: endpoints are built on it. */
   host: string;
 }
-
-const MAX_RESULTS = 50;
 
 const Identifier = z.string().min(1).max(256);
 const RunMicrovmInput = z.object({
@@ -105,12 +104,7 @@ export async function listMicrovms(
   caller: AwsCaller,
   query: URLSearchParams,
 ): Promise<unknown> {
-  const maxResults = validated(
-    z.coerce.number().int().min(1).max(MAX_RESULTS).optional(),
-    query.get('maxResults') ?? undefined,
-    'maxResults',
-  );
-  const limit = maxResults ?? MAX_RESULTS;
+  const limit = maxResultsOf(query);
   const imageIdentifier = query.get('imageIdentifier');
   const imageVersion = query.get('imageVersion');
   const records = await service.list({
