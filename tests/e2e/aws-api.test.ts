@@ -1,6 +1,6 @@
 // AWS's own client for Lambda MicroVMs (@aws-sdk/client-lambda-microvms), unchanged, pointed at Capsule: it
 // signs with SigV4 using the pair Capsule wrote to <data-dir>/aws-credentials, and drives real VMs. The
-// operations built so far are the MicroVM ones; the rest answer UnknownOperationException.
+// operations not built yet (image create/update/delete, builds, shell tokens) answer UnknownOperationException.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -8,6 +8,7 @@ import path from 'node:path';
 import {
   ConflictException,
   CreateMicrovmAuthTokenCommand,
+  DeleteMicrovmImageCommand,
   GetMicrovmCommand,
   GetMicrovmImageCommand,
   GetMicrovmImageVersionCommand,
@@ -23,7 +24,9 @@ import {
   ResumeMicrovmCommand,
   RunMicrovmCommand,
   SuspendMicrovmCommand,
+  TagResourceCommand,
   TerminateMicrovmCommand,
+  UntagResourceCommand,
   ValidationException,
 } from '@aws-sdk/client-lambda-microvms';
 import { zipOf } from '../support/zip-writer.js';
@@ -218,6 +221,26 @@ describe('the AWS API, driven by AWS’s own SDK', () => {
       versions.items?.map((v) => v.imageVersion),
       ['1'],
     );
+    // tags, on the image's ARN
+    await aws.send(new TagResourceCommand({ Resource: arn, Tags: { team: 'ml', env: 'dev' } }));
+    await aws.send(new TagResourceCommand({ Resource: arn, Tags: { env: 'prod' } }));
+    assert.deepEqual((await aws.send(new ListTagsCommand({ Resource: arn }))).Tags, { env: 'prod', team: 'ml' });
+    assert.deepEqual((await aws.send(new GetMicrovmImageCommand({ imageIdentifier: arn }))).tags, {
+      env: 'prod',
+      team: 'ml',
+    });
+    await aws.send(new UntagResourceCommand({ Resource: arn, TagKeys: ['team'] }));
+    assert.deepEqual((await aws.send(new ListTagsCommand({ Resource: arn }))).Tags, { env: 'prod' });
+    const vmArn = arn.replace(':microvm-image:aws-read', ':microvm:mvm-x');
+    await assert.rejects(
+      aws.send(new ListTagsCommand({ Resource: vmArn })),
+      (err) => err instanceof ValidationException,
+    );
+    const elsewhere = arn.replace(/:\d{12}:/, ':000000000000:');
+    await assert.rejects(
+      aws.send(new TagResourceCommand({ Resource: elsewhere, Tags: { a: 'b' } })),
+      (err) => err instanceof ResourceNotFoundException,
+    );
     // a VM of it, run by ARN: its imageArn is the image's
     const vm = await aws.send(new RunMicrovmCommand({ imageIdentifier: arn, imageVersion: '1' }));
     assert.equal(vm.imageArn, arn);
@@ -259,9 +282,8 @@ describe('the AWS API, driven by AWS’s own SDK', () => {
     await assert.rejects(client({ credentials: stranger }).send(new ListMicrovmsCommand({})), (err) =>
       /^UnrecognizedClientException$/.test(nameOf(err)),
     );
-    await assert.rejects(
-      aws.send(new ListTagsCommand({ Resource: 'arn:aws:lambda:us-east-1:1:microvm-image:x' })),
-      (err) => /^UnknownOperationException$/.test(nameOf(err)),
+    await assert.rejects(aws.send(new DeleteMicrovmImageCommand({ imageIdentifier: 'nothing' })), (err) =>
+      /^UnknownOperationException$/.test(nameOf(err)),
     );
     const unsigned = await fetch(`${server().url}/2025-09-09/microvms`);
     assert.equal(unsigned.status, 403);

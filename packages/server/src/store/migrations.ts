@@ -119,4 +119,16 @@ export const MIGRATIONS: Array<{ version: number; sql: string }> = [
       );
     `,
   },
+  {
+    version: 9,
+    sql: `
+      CREATE TABLE image_tags (
+        tenant_id TEXT NOT NULL,
+        image_name TEXT NOT NULL,
+        tag_key TEXT NOT NULL,
+        tag_value TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, image_name, tag_key)
+      );
+    `,
+  },
 ];

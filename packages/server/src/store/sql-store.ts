@@ -17,6 +17,7 @@ import type {
   TenantUsage,
 } from './types.js';
 import { canTransition } from './states.js';
+import { dropTagsOfGoneImage, listImageTags, removeImageTags, setImageTags } from './image-tags.js';
 
 const COLUMNS: Array<[keyof MicroVMRecord, string, 'json' | 'plain']> = [
   ['id', 'id', 'plain'],
@@ -420,11 +421,26 @@ export class SqlStore implements Store {
   }
 
   async deleteImageVersion(tenantId: string, name: string, version: number): Promise<void> {
-    await this.db.run('DELETE FROM image_versions WHERE tenant_id = $1 AND name = $2 AND version = $3', [
-      tenantId,
-      name,
-      version,
-    ]);
+    await this.db.transaction(async (tx) => {
+      await tx.run('DELETE FROM image_versions WHERE tenant_id = $1 AND name = $2 AND version = $3', [
+        tenantId,
+        name,
+        version,
+      ]);
+      await dropTagsOfGoneImage(tx, tenantId, name);
+    });
+  }
+
+  setImageTags(tenantId: string, name: string, tags: Record<string, string>): Promise<void> {
+    return this.db.transaction((tx) => setImageTags(tx, tenantId, name, tags));
+  }
+
+  removeImageTags(tenantId: string, name: string, keys: string[]): Promise<void> {
+    return this.db.transaction((tx) => removeImageTags(tx, tenantId, name, keys));
+  }
+
+  listImageTags(tenantId: string, name: string): Promise<Record<string, string>> {
+    return listImageTags(this.db, tenantId, name);
   }
 
   async listImageVersionsInStates(states: ImageBuildState[]): Promise<ImageVersionRecord[]> {

@@ -416,6 +416,20 @@ for (const backend of BACKENDS) {
       assert.equal(await claim('h3', t0), null, 'a failed request frees its token');
     });
 
+    test("image tags: set, replace, remove, per tenant; gone with the image's last version", async (t) => {
+      const store = await openStore(t);
+      await store.setImageTags('tenant-a', 'app', { team: 'x', env: 'dev' });
+      await store.setImageTags('tenant-a', 'app', { env: 'prod' });
+      await store.setImageTags('tenant-b', 'app', { team: 'y' });
+      assert.deepEqual(await store.listImageTags('tenant-a', 'app'), { env: 'prod', team: 'x' });
+      await store.removeImageTags('tenant-a', 'app', ['team', 'absent']);
+      assert.deepEqual(await store.listImageTags('tenant-a', 'app'), { env: 'prod' });
+      assert.deepEqual(await store.listImageTags('tenant-b', 'app'), { team: 'y' });
+      // the tags of an image with no version left go with its last delete
+      await store.deleteImageVersion('tenant-b', 'app', 1);
+      assert.deepEqual(await store.listImageTags('tenant-b', 'app'), {});
+    });
+
     test('tenants: insert once per name, get, list, update quotas', async (t) => {
       const store = await openStore(t);
       const quotas = { maxRunningMicroVMs: 2, maxVcpus: 4, maxMemoryMib: 2048, maxStorageMib: 10240 };
@@ -528,8 +542,10 @@ for (const backend of BACKENDS) {
         (await store.listImageVersionsInStates(['PENDING'])).map((v) => `${v.tenantId}/${v.name}:${v.version}`).sort(),
         ['tenant-a/flask:2', 'tenant-a/other:1', 'tenant-b/flask:1'],
       );
+      await store.setImageTags('tenant-a', 'flask', { team: 'x' });
       await store.deleteImageVersion('tenant-a', 'flask', 2);
       assert.equal(await store.getImageVersion('tenant-a', 'flask', 2), null);
+      assert.deepEqual(await store.listImageTags('tenant-a', 'flask'), { team: 'x' }, 'a version remains: tags stay');
       assert.equal(
         (await version('tenant-a', 'flask', '2024-01-01T00:00:05.000Z')).version,
         2,

@@ -179,7 +179,12 @@ export interface Store {
   getImageVersion(tenantId: string, name: string, version: number): Promise<ImageVersionRecord | null>;
   /** A tenant's versions (of one image, or all), by name then version. */
   listImageVersions(tenantId: string, name?: string): Promise<ImageVersionRecord[]>;
+  /** Deleting an image's last version deletes its tags too. */
   deleteImageVersion(tenantId: string, name: string, version: number): Promise<void>;
+  /** Set (add or replace) tags of image `name`. */
+  setImageTags(tenantId: string, name: string, tags: Record<string, string>): Promise<void>;
+  removeImageTags(tenantId: string, name: string, keys: string[]): Promise<void>;
+  listImageTags(tenantId: string, name: string): Promise<Record<string, string>>;
   /** Versions in these states across tenants (builds cut short by a restart). */
   listImageVersionsInStates(states: ImageBuildState[]): Promise<ImageVersionRecord[]>;
   close(): Promise<void>;

@@ -2,8 +2,8 @@
 // root or under a path prefix (`endpoint: 'http://host:7070/aws'`; `//` tolerated), signed with SigV4 by an
 // access key pair Capsule issued. Routed on the raw path split on `/` before any segment is decoded: ARNs
 // arrive percent-encoded, `/` as `%2F`. Operations built so far: the MicroVM ones (microvm-ops.ts), endpoint
-// auth tokens (token-ops.ts), managed images (managed-image-ops.ts) and reading images (image-ops.ts); every
-// other AWS path answers UnknownOperationException.
+// auth tokens (token-ops.ts), managed images (managed-image-ops.ts), reading images (image-ops.ts) and tags
+// (tag-ops.ts); every other AWS path answers UnknownOperationException.
 import type http from 'node:http';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import type { MicroVMService } from '../../lifecycle/microvm-service.js';
@@ -15,6 +15,7 @@ import { sendAwsError, sendAwsJson, unknownOperation } from './wire.js';
 import { createMicrovmAuthToken } from './token-ops.js';
 import { listManagedImages, listManagedImageVersions } from './managed-image-ops.js';
 import { getImage, getImageVersion, listImages, listImageVersions } from './image-ops.js';
+import { listTags, NO_CONTENT, tagResource, untagResource } from './tag-ops.js';
 import type { ImageService } from '../../images/image-service.js';
 import type { Runtime } from '../../runtimes/registry.js';
 import type { AuthTokens } from '../auth-tokens.js';
@@ -87,10 +88,16 @@ async function operation(
   body: Buffer,
 ): Promise<unknown> {
   const [version, collection, rawId, action, ...rest] = segments;
+  if (version === TAGS_VERSION && rawId !== undefined && action === undefined) {
+    const resource = decoded(rawId);
+    if (method === 'POST') return tagResource(deps.store, deps.images, caller, resource, jsonOf(body));
+    if (method === 'DELETE') return untagResource(deps.store, deps.images, caller, resource, query);
+    if (method === 'GET') return listTags(deps.store, deps.images, caller, resource);
+  }
   if (version === API_VERSION && collection === 'microvm-images' && method === 'GET') {
     const image = rawId === undefined ? '' : decoded(rawId);
     if (rawId === undefined) return listImages(deps.images, caller, query);
-    if (action === undefined) return getImage(deps.images, caller, image);
+    if (action === undefined) return getImage(deps.images, deps.store, caller, image);
     if (action === 'versions' && rest.length === 0) return listImageVersions(deps.images, caller, image, query);
     if (action === 'versions' && rest.length === 1)
       return getImageVersion(deps.images, caller, image, decoded(rest[0]));
@@ -130,7 +137,9 @@ export async function handleAwsRequest(
     );
     const caller = { tenantId: verified.tenantId, region: verified.region, host: req.headers.host ?? 'localhost' };
     const query = new URL(rawUrl, 'http://aws').searchParams;
-    sendAwsJson(res, 200, await operation(deps, caller, req.method ?? 'GET', segments, query, body));
+    const answer = await operation(deps, caller, req.method ?? 'GET', segments, query, body);
+    if (answer === NO_CONTENT) sendAwsJson(res, 204, undefined);
+    else sendAwsJson(res, 200, answer);
   } catch (err) {
     sendAwsError(res, err);
   }

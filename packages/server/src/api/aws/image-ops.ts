@@ -4,7 +4,7 @@
 // successful version is ACTIVE (Capsule has no INACTIVE flag yet); the base image is the runtime, managed.
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import type { ImageService } from '../../images/image-service.js';
-import type { ImageVersionRecord } from '../../store/types.js';
+import type { ImageVersionRecord, Store } from '../../store/types.js';
 import type { AwsCaller } from './microvm-ops.js';
 import { page } from './page.js';
 import { accountIdOf, bareIdentifier, epochSeconds, imageArn } from './wire.js';
@@ -56,8 +56,16 @@ function versionNumber(raw: string): number {
   return Number(match[1]);
 }
 
-export async function getImage(images: ImageService, caller: AwsCaller, identifier: string): Promise<unknown> {
-  return imageSummary(caller, await images.versions(caller.tenantId, bareIdentifier(identifier)));
+export async function getImage(
+  images: ImageService,
+  store: Store,
+  caller: AwsCaller,
+  identifier: string,
+): Promise<unknown> {
+  const name = bareIdentifier(identifier);
+  const summary = imageSummary(caller, await images.versions(caller.tenantId, name));
+  const tags = await store.listImageTags(caller.tenantId, name);
+  return Object.keys(tags).length > 0 ? { ...summary, tags } : summary;
 }
 
 export async function listImages(images: ImageService, caller: AwsCaller, query: URLSearchParams): Promise<unknown> {
