@@ -89,6 +89,9 @@ describe('the AWS API, driven by AWS’s own SDK', () => {
       assert.ok(first.nextToken, 'more than one page');
       const second = await aws.send(new ListMicrovmsCommand({ maxResults: 1, nextToken: first.nextToken }));
       assert.notEqual(second.items?.[0]?.microvmId, first.items?.[0]?.microvmId);
+      // at the root with a trailing slash the path starts with //: still a path, never a host
+      const root = client({ endpoint: `${server().url}/` });
+      assert.equal((await root.send(new ListMicrovmsCommand({ maxResults: 1 }))).items?.length, 1);
     } finally {
       for (const id of ids) await aws.send(new TerminateMicrovmCommand({ microvmIdentifier: id }));
     }

@@ -136,7 +136,9 @@ export async function handleAwsRequest(
       deps.lookup,
     );
     const caller = { tenantId: verified.tenantId, region: verified.region, host: req.headers.host ?? 'localhost' };
-    const query = new URL(rawUrl, 'http://aws').searchParams;
+    // the raw query alone: a path that starts with // must not be read as a host
+    const at = rawUrl.indexOf('?');
+    const query = new URLSearchParams(at < 0 ? '' : rawUrl.slice(at + 1));
     const answer = await operation(deps, caller, req.method ?? 'GET', segments, query, body);
     if (answer === NO_CONTENT) sendAwsJson(res, 204, undefined);
     else sendAwsJson(res, 200, answer);
