@@ -26,7 +26,8 @@ async function imageOf(images: ImageService, caller: AwsCaller, resource: string
   if (!match) {
     throw new CapsuleError(
       ErrorCode.VALIDATION_FAILED,
-      'Resource must be a MicroVM image ARN (arn:aws:lambda:REGION:ACCOUNT:microvm-image:NAME); MicroVMs are not taggable',
+      'Resource must be a MicroVM image ARN (arn:aws:lambda:REGION:ACCOUNT:microvm-image:NAME); ' +
+        'MicroVMs are not taggable',
     );
   }
   const notFound = new CapsuleError(ErrorCode.IMAGE_NOT_FOUND, `image ${match[2]} not found`, {
