@@ -12,6 +12,7 @@ import { verifySigV4 } from '../../aws/sigv4.js';
 import type { AwsKeySecret } from '../../aws/sigv4.js';
 import { changeMicrovm, getMicrovm, listMicrovms, runMicrovm, type AwsCaller } from './microvm-ops.js';
 import { sendAwsError, sendAwsJson, unknownOperation } from './wire.js';
+import { readBody } from '../http.js';
 import { createMicrovmAuthToken } from './token-ops.js';
 import { listManagedImages, listManagedImageVersions } from './managed-image-ops.js';
 import { getImage, getImageVersion, listImages, listImageVersions } from './image-ops.js';
@@ -44,22 +45,6 @@ export function awsSegments(rawUrl: string): string[] | null {
   // Capsule's own routes (/v1/…, endpoints under /v1/microvms/{id}/proxy/…) are never AWS's
   if (version < 0 || version > MAX_PREFIX_SEGMENTS || segments[0] === 'v1') return null;
   return segments.slice(version);
-}
-
-function readBody(req: http.IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        req.destroy();
-        reject(new CapsuleError(ErrorCode.PAYLOAD_TOO_LARGE, `the body is over ${MAX_BODY_BYTES} bytes`));
-      } else chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
 }
 
 function jsonOf(body: Buffer): unknown {
@@ -130,7 +115,7 @@ export async function handleAwsRequest(
 ): Promise<void> {
   try {
     const rawUrl = req.url ?? '/';
-    const body = await readBody(req);
+    const body = await readBody(req, MAX_BODY_BYTES);
     const verified = await verifySigV4(
       { method: req.method ?? 'GET', rawUrl, headers: req.headers, body },
       deps.lookup,

@@ -2,12 +2,12 @@
 // service: AWS's shapes and names in, Capsule's records out as AWS's `Microvm`. Suspend, resume and terminate
 // are idempotent as AWS's are: asking for the state a VM is already in answers 200.
 import { z } from 'zod';
-import { CapsuleError, ErrorCode, formatIssues, RunMicroVMRequest, type MicroVMState } from '@capsule/protocol';
+import { RunMicroVMRequest, type MicroVMState } from '@capsule/protocol';
 import type { MicroVMService } from '../../lifecycle/microvm-service.js';
 import type { MicroVMRecord, Store } from '../../store/types.js';
 import { idempotent } from './idempotency.js';
 import { maxResultsOf } from './page.js';
-import { accountIdOf, bareIdentifier, epochSeconds, imageArn } from './wire.js';
+import { accountIdOf, bareIdentifier, epochSeconds, imageArn, validated } from './wire.js';
 
 /** Who is calling, where, as SigV4 said. */
 export interface AwsCaller {
@@ -35,12 +35,6 @@ const RunMicrovmInput = z.object({
   runHookPayload: z.string().max(16_384).optional(),
   clientToken: z.string().min(1).max(128).optional(),
 });
-
-function validated<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, formatIssues(parsed.error, what));
-  return parsed.data;
-}
 
 /** Capsule's FAILED is AWS's TERMINATED with a reason. */
 const awsState = (state: MicroVMState): string => (state === 'FAILED' ? 'TERMINATED' : state);

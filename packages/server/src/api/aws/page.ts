@@ -1,21 +1,14 @@
 // AWS pagination over a list held in memory: `maxResults` (1-50, default 50) and an opaque `nextToken`,
 // here the sort key of the last item given.
 import { z } from 'zod';
-import { CapsuleError, ErrorCode, formatIssues } from '@capsule/protocol';
+import { validated } from './wire.js';
 
 const MAX_RESULTS = 50;
 
 /** The request's `maxResults`, checked; 50 when absent. */
 export function maxResultsOf(query: URLSearchParams): number {
-  const parsed = z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(MAX_RESULTS)
-    .optional()
-    .safeParse(query.get('maxResults') ?? undefined);
-  if (!parsed.success) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, formatIssues(parsed.error, 'maxResults'));
-  return parsed.data ?? MAX_RESULTS;
+  const maxResults = z.coerce.number().int().min(1).max(MAX_RESULTS).optional();
+  return validated(maxResults, query.get('maxResults') ?? undefined, 'maxResults') ?? MAX_RESULTS;
 }
 
 /** `items` (always present) after `nextToken`, at most `maxResults` of them; the last one's key as the next token. */

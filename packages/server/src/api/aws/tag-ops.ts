@@ -2,11 +2,11 @@
 // named by ARN. MicroVMs are not taggable (as in AWS): any other ARN is ValidationException; an image of
 // another account (tenant), or none, is ResourceNotFoundException.
 import { z } from 'zod';
-import { CapsuleError, ErrorCode, formatIssues } from '@capsule/protocol';
+import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import type { ImageService } from '../../images/image-service.js';
 import type { Store } from '../../store/types.js';
 import type { AwsCaller } from './microvm-ops.js';
-import { accountIdOf } from './wire.js';
+import { accountIdOf, validated } from './wire.js';
 
 /** What an operation answers with 204 and no body. */
 export const NO_CONTENT = Symbol('no content');
@@ -47,13 +47,12 @@ export async function tagResource(
   resource: string,
   body: unknown,
 ): Promise<typeof NO_CONTENT> {
-  const parsed = TagResourceInput.safeParse(body);
-  if (!parsed.success) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, formatIssues(parsed.error, 'body'));
+  const { Tags: tags } = validated(TagResourceInput, body, 'body');
   const name = await imageOf(images, caller, resource);
-  const merged = { ...(await store.listImageTags(caller.tenantId, name)), ...parsed.data.Tags };
+  const merged = { ...(await store.listImageTags(caller.tenantId, name)), ...tags };
   if (Object.keys(merged).length > MAX_TAGS)
     throw new CapsuleError(ErrorCode.VALIDATION_FAILED, `an image has at most ${MAX_TAGS} tags`);
-  await store.setImageTags(caller.tenantId, name, parsed.data.Tags);
+  await store.setImageTags(caller.tenantId, name, tags);
   return NO_CONTENT;
 }
 
@@ -64,10 +63,8 @@ export async function untagResource(
   resource: string,
   query: URLSearchParams,
 ): Promise<typeof NO_CONTENT> {
-  const keys = query.getAll('tagKeys');
-  const parsed = z.array(TagKey).min(1).max(MAX_TAGS).safeParse(keys);
-  if (!parsed.success) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, formatIssues(parsed.error, 'tagKeys'));
-  await store.removeImageTags(caller.tenantId, await imageOf(images, caller, resource), parsed.data);
+  const keys = validated(z.array(TagKey).min(1).max(MAX_TAGS), query.getAll('tagKeys'), 'tagKeys');
+  await store.removeImageTags(caller.tenantId, await imageOf(images, caller, resource), keys);
   return NO_CONTENT;
 }
 

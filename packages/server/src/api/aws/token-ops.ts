@@ -2,10 +2,10 @@
 // `X-aws-proxy-auth`, limited to the ports asked for (single ports, ranges, or all) and 1-60 minutes. The
 // same signed tokens as POST /v1/microvms/{id}/auth-tokens (api/auth-tokens.ts), with ranges.
 import { z } from 'zod';
-import { CapsuleError, ErrorCode, formatIssues } from '@capsule/protocol';
 import type { MicroVMService } from '../../lifecycle/microvm-service.js';
 import type { AuthTokens } from '../auth-tokens.js';
 import type { AwsCaller } from './microvm-ops.js';
+import { validated } from './wire.js';
 
 const Port = z.number().int().min(1).max(65_535);
 const PortSpecification = z.union([
@@ -31,12 +31,11 @@ export async function createMicrovmAuthToken(
   microvmId: string,
   body: unknown,
 ): Promise<unknown> {
-  const parsed = CreateAuthTokenInput.safeParse(body);
-  if (!parsed.success) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, formatIssues(parsed.error, 'body'));
+  const input = validated(CreateAuthTokenInput, body, 'body');
   const vm = await service.get(caller.tenantId, microvmId); // another tenant's VM is 404
   const allowedPorts: number[] = [];
   const allowedPortRanges: Array<[number, number]> = [];
-  for (const spec of parsed.data.allowedPorts) {
+  for (const spec of input.allowedPorts) {
     if ('port' in spec) allowedPorts.push(spec.port);
     else if ('range' in spec) allowedPortRanges.push([spec.range.startPort, spec.range.endPort]);
     else allowedPortRanges.push([1, 65_535]);
@@ -46,7 +45,7 @@ export async function createMicrovmAuthToken(
     tenantId: caller.tenantId,
     allowedPorts: [...new Set(allowedPorts)].sort((a, b) => a - b),
     allowedPortRanges,
-    expiresAtMs: Date.now() + parsed.data.expirationInMinutes * 60_000,
+    expiresAtMs: Date.now() + input.expirationInMinutes * 60_000,
   });
   return { authToken: { 'X-aws-proxy-auth': token } };
 }

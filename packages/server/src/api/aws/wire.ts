@@ -3,7 +3,9 @@
 // own errors (the one registry in @capsule/protocol) map onto AWS's modelled error classes here.
 import type http from 'node:http';
 import { createHash, randomUUID } from 'node:crypto';
-import { CapsuleError, ErrorCode } from '@capsule/protocol';
+import type { z } from 'zod';
+import { CapsuleError, ErrorCode, formatIssues } from '@capsule/protocol';
+import { toCapsuleError } from '../http.js';
 
 interface AwsError {
   type: string;
@@ -32,10 +34,15 @@ export function unknownOperation(method: string, path: string): CapsuleError {
   });
 }
 
-function awsErrorOf(err: unknown): { error: AwsError; body: Record<string, unknown>; retryAfterSeconds?: number } {
-  if (!(err instanceof CapsuleError)) {
-    return { error: { type: 'InternalServerException', status: 500 }, body: { message: 'internal error' } };
-  }
+/** `value` as `schema` says, or ValidationException naming what is wrong in `what`. */
+export function validated<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, formatIssues(parsed.error, what));
+  return parsed.data;
+}
+
+function awsErrorOf(thrown: unknown): { error: AwsError; body: Record<string, unknown>; retryAfterSeconds?: number } {
+  const err = toCapsuleError(thrown); // anything but a CapsuleError is INTERNAL: InternalServerException
   const named = err.details?.awsErrorType;
   // authentication failures and unknown operations carry AWS's name (sigv4.ts, unknownOperation)
   const error =
