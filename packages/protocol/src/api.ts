@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { FileStat as FileStatSchema, SignalName } from './messages.js';
 import { EgressMode, NetworkPolicy, ResolvedNetworkPolicy } from './network.js';
+import { IMAGE_NAME, IMAGE_NAME_RULE } from './images.js';
 
 /** MicroVM states (design.md section 1). */
 export const MicroVMState = z.enum([
@@ -70,11 +71,8 @@ export type ResolvedIdlePolicy = z.infer<typeof ResolvedIdlePolicy>;
 
 export const RunMicroVMRequest = z
   .object({
-    imageName: z
-      .string()
-      .min(1)
-      .max(64)
-      .regex(/^[a-z0-9][a-z0-9-]*$/, 'lowercase letters, digits and dashes'),
+    /** An image of the tenant's, or a built-in runtime. */
+    imageName: z.string().regex(IMAGE_NAME, IMAGE_NAME_RULE),
     imageVersion: z.number().int().positive().optional(),
     vcpuCount: VcpuCount.optional(),
     memoryMib: MemoryMib.optional(),

@@ -1,14 +1,16 @@
 // MicroVM Images: versions built from a zip (Dockerfile subset or capsule.json) on a runtime.
 import { z } from 'zod';
 
-export const IMAGE_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** AWS's image name pattern: letters (either case), digits, `-` and `_`, at most 64. */
+export const IMAGE_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+export const IMAGE_NAME_RULE = 'must be 1-64 letters, digits, dashes or underscores';
 export const ImageBuildState = z.enum(['PENDING', 'IN_PROGRESS', 'SUCCESSFUL', 'FAILED']);
 export type ImageBuildState = z.infer<typeof ImageBuildState>;
 
 /** JSON form of POST /v1/images (the other form is the zip itself as the body, `?name=`). */
 export const CreateImageRequest = z
   .object({
-    name: z.string().regex(IMAGE_NAME, 'must be 1-63 lower-case letters, digits or dashes'),
+    name: z.string().regex(IMAGE_NAME, IMAGE_NAME_RULE),
     /** Where the zip is: `s3://bucket/key` on the configured S3-compatible storage. */
     codeUri: z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/.+$/, 'must be s3://bucket/key'),
   })

@@ -1,5 +1,7 @@
 // The whole API surface assembled: the route table (every /v1 route, health, metrics, the document)
 // and the HTTP server around it with the endpoint proxy and the interactive sessions.
+import { codeSourcesOf } from '../images/code-source.js';
+import { buildMachineOf } from './aws/build-ops.js';
 import type http from 'node:http';
 import type { MicroVMUsage } from '@capsule/protocol';
 import type { CapsuleConfig } from '../config.js';
@@ -65,7 +67,7 @@ export function apiRoutes(
   networkRoutes(app, service);
   authTokenRoute(app, service, deps.tokens);
   tenantRoutes(app, store, config, deps.usage, deps.serverKey);
-  imageRoutes(app, deps.images, config.s3, config.s3CodePrefixes, config.blobs);
+  imageRoutes(app, deps.images, codeSourcesOf(config));
   openApiRoute(app, SERVER_VERSION);
   return app;
 }
@@ -89,6 +91,8 @@ export function createApi(deps: ApiDeps): { server: http.Server; closeSessions: 
       images: deps.images,
       runtimes: () => deps.runtimes.list(),
       lookup: awsKeyLookup(deps.store, deps.serverKey),
+      codeSources: codeSourcesOf(deps.config),
+      buildMachine: buildMachineOf(process.arch, deps.accelerator.accelerator),
     },
     log: deps.log,
   });

@@ -2,7 +2,15 @@
 // A path parameter that cannot name anything answers as a missing resource does (404), not as bad input:
 // its schema carries that code in the issue's params, and the validation hook (app.ts) honours it.
 import { z } from 'zod';
-import { API_KEY_ID, ErrorCode, IMAGE_NAME, MICROVM_ID, MicroVMState, TENANT_ID } from '@capsule/protocol';
+import {
+  API_KEY_ID,
+  ErrorCode,
+  IMAGE_NAME,
+  IMAGE_NAME_RULE,
+  MICROVM_ID,
+  MicroVMState,
+  TENANT_ID,
+} from '@capsule/protocol';
 
 const MAX_PATH_CHARS = 4096;
 export const MAX_PAGE = 100;
@@ -32,7 +40,7 @@ export const ApiKeyParams = TenantIdParam.extend({
 const ImageName = named(
   IMAGE_NAME,
   ErrorCode.VALIDATION_FAILED,
-  () => 'image name must be 1-63 lower-case letters, digits or dashes',
+  () => `image name ${IMAGE_NAME_RULE}`,
   'an image name',
 );
 export const ImageNameParam = z.object({ name: ImageName });

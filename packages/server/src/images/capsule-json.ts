@@ -2,14 +2,15 @@
 // port, env, and the MicroVM shape it wants.
 import { z } from 'zod';
 import { formatIssues, MemoryMib, VcpuCount } from '@capsule/protocol';
-import { BuildSpecError, DEFAULT_USER, DEFAULT_WORKDIR, type BuildPlan } from './build-plan.js';
+import { BuildSpecError, DEFAULT_USER, DEFAULT_WORKDIR, HOOK_NAMES, type BuildPlan } from './build-plan.js';
 
 const FILE = 'capsule.json';
 const BuildCommands = z.array(z.string().min(1)).max(200);
 
 const CapsuleJson = z
   .object({
-    runtime: z.string().min(1),
+    /** Required unless the image names its base elsewhere (the AWS API's baseImageArn, which then wins). */
+    runtime: z.string().min(1).optional(),
     /**
      * Shell commands run in order in the app directory at build time; or {commands, egress}, where
      * egress `none` builds with no network at all (default `all`: the public internet, never the host).
@@ -30,13 +31,17 @@ const CapsuleJson = z
       .object({
         port: z.number().int().min(1).max(65535).optional(),
         timeoutSeconds: z.number().int().min(1).max(60).optional(),
+        /** `aws`: called at AWS's paths (/aws/lambda-microvms/runtime/v1/…) with AWS's default timeouts. */
+        style: z.enum(['capsule', 'aws']).optional(),
+        /** Only these are called, and each is then required (validate runs only when listed here). */
+        enabled: z.array(z.enum(HOOK_NAMES)).max(HOOK_NAMES.length).optional(),
       })
       .strict()
       .optional(),
   })
   .strict();
 
-export function parseCapsuleJson(text: string, runtimes: readonly string[]): BuildPlan {
+export function parseCapsuleJson(text: string, runtimes: readonly string[], baseRuntime?: string): BuildPlan {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -46,16 +51,14 @@ export function parseCapsuleJson(text: string, runtimes: readonly string[]): Bui
   const parsed = CapsuleJson.safeParse(raw);
   if (!parsed.success) throw new BuildSpecError(FILE, null, formatIssues(parsed.error, 'file'));
   const spec = parsed.data;
-  if (!runtimes.includes(spec.runtime))
-    throw new BuildSpecError(
-      FILE,
-      null,
-      `runtime: unknown runtime "${spec.runtime}" (available: ${runtimes.join(', ')})`,
-    );
+  const runtime = baseRuntime ?? spec.runtime;
+  if (runtime === undefined) throw new BuildSpecError(FILE, null, 'runtime: required');
+  if (!runtimes.includes(runtime))
+    throw new BuildSpecError(FILE, null, `runtime: unknown runtime "${runtime}" (available: ${runtimes.join(', ')})`);
   const context = { env: spec.env, workdir: DEFAULT_WORKDIR, user: DEFAULT_USER };
   const build = Array.isArray(spec.build) ? { commands: spec.build, egress: undefined } : spec.build;
   return {
-    runtime: spec.runtime,
+    runtime,
     // the whole zip is the app: copied to the app directory first, then built there
     steps: [
       { kind: 'copy', sources: ['.'], dest: DEFAULT_WORKDIR + '/', line: 0, ...context },
@@ -76,6 +79,8 @@ export function parseCapsuleJson(text: string, runtimes: readonly string[]): Bui
     vcpuCount: spec.vcpuCount ?? null,
     hookPort: spec.hooks?.port,
     hookTimeoutMs: spec.hooks?.timeoutSeconds === undefined ? undefined : spec.hooks.timeoutSeconds * 1000,
+    ...(spec.hooks?.style ? { hookStyle: spec.hooks.style } : {}),
+    ...(spec.hooks?.enabled ? { enabledHooks: spec.hooks.enabled } : {}),
     ...(build.egress ? { buildEgress: build.egress } : {}),
   };
 }

@@ -90,7 +90,8 @@ function zipPath(ins: Instruction, raw: string): string {
   return normal === '.' ? '.' : normal.replace(/\/$/, '');
 }
 
-export function parseDockerfile(text: string, runtimes: readonly string[]): BuildPlan {
+/** `baseRuntime`, when given, is built on whatever FROM names (the AWS API's baseImageArn decides the base). */
+export function parseDockerfile(text: string, runtimes: readonly string[], baseRuntime?: string): BuildPlan {
   const all = instructions(text);
   if (all.length === 0 || all[0].keyword !== 'FROM')
     throw new BuildSpecError(FILE, all[0]?.line ?? 1, 'the first instruction must be FROM <runtime>');
@@ -115,7 +116,7 @@ export function parseDockerfile(text: string, runtimes: readonly string[]): Buil
         if (runtime) throw new BuildSpecError(FILE, ins.line, 'only one FROM (multi-stage builds are not supported)');
         const [name, ...rest] = ins.args.split(/\s+/);
         if (!name || rest.length > 0) throw new BuildSpecError(FILE, ins.line, 'FROM takes one runtime name');
-        runtime = name.replace(/^capsule\//, '').replace(/:latest$/, '');
+        runtime = baseRuntime ?? name.replace(/^capsule\//, '').replace(/:latest$/, '');
         if (!runtimes.includes(runtime))
           throw new BuildSpecError(FILE, ins.line, `unknown runtime "${name}" (available: ${runtimes.join(', ')})`);
         break;

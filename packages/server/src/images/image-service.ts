@@ -10,25 +10,14 @@ import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { CapsuleError, ErrorCode, type ImageVersion, type VmShape } from '@capsule/protocol';
-import type { CapsuleConfig } from '../config.js';
-import type { Logger } from '../log.js';
-import type { RuntimeRegistry } from '../runtimes/registry.js';
-import type { ImageVersionRecord, Store } from '../store/types.js';
-import type { Accelerator } from '../vmm/qemu-args.js';
+import type { ImageVersionRecord } from '../store/types.js';
 import { BuildSpecError, type BuildPlan } from './build-plan.js';
-import { BuildFailure, buildLayer, builderMemoryMib } from './builder.js';
 import { parseCapsuleJson } from './capsule-json.js';
 import { parseDockerfile } from './dockerfile.js';
 import { AppZip, ZipError } from './zip.js';
-import { BuildLog } from './build-log.js';
 import type { DiskReserve } from '../disk-reserve.js';
-import type { SystemVms } from '../system-vms.js';
-import { captureSnapshot } from '../snapshots/capture.js';
-import type { BlobStore } from '../blobs/blob-store.js';
-import { startApp } from './app-start.js';
-import { hostLaunchOptions, type SnapshotFiles } from '../vmm/machine.js';
-import { guestRequest } from './guest-http.js';
-import type { VmNetworks } from '../network/vm-networks.js';
+import type { SnapshotFiles } from '../vmm/machine.js';
+import { artifactKey, buildVersion, LAYER, SNAPSHOT_FILES, type VersionBuildDeps } from './version-build.js';
 
 /** What a build needs of the storage quota: a refusal when the tenant is over it, and forgetting a stale figure. */
 interface TenantStorage {
@@ -36,16 +25,7 @@ interface TenantStorage {
   forget(tenantId: string): void;
 }
 
-export interface ImageServiceDeps {
-  config: CapsuleConfig;
-  store: Store;
-  /** Zips, layers and snapshots (QEMU gets local files of them through localFile). */
-  blobs: BlobStore;
-  runtimes: RuntimeRegistry;
-  accelerator: Accelerator;
-  log: Logger;
-  /** Namespaces for builder VMs (null: builders get no network). */
-  networks: VmNetworks | null;
+export interface ImageServiceDeps extends VersionBuildDeps {
   /** The free-space reserve an upload is checked against. */
   disk: DiskReserve;
   /**
@@ -53,13 +33,20 @@ export interface ImageServiceDeps {
    * own.
    */
   storage: TenantStorage;
-  /**
-   * Builder and app-snapshot VMs are the system's: they wait for room in its quota and run in its jails, never a
-   * tenant's.
-   */
-  systemVms: SystemVms;
   /** Is any MicroVM (not terminated) using this image version? */
   inUse(tenantId: string, name: string, version: number): Promise<boolean>;
+}
+
+/** How a version is described besides its zip. */
+export interface CreateOptions {
+  /** A capsule.json sent beside the zip (instead of the zip's own Dockerfile or capsule.json). */
+  config?: string;
+  /** The runtime to build on whatever the description names (the AWS API's baseImageArn). */
+  baseRuntime?: string;
+  /** Settings given beside the zip that override its description (AWS: env, memory, hooks). */
+  adjustPlan?: (plan: BuildPlan) => BuildPlan;
+  /** The AWS API's image configuration, kept with the version and echoed back. */
+  awsConfig?: Record<string, unknown>;
 }
 
 /** A built version a MicroVM can launch from: its layer, and its app-ready snapshot (for one shape). */
@@ -85,11 +72,6 @@ export function toApiVersion(v: ImageVersionRecord): ImageVersion {
   };
 }
 
-const LAYER = 'layer.qcow2';
-const WARM_TIMEOUT_MS = 10_000;
-/** The manifest last: it is written once the others are in place. */
-const SNAPSHOT_FILES = ['snapshot/memory', 'snapshot/state', 'snapshot/disk.qcow2', 'snapshot/manifest.json'];
-
 export class ImageService {
   /** Builds run one at a time, in the order they were accepted. */
   private readonly builds = new Mutex();
@@ -104,18 +86,26 @@ export class ImageService {
     return path.join(this.root, tenantId, name, String(version));
   }
 
-  /** A version's artifact in the blob store: app.zip, layer.qcow2, snapshot/{memory,state,disk.qcow2,manifest.json}. */
   private key(v: Pick<ImageVersionRecord, 'tenantId' | 'name' | 'version'>, file: string): string {
-    return `images/${v.tenantId}/${v.name}/${v.version}/${file}`;
+    return artifactKey(v, file);
   }
 
   /** Read the app description from the zip: a build plan, or a 400 that names the problem. */
-  private async planOf(zip: AppZip, config?: string): Promise<BuildPlan> {
+  private async planOf(zip: AppZip, options: CreateOptions): Promise<BuildPlan> {
     const runtimes = this.deps.runtimes.list().map((r) => r.name);
+    const { config, baseRuntime } = options;
+    if (baseRuntime !== undefined && !runtimes.includes(baseRuntime))
+      throw new CapsuleError(
+        ErrorCode.VALIDATION_FAILED,
+        `unknown base runtime "${baseRuntime}" (available: ${runtimes.join(', ')})`,
+      );
+    const adjust = options.adjustPlan ?? ((plan: BuildPlan) => plan);
     try {
-      if (config !== undefined) return parseCapsuleJson(config, runtimes);
-      if (zip.has('Dockerfile')) return parseDockerfile((await zip.read('Dockerfile')).toString('utf8'), runtimes);
-      if (zip.has('capsule.json')) return parseCapsuleJson((await zip.read('capsule.json')).toString('utf8'), runtimes);
+      if (config !== undefined) return adjust(parseCapsuleJson(config, runtimes, baseRuntime));
+      if (zip.has('Dockerfile'))
+        return adjust(parseDockerfile((await zip.read('Dockerfile')).toString('utf8'), runtimes, baseRuntime));
+      if (zip.has('capsule.json'))
+        return adjust(parseCapsuleJson((await zip.read('capsule.json')).toString('utf8'), runtimes, baseRuntime));
     } catch (err) {
       if (err instanceof BuildSpecError || err instanceof ZipError)
         throw new CapsuleError(ErrorCode.VALIDATION_FAILED, err.message);
@@ -129,7 +119,7 @@ export class ImageService {
 
   /**
    * A new version of `name` from the zip in `body` (described by its Dockerfile or capsule.json, or by
-   * `config`, a capsule.json sent beside it): checked now, built in the background. The zip is kept
+   * `options.config`, a capsule.json sent beside it): checked now, built in the background. The zip is kept
    * with the version (its build input); nothing is kept if it is refused.
    */
   async create(
@@ -137,7 +127,7 @@ export class ImageService {
     name: string,
     body: Readable,
     source: string,
-    config?: string,
+    options: CreateOptions = {},
   ): Promise<ImageVersionRecord> {
     const upload = await this.uploadPath(tenantId);
     try {
@@ -146,7 +136,7 @@ export class ImageService {
       fs.rmSync(upload, { force: true });
       throw err;
     }
-    return this.createFromUpload(tenantId, name, upload, source, config);
+    return this.createFromUpload(tenantId, name, upload, source, options);
   }
 
   /** A fresh path for the tenant's upload on the data dir's filesystem (so keeping it is a rename, not a copy). */
@@ -163,7 +153,7 @@ export class ImageService {
     name: string,
     upload: string,
     source: string,
-    config?: string,
+    options: CreateOptions = {},
   ): Promise<ImageVersionRecord> {
     let zip: AppZip | null = null;
     try {
@@ -173,7 +163,7 @@ export class ImageService {
         if (err instanceof ZipError) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, err.message);
         throw err;
       }
-      const plan = await this.planOf(zip, config);
+      const plan = await this.planOf(zip, options);
       await this.makeRoomForVersion(tenantId, name);
       const now = new Date().toISOString();
       const record = await this.deps.store.insertImageVersion({
@@ -188,6 +178,8 @@ export class ImageService {
         createdAt: now,
         updatedAt: now,
         finishedAt: null,
+        status: 'ACTIVE',
+        awsConfig: options.awsConfig ?? null,
       });
       fs.mkdirSync(this.dirOf(tenantId, name, record.version), { recursive: true, mode: 0o700 });
       zip.close();
@@ -196,7 +188,7 @@ export class ImageService {
       this.deps.log.info('image build queued', { tenantId, name, version: record.version, runtime: plan.runtime });
       // a background path: a store that fails even the FAILED update must not become an unhandled rejection
       const run = (): Promise<void> =>
-        this.build(record).catch((err: Error) =>
+        buildVersion(this.deps, record, this.dirOf(tenantId, name, record.version)).catch((err: Error) =>
           this.deps.log.error('image build could not be recorded', {
             tenantId,
             name,
@@ -215,121 +207,6 @@ export class ImageService {
   /** Wait for queued builds (tests, shutdown). */
   idle(): Promise<void> {
     return this.builds.waitForUnlock();
-  }
-
-  private async build(record: ImageVersionRecord): Promise<void> {
-    const { tenantId, name, version } = record;
-    const dir = this.dirOf(tenantId, name, version);
-    const logFile = path.join(dir, 'build.log');
-    const log = new BuildLog(logFile);
-    // short: the builder VM's unix sockets live under it
-    const work = path.join(this.deps.config.dataDir, 'b', randomBytes(4).toString('hex'));
-    const started = Date.now();
-    let zip: AppZip | null = null;
-    try {
-      await this.deps.store.updateImageVersion(tenantId, name, version, { state: 'IN_PROGRESS' });
-      fs.mkdirSync(work, { recursive: true, mode: 0o700 });
-      const appZip = await AppZip.open(await this.deps.blobs.localFile(this.key(record, 'app.zip')));
-      zip = appZip; // closed in finally
-      // the builder's uid is held for the build only (the app's snapshot VM gets its own)
-      const layer = await this.deps.systemVms.run(
-        `the build of ${name} version ${version}`,
-        builderMemoryMib(record.plan),
-        `build-${path.basename(work)}`,
-        (jail) =>
-          buildLayer({
-            config: this.deps.config,
-            runtime: this.deps.runtimes.get(record.runtime),
-            accelerator: this.deps.accelerator,
-            jail,
-            zip: appZip,
-            plan: record.plan,
-            workDir: work,
-            log: (text) => log.write(text),
-            timeoutMs: this.deps.config.buildTimeoutMs,
-            networks: this.deps.networks,
-          }),
-      );
-      await this.deps.blobs.putFile(this.key(record, LAYER), layer);
-      const layerPath = await this.deps.blobs.localFile(this.key(record, LAYER));
-      log.write(`==> layer built in ${Date.now() - started} ms; starting the app for its ready snapshot\n`);
-      const snapshotStarted = Date.now();
-      await this.takeAppSnapshot(record, layerPath, path.join(work, 's')).catch((err: Error) => {
-        // the app's own failure (never ready, a refusing ready hook) is the step that failed
-        throw new BuildFailure(
-          `start: ${(record.plan.start ?? ['(no start command)']).join(' ')}`.slice(0, 200),
-          err.message,
-        );
-      });
-      log.write(`==> app ready and snapshotted in ${Date.now() - snapshotStarted} ms\n`);
-      await this.deps.store.updateImageVersion(tenantId, name, version, {
-        state: 'SUCCESSFUL',
-        finishedAt: new Date().toISOString(),
-      });
-      this.deps.log.info('image built', { tenantId, name, version, ms: Date.now() - started });
-    } catch (err) {
-      const failure = err instanceof BuildFailure ? err : null;
-      const reason = failure
-        ? `${failure.message}${failure.outputTail ? `\n--- output (tail) ---\n${failure.outputTail}` : ''}`
-        : `the build could not run: ${(err as Error).message}`;
-      log.write(`==> FAILED: ${reason}\n`);
-      for (const built of [LAYER, ...SNAPSHOT_FILES])
-        await this.deps.blobs.delete(this.key(record, built)).catch(() => undefined);
-      await this.deps.store.updateImageVersion(tenantId, name, version, {
-        state: 'FAILED',
-        failureReason: reason,
-        failedStep: failure?.step ?? null,
-        finishedAt: new Date().toISOString(),
-      });
-      this.deps.log.warn('image build failed', { tenantId, name, version, reason: reason.split('\n')[0] });
-    } finally {
-      zip?.close();
-      log.close();
-      fs.rmSync(work, { recursive: true, force: true });
-      this.deps.storage.forget(tenantId); // a layer and a snapshot more, or the failed build's removed
-    }
-  }
-
-  /**
-   * Boot the built image, start its app, wait until it is ready (ready hook or port), warm it with one
-   * request, and snapshot it: MicroVMs of this version then launch with the app already serving.
-   */
-  private async takeAppSnapshot(record: ImageVersionRecord, layerPath: string, work: string): Promise<void> {
-    const { config } = this.deps;
-    const plan = record.plan;
-    const shape = {
-      vcpuCount: plan.vcpuCount ?? config.defaultVcpuCount,
-      memoryMib: plan.memoryMib ?? config.defaultMemoryMib,
-    };
-    fs.mkdirSync(work, { mode: 0o700 });
-    await this.deps.systemVms.run(
-      `the app snapshot of ${record.name} version ${record.version}`,
-      shape.memoryMib,
-      `snapshot-${path.basename(path.dirname(work))}`,
-      (jail) =>
-        captureSnapshot(
-          work,
-          {
-            ...hostLaunchOptions(config, this.deps.runtimes.get(record.runtime)),
-            baseDisk: layerPath,
-            ...shape,
-            accelerator: this.deps.accelerator,
-            hostname: 'capsule',
-            jail,
-          },
-          async (machine) => {
-            await startApp(machine.agent, plan, plan.env, config.appReadyTimeoutMs);
-            // one GET / before the snapshot, so a clone's first real request finds everything warm
-            if (plan.port !== null)
-              await guestRequest(machine.agent, plan.port, 'GET', '/', '', WARM_TIMEOUT_MS).catch(() => undefined);
-          },
-          { image: record.name, version: record.version, ...shape },
-          this.deps.networks,
-        ),
-    );
-    // the manifest last: a snapshot without one is not used
-    for (const file of SNAPSHOT_FILES)
-      await this.deps.blobs.putFile(this.key(record, file), path.join(work, path.basename(file)));
   }
 
   /** Builds a restart cut short are failed (their builder VM died with the old server). */
@@ -372,6 +249,15 @@ export class ImageService {
     }
   }
 
+  /** The stored size of each artifact of a version (null where there is none: not built, or failed). */
+  async artifactSizes(record: ImageVersionRecord): Promise<Record<'zip' | 'layer' | 'memory' | 'disk', number | null>> {
+    const size = async (file: string) => (await this.deps.blobs.head(this.key(record, file)))?.sizeBytes ?? null;
+    const [zip, layer, memory, disk] = await Promise.all(
+      ['app.zip', LAYER, 'snapshot/memory', 'snapshot/disk.qcow2'].map(size),
+    );
+    return { zip, layer, memory, disk };
+  }
+
   /** The version to launch: the one asked for, or the newest SUCCESSFUL one. */
   async launchable(tenantId: string, name: string, version?: number): Promise<LaunchableImage> {
     const all =
@@ -387,10 +273,14 @@ export class ImageService {
         ErrorCode.IMAGE_NOT_FOUND,
         `no image or runtime named ${name} (built-in runtimes: ${runtimes})`,
       );
-    const record = version === undefined ? all.filter((v) => v.state === 'SUCCESSFUL').at(-1) : all[0];
-    if (!record) throw new CapsuleError(ErrorCode.IMAGE_NOT_FOUND, `image ${name} has no successfully built version`);
+    const record =
+      version === undefined ? all.filter((v) => v.state === 'SUCCESSFUL' && v.status === 'ACTIVE').at(-1) : all[0];
+    if (!record)
+      throw new CapsuleError(ErrorCode.IMAGE_NOT_FOUND, `image ${name} has no successfully built, active version`);
     if (record.state !== 'SUCCESSFUL')
       throw new CapsuleError(ErrorCode.INVALID_STATE, `image ${name} version ${record.version} is ${record.state}`);
+    if (record.status === 'INACTIVE')
+      throw new CapsuleError(ErrorCode.INVALID_STATE, `image ${name} version ${record.version} is INACTIVE`);
     return {
       record,
       layerPath: await this.deps.blobs.localFile(this.key(record, LAYER)),

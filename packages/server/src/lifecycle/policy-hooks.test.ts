@@ -106,6 +106,8 @@ test('hooks: run gets its payload; one that never answers is cut at its deadline
         createdAt: now,
         updatedAt: now,
         finishedAt: now,
+        status: 'ACTIVE',
+        awsConfig: null,
       });
       const vm = await h.service.run(TENANT, { imageName: 'app', imageVersion: 1, runHookPayload: '{"task":42}' });
       assert.deepEqual(hooks.calls, [{ hook: 'run', body: '{"task":42}' }]);

@@ -13,7 +13,7 @@ export function newMicroVMId(): string {
 }
 
 export function toApi(record: MicroVMRecord, endpoint: string, usage: MicroVMUsage | null): MicroVM {
-  const { tenantId: _t, env: _e, qemuPid: _p, vmDir: _d, netSlot: _n, jailUid: _u, ...rest } = record;
+  const { tenantId: _t, env: _e, qemuPid: _p, vmDir: _d, netSlot: _n, jailUid: _u, aws: _a, ...rest } = record;
   return { ...rest, endpoint, usage };
 }
 
@@ -39,6 +39,7 @@ export function pendingRecord(
     network,
     netSlot: null,
     jailUid: null,
+    aws: null,
     idlePolicy: {
       maxIdleDurationSeconds: request.idlePolicy?.maxIdleDurationSeconds ?? 0,
       suspendedDurationSeconds: request.idlePolicy?.suspendedDurationSeconds ?? 0,

@@ -131,4 +131,19 @@ export const MIGRATIONS: Array<{ version: number; sql: string }> = [
       );
     `,
   },
+  {
+    version: 10,
+    sql: `
+      ALTER TABLE image_versions ADD COLUMN status TEXT NOT NULL DEFAULT 'ACTIVE';
+      ALTER TABLE image_versions ADD COLUMN aws_json TEXT;
+      ALTER TABLE microvms ADD COLUMN aws_json TEXT NOT NULL DEFAULT 'null';
+      CREATE TABLE image_tombstones (
+        tenant_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        deleted_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, name, version)
+      );
+    `,
+  },
 ];

@@ -3,11 +3,11 @@
 import type { ImageBuildState, MicroVMState, TenantQuotas } from '@capsule/protocol';
 import type { Row, SqlDriver, SqlExecutor } from './driver.js';
 import { MIGRATIONS } from './migrations.js';
-import type { BuildPlan } from '../images/build-plan.js';
 import type {
   ApiKeyRecord,
   AwsAccessKeyRecord,
   IdempotencyRecord,
+  ImageVersionPatch,
   ImageVersionRecord,
   ListFilter,
   MicroVMPatch,
@@ -17,7 +17,8 @@ import type {
   TenantUsage,
 } from './types.js';
 import { canTransition } from './states.js';
-import { dropTagsOfGoneImage, listImageTags, removeImageTags, setImageTags } from './image-tags.js';
+import { listImageTags, removeImageTags, setImageTags } from './image-tags.js';
+import * as versions from './image-versions.js';
 
 const COLUMNS: Array<[keyof MicroVMRecord, string, 'json' | 'plain']> = [
   ['id', 'id', 'plain'],
@@ -47,6 +48,7 @@ const COLUMNS: Array<[keyof MicroVMRecord, string, 'json' | 'plain']> = [
   ['network', 'network_json', 'json'],
   ['netSlot', 'net_slot', 'plain'],
   ['jailUid', 'jail_uid', 'plain'],
+  ['aws', 'aws_json', 'json'],
 ];
 const COLUMN_OF = new Map(COLUMNS.map(([field, column, kind]) => [field, { column, kind }]));
 
@@ -71,21 +73,6 @@ const tenantFromRow = (row: Row): TenantRecord => ({
   name: row.name as string,
   quotas: JSON.parse(row.quotas_json as string) as Partial<TenantQuotas>,
   createdAt: row.created_at as string,
-});
-
-const imageFromRow = (row: Row): ImageVersionRecord => ({
-  tenantId: row.tenant_id as string,
-  name: row.name as string,
-  version: Number(row.version),
-  state: row.state as ImageVersionRecord['state'],
-  runtime: row.runtime as string,
-  source: row.source as string,
-  plan: JSON.parse(row.plan_json as string) as BuildPlan,
-  failureReason: (row.failure_reason as string | null) ?? null,
-  failedStep: (row.failed_step as string | null) ?? null,
-  createdAt: row.created_at as string,
-  updatedAt: row.updated_at as string,
-  finishedAt: (row.finished_at as string | null) ?? null,
 });
 
 /** An API key's row, never its hash. */
@@ -195,6 +182,7 @@ export class SqlStore implements Store {
     const param = (value: unknown): string => `$${params.push(value)}`;
     if (filter.state) where.push(`state = ${param(filter.state)}`);
     if (filter.imageName) where.push(`image_name = ${param(filter.imageName)}`);
+    if (filter.imageVersion !== undefined) where.push(`COALESCE(image_version, 1) = ${param(filter.imageVersion)}`);
     if (filter.after) where.push(`id > ${param(filter.after)}`);
     for (const [key, value] of Object.entries(filter.metadata ?? {})) {
       // the key is compared as data, never spliced into a JSON path
@@ -346,89 +334,30 @@ export class SqlStore implements Store {
   }
 
   async insertImageVersion(record: Omit<ImageVersionRecord, 'version'>): Promise<ImageVersionRecord> {
-    // the next number in the same statement; a concurrent insert of the same number loses on the key
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.db.run(
-          `INSERT INTO image_versions (tenant_id, name, version, state, runtime, source, plan_json, failure_reason,
-             failed_step, created_at, updated_at, finished_at)
-           SELECT $1, $2, COALESCE(MAX(version), 0) + 1, $3, $4, $5, $6, $7, $8, $9, $10, $11
-           FROM image_versions WHERE tenant_id = $1 AND name = $2`,
-          [
-            record.tenantId,
-            record.name,
-            record.state,
-            record.runtime,
-            record.source,
-            JSON.stringify(record.plan),
-            record.failureReason,
-            record.failedStep,
-            record.createdAt,
-            record.updatedAt,
-            record.finishedAt,
-          ],
-        );
-        break;
-      } catch (err) {
-        if (attempt >= 5 || !/UNIQUE|unique|PRIMARY/.test((err as Error).message)) throw err;
-      }
-    }
-    const [row] = await this.db.query(
-      'SELECT * FROM image_versions WHERE tenant_id = $1 AND name = $2 AND created_at = $3 ORDER BY version ' +
-        'DESC LIMIT 1',
-      [record.tenantId, record.name, record.createdAt],
-    );
-    return imageFromRow(row);
+    // outside a transaction: a lost race on the number fails the statement, and Postgres would abort the whole of one
+    for (let attempt = 0; !(await versions.insertImageVersion(this.db, record)); attempt++)
+      if (attempt >= 5) throw new Error(`image ${record.name}: no version number could be taken`);
+    return versions.insertedImageVersion(this.db, record);
   }
 
-  async updateImageVersion(
-    tenantId: string,
-    name: string,
-    version: number,
-    patch: Partial<Pick<ImageVersionRecord, 'state' | 'failureReason' | 'failedStep' | 'finishedAt'>>,
-  ): Promise<void> {
-    const columns: Array<[string, unknown]> = [['updated_at', new Date().toISOString()]];
-    if (patch.state !== undefined) columns.push(['state', patch.state]);
-    if (patch.failureReason !== undefined) columns.push(['failure_reason', patch.failureReason]);
-    if (patch.failedStep !== undefined) columns.push(['failed_step', patch.failedStep]);
-    if (patch.finishedAt !== undefined) columns.push(['finished_at', patch.finishedAt]);
-    const sets = columns.map(([c], i) => `${c} = $${i + 4}`).join(', ');
-    await this.db.run(`UPDATE image_versions SET ${sets} WHERE tenant_id = $1 AND name = $2 AND version = $3`, [
-      tenantId,
-      name,
-      version,
-      ...columns.map(([, v]) => v),
-    ]);
+  updateImageVersion(tenantId: string, name: string, version: number, patch: ImageVersionPatch): Promise<void> {
+    return versions.updateImageVersion(this.db, tenantId, name, version, patch);
   }
 
-  async getImageVersion(tenantId: string, name: string, version: number): Promise<ImageVersionRecord | null> {
-    const [row] = await this.db.query(
-      'SELECT * FROM image_versions WHERE tenant_id = $1 AND name = $2 AND version = $3',
-      [tenantId, name, version],
-    );
-    return row ? imageFromRow(row) : null;
+  getImageVersion(tenantId: string, name: string, version: number): Promise<ImageVersionRecord | null> {
+    return versions.getImageVersion(this.db, tenantId, name, version);
   }
 
-  async listImageVersions(tenantId: string, name?: string): Promise<ImageVersionRecord[]> {
-    const rows =
-      name === undefined
-        ? await this.db.query('SELECT * FROM image_versions WHERE tenant_id = $1 ORDER BY name, version', [tenantId])
-        : await this.db.query('SELECT * FROM image_versions WHERE tenant_id = $1 AND name = $2 ORDER BY version', [
-            tenantId,
-            name,
-          ]);
-    return rows.map(imageFromRow);
+  listImageVersions(tenantId: string, name?: string): Promise<ImageVersionRecord[]> {
+    return versions.listImageVersions(this.db, tenantId, name);
   }
 
-  async deleteImageVersion(tenantId: string, name: string, version: number): Promise<void> {
-    await this.db.transaction(async (tx) => {
-      await tx.run('DELETE FROM image_versions WHERE tenant_id = $1 AND name = $2 AND version = $3', [
-        tenantId,
-        name,
-        version,
-      ]);
-      await dropTagsOfGoneImage(tx, tenantId, name);
-    });
+  deleteImageVersion(tenantId: string, name: string, version: number): Promise<void> {
+    return this.db.transaction((tx) => versions.deleteImageVersion(tx, tenantId, name, version));
+  }
+
+  isImageTombstoned(tenantId: string, name: string, version: number): Promise<boolean> {
+    return versions.isImageTombstoned(this.db, tenantId, name, version);
   }
 
   setImageTags(tenantId: string, name: string, tags: Record<string, string>): Promise<void> {
@@ -443,11 +372,8 @@ export class SqlStore implements Store {
     return listImageTags(this.db, tenantId, name);
   }
 
-  async listImageVersionsInStates(states: ImageBuildState[]): Promise<ImageVersionRecord[]> {
-    if (states.length === 0) return [];
-    return (
-      await this.db.query(`SELECT * FROM image_versions WHERE state IN (${placeholders(states.length)})`, states)
-    ).map(imageFromRow);
+  listImageVersionsInStates(states: ImageBuildState[]): Promise<ImageVersionRecord[]> {
+    return versions.listImageVersionsInStates(this.db, states);
   }
 
   async close(): Promise<void> {

@@ -61,6 +61,7 @@ function record(id: string, overrides: Partial<MicroVMRecord> = {}): MicroVMReco
     network: { egress: 'allowlist', allow: ['pypi.org', '*.example.com', '203.0.113.0/24'], deny: ['198.51.100.7/32'] },
     netSlot: 7,
     jailUid: 200_123,
+    aws: { executionRoleArn: 'arn:aws:iam::123456789012:role/app', egressNetworkConnectors: ['arn:x:INTERNET_EGRESS'] },
     maximumDurationSeconds: 3600,
     idlePolicy: { maxIdleDurationSeconds: 900, suspendedDurationSeconds: 0, autoResumeEnabled: true },
     lastActivityAt: null,
@@ -510,6 +511,8 @@ for (const backend of BACKENDS) {
           createdAt,
           updatedAt: createdAt,
           finishedAt: null,
+          status: 'ACTIVE',
+          awsConfig: name === 'other' ? { codeArtifact: { uri: 's3://b/k.zip' } } : null,
         });
       assert.equal((await version('tenant-a', 'flask', '2024-01-01T00:00:01.000Z')).version, 1);
       assert.equal((await version('tenant-a', 'flask', '2024-01-01T00:00:02.000Z')).version, 2);
@@ -542,15 +545,27 @@ for (const backend of BACKENDS) {
         (await store.listImageVersionsInStates(['PENDING'])).map((v) => `${v.tenantId}/${v.name}:${v.version}`).sort(),
         ['tenant-a/flask:2', 'tenant-a/other:1', 'tenant-b/flask:1'],
       );
+      assert.deepEqual((await store.getImageVersion('tenant-a', 'other', 1))?.awsConfig, {
+        codeArtifact: { uri: 's3://b/k.zip' },
+      });
+      assert.equal((await store.getImageVersion('tenant-a', 'flask', 1))?.awsConfig, null);
+      await store.updateImageVersion('tenant-a', 'flask', 1, { status: 'INACTIVE' });
+      assert.equal((await store.getImageVersion('tenant-a', 'flask', 1))?.status, 'INACTIVE');
       await store.setImageTags('tenant-a', 'flask', { team: 'x' });
       await store.deleteImageVersion('tenant-a', 'flask', 2);
       assert.equal(await store.getImageVersion('tenant-a', 'flask', 2), null);
       assert.deepEqual(await store.listImageTags('tenant-a', 'flask'), { team: 'x' }, 'a version remains: tags stay');
+      assert.equal(await store.isImageTombstoned('tenant-a', 'flask', 2), true);
+      assert.equal(await store.isImageTombstoned('tenant-a', 'flask', 0), false, 'a version remains');
+      assert.equal(await store.isImageTombstoned('tenant-b', 'flask', 2), false, 'tombstones are per tenant');
       assert.equal(
         (await version('tenant-a', 'flask', '2024-01-01T00:00:05.000Z')).version,
         2,
         'the highest remaining + 1',
       );
+      assert.equal(await store.isImageTombstoned('tenant-a', 'flask', 2), false, 'a new version 2 is no tombstone');
+      await store.deleteImageVersion('tenant-a', 'other', 1);
+      assert.equal(await store.isImageTombstoned('tenant-a', 'other', 0), true, 'the last version: the image too');
     });
 
     test('reopening the same database keeps data and does not re-run migrations', async (t) => {

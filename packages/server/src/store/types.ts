@@ -39,6 +39,11 @@ export interface MicroVMRecord extends VmShape {
   vmDir: string | null;
   /** The uid (and gid) its QEMU runs as, for as long as its files exist; null when unjailed. */
   jailUid: number | null;
+  /**
+   * What the AWS API's RunMicrovm said that Capsule keeps only to echo (role, logging, network connectors); null or
+   * null for a VM launched through Capsule's own API.
+   */
+  aws: Record<string, unknown> | null;
   createdAt: string;
   updatedAt: string;
   startedAt: string | null;
@@ -52,6 +57,8 @@ export interface ListFilter {
   tenantId: string;
   state?: MicroVMState;
   imageName?: string;
+  /** A version of the image (a runtime's VMs count as version 1, as the AWS API shows them). */
+  imageVersion?: number;
   metadata?: Record<string, string>;
   limit: number;
   /** Opaque cursor: the last id of the previous page. */
@@ -116,7 +123,16 @@ export interface ImageVersionRecord {
   createdAt: string;
   updatedAt: string;
   finishedAt: string | null;
+  /** INACTIVE: never the default version to launch, and refused when named (the AWS API's version status). */
+  status: ImageVersionStatus;
+  /** The AWS API's image configuration as given (validated there), echoed back; null for Capsule's own images. */
+  awsConfig: Record<string, unknown> | null;
 }
+
+type ImageVersionStatus = 'ACTIVE' | 'INACTIVE';
+export type ImageVersionPatch = Partial<
+  Pick<ImageVersionRecord, 'state' | 'failureReason' | 'failedStep' | 'finishedAt' | 'status'>
+>;
 
 export interface Store {
   insertMicroVM(record: MicroVMRecord): Promise<void>;
@@ -169,18 +185,19 @@ export interface Store {
     resourceId: string | null,
   ): Promise<void>;
   /** A new version numbered one past the image's highest (1 for a new image). */
+  /** The next version of the image; clears a tombstone that number may have. */
   insertImageVersion(record: Omit<ImageVersionRecord, 'version'>): Promise<ImageVersionRecord>;
-  updateImageVersion(
-    tenantId: string,
-    name: string,
-    version: number,
-    patch: Partial<Pick<ImageVersionRecord, 'state' | 'failureReason' | 'failedStep' | 'finishedAt'>>,
-  ): Promise<void>;
+  updateImageVersion(tenantId: string, name: string, version: number, patch: ImageVersionPatch): Promise<void>;
   getImageVersion(tenantId: string, name: string, version: number): Promise<ImageVersionRecord | null>;
   /** A tenant's versions (of one image, or all), by name then version. */
   listImageVersions(tenantId: string, name?: string): Promise<ImageVersionRecord[]>;
-  /** Deleting an image's last version deletes its tags too. */
+  /**
+   * Deleting an image's last version deletes its tags too. Each deletion leaves a tombstone (version 0: the whole
+   * image, when it was the last) for 8 h, so a repeated AWS delete answers DELETED instead of not found.
+   */
   deleteImageVersion(tenantId: string, name: string, version: number): Promise<void>;
+  /** Was this version (0: the whole image) deleted within the last 8 h? */
+  isImageTombstoned(tenantId: string, name: string, version: number): Promise<boolean>;
   /** Set (add or replace) tags of image `name`. */
   setImageTags(tenantId: string, name: string, tags: Record<string, string>): Promise<void>;
   removeImageTags(tenantId: string, name: string, keys: string[]): Promise<void>;

@@ -2,21 +2,31 @@
 // root or under a path prefix (`endpoint: 'http://host:7070/aws'`; `//` tolerated), signed with SigV4 by an
 // access key pair Capsule issued. Routed on the raw path split on `/` before any segment is decoded: ARNs
 // arrive percent-encoded, `/` as `%2F`. Operations built so far: the MicroVM ones (microvm-ops.ts), endpoint
-// auth tokens (token-ops.ts), managed images (managed-image-ops.ts), reading images (image-ops.ts) and tags
-// (tag-ops.ts); every other AWS path answers UnknownOperationException.
+// auth tokens (token-ops.ts), managed images (managed-image-ops.ts), images (image-ops.ts reads them,
+// image-write-ops.ts creates, updates and deletes them; build-ops.ts their builds) and tags (tag-ops.ts); every
+// other AWS path answers UnknownOperationException.
 import type http from 'node:http';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import type { MicroVMService } from '../../lifecycle/microvm-service.js';
 import type { Store } from '../../store/types.js';
 import { verifySigV4 } from '../../aws/sigv4.js';
 import type { AwsKeySecret } from '../../aws/sigv4.js';
-import { changeMicrovm, getMicrovm, listMicrovms, runMicrovm, type AwsCaller } from './microvm-ops.js';
-import { sendAwsError, sendAwsJson, unknownOperation } from './wire.js';
+import { changeMicrovm, getMicrovm, listMicrovms, runMicrovm } from './microvm-ops.js';
+import { AwsAnswer, type AwsCaller, sendAwsError, sendAwsJson, unknownOperation } from './wire.js';
 import { readBody } from '../http.js';
 import { createMicrovmAuthToken } from './token-ops.js';
 import { listManagedImages, listManagedImageVersions } from './managed-image-ops.js';
 import { getImage, getImageVersion, listImages, listImageVersions } from './image-ops.js';
-import { listTags, NO_CONTENT, tagResource, untagResource } from './tag-ops.js';
+import {
+  createImage,
+  deleteImage,
+  deleteImageVersion,
+  type ImageWriteDeps,
+  updateImage,
+  updateImageVersion,
+} from './image-write-ops.js';
+import { type BuildMachine, getImageBuild, listImageBuilds } from './build-ops.js';
+import { listTags, tagResource, untagResource } from './tag-ops.js';
 import type { ImageService } from '../../images/image-service.js';
 import type { Runtime } from '../../runtimes/registry.js';
 import type { AuthTokens } from '../auth-tokens.js';
@@ -27,11 +37,13 @@ const TAGS_VERSION = '2017-03-31';
 const MAX_PREFIX_SEGMENTS = 2;
 const MAX_BODY_BYTES = 256 * 1024;
 
-export interface AwsApiDeps {
+export interface AwsApiDeps extends ImageWriteDeps {
   service: MicroVMService;
   store: Store;
   tokens: AuthTokens;
   images: ImageService;
+  /** What builds run on (GetMicrovmImageBuild's architecture, chipset and generation). */
+  buildMachine: BuildMachine;
   /** The built-in runtimes: AWS's managed images. */
   runtimes: () => Runtime[];
   lookup: (accessKeyId: string) => Promise<AwsKeySecret | null>;
@@ -64,6 +76,43 @@ function decoded(segment: string): string {
   }
 }
 
+/** The operations under `/microvm-images` (`path`: what follows it), or null for none. */
+function imageOperation(
+  deps: AwsApiDeps,
+  caller: AwsCaller,
+  method: string,
+  path: Array<string | undefined>,
+  query: URLSearchParams,
+  body: Buffer,
+): Promise<unknown> | null {
+  const [rawId, action, rawVersion, builds, buildId, ...rest] = path;
+  if (rest.length > 0) return null;
+  if (rawId === undefined) {
+    if (method === 'GET') return listImages(deps.images, caller, query);
+    if (method === 'POST') return createImage(deps, caller, jsonOf(body));
+    return null;
+  }
+  const image = decoded(rawId);
+  if (action === undefined) {
+    if (method === 'GET') return getImage(deps.images, deps.store, caller, image);
+    if (method === 'PUT') return updateImage(deps, caller, image, jsonOf(body));
+    if (method === 'DELETE') return deleteImage(deps, caller, image);
+    return null;
+  }
+  if (action !== 'versions') return null;
+  if (rawVersion === undefined) return method === 'GET' ? listImageVersions(deps.images, caller, image, query) : null;
+  const version = decoded(rawVersion);
+  if (builds === undefined) {
+    if (method === 'GET') return getImageVersion(deps.images, caller, image, version);
+    if (method === 'PATCH') return updateImageVersion(deps, caller, image, version, jsonOf(body));
+    if (method === 'DELETE') return deleteImageVersion(deps, caller, image, version);
+    return null;
+  }
+  if (builds !== 'builds' || method !== 'GET') return null;
+  if (buildId === undefined) return listImageBuilds(deps.images, deps.buildMachine, caller, image, version, query);
+  return getImageBuild(deps.images, deps.buildMachine, caller, image, version, decoded(buildId));
+}
+
 async function operation(
   deps: AwsApiDeps,
   caller: AwsCaller,
@@ -79,13 +128,9 @@ async function operation(
     if (method === 'DELETE') return untagResource(deps.store, deps.images, caller, resource, query);
     if (method === 'GET') return listTags(deps.store, deps.images, caller, resource);
   }
-  if (version === API_VERSION && collection === 'microvm-images' && method === 'GET') {
-    const image = rawId === undefined ? '' : decoded(rawId);
-    if (rawId === undefined) return listImages(deps.images, caller, query);
-    if (action === undefined) return getImage(deps.images, deps.store, caller, image);
-    if (action === 'versions' && rest.length === 0) return listImageVersions(deps.images, caller, image, query);
-    if (action === 'versions' && rest.length === 1)
-      return getImageVersion(deps.images, caller, image, decoded(rest[0]));
+  if (version === API_VERSION && collection === 'microvm-images') {
+    const answer = imageOperation(deps, caller, method, [rawId, action, ...rest], query, body);
+    if (answer) return answer;
   }
   if (version === API_VERSION && collection === 'managed-microvm-images' && rest.length === 0 && method === 'GET') {
     if (rawId === undefined) return listManagedImages(deps.runtimes(), caller, query);
@@ -125,7 +170,7 @@ export async function handleAwsRequest(
     const at = rawUrl.indexOf('?');
     const query = new URLSearchParams(at < 0 ? '' : rawUrl.slice(at + 1));
     const answer = await operation(deps, caller, req.method ?? 'GET', segments, query, body);
-    if (answer === NO_CONTENT) sendAwsJson(res, 204, undefined);
+    if (answer instanceof AwsAnswer) sendAwsJson(res, answer.status, answer.body);
     else sendAwsJson(res, 200, answer);
   } catch (err) {
     sendAwsError(res, err);

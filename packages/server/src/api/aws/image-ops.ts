@@ -1,13 +1,13 @@
 // The read side of images in the AWS API: GetMicrovmImage, ListMicrovmImages, GetMicrovmImageVersion and
 // ListMicrovmImageVersions over Capsule's image versions. An image's AWS state is derived from its newest
-// version (the first: CREATING/CREATED/CREATE_FAILED; a later one: UPDATING/UPDATED/UPDATE_FAILED); every
-// successful version is ACTIVE (Capsule has no INACTIVE flag yet); the base image is the runtime, managed.
+// version (the first: CREATING/CREATED/CREATE_FAILED; a later one: UPDATING/UPDATED/UPDATE_FAILED); the latest
+// active version is the newest successful one whose status is ACTIVE; the base image is the runtime, managed.
+// A version made through the AWS API echoes its whole ImageConfig.
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import type { ImageService } from '../../images/image-service.js';
 import type { ImageVersionRecord, Store } from '../../store/types.js';
-import type { AwsCaller } from './microvm-ops.js';
 import { page } from './page.js';
-import { accountIdOf, bareIdentifier, epochSeconds, imageArn } from './wire.js';
+import { accountIdOf, bareIdentifier, epochSeconds, imageArn, type AwsCaller } from './wire.js';
 
 const BUSY = new Set(['PENDING', 'IN_PROGRESS']);
 
@@ -17,12 +17,11 @@ function imageState(newest: ImageVersionRecord): string {
   return BUSY.has(newest.state) ? busy : newest.state === 'SUCCESSFUL' ? done : failed;
 }
 
-function imageSummary(caller: AwsCaller, versions: ImageVersionRecord[]): Record<string, unknown> {
+export function imageSummary(caller: AwsCaller, versions: ImageVersionRecord[]): Record<string, unknown> {
   const sorted = [...versions].sort((a, b) => a.version - b.version);
   const newest = sorted[sorted.length - 1];
-  const latest = (state: string) => sorted.filter((v) => v.state === state).pop()?.version;
-  const active = latest('SUCCESSFUL');
-  const failed = latest('FAILED');
+  const active = sorted.filter((v) => v.state === 'SUCCESSFUL' && v.status === 'ACTIVE').pop()?.version;
+  const failed = sorted.filter((v) => v.state === 'FAILED').pop()?.version;
   return {
     imageArn: imageArn(caller.region, accountIdOf(caller.tenantId), newest.name),
     name: newest.name,
@@ -34,23 +33,32 @@ function imageSummary(caller: AwsCaller, versions: ImageVersionRecord[]): Record
   };
 }
 
+/** A build's failure as one line of reason: the step, then what went wrong. */
+export function stateReasonOf(v: ImageVersionRecord): string | undefined {
+  return v.failureReason ? `${v.failedStep ? `${v.failedStep}: ` : ''}${v.failureReason}` : undefined;
+}
+
+/** The ImageConfig a version was made with: the AWS API's own, or what a Capsule image amounts to. */
+export function configOf(caller: AwsCaller, v: ImageVersionRecord): Record<string, unknown> {
+  return v.awsConfig ?? { baseImageArn: imageArn(caller.region, 'aws', v.runtime), codeArtifact: { uri: v.source } };
+}
+
 function versionFull(caller: AwsCaller, v: ImageVersionRecord): Record<string, unknown> {
-  const reason = v.failureReason ? `${v.failedStep ? `${v.failedStep}: ` : ''}${v.failureReason}` : undefined;
+  const reason = stateReasonOf(v);
   return {
+    ...configOf(caller, v),
     imageArn: imageArn(caller.region, accountIdOf(caller.tenantId), v.name),
     imageVersion: String(v.version),
     state: v.state,
-    status: 'ACTIVE',
+    status: v.status,
     createdAt: epochSeconds(v.createdAt),
     updatedAt: epochSeconds(v.updatedAt),
-    baseImageArn: imageArn(caller.region, 'aws', v.runtime),
-    codeArtifact: { uri: v.source },
     ...(reason ? { stateReason: reason } : {}),
   };
 }
 
 /** "3" or "3.0" → 3; anything else is a version no image has. */
-function versionNumber(raw: string): number {
+export function versionNumber(raw: string): number {
   const match = /^(\d{1,9})(\.0)?$/.exec(raw);
   if (!match) throw new CapsuleError(ErrorCode.VALIDATION_FAILED, `imageVersion must be a number such as "3"`);
   return Number(match[1]);
@@ -82,7 +90,7 @@ export async function getImageVersion(
   caller: AwsCaller,
   identifier: string,
   version: string,
-): Promise<unknown> {
+): Promise<Record<string, unknown>> {
   return versionFull(caller, await images.version(caller.tenantId, bareIdentifier(identifier), versionNumber(version)));
 }
 

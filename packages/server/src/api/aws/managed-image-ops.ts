@@ -2,9 +2,8 @@
 // runtime has one version, "1" (its build is the server's: a rebuild replaces it in place), always AVAILABLE.
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import type { Runtime } from '../../runtimes/registry.js';
-import type { AwsCaller } from './microvm-ops.js';
 import { page } from './page.js';
-import { bareIdentifier, epochSeconds, imageArn } from './wire.js';
+import { bareIdentifier, epochSeconds, imageArn, type AwsCaller } from './wire.js';
 
 export function listManagedImages(runtimes: Runtime[], caller: AwsCaller, query: URLSearchParams): unknown {
   const { items, nextToken } = page(runtimes, (r) => r.name, query);

@@ -7,15 +7,9 @@ import type { MicroVMService } from '../../lifecycle/microvm-service.js';
 import type { MicroVMRecord, Store } from '../../store/types.js';
 import { idempotent } from './idempotency.js';
 import { maxResultsOf } from './page.js';
-import { accountIdOf, bareIdentifier, epochSeconds, imageArn, validated } from './wire.js';
-
-/** Who is calling, where, as SigV4 said. */
-export interface AwsCaller {
-  tenantId: string;
-  region: string;
-  /** The Host the client used: endpoints are built on it. */
-  host: string;
-}
+import { accountIdOf, type AwsCaller, bareIdentifier, epochSeconds, imageArn, validated } from './wire.js';
+import { Arn, Logging, RoleArn } from './image-config.js';
+import { versionNumber } from './image-ops.js';
 
 const Identifier = z.string().min(1).max(256);
 const RunMicrovmInput = z.object({
@@ -34,7 +28,17 @@ const RunMicrovmInput = z.object({
   maximumDurationInSeconds: z.number().int().min(1).max(28_800).optional(),
   runHookPayload: z.string().max(16_384).optional(),
   clientToken: z.string().min(1).max(128).optional(),
+  executionRoleArn: RoleArn.optional(),
+  logging: Logging.optional(),
+  ingressNetworkConnectors: z.array(Arn).max(10).optional(),
+  egressNetworkConnectors: z.array(Arn).max(10).optional(),
 });
+/** The members Capsule keeps only to echo them (documented as not enforced), beside INTERNET_EGRESS's effect. */
+const ECHOED = ['executionRoleArn', 'logging', 'ingressNetworkConnectors', 'egressNetworkConnectors'] as const;
+
+/** AWS's managed connectors are named by their last ARN segment (`…:aws-network-connector:INTERNET_EGRESS`). */
+const connectorNamed = (connectors: string[] | undefined, name: string): boolean =>
+  (connectors ?? []).some((arn) => bareIdentifier(arn) === name);
 
 /** Capsule's FAILED is AWS's TERMINATED with a reason. */
 const awsState = (state: MicroVMState): string => (state === 'FAILED' ? 'TERMINATED' : state);
@@ -58,6 +62,7 @@ function toMicrovm(caller: AwsCaller, record: MicroVMRecord): Record<string, unk
     idlePolicy: record.idlePolicy,
     ...(record.terminatedAt ? { terminatedAt: epochSeconds(record.terminatedAt) } : {}),
     ...(record.failureReason ? { stateReason: record.failureReason } : {}),
+    ...record.aws,
   };
 }
 
@@ -77,14 +82,21 @@ export async function runMicrovm(
       ...(input.idlePolicy ? { idlePolicy: input.idlePolicy } : {}),
       ...(input.maximumDurationInSeconds ? { maximumDurationSeconds: input.maximumDurationInSeconds } : {}),
       ...(input.runHookPayload !== undefined ? { runHookPayload: input.runHookPayload } : {}),
+      // INTERNET_EGRESS opens the internet (never the host); without it Capsule's default holds: no egress
+      ...(connectorNamed(input.egressNetworkConnectors, 'INTERNET_EGRESS') ? { network: { egress: 'all' } } : {}),
     },
     'body',
   );
+  const echoed = Object.fromEntries(ECHOED.filter((k) => input[k] !== undefined).map((k) => [k, input[k]]));
   return idempotent(
     store,
     { tenantId: caller.tenantId, operation: 'RunMicrovm', clientToken },
     input,
-    async () => (await service.run(caller.tenantId, request)).id,
+    async () => {
+      const { id } = await service.run(caller.tenantId, request);
+      if (Object.keys(echoed).length > 0) await store.updateMicroVM(id, { aws: echoed });
+      return id;
+    },
     async (id) => toMicrovm(caller, await service.get(caller.tenantId, id)),
   );
 }
@@ -104,14 +116,12 @@ export async function listMicrovms(
   const records = await service.list({
     tenantId: caller.tenantId,
     ...(imageIdentifier ? { imageName: bareIdentifier(imageIdentifier) } : {}),
+    ...(imageVersion !== null ? { imageVersion: versionNumber(imageVersion) } : {}),
     limit: limit + 1,
     after: query.get('nextToken') ?? undefined,
   });
-  const page = records
-    .slice(0, limit)
-    .filter((r) => imageVersion === null || String(r.imageVersion ?? 1) === imageVersion.replace(/\.0$/, ''));
   return {
-    items: page.map((r) => ({
+    items: records.slice(0, limit).map((r) => ({
       microvmId: r.id,
       state: awsState(r.state),
       imageArn: arnOf(caller, r),

@@ -5,11 +5,10 @@ import { z } from 'zod';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import type { ImageService } from '../../images/image-service.js';
 import type { Store } from '../../store/types.js';
-import type { AwsCaller } from './microvm-ops.js';
-import { accountIdOf, validated } from './wire.js';
+import { accountIdOf, AwsAnswer, validated, type AwsCaller } from './wire.js';
 
 /** What an operation answers with 204 and no body. */
-export const NO_CONTENT = Symbol('no content');
+export const NO_CONTENT = new AwsAnswer(204, undefined);
 
 const IMAGE_ARN = /^arn:aws[a-z-]*:lambda:[a-z0-9-]+:(\d{12}):microvm-image:([a-zA-Z0-9_-]{1,64})$/;
 const MAX_TAGS = 50;

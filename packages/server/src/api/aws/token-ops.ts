@@ -4,8 +4,7 @@
 import { z } from 'zod';
 import type { MicroVMService } from '../../lifecycle/microvm-service.js';
 import type { AuthTokens } from '../auth-tokens.js';
-import type { AwsCaller } from './microvm-ops.js';
-import { validated } from './wire.js';
+import { validated, type AwsCaller } from './wire.js';
 
 const Port = z.number().int().min(1).max(65_535);
 const PortSpecification = z.union([

@@ -7,6 +7,14 @@ import type { z } from 'zod';
 import { CapsuleError, ErrorCode, formatIssues } from '@capsule/protocol';
 import { toCapsuleError } from '../http.js';
 
+/** Who is calling, where, as SigV4 said. */
+export interface AwsCaller {
+  tenantId: string;
+  region: string;
+  /** The Host the client used: endpoints are built on it. */
+  host: string;
+}
+
 interface AwsError {
   type: string;
   status: number;
@@ -26,6 +34,14 @@ const AWS_ERRORS: Partial<Record<ErrorCode, AwsError>> = {
   RATE_LIMITED: { type: 'ThrottlingException', status: 429 },
   VMM_UNAVAILABLE: { type: 'InsufficientCapacityException', status: 500 },
 };
+
+/** An answer with another status than 200 (CreateMicrovmImage: 201); `body` undefined: no body (204). */
+export class AwsAnswer {
+  constructor(
+    readonly status: number,
+    readonly body: unknown,
+  ) {}
+}
 
 /** A route the AWS API does not have: AWS's own name for it. */
 export function unknownOperation(method: string, path: string): CapsuleError {

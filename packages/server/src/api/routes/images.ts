@@ -2,19 +2,18 @@
 // `?name=`, or JSON with an s3:// codeUri), list, get, the
 // build log, delete. Builds run in the background; poll the version's state.
 import fs from 'node:fs';
-import { Transform } from 'node:stream';
 import { z } from 'zod';
 import {
   CapsuleError,
   CreateImageRequest,
   ErrorCode,
   IMAGE_NAME,
+  IMAGE_NAME_RULE,
   Image,
   ImageList,
   ImageVersion,
 } from '@capsule/protocol';
-import { BlobAccessError, BlobNotFoundError } from '../../blobs/blob-store.js';
-import { getObject, parseS3Uri, s3Client, type S3Config } from '../../blobs/s3-blob-store.js';
+import { capped, MAX_ZIP_BYTES, withCodeZip, type CodeSources } from '../../images/code-source.js';
 import { toApiVersion, type ImageService } from '../../images/image-service.js';
 import type { ImageVersionRecord } from '../../store/types.js';
 import type { IncomingMessage } from 'node:http';
@@ -24,50 +23,15 @@ import { readMultipart } from '../multipart.js';
 import { ImageNameParam, ImageVersionParams, QueryInt } from '../params.js';
 import { binaryBody, DEFAULT_BODY_LIMIT_BYTES, defineRoute, documented, json, noContent, raw } from '../route.js';
 
-const MAX_ZIP_BYTES = 1 << 30;
-
 function imageName(raw: string | null): string {
   if (!raw || !IMAGE_NAME.test(raw))
-    throw new CapsuleError(ErrorCode.VALIDATION_FAILED, 'image name must be 1-63 lower-case letters, digits or dashes');
+    throw new CapsuleError(ErrorCode.VALIDATION_FAILED, `image name ${IMAGE_NAME_RULE}`);
   return raw;
-}
-
-/** Fails the stream once more than `limit` bytes went through (the upload is then discarded). */
-function capped(limit: number): Transform {
-  let seen = 0;
-  return new Transform({
-    transform(chunk: Buffer, _e, callback) {
-      seen += chunk.length;
-      callback(
-        seen > limit ? new CapsuleError(ErrorCode.PAYLOAD_TOO_LARGE, `the zip is larger than ${limit} bytes`) : null,
-        chunk,
-      );
-    },
-  });
 }
 
 function imageOf(name: string, versions: ImageVersionRecord[]): Image {
   const built = versions.filter((v) => v.state === 'SUCCESSFUL');
   return { name, latestVersion: built.at(-1)?.version ?? null, versions: versions.map(toApiVersion) };
-}
-
-/** Under "s3://b" or "s3://b/p/" (a prefix is a whole path segment: "s3://b/p" does not admit "s3://b/pq/x"). */
-function under(uri: string, prefix: string): boolean {
-  const base = prefix.endsWith('/') ? prefix : `${prefix}/`;
-  return uri.startsWith(base);
-}
-
-/** A tenant's codeUri may name only what the operator opened (CAPSULE_S3_CODE_PREFIXES), never Capsule's own blobs. */
-function checkCodeUri(codeUri: string, allowed: string[], blobs: string | null): void {
-  if (blobs?.startsWith('s3://') && under(codeUri, blobs))
-    throw new CapsuleError(ErrorCode.FORBIDDEN, `codeUri ${codeUri}: Capsule's own storage is not a code source`);
-  if (!allowed.some((prefix) => under(codeUri, prefix))) {
-    const where = allowed.length > 0 ? `under ${allowed.join(', ')}` : 'nowhere: this server takes uploaded zips only';
-    throw new CapsuleError(
-      ErrorCode.FORBIDDEN,
-      `codeUri ${codeUri}: code may come from ${where} (CAPSULE_S3_CODE_PREFIXES)`,
-    );
-  }
 }
 
 const tenant = { auth: 'tenant' } as const;
@@ -91,13 +55,7 @@ async function readCreateRequest(req: IncomingMessage, type: string): Promise<Cr
   return result.data;
 }
 
-export function imageRoutes(
-  app: ApiApp,
-  images: ImageService,
-  s3: S3Config | null,
-  codePrefixes: string[] = [],
-  blobs: string | null = null,
-): void {
+export function imageRoutes(app: ApiApp, images: ImageService, sources: CodeSources): void {
   // Three bodies: multipart and raw zips are streamed by the handler, so the framework validates none of
   // them; the JSON form is parsed against its schema here.
   app.openapi(
@@ -133,7 +91,9 @@ export function imageRoutes(
             throw new CapsuleError(ErrorCode.VALIDATION_FAILED, 'the multipart request has no "zip" file part');
           const name = imageName(upload.fields.name ?? null);
           return c.json(
-            toApiVersion(await images.createFromUpload(tenantId, name, upload.file, 'upload', upload.fields.config)),
+            toApiVersion(
+              await images.createFromUpload(tenantId, name, upload.file, 'upload', { config: upload.fields.config }),
+            ),
             202,
           );
         } finally {
@@ -150,29 +110,10 @@ export function imageRoutes(
         );
       }
       const request = await readCreateRequest(c.env.incoming, type);
-      if (!s3)
-        throw new CapsuleError(
-          ErrorCode.VALIDATION_FAILED,
-          'codeUri needs S3-compatible storage, and this server has none configured (CAPSULE_S3_ENDPOINT…)',
-        );
-      checkCodeUri(request.codeUri, codePrefixes, blobs);
-      const { bucket, key } = parseS3Uri(request.codeUri)!;
-      const client = s3Client(s3);
-      try {
-        const body = await getObject(client, bucket, key);
-        return c.json(
-          toApiVersion(await images.create(tenantId, request.name, body.pipe(capped(MAX_ZIP_BYTES)), request.codeUri)),
-          202,
-        );
-      } catch (err) {
-        if (err instanceof BlobNotFoundError)
-          throw new CapsuleError(ErrorCode.VALIDATION_FAILED, `codeUri ${request.codeUri}: no such object`);
-        if (err instanceof BlobAccessError)
-          throw new CapsuleError(ErrorCode.BAD_REQUEST, `codeUri ${request.codeUri}: ${err.message}`);
-        throw err;
-      } finally {
-        client.destroy();
-      }
+      const created = await withCodeZip(sources, request.codeUri, (zip) =>
+        images.create(tenantId, request.name, zip, request.codeUri),
+      );
+      return c.json(toApiVersion(created), 202);
     },
   );
 
