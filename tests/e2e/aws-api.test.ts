@@ -1,6 +1,6 @@
 // AWS's own client for Lambda MicroVMs (@aws-sdk/client-lambda-microvms), unchanged, pointed at Capsule: it
-// signs with SigV4 using the pair Capsule wrote to <data-dir>/aws-credentials, and drives real VMs. The
-// operations not built yet (image create/update/delete, builds, shell tokens) answer UnknownOperationException.
+// signs with SigV4 using the pair Capsule wrote to <data-dir>/aws-credentials, and drives real VMs. Images made
+// through the AWS API are in aws-images.test.ts.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -146,10 +146,10 @@ describe('the AWS API, driven by AWS’s own SDK', () => {
         first = await get(only8080);
       }
       assert.equal(await first.text(), 'port 8080 /hello?x=1', 'the default port, the path and query as sent');
-      assert.equal((await get(only8080, 9000)).status, 401);
+      assert.equal((await get(only8080, 9000)).status, 403);
       const range = await tokenFor([{ range: { startPort: 8500, endPort: 9500 } }]);
       assert.equal(await (await get(range, 9000)).text(), 'port 9000 /hello?x=1');
-      assert.equal((await get(range, 8080)).status, 401);
+      assert.equal((await get(range, 8080)).status, 403);
       const all = await tokenFor([{ allPorts: {} }]);
       assert.equal((await get(all, 9000)).status, 200);
       await assert.rejects(
@@ -285,9 +285,22 @@ describe('the AWS API, driven by AWS’s own SDK', () => {
     await assert.rejects(client({ credentials: stranger }).send(new ListMicrovmsCommand({})), (err) =>
       /^UnrecognizedClientException$/.test(nameOf(err)),
     );
-    await assert.rejects(aws.send(new DeleteMicrovmImageCommand({ imageIdentifier: 'nothing' })), (err) =>
-      /^UnknownOperationException$/.test(nameOf(err)),
+    await assert.rejects(
+      aws.send(new DeleteMicrovmImageCommand({ imageIdentifier: 'nothing' })),
+      (err) => err instanceof ResourceNotFoundException,
     );
+    // a signed request for an operation AWS does not have: the client's request re-aimed before it is signed
+    const stray = client();
+    stray.middlewareStack.add(
+      (next) => (args) => {
+        (args.request as { path: string }).path = '/2025-09-09/no-such-operation';
+        return next(args);
+      },
+      { step: 'build' },
+    );
+    const unknown = await stray.send(new GetMicrovmCommand({ microvmIdentifier: 'mvm-x' })).catch((err) => err);
+    assert.equal(nameOf(unknown), 'UnknownOperationException');
+    assert.equal(unknown.$metadata?.httpStatusCode, 404);
     const unsigned = await fetch(`${server().url}/2025-09-09/microvms`);
     assert.equal(unsigned.status, 403);
     assert.equal(unsigned.headers.get('x-amzn-errortype'), 'MissingAuthenticationTokenException');

@@ -106,9 +106,9 @@ describe('MicroVM endpoint', () => {
     assert.equal(seen.headers['x-custom'], 'kept');
     assert.equal(seen.headers['x-capsule-auth'], undefined, 'the token never reaches the app');
     assert.equal(seen.headers['x-forwarded-host'], host());
-    // the same token on a port it does not allow: 401, by header or by host prefix
-    assert.equal((await request('/', { host: host(), 'x-capsule-auth': token, 'x-capsule-port': '9000' })).status, 401);
-    assert.equal((await request('/', { host: host(9000), 'x-capsule-auth': token })).status, 401);
+    // the same token on a port it does not allow: 403, by header or by host prefix
+    assert.equal((await request('/', { host: host(), 'x-capsule-auth': token, 'x-capsule-port': '9000' })).status, 403);
+    assert.equal((await request('/', { host: host(9000), 'x-capsule-auth': token })).status, 403);
     // a token for both ports reaches 9000 either way
     const both = (await vm.createAuthToken({ allowedPorts: [8080, 9000] })).token;
     assert.equal(

@@ -96,5 +96,11 @@ export function createApi(deps: ApiDeps): { server: http.Server; closeSessions: 
     },
     log: deps.log,
   });
-  return { server, closeSessions: () => sessions.close() };
+  return {
+    server,
+    closeSessions: () => {
+      sessions.close();
+      proxy.close();
+    },
+  };
 }

@@ -13,6 +13,7 @@ const Claims = z.object({
   t: z.string(),
   p: z.array(z.number().int()),
   r: z.array(PortRange).optional(),
+  s: z.literal(1).optional(),
   e: z.number(),
 });
 export type TokenClaims = {
@@ -21,10 +22,18 @@ export type TokenClaims = {
   allowedPorts: number[];
   /** Inclusive ranges besides the single ports (AWS's `range` and `allPorts`: [1, 65535]). */
   allowedPortRanges?: Array<[number, number]>;
+  /** A shell token (the AWS API's CreateMicrovmShellAuthToken): it opens the VM's shell and reaches no port. */
+  shell?: boolean;
   expiresAtMs: number;
 };
 
+/** A token's ports as it keeps them: each once, in order. */
+export function normalizedPorts(ports: number[]): number[] {
+  return [...new Set(ports)].sort((a, b) => a - b);
+}
+
 export function tokenAllowsPort(claims: TokenClaims, port: number): boolean {
+  if (claims.shell) return false;
   return (
     claims.allowedPorts.includes(port) || (claims.allowedPortRanges ?? []).some(([a, b]) => a <= port && port <= b)
   );
@@ -61,8 +70,9 @@ export class AuthTokens {
       JSON.stringify({
         v: claims.microvmId,
         t: claims.tenantId,
-        p: claims.allowedPorts,
+        p: normalizedPorts(claims.allowedPorts),
         ...(claims.allowedPortRanges?.length ? { r: claims.allowedPortRanges } : {}),
+        ...(claims.shell ? { s: 1 } : {}),
         e: claims.expiresAtMs,
       }),
     ).toString('base64url');
@@ -89,6 +99,7 @@ export class AuthTokens {
       tenantId: parsed.t,
       allowedPorts: parsed.p,
       ...(parsed.r ? { allowedPortRanges: parsed.r } : {}),
+      ...(parsed.s ? { shell: true } : {}),
       expiresAtMs: parsed.e,
     };
   }

@@ -19,6 +19,9 @@ import type { MicroVMService } from '../lifecycle/microvm-service.js';
 import { toCapsuleError } from './http.js';
 import type { Upgrade } from './route.js';
 
+/** A login shell (GET /v1/microvms/{id}/shell, and the AWS shell). */
+export const LOGIN_SHELL = ['/bin/bash', '-l'];
+
 /** Stdin the guest has not taken yet; beyond this the client is sending faster than any terminal reads. */
 const MAX_PENDING_STDIN_BYTES = 8 << 20;
 

@@ -1,8 +1,8 @@
 // The AWS Lambda MicroVMs API beside /v1: requests under `/2025-09-09/…` (and `/2017-03-31/tags/…`), at the
 // root or under a path prefix (`endpoint: 'http://host:7070/aws'`; `//` tolerated), signed with SigV4 by an
 // access key pair Capsule issued. Routed on the raw path split on `/` before any segment is decoded: ARNs
-// arrive percent-encoded, `/` as `%2F`. Operations built so far: the MicroVM ones (microvm-ops.ts), endpoint
-// auth tokens (token-ops.ts), managed images (managed-image-ops.ts), images (image-ops.ts reads them,
+// arrive percent-encoded, `/` as `%2F`. All 24 operations: the MicroVM ones (microvm-ops.ts), endpoint
+// auth and shell tokens (token-ops.ts), managed images (managed-image-ops.ts), images (image-ops.ts reads them,
 // image-write-ops.ts creates, updates and deletes them; build-ops.ts their builds) and tags (tag-ops.ts); every
 // other AWS path answers UnknownOperationException.
 import type http from 'node:http';
@@ -14,7 +14,7 @@ import type { AwsKeySecret } from '../../aws/sigv4.js';
 import { changeMicrovm, getMicrovm, listMicrovms, runMicrovm } from './microvm-ops.js';
 import { AwsAnswer, type AwsCaller, sendAwsError, sendAwsJson, unknownOperation } from './wire.js';
 import { readBody } from '../http.js';
-import { createMicrovmAuthToken } from './token-ops.js';
+import { createMicrovmAuthToken, createMicrovmShellAuthToken } from './token-ops.js';
 import { listManagedImages, listManagedImageVersions } from './managed-image-ops.js';
 import { getImage, getImageVersion, listImages, listImageVersions } from './image-ops.js';
 import {
@@ -147,6 +147,8 @@ async function operation(
       return changeMicrovm(deps.service, caller, id, action);
     if (method === 'POST' && action === 'auth-token')
       return createMicrovmAuthToken(deps.service, deps.tokens, caller, id, jsonOf(body));
+    if (method === 'POST' && action === 'shell-auth-token')
+      return createMicrovmShellAuthToken(deps.service, deps.tokens, caller, id, jsonOf(body));
   }
   throw unknownOperation(method, `/${segments.join('/')}`);
 }

@@ -37,7 +37,7 @@ const RunMicrovmInput = z.object({
 const ECHOED = ['executionRoleArn', 'logging', 'ingressNetworkConnectors', 'egressNetworkConnectors'] as const;
 
 /** AWS's managed connectors are named by their last ARN segment (`…:aws-network-connector:INTERNET_EGRESS`). */
-const connectorNamed = (connectors: string[] | undefined, name: string): boolean =>
+export const connectorNamed = (connectors: string[] | undefined, name: string): boolean =>
   (connectors ?? []).some((arn) => bareIdentifier(arn) === name);
 
 /** Capsule's FAILED is AWS's TERMINATED with a reason. */

@@ -3,7 +3,7 @@
 import { AuthToken, CreateAuthTokenRequest } from '@capsule/protocol';
 import type { MicroVMService } from '../../lifecycle/microvm-service.js';
 import type { ApiApp } from '../app.js';
-import type { AuthTokens } from '../auth-tokens.js';
+import { type AuthTokens, normalizedPorts } from '../auth-tokens.js';
 import { MicroVMIdParam } from '../params.js';
 import { defineRoute, json, jsonBody } from '../route.js';
 
@@ -23,7 +23,7 @@ export function authTokenRoute(app: ApiApp, service: MicroVMService, tokens: Aut
       const { tenantId } = c.var.caller;
       const vm = await service.get(tenantId, c.req.valid('param').id);
       const request = c.req.valid('json');
-      const allowedPorts = [...new Set(request.allowedPorts)].sort((a, b) => a - b);
+      const allowedPorts = normalizedPorts(request.allowedPorts);
       const expiresAtMs = Date.now() + request.ttlSeconds * 1000;
       const token = tokens.issue({ microvmId: vm.id, tenantId, allowedPorts, expiresAtMs });
       return c.json({ token, expiresAt: new Date(expiresAtMs).toISOString(), allowedPorts } satisfies AuthToken, 201);

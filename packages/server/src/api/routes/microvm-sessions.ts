@@ -8,9 +8,8 @@ import type { MicroVMService } from '../../lifecycle/microvm-service.js';
 import type { ApiApp } from '../app.js';
 import { MicroVMIdParam, QueryInt } from '../params.js';
 import { defineRoute, type ApiEnv } from '../route.js';
-import type { InteractiveSessions, Start } from '../ws-sessions.js';
+import { type InteractiveSessions, LOGIN_SHELL, type Start } from '../ws-sessions.js';
 
-const SHELL = ['/bin/bash', '-l'];
 const switching = {
   description: 'Switching Protocols: the session, in the capsule.v1 subprotocol (WsClientMessage / WsServerMessage)',
 };
@@ -67,7 +66,7 @@ export function sessionRoutes(app: ApiApp, service: MicroVMService, sessions: In
       const { rows, cols } = c.req.valid('query');
       return open(c.env, c.var.caller.tenantId, c.req.valid('param').id, {
         type: 'start',
-        command: SHELL,
+        command: LOGIN_SHELL,
         pty: { rows: rows ?? 24, cols: cols ?? 80 },
       });
     },
