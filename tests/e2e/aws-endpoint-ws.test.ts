@@ -2,11 +2,15 @@
 // (`lambda-microvms`, `lambda-microvms.authentication.<token>`, `lambda-microvms.port.<n>`; the answer selects
 // `lambda-microvms`; none of it, nor any x-aws-proxy-* header, reaches the app) and the AWS shell
 // (CreateMicrovmShellAuthToken, then a WebSocket to /shell: session_init, raw terminal bytes, resize, close 1000
-// `shell exited`), gated by SHELL_INGRESS when the VM was run with ingress connectors.
+// `shell exited`), gated by SHELL_INGRESS when the VM was run with ingress connectors; and the example that
+// shows both (examples/aws-sdk/run.mjs), run as a user would.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { WebSocket } from 'ws';
 import {
   ConflictException,
@@ -39,6 +43,7 @@ server.on('upgrade', (req, socket) => {
 });
 server.listen(9000, '0.0.0.0');
 `;
+const run = promisify(execFile);
 const connector = (name: string): string =>
   `arn:aws:lambda:us-east-1:aws:network-connector:aws-network-connector:${name}`;
 
@@ -167,5 +172,19 @@ describe('AWS-style WebSockets on the endpoint, and the AWS shell', () => {
     } finally {
       await aws.send(new TerminateMicrovmCommand({ microvmIdentifier: vm.microvmId }));
     }
+  });
+
+  test('examples/aws-sdk/run.mjs as documented: a python MicroVM, a shell, a page through its endpoint', async () => {
+    const script = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../examples/aws-sdk/run.mjs');
+    const { stdout } = await run(process.execPath, [script], {
+      env: {
+        ...process.env,
+        CAPSULE_URL: server().url,
+        CAPSULE_AWS_CREDENTIALS: path.join(server().dataDir, 'aws-credentials'),
+      },
+      timeout: 120_000,
+    });
+    assert.match(stdout, /GET http:\/\/\S+\/endpoints\/(mvm-\w+)\/index\.html → hello from mvm-\w+\n/);
+    assert.match(stdout, /MicroVM mvm-\w+ terminated/);
   });
 });
