@@ -22,6 +22,7 @@ import {
   type PortSpecification,
   ResourceNotFoundException,
   ResumeMicrovmCommand,
+  ServiceQuotaExceededException,
   RunMicrovmCommand,
   SuspendMicrovmCommand,
   TagResourceCommand,
@@ -274,6 +275,13 @@ describe('the AWS API, driven by AWS’s own SDK', () => {
         (err) => err instanceof ResourceNotFoundException,
       );
       assert.deepEqual((await client({ credentials: other }).send(new ListMicrovmsCommand({}))).items, []);
+      // a tenant at its quota: AWS's ServiceQuotaExceededException, status 402
+      await server().capsule.tenants.updateQuotas(tenant.id, { maxRunningMicroVMs: 0 });
+      const refused = await client({ credentials: other })
+        .send(new RunMicrovmCommand({ imageIdentifier: 'base' }))
+        .catch((err) => err);
+      assert.ok(refused instanceof ServiceQuotaExceededException, String(refused));
+      assert.equal(refused.$metadata.httpStatusCode, 402);
     } finally {
       await aws.send(new TerminateMicrovmCommand({ microvmIdentifier: mine.microvmId }));
     }

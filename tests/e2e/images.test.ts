@@ -4,14 +4,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import S3rver from 's3rver';
 import { S3BlobStore, s3Client, type S3Config } from '@capsule/server/internals';
 import { fileURLToPath } from 'node:url';
 import { zipDirectory } from '@capsule/cli/zip-dir';
+import { startS3, type TestS3 } from '../support/s3-server.js';
 import { zipOf } from '../support/zip-writer.js';
 import { endpointGet, errorOf, startTestServer, withTestServer, type TestServer } from './helpers.js';
 
@@ -52,25 +51,11 @@ const appZip = (dockerfile = DOCKERFILE): Buffer =>
 
 describe('images', () => {
   let server: TestServer;
-  let s3: S3rver;
+  let s3: TestS3;
   let s3Config: S3Config;
-  const s3Dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-images-s3-'));
   before(async () => {
-    s3 = new S3rver({
-      port: 0,
-      address: '127.0.0.1',
-      directory: s3Dir,
-      silent: true,
-      configureBuckets: [{ name: 'apps', configs: [] }],
-    });
-    const { address, port } = await s3.run();
-    s3Config = {
-      endpoint: `http://${address}:${port}`,
-      region: 'us-east-1',
-      accessKeyId: 'S3RVER',
-      secretAccessKey: 'S3RVER',
-      forcePathStyle: true,
-    };
+    s3 = await startS3(['apps']);
+    s3Config = s3.config;
     // zips, layers and snapshots go to the S3 server too (QEMU gets local copies from the blob cache)
     server = await startTestServer({
       s3: s3Config,
@@ -82,7 +67,6 @@ describe('images', () => {
   after(async () => {
     await server?.close();
     await s3?.close();
-    fs.rmSync(s3Dir, { recursive: true, force: true });
   });
 
   /** Which of a version's artifacts are in the S3 blob store. */
@@ -331,22 +315,12 @@ describe('images', () => {
 
 describe('image sources with bad S3 credentials', () => {
   test('a codeUri the configured credentials cannot read is a 400 that says so, and creates nothing', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-s3-creds-'));
-    const s3 = new S3rver({
-      port: 0,
-      address: '127.0.0.1',
-      directory: dir,
-      silent: true,
-      configureBuckets: [{ name: 'apps', configs: [] }],
-    });
-    const { address, port } = await s3.run();
+    const s3 = await startS3(['apps']);
     try {
       const wrong = {
-        endpoint: `http://${address}:${port}`,
-        region: 'us-east-1',
+        ...s3.config,
         accessKeyId: 'NOT-A-KEY',
         secretAccessKey: 'nope',
-        forcePathStyle: true,
       };
       await withTestServer({ s3: wrong, s3CodePrefixes: ['s3://apps/'], snapshots: false }, async (server) => {
         const refused = await errorOf(
@@ -358,7 +332,6 @@ describe('image sources with bad S3 credentials', () => {
       });
     } finally {
       await s3.close();
-      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });

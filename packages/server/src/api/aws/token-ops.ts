@@ -23,8 +23,7 @@ const PortSpecification = z.union([
   z.object({ allPorts: z.object({}).strict() }).strict(),
 ]);
 const CreateShellTokenInput = z.object({ expirationInMinutes: z.number().int().min(1).max(60) });
-const CreateAuthTokenInput = z.object({
-  expirationInMinutes: z.number().int().min(1).max(60),
+const CreateAuthTokenInput = CreateShellTokenInput.extend({
   allowedPorts: z.array(PortSpecification).min(1).max(100),
 });
 
