@@ -1,16 +1,15 @@
 // Images: the Flask example's build time by phase, and launch → first HTTP 200 through the endpoint,
 // beside the floor measured in the same run: a bare QEMU restoring the same app-ready snapshot by
 // hand (same flags) with a hostfwd port, and a direct request to the guest's port until it answers 200.
-import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buffer } from 'node:stream/consumers';
 import { zipDirectory } from '@capsule/cli/zip-dir';
 import { startServer } from '@capsule/server';
-import { createLogger, loadDeviceState, QmpClient, qemuArgs, vmPaths } from '@capsule/server/internals';
+import { createLogger } from '@capsule/server/internals';
 import { api, until200 } from './http.js';
-import { createOverlay } from './overlay.js';
-import { floorNetworks, spawnQemuIn } from './floor-net.js';
+import { floorNetworks } from './floor-net.js';
+import { type FloorRestore, floorRestoreTo200 } from './restore-floor.js';
 import { ratio, summarize } from './stats.js';
 
 const RUNS = Number(process.env.BENCH_IMAGE_RUNS ?? 8);
@@ -46,44 +45,19 @@ export async function benchImages(work: string): Promise<Record<string, unknown>
 
     // the version's app-ready snapshot, where the default (local) blob store keeps it
     const snap = path.join(server.config.dataDir, 'blobs', 'images', 'default', 'flask-app', '1', 'snapshot');
-    const runtime = server.runtimes.get('python');
+    const bare: FloorRestore = {
+      snapshotDir: snap,
+      runtime: server.runtimes.get('python'),
+      shape: { vcpuCount: 1, memoryMib: 512 },
+      accelerator: server.accelerator.accelerator,
+      net: floorNet,
+      port: 8080,
+    };
     const floor: number[] = [];
     const capsule: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       // floor: bare QEMU, same argv, restoring the same snapshot in a namespace; the app answers on its uplink address
-      const vmDir = path.join(work, `floor-${i}`);
-      fs.mkdirSync(vmPaths(vmDir).run, { recursive: true }); // a bare QEMU writes its sockets and console there
-      const overlay = path.join(vmDir, 'disk.qcow2');
-      await createOverlay(path.join(snap, 'disk.qcow2'), overlay);
-      const spec = {
-        vmDir,
-        kernelPath: runtime.kernelPath,
-        initrdPath: runtime.initrdPath,
-        overlayPath: overlay,
-        vcpuCount: 1,
-        memoryMib: 512,
-        accelerator: server.accelerator.accelerator,
-        hostname: `floor-${i}`,
-        memory: { kind: 'file' as const, path: path.join(snap, 'memory'), share: false },
-        netns: floorNet.netns,
-      };
-      const start = performance.now();
-      const child = spawnQemuIn(floorNet.netns, qemuArgs({ ...spec, incoming: true }));
-      try {
-        const qmp = await QmpClient.connect(vmPaths(vmDir).qmp, 10_000);
-        await loadDeviceState(qmp, path.join(vmDir, 'in.sock'), path.join(snap, 'state'), {
-          ignoreShared: true,
-          timeoutMs: 60_000,
-        });
-        await qmp.execute('cont');
-        await until200(8080, {}, 30_000, floorNet.nsAddress); // through its namespace, as Capsule's endpoint goes
-        floor.push(performance.now() - start);
-        qmp.close();
-      } finally {
-        child.kill('SIGKILL');
-        await new Promise((r) => child.once('exit', r));
-        fs.rmSync(vmDir, { recursive: true, force: true });
-      }
+      floor.push(await floorRestoreTo200(bare, path.join(work, `floor-${i}`), `floor-${i}`));
 
       // Capsule: POST /v1/microvms → a token → the page through the endpoint
       const begin = performance.now();

@@ -5,6 +5,7 @@
 //   launch / suspend / resume from snapshots (lifecycle.ts)
 //   API overhead: REST exec, endpoint proxy latency/throughput, GET requests per second (api.ts)
 //   images: Flask build time by phase; launch → first HTTP 200 through the endpoint (images.ts)
+//   prefetch: cold-cache launch → first 200 with and without validate-recorded read-ahead (prefetch.ts)
 //   network: launch with/without a namespace, endpoint direct path vs tunnel vs floor, egress MiB/s (network.ts)
 //   jail: launch / suspend / resume jailed vs unjailed, idle host memory per VM (jail.ts)
 //   sweeper: 50 idle VMs, one with a hung suspend hook: how late each suspends (sweeper.ts)
@@ -31,6 +32,7 @@ import { ratio, summarize } from './stats.js';
 import { benchLifecycle } from './lifecycle.js';
 import { benchApi } from './api.js';
 import { benchImages } from './images.js';
+import { benchPrefetch } from './prefetch.js';
 import { benchNetwork } from './network.js';
 import { benchJail } from './jail.js';
 import { benchSweeper } from './sweeper.js';
@@ -166,6 +168,7 @@ async function main(): Promise<void> {
     lifecycle: only('lifecycle') ? await benchLifecycle(path.join(work, 'lifecycle')) : 'skipped',
     api: only('api') ? await benchApi(path.join(work, 'api')) : 'skipped',
     images: only('images') ? await benchImages(path.join(work, 'images')) : 'skipped',
+    prefetch: only('prefetch') ? await benchPrefetch(path.join(work, 'prefetch')) : 'skipped',
     network: only('network') ? await benchNetwork(path.join(work, 'network')) : 'skipped',
     jail: only('jail') ? await benchJail(path.join(work, 'jail')) : 'skipped',
     sweeper: only('sweeper') ? await benchSweeper(path.join(work, 'sweeper')) : 'skipped',

@@ -173,6 +173,12 @@ export const ENV_VARS = {
     '1200000',
     'The longest an image build may take, in ms (20 min; enforced by the host over the whole build).',
   ),
+  CAPSULE_PAGE_PREFETCH: set(
+    'server',
+    p.onOff(),
+    'on',
+    'on: a launch from an image reads ahead the snapshot pages its validate step touched (recorded at build time).',
+  ),
   CAPSULE_APP_READY_TIMEOUT_MS: set(
     'server',
     p.int(),

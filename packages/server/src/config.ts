@@ -93,6 +93,8 @@ export interface CapsuleConfig {
   buildTimeoutMs: number;
   /** How long a launched image's app gets to accept connections on its port. */
   appReadyTimeoutMs: number;
+  /** Launches from an image read ahead the snapshot pages its validate step touched (CAPSULE_PAGE_PREFETCH). */
+  pagePrefetch: boolean;
   /** MicroVM endpoints answer at http://{id}.{baseDomain}:{port} (and {guestPort}-{id}.{baseDomain}). */
   baseDomain: string;
   /** postgres://… to keep state in Postgres; null: SQLite in the data dir. */
@@ -211,6 +213,7 @@ export function loadConfig(
     maxVersionsPerImage: e.CAPSULE_MAX_IMAGE_VERSIONS,
     buildTimeoutMs: e.CAPSULE_BUILD_TIMEOUT_MS,
     appReadyTimeoutMs: e.CAPSULE_APP_READY_TIMEOUT_MS,
+    pagePrefetch: e.CAPSULE_PAGE_PREFETCH,
     databaseUrl: e.DATABASE_URL ?? null,
     netPool: e.CAPSULE_NET_POOL,
     netPoolSize: e.CAPSULE_NET_POOL_SIZE,

@@ -17,7 +17,9 @@ import { parseDockerfile } from './dockerfile.js';
 import { AppZip, ZipError } from './zip.js';
 import type { DiskReserve } from '../disk-reserve.js';
 import type { SnapshotFiles } from '../vmm/machine.js';
-import { artifactKey, buildVersion, LAYER, SNAPSHOT_FILES, type VersionBuildDeps } from './version-build.js';
+import { artifactKey, buildVersion, LAYER, PREFETCH, SNAPSHOT_FILES, type VersionBuildDeps } from './version-build.js';
+import type { PageRanges } from '../vmm/page-prefetch.js';
+import { buffer } from 'node:stream/consumers';
 
 /** What a build needs of the storage quota: a refusal when the tenant is over it, and forgetting a stale figure. */
 interface TenantStorage {
@@ -53,7 +55,7 @@ export interface CreateOptions {
 export interface LaunchableImage {
   record: ImageVersionRecord;
   layerPath: string;
-  snapshot: (SnapshotFiles & VmShape & { kind: 'snapshot' }) | null;
+  snapshot: (SnapshotFiles & VmShape & { kind: 'snapshot'; prefetch?: PageRanges }) | null;
 }
 
 export function toApiVersion(v: ImageVersionRecord): ImageVersion {
@@ -76,6 +78,8 @@ export class ImageService {
   /** Builds run one at a time, in the order they were accepted. */
   private readonly builds = new Mutex();
   private readonly root: string;
+  /** Per version's prefetch key: its recorded page ranges, or null for none. */
+  private readonly prefetches = new Map<string, PageRanges | null>();
 
   constructor(private readonly deps: ImageServiceDeps) {
     this.root = path.join(deps.config.dataDir, 'images');
@@ -288,6 +292,19 @@ export class ImageService {
     };
   }
 
+  /** The pages its validate step touched (null: none recorded), read once per version. */
+  private async prefetchOf(record: ImageVersionRecord): Promise<PageRanges | null> {
+    const key = this.key(record, PREFETCH);
+    if (!this.prefetches.has(key)) {
+      const ranges = await this.deps.blobs
+        .get(key)
+        .then(async (body) => JSON.parse((await buffer(body)).toString('utf8')) as PageRanges)
+        .catch(() => null);
+      this.prefetches.set(key, ranges);
+    }
+    return this.prefetches.get(key) ?? null;
+  }
+
   /** The version's app-ready snapshot as local files, or null (none, or not all of it there). */
   private async snapshotOf(record: ImageVersionRecord): Promise<LaunchableImage['snapshot']> {
     try {
@@ -295,6 +312,7 @@ export class ImageService {
         SNAPSHOT_FILES.map((file) => this.deps.blobs.localFile(this.key(record, file))),
       );
       const manifest = JSON.parse(fs.readFileSync(manifestPath, 'utf8')) as VmShape;
+      const prefetch = this.deps.config.pagePrefetch ? await this.prefetchOf(record) : null;
       return {
         kind: 'snapshot',
         memoryPath,
@@ -302,6 +320,7 @@ export class ImageService {
         diskPath,
         vcpuCount: manifest.vcpuCount,
         memoryMib: manifest.memoryMib,
+        ...(prefetch ? { prefetch } : {}),
       };
     } catch {
       return null;
@@ -350,7 +369,9 @@ export class ImageService {
     }
     for (const v of versions) {
       await this.deps.store.deleteImageVersion(tenantId, name, v.version);
-      for (const file of ['app.zip', LAYER, ...SNAPSHOT_FILES]) await this.deps.blobs.delete(this.key(v, file));
+      for (const file of ['app.zip', LAYER, ...SNAPSHOT_FILES, PREFETCH])
+        await this.deps.blobs.delete(this.key(v, file));
+      this.prefetches.delete(this.key(v, PREFETCH));
       fs.rmSync(this.dirOf(tenantId, name, v.version), { recursive: true, force: true });
     }
     this.deps.storage.forget(tenantId);

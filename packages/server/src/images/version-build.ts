@@ -21,6 +21,7 @@ import type { BlobStore } from '../blobs/blob-store.js';
 import type { SystemVms } from '../system-vms.js';
 import type { VmNetworks } from '../network/vm-networks.js';
 import { AppZip } from './zip.js';
+import { type PageRanges, totalBytes, touchedRanges } from '../vmm/page-prefetch.js';
 
 export interface VersionBuildDeps {
   config: CapsuleConfig;
@@ -44,6 +45,8 @@ export interface VersionBuildDeps {
 export const LAYER = 'layer.qcow2';
 /** The manifest last: it is written once the others are in place. */
 export const SNAPSHOT_FILES = ['snapshot/memory', 'snapshot/state', 'snapshot/disk.qcow2', 'snapshot/manifest.json'];
+/** The memory pages the validate step touched (JSON PageRanges), read ahead by later launches. */
+export const PREFETCH = 'snapshot/prefetch.json';
 const WARM_TIMEOUT_MS = 10_000;
 
 /** A version's artifact in the blob store: app.zip, layer.qcow2, snapshot/{memory,state,disk.qcow2,manifest.json}. */
@@ -105,10 +108,14 @@ export async function buildVersion(deps: VersionBuildDeps, record: ImageVersionR
     log.write(`==> app ready and snapshotted in ${Date.now() - snapshotStarted} ms\n`);
     if (hookRequired(record.plan, 'validate')) {
       const validateStarted = Date.now();
-      await validateSnapshot(deps, record, layerPath, path.join(work, 'v')).catch((err: Error) => {
+      const touched = await validateSnapshot(deps, record, layerPath, path.join(work, 'v')).catch((err: Error) => {
         throw new BuildFailure('validate hook', err.message);
       });
-      log.write(`==> validated on a VM restored from the snapshot in ${Date.now() - validateStarted} ms\n`);
+      log.write(
+        `==> validated on a VM restored from the snapshot in ${Date.now() - validateStarted} ms; it touched ` +
+          `${(totalBytes(touched) / 2 ** 20).toFixed(1)} MiB of its memory (read ahead at launch)\n`,
+      );
+      if (touched.length > 0) await deps.blobs.put(artifactKey(record, PREFETCH), Buffer.from(JSON.stringify(touched)));
     }
     await deps.store.updateImageVersion(tenantId, name, version, {
       state: 'SUCCESSFUL',
@@ -121,7 +128,7 @@ export async function buildVersion(deps: VersionBuildDeps, record: ImageVersionR
       ? `${failure.message}${failure.outputTail ? `\n--- output (tail) ---\n${failure.outputTail}` : ''}`
       : `the build could not run: ${(err as Error).message}`;
     log.write(`==> FAILED: ${reason}\n`);
-    for (const built of [LAYER, ...SNAPSHOT_FILES])
+    for (const built of [LAYER, ...SNAPSHOT_FILES, PREFETCH])
       await deps.blobs.delete(artifactKey(record, built)).catch(() => undefined);
     await deps.store.updateImageVersion(tenantId, name, version, {
       state: 'FAILED',
@@ -184,20 +191,20 @@ async function takeAppSnapshot(
 
 /**
  * Restore a VM from the version's stored snapshot, as a launch would, and ask its validate hook until it answers
- * 200 (503: not yet) within the hook's timeout.
+ * 200 (503: not yet) within the hook's timeout; then the memory pages it touched, for launches to read ahead.
  */
 async function validateSnapshot(
   deps: VersionBuildDeps,
   record: ImageVersionRecord,
   layerPath: string,
   vmDir: string,
-): Promise<void> {
+): Promise<PageRanges> {
   const [memoryPath, statePath, diskPath] = await Promise.all(
     SNAPSHOT_FILES.slice(0, 3).map((file) => deps.blobs.localFile(artifactKey(record, file))),
   );
   const shape = shapeOf(deps, record);
   const owner = `validate-${path.basename(path.dirname(vmDir))}`;
-  await deps.systemVms.run(
+  return deps.systemVms.run(
     `the validation of ${record.name} version ${record.version}`,
     shape.memoryMib,
     owner,
@@ -220,6 +227,13 @@ async function validateSnapshot(
         });
         try {
           await validateApp(machine.agent, record.plan);
+          // what the guest touched since its restore: the pages a launch needs first (unreadable: none recorded)
+          try {
+            return touchedRanges(machine.pid, memoryPath);
+          } catch (err) {
+            deps.log.warn('the pages validate touched could not be read', { error: (err as Error).message });
+            return [];
+          }
         } finally {
           await machine.stop();
         }

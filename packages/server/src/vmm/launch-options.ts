@@ -4,6 +4,7 @@ import type { CapsuleConfig } from '../config.js';
 import type { Runtime } from '../runtimes/registry.js';
 import type { VmJail } from '../jail/jailer.js';
 import type { MachineSpec } from './qemu-args.js';
+import type { PageRanges } from './page-prefetch.js';
 
 /** A ready snapshot's frozen files: guest RAM, device state, and the disk layer under every clone. */
 export interface SnapshotFiles {
@@ -14,8 +15,11 @@ export interface SnapshotFiles {
 
 /** What a VM is restored from instead of booting. */
 export type RestoreSource =
-  /** A ready snapshot: RAM mapped copy-on-write from its memory file, a new overlay chained on its disk. */
-  | ({ kind: 'snapshot' } & SnapshotFiles)
+  /**
+   * A ready snapshot: RAM mapped copy-on-write from its memory file, a new overlay chained on its disk; `prefetch`,
+   * the ranges of the memory file to read ahead while it restores (page-prefetch.ts).
+   */
+  | ({ kind: 'snapshot'; prefetch?: PageRanges } & SnapshotFiles)
   /** A suspended VM: RAM in the state stream, the VM's own overlay adopted as is. */
   | { kind: 'suspended'; statePath: string; diskPath: string };
 

@@ -26,6 +26,7 @@ import { readTail } from '../jail/vm-files.js';
 import { SerialLog, serialLogTail } from './serial-log.js';
 import type { LaunchOptions } from './launch-options.js';
 import type { SuspendedFiles, SuspendOptions, Vm } from './vm.js';
+import { prefetch } from './page-prefetch.js';
 
 export { hostLaunchOptions, type LaunchOptions, type RestoreSource, type SnapshotFiles } from './launch-options.js';
 
@@ -168,6 +169,8 @@ export class Machine implements Vm {
       fs.mkdirSync(paths.run, { mode: 0o700 }); // QEMU's own while it starts (jailed-qemu.ts)
 
       const restore = opts.restore;
+      // read ahead what the guest will touch first, while QEMU starts and loads its device state
+      if (restore?.kind === 'snapshot' && restore.prefetch) void prefetch(restore.memoryPath, restore.prefetch);
       const { overlayPath, memory, backing } = await prepareDisk(opts);
       steps.done('disk');
       const argv = qemuArgs({ ...opts, memory, overlayPath, incoming: opts.restore !== undefined });
