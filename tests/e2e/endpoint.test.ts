@@ -116,6 +116,17 @@ describe('MicroVM endpoint', () => {
       9000,
     );
     assert.equal(json(await request('/', { host: host(9000), 'x-capsule-auth': both })).port, 9000);
+    // ranges (inclusive) and all ports; a token with only a range does not also open 8080
+    const ranged = await vm.createAuthToken({ allowedPortRanges: [{ start: 8500, end: 9000 }] });
+    assert.deepEqual([ranged.allowedPorts, ranged.allowedPortRanges], [[], [{ start: 8500, end: 9000 }]]);
+    assert.equal(json(await request('/', { host: host(9000), 'x-capsule-auth': ranged.token })).port, 9000);
+    assert.equal((await request('/', { host: host(), 'x-capsule-auth': ranged.token })).status, 403);
+    const all = (await vm.createAuthToken({ allPorts: true })).token;
+    assert.equal(json(await request('/', { host: host(9000), 'x-capsule-auth': all })).port, 9000);
+    const backwards = await server().api('POST', `/v1/microvms/${vm.id}/auth-tokens`, {
+      allowedPortRanges: [{ start: 9000, end: 8000 }],
+    });
+    assert.equal(backwards.status, 400);
   });
 
   test('no, bad, expired, foreign credentials: 401, and another tenant gets 404', async () => {

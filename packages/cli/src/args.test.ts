@@ -88,8 +88,15 @@ test('--flag value and --flag=value; repeatable K=V; comma lists; --no- switches
     quiet: true,
   });
   const token = await parse('token', 'mvm-x', '--ttl=5m');
-  assert.deepEqual(token.options, { ports: [8080], ttl: 300 });
-  assert.deepEqual((await parse('token', 'mvm-x', '--ports', '8080,9000')).options.ports, [8080, 9000]);
+  assert.deepEqual(token.options, { ports: { allowedPorts: [8080] }, ttl: 300 });
+  assert.deepEqual((await parse('token', 'mvm-x', '--ports', '8080,9000')).options.ports, {
+    allowedPorts: [8080, 9000],
+  });
+  assert.deepEqual((await parse('token', 'mvm-x', '--ports', '8080,9000-9100')).options.ports, {
+    allowedPorts: [8080],
+    allowedPortRanges: [{ start: 9000, end: 9100 }],
+  });
+  assert.deepEqual((await parse('token', 'mvm-x', '--ports', 'all')).options.ports, { allPorts: true });
   assert.deepEqual((await parse('ls', '--label', 'a=1', '--label', 'b=2')).options.label, { a: '1', b: '2' });
   assert.deepEqual((await parse('tenant', 'quota', 'ten-1', '--max-vcpus', '8')).options, { maxVcpus: 8 });
   assert.deepEqual((await parse('key', 'revoke', 'KEY', '--tenant=ten-1')).options, { tenant: 'ten-1' });
@@ -128,7 +135,7 @@ test('bad command lines are UsageErrors naming the usage', async () => {
   await rejects(['run', 'python', '--idle', 'soon'], /--idle: cannot read duration "soon"/);
   await rejects(['exec', 'mvm-x', '--timeout', 'soon', '--', 'true'], /--timeout: cannot read duration/);
   await rejects(['url', 'mvm-x', '--port', '70000'], /--port must be 1-65535/);
-  await rejects(['token', 'mvm-x', '--ports', '80,http'], /--ports: "http" is not a port/);
+  await rejects(['token', 'mvm-x', '--ports', '80,http'], /--ports: "http" is not a port, a range/);
 });
 
 test('help is generated from the definitions: every command, alias and option', () => {

@@ -221,14 +221,30 @@ export const MAX_AUTH_TOKEN_TTL_SECONDS = 3600;
 /** The guest port an endpoint request goes to when it does not say (X-Capsule-Port). */
 export const DEFAULT_ENDPOINT_PORT = 8080;
 
+const GuestPort = z.number().int().min(1).max(65535);
+/** Inclusive. */
+const PortRange = z
+  .object({ start: GuestPort, end: GuestPort })
+  .strict()
+  .refine((r) => r.start <= r.end, 'start must not be above end');
 export const CreateAuthTokenRequest = z
   .object({
-    allowedPorts: z.array(z.number().int().min(1).max(65535)).min(1).max(32).default([DEFAULT_ENDPOINT_PORT]),
+    /** Default: [8080] when no ranges and not allPorts are asked for either. */
+    allowedPorts: z.array(GuestPort).min(1).max(32).optional(),
+    allowedPortRanges: z.array(PortRange).min(1).max(32).optional(),
+    /** Every guest port (AWS's `allPorts`). */
+    allPorts: z.boolean().optional(),
     ttlSeconds: z.number().int().min(1).max(MAX_AUTH_TOKEN_TTL_SECONDS).default(900),
   })
   .strict();
 export type CreateAuthTokenRequest = z.input<typeof CreateAuthTokenRequest>;
 
 /** Sent as `X-Capsule-Auth` to the MicroVM's endpoint. */
-export const AuthToken = z.object({ token: z.string(), expiresAt: z.string(), allowedPorts: z.array(z.number()) });
+export const AuthToken = z.object({
+  token: z.string(),
+  expiresAt: z.string(),
+  allowedPorts: z.array(z.number()),
+  /** Present when the token opens ranges (all ports: 1-65535). */
+  allowedPortRanges: z.array(z.object({ start: z.number(), end: z.number() })).optional(),
+});
 export type AuthToken = z.infer<typeof AuthToken>;

@@ -191,6 +191,19 @@ export const ENV_VARS = {
     'localhost',
     'MicroVM endpoints answer at `http://{id}.{domain}:{port}` (and `{guestPort}-{id}.{domain}`).',
   ),
+  CAPSULE_PUBLIC_URL: opt(
+    'network',
+    p.url(['http://', 'https://']),
+    'the Host the client called',
+    "The API's public URL, which the endpoints the AWS API returns are built on.",
+  ),
+  CAPSULE_AWS_ENDPOINT_FORM: set(
+    'network',
+    p.oneOf(['path', 'host'] as const),
+    'path',
+    "The AWS API's MicroVM endpoints: `path` = {public URL}/endpoints/{id} (fetchable anywhere), `host` = " +
+      'http://{id}.{base domain}:{port} (needs that name to resolve).',
+  ),
   CAPSULE_NET_POOL: set(
     'network',
     p.cidr(30),

@@ -97,6 +97,10 @@ export interface CapsuleConfig {
   pagePrefetch: boolean;
   /** MicroVM endpoints answer at http://{id}.{baseDomain}:{port} (and {guestPort}-{id}.{baseDomain}). */
   baseDomain: string;
+  /** The API's public URL (CAPSULE_PUBLIC_URL); null: the Host each client called. */
+  publicUrl: string | null;
+  /** How the AWS API's `endpoint` is written: a path on the public URL, or a host name under baseDomain. */
+  awsEndpointForm: 'path' | 'host';
   /** postgres://… to keep state in Postgres; null: SQLite in the data dir. */
   databaseUrl: string | null;
   /** Where VM uplink /30s come from (CAPSULE_NET_POOL), and how many namespaces are kept ready. */
@@ -198,6 +202,8 @@ export function loadConfig(
     cgroupMount: e.CAPSULE_CGROUP_MOUNT,
     vmMemoryOverheadMib: e.CAPSULE_VM_MEMORY_OVERHEAD_MIB ?? null,
     baseDomain: e.CAPSULE_BASE_DOMAIN,
+    publicUrl: e.CAPSULE_PUBLIC_URL ?? null,
+    awsEndpointForm: e.CAPSULE_AWS_ENDPOINT_FORM,
     s3:
       e.CAPSULE_S3_ENDPOINT || e.CAPSULE_S3_ACCESS_KEY_ID
         ? {

@@ -1,4 +1,4 @@
-// url ID [--port P] · token ID --ports 8080[,9000] [--ttl 15m]: reaching a MicroVM's endpoint.
+// url ID [--port P] · token ID --ports 8080[,9000-9100|all] [--ttl 15m]: reaching a MicroVM's endpoint.
 import { durationSeconds, UsageError } from '../args.js';
 import { connect } from '../client.js';
 import type { CliCommand } from '../command.js';
@@ -9,11 +9,26 @@ function port(text: string): number {
   return port;
 }
 
-function ports(text: string): number[] {
-  return text.split(',').map((p) => {
-    if (!/^\d{1,5}$/.test(p.trim())) throw new UsageError(`--ports: "${p}" is not a port`);
-    return Number(p);
-  });
+interface PortSet {
+  allowedPorts?: number[];
+  allowedPortRanges?: Array<{ start: number; end: number }>;
+  allPorts?: boolean;
+}
+
+/** `8080,9000-9100` (ports and inclusive ranges) or `all`. */
+function ports(text: string): PortSet {
+  if (text.trim() === 'all') return { allPorts: true };
+  const set: Required<Omit<PortSet, 'allPorts'>> = { allowedPorts: [], allowedPortRanges: [] };
+  for (const item of text.split(',').map((p) => p.trim())) {
+    const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(item);
+    if (!m) throw new UsageError(`--ports: "${item}" is not a port, a range (9000-9100) or "all"`);
+    if (m[2] === undefined) set.allowedPorts.push(Number(m[1]));
+    else set.allowedPortRanges.push({ start: Number(m[1]), end: Number(m[2]) });
+  }
+  return {
+    ...(set.allowedPorts.length > 0 ? { allowedPorts: set.allowedPorts } : {}),
+    ...(set.allowedPortRanges.length > 0 ? { allowedPortRanges: set.allowedPortRanges } : {}),
+  };
 }
 
 export function defineEndpoint(program: CliCommand): void {
@@ -32,14 +47,16 @@ export function defineEndpoint(program: CliCommand): void {
   program
     .command('token')
     .description('an endpoint auth token (send it as X-Capsule-Auth)')
-    .usage('ID --ports 8080[,9000] [--ttl 15m] [--json]')
+    .usage('ID --ports 8080[,9000-9100|all] [--ttl 15m] [--json]')
     .argument('<ID>', 'the MicroVM')
-    .option('--ports <list>', 'the guest ports it opens, comma-separated', ports, [8080])
+    .option('--ports <list>', 'the guest ports it opens: ports and ranges, comma-separated, or all', ports, {
+      allowedPorts: [8080],
+    })
     .option('--ttl <duration>', 'how long it works (15m)', durationSeconds('--ttl'))
     .option('--json', 'print {token, expiresAt}')
-    .handle<{ ports: number[]; ttl?: number; json?: boolean }>(async ({ args: [id], options }) => {
+    .handle<{ ports: PortSet; ttl?: number; json?: boolean }>(async ({ args: [id], options }) => {
       const token = await (await connect().microvms.get(id)).createAuthToken({
-        allowedPorts: options.ports,
+        ...options.ports,
         ttlSeconds: options.ttl,
       });
       process.stdout.write(

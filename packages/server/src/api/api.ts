@@ -92,6 +92,11 @@ export function createApi(deps: ApiDeps): { server: http.Server; closeSessions: 
       runtimes: () => deps.runtimes.list(),
       lookup: awsKeyLookup(deps.store, deps.serverKey),
       codeSources: codeSourcesOf(deps.config),
+      endpoints: {
+        publicUrl: deps.config.publicUrl,
+        form: deps.config.awsEndpointForm,
+        baseDomain: deps.config.baseDomain,
+      },
       buildMachine: buildMachineOf(process.arch, deps.accelerator.accelerator),
     },
     log: deps.log,

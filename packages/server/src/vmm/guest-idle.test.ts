@@ -14,9 +14,11 @@ test('a sleeping process is idle; a spinning one is not, within the bound', asyn
   const sleeper = child('setTimeout(() => {}, 60_000)');
   const spinner = child('for (;;) {}');
   try {
-    assert.equal(await untilIdle(sleeper.pid, { windowMs: 200, maxMs: 2000 }), true);
+    // generous bounds: untilIdle returns as soon as the process settles, and on a host busy with other work (2 cores
+    // and a test suite running VMs) a node child's start-up alone can take a second of CPU
+    assert.equal(await untilIdle(sleeper.pid, { windowMs: 200, maxMs: 15_000 }), true);
     assert.equal(await untilIdle(spinner.pid, { windowMs: 200, maxMs: 1000 }), false);
-    assert.ok((processCpuMs(spinner.pid) ?? 0) >= 500, 'its CPU time is counted');
+    assert.ok((processCpuMs(spinner.pid) ?? 0) >= 100, 'its CPU time is counted');
   } finally {
     await Promise.all([sleeper.stop(), spinner.stop()]);
   }

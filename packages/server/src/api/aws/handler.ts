@@ -12,7 +12,15 @@ import type { Store } from '../../store/types.js';
 import { verifySigV4 } from '../../aws/sigv4.js';
 import type { AwsKeySecret } from '../../aws/sigv4.js';
 import { changeMicrovm, getMicrovm, listMicrovms, runMicrovm } from './microvm-ops.js';
-import { AwsAnswer, type AwsCaller, sendAwsError, sendAwsJson, unknownOperation } from './wire.js';
+import {
+  AwsAnswer,
+  type AwsCaller,
+  endpointUrl,
+  type EndpointSettings,
+  sendAwsError,
+  sendAwsJson,
+  unknownOperation,
+} from './wire.js';
 import { readBody } from '../http.js';
 import { createMicrovmAuthToken, createMicrovmShellAuthToken } from './token-ops.js';
 import { listManagedImages, listManagedImageVersions } from './managed-image-ops.js';
@@ -42,6 +50,7 @@ export interface AwsApiDeps extends ImageWriteDeps {
   store: Store;
   tokens: AuthTokens;
   images: ImageService;
+  endpoints: EndpointSettings;
   /** What builds run on (GetMicrovmImageBuild's architecture, chipset and generation). */
   buildMachine: BuildMachine;
   /** The built-in runtimes: AWS's managed images. */
@@ -167,7 +176,12 @@ export async function handleAwsRequest(
       { method: req.method ?? 'GET', rawUrl, headers: req.headers, body },
       deps.lookup,
     );
-    const caller = { tenantId: verified.tenantId, region: verified.region, host: req.headers.host ?? 'localhost' };
+    const host = req.headers.host ?? 'localhost';
+    const caller = {
+      tenantId: verified.tenantId,
+      region: verified.region,
+      endpointOf: (id: string) => endpointUrl(deps.endpoints, host, id),
+    };
     // the raw query alone: a path that starts with // must not be read as a host
     const at = rawUrl.indexOf('?');
     const query = new URLSearchParams(at < 0 ? '' : rawUrl.slice(at + 1));

@@ -53,8 +53,7 @@ function toMicrovm(caller: AwsCaller, record: MicroVMRecord): Record<string, unk
   return {
     microvmId: record.id,
     state: awsState(record.state),
-    // the path form: a {id}.localhost host name does not resolve in Node (guest port from X-aws-proxy-port)
-    endpoint: `http://${caller.host}/endpoints/${record.id}`,
+    endpoint: caller.endpointOf(record.id),
     imageArn: arnOf(caller, record),
     imageVersion: String(record.imageVersion ?? 1),
     maximumDurationInSeconds: record.maximumDurationSeconds,

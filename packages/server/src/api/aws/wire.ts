@@ -11,8 +11,8 @@ import { toCapsuleError } from '../http.js';
 export interface AwsCaller {
   tenantId: string;
   region: string;
-  /** The Host the client used: endpoints are built on it. */
-  host: string;
+  /** A MicroVM's endpoint as this caller reaches it (endpointUrl). */
+  endpointOf(microvmId: string): string;
 }
 
 interface AwsError {
@@ -109,4 +109,30 @@ export function imageArn(region: string, account: string | 'aws', name: string):
 /** An identifier given as an ARN or bare: the text after the last `:`. */
 export function bareIdentifier(identifier: string): string {
   return identifier.slice(identifier.lastIndexOf(':') + 1);
+}
+
+export interface EndpointSettings {
+  /** CAPSULE_PUBLIC_URL; null: the Host the client called. */
+  publicUrl: string | null;
+  form: 'path' | 'host';
+  baseDomain: string;
+}
+
+/**
+ * A MicroVM's endpoint: by default a path on the API's public URL, which plain `fetch` reaches (a `{id}.localhost`
+ * name resolves neither in Node nor in glibc); the guest port comes from X-aws-proxy-port. The host form is an option.
+ */
+export function endpointUrl(settings: EndpointSettings, host: string, microvmId: string): string {
+  let base: URL;
+  try {
+    base = new URL(settings.publicUrl ?? `http://${host}`);
+  } catch {
+    throw new CapsuleError(
+      ErrorCode.BAD_REQUEST,
+      `the Host header ${JSON.stringify(host.slice(0, 100))} is not a host`,
+    );
+  }
+  if (settings.form === 'host')
+    return `${base.protocol}//${microvmId}.${settings.baseDomain}${base.port ? `:${base.port}` : ''}`;
+  return `${base.origin}${base.pathname.replace(/\/$/, '')}/endpoints/${microvmId}`;
 }
