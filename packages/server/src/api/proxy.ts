@@ -19,7 +19,7 @@ import { bearerKey, callerOf } from './auth.js';
 import { AuthTokens, describePorts, tokenAllowsPort } from './auth-tokens.js';
 import { rejectUpgrade, sendError } from './http.js';
 import { AwsShellSessions } from './aws/shell.js';
-import { awsWsOffer, relaySelectingAwsProtocol } from './aws/ws-protocols.js';
+import { type AwsWsOffer, awsWsOffer, relaySelectingAwsProtocol } from './aws/ws-protocols.js';
 
 export interface ProxyTarget {
   microvmId: string;
@@ -28,6 +28,8 @@ export interface ProxyTarget {
   path: string;
   /** Authorization was consumed by Capsule (the /v1 form) and is not forwarded. */
   apiForm: boolean;
+  /** AWS's WebSocket subprotocols, when offered (token, port, the app's own). */
+  offer: AwsWsOffer | null;
 }
 
 const PATH_FORM = new RegExp(`^/v1/microvms/(${MICROVM_ID_SOURCE})/proxy/(\\d{1,5})(/[^?]*)?(\\?.*)?$`);
@@ -98,31 +100,38 @@ export class EndpointProxy {
   }
 
   /** The guest port: the host form's prefix, X-Capsule-Port / X-aws-proxy-port, AWS's port subprotocol, or 8080. */
-  private portOf(req: http.IncomingMessage, fromHost?: string): number {
-    const offer = awsWsOffer(req.headers['sec-websocket-protocol']);
+  private portOf(req: http.IncomingMessage, offer: AwsWsOffer | null, fromHost?: string): number {
     return parsePort(fromHost ?? firstHeader(req, PORT_HEADERS) ?? offer?.port);
   }
 
   /** The endpoint a request is for, or null if it is an ordinary API request. */
   target(req: http.IncomingMessage): ProxyTarget | null {
     const url = req.url ?? '/';
+    const offer = awsWsOffer(req.headers['sec-websocket-protocol']);
     const host = this.hostForm.exec(req.headers.host ?? '');
     if (host) {
       return {
         microvmId: host[2].toLowerCase(),
-        port: this.portOf(req, host[1]),
+        port: this.portOf(req, offer, host[1]),
         path: url,
         apiForm: false,
+        offer,
       };
     }
     const endpoint = ENDPOINT_FORM.exec(url);
     if (endpoint) {
       const path = (endpoint[2] ?? '/') + (endpoint[3] ?? '');
-      return { microvmId: endpoint[1], port: this.portOf(req), path, apiForm: false };
+      return { microvmId: endpoint[1], port: this.portOf(req, offer), path, apiForm: false, offer };
     }
     const path = PATH_FORM.exec(url);
     if (path)
-      return { microvmId: path[1], port: parsePort(path[2]), path: (path[3] ?? '/') + (path[4] ?? ''), apiForm: true };
+      return {
+        microvmId: path[1],
+        port: parsePort(path[2]),
+        path: (path[3] ?? '/') + (path[4] ?? ''),
+        apiForm: true,
+        offer,
+      };
     return null;
   }
 
@@ -131,7 +140,7 @@ export class EndpointProxy {
    * allow; a foreign VM is 404 later).
    */
   private async authorize(req: http.IncomingMessage, target: ProxyTarget): Promise<Authorized> {
-    let credential = firstHeader(req, AUTH_HEADERS) ?? awsWsOffer(req.headers['sec-websocket-protocol'])?.token;
+    let credential = firstHeader(req, AUTH_HEADERS) ?? target.offer?.token;
     if (!credential && target.apiForm) credential = bearerKey(req) ?? undefined;
     if (!credential)
       throw new CapsuleError(
@@ -228,7 +237,7 @@ export class EndpointProxy {
     } catch (err) {
       return rejectUpgrade(socket, err);
     }
-    const offer = awsWsOffer(req.headers['sec-websocket-protocol']);
+    const { offer } = target;
     const lines = [`${req.method} ${target.path} HTTP/1.1`];
     for (let i = 0; i < req.rawHeaders.length; i += 2) {
       const name = req.rawHeaders[i];

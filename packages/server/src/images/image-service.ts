@@ -39,6 +39,14 @@ export interface ImageServiceDeps extends VersionBuildDeps {
   inUse(tenantId: string, name: string, version: number): Promise<boolean>;
 }
 
+/** The version a launch that names none gets: the newest successfully built one that is ACTIVE. */
+export function defaultVersionOf(versions: ImageVersionRecord[]): ImageVersionRecord | undefined {
+  return versions
+    .filter((v) => v.state === 'SUCCESSFUL' && v.status === 'ACTIVE')
+    .sort((a, b) => a.version - b.version)
+    .at(-1);
+}
+
 /** How a version is described besides its zip. */
 export interface CreateOptions {
   /** A capsule.json sent beside the zip (instead of the zip's own Dockerfile or capsule.json). */
@@ -232,6 +240,13 @@ export class ImageService {
     return versions;
   }
 
+  /** A tenant's images: each name with its versions, in version order. */
+  async byName(tenantId: string): Promise<Map<string, ImageVersionRecord[]>> {
+    const images = new Map<string, ImageVersionRecord[]>();
+    for (const v of await this.versions(tenantId)) images.set(v.name, [...(images.get(v.name) ?? []), v]);
+    return images;
+  }
+
   async version(tenantId: string, name: string, version: number): Promise<ImageVersionRecord> {
     const found = await this.deps.store.getImageVersion(tenantId, name, version);
     if (!found) throw new CapsuleError(ErrorCode.IMAGE_NOT_FOUND, `image ${name} version ${version} not found`);
@@ -277,8 +292,7 @@ export class ImageService {
         ErrorCode.IMAGE_NOT_FOUND,
         `no image or runtime named ${name} (built-in runtimes: ${runtimes})`,
       );
-    const record =
-      version === undefined ? all.filter((v) => v.state === 'SUCCESSFUL' && v.status === 'ACTIVE').at(-1) : all[0];
+    const record = version === undefined ? defaultVersionOf(all) : all[0];
     if (!record)
       throw new CapsuleError(ErrorCode.IMAGE_NOT_FOUND, `image ${name} has no successfully built, active version`);
     if (record.state !== 'SUCCESSFUL')

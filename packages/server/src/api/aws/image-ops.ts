@@ -4,7 +4,7 @@
 // active version is the newest successful one whose status is ACTIVE; the base image is the runtime, managed.
 // A version made through the AWS API echoes its whole ImageConfig.
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
-import type { ImageService } from '../../images/image-service.js';
+import { defaultVersionOf, type ImageService } from '../../images/image-service.js';
 import type { ImageVersionRecord, Store } from '../../store/types.js';
 import { page } from './page.js';
 import { accountIdOf, bareIdentifier, epochSeconds, imageArn, type AwsCaller } from './wire.js';
@@ -20,7 +20,7 @@ function imageState(newest: ImageVersionRecord): string {
 export function imageSummary(caller: AwsCaller, versions: ImageVersionRecord[]): Record<string, unknown> {
   const sorted = [...versions].sort((a, b) => a.version - b.version);
   const newest = sorted[sorted.length - 1];
-  const active = sorted.filter((v) => v.state === 'SUCCESSFUL' && v.status === 'ACTIVE').pop()?.version;
+  const active = defaultVersionOf(sorted)?.version;
   const failed = sorted.filter((v) => v.state === 'FAILED').pop()?.version;
   return {
     imageArn: imageArn(caller.region, accountIdOf(caller.tenantId), newest.name),
@@ -77,8 +77,7 @@ export async function getImage(
 }
 
 export async function listImages(images: ImageService, caller: AwsCaller, query: URLSearchParams): Promise<unknown> {
-  const byName = new Map<string, ImageVersionRecord[]>();
-  for (const v of await images.versions(caller.tenantId)) byName.set(v.name, [...(byName.get(v.name) ?? []), v]);
+  const byName = await images.byName(caller.tenantId);
   const filter = query.get('nameFilter');
   const names = [...byName.keys()].filter((n) => filter === null || n.includes(filter));
   const { items, nextToken } = page(names, (n) => n, query);

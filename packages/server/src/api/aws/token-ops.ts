@@ -5,7 +5,7 @@
 // and reaches no port; a VM run with ingress connectors gets one only if SHELL_INGRESS is among them.
 import { z } from 'zod';
 import type { MicroVMService } from '../../lifecycle/microvm-service.js';
-import type { AuthTokens } from '../auth-tokens.js';
+import type { AuthTokens, TokenClaims } from '../auth-tokens.js';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import { connectorNamed } from './microvm-ops.js';
 import { validated, type AwsCaller } from './wire.js';
@@ -27,6 +27,23 @@ const CreateAuthTokenInput = CreateShellTokenInput.extend({
   allowedPorts: z.array(PortSpecification).min(1).max(100),
 });
 
+/** Both token operations' answer: a token for the caller's VM that lasts `minutes`, under AWS's header name. */
+function answerWith(
+  tokens: AuthTokens,
+  caller: AwsCaller,
+  microvmId: string,
+  minutes: number,
+  scope: Pick<TokenClaims, 'allowedPorts' | 'allowedPortRanges' | 'shell'>,
+): unknown {
+  const token = tokens.issue({
+    microvmId,
+    tenantId: caller.tenantId,
+    ...scope,
+    expiresAtMs: Date.now() + minutes * 60_000,
+  });
+  return { authToken: { 'X-aws-proxy-auth': token } };
+}
+
 export async function createMicrovmAuthToken(
   service: MicroVMService,
   tokens: AuthTokens,
@@ -43,14 +60,7 @@ export async function createMicrovmAuthToken(
     else if ('range' in spec) allowedPortRanges.push([spec.range.startPort, spec.range.endPort]);
     else allowedPortRanges.push([1, 65_535]);
   }
-  const token = tokens.issue({
-    microvmId: vm.id,
-    tenantId: caller.tenantId,
-    allowedPorts,
-    allowedPortRanges,
-    expiresAtMs: Date.now() + input.expirationInMinutes * 60_000,
-  });
-  return { authToken: { 'X-aws-proxy-auth': token } };
+  return answerWith(tokens, caller, vm.id, input.expirationInMinutes, { allowedPorts, allowedPortRanges });
 }
 
 export async function createMicrovmShellAuthToken(
@@ -69,12 +79,5 @@ export async function createMicrovmShellAuthToken(
       `MicroVM ${vm.id} was run with ingress connectors that do not include SHELL_INGRESS: it has no shell access`,
       { details: { resourceType: 'Microvm', resourceId: vm.id } },
     );
-  const token = tokens.issue({
-    microvmId: vm.id,
-    tenantId: caller.tenantId,
-    allowedPorts: [],
-    shell: true,
-    expiresAtMs: Date.now() + input.expirationInMinutes * 60_000,
-  });
-  return { authToken: { 'X-aws-proxy-auth': token } };
+  return answerWith(tokens, caller, vm.id, input.expirationInMinutes, { allowedPorts: [], shell: true });
 }

@@ -125,9 +125,7 @@ export function imageRoutes(app: ApiApp, images: ImageService, sources: CodeSour
       responses: { 200: json(ImageList) },
     }),
     async (c) => {
-      const byName = new Map<string, ImageVersionRecord[]>();
-      for (const v of await images.versions(c.var.caller.tenantId))
-        byName.set(v.name, [...(byName.get(v.name) ?? []), v]);
+      const byName = await images.byName(c.var.caller.tenantId);
       return c.json({ images: [...byName].map(([name, versions]) => imageOf(name, versions)) }, 200);
     },
   );
