@@ -1,7 +1,7 @@
 // Endpoint auth tokens: scoped to one MicroVM, a set of guest ports and a TTL (≤ 1 h). Stateless:
 // the claims are signed with HMAC-SHA256 under a server secret kept 0600 in the data dir, so checking
 // one costs no database read and a restart keeps them valid.
-import fs from 'node:fs';
+import { secretFileText } from '../secret-file.js';
 import path from 'node:path';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
@@ -50,15 +50,8 @@ export class AuthTokens {
 
   /** Load the signing secret from `<dataDir>/token-secret`, creating it on first start. */
   static load(dataDir: string): AuthTokens {
-    const file = path.join(dataDir, 'token-secret');
-    if (!fs.existsSync(file)) {
-      try {
-        fs.writeFileSync(file, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      }
-    }
-    return new AuthTokens(Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'hex'));
+    const secret = secretFileText(path.join(dataDir, 'token-secret'), () => randomBytes(32).toString('hex'));
+    return new AuthTokens(Buffer.from(secret, 'hex'));
   }
 
   static looksLikeToken(value: string): boolean {

@@ -1,5 +1,6 @@
 // API keys: random, shown once, stored as SHA-256. The admin key is created on first start and written
 // (mode 0600) to <dataDir>/admin-key so the CLI on the same machine works with no set-up.
+import { secretFileText } from '../secret-file.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
@@ -32,12 +33,7 @@ export async function ensureAdminKey(dataDir: string, store: Store, defaultQuota
     createdAt: new Date().toISOString(),
   });
   const file = adminKeyFile(dataDir);
-  let key: string;
-  if (fs.existsSync(file)) key = fs.readFileSync(file, 'utf8').trim();
-  else {
-    key = newApiKey();
-    fs.writeFileSync(file, key + '\n', { mode: 0o600, flag: 'wx' });
-  }
+  const key = secretFileText(file, newApiKey);
   // the file is the admin key: one replaced by hand (or a rotation whose file write was lost) wins here
   await store.replaceAdminKey(adminKeyRecord(key));
   return key;

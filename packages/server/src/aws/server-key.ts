@@ -3,7 +3,7 @@
 // access keys (SigV4 verification re-signs with the secret, so a hash would not do). AES-256-GCM, a fresh
 // 12-byte nonce per value, the value's owner (e.g. its access key id) bound in as associated data, so one
 // row's ciphertext cannot be swapped onto another.
-import fs from 'node:fs';
+import { secretFileText } from '../secret-file.js';
 import path from 'node:path';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
@@ -20,12 +20,10 @@ export class ServerKey {
   /** Read <dataDir>/server-key, making it (0600, exclusively) on first start. */
   static load(dataDir: string): ServerKey {
     const file = path.join(dataDir, 'server-key');
-    try {
-      fs.writeFileSync(file, randomBytes(KEY_BYTES).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    const key = Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'base64');
+    const key = Buffer.from(
+      secretFileText(file, () => randomBytes(KEY_BYTES).toString('base64')),
+      'base64',
+    );
     if (key.length !== KEY_BYTES) {
       throw new CapsuleError(
         ErrorCode.INTERNAL,
