@@ -2,6 +2,7 @@
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import fs from 'node:fs';
 import path from 'node:path';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
@@ -27,6 +28,26 @@ try {
   );
 } catch (err) {
   throw new Error(`building the agent's fix-up addon failed (the setup script installs gcc): ${err.message}`);
+}
+// The jail's launcher (packages/server/native/capsule-jail.c): run as root around every QEMU.
+fs.mkdirSync(path.join(root, 'packages/server/dist'), { recursive: true });
+try {
+  execFileSync(
+    'gcc',
+    [
+      '-O2',
+      '-Wall',
+      '-Wextra',
+      '-Werror',
+      '-s',
+      '-o',
+      'packages/server/dist/capsule-jail',
+      'packages/server/native/capsule-jail.c',
+    ],
+    { cwd: root, stdio: 'inherit' },
+  );
+} catch (err) {
+  throw new Error(`building the jail launcher failed (the setup script installs gcc): ${err.message}`);
 }
 await build({
   ...common,

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { CapsuleError, ErrorCode, type VmShape } from '@capsule/protocol';
 import type { Logger } from '../log.js';
 import { Cgroups, type VmCgroup, type VmLimits } from './cgroups.js';
-import { JAIL_MOUNTPOINT, jailedCommand, type JailPlan } from './launcher.js';
+import { checkLauncher, JAIL_MOUNTPOINT, jailedCommand, type JailPlan } from './launcher.js';
 import { prepareQemuRoot, type QemuRoot } from './qemu-root.js';
 import { UidPool, type UidRange } from './uid-pool.js';
 
@@ -20,6 +20,8 @@ export interface JailSettings {
   cacheDir: string;
   dataDir: string;
   qemuBinary: string;
+  /** The jail's launcher binary (native/capsule-jail.c, built by `npm run build`). */
+  jailLauncherPath: string;
   /** Where the host's cgroup filesystems are mounted (CAPSULE_CGROUP_MOUNT, default /sys/fs/cgroup). */
   cgroupMount: string;
 }
@@ -67,6 +69,7 @@ export class Jailer {
           'the server is not running as root, which making a jail needs (or set CAPSULE_UNSAFE_NO_JAIL=1 for ' +
             'development)',
         );
+      checkLauncher(settings.jailLauncherPath);
       fs.mkdirSync(JAIL_MOUNTPOINT, { recursive: true, mode: 0o755 });
       const root = prepareQemuRoot(settings.qemuBinary, path.join(settings.cacheDir, 'jail'));
       const cgroups = Cgroups.detect(settings.cgroupMount);
@@ -163,6 +166,7 @@ export class VmJail {
 
   command(plan: Omit<JailPlan, 'uid' | 'gid' | 'cgroupProcs'>, qemuArgs: string[]): [string, string[]] {
     return jailedCommand(
+      this.settings.jailLauncherPath,
       this.root,
       { ...plan, uid: this.uid, gid: this.gid, cgroupProcs: this.cgroup.procsFiles() },
       qemuArgs,

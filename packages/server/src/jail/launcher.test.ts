@@ -7,12 +7,14 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { loadConfig } from '../config.js';
 import { jailedCommand, type JailPlan } from './launcher.js';
 import { prepareQemuRoot } from './qemu-root.js';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'launcher-'));
 after(() => fs.rmSync(work, { recursive: true, force: true }));
 const uid = 299_999;
+const LAUNCHER = loadConfig().jailLauncherPath; // built by `npm run build`
 const shared = path.join(work, 'shared.img');
 const runDir = path.join(work, 'vm', 'run');
 const secret = path.join(work, 'admin-key');
@@ -30,14 +32,13 @@ function plan(overrides: Partial<JailPlan> = {}): JailPlan {
     writable: [runDir],
     kvm: false,
     isDirectory: (p) => p === runDir,
-    fstabPath: path.join(work, 'vm', 'jail.fstab'),
     ...overrides,
   };
 }
 
 function runJailed(binary: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
   const root = prepareQemuRoot(binary, path.join(work, 'roots'));
-  const [command, argv] = jailedCommand(root, plan(), args);
+  const [command, argv] = jailedCommand(LAUNCHER, root, plan(), args);
   const r = spawnSync(command, argv, { encoding: 'utf8' });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -66,7 +67,7 @@ test('shared files are read-only inside even for a writer with the rights; its o
   fs.chmodSync(shared, 0o666); // the bind's read-only flag alone must stop it
   const root = prepareQemuRoot('/usr/bin/sh', path.join(work, 'roots'));
   const script = `echo x >> ${shared} && echo wrote-shared; echo y > ${runDir}/ok && echo wrote-own`;
-  const [command, argv] = jailedCommand(root, plan(), ['-c', script]);
+  const [command, argv] = jailedCommand(LAUNCHER, root, plan(), ['-c', script]);
   const r = spawnSync(command, argv, { encoding: 'utf8' });
   assert.match(r.stdout, /wrote-own/);
   assert.doesNotMatch(r.stdout, /wrote-shared/);
@@ -76,14 +77,25 @@ test('shared files are read-only inside even for a writer with the rights; its o
   fs.chmodSync(shared, 0o644);
 });
 
-test('paths with spaces survive the mount table; a newline is refused', () => {
-  const spaced = path.join(work, 'with space.img');
-  fs.writeFileSync(spaced, 'spaced');
+test('paths with spaces and newlines reach the launcher as they are', () => {
+  const odd = path.join(work, 'with space\nand newline.img');
+  fs.writeFileSync(odd, 'odd');
   const root = prepareQemuRoot('/usr/bin/cat', path.join(work, 'roots'));
-  const [command, argv] = jailedCommand(root, plan({ readOnly: [spaced] }), [spaced]);
+  const [command, argv] = jailedCommand(LAUNCHER, root, plan({ readOnly: [odd] }), [odd]);
   const r = spawnSync(command, argv, { encoding: 'utf8' });
-  assert.equal(r.stdout, 'spaced', r.stderr);
-  assert.throws(() => jailedCommand(root, plan({ readOnly: [path.join(work, 'a\nb')] }), []), /newline/);
+  assert.equal(r.stdout, 'odd', r.stderr);
+});
+
+test('a jail that cannot be made fails before the program runs, saying what failed', () => {
+  const root = prepareQemuRoot('/usr/bin/true', path.join(work, 'roots'));
+  const r = spawnSync(...jailedCommand(LAUNCHER, root, plan({ readOnly: [path.join(work, 'missing')] }), []), {
+    encoding: 'utf8',
+  });
+  assert.equal(r.status, 70);
+  assert.match(r.stderr, /^capsule jail: bind .*missing: No such file or directory$/m);
+  const asRoot = spawnSync(...jailedCommand(LAUNCHER, root, plan({ uid: 0 }), []), { encoding: 'utf8' });
+  assert.equal(asRoot.status, 70);
+  assert.match(asRoot.stderr, /refusing to run a jailed program as root/);
 });
 
 test("the launcher makes the namespace's tap for the VM's uid, replacing one already there", () => {
@@ -101,7 +113,7 @@ test("the launcher makes the namespace's tap for the VM's uid, replacing one alr
       spawnSync('ip', ['netns', 'exec', netns, 'cat', '/sys/class/net/tap0/owner'], { encoding: 'utf8' }).stdout.trim();
     const launch = (): void => {
       const netnsPlan = { name: netns, tapBatch: tap(uid, false), tapReplaceBatch: tap(uid, true) };
-      const [command, argv] = jailedCommand(root, plan({ netns: netnsPlan }), []);
+      const [command, argv] = jailedCommand(LAUNCHER, root, plan({ netns: netnsPlan }), []);
       const r = spawnSync(command, argv, { encoding: 'utf8' });
       assert.equal(r.status, 0, r.stderr);
     };
@@ -116,7 +128,7 @@ test("the launcher makes the namespace's tap for the VM's uid, replacing one alr
     const marker = path.join(runDir, 'ran');
     const shRoot = prepareQemuRoot('/usr/bin/sh', path.join(work, 'roots'));
     const broken = { name: netns, tapBatch: 'link set nosuchdev up', tapReplaceBatch: 'link set nosuchdev up' };
-    const [command, argv] = jailedCommand(shRoot, plan({ netns: broken }), ['-c', `: > ${marker}`]);
+    const [command, argv] = jailedCommand(LAUNCHER, shRoot, plan({ netns: broken }), ['-c', `: > ${marker}`]);
     const r = spawnSync(command, argv, { encoding: 'utf8' });
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /nosuchdev/);

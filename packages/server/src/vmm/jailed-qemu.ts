@@ -2,7 +2,6 @@
 // cleanup), and the launcher command that binds exactly its files into its jail. And the seal of its
 // run directory once QEMU is up.
 import fs from 'node:fs';
-import path from 'node:path';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import type { VmJail } from '../jail/jailer.js';
 import { chownNoFollow } from '../jail/vm-files.js';
@@ -74,7 +73,6 @@ export function jailedQemu(jail: VmJail, vm: Layout, argv: string[], cleanup: Cl
         ? { name: vm.netns, tapBatch: tapBatch(jail, false), tapReplaceBatch: tapBatch(jail, true) }
         : undefined,
       isDirectory: (p) => p === run,
-      fstabPath: path.join(vm.vmDir, 'jail.fstab'),
     },
     argv,
   );
