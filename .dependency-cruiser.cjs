@@ -29,6 +29,12 @@ module.exports = {
     ),
     never('sdk-no-server', '^packages/sdk/', '^packages/(server|cli|guest-agent)/', 'the SDK runs in browsers too'),
     never(
+      'console-through-the-sdk',
+      '^packages/console/',
+      '^packages/(server|cli|guest-agent)/',
+      'the console talks to the API only through @capsule/sdk',
+    ),
+    never(
       'nothing-imports-index',
       '^packages/server/src/(?!index\\.ts)',
       `${S}index\\.ts$`,

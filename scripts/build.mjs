@@ -58,3 +58,8 @@ await build({
   external: ['better-sqlite3'],
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
 });
+// The web console (packages/console): static files that `capsule serve` serves under /console.
+execFileSync('npx', ['vite', 'build', '--logLevel', 'warn'], {
+  cwd: path.join(root, 'packages/console'),
+  stdio: 'inherit',
+});

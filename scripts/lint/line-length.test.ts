@@ -11,7 +11,8 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const MAX_COLUMNS = 120;
 
 test(`no source line is longer than ${MAX_COLUMNS} columns`, () => {
-  const files = execFileSync('git', ['ls-files', '*.ts', '*.mjs', '*.cjs', '*.js'], { cwd: ROOT, encoding: 'utf8' })
+  const patterns = ['*.ts', '*.tsx', '*.mjs', '*.cjs', '*.js'];
+  const files = execFileSync('git', ['ls-files', ...patterns], { cwd: ROOT, encoding: 'utf8' })
     .split('\n')
     .filter((f) => f && fs.existsSync(path.join(ROOT, f)));
   assert.ok(files.length > 100, `only ${files.length} files found`);

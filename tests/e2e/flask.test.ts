@@ -4,11 +4,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { MicroVM } from '@capsule/sdk';
-import { endpointGet, runCli, useTestServer } from './helpers.js';
-
-const EXAMPLES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../examples');
+import { endpointGet, runCli, useTestServer, EXAMPLES } from './helpers.js';
 
 const get = (apiPort: number, vm: MicroVM, token: string, urlPath: string, port?: number) =>
   endpointGet(`http://127.0.0.1:${apiPort}`, vm.id, { 'x-capsule-auth': token }, urlPath, port);

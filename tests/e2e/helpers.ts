@@ -13,6 +13,9 @@ import { Capsule } from '@capsule/sdk';
 import { createLogger } from '@capsule/server/internals';
 import { freePort } from '../support/free-port.js';
 
+/** The repository's examples/ directory. */
+export const EXAMPLES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../examples');
+
 /** The guest agent's command line, anchored so a shell running pgrep does not match itself. */
 export const AGENT_PROCESS = '^/usr/bin/node .*agent.js';
 

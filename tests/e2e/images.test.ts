@@ -8,13 +8,10 @@ import path from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { S3BlobStore, s3Client, type S3Config } from '@capsule/server/internals';
-import { fileURLToPath } from 'node:url';
 import { zipDirectory } from '@capsule/cli/zip-dir';
 import { startS3, type TestS3 } from '../support/s3-server.js';
 import { zipOf } from '../support/zip-writer.js';
-import { endpointGet, errorOf, startTestServer, withTestServer, type TestServer } from './helpers.js';
-
-const EXAMPLES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../examples');
+import { endpointGet, errorOf, startTestServer, withTestServer, type TestServer, EXAMPLES } from './helpers.js';
 
 const APP = `import http.server, os
 class Handler(http.server.BaseHTTPRequestHandler):

@@ -212,6 +212,13 @@ export const Health = z.object({
 });
 export type Health = z.infer<typeof Health>;
 
+/** A built-in runtime: an image every tenant may launch by name. */
+export const RuntimeInfo = z
+  .object({ name: z.string(), kernelRelease: z.string(), nodeVersion: z.string(), builtAt: z.string() })
+  .meta({ id: 'Runtime' });
+export type RuntimeInfo = z.infer<typeof RuntimeInfo>;
+export const RuntimeList = z.object({ runtimes: z.array(RuntimeInfo) });
+
 export { FileStat } from './messages.js';
 export const FileList = z.object({ entries: z.array(FileStatSchema) });
 export type FileList = z.infer<typeof FileList>;

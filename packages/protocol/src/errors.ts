@@ -33,6 +33,8 @@ export const ErrorCode = {
   STORE_UNAVAILABLE: 'STORE_UNAVAILABLE',
   /** The host's disk is under its free-space reserve: launches, builds and suspends wait until there is room. */
   INSUFFICIENT_STORAGE: 'INSUFFICIENT_STORAGE',
+  /** The web console's files are not built on this server (`npm run build` makes them). */
+  CONSOLE_UNAVAILABLE: 'CONSOLE_UNAVAILABLE',
   INTERNAL: 'INTERNAL',
   /** Raised by the SDK, never sent by the server: Capsule could not be reached (refused, reset, DNS). */
   NETWORK: 'NETWORK',
@@ -70,6 +72,7 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   JAIL_FAILED: 503,
   STORE_UNAVAILABLE: 503,
   INSUFFICIENT_STORAGE: 507,
+  CONSOLE_UNAVAILABLE: 503,
   INTERNAL: 500,
   NETWORK: 503,
   TIMEOUT: 504,

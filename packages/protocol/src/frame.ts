@@ -34,7 +34,7 @@ export interface Frame {
   payload: Buffer;
 }
 
-export function encodeFrame(channel: number, kind: FrameKind, fd: number, payload: Buffer = EMPTY): Buffer {
+export function encodeFrame(channel: number, kind: FrameKind, fd: number, payload: Buffer = Buffer.alloc(0)): Buffer {
   if (payload.length > MAX_PAYLOAD_BYTES)
     throw new RangeError(`frame payload ${payload.length} > ${MAX_PAYLOAD_BYTES}`);
   const header = Buffer.allocUnsafe(HEADER_BYTES);
@@ -51,8 +51,6 @@ export function encodeCredit(channel: number, fd: number, bytes: number): Buffer
   p.writeUInt32BE(bytes, 0);
   return encodeFrame(channel, FrameKind.CREDIT, fd, p);
 }
-
-const EMPTY = Buffer.alloc(0);
 
 /** A peer sent what the protocol forbids (a corrupt header, DATA past its credit): drop the link. */
 export class ProtocolViolation extends Error {

@@ -66,6 +66,10 @@ export const TenantUsageReport = z.object({
 });
 export type TenantUsageReport = z.infer<typeof TenantUsageReport>;
 
+/** Who an API key is: its tenant, and whether it is the admin key (GET /v1/me). */
+export const CallerInfo = z.object({ tenantId: z.string(), isAdmin: z.boolean() }).meta({ id: 'Caller' });
+export type CallerInfo = z.infer<typeof CallerInfo>;
+
 export const TenantList = z.object({ tenants: z.array(Tenant) });
 export type TenantList = z.infer<typeof TenantList>;
 

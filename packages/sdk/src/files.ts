@@ -1,6 +1,7 @@
 // vm.files: streamed raw bodies both ways; paths are absolute guest paths.
 import { FileList, FileStat } from '@capsule/protocol';
 import type { Http } from './http.js';
+import type { UploadProgress } from './upload.js';
 
 export type { FileStat };
 
@@ -21,13 +22,14 @@ export class Files {
   async write(
     path: string,
     content: string | Uint8Array | Blob | ReadableStream<Uint8Array>,
-    options: { parents?: boolean } = {},
+    options: { parents?: boolean; onProgress?: UploadProgress } = {},
   ): Promise<FileStat> {
     const query = { path, parents: options.parents === false ? 'false' : undefined };
     const response = await this.http.send('PUT', this.route(), {
       query,
       body: content as BodyInit,
       contentType: 'application/octet-stream',
+      onUploadProgress: options.onProgress,
     });
     return FileStat.parse(await response.json());
   }

@@ -3,6 +3,7 @@
 import type { z } from 'zod';
 import { CapsuleError, ErrorCode, formatIssues } from '@capsule/protocol';
 import { errorFromCode, errorFromResponse } from './errors.js';
+import { countingStream, type UploadProgress, xhrRequest } from './upload.js';
 
 export interface HttpOptions {
   baseUrl: string;
@@ -38,6 +39,8 @@ export class Http {
       contentType?: string;
       query?: Record<string, string | undefined>;
       signal?: AbortSignal;
+      /** Called as a Blob or byte body is sent (never retried then). */
+      onUploadProgress?: UploadProgress;
     } = {},
   ): Promise<Response> {
     const url = new URL(path, this.options.baseUrl);
@@ -45,7 +48,18 @@ export class Http {
     const headers: Record<string, string> = { authorization: `Bearer ${this.options.apiKey}` };
     if (init.json !== undefined) headers['content-type'] = 'application/json';
     else if (init.contentType) headers['content-type'] = init.contentType;
-    const body = init.json !== undefined ? JSON.stringify(init.json) : init.body;
+    let body = init.json !== undefined ? JSON.stringify(init.json) : init.body;
+    const progress = init.onUploadProgress;
+    if (progress && (body instanceof Blob || body instanceof Uint8Array)) {
+      if (typeof XMLHttpRequest !== 'undefined') {
+        const response = await xhrRequest(method, url, headers, body, progress, init.signal).catch((err: unknown) => {
+          throw transportError(err, `${method} ${path} at ${this.options.baseUrl}`);
+        });
+        if (response.ok) return response;
+        throw await errorFromResponse(response);
+      }
+      body = countingStream(body, progress);
+    }
     // a streamed body cannot be replayed, so such a request is never retried
     const replayable = !(typeof ReadableStream !== 'undefined' && body instanceof ReadableStream);
     const retries = IDEMPOTENT.has(method) && replayable ? (this.options.maxRetries ?? 3) : 0;

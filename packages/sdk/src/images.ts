@@ -1,6 +1,15 @@
 // capsule.images: create image versions from a zip (bytes, or s3://), follow their builds, delete them.
-import { CapsuleError, ErrorCode, Image, ImageList, ImageVersion } from '@capsule/protocol';
+import {
+  CapsuleError,
+  ErrorCode,
+  Image,
+  ImageList,
+  ImageVersion,
+  RuntimeList,
+  type RuntimeInfo,
+} from '@capsule/protocol';
 import type { Http } from './http.js';
+import type { UploadProgress } from './upload.js';
 
 export type ImageSource = { zip: Uint8Array | Blob | ReadableStream<Uint8Array> } | { codeUri: string };
 
@@ -8,14 +17,20 @@ export class Images {
   constructor(private readonly http: Http) {}
 
   /** A new version of `name`; it builds in the background (see waitUntilBuilt). Bad zips fail here. */
-  create(name: string, source: ImageSource): Promise<ImageVersion> {
+  create(name: string, source: ImageSource, options: { onProgress?: UploadProgress } = {}): Promise<ImageVersion> {
     if ('codeUri' in source)
       return this.http.json(ImageVersion, 'POST', '/v1/images', { json: { name, codeUri: source.codeUri } });
     return this.http.json(ImageVersion, 'POST', '/v1/images', {
       query: { name },
       body: source.zip as BodyInit,
       contentType: 'application/zip',
+      onUploadProgress: options.onProgress,
     });
+  }
+
+  /** The built-in runtimes (base, python, node): launchable by name like an image. */
+  async runtimes(): Promise<RuntimeInfo[]> {
+    return (await this.http.json(RuntimeList, 'GET', '/v1/runtimes')).runtimes;
   }
 
   async list(): Promise<Image[]> {

@@ -1,14 +1,17 @@
 // @capsule/sdk — the Capsule client for Node 20 and browsers. No server dependencies.
 import {
+  CallerInfo as CallerInfoSchema,
+  type CallerInfo,
   MicroVM as MicroVMSchema,
   MicroVMList,
   type MicroVMState,
   type RunMicroVMInput as RunMicroVMRequest,
 } from '@capsule/protocol';
 import { Http, type HttpOptions } from './http.js';
-import { MicroVM } from './microvm.js';
+import { MicroVM, type MicroVMInfo } from './microvm.js';
 import { Tenants } from './tenants.js';
 import { Images } from './images.js';
+import { watchMicroVMs } from './events.js';
 
 export * from './errors.js';
 export { Files, type FileStat } from './files.js';
@@ -16,6 +19,7 @@ export { MicroVM, type ExecOptions, type ExecResult, type ExecStreamEvent, type 
 export { Tenants } from './tenants.js';
 export { Images, type ImageSource } from './images.js';
 export { Session, type SessionExit } from './session.js';
+export type { UploadProgress } from './upload.js';
 export { Network, type EgressLogEntry, type NetworkPolicyInput } from './network.js';
 export type { RunMicroVMInput as RunMicroVMRequest } from '@capsule/protocol';
 export type {
@@ -27,8 +31,11 @@ export type {
   TenantUsageReport,
   StorageUsage,
   ApiKeyCreated,
+  ApiKeyInfo,
+  CallerInfo,
   AuthToken,
   CreateAuthTokenRequest,
+  RuntimeInfo,
 } from '@capsule/protocol';
 
 export interface ListOptions {
@@ -44,13 +51,17 @@ export class Capsule {
     run(request: RunMicroVMRequest): Promise<MicroVM>;
     get(id: string): Promise<MicroVM>;
     list(options?: ListOptions): Promise<{ microvms: MicroVM[]; nextToken: string | null }>;
+    /** Each of the caller's MicroVMs as it is made or changes state (GET /v1/events), until `signal` aborts. */
+    watch(options?: { signal?: AbortSignal; onReady?: () => void }): AsyncGenerator<MicroVMInfo>;
   };
   readonly images: Images;
   /** Admin key only. */
   readonly tenants: Tenants;
+  private readonly http: Http;
 
   constructor(options: HttpOptions) {
     const http = new Http(options);
+    this.http = http;
     this.tenants = new Tenants(http);
     this.images = new Images(http);
     this.microvms = {
@@ -69,6 +80,17 @@ export class Capsule {
         const page = await http.json(MicroVMList, 'GET', '/v1/microvms', { query });
         return { microvms: page.microvms.map((info) => new MicroVM(http, info)), nextToken: page.nextToken };
       },
+      watch: (options) => watchMicroVMs(http, options),
     };
+  }
+
+  /** Who this client's key is: its tenant, and whether it is the admin key. */
+  whoami(): Promise<CallerInfo> {
+    return this.http.json(CallerInfoSchema, 'GET', '/v1/me');
+  }
+
+  /** The server's Prometheus metrics as text (GET /metrics; admin key only). */
+  async metrics(): Promise<string> {
+    return (await this.http.send('GET', '/metrics')).text();
   }
 }

@@ -50,6 +50,8 @@ export interface CapsuleConfig {
   qemuBinary: string;
   qemuImgBinary: string;
   agentBundlePath: string;
+  /** The web console's built files (packages/console/dist), served under /console. */
+  consoleDir: string;
   /** The jail's launcher (packages/server/native/capsule-jail.c, built beside the bundles). */
   jailLauncherPath: string;
   bootTimeoutMs: number;
@@ -187,6 +189,7 @@ export function loadConfig(
     qemuBinary: e.CAPSULE_QEMU,
     qemuImgBinary: e.CAPSULE_QEMU_IMG,
     agentBundlePath: path.join(root, 'packages', 'guest-agent', 'dist', 'agent.js'),
+    consoleDir: path.join(root, 'packages', 'console', 'dist'),
     jailLauncherPath: path.join(root, 'packages', 'server', 'dist', 'capsule-jail'),
     bootTimeoutMs: e.CAPSULE_BOOT_TIMEOUT_MS,
     defaultMemoryMib: 512,

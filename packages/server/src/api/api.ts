@@ -14,6 +14,7 @@ import type { AcceleratorDecision } from '../vmm/accelerator.js';
 import { createApiApp, type ApiApp } from './app.js';
 import type { AuthTokens } from './auth-tokens.js';
 import type { Metrics } from '../observability/metrics.js';
+import { consoleRoutes } from './console.js';
 import { openApiRoute } from './openapi.js';
 import { EndpointProxy } from './proxy.js';
 import { authTokenRoute } from './routes/auth-tokens.js';
@@ -23,7 +24,10 @@ import { execRoute } from './routes/microvm-exec.js';
 import { fileRoutes } from './routes/microvm-files.js';
 import { networkRoutes } from './routes/microvm-network.js';
 import { sessionRoutes } from './routes/microvm-sessions.js';
+import { eventRoutes, EventStreams } from './routes/events.js';
+import { meRoute } from './routes/me.js';
 import { microvmRoutes } from './routes/microvms.js';
+import { runtimeRoutes } from './routes/runtimes.js';
 import { tenantRoutes, type TenantUsageSource } from './routes/tenants.js';
 import { createApiServer } from './server.js';
 import { InteractiveSessions } from './ws-sessions.js';
@@ -51,16 +55,18 @@ export interface ApiDeps {
 /** Every route on one app; `onRoute` hears each matched request's pattern. */
 export function apiRoutes(
   deps: Omit<ApiDeps, 'config'> & {
-    config: Pick<CapsuleConfig, 'defaultQuotas' | 'dataDir' | 's3' | 's3CodePrefixes' | 'blobs'>;
+    config: Pick<CapsuleConfig, 'defaultQuotas' | 'dataDir' | 's3' | 's3CodePrefixes' | 'blobs' | 'consoleDir'>;
   },
   sessions: InteractiveSessions,
   onRoute?: (req: http.IncomingMessage, pattern: string) => void,
+  events = new EventStreams(),
 ): ApiApp {
   const { config, store, service, metrics } = deps;
   const app = createApiApp({ store, log: deps.log, onRoute });
   healthRoute(app, deps.accelerator);
   metricsRoute(app, metrics, store, (): ReadonlyMap<string, MicroVMUsage> => service.usageByTenant(), deps.systemVms);
   microvmRoutes(app, service);
+  eventRoutes(app, service, store, events);
   execRoute(app, service);
   sessionRoutes(app, service, sessions);
   fileRoutes(app, service);
@@ -68,7 +74,10 @@ export function apiRoutes(
   authTokenRoute(app, service, deps.tokens);
   tenantRoutes(app, store, config, deps.usage, deps.serverKey);
   imageRoutes(app, deps.images, codeSourcesOf(config));
+  runtimeRoutes(app, deps.runtimes);
+  meRoute(app);
   openApiRoute(app, SERVER_VERSION);
+  consoleRoutes(app, config.consoleDir);
   return app;
 }
 
@@ -76,7 +85,8 @@ export function apiRoutes(
 export function createApi(deps: ApiDeps): { server: http.Server; closeSessions: () => void } {
   const routeOf = new WeakMap<http.IncomingMessage, string>();
   const sessions = new InteractiveSessions(deps.service);
-  const app = apiRoutes(deps, sessions, (req, pattern) => routeOf.set(req, pattern));
+  const events = new EventStreams();
+  const app = apiRoutes(deps, sessions, (req, pattern) => routeOf.set(req, pattern), events);
   const proxy = new EndpointProxy(deps.service, deps.store, deps.tokens, deps.config.baseDomain);
   const server = createApiServer({
     limits: deps.config.apiLimits,
@@ -106,6 +116,7 @@ export function createApi(deps: ApiDeps): { server: http.Server; closeSessions: 
     closeSessions: () => {
       sessions.close();
       proxy.close();
+      events.closeAll();
     },
   };
 }

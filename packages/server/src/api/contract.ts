@@ -10,7 +10,7 @@ const inert = new Proxy({}, { get: () => inert }) as never;
 
 export function contractDocument(): object {
   const deps: ApiDeps = {
-    config: { defaultQuotas: inert, dataDir: '', s3: null, s3CodePrefixes: [], blobs: null } as never,
+    config: { defaultQuotas: inert, dataDir: '', s3: null, s3CodePrefixes: [], blobs: null, consoleDir: '' } as never,
     store: inert,
     service: inert,
     images: inert,

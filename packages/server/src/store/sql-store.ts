@@ -1,5 +1,6 @@
 // The store, written once over a SqlDriver: SQLite by default, Postgres when DATABASE_URL is set.
 // Same schema (migrations.ts), same queries; only the JSON metadata lookup differs by dialect.
+import { EventEmitter } from 'node:events';
 import type { ImageBuildState, MicroVMState, TenantQuotas } from '@capsule/protocol';
 import type { Row, SqlDriver, SqlExecutor } from './driver.js';
 import { MIGRATIONS } from './migrations.js';
@@ -105,7 +106,26 @@ const placeholders = (count: number, from = 1): string =>
   Array.from({ length: count }, (_, i) => `$${from + i}`).join(', ');
 
 export class SqlStore implements Store {
+  /** 'microvm': a VM made or moved to a new state, as it is now (this process's writes only). */
+  private readonly changes = new EventEmitter().setMaxListeners(0);
+
   private constructor(private readonly db: SqlDriver) {}
+
+  onMicroVMChange(listener: (record: MicroVMRecord) => void): () => void {
+    this.changes.on('microvm', listener);
+    return () => this.changes.off('microvm', listener);
+  }
+
+  private changed(record: MicroVMRecord | null): void {
+    if (!record) return;
+    // a listener's failure is its own: it must never fail the write that was already made
+    for (const listener of this.changes.listeners('microvm'))
+      try {
+        (listener as (r: MicroVMRecord) => void)(record);
+      } catch {
+        // the event stream drops a subscriber it cannot write to
+      }
+  }
 
   /** Open the store, applying any migrations not yet applied (each in its own transaction). */
   static async open(db: SqlDriver): Promise<SqlStore> {
@@ -136,6 +156,7 @@ export class SqlStore implements Store {
       `INSERT INTO microvms (${columns.map(([c]) => c).join(', ')}) VALUES (${placeholders(columns.length)})`,
       columns.map(([, v]) => v),
     );
+    this.changed(record);
   }
 
   async transition(
@@ -148,7 +169,9 @@ export class SqlStore implements Store {
     const illegal = states.filter((s) => !canTransition(s, to));
     if (states.length === 0 || illegal.length > 0)
       throw new Error(`MicroVM ${id}: ${illegal.join(', ') || '(no state)'} → ${to} is not in the state table`);
-    return this.update(id, { ...patch, state: to }, states);
+    const record = await this.update(id, { ...patch, state: to }, states);
+    this.changed(record);
+    return record;
   }
 
   async updateMicroVM(id: string, patch: MicroVMPatch): Promise<MicroVMRecord | null> {

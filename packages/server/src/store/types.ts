@@ -136,6 +136,8 @@ export type ImageVersionPatch = Partial<
 
 export interface Store {
   insertMicroVM(record: MicroVMRecord): Promise<void>;
+  /** Every MicroVM this process inserts or moves to a new state, as it is after the write; returns unsubscribe. */
+  onMicroVMChange(listener: (record: MicroVMRecord) => void): () => void;
   /**
    * The one way a state changes: `from` → `to` must be in the state table (store/states.ts; a bug
    * otherwise, thrown), and applies (with `patch`) only if the VM is in one of `from` now: a

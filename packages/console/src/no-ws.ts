@@ -1,0 +1,2 @@
+// Stands in for the `ws` package in the browser bundle: the SDK only imports it where there is no WebSocket.
+export const WebSocket = globalThis.WebSocket;
