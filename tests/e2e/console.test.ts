@@ -62,6 +62,13 @@ describe('web console', { timeout: 15 * 60_000 }, () => {
   test('sign in: the key lives in sessionStorage only, never in the URL or localStorage', async () => {
     admin = await openPage(browser, `${server().url}/console/`);
     await admin.page.getByLabel('API key').waitFor();
+    // from the keyboard: Tab reaches the labelled key field, and the focus is drawn
+    await admin.page.keyboard.press('Tab');
+    const focused = await admin.page.evaluate(() => {
+      const el = document.activeElement as HTMLElement;
+      return { id: el.id, outline: getComputedStyle(el).outlineStyle };
+    });
+    assert.deepEqual(focused, { id: 'api-key', outline: 'solid' });
     await admin.screenshot('console-login');
     await signIn(admin.page, server().adminKey);
     assert.ok(!admin.page.url().includes(server().adminKey));
@@ -131,7 +138,11 @@ describe('web console', { timeout: 15 * 60_000 }, () => {
     await page.getByRole('button', { name: 'Resume' }).click();
     await headingState(page).filter({ hasText: 'RUNNING' }).waitFor({ timeout: VM_TIMEOUT_MS });
     const history = await page.locator('.history').innerText();
-    assert.match(history, /RUNNING[\s\S]*SUSPENDED[\s\S]*RUNNING/, history);
+    assert.match(
+      history,
+      /RUNNING.*launched in \d+ ms[\s\S]*SUSPENDED.*suspended in \d+ ms[\s\S]*RUNNING.*resumed in \d+ ms/,
+      history,
+    );
     const vm = await server().capsule.microvms.get(vmId);
     assert.equal(await vm.files.readText('/root/note.txt').then((t) => t.startsWith('uploaded')), true);
     await admin.screenshot('console-microvm-details');
@@ -220,6 +231,12 @@ describe('web console', { timeout: 15 * 60_000 }, () => {
     await page.goto(`${server().url}/console/#/admin`);
     await page.getByRole('heading', { name: 'Tenants' }).waitFor();
     await admin.screenshot('console-admin');
+    // the dark theme, for the tab
+    await page.getByRole('button', { name: 'Switch to dark theme' }).click();
+    await page.waitForFunction(() => document.documentElement.dataset.theme === 'dark');
+    await page.goto(`${server().url}/console/#/microvms/${vmId}`);
+    await page.locator('main h1').first().waitFor();
+    await admin.screenshot('console-dark');
     assert.deepEqual(admin.errors, []);
     await admin.context.close();
   });

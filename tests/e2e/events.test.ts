@@ -58,6 +58,13 @@ describe('event stream', () => {
       'TERMINATING',
       'TERMINATED',
     ]);
+    // the same states are the VM's history, with how long its launch, suspend and resume took
+    const history = await vm.history();
+    assert.deepEqual(
+      history.map((h) => h.state),
+      states(),
+    );
+    for (const i of [1, 3, 4]) assert.ok((history[i].durationMs ?? -1) > 0, JSON.stringify(history[i]));
     const running = streamA.seen.find((e) => e.id === vm.id && e.state === 'RUNNING')!;
     assert.equal(running.imageName, 'base', 'an event is the MicroVM as GET answers it');
     assert.deepEqual(streamB.seen, [], "another tenant's stream carries nothing of it");

@@ -23,6 +23,24 @@ export function StateBadge({ state }: { state: MicroVMState | string }) {
   return <span class={`badge state-${state.toLowerCase()}`}>{state}</span>;
 }
 
+/** A list table: one header row of column names, the rows given. */
+export function ListTable({ columns, children }: { columns: string[]; children: ComponentChildren }) {
+  return (
+    <table class="list">
+      <thead>
+        <tr>
+          {columns.map((c) => (
+            <th key={c} scope="col">
+              {c}
+            </th>
+          ))}
+        </tr>
+      </thead>
+      <tbody>{children}</tbody>
+    </table>
+  );
+}
+
 export function Empty({ children }: { children: ComponentChildren }) {
   return <div class="empty">{children}</div>;
 }

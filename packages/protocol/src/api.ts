@@ -137,6 +137,14 @@ export const MicroVM = z
   .meta({ id: 'MicroVM' });
 export type MicroVM = z.infer<typeof MicroVM>;
 
+/** The states a MicroVM went through, oldest first; a launch, suspend or resume says how long it took. */
+export const MicroVMHistory = z
+  .object({
+    entries: z.array(z.object({ state: MicroVMState, at: z.string(), durationMs: z.number().nullable() })),
+  })
+  .meta({ id: 'MicroVMHistory' });
+export type MicroVMHistory = z.infer<typeof MicroVMHistory>;
+
 export const MicroVMList = z.object({ microvms: z.array(MicroVM), nextToken: z.string().nullable() });
 export type MicroVMList = z.infer<typeof MicroVMList>;
 

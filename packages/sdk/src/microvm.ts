@@ -6,10 +6,12 @@ import {
   ErrorCode,
   ExecEvent,
   MicroVM as MicroVMSchema,
+  MicroVMHistory as MicroVMHistorySchema,
   type AuthToken,
   type CreateAuthTokenRequest,
   type ExecRequest,
   type MicroVM as MicroVMInfo,
+  type MicroVMHistory,
 } from '@capsule/protocol';
 import { errorFromCode } from './errors.js';
 import { Files } from './files.js';
@@ -66,6 +68,11 @@ export class MicroVM {
   async refresh(): Promise<MicroVMInfo> {
     this.info = await this.http.json(MicroVMSchema, 'GET', `/v1/microvms/${this.id}`);
     return this.info;
+  }
+
+  /** The states this MicroVM went through, oldest first, with how long each launch, suspend and resume took. */
+  async history(): Promise<MicroVMHistory['entries']> {
+    return (await this.http.json(MicroVMHistorySchema, 'GET', `/v1/microvms/${this.id}/history`)).entries;
   }
 
   /** The tail of the serial console (kernel and init messages) while the VM runs. */

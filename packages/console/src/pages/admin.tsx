@@ -2,7 +2,7 @@
 // and each tenant's API keys: create one (shown once, optionally with an AWS-style access key pair) or revoke one.
 import type { ApiKeyCreated, ApiKeyInfo, Tenant, TenantUsageReport } from '@capsule/sdk';
 import { useCallback, useEffect, useState } from 'preact/hooks';
-import { ActionButton, ErrorNote } from '../components.js';
+import { ActionButton, ErrorNote, ListTable } from '../components.js';
 import type { ConsoleSession } from '../session.js';
 
 function TenantKeys({ session, tenant }: { session: ConsoleSession; tenant: Tenant }) {
@@ -154,23 +154,11 @@ export function AdminPage({ session }: { session: ConsoleSession }) {
       </form>
       <ErrorNote error={error} />
       {tenants && (
-        <table class="list">
-          <thead>
-            <tr>
-              <th scope="col">Tenant</th>
-              <th scope="col">Running</th>
-              <th scope="col">vCPUs</th>
-              <th scope="col">Memory</th>
-              <th scope="col">Storage</th>
-              <th scope="col">Keys</th>
-            </tr>
-          </thead>
-          <tbody>
-            {tenants.map((t) => (
-              <TenantRow key={t.id} session={session} tenant={t} />
-            ))}
-          </tbody>
-        </table>
+        <ListTable columns={['Tenant', 'Running', 'vCPUs', 'Memory', 'Storage', 'Keys']}>
+          {tenants.map((t) => (
+            <TenantRow key={t.id} session={session} tenant={t} />
+          ))}
+        </ListTable>
       )}
     </section>
   );

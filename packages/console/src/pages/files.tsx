@@ -2,7 +2,7 @@
 // directory, delete. Paths are the guest's.
 import type { FileStat, MicroVM } from '@capsule/sdk';
 import { useCallback, useEffect, useState } from 'preact/hooks';
-import { ActionButton, Empty, ErrorNote, formatBytes } from '../components.js';
+import { ActionButton, Empty, ErrorNote, formatBytes, ListTable } from '../components.js';
 
 function join(dir: string, name: string): string {
   return dir.endsWith('/') ? dir + name : `${dir}/${name}`;
@@ -116,45 +116,35 @@ export function FilesTab({ vm }: { vm: MicroVM }) {
       <ErrorNote error={error} />
       {entries && entries.length === 0 && <Empty>This directory is empty: upload a file with the button above.</Empty>}
       {entries && entries.length > 0 && (
-        <table class="list">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Size</th>
-              <th scope="col">Modified</th>
-              <th scope="col">Actions</th>
+        <ListTable columns={['Name', 'Size', 'Modified', 'Actions']}>
+          {entries.map((entry) => (
+            <tr key={entry.name} data-name={entry.name}>
+              <td>
+                {entry.type === 'dir' ? (
+                  <button type="button" class="link" onClick={() => setDir(join(dir, entry.name))}>
+                    {entry.name}/
+                  </button>
+                ) : (
+                  entry.name
+                )}
+              </td>
+              <td class="num">{entry.type === 'dir' ? '—' : formatBytes(entry.sizeBytes)}</td>
+              <td class="num">{new Date(entry.modifiedAt).toLocaleString()}</td>
+              <td class="actions">
+                {entry.type !== 'dir' && <ActionButton label="Download" run={() => download(entry)} />}
+                <ActionButton
+                  label="Delete"
+                  kind="danger"
+                  confirm={`Delete ${entry.name}?`}
+                  run={async () => {
+                    await vm.files.remove(join(dir, entry.name), { recursive: entry.type === 'dir' });
+                    await refresh();
+                  }}
+                />
+              </td>
             </tr>
-          </thead>
-          <tbody>
-            {entries.map((entry) => (
-              <tr key={entry.name} data-name={entry.name}>
-                <td>
-                  {entry.type === 'dir' ? (
-                    <button type="button" class="link" onClick={() => setDir(join(dir, entry.name))}>
-                      {entry.name}/
-                    </button>
-                  ) : (
-                    entry.name
-                  )}
-                </td>
-                <td class="num">{entry.type === 'dir' ? '—' : formatBytes(entry.sizeBytes)}</td>
-                <td class="num">{new Date(entry.modifiedAt).toLocaleString()}</td>
-                <td class="actions">
-                  {entry.type !== 'dir' && <ActionButton label="Download" run={() => download(entry)} />}
-                  <ActionButton
-                    label="Delete"
-                    kind="danger"
-                    confirm={`Delete ${entry.name}?`}
-                    run={async () => {
-                      await vm.files.remove(join(dir, entry.name), { recursive: entry.type === 'dir' });
-                      await refresh();
-                    }}
-                  />
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+        </ListTable>
       )}
     </div>
   );

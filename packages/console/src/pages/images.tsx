@@ -3,7 +3,7 @@
 // delete an image or a version.
 import type { Image, ImageVersion } from '@capsule/sdk';
 import { useCallback, useEffect, useState } from 'preact/hooks';
-import { ActionButton, Empty, ErrorNote, StateBadge, formatBytes } from '../components.js';
+import { ActionButton, Empty, ErrorNote, StateBadge, formatBytes, ListTable } from '../components.js';
 import { zipFromDrop, zipFromFile } from '../drop-zip.js';
 import { href } from '../route.js';
 import type { ConsoleSession } from '../session.js';
@@ -121,29 +121,20 @@ export function ImagesPage({ session }: { session: ConsoleSession }) {
       <ErrorNote error={error} />
       {images && images.length === 0 && <Empty>No images yet: drop a zip above to make one.</Empty>}
       {images && images.length > 0 && (
-        <table class="list">
-          <thead>
-            <tr>
-              <th scope="col">Image</th>
-              <th scope="col">Versions</th>
-              <th scope="col">Newest</th>
-            </tr>
-          </thead>
-          <tbody>
-            {images.map((image) => {
-              const newest = image.versions.at(-1);
-              return (
-                <tr key={image.name}>
-                  <td>
-                    <a href={href('images', image.name)}>{image.name}</a>
-                  </td>
-                  <td class="num">{image.versions.length}</td>
-                  <td>{newest ? <StateBadge state={newest.state} /> : '—'}</td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
+        <ListTable columns={['Image', 'Versions', 'Newest']}>
+          {images.map((image) => {
+            const newest = image.versions.at(-1);
+            return (
+              <tr key={image.name}>
+                <td>
+                  <a href={href('images', image.name)}>{image.name}</a>
+                </td>
+                <td class="num">{image.versions.length}</td>
+                <td>{newest ? <StateBadge state={newest.state} /> : '—'}</td>
+              </tr>
+            );
+          })}
+        </ListTable>
       )}
     </section>
   );
@@ -210,46 +201,33 @@ export function ImagePage({ session, name }: { session: ConsoleSession; name: st
         />
       </div>
       <ErrorNote error={error} />
-      <table class="list">
-        <thead>
-          <tr>
-            <th scope="col">Version</th>
-            <th scope="col">State</th>
-            <th scope="col">Runtime</th>
-            <th scope="col">Failed step</th>
-            <th scope="col">Actions</th>
+      <ListTable columns={['Version', 'State', 'Runtime', 'Failed step', 'Actions']}>
+        {versions.map((v) => (
+          <tr key={v.version} data-version={v.version}>
+            <td class="num">{v.version}</td>
+            <td>
+              <StateBadge state={v.state} />
+            </td>
+            <td>{v.runtime}</td>
+            <td>{v.failedStep ? `${v.failedStep}: ${v.failureReason ?? ''}` : '—'}</td>
+            <td class="actions">
+              <button type="button" onClick={() => setOpen(v.version)} aria-pressed={shown === v.version}>
+                Build log
+              </button>
+              {v.state === 'SUCCESSFUL' && <ActionButton label="Launch" kind="primary" run={() => launch(v.version)} />}
+              <ActionButton
+                label="Delete"
+                kind="danger"
+                confirm={`Delete version ${v.version}?`}
+                run={async () => {
+                  await session.capsule.images.delete(name, v.version);
+                  await load();
+                }}
+              />
+            </td>
           </tr>
-        </thead>
-        <tbody>
-          {versions.map((v) => (
-            <tr key={v.version} data-version={v.version}>
-              <td class="num">{v.version}</td>
-              <td>
-                <StateBadge state={v.state} />
-              </td>
-              <td>{v.runtime}</td>
-              <td>{v.failedStep ? `${v.failedStep}: ${v.failureReason ?? ''}` : '—'}</td>
-              <td class="actions">
-                <button type="button" onClick={() => setOpen(v.version)} aria-pressed={shown === v.version}>
-                  Build log
-                </button>
-                {v.state === 'SUCCESSFUL' && (
-                  <ActionButton label="Launch" kind="primary" run={() => launch(v.version)} />
-                )}
-                <ActionButton
-                  label="Delete"
-                  kind="danger"
-                  confirm={`Delete version ${v.version}?`}
-                  run={async () => {
-                    await session.capsule.images.delete(name, v.version);
-                    await load();
-                  }}
-                />
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+        ))}
+      </ListTable>
       {shown !== null && versions.find((v) => v.version === shown) && (
         <BuildLog session={session} version={versions.find((v) => v.version === shown)!} />
       )}

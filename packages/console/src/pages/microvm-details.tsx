@@ -2,7 +2,7 @@
 // memory and disk over time, and its endpoint with a token generator.
 import type { AuthToken, MicroVM, MicroVMInfo } from '@capsule/sdk';
 import { useEffect, useState } from 'preact/hooks';
-import { ErrorNote, formatBytes, formatDuration, useTick } from '../components.js';
+import { ErrorNote, formatBytes, formatDuration, StateBadge, useTick } from '../components.js';
 import { TimeChart } from '../usage-chart.js';
 
 interface Samples {
@@ -13,6 +13,21 @@ interface Samples {
 }
 
 const MAX_SAMPLES = 120;
+/** What a timed entry measured, from the state before it: RUNNING after PENDING is a launch, after SUSPENDED a
+ * resume; SUSPENDED ends a suspend. */
+function operationOf(previous: string | undefined, state: string): string {
+  if (state === 'SUSPENDED') return 'suspended in';
+  return previous === 'SUSPENDED' ? 'resumed in' : 'launched in';
+}
+
+function describeEntry(
+  entry: { at: string; state: string; durationMs: number | null },
+  previous: string | undefined,
+  now: number,
+): string {
+  const when = `${new Date(entry.at).toLocaleString()} · ${formatDuration(now - Date.parse(entry.at))} ago`;
+  return entry.durationMs === null ? when : `${when} · ${operationOf(previous, entry.state)} ${entry.durationMs} ms`;
+}
 const MIN_SAMPLE_GAP_SECONDS = 2;
 
 /** Usage samples from the MicroVM's figures as they refresh; CPU % from the change in CPU seconds. */
@@ -148,7 +163,7 @@ export function DetailsTab({
 }: {
   vm: MicroVM;
   info: MicroVMInfo;
-  history: Array<{ state: string; at: number }>;
+  history: Awaited<ReturnType<MicroVM['history']>>;
 }) {
   const now = useTick(1000);
   const samples = useSamples(info);
@@ -193,18 +208,16 @@ export function DetailsTab({
         ))}
       </dl>
       <section class="panel" aria-label="State history">
-        <h2>States seen</h2>
+        <h2>State history</h2>
         <ol class="history">
           {history.map((h, i) => (
             <li key={`${h.state}-${h.at}`}>
-              <span class={`badge state-${h.state.toLowerCase()}`}>{h.state}</span>{' '}
-              {i === 0 ? 'when this page opened' : `after ${formatDuration(h.at - history[i - 1].at)}`}
-              {i === history.length - 1 ? ` · ${formatDuration(now - h.at)} ago` : ''}
+              <StateBadge state={h.state} /> {describeEntry(h, history[i - 1]?.state, now)}
             </li>
           ))}
         </ol>
       </section>
-      {samples.times.length > 0 && (
+      {samples.times.length > 1 && (
         <div class="charts">
           <TimeChart title="CPU (%)" times={samples.times} series={[{ label: 'CPU %', values: samples.cpuPercent }]} />
           <TimeChart

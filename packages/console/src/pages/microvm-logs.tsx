@@ -2,7 +2,7 @@
 // (every connection its network policy allowed or refused, with the rule that decided).
 import type { EgressLogEntry, MicroVM } from '@capsule/sdk';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { Empty, ErrorNote } from '../components.js';
+import { Empty, ErrorNote, ListTable } from '../components.js';
 
 const FOLLOW_MS = 2000;
 
@@ -76,30 +76,20 @@ export function NetworkTab({ vm }: { vm: MicroVM }) {
         <Empty>No connection attempts yet. With egress none, every attempt the guest makes is listed here.</Empty>
       )}
       {value && value.length > 0 && (
-        <table class="list">
-          <thead>
-            <tr>
-              <th scope="col">Time</th>
-              <th scope="col">Destination</th>
-              <th scope="col">Verdict</th>
-              <th scope="col">Rule</th>
+        <ListTable columns={['Time', 'Destination', 'Verdict', 'Rule']}>
+          {value.map((e, i) => (
+            <tr key={`${e.time}-${i}`}>
+              <td class="num">{new Date(e.time).toLocaleTimeString()}</td>
+              <td>
+                {e.protocol} {e.name ? `${e.name} (${e.address})` : e.address}:{e.port}
+              </td>
+              <td>
+                <span class={`badge verdict-${e.verdict}`}>{e.verdict}</span>
+              </td>
+              <td>{e.rule}</td>
             </tr>
-          </thead>
-          <tbody>
-            {value.map((e, i) => (
-              <tr key={`${e.time}-${i}`}>
-                <td class="num">{new Date(e.time).toLocaleTimeString()}</td>
-                <td>
-                  {e.protocol} {e.name ? `${e.name} (${e.address})` : e.address}:{e.port}
-                </td>
-                <td>
-                  <span class={`badge verdict-${e.verdict}`}>{e.verdict}</span>
-                </td>
-                <td>{e.rule}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+        </ListTable>
       )}
     </div>
   );

@@ -19,27 +19,27 @@ const TAB_LABELS: Record<MicroVMTab, string> = {
   network: 'Network',
 };
 
-/** The MicroVM, kept current from the event stream, with the states it went through while watched. */
+type HistoryEntry = Awaited<ReturnType<MicroVM['history']>>[number];
+
+/** The MicroVM and its state history, kept current from the event stream (and refreshed every 5 s for usage). */
 function useMicroVM(session: ConsoleSession, id: string) {
   const [vm, setVm] = useState<MicroVM | null>(null);
   const [info, setInfo] = useState<MicroVMInfo | null>(null);
-  const [history, setHistory] = useState<Array<{ state: string; at: number }>>([]);
+  const [history, setHistory] = useState<HistoryEntry[]>([]);
   const [error, setError] = useState<unknown>(null);
   useEffect(() => {
     const stop = new AbortController();
-    const seen = (info: MicroVMInfo): void => {
-      setHistory((h) => (h.at(-1)?.state === info.state ? h : [...h, { state: info.state, at: Date.now() }]));
-    };
     // one handle per id (the tabs hold on to it: a terminal must not reconnect when the figures refresh)
     let handle: MicroVM | null = null;
     const load = async (): Promise<void> => {
       try {
         if (handle) await handle.refresh();
         else handle = await session.capsule.microvms.get(id);
+        const entries = await handle.history();
         if (stop.signal.aborted) return;
         setVm(handle);
         setInfo(handle.info);
-        seen(handle.info);
+        setHistory(entries);
         setError(null);
       } catch (err) {
         if (!stop.signal.aborted) setError(err);
@@ -49,10 +49,7 @@ function useMicroVM(session: ConsoleSession, id: string) {
       while (!stop.signal.aborted) {
         try {
           for await (const info of session.capsule.microvms.watch({ signal: stop.signal, onReady: () => void load() }))
-            if (info.id === id) {
-              seen(info);
-              await load();
-            }
+            if (info.id === id) await load();
         } catch {
           // fall back to a reload every 5 s until the stream is back
         }

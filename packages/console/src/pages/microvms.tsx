@@ -2,7 +2,7 @@
 // state, image and label; launch from a form; suspend, resume and terminate from each row.
 import type { MicroVMInfo, MicroVMState } from '@capsule/sdk';
 import { useMemo, useState } from 'preact/hooks';
-import { ActionButton, Empty, ErrorNote, formatDuration, StateBadge, useTick } from '../components.js';
+import { ActionButton, Empty, ErrorNote, formatDuration, StateBadge, useTick, ListTable } from '../components.js';
 import { useLiveMicroVMs } from '../live-microvms.js';
 import { href } from '../route.js';
 import type { ConsoleSession } from '../session.js';
@@ -95,48 +95,34 @@ export function MicroVMsPage({ session }: { session: ConsoleSession }) {
             : 'No MicroVM matches these filters.'}
         </Empty>
       ) : (
-        <table class="list">
-          <thead>
-            <tr>
-              <th scope="col">MicroVM</th>
-              <th scope="col">State</th>
-              <th scope="col">Image</th>
-              <th scope="col">Shape</th>
-              <th scope="col">Age</th>
-              <th scope="col">Idle timer</th>
-              <th scope="col">Endpoint</th>
-              <th scope="col">Actions</th>
-            </tr>
-          </thead>
-          <tbody>
-            {rows.map((vm) => {
-              const idle = idleLeftMs(vm, now);
-              return (
-                <tr key={vm.id} data-id={vm.id}>
-                  <td>
-                    <a href={href('microvms', vm.id)}>{vm.id}</a>
-                  </td>
-                  <td>
-                    <StateBadge state={vm.state} />
-                  </td>
-                  <td>
-                    {vm.imageName}
-                    {vm.imageVersion !== null ? `:${vm.imageVersion}` : ''}
-                  </td>
-                  <td class="num">
-                    {vm.vcpuCount} vCPU · {vm.memoryMib} MiB
-                  </td>
-                  <td class="num">{formatDuration(now - Date.parse(vm.createdAt))}</td>
-                  <td class="num">{idle === null ? '—' : `suspends in ${formatDuration(idle)}`}</td>
-                  <td class="endpoint">{vm.state === 'RUNNING' ? <code>{vm.endpoint}</code> : '—'}</td>
-                  <td class="actions">
-                    <RowActions session={session} vm={vm} />
-                  </td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
+        <ListTable columns={['MicroVM', 'State', 'Image', 'Shape', 'Age', 'Idle timer', 'Endpoint', 'Actions']}>
+          {rows.map((vm) => {
+            const idle = idleLeftMs(vm, now);
+            return (
+              <tr key={vm.id} data-id={vm.id}>
+                <td>
+                  <a href={href('microvms', vm.id)}>{vm.id}</a>
+                </td>
+                <td>
+                  <StateBadge state={vm.state} />
+                </td>
+                <td>
+                  {vm.imageName}
+                  {vm.imageVersion !== null ? `:${vm.imageVersion}` : ''}
+                </td>
+                <td class="num">
+                  {vm.vcpuCount} vCPU · {vm.memoryMib} MiB
+                </td>
+                <td class="num">{formatDuration(now - Date.parse(vm.createdAt))}</td>
+                <td class="num">{idle === null ? '—' : `suspends in ${formatDuration(idle)}`}</td>
+                <td class="endpoint">{vm.state === 'RUNNING' ? <code>{vm.endpoint}</code> : '—'}</td>
+                <td class="actions">
+                  <RowActions session={session} vm={vm} />
+                </td>
+              </tr>
+            );
+          })}
+        </ListTable>
       )}
     </section>
   );

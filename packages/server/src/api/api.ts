@@ -26,6 +26,7 @@ import { networkRoutes } from './routes/microvm-network.js';
 import { sessionRoutes } from './routes/microvm-sessions.js';
 import { eventRoutes, EventStreams } from './routes/events.js';
 import { meRoute } from './routes/me.js';
+import { historyRoute } from './routes/microvm-history.js';
 import { microvmRoutes } from './routes/microvms.js';
 import { runtimeRoutes } from './routes/runtimes.js';
 import { tenantRoutes, type TenantUsageSource } from './routes/tenants.js';
@@ -67,6 +68,7 @@ export function apiRoutes(
   metricsRoute(app, metrics, store, (): ReadonlyMap<string, MicroVMUsage> => service.usageByTenant(), deps.systemVms);
   microvmRoutes(app, service);
   eventRoutes(app, service, store, events);
+  historyRoute(app, service, store);
   execRoute(app, service);
   sessionRoutes(app, service, sessions);
   fileRoutes(app, service);

@@ -104,12 +104,18 @@ export async function launchVm(
     ctx.logOf(record).error('MicroVM launch failed', { reason: reason.split('\n')[0] });
     throw err;
   }
-  const running = await store.transition(id, 'PENDING', 'RUNNING', {
-    qemuPid: machine.pid,
-    kernelRelease: runtime.kernelRelease,
-    launchedFrom,
-    startedAt: new Date().toISOString(),
-  });
+  const running = await store.transition(
+    id,
+    'PENDING',
+    'RUNNING',
+    {
+      qemuPid: machine.pid,
+      kernelRelease: runtime.kernelRelease,
+      launchedFrom,
+      startedAt: new Date().toISOString(),
+    },
+    { durationMs: steps.elapsedMs() },
+  );
   if (!running) {
     // terminated while it was booting
     await machine.stop().catch(() => undefined);

@@ -64,9 +64,13 @@ export async function suspendVm(ctx: LifecycleCore, tenantId: string, id: string
   ctx.deps.storage.forget(record.tenantId); // its memory is on disk now
   // durable now: QEMU's exit and the namespace's release follow the answer, and the next operation on
   // this VM waits for them (settle); the record names both until they are gone (recovery.ts)
-  const suspended = await ctx.deps.store.transition(id, 'SUSPENDING', 'SUSPENDED', {
-    suspendedAt: new Date().toISOString(),
-  });
+  const suspended = await ctx.deps.store.transition(
+    id,
+    'SUSPENDING',
+    'SUSPENDED',
+    { suspendedAt: new Date().toISOString() },
+    { durationMs: steps.elapsedMs() },
+  );
   steps.done('store');
   ctx.settle(
     id,
@@ -149,11 +153,13 @@ export async function resumeVm(ctx: LifecycleCore, tenantId: string, id: string)
   }
   // stale from now on (the disk stays as the live overlay): removed after the answer, before its next suspend
   ctx.settle(id, fs.promises.rm(statePath, { force: true }));
-  const running = await ctx.deps.store.transition(id, 'SUSPENDED', 'RUNNING', {
-    qemuPid: machine.pid,
-    suspendedAt: null,
-    lastActivityAt: new Date().toISOString(),
-  });
+  const running = await ctx.deps.store.transition(
+    id,
+    'SUSPENDED',
+    'RUNNING',
+    { qemuPid: machine.pid, suspendedAt: null, lastActivityAt: new Date().toISOString() },
+    { durationMs: steps.elapsedMs() },
+  );
   release();
   ctx.activity.touch(id);
   ctx.running.adopt(record, machine);

@@ -146,4 +146,17 @@ export const MIGRATIONS: Array<{ version: number; sql: string }> = [
       );
     `,
   },
+  {
+    version: 11,
+    sql: `
+      CREATE TABLE microvm_history (
+        microvm_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        at TEXT NOT NULL,
+        ord INTEGER NOT NULL,
+        duration_ms INTEGER
+      );
+      CREATE INDEX microvm_history_by_vm ON microvm_history (microvm_id, at, ord);
+    `,
+  },
 ];

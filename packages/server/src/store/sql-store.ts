@@ -11,6 +11,7 @@ import type {
   ImageVersionPatch,
   ImageVersionRecord,
   ListFilter,
+  MicroVMHistoryEntry,
   MicroVMPatch,
   MicroVMRecord,
   Store,
@@ -102,6 +103,9 @@ function insertKeyRow(db: SqlExecutor, key: ApiKeyRecord): Promise<number> {
   );
 }
 
+/** Orders history entries written within one millisecond (transitions of one VM are serialized by their CAS). */
+let historyOrd = 0;
+
 const placeholders = (count: number, from = 1): string =>
   Array.from({ length: count }, (_, i) => `$${from + i}`).join(', ');
 
@@ -156,7 +160,29 @@ export class SqlStore implements Store {
       `INSERT INTO microvms (${columns.map(([c]) => c).join(', ')}) VALUES (${placeholders(columns.length)})`,
       columns.map(([, v]) => v),
     );
+    await this.appendHistory(record.id, record.state, record.createdAt, null);
     this.changed(record);
+  }
+
+  /** One history entry; `ord` orders entries made within the same millisecond. */
+  private async appendHistory(id: string, state: MicroVMState, at: string, durationMs: number | null): Promise<void> {
+    historyOrd = (historyOrd + 1) % 1_000_000_000;
+    await this.db.run(
+      'INSERT INTO microvm_history (microvm_id, state, at, ord, duration_ms) VALUES ($1, $2, $3, $4, $5)',
+      [id, state, at, historyOrd, durationMs === null ? null : Math.round(durationMs)],
+    );
+  }
+
+  async history(id: string): Promise<MicroVMHistoryEntry[]> {
+    const rows = await this.db.query(
+      'SELECT state, at, duration_ms FROM microvm_history WHERE microvm_id = $1 ORDER BY at, ord',
+      [id],
+    );
+    return rows.map((r) => ({
+      state: r.state as MicroVMState,
+      at: String(r.at),
+      durationMs: r.duration_ms === null || r.duration_ms === undefined ? null : Number(r.duration_ms),
+    }));
   }
 
   async transition(
@@ -164,12 +190,14 @@ export class SqlStore implements Store {
     from: MicroVMState | readonly MicroVMState[],
     to: MicroVMState,
     patch: MicroVMPatch = {},
+    timing?: { durationMs: number },
   ): Promise<MicroVMRecord | null> {
     const states = typeof from === 'string' ? [from] : [...from];
     const illegal = states.filter((s) => !canTransition(s, to));
     if (states.length === 0 || illegal.length > 0)
       throw new Error(`MicroVM ${id}: ${illegal.join(', ') || '(no state)'} → ${to} is not in the state table`);
     const record = await this.update(id, { ...patch, state: to }, states);
+    if (record) await this.appendHistory(id, to, record.updatedAt, timing?.durationMs ?? null);
     this.changed(record);
     return record;
   }

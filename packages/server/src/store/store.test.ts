@@ -129,6 +129,29 @@ for (const backend of BACKENDS) {
       assert.equal((await store.getMicroVM('mvm-1'))!.tenantId, 'tenant-a');
     });
 
+    test('history: an entry per state, in order, with the timing given; a refused change adds none', async (t) => {
+      const store = await openStore(t);
+      await store.insertMicroVM(record('mvm-h'));
+      await store.transition('mvm-h', 'PENDING', 'RUNNING', {}, { durationMs: 812.4 });
+      await store.transition('mvm-h', 'RUNNING', 'SUSPENDING');
+      await store.transition('mvm-h', 'SUSPENDING', 'SUSPENDED', {}, { durationMs: 94 });
+      assert.equal(await store.transition('mvm-h', 'RUNNING', 'TERMINATING'), null);
+      await store.transition('mvm-h', 'SUSPENDED', 'RUNNING', {}, { durationMs: 545 });
+      const history = await store.history('mvm-h');
+      assert.deepEqual(
+        history.map((h) => [h.state, h.durationMs]),
+        [
+          ['PENDING', null],
+          ['RUNNING', 812],
+          ['SUSPENDING', null],
+          ['SUSPENDED', 94],
+          ['RUNNING', 545],
+        ],
+      );
+      assert.equal(history[0].at, record('mvm-h').createdAt);
+      assert.deepEqual(await store.history('mvm-none'), []);
+    });
+
     test('transition: the one way a state changes, checked against the state table and compare-and-set', async (t) => {
       const store = await openStore(t);
       const original = record('mvm-1');

@@ -134,6 +134,12 @@ export type ImageVersionPatch = Partial<
   Pick<ImageVersionRecord, 'state' | 'failureReason' | 'failedStep' | 'finishedAt' | 'status'>
 >;
 
+export interface MicroVMHistoryEntry {
+  state: MicroVMState;
+  at: string;
+  durationMs: number | null;
+}
+
 export interface Store {
   insertMicroVM(record: MicroVMRecord): Promise<void>;
   /** Every MicroVM this process inserts or moves to a new state, as it is after the write; returns unsubscribe. */
@@ -148,7 +154,11 @@ export interface Store {
     from: MicroVMState | readonly MicroVMState[],
     to: MicroVMState,
     patch?: MicroVMPatch,
+    /** How long the operation that ends in `to` took (a launch, suspend or resume), kept in the history. */
+    timing?: { durationMs: number },
   ): Promise<MicroVMRecord | null>;
+  /** The states a MicroVM went through, oldest first (made with PENDING; one entry per transition). */
+  history(id: string): Promise<MicroVMHistoryEntry[]>;
   /** Fields other than the state; null if the VM is gone. */
   updateMicroVM(id: string, patch: MicroVMPatch): Promise<MicroVMRecord | null>;
   getMicroVM(id: string): Promise<MicroVMRecord | null>;
