@@ -241,6 +241,11 @@ describe('images through the AWS API, from an s3:// zip', () => {
     assert.equal(inactive.status, 'INACTIVE');
     const image = await aws.send(new GetMicrovmImageCommand({ imageIdentifier: 'Hooks_App' }));
     assert.equal(image.latestActiveImageVersion, '1');
+    assert.equal(
+      (await server.capsule.images.get('Hooks_App')).latestVersion,
+      1,
+      "Capsule's API names the same default",
+    );
     assert.deepEqual(image.tags, { team: 'blue' });
     await assert.rejects(
       aws.send(new RunMicrovmCommand({ imageIdentifier: 'Hooks_App', imageVersion: '2' })),

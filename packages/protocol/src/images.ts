@@ -38,6 +38,7 @@ export type ImageVersion = z.infer<typeof ImageVersion>;
 
 export const Image = z.object({
   name: z.string(),
+  /** The version a launch without `imageVersion` gets: the newest SUCCESSFUL one not set INACTIVE. */
   latestVersion: z.number().nullable(),
   versions: z.array(ImageVersion),
 });

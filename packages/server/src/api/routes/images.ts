@@ -14,7 +14,7 @@ import {
   ImageVersion,
 } from '@capsule/protocol';
 import { capped, MAX_ZIP_BYTES, withCodeZip, type CodeSources } from '../../images/code-source.js';
-import { toApiVersion, type ImageService } from '../../images/image-service.js';
+import { defaultVersionOf, toApiVersion, type ImageService } from '../../images/image-service.js';
 import type { ImageVersionRecord } from '../../store/types.js';
 import type { IncomingMessage } from 'node:http';
 import { validationError, type ApiApp } from '../app.js';
@@ -29,9 +29,9 @@ function imageName(raw: string | null): string {
   return raw;
 }
 
+/** `latestVersion` is the version a launch that names none gets: the newest built and ACTIVE one. */
 function imageOf(name: string, versions: ImageVersionRecord[]): Image {
-  const built = versions.filter((v) => v.state === 'SUCCESSFUL');
-  return { name, latestVersion: built.at(-1)?.version ?? null, versions: versions.map(toApiVersion) };
+  return { name, latestVersion: defaultVersionOf(versions)?.version ?? null, versions: versions.map(toApiVersion) };
 }
 
 const tenant = { auth: 'tenant' } as const;
