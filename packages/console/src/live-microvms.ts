@@ -23,12 +23,38 @@ async function listAll(capsule: Capsule): Promise<Map<string, MicroVMInfo>> {
   return all;
 }
 
+/**
+ * Follow the caller's MicroVM changes until `signal` aborts: `changed` for each one, `refresh(true)` once the
+ * stream is open (so nothing falls between a list and the stream), and while it cannot be held `refresh(false)`
+ * every 5 s with the stream retried.
+ */
+export async function followMicroVMs(
+  capsule: Capsule,
+  signal: AbortSignal,
+  handlers: { changed: (vm: MicroVMInfo) => void | Promise<void>; refresh: (live: boolean) => Promise<void> },
+): Promise<void> {
+  while (!signal.aborted) {
+    try {
+      for await (const vm of capsule.microvms.watch({ signal, onReady: () => void handlers.refresh(true) }))
+        await handlers.changed(vm);
+    } catch {
+      // the stream failed: poll until it can be held again
+    }
+    if (signal.aborted) return;
+    await handlers.refresh(false);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, POLL_MS);
+      signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+    });
+  }
+}
+
 export function useLiveMicroVMs(capsule: Capsule): LiveMicroVMs {
   const [state, setState] = useState<LiveMicroVMs>({ microvms: new Map(), mode: 'connecting', error: null });
   useEffect(() => {
     const stop = new AbortController();
-    let pollTimer: ReturnType<typeof setTimeout> | undefined;
-    const refresh = async (mode: LiveMicroVMs['mode']): Promise<void> => {
+    const refresh = async (live: boolean): Promise<void> => {
+      const mode = live ? 'live' : 'polling';
       try {
         const microvms = await listAll(capsule);
         if (!stop.signal.aborted) setState({ microvms, mode, error: null });
@@ -36,30 +62,14 @@ export function useLiveMicroVMs(capsule: Capsule): LiveMicroVMs {
         if (!stop.signal.aborted) setState((s) => ({ ...s, mode, error }));
       }
     };
-    const follow = async (): Promise<void> => {
-      while (!stop.signal.aborted) {
-        try {
-          // listed once the stream is open, so no change falls between the list and the stream
-          for await (const vm of capsule.microvms.watch({ signal: stop.signal, onReady: () => void refresh('live') })) {
-            setState((s) => {
-              const microvms = new Map(s.microvms);
-              microvms.set(vm.id, vm);
-              return { ...s, microvms };
-            });
-          }
-        } catch {
-          // the stream failed: poll until it can be held again
-        }
-        if (stop.signal.aborted) return;
-        await refresh('polling');
-        await new Promise<void>((resolve) => (pollTimer = setTimeout(resolve, POLL_MS)));
-      }
-    };
-    void follow();
-    return () => {
-      stop.abort();
-      clearTimeout(pollTimer);
-    };
+    const changed = (vm: MicroVMInfo): void =>
+      setState((s) => {
+        const microvms = new Map(s.microvms);
+        microvms.set(vm.id, vm);
+        return { ...s, microvms };
+      });
+    void followMicroVMs(capsule, stop.signal, { changed, refresh });
+    return () => stop.abort();
   }, [capsule]);
   return state;
 }

@@ -2,6 +2,7 @@
 // Node and in browsers (EventSource cannot send the Authorization header).
 import { CapsuleError, ErrorCode, formatIssues, MicroVM as MicroVMSchema, type MicroVM } from '@capsule/protocol';
 import type { Http } from './http.js';
+import { textLines } from './ndjson.js';
 
 /** One Server-Sent Event: its `event:` name and its `data:` lines joined. */
 interface ServerSentEvent {
@@ -11,36 +12,21 @@ interface ServerSentEvent {
 
 /** Parse a text/event-stream body as events arrive (comments and ids are skipped). */
 export async function* serverSentEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<ServerSentEvent> {
-  const decoder = new TextDecoder();
-  const reader = body.getReader();
-  let buffered = '';
   let event = 'message';
   let data: string[] = [];
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      buffered += decoder.decode(value, { stream: true });
-      let nl: number;
-      while ((nl = buffered.search(/\r?\n/)) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(buffered[nl] === '\r' ? nl + 2 : nl + 1);
-        if (line === '') {
-          if (data.length > 0) yield { event, data: data.join('\n') };
-          event = 'message';
-          data = [];
-          continue;
-        }
-        const colon = line.indexOf(':');
-        if (colon === 0) continue;
-        const field = colon < 0 ? line : line.slice(0, colon);
-        const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-        if (field === 'event') event = value;
-        else if (field === 'data') data.push(value);
-      }
+  for await (const line of textLines(body)) {
+    if (line === '') {
+      if (data.length > 0) yield { event, data: data.join('\n') };
+      event = 'message';
+      data = [];
+      continue;
     }
-  } finally {
-    reader.releaseLock();
+    const colon = line.indexOf(':');
+    if (colon === 0) continue;
+    const field = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+    if (field === 'event') event = value;
+    else if (field === 'data') data.push(value);
   }
 }
 

@@ -1,5 +1,8 @@
-// Parse a streamed NDJSON body line by line, without buffering the whole response.
-export async function* ndjsonLines(body: ReadableStream<Uint8Array>): AsyncGenerator<unknown> {
+// Streamed bodies read line by line, without buffering the whole response: NDJSON here, Server-Sent Events in
+// events.ts.
+
+/** Each line of a text body as it arrives (LF or CRLF ends a line), then the unterminated rest if any. */
+export async function* textLines(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
   const decoder = new TextDecoder();
   const reader = body.getReader();
   let buffered = '';
@@ -10,15 +13,23 @@ export async function* ndjsonLines(body: ReadableStream<Uint8Array>): AsyncGener
       buffered += decoder.decode(value, { stream: true });
       let nl: number;
       while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl).trim();
+        const line = buffered.slice(0, nl);
         buffered = buffered.slice(nl + 1);
-        if (line) yield JSON.parse(line);
+        yield line.endsWith('\r') ? line.slice(0, -1) : line;
       }
     }
-    const rest = (buffered + decoder.decode()).trim();
-    if (rest) yield JSON.parse(rest);
+    const rest = buffered + decoder.decode();
+    if (rest) yield rest;
   } finally {
     reader.releaseLock();
+  }
+}
+
+/** Each JSON value of an NDJSON body (blank lines skipped). */
+export async function* ndjsonLines(body: ReadableStream<Uint8Array>): AsyncGenerator<unknown> {
+  for await (const raw of textLines(body)) {
+    const line = raw.trim();
+    if (line) yield JSON.parse(line);
   }
 }
 

@@ -3,6 +3,7 @@
 import type { MicroVM, MicroVMInfo } from '@capsule/sdk';
 import { useEffect, useState } from 'preact/hooks';
 import { ErrorNote, StateBadge } from '../components.js';
+import { followMicroVMs } from '../live-microvms.js';
 import { MICROVM_TABS, type MicroVMTab, href } from '../route.js';
 import type { ConsoleSession } from '../session.js';
 import { DetailsTab } from './microvm-details.js';
@@ -45,20 +46,10 @@ function useMicroVM(session: ConsoleSession, id: string) {
         if (!stop.signal.aborted) setError(err);
       }
     };
-    const follow = async (): Promise<void> => {
-      while (!stop.signal.aborted) {
-        try {
-          for await (const info of session.capsule.microvms.watch({ signal: stop.signal, onReady: () => void load() }))
-            if (info.id === id) await load();
-        } catch {
-          // fall back to a reload every 5 s until the stream is back
-        }
-        if (stop.signal.aborted) return;
-        await load();
-        await new Promise((r) => setTimeout(r, 5000));
-      }
-    };
-    void follow();
+    void followMicroVMs(session.capsule, stop.signal, {
+      changed: (changed) => (changed.id === id ? load() : undefined),
+      refresh: load,
+    });
     // usage figures change without a state change: refresh them while the page is open
     const usage = setInterval(() => void load(), 5000);
     return () => {

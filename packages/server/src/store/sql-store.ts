@@ -1,6 +1,5 @@
 // The store, written once over a SqlDriver: SQLite by default, Postgres when DATABASE_URL is set.
 // Same schema (migrations.ts), same queries; only the JSON metadata lookup differs by dialect.
-import { EventEmitter } from 'node:events';
 import type { ImageBuildState, MicroVMState, TenantQuotas } from '@capsule/protocol';
 import type { Row, SqlDriver, SqlExecutor } from './driver.js';
 import { MIGRATIONS } from './migrations.js';
@@ -110,22 +109,22 @@ const placeholders = (count: number, from = 1): string =>
   Array.from({ length: count }, (_, i) => `$${from + i}`).join(', ');
 
 export class SqlStore implements Store {
-  /** 'microvm': a VM made or moved to a new state, as it is now (this process's writes only). */
-  private readonly changes = new EventEmitter().setMaxListeners(0);
+  /** Told of each VM made or moved to a new state, as it is now (this process's writes only). */
+  private readonly changeListeners = new Set<(record: MicroVMRecord) => void>();
 
   private constructor(private readonly db: SqlDriver) {}
 
   onMicroVMChange(listener: (record: MicroVMRecord) => void): () => void {
-    this.changes.on('microvm', listener);
-    return () => this.changes.off('microvm', listener);
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
   }
 
   private changed(record: MicroVMRecord | null): void {
     if (!record) return;
     // a listener's failure is its own: it must never fail the write that was already made
-    for (const listener of this.changes.listeners('microvm'))
+    for (const listener of [...this.changeListeners])
       try {
-        (listener as (r: MicroVMRecord) => void)(record);
+        listener(record);
       } catch {
         // the event stream drops a subscriber it cannot write to
       }

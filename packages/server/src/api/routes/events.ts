@@ -5,10 +5,10 @@
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import { streamSSE } from 'hono/streaming';
 import type { MicroVMService } from '../../lifecycle/microvm-service.js';
-import { toApi } from '../../lifecycle/records.js';
 import type { Store } from '../../store/types.js';
 import type { ApiApp } from '../app.js';
 import { defineRoute, raw } from '../route.js';
+import { microvmView } from './microvms.js';
 
 const KEEPALIVE_MS = 15_000;
 /** Events written but not yet taken by the client: past this, the client is too slow to follow. */
@@ -74,8 +74,8 @@ export function eventRoutes(app: ApiApp, service: MicroVMService, store: Store, 
           const unsubscribe = store.onMicroVMChange((record) => {
             if (record.tenantId !== tenantId) return;
             if (++behind > MAX_BEHIND) return end();
-            const view = toApi(record, service.endpointFor(record.id), service.usageOf(record.id));
-            void stream.writeSSE({ event: 'microvm', data: JSON.stringify(view) }).then(() => behind--, end);
+            const data = JSON.stringify(microvmView(service, record));
+            void stream.writeSSE({ event: 'microvm', data }).then(() => behind--, end);
           });
           try {
             await stream.writeSSE({ event: 'ready', data: '{}' });

@@ -3,11 +3,11 @@
 import { z } from 'zod';
 import { EgressLog, MicroVM as MicroVMSchema, NetworkPolicy } from '@capsule/protocol';
 import type { MicroVMService } from '../../lifecycle/microvm-service.js';
-import { toApi } from '../../lifecycle/records.js';
 import { MAX_ENTRIES } from '../../network/egress-log.js';
 import type { ApiApp } from '../app.js';
 import { MicroVMIdParam, QueryInt } from '../params.js';
 import { defineRoute, json, jsonBody } from '../route.js';
+import { microvmView } from './microvms.js';
 
 export function networkRoutes(app: ApiApp, service: MicroVMService): void {
   app.openapi(
@@ -26,7 +26,7 @@ export function networkRoutes(app: ApiApp, service: MicroVMService): void {
     async (c) => {
       const { id } = c.req.valid('param');
       const record = await service.updateNetwork(c.var.caller.tenantId, id, c.req.valid('json'));
-      return c.json(toApi(record, service.endpointFor(id), service.usageOf(id)), 200);
+      return c.json(microvmView(service, record), 200);
     },
   );
 

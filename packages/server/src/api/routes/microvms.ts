@@ -33,9 +33,13 @@ function metadataFilter(queries: Record<string, string[]>): Record<string, strin
   return metadata;
 }
 
+/** A MicroVM as the API answers it: the record, its endpoint URL, and its usage while it runs. */
+export function microvmView(service: Pick<MicroVMService, 'endpointFor' | 'usageOf'>, record: MicroVMRecord): MicroVM {
+  return recordToApi(record, service.endpointFor(record.id), service.usageOf(record.id));
+}
+
 export function microvmRoutes(app: ApiApp, service: MicroVMService): void {
-  const toApi = (record: MicroVMRecord): MicroVM =>
-    recordToApi(record, service.endpointFor(record.id), service.usageOf(record.id));
+  const toApi = (record: MicroVMRecord): MicroVM => microvmView(service, record);
 
   app.openapi(
     defineRoute(tenant, {
