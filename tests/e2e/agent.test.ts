@@ -58,6 +58,16 @@ describe('guest agent link', () => {
     await machine.agent.ping(); // and it serves on
   });
 
+  test('the agent quiets the idle guest kernel: no proactive-compaction wake-ups, vmstat every 10 s', async () => {
+    let out = '';
+    const cat = await machine.agent.exec(
+      { command: ['cat', '/proc/sys/vm/compaction_proactiveness', '/proc/sys/vm/stat_interval'] },
+      { onStdout: (c) => void (out += c.toString()) },
+    ).result;
+    assert.equal(cat.exitCode, 0);
+    assert.equal(out, '0\n10\n');
+  });
+
   test("the clock and entropy fix-ups run in the agent's own process (its addon), not a helper", async () => {
     const read = async (script: string): Promise<string> => {
       let out = '';

@@ -4,7 +4,7 @@ import { formatIssues, GuestRequest, Mux, type Channel } from '@capsule/protocol
 import { findPortDevice, Port, AGENT_PORT_NAME } from './port.js';
 import { startExec, killForegroundExecs } from './exec/run.js';
 import { handleFileRequest, isFileRequest } from './files/handlers.js';
-import { applyHostnameFromCmdline, handleSystemRequest } from './system.js';
+import { applyHostnameFromCmdline, applyIdleSysctls, handleSystemRequest } from './system.js';
 import { replyError } from './reply.js';
 import { loadFixups } from './fixups.js';
 import { startTunnel } from './tcp/tunnel.js';
@@ -64,6 +64,7 @@ function main(): void {
   });
   process.on('uncaughtException', (err) => log(`uncaught: ${err.stack ?? err.message}`));
   applyHostnameFromCmdline();
+  applyIdleSysctls();
   const fixupsError = loadFixups();
   if (fixupsError) log(fixupsError);
   port.start();

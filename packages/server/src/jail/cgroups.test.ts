@@ -40,6 +40,9 @@ test("v1: limits in each controller's hierarchy, usage and OOM kills read back",
   assert.equal(read('cpu', 'cpu.cfs_period_us'), '100000');
   assert.equal(read('pids', 'pids.max'), '130');
   assert.equal(read('blkio', 'blkio.weight'), '100');
+  assert.equal(read('cpu', 'cpu.shares'), '262144', 'a starting VM outweighs settled ones');
+  vm.setCpuPriority('settled');
+  assert.equal(read('cpu', 'cpu.shares'), '1024');
   assert.equal(vm.procsFiles().length, 5);
   fs.writeFileSync(path.join(memory, 'memory.usage_in_bytes'), String(300 * 2 ** 20));
   fs.writeFileSync(path.join(memory, 'memory.max_usage_in_bytes'), String(400 * 2 ** 20));
@@ -68,6 +71,9 @@ test('v2: controllers enabled down the tree, limits, usage and OOM kills in one 
   assert.equal(fs.readFileSync(path.join(dir, 'memory.max'), 'utf8'), String(704 * 2 ** 20));
   assert.equal(fs.readFileSync(path.join(dir, 'cpu.max'), 'utf8'), '120000 100000');
   assert.equal(fs.readFileSync(path.join(dir, 'pids.max'), 'utf8'), '130');
+  assert.equal(fs.readFileSync(path.join(dir, 'cpu.weight'), 'utf8'), '10000');
+  vm.setCpuPriority('settled');
+  assert.equal(fs.readFileSync(path.join(dir, 'cpu.weight'), 'utf8'), '100');
   assert.deepEqual(vm.procsFiles(), [path.join(dir, 'cgroup.procs')]);
   fs.writeFileSync(path.join(dir, 'memory.current'), '1000');
   fs.writeFileSync(path.join(dir, 'memory.peak'), '2000');
@@ -75,6 +81,16 @@ test('v2: controllers enabled down the tree, limits, usage and OOM kills in one 
   fs.writeFileSync(path.join(dir, 'memory.events'), 'low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n');
   assert.deepEqual(vm.usage(), { cpuSeconds: 1.5, memoryBytes: 1000, memoryPeakBytes: 2000 });
   assert.equal(vm.oomKills(), 1);
+});
+
+test('the CPU weight of a cgroup already removed is left alone', () => {
+  const mount = path.join(work, 'gone');
+  for (const c of ['memory', 'cpu', 'pids']) {
+    fs.mkdirSync(path.join(mount, c), { recursive: true });
+    fs.writeFileSync(path.join(mount, c, 'cgroup.procs'), '');
+  }
+  Cgroups.detect(mount).vm('t', 'u1').setCpuPriority('settled'); // never created: no throw
+  assert.equal(fs.existsSync(path.join(mount, 'cpu', 'capsule', 't', 'u1')), false);
 });
 
 test('a host without the controllers is refused with JAIL_FAILED', () => {

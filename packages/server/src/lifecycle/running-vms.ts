@@ -7,6 +7,9 @@ import type { Vm } from '../vmm/vm.js';
 import type { DiskPauses } from './disk-pauses.js';
 import { machineUsage, usageByTenant } from './jail-ops.js';
 
+/** How long a started or resumed VM keeps its start's CPU weight (jail/cgroups.ts). */
+const STARTUP_CPU_PRIORITY_MS = 3000;
+
 export class RunningVms {
   private readonly machines = new Map<string, Vm>();
   /** The tenant of each VM (per-tenant usage). */
@@ -32,6 +35,15 @@ export class RunningVms {
     this.machines.set(record.id, machine);
     this.tenantOf.set(record.id, record.tenantId);
     this.diskPauses.watch(record.id, machine);
+    // its start's CPU weight (jail/cgroups.ts) lasts into its owner's first commands, then it is one among equals
+    const settle = setTimeout(() => {
+      try {
+        machine.cgroup?.setCpuPriority('settled');
+      } catch (err) {
+        this.log.warn('could not lower a started VM to its settled CPU weight', { error: (err as Error).message });
+      }
+    }, STARTUP_CPU_PRIORITY_MS);
+    settle.unref();
     // a background path: a store that is down now must not become an unhandled rejection (an exit)
     machine.onUnexpectedExit(
       (reason) =>
