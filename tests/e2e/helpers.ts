@@ -172,7 +172,7 @@ export function removeNetworkNamespaces(dataDir: string): void {
   }
 }
 
-function assertNoLeaks(dataDir: string): void {
+export function assertNoLeaks(dataDir: string): void {
   assert.deepEqual(qemuProcesses(dataDir), [], 'no QEMU process may outlive its MicroVM');
   assert.deepEqual(vmDirs(dataDir), [], 'no VM directory (sockets, overlay, logs) may outlive its MicroVM');
   assert.deepEqual(networkNamespaces(dataDir), [], 'no network namespace may outlive its MicroVM');

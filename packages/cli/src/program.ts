@@ -10,6 +10,7 @@ import { defineNetwork } from './commands/network.js';
 import { defineServe } from './commands/serve.js';
 import { defineShell } from './commands/shell.js';
 import { defineTenants } from './commands/tenants.js';
+import { defineHosts } from './commands/hosts.js';
 
 const ENVIRONMENT = `
 Environment: CAPSULE_URL (default http://127.0.0.1:7070), CAPSULE_API_KEY (default: <data dir>/admin-key,
@@ -40,5 +41,6 @@ export function buildProgram(output?: { writeOut(text: string): void; writeErr(t
   defineVmAction(program, 'terminate');
   defineEndpoint(program);
   defineTenants(program);
+  defineHosts(program);
   return program;
 }

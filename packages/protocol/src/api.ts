@@ -131,6 +131,8 @@ export const MicroVM = z
     idlePolicy: ResolvedIdlePolicy,
     lastActivityAt: z.string().nullable(),
     suspendedAt: z.string().nullable(),
+    /** The host that runs it, or ran it last (GET /v1/hosts); null for a record older than hosts. */
+    hostId: z.string().nullable(),
     /** While RUNNING (jailed): CPU time, memory now and at peak, disk bytes allocated; else null. */
     usage: MicroVMUsage.nullable(),
   })

@@ -35,6 +35,11 @@ export const ErrorCode = {
   INSUFFICIENT_STORAGE: 'INSUFFICIENT_STORAGE',
   /** The web console's files are not built on this server (`npm run build` makes them). */
   CONSOLE_UNAVAILABLE: 'CONSOLE_UNAVAILABLE',
+  /**
+   * The MicroVM is on another host (`details.hostId`): this node cannot act on it. Ask the server on that host;
+   * nodes do not forward requests to each other yet.
+   */
+  MICROVM_ON_ANOTHER_HOST: 'MICROVM_ON_ANOTHER_HOST',
   INTERNAL: 'INTERNAL',
   /** Raised by the SDK, never sent by the server: Capsule could not be reached (refused, reset, DNS). */
   NETWORK: 'NETWORK',
@@ -73,6 +78,7 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   STORE_UNAVAILABLE: 503,
   INSUFFICIENT_STORAGE: 507,
   CONSOLE_UNAVAILABLE: 503,
+  MICROVM_ON_ANOTHER_HOST: 421,
   INTERNAL: 500,
   NETWORK: 503,
   TIMEOUT: 504,

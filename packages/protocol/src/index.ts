@@ -6,6 +6,7 @@ export * from './api.js';
 export * from './channel.js';
 export * from './mux.js';
 export * from './tenants.js';
+export * from './hosts.js';
 export * from './ws.js';
 export * from './images.js';
 export * from './network.js';

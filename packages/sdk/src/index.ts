@@ -2,6 +2,8 @@
 import {
   CallerInfo as CallerInfoSchema,
   type CallerInfo,
+  type Host,
+  HostList,
   MicroVM as MicroVMSchema,
   MicroVMList,
   type MicroVMState,
@@ -36,6 +38,9 @@ export type {
   AuthToken,
   CreateAuthTokenRequest,
   RuntimeInfo,
+  Host,
+  HostState,
+  HostCapacity,
 } from '@capsule/protocol';
 
 export interface ListOptions {
@@ -57,6 +62,8 @@ export class Capsule {
   readonly images: Images;
   /** Admin key only. */
   readonly tenants: Tenants;
+  /** Admin key only: the hosts that run MicroVMs. */
+  readonly hosts: { list(): Promise<Host[]> };
   private readonly http: Http;
 
   constructor(options: HttpOptions) {
@@ -64,6 +71,7 @@ export class Capsule {
     this.http = http;
     this.tenants = new Tenants(http);
     this.images = new Images(http);
+    this.hosts = { list: async () => (await http.json(HostList, 'GET', '/v1/hosts')).hosts };
     this.microvms = {
       run: async (request) =>
         new MicroVM(http, await http.json(MicroVMSchema, 'POST', '/v1/microvms', { json: request })),

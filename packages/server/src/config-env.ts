@@ -2,7 +2,7 @@
 // and what it does. `parseEnv` reads them all and refuses a bad one by name (ConfigError); config.ts
 // turns the result into a CapsuleConfig, and `npm run env-table` writes README's table from `ENV_VARS`.
 // An empty value is the same as an unset one: the default applies.
-import { SHAPE_LIMITS, SUSPEND_STEPS } from '@capsule/protocol';
+import { HOST_ID, SHAPE_LIMITS, SUSPEND_STEPS } from '@capsule/protocol';
 import type { z } from 'zod';
 import { DEFAULT_DISK_RESERVE } from './disk-reserve.js';
 import * as p from './config-parsers.js';
@@ -64,6 +64,25 @@ export const ENV_VARS = {
   ),
   CAPSULE_QEMU: set('server', p.text(), 'qemu-system-x86_64', 'The QEMU binary (a name looked up in PATH, or a path).'),
   CAPSULE_QEMU_IMG: set('server', p.text(), 'qemu-img', 'The qemu-img binary (a name looked up in PATH, or a path).'),
+  CAPSULE_HOST_ID: opt(
+    'server',
+    p.matching(HOST_ID, '1-63 letters, digits, dots, dashes or underscores'),
+    "the machine's host name",
+    "This host's id among the hosts sharing a database (`capsule hosts ls`); its MicroVMs carry it as hostId.",
+  ),
+  CAPSULE_ADVERTISE_URL: opt(
+    'server',
+    p.url(['http://', 'https://']),
+    'http://<CAPSULE_HOST>:<port>',
+    'Where other Capsule nodes reach this host.',
+  ),
+  CAPSULE_HOST_LEASE_MS: set(
+    'server',
+    p.int(1000),
+    '15000',
+    'A host renews its lease every third of this, in ms; a host that has not renewed for this long is down and ' +
+      'its running MicroVMs FAILED.',
+  ),
   CAPSULE_BOOT_TIMEOUT_MS: set(
     'server',
     p.int(),

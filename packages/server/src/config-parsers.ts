@@ -85,6 +85,11 @@ export function url(prefixes: readonly string[]): z.ZodType<string, string> {
   );
 }
 
+/** Text matching `pattern`, described as `accepts`. */
+export function matching(pattern: RegExp, accepts: string): z.ZodType<string, string> {
+  return reader(accepts, (text) => (pattern.test(text) ? text : undefined));
+}
+
 /** Comma-separated items (blanks around commas ignored, empty items dropped), each read by `read`. */
 function list<T>(accepts: string, read: (item: string) => T | undefined): z.ZodType<T[], string> {
   return z.string().transform((setting, ctx) => {

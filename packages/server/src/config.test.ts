@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ENV_VARS, parseEnv, readEnv } from './config-env.js';
-import { ConfigError, DEFAULT_API_LIMITS, DEFAULT_SYSTEM_QUOTA, loadConfig } from './config.js';
+import { ConfigError, DEFAULT_API_LIMITS, DEFAULT_SYSTEM_QUOTA, loadConfig, machineHostId } from './config.js';
 
 const load = (env: Record<string, string>) => loadConfig({}, env);
 
@@ -262,3 +262,17 @@ test(
     assert.ok(named.size >= 50, `${named.size} names found`);
   },
 );
+
+test("a host's id: the machine's host name by default (made a valid id), or CAPSULE_HOST_ID, checked", () => {
+  assert.equal(machineHostId('node-7.example.internal'), 'node-7');
+  assert.equal(machineHostId('weird host!'), 'weird-host-');
+  assert.equal(machineHostId('-'), 'host');
+  assert.equal(load({}).hostId, machineHostId());
+  assert.equal(load({ CAPSULE_HOST_ID: 'h1.rack-2' }).hostId, 'h1.rack-2');
+  refuses(
+    { CAPSULE_HOST_ID: '../h1' },
+    /CAPSULE_HOST_ID: "\.\.\/h1" is not 1-63 letters, digits, dots, dashes or underscores/,
+  );
+  assert.equal(load({}).hostLeaseMs, 15_000);
+  refuses({ CAPSULE_HOST_LEASE_MS: '10' }, /CAPSULE_HOST_LEASE_MS/);
+});

@@ -2,9 +2,10 @@
 // environment variables, their schemas and defaults are the table in config-env.ts; this turns what it
 // reads into the CapsuleConfig every module takes.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { SuspendStep, TenantQuotas } from '@capsule/protocol';
+import { HOST_ID, type SuspendStep, type TenantQuotas } from '@capsule/protocol';
 import type { S3Config } from './blobs/s3-blob-store.js';
 import type { ImagePool, UidRange } from './config-parsers.js';
 import type { DiskReserveConfig } from './disk-reserve.js';
@@ -105,6 +106,12 @@ export interface CapsuleConfig {
   publicUrl: string | null;
   /** How the AWS API's `endpoint` is written: a path on the public URL, or a host name under baseDomain. */
   awsEndpointForm: 'path' | 'host';
+  /** This host's id among hosts sharing a database (CAPSULE_HOST_ID; default: the machine's host name). */
+  hostId: string;
+  /** Where other nodes reach this host (CAPSULE_ADVERTISE_URL); null: http://<host>:<port> once listening. */
+  advertiseUrl: string | null;
+  /** How long a host's lease lasts; it renews every third of it (cluster/host-lease.ts). */
+  hostLeaseMs: number;
   /** postgres://… to keep state in Postgres; null: SQLite in the data dir. */
   databaseUrl: string | null;
   /** Where VM uplink /30s come from (CAPSULE_NET_POOL), and how many namespaces are kept ready. */
@@ -144,6 +151,12 @@ function repoRoot(): string {
     if (parent === dir) throw new Error('cannot locate the Capsule repository root');
     dir = parent;
   }
+}
+
+/** The machine's host name as a host id (its first label, characters a host id cannot hold as `-`). */
+export function machineHostId(hostname = os.hostname()): string {
+  const id = (hostname.split('.')[0] ?? '').replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 63);
+  return HOST_ID.test(id) ? id : 'host';
 }
 
 function systemQuotaOf(e: EnvValues): SystemQuota {
@@ -227,6 +240,9 @@ export function loadConfig(
     appReadyTimeoutMs: e.CAPSULE_APP_READY_TIMEOUT_MS,
     pagePrefetch: e.CAPSULE_PAGE_PREFETCH,
     databaseUrl: e.DATABASE_URL ?? null,
+    hostId: e.CAPSULE_HOST_ID ?? machineHostId(),
+    advertiseUrl: e.CAPSULE_ADVERTISE_URL ?? null,
+    hostLeaseMs: e.CAPSULE_HOST_LEASE_MS,
     netPool: e.CAPSULE_NET_POOL,
     netPoolSize: e.CAPSULE_NET_POOL_SIZE,
     egressPrivateAllow: e.CAPSULE_EGRESS_PRIVATE_ALLOW,

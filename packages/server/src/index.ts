@@ -28,6 +28,8 @@ import { DiskReserve } from './disk-reserve.js';
 import { StorageMeter } from './lifecycle/storage-quota.js';
 import { SystemVms } from './system-vms.js';
 import { sweepWarmPool } from './lifecycle/warm-pool.js';
+import { HostLease } from './lifecycle/host-lease.js';
+import { qemuVersion } from './vmm/qemu-command.js';
 
 export { ConfigError, DEFAULT_API_LIMITS, loadConfig, type CapsuleConfig } from './config.js';
 
@@ -73,6 +75,19 @@ export async function startServer(
 
   const accelerator = await decideAccelerator(config, runtimes, jailer);
   log.info(`accelerator: ${accelerator.accelerator}`, { reason: accelerator.reason });
+  // registered before recovery: from here no other node gives this host up while it takes its VMs back
+  const hostLease = await HostLease.register(
+    store,
+    {
+      hostId: config.hostId,
+      leaseMs: config.hostLeaseMs,
+      dataDir: config.dataDir,
+      accelerator: accelerator.accelerator,
+      qemuVersion: qemuVersion(config.qemuBinary),
+    },
+    config.advertiseUrl ?? `http://${config.host}:${config.port}`,
+    log,
+  );
 
   const metrics = new Metrics();
   const egressLogs = new EgressLogs(path.join(config.dataDir, 'egress-log'), (entry) =>
@@ -94,7 +109,7 @@ export async function startServer(
   // a crashed server's warm clones go first: each holds a namespace no record names
   await sweepWarmPool({ dataDir: config.dataDir, vmsDir: path.join(config.dataDir, 'vms'), store, jailer, log });
   // namespaces of VMs that may be re-adopted stay; every other one this data dir made goes
-  const live = await store.listMicroVMsInStates([...LIVE_STATES]);
+  const live = await store.listMicroVMsInStates([...LIVE_STATES], config.hostId);
   await networks.init(new Map(live.filter((r) => r.netSlot !== null).map((r) => [r.id, r.netSlot!])));
   const systemVms = new SystemVms(config.systemQuota, jailer);
   const snapshots = config.snapshots
@@ -180,7 +195,8 @@ export async function startServer(
   const address = server.address() as AddressInfo;
   const url = `http://${config.host}:${address.port}`;
   service.publicPort = address.port;
-  log.info('capsule serving', { url, dataDir: config.dataDir });
+  log.info('capsule serving', { url, dataDir: config.dataDir, hostId: config.hostId });
+  await hostLease.start(config.advertiseUrl ?? url, () => service.stopGivenUp());
 
   // one at a time, after start-up: a launch before its snapshot exists cold-boots and says so
   const defaultShape = { vcpuCount: config.defaultVcpuCount, memoryMib: config.defaultMemoryMib };
@@ -205,6 +221,7 @@ export async function startServer(
     snapshotsBuilt,
     close() {
       closing ??= (async () => {
+        await hostLease.stop();
         server.close();
         server.closeAllConnections();
         closeSessions();

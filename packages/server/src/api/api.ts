@@ -29,6 +29,7 @@ import { meRoute } from './routes/me.js';
 import { historyRoute } from './routes/microvm-history.js';
 import { microvmRoutes } from './routes/microvms.js';
 import { runtimeRoutes } from './routes/runtimes.js';
+import { hostRoutes } from './routes/hosts.js';
 import { tenantRoutes, type TenantUsageSource } from './routes/tenants.js';
 import { createApiServer } from './server.js';
 import { InteractiveSessions } from './ws-sessions.js';
@@ -77,6 +78,7 @@ export function apiRoutes(
   tenantRoutes(app, store, config, deps.usage, deps.serverKey);
   imageRoutes(app, deps.images, codeSourcesOf(config));
   runtimeRoutes(app, deps.runtimes);
+  hostRoutes(app, store);
   meRoute(app);
   openApiRoute(app, SERVER_VERSION);
   consoleRoutes(app, config.consoleDir);

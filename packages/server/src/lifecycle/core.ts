@@ -23,8 +23,8 @@ export interface LifecycleCore {
   suspendedDir: string;
   /** Warm clones a launch claims instead of restoring (null: none, as in the lifecycle's unit tests). */
   pool: WarmPool | null;
-  /** The tenant's MicroVM, or NOT_FOUND. */
-  get(tenantId: string, id: string): Promise<MicroVMRecord>;
+  /** The tenant's MicroVM, or NOT_FOUND; MICROVM_ON_ANOTHER_HOST when another host has it. */
+  getHere(tenantId: string, id: string, action: string): Promise<MicroVMRecord>;
   /** A checked compare-and-set of its state, or INVALID_STATE saying what it is now. */
   transition(record: MicroVMRecord, to: MicroVMState, action: string): Promise<MicroVMRecord>;
   /** → FAILED with why; everything it holds released. */

@@ -49,6 +49,7 @@ export async function launchVm(
     imageVersion: image?.record.version ?? null,
     ...shape,
     env: { ...plan?.env, ...request.env },
+    hostId: ctx.deps.config.hostId,
   });
   const id = record.id;
   // its own uid for as long as its files exist; no jail means no launch (the record says why)

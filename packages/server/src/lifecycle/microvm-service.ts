@@ -26,7 +26,7 @@ import { QuotaGate } from './quotas.js';
 import { LaunchRate, SessionLimits } from './limits.js';
 import { appLogTail } from '../images/app-start.js';
 import { notifyHook } from '../images/hooks.js';
-import { recoverMicroVMs, suspendDirOf } from './recovery.js';
+import { recoverMicroVMs, stopGivenUpVms, suspendDirOf } from './recovery.js';
 import { RunningVms } from './running-vms.js';
 import type { LifecycleCore } from './core.js';
 import { resumeVm, suspendVm } from './suspend-resume.js';
@@ -37,6 +37,7 @@ import { LostVms } from './lost-vms.js';
 import { DiskPauses } from './disk-pauses.js';
 import type { ServiceDeps } from './service-deps.js';
 import { launchVm } from './launch.js';
+import { assertOnThisHost } from './records.js';
 import { WarmPool } from './warm-pool.js';
 import { poolTargets } from './pool-targets.js';
 
@@ -114,6 +115,7 @@ export class MicroVMService {
         : null;
     this.sweeper = new PolicySweeper(
       deps.store,
+      deps.config.hostId,
       this.activity,
       {
         retry: () => this.losses.retry(),
@@ -132,7 +134,7 @@ export class MicroVMService {
       activity: this.activity,
       suspendedDir: this.suspendedDir,
       pool: this.pool,
-      get: (tenantId, id) => this.get(tenantId, id),
+      getHere: (tenantId, id, action) => this.getHere(tenantId, id, action),
       transition: (record, to, action) => this.transition(record, to, action),
       fail: (id, reason) => this.fail(id, reason),
       imageHook: (record, machine, name) => this.imageHook(record, machine, name),
@@ -220,7 +222,19 @@ export class MicroVMService {
       networks: this.deps.networks,
       jailer: this.deps.jailer,
       hypervisor: this.deps.hypervisor,
+      hostId: this.deps.config.hostId,
       adopt: (record, machine) => this.running.adopt(record, machine),
+    });
+  }
+
+  /** This host was given up as down while it ran: stop the VMs the store no longer has it run (host-lease.ts). */
+  stopGivenUp(): Promise<void> {
+    return stopGivenUpVms({
+      store: this.deps.store,
+      log: this.deps.log,
+      networks: this.deps.networks,
+      jailer: this.deps.jailer,
+      running: this.running,
     });
   }
 
@@ -244,11 +258,11 @@ export class MicroVMService {
 
   /** A new egress policy, in force within a second for a running VM (a suspended one gets it on resume). */
   async updateNetwork(tenantId: string, id: string, input: NetworkPolicyRequest): Promise<MicroVMRecord> {
-    return changeNetwork(this.netDeps, await this.get(tenantId, id), input);
+    return changeNetwork(this.netDeps, await this.getHere(tenantId, id, 'change the network of'), input);
   }
 
   async networkLog(tenantId: string, id: string, limit?: number): Promise<EgressLogEntry[]> {
-    await this.get(tenantId, id);
+    await this.getHere(tenantId, id, 'read the egress log of');
     return this.deps.egressLogs.read(id, limit);
   }
 
@@ -261,6 +275,13 @@ export class MicroVMService {
     await this.deps.networks.release(id, record?.netSlot ?? null);
     await this.deps.store.transition(id, FAILABLE_STATES, 'FAILED', { failureReason, qemuPid: null, netSlot: null });
     this.logOf(record ?? { id, tenantId: null }).error('MicroVM failed', { reason: failureReason.split('\n')[0] });
+  }
+
+  /** The tenant's MicroVM when this host has it (assertOnThisHost): what every action on its VM starts with. */
+  private async getHere(tenantId: string, id: string, action: string): Promise<MicroVMRecord> {
+    const record = await this.get(tenantId, id);
+    assertOnThisHost(record, this.deps.config.hostId, action);
+    return record;
   }
 
   /** The tenant's MicroVM, or NOT_FOUND (also for another tenant's id: never reveal it exists). */
@@ -279,7 +300,7 @@ export class MicroVMService {
   async agentFor(tenantId: string, id: string, action: string): Promise<{ agent: AgentClient; record: MicroVMRecord }> {
     // a suspend or resume in flight (an auto-resume for a parallel request, say): wait for it first
     await this.busy.get(id)?.catch(() => undefined);
-    let record = await this.get(tenantId, id);
+    let record = await this.getHere(tenantId, id, action);
     if (record.state === 'SUSPENDED' && record.idlePolicy.autoResumeEnabled) {
       const inflight = this.busy.get(id);
       if (inflight) await inflight.catch(() => undefined);
@@ -311,7 +332,7 @@ export class MicroVMService {
 
   /** While the VM runs: its serial console (kernel, init) and, for an image, its app's output. */
   async consoleLog(tenantId: string, id: string, maxBytes: number): Promise<string> {
-    const record = await this.get(tenantId, id);
+    const record = await this.getHere(tenantId, id, 'read the logs of');
     const machine = this.running.get(id);
     if (!machine)
       throw new CapsuleError(
@@ -335,7 +356,7 @@ export class MicroVMService {
     // let a suspend or resume in flight finish first: it owns the VM's files until it does
     await this.busy.get(id)?.catch(() => undefined);
     await this.settled(id);
-    const record = await this.get(tenantId, id);
+    const record = await this.getHere(tenantId, id, 'terminate');
     await this.transition(record, 'TERMINATING', 'terminate');
     const machine = this.running.get(id);
     if (!machine && record.state === 'PENDING') return (await this.deps.store.getMicroVM(id))!; // run() finishes it
@@ -370,7 +391,7 @@ export class MicroVMService {
       Promise.allSettled([...this.settling.values()]),
     );
     await Promise.race([inFlight, new Promise((resolve) => setTimeout(resolve, SHUTDOWN_WAIT_MS).unref())]);
-    await this.activity.flush(this.deps.store);
+    await this.activity.flush(this.deps.store, this.deps.config.hostId);
     for (const [id, machine] of [...this.running.entries()]) {
       machine.detach();
       this.running.forget(id);

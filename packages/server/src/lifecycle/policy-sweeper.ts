@@ -36,9 +36,9 @@ export class Activity {
     this.execs.delete(id);
   }
 
-  /** Persist in-memory activity times; returns the live (RUNNING, SUSPENDED) records, up to date. */
-  async flush(store: Store): Promise<MicroVMRecord[]> {
-    const records = await store.listMicroVMsInStates(['RUNNING', 'SUSPENDED']);
+  /** Persist in-memory activity times; returns this host's live (RUNNING, SUSPENDED) records, up to date. */
+  async flush(store: Store, hostId: string): Promise<MicroVMRecord[]> {
+    const records = await store.listMicroVMsInStates(['RUNNING', 'SUSPENDED'], hostId);
     for (const record of records) {
       const seen = this.lastMs.get(record.id);
       if (seen !== undefined && (!record.lastActivityAt || Date.parse(record.lastActivityAt) < seen)) {
@@ -71,6 +71,8 @@ export class PolicySweeper {
 
   constructor(
     private readonly store: Store,
+    /** The host whose MicroVMs it sweeps: this one's. */
+    private readonly hostId: string,
     private readonly activity: Activity,
     private readonly actions: PolicyActions,
     private readonly log: Logger,
@@ -92,7 +94,7 @@ export class PolicySweeper {
     try {
       await this.actions.retry();
       const nowMs = Date.now();
-      for (const record of await this.activity.flush(this.store)) {
+      for (const record of await this.activity.flush(this.store, this.hostId)) {
         if (this.acting.has(record.id) || this.actions.isBusy(record.id)) continue;
         const action = decide({ record, nowMs, activeExecs: this.activity.inFlight(record.id) });
         if (!action) continue;

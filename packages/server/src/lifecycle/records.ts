@@ -1,7 +1,7 @@
 // MicroVM ids, a new launch's record, and the API view of a record.
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import type { MicroVM, MicroVMUsage, RunMicroVMRequest } from '@capsule/protocol';
+import { CapsuleError, ErrorCode, type MicroVM, type MicroVMUsage, type RunMicroVMRequest } from '@capsule/protocol';
 import type { MicroVMRecord } from '../store/types.js';
 
 const ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
@@ -23,7 +23,7 @@ export function pendingRecord(
   request: RunMicroVMRequest,
   decided: Pick<
     MicroVMRecord,
-    'network' | 'maximumDurationSeconds' | 'accelerator' | 'imageVersion' | 'vcpuCount' | 'memoryMib' | 'env'
+    'network' | 'maximumDurationSeconds' | 'accelerator' | 'imageVersion' | 'vcpuCount' | 'memoryMib' | 'env' | 'hostId'
   > & { vmsDir: string /** A warm pool clone's id (it is already its hostname); else a new one. */; id?: string },
 ): MicroVMRecord {
   const { vmsDir, network, id = newMicroVMId(), ...fields } = decided;
@@ -57,4 +57,18 @@ export function pendingRecord(
     startedAt: null,
     terminatedAt: null,
   };
+}
+
+/**
+ * A MicroVM this host can act on: its own (or one older than hosts). Another host's VM, its files and its
+ * network live there: acting on it here (terminate, exec, suspend…) would touch this host's resources in its
+ * name, so it is refused with the host that has it.
+ */
+export function assertOnThisHost(record: Pick<MicroVMRecord, 'id' | 'hostId'>, hostId: string, action: string): void {
+  if (record.hostId === null || record.hostId === hostId) return;
+  throw new CapsuleError(
+    ErrorCode.MICROVM_ON_ANOTHER_HOST,
+    `cannot ${action} MicroVM ${record.id} here: it is on host ${record.hostId} (ask the server there)`,
+    { details: { hostId: record.hostId } },
+  );
 }

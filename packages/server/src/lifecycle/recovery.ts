@@ -1,7 +1,8 @@
 // Recovery at start-up, after a clean stop or a crash of the previous server, and where a suspended
-// VM's files live. RUNNING VMs whose QEMU still runs are re-adopted; a suspend cut short is completed if
-// its state was published, else the paused VM is resumed; SUSPENDED VMs (on disk) stay resumable. Only
-// what cannot be taken back is FAILED.
+// VM's files live. Only this host's MicroVMs (hostId) are its business. RUNNING VMs whose QEMU still runs
+// are re-adopted; a suspend cut short is completed if its state was published, else the paused VM is
+// resumed; SUSPENDED VMs (on disk) stay resumable. Only what cannot be taken back is FAILED. VMs another
+// node recorded FAILED while this host was down (host-lease.ts) are stopped and their files removed.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log.js';
@@ -12,6 +13,7 @@ import { vmPaths } from '../vmm/qemu-args.js';
 import { LIVE_STATES } from '../store/states.js';
 import type { VmNetworkPort } from './network-ops.js';
 import type { Jailer } from '../jail/jailer.js';
+import type { RunningVms } from './running-vms.js';
 
 export interface SuspendFiles {
   statePath: string;
@@ -50,9 +52,9 @@ async function killLeftover(record: MicroVMRecord, jailer: Jailer): Promise<void
  * Every VM with files keeps its uid: claims are machine-wide and live in /run, so after a reboot they
  * are made again; one another server took meanwhile is given up (the VM gets a new uid on resume).
  */
-async function reclaimUids(store: Store, jailer: Jailer, log: Logger): Promise<void> {
+async function reclaimUids(store: Store, hostId: string, jailer: Jailer, log: Logger): Promise<void> {
   if (!jailer.uids) return;
-  const holding = await store.listMicroVMsInStates([...LIVE_STATES, 'SUSPENDED']);
+  const holding = await store.listMicroVMsInStates([...LIVE_STATES, 'SUSPENDED'], hostId);
   for (const record of holding) {
     if (record.jailUid === null || jailer.uids.reclaim(record.jailUid, record.id)) continue;
     log.warn("a MicroVM's uid is held by someone else now; it gets a new one when it resumes", {
@@ -71,20 +73,23 @@ export async function recoverMicroVMs(ctx: {
   networks: VmNetworkPort;
   hypervisor: Hypervisor;
   jailer: Jailer;
+  hostId: string;
   adopt(record: MicroVMRecord, machine: Vm): void;
 }): Promise<void> {
-  const { store, log, networks, jailer } = ctx;
-  await reclaimUids(store, jailer, log);
+  const { store, log, networks, jailer, hostId } = ctx;
+  await reclaimUids(store, hostId, jailer, log);
   // a suspend answers once its state is durable; its QEMU's exit and namespace's release follow, and a
-  // server that died in between left them: they go now
-  for (const record of await store.listMicroVMsInStates(['SUSPENDED'])) {
+  // server that died in between left them: they go now. So do VMs given up with this host while it was down.
+  for (const record of await store.listMicroVMsInStates(['SUSPENDED', 'FAILED'], hostId)) {
     if (record.qemuPid === null && record.netSlot === null) continue;
+    if (record.state === 'FAILED')
+      fs.rmSync(suspendDirOf(ctx.suspendedDir, record.id), { recursive: true, force: true });
     await killLeftover(record, jailer);
     await networks.release(record.id, record.netSlot);
     await store.updateMicroVM(record.id, { qemuPid: null, netSlot: null });
-    log.warn('released what a suspended MicroVM still held after restart', { id: record.id });
+    log.warn(`released what a ${record.state} MicroVM still held after restart`, { id: record.id });
   }
-  for (const record of await store.listMicroVMsInStates([...LIVE_STATES])) {
+  for (const record of await store.listMicroVMsInStates([...LIVE_STATES], hostId)) {
     const dir = suspendDirOf(ctx.suspendedDir, record.id);
     const suspended = suspendFilesOf(ctx.suspendedDir, record.id);
     if (record.state === 'SUSPENDING' && suspended.published) {
@@ -132,5 +137,28 @@ export async function recoverMicroVMs(ctx: {
       qemuPid: null,
     });
     log.warn('marked MicroVM failed after restart', { id: record.id, was: record.state });
+  }
+}
+
+/**
+ * This host was given up as down while it ran (host-lease.ts): every VM it runs whose record is no longer
+ * live (another node recorded it FAILED, "host … lost") is stopped, and what it held is released.
+ */
+export async function stopGivenUpVms(ctx: {
+  store: Store;
+  log: Logger;
+  networks: VmNetworkPort;
+  jailer: Jailer;
+  running: RunningVms;
+}): Promise<void> {
+  for (const [id, machine] of [...ctx.running.entries()]) {
+    const record = await ctx.store.getMicroVM(id);
+    if (record && (LIVE_STATES as readonly string[]).includes(record.state)) continue;
+    ctx.running.forget(id);
+    await machine.stop();
+    await ctx.networks.release(id, record?.netSlot ?? null);
+    ctx.jailer.releaseUid(record?.jailUid ?? null, id);
+    if (record) await ctx.store.updateMicroVM(id, { qemuPid: null, netSlot: null });
+    ctx.log.warn('stopped a MicroVM this host no longer runs', { id, state: record?.state ?? 'gone' });
   }
 }

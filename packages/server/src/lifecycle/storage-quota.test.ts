@@ -58,6 +58,7 @@ test(
             vcpuCount: 1,
             memoryMib: 256,
             env: {},
+            hostId: 'h1',
           },
         ),
         state,

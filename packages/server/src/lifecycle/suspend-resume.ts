@@ -21,7 +21,7 @@ import type { LifecycleCore } from './core.js';
 /** RUNNING → SUSPENDING → SUSPENDED. If the save fails (disk full…) the VM goes back to RUNNING untouched. */
 export async function suspendVm(ctx: LifecycleCore, tenantId: string, id: string): Promise<MicroVMRecord> {
   const steps = new StepTimer();
-  const record = await ctx.get(tenantId, id);
+  const record = await ctx.getHere(tenantId, id, 'suspend');
   const machine = ctx.running.get(id);
   assertTransition(id, record.state, 'SUSPENDING', 'suspend');
   ctx.deps.disk.check(`suspend MicroVM ${id} (it is still RUNNING)`); // before anything changes: it stays RUNNING
@@ -101,7 +101,7 @@ function haltAt(ctx: LifecycleCore): (step: SuspendStep) => Promise<void> {
 /** SUSPENDED → RUNNING: same memory, processes and files. A transient failure leaves it SUSPENDED. */
 export async function resumeVm(ctx: LifecycleCore, tenantId: string, id: string): Promise<MicroVMRecord> {
   const steps = new StepTimer();
-  let record = await ctx.get(tenantId, id);
+  let record = await ctx.getHere(tenantId, id, 'resume');
   assertTransition(id, record.state, 'RUNNING', 'resume');
   if (record.state !== 'SUSPENDED')
     throw new CapsuleError(ErrorCode.INVALID_STATE, `cannot resume MicroVM ${id}: it is ${record.state}`);

@@ -159,4 +159,21 @@ export const MIGRATIONS: Array<{ version: number; sql: string }> = [
       CREATE INDEX microvm_history_by_vm ON microvm_history (microvm_id, at, ord);
     `,
   },
+  {
+    version: 12,
+    sql: `
+      CREATE TABLE hosts (
+        id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        advertise_url TEXT NOT NULL,
+        capacity_json TEXT NOT NULL,
+        registered_at TEXT NOT NULL,
+        heartbeat_at TEXT NOT NULL,
+        lease_expires_at TEXT NOT NULL,
+        down_count INTEGER NOT NULL
+      );
+      ALTER TABLE microvms ADD COLUMN host_id TEXT;
+      CREATE INDEX microvms_host_state ON microvms (host_id, state);
+    `,
+  },
 ];

@@ -20,6 +20,7 @@ import type {
 import { canTransition } from './states.js';
 import { listImageTags, removeImageTags, setImageTags } from './image-tags.js';
 import * as versions from './image-versions.js';
+import * as hosts from './hosts.js';
 
 const COLUMNS: Array<[keyof MicroVMRecord, string, 'json' | 'plain']> = [
   ['id', 'id', 'plain'],
@@ -50,6 +51,7 @@ const COLUMNS: Array<[keyof MicroVMRecord, string, 'json' | 'plain']> = [
   ['netSlot', 'net_slot', 'plain'],
   ['jailUid', 'jail_uid', 'plain'],
   ['aws', 'aws_json', 'json'],
+  ['hostId', 'host_id', 'plain'],
 ];
 const COLUMN_OF = new Map(COLUMNS.map(([field, column, kind]) => [field, { column, kind }]));
 
@@ -250,10 +252,43 @@ export class SqlStore implements Store {
     return rows.map(fromRow);
   }
 
-  async listMicroVMsInStates(states: MicroVMState[]): Promise<MicroVMRecord[]> {
+  async listMicroVMsInStates(states: MicroVMState[], hostId?: string): Promise<MicroVMRecord[]> {
     if (states.length === 0) return [];
-    const rows = await this.db.query(`SELECT * FROM microvms WHERE state IN (${placeholders(states.length)})`, states);
+    const onHost = hostId === undefined ? '' : ` AND host_id = $${states.length + 1}`;
+    const rows = await this.db.query(
+      `SELECT * FROM microvms WHERE state IN (${placeholders(states.length)})${onHost}`,
+      hostId === undefined ? states : [...states, hostId],
+    );
     return rows.map(fromRow);
+  }
+
+  /** Records from before hosts (host_id NULL) become `hostId`'s: the one machine that made them. */
+  async claimUnhostedMicroVMs(hostId: string): Promise<number> {
+    return this.db.run('UPDATE microvms SET host_id = $1 WHERE host_id IS NULL', [hostId]);
+  }
+
+  registerHost(host: Parameters<typeof hosts.registerHost>[1]): Promise<hosts.HostRecord> {
+    return hosts.registerHost(this.db, host);
+  }
+
+  renewHostLease(id: string, heartbeatAt: string, leaseExpiresAt: string): Promise<hosts.HostRecord | null> {
+    return hosts.renewHostLease(this.db, id, heartbeatAt, leaseExpiresAt);
+  }
+
+  listHosts(): Promise<hosts.HostRecord[]> {
+    return hosts.listHosts(this.db);
+  }
+
+  expiredHosts(nowIso: string): Promise<string[]> {
+    return hosts.expiredHosts(this.db, nowIso);
+  }
+
+  markHostDown(id: string, nowIso: string): Promise<boolean> {
+    return hosts.markHostDown(this.db, id, nowIso);
+  }
+
+  hostUsage(states: readonly MicroVMState[]): Promise<Map<string, hosts.HostUsage>> {
+    return hosts.hostUsage(this.db, states);
   }
 
   async tenantUsage(tenantId: string, states: MicroVMState[]): Promise<TenantUsage> {

@@ -1,84 +1,17 @@
 // The store contract, run against SQLite and against a throwaway Postgres cluster: same schema, same
 // queries, same results.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import Database from 'better-sqlite3';
 import { MIGRATIONS } from './migrations.js';
-import { PostgresDriver } from './postgres-driver.js';
-import { SqlStore } from './sql-store.js';
-import { SqliteDriver } from './sqlite-driver.js';
-import { startThrowawayPostgres, type ThrowawayPostgres } from '../../../../tests/support/throwaway-postgres.js';
+import type { SqlStore } from './sql-store.js';
+import {
+  STORE_BACKENDS as BACKENDS,
+  openTestStore,
+  sampleRecord as record,
+  type After,
+} from '../../../../tests/support/store-backends.js';
 import type { MicroVMPatch, MicroVMRecord } from './types.js';
-
-type After = { after(fn: () => void | Promise<void>): void };
-
-/** A fresh, empty database location for one test: a file path, or a Postgres URL. */
-interface Backend {
-  name: 'sqlite' | 'postgres';
-  location(t: After): Promise<string>;
-  open(location: string): Promise<SqlStore>;
-}
-
-let postgres: ThrowawayPostgres | null = null;
-let databases = 0;
-before(async () => {
-  postgres = await startThrowawayPostgres();
-});
-after(() => postgres?.stop());
-
-const BACKENDS: Backend[] = [
-  {
-    name: 'sqlite',
-    async location(t) {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-sqlite-test-'));
-      t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-      return path.join(dir, 'capsule.db');
-    },
-    open: (file) => SqlStore.open(new SqliteDriver(file)),
-  },
-  {
-    name: 'postgres',
-    location: () => postgres!.createDatabase(`store_test_${process.pid}_${++databases}`),
-    open: (url) => SqlStore.open(new PostgresDriver(url)),
-  },
-];
-
-function record(id: string, overrides: Partial<MicroVMRecord> = {}): MicroVMRecord {
-  return {
-    id,
-    tenantId: 'tenant-a',
-    state: 'PENDING',
-    imageName: 'python',
-    imageVersion: 3,
-    vcpuCount: 2,
-    memoryMib: 512,
-    metadata: { team: 'core', 'app.kubernetes.io/name': 'web', 'build-id': '42', quote: 'it\'s "x"' },
-    env: { PATH: '/usr/bin', EMPTY: '', UNICODE: 'héllo ✓' },
-    egress: 'allowlist',
-    network: { egress: 'allowlist', allow: ['pypi.org', '*.example.com', '203.0.113.0/24'], deny: ['198.51.100.7/32'] },
-    netSlot: 7,
-    jailUid: 200_123,
-    aws: { executionRoleArn: 'arn:aws:iam::123456789012:role/app', egressNetworkConnectors: ['arn:x:INTERNET_EGRESS'] },
-    maximumDurationSeconds: 3600,
-    idlePolicy: { maxIdleDurationSeconds: 900, suspendedDurationSeconds: 0, autoResumeEnabled: true },
-    lastActivityAt: null,
-    suspendedAt: null,
-    accelerator: 'kvm',
-    launchedFrom: 'boot',
-    kernelRelease: '6.1.0',
-    failureReason: null,
-    qemuPid: 1234,
-    vmDir: '/var/lib/capsule/vms/' + id,
-    createdAt: '2024-01-01T00:00:00.000Z',
-    updatedAt: '2024-01-01T00:00:00.000Z',
-    startedAt: null,
-    terminatedAt: null,
-    ...overrides,
-  };
-}
 
 const key = (hash: string, tenantId: string, isAdmin: boolean) => ({
   id: `id-${hash}`,
@@ -92,11 +25,7 @@ const ids = (records: MicroVMRecord[]) => records.map((r) => r.id);
 
 for (const backend of BACKENDS) {
   describe(`store on ${backend.name}`, () => {
-    const openStore = async (t: After): Promise<SqlStore> => {
-      const store = await backend.open(await backend.location(t));
-      t.after(() => store.close().catch(() => undefined));
-      return store;
-    };
+    const openStore = (t: After): Promise<SqlStore> => openTestStore(backend, t);
 
     test('insert then get returns an equal record (JSON columns round trip)', async (t) => {
       const store = await openStore(t);

@@ -9,6 +9,7 @@ import type {
   VmShape,
 } from '@capsule/protocol';
 import type { BuildPlan } from '../images/build-plan.js';
+import type { HostRecord, HostUsage } from './hosts.js';
 
 /** How a MicroVM's machine started: booted, restored from a ready snapshot, or claimed from the warm pool. */
 export type LaunchedFrom = 'boot' | 'snapshot' | 'pool';
@@ -44,6 +45,8 @@ export interface MicroVMRecord extends VmShape {
    * null for a VM launched through Capsule's own API.
    */
   aws: Record<string, unknown> | null;
+  /** The host that runs it, or ran it last (store/hosts.ts); null only for records older than hosts. */
+  hostId: string | null;
   createdAt: string;
   updatedAt: string;
   startedAt: string | null;
@@ -163,7 +166,21 @@ export interface Store {
   updateMicroVM(id: string, patch: MicroVMPatch): Promise<MicroVMRecord | null>;
   getMicroVM(id: string): Promise<MicroVMRecord | null>;
   listMicroVMs(filter: ListFilter): Promise<MicroVMRecord[]>;
-  listMicroVMsInStates(states: MicroVMState[]): Promise<MicroVMRecord[]>;
+  /** Every tenant's MicroVMs in these states; with `hostId`, only that host's. */
+  listMicroVMsInStates(states: MicroVMState[], hostId?: string): Promise<MicroVMRecord[]>;
+  /** Records from before hosts (no host) become `hostId`'s; how many. */
+  claimUnhostedMicroVMs(hostId: string): Promise<number>;
+  /** Register a host with a fresh lease (a draining one stays draining). */
+  registerHost(host: Omit<HostRecord, 'state' | 'downCount' | 'registeredAt'>): Promise<HostRecord>;
+  /** Renew a host's lease (a down host is ready again); null if it is not registered. */
+  renewHostLease(id: string, heartbeatAt: string, leaseExpiresAt: string): Promise<HostRecord | null>;
+  listHosts(): Promise<HostRecord[]>;
+  /** Hosts whose lease ran out before `nowIso`, not yet marked down. */
+  expiredHosts(nowIso: string): Promise<string[]>;
+  /** Mark a host down if its lease is still expired; true for the one caller that did. */
+  markHostDown(id: string, nowIso: string): Promise<boolean>;
+  /** Per host, what its MicroVMs in `states` take. */
+  hostUsage(states: readonly MicroVMState[]): Promise<Map<string, HostUsage>>;
   tenantUsage(tenantId: string, states: MicroVMState[]): Promise<TenantUsage>;
   /** All tenants' MicroVMs counted by state (metrics). */
   countMicroVMsByState(): Promise<Partial<Record<MicroVMState, number>>>;

@@ -1,0 +1,101 @@
+// Hosts' leases on SQLite and Postgres: a host that stops renewing is marked down by another, its live
+// MicroVMs FAILED and its suspended ones kept; a host given up while it ran learns it at its next renewal.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createLogger } from '../log.js';
+import type { Store } from '../store/types.js';
+import { HostLease, type HostLeaseSettings } from './host-lease.js';
+import { openTestStore, sampleRecord, STORE_BACKENDS, type After } from '../../../../tests/support/store-backends.js';
+import { until } from '../../../../tests/support/until.js';
+
+// short enough for a quick test, long enough that a loaded machine never misses a renewal (every third of it)
+const LEASE_MS = 3000;
+const log = createLogger(process.stderr, true);
+
+function settings(hostId: string, t: After): HostLeaseSettings {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `lease-${hostId}-`));
+  t.after(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+  return { hostId, leaseMs: LEASE_MS, dataDir, accelerator: 'tcg', qemuVersion: '10.0.2' };
+}
+
+async function startHost(store: Store, hostId: string, t: After, onGivenUp = async () => {}): Promise<HostLease> {
+  const lease = await HostLease.register(store, settings(hostId, t), `http://${hostId}:7071`, log);
+  await lease.start(`http://${hostId}:7071`, onGivenUp);
+  t.after(() => lease.stop());
+  return lease;
+}
+
+const stateOf = async (store: Store, id: string) => (await store.getMicroVM(id))?.state;
+
+for (const backend of STORE_BACKENDS) {
+  describe(`host leases on ${backend.name}`, () => {
+    test('a host that stops renewing is marked down by another: live MicroVMs FAILED, suspended kept', async (t) => {
+      const store = await openTestStore(backend, t);
+      await store.insertMicroVM(sampleRecord('mvm-h1-run', { state: 'RUNNING', hostId: 'h1' }));
+      await store.insertMicroVM(sampleRecord('mvm-h1-susp', { state: 'SUSPENDED', hostId: 'h1' }));
+      await store.insertMicroVM(sampleRecord('mvm-h2-run', { state: 'RUNNING', hostId: 'h2' }));
+      await store.insertMicroVM(sampleRecord('mvm-old', { state: 'RUNNING', hostId: null }));
+      const h1 = await startHost(store, 'h1', t);
+      const h2 = await startHost(store, 'h2', t);
+      assert.equal((await store.getMicroVM('mvm-old'))!.hostId, 'h1', 'a record from before hosts is the first host’s');
+      const hosts = await store.listHosts();
+      assert.deepEqual(
+        hosts.map((h) => [h.id, h.state, h.advertiseUrl, h.capacity.accelerator]),
+        [
+          ['h1', 'ready', 'http://h1:7071', 'tcg'],
+          ['h2', 'ready', 'http://h2:7071', 'tcg'],
+        ],
+      );
+      assert.ok(hosts[0].capacity.vcpus >= 1 && hosts[0].capacity.memoryMib > 0 && hosts[0].capacity.diskMib > 0);
+      // renewed: nothing happens over a whole lease
+      await new Promise((r) => setTimeout(r, LEASE_MS + 500));
+      assert.equal(await stateOf(store, 'mvm-h1-run'), 'RUNNING');
+
+      await h1.stop();
+      // the round that gives h1 up records its MicroVMs one by one: wait for both
+      const bothFailed = async () =>
+        (await stateOf(store, 'mvm-h1-run')) === 'FAILED' && (await stateOf(store, 'mvm-old')) === 'FAILED';
+      await until('h1 given up', bothFailed, 10_000);
+      const failed = (await store.getMicroVM('mvm-h1-run'))!;
+      assert.equal(failed.failureReason, 'host h1 lost');
+      assert.equal(failed.qemuPid, 1234, 'what it held is left for h1 to clean up if it comes back');
+      assert.equal(await stateOf(store, 'mvm-h1-susp'), 'SUSPENDED', 'a suspended VM holds no host');
+      assert.equal(await stateOf(store, 'mvm-h2-run'), 'RUNNING');
+      const after = await store.listHosts();
+      assert.deepEqual(
+        after.map((h) => [h.id, h.state, h.downCount]),
+        [
+          ['h1', 'down', 1],
+          ['h2', 'ready', 0],
+        ],
+      );
+      // and back: registered again, ready
+      const back = await startHost(store, 'h1', t);
+      assert.equal((await store.listHosts())[0].state, 'ready');
+      await Promise.all([back.stop(), h2.stop()]); // before the store closes
+    });
+
+    test('a host given up while it ran (its lease expired) stops what it lost at its next renewal', async (t) => {
+      const store = await openTestStore(backend, t);
+      await store.insertMicroVM(sampleRecord('mvm-a', { state: 'RUNNING', hostId: 'h1' }));
+      const h2 = await startHost(store, 'h2', t);
+      // h1 registered, then stalled (no renewal) long enough to be given up
+      const h1 = await HostLease.register(store, settings('h1', t), 'http://h1:7071', log);
+      t.after(() => h1.stop());
+      await until('h1 given up', async () => (await stateOf(store, 'mvm-a')) === 'FAILED', 10_000);
+      assert.equal((await store.listHosts())[0].state, 'down');
+      let givenUp = 0;
+      await h1.start('http://h1:7071', async () => {
+        givenUp++;
+      });
+      await until('h1 told it was given up', async () => givenUp === 1, 5000);
+      assert.equal((await store.listHosts())[0].state, 'ready', 'renewing makes it ready again');
+      await new Promise((r) => setTimeout(r, LEASE_MS));
+      assert.equal(givenUp, 1, 'told once');
+      await Promise.all([h1.stop(), h2.stop()]); // before the store closes
+    });
+  });
+}

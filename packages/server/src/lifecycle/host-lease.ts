@@ -1,0 +1,141 @@
+// This host in the store's hosts table (store/hosts.ts). It registers with its capacity before it recovers
+// its VMs, then renews its lease every third of CAPSULE_HOST_LEASE_MS. Every round also gives up hosts
+// whose lease ran out: one node wins marking each down, and records the MicroVMs it ran as FAILED ("host
+// h1 lost"); their files and processes, if the host comes back, are its own to clean up (recovery.ts,
+// and `onGivenUp` when this host learns it was given up while it ran). A clean stop leaves the lease to
+// run out on its own: the next start adopts the VMs it left running. SUSPENDED VMs stay SUSPENDED.
+import fs from 'node:fs';
+import os from 'node:os';
+import type { HostCapacity } from '@capsule/protocol';
+import type { Logger } from '../log.js';
+import type { HostRecord } from '../store/hosts.js';
+import { LIVE_STATES } from '../store/states.js';
+import type { Store } from '../store/types.js';
+
+export interface HostLeaseSettings {
+  hostId: string;
+  leaseMs: number;
+  dataDir: string;
+  accelerator: HostCapacity['accelerator'];
+  qemuVersion: string;
+}
+
+/** What this machine offers, as registered. */
+function hostCapacity(settings: Pick<HostLeaseSettings, 'dataDir' | 'accelerator' | 'qemuVersion'>): HostCapacity {
+  const fsStats = fs.statfsSync(settings.dataDir);
+  return {
+    vcpus: os.availableParallelism(),
+    memoryMib: Math.floor(os.totalmem() / (1024 * 1024)),
+    diskMib: Math.floor((fsStats.bavail * fsStats.bsize) / (1024 * 1024)),
+    accelerator: settings.accelerator,
+    qemuVersion: settings.qemuVersion,
+  };
+}
+
+export class HostLease {
+  private timer: NodeJS.Timeout | null = null;
+  private round: Promise<void> = Promise.resolve();
+  private advertiseUrl: string;
+  /** Times this host was marked down, as of its last registration or renewal. */
+  private downCount: number;
+
+  private constructor(
+    private readonly store: Store,
+    private readonly settings: HostLeaseSettings,
+    private readonly log: Logger,
+    registered: HostRecord,
+  ) {
+    this.advertiseUrl = registered.advertiseUrl;
+    this.downCount = registered.downCount;
+  }
+
+  /** Register this host (records from before hosts become its own) with a fresh lease. */
+  static async register(
+    store: Store,
+    settings: HostLeaseSettings,
+    advertiseUrl: string,
+    log: Logger,
+  ): Promise<HostLease> {
+    const claimed = await store.claimUnhostedMicroVMs(settings.hostId);
+    if (claimed > 0) log.info('MicroVMs from before hosts are this host’s', { hostId: settings.hostId, claimed });
+    const registered = await store.registerHost({
+      id: settings.hostId,
+      advertiseUrl,
+      capacity: hostCapacity(settings),
+      ...HostLease.leaseFrom(Date.now(), settings.leaseMs),
+    });
+    log.info('host registered', { hostId: settings.hostId, state: registered.state, advertiseUrl });
+    return new HostLease(store, settings, log, registered);
+  }
+
+  private static leaseFrom(nowMs: number, leaseMs: number): { heartbeatAt: string; leaseExpiresAt: string } {
+    return { heartbeatAt: new Date(nowMs).toISOString(), leaseExpiresAt: new Date(nowMs + leaseMs).toISOString() };
+  }
+
+  /**
+   * Renew every third of the lease from now on, at `advertiseUrl` (known once the server listens); `onGivenUp`
+   * runs when a renewal finds this host was marked down meanwhile (its running VMs were recorded FAILED).
+   */
+  async start(advertiseUrl: string, onGivenUp: () => Promise<void>): Promise<void> {
+    if (advertiseUrl !== this.advertiseUrl) {
+      this.advertiseUrl = advertiseUrl;
+      const registered = await this.store.registerHost({
+        id: this.settings.hostId,
+        advertiseUrl,
+        capacity: hostCapacity(this.settings),
+        ...HostLease.leaseFrom(Date.now(), this.settings.leaseMs),
+      });
+      this.downCount = registered.downCount;
+    }
+    const tick = (): void => {
+      this.round = this.renewAndReap(onGivenUp).catch((err: Error) =>
+        this.log.warn('host lease round failed; retrying', { error: err.message }),
+      );
+    };
+    this.timer = setInterval(tick, Math.max(100, Math.floor(this.settings.leaseMs / 3)));
+    this.timer.unref();
+    tick();
+  }
+
+  private async renewAndReap(onGivenUp: () => Promise<void>): Promise<void> {
+    const now = Date.now();
+    const renewed = await this.store.renewHostLease(
+      this.settings.hostId,
+      ...(Object.values(HostLease.leaseFrom(now, this.settings.leaseMs)) as [string, string]),
+    );
+    if (!renewed) {
+      // removed from the table by an operator: register again
+      await this.store.registerHost({
+        id: this.settings.hostId,
+        advertiseUrl: this.advertiseUrl,
+        capacity: hostCapacity(this.settings),
+        ...HostLease.leaseFrom(now, this.settings.leaseMs),
+      });
+    } else if (renewed.downCount !== this.downCount) {
+      this.downCount = renewed.downCount;
+      this.log.error('this host was given up as down while it ran (its lease ran out); stopping what it lost', {
+        hostId: this.settings.hostId,
+      });
+      await onGivenUp();
+    }
+    await this.reapExpired(new Date(now).toISOString());
+  }
+
+  /** Hosts whose lease ran out: down, and the MicroVMs they ran FAILED. */
+  private async reapExpired(nowIso: string): Promise<void> {
+    for (const hostId of await this.store.expiredHosts(nowIso)) {
+      if (hostId === this.settings.hostId || !(await this.store.markHostDown(hostId, nowIso))) continue;
+      const lost = await this.store.listMicroVMsInStates([...LIVE_STATES], hostId);
+      for (const record of lost)
+        await this.store.transition(record.id, record.state, 'FAILED', { failureReason: `host ${hostId} lost` });
+      this.log.error('host down: its lease ran out', { hostId, failedMicroVMs: lost.length });
+    }
+  }
+
+  /** Stop renewing (the lease runs out on its own unless the host starts again). */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.round;
+  }
+}
