@@ -1,6 +1,7 @@
 // Two hosts on one Postgres, each a real server with its own data dir and QEMUs: each runs and recovers only
-// its own MicroVMs, both are listed with what they hold, and a host that stops renewing its lease is given up
-// by the other (its running VM FAILED "host h1 lost"); back, it stops what it left and is ready again.
+// its own MicroVMs, both are listed with what they hold, a request for a VM through the other server is
+// streamed to its host (exec, files, shell, suspend, resume), and a host that stops renewing its lease is
+// given up by the other (its running VM FAILED "host h1 lost"); back, it stops what it left and is ready.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -104,25 +105,51 @@ describe('hosts sharing one database', () => {
     );
   });
 
-  test("another host's MicroVM is read anywhere but acted on only where it runs (421 with its host)", async () => {
+  test("another host's MicroVM answers through any server: requests are streamed to its host", async () => {
     const h2 = hosts.get('h2')!;
-    assert.equal((await h2.capsule.microvms.get(onH1.id)).info.state, 'RUNNING');
-    for (const [method, route, body] of [
-      ['POST', `/v1/microvms/${onH1.id}/exec`, { command: ['true'] }],
-      ['POST', `/v1/microvms/${onH1.id}/suspend`, undefined],
-      ['DELETE', `/v1/microvms/${onH1.id}`, undefined],
-    ] as const) {
-      const response = await fetch(h2.server.url + route, {
-        method,
-        headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
-        body: body && JSON.stringify(body),
-      });
-      const error = await errorOf(response);
-      assert.equal(error.status, 421, `${method} ${route}`);
-      assert.equal(error.code, 'MICROVM_ON_ANOTHER_HOST');
-      assert.match(error.message, /on host h1/);
-    }
-    assert.equal((await onH1.exec('echo still-here')).stdout, 'still-here\n', 'untouched on its own host');
+    const viaH2 = await h2.capsule.microvms.get(onH1.id);
+    assert.equal(viaH2.info.state, 'RUNNING');
+    assert.equal((await viaH2.exec(['hostname'])).stdout, `${onH1.id}\n`);
+    await viaH2.files.write('/root/through-h2.txt', 'forwarded');
+    assert.equal(await onH1.files.readText('/root/through-h2.txt'), 'forwarded', 'written on h1');
+    const big = Buffer.alloc(8 * 1024 * 1024, 7);
+    await onH1.files.write('/root/big.bin', big);
+    assert.ok(Buffer.from(await viaH2.files.read('/root/big.bin')).equals(big), '8 MiB streamed back through h2');
+    // a shell: the WebSocket upgrade is passed on, then bytes flow both ways
+    const shell = await viaH2.shell({ rows: 24, cols: 80 });
+    let seen = '';
+    shell.onData((chunk) => {
+      seen += Buffer.from(chunk).toString();
+    });
+    shell.write('echo VIA-$((6*7))\n');
+    await until('the shell answers through h2', async () => seen.includes('VIA-42'), 20_000);
+    shell.write('exit 3\n');
+    assert.deepEqual(await shell.exited, { exitCode: 3, signal: null, timedOut: false });
+    // suspend and resume through h2 run on h1, and the VM keeps its files
+    assert.equal((await viaH2.suspend()).state, 'SUSPENDED');
+    assert.equal((await viaH2.resume()).state, 'RUNNING');
+    assert.equal((await onH1.exec(['cat', '/root/through-h2.txt'])).stdout, 'forwarded');
+    // a request already forwarded once is answered where it lands; another tenant's key gets 404 here
+    const onceForwarded = await fetch(`${h2.server.url}/v1/microvms/${onH1.id}/exec`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${adminKey}`,
+        'content-type': 'application/json',
+        'x-capsule-forwarded-by': 'h1',
+      },
+      body: JSON.stringify({ command: ['true'] }),
+    });
+    const refused = await errorOf(onceForwarded);
+    assert.deepEqual([refused.status, refused.code], [421, 'MICROVM_ON_ANOTHER_HOST']);
+    assert.match(refused.message, /on host h1/);
+    const tenant = await h2.capsule.tenants.create({ name: 'other' });
+    const { key } = await h2.capsule.tenants.createApiKey(tenant.id);
+    const stranger = await fetch(`${h2.server.url}/v1/microvms/${onH1.id}/exec`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ command: ['true'] }),
+    });
+    assert.equal(stranger.status, 404);
   });
 
   test('a host that stops renewing is given up: its running MicroVM FAILED; back, it stops what it left', async () => {

@@ -36,10 +36,12 @@ export const ErrorCode = {
   /** The web console's files are not built on this server (`npm run build` makes them). */
   CONSOLE_UNAVAILABLE: 'CONSOLE_UNAVAILABLE',
   /**
-   * The MicroVM is on another host (`details.hostId`): this node cannot act on it. Ask the server on that host;
-   * nodes do not forward requests to each other yet.
+   * The MicroVM is on another host (`details.hostId`) and this request was not sent there: one already
+   * forwarded once, or for a host not registered.
    */
   MICROVM_ON_ANOTHER_HOST: 'MICROVM_ON_ANOTHER_HOST',
+  /** A request for a MicroVM on another host was sent there, and that host did not answer. */
+  HOST_UNREACHABLE: 'HOST_UNREACHABLE',
   INTERNAL: 'INTERNAL',
   /** Raised by the SDK, never sent by the server: Capsule could not be reached (refused, reset, DNS). */
   NETWORK: 'NETWORK',
@@ -79,6 +81,7 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   INSUFFICIENT_STORAGE: 507,
   CONSOLE_UNAVAILABLE: 503,
   MICROVM_ON_ANOTHER_HOST: 421,
+  HOST_UNREACHABLE: 502,
   INTERNAL: 500,
   NETWORK: 503,
   TIMEOUT: 504,

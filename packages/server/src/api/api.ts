@@ -30,6 +30,7 @@ import { historyRoute } from './routes/microvm-history.js';
 import { microvmRoutes } from './routes/microvms.js';
 import { runtimeRoutes } from './routes/runtimes.js';
 import { hostRoutes } from './routes/hosts.js';
+import { Forwarder } from './forward.js';
 import { tenantRoutes, type TenantUsageSource } from './routes/tenants.js';
 import { createApiServer } from './server.js';
 import { InteractiveSessions } from './ws-sessions.js';
@@ -98,6 +99,7 @@ export function createApi(deps: ApiDeps): { server: http.Server; closeSessions: 
     routeOf: (req) => routeOf.get(req),
     metrics: deps.metrics,
     proxy,
+    forwarder: new Forwarder(deps.store, deps.config.hostId),
     aws: {
       service: deps.service,
       store: deps.store,

@@ -75,7 +75,7 @@ export function bearerKey(req: IncomingMessage): string | null {
 }
 
 /** Whose key this is: the one place a key is looked up (API, endpoints, sessions). */
-export async function callerOf(key: string, store: Store): Promise<Caller> {
+export async function callerOf(key: string, store: Pick<Store, 'findApiKey'>): Promise<Caller> {
   const found = await store.findApiKey(hashKey(key));
   if (!found) throw new CapsuleError(ErrorCode.UNAUTHORIZED, 'invalid API key');
   return { tenantId: found.tenantId, isAdmin: found.isAdmin };
@@ -95,7 +95,7 @@ function requestKey(req: IncomingMessage): string | null {
 }
 
 /** The caller of an API request, by the key it carries. */
-export async function authenticate(req: IncomingMessage, store: Store): Promise<Caller> {
+export async function authenticate(req: IncomingMessage, store: Pick<Store, 'findApiKey'>): Promise<Caller> {
   const key = requestKey(req);
   if (!key) throw new CapsuleError(ErrorCode.UNAUTHORIZED, 'missing API key: send "Authorization: Bearer <key>"');
   return callerOf(key, store);

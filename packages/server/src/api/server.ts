@@ -1,6 +1,7 @@
-// The REST API's HTTP server: MicroVM endpoints (by Host name or /v1/microvms/{id}/proxy/…) go to the
-// proxy; the AWS Lambda MicroVMs API (/2025-09-09/…, maybe under a prefix) to aws/handler.ts; everything
-// else, WebSocket upgrades included, to the route table (app.ts), whose handlers live in routes/.
+// The REST API's HTTP server: requests for a MicroVM on another host go there (forward.ts); MicroVM
+// endpoints (by Host name or /v1/microvms/{id}/proxy/…) go to the proxy; the AWS Lambda MicroVMs API
+// (/2025-09-09/…, maybe under a prefix) to aws/handler.ts; everything else, WebSocket upgrades included, to
+// the route table (app.ts), whose handlers live in routes/.
 // Connection limits against slow clients are set here.
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -13,6 +14,7 @@ import type { EndpointProxy } from './proxy.js';
 import type { ApiEnv, Upgrade } from './route.js';
 import type { ApiLimits } from '../config.js';
 import { awsSegments, handleAwsRequest, type AwsApiDeps } from './aws/handler.js';
+import type { Forwarder } from './forward.js';
 
 const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
@@ -26,10 +28,13 @@ export interface ApiServerDeps {
   proxy: EndpointProxy;
   /** The AWS Lambda MicroVMs API (aws/handler.ts), beside the route table. */
   aws: AwsApiDeps;
+  /** Requests for MicroVMs on other hosts. */
+  forwarder: Forwarder;
   log: Logger;
 }
 
-export function createApiServer({ limits, app, routeOf, metrics, proxy, aws, log }: ApiServerDeps): http.Server {
+export function createApiServer(deps: ApiServerDeps): http.Server {
+  const { limits, app, routeOf, metrics, proxy, aws, forwarder, log } = deps;
   const answer = getRequestListener(app.fetch, { overrideGlobalObjects: false });
   // a client that trickles its headers or its body is cut at the deadline, checked every second
   const options = {
@@ -47,6 +52,11 @@ export function createApiServer({ limits, app, routeOf, metrics, proxy, aws, log
       }),
     );
     try {
+      const elsewhere = await forwarder.target(req);
+      if (elsewhere) {
+        pattern = 'forwarded';
+        return forwarder.forward(req, res, elsewhere);
+      }
       const target = proxy.target(req);
       const awsPath = target ? null : awsSegments(req.url ?? '/');
       if (awsPath) {
@@ -62,13 +72,13 @@ export function createApiServer({ limits, app, routeOf, metrics, proxy, aws, log
   });
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => undefined);
-    try {
+    void (async () => {
+      const elsewhere = await forwarder.target(req);
+      if (elsewhere) return forwarder.upgrade(req, socket, head, elsewhere);
       const target = proxy.target(req);
       if (target) return void proxy.upgrade(req, socket, head, target).catch(() => socket.destroy());
-      void routeUpgrade(app, req, { socket, head, taken: false }).catch((err) => rejectUpgrade(socket, err));
-    } catch (err) {
-      rejectUpgrade(socket, err);
-    }
+      await routeUpgrade(app, req, { socket, head, taken: false });
+    })().catch((err) => rejectUpgrade(socket, err));
   });
   // Idle keep-alive connections stay open longer than clients keep them (fetch/undici keeps one for the
   // server's hint minus 1 s): with Node's 5 s default, a client whose timers run late reuses a socket

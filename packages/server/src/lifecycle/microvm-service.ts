@@ -38,8 +38,7 @@ import { DiskPauses } from './disk-pauses.js';
 import type { ServiceDeps } from './service-deps.js';
 import { launchVm } from './launch.js';
 import { assertOnThisHost } from './records.js';
-import { WarmPool } from './warm-pool.js';
-import { poolTargets } from './pool-targets.js';
+import { warmPoolOf, type WarmPool } from './warm-pool.js';
 
 export type { ServiceDeps };
 
@@ -88,31 +87,7 @@ export class MicroVMService {
     this.losses = new LostVms(deps.store, deps.log, (id, reason) => this.fail(id, reason));
     this.bootDeps = { ...deps, vmsDir: this.vmsDir };
     this.netDeps = { networks: deps.networks, store: deps.store, privateAllow: deps.config.egressPrivateAllow };
-    const { config } = deps;
-    // runtimes' clones restore their ready snapshots, images' their app snapshots
-    const targets = poolTargets(
-      deps.snapshots ? config.warmPoolSize : 0,
-      deps.runtimes.list().map((r) => r.name),
-      deps.images ? config.warmPoolImages : [],
-    );
-    this.pool =
-      targets.length > 0
-        ? new WarmPool({
-            targets,
-            minAvailableMib: config.warmPoolMinAvailableMib,
-            shape: { vcpuCount: config.defaultVcpuCount, memoryMib: config.defaultMemoryMib },
-            dataDir: config.dataDir,
-            runtimes: deps.runtimes,
-            images: deps.images,
-            snapshots: deps.snapshots ?? { get: () => null },
-            jailer: deps.jailer,
-            networks: deps.networks,
-            bootDeps: this.bootDeps,
-            metrics: deps.metrics,
-            log: deps.log,
-            systemVmsBusy: deps.systemVmsBusy,
-          })
-        : null;
+    this.pool = warmPoolOf(deps, this.bootDeps);
     this.sweeper = new PolicySweeper(
       deps.store,
       deps.config.hostId,

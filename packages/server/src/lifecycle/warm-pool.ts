@@ -23,7 +23,8 @@ import { launchOptions, type BootDeps } from './boot.js';
 import type { VmNetworkPort } from './network-ops.js';
 import { newMicroVMId } from './records.js';
 import type { LaunchSourceDeps } from './launch-source.js';
-import { type PoolTarget, type ResolvedTarget, resolveTarget } from './pool-targets.js';
+import { type PoolTarget, poolTargets, type ResolvedTarget, resolveTarget } from './pool-targets.js';
+import type { ServiceDeps } from './service-deps.js';
 
 /** How often the pool looks at its size and the host's free memory. */
 const TICK_MS = 1000;
@@ -84,6 +85,33 @@ interface Marker {
 function hostMemAvailableMib(): number {
   const kb = /^MemAvailable:\s+(\d+) kB$/m.exec(fs.readFileSync('/proc/meminfo', 'utf8'))?.[1];
   return kb ? Number(kb) / 1024 : 0;
+}
+
+/** The MicroVM service's warm pool, from its configuration; null when it keeps no clone of anything. */
+export function warmPoolOf(deps: ServiceDeps, bootDeps: BootDeps): WarmPool | null {
+  const { config } = deps;
+  // runtimes' clones restore their ready snapshots, images' their app snapshots
+  const targets = poolTargets(
+    deps.snapshots ? config.warmPoolSize : 0,
+    deps.runtimes.list().map((r) => r.name),
+    deps.images ? config.warmPoolImages : [],
+  );
+  if (targets.length === 0) return null;
+  return new WarmPool({
+    targets,
+    minAvailableMib: config.warmPoolMinAvailableMib,
+    shape: { vcpuCount: config.defaultVcpuCount, memoryMib: config.defaultMemoryMib },
+    dataDir: config.dataDir,
+    runtimes: deps.runtimes,
+    images: deps.images,
+    snapshots: deps.snapshots ?? { get: () => null },
+    jailer: deps.jailer,
+    networks: deps.networks,
+    bootDeps,
+    metrics: deps.metrics,
+    log: deps.log,
+    systemVmsBusy: deps.systemVmsBusy,
+  });
 }
 
 export class WarmPool {

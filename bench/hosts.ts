@@ -1,0 +1,74 @@
+// Many hosts: a request for a MicroVM through another host's server (forwarded to its host, api/forward.ts)
+// against the same request sent to its host directly. Two hosts on a throwaway Postgres, one VM on h1; the
+// calls alternate so both see the same machine. Goal (issue 16): at most 5 ms added per hop at p50.
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startServer } from '@capsule/server';
+import { createLogger } from '@capsule/server/internals';
+import { startThrowawayPostgres } from '../tests/support/throwaway-postgres.js';
+import { api } from './http.js';
+import { type Summary, summarize } from './stats.js';
+
+const ROUNDS = 100;
+const WARM_UP = 10;
+
+type Server = Awaited<ReturnType<typeof startServer>>;
+
+async function timed(call: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await call();
+  return performance.now() - t0;
+}
+
+/** `call` on the VM's host and through the other host, alternating; their p50/p95 and what the hop adds. */
+async function compare(
+  direct: () => Promise<unknown>,
+  forwarded: () => Promise<unknown>,
+): Promise<{ direct: Summary; forwarded: Summary; addedP50Ms: number }> {
+  for (let i = 0; i < WARM_UP; i++) await Promise.all([direct(), forwarded()]);
+  const samples = { direct: [] as number[], forwarded: [] as number[] };
+  for (let i = 0; i < ROUNDS; i++) {
+    samples.direct.push(await timed(direct));
+    samples.forwarded.push(await timed(forwarded));
+  }
+  const [d, f] = [summarize(samples.direct), summarize(samples.forwarded)];
+  return { direct: d, forwarded: f, addedP50Ms: Math.round((f.p50 - d.p50) * 100) / 100 };
+}
+
+export async function benchHosts(work: string): Promise<Record<string, unknown>> {
+  const postgres = await startThrowawayPostgres();
+  const adminKey = `cap_${randomBytes(32).toString('base64url')}`;
+  const servers: Server[] = [];
+  try {
+    const databaseUrl = await postgres.createDatabase('capsule_bench_hosts');
+    for (const hostId of ['h1', 'h2']) {
+      const dataDir = path.join(work, hostId);
+      fs.mkdirSync(dataDir, { recursive: true, mode: 0o755 });
+      fs.writeFileSync(path.join(dataDir, 'admin-key'), `${adminKey}\n`, { mode: 0o600 });
+      const server = await startServer(
+        { dataDir, port: 0, warmPoolSize: 0, databaseUrl, hostId },
+        createLogger(process.stderr, true),
+      );
+      servers.push(server);
+      await server.snapshotsBuilt;
+    }
+    const [h1, h2] = servers;
+    const vm = await api(h1, 'POST', '/v1/microvms', { imageName: 'base' });
+    const exec = (server: Server) => () => api(server, 'POST', `/v1/microvms/${vm.id}/exec`, { command: ['true'] });
+    const history = (server: Server) => () => api(server, 'GET', `/v1/microvms/${vm.id}/history`);
+    const result = {
+      execTrueMs: await compare(exec(h1), exec(h2)),
+      historyGetMs: await compare(history(h1), history(h2)),
+    };
+    await api(h1, 'DELETE', `/v1/microvms/${vm.id}`);
+    console.log(
+      `  forwarded to another host: exec true +${result.execTrueMs.addedP50Ms} ms, ` +
+        `GET history +${result.historyGetMs.addedP50Ms} ms (p50)`,
+    );
+    return result;
+  } finally {
+    for (const server of servers) await server.close();
+    postgres.stop();
+  }
+}

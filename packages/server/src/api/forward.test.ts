@@ -1,0 +1,73 @@
+// Which requests go to another host: only a caller's own VM on a registered other host, never the record
+// itself, never a request already forwarded once, never with one host.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type http from 'node:http';
+import { sampleRecord } from '../../../../tests/support/store-backends.js';
+import type { HostRecord } from '../store/hosts.js';
+import { hashKey } from './auth.js';
+import { Forwarder } from './forward.js';
+
+const host = (id: string): HostRecord => ({
+  id,
+  state: 'ready',
+  advertiseUrl: `http://${id}.internal:7070`,
+  capacity: { vcpus: 2, memoryMib: 4096, diskMib: 10_000, accelerator: 'tcg', qemuVersion: '10.0.2' },
+  registeredAt: '2026-12-04T10:00:00.000Z',
+  heartbeatAt: '2026-12-04T10:00:00.000Z',
+  leaseExpiresAt: '2026-12-04T10:00:15.000Z',
+  downCount: 0,
+});
+
+function forwarder(hosts: string[]): Forwarder {
+  const records = new Map([
+    ['mvm-there', sampleRecord('mvm-there', { tenantId: 'acme', hostId: 'h2' })],
+    ['mvm-here', sampleRecord('mvm-here', { tenantId: 'acme', hostId: 'h1' })],
+    ['mvm-old', sampleRecord('mvm-old', { tenantId: 'acme', hostId: null })],
+    ['mvm-gone-host', sampleRecord('mvm-gone-host', { tenantId: 'acme', hostId: 'h9' })],
+  ]);
+  const keys = new Map([
+    [hashKey('cap_acme'), { id: 'k1', tenantId: 'acme', isAdmin: false }],
+    [hashKey('cap_other'), { id: 'k2', tenantId: 'other', isAdmin: false }],
+  ]);
+  return new Forwarder(
+    {
+      getMicroVM: async (id) => records.get(id) ?? null,
+      listHosts: async () => hosts.map(host),
+      findApiKey: async (hash) => keys.get(hash) ?? null,
+    },
+    'h1',
+  );
+}
+
+const req = (method: string, url: string, headers: Record<string, string> = {}) =>
+  ({ method, url, headers: { authorization: 'Bearer cap_acme', ...headers } }) as unknown as http.IncomingMessage;
+
+test("a caller's request for its VM on another host goes there, path and query kept", async () => {
+  const to = await forwarder(['h1', 'h2']).target(req('POST', '/v1/microvms/mvm-there/exec?x=1'));
+  assert.deepEqual(to && [to.hostId, to.url.href], ['h2', 'http://h2.internal:7070/v1/microvms/mvm-there/exec?x=1']);
+  const del = await forwarder(['h1', 'h2']).target(req('DELETE', '/v1/microvms/mvm-there'));
+  assert.equal(del?.hostId, 'h2');
+});
+
+test('answered here: its own or older VMs, the record itself, a forwarded request, a stranger, one host', async () => {
+  const two = forwarder(['h1', 'h2']);
+  for (const request of [
+    req('POST', '/v1/microvms/mvm-here/exec'),
+    req('POST', '/v1/microvms/mvm-old/exec'),
+    req('POST', '/v1/microvms/mvm-gone-host/exec'), // its host is not registered
+    req('POST', '/v1/microvms/mvm-missing/exec'),
+    req('GET', '/v1/microvms/mvm-there'),
+    req('POST', '/v1/microvms/mvm-there/exec', { 'x-capsule-forwarded-by': 'h3' }),
+    req('POST', '/v1/microvms/mvm-there/exec', { authorization: 'Bearer cap_other' }),
+    req('POST', '/v1/microvms/mvm-there/exec', { authorization: 'Bearer cap_wrong' }),
+    req('POST', '/v1/microvms/%E0%A4%A/exec'),
+    req('GET', '/v1/images'),
+  ])
+    assert.equal(
+      await two.target(request),
+      null,
+      `${request.method} ${request.url} ${JSON.stringify(request.headers)}`,
+    );
+  assert.equal(await forwarder(['h1']).target(req('POST', '/v1/microvms/mvm-there/exec')), null);
+});

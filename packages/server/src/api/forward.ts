@@ -1,0 +1,136 @@
+// Requests for a MicroVM that runs on another host go to that host's server (its advertise URL in the hosts
+// table), streamed both ways with backpressure, WebSocket upgrades included: exec, files, shell, logs,
+// suspend, resume, terminate, the API-key proxy path. Only for a caller whose key holds the VM (anyone else
+// gets this node's own answer: 401 or 404), never for reading the record (the same everywhere), and never
+// twice: a forwarded request carries `x-capsule-forwarded-by` and is answered where it lands (421 if that
+// host has no such VM). The caller's own key authenticates it again there: every node reads one database.
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { CapsuleError, ErrorCode } from '@capsule/protocol';
+import type { Store } from '../store/types.js';
+import { authenticate } from './auth.js';
+import { rejectUpgrade, sendError } from './http.js';
+
+const FORWARDED_BY = 'x-capsule-forwarded-by';
+/** Hosts' URLs are read again at most this often. */
+const HOSTS_TTL_MS = 2000;
+/** Headers of one connection, not of the request (RFC 9110 7.6.1); the upgrade's own are set again. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+const VM_PATH = /^\/v1\/microvms\/([^/?#]+)(\/[^?#]*)?/;
+
+function forwardedHeaders(headers: http.IncomingHttpHeaders, keep: readonly string[] = []): http.OutgoingHttpHeaders {
+  const out: http.OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers))
+    if (value !== undefined && name !== 'host' && (!HOP_BY_HOP.has(name) || keep.includes(name))) out[name] = value;
+  return out;
+}
+
+function unreachable(hostId: string, err: Error): CapsuleError {
+  return new CapsuleError(ErrorCode.HOST_UNREACHABLE, `the MicroVM's host ${hostId} did not answer: ${err.message}`, {
+    details: { hostId },
+  });
+}
+
+export interface ForwardTarget {
+  hostId: string;
+  url: URL;
+}
+
+export class Forwarder {
+  private hosts: { readAt: number; urls: Map<string, string> } | null = null;
+
+  constructor(
+    private readonly store: Pick<Store, 'getMicroVM' | 'listHosts' | 'findApiKey'>,
+    /** This host: its own VMs are answered here. */
+    private readonly hostId: string,
+  ) {}
+
+  /** The host `req` is for, when it is another's; null: answered here. */
+  async target(req: http.IncomingMessage): Promise<ForwardTarget | null> {
+    const match = VM_PATH.exec(req.url ?? '');
+    if (!match || req.headers[FORWARDED_BY] !== undefined) return null;
+    if (req.method === 'GET' && (match[2] ?? '/') === '/') return null;
+    const urls = await this.hostUrls();
+    if (urls.size < 2) return null; // one host: every VM is here
+    let id: string;
+    try {
+      id = decodeURIComponent(match[1]);
+    } catch {
+      return null; // the route table answers 400
+    }
+    const record = await this.store.getMicroVM(id);
+    if (!record || record.hostId === null || record.hostId === this.hostId) return null;
+    const url = urls.get(record.hostId);
+    if (!url) return null;
+    const caller = await authenticate(req, this.store).catch(() => null);
+    if (caller?.tenantId !== record.tenantId) return null;
+    return { hostId: record.hostId, url: new URL(req.url ?? '/', url) };
+  }
+
+  private async hostUrls(): Promise<Map<string, string>> {
+    if (this.hosts && Date.now() - this.hosts.readAt < HOSTS_TTL_MS) return this.hosts.urls;
+    const urls = new Map((await this.store.listHosts()).map((h) => [h.id, h.advertiseUrl]));
+    this.hosts = { readAt: Date.now(), urls };
+    return urls;
+  }
+
+  /** The request streamed to the VM's host, its answer streamed back. */
+  forward(req: http.IncomingMessage, res: http.ServerResponse, target: ForwardTarget): void {
+    const upstream = http.request(target.url, {
+      method: req.method,
+      headers: { ...forwardedHeaders(req.headers), [FORWARDED_BY]: this.hostId },
+    });
+    upstream.on('response', (answer) => {
+      res.writeHead(answer.statusCode ?? 502, forwardedHeaders(answer.headers));
+      answer.pipe(res);
+    });
+    upstream.on('error', (err) => sendError(res, unreachable(target.hostId, err)));
+    // a client gone before the answer ends: the host's side goes too
+    res.on('close', () => {
+      if (!res.writableFinished) upstream.destroy();
+    });
+    req.pipe(upstream);
+  }
+
+  /** A WebSocket upgrade passed to the VM's host; once it switches, bytes flow both ways untouched. */
+  upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, target: ForwardTarget): void {
+    const upstream = http.request(target.url, {
+      method: req.method,
+      headers: { ...forwardedHeaders(req.headers, ['connection', 'upgrade']), [FORWARDED_BY]: this.hostId },
+    });
+    upstream.on('upgrade', (answer, upstreamSocket, upstreamHead) => {
+      const lines = [`HTTP/1.1 101 ${answer.statusMessage ?? 'Switching Protocols'}`];
+      for (let i = 0; i < answer.rawHeaders.length; i += 2)
+        lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
+      socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+      if (upstreamHead.length > 0) socket.write(upstreamHead);
+      if (head.length > 0) upstreamSocket.write(head);
+      upstreamSocket.on('error', () => socket.destroy());
+      socket.on('error', () => upstreamSocket.destroy());
+      upstreamSocket.on('close', () => socket.destroy());
+      socket.on('close', () => upstreamSocket.destroy());
+      upstreamSocket.pipe(socket);
+      socket.pipe(upstreamSocket);
+    });
+    // not switched: the host's answer (an error envelope) goes back as it is
+    upstream.on('response', (answer) => {
+      const lines = [`HTTP/1.1 ${answer.statusCode} ${answer.statusMessage ?? ''}`];
+      for (let i = 0; i < answer.rawHeaders.length; i += 2)
+        if (!/^connection$/i.test(answer.rawHeaders[i]))
+          lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
+      socket.write(`${lines.join('\r\n')}\r\nconnection: close\r\n\r\n`);
+      answer.pipe(socket);
+    });
+    upstream.on('error', (err) => rejectUpgrade(socket, unreachable(target.hostId, err)));
+    socket.on('close', () => upstream.destroy());
+    upstream.end();
+  }
+}
