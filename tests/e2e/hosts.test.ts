@@ -1,7 +1,8 @@
 // Two hosts on one Postgres, each a real server with its own data dir and QEMUs: each runs and recovers only
 // its own MicroVMs, both are listed with what they hold, a request for a VM through the other server is
-// streamed to its host (exec, files, shell, suspend, resume), and a host that stops renewing its lease is
-// given up by the other (its running VM FAILED "host h1 lost"); back, it stops what it left and is ready.
+// streamed to its host (exec, files, shell, suspend, resume), launches spread over the hosts, and a host
+// that stops renewing its lease is given up by the other (its running VM FAILED "host h1 lost"); back, it
+// stops what it left and is ready.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -150,6 +151,19 @@ describe('hosts sharing one database', () => {
       body: JSON.stringify({ command: ['true'] }),
     });
     assert.equal(stranger.status, 404);
+  });
+
+  test('launches through any server spread over the hosts: each goes where the most memory is free', async () => {
+    const h2 = hosts.get('h2')!;
+    // h1 holds 512 MiB, h2 768 MiB, on the same machine: the first goes to h1, which then holds more
+    const first = await h2.capsule.microvms.run({ imageName: 'base' });
+    const second = await h2.capsule.microvms.run({ imageName: 'base' });
+    assert.deepEqual([first.info.hostId, second.info.hostId], ['h1', 'h2']);
+    assert.equal((await first.exec(['hostname'])).stdout, `${first.id}\n`, 'reached on h1 through h2');
+    assert.deepEqual(qemuProcesses(`/vms/${first.id}/`).length, 1);
+    await Promise.all([first.terminate(), second.terminate()]); // first's through h2, sent to h1
+    assert.deepEqual(qemuProcesses(`/vms/${first.id}/`), [], 'terminated on its host');
+    assert.equal((await first.refresh()).state, 'TERMINATED');
   });
 
   test('a host that stops renewing is given up: its running MicroVM FAILED; back, it stops what it left', async () => {

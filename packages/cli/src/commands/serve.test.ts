@@ -23,3 +23,22 @@ test('capsule serve with a bad variable exits 2 with one line naming it, before 
   assert.equal(run.stdout, '');
   assert.equal(fs.existsSync(dataDir), false);
 });
+
+test('capsule serve with a bad --host-id or --advertise exits 2 naming the flag, before touching the data dir', (t) => {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'serve-flags-'));
+  t.after(() => fs.rmSync(work, { recursive: true, force: true }));
+  const dataDir = path.join(work, 'data');
+  for (const [flag, value, message] of [
+    ['--host-id', '../h1', '--host-id: "../h1" is not 1-63 letters, digits, dots, dashes or underscores'],
+    ['--advertise', 'h1:7070', '--advertise: "h1:7070" is not a URL starting http:// or https://'],
+  ]) {
+    const run = spawnSync(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--data-dir', dataDir, flag, value], {
+      env: { ...process.env, CAPSULE_LOG: '' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(run.status, 2, run.stderr);
+    assert.match(run.stderr, new RegExp(`^capsule: ${message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\n`));
+    assert.equal(fs.existsSync(dataDir), false);
+  }
+});

@@ -15,11 +15,11 @@ const host = (id: string): HostRecord => ({
   capacity: { vcpus: 2, memoryMib: 4096, diskMib: 10_000, accelerator: 'tcg', qemuVersion: '10.0.2' },
   registeredAt: '2026-12-04T10:00:00.000Z',
   heartbeatAt: '2026-12-04T10:00:00.000Z',
-  leaseExpiresAt: '2026-12-04T10:00:15.000Z',
+  leaseExpiresAt: '2099-01-01T00:00:00.000Z',
   downCount: 0,
 });
 
-function forwarder(hosts: string[]): Forwarder {
+function forwarder(hosts: string[], usedMib: Record<string, number> = {}): Forwarder {
   const records = new Map([
     ['mvm-there', sampleRecord('mvm-there', { tenantId: 'acme', hostId: 'h2' })],
     ['mvm-here', sampleRecord('mvm-here', { tenantId: 'acme', hostId: 'h1' })],
@@ -35,6 +35,8 @@ function forwarder(hosts: string[]): Forwarder {
       getMicroVM: async (id) => records.get(id) ?? null,
       listHosts: async () => hosts.map(host),
       findApiKey: async (hash) => keys.get(hash) ?? null,
+      hostUsage: async () =>
+        new Map(Object.entries(usedMib).map(([id, memoryMib]) => [id, { vcpus: 1, memoryMib, microvms: 1 }])),
     },
     'h1',
   );
@@ -70,4 +72,14 @@ test('answered here: its own or older VMs, the record itself, a forwarded reques
       `${request.method} ${request.url} ${JSON.stringify(request.headers)}`,
     );
   assert.equal(await forwarder(['h1']).target(req('POST', '/v1/microvms/mvm-there/exec')), null);
+});
+
+test('a launch goes to the host with the most memory free; here when that is this one', async () => {
+  const launch = (headers: Record<string, string> = {}) => req('POST', '/v1/microvms', headers);
+  const toH2 = await forwarder(['h1', 'h2'], { h1: 2048, h2: 512 }).target(launch());
+  assert.deepEqual(toH2 && [toH2.hostId, toH2.url.href], ['h2', 'http://h2.internal:7070/v1/microvms']);
+  assert.equal(await forwarder(['h1', 'h2'], { h1: 512, h2: 2048 }).target(launch()), null);
+  assert.equal(await forwarder(['h1', 'h2'], { h1: 2048 }).target(launch({ 'x-capsule-forwarded-by': 'h3' })), null);
+  assert.equal(await forwarder(['h1', 'h2'], { h1: 2048 }).target(launch({ authorization: 'Bearer cap_wrong' })), null);
+  assert.equal(await forwarder(['h1'], { h1: 2048 }).target(launch()), null);
 });

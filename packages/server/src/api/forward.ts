@@ -4,9 +4,12 @@
 // gets this node's own answer: 401 or 404), never for reading the record (the same everywhere), and never
 // twice: a forwarded request carries `x-capsule-forwarded-by` and is answered where it lands (421 if that
 // host has no such VM). The caller's own key authenticates it again there: every node reads one database.
+// A launch (POST /v1/microvms) is placed the same way (lifecycle/placement.ts) and sent to the host chosen.
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
+import { pickHost } from '../lifecycle/placement.js';
+import { LIVE_STATES } from '../store/states.js';
 import type { Store } from '../store/types.js';
 import { authenticate } from './auth.js';
 import { rejectUpgrade, sendError } from './http.js';
@@ -48,15 +51,17 @@ export class Forwarder {
   private hosts: { readAt: number; urls: Map<string, string> } | null = null;
 
   constructor(
-    private readonly store: Pick<Store, 'getMicroVM' | 'listHosts' | 'findApiKey'>,
+    private readonly store: Pick<Store, 'getMicroVM' | 'listHosts' | 'findApiKey' | 'hostUsage'>,
     /** This host: its own VMs are answered here. */
     private readonly hostId: string,
   ) {}
 
   /** The host `req` is for, when it is another's; null: answered here. */
   async target(req: http.IncomingMessage): Promise<ForwardTarget | null> {
+    if (req.headers[FORWARDED_BY] !== undefined) return null;
+    if (req.method === 'POST' && (req.url ?? '').split('?')[0] === '/v1/microvms') return this.placeLaunch(req);
     const match = VM_PATH.exec(req.url ?? '');
-    if (!match || req.headers[FORWARDED_BY] !== undefined) return null;
+    if (!match) return null;
     if (req.method === 'GET' && (match[2] ?? '/') === '/') return null;
     const urls = await this.hostUrls();
     if (urls.size < 2) return null; // one host: every VM is here
@@ -73,6 +78,16 @@ export class Forwarder {
     const caller = await authenticate(req, this.store).catch(() => null);
     if (caller?.tenantId !== record.tenantId) return null;
     return { hostId: record.hostId, url: new URL(req.url ?? '/', url) };
+  }
+
+  /** A launch goes to the host placement picks (null: this one, or a caller without a valid key). */
+  private async placeLaunch(req: http.IncomingMessage): Promise<ForwardTarget | null> {
+    if ((await this.hostUrls()).size < 2) return null;
+    if (!(await authenticate(req, this.store).catch(() => null))) return null;
+    const [hosts, usage] = await Promise.all([this.store.listHosts(), this.store.hostUsage(LIVE_STATES)]);
+    const chosen = pickHost(hosts, usage);
+    if (!chosen || chosen.id === this.hostId) return null;
+    return { hostId: chosen.id, url: new URL(req.url ?? '/', chosen.advertiseUrl) };
   }
 
   private async hostUrls(): Promise<Map<string, string>> {
