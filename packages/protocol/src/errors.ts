@@ -42,6 +42,8 @@ export const ErrorCode = {
   MICROVM_ON_ANOTHER_HOST: 'MICROVM_ON_ANOTHER_HOST',
   /** A request for a MicroVM on another host was sent there, and that host did not answer. */
   HOST_UNREACHABLE: 'HOST_UNREACHABLE',
+  /** This host's MicroVMs already hold the guest memory it admits (CAPSULE_HOST_MAX_MEMORY_MIB): try again. */
+  HOST_FULL: 'HOST_FULL',
   INTERNAL: 'INTERNAL',
   /** Raised by the SDK, never sent by the server: Capsule could not be reached (refused, reset, DNS). */
   NETWORK: 'NETWORK',
@@ -82,6 +84,7 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   CONSOLE_UNAVAILABLE: 503,
   MICROVM_ON_ANOTHER_HOST: 421,
   HOST_UNREACHABLE: 502,
+  HOST_FULL: 503,
   INTERNAL: 500,
   NETWORK: 503,
   TIMEOUT: 504,

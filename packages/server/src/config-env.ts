@@ -76,6 +76,13 @@ export const ENV_VARS = {
     'http://<CAPSULE_HOST>:<port>',
     'Where other Capsule nodes reach this host.',
   ),
+  CAPSULE_HOST_MAX_MEMORY_MIB: opt(
+    'server',
+    p.int(256),
+    'no cap: tenant quotas and host memory decide',
+    'Guest memory this host admits in all, in MiB: a launch or resume beyond it is 503 HOST_FULL. Also the ' +
+      'memory it offers when launches are placed over several hosts.',
+  ),
   CAPSULE_HOST_LEASE_MS: set(
     'server',
     p.int(1000),

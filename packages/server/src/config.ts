@@ -110,7 +110,9 @@ export interface CapsuleConfig {
   hostId: string;
   /** Where other nodes reach this host (CAPSULE_ADVERTISE_URL); null: http://<host>:<port> once listening. */
   advertiseUrl: string | null;
-  /** How long a host's lease lasts; it renews every third of it (cluster/host-lease.ts). */
+  /** Guest memory this host admits in all (CAPSULE_HOST_MAX_MEMORY_MIB); null: no cap. */
+  hostMaxMemoryMib: number | null;
+  /** How long a host's lease lasts; it renews every third of it (lifecycle/host-lease.ts). */
   hostLeaseMs: number;
   /** postgres://… to keep state in Postgres; null: SQLite in the data dir. */
   databaseUrl: string | null;
@@ -243,6 +245,7 @@ export function loadConfig(
     hostId: e.CAPSULE_HOST_ID ?? machineHostId(),
     advertiseUrl: e.CAPSULE_ADVERTISE_URL ?? null,
     hostLeaseMs: e.CAPSULE_HOST_LEASE_MS,
+    hostMaxMemoryMib: e.CAPSULE_HOST_MAX_MEMORY_MIB ?? null,
     netPool: e.CAPSULE_NET_POOL,
     netPoolSize: e.CAPSULE_NET_POOL_SIZE,
     egressPrivateAllow: e.CAPSULE_EGRESS_PRIVATE_ALLOW,

@@ -84,6 +84,7 @@ export async function startServer(
       dataDir: config.dataDir,
       accelerator: accelerator.accelerator,
       qemuVersion: qemuVersion(config.qemuBinary),
+      maxMemoryMib: config.hostMaxMemoryMib,
     },
     config.advertiseUrl ?? `http://${config.host}:${config.port}`,
     log,

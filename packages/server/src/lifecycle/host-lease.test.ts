@@ -18,7 +18,7 @@ const log = createLogger(process.stderr, true);
 function settings(hostId: string, t: After): HostLeaseSettings {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `lease-${hostId}-`));
   t.after(() => fs.rmSync(dataDir, { recursive: true, force: true }));
-  return { hostId, leaseMs: LEASE_MS, dataDir, accelerator: 'tcg', qemuVersion: '10.0.2' };
+  return { hostId, leaseMs: LEASE_MS, dataDir, accelerator: 'tcg', qemuVersion: '10.0.2', maxMemoryMib: null };
 }
 
 async function startHost(store: Store, hostId: string, t: After, onGivenUp = async () => {}): Promise<HostLease> {

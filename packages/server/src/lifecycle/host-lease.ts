@@ -18,14 +18,18 @@ export interface HostLeaseSettings {
   dataDir: string;
   accelerator: HostCapacity['accelerator'];
   qemuVersion: string;
+  /** Guest memory it admits in all (CAPSULE_HOST_MAX_MEMORY_MIB), offered as its memory; null: its RAM. */
+  maxMemoryMib: number | null;
 }
 
 /** What this machine offers, as registered. */
-function hostCapacity(settings: Pick<HostLeaseSettings, 'dataDir' | 'accelerator' | 'qemuVersion'>): HostCapacity {
+function hostCapacity(
+  settings: Pick<HostLeaseSettings, 'dataDir' | 'accelerator' | 'qemuVersion' | 'maxMemoryMib'>,
+): HostCapacity {
   const fsStats = fs.statfsSync(settings.dataDir);
   return {
     vcpus: os.availableParallelism(),
-    memoryMib: Math.floor(os.totalmem() / (1024 * 1024)),
+    memoryMib: settings.maxMemoryMib ?? Math.floor(os.totalmem() / (1024 * 1024)),
     diskMib: Math.floor((fsStats.bavail * fsStats.bsize) / (1024 * 1024)),
     accelerator: settings.accelerator,
     qemuVersion: settings.qemuVersion,

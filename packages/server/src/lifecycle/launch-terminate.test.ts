@@ -103,6 +103,42 @@ test('quotas: concurrent launches never overshoot; 429 names the quota; a suspen
   });
 });
 
+test("the host's room: concurrent launches of two tenants never overfill it; a resume waits for room", async () => {
+  await withLifecycle({ config: { hostMaxMemoryMib: 1024 } }, async (h) => {
+    await h.service.run(TENANT, { ...RUN, memoryMib: 512 });
+    const others = await h.store.insertTenant({
+      id: 'ten-b',
+      name: 'b',
+      quotas: {},
+      createdAt: new Date().toISOString(),
+    });
+    assert.ok(others);
+    const results = await Promise.allSettled(
+      [TENANT, 'ten-b', 'ten-b'].map((tenant) => h.service.run(tenant, { ...RUN, memoryMib: 256 })),
+    );
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 2);
+    const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    assert.equal(refused.length, 1);
+    assert.equal(refused[0].reason.code, ErrorCode.HOST_FULL);
+    assert.equal(refused[0].reason.status, 503);
+    assert.match(
+      refused[0].reason.message,
+      /^host \S+ has no room: 1024 MiB of guest memory in use \+ 256 requested > 1024/,
+    );
+    const running = await h.store.listMicroVMsInStates(['RUNNING']);
+    assert.equal(
+      running.reduce((sum, vm) => sum + vm.memoryMib, 0),
+      1024,
+      'full, never over',
+    );
+    const small = running.find((vm) => vm.memoryMib === 256)!;
+    await h.service.suspend(small.tenantId, small.id);
+    await h.service.run(TENANT, { ...RUN, memoryMib: 256 }); // the suspended one's room, taken
+    await assert.rejects(h.service.resume(small.tenantId, small.id), { code: ErrorCode.HOST_FULL });
+    assert.equal((await h.service.get(small.tenantId, small.id)).state, 'SUSPENDED');
+  });
+});
+
 test('quotas: vCPUs and memory are summed over what the tenant holds', async () => {
   await withLifecycle({ quotas: { maxRunningMicroVMs: 10, maxVcpus: 3, maxMemoryMib: 100_000 } }, async (h) => {
     await h.service.run(TENANT, { ...RUN, vcpuCount: 2 });

@@ -22,7 +22,7 @@ import { serialTail } from '../vmm/machine.js';
 import type { Vm } from '../vmm/vm.js';
 import { assertTransition, FAILABLE_STATES } from '../store/states.js';
 import { Activity, PolicySweeper } from './policy-sweeper.js';
-import { QuotaGate } from './quotas.js';
+import { HostRoom, QuotaGate } from './quotas.js';
 import { LaunchRate, SessionLimits } from './limits.js';
 import { appLogTail } from '../images/app-start.js';
 import { notifyHook } from '../images/hooks.js';
@@ -72,7 +72,11 @@ export class MicroVMService {
   constructor(private readonly deps: ServiceDeps) {
     this.vmsDir = path.join(deps.config.dataDir, 'vms');
     this.suspendedDir = path.join(deps.config.dataDir, 'suspended');
-    this.quotas = new QuotaGate(deps.store, deps.config.defaultQuotas);
+    this.quotas = new QuotaGate(
+      deps.store,
+      deps.config.defaultQuotas,
+      new HostRoom(deps.store, deps.config.hostId, deps.config.hostMaxMemoryMib),
+    );
     this.launchRate = new LaunchRate(deps.config.apiLimits);
     this.guestSessions = new GuestSessions({
       sessions: new SessionLimits(deps.config.apiLimits),

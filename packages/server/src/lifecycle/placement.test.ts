@@ -32,7 +32,8 @@ test('the most memory free wins; then the fewest VMs; then the id', () => {
   assert.equal(pickHost([host('h2', 8192), host('h1', 8192)], used({}), NOW)?.id, 'h1');
 });
 
-test('draining and down hosts, and hosts whose lease ran out, take nothing', () => {
+test('draining and down hosts, full hosts, and hosts whose lease ran out, take nothing', () => {
+  assert.equal(pickHost([host('h1', 1024)], used({ h1: [1024, 2] }), NOW), null);
   const hosts = [host('h1', 8192, 'draining'), host('h2', 8192, 'down'), host('h3', 65536, 'ready', -1)];
   assert.equal(pickHost(hosts, used({}), NOW), null);
   assert.equal(pickHost([...hosts, host('h4', 1024)], used({}), NOW)?.id, 'h4');

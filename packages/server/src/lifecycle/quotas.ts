@@ -2,6 +2,7 @@
 // if the tenant's usage plus what it asks for stays within every quota; otherwise 429 QUOTA_EXCEEDED
 // naming what was exceeded. Checks for one tenant are serialized, and an admitted request holds a
 // reservation until its VM shows in the store's usage, so concurrent requests cannot overshoot.
+// Then the host's own room (HostRoom): guest memory on this host within CAPSULE_HOST_MAX_MEMORY_MIB.
 import { Mutex } from 'async-mutex';
 import { CapsuleError, ErrorCode, type MicroVMState, type TenantQuotas, type VmShape } from '@capsule/protocol';
 import type { Store, TenantRecord, TenantUsage } from '../store/types.js';
@@ -15,6 +16,44 @@ export const HOLDING_STATES: MicroVMState[] = ['PENDING', 'RUNNING', 'SUSPENDING
 /** What a launch or resume asks of its tenant's quotas. */
 export type Demand = VmShape;
 
+/**
+ * A host's own room: the guest memory of its MicroVMs holding resources stays within `maxMemoryMib` (null: no
+ * cap), else 503 HOST_FULL. Only this host admits VMs onto itself, so one lock in this process serializes every
+ * admission here, whichever server placed the launch: placements may race, the host never overfills.
+ */
+export class HostRoom {
+  private readonly lock = new Mutex();
+  /** Admitted and not yet released: VM id → its guest memory (counted until its record shows in the store). */
+  private readonly reserved = new Map<string, number>();
+
+  constructor(
+    private readonly store: Pick<Store, 'listMicroVMsInStates'>,
+    private readonly hostId: string,
+    private readonly maxMemoryMib: number | null,
+  ) {}
+
+  async admit(demand: Demand & { id: string }): Promise<() => void> {
+    const max = this.maxMemoryMib;
+    if (max === null) return () => undefined;
+    return this.lock.runExclusive(async () => {
+      const holding = await this.store.listMicroVMsInStates(HOLDING_STATES, this.hostId);
+      const stored = new Set(holding.map((vm) => vm.id));
+      let used = holding.reduce((sum, vm) => sum + vm.memoryMib, 0);
+      for (const [id, mib] of this.reserved) if (!stored.has(id)) used += mib;
+      if (used + demand.memoryMib > max) {
+        throw new CapsuleError(
+          ErrorCode.HOST_FULL,
+          `host ${this.hostId} has no room: ${used} MiB of guest memory in use + ${demand.memoryMib} requested > ` +
+            `${max} (CAPSULE_HOST_MAX_MEMORY_MIB)`,
+          { details: { hostId: this.hostId, used, requested: demand.memoryMib, limit: max } },
+        );
+      }
+      this.reserved.set(demand.id, demand.memoryMib);
+      return () => this.reserved.delete(demand.id);
+    });
+  }
+}
+
 export class QuotaGate {
   /** One lock per tenant while a check of its runs or waits: checks for one tenant are serialized. */
   private readonly locks = new Map<string, Mutex>();
@@ -23,13 +62,15 @@ export class QuotaGate {
   constructor(
     private readonly store: Store,
     private readonly fallback: TenantQuotas,
+    /** This host's room, checked once the tenant's quotas allow the demand. */
+    private readonly hostRoom?: HostRoom,
   ) {}
 
   /**
    * Admit `demand` for the tenant or throw QUOTA_EXCEEDED; call the returned release once the VM is in the store's
    * usage (or failed).
    */
-  admit(tenantId: string, demand: Demand): Promise<() => void> {
+  admit(tenantId: string, demand: Demand & { id: string }): Promise<() => void> {
     const check = async (): Promise<() => void> => {
       const quotas = effectiveQuotas(await this.store.getTenant(tenantId), this.fallback);
       const usage = this.withReservations(tenantId, await this.store.tenantUsage(tenantId, HOLDING_STATES));
@@ -41,6 +82,7 @@ export class QuotaGate {
           { details: over },
         );
       }
+      const releaseHost = (await this.hostRoom?.admit(demand)) ?? (() => undefined);
       const list = this.reserved.get(tenantId) ?? [];
       list.push(demand);
       this.reserved.set(tenantId, list);
@@ -48,6 +90,7 @@ export class QuotaGate {
       return () => {
         if (released) return;
         released = true;
+        releaseHost();
         list.splice(list.indexOf(demand), 1);
         if (list.length === 0 && this.reserved.get(tenantId) === list) this.reserved.delete(tenantId);
       };
