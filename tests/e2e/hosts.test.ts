@@ -1,6 +1,6 @@
 // Two hosts on one Postgres, each a real server with its own data dir and QEMUs: each runs and recovers only
 // its own MicroVMs, both are listed with what they hold, a request for a VM through the other server is
-// streamed to its host (exec, files, shell, suspend, resume), launches spread over the hosts, and a host
+// streamed to its host (exec, files, shell, endpoints, suspend, resume), launches spread over the hosts, and a host
 // that stops renewing its lease is given up by the other (its running VM FAILED "host h1 lost"); back, it
 // stops what it left and is ready.
 import { after, before, describe, test } from 'node:test';
@@ -14,7 +14,7 @@ import { createLogger } from '@capsule/server/internals';
 import { Capsule, type MicroVM } from '@capsule/sdk';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/throwaway-postgres.js';
 import { until } from '../support/until.js';
-import { assertNoLeaks, errorOf, qemuProcesses, removeNetworkNamespaces, runCli } from './helpers.js';
+import { assertNoLeaks, endpointGet, errorOf, qemuProcesses, removeNetworkNamespaces, runCli } from './helpers.js';
 
 const LEASE_MS = 3000;
 
@@ -126,6 +126,21 @@ describe('hosts sharing one database', () => {
     await until('the shell answers through h2', async () => seen.includes('VIA-42'), 20_000);
     shell.write('exit 3\n');
     assert.deepEqual(await shell.exited, { exitCode: 3, signal: null, timedOut: false });
+    // its endpoint through h2: a token made through h2 works on h1 (one signing key for all), by host name and path
+    await onH1.execBackground([
+      'node',
+      '-e',
+      "require('http').createServer((q, s) => s.end('app on ' + require('os').hostname())).listen(8080)",
+    ]);
+    const { token } = await viaH2.createAuthToken({ allowedPorts: [8080], ttlSeconds: 120 });
+    const byName = await until('the app answers through h2', async () => {
+      const answer = await endpointGet(h2.server.url, onH1.id, { 'x-capsule-auth': token });
+      return answer.status === 200 && answer;
+    });
+    assert.equal(byName.body, `app on ${onH1.id}`);
+    const byPath = await fetch(`${h2.server.url}/endpoints/${onH1.id}/`, { headers: { 'x-capsule-auth': token } });
+    assert.deepEqual([byPath.status, await byPath.text()], [200, `app on ${onH1.id}`]);
+    assert.equal((await endpointGet(h2.server.url, onH1.id, { 'x-capsule-auth': 'cat_forged.x' })).status, 401);
     // suspend and resume through h2 run on h1, and the VM keeps its files
     assert.equal((await viaH2.suspend()).state, 'SUSPENDED');
     assert.equal((await viaH2.resume()).state, 'RUNNING');

@@ -174,7 +174,7 @@ export async function startServer(
     tenantId: DEFAULT_TENANT,
   });
 
-  const tokens = AuthTokens.load(config.dataDir);
+  const tokens = await AuthTokens.load(config.dataDir, store);
   const { server, closeSessions } = createApi({
     config,
     store,

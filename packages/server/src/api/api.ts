@@ -99,7 +99,7 @@ export function createApi(deps: ApiDeps): { server: http.Server; closeSessions: 
     routeOf: (req) => routeOf.get(req),
     metrics: deps.metrics,
     proxy,
-    forwarder: new Forwarder(deps.store, deps.config.hostId),
+    forwarder: new Forwarder(deps.store, deps.config.hostId, (req) => proxy.target(req)?.microvmId ?? null),
     aws: {
       service: deps.service,
       store: deps.store,

@@ -1,10 +1,12 @@
 // Endpoint auth tokens: scoped to one MicroVM, a set of guest ports and a TTL (≤ 1 h). Stateless:
-// the claims are signed with HMAC-SHA256 under a server secret kept 0600 in the data dir, so checking
-// one costs no database read and a restart keeps them valid.
+// the claims are signed with HMAC-SHA256 under a secret kept 0600 in the data dir and shared through the
+// database with every server on it (the first server's is kept), so a token any server made works on the
+// VM's host, checking one costs no database read, and a restart keeps them valid.
 import { secretFileText } from '../secret-file.js';
 import path from 'node:path';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
+import type { Store } from '../store/types.js';
 
 const PREFIX = 'cat_';
 const PortRange = z.tuple([z.number().int(), z.number().int()]);
@@ -48,10 +50,13 @@ export function describePorts(claims: TokenClaims): string {
 export class AuthTokens {
   private constructor(private readonly secret: Buffer) {}
 
-  /** Load the signing secret from `<dataDir>/token-secret`, creating it on first start. */
-  static load(dataDir: string): AuthTokens {
-    const secret = secretFileText(path.join(dataDir, 'token-secret'), () => randomBytes(32).toString('hex'));
-    return new AuthTokens(Buffer.from(secret, 'hex'));
+  /**
+   * The signing secret: the database's, which is `<dataDir>/token-secret` (made on first start) of the first
+   * server that got there.
+   */
+  static async load(dataDir: string, store: Pick<Store, 'sharedSecret'>): Promise<AuthTokens> {
+    const own = secretFileText(path.join(dataDir, 'token-secret'), () => randomBytes(32).toString('hex'));
+    return new AuthTokens(Buffer.from(await store.sharedSecret('token-secret', own), 'hex'));
   }
 
   static looksLikeToken(value: string): boolean {

@@ -39,6 +39,7 @@ function forwarder(hosts: string[], usedMib: Record<string, number> = {}): Forwa
         new Map(Object.entries(usedMib).map(([id, memoryMib]) => [id, { vcpus: 1, memoryMib, microvms: 1 }])),
     },
     'h1',
+    (request) => /^(mvm-[a-z]+)\.localhost/.exec(request.headers.host ?? '')?.[1] ?? null,
   );
 }
 
@@ -82,4 +83,13 @@ test('a launch goes to the host with the most memory free; here when that is thi
   assert.equal(await forwarder(['h1', 'h2'], { h1: 2048 }).target(launch({ 'x-capsule-forwarded-by': 'h3' })), null);
   assert.equal(await forwarder(['h1', 'h2'], { h1: 2048 }).target(launch({ authorization: 'Bearer cap_wrong' })), null);
   assert.equal(await forwarder(['h1'], { h1: 2048 }).target(launch()), null);
+});
+
+test('an endpoint request for a VM on another host goes there whoever asks (its token is checked there)', async () => {
+  const endpoint = (vm: string) => req('GET', '/app?x=1', { host: `${vm}.localhost:7070`, authorization: '' });
+  const to = await forwarder(['h1', 'h2']).target(endpoint('mvm-there'));
+  assert.deepEqual(to && [to.hostId, to.url.href], ['h2', 'http://h2.internal:7070/app?x=1']);
+  assert.equal(await forwarder(['h1', 'h2']).target(endpoint('mvm-here')), null);
+  assert.equal(await forwarder(['h1', 'h2']).target(endpoint('mvm-missing')), null);
+  assert.equal(await forwarder(['h1']).target(endpoint('mvm-there')), null);
 });

@@ -4,7 +4,9 @@
 // gets this node's own answer: 401 or 404), never for reading the record (the same everywhere), and never
 // twice: a forwarded request carries `x-capsule-forwarded-by` and is answered where it lands (421 if that
 // host has no such VM). The caller's own key authenticates it again there: every node reads one database.
-// A launch (POST /v1/microvms) is placed the same way (lifecycle/placement.ts) and sent to the host chosen.
+// A launch (POST /v1/microvms) is placed (lifecycle/placement.ts) and sent to the host chosen. Endpoint
+// requests (by host name, /endpoints/{id}, /v1/microvms/{id}/proxy/…) for another host's VM go there as they
+// are, Host kept: their token or key is checked there, tokens under the key every server shares.
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
@@ -17,7 +19,10 @@ import { rejectUpgrade, sendError } from './http.js';
 const FORWARDED_BY = 'x-capsule-forwarded-by';
 /** Hosts' URLs are read again at most this often. */
 const HOSTS_TTL_MS = 2000;
-/** Headers of one connection, not of the request (RFC 9110 7.6.1); the upgrade's own are set again. */
+/**
+ * Headers of one connection, not of the request (RFC 9110 7.6.1); the upgrade's own are set again. Host is
+ * kept: an endpoint named by host name is found by it there too.
+ */
 const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',
@@ -32,7 +37,7 @@ const VM_PATH = /^\/v1\/microvms\/([^/?#]+)(\/[^?#]*)?/;
 function forwardedHeaders(headers: http.IncomingHttpHeaders, keep: readonly string[] = []): http.OutgoingHttpHeaders {
   const out: http.OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(headers))
-    if (value !== undefined && name !== 'host' && (!HOP_BY_HOP.has(name) || keep.includes(name))) out[name] = value;
+    if (value !== undefined && (!HOP_BY_HOP.has(name) || keep.includes(name))) out[name] = value;
   return out;
 }
 
@@ -54,12 +59,16 @@ export class Forwarder {
     private readonly store: Pick<Store, 'getMicroVM' | 'listHosts' | 'findApiKey' | 'hostUsage'>,
     /** This host: its own VMs are answered here. */
     private readonly hostId: string,
+    /** The MicroVM an endpoint request (host name, /endpoints/{id}, the API's proxy path) is for; else null. */
+    private readonly endpointOf: (req: http.IncomingMessage) => string | null = () => null,
   ) {}
 
   /** The host `req` is for, when it is another's; null: answered here. */
   async target(req: http.IncomingMessage): Promise<ForwardTarget | null> {
     if (req.headers[FORWARDED_BY] !== undefined) return null;
     if (req.method === 'POST' && (req.url ?? '').split('?')[0] === '/v1/microvms') return this.placeLaunch(req);
+    const endpointVm = this.endpointOf(req);
+    if (endpointVm !== null) return this.endpointTarget(req, endpointVm);
     const match = VM_PATH.exec(req.url ?? '');
     if (!match) return null;
     if (req.method === 'GET' && (match[2] ?? '/') === '/') return null;
@@ -78,6 +87,15 @@ export class Forwarder {
     const caller = await authenticate(req, this.store).catch(() => null);
     if (caller?.tenantId !== record.tenantId) return null;
     return { hostId: record.hostId, url: new URL(req.url ?? '/', url) };
+  }
+
+  /** An endpoint request for a VM on another host: sent there whoever asks (its token is checked there). */
+  private async endpointTarget(req: http.IncomingMessage, id: string): Promise<ForwardTarget | null> {
+    const urls = await this.hostUrls();
+    if (urls.size < 2) return null;
+    const record = await this.store.getMicroVM(id);
+    const url = record?.hostId && record.hostId !== this.hostId ? urls.get(record.hostId) : undefined;
+    return url ? { hostId: record!.hostId!, url: new URL(req.url ?? '/', url) } : null;
   }
 
   /** A launch goes to the host placement picks (null: this one, or a caller without a valid key). */

@@ -181,6 +181,8 @@ export interface Store {
   markHostDown(id: string, nowIso: string): Promise<boolean>;
   /** Per host, what its MicroVMs in `states` take. */
   hostUsage(states: readonly MicroVMState[]): Promise<Map<string, HostUsage>>;
+  /** A secret shared by every server on this database: the first `proposed` value is kept and returned. */
+  sharedSecret(name: string, proposed: string): Promise<string>;
   tenantUsage(tenantId: string, states: MicroVMState[]): Promise<TenantUsage>;
   /** All tenants' MicroVMs counted by state (metrics). */
   countMicroVMsByState(): Promise<Partial<Record<MicroVMState, number>>>;
