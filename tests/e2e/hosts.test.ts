@@ -168,7 +168,7 @@ describe('hosts sharing one database', () => {
     assert.equal(stranger.status, 404);
   });
 
-  test('launches through any server spread over the hosts: each goes where the most memory is free', async () => {
+  test('launches through any server spread over the hosts (most memory free); a drained host takes none', async () => {
     const h2 = hosts.get('h2')!;
     // h1 holds 512 MiB, h2 768 MiB, on the same machine: the first goes to h1, which then holds more
     const first = await h2.capsule.microvms.run({ imageName: 'base' });
@@ -179,6 +179,20 @@ describe('hosts sharing one database', () => {
     await Promise.all([first.terminate(), second.terminate()]); // first's through h2, sent to h1
     assert.deepEqual(qemuProcesses(`/vms/${first.id}/`), [], 'terminated on its host');
     assert.equal((await first.refresh()).state, 'TERMINATED');
+    // drained, h1 takes no new work: a launch through h1 runs on h2
+    const h1 = hosts.get('h1')!;
+    const drain = await runCli(h1.server.url, adminKey, ['hosts', 'drain', 'h1']);
+    assert.equal(drain.code, 0, drain.stderr);
+    assert.match(drain.stdout, /^h1 {2}draining {2}1\/\d+ vCPU/);
+    const placed = await h1.capsule.microvms.run({ imageName: 'base' });
+    assert.equal(placed.info.hostId, 'h2');
+    await placed.terminate();
+    assert.equal((await h1.capsule.hosts.undrain('h1')).state, 'ready');
+    const unknown = await fetch(`${h1.server.url}/v1/hosts/h9/drain`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminKey}` },
+    });
+    assert.deepEqual([unknown.status, (await errorOf(unknown)).message], [404, 'host h9 not found']);
   });
 
   test('a host that stops renewing is given up: its running MicroVM FAILED; back, it stops what it left', async () => {

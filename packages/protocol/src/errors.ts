@@ -44,6 +44,8 @@ export const ErrorCode = {
   HOST_UNREACHABLE: 'HOST_UNREACHABLE',
   /** This host's MicroVMs already hold the guest memory it admits (CAPSULE_HOST_MAX_MEMORY_MIB): try again. */
   HOST_FULL: 'HOST_FULL',
+  /** This host is draining (`capsule hosts drain`): it takes no new MicroVM; launch through another server. */
+  HOST_DRAINING: 'HOST_DRAINING',
   INTERNAL: 'INTERNAL',
   /** Raised by the SDK, never sent by the server: Capsule could not be reached (refused, reset, DNS). */
   NETWORK: 'NETWORK',
@@ -85,6 +87,7 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   MICROVM_ON_ANOTHER_HOST: 421,
   HOST_UNREACHABLE: 502,
   HOST_FULL: 503,
+  HOST_DRAINING: 503,
   INTERNAL: 500,
   NETWORK: 503,
   TIMEOUT: 504,

@@ -3,6 +3,7 @@ import {
   CallerInfo as CallerInfoSchema,
   type CallerInfo,
   type Host,
+  Host as HostSchema,
   HostList,
   MicroVM as MicroVMSchema,
   MicroVMList,
@@ -62,8 +63,8 @@ export class Capsule {
   readonly images: Images;
   /** Admin key only. */
   readonly tenants: Tenants;
-  /** Admin key only: the hosts that run MicroVMs. */
-  readonly hosts: { list(): Promise<Host[]> };
+  /** Admin key only: the hosts that run MicroVMs; a draining one takes no new MicroVMs. */
+  readonly hosts: { list(): Promise<Host[]>; drain(id: string): Promise<Host>; undrain(id: string): Promise<Host> };
   private readonly http: Http;
 
   constructor(options: HttpOptions) {
@@ -71,7 +72,13 @@ export class Capsule {
     this.http = http;
     this.tenants = new Tenants(http);
     this.images = new Images(http);
-    this.hosts = { list: async () => (await http.json(HostList, 'GET', '/v1/hosts')).hosts };
+    const hostAction = (id: string, action: 'drain' | 'undrain') =>
+      http.json(HostSchema, 'POST', `/v1/hosts/${encodeURIComponent(id)}/${action}`);
+    this.hosts = {
+      list: async () => (await http.json(HostList, 'GET', '/v1/hosts')).hosts,
+      drain: (id) => hostAction(id, 'drain'),
+      undrain: (id) => hostAction(id, 'undrain'),
+    };
     this.microvms = {
       run: async (request) =>
         new MicroVM(http, await http.json(MicroVMSchema, 'POST', '/v1/microvms', { json: request })),

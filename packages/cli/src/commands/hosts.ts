@@ -1,4 +1,4 @@
-// hosts ls — the hosts that run MicroVMs (admin key).
+// hosts ls | drain ID | undrain ID — the hosts that run MicroVMs (admin key).
 import type { Host } from '@capsule/sdk';
 import { connect } from '../client.js';
 import { printResult } from '../format.js';
@@ -34,4 +34,20 @@ export function defineHosts(program: CliCommand): void {
       printResult(options.json, list, list.map((h) => hostLine(h)).join('\n'));
       return 0;
     });
+  for (const [action, what] of [
+    ['drain', 'take no new MicroVMs on the host (its running ones stay)'],
+    ['undrain', 'take new MicroVMs on the host again'],
+  ] as const) {
+    hosts
+      .command(action)
+      .description(what)
+      .usage('ID [--json]')
+      .argument('<ID>', 'the host')
+      .option('--json', 'print the host as JSON')
+      .handle<{ json?: boolean }>(async ({ args: [id], options }) => {
+        const host = await connect().hosts[action](id);
+        printResult(options.json, host, hostLine(host));
+        return 0;
+      });
+  }
 }

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import {
   API_KEY_ID,
   ErrorCode,
+  HOST_ID,
   IMAGE_NAME,
   IMAGE_NAME_RULE,
   MICROVM_ID,
@@ -31,6 +32,10 @@ export const MicroVMIdParam = z.object({
 
 export const TenantIdParam = z.object({
   id: named(TENANT_ID, ErrorCode.NOT_FOUND, (v) => `tenant ${quoted(v)} not found`, 'a tenant id'),
+});
+
+export const HostIdParam = z.object({
+  id: named(HOST_ID, ErrorCode.NOT_FOUND, (v) => `host ${quoted(v)} not found`, 'a host id'),
 });
 
 export const ApiKeyParams = TenantIdParam.extend({

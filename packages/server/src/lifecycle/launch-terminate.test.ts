@@ -139,6 +139,25 @@ test("the host's room: concurrent launches of two tenants never overfill it; a r
   });
 });
 
+test('a draining host admits no launch or resume (503 HOST_DRAINING); undrained, it does again', async () => {
+  await withLifecycle({}, async (h) => {
+    const capacity = { vcpus: 2, memoryMib: 4096, diskMib: 1000, accelerator: 'tcg', qemuVersion: '10.0.2' } as const;
+    const lease = {
+      heartbeatAt: new Date().toISOString(),
+      leaseExpiresAt: new Date(Date.now() + 60_000).toISOString(),
+    };
+    await h.store.registerHost({ id: h.config.hostId, advertiseUrl: 'http://h:1', capacity, ...lease });
+    const vm = await h.service.run(TENANT, RUN);
+    await h.service.suspend(TENANT, vm.id);
+    await h.store.setHostDraining(h.config.hostId, true);
+    await assert.rejects(h.service.run(TENANT, RUN), { code: ErrorCode.HOST_DRAINING, status: 503 });
+    await assert.rejects(h.service.resume(TENANT, vm.id), { code: ErrorCode.HOST_DRAINING });
+    assert.equal((await h.service.get(TENANT, vm.id)).state, 'SUSPENDED');
+    await h.store.setHostDraining(h.config.hostId, false);
+    assert.equal((await h.service.resume(TENANT, vm.id)).state, 'RUNNING');
+  });
+});
+
 test('quotas: vCPUs and memory are summed over what the tenant holds', async () => {
   await withLifecycle({ quotas: { maxRunningMicroVMs: 10, maxVcpus: 3, maxMemoryMib: 100_000 } }, async (h) => {
     await h.service.run(TENANT, { ...RUN, vcpuCount: 2 });

@@ -18,8 +18,9 @@ export type Demand = VmShape;
 
 /**
  * A host's own room: the guest memory of its MicroVMs holding resources stays within `maxMemoryMib` (null: no
- * cap), else 503 HOST_FULL. Only this host admits VMs onto itself, so one lock in this process serializes every
- * admission here, whichever server placed the launch: placements may race, the host never overfills.
+ * cap), else 503 HOST_FULL; a draining host admits nothing (503 HOST_DRAINING). Only this host admits VMs onto
+ * itself, so one lock in this process serializes every admission here, whichever server placed the launch:
+ * placements may race, the host never overfills.
  */
 export class HostRoom {
   private readonly lock = new Mutex();
@@ -27,12 +28,18 @@ export class HostRoom {
   private readonly reserved = new Map<string, number>();
 
   constructor(
-    private readonly store: Pick<Store, 'listMicroVMsInStates'>,
+    private readonly store: Pick<Store, 'listMicroVMsInStates' | 'listHosts'>,
     private readonly hostId: string,
     private readonly maxMemoryMib: number | null,
   ) {}
 
   async admit(demand: Demand & { id: string }): Promise<() => void> {
+    const self = (await this.store.listHosts()).find((h) => h.id === this.hostId);
+    if (self?.state === 'draining') {
+      throw new CapsuleError(ErrorCode.HOST_DRAINING, `host ${this.hostId} is draining: it takes no new MicroVM`, {
+        details: { hostId: this.hostId },
+      });
+    }
     const max = this.maxMemoryMib;
     if (max === null) return () => undefined;
     return this.lock.runExclusive(async () => {

@@ -72,6 +72,16 @@ export async function listHosts(db: SqlExecutor): Promise<HostRecord[]> {
   return (await db.query('SELECT * FROM hosts ORDER BY id')).map(hostFromRow);
 }
 
+/** A registered host's state set to ready or draining (never a down one's: it is ready again once it renews). */
+export async function setHostDraining(db: SqlExecutor, id: string, draining: boolean): Promise<HostRecord | null> {
+  const [row] = await db.query(
+    "UPDATE hosts SET state = CASE WHEN state = 'down' THEN 'down' WHEN $2 = 1 THEN 'draining' ELSE 'ready' END " +
+      'WHERE id = $1 RETURNING *',
+    [id, draining ? 1 : 0],
+  );
+  return row ? hostFromRow(row) : null;
+}
+
 /** Hosts whose lease ran out before `nowIso` and that are not marked down yet. */
 export async function expiredHosts(db: SqlExecutor, nowIso: string): Promise<string[]> {
   const rows = await db.query("SELECT id FROM hosts WHERE state <> 'down' AND lease_expires_at < $1", [nowIso]);

@@ -291,6 +291,10 @@ export class SqlStore implements Store {
     return hosts.hostUsage(this.db, states);
   }
 
+  setHostDraining(id: string, draining: boolean): Promise<hosts.HostRecord | null> {
+    return hosts.setHostDraining(this.db, id, draining);
+  }
+
   sharedSecret(name: string, proposed: string): Promise<string> {
     return hosts.sharedSecret(this.db, name, proposed);
   }
