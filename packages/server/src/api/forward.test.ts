@@ -2,7 +2,8 @@
 // itself, never a request already forwarded once, never with one host.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type http from 'node:http';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { sampleRecord } from '../../../../tests/support/store-backends.js';
 import type { HostRecord } from '../store/hosts.js';
 import { hashKey } from './auth.js';
@@ -92,4 +93,70 @@ test('an endpoint request for a VM on another host goes there whoever asks (its 
   assert.equal(await forwarder(['h1', 'h2']).target(endpoint('mvm-here')), null);
   assert.equal(await forwarder(['h1', 'h2']).target(endpoint('mvm-missing')), null);
   assert.equal(await forwarder(['h1']).target(endpoint('mvm-there')), null);
+});
+
+/** A fake host: answers every request with `status` and `body`, and keeps what it was sent. */
+async function fakeHost(status: number, body: unknown): Promise<{ url: string; got: string[]; close(): void }> {
+  const got: string[] = [];
+  const server = http.createServer(async (request, response) => {
+    let text = '';
+    for await (const chunk of request) text += chunk;
+    got.push(`${request.headers['x-capsule-forwarded-by']} ${text}`);
+    response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, got, close: () => server.close() };
+}
+
+test('a launch a host has no room for goes on to the next host; any other answer is the caller’s', async (t) => {
+  const full = { error: { code: 'HOST_FULL', message: 'host h2 has no room' } };
+  const cases: Array<[string, [number, unknown], [number, unknown], number, number]> = [
+    ['h2 full: h3 takes it', [503, full], [201, { id: 'mvm-new' }], 201, 1],
+    ['h2 draining: h3 takes it', [503, { error: { code: 'HOST_DRAINING' } }], [201, { id: 'mvm-new' }], 201, 1],
+    ['both full: the last refusal', [503, full], [503, full], 503, 1],
+    [
+      'h2 fails otherwise: its answer, h3 never asked',
+      [503, { error: { code: 'STORE_UNAVAILABLE' } }],
+      [201, {}],
+      503,
+      0,
+    ],
+  ];
+  for (const [what, h2Answer, h3Answer, status, h3Asked] of cases) {
+    const [h2, h3] = [await fakeHost(...h2Answer), await fakeHost(...h3Answer)];
+    t.after(() => {
+      h2.close();
+      h3.close();
+    });
+    const urls = { h1: 'http://127.0.0.1:1', h2: h2.url, h3: h3.url };
+    const used: Record<string, number> = { h1: 3000, h2: 0, h3: 1000 };
+    const forwarder = new Forwarder(
+      {
+        getMicroVM: async () => null,
+        listHosts: async () => Object.entries(urls).map(([id, advertiseUrl]) => ({ ...host(id), advertiseUrl })),
+        findApiKey: async (hash) =>
+          hash === hashKey('cap_acme') ? { id: 'k', tenantId: 'acme', isAdmin: false } : null,
+        hostUsage: async () =>
+          new Map(Object.entries(used).map(([id, memoryMib]) => [id, { vcpus: 1, memoryMib, microvms: 1 }])),
+      },
+      'h1',
+    );
+    const front = http.createServer(async (request, response) => {
+      const target = await forwarder.target(request);
+      assert.ok(target, 'placed elsewhere');
+      forwarder.forward(request, response, target);
+    });
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    t.after(() => front.close());
+    const answer = await fetch(`http://127.0.0.1:${(front.address() as AddressInfo).port}/v1/microvms`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer cap_acme', 'content-type': 'application/json' },
+      body: '{"imageName":"base"}',
+    });
+    assert.equal(answer.status, status, what);
+    await answer.text();
+    assert.deepEqual(h2.got, ['h1 {"imageName":"base"}'], what);
+    assert.equal(h3.got.length, h3Asked, what);
+    if (h3Asked) assert.deepEqual(h3.got, ['h1 {"imageName":"base"}'], what);
+  }
 });

@@ -10,11 +10,11 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
-import { pickHost } from '../lifecycle/placement.js';
+import { rankHosts } from '../lifecycle/placement.js';
 import { LIVE_STATES } from '../store/states.js';
 import type { Store } from '../store/types.js';
 import { authenticate } from './auth.js';
-import { rejectUpgrade, sendError } from './http.js';
+import { readBody, rejectUpgrade, sendError } from './http.js';
 
 const FORWARDED_BY = 'x-capsule-forwarded-by';
 /** Hosts' URLs are read again at most this often. */
@@ -47,10 +47,26 @@ function unreachable(hostId: string, err: Error): CapsuleError {
   });
 }
 
+/** The code of an error envelope; '' for any other body. */
+function errorCodeOf(text: string): string {
+  try {
+    return String((JSON.parse(text) as { error?: { code?: unknown } }).error?.code ?? '');
+  } catch {
+    return '';
+  }
+}
+
 export interface ForwardTarget {
   hostId: string;
   url: URL;
+  /** A launch: the hosts to send it on to, in order, when this one has no room for it. */
+  next?: ForwardTarget[];
 }
+
+/** A launch's JSON body, read before it is sent (it may be sent again to the next host). */
+const LAUNCH_BODY_LIMIT = 1024 * 1024;
+/** A host's refusals for lack of room: the launch goes on to the next host. */
+const NO_ROOM = new Set<string>([ErrorCode.HOST_FULL, ErrorCode.HOST_DRAINING]);
 
 export class Forwarder {
   private hosts: { readAt: number; urls: Map<string, string> } | null = null;
@@ -103,9 +119,42 @@ export class Forwarder {
     if ((await this.hostUrls()).size < 2) return null;
     if (!(await authenticate(req, this.store).catch(() => null))) return null;
     const [hosts, usage] = await Promise.all([this.store.listHosts(), this.store.hostUsage(LIVE_STATES)]);
-    const chosen = pickHost(hosts, usage);
-    if (!chosen || chosen.id === this.hostId) return null;
-    return { hostId: chosen.id, url: new URL(req.url ?? '/', chosen.advertiseUrl) };
+    const ranked = rankHosts(hosts, usage);
+    if (ranked.length === 0 || ranked[0].id === this.hostId) return null;
+    const [first, ...rest] = ranked
+      .filter((h) => h.id !== this.hostId)
+      .map((h) => ({ hostId: h.id, url: new URL(req.url ?? '/', h.advertiseUrl) }));
+    return { ...first, next: rest };
+  }
+
+  /**
+   * A launch sent to each host in turn until one takes it: a refusal for room (503 HOST_FULL or HOST_DRAINING)
+   * sends it on; any other answer, or the last refusal, is the caller's.
+   */
+  private async forwardLaunch(req: http.IncomingMessage, res: http.ServerResponse, target: ForwardTarget) {
+    const body = await readBody(req, LAUNCH_BODY_LIMIT);
+    const hosts = [target, ...(target.next ?? [])];
+    for (const [i, host] of hosts.entries()) {
+      const answer = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        const upstream = http.request(host.url, {
+          method: req.method,
+          headers: { ...forwardedHeaders(req.headers), [FORWARDED_BY]: this.hostId },
+        });
+        upstream.on('response', resolve);
+        upstream.on('error', (err) => reject(unreachable(host.hostId, err)));
+        upstream.end(body);
+      });
+      if (answer.statusCode === 503 && i < hosts.length - 1) {
+        const text = (await readBody(answer, LAUNCH_BODY_LIMIT)).toString();
+        if (NO_ROOM.has(errorCodeOf(text))) continue;
+        res.writeHead(503, forwardedHeaders(answer.headers));
+        res.end(text);
+        return;
+      }
+      res.writeHead(answer.statusCode ?? 502, forwardedHeaders(answer.headers));
+      answer.pipe(res);
+      return;
+    }
   }
 
   private async hostUrls(): Promise<Map<string, string>> {
@@ -117,6 +166,10 @@ export class Forwarder {
 
   /** The request streamed to the VM's host, its answer streamed back. */
   forward(req: http.IncomingMessage, res: http.ServerResponse, target: ForwardTarget): void {
+    if (target.next) {
+      void this.forwardLaunch(req, res, target).catch((err) => sendError(res, err));
+      return;
+    }
     const upstream = http.request(target.url, {
       method: req.method,
       headers: { ...forwardedHeaders(req.headers), [FORWARDED_BY]: this.hostId },
