@@ -93,6 +93,9 @@ test('an endpoint request for a VM on another host goes there whoever asks (its 
   assert.equal(await forwarder(['h1', 'h2']).target(endpoint('mvm-here')), null);
   assert.equal(await forwarder(['h1', 'h2']).target(endpoint('mvm-missing')), null);
   assert.equal(await forwarder(['h1']).target(endpoint('mvm-there')), null);
+  // by host name, a POST to the app's /v1/microvms is the app's, never a launch
+  const appPost = req('POST', '/v1/microvms', { host: 'mvm-here.localhost:7070' });
+  assert.equal(await forwarder(['h1', 'h2'], { h1: 4096 }).target(appPost), null);
 });
 
 /** A fake host: answers every request with `status` and `body`, and keeps what it was sent. */

@@ -82,9 +82,10 @@ export class Forwarder {
   /** The host `req` is for, when it is another's; null: answered here. */
   async target(req: http.IncomingMessage): Promise<ForwardTarget | null> {
     if (req.headers[FORWARDED_BY] !== undefined) return null;
-    if (req.method === 'POST' && (req.url ?? '').split('?')[0] === '/v1/microvms') return this.placeLaunch(req);
+    // an endpoint first: by host name, any path is the app's
     const endpointVm = this.endpointOf(req);
     if (endpointVm !== null) return this.endpointTarget(req, endpointVm);
+    if (req.method === 'POST' && (req.url ?? '').split('?')[0] === '/v1/microvms') return this.placeLaunch(req);
     const match = VM_PATH.exec(req.url ?? '');
     if (!match) return null;
     if (req.method === 'GET' && (match[2] ?? '/') === '/') return null;
