@@ -39,6 +39,7 @@ async function compare(
 export async function benchHosts(work: string): Promise<Record<string, unknown>> {
   const postgres = await startThrowawayPostgres();
   const adminKey = `cap_${randomBytes(32).toString('base64url')}`;
+  const clusterKey = randomBytes(32).toString('base64url');
   const servers: Server[] = [];
   try {
     const databaseUrl = await postgres.createDatabase('capsule_bench_hosts');
@@ -47,7 +48,7 @@ export async function benchHosts(work: string): Promise<Record<string, unknown>>
       fs.mkdirSync(dataDir, { recursive: true, mode: 0o755 });
       fs.writeFileSync(path.join(dataDir, 'admin-key'), `${adminKey}\n`, { mode: 0o600 });
       const server = await startServer(
-        { dataDir, port: 0, warmPoolSize: 0, databaseUrl, hostId },
+        { dataDir, port: 0, warmPoolSize: 0, databaseUrl, hostId, clusterKey },
         createLogger(process.stderr, true),
       );
       servers.push(server);

@@ -29,6 +29,7 @@ describe('hosts sharing one database', () => {
   let cluster: ThrowawayPostgres;
   let databaseUrl: string;
   const adminKey = `cap_${randomBytes(32).toString('base64url')}`;
+  const clusterKey = randomBytes(32).toString('base64url');
   const hosts = new Map<string, Host>();
   /** Every host's data dir, for a cleanup of last resort after a failed test. */
   const dataDirs = new Set<string>();
@@ -46,6 +47,7 @@ describe('hosts sharing one database', () => {
       databaseUrl,
       hostId: id,
       hostLeaseMs: LEASE_MS,
+      clusterKey,
     };
     const server = await startServer(config, createLogger(process.stderr, true));
     await server.snapshotsBuilt; // one host at a time builds the machine's ready snapshots
@@ -126,7 +128,7 @@ describe('hosts sharing one database', () => {
     await until('the shell answers through h2', async () => seen.includes('VIA-42'), 20_000);
     shell.write('exit 3\n');
     assert.deepEqual(await shell.exited, { exitCode: 3, signal: null, timedOut: false });
-    // its endpoint through h2: a token made through h2 works on h1 (one signing key for all), by host name and path
+    // its endpoint through h2: a token made through h2 works on h1 (the cluster key's), by host name and path
     await onH1.execBackground([
       'node',
       '-e',

@@ -76,6 +76,13 @@ export const ENV_VARS = {
     'http://<CAPSULE_HOST>:<port>',
     'Where other Capsule nodes reach this host.',
   ),
+  CAPSULE_CLUSTER_KEY: opt(
+    'server',
+    p.matching(/^\S{32,}$/, 'at least 32 characters without spaces'),
+    "each server signs endpoint tokens with its data dir's own key",
+    'A secret every server on one database shares: endpoint tokens are signed with a key derived from it, so a ' +
+      'token any server makes works on all of them. Set it on every server of a multi-host set-up.',
+  ),
   CAPSULE_HOST_MAX_MEMORY_MIB: opt(
     'server',
     p.int(256),

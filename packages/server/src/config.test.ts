@@ -274,5 +274,10 @@ test("a host's id: the machine's host name by default (made a valid id), or CAPS
     /CAPSULE_HOST_ID: "\.\.\/h1" is not 1-63 letters, digits, dots, dashes or underscores/,
   );
   assert.equal(load({}).hostLeaseMs, 15_000);
+  assert.equal(load({}).clusterKey, null);
+  refuses(
+    { CAPSULE_CLUSTER_KEY: 'short' },
+    /CAPSULE_CLUSTER_KEY: "short" is not at least 32 characters without spaces/,
+  );
   refuses({ CAPSULE_HOST_LEASE_MS: '10' }, /CAPSULE_HOST_LEASE_MS/);
 });

@@ -110,6 +110,8 @@ export interface CapsuleConfig {
   hostId: string;
   /** Where other nodes reach this host (CAPSULE_ADVERTISE_URL); null: http://<host>:<port> once listening. */
   advertiseUrl: string | null;
+  /** The secret every server on one database shares (CAPSULE_CLUSTER_KEY): endpoint tokens' key; null: none. */
+  clusterKey: string | null;
   /** Guest memory this host admits in all (CAPSULE_HOST_MAX_MEMORY_MIB); null: no cap. */
   hostMaxMemoryMib: number | null;
   /** How long a host's lease lasts; it renews every third of it (lifecycle/host-lease.ts). */
@@ -246,6 +248,7 @@ export function loadConfig(
     advertiseUrl: e.CAPSULE_ADVERTISE_URL ?? null,
     hostLeaseMs: e.CAPSULE_HOST_LEASE_MS,
     hostMaxMemoryMib: e.CAPSULE_HOST_MAX_MEMORY_MIB ?? null,
+    clusterKey: e.CAPSULE_CLUSTER_KEY ?? null,
     netPool: e.CAPSULE_NET_POOL,
     netPoolSize: e.CAPSULE_NET_POOL_SIZE,
     egressPrivateAllow: e.CAPSULE_EGRESS_PRIVATE_ALLOW,

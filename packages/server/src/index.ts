@@ -174,7 +174,7 @@ export async function startServer(
     tenantId: DEFAULT_TENANT,
   });
 
-  const tokens = await AuthTokens.load(config.dataDir, store);
+  const tokens = AuthTokens.load(config.dataDir, config.clusterKey);
   const { server, closeSessions } = createApi({
     config,
     store,

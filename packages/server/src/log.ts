@@ -25,6 +25,7 @@ const SECRET_KEYS = [
   'sessionToken',
   'env',
   'cookie',
+  'clusterKey',
 ];
 const REDACTED_PATHS = SECRET_KEYS.flatMap((key) => [key, `*.${key}`]);
 

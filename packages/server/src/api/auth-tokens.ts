@@ -1,12 +1,11 @@
 // Endpoint auth tokens: scoped to one MicroVM, a set of guest ports and a TTL (≤ 1 h). Stateless:
-// the claims are signed with HMAC-SHA256 under a secret kept 0600 in the data dir and shared through the
-// database with every server on it (the first server's is kept), so a token any server made works on the
-// VM's host, checking one costs no database read, and a restart keeps them valid.
+// the claims are signed with HMAC-SHA256 under a secret kept 0600 in the data dir, or, with several
+// servers, one derived from their shared CAPSULE_CLUSTER_KEY (so a token any server made works on the VM's
+// host; the database never holds it). Checking one costs no database read; a restart keeps them valid.
 import { secretFileText } from '../secret-file.js';
 import path from 'node:path';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import type { Store } from '../store/types.js';
 
 const PREFIX = 'cat_';
 const PortRange = z.tuple([z.number().int(), z.number().int()]);
@@ -51,12 +50,13 @@ export class AuthTokens {
   private constructor(private readonly secret: Buffer) {}
 
   /**
-   * The signing secret: the database's, which is `<dataDir>/token-secret` (made on first start) of the first
-   * server that got there.
+   * The signing secret: derived from the cluster key when there is one, else `<dataDir>/token-secret` (made on
+   * first start).
    */
-  static async load(dataDir: string, store: Pick<Store, 'sharedSecret'>): Promise<AuthTokens> {
-    const own = secretFileText(path.join(dataDir, 'token-secret'), () => randomBytes(32).toString('hex'));
-    return new AuthTokens(Buffer.from(await store.sharedSecret('token-secret', own), 'hex'));
+  static load(dataDir: string, clusterKey: string | null): AuthTokens {
+    if (clusterKey) return new AuthTokens(createHmac('sha256', clusterKey).update('capsule endpoint tokens').digest());
+    const secret = secretFileText(path.join(dataDir, 'token-secret'), () => randomBytes(32).toString('hex'));
+    return new AuthTokens(Buffer.from(secret, 'hex'));
   }
 
   static looksLikeToken(value: string): boolean {

@@ -78,13 +78,6 @@ for (const backend of STORE_BACKENDS) {
       await Promise.all([back.stop(), h2.stop()]); // before the store closes
     });
 
-    test("a secret shared by every server on the database: the first server's is kept", async (t) => {
-      const store = await openTestStore(backend, t);
-      assert.equal(await store.sharedSecret('token-secret', 'first'), 'first');
-      assert.equal(await store.sharedSecret('token-secret', 'second'), 'first');
-      assert.equal(await store.sharedSecret('other', 'x'), 'x');
-    });
-
     test('a host given up while it ran (its lease expired) stops what it lost at its next renewal', async (t) => {
       const store = await openTestStore(backend, t);
       await store.insertMicroVM(sampleRecord('mvm-a', { state: 'RUNNING', hostId: 'h1' }));

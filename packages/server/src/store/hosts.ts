@@ -110,13 +110,3 @@ export async function hostUsage(db: SqlExecutor, states: readonly string[]): Pro
     rows.map((r) => [r.host_id as string, { vcpus: Number(r.vcpus), memoryMib: Number(r.mib), microvms: Number(r.n) }]),
   );
 }
-
-/**
- * A secret every server on this database uses (the endpoint tokens' signing key): the first server's
- * `proposed` value is kept, and every server gets the kept one.
- */
-export async function sharedSecret(db: SqlExecutor, name: string, proposed: string): Promise<string> {
-  await db.run('INSERT INTO cluster_secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING', [name, proposed]);
-  const [row] = await db.query('SELECT value FROM cluster_secrets WHERE name = $1', [name]);
-  return row.value as string;
-}

@@ -176,13 +176,4 @@ export const MIGRATIONS: Array<{ version: number; sql: string }> = [
       CREATE INDEX microvms_host_state ON microvms (host_id, state);
     `,
   },
-  {
-    version: 13,
-    sql: `
-      CREATE TABLE cluster_secrets (
-        name TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-      );
-    `,
-  },
 ];

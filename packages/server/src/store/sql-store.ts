@@ -295,10 +295,6 @@ export class SqlStore implements Store {
     return hosts.setHostDraining(this.db, id, draining);
   }
 
-  sharedSecret(name: string, proposed: string): Promise<string> {
-    return hosts.sharedSecret(this.db, name, proposed);
-  }
-
   async tenantUsage(tenantId: string, states: MicroVMState[]): Promise<TenantUsage> {
     if (states.length === 0) return { microvms: 0, vcpuCount: 0, memoryMib: 0 };
     const [row] = await this.db.query(

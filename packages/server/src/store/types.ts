@@ -183,8 +183,6 @@ export interface Store {
   hostUsage(states: readonly MicroVMState[]): Promise<Map<string, HostUsage>>;
   /** A host draining (placement passes it over, it admits no launch) or ready again; null if not registered. */
   setHostDraining(id: string, draining: boolean): Promise<HostRecord | null>;
-  /** A secret shared by every server on this database: the first `proposed` value is kept and returned. */
-  sharedSecret(name: string, proposed: string): Promise<string>;
   tenantUsage(tenantId: string, states: MicroVMState[]): Promise<TenantUsage>;
   /** All tenants' MicroVMs counted by state (metrics). */
   countMicroVMsByState(): Promise<Partial<Record<MicroVMState, number>>>;
