@@ -47,6 +47,16 @@ function unreachable(hostId: string, err: Error): CapsuleError {
   });
 }
 
+/** An answer's status line and headers as they came, for a socket; with `connection`, that header replaced. */
+function responseHead(answer: http.IncomingMessage, connection?: string): string {
+  const lines = [`HTTP/1.1 ${answer.statusCode} ${answer.statusMessage ?? ''}`];
+  for (let i = 0; i < answer.rawHeaders.length; i += 2)
+    if (!connection || !/^connection$/i.test(answer.rawHeaders[i]))
+      lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
+  if (connection) lines.push(`connection: ${connection}`);
+  return `${lines.join('\r\n')}\r\n\r\n`;
+}
+
 /** The code of an error envelope; '' for any other body. */
 function errorCodeOf(text: string): string {
   try {
@@ -137,10 +147,7 @@ export class Forwarder {
     const hosts = [target, ...(target.next ?? [])];
     for (const [i, host] of hosts.entries()) {
       const answer = await new Promise<http.IncomingMessage>((resolve, reject) => {
-        const upstream = http.request(host.url, {
-          method: req.method,
-          headers: { ...forwardedHeaders(req.headers), [FORWARDED_BY]: this.hostId },
-        });
+        const upstream = this.request(host.url, req);
         upstream.on('response', resolve);
         upstream.on('error', (err) => reject(unreachable(host.hostId, err)));
         upstream.end(body);
@@ -165,16 +172,21 @@ export class Forwarder {
     return urls;
   }
 
+  /** A request to `url` carrying `req`'s method and headers (hop-by-hop ones dropped but `keep`), marked forwarded. */
+  private request(url: URL, req: http.IncomingMessage, keep: readonly string[] = []): http.ClientRequest {
+    return http.request(url, {
+      method: req.method,
+      headers: { ...forwardedHeaders(req.headers, keep), [FORWARDED_BY]: this.hostId },
+    });
+  }
+
   /** The request streamed to the VM's host, its answer streamed back. */
   forward(req: http.IncomingMessage, res: http.ServerResponse, target: ForwardTarget): void {
     if (target.next) {
       void this.forwardLaunch(req, res, target).catch((err) => sendError(res, err));
       return;
     }
-    const upstream = http.request(target.url, {
-      method: req.method,
-      headers: { ...forwardedHeaders(req.headers), [FORWARDED_BY]: this.hostId },
-    });
+    const upstream = this.request(target.url, req);
     upstream.on('response', (answer) => {
       res.writeHead(answer.statusCode ?? 502, forwardedHeaders(answer.headers));
       answer.pipe(res);
@@ -189,15 +201,9 @@ export class Forwarder {
 
   /** A WebSocket upgrade passed to the VM's host; once it switches, bytes flow both ways untouched. */
   upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, target: ForwardTarget): void {
-    const upstream = http.request(target.url, {
-      method: req.method,
-      headers: { ...forwardedHeaders(req.headers, ['connection', 'upgrade']), [FORWARDED_BY]: this.hostId },
-    });
+    const upstream = this.request(target.url, req, ['connection', 'upgrade']);
     upstream.on('upgrade', (answer, upstreamSocket, upstreamHead) => {
-      const lines = [`HTTP/1.1 101 ${answer.statusMessage ?? 'Switching Protocols'}`];
-      for (let i = 0; i < answer.rawHeaders.length; i += 2)
-        lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
-      socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+      socket.write(responseHead(answer));
       if (upstreamHead.length > 0) socket.write(upstreamHead);
       if (head.length > 0) upstreamSocket.write(head);
       upstreamSocket.on('error', () => socket.destroy());
@@ -209,11 +215,7 @@ export class Forwarder {
     });
     // not switched: the host's answer (an error envelope) goes back as it is
     upstream.on('response', (answer) => {
-      const lines = [`HTTP/1.1 ${answer.statusCode} ${answer.statusMessage ?? ''}`];
-      for (let i = 0; i < answer.rawHeaders.length; i += 2)
-        if (!/^connection$/i.test(answer.rawHeaders[i]))
-          lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
-      socket.write(`${lines.join('\r\n')}\r\nconnection: close\r\n\r\n`);
+      socket.write(responseHead(answer, 'close'));
       answer.pipe(socket);
     });
     upstream.on('error', (err) => rejectUpgrade(socket, unreachable(target.hostId, err)));

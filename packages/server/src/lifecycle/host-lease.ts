@@ -36,6 +36,25 @@ function hostCapacity(
   };
 }
 
+function leaseFrom(nowMs: number, leaseMs: number): { heartbeatAt: string; leaseExpiresAt: string } {
+  return { heartbeatAt: new Date(nowMs).toISOString(), leaseExpiresAt: new Date(nowMs + leaseMs).toISOString() };
+}
+
+/** (Re-)register: capacity as it is now, a fresh lease. */
+function registerAt(
+  store: Pick<Store, 'registerHost'>,
+  settings: HostLeaseSettings,
+  advertiseUrl: string,
+  nowMs = Date.now(),
+): Promise<HostRecord> {
+  return store.registerHost({
+    id: settings.hostId,
+    advertiseUrl,
+    capacity: hostCapacity(settings),
+    ...leaseFrom(nowMs, settings.leaseMs),
+  });
+}
+
 export class HostLease {
   private timer: NodeJS.Timeout | null = null;
   private round: Promise<void> = Promise.resolve();
@@ -62,18 +81,9 @@ export class HostLease {
   ): Promise<HostLease> {
     const claimed = await store.claimUnhostedMicroVMs(settings.hostId);
     if (claimed > 0) log.info('MicroVMs from before hosts are this host’s', { hostId: settings.hostId, claimed });
-    const registered = await store.registerHost({
-      id: settings.hostId,
-      advertiseUrl,
-      capacity: hostCapacity(settings),
-      ...HostLease.leaseFrom(Date.now(), settings.leaseMs),
-    });
+    const registered = await registerAt(store, settings, advertiseUrl);
     log.info('host registered', { hostId: settings.hostId, state: registered.state, advertiseUrl });
     return new HostLease(store, settings, log, registered);
-  }
-
-  private static leaseFrom(nowMs: number, leaseMs: number): { heartbeatAt: string; leaseExpiresAt: string } {
-    return { heartbeatAt: new Date(nowMs).toISOString(), leaseExpiresAt: new Date(nowMs + leaseMs).toISOString() };
   }
 
   /**
@@ -83,13 +93,7 @@ export class HostLease {
   async start(advertiseUrl: string, onGivenUp: () => Promise<void>): Promise<void> {
     if (advertiseUrl !== this.advertiseUrl) {
       this.advertiseUrl = advertiseUrl;
-      const registered = await this.store.registerHost({
-        id: this.settings.hostId,
-        advertiseUrl,
-        capacity: hostCapacity(this.settings),
-        ...HostLease.leaseFrom(Date.now(), this.settings.leaseMs),
-      });
-      this.downCount = registered.downCount;
+      this.downCount = (await registerAt(this.store, this.settings, advertiseUrl)).downCount;
     }
     const tick = (): void => {
       this.round = this.renewAndReap(onGivenUp).catch((err: Error) =>
@@ -103,18 +107,11 @@ export class HostLease {
 
   private async renewAndReap(onGivenUp: () => Promise<void>): Promise<void> {
     const now = Date.now();
-    const renewed = await this.store.renewHostLease(
-      this.settings.hostId,
-      ...(Object.values(HostLease.leaseFrom(now, this.settings.leaseMs)) as [string, string]),
-    );
+    const { heartbeatAt, leaseExpiresAt } = leaseFrom(now, this.settings.leaseMs);
+    const renewed = await this.store.renewHostLease(this.settings.hostId, heartbeatAt, leaseExpiresAt);
     if (!renewed) {
       // removed from the table by an operator: register again
-      await this.store.registerHost({
-        id: this.settings.hostId,
-        advertiseUrl: this.advertiseUrl,
-        capacity: hostCapacity(this.settings),
-        ...HostLease.leaseFrom(now, this.settings.leaseMs),
-      });
+      await registerAt(this.store, this.settings, this.advertiseUrl, now);
     } else if (renewed.downCount !== this.downCount) {
       this.downCount = renewed.downCount;
       this.log.error('this host was given up as down while it ran (its lease ran out); stopping what it lost', {

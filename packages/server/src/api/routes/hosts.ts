@@ -53,8 +53,8 @@ export function hostRoutes(app: ApiApp, store: Store): void {
           throw new CapsuleError(ErrorCode.INVALID_STATE, `cannot ${action} host ${id}: it is down`, {
             details: { state: 'down' },
           });
-        await store.setHostDraining(id, draining);
-        return c.json((await listHosts(store)).find((h) => h.id === id)!, 200);
+        const updated = await store.setHostDraining(id, draining);
+        return c.json({ ...before, state: updated?.state ?? before.state }, 200);
       },
     );
   }
