@@ -12,6 +12,7 @@ import path from 'node:path';
 import { startServer, type CapsuleConfig } from '@capsule/server';
 import { createLogger } from '@capsule/server/internals';
 import { Capsule, type MicroVM } from '@capsule/sdk';
+import { startS3, type TestS3 } from '../support/s3-server.js';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/throwaway-postgres.js';
 import { until } from '../support/until.js';
 import { assertNoLeaks, endpointGet, errorOf, qemuProcesses, removeNetworkNamespaces, runCli } from './helpers.js';
@@ -28,6 +29,7 @@ interface Host {
 describe('hosts sharing one database', () => {
   let cluster: ThrowawayPostgres;
   let databaseUrl: string;
+  let s3: TestS3;
   const adminKey = `cap_${randomBytes(32).toString('base64url')}`;
   const clusterKey = randomBytes(32).toString('base64url');
   const hosts = new Map<string, Host>();
@@ -48,6 +50,8 @@ describe('hosts sharing one database', () => {
       hostId: id,
       hostLeaseMs: LEASE_MS,
       clusterKey,
+      blobs: 's3://capsule-blobs', // suspended state every host can fetch
+      s3: s3.config,
     };
     const server = await startServer(config, createLogger(process.stderr, true));
     await server.snapshotsBuilt; // one host at a time builds the machine's ready snapshots
@@ -57,6 +61,7 @@ describe('hosts sharing one database', () => {
   }
 
   before(async () => {
+    s3 = await startS3(['capsule-blobs']);
     cluster = await startThrowawayPostgres();
     databaseUrl = await cluster.createDatabase('capsule_hosts');
     await startHost('h1');
@@ -76,6 +81,7 @@ describe('hosts sharing one database', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
     cluster?.stop();
+    await s3?.close();
   });
 
   let onH1: MicroVM;
@@ -202,6 +208,22 @@ describe('hosts sharing one database', () => {
     const h2 = hosts.get('h2')!;
     const [pid] = qemuProcesses(`/vms/${onH1.id}/`);
     assert.ok(pid, "h1's VM runs");
+    // a VM suspended on h1 with a process holding a value in memory only, and a file
+    const moving = await h1.capsule.microvms.run({ imageName: 'base' });
+    assert.equal(moving.info.hostId, 'h1');
+    await moving.files.write('/root/kept.txt', 'across hosts');
+    await moving.execBackground([
+      'node',
+      '-e',
+      "const v = require('crypto').randomUUID(); require('http').createServer((q, s) => s.end(v)).listen(8081)",
+    ]);
+    const ask = (vm: MicroVM) =>
+      vm.exec(['node', '-e', "fetch('http://127.0.0.1:8081').then((r) => r.text()).then((t) => console.log(t))"]);
+    const held = await until('the app answers', async () => (await ask(moving).catch(() => null))?.stdout || false);
+    await moving.suspend();
+    await until('its state is in the shared store', async () => {
+      return (await moving.refresh()).suspendedStateLocation === 'shared';
+    });
     // a server stopped leaves its VMs running (the next start adopts them), and its lease runs out
     await h1.server.close();
     hosts.delete('h1');
@@ -216,9 +238,19 @@ describe('hosts sharing one database', () => {
     assert.equal(failed.failureReason, 'host h1 lost');
     assert.equal((await h2.capsule.hosts.list())[0].state, 'down');
     assert.deepEqual(qemuProcesses(`/vms/${onH1.id}/`), [pid], 'nobody else touches its QEMU');
+    // h1's suspended VM stays SUSPENDED, and resumes on h2 with its memory and files
+    const there = await h2.capsule.microvms.get(moving.id);
+    assert.equal(there.info.state, 'SUSPENDED');
+    const resumed = await there.resume();
+    assert.deepEqual([resumed.state, resumed.hostId, resumed.suspendedStateLocation], ['RUNNING', 'h2', null]);
+    assert.equal((await ask(there)).stdout, held, 'the same process, its memory intact');
+    assert.equal((await there.exec(['cat', '/root/kept.txt'])).stdout, 'across hosts');
+    assert.equal(qemuProcesses(`${hosts.get('h2')!.dataDir}/vms/${moving.id}/`).length, 1, "h2's QEMU runs it");
+    assert.ok(fs.existsSync(path.join(h1.dataDir, 'suspended', moving.id)), 'h1 is down: its copy is still there');
 
     await startHost('h1', h1.dataDir);
     assert.deepEqual(qemuProcesses(`/vms/${onH1.id}/`), [], 'back, h1 stopped the VM it no longer runs');
+    assert.ok(!fs.existsSync(path.join(h1.dataDir, 'suspended', moving.id)), 'and removed the state h2 took');
     assert.deepEqual(
       (await h2.capsule.hosts.list()).map((h) => [h.id, h.state]),
       [

@@ -77,6 +77,7 @@ export function sampleRecord(id: string, overrides: Partial<MicroVMRecord> = {})
     qemuPid: 1234,
     vmDir: '/var/lib/capsule/vms/' + id,
     hostId: 'h1',
+    suspendedBlob: null,
     createdAt: '2024-01-01T00:00:00.000Z',
     updatedAt: '2024-01-01T00:00:00.000Z',
     startedAt: null,

@@ -131,6 +131,11 @@ export const MicroVM = z
     idlePolicy: ResolvedIdlePolicy,
     lastActivityAt: z.string().nullable(),
     suspendedAt: z.string().nullable(),
+    /**
+     * Where a SUSPENDED VM's state is: only on its host, or also in the blob store every host shares (CAPSULE_BLOBS
+     * s3://…), so any host can resume it; null unless SUSPENDED.
+     */
+    suspendedStateLocation: z.enum(['host', 'shared']).nullable(),
     /** The host that runs it, or ran it last (GET /v1/hosts); null for a record older than hosts. */
     hostId: z.string().nullable(),
     /** While RUNNING (jailed): CPU time, memory now and at peak, disk bytes allocated; else null. */

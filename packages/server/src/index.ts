@@ -159,6 +159,7 @@ export async function startServer(
     disk,
     storage,
     hypervisor: qemuHypervisor,
+    sharedBlobs: config.blobs ? blobs : null, // S3: every host reads it
     systemVmsBusy: () => {
       const now = systemVms.usage();
       return now.vms + now.waiting > 0;

@@ -20,8 +20,12 @@ const host = (id: string): HostRecord => ({
   downCount: 0,
 });
 
-function forwarder(hosts: string[], usedMib: Record<string, number> = {}): Forwarder {
+function forwarder(hosts: string[], usedMib: Record<string, number> = {}, down: string[] = []): Forwarder {
+  const suspendedOn = (id: string, hostId: string, suspendedBlob: string | null) =>
+    sampleRecord(id, { tenantId: 'acme', hostId, state: 'SUSPENDED', suspendedBlob });
   const records = new Map([
+    ['mvm-moving', suspendedOn('mvm-moving', 'h2', 'suspended/mvm-moving/1')],
+    ['mvm-stuck', suspendedOn('mvm-stuck', 'h2', null)],
     ['mvm-there', sampleRecord('mvm-there', { tenantId: 'acme', hostId: 'h2' })],
     ['mvm-here', sampleRecord('mvm-here', { tenantId: 'acme', hostId: 'h1' })],
     ['mvm-old', sampleRecord('mvm-old', { tenantId: 'acme', hostId: null })],
@@ -34,7 +38,7 @@ function forwarder(hosts: string[], usedMib: Record<string, number> = {}): Forwa
   return new Forwarder(
     {
       getMicroVM: async (id) => records.get(id) ?? null,
-      listHosts: async () => hosts.map(host),
+      listHosts: async () => hosts.map((id) => ({ ...host(id), state: down.includes(id) ? 'down' : 'ready' })),
       findApiKey: async (hash) => keys.get(hash) ?? null,
       hostUsage: async () =>
         new Map(Object.entries(usedMib).map(([id, memoryMib]) => [id, { vcpus: 1, memoryMib, microvms: 1 }])),
@@ -162,4 +166,32 @@ test('a launch a host has no room for goes on to the next host; any other answer
     assert.equal(h3.got.length, h3Asked, what);
     if (h3Asked) assert.deepEqual(h3.got, ['h1 {"imageName":"base"}'], what);
   }
+});
+
+test('a suspended VM whose host is down and whose state is shared resumes where placement says', async () => {
+  // h2 is down: h3 has the most memory free; a resume is sent on past a full h3, any other request is not
+  const resume = await forwarder(['h1', 'h2', 'h3'], { h1: 2048 }, ['h2']).target(
+    req('POST', '/v1/microvms/mvm-moving/resume'),
+  );
+  assert.deepEqual(resume && [resume.hostId, resume.url.href], [
+    'h3',
+    'http://h3.internal:7070/v1/microvms/mvm-moving/resume',
+  ]);
+  assert.deepEqual(resume?.next, []);
+  const exec = await forwarder(['h1', 'h2', 'h3'], { h1: 2048 }, ['h2']).target(
+    req('POST', '/v1/microvms/mvm-moving/exec'),
+  );
+  assert.deepEqual(exec && [exec.hostId, exec.next], ['h3', undefined]);
+  // here when this host is the pick
+  assert.equal(
+    await forwarder(['h1', 'h2', 'h3'], { h3: 2048 }, ['h2']).target(req('POST', '/v1/microvms/mvm-moving/resume')),
+    null,
+  );
+  // its host up, it goes there; its state only on its down host, it is answered here (502, saying so)
+  const home = await forwarder(['h1', 'h2', 'h3'], { h1: 2048 }).target(req('POST', '/v1/microvms/mvm-moving/resume'));
+  assert.equal(home?.hostId, 'h2');
+  const stuck = await forwarder(['h1', 'h2', 'h3'], { h1: 2048 }, ['h2']).target(
+    req('POST', '/v1/microvms/mvm-stuck/resume'),
+  );
+  assert.equal(stuck, null);
 });

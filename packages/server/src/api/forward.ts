@@ -10,7 +10,8 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
-import { rankHosts } from '../lifecycle/placement.js';
+import { hostServes, rankHosts } from '../lifecycle/placement.js';
+import type { HostRecord } from '../store/hosts.js';
 import { LIVE_STATES } from '../store/states.js';
 import type { Store } from '../store/types.js';
 import { authenticate } from './auth.js';
@@ -79,7 +80,7 @@ const LAUNCH_BODY_LIMIT = 1024 * 1024;
 const NO_ROOM = new Set<string>([ErrorCode.HOST_FULL, ErrorCode.HOST_DRAINING]);
 
 export class Forwarder {
-  private hosts: { readAt: number; urls: Map<string, string> } | null = null;
+  private hosts: { readAt: number; byId: Map<string, HostRecord> } | null = null;
 
   constructor(
     private readonly store: Pick<Store, 'getMicroVM' | 'listHosts' | 'findApiKey' | 'hostUsage'>,
@@ -99,8 +100,8 @@ export class Forwarder {
     const match = VM_PATH.exec(req.url ?? '');
     if (!match) return null;
     if (req.method === 'GET' && (match[2] ?? '/') === '/') return null;
-    const urls = await this.hostUrls();
-    if (urls.size < 2) return null; // one host: every VM is here
+    const hosts = await this.hostsById();
+    if (hosts.size < 2) return null; // one host: every VM is here
     let id: string;
     try {
       id = decodeURIComponent(match[1]);
@@ -109,40 +110,59 @@ export class Forwarder {
     }
     const record = await this.store.getMicroVM(id);
     if (!record || record.hostId === null || record.hostId === this.hostId) return null;
-    const url = urls.get(record.hostId);
-    if (!url) return null;
+    const host = hosts.get(record.hostId);
+    if (!host) return null;
     const caller = await authenticate(req, this.store).catch(() => null);
     if (caller?.tenantId !== record.tenantId) return null;
-    return { hostId: record.hostId, url: new URL(req.url ?? '/', url) };
+    if (record.state === 'SUSPENDED' && !hostServes(host))
+      // its state shared: it resumes where placement says; else answered here (it waits for its host: 502)
+      return record.suspendedBlob ? this.placeMove(req, record.hostId, match[2] === '/resume') : null;
+    return { hostId: record.hostId, url: new URL(req.url ?? '/', host.advertiseUrl) };
+  }
+
+  /**
+   * A request for a suspended VM whose host does not serve (down, draining) and whose state any host can fetch:
+   * it resumes on the host placement picks (null: this one). An explicit resume is sent on after a refusal for room.
+   */
+  private async placeMove(req: http.IncomingMessage, from: string, resume: boolean): Promise<ForwardTarget | null> {
+    const ranked = await this.ranked(req, [from]);
+    if (ranked.length === 0 || ranked[0].hostId === this.hostId) return null;
+    const [first, ...rest] = ranked.filter((h) => h.hostId !== this.hostId);
+    return resume ? { ...first, next: rest } : first;
+  }
+
+  /** Hosts placement would pick for `req`, best first, leaving out `excluded`. */
+  private async ranked(req: http.IncomingMessage, excluded: string[] = []): Promise<ForwardTarget[]> {
+    const [hosts, usage] = await Promise.all([this.store.listHosts(), this.store.hostUsage(LIVE_STATES)]);
+    return rankHosts(hosts, usage)
+      .filter((h) => !excluded.includes(h.id))
+      .map((h) => ({ hostId: h.id, url: new URL(req.url ?? '/', h.advertiseUrl) }));
   }
 
   /** An endpoint request for a VM on another host: sent there whoever asks (its token is checked there). */
   private async endpointTarget(req: http.IncomingMessage, id: string): Promise<ForwardTarget | null> {
-    const urls = await this.hostUrls();
-    if (urls.size < 2) return null;
+    const hosts = await this.hostsById();
+    if (hosts.size < 2) return null;
     const record = await this.store.getMicroVM(id);
-    const url = record?.hostId && record.hostId !== this.hostId ? urls.get(record.hostId) : undefined;
-    return url ? { hostId: record!.hostId!, url: new URL(req.url ?? '/', url) } : null;
+    const host = record?.hostId && record.hostId !== this.hostId ? hosts.get(record.hostId) : undefined;
+    return host ? { hostId: host.id, url: new URL(req.url ?? '/', host.advertiseUrl) } : null;
   }
 
   /** A launch goes to the host placement picks (null: this one, or a caller without a valid key). */
   private async placeLaunch(req: http.IncomingMessage): Promise<ForwardTarget | null> {
-    if ((await this.hostUrls()).size < 2) return null;
+    if ((await this.hostsById()).size < 2) return null;
     if (!(await authenticate(req, this.store).catch(() => null))) return null;
-    const [hosts, usage] = await Promise.all([this.store.listHosts(), this.store.hostUsage(LIVE_STATES)]);
-    const ranked = rankHosts(hosts, usage);
-    if (ranked.length === 0 || ranked[0].id === this.hostId) return null;
-    const [first, ...rest] = ranked
-      .filter((h) => h.id !== this.hostId)
-      .map((h) => ({ hostId: h.id, url: new URL(req.url ?? '/', h.advertiseUrl) }));
+    const ranked = await this.ranked(req);
+    if (ranked.length === 0 || ranked[0].hostId === this.hostId) return null;
+    const [first, ...rest] = ranked.filter((h) => h.hostId !== this.hostId);
     return { ...first, next: rest };
   }
 
   /**
-   * A launch sent to each host in turn until one takes it: a refusal for room (503 HOST_FULL or HOST_DRAINING)
-   * sends it on; any other answer, or the last refusal, is the caller's.
+   * A launch (or a resume of a VM that moves) sent to each host in turn until one takes it: a refusal for room
+   * (503 HOST_FULL or HOST_DRAINING) sends it on; any other answer, or the last refusal, is the caller's.
    */
-  private async forwardLaunch(req: http.IncomingMessage, res: http.ServerResponse, target: ForwardTarget) {
+  private async forwardPlaced(req: http.IncomingMessage, res: http.ServerResponse, target: ForwardTarget) {
     const body = await readBody(req, LAUNCH_BODY_LIMIT);
     const hosts = [target, ...(target.next ?? [])];
     for (const [i, host] of hosts.entries()) {
@@ -165,11 +185,11 @@ export class Forwarder {
     }
   }
 
-  private async hostUrls(): Promise<Map<string, string>> {
-    if (this.hosts && Date.now() - this.hosts.readAt < HOSTS_TTL_MS) return this.hosts.urls;
-    const urls = new Map((await this.store.listHosts()).map((h) => [h.id, h.advertiseUrl]));
-    this.hosts = { readAt: Date.now(), urls };
-    return urls;
+  private async hostsById(): Promise<Map<string, HostRecord>> {
+    if (this.hosts && Date.now() - this.hosts.readAt < HOSTS_TTL_MS) return this.hosts.byId;
+    const byId = new Map((await this.store.listHosts()).map((h) => [h.id, h]));
+    this.hosts = { readAt: Date.now(), byId };
+    return byId;
   }
 
   /** A request to `url` carrying `req`'s method and headers (hop-by-hop ones dropped but `keep`), marked forwarded. */
@@ -183,7 +203,7 @@ export class Forwarder {
   /** The request streamed to the VM's host, its answer streamed back. */
   forward(req: http.IncomingMessage, res: http.ServerResponse, target: ForwardTarget): void {
     if (target.next) {
-      void this.forwardLaunch(req, res, target).catch((err) => sendError(res, err));
+      void this.forwardPlaced(req, res, target).catch((err) => sendError(res, err));
       return;
     }
     const upstream = this.request(target.url, req);

@@ -9,6 +9,7 @@ import type { NetworkDeps } from './network-ops.js';
 import type { Activity } from './policy-sweeper.js';
 import type { QuotaGate } from './quotas.js';
 import type { RunningVms } from './running-vms.js';
+import type { SuspendedStates } from './suspended-transfer.js';
 import type { ServiceDeps } from './service-deps.js';
 import type { WarmPool } from './warm-pool.js';
 
@@ -23,6 +24,10 @@ export interface LifecycleCore {
   suspendedDir: string;
   /** Warm clones a launch claims instead of restoring (null: none, as in the lifecycle's unit tests). */
   pool: WarmPool | null;
+  /** Suspended state in the blob store every host shares (null: a suspended VM's state stays on its host). */
+  suspendedStates: SuspendedStates | null;
+  /** The tenant's MicroVM, or NOT_FOUND (on whichever host). */
+  get(tenantId: string, id: string): Promise<MicroVMRecord>;
   /** The tenant's MicroVM, or NOT_FOUND; MICROVM_ON_ANOTHER_HOST when another host has it. */
   getHere(tenantId: string, id: string, action: string): Promise<MicroVMRecord>;
   /** A checked compare-and-set of its state, or INVALID_STATE saying what it is now. */

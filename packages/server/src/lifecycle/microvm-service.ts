@@ -27,6 +27,7 @@ import { LaunchRate, SessionLimits } from './limits.js';
 import { appLogTail } from '../images/app-start.js';
 import { notifyHook } from '../images/hooks.js';
 import { recoverMicroVMs, stopGivenUpVms, suspendDirOf } from './recovery.js';
+import { SuspendedStates } from './suspended-transfer.js';
 import { RunningVms } from './running-vms.js';
 import type { LifecycleCore } from './core.js';
 import { resumeVm, suspendVm } from './suspend-resume.js';
@@ -68,6 +69,8 @@ export class MicroVMService {
   private readonly settling = new Map<string, Promise<void>>();
   private readonly vmsDir: string;
   private readonly suspendedDir: string;
+  /** Suspended state published for other hosts (suspended-transfer.ts); null without a shared blob store. */
+  readonly suspendedStates: SuspendedStates | null;
 
   constructor(private readonly deps: ServiceDeps) {
     this.vmsDir = path.join(deps.config.dataDir, 'vms');
@@ -92,6 +95,9 @@ export class MicroVMService {
     this.bootDeps = { ...deps, vmsDir: this.vmsDir };
     this.netDeps = { networks: deps.networks, store: deps.store, privateAllow: deps.config.egressPrivateAllow };
     this.pool = warmPoolOf(deps, this.bootDeps);
+    this.suspendedStates = deps.sharedBlobs
+      ? new SuspendedStates({ ...deps, blobs: deps.sharedBlobs, qemuImgBinary: deps.config.qemuImgBinary })
+      : null;
     this.sweeper = new PolicySweeper(
       deps.store,
       deps.config.hostId,
@@ -113,6 +119,8 @@ export class MicroVMService {
       activity: this.activity,
       suspendedDir: this.suspendedDir,
       pool: this.pool,
+      suspendedStates: this.suspendedStates,
+      get: (tenantId, id) => this.get(tenantId, id),
       getHere: (tenantId, id, action) => this.getHere(tenantId, id, action),
       transition: (record, to, action) => this.transition(record, to, action),
       fail: (id, reason) => this.fail(id, reason),
@@ -202,6 +210,7 @@ export class MicroVMService {
       jailer: this.deps.jailer,
       hypervisor: this.deps.hypervisor,
       hostId: this.deps.config.hostId,
+      suspendedStates: this.suspendedStates,
       adopt: (record, machine) => this.running.adopt(record, machine),
     });
   }
@@ -250,6 +259,7 @@ export class MicroVMService {
     fs.rmSync(this.suspendDirOf(id), { recursive: true, force: true });
     const record = await this.deps.store.getMicroVM(id);
     if (record) this.deps.storage.forget(record.tenantId);
+    this.suspendedStates?.dropLater(record?.suspendedBlob ?? null);
     this.deps.jailer.releaseUid(record?.jailUid ?? null, id); // its files are gone
     await this.deps.networks.release(id, record?.netSlot ?? null);
     await this.deps.store.transition(id, FAILABLE_STATES, 'FAILED', { failureReason, qemuPid: null, netSlot: null });
@@ -279,7 +289,10 @@ export class MicroVMService {
   async agentFor(tenantId: string, id: string, action: string): Promise<{ agent: AgentClient; record: MicroVMRecord }> {
     // a suspend or resume in flight (an auto-resume for a parallel request, say): wait for it first
     await this.busy.get(id)?.catch(() => undefined);
-    let record = await this.getHere(tenantId, id, action);
+    let record = await this.get(tenantId, id);
+    // another host's suspended VM may be resumed here (take-over.ts decides)
+    if (record.state !== 'SUSPENDED' || !record.idlePolicy.autoResumeEnabled)
+      assertOnThisHost(record, this.deps.config.hostId, action);
     if (record.state === 'SUSPENDED' && record.idlePolicy.autoResumeEnabled) {
       const inflight = this.busy.get(id);
       if (inflight) await inflight.catch(() => undefined);
@@ -347,6 +360,7 @@ export class MicroVMService {
         .catch((err) => this.logOf(record).warn('cleanup after terminate reported errors', { error: String(err) }));
     }
     fs.rmSync(this.suspendDirOf(id), { recursive: true, force: true });
+    this.suspendedStates?.dropLater(record.suspendedBlob);
     return this.finishTermination(id);
   }
 
@@ -393,7 +407,8 @@ export class MicroVMService {
   private async finishTermination(id: string): Promise<MicroVMRecord> {
     this.activity.forget(id);
     const record = await this.deps.store.getMicroVM(id);
-    if (record) this.deps.storage.forget(record.tenantId); // its files are gone
+    if (record) this.deps.storage.forget(record.tenantId);
+    this.suspendedStates?.dropLater(record?.suspendedBlob ?? null); // its files are gone
     this.deps.jailer.releaseUid(record?.jailUid ?? null, id); // its files are gone
     await this.deps.networks.release(id, record?.netSlot ?? null);
     this.deps.egressLogs.remove(id);

@@ -7,6 +7,11 @@ import type { HostRecord, HostUsage } from '../store/hosts.js';
 
 const NONE: HostUsage = { vcpus: 0, memoryMib: 0, microvms: 0 };
 
+/** A host that takes its own MicroVMs' requests: ready (not draining, not down) and its lease live. */
+export function hostServes(host: HostRecord | undefined, nowMs = Date.now()): boolean {
+  return host?.state === 'ready' && Date.parse(host.leaseExpiresAt) > nowMs;
+}
+
 /** The hosts a launch may go to, best first. */
 export function rankHosts(
   hosts: readonly HostRecord[],
@@ -14,7 +19,7 @@ export function rankHosts(
   nowMs = Date.now(),
 ): HostRecord[] {
   const free = (h: HostRecord) => h.capacity.memoryMib - (usage.get(h.id) ?? NONE).memoryMib;
-  const ready = hosts.filter((h) => h.state === 'ready' && Date.parse(h.leaseExpiresAt) > nowMs && free(h) > 0);
+  const ready = hosts.filter((h) => hostServes(h, nowMs) && free(h) > 0);
   const vms = (h: HostRecord) => (usage.get(h.id) ?? NONE).microvms;
   return [...ready].sort((a, b) => free(b) - free(a) || vms(a) - vms(b) || a.id.localeCompare(b.id));
 }

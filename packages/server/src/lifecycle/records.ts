@@ -13,8 +13,19 @@ export function newMicroVMId(): string {
 }
 
 export function toApi(record: MicroVMRecord, endpoint: string, usage: MicroVMUsage | null): MicroVM {
-  const { tenantId: _t, env: _e, qemuPid: _p, vmDir: _d, netSlot: _n, jailUid: _u, aws: _a, ...rest } = record;
-  return { ...rest, endpoint, usage };
+  const {
+    tenantId: _t,
+    env: _e,
+    qemuPid: _p,
+    vmDir: _d,
+    netSlot: _n,
+    jailUid: _u,
+    aws: _a,
+    suspendedBlob,
+    ...rest
+  } = record;
+  const suspendedStateLocation = record.state !== 'SUSPENDED' ? null : suspendedBlob ? 'shared' : 'host';
+  return { ...rest, suspendedStateLocation, endpoint, usage };
 }
 
 /** The PENDING record of a launch: the request's fields with the defaults decided by the caller. */
@@ -47,6 +58,7 @@ export function pendingRecord(
     },
     lastActivityAt: null,
     suspendedAt: null,
+    suspendedBlob: null,
     launchedFrom: null,
     kernelRelease: null,
     failureReason: null,

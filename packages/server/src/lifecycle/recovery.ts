@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log.js';
 import type { MicroVMRecord, Store } from '../store/types.js';
+import type { SuspendedStates } from './suspended-transfer.js';
 import { isQemuProcessOf } from '../vmm/machine.js';
 import type { Hypervisor, Vm } from '../vmm/vm.js';
 import { vmPaths } from '../vmm/qemu-args.js';
@@ -74,10 +75,13 @@ export async function recoverMicroVMs(ctx: {
   hypervisor: Hypervisor;
   jailer: Jailer;
   hostId: string;
+  /** Suspended state for other hosts: what this host suspended but had not published yet goes now. */
+  suspendedStates: SuspendedStates | null;
   adopt(record: MicroVMRecord, machine: Vm): void;
 }): Promise<void> {
   const { store, log, networks, jailer, hostId } = ctx;
   await reclaimUids(store, hostId, jailer, log);
+  await sweepSuspendedDirs(ctx);
   // a suspend answers once its state is durable; its QEMU's exit and namespace's release follow, and a
   // server that died in between left them: they go now. So do VMs given up with this host while it was down.
   for (const record of await store.listMicroVMsInStates(['SUSPENDED', 'FAILED'], hostId)) {
@@ -137,6 +141,25 @@ export async function recoverMicroVMs(ctx: {
       qemuPid: null,
     });
     log.warn('marked MicroVM failed after restart', { id: record.id, was: record.state });
+  }
+  if (ctx.suspendedStates)
+    for (const record of await store.listMicroVMsInStates(['SUSPENDED'], hostId))
+      if (record.suspendedBlob === null && suspendFilesOf(ctx.suspendedDir, record.id).published)
+        ctx.suspendedStates.publishLater(record, suspendDirOf(ctx.suspendedDir, record.id));
+}
+
+/**
+ * Suspend directories no VM of this host needs: its record gone, ended, or moved to another host while this one
+ * was down (take-over.ts). A resumed VM's disk stays in its suspend directory, so RUNNING ones keep theirs.
+ */
+async function sweepSuspendedDirs(ctx: { store: Store; log: Logger; suspendedDir: string; hostId: string }) {
+  const ids = fs.existsSync(ctx.suspendedDir) ? fs.readdirSync(ctx.suspendedDir) : [];
+  for (const id of ids) {
+    const record = await ctx.store.getMicroVM(id);
+    const ended = !record || record.state === 'TERMINATED' || record.state === 'FAILED';
+    if (!ended && (record.hostId === null || record.hostId === ctx.hostId)) continue;
+    fs.rmSync(suspendDirOf(ctx.suspendedDir, id), { recursive: true, force: true });
+    ctx.log.info('removed a suspended state this host no longer holds', { id, hostId: record?.hostId ?? null });
   }
 }
 

@@ -1,5 +1,6 @@
 // What the MicroVM service is built from: configuration, the store, the host's runtimes and jail,
 // the network, storage meters, metrics and the hypervisor (QEMU, or a fake in the lifecycle's tests).
+import type { BlobStore } from '../blobs/blob-store.js';
 import type { CapsuleConfig } from '../config.js';
 import type { DiskReserve } from '../disk-reserve.js';
 import type { Jailer } from '../jail/jailer.js';
@@ -34,6 +35,11 @@ export interface ServiceDeps {
   storage: StorageMeter;
   /** Starts and takes back VMs: QEMU (vmm/hypervisor.ts), or a fake in unit tests. */
   hypervisor: Hypervisor;
+  /**
+   * The blob store every host shares (CAPSULE_BLOBS=s3://…): suspended state is published there, so another host
+   * can resume it. Null or absent: a suspended VM's state stays on its host.
+   */
+  sharedBlobs?: BlobStore | null;
   /** System VMs (builds, snapshots) run or wait now: the warm pool makes no clone meanwhile. */
   systemVmsBusy?: () => boolean;
 }

@@ -16,6 +16,7 @@ import { ensureUid } from './jail-ops.js';
 import { resolveSource } from './launch-source.js';
 import { withNetwork } from './network-ops.js';
 import { suspendDirOf, suspendFilesOf } from './recovery.js';
+import { holdHere, lowerLayerOf, resumableHere, takeOver, unhold } from './take-over.js';
 import type { LifecycleCore } from './core.js';
 
 /** RUNNING → SUSPENDING → SUSPENDED. If the save fails (disk full…) the VM goes back to RUNNING untouched. */
@@ -72,6 +73,7 @@ export async function suspendVm(ctx: LifecycleCore, tenantId: string, id: string
     { durationMs: steps.elapsedMs() },
   );
   steps.done('store');
+  ctx.suspendedStates?.publishLater(suspended!, dir); // any host can resume it once published
   ctx.settle(
     id,
     saved.stopped.then(async () => {
@@ -101,12 +103,13 @@ function haltAt(ctx: LifecycleCore): (step: SuspendStep) => Promise<void> {
 /** SUSPENDED → RUNNING: same memory, processes and files. A transient failure leaves it SUSPENDED. */
 export async function resumeVm(ctx: LifecycleCore, tenantId: string, id: string): Promise<MicroVMRecord> {
   const steps = new StepTimer();
-  let record = await ctx.getHere(tenantId, id, 'resume');
+  let record = await resumableHere(ctx, tenantId, id);
   assertTransition(id, record.state, 'RUNNING', 'resume');
   if (record.state !== 'SUSPENDED')
     throw new CapsuleError(ErrorCode.INVALID_STATE, `cannot resume MicroVM ${id}: it is ${record.state}`);
+  const moving = record.hostId !== null && record.hostId !== ctx.deps.config.hostId;
   const { statePath, diskPath } = suspendFilesOf(ctx.suspendedDir, id);
-  const missing = [statePath, diskPath].filter((f) => !fs.existsSync(f));
+  const missing = moving ? [] : [statePath, diskPath].filter((f) => !fs.existsSync(f));
   if (missing.length > 0) {
     await ctx.fail(id, `its suspended state is gone (missing ${missing.map((f) => path.basename(f)).join(', ')})`);
     throw new CapsuleError(
@@ -115,10 +118,10 @@ export async function resumeVm(ctx: LifecycleCore, tenantId: string, id: string)
     );
   }
   let machine: Vm;
+  let shared: string | null = null; // where its published state is, while this resume holds it on this host
   const release = await ctx.quotas.admit(record.tenantId, record);
   steps.done('record');
   try {
-    record = await ensureUid(ctx.deps.jailer, ctx.deps.store, record, diskPath);
     const source = await resolveSource(
       ctx.deps.runtimes,
       ctx.deps.images,
@@ -127,6 +130,12 @@ export async function resumeVm(ctx: LifecycleCore, tenantId: string, id: string)
       record.imageVersion ?? undefined,
     );
     steps.done('source');
+    if (moving) {
+      record = await takeOver(ctx, record, lowerLayerOf(source));
+      steps.done('fetch');
+    }
+    shared = await holdHere(ctx, record);
+    record = await ensureUid(ctx.deps.jailer, ctx.deps.store, record, diskPath);
     machine = await withNetwork(ctx.netDeps, record, (netns) => {
       steps.done('network');
       return ctx.deps.hypervisor.launch({
@@ -138,6 +147,7 @@ export async function resumeVm(ctx: LifecycleCore, tenantId: string, id: string)
   } catch (err) {
     release();
     if (err instanceof CapsuleError && err.step === RESTORE_LOAD) {
+      ctx.suspendedStates?.dropLater(shared);
       await ctx.fail(id, `its suspended state could not be loaded: ${err.message}`);
       throw new CapsuleError(
         ErrorCode.RESUME_FAILED,
@@ -145,6 +155,7 @@ export async function resumeVm(ctx: LifecycleCore, tenantId: string, id: string)
         { cause: err },
       );
     }
+    if (shared !== null) await unhold(ctx, record, shared);
     throw new CapsuleError(
       ErrorCode.RESUME_FAILED,
       `could not resume MicroVM ${id}; it is still SUSPENDED and can be resumed again: ${(err as Error).message}`,
@@ -157,9 +168,10 @@ export async function resumeVm(ctx: LifecycleCore, tenantId: string, id: string)
     id,
     'SUSPENDED',
     'RUNNING',
-    { qemuPid: machine.pid, suspendedAt: null, lastActivityAt: new Date().toISOString() },
+    { qemuPid: machine.pid, suspendedAt: null, suspendedBlob: null, lastActivityAt: new Date().toISOString() },
     { durationMs: steps.elapsedMs() },
   );
+  ctx.suspendedStates?.dropLater(shared); // its next suspend publishes anew
   release();
   ctx.activity.touch(id);
   ctx.running.adopt(record, machine);

@@ -176,4 +176,10 @@ export const MIGRATIONS: Array<{ version: number; sql: string }> = [
       CREATE INDEX microvms_host_state ON microvms (host_id, state);
     `,
   },
+  {
+    version: 13,
+    sql: `
+      ALTER TABLE microvms ADD COLUMN suspended_blob TEXT;
+    `,
+  },
 ];

@@ -52,6 +52,7 @@ const COLUMNS: Array<[keyof MicroVMRecord, string, 'json' | 'plain']> = [
   ['jailUid', 'jail_uid', 'plain'],
   ['aws', 'aws_json', 'json'],
   ['hostId', 'host_id', 'plain'],
+  ['suspendedBlob', 'suspended_blob', 'plain'],
 ];
 const COLUMN_OF = new Map(COLUMNS.map(([field, column, kind]) => [field, { column, kind }]));
 
@@ -260,6 +261,36 @@ export class SqlStore implements Store {
       hostId === undefined ? states : [...states, hostId],
     );
     return rows.map(fromRow);
+  }
+
+  async publishSuspendedBlob(id: string, suspendedAt: string, key: string): Promise<boolean> {
+    const changed = await this.db.run(
+      'UPDATE microvms SET suspended_blob = $1 ' +
+        "WHERE id = $2 AND state = 'SUSPENDED' AND suspended_at = $3 AND suspended_blob IS NULL",
+      [key, id, suspendedAt],
+    );
+    return changed === 1;
+  }
+
+  async takeSuspendedMicroVM(id: string, fromHostId: string, toHostId: string): Promise<MicroVMRecord | null> {
+    const changed = await this.db.run(
+      'UPDATE microvms SET host_id = $1, updated_at = $2, jail_uid = NULL, qemu_pid = NULL, net_slot = NULL ' +
+        "WHERE id = $3 AND host_id = $4 AND state = 'SUSPENDED' AND suspended_blob <> ''",
+      [toHostId, new Date().toISOString(), id, fromHostId],
+    );
+    if (changed !== 1) return null;
+    const record = await this.getMicroVM(id);
+    this.changed(record);
+    return record;
+  }
+
+  async holdSuspendedOnHost(id: string, hostId: string): Promise<boolean> {
+    const changed = await this.db.run(
+      "UPDATE microvms SET suspended_blob = '' " +
+        "WHERE id = $1 AND (host_id = $2 OR host_id IS NULL) AND state = 'SUSPENDED'",
+      [id, hostId],
+    );
+    return changed === 1;
   }
 
   /** Records from before hosts (host_id NULL) become `hostId`'s: the one machine that made them. */

@@ -47,6 +47,12 @@ export interface MicroVMRecord extends VmShape {
   aws: Record<string, unknown> | null;
   /** The host that runs it, or ran it last (store/hosts.ts); null only for records older than hosts. */
   hostId: string | null;
+  /**
+   * A SUSPENDED VM's state and disk in the shared blob store (the key prefix, lifecycle/suspended-transfer.ts):
+   * set once they are uploaded, so any host can resume it; null while they are only on its host; '' while a
+   * resume on its host holds it there.
+   */
+  suspendedBlob: string | null;
   createdAt: string;
   updatedAt: string;
   startedAt: string | null;
@@ -168,6 +174,21 @@ export interface Store {
   listMicroVMs(filter: ListFilter): Promise<MicroVMRecord[]>;
   /** Every tenant's MicroVMs in these states; with `hostId`, only that host's. */
   listMicroVMsInStates(states: MicroVMState[], hostId?: string): Promise<MicroVMRecord[]>;
+  /**
+   * Record that a SUSPENDED VM's state is in the blob store under `key`: only while it is still the suspend of
+   * `suspendedAt` and no resume holds it (a resume or another suspend since makes it stale); false if not.
+   */
+  publishSuspendedBlob(id: string, suspendedAt: string, key: string): Promise<boolean>;
+  /**
+   * Move a SUSPENDED VM whose state is in the blob store from `fromHostId` to `toHostId` (compare-and-set: one
+   * host wins), with no uid, pid or network slot of the old host's; null if it is no longer so.
+   */
+  takeSuspendedMicroVM(id: string, fromHostId: string, toHostId: string): Promise<MicroVMRecord | null>;
+  /**
+   * A resume on `hostId` holds its SUSPENDED VM there: `suspendedBlob` becomes '' (no host takes it over, no late
+   * publish records it); false if it is not SUSPENDED on that host.
+   */
+  holdSuspendedOnHost(id: string, hostId: string): Promise<boolean>;
   /** Records from before hosts (no host) become `hostId`'s; how many. */
   claimUnhostedMicroVMs(hostId: string): Promise<number>;
   /** Register a host with a fresh lease (a draining one stays draining). */

@@ -21,7 +21,8 @@ export function backingChain(file: string): string[] {
   return chain;
 }
 
-function backingOf(file: string): string | null {
+/** The file a qcow2 names as its backing file (resolved beside it), or null: none, or not a qcow2. */
+export function backingOf(file: string): string | null {
   const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   try {
     const header = Buffer.alloc(20);

@@ -34,7 +34,7 @@ const SERIAL_TAIL_BYTES = 3000;
 const RESTORE_TIMEOUT_MS = 30_000;
 const QUIT_GRACE_MS = 2000;
 /** Beside a suspended state that needs the legacy user-mode netdev. */
-const LEGACY_MARK = 'legacy-user-net';
+export const LEGACY_MARK = 'legacy-user-net';
 
 /** The failing step of a restore whose snapshot files could not be loaded. */
 export const RESTORE_LOAD: LaunchStep = 'restore: load device state';
