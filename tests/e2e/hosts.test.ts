@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startServer, type CapsuleConfig } from '@capsule/server';
-import { createLogger } from '@capsule/server/internals';
+import { createLogger, NodeSignatures } from '@capsule/server/internals';
 import { Capsule, type MicroVM } from '@capsule/sdk';
 import { startS3, type TestS3 } from '../support/s3-server.js';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/throwaway-postgres.js';
@@ -53,7 +53,7 @@ describe('hosts sharing one database', () => {
       blobs: 's3://capsule-blobs', // suspended state every host can fetch
       s3: s3.config,
     };
-    const server = await startServer(config, createLogger(process.stderr, true));
+    const server = await startServer(config, createLogger(process.stderr, !process.env.HOSTS_TEST_LOG));
     await server.snapshotsBuilt; // one host at a time builds the machine's ready snapshots
     const host = { id, dataDir: dir, server, capsule: new Capsule({ baseUrl: server.url, apiKey: adminKey }) };
     hosts.set(id, host);
@@ -174,6 +174,16 @@ describe('hosts sharing one database', () => {
       body: JSON.stringify({ command: ['true'] }),
     });
     assert.equal(stranger.status, 404);
+    // a node request signed with another key than the cluster's is refused
+    const resumePath = `/v1/microvms/${onH1.id}/resume`;
+    const forged = new NodeSignatures(randomBytes(32).toString('base64url')).sign('POST', resumePath, 'h2', 'default');
+    const refusedNode = await errorOf(
+      await fetch(`${h2.server.url}${resumePath}`, {
+        method: 'POST',
+        headers: { ...forged, 'x-capsule-forwarded-by': 'h9' },
+      }),
+    );
+    assert.deepEqual([refusedNode.status, refusedNode.message], [401, 'node request refused: bad signature']);
   });
 
   test('launches through any server spread over the hosts (most memory free); a drained host takes none', async () => {
@@ -195,6 +205,22 @@ describe('hosts sharing one database', () => {
     const placed = await h1.capsule.microvms.run({ imageName: 'base' });
     assert.equal(placed.info.hostId, 'h2');
     await placed.terminate();
+    // and its running VM moves to h2 (suspended, published, resumed there) with its processes and files
+    const moved = await until(
+      'h1 drained',
+      async () => {
+        const vm = await h2.capsule.microvms.get(onH1.id);
+        return vm.info.hostId === 'h2' && vm.info.state === 'RUNNING' && vm;
+      },
+      90_000,
+    );
+    assert.equal((await moved.exec(['cat', '/root/through-h2.txt'])).stdout, 'forwarded');
+    const { token } = await moved.createAuthToken({ allowedPorts: [8080], ttlSeconds: 120 });
+    const app = await endpointGet(h1.server.url, onH1.id, { 'x-capsule-auth': token });
+    assert.deepEqual([app.status, app.body], [200, `app on ${onH1.id}`], 'its app runs on, reached through h1');
+    assert.deepEqual(qemuProcesses(`${h1.dataDir}/`), [], 'h1 runs nothing');
+    assert.ok(!fs.existsSync(path.join(h1.dataDir, 'suspended', onH1.id)), 'nor keeps its state');
+    assert.equal((await h1.capsule.hosts.list())[0].used.microvms, 0);
     assert.equal((await h1.capsule.hosts.undrain('h1')).state, 'ready');
     const unknown = await fetch(`${h1.server.url}/v1/hosts/h9/drain`, {
       method: 'POST',
@@ -206,7 +232,9 @@ describe('hosts sharing one database', () => {
   test('a host that stops renewing is given up: its running MicroVM FAILED; back, it stops what it left', async () => {
     const h1 = hosts.get('h1')!;
     const h2 = hosts.get('h2')!;
-    const [pid] = qemuProcesses(`/vms/${onH1.id}/`);
+    const lost = await h1.capsule.microvms.run({ imageName: 'base' });
+    assert.equal(lost.info.hostId, 'h1');
+    const [pid] = qemuProcesses(`/vms/${lost.id}/`);
     assert.ok(pid, "h1's VM runs");
     // a VM suspended on h1 with a process holding a value in memory only, and a file
     const moving = await h1.capsule.microvms.run({ imageName: 'base' });
@@ -230,14 +258,14 @@ describe('hosts sharing one database', () => {
     const failed = await until(
       'h1 given up',
       async () => {
-        const vm = await h2.capsule.microvms.get(onH1.id);
+        const vm = await h2.capsule.microvms.get(lost.id);
         return vm.info.state === 'FAILED' && vm.info;
       },
       LEASE_MS * 4,
     );
     assert.equal(failed.failureReason, 'host h1 lost');
     assert.equal((await h2.capsule.hosts.list())[0].state, 'down');
-    assert.deepEqual(qemuProcesses(`/vms/${onH1.id}/`), [pid], 'nobody else touches its QEMU');
+    assert.deepEqual(qemuProcesses(`/vms/${lost.id}/`), [pid], 'nobody else touches its QEMU');
     // h1's suspended VM stays SUSPENDED, and resumes on h2 with its memory and files
     const there = await h2.capsule.microvms.get(moving.id);
     assert.equal(there.info.state, 'SUSPENDED');
@@ -249,7 +277,7 @@ describe('hosts sharing one database', () => {
     assert.ok(fs.existsSync(path.join(h1.dataDir, 'suspended', moving.id)), 'h1 is down: its copy is still there');
 
     await startHost('h1', h1.dataDir);
-    assert.deepEqual(qemuProcesses(`/vms/${onH1.id}/`), [], 'back, h1 stopped the VM it no longer runs');
+    assert.deepEqual(qemuProcesses(`/vms/${lost.id}/`), [], 'back, h1 stopped the VM it no longer runs');
     assert.ok(!fs.existsSync(path.join(h1.dataDir, 'suspended', moving.id)), 'and removed the state h2 took');
     assert.deepEqual(
       (await h2.capsule.hosts.list()).map((h) => [h.id, h.state]),

@@ -14,6 +14,8 @@ import { MicroVMService } from './lifecycle/microvm-service.js';
 import { AuthTokens } from './api/auth-tokens.js';
 import { ImageService } from './images/image-service.js';
 import { openBlobStore } from './blobs/open.js';
+import { HostDrain } from './lifecycle/host-drain.js';
+import { NodeSignatures } from './node-signature.js';
 import { ReadySnapshots } from './snapshots/ready-snapshots.js';
 import { ADMIN_KEY_ID, DEFAULT_TENANT, ensureAdminKey } from './api/auth.js';
 import { ensureDefaultAwsCredentials } from './aws/access-keys.js';
@@ -176,6 +178,7 @@ export async function startServer(
   });
 
   const tokens = AuthTokens.load(config.dataDir, config.clusterKey);
+  const nodes = config.clusterKey ? new NodeSignatures(config.clusterKey) : null;
   const { server, closeSessions } = createApi({
     config,
     store,
@@ -188,6 +191,7 @@ export async function startServer(
     serverKey,
     runtimes,
     systemVms,
+    nodes,
     log,
   });
   await new Promise<void>((resolve, reject) => {
@@ -198,7 +202,33 @@ export async function startServer(
   const url = `http://${config.host}:${address.port}`;
   service.publicPort = address.port;
   log.info('capsule serving', { url, dataDir: config.dataDir, hostId: config.hostId });
-  await hostLease.start(config.advertiseUrl ?? url, () => service.stopGivenUp());
+  // a draining host moves its VMs to others: that needs the cluster key (to ask them) and shared blobs (the state)
+  const drain =
+    nodes && service.suspendedStates
+      ? new HostDrain({
+          store,
+          hostId: config.hostId,
+          log,
+          nodes,
+          suspend: (tenantId, id) => service.suspend(tenantId, id),
+          publish: (record) => service.publishSuspended(record),
+          forgetMoved: (record) => service.forgetMoved(record),
+        })
+      : null;
+  let toldCannotMove = false;
+  await hostLease.start(
+    config.advertiseUrl ?? url,
+    () => service.stopGivenUp(),
+    (state) => {
+      drain?.onState(state);
+      if (!drain && state === 'draining' && !toldCannotMove)
+        log.warn(
+          'draining: this host takes no new MicroVMs, but cannot move its own without CAPSULE_CLUSTER_KEY ' +
+            'and CAPSULE_BLOBS=s3://…',
+        );
+      toldCannotMove = state === 'draining';
+    },
+  );
 
   // one at a time, after start-up: a launch before its snapshot exists cold-boots and says so
   const defaultShape = { vcpuCount: config.defaultVcpuCount, memoryMib: config.defaultMemoryMib };
@@ -224,6 +254,7 @@ export async function startServer(
     close() {
       closing ??= (async () => {
         await hostLease.stop();
+        drain?.stop();
         server.close();
         server.closeAllConnections();
         closeSessions();

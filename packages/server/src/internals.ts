@@ -12,6 +12,7 @@ export { MicroVMService, type ServiceDeps } from './lifecycle/microvm-service.js
 export type { VmNetworkPort } from './lifecycle/network-ops.js';
 export { StorageMeter } from './lifecycle/storage-quota.js';
 export { createLogger } from './log.js';
+export { NodeSignatures } from './node-signature.js';
 export { type SlotAddresses, slotAddresses, slotCount, slotOfNetns } from './network/addressing.js';
 export { EgressLogs } from './network/egress-log.js';
 export { netnsPath } from './network/netns.js';

@@ -11,6 +11,7 @@ import type { Logger } from '../log.js';
 import type { Store } from '../store/types.js';
 import type { SystemVms } from '../system-vms.js';
 import type { AcceleratorDecision } from '../vmm/accelerator.js';
+import type { NodeSignatures } from '../node-signature.js';
 import { createApiApp, type ApiApp } from './app.js';
 import type { AuthTokens } from './auth-tokens.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -52,6 +53,8 @@ export interface ApiDeps {
   /** Seals the secrets of AWS-style access keys (aws/server-key.ts). */
   serverKey: ServerKey;
   systemVms: SystemVms | null;
+  /** Checks requests other nodes sign (a draining host's resumes); null without CAPSULE_CLUSTER_KEY. */
+  nodes?: NodeSignatures | null;
   log: Logger;
 }
 
@@ -65,7 +68,7 @@ export function apiRoutes(
   events = new EventStreams(),
 ): ApiApp {
   const { config, store, service, metrics } = deps;
-  const app = createApiApp({ store, log: deps.log, onRoute });
+  const app = createApiApp({ store, log: deps.log, nodes: deps.nodes, onRoute });
   healthRoute(app, deps.accelerator);
   metricsRoute(app, metrics, store, (): ReadonlyMap<string, MicroVMUsage> => service.usageByTenant(), deps.systemVms);
   microvmRoutes(app, service);

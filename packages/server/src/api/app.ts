@@ -8,6 +8,7 @@ import { routePath } from 'hono/route';
 import type { ZodError } from 'zod';
 import { CapsuleError, ErrorCode, ERROR_STATUS, formatIssues } from '@capsule/protocol';
 import type { Logger } from '../log.js';
+import type { NodeSignatures } from '../node-signature.js';
 import type { Store } from '../store/types.js';
 import { authenticate } from './auth.js';
 import { errorEnvelope, toCapsuleError } from './http.js';
@@ -18,6 +19,8 @@ export type ApiApp = OpenAPIHono<ApiEnv>;
 export interface ApiAppDeps {
   store: Store;
   log: Logger;
+  /** Checks requests other nodes sign in a tenant's name (null: no cluster key, such requests are refused). */
+  nodes?: NodeSignatures | null;
   /** Called with each matched request's route pattern (`/v1/microvms/:id`), for the request metrics. */
   onRoute?: (incoming: ApiEnv['Bindings']['incoming'], pattern: string) => void;
 }
@@ -31,7 +34,7 @@ export function validationError(error: ZodError): CapsuleError {
   return new CapsuleError(ErrorCode.VALIDATION_FAILED, formatIssues(error));
 }
 
-export function createApiApp({ store, log, onRoute }: ApiAppDeps): ApiApp {
+export function createApiApp({ store, log, nodes = null, onRoute }: ApiAppDeps): ApiApp {
   const app = new OpenAPIHono<ApiEnv>({
     defaultHook: (result) => {
       if (!result.success) throw validationError(result.error);
@@ -44,7 +47,7 @@ export function createApiApp({ store, log, onRoute }: ApiAppDeps): ApiApp {
       throw new CapsuleError(ErrorCode.BAD_REQUEST, 'malformed percent-encoding in the path');
     }
     c.set('authenticate', async (level) => {
-      const caller = await authenticate(c.env.incoming, store);
+      const caller = await authenticate(c.env.incoming, store, nodes);
       if (level === 'admin' && !caller.isAdmin)
         throw new CapsuleError(ErrorCode.FORBIDDEN, `${c.req.method} ${routePath(c, -1)} needs the admin key`);
       return caller;

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { CapsuleError, ErrorCode, WS_BEARER_PREFIX, type TenantQuotas } from '@capsule/protocol';
+import { type NodeSignatures, verifyNodeRequest } from '../node-signature.js';
 import type { ApiKeyRecord, Store } from '../store/types.js';
 
 export const DEFAULT_TENANT = 'default';
@@ -94,8 +95,17 @@ function requestKey(req: IncomingMessage): string | null {
   return offered.find((p) => p.startsWith(WS_BEARER_PREFIX))?.slice(WS_BEARER_PREFIX.length) || null;
 }
 
-/** The caller of an API request, by the key it carries. */
-export async function authenticate(req: IncomingMessage, store: Pick<Store, 'findApiKey'>): Promise<Caller> {
+/**
+ * The caller of an API request, by the key it carries; or, signed by another node of the cluster (`nodes`: the
+ * cluster key's signatures), the tenant that node acts for.
+ */
+export async function authenticate(
+  req: IncomingMessage,
+  store: Pick<Store, 'findApiKey'>,
+  nodes: NodeSignatures | null = null,
+): Promise<Caller> {
+  const node = verifyNodeRequest(nodes, req.method ?? 'GET', req.url ?? '/', req.headers);
+  if (node) return { tenantId: node.tenantId, isAdmin: false };
   const key = requestKey(req);
   if (!key) throw new CapsuleError(ErrorCode.UNAUTHORIZED, 'missing API key: send "Authorization: Bearer <key>"');
   return callerOf(key, store);

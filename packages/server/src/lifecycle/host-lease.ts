@@ -6,7 +6,7 @@
 // run out on its own: the next start adopts the VMs it left running. SUSPENDED VMs stay SUSPENDED.
 import fs from 'node:fs';
 import os from 'node:os';
-import type { HostCapacity } from '@capsule/protocol';
+import type { HostCapacity, HostState } from '@capsule/protocol';
 import type { Logger } from '../log.js';
 import type { HostRecord } from '../store/hosts.js';
 import { LIVE_STATES } from '../store/states.js';
@@ -88,15 +88,20 @@ export class HostLease {
 
   /**
    * Renew every third of the lease from now on, at `advertiseUrl` (known once the server listens); `onGivenUp`
-   * runs when a renewal finds this host was marked down meanwhile (its running VMs were recorded FAILED).
+   * runs when a renewal finds this host was marked down meanwhile (its running VMs were recorded FAILED);
+   * `onState` hears its state at each renewal (draining: host-drain.ts moves its VMs).
    */
-  async start(advertiseUrl: string, onGivenUp: () => Promise<void>): Promise<void> {
+  async start(
+    advertiseUrl: string,
+    onGivenUp: () => Promise<void>,
+    onState: (state: HostState) => void = () => {},
+  ): Promise<void> {
     if (advertiseUrl !== this.advertiseUrl) {
       this.advertiseUrl = advertiseUrl;
       this.downCount = (await registerAt(this.store, this.settings, advertiseUrl)).downCount;
     }
     const tick = (): void => {
-      this.round = this.renewAndReap(onGivenUp).catch((err: Error) =>
+      this.round = this.renewAndReap(onGivenUp, onState).catch((err: Error) =>
         this.log.warn('host lease round failed; retrying', { error: err.message }),
       );
     };
@@ -105,7 +110,7 @@ export class HostLease {
     tick();
   }
 
-  private async renewAndReap(onGivenUp: () => Promise<void>): Promise<void> {
+  private async renewAndReap(onGivenUp: () => Promise<void>, onState: (state: HostState) => void): Promise<void> {
     const now = Date.now();
     const { heartbeatAt, leaseExpiresAt } = leaseFrom(now, this.settings.leaseMs);
     const renewed = await this.store.renewHostLease(this.settings.hostId, heartbeatAt, leaseExpiresAt);
@@ -119,6 +124,7 @@ export class HostLease {
       });
       await onGivenUp();
     }
+    if (renewed) onState(renewed.state);
     await this.reapExpired(new Date(now).toISOString());
   }
 

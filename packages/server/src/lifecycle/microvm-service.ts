@@ -28,6 +28,7 @@ import { appLogTail } from '../images/app-start.js';
 import { notifyHook } from '../images/hooks.js';
 import { recoverMicroVMs, stopGivenUpVms, suspendDirOf } from './recovery.js';
 import { SuspendedStates } from './suspended-transfer.js';
+import { VmOperations } from './vm-operations.js';
 import { RunningVms } from './running-vms.js';
 import type { LifecycleCore } from './core.js';
 import { resumeVm, suspendVm } from './suspend-resume.js';
@@ -63,10 +64,8 @@ export class MicroVMService {
   private readonly pool: WarmPool | null;
   /** The port the API (and the endpoints) listen on, once known. */
   publicPort = 0;
-  /** Suspends and resumes under way: a second explicit one is refused, a request waiting on one waits. */
-  private readonly busy = new Map<string, Promise<unknown>>();
-  /** Work that goes on after an operation answered (a suspended VM's QEMU exiting): the next one waits. */
-  private readonly settling = new Map<string, Promise<void>>();
+  /** One suspend or resume per VM at a time, and what each leaves going on (vm-operations.ts). */
+  private readonly ops: VmOperations;
   private readonly vmsDir: string;
   private readonly suspendedDir: string;
   /** Suspended state published for other hosts (suspended-transfer.ts); null without a shared blob store. */
@@ -89,7 +88,8 @@ export class MicroVMService {
       endpointDirect: deps.config.endpointDirect,
       agentFor: (tenantId, id, action) => this.agentFor(tenantId, id, action),
     });
-    this.diskPauses = new DiskPauses(deps.disk, deps.log, (id) => this.busy.has(id));
+    this.ops = new VmOperations(deps.log);
+    this.diskPauses = new DiskPauses(deps.disk, deps.log, (id) => this.ops.isBusy(id));
     this.running = new RunningVms(this.diskPauses, deps.log, (id, reason) => this.onMachineLost(id, reason));
     this.losses = new LostVms(deps.store, deps.log, (id, reason) => this.fail(id, reason));
     this.bootDeps = { ...deps, vmsDir: this.vmsDir };
@@ -104,7 +104,7 @@ export class MicroVMService {
       this.activity,
       {
         retry: () => this.losses.retry(),
-        isBusy: (id) => this.busy.has(id),
+        isBusy: (id) => this.ops.isBusy(id),
         suspend: (t, id) => this.suspend(t, id),
         terminate: (t, id) => this.terminate(t, id),
       },
@@ -128,7 +128,7 @@ export class MicroVMService {
       logOf: (vm) => this.logOf(vm),
       vmsDir: this.vmsDir,
       finishTermination: (id) => this.finishTermination(id),
-      settle: (id, work) => this.settle(id, work),
+      settle: (id, work) => this.ops.settle(id, work),
     };
   }
 
@@ -141,44 +141,13 @@ export class MicroVMService {
     return suspendDirOf(this.suspendedDir, id);
   }
 
-  private async exclusive<T>(id: string, action: string, fn: () => Promise<T>): Promise<T> {
-    if (this.busy.has(id))
-      throw new CapsuleError(
-        ErrorCode.INVALID_STATE,
-        `cannot ${action} MicroVM ${id}: another suspend or resume of it is in progress`,
-      );
-    const run = this.settled(id).then(fn);
-    this.busy.set(id, run);
-    try {
-      return await run;
-    } finally {
-      this.busy.delete(id);
-    }
-  }
-
-  private settle(id: string, work: Promise<void>): void {
-    const settled: Promise<void> = work
-      .catch((err: Error) =>
-        this.deps.log.warn('releasing a VM after its operation failed', { id, error: err.message }),
-      )
-      .finally(() => {
-        if (this.settling.get(id) === settled) this.settling.delete(id);
-      });
-    this.settling.set(id, settled);
-  }
-
-  /** Resolves once what the VM's last operation left going on is done. */
-  private settled(id: string): Promise<void> {
-    return this.settling.get(id) ?? Promise.resolve();
-  }
-
   /**
    * RUNNING → SUSPENDING → SUSPENDED: memory, devices and disk saved durably, QEMU gone (no CPU, no RAM).
    * If the save fails (disk full…) the VM goes back to RUNNING untouched and the error says why.
    */
   suspend(tenantId: string, id: string): Promise<MicroVMRecord> {
     return this.deps.metrics.time(this.deps.metrics.suspendSeconds, () =>
-      this.exclusive(id, 'suspend', () => suspendVm(this.core, tenantId, id)),
+      this.ops.exclusive(id, 'suspend', () => suspendVm(this.core, tenantId, id)),
     );
   }
 
@@ -186,8 +155,20 @@ export class MicroVMService {
   async resume(tenantId: string, id: string): Promise<MicroVMRecord> {
     this.launchRate.check(tenantId, 'resume');
     return this.deps.metrics.time(this.deps.metrics.resumeSeconds, () =>
-      this.exclusive(id, 'resume', () => resumeVm(this.core, tenantId, id)),
+      this.ops.exclusive(id, 'resume', () => resumeVm(this.core, tenantId, id)),
     );
+  }
+
+  /** Its suspended state published for other hosts (host-drain.ts); false without a shared blob store. */
+  async publishSuspended(record: MicroVMRecord): Promise<boolean> {
+    return (await this.suspendedStates?.published(record, this.suspendDirOf(record.id))) ?? false;
+  }
+
+  /** A VM another host took over (host-drain.ts): its uid and suspended files here go, once its QEMU is gone. */
+  async forgetMoved(record: MicroVMRecord): Promise<void> {
+    await this.ops.settled(record.id);
+    this.deps.jailer.releaseUid(record.jailUid, record.id);
+    fs.rmSync(this.suspendDirOf(record.id), { recursive: true, force: true });
   }
 
   /** What a running VM uses now; null when not running or unjailed. */
@@ -288,13 +269,13 @@ export class MicroVMService {
   /** The guest agent of a RUNNING MicroVM; INVALID_STATE in any other state. */
   async agentFor(tenantId: string, id: string, action: string): Promise<{ agent: AgentClient; record: MicroVMRecord }> {
     // a suspend or resume in flight (an auto-resume for a parallel request, say): wait for it first
-    await this.busy.get(id)?.catch(() => undefined);
+    await this.ops.inFlight(id)?.catch(() => undefined);
     let record = await this.get(tenantId, id);
     // another host's suspended VM may be resumed here (take-over.ts decides)
     if (record.state !== 'SUSPENDED' || !record.idlePolicy.autoResumeEnabled)
       assertOnThisHost(record, this.deps.config.hostId, action);
     if (record.state === 'SUSPENDED' && record.idlePolicy.autoResumeEnabled) {
-      const inflight = this.busy.get(id);
+      const inflight = this.ops.inFlight(id);
       if (inflight) await inflight.catch(() => undefined);
       else {
         this.logOf(record).info('auto-resuming MicroVM for a request', { action });
@@ -346,8 +327,8 @@ export class MicroVMService {
 
   async terminate(tenantId: string, id: string): Promise<MicroVMRecord> {
     // let a suspend or resume in flight finish first: it owns the VM's files until it does
-    await this.busy.get(id)?.catch(() => undefined);
-    await this.settled(id);
+    await this.ops.inFlight(id)?.catch(() => undefined);
+    await this.ops.settled(id);
     const record = await this.getHere(tenantId, id, 'terminate');
     await this.transition(record, 'TERMINATING', 'terminate');
     const machine = this.running.get(id);
@@ -380,10 +361,7 @@ export class MicroVMService {
     await this.pool?.close();
     this.diskPauses.stop();
     // a suspend or resume under way finishes (and is recorded) before the store closes; bounded
-    const inFlight = Promise.allSettled([...this.busy.values()]).then(() =>
-      Promise.allSettled([...this.settling.values()]),
-    );
-    await Promise.race([inFlight, new Promise((resolve) => setTimeout(resolve, SHUTDOWN_WAIT_MS).unref())]);
+    await Promise.race([this.ops.allDone(), new Promise((resolve) => setTimeout(resolve, SHUTDOWN_WAIT_MS).unref())]);
     await this.activity.flush(this.deps.store, this.deps.config.hostId);
     for (const [id, machine] of [...this.running.entries()]) {
       machine.detach();

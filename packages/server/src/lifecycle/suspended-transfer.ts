@@ -58,6 +58,8 @@ function sha256Of(file: string): string {
 export class SuspendedStates {
   /** Publishes under way, by VM id. */
   private readonly publishing = new Map<string, Promise<boolean>>();
+  /** Bases being uploaded, by prefix. */
+  private readonly bases = new Map<string, Promise<void>>();
 
   constructor(private readonly deps: SuspendedStatesDeps) {}
 
@@ -82,9 +84,13 @@ export class SuspendedStates {
     this.publishing.set(record.id, work);
   }
 
-  /** Whether the publish under way for `id` (if any) published it. */
-  whenPublished(id: string): Promise<boolean> {
-    return this.publishing.get(id) ?? Promise.resolve(false);
+  /** Whether its state is published: already, by the publish under way, or by one started now. */
+  async published(record: MicroVMRecord, dir: string): Promise<boolean> {
+    const inFlight = this.publishing.get(record.id);
+    if (inFlight) return inFlight;
+    if ((await this.deps.store.getMicroVM(record.id))?.suspendedBlob) return true;
+    this.publishLater(record, dir);
+    return this.publishing.get(record.id)!;
   }
 
   /**
@@ -105,6 +111,7 @@ export class SuspendedStates {
       const manifest: SuspendedManifest = { format: 1, base: basePrefix };
       await blobs.put(`${key}/${MANIFEST}`, Buffer.from(JSON.stringify(manifest)));
       if (await store.publishSuspendedBlob(record.id, record.suspendedAt, key)) return true;
+      if ((await store.getMicroVM(record.id))?.suspendedBlob === key) return true; // published by an earlier try
     } catch (err) {
       this.dropLater(key);
       // resumed (or being resumed) or ended meanwhile, its files going with it: nothing was lost
@@ -116,13 +123,20 @@ export class SuspendedStates {
     return false;
   }
 
-  /** The snapshot a VM's state is a delta over, once per snapshot: its prefix. */
+  /** The snapshot a VM's state is a delta over, once per snapshot (and one upload at a time of each): its prefix. */
   private async publishBase(memoryPath: string, diskPath: string, statePath: string): Promise<string> {
     const prefix = `bases/${sha256Of(statePath)}`;
-    if (await this.deps.blobs.head(`${prefix}/${BASE_READY}`)) return prefix;
-    const files = { memory: memoryPath, 'disk.qcow2': diskPath, state: statePath };
-    for (const name of BASE_FILES) await this.upload(`${prefix}/${name}`, files[name]);
-    await this.deps.blobs.put(`${prefix}/${BASE_READY}`, Buffer.from('{}'));
+    let uploading = this.bases.get(prefix);
+    if (!uploading) {
+      uploading = (async () => {
+        if (await this.deps.blobs.head(`${prefix}/${BASE_READY}`)) return;
+        const files = { memory: memoryPath, 'disk.qcow2': diskPath, state: statePath };
+        for (const name of BASE_FILES) await this.upload(`${prefix}/${name}`, files[name]);
+        await this.deps.blobs.put(`${prefix}/${BASE_READY}`, Buffer.from('{}'));
+      })().finally(() => this.bases.delete(prefix));
+      this.bases.set(prefix, uploading);
+    }
+    await uploading;
     return prefix;
   }
 
