@@ -7,7 +7,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
 
-export const NODE_HEADER = 'x-capsule-node';
+const NODE_HEADER = 'x-capsule-node';
 const DATE_HEADER = 'x-capsule-node-date';
 const TENANT_HEADER = 'x-capsule-node-tenant';
 const SIGNATURE_HEADER = 'x-capsule-node-signature';
@@ -55,7 +55,7 @@ export class NodeSignatures {
 }
 
 /** Whether a request says it is a node's (whoever checks it). */
-export function isNodeSigned(headers: IncomingHttpHeaders): boolean {
+function isNodeSigned(headers: IncomingHttpHeaders): boolean {
   return headers[SIGNATURE_HEADER] !== undefined;
 }
 
