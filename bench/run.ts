@@ -10,6 +10,7 @@
 //   jail: launch / suspend / resume jailed vs unjailed, idle host memory per VM (jail.ts)
 //   sweeper: 50 idle VMs, one with a hung suspend hook: how late each suspends (sweeper.ts)
 //   hosts: a request through another host's server (forwarded) vs to the VM's host directly (hosts.ts)
+//   moves: resume on another host (state from S3) vs in place vs in place + raw download; drain of 10 VMs (moves.ts)
 //   scaling: launch latency and host memory per VM at 1, 10, 50 and 100 idle VMs, with a chart (scaling.ts)
 // BENCH_ONLY=jail,lifecycle runs only those sections (core boot/rtt always run).
 // Writes bench/results/core-<timestamp>.json (and scaling-<timestamp>.svg).
@@ -39,6 +40,7 @@ import { benchJail } from './jail.js';
 import { benchSweeper } from './sweeper.js';
 import { benchScaling } from './scaling.js';
 import { benchHosts } from './hosts.js';
+import { benchMoves } from './moves.js';
 
 const BOOT_RUNS = Number(process.env.BENCH_BOOT_RUNS ?? 5);
 const RTT_RUNS = Number(process.env.BENCH_RTT_RUNS ?? 200);
@@ -175,6 +177,7 @@ async function main(): Promise<void> {
     jail: only('jail') ? await benchJail(path.join(work, 'jail')) : 'skipped',
     sweeper: only('sweeper') ? await benchSweeper(path.join(work, 'sweeper')) : 'skipped',
     hosts: only('hosts') ? await benchHosts(path.join(work, 'hosts')) : 'skipped',
+    moves: only('moves') ? await benchMoves(path.join(work, 'moves')) : 'skipped',
     scaling: only('scaling') ? await benchScaling(path.join(work, 'scaling'), resultsDir, stamp) : 'skipped',
   };
   const out = path.join(resultsDir, `core-${stamp}.json`);
