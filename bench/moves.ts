@@ -109,13 +109,20 @@ export async function benchMoves(work: string): Promise<Record<string, unknown>>
     ];
     const ratio = Math.round((moved.p50 / (inPlace.p50 + download.p50)) * 100) / 100;
 
-    // drain 10 running VMs off h1
+    console.log(
+      `  resume in place ${inPlace.p50.toFixed(0)} ms, on another host ${moved.p50.toFixed(0)} ms ` +
+        `(download ${download.p50.toFixed(0)} ms; ${ratio}× in place + download)`,
+    );
+
+    // drain 10 running VMs off h1 (launched there while h2 drains, so placement picks h1)
+    await api(host('h2'), 'POST', '/v1/hosts/h2/drain');
     const vms: string[] = [];
     for (let i = 0; i < DRAIN_VMS; i++) {
       const launched = await api(host('h1'), 'POST', '/v1/microvms', { imageName: 'base' });
       if (launched.hostId !== 'h1') throw new Error(`VM ${i} was placed on ${launched.hostId}`);
       vms.push(launched.id as string);
     }
+    await api(host('h2'), 'POST', '/v1/hosts/h2/undrain');
     const drainMs = await timed(async () => {
       await api(host('h1'), 'POST', '/v1/hosts/h1/drain');
       for (const vmId of vms)
@@ -125,11 +132,7 @@ export async function benchMoves(work: string): Promise<Record<string, unknown>>
         });
     });
     for (const vmId of vms) await api(host('h2'), 'DELETE', `/v1/microvms/${vmId}`);
-    console.log(
-      `  resume in place ${inPlace.p50.toFixed(0)} ms, on another host ${moved.p50.toFixed(0)} ms ` +
-        `(download ${download.p50.toFixed(0)} ms; ${ratio}× in place + download); ` +
-        `drain of ${DRAIN_VMS} VMs ${(drainMs / 1000).toFixed(1)} s`,
-    );
+    console.log(`  drain of ${DRAIN_VMS} VMs: ${(drainMs / 1000).toFixed(1)} s`);
     return {
       resumeInPlaceMs: inPlace,
       resumeOnAnotherHostMs: moved,

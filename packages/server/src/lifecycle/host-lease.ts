@@ -80,6 +80,7 @@ export class HostLease {
     log: Logger,
   ): Promise<HostLease> {
     const claimed = await store.claimUnhostedMicroVMs(settings.hostId);
+    await store.releaseHostReservations(settings.hostId); // none of its admissions is under way at its start
     if (claimed > 0) log.info('MicroVMs from before hosts are this host’s', { hostId: settings.hostId, claimed });
     const registered = await registerAt(store, settings, advertiseUrl);
     log.info('host registered', { hostId: settings.hostId, state: registered.state, advertiseUrl });
@@ -132,6 +133,7 @@ export class HostLease {
   private async reapExpired(nowIso: string): Promise<void> {
     for (const hostId of await this.store.expiredHosts(nowIso)) {
       if (hostId === this.settings.hostId || !(await this.store.markHostDown(hostId, nowIso))) continue;
+      await this.store.releaseHostReservations(hostId);
       const lost = await this.store.listMicroVMsInStates([...LIVE_STATES], hostId);
       for (const record of lost)
         await this.store.transition(record.id, record.state, 'FAILED', { failureReason: `host ${hostId} lost` });

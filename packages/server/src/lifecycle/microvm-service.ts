@@ -78,6 +78,7 @@ export class MicroVMService {
       deps.store,
       deps.config.defaultQuotas,
       new HostRoom(deps.store, deps.config.hostId, deps.config.hostMaxMemoryMib),
+      deps.config.hostId,
     );
     this.launchRate = new LaunchRate(deps.config.apiLimits);
     this.guestSessions = new GuestSessions({

@@ -1,7 +1,8 @@
 // Tenant quotas: running MicroVMs, vCPUs and memory held at once. A launch or resume is admitted only
 // if the tenant's usage plus what it asks for stays within every quota; otherwise 429 QUOTA_EXCEEDED
-// naming what was exceeded. Checks for one tenant are serialized, and an admitted request holds a
-// reservation until its VM shows in the store's usage, so concurrent requests cannot overshoot.
+// naming what was exceeded. Checks for one tenant are serialized across servers (a lock on the tenant in the
+// store), and an admitted request holds a reservation row until its VM shows in the store's usage, so
+// concurrent requests, through any server, cannot overshoot.
 // Then the host's own room (HostRoom): guest memory on this host within CAPSULE_HOST_MAX_MEMORY_MIB.
 import { Mutex } from 'async-mutex';
 import { CapsuleError, ErrorCode, type MicroVMState, type TenantQuotas, type VmShape } from '@capsule/protocol';
@@ -61,67 +62,66 @@ export class HostRoom {
   }
 }
 
+/** A reservation its server never released (it died mid-admission) ends after this long at most. */
+const RESERVATION_TTL_MS = 10 * 60_000;
+
 export class QuotaGate {
-  /** One lock per tenant while a check of its runs or waits: checks for one tenant are serialized. */
-  private readonly locks = new Map<string, Mutex>();
-  private readonly reserved = new Map<string, Demand[]>();
+  /**
+   * Admissions in this server one at a time: across servers the store's lock on the tenant serializes them, and
+   * SQLite's one connection runs one transaction at a time.
+   */
+  private readonly lock = new Mutex();
 
   constructor(
     private readonly store: Store,
     private readonly fallback: TenantQuotas,
     /** This host's room, checked once the tenant's quotas allow the demand. */
     private readonly hostRoom?: HostRoom,
+    /** The host reservations are made by (released together when it restarts or is given up). */
+    private readonly hostId = 'local',
   ) {}
 
   /**
    * Admit `demand` for the tenant or throw QUOTA_EXCEEDED; call the returned release once the VM is in the store's
-   * usage (or failed).
+   * usage (or failed). The tenant's usage is read with every server's reservations (store/quota-reservations.ts).
    */
   admit(tenantId: string, demand: Demand & { id: string }): Promise<() => void> {
-    const check = async (): Promise<() => void> => {
+    return this.lock.runExclusive(async () => {
       const quotas = effectiveQuotas(await this.store.getTenant(tenantId), this.fallback);
-      const usage = this.withReservations(tenantId, await this.store.tenantUsage(tenantId, HOLDING_STATES));
-      const over = exceeded(quotas, usage, demand);
-      if (over) {
-        throw new CapsuleError(
-          ErrorCode.QUOTA_EXCEEDED,
-          `quota ${over.quota} exceeded: ${over.used} in use + ${over.requested} requested > ${over.limit}`,
-          { details: over },
-        );
+      const reservation = {
+        id: demand.id,
+        tenantId,
+        hostId: this.hostId,
+        vcpuCount: demand.vcpuCount,
+        memoryMib: demand.memoryMib,
+        expiresAt: new Date(Date.now() + RESERVATION_TTL_MS).toISOString(),
+      };
+      await this.store.reserveTenantUsage(reservation, HOLDING_STATES, (usage) => {
+        const over = exceeded(quotas, usage, demand);
+        if (over) {
+          throw new CapsuleError(
+            ErrorCode.QUOTA_EXCEEDED,
+            `quota ${over.quota} exceeded: ${over.used} in use + ${over.requested} requested > ${over.limit}`,
+            { details: over },
+          );
+        }
+      });
+      let releaseHost: () => void;
+      try {
+        releaseHost = (await this.hostRoom?.admit(demand)) ?? (() => undefined);
+      } catch (err) {
+        await this.store.releaseReservation(demand.id);
+        throw err;
       }
-      const releaseHost = (await this.hostRoom?.admit(demand)) ?? (() => undefined);
-      const list = this.reserved.get(tenantId) ?? [];
-      list.push(demand);
-      this.reserved.set(tenantId, list);
       let released = false;
       return () => {
         if (released) return;
         released = true;
         releaseHost();
-        list.splice(list.indexOf(demand), 1);
-        if (list.length === 0 && this.reserved.get(tenantId) === list) this.reserved.delete(tenantId);
+        // a release lost (the store unreachable) ends at the reservation's expiry or this host's restart
+        this.store.releaseReservation(demand.id).catch(() => undefined);
       };
-    };
-    let lock = this.locks.get(tenantId);
-    if (!lock) {
-      lock = new Mutex();
-      this.locks.set(tenantId, lock);
-    }
-    const held = lock;
-    return held.runExclusive(check).finally(() => {
-      if (!held.isLocked() && this.locks.get(tenantId) === held) this.locks.delete(tenantId);
     });
-  }
-
-  private withReservations(tenantId: string, usage: TenantUsage): TenantUsage {
-    for (const d of this.reserved.get(tenantId) ?? []) {
-      usage = {
-        microvms: usage.microvms + 1,
-        vcpuCount: usage.vcpuCount + d.vcpuCount,
-        memoryMib: usage.memoryMib + d.memoryMib,
-      };
-    }
-    return usage;
   }
 }
 

@@ -182,4 +182,18 @@ export const MIGRATIONS: Array<{ version: number; sql: string }> = [
       ALTER TABLE microvms ADD COLUMN suspended_blob TEXT;
     `,
   },
+  {
+    version: 14,
+    sql: `
+      CREATE TABLE quota_reservations (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        host_id TEXT NOT NULL,
+        vcpu_count INTEGER NOT NULL,
+        memory_mib INTEGER NOT NULL,
+        expires_at TEXT NOT NULL
+      );
+      CREATE INDEX quota_reservations_by_tenant ON quota_reservations (tenant_id);
+    `,
+  },
 ];

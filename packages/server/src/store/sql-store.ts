@@ -13,6 +13,7 @@ import type {
   MicroVMHistoryEntry,
   MicroVMPatch,
   MicroVMRecord,
+  QuotaReservation,
   Store,
   TenantRecord,
   TenantUsage,
@@ -21,6 +22,8 @@ import { canTransition } from './states.js';
 import { listImageTags, removeImageTags, setImageTags } from './image-tags.js';
 import * as versions from './image-versions.js';
 import * as hosts from './hosts.js';
+import * as reservations from './quota-reservations.js';
+import * as suspendedBlobs from './suspended-blobs.js';
 
 const COLUMNS: Array<[keyof MicroVMRecord, string, 'json' | 'plain']> = [
   ['id', 'id', 'plain'],
@@ -263,34 +266,35 @@ export class SqlStore implements Store {
     return rows.map(fromRow);
   }
 
-  async publishSuspendedBlob(id: string, suspendedAt: string, key: string): Promise<boolean> {
-    const changed = await this.db.run(
-      'UPDATE microvms SET suspended_blob = $1 ' +
-        "WHERE id = $2 AND state = 'SUSPENDED' AND suspended_at = $3 AND suspended_blob IS NULL",
-      [key, id, suspendedAt],
-    );
-    return changed === 1;
+  publishSuspendedBlob(id: string, suspendedAt: string, key: string): Promise<boolean> {
+    return suspendedBlobs.publishSuspendedBlob(this.db, id, suspendedAt, key);
   }
 
   async takeSuspendedMicroVM(id: string, fromHostId: string, toHostId: string): Promise<MicroVMRecord | null> {
-    const changed = await this.db.run(
-      'UPDATE microvms SET host_id = $1, updated_at = $2, jail_uid = NULL, qemu_pid = NULL, net_slot = NULL ' +
-        "WHERE id = $3 AND host_id = $4 AND state = 'SUSPENDED' AND suspended_blob <> ''",
-      [toHostId, new Date().toISOString(), id, fromHostId],
-    );
-    if (changed !== 1) return null;
+    if (!(await suspendedBlobs.takeSuspendedMicroVM(this.db, id, fromHostId, toHostId))) return null;
     const record = await this.getMicroVM(id);
     this.changed(record);
     return record;
   }
 
-  async holdSuspendedOnHost(id: string, hostId: string): Promise<boolean> {
-    const changed = await this.db.run(
-      "UPDATE microvms SET suspended_blob = '' " +
-        "WHERE id = $1 AND (host_id = $2 OR host_id IS NULL) AND state = 'SUSPENDED'",
-      [id, hostId],
-    );
-    return changed === 1;
+  holdSuspendedOnHost(id: string, hostId: string): Promise<boolean> {
+    return suspendedBlobs.holdSuspendedOnHost(this.db, id, hostId);
+  }
+
+  reserveTenantUsage(
+    reservation: QuotaReservation,
+    states: readonly MicroVMState[],
+    check: (usage: TenantUsage) => void,
+  ): Promise<void> {
+    return reservations.reserveTenantUsage(this.db, reservation, states, check, new Date().toISOString());
+  }
+
+  releaseReservation(id: string): Promise<void> {
+    return reservations.releaseReservation(this.db, id);
+  }
+
+  releaseHostReservations(hostId: string): Promise<number> {
+    return reservations.releaseHostReservations(this.db, hostId);
   }
 
   /** Records from before hosts (host_id NULL) become `hostId`'s: the one machine that made them. */

@@ -1,4 +1,5 @@
 // SQLite through better-sqlite3 (v12; v13 crashes Node 20): WAL, fully synchronous commits.
+import { Mutex } from 'async-mutex';
 import Database from 'better-sqlite3';
 import { storeUnavailable, type Row, type SqlDriver, type SqlExecutor } from './driver.js';
 
@@ -27,6 +28,7 @@ function positional(sql: string, params: unknown[]): [string, unknown[]] {
 export class SqliteDriver implements SqlDriver {
   readonly dialect = 'sqlite' as const;
   private readonly db: Database.Database;
+  private readonly transactions = new Mutex();
 
   constructor(file: string) {
     this.db = new Database(file);
@@ -50,17 +52,19 @@ export class SqliteDriver implements SqlDriver {
   }
 
   async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
-    // better-sqlite3 is synchronous: nothing else runs on this connection between BEGIN and COMMIT
-    // as long as `fn` only awaits this driver's own (synchronous) calls.
-    guarded(() => this.db.exec('BEGIN IMMEDIATE'));
-    try {
-      const result = await fn(this);
-      guarded(() => this.db.exec('COMMIT'));
-      return result;
-    } catch (err) {
-      if (this.db.inTransaction) this.db.exec('ROLLBACK');
-      throw err;
-    }
+    // one connection, one transaction at a time: `fn` awaits between its statements, and another transaction
+    // begun meanwhile would fail ("cannot start a transaction within a transaction"), so they queue
+    return this.transactions.runExclusive(async () => {
+      guarded(() => this.db.exec('BEGIN IMMEDIATE'));
+      try {
+        const result = await fn(this);
+        guarded(() => this.db.exec('COMMIT'));
+        return result;
+      } catch (err) {
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        throw err;
+      }
+    });
   }
 
   async close(): Promise<void> {

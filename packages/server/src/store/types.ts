@@ -113,6 +113,17 @@ export interface IdempotencyRecord {
 }
 
 /** What a tenant's MicroVMs in the given states hold. */
+/** A tenant's admission not yet counted in its VMs' states (store/quota-reservations.ts). */
+export interface QuotaReservation {
+  /** The VM it is for. */
+  id: string;
+  tenantId: string;
+  hostId: string;
+  vcpuCount: number;
+  memoryMib: number;
+  expiresAt: string;
+}
+
 export interface TenantUsage {
   microvms: number;
   vcpuCount: number;
@@ -189,6 +200,18 @@ export interface Store {
    * publish records it); false if it is not SUSPENDED on that host.
    */
   holdSuspendedOnHost(id: string, hostId: string): Promise<boolean>;
+  /**
+   * Under a lock on the tenant (across servers): its usage, VMs in `states` plus live reservations, goes to `check`
+   * (which throws to refuse); then `reservation` is held until released or expired (store/quota-reservations.ts).
+   */
+  reserveTenantUsage(
+    reservation: QuotaReservation,
+    states: readonly MicroVMState[],
+    check: (usage: TenantUsage) => void,
+  ): Promise<void>;
+  releaseReservation(id: string): Promise<void>;
+  /** Every reservation `hostId` made: it restarted or was given up. How many. */
+  releaseHostReservations(hostId: string): Promise<number>;
   /** Records from before hosts (no host) become `hostId`'s; how many. */
   claimUnhostedMicroVMs(hostId: string): Promise<number>;
   /** Register a host with a fresh lease (a draining one stays draining). */
