@@ -78,6 +78,36 @@ for (const backend of STORE_BACKENDS) {
       await Promise.all([back.stop(), h2.stop()]); // before the store closes
     });
 
+    test('after a store outage longer than a lease, no host is given up: each gets a lease to renew', async (t) => {
+      const store = await openTestStore(backend, t);
+      await store.insertMicroVM(sampleRecord('mvm-a', { state: 'RUNNING', hostId: 'h1' }));
+      let down = false;
+      // every call fails while `down`, as on a database that restarts
+      const flaky = new Proxy(store, {
+        get(target, name, receiver) {
+          const value = Reflect.get(target, name, receiver);
+          if (typeof value !== 'function') return value;
+          return (...args: unknown[]) =>
+            down ? Promise.reject(new Error('the database is unavailable')) : value.apply(target, args);
+        },
+      });
+      const [h1, h2] = [await startHost(flaky, 'h1', t), await startHost(flaky, 'h2', t)];
+      await new Promise((r) => setTimeout(r, LEASE_MS + 500)); // past the start-up grace
+      down = true;
+      await new Promise((r) => setTimeout(r, LEASE_MS * 2));
+      down = false;
+      await new Promise((r) => setTimeout(r, LEASE_MS * 2));
+      assert.deepEqual(
+        (await store.listHosts()).map((h) => [h.id, h.state, h.downCount]),
+        [
+          ['h1', 'ready', 0],
+          ['h2', 'ready', 0],
+        ],
+      );
+      assert.equal(await stateOf(store, 'mvm-a'), 'RUNNING');
+      await Promise.all([h1.stop(), h2.stop()]);
+    });
+
     test('a host given up while it ran (its lease expired) stops what it lost at its next renewal', async (t) => {
       const store = await openTestStore(backend, t);
       await store.insertMicroVM(sampleRecord('mvm-a', { state: 'RUNNING', hostId: 'h1' }));

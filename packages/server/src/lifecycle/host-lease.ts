@@ -61,6 +61,13 @@ export class HostLease {
   private advertiseUrl: string;
   /** Times this host was marked down, as of its last registration or renewal. */
   private downCount: number;
+  /**
+   * Since when this host's rounds have reached the store without a failure. It gives others up only a whole lease
+   * after that: after a store outage (or at its own start) every host gets a lease's time to renew first, so the
+   * first to reconnect does not take the others, which could not renew either, for lost.
+   */
+  private reachedStoreSinceMs = Date.now();
+  private storeFailed = false;
 
   private constructor(
     private readonly store: Store,
@@ -102,9 +109,10 @@ export class HostLease {
       this.downCount = (await registerAt(this.store, this.settings, advertiseUrl)).downCount;
     }
     const tick = (): void => {
-      this.round = this.renewAndReap(onGivenUp, onState).catch((err: Error) =>
-        this.log.warn('host lease round failed; retrying', { error: err.message }),
-      );
+      this.round = this.renewAndReap(onGivenUp, onState).catch((err: Error) => {
+        this.storeFailed = true;
+        this.log.warn('host lease round failed; retrying', { error: err.message });
+      });
     };
     this.timer = setInterval(tick, Math.max(100, Math.floor(this.settings.leaseMs / 3)));
     this.timer.unref();
@@ -126,7 +134,8 @@ export class HostLease {
       await onGivenUp();
     }
     if (renewed) onState(renewed.state);
-    await this.reapExpired(new Date(now).toISOString());
+    if (this.storeFailed) [this.storeFailed, this.reachedStoreSinceMs] = [false, now];
+    if (now - this.reachedStoreSinceMs >= this.settings.leaseMs) await this.reapExpired(new Date(now).toISOString());
   }
 
   /** Hosts whose lease ran out: down, and the MicroVMs they ran FAILED. */
