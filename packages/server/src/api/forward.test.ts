@@ -80,11 +80,17 @@ test('answered here: its own or older VMs, the record itself, a forwarded reques
   assert.equal(await forwarder(['h1']).target(req('POST', '/v1/microvms/mvm-there/exec')), null);
 });
 
-test('a launch goes to the host with the most memory free; here when that is this one', async () => {
+test('a launch goes to the hosts in turn, most memory free first, this one too; here with one host', async () => {
   const launch = (headers: Record<string, string> = {}) => req('POST', '/v1/microvms', headers);
   const toH2 = await forwarder(['h1', 'h2'], { h1: 2048, h2: 512 }).target(launch());
   assert.deepEqual(toH2 && [toH2.hostId, toH2.url.href], ['h2', 'http://h2.internal:7070/v1/microvms']);
-  assert.equal(await forwarder(['h1', 'h2'], { h1: 512, h2: 2048 }).target(launch()), null);
+  assert.deepEqual(
+    toH2?.next?.map((h) => h.hostId),
+    ['h1'],
+    'then this host, if h2 has no room',
+  );
+  const here = await forwarder(['h1', 'h2'], { h1: 512, h2: 2048 }).target(launch());
+  assert.deepEqual([here?.hostId, here?.next?.map((h) => h.hostId)], ['h1', ['h2']]);
   assert.equal(await forwarder(['h1', 'h2'], { h1: 2048 }).target(launch({ 'x-capsule-forwarded-by': 'h3' })), null);
   assert.equal(await forwarder(['h1', 'h2'], { h1: 2048 }).target(launch({ authorization: 'Bearer cap_wrong' })), null);
   assert.equal(await forwarder(['h1'], { h1: 2048 }).target(launch()), null);
@@ -117,8 +123,9 @@ async function fakeHost(status: number, body: unknown): Promise<{ url: string; g
 
 test('a launch a host has no room for goes on to the next host; any other answer is the caller’s', async (t) => {
   const full = { error: { code: 'HOST_FULL', message: 'host h2 has no room' } };
-  const cases: Array<[string, [number, unknown], [number, unknown], number, number]> = [
+  const cases: Array<[string, [number, unknown] | null, [number, unknown], number, number]> = [
     ['h2 full: h3 takes it', [503, full], [201, { id: 'mvm-new' }], 201, 1],
+    ['h2 takes no connection: h3 takes it', null, [201, { id: 'mvm-new' }], 201, 1],
     ['h2 draining: h3 takes it', [503, { error: { code: 'HOST_DRAINING' } }], [201, { id: 'mvm-new' }], 201, 1],
     ['both full: the last refusal', [503, full], [503, full], 503, 1],
     [
@@ -130,12 +137,16 @@ test('a launch a host has no room for goes on to the next host; any other answer
     ],
   ];
   for (const [what, h2Answer, h3Answer, status, h3Asked] of cases) {
-    const [h2, h3] = [await fakeHost(...h2Answer), await fakeHost(...h3Answer)];
+    // this host (h1) is tried last, through its own URL: full too
+    const [h1, h2, h3] = [
+      await fakeHost(503, full),
+      await fakeHost(...(h2Answer ?? [500, {}])),
+      await fakeHost(...h3Answer),
+    ];
     t.after(() => {
-      h2.close();
-      h3.close();
+      for (const h of [h1, h2, h3]) h.close();
     });
-    const urls = { h1: 'http://127.0.0.1:1', h2: h2.url, h3: h3.url };
+    const urls = { h1: h1.url, h2: h2Answer ? h2.url : 'http://127.0.0.1:1', h3: h3.url };
     const used: Record<string, number> = { h1: 3000, h2: 0, h3: 1000 };
     const forwarder = new Forwarder(
       {
@@ -162,7 +173,7 @@ test('a launch a host has no room for goes on to the next host; any other answer
     });
     assert.equal(answer.status, status, what);
     await answer.text();
-    assert.deepEqual(h2.got, ['h1 {"imageName":"base"}'], what);
+    assert.deepEqual(h2.got, h2Answer ? ['h1 {"imageName":"base"}'] : [], what);
     assert.equal(h3.got.length, h3Asked, what);
     if (h3Asked) assert.deepEqual(h3.got, ['h1 {"imageName":"base"}'], what);
   }
@@ -177,14 +188,17 @@ test('a suspended VM whose host is down and whose state is shared resumes where 
     'h3',
     'http://h3.internal:7070/v1/microvms/mvm-moving/resume',
   ]);
-  assert.deepEqual(resume?.next, []);
+  assert.deepEqual(
+    resume?.next?.map((h) => h.hostId),
+    ['h1'],
+  );
   const exec = await forwarder(['h1', 'h2', 'h3'], { h1: 2048 }, ['h2']).target(
     req('POST', '/v1/microvms/mvm-moving/exec'),
   );
   assert.deepEqual(exec && [exec.hostId, exec.next], ['h3', undefined]);
-  // here when this host is the pick
+  // any other request is answered here when this host is the pick (an auto-resume here)
   assert.equal(
-    await forwarder(['h1', 'h2', 'h3'], { h3: 2048 }, ['h2']).target(req('POST', '/v1/microvms/mvm-moving/resume')),
+    await forwarder(['h1', 'h2', 'h3'], { h3: 2048 }, ['h2']).target(req('POST', '/v1/microvms/mvm-moving/exec')),
     null,
   );
   // its host up, it goes there; its state only on its down host, it is answered here (502, saying so)

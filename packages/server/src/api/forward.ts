@@ -76,6 +76,8 @@ export interface ForwardTarget {
 
 /** A launch's JSON body, read before it is sent (it may be sent again to the next host). */
 const LAUNCH_BODY_LIMIT = 1024 * 1024;
+/** Errors of a connection never made. */
+const NOT_CONNECTED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND']);
 /** A host's refusals for lack of room: the launch goes on to the next host. */
 const NO_ROOM = new Set<string>([ErrorCode.HOST_FULL, ErrorCode.HOST_DRAINING]);
 
@@ -122,13 +124,13 @@ export class Forwarder {
 
   /**
    * A request for a suspended VM whose host does not serve (down, draining) and whose state any host can fetch:
-   * it resumes on the host placement picks (null: this one). An explicit resume is sent on after a refusal for room.
+   * it resumes on the host placement picks (null: this one). An explicit resume goes to each host in turn (this one
+   * too) until one has room.
    */
   private async placeMove(req: http.IncomingMessage, from: string, resume: boolean): Promise<ForwardTarget | null> {
     const ranked = await this.ranked(req, [from]);
-    if (ranked.length === 0 || ranked[0].hostId === this.hostId) return null;
-    const [first, ...rest] = ranked.filter((h) => h.hostId !== this.hostId);
-    return resume ? { ...first, next: rest } : first;
+    if (resume) return this.inTurn(ranked);
+    return ranked.length === 0 || ranked[0].hostId === this.hostId ? null : ranked[0];
   }
 
   /** Hosts placement would pick for `req`, best first, leaving out `excluded`. */
@@ -148,31 +150,44 @@ export class Forwarder {
     return host ? { hostId: host.id, url: new URL(req.url ?? '/', host.advertiseUrl) } : null;
   }
 
-  /** A launch goes to the host placement picks (null: this one, or a caller without a valid key). */
+  /** A launch goes to each host placement ranks in turn, this one too (null: only this one, or a bad key). */
   private async placeLaunch(req: http.IncomingMessage): Promise<ForwardTarget | null> {
     if ((await this.hostsById()).size < 2) return null;
     if (!(await authenticate(req, this.store).catch(() => null))) return null;
-    const ranked = await this.ranked(req);
-    if (ranked.length === 0 || ranked[0].hostId === this.hostId) return null;
-    const [first, ...rest] = ranked.filter((h) => h.hostId !== this.hostId);
+    return this.inTurn(await this.ranked(req));
+  }
+
+  /**
+   * Hosts to try in turn, this one included (through its own advertise URL, marked forwarded: answered there), so a
+   * refusal for room here goes on to the next; null when this host is the only one (answered here).
+   */
+  private inTurn(ranked: ForwardTarget[]): ForwardTarget | null {
+    if (ranked.length === 0 || (ranked.length === 1 && ranked[0].hostId === this.hostId)) return null;
+    const [first, ...rest] = ranked;
     return { ...first, next: rest };
   }
 
   /**
    * A launch (or a resume of a VM that moves) sent to each host in turn until one takes it: a refusal for room
-   * (503 HOST_FULL or HOST_DRAINING) sends it on; any other answer, or the last refusal, is the caller's.
+   * (503 HOST_FULL or HOST_DRAINING), or a host that takes no connection, sends it on; any other answer, or the
+   * last host's, is the caller's.
    */
   private async forwardPlaced(req: http.IncomingMessage, res: http.ServerResponse, target: ForwardTarget) {
     const body = await readBody(req, LAUNCH_BODY_LIMIT);
     const hosts = [target, ...(target.next ?? [])];
     for (const [i, host] of hosts.entries()) {
-      const answer = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const last = i === hosts.length - 1;
+      const answer = await new Promise<http.IncomingMessage | null>((resolve, reject) => {
         const upstream = this.request(host.url, req);
         upstream.on('response', resolve);
-        upstream.on('error', (err) => reject(unreachable(host.hostId, err)));
+        upstream.on('error', (err: NodeJS.ErrnoException) =>
+          // never connected, so nothing ran there: the next host may take it
+          !last && NOT_CONNECTED.has(err.code ?? '') ? resolve(null) : reject(unreachable(host.hostId, err)),
+        );
         upstream.end(body);
       });
-      if (answer.statusCode === 503 && i < hosts.length - 1) {
+      if (!answer) continue;
+      if (answer.statusCode === 503 && !last) {
         const text = (await readBody(answer, LAUNCH_BODY_LIMIT)).toString();
         if (NO_ROOM.has(errorCodeOf(text))) continue;
         res.writeHead(503, forwardedHeaders(answer.headers));
