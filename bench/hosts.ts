@@ -1,5 +1,6 @@
 // Many hosts: a request for a MicroVM through another host's server (forwarded to its host, api/forward.ts)
-// against the same request sent to its host directly. Two hosts on a throwaway Postgres, one VM on h1; the
+// against the same request sent to its host directly; a launch placed through another server against one sent
+// to its host as placed already. Two hosts on a throwaway Postgres, one VM on h1; the
 // calls alternate so both see the same machine. Goal (issue 16): at most 5 ms added per hop at p50.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -25,10 +26,12 @@ async function timed(call: () => Promise<unknown>): Promise<number> {
 async function compare(
   direct: () => Promise<unknown>,
   forwarded: () => Promise<unknown>,
+  rounds = ROUNDS,
+  warmUp = WARM_UP,
 ): Promise<{ direct: Summary; forwarded: Summary; addedP50Ms: number }> {
-  for (let i = 0; i < WARM_UP; i++) await Promise.all([direct(), forwarded()]);
+  for (let i = 0; i < warmUp; i++) await Promise.all([direct(), forwarded()]);
   const samples = { direct: [] as number[], forwarded: [] as number[] };
-  for (let i = 0; i < ROUNDS; i++) {
+  for (let i = 0; i < rounds; i++) {
     samples.direct.push(await timed(direct));
     samples.forwarded.push(await timed(forwarded));
   }
@@ -58,14 +61,29 @@ export async function benchHosts(work: string): Promise<Record<string, unknown>>
     const vm = await api(h1, 'POST', '/v1/microvms', { imageName: 'base' });
     const exec = (server: Server) => () => api(server, 'POST', `/v1/microvms/${vm.id}/exec`, { command: ['true'] });
     const history = (server: Server) => () => api(server, 'GET', `/v1/microvms/${vm.id}/history`);
-    const result = {
-      execTrueMs: await compare(exec(h1), exec(h2)),
-      historyGetMs: await compare(history(h1), history(h2)),
+    // a launch placed on h1 (the hosts tie: by id) through h2, against one sent to h1 as placed already (no
+    // placement, no hop): each terminated before the next
+    const launch = (server: Server, headers: Record<string, string>) => async () => {
+      const response = await fetch(`${server.url}/v1/microvms`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({ imageName: 'base' }),
+      });
+      const launched = (await response.json()) as { id: string; hostId: string };
+      if (!response.ok || launched.hostId !== 'h1') throw new Error(`launch: ${response.status} on ${launched.hostId}`);
+      await api(h1, 'DELETE', `/v1/microvms/${launched.id}`);
     };
-    await api(h1, 'DELETE', `/v1/microvms/${vm.id}`);
+    const execTrueMs = await compare(exec(h1), exec(h2));
+    const historyGetMs = await compare(history(h1), history(h2));
+    await api(h1, 'DELETE', `/v1/microvms/${vm.id}`); // the hosts tie again
+    const result = {
+      execTrueMs,
+      historyGetMs,
+      launchPlusTerminateMs: await compare(launch(h1, { 'x-capsule-forwarded-by': 'bench' }), launch(h2, {}), 10, 1),
+    };
     console.log(
       `  forwarded to another host: exec true +${result.execTrueMs.addedP50Ms} ms, ` +
-        `GET history +${result.historyGetMs.addedP50Ms} ms (p50)`,
+        `GET history +${result.historyGetMs.addedP50Ms} ms, launch +${result.launchPlusTerminateMs.addedP50Ms} ms (p50)`,
     );
     return result;
   } finally {

@@ -37,7 +37,7 @@ describe('hosts sharing one database', () => {
   const dataDirs = new Set<string>();
 
   /** A host's server on its own data dir (the same admin key file on every host: the key is the cluster's). */
-  async function startHost(id: string, dataDir?: string): Promise<Host> {
+  async function startHost(id: string, dataDir?: string, extra: Partial<CapsuleConfig> = {}): Promise<Host> {
     const dir = dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), `capsule-e2e-${id}-`));
     fs.chmodSync(dir, 0o755);
     dataDirs.add(dir);
@@ -52,6 +52,7 @@ describe('hosts sharing one database', () => {
       clusterKey,
       blobs: 's3://capsule-blobs', // suspended state every host can fetch
       s3: s3.config,
+      ...extra,
     };
     const server = await startServer(config, createLogger(process.stderr, !process.env.HOSTS_TEST_LOG));
     await server.snapshotsBuilt; // one host at a time builds the machine's ready snapshots
@@ -68,9 +69,11 @@ describe('hosts sharing one database', () => {
     await startHost('h2');
   });
   after(async () => {
-    for (const host of hosts.values()) {
-      const { microvms } = await host.capsule.microvms.list({ state: 'RUNNING' });
-      await Promise.all(microvms.filter((vm) => vm.info.hostId === host.id).map((vm) => vm.terminate()));
+    // through a server that takes clients (a host of a cluster answers only its servers): each host's VMs go
+    const front = [...hosts.values()].find((h) => h.server.config.role === 'all');
+    const { microvms } = front ? await front.capsule.microvms.list({ state: 'RUNNING' }) : { microvms: [] };
+    await Promise.all(microvms.filter((vm) => hosts.has(vm.info.hostId ?? '')).map((vm) => vm.terminate()));
+    for (const host of [...hosts.values()].reverse()) {
       await host.server.close();
       assertNoLeaks(host.dataDir);
     }
@@ -288,5 +291,25 @@ describe('hosts sharing one database', () => {
     );
     assert.equal((await h2.capsule.microvms.get(onH2.id)).info.state, 'RUNNING', "h2's VM never noticed");
     assert.equal((await onH2.exec('echo fine')).stdout, 'fine\n');
+  });
+  test('a host of a cluster (CAPSULE_ROLE=host) answers only what the other servers sign', async () => {
+    const h2 = hosts.get('h2')!;
+    const h3 = await startHost('h3', undefined, { role: 'host' });
+    const direct = await fetch(`${h3.server.url}/v1/microvms`, { headers: { authorization: `Bearer ${adminKey}` } });
+    const refused = await errorOf(direct);
+    assert.deepEqual([refused.status, refused.code], [403, 'FORBIDDEN']);
+    assert.match(refused.message, /CAPSULE_ROLE=host/);
+    assert.equal((await fetch(`${h3.server.url}/healthz`)).status, 200, 'its health answers anyone');
+    // h1 drained (it holds nothing), h3 has the most memory free: a launch through h2 runs there, signed
+    await h2.capsule.hosts.drain('h1');
+    const vm = await h2.capsule.microvms.run({ imageName: 'base' });
+    await h2.capsule.hosts.undrain('h1');
+    assert.equal(vm.info.hostId, 'h3');
+    assert.equal((await vm.exec(['hostname'])).stdout, `${vm.id}\n`, 'its exec, through h2');
+    await vm.files.write('/root/signed.txt', 'through h2');
+    assert.equal(await vm.files.readText('/root/signed.txt'), 'through h2');
+    assert.equal((await vm.suspend()).state, 'SUSPENDED');
+    assert.equal((await vm.resume()).state, 'RUNNING');
+    await vm.terminate();
   });
 });

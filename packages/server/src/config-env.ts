@@ -64,6 +64,14 @@ export const ENV_VARS = {
   ),
   CAPSULE_QEMU: set('server', p.text(), 'qemu-system-x86_64', 'The QEMU binary (a name looked up in PATH, or a path).'),
   CAPSULE_QEMU_IMG: set('server', p.text(), 'qemu-img', 'The qemu-img binary (a name looked up in PATH, or a path).'),
+  CAPSULE_ROLE: set(
+    'server',
+    p.oneOf(['all', 'host'] as const),
+    'all',
+    'all: the whole product on one server (API, console, endpoints, VMs). host: a server of a cluster that runs ' +
+      'VMs and answers only requests another server of the cluster signs (forwarded API and endpoint requests, ' +
+      'moves); it needs DATABASE_URL (Postgres), CAPSULE_BLOBS=s3://… and CAPSULE_CLUSTER_KEY.',
+  ),
   CAPSULE_HOST_ID: opt(
     'server',
     p.matching(HOST_ID, '1-63 letters, digits, dots, dashes or underscores'),

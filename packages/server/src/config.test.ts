@@ -7,7 +7,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ENV_VARS, parseEnv, readEnv } from './config-env.js';
-import { ConfigError, DEFAULT_API_LIMITS, DEFAULT_SYSTEM_QUOTA, loadConfig, machineHostId } from './config.js';
+import {
+  checkRole,
+  ConfigError,
+  DEFAULT_API_LIMITS,
+  DEFAULT_SYSTEM_QUOTA,
+  loadConfig,
+  machineHostId,
+} from './config.js';
 
 const load = (env: Record<string, string>) => loadConfig({}, env);
 
@@ -280,4 +287,17 @@ test("a host's id: the machine's host name by default (made a valid id), or CAPS
     /CAPSULE_CLUSTER_KEY: "short" is not at least 32 characters without spaces/,
   );
   refuses({ CAPSULE_HOST_LEASE_MS: '10' }, /CAPSULE_HOST_LEASE_MS/);
+});
+
+test('a host of a cluster needs the cluster’s Postgres, S3 blobs and key; the whole product needs none', () => {
+  const cluster = { databaseUrl: 'postgres://db/capsule', blobs: 's3://capsule', clusterKey: 'k'.repeat(32) };
+  assert.doesNotThrow(() => checkRole({ role: 'all', databaseUrl: null, blobs: null, clusterKey: null }));
+  assert.doesNotThrow(() => checkRole({ role: 'host', ...cluster }));
+  assert.throws(
+    () => checkRole({ role: 'host', ...cluster, databaseUrl: '/var/lib/capsule.db', clusterKey: null }),
+    (err: Error) =>
+      err instanceof ConfigError &&
+      err.message.startsWith('CAPSULE_ROLE=host needs DATABASE_URL=postgres://…, CAPSULE_CLUSTER_KEY:'),
+  );
+  assert.throws(() => checkRole({ role: 'host', ...cluster, blobs: null }), /needs CAPSULE_BLOBS=s3:\/\/…:/);
 });

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HOST_ID, type SuspendStep, type TenantQuotas } from '@capsule/protocol';
 import type { S3Config } from './blobs/s3-blob-store.js';
-import type { ImagePool, UidRange } from './config-parsers.js';
+import { ConfigError, type ImagePool, type UidRange } from './config-parsers.js';
 import type { DiskReserveConfig } from './disk-reserve.js';
 import { parseEnv, type EnvValues } from './config-env.js';
 
@@ -112,6 +112,8 @@ export interface CapsuleConfig {
   advertiseUrl: string | null;
   /** The secret every server on one database shares (CAPSULE_CLUSTER_KEY): endpoint tokens' key; null: none. */
   clusterKey: string | null;
+  /** all: the whole product; host: answers only requests other servers of its cluster sign (CAPSULE_ROLE). */
+  role: 'all' | 'host';
   /** Guest memory this host admits in all (CAPSULE_HOST_MAX_MEMORY_MIB); null: no cap. */
   hostMaxMemoryMib: number | null;
   /** How long a host's lease lasts; it renews every third of it (lifecycle/host-lease.ts). */
@@ -249,6 +251,7 @@ export function loadConfig(
     hostLeaseMs: e.CAPSULE_HOST_LEASE_MS,
     hostMaxMemoryMib: e.CAPSULE_HOST_MAX_MEMORY_MIB ?? null,
     clusterKey: e.CAPSULE_CLUSTER_KEY ?? null,
+    role: e.CAPSULE_ROLE,
     netPool: e.CAPSULE_NET_POOL,
     netPoolSize: e.CAPSULE_NET_POOL_SIZE,
     egressPrivateAllow: e.CAPSULE_EGRESS_PRIVATE_ALLOW,
@@ -267,4 +270,19 @@ export function loadConfig(
     apiLimits: apiLimitsOf(e),
   };
   return { ...config, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
+}
+
+/** A host of a cluster shares its database, its blob store and its key with the other servers: all three are set. */
+export function checkRole(config: Pick<CapsuleConfig, 'role' | 'databaseUrl' | 'blobs' | 'clusterKey'>): void {
+  if (config.role === 'all') return;
+  const missing = [
+    /^postgres(ql)?:\/\//.test(config.databaseUrl ?? '') ? null : 'DATABASE_URL=postgres://…',
+    config.blobs?.startsWith('s3://') ? null : 'CAPSULE_BLOBS=s3://…',
+    config.clusterKey ? null : 'CAPSULE_CLUSTER_KEY',
+  ].filter((m) => m !== null);
+  if (missing.length > 0)
+    throw new ConfigError(
+      `CAPSULE_ROLE=${config.role} needs ${missing.join(', ')}: the servers of a cluster share one database, ` +
+        'one blob store and one key',
+    );
 }

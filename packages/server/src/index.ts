@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { loadConfig, type CapsuleConfig } from './config.js';
+import { checkRole, loadConfig, type CapsuleConfig } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { RuntimeRegistry } from './runtimes/registry.js';
 import { openStore } from './store/open.js';
@@ -53,6 +53,7 @@ export async function startServer(
   log: Logger = createLogger(),
 ): Promise<RunningServer> {
   const config = loadConfig(overrides);
+  checkRole(config);
   // QMP, agent and migration sockets live in <dataDir>/vms/<id>/; unix socket paths max out at 107 bytes
   const longestSocket = path.join(path.resolve(config.dataDir), 'vms', 'mvm-xxxxxxxxxxxxxxxx', 'run', 'incoming.sock');
   if (Buffer.byteLength(longestSocket) > 107) {

@@ -1,5 +1,5 @@
-// Requests one node makes of another in its own name (a draining host asking another to resume one of its
-// MicroVMs): signed with an HMAC-SHA256 key derived from CAPSULE_CLUSTER_KEY, which every server of a cluster
+// Requests one node makes of another: in a tenant's name (a draining host asking another to resume one of its
+// MicroVMs), or passed on for a client (tenant `*`: the client's own key or token authenticates it there); signed with an HMAC-SHA256 key derived from CAPSULE_CLUSTER_KEY, which every server of a cluster
 // shares and none stores in the database. The signature covers the method, the path with its query, the time,
 // the signing node and the tenant it acts for; it is good for a minute either way (hosts' clocks agree: their
 // leases need it too). Bodies are not covered: node requests carry none. Nodes talk over a private network.
@@ -12,6 +12,8 @@ const DATE_HEADER = 'x-capsule-node-date';
 const TENANT_HEADER = 'x-capsule-node-tenant';
 const SIGNATURE_HEADER = 'x-capsule-node-signature';
 const MAX_SKEW_MS = 60_000;
+/** The tenant of a request a server forwards: none asserted, the request's own key or token authenticates it. */
+export const FORWARDED = '*';
 
 export interface NodeCaller {
   node: string;

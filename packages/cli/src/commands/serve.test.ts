@@ -24,16 +24,24 @@ test('capsule serve with a bad variable exits 2 with one line naming it, before 
   assert.equal(fs.existsSync(dataDir), false);
 });
 
-test('capsule serve with a bad --host-id or --advertise exits 2 naming the flag, before touching the data dir', (t) => {
+test('capsule serve with a bad --host-id, --advertise or --role exits 2 naming it, before touching the data dir', (t) => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'serve-flags-'));
   t.after(() => fs.rmSync(work, { recursive: true, force: true }));
   const dataDir = path.join(work, 'data');
   for (const [flag, value, message] of [
     ['--host-id', '../h1', '--host-id: "../h1" is not 1-63 letters, digits, dots, dashes or underscores'],
     ['--advertise', 'h1:7070', '--advertise: "h1:7070" is not a URL starting http:// or https://'],
+    ['--role', 'api', '--role: "api" is not all or host'],
+    // a host of a cluster without the cluster's database, blob store and key
+    [
+      '--role',
+      'host',
+      'CAPSULE_ROLE=host needs DATABASE_URL=postgres://…, CAPSULE_BLOBS=s3://…, CAPSULE_CLUSTER_KEY: the servers ' +
+        'of a cluster share one database, one blob store and one key',
+    ],
   ]) {
     const run = spawnSync(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--data-dir', dataDir, flag, value], {
-      env: { ...process.env, CAPSULE_LOG: '' },
+      env: { ...process.env, CAPSULE_LOG: '', DATABASE_URL: '', CAPSULE_BLOBS: '', CAPSULE_CLUSTER_KEY: '' },
       encoding: 'utf8',
       timeout: 60_000,
     });

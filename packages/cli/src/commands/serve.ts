@@ -1,4 +1,5 @@
-// `capsule serve [--port 7070] [--data-dir .capsule] [--host 127.0.0.1] [--host-id ID] [--advertise URL]`. A bad
+// `capsule serve [--port 7070] [--data-dir .capsule] [--host 127.0.0.1] [--host-id ID] [--advertise URL]
+// [--role all|host]`. A bad
 // flag or CAPSULE_* variable is a usage error: one line naming it, exit 2.
 import path from 'node:path';
 import { HOST_ID } from '@capsule/protocol';
@@ -12,6 +13,12 @@ interface ServeOptions {
   dataDir?: string;
   hostId?: string;
   advertise?: string;
+  role?: 'all' | 'host';
+}
+
+function role(value: string): 'all' | 'host' {
+  if (value !== 'all' && value !== 'host') throw new UsageError(`--role: "${value}" is not all or host`);
+  return value;
 }
 
 function hostId(value: string): string {
@@ -30,7 +37,7 @@ export function defineServe(program: CliCommand): void {
   program
     .command('serve')
     .description('run the API server (and the console, and the host agent)')
-    .usage('[--port 7070] [--data-dir .capsule] [--host 127.0.0.1] [--host-id ID] [--advertise URL]')
+    .usage('[--port 7070] [--data-dir .capsule] [--host 127.0.0.1] [--host-id ID] [--advertise URL] [--role all|host]')
     .option('--port <port>', 'the API port (default 7070, or CAPSULE_PORT)', integer('--port'))
     .option('--data-dir <dir>', 'where data lives (default .capsule, or CAPSULE_DATA_DIR)')
     .option('--host <address>', 'the address to listen on (default 127.0.0.1, or CAPSULE_HOST)')
@@ -40,6 +47,7 @@ export function defineServe(program: CliCommand): void {
       hostId,
     )
     .option('--advertise <url>', 'where other servers reach this one (or CAPSULE_ADVERTISE_URL)', advertiseUrl)
+    .option('--role <role>', 'all (default), or host: runs VMs for its cluster only (or CAPSULE_ROLE)', role)
     .handle<ServeOptions>(async ({ options }) => serve(options));
 }
 
@@ -50,6 +58,7 @@ async function serve(options: ServeOptions): Promise<number> {
     dataDir: options.dataDir ? path.resolve(options.dataDir) : undefined,
     hostId: options.hostId,
     advertiseUrl: options.advertise,
+    role: options.role,
   }).catch((err: unknown) => {
     throw err instanceof ConfigError ? new UsageError(err.message) : err;
   });

@@ -102,7 +102,13 @@ export function createApi(deps: ApiDeps): { server: http.Server; closeSessions: 
     routeOf: (req) => routeOf.get(req),
     metrics: deps.metrics,
     proxy,
-    forwarder: new Forwarder(deps.store, deps.config.hostId, (req) => proxy.target(req)?.microvmId ?? null),
+    forwarder: new Forwarder(
+      deps.store,
+      deps.config.hostId,
+      (req) => proxy.target(req)?.microvmId ?? null,
+      deps.nodes ?? null,
+    ),
+    clusterOnly: deps.config.role === 'host' ? (deps.nodes ?? null) : null,
     aws: {
       service: deps.service,
       store: deps.store,

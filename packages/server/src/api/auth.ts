@@ -6,7 +6,7 @@ import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { CapsuleError, ErrorCode, WS_BEARER_PREFIX, type TenantQuotas } from '@capsule/protocol';
-import { type NodeSignatures, verifyNodeRequest } from '../node-signature.js';
+import { FORWARDED, type NodeSignatures, verifyNodeRequest } from '../node-signature.js';
 import type { ApiKeyRecord, Store } from '../store/types.js';
 
 export const DEFAULT_TENANT = 'default';
@@ -105,7 +105,7 @@ export async function authenticate(
   nodes: NodeSignatures | null = null,
 ): Promise<Caller> {
   const node = verifyNodeRequest(nodes, req.method ?? 'GET', req.url ?? '/', req.headers);
-  if (node) return { tenantId: node.tenantId, isAdmin: false };
+  if (node && node.tenantId !== FORWARDED) return { tenantId: node.tenantId, isAdmin: false };
   const key = requestKey(req);
   if (!key) throw new CapsuleError(ErrorCode.UNAUTHORIZED, 'missing API key: send "Authorization: Bearer <key>"');
   return callerOf(key, store);

@@ -11,6 +11,7 @@ import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import { hostServes, rankHosts } from '../lifecycle/placement.js';
+import { FORWARDED, type NodeSignatures } from '../node-signature.js';
 import type { HostRecord } from '../store/hosts.js';
 import { LIVE_STATES } from '../store/states.js';
 import type { Store } from '../store/types.js';
@@ -90,6 +91,8 @@ export class Forwarder {
     private readonly hostId: string,
     /** The MicroVM an endpoint request (host name, /endpoints/{id}, the API's proxy path) is for; else null. */
     private readonly endpointOf: (req: http.IncomingMessage) => string | null = () => null,
+    /** Signs what is passed on, so a host that answers only its cluster's servers takes it (null: no cluster key). */
+    private readonly nodes: NodeSignatures | null = null,
   ) {}
 
   /** The host `req` is for, when it is another's; null: answered here. */
@@ -209,9 +212,11 @@ export class Forwarder {
 
   /** A request to `url` carrying `req`'s method and headers (hop-by-hop ones dropped but `keep`), marked forwarded. */
   private request(url: URL, req: http.IncomingMessage, keep: readonly string[] = []): http.ClientRequest {
+    const method = req.method ?? 'GET';
+    const signed = this.nodes?.sign(method, url.pathname + url.search, this.hostId, FORWARDED) ?? {};
     return http.request(url, {
-      method: req.method,
-      headers: { ...forwardedHeaders(req.headers, keep), [FORWARDED_BY]: this.hostId },
+      method,
+      headers: { ...forwardedHeaders(req.headers, keep), ...signed, [FORWARDED_BY]: this.hostId },
     });
   }
 

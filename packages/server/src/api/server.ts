@@ -6,7 +6,9 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { getRequestListener } from '@hono/node-server';
+import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import type { Logger } from '../log.js';
+import { type NodeSignatures, verifyNodeRequest } from '../node-signature.js';
 import type { ApiApp } from './app.js';
 import type { Metrics } from '../observability/metrics.js';
 import { answerUpgrade, rejectUpgrade, sendError } from './http.js';
@@ -30,11 +32,27 @@ export interface ApiServerDeps {
   aws: AwsApiDeps;
   /** Requests for MicroVMs on other hosts. */
   forwarder: Forwarder;
+  /**
+   * A host of a cluster (CAPSULE_ROLE=host) answers only what its cluster's servers sign with these (and /healthz);
+   * null: every client.
+   */
+  clusterOnly: NodeSignatures | null;
   log: Logger;
 }
 
+/** FORBIDDEN for a request a host of a cluster must not take from a client directly. */
+function checkSigned(clusterOnly: NodeSignatures | null, req: http.IncomingMessage): void {
+  if (!clusterOnly || (req.url ?? '').split('?')[0] === '/healthz') return;
+  if (!verifyNodeRequest(clusterOnly, req.method ?? 'GET', req.url ?? '/', req.headers))
+    throw new CapsuleError(
+      ErrorCode.FORBIDDEN,
+      "this server is a host of a cluster (CAPSULE_ROLE=host): it answers only requests its cluster's other " +
+        'servers sign; send this to one of them',
+    );
+}
+
 export function createApiServer(deps: ApiServerDeps): http.Server {
-  const { limits, app, routeOf, metrics, proxy, aws, forwarder, log } = deps;
+  const { limits, app, routeOf, metrics, proxy, aws, forwarder, clusterOnly, log } = deps;
   const answer = getRequestListener(app.fetch, { overrideGlobalObjects: false });
   // a client that trickles its headers or its body is cut at the deadline, checked every second
   const options = {
@@ -52,6 +70,7 @@ export function createApiServer(deps: ApiServerDeps): http.Server {
       }),
     );
     try {
+      checkSigned(clusterOnly, req);
       const elsewhere = await forwarder.target(req);
       if (elsewhere) {
         pattern = 'forwarded';
@@ -73,6 +92,7 @@ export function createApiServer(deps: ApiServerDeps): http.Server {
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => undefined);
     void (async () => {
+      checkSigned(clusterOnly, req);
       const elsewhere = await forwarder.target(req);
       if (elsewhere) return forwarder.upgrade(req, socket, head, elsewhere);
       const target = proxy.target(req);
