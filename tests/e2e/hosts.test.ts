@@ -310,6 +310,12 @@ describe('hosts sharing one database', () => {
     assert.equal(await vm.files.readText('/root/signed.txt'), 'through h2');
     assert.equal((await vm.suspend()).state, 'SUSPENDED');
     assert.equal((await vm.resume()).state, 'RUNNING');
+    // its suspended state lost from h3's disk, but published: fetched back at its resume
+    await vm.suspend();
+    await until('published', async () => (await vm.refresh()).suspendedStateLocation === 'shared');
+    fs.rmSync(path.join(h3.dataDir, 'suspended', vm.id), { recursive: true, force: true });
+    assert.equal((await vm.resume()).state, 'RUNNING');
+    assert.equal(await vm.files.readText('/root/signed.txt'), 'through h2', 'its files came back with it');
     await vm.terminate();
   });
 });

@@ -126,6 +126,15 @@ export const SUSPEND_STEPS = ['paused', 'saved', 'moved', 'published'] as const;
 export type SuspendStep = (typeof SUSPEND_STEPS)[number];
 
 /** A failure with a stable code. `step` names what was being done when it failed (Firecracker style). */
+/** The code of an error envelope's text (`{"error":{"code":…}}`); '' for any other body. */
+export function errorCodeOf(body: string): string {
+  try {
+    return String((JSON.parse(body) as { error?: { code?: unknown } }).error?.code ?? '');
+  } catch {
+    return '';
+  }
+}
+
 export class CapsuleError extends Error {
   readonly code: ErrorCode;
   readonly step?: LaunchStep;

@@ -1,6 +1,7 @@
 // Requests one node makes of another: in a tenant's name (a draining host asking another to resume one of its
-// MicroVMs), or passed on for a client (tenant `*`: the client's own key or token authenticates it there); signed with an HMAC-SHA256 key derived from CAPSULE_CLUSTER_KEY, which every server of a cluster
-// shares and none stores in the database. The signature covers the method, the path with its query, the time,
+// MicroVMs), or passed on for a client (tenant `*`: the client's own key or token authenticates it there).
+// Signed with an HMAC-SHA256 key derived from CAPSULE_CLUSTER_KEY, which every server of a cluster shares and
+// none stores in the database. The signature covers the method, the path with its query, the time,
 // the signing node and the tenant it acts for; it is good for a minute either way (hosts' clocks agree: their
 // leases need it too). Bodies are not covered: node requests carry none. Nodes talk over a private network.
 import { createHmac, timingSafeEqual } from 'node:crypto';

@@ -24,7 +24,7 @@ test('capsule serve with a bad variable exits 2 with one line naming it, before 
   assert.equal(fs.existsSync(dataDir), false);
 });
 
-test('capsule serve with a bad --host-id, --advertise or --role exits 2 naming it, before touching the data dir', (t) => {
+test('capsule serve: a bad --host-id, --advertise or --role exits 2 naming it, the data dir untouched', (t) => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'serve-flags-'));
   t.after(() => fs.rmSync(work, { recursive: true, force: true }));
   const dataDir = path.join(work, 'data');

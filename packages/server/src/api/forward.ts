@@ -9,7 +9,7 @@
 // are, Host kept: their token or key is checked there, tokens under the key every server shares.
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { CapsuleError, ErrorCode } from '@capsule/protocol';
+import { CapsuleError, ErrorCode, errorCodeOf } from '@capsule/protocol';
 import { hostServes, rankHosts } from '../lifecycle/placement.js';
 import { FORWARDED, type NodeSignatures } from '../node-signature.js';
 import type { HostRecord } from '../store/hosts.js';
@@ -57,15 +57,6 @@ function responseHead(answer: http.IncomingMessage, connection?: string): string
       lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
   if (connection) lines.push(`connection: ${connection}`);
   return `${lines.join('\r\n')}\r\n\r\n`;
-}
-
-/** The code of an error envelope; '' for any other body. */
-function errorCodeOf(text: string): string {
-  try {
-    return String((JSON.parse(text) as { error?: { code?: unknown } }).error?.code ?? '');
-  } catch {
-    return '';
-  }
 }
 
 export interface ForwardTarget {

@@ -6,7 +6,7 @@
 // resume anywhere. The host learns it drains at its lease renewal (host-lease.ts); `undrain` stops the moves.
 // A VM that cannot move stays as it is (SUSPENDED and published, or RUNNING here) and is reported, tried once per
 // drain: nothing is lost.
-import { ErrorCode } from '@capsule/protocol';
+import { ErrorCode, errorCodeOf } from '@capsule/protocol';
 import type { Logger } from '../log.js';
 import type { NodeSignatures } from '../node-signature.js';
 import type { MicroVMRecord, Store } from '../store/types.js';
@@ -111,12 +111,15 @@ export class HostDrain {
         method: 'POST',
         headers: { ...nodes.sign('POST', pathAndQuery, hostId, record.tenantId), [FORWARDED_BY]: hostId },
         signal: AbortSignal.timeout(RESUME_TIMEOUT_MS),
-      });
+      }).catch((err: Error) => err);
+      if (answer instanceof Error) {
+        last = `host ${host.id} did not answer: ${answer.message}`; // the next may
+        continue;
+      }
       const body = await answer.text();
       if (answer.ok) return host.id;
       last = `host ${host.id} answered ${answer.status}: ${body.slice(0, 300)}`;
-      const code = (JSON.parse(body || '{}') as { error?: { code?: string } }).error?.code ?? '';
-      if (answer.status !== 503 || !NO_ROOM.has(code)) break;
+      if (answer.status !== 503 || !NO_ROOM.has(errorCodeOf(body))) break;
     }
     throw new Error(`no host resumed it (${last}); it stays SUSPENDED, resumable anywhere`);
   }

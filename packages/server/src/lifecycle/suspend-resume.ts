@@ -16,7 +16,7 @@ import { ensureUid } from './jail-ops.js';
 import { resolveSource } from './launch-source.js';
 import { withNetwork } from './network-ops.js';
 import { suspendDirOf, suspendFilesOf } from './recovery.js';
-import { holdHere, lowerLayerOf, resumableHere, takeOver, unhold } from './take-over.js';
+import { fetchHere, holdHere, lowerLayerOf, resumableHere, takeOver, unhold } from './take-over.js';
 import type { LifecycleCore } from './core.js';
 
 /** RUNNING → SUSPENDING → SUSPENDED. If the save fails (disk full…) the VM goes back to RUNNING untouched. */
@@ -110,7 +110,9 @@ export async function resumeVm(ctx: LifecycleCore, tenantId: string, id: string)
   const moving = record.hostId !== null && record.hostId !== ctx.deps.config.hostId;
   const { statePath, diskPath } = suspendFilesOf(ctx.suspendedDir, id);
   const missing = moving ? [] : [statePath, diskPath].filter((f) => !fs.existsSync(f));
-  if (missing.length > 0) {
+  // gone from this host's disk but published: fetched back
+  const refetch = missing.length > 0 && Boolean(record.suspendedBlob) && ctx.suspendedStates !== null;
+  if (missing.length > 0 && !refetch) {
     await ctx.fail(id, `its suspended state is gone (missing ${missing.map((f) => path.basename(f)).join(', ')})`);
     throw new CapsuleError(
       ErrorCode.RESUME_FAILED,
@@ -130,10 +132,9 @@ export async function resumeVm(ctx: LifecycleCore, tenantId: string, id: string)
       record.imageVersion ?? undefined,
     );
     steps.done('source');
-    if (moving) {
-      record = await takeOver(ctx, record, lowerLayerOf(source));
-      steps.done('fetch');
-    }
+    if (moving) record = await takeOver(ctx, record, lowerLayerOf(source));
+    else if (refetch) await fetchHere(ctx, record, lowerLayerOf(source), record.jailUid);
+    if (moving || refetch) steps.done('fetch');
     shared = await holdHere(ctx, record);
     record = await ensureUid(ctx.deps.jailer, ctx.deps.store, record, diskPath);
     machine = await withNetwork(ctx.netDeps, record, (netns) => {

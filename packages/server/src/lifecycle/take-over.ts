@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
+import { chownNoFollow } from '../jail/vm-files.js';
 import type { MicroVMRecord } from '../store/types.js';
 import type { LifecycleCore } from './core.js';
 import type { LaunchSource } from './launch-source.js';
@@ -41,13 +42,28 @@ export function lowerLayerOf(source: LaunchSource): LowerLayer {
     : { path: source.runtime.rootfsPath, format: 'raw' };
 }
 
+/**
+ * A published suspended VM's files into this host's suspended dir (its own, lost here, or another host's), its disk
+ * given to `jailUid` (null: root's until a uid is claimed for it).
+ */
+export async function fetchHere(
+  ctx: LifecycleCore,
+  record: MicroVMRecord,
+  lower: LowerLayer,
+  jailUid: number | null = null,
+): Promise<void> {
+  const dir = suspendDirOf(ctx.suspendedDir, record.id);
+  fs.mkdirSync(ctx.suspendedDir, { recursive: true, mode: 0o700 });
+  await ctx.suspendedStates!.fetch(record.suspendedBlob!, dir, lower);
+  if (jailUid !== null && !ctx.deps.jailer.unsafe) chownNoFollow(path.join(dir, 'disk.qcow2'), jailUid, jailUid);
+}
+
 /** Fetch another host's published suspended VM into this host's suspended dir and make it this host's. */
 export async function takeOver(ctx: LifecycleCore, record: MicroVMRecord, lower: LowerLayer): Promise<MicroVMRecord> {
   const from = record.hostId!;
   const dir = suspendDirOf(ctx.suspendedDir, record.id);
   const started = Date.now();
-  fs.mkdirSync(ctx.suspendedDir, { recursive: true, mode: 0o700 });
-  await ctx.suspendedStates!.fetch(record.suspendedBlob!, dir, lower);
+  await fetchHere(ctx, record, lower);
   const taken = await ctx.deps.store.takeSuspendedMicroVM(record.id, from, ctx.deps.config.hostId);
   if (!taken) {
     fs.rmSync(dir, { recursive: true, force: true });
