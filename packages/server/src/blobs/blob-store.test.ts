@@ -97,6 +97,20 @@ for (const [name, make] of stores) {
       },
     );
 
+    test('a file just uploaded seeds localFile: no download, the same file (S3); a local store has it anyway', async () => {
+      const store = make();
+      const work = fs.mkdtempSync(path.join(dir, 'seed-'));
+      const file = path.join(work, 'memory');
+      fs.writeFileSync(file, 'base memory');
+      await store.put('bases/abc/memory', fs.readFileSync(file));
+      store.seedLocalFile('bases/abc/memory', file);
+      store.seedLocalFile('bases/abc/memory', file); // twice: nothing changes
+      const local = await store.localFile('bases/abc/memory');
+      assert.equal(fs.readFileSync(local, 'utf8'), 'base memory');
+      if (store instanceof S3BlobStore) assert.equal(fs.statSync(local).ino, fs.statSync(file).ino, 'a hard link');
+      await store.delete('bases/abc/memory');
+    });
+
     test('usageBytes sums what is stored under a prefix, and nothing beside it', async () => {
       const store = make();
       assert.equal(await store.usageBytes('images/nobody'), 0, 'an empty prefix holds nothing');

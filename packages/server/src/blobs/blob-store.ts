@@ -61,6 +61,11 @@ export interface BlobStore {
   putFile(key: string, file: string): Promise<void>;
   /** A local path with `key`'s bytes, for what needs a file (QEMU): the object itself, or a cached download. */
   localFile(key: string): Promise<string>;
+  /**
+   * `file` holds `key`'s bytes (it was just uploaded from it): `localFile` may answer with a hard link to it instead of
+   * downloading them (S3; nothing to do for a local store, or across filesystems).
+   */
+  seedLocalFile(key: string, file: string): void;
   /** Bytes held by every object under `prefix` (a tenant's artifacts, for its storage quota). */
   usageBytes(prefix: string): Promise<number>;
 }
@@ -123,6 +128,10 @@ export class LocalBlobStore implements BlobStore {
     const file = this.file(key);
     if (!fs.existsSync(file)) throw new BlobNotFoundError(key, this.dir);
     return file;
+  }
+
+  seedLocalFile(): void {
+    // the object is a local file already
   }
 
   usageBytes(prefix: string): Promise<number> {

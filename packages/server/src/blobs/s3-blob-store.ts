@@ -86,6 +86,19 @@ export class S3BlobStore implements BlobStore {
     fs.renameSync(file, local);
   }
 
+  seedLocalFile(key: string, file: string): void {
+    if (!this.cacheDir) return;
+    const local = this.cached(key);
+    if (fs.existsSync(local)) return;
+    fs.mkdirSync(path.dirname(local), { recursive: true, mode: 0o711 });
+    try {
+      fs.linkSync(file, local);
+    } catch (err) {
+      // another filesystem, or seeded meanwhile: a later localFile downloads it as usual
+      if (!['EXDEV', 'EEXIST'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+    }
+  }
+
   async localFile(key: string): Promise<string> {
     const local = this.cached(key);
     if (!fs.existsSync(local)) await writeFileAtomically(local, await this.get(key), { mode: 0o444 });

@@ -99,3 +99,22 @@ test('a host without the controllers is refused with JAIL_FAILED', () => {
   fs.writeFileSync(path.join(mount, 'memory', 'cgroup.procs'), '');
   assert.throws(() => Cgroups.detect(mount), /no cgroup v1 cpu, pids hierarchy/);
 });
+
+test("this host's real cgroups: a VM's cgroup its uid's last VM left behind takes a larger limit", async (t) => {
+  // the kernel (v1 with swap accounting) refuses memory.limit_in_bytes above memory.memsw.limit_in_bytes: EINVAL
+  const parent = `capsule-test-${process.pid}`;
+  const cgroups = Cgroups.detect('/sys/fs/cgroup', parent);
+  const left = cgroups.vm('tenant', 'u1');
+  t.after(async () => {
+    await left.remove();
+    // the tenant and test levels, in every hierarchy (v2: the one tree)
+    for (const root of ['', ...fs.readdirSync('/sys/fs/cgroup')].map((c) => path.join('/sys/fs/cgroup', c, parent)))
+      for (const dir of [path.join(root, 'tenant'), root]) if (fs.existsSync(dir)) fs.rmdirSync(dir);
+  });
+  left.create({ ...limits, memoryMib: 512 });
+  const again = cgroups.vm('tenant', 'u1'); // never removed: the same directories
+  again.create({ ...limits, memoryMib: 640 });
+  assert.equal(again.memoryLimitMib(), 640);
+  again.create({ ...limits, memoryMib: 256 });
+  assert.equal(again.memoryLimitMib(), 256);
+});

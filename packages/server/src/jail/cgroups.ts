@@ -145,10 +145,13 @@ export class VmCgroup {
       }
       for (const dir of this.uniqueDirs()) fs.mkdirSync(dir, { recursive: true });
       const d = this.dirs;
-      write(path.join(d.memory!, 'memory.limit_in_bytes'), memoryBytes);
-      // no swapping around the limit (where swap accounting exists; it must not be below the limit)
+      // no swapping around the limit (where swap accounting exists), and the kernel refuses a limit above the
+      // swap limit (EINVAL): a cgroup its uid's last VM left (its removal timed out) may hold a lower one
       const memsw = path.join(d.memory!, 'memory.memsw.limit_in_bytes');
-      if (fs.existsSync(memsw)) write(memsw, memoryBytes);
+      const swapLimited = fs.existsSync(memsw);
+      if (swapLimited && readNumber(memsw) < Number(memoryBytes)) write(memsw, memoryBytes);
+      write(path.join(d.memory!, 'memory.limit_in_bytes'), memoryBytes);
+      if (swapLimited) write(memsw, memoryBytes);
       write(path.join(d.cpu!, 'cpu.cfs_period_us'), String(CPU_PERIOD_US));
       write(path.join(d.cpu!, 'cpu.cfs_quota_us'), String(Math.round((limits.cpuMillicores * CPU_PERIOD_US) / 1000)));
       write(path.join(d.pids!, 'pids.max'), String(limits.pidsMax));

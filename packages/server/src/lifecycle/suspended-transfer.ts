@@ -128,11 +128,14 @@ export class SuspendedStates {
     const prefix = `bases/${sha256Of(statePath)}`;
     let uploading = this.bases.get(prefix);
     if (!uploading) {
+      const files = { memory: memoryPath, 'disk.qcow2': diskPath, state: statePath };
       uploading = (async () => {
-        if (await this.deps.blobs.head(`${prefix}/${BASE_READY}`)) return;
-        const files = { memory: memoryPath, 'disk.qcow2': diskPath, state: statePath };
-        for (const name of BASE_FILES) await this.upload(`${prefix}/${name}`, files[name]);
-        await this.deps.blobs.put(`${prefix}/${BASE_READY}`, Buffer.from('{}'));
+        if (!(await this.deps.blobs.head(`${prefix}/${BASE_READY}`))) {
+          for (const name of BASE_FILES) await this.upload(`${prefix}/${name}`, files[name]);
+          await this.deps.blobs.put(`${prefix}/${BASE_READY}`, Buffer.from('{}'));
+        }
+        // a VM of this base moving back here finds it without a download
+        for (const name of BASE_FILES) this.deps.blobs.seedLocalFile(`${prefix}/${name}`, files[name]);
       })().finally(() => this.bases.delete(prefix));
       this.bases.set(prefix, uploading);
     }
