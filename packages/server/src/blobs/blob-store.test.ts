@@ -97,7 +97,7 @@ for (const [name, make] of stores) {
       },
     );
 
-    test('a file just uploaded seeds localFile: no download, the same file (S3); a local store has it anyway', async () => {
+    test('a file just uploaded seeds localFile: no download, the same file (S3); a local store has it', async () => {
       const store = make();
       const work = fs.mkdtempSync(path.join(dir, 'seed-'));
       const file = path.join(work, 'memory');
