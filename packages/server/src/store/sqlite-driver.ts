@@ -37,27 +37,51 @@ export class SqliteDriver implements SqlDriver {
     this.db.pragma('busy_timeout = 5000');
   }
 
+  /** Statements run at once: a transaction's own (it holds the connection), or when none is open. */
+  private readonly now: SqlExecutor = {
+    query: async (sql, params = []) => {
+      const [text, values] = positional(sql, params);
+      return guarded(() => this.db.prepare(text).all(...values) as Row[]);
+    },
+    run: async (sql, params = []) => {
+      const [text, values] = positional(sql, params);
+      return guarded(() => this.db.prepare(text).run(...values).changes);
+    },
+    exec: async (sql) => {
+      guarded(() => this.db.exec(sql));
+    },
+  };
+
+  /**
+   * A statement from outside a transaction waits until none is open: `fn` awaits between its statements, and one
+   * run on the connection meanwhile would join that transaction (and be lost with its rollback).
+   */
+  private async idle(): Promise<void> {
+    while (this.transactions.isLocked()) await this.transactions.waitForUnlock();
+  }
+
   async query(sql: string, params: unknown[] = []): Promise<Row[]> {
-    const [text, values] = positional(sql, params);
-    return guarded(() => this.db.prepare(text).all(...values) as Row[]);
+    await this.idle();
+    return this.now.query(sql, params);
   }
 
   async run(sql: string, params: unknown[] = []): Promise<number> {
-    const [text, values] = positional(sql, params);
-    return guarded(() => this.db.prepare(text).run(...values).changes);
+    await this.idle();
+    return this.now.run(sql, params);
   }
 
   async exec(sql: string): Promise<void> {
-    guarded(() => this.db.exec(sql));
+    await this.idle();
+    return this.now.exec(sql);
   }
 
   async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
-    // one connection, one transaction at a time: `fn` awaits between its statements, and another transaction
-    // begun meanwhile would fail ("cannot start a transaction within a transaction"), so they queue
+    // one connection, one transaction at a time: another begun meanwhile would fail ("cannot start a transaction
+    // within a transaction"), so they queue; its statements go through `tx`, everyone else's wait (idle)
     return this.transactions.runExclusive(async () => {
       guarded(() => this.db.exec('BEGIN IMMEDIATE'));
       try {
-        const result = await fn(this);
+        const result = await fn(this.now);
         guarded(() => this.db.exec('COMMIT'));
         return result;
       } catch (err) {
