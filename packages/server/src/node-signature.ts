@@ -9,6 +9,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
 
 const NODE_HEADER = 'x-capsule-node';
+/** Set on a request one server passes to another: it is answered where it lands, never passed on again. */
+export const FORWARDED_BY = 'x-capsule-forwarded-by';
 const DATE_HEADER = 'x-capsule-node-date';
 const TENANT_HEADER = 'x-capsule-node-tenant';
 const SIGNATURE_HEADER = 'x-capsule-node-signature';

@@ -10,15 +10,14 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { CapsuleError, ErrorCode, errorCodeOf } from '@capsule/protocol';
-import { hostServes, rankHosts } from '../lifecycle/placement.js';
-import { FORWARDED, type NodeSignatures } from '../node-signature.js';
+import { hostServes, rankHosts, refusedForRoom } from '../lifecycle/placement.js';
+import { FORWARDED, FORWARDED_BY, type NodeSignatures } from '../node-signature.js';
 import type { HostRecord } from '../store/hosts.js';
 import { LIVE_STATES } from '../store/states.js';
 import type { Store } from '../store/types.js';
 import { authenticate } from './auth.js';
 import { readBody, rejectUpgrade, sendError } from './http.js';
 
-const FORWARDED_BY = 'x-capsule-forwarded-by';
 /** Hosts' URLs are read again at most this often. */
 const HOSTS_TTL_MS = 2000;
 /**
@@ -70,8 +69,6 @@ export interface ForwardTarget {
 const LAUNCH_BODY_LIMIT = 1024 * 1024;
 /** Errors of a connection never made. */
 const NOT_CONNECTED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND']);
-/** A host's refusals for lack of room: the launch goes on to the next host. */
-const NO_ROOM = new Set<string>([ErrorCode.HOST_FULL, ErrorCode.HOST_DRAINING]);
 
 export class Forwarder {
   private hosts: { readAt: number; byId: Map<string, HostRecord> } | null = null;
@@ -183,7 +180,7 @@ export class Forwarder {
       if (!answer) continue;
       if (answer.statusCode === 503 && !last) {
         const text = (await readBody(answer, LAUNCH_BODY_LIMIT)).toString();
-        if (NO_ROOM.has(errorCodeOf(text))) continue;
+        if (refusedForRoom(503, errorCodeOf(text))) continue;
         res.writeHead(503, forwardedHeaders(answer.headers));
         res.end(text);
         return;

@@ -6,16 +6,13 @@
 // resume anywhere. The host learns it drains at its lease renewal (host-lease.ts); `undrain` stops the moves.
 // A VM that cannot move stays as it is (SUSPENDED and published, or RUNNING here) and is reported, tried once per
 // drain: nothing is lost.
-import { ErrorCode, errorCodeOf } from '@capsule/protocol';
+import { errorCodeOf } from '@capsule/protocol';
 import type { Logger } from '../log.js';
-import type { NodeSignatures } from '../node-signature.js';
+import { FORWARDED_BY, type NodeSignatures } from '../node-signature.js';
 import type { MicroVMRecord, Store } from '../store/types.js';
-import { rankHosts } from './placement.js';
+import { rankHosts, refusedForRoom } from './placement.js';
 import { LIVE_STATES } from '../store/states.js';
 
-const FORWARDED_BY = 'x-capsule-forwarded-by';
-/** A refusal for room: the resume goes on to the next host. */
-const NO_ROOM = new Set<string>([ErrorCode.HOST_FULL, ErrorCode.HOST_DRAINING]);
 const RESUME_TIMEOUT_MS = 120_000;
 
 export interface HostDrainDeps {
@@ -119,7 +116,7 @@ export class HostDrain {
       const body = await answer.text();
       if (answer.ok) return host.id;
       last = `host ${host.id} answered ${answer.status}: ${body.slice(0, 300)}`;
-      if (answer.status !== 503 || !NO_ROOM.has(errorCodeOf(body))) break;
+      if (!refusedForRoom(answer.status, errorCodeOf(body))) break;
     }
     throw new Error(`no host resumed it (${last}); it stays SUSPENDED, resumable anywhere`);
   }

@@ -2,7 +2,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { HostRecord, HostUsage } from '../store/hosts.js';
-import { pickHost } from './placement.js';
+import { rankHosts } from './placement.js';
+
+const pickHost = (...args: Parameters<typeof rankHosts>) => rankHosts(...args)[0] ?? null;
 
 const NOW = Date.parse('2026-12-04T10:00:00.000Z');
 const host = (

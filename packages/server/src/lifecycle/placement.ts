@@ -3,9 +3,16 @@
 // MicroVMs, then by id; a host with none free is passed over. The host's own admission (quotas, HostRoom,
 // its disk reserve) still decides: a launch it refuses for room (HOST_FULL, HOST_DRAINING) is sent on to the
 // next host in this order (api/forward.ts).
+import { ErrorCode } from '@capsule/protocol';
 import type { HostRecord, HostUsage } from '../store/hosts.js';
 
 const NONE: HostUsage = { vcpus: 0, memoryMib: 0, microvms: 0 };
+const NO_ROOM = new Set<string>([ErrorCode.HOST_FULL, ErrorCode.HOST_DRAINING]);
+
+/** A host's refusal for lack of room (503 HOST_FULL, HOST_DRAINING): what it was asked goes on to the next host. */
+export function refusedForRoom(status: number, code: string): boolean {
+  return status === 503 && NO_ROOM.has(code);
+}
 
 /** A host that takes its own MicroVMs' requests: ready (not draining, not down) and its lease live. */
 export function hostServes(host: HostRecord | undefined, nowMs = Date.now()): boolean {
@@ -22,13 +29,4 @@ export function rankHosts(
   const ready = hosts.filter((h) => hostServes(h, nowMs) && free(h) > 0);
   const vms = (h: HostRecord) => (usage.get(h.id) ?? NONE).microvms;
   return [...ready].sort((a, b) => free(b) - free(a) || vms(a) - vms(b) || a.id.localeCompare(b.id));
-}
-
-/** The best host for a launch; null when none is ready with room. */
-export function pickHost(
-  hosts: readonly HostRecord[],
-  usage: ReadonlyMap<string, HostUsage>,
-  nowMs = Date.now(),
-): HostRecord | null {
-  return rankHosts(hosts, usage, nowMs)[0] ?? null;
 }

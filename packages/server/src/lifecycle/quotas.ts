@@ -66,12 +66,6 @@ export class HostRoom {
 const RESERVATION_TTL_MS = 10 * 60_000;
 
 export class QuotaGate {
-  /**
-   * Admissions in this server one at a time: across servers the store's lock on the tenant serializes them, and
-   * SQLite's one connection runs one transaction at a time.
-   */
-  private readonly lock = new Mutex();
-
   constructor(
     private readonly store: Store,
     private readonly fallback: TenantQuotas,
@@ -85,43 +79,42 @@ export class QuotaGate {
    * Admit `demand` for the tenant or throw QUOTA_EXCEEDED; call the returned release once the VM is in the store's
    * usage (or failed). The tenant's usage is read with every server's reservations (store/quota-reservations.ts).
    */
-  admit(tenantId: string, demand: Demand & { id: string }): Promise<() => void> {
-    return this.lock.runExclusive(async () => {
-      const quotas = effectiveQuotas(await this.store.getTenant(tenantId), this.fallback);
-      const reservation = {
-        id: demand.id,
-        tenantId,
-        hostId: this.hostId,
-        vcpuCount: demand.vcpuCount,
-        memoryMib: demand.memoryMib,
-        expiresAt: new Date(Date.now() + RESERVATION_TTL_MS).toISOString(),
-      };
-      await this.store.reserveTenantUsage(reservation, HOLDING_STATES, (usage) => {
-        const over = exceeded(quotas, usage, demand);
-        if (over) {
-          throw new CapsuleError(
-            ErrorCode.QUOTA_EXCEEDED,
-            `quota ${over.quota} exceeded: ${over.used} in use + ${over.requested} requested > ${over.limit}`,
-            { details: over },
-          );
-        }
-      });
-      let releaseHost: () => void;
-      try {
-        releaseHost = (await this.hostRoom?.admit(demand)) ?? (() => undefined);
-      } catch (err) {
-        await this.store.releaseReservation(demand.id);
-        throw err;
+  async admit(tenantId: string, demand: Demand & { id: string }): Promise<() => void> {
+    // one tenant's admissions, on every server, are serialized by the store's lock on the tenant
+    const quotas = effectiveQuotas(await this.store.getTenant(tenantId), this.fallback);
+    const reservation = {
+      id: demand.id,
+      tenantId,
+      hostId: this.hostId,
+      vcpuCount: demand.vcpuCount,
+      memoryMib: demand.memoryMib,
+      expiresAt: new Date(Date.now() + RESERVATION_TTL_MS).toISOString(),
+    };
+    await this.store.reserveTenantUsage(reservation, HOLDING_STATES, (usage) => {
+      const over = exceeded(quotas, usage, demand);
+      if (over) {
+        throw new CapsuleError(
+          ErrorCode.QUOTA_EXCEEDED,
+          `quota ${over.quota} exceeded: ${over.used} in use + ${over.requested} requested > ${over.limit}`,
+          { details: over },
+        );
       }
-      let released = false;
-      return () => {
-        if (released) return;
-        released = true;
-        releaseHost();
-        // a release lost (the store unreachable) ends at the reservation's expiry or this host's restart
-        this.store.releaseReservation(demand.id).catch(() => undefined);
-      };
     });
+    let releaseHost: () => void;
+    try {
+      releaseHost = (await this.hostRoom?.admit(demand)) ?? (() => undefined);
+    } catch (err) {
+      await this.store.releaseReservation(demand.id);
+      throw err;
+    }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      releaseHost();
+      // a release lost (the store unreachable) ends at the reservation's expiry or this host's restart
+      this.store.releaseReservation(demand.id).catch(() => undefined);
+    };
   }
 }
 

@@ -12,7 +12,6 @@
 // runtime's image) is this host's own copy: the downloaded files are re-pointed at it (`qemu-img rebase -u`,
 // a header write; never the VM's data).
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -20,6 +19,7 @@ import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import { buffer } from 'node:stream/consumers';
 import { type BlobStore, writeFileAtomically } from '../blobs/blob-store.js';
 import type { Logger } from '../log.js';
+import { sha256Of } from '../snapshots/capture.js';
 import type { MicroVMRecord, Store } from '../store/types.js';
 import { backingOf } from '../vmm/backing-chain.js';
 import { baseDiskBeside, baseStateBeside, linkBase } from '../vmm/base-layers.js';
@@ -49,10 +49,6 @@ export interface SuspendedStatesDeps {
   store: Pick<Store, 'publishSuspendedBlob' | 'getMicroVM'>;
   qemuImgBinary: string;
   log: Logger;
-}
-
-function sha256Of(file: string): string {
-  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
 export class SuspendedStates {

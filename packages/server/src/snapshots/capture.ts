@@ -10,7 +10,8 @@ import { Machine, type LaunchOptions, type SnapshotFiles } from '../vmm/machine.
 import type { VmNetworks } from '../network/vm-networks.js';
 import { untilIdle } from '../vmm/guest-idle.js';
 
-function sha256Of(file: string): string {
+/** A file's SHA-256, hex (snapshot manifests; the key a suspended state's base is published under). */
+export function sha256Of(file: string): string {
   return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
