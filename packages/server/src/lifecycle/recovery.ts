@@ -142,10 +142,17 @@ export async function recoverMicroVMs(ctx: {
     });
     log.warn('marked MicroVM failed after restart', { id: record.id, was: record.state });
   }
-  if (ctx.suspendedStates)
-    for (const record of await store.listMicroVMsInStates(['SUSPENDED'], hostId))
-      if (record.suspendedBlob === null && suspendFilesOf(ctx.suspendedDir, record.id).published)
-        ctx.suspendedStates.publishLater(record, suspendDirOf(ctx.suspendedDir, record.id));
+  for (const record of await store.listMicroVMsInStates(['SUSPENDED'], hostId)) {
+    let shared = record.suspendedBlob;
+    // held by a resume this server ran when it went down: nothing resumes it now, so it is movable again
+    if (shared === '') {
+      await store.updateMicroVM(record.id, { suspendedBlob: null });
+      shared = null;
+      log.info('released the hold of a resume cut short', { id: record.id });
+    }
+    if (ctx.suspendedStates && shared === null && suspendFilesOf(ctx.suspendedDir, record.id).published)
+      ctx.suspendedStates.publishLater({ ...record, suspendedBlob: null }, suspendDirOf(ctx.suspendedDir, record.id));
+  }
 }
 
 /**

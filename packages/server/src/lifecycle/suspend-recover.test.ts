@@ -198,3 +198,16 @@ test('restart: a suspend cut short after its state was published is completed, n
     assert.equal(h.hypervisor.vmOf(vm.id).memory.work, 'done');
   });
 });
+
+test('restart: the hold of a resume cut short is released, so the VM can move again', async () => {
+  await withLifecycle({}, async (h) => {
+    const vm = await h.service.run(TENANT, RUN);
+    await h.service.suspend(TENANT, vm.id);
+    // the server died while resuming it here: its hold stayed
+    assert.ok(await h.store.holdSuspendedOnHost(vm.id, h.config.hostId));
+    assert.equal((await h.store.getMicroVM(vm.id))?.suspendedBlob, '');
+    const service = await h.restart();
+    assert.equal((await h.store.getMicroVM(vm.id))?.suspendedBlob, null);
+    assert.equal((await service.resume(TENANT, vm.id)).state, 'RUNNING');
+  });
+});
