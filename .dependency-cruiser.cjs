@@ -1,6 +1,6 @@
 // The server's layers, lowest first (an import may only point down or sideways within a layer):
 //   protocol → util (src/*.ts leaves) → store, blobs, network, observability → aws (credentials, SigV4)
-//   → jail → runtimes, vmm → snapshots → images → lifecycle → api → index.ts
+//   → jail → runtimes, vmm → snapshots → images → lifecycle → api → serve (a role's wiring) → index.ts
 // and no module cycle anywhere, type-only imports included. `npm run lint` runs this.
 const S = '^packages/server/src/';
 const dir = (...names) => `${S}(${names.join('|')})/`;
@@ -111,6 +111,10 @@ module.exports = {
       'a launch uses an image, not the other way',
     ),
     never('lifecycle-under-api', dir('lifecycle'), dir('api'), 'the lifecycle answers no HTTP'),
+    {
+      ...never('serve-is-the-top', S, dir('serve'), "serve/ wires a server's parts; only index.ts starts one"),
+      from: { path: S, pathNot: `(${S}index\\.ts|${dir('serve')}.*)$` },
+    },
   ],
   options: {
     tsConfig: { fileName: 'tsconfig.json' },

@@ -127,6 +127,9 @@ export type SuspendStep = (typeof SUSPEND_STEPS)[number];
 
 /** A failure with a stable code. `step` names what was being done when it failed (Firecracker style). */
 /** The code of an error envelope's text (`{"error":{"code":…}}`); '' for any other body. */
+/** The AWS API's errors carry Capsule's code here too (its envelope is AWS's): a forwarding server reads it. */
+export const ERROR_CODE_HEADER = 'x-capsule-error-code';
+
 export function errorCodeOf(body: string): string {
   try {
     return String((JSON.parse(body) as { error?: { code?: unknown } }).error?.code ?? '');

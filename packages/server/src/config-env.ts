@@ -66,11 +66,13 @@ export const ENV_VARS = {
   CAPSULE_QEMU_IMG: set('server', p.text(), 'qemu-img', 'The qemu-img binary (a name looked up in PATH, or a path).'),
   CAPSULE_ROLE: set(
     'server',
-    p.oneOf(['all', 'host'] as const),
+    p.oneOf(['all', 'host', 'api'] as const),
     'all',
     'all: the whole product on one server (API, console, endpoints, VMs). host: a server of a cluster that runs ' +
       'VMs and answers only requests another server of the cluster signs (forwarded API and endpoint requests, ' +
-      'moves); it needs DATABASE_URL (Postgres), CAPSULE_BLOBS=s3://… and CAPSULE_CLUSTER_KEY.',
+      'moves). api: a server of a cluster that runs no VM: it serves the API, the console and endpoints and sends ' +
+      "each MicroVM's work to its host; run several. host and api need DATABASE_URL (Postgres), " +
+      'CAPSULE_BLOBS=s3://… and CAPSULE_CLUSTER_KEY.',
   ),
   CAPSULE_HOST_ID: opt(
     'server',

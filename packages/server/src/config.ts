@@ -112,8 +112,11 @@ export interface CapsuleConfig {
   advertiseUrl: string | null;
   /** The secret every server on one database shares (CAPSULE_CLUSTER_KEY): endpoint tokens' key; null: none. */
   clusterKey: string | null;
-  /** all: the whole product; host: answers only requests other servers of its cluster sign (CAPSULE_ROLE). */
-  role: 'all' | 'host';
+  /**
+   * all: the whole product; host: runs VMs, answers only requests other servers of its cluster sign; api: runs no
+   * VM, serves the API and sends every MicroVM's work to its host (CAPSULE_ROLE).
+   */
+  role: 'all' | 'host' | 'api';
   /** Guest memory this host admits in all (CAPSULE_HOST_MAX_MEMORY_MIB); null: no cap. */
   hostMaxMemoryMib: number | null;
   /** How long a host's lease lasts; it renews every third of it (lifecycle/host-lease.ts). */

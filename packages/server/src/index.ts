@@ -1,26 +1,18 @@
 // `capsule serve`: wire config → store → runtimes → accelerator → lifecycle → REST API.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
 import { checkRole, loadConfig, type CapsuleConfig } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { RuntimeRegistry } from './runtimes/registry.js';
 import { openStore } from './store/open.js';
-import type { AcceleratorDecision } from './vmm/accelerator.js';
 import { decideAccelerator } from './vmm/host-accelerator.js';
 import { qemuHypervisor } from './vmm/hypervisor.js';
 import { Jailer } from './jail/jailer.js';
 import { MicroVMService } from './lifecycle/microvm-service.js';
-import { AuthTokens } from './api/auth-tokens.js';
 import { ImageService } from './images/image-service.js';
 import { openBlobStore } from './blobs/open.js';
 import { HostDrain } from './lifecycle/host-drain.js';
-import { NodeSignatures } from './node-signature.js';
 import { ReadySnapshots } from './snapshots/ready-snapshots.js';
-import { ADMIN_KEY_ID, DEFAULT_TENANT, ensureAdminKey } from './api/auth.js';
-import { ensureDefaultAwsCredentials } from './aws/access-keys.js';
-import { ServerKey } from './aws/server-key.js';
-import { createApi } from './api/api.js';
 import { Metrics } from './observability/metrics.js';
 import { EgressLogs } from './network/egress-log.js';
 import { VmNetworks } from './network/vm-networks.js';
@@ -32,21 +24,12 @@ import { SystemVms } from './system-vms.js';
 import { sweepWarmPool } from './lifecycle/warm-pool.js';
 import { HostLease } from './lifecycle/host-lease.js';
 import { qemuVersion } from './vmm/qemu-command.js';
+import { serveApi } from './serve/serve-api.js';
+import { startApiNode } from './serve/api-node.js';
+import type { RunningServer } from './serve/running-server.js';
 
 export { ConfigError, DEFAULT_API_LIMITS, loadConfig, type CapsuleConfig } from './config.js';
-
-export interface RunningServer {
-  url: string;
-  config: CapsuleConfig;
-  runtimes: RuntimeRegistry;
-  adminKey: string;
-  accelerator: AcceleratorDecision;
-  jailer: Jailer;
-  service: MicroVMService;
-  /** Resolves when the start-up ready-snapshot builds have finished (or failed and been logged). */
-  snapshotsBuilt: Promise<void>;
-  close(): Promise<void>;
-}
+export type { RunningServer } from './serve/running-server.js';
 
 export async function startServer(
   overrides: Partial<CapsuleConfig> = {},
@@ -54,6 +37,7 @@ export async function startServer(
 ): Promise<RunningServer> {
   const config = loadConfig(overrides);
   checkRole(config);
+  if (config.role === 'api') return startApiNode(config, log);
   // QMP, agent and migration sockets live in <dataDir>/vms/<id>/; unix socket paths max out at 107 bytes
   const longestSocket = path.join(path.resolve(config.dataDir), 'vms', 'mvm-xxxxxxxxxxxxxxxx', 'run', 'incoming.sock');
   if (Buffer.byteLength(longestSocket) > 107) {
@@ -170,39 +154,13 @@ export async function startServer(
   });
   await service.recover();
   service.startPolicySweeper();
-  const adminKey = await ensureAdminKey(config.dataDir, store, config.defaultQuotas);
-  // the default tenant's AWS-style pair, on the admin key: <data-dir>/aws-credentials for AWS's SDKs
-  const serverKey = ServerKey.load(config.dataDir);
-  await ensureDefaultAwsCredentials(config.dataDir, store, serverKey, {
-    keyId: ADMIN_KEY_ID,
-    tenantId: DEFAULT_TENANT,
-  });
-
-  const tokens = AuthTokens.load(config.dataDir, config.clusterKey);
-  const nodes = config.clusterKey ? new NodeSignatures(config.clusterKey) : null;
-  const { server, closeSessions } = createApi({
+  const { url, adminKey, nodes, server, closeSessions } = await serveApi(
     config,
     store,
-    service,
-    images,
-    accelerator,
-    metrics,
-    tokens,
-    usage: storage,
-    serverKey,
-    runtimes,
-    systemVms,
-    nodes,
+    { service, images, accelerator, metrics, usage: storage, runtimes, systemVms },
     log,
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
-  const address = server.address() as AddressInfo;
-  const url = `http://${config.host}:${address.port}`;
-  service.publicPort = address.port;
-  log.info('capsule serving', { url, dataDir: config.dataDir, hostId: config.hostId });
+  );
+  service.publicPort = Number(new URL(url).port);
   // a draining host moves its VMs to others: that needs the cluster key (to ask them) and shared blobs (the state)
   const drain =
     nodes && service.suspendedStates

@@ -31,7 +31,13 @@ test('capsule serve: a bad --host-id, --advertise or --role exits 2 naming it, t
   for (const [flag, value, message] of [
     ['--host-id', '../h1', '--host-id: "../h1" is not 1-63 letters, digits, dots, dashes or underscores'],
     ['--advertise', 'h1:7070', '--advertise: "h1:7070" is not a URL starting http:// or https://'],
-    ['--role', 'api', '--role: "api" is not all or host'],
+    ['--role', 'vm', '--role: "vm" is not all, host or api'],
+    [
+      '--role',
+      'api',
+      'CAPSULE_ROLE=api needs DATABASE_URL=postgres://…, CAPSULE_BLOBS=s3://…, CAPSULE_CLUSTER_KEY: the servers ' +
+        'of a cluster share one database, one blob store and one key',
+    ],
     // a host of a cluster without the cluster's database, blob store and key
     [
       '--role',

@@ -1,5 +1,5 @@
 // `capsule serve [--port 7070] [--data-dir .capsule] [--host 127.0.0.1] [--host-id ID] [--advertise URL]
-// [--role all|host]`. A bad
+// [--role all|host|api]`. A bad
 // flag or CAPSULE_* variable is a usage error: one line naming it, exit 2.
 import path from 'node:path';
 import { HOST_ID } from '@capsule/protocol';
@@ -13,11 +13,12 @@ interface ServeOptions {
   dataDir?: string;
   hostId?: string;
   advertise?: string;
-  role?: 'all' | 'host';
+  role?: 'all' | 'host' | 'api';
 }
 
-function role(value: string): 'all' | 'host' {
-  if (value !== 'all' && value !== 'host') throw new UsageError(`--role: "${value}" is not all or host`);
+function role(value: string): 'all' | 'host' | 'api' {
+  if (value !== 'all' && value !== 'host' && value !== 'api')
+    throw new UsageError(`--role: "${value}" is not all, host or api`);
   return value;
 }
 
@@ -37,7 +38,9 @@ export function defineServe(program: CliCommand): void {
   program
     .command('serve')
     .description('run the API server (and the console, and the host agent)')
-    .usage('[--port 7070] [--data-dir .capsule] [--host 127.0.0.1] [--host-id ID] [--advertise URL] [--role all|host]')
+    .usage(
+      '[--port 7070] [--data-dir .capsule] [--host 127.0.0.1] [--host-id ID] [--advertise URL] [--role all|host|api]',
+    )
     .option('--port <port>', 'the API port (default 7070, or CAPSULE_PORT)', integer('--port'))
     .option('--data-dir <dir>', 'where data lives (default .capsule, or CAPSULE_DATA_DIR)')
     .option('--host <address>', 'the address to listen on (default 127.0.0.1, or CAPSULE_HOST)')
@@ -47,7 +50,11 @@ export function defineServe(program: CliCommand): void {
       hostId,
     )
     .option('--advertise <url>', 'where other servers reach this one (or CAPSULE_ADVERTISE_URL)', advertiseUrl)
-    .option('--role <role>', 'all (default), or host: runs VMs for its cluster only (or CAPSULE_ROLE)', role)
+    .option(
+      '--role <role>',
+      'all (default); host: runs VMs for its cluster only; api: runs no VM, serves the API (or CAPSULE_ROLE)',
+      role,
+    )
     .handle<ServeOptions>(async ({ options }) => serve(options));
 }
 

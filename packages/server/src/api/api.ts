@@ -107,6 +107,7 @@ export function createApi(deps: ApiDeps): { server: http.Server; closeSessions: 
       deps.config.hostId,
       (req) => proxy.target(req)?.microvmId ?? null,
       deps.nodes ?? null,
+      deps.config.role !== 'api',
     ),
     clusterOnly: deps.config.role === 'host' ? (deps.nodes ?? null) : null,
     aws: {

@@ -6,6 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { sampleRecord } from '../../../../tests/support/store-backends.js';
 import type { HostRecord } from '../store/hosts.js';
+import type { ImageVersionRecord } from '../store/types.js';
 import { hashKey } from './auth.js';
 import { Forwarder } from './forward.js';
 
@@ -20,7 +21,8 @@ const host = (id: string): HostRecord => ({
   downCount: 0,
 });
 
-function forwarder(hosts: string[], usedMib: Record<string, number> = {}, down: string[] = []): Forwarder {
+/** A server among `hosts`: h1, or (`api`) a server that runs no VM. */
+function forwarder(hosts: string[], usedMib: Record<string, number> = {}, down: string[] = [], api = false): Forwarder {
   const suspendedOn = (id: string, hostId: string, suspendedBlob: string | null) =>
     sampleRecord(id, { tenantId: 'acme', hostId, state: 'SUSPENDED', suspendedBlob });
   const records = new Map([
@@ -42,9 +44,15 @@ function forwarder(hosts: string[], usedMib: Record<string, number> = {}, down: 
       findApiKey: async (hash) => keys.get(hash) ?? null,
       hostUsage: async () =>
         new Map(Object.entries(usedMib).map(([id, memoryMib]) => [id, { vcpus: 1, memoryMib, microvms: 1 }])),
+      getImageVersion: async (tenantId, name, version) =>
+        tenantId === 'acme' && name === 'app' && version === 1
+          ? ({ tenantId, name, version, buildHostId: 'h2' } as ImageVersionRecord)
+          : null,
     },
-    'h1',
+    api ? 'api1' : 'h1',
     (request) => /^(mvm-[a-z]+)\.localhost/.exec(request.headers.host ?? '')?.[1] ?? null,
+    null,
+    !api,
   );
 }
 
@@ -108,14 +116,18 @@ test('an endpoint request for a VM on another host goes there whoever asks (its 
   assert.equal(await forwarder(['h1', 'h2'], { h1: 4096 }).target(appPost), null);
 });
 
-/** A fake host: answers every request with `status` and `body`, and keeps what it was sent. */
-async function fakeHost(status: number, body: unknown): Promise<{ url: string; got: string[]; close(): void }> {
+/** A fake host: answers every request with `status`, `body` and `headers`, and keeps what it was sent. */
+async function fakeHost(
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ url: string; got: string[]; close(): void }> {
   const got: string[] = [];
   const server = http.createServer(async (request, response) => {
     let text = '';
     for await (const chunk of request) text += chunk;
     got.push(`${request.headers['x-capsule-forwarded-by']} ${text}`);
-    response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    response.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, got, close: () => server.close() };
@@ -123,8 +135,11 @@ async function fakeHost(status: number, body: unknown): Promise<{ url: string; g
 
 test('a launch a host has no room for goes on to the next host; any other answer is the caller’s', async (t) => {
   const full = { error: { code: 'HOST_FULL', message: 'host h2 has no room' } };
-  const cases: Array<[string, [number, unknown] | null, [number, unknown], number, number]> = [
+  const awsFull = { __type: 'InsufficientCapacityException', message: 'host h2 has no room' };
+  const cases: Array<[string, [number, unknown, Record<string, string>?] | null, [number, unknown], number, number]> = [
     ['h2 full: h3 takes it', [503, full], [201, { id: 'mvm-new' }], 201, 1],
+    ['h2 full (the AWS API): h3 takes it', [500, awsFull, { 'x-capsule-error-code': 'HOST_FULL' }], [201, {}], 201, 1],
+    ['h2 fails (the AWS API): its answer', [500, { __type: 'InternalServerException' }], [201, {}], 500, 0],
     ['h2 takes no connection: h3 takes it', null, [201, { id: 'mvm-new' }], 201, 1],
     ['h2 draining: h3 takes it', [503, { error: { code: 'HOST_DRAINING' } }], [201, { id: 'mvm-new' }], 201, 1],
     ['both full: the last refusal', [503, full], [503, full], 503, 1],
@@ -156,6 +171,7 @@ test('a launch a host has no room for goes on to the next host; any other answer
           hash === hashKey('cap_acme') ? { id: 'k', tenantId: 'acme', isAdmin: false } : null,
         hostUsage: async () =>
           new Map(Object.entries(used).map(([id, memoryMib]) => [id, { vcpus: 1, memoryMib, microvms: 1 }])),
+        getImageVersion: async () => null,
       },
       'h1',
     );
@@ -208,4 +224,57 @@ test('a suspended VM whose host is down and whose state is shared resumes where 
     req('POST', '/v1/microvms/mvm-stuck/resume'),
   );
   assert.equal(stuck, null);
+});
+
+test('a server that runs no VM sends every MicroVM, launch and build to the hosts, and never runs one', async () => {
+  const api = forwarder(['h2'], {}, [], true);
+  assert.equal((await api.target(req('POST', '/v1/microvms/mvm-there/exec')))?.hostId, 'h2', 'even with one host');
+  const launch = await api.target(req('POST', '/v1/microvms'));
+  assert.deepEqual([launch?.hostId, launch?.next?.length], ['h2', 0]);
+  const build = await api.target(req('POST', '/v1/images?name=app'));
+  assert.deepEqual([build?.hostId, build?.next], ['h2', undefined], 'an upload streamed to one host');
+  assert.equal(await api.target(req('GET', '/v1/microvms/mvm-there')), null, 'a record is read here');
+  assert.equal(await api.target(req('GET', '/v1/images')), null);
+  // no host ready: refused here, never run here
+  const none = forwarder(['h2'], {}, ['h2'], true);
+  for (const [method, url] of [
+    ['POST', '/v1/microvms'],
+    ['POST', '/v1/images'],
+    ['POST', '/v1/microvms/mvm-moving/resume'],
+  ])
+    await assert.rejects(none.target(req(method, url)), { code: 'HOST_FULL' }, `${method} ${url}`);
+  // a server that runs VMs builds its own
+  assert.equal(await forwarder(['h1', 'h2']).target(req('POST', '/v1/images')), null);
+});
+
+test("a build's log is read on the host that builds it", async () => {
+  const to = await forwarder(['h1', 'h2']).target(req('GET', '/v1/images/app/versions/1/build?offset=10'));
+  assert.equal(to?.url.href, 'http://h2.internal:7070/v1/images/app/versions/1/build?offset=10');
+  assert.equal(await forwarder(['h1', 'h2']).target(req('GET', '/v1/images/app/versions/2/build')), null);
+  const stranger = req('GET', '/v1/images/app/versions/1/build', { authorization: 'Bearer cap_other' });
+  assert.equal(await forwarder(['h1', 'h2']).target(stranger), null);
+  assert.equal(await forwarder(['h1', 'h2'], {}, ['h2']).target(req('GET', '/v1/images/app/versions/1/build')), null);
+});
+
+test("the AWS API's MicroVM changes go to the VM's host, its launches and builds are placed; reads stay", async () => {
+  const aws = (method: string, url: string) => req(method, url, { authorization: 'AWS4-HMAC-SHA256 …' });
+  const h1 = forwarder(['h1', 'h2']);
+  for (const [method, url] of [
+    ['DELETE', '/2025-09-09/microvms/mvm-there'],
+    ['POST', '/2025-09-09/microvms/mvm-there/suspend'],
+    ['POST', '/aws/2025-09-09/microvms/mvm-there/resume'],
+  ])
+    assert.equal((await h1.target(aws(method, url)))?.hostId, 'h2', `${method} ${url}`);
+  for (const [method, url] of [
+    ['GET', '/2025-09-09/microvms/mvm-there'],
+    ['POST', '/2025-09-09/microvms/mvm-there/auth-token'],
+    ['DELETE', '/2025-09-09/microvms/mvm-here'],
+    ['POST', '/2025-09-09/microvm-images'],
+  ])
+    assert.equal(await h1.target(aws(method, url)), null, `${method} ${url}`);
+  assert.deepEqual((await h1.target(aws('POST', '/2025-09-09/microvms')))?.next?.length, 1, 'placed in turn');
+  const api = forwarder(['h2'], {}, [], true);
+  assert.equal((await api.target(aws('POST', '/2025-09-09/microvm-images')))?.hostId, 'h2');
+  assert.equal((await api.target(aws('PUT', '/2025-09-09/microvm-images/app')))?.hostId, 'h2');
+  assert.equal(await api.target(aws('PATCH', '/2025-09-09/microvm-images/app/versions/1')), null);
 });

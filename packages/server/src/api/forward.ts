@@ -9,13 +9,14 @@
 // are, Host kept: their token or key is checked there, tokens under the key every server shares.
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { CapsuleError, ErrorCode, errorCodeOf } from '@capsule/protocol';
-import { hostServes, rankHosts, refusedForRoom } from '../lifecycle/placement.js';
+import { CapsuleError, ERROR_CODE_HEADER, ErrorCode, errorCodeOf } from '@capsule/protocol';
+import { hostServes, noHostReady, rankHosts, refusedForRoom } from '../lifecycle/placement.js';
 import { FORWARDED, FORWARDED_BY, type NodeSignatures } from '../node-signature.js';
 import type { HostRecord } from '../store/hosts.js';
 import { LIVE_STATES } from '../store/states.js';
 import type { Store } from '../store/types.js';
 import { authenticate } from './auth.js';
+import { forwardRouteOf } from './forward-routes.js';
 import { readBody, rejectUpgrade, sendError } from './http.js';
 
 /** Hosts' URLs are read again at most this often. */
@@ -33,7 +34,6 @@ const HOP_BY_HOP = new Set([
   'transfer-encoding',
   'upgrade',
 ]);
-const VM_PATH = /^\/v1\/microvms\/([^/?#]+)(\/[^?#]*)?/;
 
 function forwardedHeaders(headers: http.IncomingHttpHeaders, keep: readonly string[] = []): http.OutgoingHttpHeaders {
   const out: http.OutgoingHttpHeaders = {};
@@ -74,14 +74,21 @@ export class Forwarder {
   private hosts: { readAt: number; byId: Map<string, HostRecord> } | null = null;
 
   constructor(
-    private readonly store: Pick<Store, 'getMicroVM' | 'listHosts' | 'findApiKey' | 'hostUsage'>,
+    private readonly store: Pick<Store, 'getMicroVM' | 'listHosts' | 'findApiKey' | 'hostUsage' | 'getImageVersion'>,
     /** This host: its own VMs are answered here. */
     private readonly hostId: string,
     /** The MicroVM an endpoint request (host name, /endpoints/{id}, the API's proxy path) is for; else null. */
     private readonly endpointOf: (req: http.IncomingMessage) => string | null = () => null,
     /** Signs what is passed on, so a host that answers only its cluster's servers takes it (null: no cluster key). */
     private readonly nodes: NodeSignatures | null = null,
+    /** False on a server that runs no VM (CAPSULE_ROLE=api): every MicroVM's work, launches and builds go to hosts. */
+    private readonly runsVms = true,
   ) {}
+
+  /** This server is the only host: every VM is here. */
+  private alone(hosts: ReadonlyMap<string, HostRecord>): boolean {
+    return this.runsVms && hosts.size < 2;
+  }
 
   /** The host `req` is for, when it is another's; null: answered here. */
   async target(req: http.IncomingMessage): Promise<ForwardTarget | null> {
@@ -89,28 +96,57 @@ export class Forwarder {
     // an endpoint first: by host name, any path is the app's
     const endpointVm = this.endpointOf(req);
     if (endpointVm !== null) return this.endpointTarget(req, endpointVm);
-    if (req.method === 'POST' && (req.url ?? '').split('?')[0] === '/v1/microvms') return this.placeLaunch(req);
-    const match = VM_PATH.exec(req.url ?? '');
-    if (!match) return null;
-    if (req.method === 'GET' && (match[2] ?? '/') === '/') return null;
+    const route = forwardRouteOf(req.method ?? 'GET', req.url ?? '/');
+    if (!route) return null;
     const hosts = await this.hostsById();
-    if (hosts.size < 2) return null; // one host: every VM is here
-    let id: string;
-    try {
-      id = decodeURIComponent(match[1]);
-    } catch {
-      return null; // the route table answers 400
-    }
+    if (this.alone(hosts)) return null;
+    if (route.kind === 'launch') return this.placeLaunch(req, route.aws);
+    if (route.kind === 'build') return this.runsVms ? null : this.anyHost(req, route.aws);
+    if (route.kind === 'build-log') return this.buildLogTarget(req, hosts, route.name, route.version);
+    return this.microvmTarget(req, hosts, route.id, route.resume, route.aws);
+  }
+
+  /**
+   * A MicroVM's work on another host: there, for a caller whose key holds it (an AWS caller's signature is checked
+   * there: its answer for another tenant's VM is the same 404).
+   */
+  private async microvmTarget(
+    req: http.IncomingMessage,
+    hosts: ReadonlyMap<string, HostRecord>,
+    id: string,
+    resume: boolean,
+    aws: boolean,
+  ): Promise<ForwardTarget | null> {
     const record = await this.store.getMicroVM(id);
     if (!record || record.hostId === null || record.hostId === this.hostId) return null;
     const host = hosts.get(record.hostId);
     if (!host) return null;
-    const caller = await authenticate(req, this.store).catch(() => null);
-    if (caller?.tenantId !== record.tenantId) return null;
+    if (!aws && (await authenticate(req, this.store).catch(() => null))?.tenantId !== record.tenantId) return null;
     if (record.state === 'SUSPENDED' && !hostServes(host))
       // its state shared: it resumes where placement says; else answered here (it waits for its host: 502)
-      return record.suspendedBlob ? this.placeMove(req, record.hostId, match[2] === '/resume') : null;
+      return record.suspendedBlob ? this.placeMove(req, record.hostId, resume) : null;
     return { hostId: record.hostId, url: new URL(req.url ?? '/', host.advertiseUrl) };
+  }
+
+  /** A build's log, on the host that builds it (while that host serves; else this one answers what it has). */
+  private async buildLogTarget(
+    req: http.IncomingMessage,
+    hosts: ReadonlyMap<string, HostRecord>,
+    name: string,
+    version: number,
+  ): Promise<ForwardTarget | null> {
+    const caller = await authenticate(req, this.store).catch(() => null);
+    const record = caller ? await this.store.getImageVersion(caller.tenantId, name, version) : null;
+    const host = record?.buildHostId && record.buildHostId !== this.hostId ? hosts.get(record.buildHostId) : undefined;
+    return host && hostServes(host) ? { hostId: host.id, url: new URL(req.url ?? '/', host.advertiseUrl) } : null;
+  }
+
+  /** A build, from a server that runs none: to the host placement ranks first, its upload streamed there. */
+  private async anyHost(req: http.IncomingMessage, aws: boolean): Promise<ForwardTarget | null> {
+    if (!aws && !(await authenticate(req, this.store).catch(() => null))) return null;
+    const [first] = await this.ranked(req);
+    if (!first) throw noHostReady();
+    return first;
   }
 
   /**
@@ -121,6 +157,7 @@ export class Forwarder {
   private async placeMove(req: http.IncomingMessage, from: string, resume: boolean): Promise<ForwardTarget | null> {
     const ranked = await this.ranked(req, [from]);
     if (resume) return this.inTurn(ranked);
+    if (ranked.length === 0 && !this.runsVms) throw noHostReady();
     return ranked.length === 0 || ranked[0].hostId === this.hostId ? null : ranked[0];
   }
 
@@ -135,16 +172,15 @@ export class Forwarder {
   /** An endpoint request for a VM on another host: sent there whoever asks (its token is checked there). */
   private async endpointTarget(req: http.IncomingMessage, id: string): Promise<ForwardTarget | null> {
     const hosts = await this.hostsById();
-    if (hosts.size < 2) return null;
+    if (this.alone(hosts)) return null;
     const record = await this.store.getMicroVM(id);
     const host = record?.hostId && record.hostId !== this.hostId ? hosts.get(record.hostId) : undefined;
     return host ? { hostId: host.id, url: new URL(req.url ?? '/', host.advertiseUrl) } : null;
   }
 
   /** A launch goes to each host placement ranks in turn, this one too (null: only this one, or a bad key). */
-  private async placeLaunch(req: http.IncomingMessage): Promise<ForwardTarget | null> {
-    if ((await this.hostsById()).size < 2) return null;
-    if (!(await authenticate(req, this.store).catch(() => null))) return null;
+  private async placeLaunch(req: http.IncomingMessage, aws: boolean): Promise<ForwardTarget | null> {
+    if (!aws && !(await authenticate(req, this.store).catch(() => null))) return null;
     return this.inTurn(await this.ranked(req));
   }
 
@@ -153,6 +189,7 @@ export class Forwarder {
    * refusal for room here goes on to the next; null when this host is the only one (answered here).
    */
   private inTurn(ranked: ForwardTarget[]): ForwardTarget | null {
+    if (ranked.length === 0 && !this.runsVms) throw noHostReady();
     if (ranked.length === 0 || (ranked.length === 1 && ranked[0].hostId === this.hostId)) return null;
     const [first, ...rest] = ranked;
     return { ...first, next: rest };
@@ -178,10 +215,12 @@ export class Forwarder {
         upstream.end(body);
       });
       if (!answer) continue;
-      if (answer.statusCode === 503 && !last) {
+      // Capsule's 503 HOST_FULL; the AWS API's 500 InsufficientCapacityException says its code in a header
+      if ((answer.statusCode === 503 || answer.statusCode === 500) && !last) {
         const text = (await readBody(answer, LAUNCH_BODY_LIMIT)).toString();
-        if (refusedForRoom(503, errorCodeOf(text))) continue;
-        res.writeHead(503, forwardedHeaders(answer.headers));
+        const code = String(answer.headers[ERROR_CODE_HEADER] ?? '') || errorCodeOf(text);
+        if (refusedForRoom(503, code)) continue;
+        res.writeHead(answer.statusCode, forwardedHeaders(answer.headers));
         res.end(text);
         return;
       }

@@ -36,3 +36,16 @@ test('a server-key file that is not a key is refused with what to do', () => {
   fs.writeFileSync(path.join(dir, 'server-key'), 'short\n', { mode: 0o600 });
   assert.throws(() => ServerKey.load(dir), /restore it from a backup/);
 });
+
+test("with a cluster key, every server of the cluster opens what one sealed; the file's older seals still open", () => {
+  const dir = fs.mkdtempSync(path.join(work, 'e-'));
+  const before = ServerKey.load(dir).seal('old', 'AKIA0');
+  const one = ServerKey.load(dir, 'cluster-secret');
+  const sealed = one.seal('the secret', 'AKIA1');
+  assert.match(sealed, /^c1\./);
+  const another = ServerKey.load(fs.mkdtempSync(path.join(work, 'f-')), 'cluster-secret');
+  assert.equal(another.open(sealed, 'AKIA1'), 'the secret');
+  assert.equal(one.open(before, 'AKIA0'), 'old');
+  assert.throws(() => ServerKey.load(dir, 'another-cluster').open(sealed, 'AKIA1'), /CAPSULE_CLUSTER_KEY changed/);
+  assert.throws(() => ServerKey.load(dir).open(sealed, 'AKIA1'), /needs CAPSULE_CLUSTER_KEY/);
+});

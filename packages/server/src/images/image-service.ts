@@ -192,6 +192,7 @@ export class ImageService {
         finishedAt: null,
         status: 'ACTIVE',
         awsConfig: options.awsConfig ?? null,
+        buildHostId: this.deps.config.hostId,
       });
       fs.mkdirSync(this.dirOf(tenantId, name, record.version), { recursive: true, mode: 0o700 });
       zip.close();
@@ -223,7 +224,11 @@ export class ImageService {
 
   /** Builds a restart cut short are failed (their builder VM died with the old server). */
   async recover(): Promise<void> {
-    for (const v of await this.deps.store.listImageVersionsInStates(['PENDING', 'IN_PROGRESS'])) {
+    // only this host's: other hosts of the cluster build on
+    for (const v of await this.deps.store.listImageVersionsInStates(
+      ['PENDING', 'IN_PROGRESS'],
+      this.deps.config.hostId,
+    )) {
       await this.deps.store.updateImageVersion(v.tenantId, v.name, v.version, {
         state: 'FAILED',
         failureReason: 'the server restarted during the build; create the image again',

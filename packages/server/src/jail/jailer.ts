@@ -55,6 +55,11 @@ export class Jailer {
     readonly unavailable: CapsuleError | null,
   ) {}
 
+  /** No jail on this server (it runs no VM: CAPSULE_ROLE=api): making one fails with `reason`. */
+  static none(settings: JailSettings, reason: CapsuleError): Jailer {
+    return new Jailer(false, settings, null, null, null, reason);
+  }
+
   static create(settings: JailSettings, log: Logger): Jailer {
     if (settings.unsafeNoJail) {
       log.warn(

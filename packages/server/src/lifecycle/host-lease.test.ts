@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createLogger } from '../log.js';
-import type { Store } from '../store/types.js';
+import type { ImageVersionRecord, Store } from '../store/types.js';
 import { HostLease, type HostLeaseSettings } from './host-lease.js';
 import { openTestStore, sampleRecord, STORE_BACKENDS, type After } from '../../../../tests/support/store-backends.js';
 import { until } from '../../../../tests/support/until.js';
@@ -28,6 +28,37 @@ async function startHost(store: Store, hostId: string, t: After, onGivenUp = asy
   return lease;
 }
 
+/** A version `buildHostId` builds, named after it. */
+function building(buildHostId: string): Omit<ImageVersionRecord, 'version'> {
+  const at = new Date().toISOString();
+  return {
+    tenantId: 't1',
+    name: `on-${buildHostId}`,
+    state: 'PENDING',
+    runtime: 'python',
+    source: 'upload',
+    plan: {
+      runtime: 'python',
+      steps: [],
+      env: {},
+      workdir: '/app',
+      user: 'root',
+      start: ['python3', 'app.py'],
+      port: 8080,
+      memoryMib: null,
+      vcpuCount: null,
+    },
+    failureReason: null,
+    failedStep: null,
+    createdAt: at,
+    updatedAt: at,
+    finishedAt: null,
+    status: 'ACTIVE',
+    awsConfig: null,
+    buildHostId,
+  };
+}
+
 const stateOf = async (store: Store, id: string) => (await store.getMicroVM(id))?.state;
 
 for (const backend of STORE_BACKENDS) {
@@ -38,6 +69,7 @@ for (const backend of STORE_BACKENDS) {
       await store.insertMicroVM(sampleRecord('mvm-h1-susp', { state: 'SUSPENDED', hostId: 'h1' }));
       await store.insertMicroVM(sampleRecord('mvm-h2-run', { state: 'RUNNING', hostId: 'h2' }));
       await store.insertMicroVM(sampleRecord('mvm-old', { state: 'RUNNING', hostId: null }));
+      for (const buildHostId of ['h1', 'h2']) await store.insertImageVersion(building(buildHostId));
       const h1 = await startHost(store, 'h1', t);
       const h2 = await startHost(store, 'h2', t);
       assert.equal((await store.getMicroVM('mvm-old'))!.hostId, 'h1', 'a record from before hosts is the first host’s');
@@ -64,6 +96,11 @@ for (const backend of STORE_BACKENDS) {
       assert.equal(failed.qemuPid, 1234, 'what it held is left for h1 to clean up if it comes back');
       assert.equal(await stateOf(store, 'mvm-h1-susp'), 'SUSPENDED', 'a suspended VM holds no host');
       assert.equal(await stateOf(store, 'mvm-h2-run'), 'RUNNING');
+      // its builds too; another host's build on
+      const buildOf = (name: string) => store.getImageVersion('t1', name, 1);
+      await until('its build failed', async () => (await buildOf('on-h1'))?.state === 'FAILED', 10_000);
+      assert.equal((await buildOf('on-h1'))?.failureReason, 'host h1 lost during the build; create the image again');
+      assert.equal((await buildOf('on-h2'))?.state, 'PENDING');
       const after = await store.listHosts();
       assert.deepEqual(
         after.map((h) => [h.id, h.state, h.downCount]),

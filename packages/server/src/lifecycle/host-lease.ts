@@ -146,7 +146,20 @@ export class HostLease {
       const lost = await this.store.listMicroVMsInStates([...LIVE_STATES], hostId);
       for (const record of lost)
         await this.store.transition(record.id, record.state, 'FAILED', { failureReason: `host ${hostId} lost` });
-      this.log.error('host down: its lease ran out', { hostId, failedMicroVMs: lost.length });
+      const builds = (await this.store.listImageVersionsInStates(['PENDING', 'IN_PROGRESS'], hostId)).filter(
+        (v) => v.buildHostId === hostId,
+      );
+      for (const v of builds)
+        await this.store.updateImageVersion(v.tenantId, v.name, v.version, {
+          state: 'FAILED',
+          failureReason: `host ${hostId} lost during the build; create the image again`,
+          finishedAt: nowIso,
+        });
+      this.log.error('host down: its lease ran out', {
+        hostId,
+        failedMicroVMs: lost.length,
+        failedBuilds: builds.length,
+      });
     }
   }
 

@@ -29,6 +29,7 @@ import { notifyHook } from '../images/hooks.js';
 import { recoverMicroVMs, stopGivenUpVms, suspendDirOf } from './recovery.js';
 import { SuspendedStates } from './suspended-transfer.js';
 import { VmOperations } from './vm-operations.js';
+import { noHostReady } from './placement.js';
 import { RunningVms } from './running-vms.js';
 import type { LifecycleCore } from './core.js';
 import { resumeVm, suspendVm } from './suspend-resume.js';
@@ -154,6 +155,7 @@ export class MicroVMService {
 
   /** SUSPENDED → RUNNING: same memory, processes and files. A transient failure leaves it SUSPENDED. */
   async resume(tenantId: string, id: string): Promise<MicroVMRecord> {
+    this.assertRunsVms();
     this.launchRate.check(tenantId, 'resume');
     return this.deps.metrics.time(this.deps.metrics.resumeSeconds, () =>
       this.ops.exclusive(id, 'resume', () => resumeVm(this.core, tenantId, id)),
@@ -209,6 +211,7 @@ export class MicroVMService {
   }
 
   async run(tenantId: string, request: RunMicroVMRequest): Promise<MicroVMRecord> {
+    this.assertRunsVms();
     this.launchRate.check(tenantId, 'launch');
     this.deps.disk.check('launch a MicroVM');
     await this.deps.storage.check(tenantId, 'launch a MicroVM'); // its disk overlay grows from here
@@ -217,6 +220,11 @@ export class MicroVMService {
       () => launchVm(this.core, tenantId, request),
       (vm) => ({ launched_from: vm.launchedFrom ?? 'none' }),
     );
+  }
+
+  /** A server of a cluster that runs no VM (CAPSULE_ROLE=api) sends launches and resumes to hosts: none is ready. */
+  private assertRunsVms(): void {
+    if (this.deps.config.role === 'api') throw noHostReady();
   }
 
   /** An image's app hears about its VM's suspend, resume and terminate (hooks.ts); never fatal. */

@@ -3,7 +3,7 @@
 // MicroVMs, then by id; a host with none free is passed over. The host's own admission (quotas, HostRoom,
 // its disk reserve) still decides: a launch it refuses for room (HOST_FULL, HOST_DRAINING) is sent on to the
 // next host in this order (api/forward.ts).
-import { ErrorCode } from '@capsule/protocol';
+import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import type { HostRecord, HostUsage } from '../store/hosts.js';
 
 const NONE: HostUsage = { vcpus: 0, memoryMib: 0, microvms: 0 };
@@ -12,6 +12,14 @@ const NO_ROOM = new Set<string>([ErrorCode.HOST_FULL, ErrorCode.HOST_DRAINING]);
 /** A host's refusal for lack of room (503 HOST_FULL, HOST_DRAINING): what it was asked goes on to the next host. */
 export function refusedForRoom(status: number, code: string): boolean {
   return status === 503 && NO_ROOM.has(code);
+}
+
+/** Nothing to send a launch or resume to: no host of the cluster is ready with room. */
+export function noHostReady(): CapsuleError {
+  return new CapsuleError(
+    ErrorCode.HOST_FULL,
+    'no host of the cluster is ready with room for it (this server runs no MicroVMs: CAPSULE_ROLE=api)',
+  );
 }
 
 /** A host that takes its own MicroVMs' requests: ready (not draining, not down) and its lease live. */

@@ -108,6 +108,7 @@ test('hooks: run gets its payload; one that never answers is cut at its deadline
         finishedAt: now,
         status: 'ACTIVE',
         awsConfig: null,
+        buildHostId: null,
       });
       const vm = await h.service.run(TENANT, { imageName: 'app', imageVersion: 1, runHookPayload: '{"task":42}' });
       assert.deepEqual(hooks.calls, [{ hook: 'run', body: '{"task":42}' }]);

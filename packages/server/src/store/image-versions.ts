@@ -25,6 +25,7 @@ const imageFromRow = (row: Row): ImageVersionRecord => ({
   finishedAt: (row.finished_at as string | null) ?? null,
   status: row.status as ImageVersionRecord['status'],
   awsConfig: row.aws_json === null || row.aws_json === undefined ? null : JSON.parse(row.aws_json as string),
+  buildHostId: (row.build_host_id as string | null) ?? null,
 });
 
 /** Insert with the next number, computed in the statement: a concurrent insert of the same number loses on the key. */
@@ -35,8 +36,8 @@ export async function insertImageVersion(
   try {
     await db.run(
       `INSERT INTO image_versions (tenant_id, name, version, state, runtime, source, plan_json, failure_reason,
-         failed_step, created_at, updated_at, finished_at, status, aws_json)
-       SELECT $1, $2, COALESCE(MAX(version), 0) + 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
+         failed_step, created_at, updated_at, finished_at, status, aws_json, build_host_id)
+       SELECT $1, $2, COALESCE(MAX(version), 0) + 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14
        FROM image_versions WHERE tenant_id = $1 AND name = $2`,
       [
         record.tenantId,
@@ -52,6 +53,7 @@ export async function insertImageVersion(
         record.finishedAt,
         record.status,
         record.awsConfig === null ? null : JSON.stringify(record.awsConfig),
+        record.buildHostId,
       ],
     );
     return true;
@@ -131,13 +133,20 @@ export async function listImageVersions(
   return rows.map(imageFromRow);
 }
 
+/** Versions in `states`; with `buildHostId`, only those that host builds (or that no host was recorded for). */
 export async function listImageVersionsInStates(
   db: SqlExecutor,
   states: ImageBuildState[],
+  buildHostId?: string,
 ): Promise<ImageVersionRecord[]> {
   if (states.length === 0) return [];
   const placeholders = states.map((_, i) => `$${i + 1}`).join(', ');
-  return (await db.query(`SELECT * FROM image_versions WHERE state IN (${placeholders})`, states)).map(imageFromRow);
+  const onHost =
+    buildHostId === undefined ? '' : ` AND (build_host_id = $${states.length + 1} OR build_host_id IS NULL)`;
+  const params = buildHostId === undefined ? states : [...states, buildHostId];
+  return (await db.query(`SELECT * FROM image_versions WHERE state IN (${placeholders})${onHost}`, params)).map(
+    imageFromRow,
+  );
 }
 
 async function tombstone(db: SqlExecutor, tenantId: string, name: string, version: number, now: Date): Promise<void> {

@@ -196,4 +196,10 @@ export const MIGRATIONS: Array<{ version: number; sql: string }> = [
       CREATE INDEX quota_reservations_by_tenant ON quota_reservations (tenant_id);
     `,
   },
+  {
+    version: 15,
+    sql: `
+      ALTER TABLE image_versions ADD COLUMN build_host_id TEXT;
+    `,
+  },
 ];

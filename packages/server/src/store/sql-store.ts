@@ -496,8 +496,8 @@ export class SqlStore implements Store {
     return listImageTags(this.db, tenantId, name);
   }
 
-  listImageVersionsInStates(states: ImageBuildState[]): Promise<ImageVersionRecord[]> {
-    return versions.listImageVersionsInStates(this.db, states);
+  listImageVersionsInStates(states: ImageBuildState[], buildHostId?: string): Promise<ImageVersionRecord[]> {
+    return versions.listImageVersionsInStates(this.db, states, buildHostId);
   }
 
   async close(): Promise<void> {

@@ -465,6 +465,7 @@ for (const backend of BACKENDS) {
           finishedAt: null,
           status: 'ACTIVE',
           awsConfig: name === 'other' ? { codeArtifact: { uri: 's3://b/k.zip' } } : null,
+          buildHostId: tenantId === 'tenant-b' ? 'h2' : 'h1',
         });
       assert.equal((await version('tenant-a', 'flask', '2024-01-01T00:00:01.000Z')).version, 1);
       assert.equal((await version('tenant-a', 'flask', '2024-01-01T00:00:02.000Z')).version, 2);
@@ -496,6 +497,11 @@ for (const backend of BACKENDS) {
       assert.deepEqual(
         (await store.listImageVersionsInStates(['PENDING'])).map((v) => `${v.tenantId}/${v.name}:${v.version}`).sort(),
         ['tenant-a/flask:2', 'tenant-a/other:1', 'tenant-b/flask:1'],
+      );
+      assert.deepEqual(
+        (await store.listImageVersionsInStates(['PENDING'], 'h2')).map((v) => `${v.tenantId}/${v.name}:${v.version}`),
+        ['tenant-b/flask:1'],
+        "a host's own builds",
       );
       assert.deepEqual((await store.getImageVersion('tenant-a', 'other', 1))?.awsConfig, {
         codeArtifact: { uri: 's3://b/k.zip' },

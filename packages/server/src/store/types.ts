@@ -147,6 +147,8 @@ export interface ImageVersionRecord {
   status: ImageVersionStatus;
   /** The AWS API's image configuration as given (validated there), echoed back; null for Capsule's own images. */
   awsConfig: Record<string, unknown> | null;
+  /** The host that builds it (its build log is there while it runs); null: recorded before hosts were. */
+  buildHostId: string | null;
 }
 
 type ImageVersionStatus = 'ACTIVE' | 'INACTIVE';
@@ -278,6 +280,7 @@ export interface Store {
   removeImageTags(tenantId: string, name: string, keys: string[]): Promise<void>;
   listImageTags(tenantId: string, name: string): Promise<Record<string, string>>;
   /** Versions in these states across tenants (builds cut short by a restart). */
-  listImageVersionsInStates(states: ImageBuildState[]): Promise<ImageVersionRecord[]>;
+  /** With `buildHostId`: only the versions that host builds (and those with no build host on record). */
+  listImageVersionsInStates(states: ImageBuildState[], buildHostId?: string): Promise<ImageVersionRecord[]>;
   close(): Promise<void>;
 }

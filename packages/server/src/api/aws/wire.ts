@@ -4,7 +4,7 @@
 import type http from 'node:http';
 import { createHash, randomUUID } from 'node:crypto';
 import type { z } from 'zod';
-import { CapsuleError, ErrorCode, formatIssues } from '@capsule/protocol';
+import { CapsuleError, ERROR_CODE_HEADER, ErrorCode, formatIssues } from '@capsule/protocol';
 import { toCapsuleError } from '../http.js';
 
 /** Who is calling, where, as SigV4 said. */
@@ -33,6 +33,8 @@ const AWS_ERRORS: Partial<Record<ErrorCode, AwsError>> = {
   QUOTA_EXCEEDED: { type: 'ServiceQuotaExceededException', status: 402 },
   RATE_LIMITED: { type: 'ThrottlingException', status: 429 },
   VMM_UNAVAILABLE: { type: 'InsufficientCapacityException', status: 500 },
+  HOST_FULL: { type: 'InsufficientCapacityException', status: 500 },
+  HOST_DRAINING: { type: 'InsufficientCapacityException', status: 500 },
 };
 
 /** An answer with another status than 200 (CreateMicrovmImage: 201); `body` undefined: no body (204). */
@@ -57,7 +59,12 @@ export function validated<T>(schema: z.ZodType<T>, value: unknown, what: string)
   return parsed.data;
 }
 
-function awsErrorOf(thrown: unknown): { error: AwsError; body: Record<string, unknown>; retryAfterSeconds?: number } {
+function awsErrorOf(thrown: unknown): {
+  code: ErrorCode;
+  error: AwsError;
+  body: Record<string, unknown>;
+  retryAfterSeconds?: number;
+} {
   const err = toCapsuleError(thrown); // anything but a CapsuleError is INTERNAL: InternalServerException
   const named = err.details?.awsErrorType;
   // authentication failures and unknown operations carry AWS's name (sigv4.ts, unknownOperation)
@@ -69,7 +76,7 @@ function awsErrorOf(thrown: unknown): { error: AwsError; body: Record<string, un
   for (const key of ['resourceType', 'resourceId'] as const)
     if (typeof err.details?.[key] === 'string') body[key] = err.details[key];
   const retry = err.details?.retryAfterSeconds;
-  return { error, body, retryAfterSeconds: typeof retry === 'number' ? retry : undefined };
+  return { code: err.code, error, body, retryAfterSeconds: typeof retry === 'number' ? retry : undefined };
 }
 
 export function sendAwsJson(res: http.ServerResponse, status: number, body: unknown): void {
@@ -84,9 +91,10 @@ export function sendAwsJson(res: http.ServerResponse, status: number, body: unkn
 
 export function sendAwsError(res: http.ServerResponse, err: unknown): void {
   if (res.headersSent) return void res.destroy();
-  const { error, body, retryAfterSeconds } = awsErrorOf(err);
+  const { code, error, body, retryAfterSeconds } = awsErrorOf(err);
   if (retryAfterSeconds !== undefined) res.setHeader('retry-after', String(Math.ceil(retryAfterSeconds)));
   res.setHeader('x-amzn-ErrorType', error.type);
+  res.setHeader(ERROR_CODE_HEADER, code);
   sendAwsJson(res, error.status, { __type: error.type, ...body });
 }
 
