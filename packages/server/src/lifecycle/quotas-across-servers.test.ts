@@ -7,6 +7,9 @@ import { CapsuleError } from '@capsule/protocol';
 import { sampleRecord, STORE_BACKENDS } from '../../../../tests/support/store-backends.js';
 import { until } from '../../../../tests/support/until.js';
 import { QuotaGate } from './quotas.js';
+import { PostgresDriver } from '../store/postgres-driver.js';
+import type { SqlExecutor } from '../store/driver.js';
+import { SqlStore } from '../store/sql-store.js';
 
 const QUOTAS = { maxRunningMicroVMs: 3, maxVcpus: 100, maxMemoryMib: 100_000, maxStorageMib: 100_000 };
 const demand = (id: string) => ({ id, vcpuCount: 1, memoryMib: 512 });
@@ -57,3 +60,44 @@ for (const backend of STORE_BACKENDS) {
     });
   });
 }
+
+/** Postgres whose transactions run `between` once, right after their first read of the MicroVMs. */
+class InterleavingDriver extends PostgresDriver {
+  between: (() => Promise<void>) | null = null;
+
+  override transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    return super.transaction((tx) =>
+      fn({
+        ...tx,
+        query: async (sql, params) => {
+          const rows = await tx.query(sql, params);
+          const between = /FROM microvms/.test(sql) ? this.between : null;
+          if (between) {
+            this.between = null;
+            await between();
+          }
+          return rows;
+        },
+      }),
+    );
+  }
+}
+
+test("a launch elsewhere storing its VM and dropping its reservation during an admission's read counts", async (t) => {
+  const postgres = STORE_BACKENDS.find((b) => b.name === 'postgres')!;
+  const location = await postgres.location(t);
+  const elsewhere = await postgres.open(location);
+  const driver = new InterleavingDriver(location);
+  const here = await SqlStore.open(driver);
+  t.after(() => Promise.all([here.close(), elsewhere.close()]));
+  const quotas = { ...QUOTAS, maxRunningMicroVMs: 1 };
+  // the other server admitted mvm-a: its reservation holds the tenant's one VM
+  await new QuotaGate(elsewhere, quotas, undefined, 'h2').admit('acme', demand('mvm-a'));
+  // …and while this server reads the tenant's usage, it stores mvm-a and drops the reservation
+  driver.between = async () => {
+    await elsewhere.insertMicroVM(sampleRecord('mvm-a', { tenantId: 'acme', state: 'PENDING', vcpuCount: 1 }));
+    await elsewhere.releaseReservation('mvm-a'); // what its release does, awaited
+  };
+  await assert.rejects(new QuotaGate(here, quotas, undefined, 'h1').admit('acme', demand('mvm-b')), /1 in use/);
+  assert.equal(driver.between, null, 'the launch elsewhere ran during the read');
+});

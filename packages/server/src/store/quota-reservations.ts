@@ -10,28 +10,32 @@ import type { QuotaReservation, TenantUsage } from './types.js';
 
 const placeholders = (n: number, from: number) => Array.from({ length: n }, (_, i) => `$${i + from}`).join(', ');
 
+/**
+ * The tenant's VMs in `states` and its live reservations of VMs not yet counted, read in one statement: one snapshot.
+ * (Two statements, under READ COMMITTED, each see their own: a launch elsewhere that inserts its VM and then drops
+ * its reservation between them was seen in neither, and a tenant went one VM over its quota.)
+ */
 async function usageWithReservations(
   tx: SqlExecutor,
   tenantId: string,
   states: readonly MicroVMState[],
   nowIso: string,
 ): Promise<TenantUsage> {
-  const [vms] = await tx.query(
-    'SELECT COUNT(*) AS n, COALESCE(SUM(vcpu_count), 0) AS vcpus, COALESCE(SUM(memory_mib), 0) AS mib FROM microvms ' +
-      `WHERE tenant_id = $1 AND state IN (${placeholders(states.length, 2)})`,
-    [tenantId, ...states],
-  );
-  // reservations of VMs already counted in their states are not counted twice
-  const [held] = await tx.query(
-    'SELECT COUNT(*) AS n, COALESCE(SUM(r.vcpu_count), 0) AS vcpus, COALESCE(SUM(r.memory_mib), 0) AS mib ' +
-      'FROM quota_reservations r WHERE r.tenant_id = $1 AND r.expires_at > $2 AND NOT EXISTS (SELECT 1 FROM ' +
-      `microvms m WHERE m.id = r.id AND m.state IN (${placeholders(states.length, 3)}))`,
+  const inStates = placeholders(states.length, 3);
+  const [row] = await tx.query(
+    'SELECT v.n AS vms, v.vcpus AS vm_vcpus, v.mib AS vm_mib, r.n AS held, r.vcpus AS held_vcpus, r.mib AS held_mib ' +
+      'FROM (SELECT COUNT(*) AS n, COALESCE(SUM(vcpu_count), 0) AS vcpus, COALESCE(SUM(memory_mib), 0) AS mib ' +
+      `FROM microvms WHERE tenant_id = $1 AND state IN (${inStates})) v, ` +
+      // reservations of VMs already counted in their states are not counted twice
+      '(SELECT COUNT(*) AS n, COALESCE(SUM(q.vcpu_count), 0) AS vcpus, COALESCE(SUM(q.memory_mib), 0) AS mib ' +
+      'FROM quota_reservations q WHERE q.tenant_id = $1 AND q.expires_at > $2 AND NOT EXISTS (SELECT 1 FROM ' +
+      `microvms m WHERE m.id = q.id AND m.state IN (${inStates}))) r`,
     [tenantId, nowIso, ...states],
   );
   return {
-    microvms: Number(vms.n) + Number(held.n),
-    vcpuCount: Number(vms.vcpus) + Number(held.vcpus),
-    memoryMib: Number(vms.mib) + Number(held.mib),
+    microvms: Number(row.vms) + Number(row.held),
+    vcpuCount: Number(row.vm_vcpus) + Number(row.held_vcpus),
+    memoryMib: Number(row.vm_mib) + Number(row.held_mib),
   };
 }
 
