@@ -19,7 +19,7 @@ import {
 } from '@aws-sdk/client-lambda-microvms';
 import { startServer, type CapsuleConfig } from '@capsule/server';
 import { createLogger } from '@capsule/server/internals';
-import type { Capsule, MicroVM } from '@capsule/sdk';
+import type { Capsule, MicroVM, MicroVMInfo } from '@capsule/sdk';
 import { startS3, type TestS3 } from '../support/s3-server.js';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/throwaway-postgres.js';
 import { until } from '../support/until.js';
@@ -126,6 +126,7 @@ describe('api nodes in front of hosts', () => {
     await startApiNode('a2');
   });
   after(async () => {
+    stopEvents.abort();
     const front = [...apiNodes.values()].find((n) => n.child.exitCode === null && n.child.signalCode === null);
     const { microvms } = front ? await front.capsule.microvms.list({ state: 'RUNNING' }) : { microvms: [] };
     await Promise.all(microvms.map((vm) => vm.terminate()));
@@ -145,6 +146,10 @@ describe('api nodes in front of hosts', () => {
 
   let vmA: MicroVM;
   let vmB: MicroVM;
+  /** What a2's event stream told, from the first test on: changes the hosts made, heard through Postgres. */
+  const events: MicroVMInfo[] = [];
+  const stopEvents = new AbortController();
+  const sawEvent = (id: string, state: string) => events.some((e) => e.id === id && e.state === state);
 
   test('api nodes run no VM and are no hosts; launches through either spread over the hosts', async () => {
     const listed = await runCli(api('a1').url, adminKey, ['hosts', 'ls', '--json']);
@@ -152,9 +157,17 @@ describe('api nodes in front of hosts', () => {
       (JSON.parse(listed.stdout) as Array<{ id: string }>).map((h) => h.id),
       ['h1', 'h2'],
     );
+    let opened!: () => void;
+    const open = new Promise<void>((resolve) => (opened = resolve));
+    void (async () => {
+      for await (const vm of api('a2').capsule.microvms.watch({ signal: stopEvents.signal, onReady: opened }))
+        events.push(vm);
+    })().catch(() => undefined);
+    await open;
     vmA = await api('a1').capsule.microvms.run({ imageName: 'base' });
     vmB = await api('a2').capsule.microvms.run({ imageName: 'base' });
     assert.deepEqual([vmA.info.hostId, vmB.info.hostId].sort(), ['h1', 'h2'], 'spread: one on each');
+    await until('a2 tells of the VM a host launched for a1', async () => sawEvent(vmA.id, 'RUNNING'), 10_000);
     for (const node of apiNodes.values()) {
       assert.deepEqual(qemuProcesses(node.dataDir), [], `${node.id} runs no QEMU`);
       assert.ok(
@@ -308,6 +321,7 @@ describe('api nodes in front of hosts', () => {
     assert.equal((await front.microvms.get(vmA.id)).info.state, 'RUNNING');
     const launched = await front.microvms.run({ imageName: 'base' });
     assert.equal((await launched.exec(['true'])).exitCode, 0);
+    await until('its stream, opened before the outage, hears again', async () => sawEvent(launched.id, 'RUNNING'));
     await launched.terminate();
   });
 });

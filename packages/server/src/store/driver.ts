@@ -11,8 +11,17 @@ export interface SqlExecutor {
   exec(sql: string): Promise<void>;
 }
 
+/** What a driver offers for changes other servers on the database make (Postgres NOTIFY/LISTEN). */
+export interface ChangeChannel {
+  notify(channel: string, payload: string): Promise<void>;
+  /** Hear `channel`'s payloads until the returned stop. */
+  listen(channel: string, onPayload: (payload: string) => void): () => Promise<void>;
+}
+
 export interface SqlDriver extends SqlExecutor {
   readonly dialect: 'sqlite' | 'postgres';
+  /** Changes told to the other servers on the database (Postgres NOTIFY/LISTEN); absent: no other server. */
+  readonly changes?: ChangeChannel;
   /** `fn` in one transaction, its statements issued through `tx`. */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
   close(): Promise<void>;

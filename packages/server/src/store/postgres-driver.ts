@@ -1,6 +1,7 @@
 // Postgres through node-postgres, a small pool. Selected by DATABASE_URL (postgres://…).
 import pg from 'pg';
-import { storeUnavailable, type Row, type SqlDriver, type SqlExecutor } from './driver.js';
+import { type ChangeChannel, storeUnavailable, type Row, type SqlDriver, type SqlExecutor } from './driver.js';
+import { listenPostgres } from './pg-listener.js';
 
 /** Connection-level failures (server down or restarting, socket gone), never a statement's own error. */
 function isOutage(err: { code?: unknown; message?: unknown }): boolean {
@@ -41,11 +42,17 @@ export class PostgresDriver implements SqlDriver {
   readonly run: SqlExecutor['run'];
   readonly exec: SqlExecutor['exec'];
 
+  readonly changes: ChangeChannel;
+
   constructor(connectionString: string) {
     // a database that does not answer fails a request in seconds (503), never holds it for good
     this.pool = new pg.Pool({ connectionString, max: 4, connectionTimeoutMillis: 5000, query_timeout: 30_000 });
     this.pool.on('error', () => undefined); // an idle client's broken connection is replaced on next use
     ({ query: this.query, run: this.run, exec: this.exec } = executor(this.pool));
+    this.changes = {
+      notify: async (channel, payload) => void (await this.query('SELECT pg_notify($1, $2)', [channel, payload])),
+      listen: (channel, onPayload) => listenPostgres(connectionString, channel, onPayload),
+    };
   }
 
   async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {

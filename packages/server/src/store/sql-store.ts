@@ -1,5 +1,6 @@
 // The store, written once over a SqlDriver: SQLite by default, Postgres when DATABASE_URL is set.
 // Same schema (migrations.ts), same queries; only the JSON metadata lookup differs by dialect.
+import { MicroVMChanges } from './microvm-changes.js';
 import type { ImageBuildState, MicroVMState, TenantQuotas } from '@capsule/protocol';
 import type { Row, SqlDriver, SqlExecutor } from './driver.js';
 import { MIGRATIONS } from './migrations.js';
@@ -115,25 +116,19 @@ const placeholders = (count: number, from = 1): string =>
   Array.from({ length: count }, (_, i) => `$${from + i}`).join(', ');
 
 export class SqlStore implements Store {
-  /** Told of each VM made or moved to a new state, as it is now (this process's writes only). */
-  private readonly changeListeners = new Set<(record: MicroVMRecord) => void>();
+  /** Each VM made or moved to a new state, as it is now, by any server on this database (microvm-changes.ts). */
+  private readonly changes: MicroVMChanges;
 
-  private constructor(private readonly db: SqlDriver) {}
+  private constructor(private readonly db: SqlDriver) {
+    this.changes = new MicroVMChanges(db.changes ?? null, (id) => this.getMicroVM(id));
+  }
 
   onMicroVMChange(listener: (record: MicroVMRecord) => void): () => void {
-    this.changeListeners.add(listener);
-    return () => this.changeListeners.delete(listener);
+    return this.changes.subscribe(listener);
   }
 
   private changed(record: MicroVMRecord | null): void {
-    if (!record) return;
-    // a listener's failure is its own: it must never fail the write that was already made
-    for (const listener of [...this.changeListeners])
-      try {
-        listener(record);
-      } catch {
-        // the event stream drops a subscriber it cannot write to
-      }
+    this.changes.changed(record);
   }
 
   /** Open the store, applying any migrations not yet applied (each in its own transaction). */
@@ -501,6 +496,7 @@ export class SqlStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.changes.close();
     await this.db.close();
   }
 }
