@@ -115,6 +115,30 @@ for (const backend of STORE_BACKENDS) {
       await Promise.all([back.stop(), h2.stop()]); // before the store closes
     });
 
+    test('a drain holds through the host going down and coming back; undrain ends it', async (t) => {
+      const store = await openTestStore(backend, t);
+      const lease = { heartbeatAt: '2026-12-04T10:00:00.000Z', leaseExpiresAt: '2026-12-04T10:00:03.000Z' };
+      const capacity = { vcpus: 2, memoryMib: 4096, diskMib: 1000, accelerator: 'tcg' as const, qemuVersion: '10' };
+      await store.registerHost({ id: 'h1', advertiseUrl: 'http://h1:7071', capacity, ...lease });
+      await store.setHostDraining('h1', true);
+      assert.ok(await store.markHostDown('h1', '2026-12-04T10:00:10.000Z'));
+      const stateNow = async () => (await store.listHosts())[0].state;
+      assert.equal(await stateNow(), 'down');
+      // back by renewing its lease, or by registering again after a restart: draining still
+      const later = { heartbeatAt: '2026-12-04T10:01:00.000Z', leaseExpiresAt: '2026-12-04T10:01:03.000Z' };
+      assert.equal((await store.renewHostLease('h1', later.heartbeatAt, later.leaseExpiresAt))?.state, 'draining');
+      assert.ok(await store.markHostDown('h1', '2026-12-04T10:02:00.000Z'));
+      assert.equal(
+        (await store.registerHost({ id: 'h1', advertiseUrl: 'http://h1:7071', capacity, ...later })).state,
+        'draining',
+      );
+      // undrained while down: ready when it is back
+      assert.ok(await store.markHostDown('h1', '2026-12-04T10:02:00.000Z'));
+      await store.setHostDraining('h1', false);
+      assert.equal(await stateNow(), 'down');
+      assert.equal((await store.renewHostLease('h1', later.heartbeatAt, later.leaseExpiresAt))?.state, 'ready');
+    });
+
     test('after a store outage longer than a lease, no host is given up: each gets a lease to renew', async (t) => {
       const store = await openTestStore(backend, t);
       await store.insertMicroVM(sampleRecord('mvm-a', { state: 'RUNNING', hostId: 'h1' }));

@@ -2,6 +2,7 @@
 // Leases are compared as ISO timestamps written by each host's clock: hosts' clocks must agree to well
 // under the lease (NTP). `down_count` counts the times a host was marked down, so a host that renews
 // learns it was given up meanwhile (and its VMs with it) without a race between reading and renewing.
+// `drain_requested` keeps an operator's drain through the host's going down and coming back: it is draining again.
 import type { HostCapacity, HostState } from '@capsule/protocol';
 import type { Row, SqlExecutor } from './driver.js';
 
@@ -36,7 +37,7 @@ const hostFromRow = (row: Row): HostRecord => ({
 });
 
 /**
- * Register (or re-register) a host with a fresh lease: ready again unless it was draining, which it stays.
+ * Register (or re-register) a host with a fresh lease: ready again unless a drain was asked for, which it stays.
  * Returns the record as stored.
  */
 export async function registerHost(
@@ -47,13 +48,13 @@ export async function registerHost(
     'INSERT INTO hosts (id, state, advertise_url, capacity_json, registered_at, heartbeat_at, lease_expires_at, ' +
       "down_count) VALUES ($1, 'ready', $2, $3, $4, $4, $5, 0) ON CONFLICT (id) DO UPDATE SET advertise_url = $2, " +
       'capacity_json = $3, heartbeat_at = $4, lease_expires_at = $5, ' +
-      "state = CASE WHEN hosts.state = 'draining' THEN 'draining' ELSE 'ready' END RETURNING *",
+      "state = CASE WHEN hosts.drain_requested = 1 THEN 'draining' ELSE 'ready' END RETURNING *",
     [host.id, host.advertiseUrl, JSON.stringify(host.capacity), host.heartbeatAt, host.leaseExpiresAt],
   );
   return hostFromRow(row);
 }
 
-/** Renew a lease (a down host is ready again); null if the host is not registered. */
+/** Renew a lease (a down host is ready again, or draining if a drain was asked for); null if not registered. */
 export async function renewHostLease(
   db: SqlExecutor,
   id: string,
@@ -62,7 +63,8 @@ export async function renewHostLease(
 ): Promise<HostRecord | null> {
   const [row] = await db.query(
     'UPDATE hosts SET heartbeat_at = $2, lease_expires_at = $3, ' +
-      "state = CASE WHEN state = 'down' THEN 'ready' ELSE state END WHERE id = $1 RETURNING *",
+      "state = CASE WHEN state <> 'down' THEN state WHEN drain_requested = 1 THEN 'draining' ELSE 'ready' END " +
+      'WHERE id = $1 RETURNING *',
     [id, heartbeatAt, leaseExpiresAt],
   );
   return row ? hostFromRow(row) : null;
@@ -72,11 +74,14 @@ export async function listHosts(db: SqlExecutor): Promise<HostRecord[]> {
   return (await db.query('SELECT * FROM hosts ORDER BY id')).map(hostFromRow);
 }
 
-/** A registered host's state set to ready or draining (never a down one's: it is ready again once it renews). */
+/**
+ * A drain asked for, or ended: the host's state set to draining or ready; a down one stays down, and is that once it
+ * renews.
+ */
 export async function setHostDraining(db: SqlExecutor, id: string, draining: boolean): Promise<HostRecord | null> {
   const [row] = await db.query(
-    "UPDATE hosts SET state = CASE WHEN state = 'down' THEN 'down' WHEN $2 = 1 THEN 'draining' ELSE 'ready' END " +
-      'WHERE id = $1 RETURNING *',
+    "UPDATE hosts SET drain_requested = $2, state = CASE WHEN state = 'down' THEN 'down' WHEN $2 = 1 THEN 'draining' " +
+      "ELSE 'ready' END WHERE id = $1 RETURNING *",
     [id, draining ? 1 : 0],
   );
   return row ? hostFromRow(row) : null;

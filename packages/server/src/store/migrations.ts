@@ -202,4 +202,11 @@ export const MIGRATIONS: Array<{ version: number; sql: string }> = [
       ALTER TABLE image_versions ADD COLUMN build_host_id TEXT;
     `,
   },
+  {
+    version: 16,
+    sql: `
+      ALTER TABLE hosts ADD COLUMN drain_requested INTEGER NOT NULL DEFAULT 0;
+      UPDATE hosts SET drain_requested = 1 WHERE state = 'draining';
+    `,
+  },
 ];
