@@ -9,7 +9,7 @@
 //   network: launch with/without a namespace, endpoint direct path vs tunnel vs floor, egress MiB/s (network.ts)
 //   jail: launch / suspend / resume jailed vs unjailed, idle host memory per VM (jail.ts)
 //   sweeper: 50 idle VMs, one with a hung suspend hook: how late each suspends (sweeper.ts)
-//   hosts: a request through another host's server (forwarded) vs to the VM's host directly (hosts.ts)
+//   hosts: a request through another host's server or an api node (forwarded) vs to the VM's host directly (hosts.ts)
 //   moves: resume on another host (state from S3) vs in place vs in place + raw download; drain of 10 VMs (moves.ts)
 //   scaling: launch latency and host memory per VM at 1, 10, 50 and 100 idle VMs, with a chart (scaling.ts)
 // BENCH_ONLY=jail,lifecycle runs only those sections (core boot/rtt always run).

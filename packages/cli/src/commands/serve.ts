@@ -70,8 +70,10 @@ async function serve(options: ServeOptions): Promise<number> {
     throw err instanceof ConfigError ? new UsageError(err.message) : err;
   });
   process.stdout.write(
-    `capsule serving on ${server.url} as host ${server.config.hostId} ` +
-      `(accelerator ${server.accelerator.accelerator}: ${server.accelerator.reason})\n`,
+    server.config.role === 'api'
+      ? `capsule serving on ${server.url} as api node ${server.config.hostId} (it runs no MicroVMs: its hosts do)\n`
+      : `capsule serving on ${server.url} as host ${server.config.hostId} ` +
+          `(accelerator ${server.accelerator.accelerator}: ${server.accelerator.reason})\n`,
   );
   await new Promise<void>((resolve) => {
     const stop = (): void => {

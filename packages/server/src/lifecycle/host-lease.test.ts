@@ -119,7 +119,8 @@ for (const backend of STORE_BACKENDS) {
       const store = await openTestStore(backend, t);
       const lease = { heartbeatAt: '2026-12-04T10:00:00.000Z', leaseExpiresAt: '2026-12-04T10:00:03.000Z' };
       const capacity = { vcpus: 2, memoryMib: 4096, diskMib: 1000, accelerator: 'tcg' as const, qemuVersion: '10' };
-      await store.registerHost({ id: 'h1', advertiseUrl: 'http://h1:7071', capacity, ...lease });
+      const h1 = { id: 'h1', advertiseUrl: 'http://h1:7071', capacity, instanceId: 'i1' };
+      await store.registerHost({ ...h1, ...lease });
       await store.setHostDraining('h1', true);
       assert.ok(await store.markHostDown('h1', '2026-12-04T10:00:10.000Z'));
       const stateNow = async () => (await store.listHosts())[0].state;
@@ -128,15 +129,29 @@ for (const backend of STORE_BACKENDS) {
       const later = { heartbeatAt: '2026-12-04T10:01:00.000Z', leaseExpiresAt: '2026-12-04T10:01:03.000Z' };
       assert.equal((await store.renewHostLease('h1', later.heartbeatAt, later.leaseExpiresAt))?.state, 'draining');
       assert.ok(await store.markHostDown('h1', '2026-12-04T10:02:00.000Z'));
-      assert.equal(
-        (await store.registerHost({ id: 'h1', advertiseUrl: 'http://h1:7071', capacity, ...later })).state,
-        'draining',
-      );
+      assert.equal((await store.registerHost({ ...h1, ...later }))?.state, 'draining');
       // undrained while down: ready when it is back
       assert.ok(await store.markHostDown('h1', '2026-12-04T10:02:00.000Z'));
       await store.setHostDraining('h1', false);
       assert.equal(await stateNow(), 'down');
       assert.equal((await store.renewHostLease('h1', later.heartbeatAt, later.leaseExpiresAt))?.state, 'ready');
+    });
+
+    test('a second server with a live host id is refused at its start; the same data dir takes it back', async (t) => {
+      const store = await openTestStore(backend, t);
+      const first = settings('h1', t);
+      const h1 = await HostLease.register(store, first, 'http://10.0.0.1:7071', log);
+      await assert.rejects(
+        HostLease.register(store, settings('h1', t), 'http://10.0.0.2:7071', log),
+        (err: Error) =>
+          err.name === 'ConfigError' &&
+          err.message.startsWith('host id h1 is held by another server (http://10.0.0.1:7071, lease until ') &&
+          err.message.endsWith('give this one its own --host-id (CAPSULE_HOST_ID), or stop that one'),
+      );
+      assert.equal((await store.listHosts())[0].advertiseUrl, 'http://10.0.0.1:7071', 'the first one kept');
+      // the first, restarted on its data dir while its lease is live, is itself again
+      await HostLease.register(store, first, 'http://10.0.0.1:7071', log);
+      await h1.stop();
     });
 
     test('after a store outage longer than a lease, no host is given up: each gets a lease to renew', async (t) => {

@@ -4,10 +4,14 @@
 // h1 lost"); their files and processes, if the host comes back, are its own to clean up (recovery.ts,
 // and `onGivenUp` when this host learns it was given up while it ran). A clean stop leaves the lease to
 // run out on its own: the next start adopts the VMs it left running. SUSPENDED VMs stay SUSPENDED.
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import type { HostCapacity, HostState } from '@capsule/protocol';
+import { ConfigError } from '../config.js';
 import type { Logger } from '../log.js';
+import { secretFileText } from '../secret-file.js';
 import type { HostRecord } from '../store/hosts.js';
 import { LIVE_STATES } from '../store/states.js';
 import type { Store } from '../store/types.js';
@@ -40,19 +44,31 @@ function leaseFrom(nowMs: number, leaseMs: number): { heartbeatAt: string; lease
   return { heartbeatAt: new Date(nowMs).toISOString(), leaseExpiresAt: new Date(nowMs + leaseMs).toISOString() };
 }
 
-/** (Re-)register: capacity as it is now, a fresh lease. */
-function registerAt(
-  store: Pick<Store, 'registerHost'>,
+/**
+ * (Re-)register: capacity as it is now, a fresh lease. Refused (a ConfigError) while another server, with another
+ * data dir, holds this host id on a live lease.
+ */
+async function registerAt(
+  store: Pick<Store, 'registerHost' | 'listHosts'>,
   settings: HostLeaseSettings,
   advertiseUrl: string,
   nowMs = Date.now(),
 ): Promise<HostRecord> {
-  return store.registerHost({
+  // which data dir this server is: a restart of the same one takes its id back at once
+  const instanceId = secretFileText(path.join(settings.dataDir, 'host-instance'), () => randomUUID());
+  const registered = await store.registerHost({
     id: settings.hostId,
     advertiseUrl,
     capacity: hostCapacity(settings),
     ...leaseFrom(nowMs, settings.leaseMs),
+    instanceId,
   });
+  if (registered) return registered;
+  const holder = (await store.listHosts()).find((h) => h.id === settings.hostId);
+  throw new ConfigError(
+    `host id ${settings.hostId} is held by another server (${holder?.advertiseUrl ?? 'unknown'}, lease until ` +
+      `${holder?.leaseExpiresAt ?? 'unknown'}): give this one its own --host-id (CAPSULE_HOST_ID), or stop that one`,
+  );
 }
 
 export class HostLease {
@@ -86,10 +102,10 @@ export class HostLease {
     advertiseUrl: string,
     log: Logger,
   ): Promise<HostLease> {
+    const registered = await registerAt(store, settings, advertiseUrl); // first: the id may be another server's
     const claimed = await store.claimUnhostedMicroVMs(settings.hostId);
     await store.releaseHostReservations(settings.hostId); // none of its admissions is under way at its start
     if (claimed > 0) log.info('MicroVMs from before hosts are this host’s', { hostId: settings.hostId, claimed });
-    const registered = await registerAt(store, settings, advertiseUrl);
     log.info('host registered', { hostId: settings.hostId, state: registered.state, advertiseUrl });
     return new HostLease(store, settings, log, registered);
   }

@@ -146,7 +146,13 @@ test('a draining host admits no launch or resume (503 HOST_DRAINING); undrained,
       heartbeatAt: new Date().toISOString(),
       leaseExpiresAt: new Date(Date.now() + 60_000).toISOString(),
     };
-    await h.store.registerHost({ id: h.config.hostId, advertiseUrl: 'http://h:1', capacity, ...lease });
+    await h.store.registerHost({
+      id: h.config.hostId,
+      advertiseUrl: 'http://h:1',
+      capacity,
+      ...lease,
+      instanceId: 'i1',
+    });
     const vm = await h.service.run(TENANT, RUN);
     await h.service.suspend(TENANT, vm.id);
     await h.store.setHostDraining(h.config.hostId, true);

@@ -38,20 +38,23 @@ const hostFromRow = (row: Row): HostRecord => ({
 
 /**
  * Register (or re-register) a host with a fresh lease: ready again unless a drain was asked for, which it stays.
- * Returns the record as stored.
+ * Returns the record as stored; null when another server (`instanceId`: its data dir's) holds the id on a live
+ * lease: two servers with one host id would take each other's VMs.
  */
 export async function registerHost(
   db: SqlExecutor,
-  host: Omit<HostRecord, 'state' | 'downCount' | 'registeredAt'>,
-): Promise<HostRecord> {
+  host: Omit<HostRecord, 'state' | 'downCount' | 'registeredAt'> & { instanceId: string },
+): Promise<HostRecord | null> {
   const [row] = await db.query(
     'INSERT INTO hosts (id, state, advertise_url, capacity_json, registered_at, heartbeat_at, lease_expires_at, ' +
-      "down_count) VALUES ($1, 'ready', $2, $3, $4, $4, $5, 0) ON CONFLICT (id) DO UPDATE SET advertise_url = $2, " +
-      'capacity_json = $3, heartbeat_at = $4, lease_expires_at = $5, ' +
-      "state = CASE WHEN hosts.drain_requested = 1 THEN 'draining' ELSE 'ready' END RETURNING *",
-    [host.id, host.advertiseUrl, JSON.stringify(host.capacity), host.heartbeatAt, host.leaseExpiresAt],
+      "down_count, instance_id) VALUES ($1, 'ready', $2, $3, $4, $4, $5, 0, $6) ON CONFLICT (id) DO UPDATE SET " +
+      'advertise_url = $2, capacity_json = $3, heartbeat_at = $4, lease_expires_at = $5, instance_id = $6, ' +
+      "state = CASE WHEN hosts.drain_requested = 1 THEN 'draining' ELSE 'ready' END " +
+      "WHERE hosts.instance_id IS NULL OR hosts.instance_id = $6 OR hosts.state = 'down' OR " +
+      'hosts.lease_expires_at < $4 RETURNING *',
+    [host.id, host.advertiseUrl, JSON.stringify(host.capacity), host.heartbeatAt, host.leaseExpiresAt, host.instanceId],
   );
-  return hostFromRow(row);
+  return row ? hostFromRow(row) : null;
 }
 
 /** Renew a lease (a down host is ready again, or draining if a drain was asked for); null if not registered. */

@@ -209,4 +209,10 @@ export const MIGRATIONS: Array<{ version: number; sql: string }> = [
       UPDATE hosts SET drain_requested = 1 WHERE state = 'draining';
     `,
   },
+  {
+    version: 17,
+    sql: `
+      ALTER TABLE hosts ADD COLUMN instance_id TEXT;
+    `,
+  },
 ];

@@ -297,7 +297,7 @@ export class SqlStore implements Store {
     return this.db.run('UPDATE microvms SET host_id = $1 WHERE host_id IS NULL', [hostId]);
   }
 
-  registerHost(host: Parameters<typeof hosts.registerHost>[1]): Promise<hosts.HostRecord> {
+  registerHost(host: Parameters<typeof hosts.registerHost>[1]): Promise<hosts.HostRecord | null> {
     return hosts.registerHost(this.db, host);
   }
 

@@ -217,7 +217,10 @@ export interface Store {
   /** Records from before hosts (no host) become `hostId`'s; how many. */
   claimUnhostedMicroVMs(hostId: string): Promise<number>;
   /** Register a host with a fresh lease (a draining one stays draining). */
-  registerHost(host: Omit<HostRecord, 'state' | 'downCount' | 'registeredAt'>): Promise<HostRecord>;
+  /** Null: another server holds the id on a live lease (store/hosts.ts). */
+  registerHost(
+    host: Omit<HostRecord, 'state' | 'downCount' | 'registeredAt'> & { instanceId: string },
+  ): Promise<HostRecord | null>;
   /** Renew a host's lease (a down host is ready again); null if it is not registered. */
   renewHostLease(id: string, heartbeatAt: string, leaseExpiresAt: string): Promise<HostRecord | null>;
   listHosts(): Promise<HostRecord[]>;
