@@ -124,6 +124,7 @@ async function lifecycleHarness(opts: HarnessOptions = {}): Promise<Harness> {
       suspendedDir: path.join(dataDir, 'suspended'),
       imagesDir: path.join(dataDir, 'images'),
       defaults: config.defaultQuotas,
+      hostId: config.hostId,
     }),
     hypervisor,
   });

@@ -113,6 +113,7 @@ export async function startServer(
     suspendedDir: path.join(config.dataDir, 'suspended'),
     imagesDir: path.join(config.dataDir, 'images'),
     defaults: config.defaultQuotas,
+    hostId: config.hostId,
   });
   const images = new ImageService({
     config,
@@ -154,6 +155,7 @@ export async function startServer(
   });
   await service.recover();
   service.startPolicySweeper();
+  storage.startRecording(); // what its VMs hold on its disk, for the other servers' storage quotas
   const { url, adminKey, nodes, server, closeSessions } = await serveApi(
     config,
     store,
@@ -214,6 +216,7 @@ export async function startServer(
       closing ??= (async () => {
         await hostLease.stop();
         drain?.stop();
+        storage.stopRecording();
         server.close();
         server.closeAllConnections();
         closeSessions();

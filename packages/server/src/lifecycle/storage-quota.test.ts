@@ -36,7 +36,7 @@ test(
       suspendedDir: path.join(dir, 'suspended'),
       imagesDir: path.join(dir, 'images'),
     };
-    const meter = new StorageMeter({ store, blobs, ...dirs, defaults: DEFAULTS });
+    const meter = new StorageMeter({ store, blobs, ...dirs, defaults: DEFAULTS, hostId: 'h1' });
     await store.insertTenant({
       id: 'ten-a',
       name: 'a',
@@ -127,3 +127,67 @@ test(
     await meter.check('ten-a', 'launch a MicroVM');
   },
 );
+
+test("across hosts: another host's VMs count as their host recorded them, on any server", async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-storage-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const store = await SqlStore.open(new SqliteDriver(path.join(dir, 'capsule.db')));
+  t.after(() => store.close());
+  const blobs = new LocalBlobStore(path.join(dir, 'blobs'));
+  const dirsOf = (host: string) => ({
+    vmsDir: path.join(dir, host, 'vms'),
+    suspendedDir: path.join(dir, host, 'suspended'),
+    imagesDir: path.join(dir, host, 'images'),
+  });
+  const meterOf = (hostId: string | null) =>
+    new StorageMeter({ store, blobs, ...dirsOf(hostId ?? 'api'), defaults: DEFAULTS, hostId });
+  const vmOn = async (hostId: string, state: 'RUNNING' | 'SUSPENDED', mib: number) => {
+    const dirs = dirsOf(hostId);
+    const record = {
+      ...pendingRecord(
+        'ten-a',
+        { imageName: 'base' },
+        {
+          ...dirs,
+          network: { egress: 'none', allow: [], deny: [] },
+          maximumDurationSeconds: 60,
+          accelerator: 'tcg',
+          imageVersion: null,
+          vcpuCount: 1,
+          memoryMib: 256,
+          env: {},
+          hostId,
+        },
+      ),
+      state,
+    };
+    await store.insertMicroVM(record);
+    const file =
+      state === 'RUNNING'
+        ? path.join(record.vmDir!, 'overlay.qcow2')
+        : path.join(dirs.suspendedDir, record.id, 'disk.qcow2');
+    writeRandom(file, mib * MIB);
+    return record;
+  };
+  await vmOn('h1', 'RUNNING', 3);
+  await vmOn('h2', 'SUSPENDED', 5);
+  const [h1, h2, api] = [meterOf('h1'), meterOf('h2'), meterOf(null)];
+  const near = (actual: number, expected: number, what: string) =>
+    assert.ok(actual >= expected && actual < expected + 0.2, `${what}: ${actual} vs ${expected}`);
+  // h2 has not measured yet: h1 sees only its own
+  near((await h1.usage('ten-a')).totalMib, 3, 'h1 before h2 recorded');
+  h2.startRecording(60_000);
+  t.after(() => h2.stopRecording());
+  await h2.usage('ten-a'); // h2 measures (and records) its own, and reads h1's
+  h1.forget('ten-a');
+  const fromH1 = await h1.usage('ten-a');
+  near(fromH1.overlaysMib, 3, 'h1 measures its own');
+  near(fromH1.suspendedMib, 5, "h2's as h2 recorded it");
+  const fromApi = await api.usage('ten-a');
+  near(fromApi.totalMib, 8, 'a server with no VMs, from the records');
+  await store.insertTenant({ id: 'ten-a', name: 'a', quotas: { ...DEFAULTS, maxStorageMib: 8 }, createdAt: '' });
+  await assert.rejects(
+    api.check('ten-a', 'launch a MicroVM'),
+    /quota maxStorageMib exceeded: 8(\.\d)? MiB in use \(suspended VMs 5(\.\d)?, disk overlays 3/,
+  );
+});

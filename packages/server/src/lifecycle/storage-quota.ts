@@ -9,6 +9,10 @@
 //
 // Usage is measured (allocated blocks, object sizes), not estimated, and kept for a short while so a
 // burst of launches costs one walk; anything that adds or frees bytes forgets the tenant's figure.
+//
+// Across hosts: a VM's files are on its host, so each host measures its own VMs (when it measures a tenant, and
+// all of them every RECORD_INTERVAL_MS) and records what it found in the store (store/microvm-storage.ts); another
+// host's VMs count as their host last recorded them. An api node (no host id here) measures none itself.
 import path from 'node:path';
 import {
   CapsuleError,
@@ -19,13 +23,16 @@ import {
 } from '@capsule/protocol';
 import type { BlobStore } from '../blobs/blob-store.js';
 import { allocatedBytes } from '../allocated-bytes.js';
-import type { Store, TenantRecord } from '../store/types.js';
+import type { MicroVMRecord, Store, TenantRecord } from '../store/types.js';
 import { suspendDirOf } from './recovery.js';
 import { effectiveQuotas, HOLDING_STATES } from './quotas.js';
 
 const MIB = 1 << 20;
 /** How long a measured usage is reused (a burst of launches walks the tenant's files once). */
 const USAGE_TTL_MS = 2_000;
+/** How often a host records what each of its VMs holds, for the other servers. */
+const RECORD_INTERVAL_MS = 30_000;
+const LIVE_FILE_STATES = ['PENDING', 'RUNNING', 'SUSPENDING', 'SUSPENDED', 'TERMINATING'] as const;
 
 export interface StorageMeterDeps {
   store: Store;
@@ -36,14 +43,35 @@ export interface StorageMeterDeps {
   imagesDir: string;
   /** The quotas of a tenant that has none of its own. */
   defaults: TenantQuotas;
+  /** This host, whose VMs' files are here; null: a server that runs none (CAPSULE_ROLE=api). */
+  hostId: string | null;
 }
 
 const toMib = (bytes: number): number => Math.round((bytes / MIB) * 10) / 10;
 
 export class StorageMeter {
   private readonly measured = new Map<string, { atMs: number; usage: Promise<StorageUsage> }>();
+  private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly deps: StorageMeterDeps) {}
+
+  /** Record what each of this host's VMs holds now and every RECORD_INTERVAL_MS (failures: the next round). */
+  startRecording(intervalMs = RECORD_INTERVAL_MS): void {
+    const round = async () => {
+      const vms = await this.deps.store.listMicroVMsInStates([...LIVE_FILE_STATES]);
+      await this.record(vms.filter((vm) => this.here(vm)));
+      await this.deps.store.dropEndedMicroVMStorage();
+    };
+    const tick = () => void round().catch(() => undefined);
+    this.timer = setInterval(tick, intervalMs);
+    this.timer.unref();
+    tick();
+  }
+
+  stopRecording(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
 
   /** What the tenant holds now (at most USAGE_TTL_MS old). */
   usage(tenantId: string): Promise<StorageUsage> {
@@ -89,18 +117,38 @@ export class StorageMeter {
     };
   }
 
+  /** A VM whose files are on this host's disk. */
+  private here(vm: MicroVMRecord): boolean {
+    return this.deps.hostId !== null && (vm.hostId === null || vm.hostId === this.deps.hostId);
+  }
+
+  /** What each of `vms` (this host's) holds, measured now, and recorded for the other servers. */
+  private async record(vms: MicroVMRecord[]): Promise<Map<string, number>> {
+    const bytes = new Map<string, number>();
+    // a resumed VM runs on the disk it was suspended with (in its suspend directory): it counts as an overlay
+    for (const vm of vms)
+      bytes.set(
+        vm.id,
+        (await allocatedBytes(suspendDirOf(this.deps.suspendedDir, vm.id))) +
+          (await allocatedBytes(vm.vmDir ?? path.join(this.deps.vmsDir, vm.id))),
+      );
+    if (this.deps.hostId !== null && bytes.size > 0)
+      await this.deps.store.recordMicroVMStorage(
+        this.deps.hostId,
+        [...bytes].map(([id, b]) => ({ id, bytes: b })),
+      );
+    return bytes;
+  }
+
   private async measure(tenantId: string): Promise<StorageUsage> {
-    const { store, blobs, vmsDir, suspendedDir, imagesDir } = this.deps;
-    const vms = (
-      await store.listMicroVMsInStates(['PENDING', 'RUNNING', 'SUSPENDING', 'SUSPENDED', 'TERMINATING'])
-    ).filter((vm) => vm.tenantId === tenantId);
+    const { store, blobs, imagesDir } = this.deps;
+    const vms = (await store.listMicroVMsInStates([...LIVE_FILE_STATES])).filter((vm) => vm.tenantId === tenantId);
+    const here = await this.record(vms.filter((vm) => this.here(vm)));
+    const elsewhere = await store.microVMStorage(vms.filter((vm) => !this.here(vm)).map((vm) => vm.id));
     let suspended = 0;
     let overlays = 0;
     for (const vm of vms) {
-      // a resumed VM runs on the disk it was suspended with (in its suspend directory): it counts as an overlay
-      const bytes =
-        (await allocatedBytes(suspendDirOf(suspendedDir, vm.id))) +
-        (await allocatedBytes(vm.vmDir ?? path.join(vmsDir, vm.id)));
+      const bytes = here.get(vm.id) ?? elsewhere.get(vm.id) ?? 0;
       if (vm.state === 'SUSPENDED') suspended += bytes;
       else overlays += bytes;
     }

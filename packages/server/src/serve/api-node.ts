@@ -65,6 +65,7 @@ export async function startApiNode(config: CapsuleConfig, log: Logger): Promise<
     suspendedDir: path.join(config.dataDir, 'suspended'),
     imagesDir: path.join(config.dataDir, 'images'),
     defaults: config.defaultQuotas,
+    hostId: null,
   });
   const images = new ImageService({
     config,

@@ -215,4 +215,15 @@ export const MIGRATIONS: Array<{ version: number; sql: string }> = [
       ALTER TABLE hosts ADD COLUMN instance_id TEXT;
     `,
   },
+  {
+    version: 18,
+    sql: `
+      CREATE TABLE microvm_storage (
+        id TEXT PRIMARY KEY,
+        host_id TEXT NOT NULL,
+        bytes BIGINT NOT NULL,
+        measured_at TEXT NOT NULL
+      );
+    `,
+  },
 ];

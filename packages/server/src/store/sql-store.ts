@@ -25,6 +25,7 @@ import * as versions from './image-versions.js';
 import * as hosts from './hosts.js';
 import * as reservations from './quota-reservations.js';
 import * as suspendedBlobs from './suspended-blobs.js';
+import * as storage from './microvm-storage.js';
 
 const COLUMNS: Array<[keyof MicroVMRecord, string, 'json' | 'plain']> = [
   ['id', 'id', 'plain'],
@@ -290,6 +291,18 @@ export class SqlStore implements Store {
 
   releaseHostReservations(hostId: string): Promise<number> {
     return reservations.releaseHostReservations(this.db, hostId);
+  }
+
+  recordMicroVMStorage(hostId: string, entries: ReadonlyArray<{ id: string; bytes: number }>): Promise<void> {
+    return storage.recordMicroVMStorage(this.db, hostId, entries, new Date().toISOString());
+  }
+
+  microVMStorage(ids: readonly string[]): Promise<Map<string, number>> {
+    return storage.microVMStorage(this.db, ids);
+  }
+
+  dropEndedMicroVMStorage(): Promise<number> {
+    return storage.dropEndedMicroVMStorage(this.db);
   }
 
   /** Records from before hosts (host_id NULL) become `hostId`'s: the one machine that made them. */

@@ -214,10 +214,18 @@ export interface Store {
   releaseReservation(id: string): Promise<void>;
   /** Every reservation `hostId` made: it restarted or was given up. How many. */
   releaseHostReservations(hostId: string): Promise<number>;
+  /** What each of `entries` (MicroVMs on `hostId`) holds on its disk, measured now (store/microvm-storage.ts). */
+  recordMicroVMStorage(hostId: string, entries: ReadonlyArray<{ id: string; bytes: number }>): Promise<void>;
+  /** The last measured bytes of those of `ids` that were measured. */
+  microVMStorage(ids: readonly string[]): Promise<Map<string, number>>;
+  /** Measures of VMs that ended, dropped; how many. */
+  dropEndedMicroVMStorage(): Promise<number>;
   /** Records from before hosts (no host) become `hostId`'s; how many. */
   claimUnhostedMicroVMs(hostId: string): Promise<number>;
-  /** Register a host with a fresh lease (a draining one stays draining). */
-  /** Null: another server holds the id on a live lease (store/hosts.ts). */
+  /**
+   * Register a host with a fresh lease (a drained one stays draining); null: another server holds the id on a live
+   * lease (store/hosts.ts).
+   */
   registerHost(
     host: Omit<HostRecord, 'state' | 'downCount' | 'registeredAt'> & { instanceId: string },
   ): Promise<HostRecord | null>;
