@@ -28,7 +28,7 @@ import {
   assertNoLeaks,
   endpointGet,
   qemuProcesses,
-  removeNetworkNamespaces,
+  removeDataDirs,
   runCli,
   serveProcess,
   serveSetup,
@@ -135,11 +135,7 @@ describe('api nodes in front of hosts', () => {
       await host.server.close();
       assertNoLeaks(host.dataDir);
     }
-    for (const dir of dataDirs) {
-      for (const pid of qemuProcesses(dir)) process.kill(pid, 'SIGKILL');
-      removeNetworkNamespaces(dir);
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    removeDataDirs(dataDirs);
     pg?.stop();
     await s3?.close();
   });

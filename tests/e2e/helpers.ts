@@ -172,6 +172,15 @@ export function removeNetworkNamespaces(dataDir: string): void {
   }
 }
 
+/** Data dirs removed, with whatever a server a failed test left stopped may have left: its QEMUs, its namespaces. */
+export function removeDataDirs(dataDirs: Iterable<string>): void {
+  for (const dir of dataDirs) {
+    for (const pid of qemuProcesses(dir)) process.kill(pid, 'SIGKILL');
+    removeNetworkNamespaces(dir);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export function assertNoLeaks(dataDir: string): void {
   assert.deepEqual(qemuProcesses(dataDir), [], 'no QEMU process may outlive its MicroVM');
   assert.deepEqual(vmDirs(dataDir), [], 'no VM directory (sockets, overlay, logs) may outlive its MicroVM');

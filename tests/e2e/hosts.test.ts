@@ -15,7 +15,7 @@ import { Capsule, type MicroVM } from '@capsule/sdk';
 import { startS3, type TestS3 } from '../support/s3-server.js';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/throwaway-postgres.js';
 import { until } from '../support/until.js';
-import { assertNoLeaks, endpointGet, errorOf, qemuProcesses, removeNetworkNamespaces, runCli } from './helpers.js';
+import { assertNoLeaks, endpointGet, errorOf, qemuProcesses, removeDataDirs, runCli } from './helpers.js';
 
 const LEASE_MS = 3000;
 
@@ -77,12 +77,7 @@ describe('hosts sharing one database', () => {
       await host.server.close();
       assertNoLeaks(host.dataDir);
     }
-    for (const dir of dataDirs) {
-      // a host a failed test left stopped may have left its VMs
-      for (const pid of qemuProcesses(dir)) process.kill(pid, 'SIGKILL');
-      removeNetworkNamespaces(dir);
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    removeDataDirs(dataDirs);
     cluster?.stop();
     await s3?.close();
   });

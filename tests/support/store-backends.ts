@@ -7,6 +7,7 @@ import path from 'node:path';
 import { PostgresDriver } from '../../packages/server/src/store/postgres-driver.js';
 import { SqlStore } from '../../packages/server/src/store/sql-store.js';
 import { SqliteDriver } from '../../packages/server/src/store/sqlite-driver.js';
+import type { BuildPlan } from '../../packages/server/src/images/build-plan.js';
 import type { MicroVMRecord } from '../../packages/server/src/store/types.js';
 import { startThrowawayPostgres, type ThrowawayPostgres } from './throwaway-postgres.js';
 
@@ -83,5 +84,20 @@ export function sampleRecord(id: string, overrides: Partial<MicroVMRecord> = {})
     startedAt: null,
     terminatedAt: null,
     ...overrides,
+  };
+}
+
+/** A Python app's build plan, `env` its environment. */
+export function samplePlan(env: Record<string, string> = {}): BuildPlan {
+  return {
+    runtime: 'python',
+    steps: [],
+    env,
+    workdir: '/app',
+    user: 'root',
+    start: ['python3', 'app.py'],
+    port: 8080,
+    memoryMib: null,
+    vcpuCount: null,
   };
 }

@@ -9,7 +9,6 @@ import { decideAccelerator } from './vmm/host-accelerator.js';
 import { qemuHypervisor } from './vmm/hypervisor.js';
 import { Jailer } from './jail/jailer.js';
 import { MicroVMService } from './lifecycle/microvm-service.js';
-import { ImageService } from './images/image-service.js';
 import { openBlobStore } from './blobs/open.js';
 import { HostDrain } from './lifecycle/host-drain.js';
 import { ReadySnapshots } from './snapshots/ready-snapshots.js';
@@ -19,11 +18,11 @@ import { VmNetworks } from './network/vm-networks.js';
 import { dnsUpstreams } from './network/resolver.js';
 import { LIVE_STATES } from './store/states.js';
 import { DiskReserve } from './disk-reserve.js';
-import { StorageMeter } from './lifecycle/storage-quota.js';
 import { SystemVms } from './system-vms.js';
 import { sweepWarmPool } from './lifecycle/warm-pool.js';
 import { HostLease } from './lifecycle/host-lease.js';
 import { qemuVersion } from './vmm/qemu-command.js';
+import { imagesAndStorage } from './serve/images-and-storage.js';
 import { serveApi } from './serve/serve-api.js';
 import { startApiNode } from './serve/api-node.js';
 import type { RunningServer } from './serve/running-server.js';
@@ -106,30 +105,17 @@ export async function startServer(
   // one free-space reserve over every filesystem VMs, uploads, builds and snapshots write to
   const disk = new DiskReserve([config.dataDir, config.cacheDir, config.snapshotDir], config.diskReserve);
   const blobs = openBlobStore(config);
-  const storage = new StorageMeter({
-    store,
-    blobs,
-    vmsDir: path.join(config.dataDir, 'vms'),
-    suspendedDir: path.join(config.dataDir, 'suspended'),
-    imagesDir: path.join(config.dataDir, 'images'),
-    defaults: config.defaultQuotas,
-    hostId: config.hostId,
-  });
-  const images = new ImageService({
+  const { images, storage } = imagesAndStorage({
     config,
-    disk,
-    storage,
-    systemVms,
     store,
     blobs,
+    disk,
+    systemVms,
     runtimes,
     accelerator: accelerator.accelerator,
-    log,
     networks,
-    inUse: async (tenantId, name, version) =>
-      (await store.listMicroVMs({ tenantId, imageName: name, limit: 10_000 })).some(
-        (vm) => vm.imageVersion === version && vm.state !== 'TERMINATED' && vm.state !== 'FAILED',
-      ),
+    hostId: config.hostId,
+    log,
   });
   await images.recover();
   const service = new MicroVMService({

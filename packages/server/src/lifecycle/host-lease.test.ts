@@ -8,7 +8,13 @@ import path from 'node:path';
 import { createLogger } from '../log.js';
 import type { ImageVersionRecord, Store } from '../store/types.js';
 import { HostLease, type HostLeaseSettings } from './host-lease.js';
-import { openTestStore, sampleRecord, STORE_BACKENDS, type After } from '../../../../tests/support/store-backends.js';
+import {
+  openTestStore,
+  samplePlan,
+  sampleRecord,
+  STORE_BACKENDS,
+  type After,
+} from '../../../../tests/support/store-backends.js';
 import { until } from '../../../../tests/support/until.js';
 
 // short enough for a quick test, long enough that a loaded machine never misses a renewal (every third of it)
@@ -37,17 +43,7 @@ function building(buildHostId: string): Omit<ImageVersionRecord, 'version'> {
     state: 'PENDING',
     runtime: 'python',
     source: 'upload',
-    plan: {
-      runtime: 'python',
-      steps: [],
-      env: {},
-      workdir: '/app',
-      user: 'root',
-      start: ['python3', 'app.py'],
-      port: 8080,
-      memoryMib: null,
-      vcpuCount: null,
-    },
+    plan: samplePlan(),
     failureReason: null,
     failedStep: null,
     createdAt: at,

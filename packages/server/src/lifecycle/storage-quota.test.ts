@@ -18,6 +18,26 @@ import { effectiveQuotas } from './quotas.js';
 const MIB = 1 << 20;
 const DEFAULTS: TenantQuotas = { maxRunningMicroVMs: 10, maxVcpus: 20, maxMemoryMib: 8192, maxStorageMib: 100 };
 
+/** A VM of `tenantId` on `hostId` in `state`, its directory under `vmsDir`. */
+function recordOf(tenantId: string, hostId: string, vmsDir: string, state: 'RUNNING' | 'SUSPENDED' | 'TERMINATED') {
+  const record = pendingRecord(
+    tenantId,
+    { imageName: 'base' },
+    {
+      vmsDir,
+      network: { egress: 'none', allow: [], deny: [] },
+      maximumDurationSeconds: 60,
+      accelerator: 'tcg',
+      imageVersion: null,
+      vcpuCount: 1,
+      memoryMib: 256,
+      env: {},
+      hostId,
+    },
+  );
+  return { ...record, state };
+}
+
 function writeRandom(file: string, bytes: number): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, randomBytes(bytes));
@@ -45,24 +65,7 @@ test(
     });
 
     const vm = (state: 'RUNNING' | 'SUSPENDED' | 'TERMINATED', tenantId = 'ten-a') => {
-      const record = {
-        ...pendingRecord(
-          tenantId,
-          { imageName: 'base' },
-          {
-            ...dirs,
-            network: { egress: 'none', allow: [], deny: [] },
-            maximumDurationSeconds: 60,
-            accelerator: 'tcg',
-            imageVersion: null,
-            vcpuCount: 1,
-            memoryMib: 256,
-            env: {},
-            hostId: 'h1',
-          },
-        ),
-        state,
-      };
+      const record = recordOf(tenantId, 'h1', dirs.vmsDir, state);
       return store.insertMicroVM(record).then(() => record);
     };
     const running = await vm('RUNNING');
@@ -143,24 +146,7 @@ test("across hosts: another host's VMs count as their host recorded them, on any
     new StorageMeter({ store, blobs, ...dirsOf(hostId ?? 'api'), defaults: DEFAULTS, hostId });
   const vmOn = async (hostId: string, state: 'RUNNING' | 'SUSPENDED', mib: number) => {
     const dirs = dirsOf(hostId);
-    const record = {
-      ...pendingRecord(
-        'ten-a',
-        { imageName: 'base' },
-        {
-          ...dirs,
-          network: { egress: 'none', allow: [], deny: [] },
-          maximumDurationSeconds: 60,
-          accelerator: 'tcg',
-          imageVersion: null,
-          vcpuCount: 1,
-          memoryMib: 256,
-          env: {},
-          hostId,
-        },
-      ),
-      state,
-    };
+    const record = recordOf('ten-a', hostId, dirs.vmsDir, state);
     await store.insertMicroVM(record);
     const file =
       state === 'RUNNING'

@@ -14,15 +14,14 @@ import { Jailer } from '../jail/jailer.js';
 import { MicroVMService } from '../lifecycle/microvm-service.js';
 import type { VmNetworkPort } from '../lifecycle/network-ops.js';
 import { noHostReady } from '../lifecycle/placement.js';
-import { ImageService } from '../images/image-service.js';
 import { openBlobStore } from '../blobs/open.js';
 import { Metrics } from '../observability/metrics.js';
 import { EgressLogs } from '../network/egress-log.js';
 import { DiskReserve } from '../disk-reserve.js';
-import { StorageMeter } from '../lifecycle/storage-quota.js';
 import { SystemVms } from '../system-vms.js';
 import type { AcceleratorDecision } from '../vmm/accelerator.js';
 import type { Hypervisor } from '../vmm/vm.js';
+import { imagesAndStorage } from './images-and-storage.js';
 import { serveApi } from './serve-api.js';
 
 /** What would start or take back a VM: refused here, never reached while placement finds a host. */
@@ -58,30 +57,17 @@ export async function startApiNode(config: CapsuleConfig, log: Logger): Promise<
   const systemVms = new SystemVms(config.systemQuota, jailer);
   const disk = new DiskReserve([config.dataDir, config.cacheDir], config.diskReserve);
   const blobs = openBlobStore(config);
-  const storage = new StorageMeter({
-    store,
-    blobs,
-    vmsDir: path.join(config.dataDir, 'vms'),
-    suspendedDir: path.join(config.dataDir, 'suspended'),
-    imagesDir: path.join(config.dataDir, 'images'),
-    defaults: config.defaultQuotas,
-    hostId: null,
-  });
-  const images = new ImageService({
+  const { images, storage } = imagesAndStorage({
     config,
-    disk,
-    storage,
-    systemVms,
     store,
     blobs,
+    disk,
+    systemVms,
     runtimes,
     accelerator: accelerator.accelerator,
-    log,
     networks: null,
-    inUse: async (tenantId, name, version) =>
-      (await store.listMicroVMs({ tenantId, imageName: name, limit: 10_000 })).some(
-        (vm) => vm.imageVersion === version && vm.state !== 'TERMINATED' && vm.state !== 'FAILED',
-      ),
+    hostId: null,
+    log,
   });
   const service = new MicroVMService({
     config,

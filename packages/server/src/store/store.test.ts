@@ -8,6 +8,7 @@ import type { SqlStore } from './sql-store.js';
 import {
   STORE_BACKENDS as BACKENDS,
   openTestStore,
+  samplePlan,
   sampleRecord as record,
   type After,
 } from '../../../../tests/support/store-backends.js';
@@ -439,17 +440,7 @@ for (const backend of BACKENDS) {
 
     test('image versions: numbered per image and tenant, updated, listed, deleted', async (t) => {
       const store = await openStore(t);
-      const plan = {
-        runtime: 'python',
-        steps: [],
-        env: { A: '1' },
-        workdir: '/app',
-        user: 'root',
-        start: ['python3', 'app.py'],
-        port: 8080,
-        memoryMib: null,
-        vcpuCount: null,
-      };
+      const plan = samplePlan({ A: '1' });
       const version = (tenantId: string, name: string, createdAt: string) =>
         store.insertImageVersion({
           tenantId,
