@@ -100,6 +100,13 @@ export const ENV_VARS = {
     'Guest memory this host admits in all, in MiB: a launch or resume beyond it is 503 HOST_FULL. Also the ' +
       'memory it offers when launches are placed over several hosts.',
   ),
+  CAPSULE_PLACEMENT: set(
+    'server',
+    p.oneOf(['spread', 'pack'] as const),
+    'spread',
+    'Where a launch goes among the hosts with room, after those that have it ready (a warm clone, a cached ' +
+      'snapshot): spread, the most memory free; pack, the least. Set the same on every server.',
+  ),
   CAPSULE_HOST_LEASE_MS: set(
     'server',
     p.int(1000),

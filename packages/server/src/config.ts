@@ -119,6 +119,8 @@ export interface CapsuleConfig {
   role: 'all' | 'host' | 'api';
   /** Guest memory this host admits in all (CAPSULE_HOST_MAX_MEMORY_MIB); null: no cap. */
   hostMaxMemoryMib: number | null;
+  /** Launches onto the host with the most memory free (spread) or the least that fits (pack) (CAPSULE_PLACEMENT). */
+  placement: 'spread' | 'pack';
   /** How long a host's lease lasts; it renews every third of it (lifecycle/host-lease.ts). */
   hostLeaseMs: number;
   /** postgres://… to keep state in Postgres; null: SQLite in the data dir. */
@@ -253,6 +255,7 @@ export function loadConfig(
     advertiseUrl: e.CAPSULE_ADVERTISE_URL ?? null,
     hostLeaseMs: e.CAPSULE_HOST_LEASE_MS,
     hostMaxMemoryMib: e.CAPSULE_HOST_MAX_MEMORY_MIB ?? null,
+    placement: e.CAPSULE_PLACEMENT,
     clusterKey: e.CAPSULE_CLUSTER_KEY ?? null,
     role: e.CAPSULE_ROLE,
     netPool: e.CAPSULE_NET_POOL,

@@ -175,6 +175,7 @@ export async function startServer(
         );
       toldCannotMove = state === 'draining';
     },
+    () => service.launchReadiness(),
   );
 
   // one at a time, after start-up: a launch before its snapshot exists cold-boots and says so

@@ -108,6 +108,7 @@ export function createApi(deps: ApiDeps): { server: http.Server; closeSessions: 
       (req) => proxy.target(req)?.microvmId ?? null,
       deps.nodes ?? null,
       deps.config.role !== 'api',
+      deps.config.placement,
     ),
     clusterOnly: deps.config.role === 'host' ? (deps.nodes ?? null) : null,
     aws: {

@@ -19,6 +19,7 @@ const host = (id: string): HostRecord => ({
   heartbeatAt: '2026-12-04T10:00:00.000Z',
   leaseExpiresAt: '2099-01-01T00:00:00.000Z',
   downCount: 0,
+  ready: [],
 });
 
 /** A server among `hosts`: h1, or (`api`) a server that runs no VM. */
@@ -56,8 +57,14 @@ function forwarder(hosts: string[], usedMib: Record<string, number> = {}, down: 
   );
 }
 
+/** A request with no body (a launch's is read to place it). */
 const req = (method: string, url: string, headers: Record<string, string> = {}) =>
-  ({ method, url, headers: { authorization: 'Bearer cap_acme', ...headers } }) as unknown as http.IncomingMessage;
+  ({
+    method,
+    url,
+    headers: { authorization: 'Bearer cap_acme', ...headers },
+    async *[Symbol.asyncIterator]() {},
+  }) as unknown as http.IncomingMessage;
 
 test("a caller's request for its VM on another host goes there, path and query kept", async () => {
   const to = await forwarder(['h1', 'h2']).target(req('POST', '/v1/microvms/mvm-there/exec?x=1'));
@@ -277,4 +284,44 @@ test("the AWS API's MicroVM changes go to the VM's host, its launches and builds
   assert.equal((await api.target(aws('POST', '/2025-09-09/microvm-images')))?.hostId, 'h2');
   assert.equal((await api.target(aws('PUT', '/2025-09-09/microvm-images/app')))?.hostId, 'h2');
   assert.equal(await api.target(aws('PATCH', '/2025-09-09/microvm-images/app/versions/1')), null);
+});
+
+test('a launch goes first to a host that has its image ready, its body sent as it came', async (t) => {
+  const [h1, h2, h3] = [await fakeHost(201, { id: 'a' }), await fakeHost(201, { id: 'b' }), await fakeHost(201, {})];
+  t.after(() => {
+    for (const h of [h1, h2, h3]) h.close();
+  });
+  const ready: Record<string, string[]> = { h1: [], h2: [], h3: ['cached:acme/app'] };
+  const urls: Record<string, string> = { h1: h1.url, h2: h2.url, h3: h3.url };
+  const used: Record<string, number> = { h1: 3000, h2: 0, h3: 1000 };
+  const forwarder = new Forwarder(
+    {
+      getMicroVM: async () => null,
+      listHosts: async () => Object.keys(urls).map((id) => ({ ...host(id), advertiseUrl: urls[id], ready: ready[id] })),
+      findApiKey: async (hash) => (hash === hashKey('cap_acme') ? { id: 'k', tenantId: 'acme', isAdmin: false } : null),
+      hostUsage: async () =>
+        new Map(Object.entries(used).map(([id, memoryMib]) => [id, { vcpus: 1, memoryMib, microvms: 1 }])),
+      getImageVersion: async () => null,
+    },
+    'h1',
+  );
+  const front = http.createServer(async (request, response) => {
+    const target = await forwarder.target(request);
+    assert.ok(target, 'placed elsewhere');
+    forwarder.forward(request, response, target);
+  });
+  await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+  t.after(() => front.close());
+  const launch = (body: string) =>
+    fetch(`http://127.0.0.1:${(front.address() as AddressInfo).port}/v1/microvms`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer cap_acme', 'content-type': 'application/json' },
+      body,
+    }).then((r) => r.status);
+  assert.equal(await launch('{"imageName":"app"}'), 201);
+  assert.deepEqual([h1.got, h2.got, h3.got], [[], [], ['h1 {"imageName":"app"}']], 'h3 has its snapshot');
+  assert.equal(await launch('{"imageName":"base"}'), 201);
+  assert.deepEqual(h2.got, ['h1 {"imageName":"base"}'], 'none has it ready: the most memory free');
+  assert.equal(await launch('not json'), 201);
+  assert.deepEqual(h2.got.at(-1), 'h1 not json', 'sent on as it came: its host answers it');
 });

@@ -10,7 +10,14 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { CapsuleError, ERROR_CODE_HEADER, ErrorCode, errorCodeOf } from '@capsule/protocol';
-import { hostServes, noHostReady, rankHosts, refusedForRoom } from '../lifecycle/placement.js';
+import {
+  hostServes,
+  launchKeysOf,
+  noHostReady,
+  type PlacementStrategy,
+  rankHosts,
+  refusedForRoom,
+} from '../lifecycle/placement.js';
 import { FORWARDED, FORWARDED_BY, type NodeSignatures } from '../node-signature.js';
 import type { HostRecord } from '../store/hosts.js';
 import { LIVE_STATES } from '../store/states.js';
@@ -63,6 +70,18 @@ export interface ForwardTarget {
   url: URL;
   /** A launch: the hosts to send it on to, in order, when this one has no room for it. */
   next?: ForwardTarget[];
+  /** Its body, when it was read to place it. */
+  body?: Buffer;
+}
+
+/** The image a launch's JSON body names, if it is JSON that names one. */
+function imageNameOf(body: Buffer): string | null {
+  try {
+    const name = (JSON.parse(body.toString('utf8')) as { imageName?: unknown }).imageName;
+    return typeof name === 'string' ? name : null;
+  } catch {
+    return null; // its host answers 400
+  }
 }
 
 /** A launch's JSON body, read before it is sent (it may be sent again to the next host). */
@@ -83,6 +102,7 @@ export class Forwarder {
     private readonly nodes: NodeSignatures | null = null,
     /** False on a server that runs no VM (CAPSULE_ROLE=api): every MicroVM's work, launches and builds go to hosts. */
     private readonly runsVms = true,
+    private readonly strategy: PlacementStrategy = 'spread',
   ) {}
 
   /** This server is the only host: every VM is here. */
@@ -161,10 +181,14 @@ export class Forwarder {
     return ranked.length === 0 || ranked[0].hostId === this.hostId ? null : ranked[0];
   }
 
-  /** Hosts placement would pick for `req`, best first, leaving out `excluded`. */
-  private async ranked(req: http.IncomingMessage, excluded: string[] = []): Promise<ForwardTarget[]> {
+  /** Hosts placement would pick for `req`, best first, leaving out `excluded`; `want`: its launch keys. */
+  private async ranked(
+    req: http.IncomingMessage,
+    excluded: string[] = [],
+    want: readonly string[] = [],
+  ): Promise<ForwardTarget[]> {
     const [hosts, usage] = await Promise.all([this.store.listHosts(), this.store.hostUsage(LIVE_STATES)]);
-    return rankHosts(hosts, usage)
+    return rankHosts(hosts, usage, { strategy: this.strategy, want })
       .filter((h) => !excluded.includes(h.id))
       .map((h) => ({ hostId: h.id, url: new URL(req.url ?? '/', h.advertiseUrl) }));
   }
@@ -178,10 +202,19 @@ export class Forwarder {
     return host ? { hostId: host.id, url: new URL(req.url ?? '/', host.advertiseUrl) } : null;
   }
 
-  /** A launch goes to each host placement ranks in turn, this one too (null: only this one, or a bad key). */
+  /**
+   * A launch goes to each host placement ranks in turn, this one too (null: only this one, or a bad key); a host that
+   * has what it restores ready first (its body is read for the image's name once it is sure to be forwarded).
+   */
   private async placeLaunch(req: http.IncomingMessage, aws: boolean): Promise<ForwardTarget | null> {
-    if (!aws && !(await authenticate(req, this.store).catch(() => null))) return null;
-    return this.inTurn(await this.ranked(req));
+    const caller = aws ? null : await authenticate(req, this.store).catch(() => null);
+    if (!aws && !caller) return null;
+    const placed = this.inTurn(await this.ranked(req));
+    if (!placed || !caller) return placed;
+    const body = await readBody(req, LAUNCH_BODY_LIMIT);
+    const imageName = imageNameOf(body);
+    const want = imageName ? launchKeysOf(caller.tenantId, imageName) : [];
+    return { ...(this.inTurn(await this.ranked(req, [], want)) ?? placed), body };
   }
 
   /**
@@ -201,7 +234,7 @@ export class Forwarder {
    * last host's, is the caller's.
    */
   private async forwardPlaced(req: http.IncomingMessage, res: http.ServerResponse, target: ForwardTarget) {
-    const body = await readBody(req, LAUNCH_BODY_LIMIT);
+    const body = target.body ?? (await readBody(req, LAUNCH_BODY_LIMIT));
     const hosts = [target, ...(target.next ?? [])];
     for (const [i, host] of hosts.entries()) {
       const last = i === hosts.length - 1;

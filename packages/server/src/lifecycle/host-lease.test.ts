@@ -105,9 +105,21 @@ for (const backend of STORE_BACKENDS) {
           ['h2', 'ready', 0],
         ],
       );
-      // and back: registered again, ready
-      const back = await startHost(store, 'h1', t);
-      assert.equal((await store.listHosts())[0].state, 'ready');
+      // and back: registered again, ready, and saying what it has ready for launches
+      const back = await HostLease.register(store, settings('h1', t), 'http://h1:7071', log);
+      await back.start(
+        'http://h1:7071',
+        async () => {},
+        undefined,
+        () => ['warm:base', 'cached:t1/app'],
+      );
+      assert.deepEqual(
+        (await store.listHosts()).map((h) => [h.state, h.ready]),
+        [
+          ['ready', ['warm:base', 'cached:t1/app']],
+          ['ready', []],
+        ],
+      );
       await Promise.all([back.stop(), h2.stop()]); // before the store closes
     });
 

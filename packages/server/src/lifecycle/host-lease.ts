@@ -84,6 +84,8 @@ export class HostLease {
    */
   private reachedStoreSinceMs = Date.now();
   private storeFailed = false;
+  /** What it has ready for launches now, told at each renewal (placement prefers it for those). */
+  private ready: () => string[] = () => [];
 
   private constructor(
     private readonly store: Store,
@@ -113,13 +115,16 @@ export class HostLease {
   /**
    * Renew every third of the lease from now on, at `advertiseUrl` (known once the server listens); `onGivenUp`
    * runs when a renewal finds this host was marked down meanwhile (its running VMs were recorded FAILED);
-   * `onState` hears its state at each renewal (draining: host-drain.ts moves its VMs).
+   * `onState` hears its state at each renewal (draining: host-drain.ts moves its VMs); `ready` says what it has
+   * ready for launches, told with each renewal (placement.ts).
    */
   async start(
     advertiseUrl: string,
     onGivenUp: () => Promise<void>,
     onState: (state: HostState) => void = () => {},
+    ready: () => string[] = () => [],
   ): Promise<void> {
+    this.ready = ready;
     if (advertiseUrl !== this.advertiseUrl) {
       this.advertiseUrl = advertiseUrl;
       this.downCount = (await registerAt(this.store, this.settings, advertiseUrl)).downCount;
@@ -138,7 +143,8 @@ export class HostLease {
   private async renewAndReap(onGivenUp: () => Promise<void>, onState: (state: HostState) => void): Promise<void> {
     const now = Date.now();
     const { heartbeatAt, leaseExpiresAt } = leaseFrom(now, this.settings.leaseMs);
-    const renewed = await this.store.renewHostLease(this.settings.hostId, heartbeatAt, leaseExpiresAt);
+    const ready = this.ready();
+    const renewed = await this.store.renewHostLease(this.settings.hostId, heartbeatAt, leaseExpiresAt, ready);
     if (!renewed) {
       // removed from the table by an operator: register again
       await registerAt(this.store, this.settings, this.advertiseUrl, now);

@@ -30,6 +30,8 @@ import { recoverMicroVMs, stopGivenUpVms, suspendDirOf } from './recovery.js';
 import { SuspendedStates } from './suspended-transfer.js';
 import { VmOperations } from './vm-operations.js';
 import { noHostReady } from './placement.js';
+import { launchReadiness } from './launch-readiness.js';
+import { blobCacheDir } from '../blobs/open.js';
 import { RunningVms } from './running-vms.js';
 import type { LifecycleCore } from './core.js';
 import { resumeVm, suspendVm } from './suspend-resume.js';
@@ -172,6 +174,11 @@ export class MicroVMService {
     await this.ops.settled(record.id);
     this.deps.jailer.releaseUid(record.jailUid, record.id);
     fs.rmSync(this.suspendDirOf(record.id), { recursive: true, force: true });
+  }
+
+  /** What this host has ready for launches (launch-readiness.ts): told with its lease, preferred by placement. */
+  launchReadiness(): string[] {
+    return launchReadiness(this.pool?.readyKeys() ?? [], blobCacheDir(this.deps.config.dataDir));
   }
 
   /** What a running VM uses now; null when not running or unjailed. */

@@ -137,6 +137,11 @@ export class WarmPool {
     this.kick();
   }
 
+  /** The targets with a clone ready now. */
+  readyKeys(): string[] {
+    return [...this.clones].filter(([, clones]) => clones.length > 0).map(([key]) => key);
+  }
+
   /** How many clones of the target `key` are ready now. */
   count(key: string): number {
     return this.clones.get(key)?.length ?? 0;

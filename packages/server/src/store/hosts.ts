@@ -16,6 +16,8 @@ export interface HostRecord {
   leaseExpiresAt: string;
   /** Times it was marked down. */
   downCount: number;
+  /** What it has ready for a launch, as of its last renewal: `warm:<key>`, `cached:<key>` (lifecycle/placement.ts). */
+  ready: string[];
 }
 
 /** What one host's MicroVMs holding resources take. */
@@ -34,6 +36,7 @@ const hostFromRow = (row: Row): HostRecord => ({
   heartbeatAt: row.heartbeat_at as string,
   leaseExpiresAt: row.lease_expires_at as string,
   downCount: Number(row.down_count),
+  ready: JSON.parse((row.ready_json as string | null) ?? '[]') as string[],
 });
 
 /**
@@ -43,7 +46,7 @@ const hostFromRow = (row: Row): HostRecord => ({
  */
 export async function registerHost(
   db: SqlExecutor,
-  host: Omit<HostRecord, 'state' | 'downCount' | 'registeredAt'> & { instanceId: string },
+  host: Omit<HostRecord, 'state' | 'downCount' | 'registeredAt' | 'ready'> & { instanceId: string },
 ): Promise<HostRecord | null> {
   const [row] = await db.query(
     'INSERT INTO hosts (id, state, advertise_url, capacity_json, registered_at, heartbeat_at, lease_expires_at, ' +
@@ -57,18 +60,22 @@ export async function registerHost(
   return row ? hostFromRow(row) : null;
 }
 
-/** Renew a lease (a down host is ready again, or draining if a drain was asked for); null if not registered. */
+/**
+ * Renew a lease (a down host is ready again, or draining if a drain was asked for), with what it has `ready` for
+ * launches; null if not registered.
+ */
 export async function renewHostLease(
   db: SqlExecutor,
   id: string,
   heartbeatAt: string,
   leaseExpiresAt: string,
+  ready: readonly string[] = [],
 ): Promise<HostRecord | null> {
   const [row] = await db.query(
-    'UPDATE hosts SET heartbeat_at = $2, lease_expires_at = $3, ' +
+    'UPDATE hosts SET heartbeat_at = $2, lease_expires_at = $3, ready_json = $4, ' +
       "state = CASE WHEN state <> 'down' THEN state WHEN drain_requested = 1 THEN 'draining' ELSE 'ready' END " +
       'WHERE id = $1 RETURNING *',
-    [id, heartbeatAt, leaseExpiresAt],
+    [id, heartbeatAt, leaseExpiresAt, JSON.stringify(ready)],
   );
   return row ? hostFromRow(row) : null;
 }

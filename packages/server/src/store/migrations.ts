@@ -226,4 +226,10 @@ export const MIGRATIONS: Array<{ version: number; sql: string }> = [
       );
     `,
   },
+  {
+    version: 19,
+    sql: `
+      ALTER TABLE hosts ADD COLUMN ready_json TEXT;
+    `,
+  },
 ];

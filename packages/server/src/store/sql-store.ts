@@ -314,8 +314,13 @@ export class SqlStore implements Store {
     return hosts.registerHost(this.db, host);
   }
 
-  renewHostLease(id: string, heartbeatAt: string, leaseExpiresAt: string): Promise<hosts.HostRecord | null> {
-    return hosts.renewHostLease(this.db, id, heartbeatAt, leaseExpiresAt);
+  renewHostLease(
+    id: string,
+    heartbeatAt: string,
+    leaseExpiresAt: string,
+    ready?: readonly string[],
+  ): Promise<hosts.HostRecord | null> {
+    return hosts.renewHostLease(this.db, id, heartbeatAt, leaseExpiresAt, ready);
   }
 
   listHosts(): Promise<hosts.HostRecord[]> {

@@ -227,10 +227,16 @@ export interface Store {
    * lease (store/hosts.ts).
    */
   registerHost(
-    host: Omit<HostRecord, 'state' | 'downCount' | 'registeredAt'> & { instanceId: string },
+    host: Omit<HostRecord, 'state' | 'downCount' | 'registeredAt' | 'ready'> & { instanceId: string },
   ): Promise<HostRecord | null>;
   /** Renew a host's lease (a down host is ready again); null if it is not registered. */
-  renewHostLease(id: string, heartbeatAt: string, leaseExpiresAt: string): Promise<HostRecord | null>;
+  /** `ready`: what it has ready for launches now (lifecycle/placement.ts). */
+  renewHostLease(
+    id: string,
+    heartbeatAt: string,
+    leaseExpiresAt: string,
+    ready?: readonly string[],
+  ): Promise<HostRecord | null>;
   listHosts(): Promise<HostRecord[]>;
   /** Hosts whose lease ran out before `nowIso`, not yet marked down. */
   expiredHosts(nowIso: string): Promise<string[]>;

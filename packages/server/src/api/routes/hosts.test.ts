@@ -13,6 +13,7 @@ const host = (id: string, leaseExpiresAt: string, state: HostRecord['state'] = '
   heartbeatAt: '2026-12-04T10:00:00.000Z',
   leaseExpiresAt,
   downCount: 0,
+  ready: [],
 });
 
 test('hosts with their use; an expired lease is down; the down count stays inside', async () => {
