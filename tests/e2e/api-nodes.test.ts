@@ -17,6 +17,7 @@ import {
   SuspendMicrovmCommand,
   TerminateMicrovmCommand,
 } from '@aws-sdk/client-lambda-microvms';
+import postgres from 'pg';
 import { startServer, type CapsuleConfig } from '@capsule/server';
 import { createLogger } from '@capsule/server/internals';
 import type { Capsule, MicroVM, MicroVMInfo } from '@capsule/sdk';
@@ -27,6 +28,7 @@ import { zipOf } from '../support/zip-writer.js';
 import {
   assertNoLeaks,
   endpointGet,
+  guestListening,
   qemuProcesses,
   removeDataDirs,
   runCli,
@@ -198,11 +200,9 @@ describe('api nodes in front of hosts', () => {
       "require('http').createServer((q, s) => s.end('app on ' + require('os').hostname())).listen(8080)",
     ]);
     const { token } = await vmA.createAuthToken({ allowedPorts: [8080], ttlSeconds: 120 });
-    const answer = await until('the app answers through a2', async () => {
-      const got = await endpointGet(api('a2').url, vmA.id, { 'x-capsule-auth': token });
-      return got.status === 200 && got;
-    });
-    assert.equal(answer.body, `app on ${vmA.id}`);
+    await guestListening(vmA, 8080);
+    const answer = await endpointGet(api('a2').url, vmA.id, { 'x-capsule-auth': token });
+    assert.deepEqual([answer.status, answer.body], [200, `app on ${vmA.id}`]);
     // a process's memory survives a suspend through one api node and a resume through the other
     const memory = (await vmA.exec(['sh', '-c', 'echo $$ > /tmp/pid; cat /proc/sys/kernel/random/uuid'])).stdout;
     await vmA.execBackground(['sh', '-c', `V=${memory.trim()}; while true; do echo $V > /tmp/alive; sleep 1; done`]);
@@ -223,9 +223,25 @@ describe('api nodes in front of hosts', () => {
     const built = await api('a2').capsule.images.waitUntilBuilt('via-api', created.version, { timeoutMs: 600_000 });
     assert.equal(built.state, 'SUCCESSFUL', built.failureReason ?? '');
     assert.match(await api('a2').capsule.images.buildLog('via-api', created.version), /built-on-/);
-    const vm = await api('a2').capsule.microvms.run({ imageName: 'via-api' });
-    assert.ok(['h1', 'h2'].includes(vm.info.hostId ?? ''));
-    await vm.terminate();
+    // the host that built it has its snapshot in its cache, and says so with its lease: its launches go there
+    const builder = await until('a host tells it has the image ready', async () => {
+      const client = new postgres.Client({ connectionString: databaseUrl });
+      await client.connect();
+      try {
+        const { rows } = await client.query("SELECT id FROM hosts WHERE ready_json LIKE '%cached:default/via-api%'");
+        return rows.length === 1 && (rows[0].id as string);
+      } finally {
+        await client.end();
+      }
+    });
+    const launched = [];
+    for (let i = 0; i < 2; i++) launched.push(await api('a2').capsule.microvms.run({ imageName: 'via-api' }));
+    assert.deepEqual(
+      launched.map((vm) => vm.info.hostId),
+      [builder, builder],
+      'both on the host that has it ready (spread alone would put the second on the other)',
+    );
+    await Promise.all(launched.map((vm) => vm.terminate()));
   });
 
   test('the AWS API through the api nodes: one access key on every server, each change on the VM’s host', async () => {

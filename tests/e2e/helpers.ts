@@ -9,9 +9,10 @@ import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { after, before } from 'node:test';
 import { startServer, type CapsuleConfig } from '@capsule/server';
-import { Capsule } from '@capsule/sdk';
+import { Capsule, type MicroVM } from '@capsule/sdk';
 import { createLogger } from '@capsule/server/internals';
 import { freePort } from '../support/free-port.js';
+import { until } from '../support/until.js';
 
 /** The repository's examples/ directory. */
 export const EXAMPLES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../examples');
@@ -274,4 +275,18 @@ export function endpointGet(
     req.on('error', reject);
     req.end();
   });
+}
+
+/**
+ * Until something in `vm` listens on TCP `port` (its /proc/net/tcp{,6}): an app started in the background, whose
+ * start under TCG on a loaded machine may take a while, before a test asks it something through an endpoint.
+ */
+export async function guestListening(vm: MicroVM, port: number, timeoutMs = 60_000): Promise<void> {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  const check = `cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -q ':${hex} [0-9A-F:]* 0A'`;
+  await until(
+    `the guest to listen on ${port}`,
+    async () => (await vm.exec(['sh', '-c', check])).exitCode === 0,
+    timeoutMs,
+  );
 }

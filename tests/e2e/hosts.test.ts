@@ -15,7 +15,15 @@ import { Capsule, type MicroVM } from '@capsule/sdk';
 import { startS3, type TestS3 } from '../support/s3-server.js';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/throwaway-postgres.js';
 import { until } from '../support/until.js';
-import { assertNoLeaks, endpointGet, errorOf, qemuProcesses, removeDataDirs, runCli } from './helpers.js';
+import {
+  assertNoLeaks,
+  endpointGet,
+  errorOf,
+  guestListening,
+  qemuProcesses,
+  removeDataDirs,
+  runCli,
+} from './helpers.js';
 
 const LEASE_MS = 3000;
 
@@ -139,11 +147,9 @@ describe('hosts sharing one database', () => {
       "require('http').createServer((q, s) => s.end('app on ' + require('os').hostname())).listen(8080)",
     ]);
     const { token } = await viaH2.createAuthToken({ allowedPorts: [8080], ttlSeconds: 120 });
-    const byName = await until('the app answers through h2', async () => {
-      const answer = await endpointGet(h2.server.url, onH1.id, { 'x-capsule-auth': token });
-      return answer.status === 200 && answer;
-    });
-    assert.equal(byName.body, `app on ${onH1.id}`);
+    await guestListening(onH1, 8080);
+    const byName = await endpointGet(h2.server.url, onH1.id, { 'x-capsule-auth': token });
+    assert.deepEqual([byName.status, byName.body], [200, `app on ${onH1.id}`]);
     const byPath = await fetch(`${h2.server.url}/endpoints/${onH1.id}/`, { headers: { 'x-capsule-auth': token } });
     assert.deepEqual([byPath.status, await byPath.text()], [200, `app on ${onH1.id}`]);
     assert.equal((await endpointGet(h2.server.url, onH1.id, { 'x-capsule-auth': 'cat_forged.x' })).status, 401);
