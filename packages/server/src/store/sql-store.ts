@@ -2,7 +2,7 @@
 // Same schema (migrations.ts), same queries; only the JSON metadata lookup differs by dialect.
 import { MicroVMChanges } from './microvm-changes.js';
 import type { ImageBuildState, MicroVMState, TenantQuotas } from '@capsule/protocol';
-import type { Row, SqlDriver, SqlExecutor } from './driver.js';
+import type { Row, SqlDriver } from './driver.js';
 import { MIGRATIONS } from './migrations.js';
 import type {
   ApiKeyRecord,
@@ -26,6 +26,8 @@ import * as hosts from './hosts.js';
 import * as reservations from './quota-reservations.js';
 import * as suspendedBlobs from './suspended-blobs.js';
 import * as storage from './microvm-storage.js';
+import * as keys from './keys.js';
+import * as idempotency from './idempotency-tokens.js';
 
 const COLUMNS: Array<[keyof MicroVMRecord, string, 'json' | 'plain']> = [
   ['id', 'id', 'plain'],
@@ -83,32 +85,6 @@ const tenantFromRow = (row: Row): TenantRecord => ({
   quotas: JSON.parse(row.quotas_json as string) as Partial<TenantQuotas>,
   createdAt: row.created_at as string,
 });
-
-/** An API key's row, never its hash. */
-const apiKeyFromRow = (row: Row): Omit<ApiKeyRecord, 'keyHash'> => ({
-  id: (row.id as string | null) ?? '',
-  tenantId: row.tenant_id as string,
-  isAdmin: Number(row.is_admin) === 1,
-  name: (row.name as string | null) ?? null,
-  createdAt: row.created_at as string,
-});
-
-const awsAccessKeyFromRow = (row: Row): AwsAccessKeyRecord => ({
-  accessKeyId: row.access_key_id as string,
-  keyId: row.key_id as string,
-  tenantId: row.tenant_id as string,
-  secretSealed: row.secret_sealed as string,
-  createdAt: row.created_at as string,
-});
-
-/** Inserting a hash that exists changes nothing. */
-function insertKeyRow(db: SqlExecutor, key: ApiKeyRecord): Promise<number> {
-  return db.run(
-    'INSERT INTO api_keys (key_hash, id, tenant_id, is_admin, name, created_at) VALUES ($1, $2, $3, $4, $5, ' +
-      '$6) ON CONFLICT DO NOTHING',
-    [key.keyHash, key.id, key.tenantId, key.isAdmin ? 1 : 0, key.name, key.createdAt],
-  );
-}
 
 /** Orders history entries written within one millisecond (transitions of one VM are serialized by their CAS). */
 let historyOrd = 0;
@@ -380,94 +356,47 @@ export class SqlStore implements Store {
     return this.getTenant(id);
   }
 
-  async findApiKey(keyHash: string): Promise<Pick<ApiKeyRecord, 'id' | 'tenantId' | 'isAdmin'> | null> {
-    const [row] = await this.db.query('SELECT id, tenant_id, is_admin FROM api_keys WHERE key_hash = $1', [keyHash]);
-    return row
-      ? { id: (row.id as string | null) ?? '', tenantId: row.tenant_id as string, isAdmin: Number(row.is_admin) === 1 }
-      : null;
+  findApiKey(keyHash: string): Promise<Pick<ApiKeyRecord, 'id' | 'tenantId' | 'isAdmin'> | null> {
+    return keys.findApiKey(this.db, keyHash);
   }
 
   async insertApiKey(key: ApiKeyRecord): Promise<void> {
-    await insertKeyRow(this.db, key);
+    await keys.insertKeyRow(this.db, key);
   }
 
-  async listApiKeys(tenantId: string): Promise<Array<Omit<ApiKeyRecord, 'keyHash'>>> {
-    const rows = await this.db.query(
-      'SELECT id, tenant_id, is_admin, name, created_at FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id',
-      [tenantId],
-    );
-    return rows.map(apiKeyFromRow);
+  listApiKeys(tenantId: string): Promise<Array<Omit<ApiKeyRecord, 'keyHash'>>> {
+    return keys.listApiKeys(this.db, tenantId);
   }
 
-  async deleteApiKey(tenantId: string, keyId: string): Promise<boolean> {
-    return this.db.transaction(async (tx) => {
-      await tx.run('DELETE FROM aws_access_keys WHERE tenant_id = $1 AND key_id = $2', [tenantId, keyId]);
-      return (await tx.run('DELETE FROM api_keys WHERE tenant_id = $1 AND id = $2', [tenantId, keyId])) > 0;
-    });
+  deleteApiKey(tenantId: string, keyId: string): Promise<boolean> {
+    return keys.deleteApiKey(this.db, tenantId, keyId);
   }
 
-  async insertAwsAccessKey(key: AwsAccessKeyRecord): Promise<void> {
-    await this.db.run(
-      'INSERT INTO aws_access_keys (access_key_id, key_id, tenant_id, secret_sealed, created_at) ' +
-        'VALUES ($1, $2, $3, $4, $5) ON CONFLICT (access_key_id) DO NOTHING',
-      [key.accessKeyId, key.keyId, key.tenantId, key.secretSealed, key.createdAt],
-    );
+  insertAwsAccessKey(key: AwsAccessKeyRecord): Promise<void> {
+    return keys.insertAwsAccessKey(this.db, key);
   }
 
-  async findAwsAccessKey(accessKeyId: string): Promise<AwsAccessKeyRecord | null> {
-    const [row] = await this.db.query('SELECT * FROM aws_access_keys WHERE access_key_id = $1', [accessKeyId]);
-    return row ? awsAccessKeyFromRow(row) : null;
+  findAwsAccessKey(accessKeyId: string): Promise<AwsAccessKeyRecord | null> {
+    return keys.findAwsAccessKey(this.db, accessKeyId);
   }
 
-  async claimIdempotencyToken(record: IdempotencyRecord, nowIso: string): Promise<IdempotencyRecord | null> {
-    const { tenantId, operation, token } = record;
-    return this.db.transaction(async (tx) => {
-      const key = [tenantId, operation, token];
-      const where = 'tenant_id = $1 AND operation = $2 AND token = $3';
-      await tx.run(`DELETE FROM idempotency_tokens WHERE ${where} AND expires_at <= $4`, [...key, nowIso]);
-      // a holder whose request fails frees the token between our insert and our read: then take it again
-      for (let attempt = 0; ; attempt++) {
-        const inserted = await tx.run(
-          'INSERT INTO idempotency_tokens (tenant_id, operation, token, request_hash, resource_id, expires_at) ' +
-            'VALUES ($1, $2, $3, $4, NULL, $5) ON CONFLICT DO NOTHING',
-          [...key, record.requestHash, record.expiresAt],
-        );
-        if (inserted > 0) return null;
-        const [row] = await tx.query(`SELECT * FROM idempotency_tokens WHERE ${where}`, key);
-        if (!row && attempt < 3) continue;
-        if (!row) throw new Error(`client token ${token} is taken and freed over and over`);
-        return {
-          tenantId,
-          operation,
-          token,
-          requestHash: row.request_hash as string,
-          resourceId: (row.resource_id as string | null) ?? null,
-          expiresAt: row.expires_at as string,
-        };
-      }
-    });
+  claimIdempotencyToken(record: IdempotencyRecord, nowIso: string): Promise<IdempotencyRecord | null> {
+    return idempotency.claimIdempotencyToken(this.db, record, nowIso);
   }
 
-  async settleIdempotencyToken(
-    { tenantId, operation, token }: Pick<IdempotencyRecord, 'tenantId' | 'operation' | 'token'>,
+  settleIdempotencyToken(
+    record: Pick<IdempotencyRecord, 'tenantId' | 'operation' | 'token'>,
     resourceId: string | null,
   ): Promise<void> {
-    const key = [tenantId, operation, token];
-    const where = 'tenant_id = $1 AND operation = $2 AND token = $3';
-    if (resourceId === null) await this.db.run(`DELETE FROM idempotency_tokens WHERE ${where}`, key);
-    else await this.db.run(`UPDATE idempotency_tokens SET resource_id = $4 WHERE ${where}`, [...key, resourceId]);
+    return idempotency.settleIdempotencyToken(this.db, record, resourceId);
   }
 
-  async listAwsAccessKeys(keyId: string): Promise<AwsAccessKeyRecord[]> {
-    const rows = await this.db.query('SELECT * FROM aws_access_keys WHERE key_id = $1 ORDER BY created_at', [keyId]);
-    return rows.map(awsAccessKeyFromRow);
+  listAwsAccessKeys(keyId: string): Promise<AwsAccessKeyRecord[]> {
+    return keys.listAwsAccessKeys(this.db, keyId);
   }
 
-  async replaceAdminKey(key: ApiKeyRecord): Promise<void> {
-    await this.db.transaction(async (tx) => {
-      await tx.run('DELETE FROM api_keys WHERE is_admin = $1 AND key_hash <> $2', [1, key.keyHash]);
-      await insertKeyRow(tx, { ...key, isAdmin: true });
-    });
+  replaceAdminKey(key: ApiKeyRecord): Promise<void> {
+    return keys.replaceAdminKey(this.db, key);
   }
 
   async insertImageVersion(record: Omit<ImageVersionRecord, 'version'>): Promise<ImageVersionRecord> {
