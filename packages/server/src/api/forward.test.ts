@@ -140,6 +140,46 @@ async function fakeHost(
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, got, close: () => server.close() };
 }
 
+/**
+ * A server (h1) placing launches over `urls` (h1's own included), with `usedMib` of each taken and `ready` what each
+ * has ready; returns a launch through it: its status.
+ */
+async function placingFront(
+  t: { after(fn: () => void): void },
+  urls: Record<string, string>,
+  usedMib: Record<string, number>,
+  ready: Record<string, string[]> = {},
+): Promise<(body: string) => Promise<number>> {
+  const forwarder = new Forwarder(
+    {
+      getMicroVM: async () => null,
+      listHosts: async () =>
+        Object.keys(urls).map((id) => ({ ...host(id), advertiseUrl: urls[id], ready: ready[id] ?? [] })),
+      findApiKey: async (hash) => (hash === hashKey('cap_acme') ? { id: 'k', tenantId: 'acme', isAdmin: false } : null),
+      hostUsage: async () =>
+        new Map(Object.entries(usedMib).map(([id, memoryMib]) => [id, { vcpus: 1, memoryMib, microvms: 1 }])),
+      getImageVersion: async () => null,
+    },
+    'h1',
+  );
+  const front = http.createServer(async (request, response) => {
+    const target = await forwarder.target(request);
+    assert.ok(target, 'placed elsewhere');
+    forwarder.forward(request, response, target);
+  });
+  await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+  t.after(() => front.close());
+  return async (body) => {
+    const answer = await fetch(`http://127.0.0.1:${(front.address() as AddressInfo).port}/v1/microvms`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer cap_acme', 'content-type': 'application/json' },
+      body,
+    });
+    await answer.text();
+    return answer.status;
+  };
+}
+
 test('a launch a host has no room for goes on to the next host; any other answer is the caller’s', async (t) => {
   const full = { error: { code: 'HOST_FULL', message: 'host h2 has no room' } };
   const awsFull = { __type: 'InsufficientCapacityException', message: 'host h2 has no room' };
@@ -169,33 +209,8 @@ test('a launch a host has no room for goes on to the next host; any other answer
       for (const h of [h1, h2, h3]) h.close();
     });
     const urls = { h1: h1.url, h2: h2Answer ? h2.url : 'http://127.0.0.1:1', h3: h3.url };
-    const used: Record<string, number> = { h1: 3000, h2: 0, h3: 1000 };
-    const forwarder = new Forwarder(
-      {
-        getMicroVM: async () => null,
-        listHosts: async () => Object.entries(urls).map(([id, advertiseUrl]) => ({ ...host(id), advertiseUrl })),
-        findApiKey: async (hash) =>
-          hash === hashKey('cap_acme') ? { id: 'k', tenantId: 'acme', isAdmin: false } : null,
-        hostUsage: async () =>
-          new Map(Object.entries(used).map(([id, memoryMib]) => [id, { vcpus: 1, memoryMib, microvms: 1 }])),
-        getImageVersion: async () => null,
-      },
-      'h1',
-    );
-    const front = http.createServer(async (request, response) => {
-      const target = await forwarder.target(request);
-      assert.ok(target, 'placed elsewhere');
-      forwarder.forward(request, response, target);
-    });
-    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
-    t.after(() => front.close());
-    const answer = await fetch(`http://127.0.0.1:${(front.address() as AddressInfo).port}/v1/microvms`, {
-      method: 'POST',
-      headers: { authorization: 'Bearer cap_acme', 'content-type': 'application/json' },
-      body: '{"imageName":"base"}',
-    });
-    assert.equal(answer.status, status, what);
-    await answer.text();
+    const launch = await placingFront(t, urls, { h1: 3000, h2: 0, h3: 1000 });
+    assert.equal(await launch('{"imageName":"base"}'), status, what);
     assert.deepEqual(h2.got, h2Answer ? ['h1 {"imageName":"base"}'] : [], what);
     assert.equal(h3.got.length, h3Asked, what);
     if (h3Asked) assert.deepEqual(h3.got, ['h1 {"imageName":"base"}'], what);
@@ -291,33 +306,8 @@ test('a launch goes first to a host that has its image ready, its body sent as i
   t.after(() => {
     for (const h of [h1, h2, h3]) h.close();
   });
-  const ready: Record<string, string[]> = { h1: [], h2: [], h3: ['cached:acme/app'] };
-  const urls: Record<string, string> = { h1: h1.url, h2: h2.url, h3: h3.url };
-  const used: Record<string, number> = { h1: 3000, h2: 0, h3: 1000 };
-  const forwarder = new Forwarder(
-    {
-      getMicroVM: async () => null,
-      listHosts: async () => Object.keys(urls).map((id) => ({ ...host(id), advertiseUrl: urls[id], ready: ready[id] })),
-      findApiKey: async (hash) => (hash === hashKey('cap_acme') ? { id: 'k', tenantId: 'acme', isAdmin: false } : null),
-      hostUsage: async () =>
-        new Map(Object.entries(used).map(([id, memoryMib]) => [id, { vcpus: 1, memoryMib, microvms: 1 }])),
-      getImageVersion: async () => null,
-    },
-    'h1',
-  );
-  const front = http.createServer(async (request, response) => {
-    const target = await forwarder.target(request);
-    assert.ok(target, 'placed elsewhere');
-    forwarder.forward(request, response, target);
-  });
-  await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
-  t.after(() => front.close());
-  const launch = (body: string) =>
-    fetch(`http://127.0.0.1:${(front.address() as AddressInfo).port}/v1/microvms`, {
-      method: 'POST',
-      headers: { authorization: 'Bearer cap_acme', 'content-type': 'application/json' },
-      body,
-    }).then((r) => r.status);
+  const urls = { h1: h1.url, h2: h2.url, h3: h3.url };
+  const launch = await placingFront(t, urls, { h1: 3000, h2: 0, h3: 1000 }, { h3: ['cached:acme/app'] });
   assert.equal(await launch('{"imageName":"app"}'), 201);
   assert.deepEqual([h1.got, h2.got, h3.got], [[], [], ['h1 {"imageName":"app"}']], 'h3 has its snapshot');
   assert.equal(await launch('{"imageName":"base"}'), 201);
