@@ -222,27 +222,37 @@ export async function serveSetup(prefix: string): Promise<{ dataDir: string; por
   return { dataDir, port: await freePort() };
 }
 
-/** `env`: more of its environment; `logFile`: its log goes there (else it logs nothing). */
+/**
+ * `env`: more of its environment; `logFile`: its log goes there (else it logs nothing); `netns`: it runs in that
+ * network namespace, listening on `host` there; `waitMs`: how long it may take to answer.
+ */
 export async function serveProcess(
   dataDir: string,
   port: number,
-  opts: { env?: Record<string, string>; logFile?: string } = {},
+  opts: { env?: Record<string, string>; logFile?: string; netns?: string; host?: string; waitMs?: number } = {},
 ): Promise<{ child: ChildProcess; capsule: Capsule }> {
   const log = opts.logFile ? fs.openSync(opts.logFile, 'a') : 'ignore';
-  const child = spawn(CAPSULE_BIN, ['serve', '--port', String(port), '--data-dir', dataDir], {
+  const host = opts.host ?? '127.0.0.1';
+  const args = ['serve', '--port', String(port), '--data-dir', dataDir, '--host', host];
+  // nsenter joins the network namespace alone (`ip netns exec` also remounts /sys, hiding the cgroup hierarchies),
+  // then execs the server: the child is the server itself
+  const [command, argv] = opts.netns
+    ? ['nsenter', [`--net=/run/netns/${opts.netns}`, CAPSULE_BIN, ...args]]
+    : [CAPSULE_BIN, args];
+  const child = spawn(command, argv, {
     stdio: ['ignore', log, log],
     env: { ...process.env, CAPSULE_LOG: opts.logFile ? 'info' : 'silent', CAPSULE_WARM_POOL_SIZE: '0', ...opts.env },
   });
   if (typeof log === 'number') fs.closeSync(log);
-  for (let i = 0; i < 400; i++) {
+  for (let i = 0; i < (opts.waitMs ?? 20_000) / 50; i++) {
     if (
-      await fetch(`http://127.0.0.1:${port}/healthz`).then(
+      await fetch(`http://${host}:${port}/healthz`).then(
         (r) => r.ok,
         () => false,
       )
     ) {
       const apiKey = fs.readFileSync(path.join(dataDir, 'admin-key'), 'utf8').trim();
-      return { child, capsule: new Capsule({ baseUrl: `http://127.0.0.1:${port}`, apiKey }) };
+      return { child, capsule: new Capsule({ baseUrl: `http://${host}:${port}`, apiKey }) };
     }
     await new Promise((r) => setTimeout(r, 50));
   }

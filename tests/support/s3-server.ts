@@ -12,19 +12,20 @@ export interface TestS3 {
   close(): Promise<void>;
 }
 
-export async function startS3(buckets: string[]): Promise<TestS3> {
+/** `address`: where it listens (loopback unless a test's network namespaces must reach it). */
+export async function startS3(buckets: string[], address = '127.0.0.1'): Promise<TestS3> {
   const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-test-s3-'));
   const server = new S3rver({
     port: 0,
-    address: '127.0.0.1',
+    address,
     directory,
     silent: true,
     configureBuckets: buckets.map((name) => ({ name, configs: [] })),
   });
-  const { address, port } = await server.run();
+  const { address: listening, port } = await server.run();
   return {
     config: {
-      endpoint: `http://${address}:${port}`,
+      endpoint: `http://${listening}:${port}`,
       region: 'us-east-1',
       accessKeyId: 'S3RVER',
       secretAccessKey: 'S3RVER',
