@@ -18,8 +18,16 @@ test(
     const snapshotDir = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-storm-'));
     fs.chmodSync(snapshotDir, 0o755);
     try {
+      // five cold boots at once under TCG, beside whatever test runs alongside, on 2 cores: a boot may take well
+      // over the default 90 s (a CI run saw 4 of them time out beside a snapshot rebuild), and boot time is not
+      // what this test is about
       await withTestServer(
-        { snapshotDir, snapshotsPerRuntime: 2, systemQuota: { maxVms: 1, maxMemoryMib: 8192 } },
+        {
+          snapshotDir,
+          snapshotsPerRuntime: 2,
+          systemQuota: { maxVms: 1, maxMemoryMib: 8192 },
+          bootTimeoutMs: 300_000,
+        },
         async (server) => {
           await server.snapshotsBuilt;
           const shapes = [320, 352, 384, 416, 448];
