@@ -2,7 +2,8 @@
 // reached over a veth pair from two api nodes (`--role api`) in the machine's namespace; one Postgres (its unix
 // socket), one S3 server on an address of the machine's every namespace routes to. Launches through the api nodes
 // spread over the three; exec and files reach each through either api node; a host killed with its QEMUs loses its
-// running VM (FAILED "host h1 lost") and its suspended one resumes on another host with its memory.
+// running VM (FAILED "host h1 lost", then terminated through an api node while h1 is down) and its suspended one
+// resumes on another host with its memory.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
@@ -160,6 +161,9 @@ describe('three hosts in their own network namespaces, behind two api nodes', ()
       30_000,
     );
     assert.equal(failed.failureReason, 'host h1 lost');
+    // it ends through an api node while h1 stays down: nobody waits on a machine that may not come back
+    const ended = await (await node('a2').capsule.microvms.get(running.id)).terminate();
+    assert.equal(ended.state, 'TERMINATED');
     const resumed = await (await node('a1').capsule.microvms.get(asleep.id)).resume();
     assert.equal(resumed.state, 'RUNNING');
     const moved = await node('a2').capsule.microvms.get(asleep.id);

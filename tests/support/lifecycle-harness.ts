@@ -50,6 +50,8 @@ export interface Harness {
   logs: Array<Record<string, unknown>>;
   /** A new service on the same store, hypervisor and networks (the old one shut down first), recovered. */
   restart(): Promise<MicroVMService>;
+  /** Another server's service on the same store (and fakes), as host `hostId`; shut down by close(). */
+  serverOn(hostId: string): MicroVMService;
   close(): Promise<void>;
 }
 
@@ -104,8 +106,8 @@ async function lifecycleHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const hypervisor = new FakeHypervisor();
   const networks = new FakeNetworks();
   const metrics = new Metrics();
-  const deps = (): ServiceDeps => ({
-    config,
+  const deps = (hostId = config.hostId): ServiceDeps => ({
+    config: { ...config, hostId },
     store,
     runtimes: { list: () => [RUNTIME], get: () => RUNTIME },
     accelerator: { accelerator: 'tcg', reason: 'unit test' },
@@ -124,10 +126,11 @@ async function lifecycleHarness(opts: HarnessOptions = {}): Promise<Harness> {
       suspendedDir: path.join(dataDir, 'suspended'),
       imagesDir: path.join(dataDir, 'images'),
       defaults: config.defaultQuotas,
-      hostId: config.hostId,
+      hostId,
     }),
     hypervisor,
   });
+  const others: MicroVMService[] = [];
   let service = new MicroVMService(deps());
   const harness: Harness = {
     get service() {
@@ -144,8 +147,13 @@ async function lifecycleHarness(opts: HarnessOptions = {}): Promise<Harness> {
       await service.recover();
       return service;
     },
+    serverOn(hostId) {
+      const other = new MicroVMService(deps(hostId));
+      others.push(other);
+      return other;
+    },
     async close() {
-      await service.shutdown();
+      for (const other of [service, ...others]) await other.shutdown();
       for (const vm of hypervisor.running) await vm.stop();
       await store.close();
       fs.rmSync(dataDir, { recursive: true, force: true });

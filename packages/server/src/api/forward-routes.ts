@@ -7,8 +7,11 @@ import { awsSegments } from './aws/handler.js';
 export type ForwardRoute =
   /** POST a MicroVM: placed. `aws`: the AWS API's (its caller is checked by the host, not here). */
   | { kind: 'launch'; aws: boolean }
-  /** A MicroVM's work; `resume`: an explicit resume (placed in turn when its host is gone and its state shared). */
-  | { kind: 'microvm'; id: string; resume: boolean; aws: boolean }
+  /**
+   * A MicroVM's work; `resume`: an explicit resume (placed in turn when its host is gone and its state shared);
+   * `terminate`: its end (answered anywhere when its host is down: lifecycle/host-gone.ts).
+   */
+  | { kind: 'microvm'; id: string; resume: boolean; terminate: boolean; aws: boolean }
   /** An image version's build log: on the host that builds it. */
   | { kind: 'build-log'; name: string; version: number }
   /** A new image version, built on a host (forwarded only by a server that runs no VM). */
@@ -40,7 +43,8 @@ export function forwardRouteOf(method: string, rawUrl: string): ForwardRoute | n
   const match = VM_PATH.exec(path);
   if (!match || (method === 'GET' && (match[2] ?? '/') === '/')) return null;
   const id = decoded(match[1]);
-  return id === null ? null : { kind: 'microvm', id, resume: match[2] === '/resume', aws: false };
+  const terminate = method === 'DELETE' && (match[2] ?? '/') === '/';
+  return id === null ? null : { kind: 'microvm', id, resume: match[2] === '/resume', terminate, aws: false };
 }
 
 /**
@@ -61,5 +65,6 @@ function awsRouteOf(method: string, segments: string[]): ForwardRoute | null {
   const changes =
     (method === 'DELETE' && action === undefined) || (method === 'POST' && /^(suspend|resume)$/.test(action ?? ''));
   const id = changes ? decoded(rawId) : null;
-  return id === null ? null : { kind: 'microvm', id, resume: action === 'resume', aws: true };
+  const terminate = method === 'DELETE';
+  return id === null ? null : { kind: 'microvm', id, resume: action === 'resume', terminate, aws: true };
 }

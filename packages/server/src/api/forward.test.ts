@@ -22,7 +22,7 @@ const host = (id: string): HostRecord => ({
   ready: [],
 });
 
-/** A server among `hosts`: h1, or (`api`) a server that runs no VM. */
+/** A server among `hosts`: h1, or (`api`) a server that runs no VM; `down`: ids of hosts down, or `id=state`. */
 function forwarder(hosts: string[], usedMib: Record<string, number> = {}, down: string[] = [], api = false): Forwarder {
   const suspendedOn = (id: string, hostId: string, suspendedBlob: string | null) =>
     sampleRecord(id, { tenantId: 'acme', hostId, state: 'SUSPENDED', suspendedBlob });
@@ -41,7 +41,11 @@ function forwarder(hosts: string[], usedMib: Record<string, number> = {}, down: 
   return new Forwarder(
     {
       getMicroVM: async (id) => records.get(id) ?? null,
-      listHosts: async () => hosts.map((id) => ({ ...host(id), state: down.includes(id) ? 'down' : 'ready' })),
+      listHosts: async () =>
+        hosts.map((id) => {
+          const marked = down.map((d) => d.split('=')).find(([name]) => name === id);
+          return { ...host(id), state: marked ? ((marked[1] ?? 'down') as HostRecord['state']) : 'ready' };
+        }),
       findApiKey: async (hash) => keys.get(hash) ?? null,
       hostUsage: async () =>
         new Map(Object.entries(usedMib).map(([id, memoryMib]) => [id, { vcpus: 1, memoryMib, microvms: 1 }])),
@@ -314,4 +318,24 @@ test('a launch goes first to a host that has its image ready, its body sent as i
   assert.deepEqual(h2.got, ['h1 {"imageName":"base"}'], 'none has it ready: the most memory free');
   assert.equal(await launch('not json'), 201);
   assert.deepEqual(h2.got.at(-1), 'h1 not json', 'sent on as it came: its host answers it');
+});
+
+test("a terminate of a down host's VM is answered where it arrives; a draining host's goes to that host", async () => {
+  const awsDelete = { authorization: 'AWS4-HMAC-SHA256 Credential=x' };
+  for (const down of [forwarder(['h1', 'h2'], {}, ['h2']), forwarder(['h1', 'h2'], {}, ['h2'], true)])
+    for (const request of [
+      req('DELETE', '/v1/microvms/mvm-there'),
+      req('DELETE', '/v1/microvms/mvm-moving'),
+      req('DELETE', '/v1/microvms/mvm-stuck'),
+      req('DELETE', '/2025-09-09/microvms/mvm-moving', awsDelete),
+    ])
+      assert.equal(await down.target(request), null, request.url);
+  // its other work still waits for its host, or moves with its shared state
+  assert.equal(
+    (await forwarder(['h1', 'h2'], {}, ['h2']).target(req('POST', '/v1/microvms/mvm-there/exec')))?.hostId,
+    'h2',
+  );
+  const draining = forwarder(['h1', 'h2', 'h3'], {}, ['h2=draining']);
+  for (const id of ['mvm-there', 'mvm-moving', 'mvm-stuck'])
+    assert.equal((await draining.target(req('DELETE', `/v1/microvms/${id}`)))?.hostId, 'h2', id);
 });

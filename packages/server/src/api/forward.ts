@@ -23,7 +23,7 @@ import type { HostRecord } from '../store/hosts.js';
 import { LIVE_STATES } from '../store/states.js';
 import type { Store } from '../store/types.js';
 import { authenticate } from './auth.js';
-import { forwardRouteOf } from './forward-routes.js';
+import { type ForwardRoute, forwardRouteOf } from './forward-routes.js';
 import { readBody, rejectUpgrade, sendError } from './http.js';
 
 /** Hosts' URLs are read again at most this often. */
@@ -64,6 +64,8 @@ function responseHead(answer: http.IncomingMessage, connection?: string): string
   if (connection) lines.push(`connection: ${connection}`);
   return `${lines.join('\r\n')}\r\n\r\n`;
 }
+
+type PlacementRows = { hosts: HostRecord[]; usage: Awaited<ReturnType<Store['hostUsage']>> };
 
 export interface ForwardTarget {
   hostId: string;
@@ -123,7 +125,7 @@ export class Forwarder {
     if (route.kind === 'launch') return this.placeLaunch(req, route.aws);
     if (route.kind === 'build') return this.runsVms ? null : this.anyHost(req, route.aws);
     if (route.kind === 'build-log') return this.buildLogTarget(req, hosts, route.name, route.version);
-    return this.microvmTarget(req, hosts, route.id, route.resume, route.aws);
+    return this.microvmTarget(req, hosts, route);
   }
 
   /**
@@ -133,16 +135,21 @@ export class Forwarder {
   private async microvmTarget(
     req: http.IncomingMessage,
     hosts: ReadonlyMap<string, HostRecord>,
-    id: string,
-    resume: boolean,
-    aws: boolean,
+    { id, resume, terminate, aws }: Extract<ForwardRoute, { kind: 'microvm' }>,
   ): Promise<ForwardTarget | null> {
     const record = await this.store.getMicroVM(id);
     if (!record || record.hostId === null || record.hostId === this.hostId) return null;
     const host = hosts.get(record.hostId);
     if (!host) return null;
     if (!aws && (await authenticate(req, this.store).catch(() => null))?.tenantId !== record.tenantId) return null;
-    if (record.state === 'SUSPENDED' && !hostServes(host))
+    // a down host's VM ends where it is asked (read afresh: the cached list may predate its going down)
+    if (
+      terminate &&
+      !hostServes(host) &&
+      (await this.store.listHosts()).some((h) => h.id === host.id && h.state === 'down')
+    )
+      return null;
+    if (record.state === 'SUSPENDED' && !hostServes(host) && !terminate)
       // its state shared: it resumes where placement says; else answered here (it waits for its host: 502)
       return record.suspendedBlob ? this.placeMove(req, record.hostId, resume) : null;
     return { hostId: record.hostId, url: new URL(req.url ?? '/', host.advertiseUrl) };
@@ -181,13 +188,24 @@ export class Forwarder {
     return ranked.length === 0 || ranked[0].hostId === this.hostId ? null : ranked[0];
   }
 
-  /** Hosts placement would pick for `req`, best first, leaving out `excluded`; `want`: its launch keys. */
-  private async ranked(
+  /** Hosts placement would pick for `req`, best first, leaving out `excluded`. */
+  private async ranked(req: http.IncomingMessage, excluded: string[] = []): Promise<ForwardTarget[]> {
+    return this.rank(req, await this.placementRows(), excluded);
+  }
+
+  /** The hosts and what their VMs take now: one read, ranked as often as needed. */
+  private async placementRows(): Promise<PlacementRows> {
+    const [hosts, usage] = await Promise.all([this.store.listHosts(), this.store.hostUsage(LIVE_STATES)]);
+    return { hosts, usage };
+  }
+
+  /** `rows` ranked for `req` (placement.ts), leaving out `excluded`; `want`: its launch keys. */
+  private rank(
     req: http.IncomingMessage,
+    { hosts, usage }: PlacementRows,
     excluded: string[] = [],
     want: readonly string[] = [],
-  ): Promise<ForwardTarget[]> {
-    const [hosts, usage] = await Promise.all([this.store.listHosts(), this.store.hostUsage(LIVE_STATES)]);
+  ): ForwardTarget[] {
     return rankHosts(hosts, usage, { strategy: this.strategy, want })
       .filter((h) => !excluded.includes(h.id))
       .map((h) => ({ hostId: h.id, url: new URL(req.url ?? '/', h.advertiseUrl) }));
@@ -209,12 +227,13 @@ export class Forwarder {
   private async placeLaunch(req: http.IncomingMessage, aws: boolean): Promise<ForwardTarget | null> {
     const caller = aws ? null : await authenticate(req, this.store).catch(() => null);
     if (!aws && !caller) return null;
-    const placed = this.inTurn(await this.ranked(req));
+    const rows = await this.placementRows();
+    const placed = this.inTurn(this.rank(req, rows));
     if (!placed || !caller) return placed;
     const body = await readBody(req, LAUNCH_BODY_LIMIT);
     const imageName = imageNameOf(body);
     const want = imageName ? launchKeysOf(caller.tenantId, imageName) : [];
-    return { ...(this.inTurn(await this.ranked(req, [], want)) ?? placed), body };
+    return { ...(this.inTurn(this.rank(req, rows, [], want)) ?? placed), body };
   }
 
   /**

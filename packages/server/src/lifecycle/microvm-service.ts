@@ -26,6 +26,7 @@ import { HostRoom, QuotaGate } from './quotas.js';
 import { LaunchRate, SessionLimits } from './limits.js';
 import { appLogTail } from '../images/app-start.js';
 import { notifyHook } from '../images/hooks.js';
+import { onDownHost, terminateWithoutHost } from './host-gone.js';
 import { recoverMicroVMs, stopGivenUpVms, suspendDirOf } from './recovery.js';
 import { SuspendedStates } from './suspended-transfer.js';
 import { VmOperations } from './vm-operations.js';
@@ -214,6 +215,8 @@ export class MicroVMService {
       networks: this.deps.networks,
       jailer: this.deps.jailer,
       running: this.running,
+      suspendedDir: this.suspendedDir,
+      hostId: this.deps.config.hostId,
     });
   }
 
@@ -345,7 +348,10 @@ export class MicroVMService {
     // let a suspend or resume in flight finish first: it owns the VM's files until it does
     await this.ops.inFlight(id)?.catch(() => undefined);
     await this.ops.settled(id);
-    const record = await this.getHere(tenantId, id, 'terminate');
+    const record = await this.get(tenantId, id);
+    // a down host's VM ends here; anything else only on its host
+    if (await onDownHost(this.core, record)) return terminateWithoutHost(this.core, record);
+    assertOnThisHost(record, this.deps.config.hostId, 'terminate');
     await this.transition(record, 'TERMINATING', 'terminate');
     const machine = this.running.get(id);
     if (!machine && record.state === 'PENDING') return (await this.deps.store.getMicroVM(id))!; // run() finishes it

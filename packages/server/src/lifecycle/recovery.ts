@@ -83,10 +83,10 @@ export async function recoverMicroVMs(ctx: {
   await reclaimUids(store, hostId, jailer, log);
   await sweepSuspendedDirs(ctx);
   // a suspend answers once its state is durable; its QEMU's exit and namespace's release follow, and a
-  // server that died in between left them: they go now. So do VMs given up with this host while it was down.
-  for (const record of await store.listMicroVMsInStates(['SUSPENDED', 'FAILED'], hostId)) {
-    if (record.qemuPid === null && record.netSlot === null) continue;
-    if (record.state === 'FAILED')
+  // server that died in between left them: they go now. So do VMs given up with this host while it was down, and
+  // those another server terminated meanwhile (host-gone.ts).
+  for (const record of await store.listMicroVMsLeftHolding(hostId)) {
+    if (record.state !== 'SUSPENDED')
       fs.rmSync(suspendDirOf(ctx.suspendedDir, record.id), { recursive: true, force: true });
     await killLeftover(record, jailer);
     await networks.release(record.id, record.netSlot);
@@ -156,15 +156,19 @@ export async function recoverMicroVMs(ctx: {
 }
 
 /**
- * Suspend directories no VM of this host needs: its record gone, ended, or moved to another host while this one
- * was down (take-over.ts). A resumed VM's disk stays in its suspend directory, so RUNNING ones keep theirs.
+ * Suspend directories no VM of this host needs: its record gone, ended, or (`moved`) moved to another host while
+ * this one was down (take-over.ts; only at start: a take-over under way fetches into a directory of another host's
+ * VM). A resumed VM's disk stays in its suspend directory, so RUNNING ones keep theirs.
  */
-async function sweepSuspendedDirs(ctx: { store: Store; log: Logger; suspendedDir: string; hostId: string }) {
+async function sweepSuspendedDirs(
+  ctx: { store: Store; log: Logger; suspendedDir: string; hostId: string },
+  moved = true,
+) {
   const ids = fs.existsSync(ctx.suspendedDir) ? fs.readdirSync(ctx.suspendedDir) : [];
   for (const id of ids) {
     const record = await ctx.store.getMicroVM(id);
     const ended = !record || record.state === 'TERMINATED' || record.state === 'FAILED';
-    if (!ended && (record.hostId === null || record.hostId === ctx.hostId)) continue;
+    if (!ended && (!moved || record.hostId === null || record.hostId === ctx.hostId)) continue;
     fs.rmSync(suspendDirOf(ctx.suspendedDir, id), { recursive: true, force: true });
     ctx.log.info('removed a suspended state this host no longer holds', { id, hostId: record?.hostId ?? null });
   }
@@ -172,7 +176,8 @@ async function sweepSuspendedDirs(ctx: { store: Store; log: Logger; suspendedDir
 
 /**
  * This host was given up as down while it ran (host-lease.ts): every VM it runs whose record is no longer
- * live (another node recorded it FAILED, "host … lost") is stopped, and what it held is released.
+ * live (another node recorded it FAILED, "host … lost") is stopped, and what it held is released; so are the
+ * suspended files of VMs another server terminated meanwhile (host-gone.ts).
  */
 export async function stopGivenUpVms(ctx: {
   store: Store;
@@ -180,6 +185,8 @@ export async function stopGivenUpVms(ctx: {
   networks: VmNetworkPort;
   jailer: Jailer;
   running: RunningVms;
+  suspendedDir: string;
+  hostId: string;
 }): Promise<void> {
   for (const [id, machine] of [...ctx.running.entries()]) {
     const record = await ctx.store.getMicroVM(id);
@@ -191,4 +198,5 @@ export async function stopGivenUpVms(ctx: {
     if (record) await ctx.store.updateMicroVM(id, { qemuPid: null, netSlot: null });
     ctx.log.warn('stopped a MicroVM this host no longer runs', { id, state: record?.state ?? 'gone' });
   }
+  await sweepSuspendedDirs(ctx, false);
 }

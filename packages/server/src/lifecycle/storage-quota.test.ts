@@ -14,6 +14,7 @@ import { SqliteDriver } from '../store/sqlite-driver.js';
 import { pendingRecord } from './records.js';
 import { StorageMeter } from './storage-quota.js';
 import { effectiveQuotas } from './quotas.js';
+import { until } from '../../../../tests/support/until.js';
 
 const MIB = 1 << 20;
 const DEFAULTS: TenantQuotas = { maxRunningMicroVMs: 10, maxVcpus: 20, maxMemoryMib: 8192, maxStorageMib: 100 };
@@ -155,20 +156,26 @@ test("across hosts: another host's VMs count as their host recorded them, on any
     writeRandom(file, mib * MIB);
     return record;
   };
-  await vmOn('h1', 'RUNNING', 3);
-  await vmOn('h2', 'SUSPENDED', 5);
+  const onH1 = await vmOn('h1', 'RUNNING', 3);
+  const onH2 = await vmOn('h2', 'SUSPENDED', 5);
   const [h1, h2, api] = [meterOf('h1'), meterOf('h2'), meterOf(null)];
   const near = (actual: number, expected: number, what: string) =>
     assert.ok(actual >= expected && actual < expected + 0.2, `${what}: ${actual} vs ${expected}`);
   // h2 has not measured yet: h1 sees only its own
   near((await h1.usage('ten-a')).totalMib, 3, 'h1 before h2 recorded');
+  // a check only reads: what a host holds is written by its recording rounds alone
+  assert.equal((await store.microVMStorage([onH1.id, onH2.id])).size, 0);
   h2.startRecording(60_000);
   t.after(() => h2.stopRecording());
-  await h2.usage('ten-a'); // h2 measures (and records) its own, and reads h1's
+  await until('h2 records its own', async () => (await store.microVMStorage([onH2.id])).size === 1);
   h1.forget('ten-a');
   const fromH1 = await h1.usage('ten-a');
   near(fromH1.overlaysMib, 3, 'h1 measures its own');
   near(fromH1.suspendedMib, 5, "h2's as h2 recorded it");
+  // the api node reads both as their hosts recorded them
+  h1.startRecording(60_000);
+  t.after(() => h1.stopRecording());
+  await until('h1 records its own', async () => (await store.microVMStorage([onH1.id])).size === 1);
   const fromApi = await api.usage('ten-a');
   near(fromApi.totalMib, 8, 'a server with no VMs, from the records');
   await store.insertTenant({ id: 'ten-a', name: 'a', quotas: { ...DEFAULTS, maxStorageMib: 8 }, createdAt: '' });

@@ -10,9 +10,9 @@
 // Usage is measured (allocated blocks, object sizes), not estimated, and kept for a short while so a
 // burst of launches costs one walk; anything that adds or frees bytes forgets the tenant's figure.
 //
-// Across hosts: a VM's files are on its host, so each host measures its own VMs (when it measures a tenant, and
-// all of them every RECORD_INTERVAL_MS) and records what it found in the store (store/microvm-storage.ts); another
-// host's VMs count as their host last recorded them. An api node (no host id here) measures none itself.
+// Across hosts: a VM's files are on its host, so each host measures its own VMs every RECORD_INTERVAL_MS and records
+// what it found in the store (store/microvm-storage.ts); a check measures this host's VMs afresh, and another host's
+// count as their host last recorded them. An api node (no host id here) measures none itself.
 import path from 'node:path';
 import {
   CapsuleError,
@@ -57,10 +57,17 @@ export class StorageMeter {
 
   /** Record what each of this host's VMs holds now and every RECORD_INTERVAL_MS (failures: the next round). */
   startRecording(intervalMs = RECORD_INTERVAL_MS): void {
+    const { store, hostId } = this.deps;
     const round = async () => {
-      const vms = await this.deps.store.listMicroVMsInStates([...LIVE_FILE_STATES]);
-      await this.record(vms.filter((vm) => this.here(vm)));
-      await this.deps.store.dropEndedMicroVMStorage();
+      if (hostId === null) return;
+      // a host's VMs all name it (records from before hosts are claimed at its registration)
+      const bytes = await this.measureFiles(await store.listMicroVMsInStates([...LIVE_FILE_STATES], hostId));
+      if (bytes.size > 0)
+        await store.recordMicroVMStorage(
+          hostId,
+          [...bytes].map(([id, b]) => ({ id, bytes: b })),
+        );
+      await store.dropEndedMicroVMStorage();
     };
     const tick = () => void round().catch(() => undefined);
     this.timer = setInterval(tick, intervalMs);
@@ -122,8 +129,8 @@ export class StorageMeter {
     return this.deps.hostId !== null && (vm.hostId === null || vm.hostId === this.deps.hostId);
   }
 
-  /** What each of `vms` (this host's) holds, measured now, and recorded for the other servers. */
-  private async record(vms: MicroVMRecord[]): Promise<Map<string, number>> {
+  /** What each of `vms` (this host's) holds on its disk now. */
+  private async measureFiles(vms: MicroVMRecord[]): Promise<Map<string, number>> {
     const bytes = new Map<string, number>();
     // a resumed VM runs on the disk it was suspended with (in its suspend directory): it counts as an overlay
     for (const vm of vms)
@@ -132,18 +139,14 @@ export class StorageMeter {
         (await allocatedBytes(suspendDirOf(this.deps.suspendedDir, vm.id))) +
           (await allocatedBytes(vm.vmDir ?? path.join(this.deps.vmsDir, vm.id))),
       );
-    if (this.deps.hostId !== null && bytes.size > 0)
-      await this.deps.store.recordMicroVMStorage(
-        this.deps.hostId,
-        [...bytes].map(([id, b]) => ({ id, bytes: b })),
-      );
     return bytes;
   }
 
   private async measure(tenantId: string): Promise<StorageUsage> {
     const { store, blobs, imagesDir } = this.deps;
-    const vms = (await store.listMicroVMsInStates([...LIVE_FILE_STATES])).filter((vm) => vm.tenantId === tenantId);
-    const here = await this.record(vms.filter((vm) => this.here(vm)));
+    const vms = await store.listTenantMicroVMsInStates(tenantId, [...LIVE_FILE_STATES]);
+    // this host's own, measured now (only read: its recording rounds tell the other servers)
+    const here = await this.measureFiles(vms.filter((vm) => this.here(vm)));
     const elsewhere = await store.microVMStorage(vms.filter((vm) => !this.here(vm)).map((vm) => vm.id));
     let suspended = 0;
     let overlays = 0;

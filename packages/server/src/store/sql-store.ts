@@ -238,6 +238,24 @@ export class SqlStore implements Store {
     return rows.map(fromRow);
   }
 
+  async listTenantMicroVMsInStates(tenantId: string, states: MicroVMState[]): Promise<MicroVMRecord[]> {
+    if (states.length === 0) return [];
+    const rows = await this.db.query(
+      `SELECT * FROM microvms WHERE state IN (${placeholders(states.length)}) AND tenant_id = $${states.length + 1}`,
+      [...states, tenantId],
+    );
+    return rows.map(fromRow);
+  }
+
+  async listMicroVMsLeftHolding(hostId: string): Promise<MicroVMRecord[]> {
+    const rows = await this.db.query(
+      "SELECT * FROM microvms WHERE host_id = $1 AND state IN ('SUSPENDED', 'FAILED', 'TERMINATED') AND " +
+        '(qemu_pid IS NOT NULL OR net_slot IS NOT NULL)',
+      [hostId],
+    );
+    return rows.map(fromRow);
+  }
+
   publishSuspendedBlob(id: string, suspendedAt: string, key: string): Promise<boolean> {
     return suspendedBlobs.publishSuspendedBlob(this.db, id, suspendedAt, key);
   }

@@ -302,6 +302,43 @@ for (const backend of BACKENDS) {
       assert.deepEqual(full, record('mvm-04', { state: 'TERMINATED', imageName: 'python', metadata: {} }));
     });
 
+    test("listMicroVMsLeftHolding: a host's VMs that run nothing but still name a QEMU or namespace", async (t) => {
+      const store = await openStore(t);
+      const rows: Array<[string, Partial<MicroVMRecord>]> = [
+        ['mvm-ended', { state: 'TERMINATED', netSlot: 3 }],
+        ['mvm-failed', { state: 'FAILED', qemuPid: 4242 }],
+        ['mvm-parked', { state: 'SUSPENDED', netSlot: 5 }],
+        ['mvm-clean', { state: 'TERMINATED' }],
+        ['mvm-live', { state: 'RUNNING', netSlot: 6, qemuPid: 4343 }],
+        ['mvm-elsewhere', { state: 'FAILED', netSlot: 7, hostId: 'h2' }],
+      ];
+      for (const [id, fields] of rows)
+        await store.insertMicroVM(record(id, { hostId: 'h1', qemuPid: null, netSlot: null, ...fields }));
+      assert.deepEqual(ids(await store.listMicroVMsLeftHolding('h1')).sort(), [
+        'mvm-ended',
+        'mvm-failed',
+        'mvm-parked',
+      ]);
+      assert.deepEqual(ids(await store.listMicroVMsLeftHolding('h3')), []);
+    });
+
+    test("recordMicroVMStorage: many VMs' bytes at once; a later measure, or another host's, replaces", async (t) => {
+      const store = await openStore(t);
+      const many = Array.from({ length: 450 }, (_, i) => ({ id: `mvm-${String(i).padStart(3, '0')}`, bytes: i }));
+      await store.recordMicroVMStorage('h1', many);
+      await store.recordMicroVMStorage('h2', [{ id: 'mvm-007', bytes: 7_000 }]);
+      const read = await store.microVMStorage(['mvm-000', 'mvm-007', 'mvm-449', 'mvm-none']);
+      assert.deepEqual([...read].sort(), [
+        ['mvm-000', 0],
+        ['mvm-007', 7_000],
+        ['mvm-449', 449],
+      ]);
+      // rows of VMs that ended go
+      await store.insertMicroVM(record('mvm-449', { state: 'TERMINATED' }));
+      assert.equal(await store.dropEndedMicroVMStorage(), 1);
+      assert.equal((await store.microVMStorage(['mvm-449'])).size, 0);
+    });
+
     test('api keys: insert, find, insert twice is harmless', async (t) => {
       const store = await openStore(t);
       assert.equal(await store.findApiKey('hash-1'), null);

@@ -187,6 +187,13 @@ export interface Store {
   listMicroVMs(filter: ListFilter): Promise<MicroVMRecord[]>;
   /** Every tenant's MicroVMs in these states; with `hostId`, only that host's. */
   listMicroVMsInStates(states: MicroVMState[], hostId?: string): Promise<MicroVMRecord[]>;
+  /** One tenant's MicroVMs in these states, on any host. */
+  listTenantMicroVMsInStates(tenantId: string, states: MicroVMState[]): Promise<MicroVMRecord[]>;
+  /**
+   * `hostId`'s MicroVMs that run nothing (SUSPENDED, FAILED, TERMINATED) yet still name a QEMU or a namespace there:
+   * left by a server that died, or ended by another server while that host was down.
+   */
+  listMicroVMsLeftHolding(hostId: string): Promise<MicroVMRecord[]>;
   /**
    * Record that a SUSPENDED VM's state is in the blob store under `key`: only while it is still the suspend of
    * `suspendedAt` and no resume holds it (a resume or another suspend since makes it stale); false if not.
