@@ -31,7 +31,10 @@ import { VmResolver, type Upstream } from './resolver.js';
 import { NameProxy } from './name-proxy.js';
 import { FlowLog } from './flow-log.js';
 
-/** Who made each namespace: a server's data dir, and the VM it serves (null while pooled). */
+/**
+ * Who made each namespace: a server's data dir, and the VM it serves (null while pooled). Written before the
+ * namespace is made (a claim on its slot), so a server killed at any step leaves a namespace its next start knows.
+ */
 const OWNERS_DIR = '/run/capsule/netns';
 const ORPHAN_GRACE_MS = 60_000;
 /** How long after taking a namespace the pool starts making its replacement. */
@@ -117,6 +120,7 @@ export class VmNetworks {
         this.log.info('removed a network namespace left behind', { netns: name, vm: owner?.vmId ?? null });
       }
     }
+    this.sweepClaims();
     this.refill();
   }
 
@@ -281,8 +285,18 @@ export class VmNetworks {
         learned: [],
       };
       const tap = !this.config.jailMakesTaps;
-      if (!(await createNamespace(addresses, namespaceRuleset(input), { tap }))) continue; // another server took it
-      this.setOwner(addresses, null);
+      if (!this.claim(addresses)) continue; // another server is making it, or its leftover waits for a sweep
+      let made: boolean;
+      try {
+        made = await createNamespace(addresses, namespaceRuleset(input), { tap });
+      } catch (err) {
+        this.unclaim(addresses); // nothing of it is left
+        throw err;
+      }
+      if (!made) {
+        this.unclaim(addresses); // made by a server that claims none (an older one)
+        continue;
+      }
       const flows = new FlowLog();
       flows.start(addresses.netns);
       return { addresses, flows };
@@ -334,8 +348,44 @@ export class VmNetworks {
     fs.rmSync(path.join(OWNERS_DIR, addresses.netns), { force: true });
   }
 
+  /** The slot's owner file made for this server if none is there: false when another holds it. */
+  private claim(addresses: SlotAddresses): boolean {
+    try {
+      fs.writeFileSync(path.join(OWNERS_DIR, addresses.netns), this.ownerText(null), { flag: 'wx' });
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw err;
+    }
+  }
+
+  private unclaim(addresses: SlotAddresses): void {
+    fs.rmSync(path.join(OWNERS_DIR, addresses.netns), { force: true });
+  }
+
+  /**
+   * Claims with no namespace (a server killed between its claim and `ip netns add`, or between deleting one and
+   * its claim): this server's, those of a server whose data dir is gone, and unreadable ones once old (one being
+   * written is empty for a moment). Another live server's may be on its way to a namespace.
+   */
+  private sweepClaims(): void {
+    for (const name of fs.readdirSync(OWNERS_DIR)) {
+      const file = path.join(OWNERS_DIR, name);
+      if (fs.existsSync(netnsPath(name))) continue;
+      const owner = this.ownerOf(name);
+      const stale =
+        owner === null && Date.now() - (fs.statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? 0) > ORPHAN_GRACE_MS;
+      if (stale || owner?.dataDir === this.config.dataDir || (owner && !fs.existsSync(owner.dataDir)))
+        fs.rmSync(file, { force: true });
+    }
+  }
+
+  private ownerText(vmId: string | null): string {
+    return JSON.stringify({ dataDir: this.config.dataDir, vmId });
+  }
+
   private setOwner(addresses: SlotAddresses, vmId: string | null): void {
-    fs.writeFileSync(path.join(OWNERS_DIR, addresses.netns), JSON.stringify({ dataDir: this.config.dataDir, vmId }));
+    fs.writeFileSync(path.join(OWNERS_DIR, addresses.netns), this.ownerText(vmId));
   }
 
   private ownerOf(netns: string): { dataDir: string; vmId: string | null } | null {
