@@ -14,8 +14,15 @@ export interface SqlExecutor {
 /** What a driver offers for changes other servers on the database make (Postgres NOTIFY/LISTEN). */
 export interface ChangeChannel {
   notify(channel: string, payload: string): Promise<void>;
-  /** Hear `channel`'s payloads until the returned stop. */
-  listen(channel: string, onPayload: (payload: string) => void): () => Promise<void>;
+  /**
+   * Hear `channel`'s payloads until the returned stop; `onResumed`: heard again after a time it could not hear (from
+   * `lostAtMs`), whose payloads are lost.
+   */
+  listen(
+    channel: string,
+    onPayload: (payload: string) => void,
+    onResumed?: (lostAtMs: number) => void,
+  ): () => Promise<void>;
 }
 
 export interface SqlDriver extends SqlExecutor {

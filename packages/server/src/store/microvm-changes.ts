@@ -1,13 +1,16 @@
 // Every MicroVM made or moved to a new state, told to whoever listens (the event stream, GET /v1/events), whichever
 // server of the cluster made the change: on Postgres each change is also sent with NOTIFY (its id, and which
 // process made it), and every process that has listeners LISTENs and reads the record again. On SQLite, one server
-// has the database: its own writes are all there are. A change made while a listener's connection is down is not
-// heard (the event stream's clients list again when they reconnect).
+// has the database: its own writes are all there are. When a listening connection was down, what changed meanwhile
+// is read from the MicroVMs' history once it hears again (REPLAY_MARGIN_MS earlier, for the servers' clocks) and
+// told: a record may be told twice, never missed.
 import { randomUUID } from 'node:crypto';
 import type { ChangeChannel } from './driver.js';
 import type { MicroVMRecord } from './types.js';
 
 const CHANNEL = 'capsule_microvm_changes';
+/** Changes written this long before a listener lost its connection are told again: servers' clocks differ a bit. */
+const REPLAY_MARGIN_MS = 5000;
 
 export class MicroVMChanges {
   private readonly listeners = new Set<(record: MicroVMRecord) => void>();
@@ -18,11 +21,18 @@ export class MicroVMChanges {
   constructor(
     private readonly channel: ChangeChannel | null,
     private readonly read: (id: string) => Promise<MicroVMRecord | null>,
+    /** MicroVMs with a change (made, or a new state) at or after an ISO time, oldest change first. */
+    private readonly changedSince: (sinceIso: string) => Promise<MicroVMRecord[]>,
   ) {}
 
   subscribe(listener: (record: MicroVMRecord) => void): () => void {
     this.listeners.add(listener);
-    this.stopListening ??= this.channel?.listen(CHANNEL, (payload) => void this.heard(payload)) ?? null;
+    this.stopListening ??=
+      this.channel?.listen(
+        CHANNEL,
+        (payload) => void this.heard(payload),
+        (lostAtMs) => void this.replay(lostAtMs),
+      ) ?? null;
     return () => this.listeners.delete(listener);
   }
 
@@ -47,6 +57,13 @@ export class MicroVMChanges {
     if (change.origin === this.origin || typeof change.id !== 'string' || this.listeners.size === 0) return;
     const record = await this.read(change.id).catch(() => null);
     if (record) this.tell(record);
+  }
+
+  /** What changed while this process could not hear: told now (a failed read: the next loss and resume tries). */
+  private async replay(lostAtMs: number): Promise<void> {
+    if (this.listeners.size === 0) return;
+    const since = new Date(lostAtMs - REPLAY_MARGIN_MS).toISOString();
+    for (const record of await this.changedSince(since).catch(() => [])) this.tell(record);
   }
 
   private tell(record: MicroVMRecord): void {

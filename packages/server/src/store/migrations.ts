@@ -232,4 +232,10 @@ export const MIGRATIONS: Array<{ version: number; sql: string }> = [
       ALTER TABLE hosts ADD COLUMN ready_json TEXT;
     `,
   },
+  {
+    version: 20,
+    sql: `
+      CREATE INDEX microvm_history_at ON microvm_history (at);
+    `,
+  },
 ];

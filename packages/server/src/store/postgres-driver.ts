@@ -51,7 +51,7 @@ export class PostgresDriver implements SqlDriver {
     ({ query: this.query, run: this.run, exec: this.exec } = executor(this.pool));
     this.changes = {
       notify: async (channel, payload) => void (await this.query('SELECT pg_notify($1, $2)', [channel, payload])),
-      listen: (channel, onPayload) => listenPostgres(connectionString, channel, onPayload),
+      listen: (channel, onPayload, onResumed) => listenPostgres(connectionString, channel, onPayload, onResumed),
     };
   }
 

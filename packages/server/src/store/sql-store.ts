@@ -28,56 +28,8 @@ import * as suspendedBlobs from './suspended-blobs.js';
 import * as storage from './microvm-storage.js';
 import * as keys from './keys.js';
 import * as idempotency from './idempotency-tokens.js';
-
-const COLUMNS: Array<[keyof MicroVMRecord, string, 'json' | 'plain']> = [
-  ['id', 'id', 'plain'],
-  ['tenantId', 'tenant_id', 'plain'],
-  ['state', 'state', 'plain'],
-  ['imageName', 'image_name', 'plain'],
-  ['imageVersion', 'image_version', 'plain'],
-  ['vcpuCount', 'vcpu_count', 'plain'],
-  ['memoryMib', 'memory_mib', 'plain'],
-  ['metadata', 'metadata_json', 'json'],
-  ['env', 'env_json', 'json'],
-  ['egress', 'egress', 'plain'],
-  ['maximumDurationSeconds', 'maximum_duration_seconds', 'plain'],
-  ['accelerator', 'accelerator', 'plain'],
-  ['launchedFrom', 'launched_from', 'plain'],
-  ['kernelRelease', 'kernel_release', 'plain'],
-  ['failureReason', 'failure_reason', 'plain'],
-  ['qemuPid', 'qemu_pid', 'plain'],
-  ['vmDir', 'vm_dir', 'plain'],
-  ['createdAt', 'created_at', 'plain'],
-  ['updatedAt', 'updated_at', 'plain'],
-  ['startedAt', 'started_at', 'plain'],
-  ['terminatedAt', 'terminated_at', 'plain'],
-  ['idlePolicy', 'idle_policy_json', 'json'],
-  ['lastActivityAt', 'last_activity_at', 'plain'],
-  ['suspendedAt', 'suspended_at', 'plain'],
-  ['network', 'network_json', 'json'],
-  ['netSlot', 'net_slot', 'plain'],
-  ['jailUid', 'jail_uid', 'plain'],
-  ['aws', 'aws_json', 'json'],
-  ['hostId', 'host_id', 'plain'],
-  ['suspendedBlob', 'suspended_blob', 'plain'],
-];
-const COLUMN_OF = new Map(COLUMNS.map(([field, column, kind]) => [field, { column, kind }]));
-
-function toColumns(patch: Partial<MicroVMRecord>): Array<[string, unknown]> {
-  const out: Array<[string, unknown]> = [];
-  for (const [field, value] of Object.entries(patch)) {
-    const spec = COLUMN_OF.get(field as keyof MicroVMRecord);
-    if (spec) out.push([spec.column, spec.kind === 'json' ? JSON.stringify(value) : value]);
-  }
-  return out;
-}
-
-function fromRow(row: Row): MicroVMRecord {
-  const record: Row = {};
-  for (const [field, column, kind] of COLUMNS)
-    record[field] = kind === 'json' ? JSON.parse(row[column] as string) : row[column];
-  return record as unknown as MicroVMRecord;
-}
+import * as lists from './microvm-lists.js';
+import { fromRow, placeholders, toColumns } from './microvm-rows.js';
 
 const tenantFromRow = (row: Row): TenantRecord => ({
   id: row.id as string,
@@ -89,15 +41,16 @@ const tenantFromRow = (row: Row): TenantRecord => ({
 /** Orders history entries written within one millisecond (transitions of one VM are serialized by their CAS). */
 let historyOrd = 0;
 
-const placeholders = (count: number, from = 1): string =>
-  Array.from({ length: count }, (_, i) => `$${from + i}`).join(', ');
-
 export class SqlStore implements Store {
   /** Each VM made or moved to a new state, as it is now, by any server on this database (microvm-changes.ts). */
   private readonly changes: MicroVMChanges;
 
   private constructor(private readonly db: SqlDriver) {
-    this.changes = new MicroVMChanges(db.changes ?? null, (id) => this.getMicroVM(id));
+    this.changes = new MicroVMChanges(
+      db.changes ?? null,
+      (id) => this.getMicroVM(id),
+      (sinceIso) => lists.microVMsChangedSince(this.db, sinceIso),
+    );
   }
 
   onMicroVMChange(listener: (record: MicroVMRecord) => void): () => void {
@@ -204,56 +157,20 @@ export class SqlStore implements Store {
     return row ? fromRow(row) : null;
   }
 
-  async listMicroVMs(filter: ListFilter): Promise<MicroVMRecord[]> {
-    const params: unknown[] = [filter.tenantId];
-    const where = ['tenant_id = $1'];
-    const param = (value: unknown): string => `$${params.push(value)}`;
-    if (filter.state) where.push(`state = ${param(filter.state)}`);
-    if (filter.imageName) where.push(`image_name = ${param(filter.imageName)}`);
-    if (filter.imageVersion !== undefined) where.push(`COALESCE(image_version, 1) = ${param(filter.imageVersion)}`);
-    if (filter.after) where.push(`id > ${param(filter.after)}`);
-    for (const [key, value] of Object.entries(filter.metadata ?? {})) {
-      // the key is compared as data, never spliced into a JSON path
-      where.push(
-        this.db.dialect === 'sqlite'
-          ? `EXISTS (SELECT 1 FROM json_each(metadata_json) WHERE json_each.key = ${param(key)} AND ` +
-              `json_each.value = ${param(value)})`
-          : `(metadata_json::jsonb ->> ${param(key)}::text) = ${param(value)}::text`,
-      );
-    }
-    const rows = await this.db.query(
-      `SELECT * FROM microvms WHERE ${where.join(' AND ')} ORDER BY id LIMIT ${param(filter.limit)}`,
-      params,
-    );
-    return rows.map(fromRow);
+  listMicroVMs(filter: ListFilter): Promise<MicroVMRecord[]> {
+    return lists.listMicroVMs(this.db, filter);
   }
 
-  async listMicroVMsInStates(states: MicroVMState[], hostId?: string): Promise<MicroVMRecord[]> {
-    if (states.length === 0) return [];
-    const onHost = hostId === undefined ? '' : ` AND host_id = $${states.length + 1}`;
-    const rows = await this.db.query(
-      `SELECT * FROM microvms WHERE state IN (${placeholders(states.length)})${onHost}`,
-      hostId === undefined ? states : [...states, hostId],
-    );
-    return rows.map(fromRow);
+  listMicroVMsInStates(states: MicroVMState[], hostId?: string): Promise<MicroVMRecord[]> {
+    return lists.listMicroVMsInStates(this.db, states, hostId);
   }
 
-  async listTenantMicroVMsInStates(tenantId: string, states: MicroVMState[]): Promise<MicroVMRecord[]> {
-    if (states.length === 0) return [];
-    const rows = await this.db.query(
-      `SELECT * FROM microvms WHERE state IN (${placeholders(states.length)}) AND tenant_id = $${states.length + 1}`,
-      [...states, tenantId],
-    );
-    return rows.map(fromRow);
+  listTenantMicroVMsInStates(tenantId: string, states: MicroVMState[]): Promise<MicroVMRecord[]> {
+    return lists.listTenantMicroVMsInStates(this.db, tenantId, states);
   }
 
-  async listMicroVMsLeftHolding(hostId: string): Promise<MicroVMRecord[]> {
-    const rows = await this.db.query(
-      "SELECT * FROM microvms WHERE host_id = $1 AND state IN ('SUSPENDED', 'FAILED', 'TERMINATED') AND " +
-        '(qemu_pid IS NOT NULL OR net_slot IS NOT NULL)',
-      [hostId],
-    );
-    return rows.map(fromRow);
+  listMicroVMsLeftHolding(hostId: string): Promise<MicroVMRecord[]> {
+    return lists.listMicroVMsLeftHolding(this.db, hostId);
   }
 
   publishSuspendedBlob(id: string, suspendedAt: string, key: string): Promise<boolean> {
