@@ -62,6 +62,8 @@ export interface HarnessOptions {
   images?: (store: SqlStore) => ServiceDeps['images'];
   /** Ready snapshots of the runtime (none: no snapshot and no warm pool). */
   snapshots?: ServiceDeps['snapshots'];
+  /** The blob store every host shares, for suspended state (none: it stays on its host). */
+  sharedBlobs?: ServiceDeps['sharedBlobs'];
 }
 
 /** A ready snapshot of the harness runtime at every shape, for a warm pool (files never read: the VMs are fake). */
@@ -129,6 +131,7 @@ async function lifecycleHarness(opts: HarnessOptions = {}): Promise<Harness> {
       hostId,
     }),
     hypervisor,
+    sharedBlobs: opts.sharedBlobs ?? null,
   });
   const others: MicroVMService[] = [];
   let service = new MicroVMService(deps());

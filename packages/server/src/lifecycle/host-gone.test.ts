@@ -4,19 +4,29 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import os from 'node:os';
 import { ErrorCode } from '@capsule/protocol';
+import { LocalBlobStore } from '../blobs/blob-store.js';
 import { TENANT, withLifecycle } from '../../../../tests/support/lifecycle-harness.js';
 import { until } from '../../../../tests/support/until.js';
 
 const RUN = { imageName: 'base' } as const;
 
-test("a down host's failed and suspended VMs end on another server; back, that host frees what they held", async () => {
-  await withLifecycle({}, async (h) => {
+test("a down host's failed and suspended VMs end on another server; back, that host frees what they held", async (t) => {
+  const sharedDir = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-shared-'));
+  t.after(() => fs.rmSync(sharedDir, { recursive: true, force: true }));
+  const shared = new LocalBlobStore(sharedDir);
+  await withLifecycle({ sharedBlobs: shared }, async (h) => {
     const me = h.config.hostId;
     const lost = await h.service.run(TENANT, RUN);
     const parked = await h.service.run(TENANT, RUN);
     await h.service.suspend(TENANT, parked.id);
     await until('the suspended VM to let go', async () => (await h.store.getMicroVM(parked.id))?.netSlot === null);
+    // its state published (as suspended-transfer.ts leaves it)
+    const key = `suspended/${parked.id}/1`;
+    await until('its state published', async () => (await h.store.getMicroVM(parked.id))?.suspendedBlob !== null);
+    await h.store.updateMicroVM(parked.id, { suspendedBlob: key });
+    await shared.put(`${key}/state`, Buffer.from('state'));
     const other = h.serverOn('h2');
 
     // while this host serves, its VMs are its own to end
@@ -43,6 +53,7 @@ test("a down host's failed and suspended VMs end on another server; back, that h
       assert.equal(ended.state, 'TERMINATED', vm.id);
       assert.notEqual(ended.terminatedAt, null);
     }
+    await until('its published state dropped', async () => (await shared.head(`${key}/state`)) === null);
     // nothing of the down host's was touched here: its namespace is still its own, its files still there
     assert.equal((await h.store.getMicroVM(lost.id))?.netSlot, heldSlot);
     assert.equal(h.networks.holders.get(heldSlot!), lost.id);

@@ -84,7 +84,7 @@ export async function startApiNode(config: CapsuleConfig, log: Logger): Promise<
     disk,
     storage,
     hypervisor: NO_HYPERVISOR,
-    sharedBlobs: null,
+    sharedBlobs: blobs, // a down host's suspended VM terminated here drops its published state (host-gone.ts)
   });
   const api = await serveApi(
     config,
