@@ -12,7 +12,7 @@ import { until } from '../../../../tests/support/until.js';
 
 const RUN = { imageName: 'base' } as const;
 
-test("a down host's failed and suspended VMs end on another server; back, that host frees what they held", async (t) => {
+test("a down host's failed and suspended VMs end on another server; back, the host frees what they held", async (t) => {
   const sharedDir = fs.mkdtempSync(path.join(os.tmpdir(), 'capsule-shared-'));
   t.after(() => fs.rmSync(sharedDir, { recursive: true, force: true }));
   const shared = new LocalBlobStore(sharedDir);
