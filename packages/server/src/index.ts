@@ -21,6 +21,7 @@ import { DiskReserve } from './disk-reserve.js';
 import { SystemVms } from './system-vms.js';
 import { sweepWarmPool } from './lifecycle/warm-pool.js';
 import { HostLease } from './lifecycle/host-lease.js';
+import { SharedGarbage } from './lifecycle/shared-garbage.js';
 import { qemuVersion } from './vmm/qemu-command.js';
 import { imagesAndStorage } from './serve/images-and-storage.js';
 import { serveApi } from './serve/serve-api.js';
@@ -142,6 +143,9 @@ export async function startServer(
   await service.recover();
   service.startPolicySweeper();
   storage.startRecording(); // what its VMs hold on its disk, for the other servers' storage quotas
+  // S3: bases and suspended states nothing needs any more go (every host runs rounds)
+  const garbage = config.blobs ? new SharedGarbage({ blobs, store, log }) : null;
+  garbage?.start();
   const { url, adminKey, nodes, server, closeSessions } = await serveApi(
     config,
     store,
@@ -204,6 +208,7 @@ export async function startServer(
         await hostLease.stop();
         drain?.stop();
         storage.stopRecording();
+        garbage?.stop();
         server.close();
         server.closeAllConnections();
         closeSessions();

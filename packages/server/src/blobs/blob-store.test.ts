@@ -125,6 +125,31 @@ for (const [name, make] of stores) {
       assert.ok(after >= 300_000 && after < 400_000, `usage after a delete ${after}`);
     });
 
+    test('list: every object under a prefix with its size and time, nothing beside it; local copies', async () => {
+      const store = make();
+      assert.deepEqual(await store.list('listed/none'), []);
+      const before = Date.now() - 2000; // S3 keeps times to the second
+      await store.put('listed/a/1', Buffer.from('one'));
+      await store.put('listed/a/b/2', Buffer.from('three'));
+      await store.put('listed/ab/3', Buffer.from('x')); // a prefix of the name
+      const listed = (await store.list('listed/a')).sort((x, y) => x.key.localeCompare(y.key));
+      assert.deepEqual(
+        listed.map((o) => [o.key, o.sizeBytes]),
+        [
+          ['listed/a/1', 3],
+          ['listed/a/b/2', 5],
+        ],
+      );
+      assert.ok(listed.every((o) => o.modifiedAtMs >= before && o.modifiedAtMs <= Date.now() + 2000));
+      if (store instanceof S3BlobStore) {
+        const local = await store.localFile('listed/a/1'); // downloaded into the cache
+        assert.deepEqual(store.localCopies('listed/a'), ['listed/a/1']);
+        store.forgetLocal('listed/a/1');
+        assert.equal(fs.existsSync(local), false);
+        assert.equal(await store.head('listed/a/1').then((h) => h?.sizeBytes), 3, 'the object stays');
+      } else assert.deepEqual(store.localCopies('listed/a'), []);
+    });
+
     test('keys that could escape are refused', async () => {
       const store = make();
       for (const key of ['../x', 'a/../../x', '/abs', 'a//b', 'sp ace', '', 'a/./b']) {

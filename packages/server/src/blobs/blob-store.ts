@@ -68,6 +68,39 @@ export interface BlobStore {
   seedLocalFile(key: string, file: string): void;
   /** Bytes held by every object under `prefix` (a tenant's artifacts, for its storage quota). */
   usageBytes(prefix: string): Promise<number>;
+  /** Every object under `prefix/`, with its size and when it was written. */
+  list(prefix: string): Promise<BlobListing[]>;
+  /** Keys under `prefix/` this server keeps a local copy of (an S3 store's cache; a local store has none). */
+  localCopies(prefix: string): string[];
+  /** Drop this server's local copy of `key`; the object stays. */
+  forgetLocal(key: string): void;
+}
+
+export interface BlobListing {
+  key: string;
+  sizeBytes: number;
+  modifiedAtMs: number;
+}
+
+/** Keys of the files under `dir`/`prefix`, relative to `dir`; files being written (`.partial`) left out. */
+export function filesUnder(dir: string, prefix: string): Array<{ key: string; stat: fs.Stats }> {
+  const found: Array<{ key: string; stat: fs.Stats }> = [];
+  const walk = (relative: string): void => {
+    let names: string[];
+    try {
+      names = fs.readdirSync(path.join(dir, relative));
+    } catch {
+      return; // none there
+    }
+    for (const name of names) {
+      const key = `${relative}/${name}`;
+      const stat = fs.lstatSync(path.join(dir, key), { throwIfNoEntry: false });
+      if (stat?.isDirectory()) walk(key);
+      else if (stat?.isFile() && !name.endsWith('.partial')) found.push({ key, stat });
+    }
+  };
+  walk(checkKey(prefix));
+  return found;
 }
 
 const KEY = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
@@ -136,5 +169,21 @@ export class LocalBlobStore implements BlobStore {
 
   usageBytes(prefix: string): Promise<number> {
     return allocatedBytes(this.file(prefix));
+  }
+
+  async list(prefix: string): Promise<BlobListing[]> {
+    return filesUnder(this.dir, prefix).map(({ key, stat }) => ({
+      key,
+      sizeBytes: stat.size,
+      modifiedAtMs: stat.mtimeMs,
+    }));
+  }
+
+  localCopies(): string[] {
+    return []; // the objects are local files themselves
+  }
+
+  forgetLocal(): void {
+    // the object is the local file
   }
 }

@@ -12,7 +12,15 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { BlobAccessError, BlobNotFoundError, checkKey, writeFileAtomically, type BlobStore } from './blob-store.js';
+import {
+  BlobAccessError,
+  type BlobListing,
+  BlobNotFoundError,
+  type BlobStore,
+  checkKey,
+  filesUnder,
+  writeFileAtomically,
+} from './blob-store.js';
 
 export interface S3Config {
   /** e.g. http://127.0.0.1:4569; null: AWS's own endpoint for the region. */
@@ -155,20 +163,38 @@ export class S3BlobStore implements BlobStore {
   }
 
   async usageBytes(prefix: string): Promise<number> {
-    let bytes = 0;
+    return (await this.list(prefix)).reduce((sum, object) => sum + object.sizeBytes, 0);
+  }
+
+  async list(prefix: string): Promise<BlobListing[]> {
+    const listed: BlobListing[] = [];
+    const ours = this.prefix ? `${this.prefix}/` : '';
     let token: string | undefined;
     try {
       do {
         const page = await this.client.send(
           new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${this.key(prefix)}/`, ContinuationToken: token }),
         );
-        for (const object of page.Contents ?? []) bytes += object.Size ?? 0;
+        for (const object of page.Contents ?? [])
+          listed.push({
+            key: (object.Key ?? '').slice(ours.length),
+            sizeBytes: object.Size ?? 0,
+            modifiedAtMs: object.LastModified?.getTime() ?? 0,
+          });
         token = page.IsTruncated ? page.NextContinuationToken : undefined;
       } while (token);
     } catch (err) {
       throw translate(err, this.bucket, this.key(prefix));
     }
-    return bytes;
+    return listed;
+  }
+
+  localCopies(prefix: string): string[] {
+    return this.cacheDir ? filesUnder(this.cacheDir, prefix).map((f) => f.key) : [];
+  }
+
+  forgetLocal(key: string): void {
+    if (this.cacheDir) fs.rmSync(this.cached(key), { force: true });
   }
 
   destroy(): void {

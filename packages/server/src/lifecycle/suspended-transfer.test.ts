@@ -26,6 +26,7 @@ function setUp(t: { after(fn: () => void): void }) {
   const blobs = new LocalBlobStore(path.join(root, 'blobs'));
   const records = new Map<string, MicroVMRecord>();
   const puts: string[] = [];
+  const generations = new Map<string, string>();
   const put = blobs.put.bind(blobs);
   blobs.put = (key, body) => (puts.push(key), put(key, body));
   const store = {
@@ -37,6 +38,10 @@ function setUp(t: { after(fn: () => void): void }) {
     },
     async getMicroVM(id: string) {
       return records.get(id) ?? null;
+    },
+    async useSharedBase(sha: string, generation: string) {
+      if (!generations.has(sha)) generations.set(sha, generation);
+      return generations.get(sha)!;
     },
   };
   const states = new SuspendedStates({

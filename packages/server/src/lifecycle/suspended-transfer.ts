@@ -7,11 +7,13 @@
 // and while it is down its VM waits for it (a resume elsewhere answers that its state is on that host).
 //
 // What the state is a delta over (the ready snapshot it launched from: memory, disk layer, device state) goes
-// once per snapshot to `bases/<sha-256 of the snapshot's device state>/`, shared by every VM launched from it;
-// another host downloads it once into its blob cache. The layer under that base (the image's layer, or the
+// once per snapshot to `bases/<sha-256 of the snapshot's device state>/<generation>/`, shared by every VM launched
+// from it; another host downloads it once into its blob cache. A base nothing uses goes (shared-garbage.ts); a
+// publish after that uploads it again under a new generation. The layer under that base (the image's layer, or the
 // runtime's image) is this host's own copy: the downloaded files are re-pointed at it (`qemu-img rebase -u`,
 // a header write; never the VM's data).
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -27,16 +29,19 @@ import { BACKING_RECORD } from '../vmm/launch-disk.js';
 import { LEGACY_MARK } from '../vmm/machine.js';
 
 const execFileAsync = promisify(execFile);
-const MANIFEST = 'manifest.json';
+export const MANIFEST = 'manifest.json';
 const BASE_FILES = ['memory', 'disk.qcow2', 'state'] as const;
 /** Written last under a base's prefix: the base is whole. */
 const BASE_READY = 'ready';
 
-interface SuspendedManifest {
+export interface SuspendedManifest {
   format: 1;
-  /** The base's prefix (`bases/<sha>`); null: the VM booted, all of its RAM is in its state. */
+  /** The base's prefix (`bases/<sha>/<generation>`, or `bases/<sha>` before generations); null: the VM booted. */
   base: string | null;
 }
+
+/** Where a generation of a snapshot's base lives (store/shared-bases.ts). */
+export const basePrefix = (sha: string, generation: string): string => `bases/${sha}/${generation}`;
 
 /** The layer under a VM's disk chain on this host: an image's layer (qcow2) or a runtime's image (raw). */
 export interface LowerLayer {
@@ -46,7 +51,7 @@ export interface LowerLayer {
 
 export interface SuspendedStatesDeps {
   blobs: BlobStore;
-  store: Pick<Store, 'publishSuspendedBlob' | 'getMicroVM'>;
+  store: Pick<Store, 'publishSuspendedBlob' | 'getMicroVM' | 'useSharedBase'>;
   qemuImgBinary: string;
   log: Logger;
 }
@@ -119,9 +124,14 @@ export class SuspendedStates {
     return false;
   }
 
-  /** The snapshot a VM's state is a delta over, once per snapshot (and one upload at a time of each): its prefix. */
+  /**
+   * The snapshot a VM's state is a delta over, once per snapshot generation (and one upload at a time of each): its
+   * prefix. Each use is recorded, so the collector (shared-garbage.ts) keeps it.
+   */
   private async publishBase(memoryPath: string, diskPath: string, statePath: string): Promise<string> {
-    const prefix = `bases/${sha256Of(statePath)}`;
+    const sha = sha256Of(statePath);
+    const generation = randomBytes(6).toString('hex');
+    const prefix = basePrefix(sha, await this.deps.store.useSharedBase(sha, generation, new Date().toISOString()));
     let uploading = this.bases.get(prefix);
     if (!uploading) {
       const files = { memory: memoryPath, 'disk.qcow2': diskPath, state: statePath };

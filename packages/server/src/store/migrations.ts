@@ -238,4 +238,14 @@ export const MIGRATIONS: Array<{ version: number; sql: string }> = [
       CREATE INDEX microvm_history_at ON microvm_history (at);
     `,
   },
+  {
+    version: 21,
+    sql: `
+      CREATE TABLE shared_bases (
+        sha TEXT PRIMARY KEY,
+        generation TEXT NOT NULL,
+        used_at TEXT NOT NULL
+      );
+    `,
+  },
 ];

@@ -29,6 +29,8 @@ import * as storage from './microvm-storage.js';
 import * as keys from './keys.js';
 import * as idempotency from './idempotency-tokens.js';
 import * as lists from './microvm-lists.js';
+import * as bases from './shared-bases.js';
+import type { SharedBaseRecord } from './shared-bases.js';
 import { fromRow, placeholders, toColumns } from './microvm-rows.js';
 
 const tenantFromRow = (row: Row): TenantRecord => ({
@@ -171,6 +173,18 @@ export class SqlStore implements Store {
 
   listMicroVMsLeftHolding(hostId: string): Promise<MicroVMRecord[]> {
     return lists.listMicroVMsLeftHolding(this.db, hostId);
+  }
+
+  useSharedBase(sha: string, generation: string, nowIso: string): Promise<string> {
+    return bases.useSharedBase(this.db, sha, generation, nowIso);
+  }
+
+  listSharedBases(): Promise<SharedBaseRecord[]> {
+    return bases.listSharedBases(this.db);
+  }
+
+  dropSharedBase(sha: string, generation: string, usedBeforeIso: string): Promise<boolean> {
+    return bases.dropSharedBase(this.db, sha, generation, usedBeforeIso);
   }
 
   publishSuspendedBlob(id: string, suspendedAt: string, key: string): Promise<boolean> {

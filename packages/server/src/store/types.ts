@@ -10,6 +10,7 @@ import type {
 } from '@capsule/protocol';
 import type { BuildPlan } from '../images/build-plan.js';
 import type { HostRecord, HostUsage } from './hosts.js';
+import type { SharedBaseRecord } from './shared-bases.js';
 
 /** How a MicroVM's machine started: booted, restored from a ready snapshot, or claimed from the warm pool. */
 export type LaunchedFrom = 'boot' | 'snapshot' | 'pool';
@@ -194,6 +195,11 @@ export interface Store {
    * left by a server that died, or ended by another server while that host was down.
    */
   listMicroVMsLeftHolding(hostId: string): Promise<MicroVMRecord[]>;
+  /** A publish uses the shared base of `sha`: its generation in force (`generation` if it had none). */
+  useSharedBase(sha: string, generation: string, nowIso: string): Promise<string>;
+  listSharedBases(): Promise<SharedBaseRecord[]>;
+  /** Remove a base's row if it is still `generation` and unused since `usedBeforeIso`; true for the one that did. */
+  dropSharedBase(sha: string, generation: string, usedBeforeIso: string): Promise<boolean>;
   /**
    * Record that a SUSPENDED VM's state is in the blob store under `key`: only while it is still the suspend of
    * `suspendedAt` and no resume holds it (a resume or another suspend since makes it stale); false if not.
