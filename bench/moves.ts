@@ -48,6 +48,13 @@ async function downloadMs(s3: TestS3, id: string, dir: string): Promise<number> 
   });
 }
 
+/** Bytes in the bucket under `prefix`, and the largest object's. */
+async function bytesUnder(s3: TestS3, prefix: string): Promise<{ bytes: number; largestBytes: number }> {
+  const listed = await s3Client(s3.config).send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix }));
+  const sizes = (listed.Contents ?? []).map((o) => o.Size ?? 0);
+  return { bytes: sizes.reduce((a, b) => a + b, 0), largestBytes: Math.max(0, ...sizes) };
+}
+
 export async function benchMoves(work: string): Promise<Record<string, unknown>> {
   const postgres = await startThrowawayPostgres();
   const s3 = await startS3([BUCKET]);
@@ -82,10 +89,14 @@ export async function benchMoves(work: string): Promise<Record<string, unknown>>
     });
     const samples = { inPlace: [] as number[], moved: [] as number[], download: [] as number[] };
     let owner = 'h1';
+    let shared: Record<string, unknown> = {};
     for (let round = 0; round <= ROUNDS; round++) {
       const other = owner === 'h1' ? 'h2' : 'h1';
       await api(host(owner), 'POST', `/v1/microvms/${id}/suspend`);
       await published(id);
+      // what one suspend puts in the shared store: its own state and disk, and the snapshot base under it
+      if (round === 0)
+        shared = { state: await bytesUnder(s3, `suspended/${id}/`), base: await bytesUnder(s3, 'bases/') };
       const inPlace = await timed(() => api(host(owner), 'POST', `/v1/microvms/${id}/resume`));
       await api(host(owner), 'POST', `/v1/microvms/${id}/suspend`);
       await published(id);
@@ -138,6 +149,7 @@ export async function benchMoves(work: string): Promise<Record<string, unknown>>
       resumeOnAnotherHostMs: moved,
       downloadMs: download,
       movedVsInPlacePlusDownload: ratio,
+      sharedStoreBytes: shared,
       drain: { vms: DRAIN_VMS, ms: Math.round(drainMs), perVmMs: Math.round(drainMs / DRAIN_VMS) },
     };
   } finally {

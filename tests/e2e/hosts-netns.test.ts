@@ -73,7 +73,8 @@ describe('three hosts in their own network namespaces, behind two api nodes', ()
 
   async function start(id: string, extra: { netns?: string; host?: string; role: 'host' | 'api' }): Promise<void> {
     const { dataDir, port } = await serveSetup(`capsule-e2e-${id}-`);
-    fs.writeFileSync(path.join(dataDir, 'admin-key'), `${adminKey}\n`, { mode: 0o600 });
+    // only the first server's: the others take the cluster's admin key from the store (api/admin-key.ts)
+    if (nodes.size === 0) fs.writeFileSync(path.join(dataDir, 'admin-key'), `${adminKey}\n`, { mode: 0o600 });
     const hostPort = extra.role === 'host' ? HOST_PORT : port;
     const { child, capsule } = await serveProcess(dataDir, hostPort, {
       netns: extra.netns,
@@ -121,6 +122,11 @@ describe('three hosts in their own network namespaces, behind two api nodes', ()
   });
 
   const vms: MicroVM[] = [];
+
+  test("every server took the first one's admin key as the cluster's", () => {
+    for (const n of nodes.values())
+      assert.equal(fs.readFileSync(path.join(n.dataDir, 'admin-key'), 'utf8').trim(), adminKey, n.id);
+  });
 
   test('launches through the api nodes spread over the hosts; exec and files reach each through either', async () => {
     for (const front of ['a1', 'a2', 'a1']) vms.push(await node(front).capsule.microvms.run({ imageName: 'base' }));

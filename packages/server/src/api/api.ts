@@ -61,7 +61,10 @@ export interface ApiDeps {
 /** Every route on one app; `onRoute` hears each matched request's pattern. */
 export function apiRoutes(
   deps: Omit<ApiDeps, 'config'> & {
-    config: Pick<CapsuleConfig, 'defaultQuotas' | 'dataDir' | 's3' | 's3CodePrefixes' | 'blobs' | 'consoleDir'>;
+    config: Pick<
+      CapsuleConfig,
+      'defaultQuotas' | 'dataDir' | 's3' | 's3CodePrefixes' | 'blobs' | 'consoleDir' | 'clusterKey'
+    >;
   },
   sessions: InteractiveSessions,
   onRoute?: (req: http.IncomingMessage, pattern: string) => void,

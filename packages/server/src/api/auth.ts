@@ -1,13 +1,9 @@
-// API keys: random, shown once, stored as SHA-256. The admin key is created on first start and written
-// (mode 0600) to <dataDir>/admin-key so the CLI on the same machine works with no set-up.
-import { secretFileText } from '../secret-file.js';
-import fs from 'node:fs';
-import path from 'node:path';
+// API keys: random, shown once, stored as SHA-256 (the admin key: admin-key.ts).
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { CapsuleError, ErrorCode, WS_BEARER_PREFIX, type TenantQuotas } from '@capsule/protocol';
+import { CapsuleError, ErrorCode, WS_BEARER_PREFIX } from '@capsule/protocol';
 import { FORWARDED, type NodeSignatures, verifyNodeRequest } from '../node-signature.js';
-import type { ApiKeyRecord, Store } from '../store/types.js';
+import type { Store } from '../store/types.js';
 
 export const DEFAULT_TENANT = 'default';
 /** The admin key's id: it is rotated, never revoked. */
@@ -23,45 +19,6 @@ export function newApiKey(): string {
 
 export function newKeyId(): string {
   return 'key-' + randomBytes(8).toString('hex');
-}
-
-/** The admin key and its tenant (`default`), created on first start. */
-export async function ensureAdminKey(dataDir: string, store: Store, defaultQuotas: TenantQuotas): Promise<string> {
-  await store.insertTenant({
-    id: DEFAULT_TENANT,
-    name: DEFAULT_TENANT,
-    quotas: defaultQuotas,
-    createdAt: new Date().toISOString(),
-  });
-  const file = adminKeyFile(dataDir);
-  const key = secretFileText(file, newApiKey);
-  // the file is the admin key: one replaced by hand (or a rotation whose file write was lost) wins here
-  await store.replaceAdminKey(adminKeyRecord(key));
-  return key;
-}
-
-/** A new admin key: the store stops honouring the old one in the same transaction, then the file is replaced. */
-export async function rotateAdminKey(dataDir: string, store: Store): Promise<{ key: string; createdAt: string }> {
-  const key = newApiKey();
-  const record = adminKeyRecord(key);
-  await store.replaceAdminKey(record);
-  const file = adminKeyFile(dataDir);
-  fs.writeFileSync(`${file}.new`, key + '\n', { mode: 0o600 });
-  fs.renameSync(`${file}.new`, file);
-  return { key, createdAt: record.createdAt };
-}
-
-const adminKeyFile = (dataDir: string): string => path.join(dataDir, 'admin-key');
-
-function adminKeyRecord(key: string): ApiKeyRecord {
-  return {
-    id: ADMIN_KEY_ID,
-    keyHash: hashKey(key),
-    tenantId: DEFAULT_TENANT,
-    isAdmin: true,
-    name: 'admin',
-    createdAt: new Date().toISOString(),
-  };
 }
 
 export interface Caller {

@@ -5,7 +5,8 @@ import type http from 'node:http';
 import type { CapsuleConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/types.js';
-import { ADMIN_KEY_ID, DEFAULT_TENANT, ensureAdminKey } from '../api/auth.js';
+import { ADMIN_KEY_ID, DEFAULT_TENANT } from '../api/auth.js';
+import { ensureAdminKey } from '../api/admin-key.js';
 import { ensureDefaultAwsCredentials } from '../aws/access-keys.js';
 import { ServerKey } from '../aws/server-key.js';
 import { AuthTokens } from '../api/auth-tokens.js';
@@ -27,9 +28,14 @@ export async function serveApi(
   parts: Omit<ApiDeps, 'config' | 'store' | 'tokens' | 'serverKey' | 'nodes' | 'log'>,
   log: Logger,
 ): Promise<ServingApi> {
-  const adminKey = await ensureAdminKey(config.dataDir, store, config.defaultQuotas);
-  // the default tenant's AWS-style pair, on the admin key: <data-dir>/aws-credentials for AWS's SDKs
   const serverKey = ServerKey.load(config.dataDir, config.clusterKey);
+  const adminKey = await ensureAdminKey(
+    config.dataDir,
+    store,
+    config.defaultQuotas,
+    config.clusterKey ? serverKey : null,
+  );
+  // the default tenant's AWS-style pair, on the admin key: <data-dir>/aws-credentials for AWS's SDKs
   await ensureDefaultAwsCredentials(config.dataDir, store, serverKey, {
     keyId: ADMIN_KEY_ID,
     tenantId: DEFAULT_TENANT,

@@ -22,9 +22,9 @@ const awsAccessKeyFromRow = (row: Row): AwsAccessKeyRecord => ({
 /** Inserting a hash that exists changes nothing. */
 export function insertKeyRow(db: SqlExecutor, key: ApiKeyRecord): Promise<number> {
   return db.run(
-    'INSERT INTO api_keys (key_hash, id, tenant_id, is_admin, name, created_at) VALUES ($1, $2, $3, $4, $5, ' +
-      '$6) ON CONFLICT DO NOTHING',
-    [key.keyHash, key.id, key.tenantId, key.isAdmin ? 1 : 0, key.name, key.createdAt],
+    'INSERT INTO api_keys (key_hash, id, tenant_id, is_admin, name, created_at, sealed_key) VALUES ($1, $2, $3, ' +
+      '$4, $5, $6, $7) ON CONFLICT DO NOTHING',
+    [key.keyHash, key.id, key.tenantId, key.isAdmin ? 1 : 0, key.name, key.createdAt, key.sealedKey ?? null],
   );
 }
 
@@ -56,9 +56,24 @@ export function deleteApiKey(db: SqlDriver, tenantId: string, keyId: string): Pr
 
 /** The admin key replaced by `key`: the store stops honouring the old one in the same transaction. */
 export async function replaceAdminKey(db: SqlDriver, key: ApiKeyRecord): Promise<void> {
-  await db.transaction(async (tx) => {
-    await tx.run('DELETE FROM api_keys WHERE is_admin = $1 AND key_hash <> $2', [1, key.keyHash]);
-    await insertKeyRow(tx, { ...key, isAdmin: true });
+  await db.transaction((tx) => replaceAdminKeyIn(tx, key));
+}
+
+async function replaceAdminKeyIn(tx: SqlExecutor, key: ApiKeyRecord): Promise<void> {
+  await tx.run('DELETE FROM api_keys WHERE is_admin = $1 AND key_hash <> $2', [1, key.keyHash]);
+  await insertKeyRow(tx, { ...key, isAdmin: true });
+  if (key.sealedKey)
+    await tx.run('UPDATE api_keys SET sealed_key = $1 WHERE key_hash = $2', [key.sealedKey, key.keyHash]);
+}
+
+/** The cluster's sealed admin key, or `candidate` made it if there is none (under a lock: one wins a race). */
+export async function clusterAdminKey(db: SqlDriver, candidate: ApiKeyRecord & { sealedKey: string }): Promise<string> {
+  return db.transaction(async (tx) => {
+    if (db.dialect === 'postgres') await tx.query("SELECT pg_advisory_xact_lock(hashtext('capsule-admin-key'))");
+    const [row] = await tx.query('SELECT sealed_key FROM api_keys WHERE is_admin = 1 AND sealed_key IS NOT NULL');
+    if (row) return String(row.sealed_key);
+    await replaceAdminKeyIn(tx, candidate);
+    return candidate.sealedKey;
   });
 }
 

@@ -248,4 +248,10 @@ export const MIGRATIONS: Array<{ version: number; sql: string }> = [
       );
     `,
   },
+  {
+    version: 22,
+    sql: `
+      ALTER TABLE api_keys ADD COLUMN sealed_key TEXT;
+    `,
+  },
 ];

@@ -348,6 +348,10 @@ export class SqlStore implements Store {
     return keys.replaceAdminKey(this.db, key);
   }
 
+  clusterAdminKey(candidate: ApiKeyRecord & { sealedKey: string }): Promise<string> {
+    return keys.clusterAdminKey(this.db, candidate);
+  }
+
   async insertImageVersion(record: Omit<ImageVersionRecord, 'version'>): Promise<ImageVersionRecord> {
     // outside a transaction: a lost race on the number fails the statement, and Postgres would abort the whole of one
     for (let attempt = 0; !(await versions.insertImageVersion(this.db, record)); attempt++)

@@ -90,6 +90,8 @@ export interface ApiKeyRecord {
   isAdmin: boolean;
   name: string | null;
   createdAt: string;
+  /** The key itself sealed under the cluster key: only the admin key of a cluster, so every server reads it. */
+  sealedKey?: string | null;
 }
 
 /** An AWS-style access key pair of an API key (SigV4 for the AWS routes); the secret sealed by the server key. */
@@ -276,6 +278,11 @@ export interface Store {
   deleteApiKey(tenantId: string, keyId: string): Promise<boolean>;
   /** The admin key is `keyHash` and only that: every other admin key stops working in the same transaction. */
   replaceAdminKey(key: ApiKeyRecord): Promise<void>;
+  /**
+   * A cluster's admin key (sealed): the one in force, or `candidate` made so when there is none yet (the first
+   * server to start; two starting at once agree on one).
+   */
+  clusterAdminKey(candidate: ApiKeyRecord & { sealedKey: string }): Promise<string>;
   /** Inserting an access key id that exists changes nothing. */
   insertAwsAccessKey(key: AwsAccessKeyRecord): Promise<void>;
   findAwsAccessKey(accessKeyId: string): Promise<AwsAccessKeyRecord | null>;

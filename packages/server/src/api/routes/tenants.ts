@@ -18,7 +18,8 @@ import {
 } from '@capsule/protocol';
 import type { CapsuleConfig } from '../../config.js';
 import type { Store, TenantRecord } from '../../store/types.js';
-import { ADMIN_KEY_ID, hashKey, newApiKey, newKeyId, rotateAdminKey } from '../auth.js';
+import { ADMIN_KEY_ID, hashKey, newApiKey, newKeyId } from '../auth.js';
+import { rotateAdminKey } from '../admin-key.js';
 import { effectiveQuotas } from '../../lifecycle/quotas.js';
 import type { ApiApp } from '../app.js';
 import { ApiKeyParams, TenantIdParam } from '../params.js';
@@ -42,7 +43,7 @@ const admin = { auth: 'admin' } as const;
 export function tenantRoutes(
   app: ApiApp,
   store: Store,
-  config: Pick<CapsuleConfig, 'defaultQuotas' | 'dataDir'>,
+  config: Pick<CapsuleConfig, 'defaultQuotas' | 'dataDir' | 'clusterKey'>,
   usage: TenantUsageSource,
   serverKey: ServerKey,
 ): void {
@@ -224,6 +225,10 @@ export function tenantRoutes(
         'once (admin key)',
       responses: { 200: json(AdminKeyRotated) },
     }),
-    async (c) => c.json((await rotateAdminKey(config.dataDir, store)) satisfies AdminKeyRotated, 200),
+    async (c) =>
+      c.json(
+        (await rotateAdminKey(config.dataDir, store, config.clusterKey ? serverKey : null)) satisfies AdminKeyRotated,
+        200,
+      ),
   );
 }
