@@ -90,6 +90,7 @@ export async function benchMoves(work: string): Promise<Record<string, unknown>>
     const samples = { inPlace: [] as number[], moved: [] as number[], download: [] as number[] };
     let owner = 'h1';
     let shared: Record<string, unknown> = {};
+    let firstMoveMs = 0;
     for (let round = 0; round <= ROUNDS; round++) {
       const other = owner === 'h1' ? 'h2' : 'h1';
       await api(host(owner), 'POST', `/v1/microvms/${id}/suspend`);
@@ -105,6 +106,7 @@ export async function benchMoves(work: string): Promise<Record<string, unknown>>
       const moved = await timed(() => api(host(other), 'POST', `/v1/microvms/${id}/resume`));
       if (!(await onHost(id, other))) throw new Error(`the resume on ${other} left the VM elsewhere`);
       await api(host(owner), 'POST', `/v1/hosts/${owner}/undrain`);
+      if (round === 0) firstMoveMs = moved; // the base not yet in the other host's cache: downloaded first
       if (round > 0) {
         samples.inPlace.push(inPlace);
         samples.moved.push(moved);
@@ -150,6 +152,7 @@ export async function benchMoves(work: string): Promise<Record<string, unknown>>
       downloadMs: download,
       movedVsInPlacePlusDownload: ratio,
       sharedStoreBytes: shared,
+      firstMoveWithBaseDownloadMs: Math.round(firstMoveMs),
       drain: { vms: DRAIN_VMS, ms: Math.round(drainMs), perVmMs: Math.round(drainMs / DRAIN_VMS) },
     };
   } finally {

@@ -20,7 +20,7 @@ import {
 import postgres from 'pg';
 import { startServer, type CapsuleConfig } from '@capsule/server';
 import { createLogger } from '@capsule/server/internals';
-import type { Capsule, MicroVM, MicroVMInfo } from '@capsule/sdk';
+import { Capsule, type MicroVM, type MicroVMInfo, QuotaExceededError } from '@capsule/sdk';
 import { startS3, type TestS3 } from '../support/s3-server.js';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/throwaway-postgres.js';
 import { until } from '../support/until.js';
@@ -256,6 +256,25 @@ describe('api nodes in front of hosts', () => {
     assert.equal((await api('a1').capsule.microvms.get(id)).info.state, 'RUNNING');
     await awsClient('a1').send(new TerminateMicrovmCommand({ microvmIdentifier: id }));
     assert.equal((await api('a2').capsule.microvms.get(id)).info.state, 'TERMINATED');
+  });
+
+  test("a tenant's quota holds across the api nodes racing: its launches through both never pass it", async () => {
+    const tenant = await api('a1').capsule.tenants.create({ name: 'racer', quotas: { maxRunningMicroVMs: 2 } });
+    const { key } = await api('a2').capsule.tenants.createApiKey(tenant.id);
+    const fronts = ['a1', 'a2'].map((id) => new Capsule({ baseUrl: api(id).url, apiKey: key }));
+    const results = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        fronts[i % 2].microvms.run({ imageName: 'base' }).then(
+          (vm) => ({ vm, error: null }),
+          (error: Error) => ({ vm: null, error }),
+        ),
+      ),
+    );
+    const ran = results.flatMap((r) => (r.vm ? [r.vm] : []));
+    assert.equal(ran.length, 2, results.map((r) => r.error?.message ?? r.vm?.id).join('; '));
+    for (const { error } of results.filter((r) => r.error))
+      assert.ok(error instanceof QuotaExceededError, error?.message);
+    for (const vm of ran) await vm.terminate();
   });
 
   test('an api node killed mid-launch loses nothing: the retry through the other is the same VM', async () => {

@@ -8,6 +8,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { allocatedBytes } from '../allocated-bytes.js';
 import { fsyncPath } from '../durable.js';
+import { createGunzip } from 'node:zlib';
+import { sparseWriteStream } from './sparse-write.js';
 
 export class BlobNotFoundError extends Error {
   constructor(
@@ -29,17 +31,19 @@ export class BlobAccessError extends Error {
 
 /**
  * Stream `source` into `target` so it appears whole or not at all: a temp file beside it (0600, then
- * `mode`), renamed into place; `durable` fsyncs the file and its directory first.
+ * `mode`), renamed into place; `durable` fsyncs the file and its directory first. `gunzip`: `source` is gzip;
+ * its bytes are written, zero blocks as holes (sparse-write.ts).
  */
 export async function writeFileAtomically(
   target: string,
   source: Readable,
-  opts: { durable?: boolean; mode?: number } = {},
+  opts: { durable?: boolean; mode?: number; gunzip?: boolean } = {},
 ): Promise<void> {
   fs.mkdirSync(path.dirname(target), { recursive: true, mode: 0o711 });
   const partial = `${target}.${randomBytes(6).toString('hex')}.partial`;
   try {
-    await pipeline(source, fs.createWriteStream(partial, { mode: 0o600 }));
+    if (opts.gunzip) await pipeline(source, createGunzip(), sparseWriteStream(partial, 0o600));
+    else await pipeline(source, fs.createWriteStream(partial, { mode: 0o600 }));
     if (opts.mode !== undefined) fs.chmodSync(partial, opts.mode);
     if (opts.durable) fsyncPath(partial);
     fs.renameSync(partial, target);
@@ -59,8 +63,11 @@ export interface BlobStore {
   delete(key: string): Promise<void>;
   /** Move a local file in as `key` (local: a rename; S3: an upload, the file kept as the local copy). */
   putFile(key: string, file: string): Promise<void>;
-  /** A local path with `key`'s bytes, for what needs a file (QEMU): the object itself, or a cached download. */
-  localFile(key: string): Promise<string>;
+  /**
+   * A local path with `key`'s bytes, for what needs a file (QEMU): the object itself, or a cached download.
+   * `gzipped`: the object is `<key>.gz`, and the local file its bytes (zero blocks as holes).
+   */
+  localFile(key: string, opts?: { gzipped?: boolean }): Promise<string>;
   /**
    * `file` holds `key`'s bytes (it was just uploaded from it): `localFile` may answer with a hard link to it instead of
    * downloading them (S3; nothing to do for a local store, or across filesystems).
@@ -157,8 +164,11 @@ export class LocalBlobStore implements BlobStore {
     fsyncPath(path.dirname(target));
   }
 
-  async localFile(key: string): Promise<string> {
+  async localFile(key: string, opts: { gzipped?: boolean } = {}): Promise<string> {
     const file = this.file(key);
+    // a gzipped object's bytes are kept beside it, as the object `key`
+    if (opts.gzipped && !fs.existsSync(file))
+      await writeFileAtomically(file, await this.get(`${key}.gz`), { mode: 0o444, gunzip: true });
     if (!fs.existsSync(file)) throw new BlobNotFoundError(key, this.dir);
     return file;
   }

@@ -107,9 +107,13 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  async localFile(key: string): Promise<string> {
+  async localFile(key: string, opts: { gzipped?: boolean } = {}): Promise<string> {
     const local = this.cached(key);
-    if (!fs.existsSync(local)) await writeFileAtomically(local, await this.get(key), { mode: 0o444 });
+    if (!fs.existsSync(local))
+      await writeFileAtomically(local, await this.get(opts.gzipped ? `${key}.gz` : key), {
+        mode: 0o444,
+        gunzip: opts.gzipped,
+      });
     return local;
   }
 

@@ -1,8 +1,8 @@
 // A MicroVM whose host is down (another server marked it so when its lease ran out: host-lease.ts) is terminated by
 // whichever server is asked, so nobody waits on a machine that may never come back to be rid of it. Its record ends
 // here and its published suspended state is dropped; what it held on that host (a QEMU left over, its namespace, its
-// uid, its suspended files) is that host's to clean up if it ever serves again (recovery.ts). A host that comes
-// back renews as ready only after it reads what it lost, so a down host never runs a VM ended here.
+// uid, its suspended files) is that host's to clean up if it ever serves again: at its start (recovery.ts), or at
+// its first renewal if it ran on while given up (stopGivenUpVms).
 import type { HostRecord } from '../store/hosts.js';
 import type { MicroVMRecord } from '../store/types.js';
 import type { LifecycleCore } from './core.js';

@@ -75,14 +75,14 @@ test('shared garbage: what a suspended VM needs stays; what nothing needs goes, 
   // nothing of what the suspended VMs need goes; the leftovers do
   const first = await collect();
   assert.deepEqual(first.removed.sort(), ['bases/0123abcd', 'suspended/mvm-b/1', 'suspended/mvm-gone/1']);
-  for (const key of [`${keyA}/state`, `${keyB}/state`, `${basePrefix}/memory`, `${basePrefix}/ready`])
+  for (const key of [`${keyA}/state`, `${keyB}/state`, `${basePrefix}/memory.gz`, `${basePrefix}/ready`])
     assert.equal(await exists(key), true, key);
 
   // a's VM ended but its state's removal failed: its state goes, the base stays for b
   await store.transition('mvm-a', 'SUSPENDED', 'TERMINATING');
   await store.transition('mvm-a', 'TERMINATING', 'TERMINATED');
   assert.deepEqual((await collect()).removed, [keyA]);
-  assert.equal(await exists(`${basePrefix}/memory`), true);
+  assert.equal(await exists(`${basePrefix}/memory.gz`), true);
 
   // b ends while a resume holds nothing: its state and the base go, with this host's cached copy of the base
   await store.updateMicroVM('mvm-b', { suspendedBlob: '' }); // a resume holds it: which base it fetches is unknown
@@ -94,7 +94,7 @@ test('shared garbage: what a suspended VM needs stays; what nothing needs goes, 
   await store.transition('mvm-b', 'TERMINATING', 'TERMINATED');
   const last = await collect();
   assert.deepEqual(last.removed.sort(), [basePrefix, keyB].sort());
-  assert.equal(await exists(`${basePrefix}/memory`), false);
+  assert.equal(await exists(`${basePrefix}/memory.gz`), false);
   assert.deepEqual(await store.listSharedBases(), []);
   assert.deepEqual(blobs.localCopies('bases'), []);
   assert.ok(last.freedBytes > 0);
@@ -103,7 +103,7 @@ test('shared garbage: what a suspended VM needs stays; what nothing needs goes, 
   const keyC = await publishVm('mvm-c');
   const [again] = await store.listSharedBases();
   assert.notEqual(again.generation, base.generation);
-  for (const name of ['memory', 'disk.qcow2', 'state', 'ready'])
+  for (const name of ['memory.gz', 'disk.qcow2', 'state', 'ready'])
     assert.equal(await exists(`bases/${again.sha}/${again.generation}/${name}`), true, name);
   // within the grace, nothing goes
   assert.deepEqual((await new SharedGarbage({ blobs, store, log }).collect()).removed, []);

@@ -15,6 +15,11 @@ import { SuspendedStates } from './suspended-transfer.js';
 import { sampleRecord } from '../../../../tests/support/store-backends.js';
 
 const SUSPENDED_AT = '2026-12-04T10:00:00.000Z';
+/** A memory image as a guest leaves it: mostly zeros, some pages written (one straddling a block boundary). */
+const BASE_MEMORY = Buffer.alloc(8 << 20);
+BASE_MEMORY.write('base memory', 1 << 20);
+BASE_MEMORY.write('a page across a block boundary', (3 << 20) - 10);
+BASE_MEMORY.write('the last bytes', BASE_MEMORY.length - 14);
 
 function qcow2(file: string, backing: string, format: 'raw' | 'qcow2'): void {
   execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', format, '-b', backing, file]);
@@ -63,7 +68,7 @@ function setUp(t: { after(fn: () => void): void }) {
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, 'state'), `state of ${id}`);
     if (withBase) {
-      fs.writeFileSync(path.join(dir, 'base-memory'), 'base memory');
+      fs.writeFileSync(path.join(dir, 'base-memory'), BASE_MEMORY);
       fs.writeFileSync(path.join(dir, 'base-state'), 'base state');
       qcow2(path.join(dir, 'base-disk.qcow2'), otherLower, 'raw');
       execFileSync(
@@ -90,12 +95,14 @@ test('a state over a snapshot base: published with its base once, fetched onto t
   assert.match(key, /^suspended\/mvm-a\/\d+$/);
   const b = suspendDir('mvm-b', true);
   assert.equal(await states.publish(b.record, b.dir), true);
-  assert.equal(puts.filter((k) => k.endsWith('/memory')).length, 1, 'the base went once for both VMs');
+  assert.equal(puts.filter((k) => k.endsWith('/memory.gz')).length, 1, 'the base went once for both VMs, gzipped');
 
   const target = path.join(root, 'here', 'suspended', 'mvm-a');
   await states.fetch(key, target, { path: lower, format: 'raw' });
   assert.equal(fs.readFileSync(path.join(target, 'state'), 'utf8'), 'state of mvm-a');
-  assert.equal(fs.readFileSync(path.join(target, 'base-memory'), 'utf8'), 'base memory');
+  const memory = path.join(target, 'base-memory');
+  assert.ok(fs.readFileSync(memory).equals(BASE_MEMORY), 'the base memory, byte for byte');
+  assert.ok(fs.statSync(memory).blocks * 512 < 1 << 20, 'its zero blocks holes: a few KiB on disk of 8 MiB');
   assert.equal(fs.readFileSync(path.join(target, 'base-state'), 'utf8'), 'base state');
   assert.equal(backingOf(path.join(target, 'disk.qcow2')), path.join(target, 'base-disk.qcow2'));
   assert.equal(backingOf(path.join(target, 'base-disk.qcow2')), lower, "the base chains on this host's layer");

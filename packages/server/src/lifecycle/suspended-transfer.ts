@@ -8,12 +8,15 @@
 //
 // What the state is a delta over (the ready snapshot it launched from: memory, disk layer, device state) goes
 // once per snapshot to `bases/<sha-256 of the snapshot's device state>/<generation>/`, shared by every VM launched
-// from it; another host downloads it once into its blob cache. A base nothing uses goes (shared-garbage.ts); a
-// publish after that uploads it again under a new generation. The layer under that base (the image's layer, or the
+// from it, its memory gzipped (mostly zeros); another host downloads it once into its blob cache, the memory with
+// its zero blocks as holes. A base nothing uses goes (shared-garbage.ts); a publish after that uploads it again
+// under a new generation. The layer under that base (the image's layer, or the
 // runtime's image) is this host's own copy: the downloaded files are re-pointed at it (`qemu-img rebase -u`,
 // a header write; never the VM's data).
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { pipeline } from 'node:stream';
+import { createGzip } from 'node:zlib';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -31,8 +34,17 @@ import { LEGACY_MARK } from '../vmm/machine.js';
 const execFileAsync = promisify(execFile);
 export const MANIFEST = 'manifest.json';
 const BASE_FILES = ['memory', 'disk.qcow2', 'state'] as const;
+/** Base files uploaded gzipped (`<name>.gz`): a memory image is mostly zeros (512 MiB went up as 52 MB). */
+const GZIPPED: ReadonlySet<string> = new Set(['memory']);
+/** Fast: the upload is once per base, in the background, and the level barely changes the size of zeros. */
+const GZIP_LEVEL = 1;
 /** Written last under a base's prefix: the base is whole. */
 const BASE_READY = 'ready';
+
+/** A base's `ready` marker: the base is whole, and these of its files are `<name>.gz`. */
+interface BaseReady {
+  gzipped?: string[];
+}
 
 export interface SuspendedManifest {
   format: 1;
@@ -137,8 +149,12 @@ export class SuspendedStates {
       const files = { memory: memoryPath, 'disk.qcow2': diskPath, state: statePath };
       uploading = (async () => {
         if (!(await this.deps.blobs.head(`${prefix}/${BASE_READY}`))) {
-          for (const name of BASE_FILES) await this.upload(`${prefix}/${name}`, files[name]);
-          await this.deps.blobs.put(`${prefix}/${BASE_READY}`, Buffer.from('{}'));
+          for (const name of BASE_FILES)
+            if (GZIPPED.has(name)) await this.uploadGzipped(`${prefix}/${name}.gz`, files[name]);
+            else await this.upload(`${prefix}/${name}`, files[name]);
+          // it names what went gzipped: a base from before says nothing ({})
+          const ready: BaseReady = { gzipped: [...GZIPPED] };
+          await this.deps.blobs.put(`${prefix}/${BASE_READY}`, Buffer.from(JSON.stringify(ready)));
         }
         // a VM of this base moving back here finds it without a download
         for (const name of BASE_FILES) this.deps.blobs.seedLocalFile(`${prefix}/${name}`, files[name]);
@@ -164,8 +180,13 @@ export class SuspendedStates {
       const diskPath = path.join(dir, 'disk.qcow2');
       await writeFileAtomically(diskPath, await blobs.get(`${key}/disk.qcow2`), { durable: true });
       if (manifest.base) {
+        const ready = JSON.parse(
+          (await buffer(await blobs.get(`${manifest.base}/${BASE_READY}`))).toString(),
+        ) as BaseReady;
         const [memoryPath, baseDisk, statePath] = await Promise.all(
-          BASE_FILES.map((name) => blobs.localFile(`${manifest.base}/${name}`)),
+          BASE_FILES.map((name) =>
+            blobs.localFile(`${manifest.base}/${name}`, { gzipped: ready.gzipped?.includes(name) ?? false }),
+          ),
         );
         await this.rebase(baseDisk, lower);
         if (!linkBase(dir, { memoryPath, diskPath: baseDisk, statePath }))
@@ -199,6 +220,15 @@ export class SuspendedStates {
       lower.path,
       file,
     ]);
+  }
+
+  /** A gzipped copy of `file` as `key` (the file stays). */
+  private uploadGzipped(key: string, file: string): Promise<unknown> {
+    // the pipeline destroys the gzip stream with a read error, so the upload rejects
+    return this.deps.blobs.put(
+      key,
+      pipeline(fs.createReadStream(file), createGzip({ level: GZIP_LEVEL }), () => undefined),
+    );
   }
 
   /** A copy of `file` as `key` (the file stays). */
