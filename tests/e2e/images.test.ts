@@ -72,7 +72,7 @@ describe('images', () => {
     const files = [
       'app.zip',
       'layer.qcow2',
-      'snapshot/memory',
+      'snapshot/memory.gz', // S3 keeps a memory image gzipped
       'snapshot/state',
       'snapshot/disk.qcow2',
       'snapshot/manifest.json',
@@ -126,7 +126,7 @@ describe('images', () => {
     assert.deepEqual(await artifacts('web', 1), [
       'app.zip',
       'layer.qcow2',
-      'snapshot/memory',
+      'snapshot/memory.gz',
       'snapshot/state',
       'snapshot/disk.qcow2',
       'snapshot/manifest.json',
@@ -142,6 +142,11 @@ describe('images', () => {
     );
     assert.equal((await server.api('GET', '/v1/images/web/versions/1/build?offset=-1')).status, 400);
 
+    // as a host that never had it: the snapshot's memory comes from S3, gunzipped, its zero blocks holes
+    const cachedMemory = path.join(server.dataDir, 'blob-cache/images/default/web/1/snapshot/memory');
+    assert.equal(fs.existsSync(cachedMemory), true, 'the build left its snapshot in the blob cache');
+    const memoryAsBuilt = fs.readFileSync(cachedMemory);
+    fs.rmSync(cachedMemory);
     const vm = await server.capsule.microvms.run({ imageName: 'web' });
     try {
       assert.deepEqual(
@@ -149,6 +154,9 @@ describe('images', () => {
         ['web', 1, 'RUNNING', 'snapshot'],
         'launched from the app-ready snapshot',
       );
+      assert.ok(fs.readFileSync(cachedMemory).equals(memoryAsBuilt), 'downloaded whole');
+      const { size, blocks } = fs.statSync(cachedMemory);
+      assert.ok(blocks * 512 < size / 2, `sparse: ${blocks * 512} bytes on disk of ${size}`);
       const { token } = await vm.createAuthToken();
       const page = await endpointGet(server.url, vm.id, { 'x-capsule-auth': token });
       assert.deepEqual(page, { status: 200, body: 'hello from /srv/app as app: built-ok' });

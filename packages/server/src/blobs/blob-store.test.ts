@@ -150,6 +150,29 @@ for (const [name, make] of stores) {
       } else assert.deepEqual(store.localCopies('listed/a'), []);
     });
 
+    test('a file put gzipped comes back whole from any cache state; if-stored reads what is there', async () => {
+      const store = make();
+      const memory = Buffer.alloc(3 << 20);
+      memory.write('a page of guest memory', 1 << 20);
+      const file = path.join(dir, 'memory-to-put');
+      fs.writeFileSync(file, memory);
+      await store.putFile('gz/snapshot/memory', file, { gzipped: true });
+      const stored = (await store.list('gz/snapshot')).map((o) => o.key);
+      assert.deepEqual(stored, store instanceof S3BlobStore ? ['gz/snapshot/memory.gz'] : ['gz/snapshot/memory']);
+      if (store instanceof S3BlobStore) {
+        assert.ok((await store.head('gz/snapshot/memory.gz'))!.sizeBytes < 64 << 10, 'zeros shrink');
+        store.forgetLocal('gz/snapshot/memory'); // another host: nothing cached
+      }
+      for (const gzipped of [true, 'if-stored'] as const) {
+        const local = await store.localFile('gz/snapshot/memory', { gzipped });
+        assert.ok(fs.readFileSync(local).equals(memory), `gzipped: ${gzipped}`);
+        if (store instanceof S3BlobStore) store.forgetLocal('gz/snapshot/memory');
+      }
+      // one stored before, not gzipped
+      await store.put('gz/old/memory', memory);
+      assert.ok(fs.readFileSync(await store.localFile('gz/old/memory', { gzipped: 'if-stored' })).equals(memory));
+    });
+
     test('keys that could escape are refused', async () => {
       const store = make();
       for (const key of ['../x', 'a/../../x', '/abs', 'a//b', 'sp ace', '', 'a/./b']) {

@@ -4,11 +4,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { Readable, pipeline as streamPipeline } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { allocatedBytes } from '../allocated-bytes.js';
 import { fsyncPath } from '../durable.js';
-import { createGunzip } from 'node:zlib';
+import { createGunzip, createGzip } from 'node:zlib';
 import { sparseWriteStream } from './sparse-write.js';
 
 export class BlobNotFoundError extends Error {
@@ -61,13 +61,17 @@ export interface BlobStore {
   /** Size of an object, or null if there is none. */
   head(key: string): Promise<{ sizeBytes: number } | null>;
   delete(key: string): Promise<void>;
-  /** Move a local file in as `key` (local: a rename; S3: an upload, the file kept as the local copy). */
-  putFile(key: string, file: string): Promise<void>;
+  /**
+   * Move a local file in as `key` (local: a rename; S3: an upload, the file kept as the local copy). `gzipped`: S3
+   * keeps it as `<key>.gz` (a memory image: mostly zeros); `localFile` with `gzipped` gives it back.
+   */
+  putFile(key: string, file: string, opts?: { gzipped?: boolean }): Promise<void>;
   /**
    * A local path with `key`'s bytes, for what needs a file (QEMU): the object itself, or a cached download.
-   * `gzipped`: the object is `<key>.gz`, and the local file its bytes (zero blocks as holes).
+   * `gzipped`: the object may be `<key>.gz` (`if-stored`: if there is one, else `key`, as stored before), and the
+   * local file its bytes with zero blocks as holes.
    */
-  localFile(key: string, opts?: { gzipped?: boolean }): Promise<string>;
+  localFile(key: string, opts?: { gzipped?: Gzipped }): Promise<string>;
   /**
    * `file` holds `key`'s bytes (it was just uploaded from it): `localFile` may answer with a hard link to it instead of
    * downloading them (S3; nothing to do for a local store, or across filesystems).
@@ -82,6 +86,14 @@ export interface BlobStore {
   /** Drop this server's local copy of `key`; the object stays. */
   forgetLocal(key: string): void;
 }
+
+/** `file` read gzipped (level 1: fast, and zeros shrink as much as at any level); a read error fails the stream. */
+export function gzipStream(file: string): Readable {
+  return streamPipeline(fs.createReadStream(file), createGzip({ level: 1 }), () => undefined);
+}
+
+/** Whether an object is stored gzipped as `<key>.gz`: yes, no, or whichever is there. */
+export type Gzipped = boolean | 'if-stored';
 
 export interface BlobListing {
   key: string;
@@ -164,10 +176,10 @@ export class LocalBlobStore implements BlobStore {
     fsyncPath(path.dirname(target));
   }
 
-  async localFile(key: string, opts: { gzipped?: boolean } = {}): Promise<string> {
+  async localFile(key: string, opts: { gzipped?: Gzipped } = {}): Promise<string> {
     const file = this.file(key);
-    // a gzipped object's bytes are kept beside it, as the object `key`
-    if (opts.gzipped && !fs.existsSync(file))
+    // a gzipped object's bytes are kept beside it, as the object `key` (putFile keeps none gzipped here)
+    if (opts.gzipped && !fs.existsSync(file) && fs.existsSync(this.file(`${key}.gz`)))
       await writeFileAtomically(file, await this.get(`${key}.gz`), { mode: 0o444, gunzip: true });
     if (!fs.existsSync(file)) throw new BlobNotFoundError(key, this.dir);
     return file;

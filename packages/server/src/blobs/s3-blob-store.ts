@@ -18,6 +18,8 @@ import {
   BlobNotFoundError,
   type BlobStore,
   checkKey,
+  type Gzipped,
+  gzipStream,
   filesUnder,
   writeFileAtomically,
 } from './blob-store.js';
@@ -86,9 +88,10 @@ export class S3BlobStore implements BlobStore {
     return path.join(this.cacheDir, checkKey(key));
   }
 
-  async putFile(key: string, file: string): Promise<void> {
+  async putFile(key: string, file: string, opts: { gzipped?: boolean } = {}): Promise<void> {
     // error-listener: lib-storage's Upload reads it with for-await, so a read error rejects the upload
-    await this.put(key, fs.createReadStream(file));
+    if (opts.gzipped) await this.put(`${key}.gz`, gzipStream(file));
+    else await this.put(key, fs.createReadStream(file));
     const local = this.cached(key);
     fs.mkdirSync(path.dirname(local), { recursive: true, mode: 0o711 });
     fs.renameSync(file, local);
@@ -107,13 +110,11 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  async localFile(key: string, opts: { gzipped?: boolean } = {}): Promise<string> {
+  async localFile(key: string, opts: { gzipped?: Gzipped } = {}): Promise<string> {
     const local = this.cached(key);
-    if (!fs.existsSync(local))
-      await writeFileAtomically(local, await this.get(opts.gzipped ? `${key}.gz` : key), {
-        mode: 0o444,
-        gunzip: opts.gzipped,
-      });
+    if (fs.existsSync(local)) return local;
+    const gzipped = opts.gzipped === 'if-stored' ? (await this.head(`${key}.gz`)) !== null : (opts.gzipped ?? false);
+    await writeFileAtomically(local, await this.get(gzipped ? `${key}.gz` : key), { mode: 0o444, gunzip: gzipped });
     return local;
   }
 

@@ -17,7 +17,16 @@ import { parseDockerfile } from './dockerfile.js';
 import { AppZip, ZipError } from './zip.js';
 import type { DiskReserve } from '../disk-reserve.js';
 import type { SnapshotFiles } from '../vmm/machine.js';
-import { artifactKey, buildVersion, LAYER, PREFETCH, SNAPSHOT_FILES, type VersionBuildDeps } from './version-build.js';
+import {
+  artifactKey,
+  buildVersion,
+  gzippedIn,
+  LAYER,
+  PREFETCH,
+  SNAPSHOT_FILES,
+  SNAPSHOT_OBJECTS,
+  type VersionBuildDeps,
+} from './version-build.js';
 import type { PageRanges } from '../vmm/page-prefetch.js';
 import { buffer } from 'node:stream/consumers';
 
@@ -276,10 +285,11 @@ export class ImageService {
   /** The stored size of each artifact of a version (null where there is none: not built, or failed). */
   async artifactSizes(record: ImageVersionRecord): Promise<Record<'zip' | 'layer' | 'memory' | 'disk', number | null>> {
     const size = async (file: string) => (await this.deps.blobs.head(this.key(record, file)))?.sizeBytes ?? null;
-    const [zip, layer, memory, disk] = await Promise.all(
-      ['app.zip', LAYER, 'snapshot/memory', 'snapshot/disk.qcow2'].map(size),
+    const [zip, layer, memory, memoryGzipped, disk] = await Promise.all(
+      ['app.zip', LAYER, ...SNAPSHOT_OBJECTS.filter((f) => f.includes('memory')), 'snapshot/disk.qcow2'].map(size),
     );
-    return { zip, layer, memory, disk };
+    // S3 keeps the memory gzipped
+    return { zip, layer, memory: memory ?? memoryGzipped, disk };
   }
 
   /** The version to launch: the one asked for, or the newest SUCCESSFUL one. */
@@ -328,7 +338,7 @@ export class ImageService {
   private async snapshotOf(record: ImageVersionRecord): Promise<LaunchableImage['snapshot']> {
     try {
       const [memoryPath, statePath, diskPath, manifestPath] = await Promise.all(
-        SNAPSHOT_FILES.map((file) => this.deps.blobs.localFile(this.key(record, file))),
+        SNAPSHOT_FILES.map((file) => this.deps.blobs.localFile(this.key(record, file), { gzipped: gzippedIn(file) })),
       );
       const manifest = JSON.parse(fs.readFileSync(manifestPath, 'utf8')) as VmShape;
       const prefetch = this.deps.config.pagePrefetch ? await this.prefetchOf(record) : null;
@@ -388,7 +398,7 @@ export class ImageService {
     }
     for (const v of versions) {
       await this.deps.store.deleteImageVersion(tenantId, name, v.version);
-      for (const file of ['app.zip', LAYER, ...SNAPSHOT_FILES, PREFETCH])
+      for (const file of ['app.zip', LAYER, ...SNAPSHOT_OBJECTS, PREFETCH])
         await this.deps.blobs.delete(this.key(v, file));
       this.prefetches.delete(this.key(v, PREFETCH));
       fs.rmSync(this.dirOf(tenantId, name, v.version), { recursive: true, force: true });

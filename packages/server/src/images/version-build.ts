@@ -17,7 +17,7 @@ import type { Logger } from '../log.js';
 import type { RuntimeRegistry } from '../runtimes/registry.js';
 import type { Store } from '../store/types.js';
 import type { Accelerator } from '../vmm/qemu-args.js';
-import type { BlobStore } from '../blobs/blob-store.js';
+import type { BlobStore, Gzipped } from '../blobs/blob-store.js';
 import type { SystemVms } from '../system-vms.js';
 import type { VmNetworks } from '../network/vm-networks.js';
 import { AppZip } from './zip.js';
@@ -45,6 +45,11 @@ export interface VersionBuildDeps {
 export const LAYER = 'layer.qcow2';
 /** The manifest last: it is written once the others are in place. */
 export const SNAPSHOT_FILES = ['snapshot/memory', 'snapshot/state', 'snapshot/disk.qcow2', 'snapshot/manifest.json'];
+/** The snapshot's memory image: gzipped in S3 (mostly zeros), read back with `if-stored` (versions from before). */
+const SNAPSHOT_MEMORY = 'snapshot/memory';
+export const gzippedIn = (file: string): Gzipped => (file === SNAPSHOT_MEMORY ? 'if-stored' : false);
+/** What a version's snapshot may hold in the blob store: its files, its memory gzipped. */
+export const SNAPSHOT_OBJECTS = [...SNAPSHOT_FILES, `${SNAPSHOT_MEMORY}.gz`];
 /** The memory pages the validate step touched (JSON PageRanges), read ahead by later launches. */
 export const PREFETCH = 'snapshot/prefetch.json';
 const WARM_TIMEOUT_MS = 10_000;
@@ -128,7 +133,7 @@ export async function buildVersion(deps: VersionBuildDeps, record: ImageVersionR
       ? `${failure.message}${failure.outputTail ? `\n--- output (tail) ---\n${failure.outputTail}` : ''}`
       : `the build could not run: ${(err as Error).message}`;
     log.write(`==> FAILED: ${reason}\n`);
-    for (const built of [LAYER, ...SNAPSHOT_FILES, PREFETCH])
+    for (const built of [LAYER, ...SNAPSHOT_OBJECTS, PREFETCH])
       await deps.blobs.delete(artifactKey(record, built)).catch(() => undefined);
     await deps.store.updateImageVersion(tenantId, name, version, {
       state: 'FAILED',
@@ -186,7 +191,9 @@ async function takeAppSnapshot(
   );
   // the manifest last: a snapshot without one is not used
   for (const file of SNAPSHOT_FILES)
-    await deps.blobs.putFile(artifactKey(record, file), path.join(work, path.basename(file)));
+    await deps.blobs.putFile(artifactKey(record, file), path.join(work, path.basename(file)), {
+      gzipped: file === SNAPSHOT_MEMORY,
+    });
 }
 
 /**
@@ -200,7 +207,9 @@ async function validateSnapshot(
   vmDir: string,
 ): Promise<PageRanges> {
   const [memoryPath, statePath, diskPath] = await Promise.all(
-    SNAPSHOT_FILES.slice(0, 3).map((file) => deps.blobs.localFile(artifactKey(record, file))),
+    SNAPSHOT_FILES.slice(0, 3).map((file) =>
+      deps.blobs.localFile(artifactKey(record, file), { gzipped: gzippedIn(file) }),
+    ),
   );
   const shape = shapeOf(deps, record);
   const owner = `validate-${path.basename(path.dirname(vmDir))}`;

@@ -15,14 +15,12 @@
 // a header write; never the VM's data).
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { pipeline } from 'node:stream';
-import { createGzip } from 'node:zlib';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { CapsuleError, ErrorCode } from '@capsule/protocol';
 import { buffer } from 'node:stream/consumers';
-import { type BlobStore, writeFileAtomically } from '../blobs/blob-store.js';
+import { type BlobStore, gzipStream, writeFileAtomically } from '../blobs/blob-store.js';
 import type { Logger } from '../log.js';
 import { sha256Of } from '../snapshots/capture.js';
 import type { MicroVMRecord, Store } from '../store/types.js';
@@ -36,8 +34,6 @@ export const MANIFEST = 'manifest.json';
 const BASE_FILES = ['memory', 'disk.qcow2', 'state'] as const;
 /** Base files uploaded gzipped (`<name>.gz`): a memory image is mostly zeros (512 MiB went up as 52 MB). */
 const GZIPPED: ReadonlySet<string> = new Set(['memory']);
-/** Fast: the upload is once per base, in the background, and the level barely changes the size of zeros. */
-const GZIP_LEVEL = 1;
 /** Written last under a base's prefix: the base is whole. */
 const BASE_READY = 'ready';
 
@@ -224,11 +220,7 @@ export class SuspendedStates {
 
   /** A gzipped copy of `file` as `key` (the file stays). */
   private uploadGzipped(key: string, file: string): Promise<unknown> {
-    // the pipeline destroys the gzip stream with a read error, so the upload rejects
-    return this.deps.blobs.put(
-      key,
-      pipeline(fs.createReadStream(file), createGzip({ level: GZIP_LEVEL }), () => undefined),
-    );
+    return this.deps.blobs.put(key, gzipStream(file));
   }
 
   /** A copy of `file` as `key` (the file stays). */
