@@ -167,6 +167,14 @@ export function networkNamespaces(dataDir: string): Array<{ netns: string; vmId:
 /** After a test killed its server: remove the namespaces it left (what its next start would sweep). */
 export function removeNetworkNamespaces(dataDir: string): void {
   for (const { netns } of networkNamespaces(dataDir)) {
+    // what ran in it outlives a killed server (its flow readers): gone first, as the server's own sweep does
+    const pids = spawnSync('ip', ['netns', 'pids', netns], { encoding: 'utf8' }).stdout ?? '';
+    for (const pid of pids.split('\n').filter(Boolean))
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // gone already
+      }
     spawnSync('ip', ['link', 'del', `cvh${netns.slice('capsule-'.length)}`]);
     spawnSync('ip', ['netns', 'del', netns]);
     fs.rmSync(path.join('/run/capsule/netns', netns), { force: true });

@@ -89,6 +89,7 @@ export interface BlobStore {
 
 /** `file` read gzipped (level 1: fast, and zeros shrink as much as at any level); a read error fails the stream. */
 export function gzipStream(file: string): Readable {
+  // error-listener: the pipeline destroys the gzip stream with the read error, which fails whoever reads it
   return streamPipeline(fs.createReadStream(file), createGzip({ level: 1 }), () => undefined);
 }
 

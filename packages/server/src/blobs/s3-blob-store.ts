@@ -89,9 +89,9 @@ export class S3BlobStore implements BlobStore {
   }
 
   async putFile(key: string, file: string, opts: { gzipped?: boolean } = {}): Promise<void> {
+    const body = opts.gzipped ? gzipStream(file) : null;
     // error-listener: lib-storage's Upload reads it with for-await, so a read error rejects the upload
-    if (opts.gzipped) await this.put(`${key}.gz`, gzipStream(file));
-    else await this.put(key, fs.createReadStream(file));
+    await this.put(body ? `${key}.gz` : key, body ?? fs.createReadStream(file));
     const local = this.cached(key);
     fs.mkdirSync(path.dirname(local), { recursive: true, mode: 0o711 });
     fs.renameSync(file, local);
