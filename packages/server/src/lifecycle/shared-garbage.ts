@@ -9,11 +9,10 @@
 // What keeps a suspended state: its record naming it, a resume holding its VM, or an object of it written within
 // GRACE_MS (a publish records its key last).
 import path from 'node:path';
-import { buffer } from 'node:stream/consumers';
 import { BlobNotFoundError, type BlobListing, type BlobStore } from '../blobs/blob-store.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/types.js';
-import { basePrefix, MANIFEST, type SuspendedManifest } from './suspended-transfer.js';
+import { basePrefix, manifestOf } from './suspended-transfer.js';
 
 const GRACE_MS = 60 * 60_000;
 const ROUND_MS = 60 * 60_000;
@@ -39,7 +38,9 @@ function grouped(objects: BlobListing[], groupOf: (key: string) => string): Map<
   const groups = new Map<string, BlobListing[]>();
   for (const object of objects) {
     const group = groupOf(object.key);
-    groups.set(group, [...(groups.get(group) ?? []), object]);
+    const members = groups.get(group);
+    if (members) members.push(object);
+    else groups.set(group, [object]);
   }
   return groups;
 }
@@ -125,8 +126,8 @@ export class SharedGarbage {
     const bases = new Set<string>();
     for (const key of keys) {
       try {
-        const manifest = JSON.parse((await buffer(await this.deps.blobs.get(`${key}/${MANIFEST}`))).toString());
-        if ((manifest as SuspendedManifest).base) bases.add((manifest as SuspendedManifest).base!);
+        const { base } = await manifestOf(this.deps.blobs, key);
+        if (base) bases.add(base);
       } catch (err) {
         if (!(err instanceof BlobNotFoundError)) throw err; // unknown: no base may go this round
       }

@@ -30,7 +30,7 @@ import { BACKING_RECORD } from '../vmm/launch-disk.js';
 import { LEGACY_MARK } from '../vmm/machine.js';
 
 const execFileAsync = promisify(execFile);
-export const MANIFEST = 'manifest.json';
+const MANIFEST = 'manifest.json';
 const BASE_FILES = ['memory', 'disk.qcow2', 'state'] as const;
 /** Base files uploaded gzipped (`<name>.gz`): a memory image is mostly zeros (512 MiB went up as 52 MB). */
 const GZIPPED: ReadonlySet<string> = new Set(['memory']);
@@ -42,11 +42,19 @@ interface BaseReady {
   gzipped?: string[];
 }
 
-export interface SuspendedManifest {
+interface SuspendedManifest {
   format: 1;
   /** The base's prefix (`bases/<sha>/<generation>`, or `bases/<sha>` before generations); null: the VM booted. */
   base: string | null;
 }
+
+async function readJson<T>(blobs: BlobStore, key: string): Promise<T> {
+  return JSON.parse((await buffer(await blobs.get(key))).toString()) as T;
+}
+
+/** The manifest of the state published under `key`: what base, if any, it is a delta over. */
+export const manifestOf = (blobs: BlobStore, key: string): Promise<SuspendedManifest> =>
+  readJson<SuspendedManifest>(blobs, `${key}/${MANIFEST}`);
 
 /** Where a generation of a snapshot's base lives (store/shared-bases.ts). */
 export const basePrefix = (sha: string, generation: string): string => `bases/${sha}/${generation}`;
@@ -170,15 +178,11 @@ export class SuspendedStates {
     fs.rmSync(dir, { recursive: true, force: true });
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     try {
-      const manifest = JSON.parse(
-        (await buffer(await blobs.get(`${key}/${MANIFEST}`))).toString(),
-      ) as SuspendedManifest;
+      const manifest = await manifestOf(blobs, key);
       const diskPath = path.join(dir, 'disk.qcow2');
       await writeFileAtomically(diskPath, await blobs.get(`${key}/disk.qcow2`), { durable: true });
       if (manifest.base) {
-        const ready = JSON.parse(
-          (await buffer(await blobs.get(`${manifest.base}/${BASE_READY}`))).toString(),
-        ) as BaseReady;
+        const ready = await readJson<BaseReady>(blobs, `${manifest.base}/${BASE_READY}`);
         const [memoryPath, baseDisk, statePath] = await Promise.all(
           BASE_FILES.map((name) =>
             blobs.localFile(`${manifest.base}/${name}`, { gzipped: ready.gzipped?.includes(name) ?? false }),

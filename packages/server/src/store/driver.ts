@@ -48,3 +48,7 @@ export function storeUnavailable(
     cause: err,
   });
 }
+
+/** `$from, $from+1, …`: `count` numbered parameters, for a list of values (`IN (…)`, a row of `VALUES (…)`). */
+export const placeholders = (count: number, from = 1): string =>
+  Array.from({ length: count }, (_, i) => `$${from + i}`).join(', ');

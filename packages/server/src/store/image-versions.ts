@@ -1,7 +1,7 @@
 // Image versions in SQL: the rows of image_versions, and the tombstones deletions leave (image_tombstones), so
 // a repeated AWS delete answers DELETED rather than not found. Version 0 in a tombstone is the whole image.
 import type { BuildPlan } from '../images/build-plan.js';
-import type { Row, SqlExecutor } from './driver.js';
+import { placeholders, type Row, type SqlExecutor } from './driver.js';
 import { dropTagsOfGoneImage } from './image-tags.js';
 import type { ImageBuildState } from '@capsule/protocol';
 import type { ImageVersionPatch, ImageVersionRecord } from './types.js';
@@ -140,13 +140,12 @@ export async function listImageVersionsInStates(
   buildHostId?: string,
 ): Promise<ImageVersionRecord[]> {
   if (states.length === 0) return [];
-  const placeholders = states.map((_, i) => `$${i + 1}`).join(', ');
   const onHost =
     buildHostId === undefined ? '' : ` AND (build_host_id = $${states.length + 1} OR build_host_id IS NULL)`;
   const params = buildHostId === undefined ? states : [...states, buildHostId];
-  return (await db.query(`SELECT * FROM image_versions WHERE state IN (${placeholders})${onHost}`, params)).map(
-    imageFromRow,
-  );
+  return (
+    await db.query(`SELECT * FROM image_versions WHERE state IN (${placeholders(states.length)})${onHost}`, params)
+  ).map(imageFromRow);
 }
 
 async function tombstone(db: SqlExecutor, tenantId: string, name: string, version: number, now: Date): Promise<void> {

@@ -1,8 +1,8 @@
 // Lists of MicroVM records: a tenant's page (filters, metadata, cursor), every server's in some states, a host's
 // left holding what it ran, and those changed since a time (the event stream's replay).
 import type { MicroVMState } from '@capsule/protocol';
-import type { SqlDriver, SqlExecutor } from './driver.js';
-import { fromRow, placeholders } from './microvm-rows.js';
+import { placeholders, type SqlDriver, type SqlExecutor } from './driver.js';
+import { fromRow } from './microvm-rows.js';
 import type { ListFilter, MicroVMRecord } from './types.js';
 
 /** A tenant's page of MicroVMs by id, filtered. */
@@ -30,33 +30,37 @@ export async function listMicroVMs(db: SqlDriver, filter: ListFilter): Promise<M
   return rows.map(fromRow);
 }
 
-/** Every tenant's MicroVMs in these states; with `hostId`, only that host's. */
-export async function listMicroVMsInStates(
+/** MicroVMs in `states`, those whose `column` is `value` when one is given. */
+async function inStates(
   db: SqlExecutor,
   states: MicroVMState[],
-  hostId?: string,
+  where: { column: 'host_id' | 'tenant_id'; value: string } | null,
 ): Promise<MicroVMRecord[]> {
   if (states.length === 0) return [];
-  const onHost = hostId === undefined ? '' : ` AND host_id = $${states.length + 1}`;
   const rows = await db.query(
-    `SELECT * FROM microvms WHERE state IN (${placeholders(states.length)})${onHost}`,
-    hostId === undefined ? states : [...states, hostId],
+    `SELECT * FROM microvms WHERE state IN (${placeholders(states.length)})` +
+      (where ? ` AND ${where.column} = $${states.length + 1}` : ''),
+    where ? [...states, where.value] : states,
   );
   return rows.map(fromRow);
 }
 
+/** Every tenant's MicroVMs in these states; with `hostId`, only that host's. */
+export function listMicroVMsInStates(
+  db: SqlExecutor,
+  states: MicroVMState[],
+  hostId?: string,
+): Promise<MicroVMRecord[]> {
+  return inStates(db, states, hostId === undefined ? null : { column: 'host_id', value: hostId });
+}
+
 /** One tenant's MicroVMs in these states, on any host. */
-export async function listTenantMicroVMsInStates(
+export function listTenantMicroVMsInStates(
   db: SqlExecutor,
   tenantId: string,
   states: MicroVMState[],
 ): Promise<MicroVMRecord[]> {
-  if (states.length === 0) return [];
-  const rows = await db.query(
-    `SELECT * FROM microvms WHERE state IN (${placeholders(states.length)}) AND tenant_id = $${states.length + 1}`,
-    [...states, tenantId],
-  );
-  return rows.map(fromRow);
+  return inStates(db, states, { column: 'tenant_id', value: tenantId });
 }
 
 /** `hostId`'s MicroVMs that run nothing (SUSPENDED, FAILED, TERMINATED) yet name a QEMU or a namespace there. */

@@ -51,7 +51,3 @@ export function fromRow(row: Row): MicroVMRecord {
     record[field] = kind === 'json' ? JSON.parse(row[column] as string) : row[column];
   return record as unknown as MicroVMRecord;
 }
-
-/** `$from, $from+1, …`: `count` numbered parameters. */
-export const placeholders = (count: number, from = 1): string =>
-  Array.from({ length: count }, (_, i) => `$${from + i}`).join(', ');

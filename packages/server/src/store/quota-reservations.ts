@@ -5,10 +5,8 @@
 // A reservation its server never released (it crashed) ends at its expiry, when its host restarts, or when its host
 // is given up.
 import type { MicroVMState } from '@capsule/protocol';
-import type { SqlDriver, SqlExecutor } from './driver.js';
+import { placeholders, type SqlDriver, type SqlExecutor } from './driver.js';
 import type { QuotaReservation, TenantUsage } from './types.js';
-
-const placeholders = (n: number, from: number) => Array.from({ length: n }, (_, i) => `$${i + from}`).join(', ');
 
 /**
  * The tenant's VMs in `states` and its live reservations of VMs not yet counted, read in one statement: one snapshot.

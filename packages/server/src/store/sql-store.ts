@@ -2,7 +2,7 @@
 // Same schema (migrations.ts), same queries; only the JSON metadata lookup differs by dialect.
 import { MicroVMChanges } from './microvm-changes.js';
 import type { ImageBuildState, MicroVMState, TenantQuotas } from '@capsule/protocol';
-import type { Row, SqlDriver } from './driver.js';
+import { placeholders, type Row, type SqlDriver } from './driver.js';
 import { MIGRATIONS } from './migrations.js';
 import type {
   ApiKeyRecord,
@@ -31,7 +31,7 @@ import * as idempotency from './idempotency-tokens.js';
 import * as lists from './microvm-lists.js';
 import * as bases from './shared-bases.js';
 import type { SharedBaseRecord } from './shared-bases.js';
-import { fromRow, placeholders, toColumns } from './microvm-rows.js';
+import { fromRow, toColumns } from './microvm-rows.js';
 
 const tenantFromRow = (row: Row): TenantRecord => ({
   id: row.id as string,
